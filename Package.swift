@@ -1,0 +1,97 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// One set of settings for every target: Swift 6 language mode with strict concurrency.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "duban",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "duban-registry", targets: ["duban-registry"]),
+        .executable(name: "duban-ingest", targets: ["duban-ingest"]),
+        .executable(name: "duban-cases", targets: ["duban-cases"]),
+        .executable(name: "duban-notify", targets: ["duban-notify"]),
+        .executable(name: "duban", targets: ["DubanCLI"]),
+        .library(name: "Messaging", targets: ["Messaging"]),
+        .library(name: "Schema", targets: ["Schema"]),
+        .library(name: "ServiceKit", targets: ["ServiceKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // Debian's libzmq (libzmq3-dev), found through pkg-config.
+        .systemLibrary(
+            name: "CZeroMQ",
+            path: "Shared/CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .target(
+            name: "Messaging",
+            dependencies: [
+                "CZeroMQ", "Schema",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/Messaging",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Schema",
+            path: "Shared/Schema",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ServiceKit",
+            dependencies: [
+                "Messaging", "Schema",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Shared/ServiceKit",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "DubanTesting",
+            dependencies: ["Messaging", "Schema", "ServiceKit"],
+            path: "Shared/DubanTesting",
+            swiftSettings: swiftSettings
+        ),
+        .target(name: "TaskRegistry", dependencies: ["ServiceKit"], path: "Services/TaskRegistry", swiftSettings: swiftSettings),
+        .target(name: "IndicatorIngest", dependencies: ["ServiceKit"], path: "Services/IndicatorIngest", swiftSettings: swiftSettings),
+        .target(name: "CaseTracking", dependencies: ["ServiceKit"], path: "Services/CaseTracking", swiftSettings: swiftSettings),
+        .target(name: "Notifications", dependencies: ["ServiceKit"], path: "Services/Notifications", swiftSettings: swiftSettings),
+        .executableTarget(name: "duban-registry", dependencies: ["TaskRegistry"], path: "Services/Executables/duban-registry", swiftSettings: swiftSettings),
+        .executableTarget(name: "duban-ingest", dependencies: ["IndicatorIngest"], path: "Services/Executables/duban-ingest", swiftSettings: swiftSettings),
+        .executableTarget(name: "duban-cases", dependencies: ["CaseTracking"], path: "Services/Executables/duban-cases", swiftSettings: swiftSettings),
+        .executableTarget(name: "duban-notify", dependencies: ["Notifications"], path: "Services/Executables/duban-notify", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "DubanCLI",
+            dependencies: [
+                "Messaging", "Schema", "ServiceKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/CLI",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "MessagingTests", dependencies: ["Messaging", "DubanTesting"], path: "Tests/MessagingTests", swiftSettings: swiftSettings),
+        .testTarget(name: "SchemaTests", dependencies: ["Schema"], path: "Tests/SchemaTests", swiftSettings: swiftSettings),
+        .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "DubanTesting"], path: "Tests/ServiceKitTests", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["DubanTesting", "Messaging", "Schema"],
+            path: "Tests/EndToEndTests",
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

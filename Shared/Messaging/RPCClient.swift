@@ -1,0 +1,178 @@
+import Foundation
+import Logging
+import Schema
+import Synchronization
+
+/// Why a call did not get an answer.
+public enum RPCClientError: Error, CustomStringConvertible, Sendable {
+    /// No reply after every attempt; the request may or may not have been applied (a retry with
+    /// the same key is safe).
+    case timeout(type: String, endpoint: String, attempts: Int)
+    case closed
+    case badReply(String)
+
+    public var description: String {
+        switch self {
+        case .timeout(let type, let endpoint, let attempts): return "no reply to \(type) from \(endpoint) after \(attempts) attempt(s)"
+        case .closed: return "client is closed"
+        case .badReply(let why): return "unreadable reply: \(why)"
+        }
+    }
+}
+
+/// A request/reply client for one service's rpc endpoint.
+///
+/// It speaks REQ-compatible framing over a DEALER socket (`[empty][payload]`), so many calls can
+/// be in flight at once and replies are matched by `re`. A call that times out is sent again with
+/// the same idempotency key (the guide's Lazy Pirate pattern): a lost reply never applies a
+/// change twice. Mutating types get a fresh key per call unless the caller names one.
+public final class RPCClient: Sendable {
+    public let endpoint: String
+    /// Sent as the envelope's `from`.
+    public let from: String?
+    private let loop: ZMQPollLoop
+    private let ownsLoop: Bool
+    private let socket: SocketID
+    private let pending = Mutex<[String: CheckedContinuation<Data, any Error>]>([:])
+    private let closed = Atomic<Bool>(false)
+
+    /// Connects to `endpoint`. The socket lives on `loop`, or on a loop of its own.
+    public static func connect(
+        to endpoint: String, from: String? = nil, loop: ZMQPollLoop? = nil, curve: ZMQCurve? = nil
+    ) async throws -> RPCClient {
+        let ownLoop = loop == nil
+        let loop = loop ?? ZMQPollLoop(name: "client")
+        let box = ReplyRouter()
+        do {
+            let socket = try await loop.addSocket(
+                .dealer, options: ZMQSocketOptions(sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000, curve: curve),
+                setup: { try $0.connect(endpoint) },
+                onMessage: { frames in box.deliver(frames) })
+            let client = RPCClient(endpoint: endpoint, from: from, loop: loop, ownsLoop: ownLoop, socket: socket)
+            box.client.withLock { $0 = client }
+            return client
+        } catch {
+            if ownLoop { await loop.shutdown() }
+            throw error
+        }
+    }
+
+    private init(endpoint: String, from: String?, loop: ZMQPollLoop, ownsLoop: Bool, socket: SocketID) {
+        self.endpoint = endpoint
+        self.from = from
+        self.loop = loop
+        self.ownsLoop = ownsLoop
+        self.socket = socket
+    }
+
+    /// Calls `type` with `body` and decodes the reply body as `Reply`; an error reply is thrown as `ErrorBody`.
+    public func call<Body: Encodable & Sendable, Reply: Decodable & Sendable>(
+        _ type: String, _ body: Body, as reply: Reply.Type = Reply.self, key: String? = nil,
+        timeout: Duration = .seconds(5), retries: Int = 2
+    ) async throws -> Reply {
+        let frame = try await callRaw(type, body, key: key, timeout: timeout, retries: retries)
+        let envelope: ReplyEnvelope<Reply>
+        do {
+            envelope = try WireCoding.decoder().decode(ReplyEnvelope<Reply>.self, from: frame)
+        } catch {
+            // An error reply has no body to decode as `Reply`: read it as an error.
+            if let failed = try? WireCoding.decoder().decode(ReplyEnvelope<JSONValue>.self, from: frame), !failed.ok, let error = failed.error {
+                throw error
+            }
+            throw RPCClientError.badReply("\(error)")
+        }
+        return try envelope.result()
+    }
+
+    /// Calls `type` and returns the raw reply frame.
+    public func callRaw<Body: Encodable & Sendable>(
+        _ type: String, _ body: Body, key: String? = nil, timeout: Duration = .seconds(5), retries: Int = 2
+    ) async throws -> Data {
+        let key = key ?? (MutatingTypes.all.contains(type) ? UUID().uuidString.lowercased() : nil)
+        let attempts = max(1, retries + 1)
+        for _ in 0..<attempts {
+            let envelope = RequestEnvelope(type: type, from: from, key: key, body: body)
+            let payload = try WireCoding.encode(envelope)
+            if let reply = try await send(payload: payload, id: envelope.id, timeout: timeout) { return reply }
+        }
+        throw RPCClientError.timeout(type: type, endpoint: endpoint, attempts: attempts)
+    }
+
+    /// Sends a payload as it is (for tests of malformed input) and waits for the reply with `re == id`;
+    /// nil on timeout.
+    public func send(payload: Data, id: String, timeout: Duration) async throws -> Data? {
+        guard !closed.load(ordering: .acquiring) else { throw RPCClientError.closed }
+        let timer = Task { [self] in
+            try? await Task.sleep(for: timeout)
+            let waiter = pending.withLock { $0.removeValue(forKey: id) }
+            waiter?.resume(throwing: CancellationError())
+        }
+        defer { timer.cancel() }
+        do {
+            let reply: Data = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Data, any Error>) -> Void in
+                pending.withLock { $0[id] = continuation }
+                loop.send(socket, [Data(), payload])
+            }
+            return reply
+        } catch is CancellationError {
+            return nil
+        }
+    }
+
+    /// Sends raw frames and waits for the next reply whatever its `re` (for tests of garbage input).
+    public func sendUnmatched(frames: [Data], timeout: Duration) async throws -> Data? {
+        let id = "*"
+        let timer = Task { [self] in
+            try? await Task.sleep(for: timeout)
+            let waiter = pending.withLock { $0.removeValue(forKey: id) }
+            waiter?.resume(throwing: CancellationError())
+        }
+        defer { timer.cancel() }
+        do {
+            let reply: Data = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Data, any Error>) -> Void in
+                pending.withLock { $0[id] = continuation }
+                loop.send(socket, frames)
+            }
+            return reply
+        } catch is CancellationError {
+            return nil
+        }
+    }
+
+    fileprivate func deliver(_ frames: [Data]) {
+        // REQ-compatible framing: [empty][payload].
+        guard let payload = frames.last, frames.count >= 1 else { return }
+        let re = (try? WireCoding.decoder().decode(ReplyHeader.self, from: payload))?.re
+        let waiter = pending.withLock { pending -> CheckedContinuation<Data, any Error>? in
+            if let re, let waiter = pending.removeValue(forKey: re) { return waiter }
+            return pending.removeValue(forKey: "*")
+        }
+        // No waiter: the reply to an attempt that already timed out, or to a call answered by a retry.
+        waiter?.resume(returning: payload)
+    }
+
+    /// Closes the socket (and the loop, if it is the client's own). Calls in flight fail with `closed`.
+    public func close() async {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let waiters = pending.withLock { pending -> [CheckedContinuation<Data, any Error>] in
+            defer { pending.removeAll() }
+            return Array(pending.values)
+        }
+        for waiter in waiters { waiter.resume(throwing: RPCClientError.closed) }
+        await loop.closeSocket(socket)
+        if ownsLoop { await loop.shutdown() }
+    }
+}
+
+private struct ReplyHeader: Decodable {
+    var re: String?
+}
+
+/// Hands replies from the loop thread to the client, which exists only once the socket does.
+private final class ReplyRouter: Sendable {
+    let client = Mutex<RPCClient?>(nil)
+
+    func deliver(_ frames: [Data]) {
+        client.withLock { $0 }?.deliver(frames)
+    }
+}

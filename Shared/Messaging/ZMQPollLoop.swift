@@ -1,0 +1,277 @@
+import CZeroMQ
+import Foundation
+import Logging
+import Synchronization
+
+/// A token for a socket owned by a `ZMQPollLoop`; safe to pass between threads.
+public struct SocketID: Hashable, Sendable {
+    let value: Int
+}
+
+/// A dedicated thread that owns a set of ZeroMQ sockets and runs `zmq_poll` over them.
+///
+/// ZeroMQ sockets are not thread-safe and Debian's libzmq has no DRAFT API (no thread-safe
+/// sockets, no `zmq_poller`), so every socket is created, used and closed on this one thread.
+/// Other threads talk to it through a locked command queue and an eventfd that `zmq_poll`
+/// watches beside the sockets: writing to the eventfd is async-signal-safe and thread-safe, which
+/// a shared inproc socket would not be. Received messages are handed to the socket's callback on
+/// the loop thread; callbacks must be quick (yield into an `AsyncStream`, resume a continuation).
+/// The thread never runs on Swift's cooperative pool, so blocking in `zmq_poll` starves nobody.
+public final class ZMQPollLoop: @unchecked Sendable {
+    // @unchecked: mutable state is either guarded by `shared` or touched only on the loop thread.
+
+    public typealias MessageHandler = @Sendable ([Data]) -> Void
+
+    private struct Shared {
+        var commands: [@Sendable (LoopState) -> Void] = []
+        var stopping = false
+        var nextID = 0
+    }
+
+    /// State owned by the loop thread.
+    final class LoopState {
+        var sockets: [Int: ZMQSocket] = [:]
+        var handlers: [Int: MessageHandler] = [:]
+        /// Messages that could not be sent without blocking, retried when the socket is writable.
+        var pending: [Int: [[Data]]] = [:]
+    }
+
+    public let context: ZMQContext
+    public let name: String
+    private let logger: Logger
+    private let shared = Mutex(Shared())
+    private let wakeFD: Int32
+    private let pollTimeoutMilliseconds: Int
+    private let finished = Mutex<[CheckedContinuation<Void, Never>]?>([])
+    private let maxPendingPerSocket: Int
+
+    /// Starts the loop's thread.
+    /// - Parameters:
+    ///   - pollTimeoutMilliseconds: the finite `zmq_poll` timeout; wake-ups make it rarely matter.
+    ///   - maxPendingPerSocket: messages kept for a socket that cannot send now; beyond it they are dropped and logged.
+    public init(
+        context: ZMQContext = ZMQContext(), name: String, logger: Logger = Logger(label: "duban.zmq"),
+        pollTimeoutMilliseconds: Int = 250, maxPendingPerSocket: Int = 100_000
+    ) {
+        self.context = context
+        self.name = name
+        self.logger = logger
+        self.pollTimeoutMilliseconds = pollTimeoutMilliseconds
+        self.maxPendingPerSocket = maxPendingPerSocket
+        self.wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        let thread = Thread { [self] in self.run() }
+        thread.name = "zmq-\(name)"
+        thread.start()
+    }
+
+    deinit {
+        close(wakeFD)
+    }
+
+    // MARK: API for any thread
+
+    /// Creates a socket on the loop thread, applies `options`, runs `setup` (bind/connect) there,
+    /// and registers `onMessage` for what it receives. Throws what `setup` threw.
+    public func addSocket(
+        _ type: ZMQSocketType, options: ZMQSocketOptions = ZMQSocketOptions(),
+        setup: @escaping @Sendable (ZMQSocket) throws -> Void,
+        onMessage: MessageHandler? = nil
+    ) async throws -> SocketID {
+        let id = shared.withLock { state -> Int in
+            state.nextID += 1
+            return state.nextID
+        }
+        let context = self.context
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<SocketID, any Error>) in
+            let accepted = enqueue { state in
+                do {
+                    let socket = try ZMQSocket(context: context, type: type)
+                    try socket.apply(options)
+                    try setup(socket)
+                    state.sockets[id] = socket
+                    if let onMessage { state.handlers[id] = onMessage }
+                    continuation.resume(returning: SocketID(value: id))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+            if !accepted { continuation.resume(throwing: ZMQError(code: ETERM, operation: "add socket to stopped loop \(name)")) }
+        }
+    }
+
+    /// Queues a message for sending from the loop thread. Never blocks the caller.
+    public func send(_ socket: SocketID, _ frames: [Data]) {
+        _ = enqueue { [self] state in self.sendNow(state, socket.value, frames) }
+    }
+
+    /// Runs `body` with the socket on the loop thread (to change options, subscribe, and so on).
+    public func withSocket<T: Sendable>(_ socket: SocketID, _ body: @escaping @Sendable (ZMQSocket) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let accepted = enqueue { state in
+                guard let s = state.sockets[socket.value] else {
+                    continuation.resume(throwing: ZMQError(code: ENOTSOCK, operation: "socket \(socket.value) is closed"))
+                    return
+                }
+                continuation.resume(with: Result { try body(s) })
+            }
+            if !accepted { continuation.resume(throwing: ZMQError(code: ETERM, operation: "loop \(name) stopped")) }
+        }
+    }
+
+    /// Closes one socket on the loop thread.
+    public func closeSocket(_ socket: SocketID) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let accepted = enqueue { state in
+                state.sockets.removeValue(forKey: socket.value)?.close()
+                state.handlers.removeValue(forKey: socket.value)
+                state.pending.removeValue(forKey: socket.value)
+                continuation.resume()
+            }
+            if !accepted { continuation.resume() }
+        }
+    }
+
+    /// Stops the loop: closes every socket on its thread, then returns once the thread is done.
+    public func shutdown() async {
+        let alreadyStopping = shared.withLock { state -> Bool in
+            defer { state.stopping = true }
+            return state.stopping
+        }
+        if !alreadyStopping { wake() }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = finished.withLock { waiters -> Bool in
+                guard waiters != nil else { return true }
+                waiters!.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    // MARK: Loop thread
+
+    @discardableResult
+    private func enqueue(_ command: @escaping @Sendable (LoopState) -> Void) -> Bool {
+        let accepted = shared.withLock { state -> Bool in
+            guard !state.stopping else { return false }
+            state.commands.append(command)
+            return true
+        }
+        if accepted { wake() }
+        return accepted
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, MemoryLayout<UInt64>.size)
+    }
+
+    private func drainWakeFD() {
+        var value: UInt64 = 0
+        _ = read(wakeFD, &value, MemoryLayout<UInt64>.size)
+    }
+
+    private func sendNow(_ state: LoopState, _ id: Int, _ frames: [Data]) {
+        guard let socket = state.sockets[id] else {
+            logger.debug("dropping message for closed socket", metadata: ["zmq.loop": "\(name)"])
+            return
+        }
+        // Keep order: while older messages wait, newer ones queue behind them.
+        if var queue = state.pending[id], !queue.isEmpty {
+            if queue.count >= maxPendingPerSocket {
+                logger.warning("send queue full, dropping message", metadata: ["zmq.loop": "\(name)", "zmq.socket": "\(id)"])
+                return
+            }
+            queue.append(frames)
+            state.pending[id] = queue
+            return
+        }
+        do {
+            try socket.send(frames)
+        } catch let error as ZMQError where error.wouldBlock {
+            state.pending[id, default: []].append(frames)
+        } catch {
+            // EHOSTUNREACH from a ROUTER_MANDATORY socket: the peer has gone; nothing can deliver it.
+            logger.debug("send failed", metadata: ["zmq.loop": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    private func flushPending(_ state: LoopState, _ id: Int) {
+        guard var queue = state.pending[id], let socket = state.sockets[id] else { return }
+        var sent = 0
+        while sent < queue.count {
+            do {
+                try socket.send(queue[sent])
+                sent += 1
+            } catch let error as ZMQError where error.wouldBlock {
+                break
+            } catch {
+                logger.debug("send failed", metadata: ["zmq.loop": "\(name)", "error": "\(error)"])
+                sent += 1
+            }
+        }
+        queue.removeFirst(sent)
+        state.pending[id] = queue.isEmpty ? nil : queue
+    }
+
+    private func run() {
+        let state = LoopState()
+        var items: [zmq_pollitem_t] = []
+        var ids: [Int] = []
+        while true {
+            let (commands, stopping) = shared.withLock { shared -> ([@Sendable (LoopState) -> Void], Bool) in
+                defer { shared.commands.removeAll(keepingCapacity: true) }
+                return (shared.commands, shared.stopping)
+            }
+            for command in commands { command(state) }
+            if stopping { break }
+
+            items.removeAll(keepingCapacity: true)
+            ids.removeAll(keepingCapacity: true)
+            items.append(zmq_pollitem_t(socket: nil, fd: wakeFD, events: Int16(ZMQ_POLLIN), revents: 0))
+            ids.append(0)
+            for (id, socket) in state.sockets {
+                var events: Int16 = 0
+                if state.handlers[id] != nil { events |= Int16(ZMQ_POLLIN) }
+                if state.pending[id] != nil { events |= Int16(ZMQ_POLLOUT) }
+                guard events != 0 else { continue }
+                items.append(zmq_pollitem_t(socket: socket.handle, fd: 0, events: events, revents: 0))
+                ids.append(id)
+            }
+            let rc = zmq_poll(&items, Int32(items.count), pollTimeoutMilliseconds)
+            if rc < 0 {
+                if zmq_errno() == EINTR { continue }
+                logger.error("zmq_poll failed", metadata: ["zmq.loop": "\(name)", "error": "\(ZMQError.last("poll"))"])
+                continue
+            }
+            if items[0].revents != 0 { drainWakeFD() }
+            for index in 1..<items.count where items[index].revents != 0 {
+                let id = ids[index]
+                if items[index].revents & Int16(ZMQ_POLLOUT) != 0 { flushPending(state, id) }
+                if items[index].revents & Int16(ZMQ_POLLIN) != 0 { receiveAll(state, id) }
+            }
+        }
+        for (_, socket) in state.sockets { socket.close() }
+        state.sockets.removeAll()
+        state.handlers.removeAll()
+        let waiters = finished.withLock { waiters -> [CheckedContinuation<Void, Never>] in
+            defer { waiters = nil }
+            return waiters ?? []
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Reads what is waiting on a socket, a bounded number of messages per round for fairness.
+    private func receiveAll(_ state: LoopState, _ id: Int) {
+        guard let socket = state.sockets[id], let handler = state.handlers[id] else { return }
+        for _ in 0..<1024 {
+            do {
+                guard let frames = try socket.receive() else { return }
+                handler(frames)
+            } catch {
+                logger.warning("receive failed", metadata: ["zmq.loop": "\(name)", "error": "\(error)"])
+                return
+            }
+        }
+    }
+}

@@ -1,0 +1,297 @@
+/// Indicator ingestion's request types and topics (PROTOCOL.md section 6, **ingest**).
+public enum IngestTypes {
+    public static let indicatorList = "indicator.list"
+    public static let indicatorGet = "indicator.get"
+    public static let indicatorReport = "indicator.report"
+    public static let stationList = "station.list"
+    public static let readingSubmit = "reading.submit"
+    public static let waterClass = "water.class"
+    public static let airAnnual = "air.annual"
+
+    public static let readingsAccepted = "ingest.readings.accepted"
+    public static let indicatorUpdated = "ingest.indicator.updated"
+    public static let alertRaised = "ingest.alert.raised"
+    public static let alertCleared = "ingest.alert.cleared"
+
+    /// The most readings one `reading.submit` may carry.
+    public static let maxReadingsPerMessage = 10_000
+}
+
+/// The plan's 13 targets, by id (PROTOCOL.md section 3).
+public enum IndicatorID {
+    public static let all = [
+        "forest_coverage", "water_quality_liuyiqiao", "aquatic_eco_evaluation", "sewage_treatment_rate", "pm25_annual_mean",
+        "industrial_solid_waste_utilization", "hazardous_waste_safe_disposal", "manure_facility_matching", "manure_utilization",
+        "farmland_film_recovery", "rural_sewage_treatment", "urban_garbage_harmless", "emissions_carbon_intensity",
+    ]
+}
+
+/// Water parameters of GB 3838-2002 and air parameters, by id (PROTOCOL.md section 3).
+public enum ParameterID {
+    public static let water = [
+        "ph", "do", "codmn", "cod", "bod5", "nh3n", "tp", "tn", "cu", "zn", "f", "se", "as", "hg", "cd", "cr6", "pb", "cn", "phenol",
+        "petroleum", "las", "sulfide", "fecal_coliform",
+    ]
+    public static let air = ["pm25", "pm10", "so2", "no2", "o3", "co"]
+}
+
+/// A period's value of an indicator.
+public struct IndicatorValue: Codable, Sendable, Equatable {
+    public var period: String
+    /// A number, a water class (`III`), or a category (`基本稳定`).
+    public var value: JSONValue
+    public var source: String
+    public var note: String?
+    public var reportedAt: String?
+
+    enum CodingKeys: String, CodingKey {
+        case period, value, source, note
+        case reportedAt = "reported_at"
+    }
+
+    public init(period: String, value: JSONValue, source: String, note: String? = nil, reportedAt: String? = nil) {
+        self.period = period
+        self.value = value
+        self.source = source
+        self.note = note
+        self.reportedAt = reportedAt
+    }
+}
+
+/// An indicator: one of the plan's targets with its latest value and attainment.
+public struct Indicator: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var target: String
+    public var `operator`: String
+    public var threshold: JSONValue?
+    public var unit: String?
+    public var tasks: [String]
+    public var latest: IndicatorValue?
+    /// `met`, `not_met` or `unknown`.
+    public var attainment: String
+    public var history: [IndicatorValue]?
+    /// The value projected to the end of 2026 from the history, when there is enough of it.
+    public var projection: JSONValue?
+
+    public init(
+        id: String, name: String, target: String, operator: String, threshold: JSONValue?, unit: String?, tasks: [String],
+        latest: IndicatorValue?, attainment: String, history: [IndicatorValue]? = nil, projection: JSONValue? = nil
+    ) {
+        self.id = id
+        self.name = name
+        self.target = target
+        self.operator = `operator`
+        self.threshold = threshold
+        self.unit = unit
+        self.tasks = tasks
+        self.latest = latest
+        self.attainment = attainment
+        self.history = history
+        self.projection = projection
+    }
+}
+
+public struct IndicatorGetRequest: Codable, Sendable {
+    public var id: String
+    public init(id: String) { self.id = id }
+}
+
+public struct IndicatorReportRequest: Codable, Sendable, Equatable {
+    public var indicator: String
+    public var period: String
+    public var value: JSONValue
+    public var source: String
+    public var note: String?
+    public init(indicator: String, period: String, value: JSONValue, source: String, note: String? = nil) {
+        self.indicator = indicator
+        self.period = period
+        self.value = value
+        self.source = source
+        self.note = note
+    }
+}
+
+/// A monitoring station (configuration).
+public struct Station: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    /// `water` or `air`.
+    public var kind: String
+    public var parameters: [String]
+    /// For water sections: the target class (`III` for 六一桥).
+    public var targetClass: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, kind, parameters
+        case targetClass = "target_class"
+    }
+
+    public init(id: String, name: String, kind: String, parameters: [String], targetClass: String? = nil) {
+        self.id = id
+        self.name = name
+        self.kind = kind
+        self.parameters = parameters
+        self.targetClass = targetClass
+    }
+}
+
+/// One reading as submitted. Decoding never fails on a bad field: the problem is kept, so that
+/// the reading is rejected on its own with its index while the rest of the batch is judged.
+public struct SubmittedReading: Codable, Sendable, Equatable {
+    public var station: String
+    public var parameter: String
+    public var ts: String
+    public var value: Double
+    public var unit: String?
+    /// `revision` to replace the stored value of an existing (station, parameter, ts).
+    public var flag: String?
+    /// Why the reading could not be read, when it could not.
+    public var problem: ErrorBody?
+
+    enum CodingKeys: String, CodingKey { case station, parameter, ts, value, unit, flag }
+
+    public init(station: String, parameter: String, ts: String, value: Double, unit: String? = nil, flag: String? = nil) {
+        self.station = station
+        self.parameter = parameter
+        self.ts = ts
+        self.value = value
+        self.unit = unit
+        self.flag = flag
+    }
+
+    public init(from decoder: any Decoder) throws {
+        guard let c = try? decoder.container(keyedBy: CodingKeys.self) else {
+            station = ""
+            parameter = ""
+            ts = ""
+            value = .nan
+            problem = .invalidArgument("a reading must be a JSON object", field: "")
+            return
+        }
+        var problem: ErrorBody?
+        func string(_ key: CodingKeys) -> String {
+            if let s = try? c.decode(String.self, forKey: key) { return s }
+            if problem == nil { problem = .invalidArgument("\(key.stringValue) must be a string", field: key.stringValue) }
+            return ""
+        }
+        station = string(.station)
+        parameter = string(.parameter)
+        ts = string(.ts)
+        if let number = try? c.decode(Double.self, forKey: .value) {
+            value = number
+        } else if let text = try? c.decode(String.self, forKey: .value), let number = Double(text) {
+            // "NaN", "Infinity" and numeric strings arrive as strings; finiteness is judged later.
+            value = number
+        } else {
+            value = .nan
+            if problem == nil { problem = .invalidArgument("value must be a number", field: "value") }
+        }
+        unit = try? c.decodeIfPresent(String.self, forKey: .unit)
+        flag = try? c.decodeIfPresent(String.self, forKey: .flag)
+        self.problem = problem
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(station, forKey: .station)
+        try c.encode(parameter, forKey: .parameter)
+        try c.encode(ts, forKey: .ts)
+        if value.isFinite { try c.encode(value, forKey: .value) } else { try c.encode("\(value)", forKey: .value) }
+        try c.encodeIfPresent(unit, forKey: .unit)
+        try c.encodeIfPresent(flag, forKey: .flag)
+    }
+}
+
+public struct ReadingSubmitRequest: Codable, Sendable, Equatable {
+    public var readings: [SubmittedReading]
+    public init(readings: [SubmittedReading]) { self.readings = readings }
+}
+
+public struct ReadingSubmitReply: Codable, Sendable, Equatable {
+    public var accepted: Int
+    public var duplicates: Int
+    public var rejected: [RejectedItem]
+    public init(accepted: Int, duplicates: Int, rejected: [RejectedItem]) {
+        self.accepted = accepted
+        self.duplicates = duplicates
+        self.rejected = rejected
+    }
+}
+
+public struct WaterClassRequest: Codable, Sendable {
+    public var station: String
+    public var from: String
+    public var to: String
+    public init(station: String, from: String, to: String) {
+        self.station = station
+        self.from = from
+        self.to = to
+    }
+}
+
+/// `water.class` reply: single-factor evaluation; `factors` names the parameters that decide.
+public struct WaterClassReply: Codable, Sendable, Equatable {
+    public var `class`: String
+    public var factors: [String]
+    public var means: [String: Double]
+    public var samples: Int
+    public init(class: String, factors: [String], means: [String: Double], samples: Int) {
+        self.class = `class`
+        self.factors = factors
+        self.means = means
+        self.samples = samples
+    }
+}
+
+public struct AirAnnualRequest: Codable, Sendable {
+    public var station: String
+    public var year: Int
+    public init(station: String, year: Int) {
+        self.station = station
+        self.year = year
+    }
+}
+
+public struct AirAnnualReply: Codable, Sendable, Equatable {
+    public var pm25Mean: Double?
+    public var validDays: Int
+    public var valid: Bool
+    public var grade: String?
+
+    enum CodingKeys: String, CodingKey {
+        case valid, grade
+        case pm25Mean = "pm25_mean"
+        case validDays = "valid_days"
+    }
+
+    public init(pm25Mean: Double?, validDays: Int, valid: Bool, grade: String?) {
+        self.pm25Mean = pm25Mean
+        self.validDays = validDays
+        self.valid = valid
+        self.grade = grade
+    }
+}
+
+/// `ingest.readings.accepted` body.
+public struct ReadingsAccepted: Codable, Sendable, Equatable {
+    public var station: String
+    public var count: Int
+    public var from: String
+    public var to: String
+}
+
+/// `ingest.alert.raised` / `ingest.alert.cleared` body.
+public struct AlertBody: Codable, Sendable, Equatable {
+    public var alert: String
+    /// `class_exceeded`, `limit_exceeded`, `station_silent`, `sudden_jump`, `target_missed`.
+    public var kind: String
+    public var station: String?
+    public var parameter: String?
+    public var indicator: String?
+    public var severity: String
+    public var message: String
+    public var value: Double?
+    public var limit: Double?
+    public var at: String
+}

@@ -1,0 +1,61 @@
+/// Request types and topics every service serves (PROTOCOL.md section 6, "Every service").
+public enum SystemTypes {
+    public static let ping = "sys.ping"
+    public static let types = "sys.types"
+    public static let eventsSince = "events.since"
+}
+
+/// `sys.ping` reply.
+public struct PingReply: Codable, Sendable, Equatable {
+    public var service: String
+    public var instance: String
+    public var version: String
+    public var `protocol`: Int
+    /// When this process started (RFC 3339).
+    public var started: String
+    /// Head `seq` of each event stream this service keeps.
+    public var streams: [String: Int]
+
+    public init(service: String, instance: String, version: String, protocol: Int = protocolVersion, started: String, streams: [String: Int]) {
+        self.service = service
+        self.instance = instance
+        self.version = version
+        self.protocol = `protocol`
+        self.started = started
+        self.streams = streams
+    }
+}
+
+/// `sys.types` reply.
+public struct TypesReply: Codable, Sendable, Equatable {
+    /// Request types this service answers.
+    public var requests: [String]
+    /// Event topics it publishes.
+    public var topics: [String]
+
+    public init(requests: [String], topics: [String]) {
+        self.requests = requests
+        self.topics = topics
+    }
+}
+
+/// `events.since {stream, after, limit}`.
+public struct EventsSinceRequest: Codable, Sendable, Equatable {
+    public var stream: String
+    /// Return events with `seq > after`.
+    public var after: Int
+    /// At most this many (default 1000, at most 10000).
+    public var limit: Int?
+
+    public init(stream: String, after: Int, limit: Int? = nil) {
+        self.stream = stream
+        self.after = after
+        self.limit = limit
+    }
+}
+
+/// `events.since` reply: events in `seq` order, and the stream's head.
+public struct EventsSinceReply<Event: Codable & Sendable>: Codable, Sendable {
+    public var events: [Event]
+    public var head: Int
+}

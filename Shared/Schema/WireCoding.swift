@@ -1,0 +1,183 @@
+import Foundation
+
+/// JSON coding as the wire uses it: one place, so services and clients cannot drift apart.
+public enum WireCoding {
+    public static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }
+
+    public static func decoder() -> JSONDecoder { JSONDecoder() }
+
+    public static func encode<T: Encodable>(_ value: T) throws -> Data { try encoder().encode(value) }
+
+    /// Encodes with sorted keys: the same value always gives the same bytes (idempotency hashes).
+    public static func canonical<T: Encodable>(_ value: T) throws -> Data {
+        let encoder = encoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(value)
+    }
+
+    /// The protocol's dotted path for a coding path: `body.readings[3].value`.
+    public static func fieldPath(_ path: [any CodingKey], appending key: (any CodingKey)? = nil) -> String {
+        var out = ""
+        for component in path + (key.map { [$0] } ?? []) {
+            if let index = component.intValue, component.stringValue.hasPrefix("Index") || component.stringValue == String(index) {
+                out += "[\(index)]"
+            } else {
+                out += out.isEmpty ? component.stringValue : ".\(component.stringValue)"
+            }
+        }
+        return out
+    }
+
+    /// Maps a decoding failure to `invalid_argument` with the offending field.
+    public static func describe(_ error: DecodingError) -> ErrorBody {
+        switch error {
+        case .keyNotFound(let key, let context):
+            let field = fieldPath(context.codingPath, appending: key)
+            return .invalidArgument("missing field \(field)", field: field)
+        case .typeMismatch(let type, let context):
+            let field = fieldPath(context.codingPath)
+            return .invalidArgument("\(field) must be \(typeName(type))", field: field)
+        case .valueNotFound(let type, let context):
+            let field = fieldPath(context.codingPath)
+            return .invalidArgument("\(field) must be \(typeName(type)), not null", field: field)
+        case .dataCorrupted(let context):
+            let field = fieldPath(context.codingPath)
+            return .invalidArgument("\(field): \(context.debugDescription)", field: field)
+        @unknown default:
+            return .invalidArgument("\(error)", field: "body")
+        }
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Int.Type, is Int64.Type: return "an integer"
+        case is Double.Type: return "a number"
+        case is Bool.Type: return "a boolean"
+        default:
+            let name = "\(type)"
+            if name.hasPrefix("Array") { return "an array" }
+            if name.hasPrefix("Dictionary") { return "an object" }
+            return "an object (\(name))"
+        }
+    }
+}
+
+/// Decodes request bodies by type name: one parse of the frame, whatever the type.
+public struct RequestTypeTable: Sendable {
+    public private(set) var bodyTypes: [String: any (Decodable & Sendable).Type] = [:]
+
+    public init() {}
+
+    public mutating func register(_ type: String, body: any (Decodable & Sendable).Type) {
+        bodyTypes[type] = body
+    }
+
+    /// Decodes a request frame, or throws a `RequestDecodingFailure` that says how to answer it.
+    public func decode(_ frame: Data) throws(RequestDecodingFailure) -> DecodedRequest {
+        let decoder = JSONDecoder()
+        decoder.userInfo[RequestTypeTable.userInfoKey] = self
+        do {
+            return try decoder.decode(DecodedRequest.self, from: frame)
+        } catch let failure as RequestDecodingFailure {
+            throw failure
+        } catch {
+            throw RequestDecodingFailure(re: nil, type: nil, error: ErrorBody(code: .badFrame, message: "not a UTF-8 JSON object"))
+        }
+    }
+
+    static let userInfoKey = CodingUserInfoKey(rawValue: "duban.requestTypes")!
+}
+
+/// Why a frame could not be decoded, with what is needed to reply to it.
+public struct RequestDecodingFailure: Error, Sendable {
+    /// The request id, when one could be read.
+    public var re: String?
+    public var type: String?
+    public var error: ErrorBody
+}
+
+/// A request decoded from the wire, with its body already of the registered type.
+public struct DecodedRequest: Decodable, Sendable {
+    public var id: String
+    public var type: String
+    public var ts: String?
+    public var from: String?
+    public var key: String?
+    public var body: any Sendable
+
+    enum Keys: String, CodingKey { case v, id, type, ts, from, key, body }
+
+    public init(id: String, type: String, ts: String? = nil, from: String? = nil, key: String? = nil, body: any Sendable) {
+        self.id = id
+        self.type = type
+        self.ts = ts
+        self.from = from
+        self.key = key
+        self.body = body
+    }
+
+    public init(from decoder: any Decoder) throws {
+        guard let table = decoder.userInfo[RequestTypeTable.userInfoKey] as? RequestTypeTable else {
+            throw RequestDecodingFailure(re: nil, type: nil, error: .internal("decoder has no request type table"))
+        }
+        let container: KeyedDecodingContainer<Keys>
+        do {
+            container = try decoder.container(keyedBy: Keys.self)
+        } catch {
+            throw RequestDecodingFailure(re: nil, type: nil, error: ErrorBody(code: .badFrame, message: "payload is not a JSON object"))
+        }
+        let id = try? container.decodeIfPresent(String.self, forKey: .id)
+        let type = try? container.decodeIfPresent(String.self, forKey: .type)
+        func fail(_ code: ErrorCode, _ message: String, _ field: String) -> RequestDecodingFailure {
+            RequestDecodingFailure(re: id ?? nil, type: type ?? nil, error: ErrorBody(code: code, message: message, field: field))
+        }
+        guard let id = id ?? nil, !id.isEmpty else { throw fail(.badFrame, "missing or non-string id", "id") }
+        guard container.contains(.v) else { throw fail(.badFrame, "missing v", "v") }
+        guard let version = try? container.decode(Int.self, forKey: .v) else { throw fail(.badFrame, "v must be an integer", "v") }
+        guard let type = type ?? nil, !type.isEmpty else { throw fail(.badFrame, "missing or non-string type", "type") }
+        guard version == protocolVersion else {
+            throw fail(.unsupportedVersion, "protocol version \(version) is not supported; this service speaks v1", "v")
+        }
+        guard let bodyType = table.bodyTypes[type] else { throw fail(.unknownType, "no request type \(type)", "type") }
+        self.id = id
+        self.type = type
+        self.ts = try? container.decodeIfPresent(String.self, forKey: .ts)
+        self.from = try? container.decodeIfPresent(String.self, forKey: .from)
+        if container.contains(.key), (try? container.decodeNil(forKey: .key)) == false {
+            guard let key = try? container.decode(String.self, forKey: .key), !key.isEmpty else {
+                throw fail(.invalidArgument, "key must be a non-empty string", "key")
+            }
+            self.key = key
+        } else {
+            self.key = nil
+        }
+        do {
+            if container.contains(.body), try !container.decodeNil(forKey: .body) {
+                self.body = try container.decode(bodyType, forKey: .body)
+            } else {
+                // A missing body is an empty object: types whose fields are all optional accept it.
+                let empty = JSONDecoder()
+                self.body = try Self.decodeEmpty(bodyType, with: empty)
+            }
+        } catch let error as DecodingError {
+            var described = WireCoding.describe(error)
+            if !(described.field ?? "").hasPrefix("body") {
+                described.field = described.field.map { $0.isEmpty ? "body" : "body.\($0)" } ?? "body"
+                described.message = "missing field \(described.field!)"
+                if case .typeMismatch = error { described.message = "body must be a JSON object" }
+            }
+            throw RequestDecodingFailure(re: id, type: type, error: described)
+        } catch let error as ErrorBody {
+            throw RequestDecodingFailure(re: id, type: type, error: error)
+        }
+    }
+
+    private static func decodeEmpty<T: Decodable>(_ type: T.Type, with decoder: JSONDecoder) throws -> T {
+        try decoder.decode(T.self, from: Data("{}".utf8))
+    }
+}

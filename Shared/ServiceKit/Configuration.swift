@@ -1,0 +1,109 @@
+import Configuration
+import Foundation
+import Logging
+
+/// The services of a deployment.
+public enum ServiceName: String, Sendable, CaseIterable, Codable {
+    case registry, ingest, cases, notify
+
+    /// Default endpoints on one machine (PROTOCOL.md section 1).
+    public var defaultEndpoints: Endpoints {
+        switch self {
+        case .registry: return Endpoints(rpc: "tcp://127.0.0.1:7101", events: "tcp://127.0.0.1:7102")
+        case .ingest: return Endpoints(rpc: "tcp://127.0.0.1:7201", events: "tcp://127.0.0.1:7202")
+        case .cases: return Endpoints(rpc: "tcp://127.0.0.1:7301", events: "tcp://127.0.0.1:7302")
+        case .notify: return Endpoints(rpc: "tcp://127.0.0.1:7401", events: "tcp://127.0.0.1:7402")
+        }
+    }
+}
+
+/// A service's two endpoints.
+public struct Endpoints: Sendable, Equatable, Codable {
+    public var rpc: String
+    public var events: String
+
+    public init(rpc: String, events: String) {
+        self.rpc = rpc
+        self.events = events
+    }
+}
+
+/// Where every service of a deployment is, and where data lives: one configuration for services
+/// and the CLI alike.
+///
+/// Precedence, highest first: a service's own `--rpc`/`--events` flags (applied by the caller),
+/// the `DUBAN_*` environment variables (`DUBAN_REGISTRY_RPC`, `DUBAN_DATA_DIR`, …), the JSON
+/// configuration file (`--config` or `DUBAN_CONFIG`), and the defaults of PROTOCOL.md.
+public struct DeploymentConfiguration: Sendable, Equatable {
+    public var endpoints: [ServiceName: Endpoints]
+    public var dataDirectory: String
+    public var logLevel: Logger.Level
+    /// Largest accepted payload, bytes (PROTOCOL.md: default 16 MiB).
+    public var maxPayloadBytes: Int
+    /// Where the file came from, if one was read.
+    public var configFile: String?
+
+    public init(
+        endpoints: [ServiceName: Endpoints] = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, $0.defaultEndpoints) }),
+        dataDirectory: String = "./data", logLevel: Logger.Level = .info, maxPayloadBytes: Int = 16 * 1024 * 1024, configFile: String? = nil
+    ) {
+        self.endpoints = endpoints
+        self.dataDirectory = dataDirectory
+        self.logLevel = logLevel
+        self.maxPayloadBytes = maxPayloadBytes
+        self.configFile = configFile
+    }
+
+    public subscript(service: ServiceName) -> Endpoints { endpoints[service] ?? service.defaultEndpoints }
+
+    /// Reads the configuration from the environment and the configuration file.
+    /// - Parameters:
+    ///   - configFile: a JSON file (`{"dataDir": …, "registry": {"rpc": …, "events": …}, …}`); when nil,
+    ///     `DUBAN_CONFIG` names it, if set.
+    ///   - environment: the environment to read (the process's by default; tests pass their own).
+    public static func load(configFile: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) async throws
+        -> DeploymentConfiguration
+    {
+        var providers: [any ConfigProvider] = [
+            EnvironmentVariablesProvider(environmentVariables: environment).prefixKeys(with: ["duban"])
+        ]
+        let path = configFile ?? environment["DUBAN_CONFIG"]
+        if let path {
+            guard FileManager.default.fileExists(atPath: path) else { throw ConfigurationError.missingFile(path) }
+            do {
+                providers.append(try await FileProvider<JSONSnapshot>(filePath: .init(path)))
+            } catch {
+                throw ConfigurationError.unreadableFile(path, "\(error)")
+            }
+        }
+        let reader = ConfigReader(providers: providers)
+        var result = DeploymentConfiguration(configFile: path)
+        for service in ServiceName.allCases {
+            let defaults = service.defaultEndpoints
+            result.endpoints[service] = Endpoints(
+                rpc: reader.string(forKey: ConfigKey([service.rawValue, "rpc"]), default: defaults.rpc),
+                events: reader.string(forKey: ConfigKey([service.rawValue, "events"]), default: defaults.events))
+        }
+        result.dataDirectory = reader.string(forKey: "dataDir", default: result.dataDirectory)
+        result.maxPayloadBytes = reader.int(forKey: "maxPayloadBytes", default: result.maxPayloadBytes)
+        let level = environment["LOG_LEVEL"] ?? reader.string(forKey: "logLevel", default: "info")
+        guard let parsed = Logger.Level(rawValue: level.lowercased()) else { throw ConfigurationError.invalid("logLevel", level) }
+        result.logLevel = parsed
+        return result
+    }
+}
+
+/// A configuration that cannot be used; the message names the file or key.
+public enum ConfigurationError: Error, CustomStringConvertible {
+    case missingFile(String)
+    case unreadableFile(String, String)
+    case invalid(String, String)
+
+    public var description: String {
+        switch self {
+        case .missingFile(let path): return "configuration file \(path) does not exist"
+        case .unreadableFile(let path, let why): return "configuration file \(path) cannot be read: \(why)"
+        case .invalid(let key, let value): return "configuration key \(key) has an invalid value \(value)"
+        }
+    }
+}

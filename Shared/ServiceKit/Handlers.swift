@@ -1,0 +1,93 @@
+import Foundation
+import GRDB
+import Logging
+import Schema
+import Synchronization
+
+/// What a handler knows about the request it serves.
+public struct RequestContext: Sendable {
+    public let requestID: String
+    public let type: String
+    /// The envelope's `from` (informative until CURVE authentication is on).
+    public let from: String?
+    public let key: String?
+    public let logger: Logger
+    public let store: ServiceStore
+    public let clock: ServiceClock
+    let fingerprint: String?
+    let keyRemembered: KeyFlag
+
+    final class KeyFlag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
+
+    /// Makes the request's change in one transaction. For a request with an idempotency key, the
+    /// reply is remembered in that same transaction, so a retry after a crash can never apply it twice.
+    /// A mutating handler makes its change through one call to this and returns its result.
+    public func write<Reply: Encodable & Sendable>(_ updates: @escaping @Sendable (Database, inout EventBuffer) throws -> Reply) async throws -> Reply {
+        let key = self.key
+        let fingerprint = self.fingerprint
+        let type = self.type
+        let store = self.store
+        let flag = keyRemembered
+        return try await store.write { db, events in
+            let reply = try updates(db, &events)
+            if let key, let fingerprint {
+                let payload = try WireCoding.encode(reply)
+                try store.remember(db, key: key, reply: .init(type: type, fingerprint: fingerprint, ok: true, payload: payload))
+                flag.value.store(true, ordering: .releasing)
+            }
+            return reply
+        }
+    }
+}
+
+/// The request types a service answers and their handlers.
+public struct HandlerTable: Sendable {
+    typealias Handler = @Sendable (_ body: any Sendable, _ context: RequestContext) async throws -> Data
+
+    public private(set) var types = RequestTypeTable()
+    var handlers: [String: Handler] = [:]
+    /// Types whose requests change state, for which `key` is honoured.
+    public private(set) var mutating: Set<String> = []
+    /// Fingerprints a body (type plus canonical JSON) for idempotency.
+    var fingerprinters: [String: @Sendable (any Sendable) throws -> String] = [:]
+
+    public init() {}
+
+    /// Registers a handler for `type`; the body is decoded as `Body`, the reply encoded from `Reply`.
+    public mutating func on<Body: Codable & Sendable, Reply: Encodable & Sendable>(
+        _ type: String, _ body: Body.Type, mutating isMutating: Bool = false,
+        _ handler: @escaping @Sendable (Body, RequestContext) async throws -> Reply
+    ) {
+        types.register(type, body: Body.self)
+        handlers[type] = { body, context in
+            guard let body = body as? Body else { throw ErrorBody.internal("body decoded as the wrong type for \(type)") }
+            return try WireCoding.encode(try await handler(body, context))
+        }
+        if isMutating {
+            mutating.insert(type)
+            fingerprinters[type] = { body in
+                guard let body = body as? Body else { return "" }
+                var bytes = Data(type.utf8)
+                bytes.append(0)
+                bytes.append(try WireCoding.canonical(body))
+                return SHA256.hex(bytes)
+            }
+        }
+    }
+
+    /// Registers a handler that returns its reply body already encoded (for bodies spliced from storage).
+    public mutating func onEncoded<Body: Codable & Sendable>(
+        _ type: String, _ body: Body.Type, _ handler: @escaping @Sendable (Body, RequestContext) async throws -> Data
+    ) {
+        types.register(type, body: Body.self)
+        handlers[type] = { body, context in
+            guard let body = body as? Body else { throw ErrorBody.internal("body decoded as the wrong type for \(type)") }
+            return try await handler(body, context)
+        }
+    }
+
+    /// The request types registered, sorted.
+    public var requestTypes: [String] { handlers.keys.sorted() }
+}

@@ -1,0 +1,244 @@
+import Foundation
+import GRDB
+import Logging
+import Messaging
+import Schema
+import ServiceLifecycle
+
+/// Who a server is, for `sys.ping` and the logs.
+public struct ServerIdentity: Sendable {
+    public var service: ServiceName
+    /// The instance's name, also its event stream (`registry`, `ingest-2`).
+    public var instance: String
+    public var version: String
+    public var started: String
+
+    public init(service: ServiceName, instance: String, version: String = dubanVersion, started: String = Timestamp.now()) {
+        self.service = service
+        self.instance = instance
+        self.version = version
+        self.started = started
+    }
+}
+
+/// Duban's version, reported by `sys.ping`.
+public let dubanVersion = "0.1.0"
+
+/// The rpc and events sockets of a service, and the loop that answers requests.
+///
+/// Requests are answered one at a time, in arrival order: handlers are short database
+/// transactions, and serial handling makes the idempotency check and the change it guards one
+/// step. Every request gets exactly one reply; a handler's error becomes the protocol's error
+/// reply and the loop goes on.
+public final class RPCServer: Service, Sendable {
+    public let identity: ServerIdentity
+    /// Endpoints as bound (a `tcp://…:*` endpoint resolves to its port).
+    public let endpoints: Endpoints
+    public let store: ServiceStore
+    private let loop: ZMQPollLoop
+    private let router: SocketID
+    private let handlers: HandlerTable
+    private let topics: [String]
+    private let maxPayloadBytes: Int
+    private let logger: Logger
+    private let clock: ServiceClock
+    private let requests: AsyncStream<[Data]>
+    private let requestsContinuation: AsyncStream<[Data]>.Continuation
+
+    /// Binds the rpc (ROUTER) and events (PUB) endpoints. Fails at once if either cannot be bound.
+    public static func bind(
+        identity: ServerIdentity, endpoints: Endpoints, store: ServiceStore, handlers: HandlerTable, topics: [String],
+        maxPayloadBytes: Int, clock: ServiceClock, logger: Logger
+    ) async throws -> RPCServer {
+        let loop = ZMQPollLoop(name: identity.instance, logger: logger)
+        let (requests, continuation) = AsyncStream.makeStream(of: [Data].self)
+        do {
+            // libzmq drops the connection of a peer whose message exceeds MAXMSGSIZE, with no reply;
+            // the cap sits well above the protocol's limit so that oversized payloads up to it get
+            // their `too_large` reply, and memory stays bounded beyond it.
+            let hardCap = Int64(max(maxPayloadBytes * 4, 64 * 1024 * 1024))
+            var boundRPC = ""
+            let router = try await loop.addSocket(
+                .router,
+                options: ZMQSocketOptions(sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000, maxMessageSize: hardCap, routerMandatory: true),
+                setup: { socket in try socket.bind(endpoints.rpc) },
+                onMessage: { frames in continuation.yield(frames) })
+            boundRPC = try await loop.withSocket(router) { $0.lastEndpoint }
+            let pub = try await loop.addSocket(
+                .pub, options: ZMQSocketOptions(sendHighWaterMark: 100_000),
+                setup: { socket in try socket.bind(endpoints.events) })
+            let boundEvents = try await loop.withSocket(pub) { $0.lastEndpoint }
+            store.setPublisher { topic, envelope in loop.send(pub, [Data(topic.utf8), envelope]) }
+            let bound = Endpoints(rpc: boundRPC, events: boundEvents)
+            logger.info("listening", metadata: ["zmq.rpc": "\(bound.rpc)", "zmq.events": "\(bound.events)", "db.path": "\(store.path)"])
+            return RPCServer(
+                identity: identity, endpoints: bound, store: store, loop: loop, router: router, handlers: handlers, topics: topics,
+                maxPayloadBytes: maxPayloadBytes, logger: logger, clock: clock, requests: requests, continuation: continuation)
+        } catch {
+            await loop.shutdown()
+            throw error
+        }
+    }
+
+    private init(
+        identity: ServerIdentity, endpoints: Endpoints, store: ServiceStore, loop: ZMQPollLoop, router: SocketID, handlers: HandlerTable,
+        topics: [String], maxPayloadBytes: Int, logger: Logger, clock: ServiceClock, requests: AsyncStream<[Data]>,
+        continuation: AsyncStream<[Data]>.Continuation
+    ) {
+        self.identity = identity
+        self.endpoints = endpoints
+        self.store = store
+        self.loop = loop
+        self.router = router
+        self.topics = topics
+        self.maxPayloadBytes = maxPayloadBytes
+        self.logger = logger
+        self.clock = clock
+        self.requests = requests
+        self.requestsContinuation = continuation
+        var table = handlers
+        Self.registerSystemHandlers(&table, identity: identity, topics: topics)
+        self.handlers = table
+    }
+
+    /// Serves requests until graceful shutdown, then closes the sockets.
+    public func run() async throws {
+        let purge = Task { [store, logger] in
+            while !Task.isCancelled {
+                do {
+                    let removed = try await store.purgeExpiredKeys()
+                    if removed > 0 { logger.debug("expired idempotency keys removed", metadata: ["count": "\(removed)"]) }
+                } catch {
+                    logger.warning("idempotency purge failed", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: .seconds(3600))
+            }
+        }
+        await withGracefulShutdownHandler {
+            for await frames in requests {
+                let reply = await respond(to: frames)
+                if let reply { loop.send(router, reply) }
+            }
+        } onGracefulShutdown: { [requestsContinuation] in
+            requestsContinuation.finish()
+        }
+        purge.cancel()
+        logger.info("stopping", metadata: ["service.instance": "\(identity.instance)"])
+        await loop.shutdown()
+    }
+
+    /// Answers one ROUTER message: the reply's frames (routing envelope plus payload), or nil when
+    /// there is no one to answer.
+    func respond(to frames: [Data]) async -> [Data]? {
+        // REQ framing is [identity…][empty][payload]; a DEALER that skips the delimiter sends
+        // [identity][payload] and gets its reply framed the same way.
+        guard frames.count >= 2 else { return nil }
+        let routing: [Data]
+        let body: ArraySlice<Data>
+        if let delimiter = frames.firstIndex(where: { $0.isEmpty }), delimiter >= 1 {
+            routing = Array(frames[...delimiter])
+            body = frames[(delimiter + 1)...]
+        } else {
+            routing = [frames[0]]
+            body = frames[1...]
+        }
+        guard body.count == 1, let payload = body.first else {
+            let error = ErrorBody(code: .badFrame, message: "expected exactly one payload frame after the routing envelope, got \(body.count)")
+            return routing + [EnvelopeWriter.errorReply(type: "", re: nil, error: error)]
+        }
+        return routing + [await answer(payload)]
+    }
+
+    /// The reply payload for one request payload.
+    func answer(_ payload: Data) async -> Data {
+        guard payload.count <= maxPayloadBytes else {
+            logger.notice("payload too large", metadata: ["msg.bytes": "\(payload.count)"])
+            return EnvelopeWriter.errorReply(
+                type: "", re: nil, error: ErrorBody(code: .tooLarge, message: "payload of \(payload.count) bytes is over the limit of \(maxPayloadBytes)"))
+        }
+        let request: DecodedRequest
+        do {
+            request = try handlers.types.decode(payload)
+        } catch {
+            logger.debug("rejected request", metadata: ["msg.id": "\(error.re ?? "-")", "error": "\(error.error)"])
+            return EnvelopeWriter.errorReply(type: error.type ?? "", re: error.re, error: error.error)
+        }
+        guard let handler = handlers.handlers[request.type] else {
+            return EnvelopeWriter.errorReply(type: request.type, re: request.id, error: ErrorBody(code: .unknownType, message: "no request type \(request.type)", field: "type"))
+        }
+        var requestLogger = logger
+        requestLogger[metadataKey: "msg.id"] = "\(request.id)"
+        requestLogger[metadataKey: "msg.type"] = "\(request.type)"
+
+        // Idempotency: a key seen before answers with the first reply, or `conflict` for another body.
+        var fingerprint: String?
+        let key = handlers.mutating.contains(request.type) ? request.key : nil
+        if let key {
+            do {
+                fingerprint = try handlers.fingerprinters[request.type]?(request.body)
+                if let stored = try store.storedReply(forKey: key) {
+                    guard stored.fingerprint == fingerprint else {
+                        return EnvelopeWriter.errorReply(
+                            type: request.type, re: request.id,
+                            error: .conflict("idempotency key \(key) was used with another request", field: "key"))
+                    }
+                    requestLogger.debug("replaying reply for a repeated key", metadata: ["msg.key": "\(key)"])
+                    return EnvelopeWriter.reply(type: request.type, re: request.id, ok: stored.ok, payload: stored.payload)
+                }
+            } catch {
+                requestLogger.error("idempotency lookup failed", metadata: ["error": "\(error)"])
+                return EnvelopeWriter.errorReply(type: request.type, re: request.id, error: .unavailable("storage is not answering: \(error)"))
+            }
+        }
+
+        let context = RequestContext(
+            requestID: request.id, type: request.type, from: request.from, key: key, logger: requestLogger, store: store, clock: clock,
+            fingerprint: fingerprint, keyRemembered: .init())
+        do {
+            let body = try await handler(request.body, context)
+            if let key, let fingerprint, !context.keyRemembered.value.load(ordering: .acquiring) {
+                // A mutating handler that changed nothing (or wrote without `context.write`): remember its reply now.
+                try await store.pool.write { db in
+                    try self.store.remember(db, key: key, reply: .init(type: request.type, fingerprint: fingerprint, ok: true, payload: body))
+                }
+            }
+            return EnvelopeWriter.reply(type: request.type, re: request.id, ok: true, payload: body)
+        } catch let error as ErrorBody {
+            requestLogger.debug("request refused", metadata: ["error": "\(error)"])
+            return EnvelopeWriter.errorReply(type: request.type, re: request.id, error: error)
+        } catch let error as DecodingError {
+            return EnvelopeWriter.errorReply(type: request.type, re: request.id, error: WireCoding.describe(error))
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_FULL || error.resultCode == .SQLITE_IOERR {
+            requestLogger.error("storage unavailable", metadata: ["error": "\(error)"])
+            return EnvelopeWriter.errorReply(type: request.type, re: request.id, error: .unavailable("storage is unavailable: \(error.message ?? "\(error)")"))
+        } catch {
+            requestLogger.error("handler failed", metadata: ["error": "\(error)"])
+            return EnvelopeWriter.errorReply(type: request.type, re: request.id, error: .internal("\(request.type) failed: \(error)"))
+        }
+    }
+
+    private static func registerSystemHandlers(_ table: inout HandlerTable, identity: ServerIdentity, topics: [String]) {
+        table.on(SystemTypes.ping, Empty.self) { _, context in
+            PingReply(
+                service: identity.service.rawValue, instance: identity.instance, version: identity.version, started: identity.started,
+                streams: try context.store.heads())
+        }
+        table.onEncoded(SystemTypes.eventsSince, EventsSinceRequest.self) { request, context in
+            guard request.after >= 0 else { throw ErrorBody.invalidArgument("after must be 0 or more", field: "body.after") }
+            let limit = request.limit ?? 1000
+            guard (1...10_000).contains(limit) else { throw ErrorBody.invalidArgument("limit must be between 1 and 10000", field: "body.limit") }
+            guard let page = try context.store.events(stream: request.stream, after: request.after, limit: limit) else {
+                throw ErrorBody.notFound("no event stream \(request.stream)", field: "body.stream")
+            }
+            var out = Data(#"{"events":["#.utf8)
+            for (index, envelope) in page.envelopes.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(envelope)
+            }
+            out.append(contentsOf: #"],"head":\#(page.head)}"#.utf8)
+            return out
+        }
+        let requestTypes = (table.requestTypes + [SystemTypes.types]).sorted()
+        table.on(SystemTypes.types, Empty.self) { _, _ in TypesReply(requests: requestTypes, topics: topics) }
+    }
+}

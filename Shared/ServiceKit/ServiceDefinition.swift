@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import GRDB
+import Logging
+import Schema
+import ServiceLifecycle
+
+/// What a service needs to build itself.
+public struct ServiceContext: Sendable {
+    public let identity: ServerIdentity
+    public let deployment: DeploymentConfiguration
+    public let store: ServiceStore
+    public let clock: ServiceClock
+    public let logger: Logger
+}
+
+/// One Duban service: its storage, its handlers, and any background work.
+public protocol DubanService: Sendable {
+    static var name: ServiceName { get }
+    /// Topics it publishes (for `sys.types`).
+    static var topics: [String] { get }
+    /// The service's own tables.
+    static func migrations(_ migrator: inout DatabaseMigrator)
+
+    init(context: ServiceContext) async throws
+    /// Registers the service's request types.
+    func register(_ handlers: inout HandlerTable)
+    /// Background work run beside the rpc loop (schedulers, subscribers).
+    func backgroundServices() -> [any Service]
+}
+
+extension DubanService {
+    public static func migrations(_ migrator: inout DatabaseMigrator) {}
+    public func backgroundServices() -> [any Service] { [] }
+}
+
+/// Settings for one service process.
+public struct ServiceSettings: Sendable {
+    public var deployment: DeploymentConfiguration
+    /// This process's endpoints (defaults to the deployment's entry for the service).
+    public var endpoints: Endpoints
+    public var instance: String
+    public var clock: ServiceClock
+
+    public init(deployment: DeploymentConfiguration, endpoints: Endpoints, instance: String, clock: ServiceClock = ServiceClock()) {
+        self.deployment = deployment
+        self.endpoints = endpoints
+        self.instance = instance
+        self.clock = clock
+    }
+
+    /// The database file of `instance` under the data directory.
+    public var databasePath: String {
+        (deployment.dataDirectory as NSString).appendingPathComponent("\(instance).sqlite")
+    }
+}
+
+/// A built service: run `group`; `server` tells where it listens.
+public struct BuiltService: Sendable {
+    public let group: ServiceGroup
+    public let server: RPCServer
+}
+
+/// Builds a service from its settings: storage, then sockets (bound before this returns, so a
+/// port in use fails here), then handlers, in a `ServiceGroup` that shuts down gracefully on
+/// SIGTERM and SIGINT.
+public func buildService<S: DubanService>(_ type: S.Type, settings: ServiceSettings, logger: Logger, signals: Bool = true) async throws -> BuiltService {
+    var logger = logger
+    logger[metadataKey: "service.instance"] = "\(settings.instance)"
+    let identity = ServerIdentity(service: S.name, instance: settings.instance)
+    let store = try ServiceStore(path: settings.databasePath, stream: settings.instance, origin: S.name.rawValue, migrations: S.migrations)
+    let context = ServiceContext(identity: identity, deployment: settings.deployment, store: store, clock: settings.clock, logger: logger)
+    let service = try await S(context: context)
+    var handlers = HandlerTable()
+    service.register(&handlers)
+    let server = try await RPCServer.bind(
+        identity: identity, endpoints: settings.endpoints, store: store, handlers: handlers, topics: S.topics,
+        maxPayloadBytes: settings.deployment.maxPayloadBytes, clock: settings.clock, logger: logger)
+    let services: [any Service] = [server] + service.backgroundServices()
+    let group = ServiceGroup(
+        configuration: ServiceGroupConfiguration(
+            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+            gracefulShutdownSignals: signals ? [.sigterm, .sigint] : [],
+            logger: logger))
+    return BuiltService(group: group, server: server)
+}
+
+/// The options every service executable takes.
+public struct ServiceOptions: ParsableArguments, Sendable {
+    @Option(name: .long, help: "JSON configuration file naming every service's endpoints (or DUBAN_CONFIG).")
+    public var config: String?
+
+    @Option(name: .long, help: "Where the service keeps its files (or DUBAN_DATA_DIR).")
+    public var dataDir: String?
+
+    @Option(name: .long, help: "This service's rpc endpoint, overriding the configuration.")
+    public var rpc: String?
+
+    @Option(name: .long, help: "This service's events endpoint, overriding the configuration.")
+    public var events: String?
+
+    @Option(name: .long, help: "Instance name, also the event stream's name (default: the service's name).")
+    public var instance: String?
+
+    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical (or LOG_LEVEL).")
+    public var logLevel: String?
+
+    public init() {}
+
+    /// Resolves flags over environment over file over defaults.
+    public func settings(for service: ServiceName, environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> ServiceSettings {
+        var deployment = try await DeploymentConfiguration.load(configFile: config, environment: environment)
+        if let dataDir { deployment.dataDirectory = dataDir }
+        if let logLevel {
+            guard let level = Logger.Level(rawValue: logLevel.lowercased()) else { throw ValidationError("--log-level: unknown level \(logLevel)") }
+            deployment.logLevel = level
+        }
+        var endpoints = deployment[service]
+        if let rpc { endpoints.rpc = rpc }
+        if let events { endpoints.events = events }
+        if let instance, instance.isEmpty || instance.contains("/") { throw ValidationError("--instance: must be a non-empty name without '/'") }
+        return ServiceSettings(
+            deployment: deployment, endpoints: endpoints, instance: instance ?? service.rawValue, clock: try ServiceClock.fromEnvironment(environment))
+    }
+}
+
+/// Runs a service executable: logging, settings, build, serve until SIGTERM/SIGINT.
+public func runServiceMain<S: DubanService>(_ type: S.Type, options: ServiceOptions) async throws {
+    let settings: ServiceSettings
+    do {
+        settings = try await options.settings(for: S.name)
+    } catch let error as ConfigurationError {
+        throw ValidationError(error.description)
+    }
+    let level = settings.deployment.logLevel
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    let logger = Logger(label: "duban.\(S.name.rawValue)")
+    let built = try await buildService(S.self, settings: settings, logger: logger)
+    try await built.group.run()
+}
