@@ -1,0 +1,224 @@
+import ArgumentParser
+import Foundation
+import Messaging
+import Schema
+import ServiceKit
+
+@main
+struct Duban: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "duban",
+        abstract: "督办 Duban: the command line for the eco-environment action plan's services.",
+        subcommands: [Status.self, Ping.self, Call.self, Events.self, Channels.self])
+}
+
+/// Options every command takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "JSON configuration file naming every service's endpoints (or DUBAN_CONFIG).")
+    var config: String?
+
+    @Option(name: .long, help: "Sent as the envelope's `from`: your unit's or tool's name.")
+    var from: String = "duban-cli"
+
+    @Option(name: .long, help: "Seconds to wait for each reply.")
+    var timeout: Double = 5
+
+    @Flag(name: .long, help: "Print JSON instead of a table.")
+    var json = false
+
+    func deployment() async throws -> DeploymentConfiguration {
+        do {
+            return try await DeploymentConfiguration.load(configFile: config)
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+    }
+
+    func client(for service: ServiceName) async throws -> RPCClient {
+        try await RPCClient.connect(to: deployment()[service].rpc, from: from)
+    }
+
+    var replyTimeout: Duration { .milliseconds(Int(timeout * 1000)) }
+}
+
+extension ServiceName: ExpressibleByArgument {}
+
+/// A failed call, printed as the protocol's code, message and field.
+struct CallFailed: Error, CustomStringConvertible {
+    let description: String
+}
+
+func perform<Reply: Decodable & Sendable, Body: Encodable & Sendable>(
+    _ client: RPCClient, _ type: String, _ body: Body, as: Reply.Type, options: GlobalOptions, key: String? = nil
+) async throws -> Reply {
+    do {
+        return try await client.call(type, body, as: Reply.self, key: key, timeout: options.replyTimeout, retries: 2)
+    } catch let error as ErrorBody {
+        throw CallFailed(description: "\(type) failed: \(error)")
+    } catch let error as RPCClientError {
+        throw CallFailed(description: "\(error) — is the service running? (duban ping)")
+    }
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+struct Ping: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Ask services whether they answer (all of them by default).")
+
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "registry, ingest, cases or notify.") var services: [ServiceName] = []
+
+    func run() async throws {
+        let deployment = try await options.deployment()
+        let targets = services.isEmpty ? ServiceName.allCases : services
+        var rows: [[String]] = []
+        var replies: [String: PingReply] = [:]
+        var down = 0
+        for service in targets {
+            let endpoint = deployment[service].rpc
+            let client = try await RPCClient.connect(to: endpoint, from: options.from)
+            do {
+                let reply = try await client.call(SystemTypes.ping, Empty(), as: PingReply.self, timeout: options.replyTimeout, retries: 0)
+                replies[service.rawValue] = reply
+                let streams = reply.streams.sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value)" }.joined(separator: " ")
+                rows.append([service.rawValue, endpoint, "up", reply.instance, reply.started, streams])
+            } catch {
+                down += 1
+                rows.append([service.rawValue, endpoint, "DOWN", "", "", "\(error)"])
+            }
+            await client.close()
+        }
+        if options.json {
+            try printJSON(replies)
+        } else {
+            print(TextTable.render(header: ["service", "rpc", "state", "instance", "started", "streams (name@head)"], rows: rows))
+        }
+        if down > 0 { throw ExitCode(1) }
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "One-screen overview of the deployment.")
+
+    @OptionGroup var options: GlobalOptions
+
+    func run() async throws {
+        var ping = Ping()
+        ping.options = options
+        try await ping.run()
+    }
+}
+
+struct Call: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Send any request type to a service and print the reply body as JSON.",
+        discussion: "Example: duban call notify channel.list '{}'")
+
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "registry, ingest, cases or notify.") var service: ServiceName
+    @Argument(help: "The request type, e.g. sys.ping.") var type: String
+    @Argument(help: "The body as a JSON object.") var body: String = "{}"
+    @Option(name: .long, help: "Idempotency key (one is made up for mutating types if you give none).") var key: String?
+
+    func run() async throws {
+        let parsed: JSONValue
+        do {
+            parsed = try JSONDecoder().decode(JSONValue.self, from: Data(body.utf8))
+        } catch {
+            throw ValidationError("body: not valid JSON: \(error)")
+        }
+        guard case .object = parsed else { throw ValidationError("body: must be a JSON object") }
+        let client = try await options.client(for: service)
+        defer { Task { await client.close() } }
+        let reply = try await perform(client, type, parsed, as: JSONValue.self, options: options, key: key)
+        try printJSON(reply)
+    }
+}
+
+struct Events: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a service's events as JSON lines, catching up on what was missed, and follow new ones.")
+
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "registry, ingest, cases or notify.") var service: ServiceName
+    @Option(name: .long, help: "Topic prefix (repeatable), e.g. registry.progress.") var topic: [String] = []
+    @Flag(name: .long, help: "Only new events, not the stored history.") var new = false
+    @Option(name: .long, help: "Stop after this many events.") var count: Int?
+
+    func run() async throws {
+        let endpoints = try await options.deployment()[service]
+        let subscriber = try await EventSubscriber.start(
+            events: endpoints.events, rpc: endpoints.rpc, topics: topic.isEmpty ? [""] : topic, from: new ? .now : .beginning, name: "duban-cli")
+        var seen = 0
+        for await event in subscriber.events {
+            // Unbuffered, so that a pipe sees each event as it comes.
+            FileHandle.standardOutput.write(try WireCoding.canonical(event) + Data("\n".utf8))
+            seen += 1
+            if let count, seen >= count { break }
+        }
+        await subscriber.stop()
+    }
+}
+
+struct Channels: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delivery channels of the notifications service.", subcommands: [List.self, Set.self, Remove.self], defaultSubcommand: List.self)
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List channels.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() async throws {
+            let client = try await options.client(for: .notify)
+            defer { Task { await client.close() } }
+            let reply = try await perform(client, NotifyTypes.channelList, Empty(), as: ListReply<Channel>.self, options: options)
+            try show(reply.items, options: options)
+        }
+    }
+
+    struct Set: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create or replace a channel.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "Channel name.") var name: String
+        @Option(help: "webhook, wecom, dingtalk or file.") var kind: String
+        @Option(help: "URL for webhooks, absolute path for file.") var target: String
+        @Option(help: "Units whose notices go here (repeatable; none = all).") var unit: [String] = []
+        @Option(help: "Messages a minute the receiver accepts.") var rate: Int?
+
+        func run() async throws {
+            guard let channelKind = ChannelKind(rawValue: kind) else {
+                throw ValidationError("--kind: must be one of \(ChannelKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let channel = Channel(name: name, kind: channelKind, target: target, units: unit.isEmpty ? nil : unit, ratePerMinute: rate)
+            let client = try await options.client(for: .notify)
+            defer { Task { await client.close() } }
+            let reply = try await perform(client, NotifyTypes.channelSet, ChannelSetRequest(channel: channel), as: ListReply<Channel>.self, options: options)
+            try show(reply.items, options: options)
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a channel.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "Channel name.") var name: String
+
+        func run() async throws {
+            let client = try await options.client(for: .notify)
+            defer { Task { await client.close() } }
+            let request = ChannelSetRequest(channel: Channel(name: name, kind: .file, target: "/"), remove: true)
+            let reply = try await perform(client, NotifyTypes.channelSet, request, as: ListReply<Channel>.self, options: options)
+            try show(reply.items, options: options)
+        }
+    }
+
+    static func show(_ channels: [Channel], options: GlobalOptions) throws {
+        if options.json { return try printJSON(channels) }
+        print(TextTable.render(
+            header: ["名称 name", "kind", "target", "units"],
+            rows: channels.map { [$0.name, $0.kind.rawValue, $0.target, ($0.units ?? []).joined(separator: "、")] }))
+    }
+}

@@ -1,0 +1,183 @@
+import Foundation
+import Logging
+import Messaging
+import Schema
+import ServiceKit
+import ServiceLifecycle
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Helpers for tests that run real services on real sockets.
+public enum TestSupport {
+    /// A fresh temporary directory.
+    public static func temporaryDirectory(_ prefix: String = "duban-test") throws -> String {
+        let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// A TCP port on 127.0.0.1 that nothing listens on right now.
+    public static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Two fresh loopback endpoints.
+    public static func freeEndpoints() -> Endpoints {
+        Endpoints(rpc: "tcp://127.0.0.1:\(freePort())", events: "tcp://127.0.0.1:\(freePort())")
+    }
+
+    /// Where the package's executables were built.
+    public static var binDirectory: String {
+        if let dir = ProcessInfo.processInfo.environment["DUBAN_BIN_DIR"] { return dir }
+        // The test bundle lives beside the executables in .build/<triple>/<config>/.
+        var url = Bundle.main.bundleURL
+        while url.pathComponents.count > 1 {
+            if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("duban-registry").path) { return url.path }
+            url.deleteLastPathComponent()
+        }
+        return Bundle.main.bundleURL.deletingLastPathComponent().path
+    }
+
+    /// Polls `condition` until it holds or `timeout` passes.
+    public static func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return try await condition()
+    }
+}
+
+/// A service running in this process on free ports, stopped with `stop()`.
+public final class InProcessService: Sendable {
+    public let endpoints: Endpoints
+    public let dataDirectory: String
+    public let clock: ServiceClock
+    private let group: ServiceGroup
+    private let runner: Task<Void, any Error>
+
+    /// Builds and starts service `S` with its data in `dataDirectory`.
+    public static func start<S: DubanService>(
+        _ type: S.Type, dataDirectory: String, endpoints: Endpoints? = nil, clock: ServiceClock = ServiceClock(), maxPayloadBytes: Int? = nil
+    ) async throws -> InProcessService {
+        var deployment = DeploymentConfiguration(dataDirectory: dataDirectory, logLevel: .warning)
+        if let maxPayloadBytes { deployment.maxPayloadBytes = maxPayloadBytes }
+        let endpoints = endpoints ?? Endpoints(rpc: "tcp://127.0.0.1:*", events: "tcp://127.0.0.1:*")
+        let settings = ServiceSettings(deployment: deployment, endpoints: endpoints, instance: S.name.rawValue, clock: clock)
+        var logger = Logger(label: "test.\(S.name.rawValue)")
+        logger.logLevel = .warning
+        let built = try await buildService(S.self, settings: settings, logger: logger, signals: false)
+        let group = built.group
+        let runner = Task { try await group.run() }
+        return InProcessService(endpoints: built.server.endpoints, dataDirectory: dataDirectory, clock: clock, group: group, runner: runner)
+    }
+
+    private init(endpoints: Endpoints, dataDirectory: String, clock: ServiceClock, group: ServiceGroup, runner: Task<Void, any Error>) {
+        self.endpoints = endpoints
+        self.dataDirectory = dataDirectory
+        self.clock = clock
+        self.group = group
+        self.runner = runner
+    }
+
+    /// Shuts the service down gracefully and waits for it.
+    public func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await runner.value
+    }
+}
+
+/// A service executable running as a child process.
+public final class ServiceProcess: @unchecked Sendable {
+    // @unchecked: Process is used from the test's task only.
+    public let process: Process
+    public let endpoints: Endpoints
+    public let logPath: String
+
+    /// Starts `executable` (e.g. `duban-notify`) with `arguments`, and waits until it answers `sys.ping`.
+    public static func start(
+        _ executable: String, arguments: [String], endpoints: Endpoints, environment: [String: String] = [:], waitForPing: Bool = true
+    ) async throws -> ServiceProcess {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: (TestSupport.binDirectory as NSString).appendingPathComponent(executable))
+        process.arguments = arguments + ["--rpc", endpoints.rpc, "--events", endpoints.events]
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let logPath = (NSTemporaryDirectory() as NSString).appendingPathComponent("\(executable)-\(UUID().uuidString.prefix(8)).log")
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        let started = ServiceProcess(process: process, endpoints: endpoints, logPath: logPath)
+        if waitForPing {
+            guard try await started.waitUntilAnswering() else {
+                started.kill()
+                throw TestFailure("\(executable) did not answer sys.ping; log:\n\(started.log)")
+            }
+        }
+        return started
+    }
+
+    private init(process: Process, endpoints: Endpoints, logPath: String) {
+        self.process = process
+        self.endpoints = endpoints
+        self.logPath = logPath
+    }
+
+    /// Waits until the process answers `sys.ping` (or exits).
+    public func waitUntilAnswering(timeout: Duration = .seconds(20)) async throws -> Bool {
+        let client = try await RPCClient.connect(to: endpoints.rpc, from: "test")
+        defer { Task { await client.close() } }
+        return await TestSupport.eventually(timeout: timeout) {
+            guard process.isRunning else { return true }
+            return (try? await client.call(SystemTypes.ping, Empty(), as: PingReply.self, timeout: .milliseconds(300), retries: 0)) != nil
+        } && process.isRunning
+    }
+
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// SIGKILL: no chance to clean up.
+    public func kill() {
+        guard process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM, then waits for exit; returns the exit status, or nil if it had to be killed.
+    public func terminate(timeout: Duration = .seconds(10)) async -> Int32? {
+        guard process.isRunning else { return process.terminationStatus }
+        process.terminate()
+        let exited = await TestSupport.eventually(timeout: timeout) { !process.isRunning }
+        if !exited {
+            kill()
+            return nil
+        }
+        return process.terminationStatus
+    }
+
+    deinit { kill() }
+}
+
+/// A failure a helper reports with its reason.
+public struct TestFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
