@@ -1,0 +1,56 @@
+import DubanTesting
+import Foundation
+import Testing
+
+@testable import Messaging
+
+@Suite struct PollLoopTests {
+    @Test(arguments: ["tcp", "ipc"])
+    func multipartMessagesArriveWholeAndInOrder(transport: String) async throws {
+        let endpoint = transport == "tcp" ? "tcp://127.0.0.1:\(TestSupport.freePort())" : "ipc://\(try TestSupport.temporaryDirectory())/pull.sock"
+        let loop = ZMQPollLoop(name: "test")
+        let (stream, continuation) = AsyncStream.makeStream(of: [Data].self)
+        _ = try await loop.addSocket(.pull, setup: { try $0.bind(endpoint) }, onMessage: { continuation.yield($0) })
+        let push = try await loop.addSocket(.push, setup: { try $0.connect(endpoint) })
+        for index in 0..<500 { loop.send(push, [Data("part-a-\(index)".utf8), Data(), Data("part-c".utf8)]) }
+        var received = 0
+        for await frames in stream {
+            #expect(frames == [Data("part-a-\(received)".utf8), Data(), Data("part-c".utf8)])
+            received += 1
+            if received == 500 { break }
+        }
+        await loop.shutdown()
+    }
+
+    @Test func shutdownDoesNotHangWithUnsentMessages() async throws {
+        let loop = ZMQPollLoop(name: "test")
+        // A PUSH connected to nobody cannot send: its messages stay queued.
+        let push = try await loop.addSocket(.push, setup: { try $0.connect("tcp://127.0.0.1:\(TestSupport.freePort())") })
+        for _ in 0..<1000 { loop.send(push, [Data(repeating: 7, count: 1000)]) }
+        let started = ContinuousClock.now
+        await loop.shutdown()
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+
+    @Test func bindErrorsReachTheCaller() async throws {
+        let loop = ZMQPollLoop(name: "test")
+        let endpoint = "tcp://127.0.0.1:\(TestSupport.freePort())"
+        _ = try await loop.addSocket(.pull, setup: { try $0.bind(endpoint) })
+        await #expect(throws: ZMQError.self) { _ = try await loop.addSocket(.pull, setup: { try $0.bind(endpoint) }) }
+        await #expect(throws: ZMQError.self) { _ = try await loop.addSocket(.pull, setup: { try $0.bind("nonsense://x") }) }
+        await loop.shutdown()
+    }
+
+    @Test func curveKeysCanBeGenerated() throws {
+        let pair = try ZMQCurve.generateKeyPair()
+        #expect(pair.publicKey.count == 40 && pair.secretKey.count == 40)
+    }
+
+    @Test func clientTimesOutWhenNobodyAnswers() async throws {
+        let client = try await RPCClient.connect(to: "tcp://127.0.0.1:\(TestSupport.freePort())", from: "test")
+        await #expect(throws: RPCClientError.self) {
+            _ = try await client.callRaw("sys.ping", ["x": 1], timeout: .milliseconds(200), retries: 1)
+        }
+        await client.close()
+    }
+}
