@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "DubanTesting"], path: "Tests/ServiceKitTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["DubanTesting", "Messaging", "Schema"],
+            dependencies: ["DubanTesting", "Messaging", "Schema", "ServiceKit", "TaskRegistry", "IndicatorIngest", "CaseTracking", "Notifications"],
             path: "Tests/EndToEndTests",
             swiftSettings: swiftSettings
         ),

@@ -73,30 +73,7 @@ struct Ping: AsyncParsableCommand {
     @Argument(help: "registry, ingest, cases or notify.") var services: [ServiceName] = []
 
     func run() async throws {
-        let deployment = try await options.deployment()
-        let targets = services.isEmpty ? ServiceName.allCases : services
-        var rows: [[String]] = []
-        var replies: [String: PingReply] = [:]
-        var down = 0
-        for service in targets {
-            let endpoint = deployment[service].rpc
-            let client = try await RPCClient.connect(to: endpoint, from: options.from)
-            do {
-                let reply = try await client.call(SystemTypes.ping, Empty(), as: PingReply.self, timeout: options.replyTimeout, retries: 0)
-                replies[service.rawValue] = reply
-                let streams = reply.streams.sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value)" }.joined(separator: " ")
-                rows.append([service.rawValue, endpoint, "up", reply.instance, reply.started, streams])
-            } catch {
-                down += 1
-                rows.append([service.rawValue, endpoint, "DOWN", "", "", "\(error)"])
-            }
-            await client.close()
-        }
-        if options.json {
-            try printJSON(replies)
-        } else {
-            print(TextTable.render(header: ["service", "rpc", "state", "instance", "started", "streams (name@head)"], rows: rows))
-        }
+        let down = try await pingTable(services.isEmpty ? ServiceName.allCases : services, options: options)
         if down > 0 { throw ExitCode(1) }
     }
 }
@@ -107,10 +84,37 @@ struct Status: AsyncParsableCommand {
     @OptionGroup var options: GlobalOptions
 
     func run() async throws {
-        var ping = Ping()
-        ping.options = options
-        try await ping.run()
+        let down = try await pingTable(ServiceName.allCases, options: options)
+        if down > 0 { throw ExitCode(1) }
     }
+}
+
+/// Pings `services` and prints a table (or JSON); returns how many did not answer.
+func pingTable(_ services: [ServiceName], options: GlobalOptions) async throws -> Int {
+    let deployment = try await options.deployment()
+    var rows: [[String]] = []
+    var replies: [String: PingReply] = [:]
+    var down = 0
+    for service in services {
+        let endpoint = deployment[service].rpc
+        let client = try await RPCClient.connect(to: endpoint, from: options.from)
+        do {
+            let reply = try await client.call(SystemTypes.ping, Empty(), as: PingReply.self, timeout: options.replyTimeout, retries: 0)
+            replies[service.rawValue] = reply
+            let streams = reply.streams.sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value)" }.joined(separator: " ")
+            rows.append([service.rawValue, endpoint, "up", reply.instance, reply.started, streams])
+        } catch {
+            down += 1
+            rows.append([service.rawValue, endpoint, "DOWN", "", "", "\(error)"])
+        }
+        await client.close()
+    }
+    if options.json {
+        try printJSON(replies)
+    } else {
+        print(TextTable.render(header: ["service", "rpc", "state", "instance", "started", "streams (name@head)"], rows: rows))
+    }
+    return down
 }
 
 struct Call: AsyncParsableCommand {

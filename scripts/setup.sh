@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what Duban needs on a fresh Debian machine (run as root): libzmq, pkg-config, SQLite
+# headers, pyzmq for the Python client tests. Quick when everything is already there.
+set -euo pipefail
+
+need_apt=()
+pkg-config --exists libzmq 2>/dev/null || need_apt+=(libzmq3-dev)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+[ -f /usr/include/sqlite3.h ] || need_apt+=(libsqlite3-dev)
+command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "setup: installing ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# The Python client tests use pyzmq from whichever python3 is first on PATH.
+if ! python3 -c 'import zmq' 2>/dev/null; then
+    echo "setup: installing pyzmq"
+    python3 -m pip install -q pyzmq 2>/dev/null || {
+        apt-get install -y -qq python3-zmq >/dev/null
+    }
+fi
+
+command -v swift >/dev/null || { echo "setup: no Swift toolchain on PATH (expected Swift 6 at /opt/swift)" >&2; exit 1; }

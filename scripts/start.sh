@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Starts all four Duban services on their embedded defaults (SQLite under var/data), waits until
+# each answers sys.ping, and prints where they listen and the deployment's status.
+# Re-running it keeps the data; scripts/stop.sh stops everything.
+#   DUBAN_DATA_DIR   data directory (default: var/data)
+#   DUBAN_BUILD      debug (default) or release
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+config="${DUBAN_BUILD:-debug}"
+swift build -c "$config" --product duban-registry >/dev/null
+swift build -c "$config" >/dev/null
+bin="$(swift build -c "$config" --show-bin-path)"
+
+export DUBAN_DATA_DIR="${DUBAN_DATA_DIR:-$PWD/var/data}"
+run="$PWD/var/run"
+logs="$PWD/var/log"
+mkdir -p "$DUBAN_DATA_DIR" "$run" "$logs"
+
+for service in registry ingest cases notify; do
+    pidfile="$run/$service.pid"
+    if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+        echo "$service: already running (pid $(cat "$pidfile"))"
+        continue
+    fi
+    nohup "$bin/duban-$service" --data-dir "$DUBAN_DATA_DIR" >>"$logs/$service.log" 2>&1 &
+    echo $! >"$pidfile"
+    echo "$service: started (pid $!, log var/log/$service.log)"
+done
+
+for attempt in $(seq 1 100); do
+    if "$bin/duban" ping --timeout 0.5 >/dev/null 2>&1; then break; fi
+    if [ "$attempt" = 100 ]; then
+        echo "services did not all answer sys.ping; see var/log/" >&2
+        "$bin/duban" ping --timeout 0.5 || true
+        exit 1
+    fi
+    sleep 0.2
+done
+
+echo
+echo "Duban is up. Data: $DUBAN_DATA_DIR. CLI: $bin/duban"
+"$bin/duban" status
