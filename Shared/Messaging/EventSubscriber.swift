@@ -169,6 +169,7 @@ public final class EventSubscriber: Sendable {
             // service and the next heartbeat fetches it in order.
             guard await fill(event.stream, upTo: event.seq - 1) else { return }
         }
+        // The fill may have read past this event (it reads up to the stream's head).
         deliver(event)
     }
 
@@ -187,16 +188,25 @@ public final class EventSubscriber: Sendable {
                 return false
             }
             if page.events.isEmpty { return true }
-            for event in page.events where event.seq > cursors.withLock({ $0[stream] ?? 0 }) {
-                deliver(event)
-            }
+            var advanced = false
+            for event in page.events { advanced = deliver(event) || advanced }
+            if !advanced { return true }
         }
     }
 
-    private func deliver(_ event: AnyEvent) {
-        cursors.withLock { $0[event.stream] = event.seq }
-        if topics.contains(where: { event.type.hasPrefix($0) }) {
+    /// Delivers `event` if it is the next of its stream; anything else was delivered already or
+    /// must wait for a fill. Returns whether it was delivered. This one check is what makes
+    /// delivery exactly once and in order, however live events and catch-up pages interleave.
+    @discardableResult
+    private func deliver(_ event: AnyEvent) -> Bool {
+        let isNext = cursors.withLock { cursors -> Bool in
+            guard event.seq == (cursors[event.stream] ?? 0) + 1 else { return false }
+            cursors[event.stream] = event.seq
+            return true
+        }
+        if isNext, topics.contains(where: { event.type.hasPrefix($0) }) {
             outputContinuation.yield(event)
         }
+        return isNext
     }
 }
