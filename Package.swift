@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // Debian's libzmq (libzmq3-dev), found through pkg-config.
@@ -67,7 +68,13 @@ let package = Package(
             path: "Shared/DubanTesting",
             swiftSettings: swiftSettings
         ),
-        .target(name: "TaskRegistry", dependencies: ["ServiceKit"], path: "Services/TaskRegistry", swiftSettings: swiftSettings),
+        .target(
+            name: "TaskRegistry",
+            dependencies: ["ServiceKit", .product(name: "Yams", package: "Yams")],
+            path: "Services/TaskRegistry",
+            resources: [.copy("Resources/chengzhong-2024-2026.yaml")],
+            swiftSettings: swiftSettings
+        ),
         .target(name: "IndicatorIngest", dependencies: ["ServiceKit"], path: "Services/IndicatorIngest", swiftSettings: swiftSettings),
         .target(name: "CaseTracking", dependencies: ["ServiceKit"], path: "Services/CaseTracking", swiftSettings: swiftSettings),
         .target(name: "Notifications", dependencies: ["ServiceKit"], path: "Services/Notifications", swiftSettings: swiftSettings),

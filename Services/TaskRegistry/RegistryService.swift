@@ -1,13 +1,335 @@
+import Foundation
+import GRDB
+import Logging
 import Schema
 import ServiceKit
+import ServiceLifecycle
+import Synchronization
 
-/// The task registry: the plan as data, progress reports, the dispatch and escalations.
-/// This stage serves the runtime's requests (`sys.*`, `events.since`); the plan's request types follow.
+/// The task registry: the plan as data, progress reports (月调度), computed statuses and escalations.
 public struct RegistryService: DubanService {
     public static let name = ServiceName.registry
     public static let topics = [RegistryTypes.progressReported, RegistryTypes.taskStatusChanged, RegistryTypes.escalationRecorded]
 
-    public init(context: ServiceContext) async throws {}
+    let store: ServiceStore
+    let clock: ServiceClock
+    let logger: Logger
+    let tick: Duration
+    let current: PlanHolder
 
-    public func register(_ handlers: inout HandlerTable) {}
+    /// The plan in force, replaced whole on reload.
+    final class PlanHolder: Sendable {
+        private let value: Mutex<LoadedPlan>
+        init(_ plan: LoadedPlan) { value = Mutex(plan) }
+        var plan: LoadedPlan { value.withLock { $0 } }
+        func replace(_ plan: LoadedPlan) { value.withLock { $0 = plan } }
+    }
+
+    public static func migrations(_ migrator: inout DatabaseMigrator) { RegistryStore.migrations(&migrator) }
+
+    /// Opens the registry; on the first start it loads the configured plan file (or the bundled plan).
+    public init(context: ServiceContext) async throws {
+        store = context.store
+        clock = context.clock
+        logger = context.logger
+        tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
+        if let loaded = try await store.pool.read({ try RegistryStore.loadPlan($0) }) {
+            current = PlanHolder(loaded)
+            logger.info("plan in force", metadata: ["plan.title": "\(loaded.document.title)", "plan.source": "\(loaded.source)"])
+        } else {
+            guard let path = context.deployment.planFile ?? PlanLoader.bundledPlanPath else {
+                throw PlanLoadError(problems: [PlanProblem(file: "(bundled plan)", line: nil, path: "", message: "no plan file configured and none bundled")])
+            }
+            let document = try PlanLoader.load(path: path)
+            let loaded = LoadedPlan(document: document, source: path, loadedAt: Timestamp.format(context.clock.now()))
+            let now = context.clock.now()
+            try await store.write { db, events in
+                try RegistryStore.savePlan(db, loaded)
+                try RegistryStore.refreshStatuses(db, plan: document, now: now, events: &events)
+            }
+            current = PlanHolder(loaded)
+            logger.info("plan loaded on first start", metadata: ["plan.title": "\(document.title)", "plan.source": "\(path)", "plan.tasks": "\(document.tasks.count)"])
+        }
+    }
+
+    public func backgroundServices() -> [any Service] {
+        // Time alone moves tasks to overdue or lagging; this notices and publishes it.
+        [
+            PeriodicTask(name: "task-status", interval: tick, logger: logger) { [store, clock, current] in
+                let plan = current.plan.document
+                let now = clock.now()
+                try await store.write { db, events in try RegistryStore.refreshStatuses(db, plan: plan, now: now, events: &events) }
+            }
+        ]
+    }
+
+    public func register(_ handlers: inout HandlerTable) {
+        let current = self.current
+        let clock = self.clock
+
+        handlers.on(RegistryTypes.planGet, Empty.self) { _, context in
+            let loaded = current.plan
+            let plan = loaded.document
+            let views = try await Self.taskViews(plan: plan, context: context, now: clock.now())
+            return PlanReply(
+                title: plan.title, district: plan.district, start: plan.start, end: plan.end, office: plan.office, dispatchDay: plan.dispatchDay,
+                goals: plan.goals, categories: plan.categories.map(\.heading), tasks: views, targets: plan.targets.map(Self.target),
+                rules: plan.rules.map { PlanRule(id: $0.id, text: $0.text, withinMonths: $0.withinMonths) }, loadedAt: loaded.loadedAt)
+        }
+
+        handlers.on(RegistryTypes.unitList, Empty.self) { _, _ in
+            ListReply(
+                items: current.plan.document.units.map {
+                    Unit(
+                        name: $0.name, kind: $0.kind, collective: $0.kind == "collective", aliasOf: $0.aliasOf,
+                        members: $0.members.isEmpty ? nil : $0.members)
+                })
+        }
+
+        handlers.on(RegistryTypes.taskList, TaskListRequest.self) { request, context in
+            let plan = current.plan.document
+            if let unit = request.unit, plan.unit(unit) == nil { throw ErrorBody.notFound("no unit \(unit)", field: "body.unit") }
+            var categoryID: String?
+            if let category = request.category {
+                guard let match = plan.categories.first(where: { [$0.id, $0.title, $0.heading].contains(category) }) else {
+                    throw ErrorBody.notFound(
+                        "no task group \(category); one of \(plan.categories.map(\.heading).joined(separator: " "))", field: "body.category")
+                }
+                categoryID = match.id
+            }
+            let views = try await Self.taskViews(plan: plan, context: context, now: clock.now())
+            return ListReply(
+                items: views.filter { view in
+                    guard let task = plan.task(view.id) else { return false }
+                    if let categoryID, task.category != categoryID { return false }
+                    if let status = request.status, view.status != status { return false }
+                    if let unit = request.unit {
+                        let involved = task.isParent ? task.subtasks.compactMap(plan.task).flatMap { $0.lead + $0.cooperating } : task.lead + task.cooperating
+                        if !involved.contains(where: { Self.stands(for: $0, unit: unit, plan: plan) }) { return false }
+                    }
+                    return true
+                })
+        }
+
+        handlers.on(RegistryTypes.taskGet, TaskGetRequest.self) { request, context in
+            let plan = current.plan.document
+            guard plan.task(request.id) != nil else { throw ErrorBody.notFound("no task \(request.id)", field: "body.id") }
+            let views = try await Self.taskViews(plan: plan, context: context, now: clock.now())
+            var view = views.first { $0.id == request.id }!
+            let reports = try await context.store.pool.read { try RegistryStore.reports($0, task: request.id) }
+            var latest: [String: ProgressReport] = [:]
+            for report in reports where (latest[report.unit]?.period ?? "") <= report.period { latest[report.unit] = report }
+            view.latestReports = latest.values.sorted { $0.unit < $1.unit }
+            return view
+        }
+
+        handlers.on(RegistryTypes.progressReport, ProgressReportRequest.self, mutating: true) { request, context in
+            let plan = current.plan.document
+            let now = clock.now()
+            try Self.validate(request, plan: plan, now: now)
+            return try await context.write { db, events in
+                let revision =
+                    try Int.fetchOne(
+                        db, sql: "SELECT MAX(revision) FROM progress_reports WHERE task = ? AND period = ? AND unit = ?",
+                        arguments: [request.task, request.period, request.unit]) ?? 0
+                let report = ProgressReport(
+                    task: request.task, period: request.period, unit: request.unit, percent: request.percent, summary: request.summary,
+                    measures: request.measures, problems: request.problems, nextSteps: request.nextSteps, evidence: request.evidence ?? [],
+                    revision: revision + 1, reportedAt: Timestamp.format(now), reportedBy: context.from)
+                try db.execute(
+                    sql: """
+                        INSERT INTO progress_reports (task, period, unit, revision, percent, summary, measures, problems, next_steps, evidence, reported_at, reported_by)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        report.task, report.period, report.unit, report.revision, report.percent, report.summary, report.measures, report.problems,
+                        report.nextSteps, try WireCoding.encode(report.evidence), report.reportedAt, report.reportedBy,
+                    ])
+                try events.emit(RegistryTypes.progressReported, report)
+                try RegistryStore.refreshStatuses(db, plan: plan, now: now, events: &events)
+                return report
+            }
+        }
+
+        handlers.on(RegistryTypes.progressList, ProgressListRequest.self) { request, context in
+            if let period = request.period, Month(period) == nil {
+                throw ErrorBody.invalidArgument("period must be a month, YYYY-MM", field: "body.period")
+            }
+            return ListReply(
+                items: try await context.store.pool.read {
+                    try RegistryStore.reports($0, task: request.task, period: request.period, unit: request.unit, history: request.history ?? false)
+                })
+        }
+
+        handlers.on(RegistryTypes.dispatchOverview, DispatchOverviewRequest.self) { request, context in
+            let plan = current.plan.document
+            guard let month = Month(request.period) else { throw ErrorBody.invalidArgument("period must be a month, YYYY-MM", field: "body.period") }
+            let all = try await context.store.pool.read { try RegistryStore.reports($0) }
+            return Self.dispatchOverview(plan: plan, month: month, reports: all)
+        }
+
+        handlers.on(RegistryTypes.escalationRecord, EscalationRecordRequest.self, mutating: true) { request, context in
+            let plan = current.plan.document
+            guard context.from == plan.office else {
+                throw ErrorBody.permissionDenied("escalations are recorded by \(plan.office); this request is from \(context.from ?? "nobody")", field: "from")
+            }
+            guard plan.unit(request.unit) != nil else { throw ErrorBody.notFound("no unit \(request.unit)", field: "body.unit") }
+            guard !request.reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw ErrorBody.invalidArgument("an escalation needs a reason", field: "body.reason")
+            }
+            for (index, task) in (request.tasks ?? []).enumerated() where plan.task(task) == nil {
+                throw ErrorBody.notFound("no task \(task)", field: "body.tasks[\(index)]")
+            }
+            let at = Timestamp.format(clock.now())
+            return try await context.write { db, events in
+                try db.execute(
+                    sql: "INSERT INTO escalations (unit, level, reason, tasks, recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [request.unit, request.level.rawValue, request.reason, try WireCoding.encode(request.tasks ?? []), at, context.from])
+                let escalation = Escalation(
+                    id: Int(db.lastInsertedRowID), unit: request.unit, level: request.level, reason: request.reason, tasks: request.tasks ?? [],
+                    recordedAt: at, recordedBy: context.from)
+                try events.emit(RegistryTypes.escalationRecorded, escalation)
+                return escalation
+            }
+        }
+
+        handlers.on(RegistryTypes.escalationList, EscalationListRequest.self) { request, context in
+            if let unit = request.unit, current.plan.document.unit(unit) == nil { throw ErrorBody.notFound("no unit \(unit)", field: "body.unit") }
+            return ListReply(items: try await context.store.pool.read { try RegistryStore.escalations($0, unit: request.unit) })
+        }
+
+        handlers.on(RegistryTypes.planLoad, PlanLoadRequest.self, mutating: true) { request, context in
+            let name = request.name ?? "plan.yaml"
+            let document: PlanDocument
+            do {
+                document = try PlanLoader.parse(request.content, file: name)
+            } catch let error as PlanLoadError {
+                throw ErrorBody.invalidArgument(error.description, field: "body.content")
+            }
+            let now = clock.now()
+            let loaded = LoadedPlan(document: document, source: name, loadedAt: Timestamp.format(now))
+            let reply = try await context.write { db, events in
+                try RegistryStore.savePlan(db, loaded)
+                try RegistryStore.refreshStatuses(db, plan: document, now: now, events: &events)
+                return PlanLoadReply(
+                    title: document.title, tasks: document.tasks.count, units: document.units.count, targets: document.targets.count,
+                    loadedAt: loaded.loadedAt)
+            }
+            current.replace(loaded)
+            context.logger.notice("plan reloaded", metadata: ["plan.title": "\(document.title)", "plan.source": "\(name)"])
+            return reply
+        }
+    }
+
+    // MARK: Rules shared by the handlers
+
+    /// Whether `reporter` may act for `listed` (a unit named on a task): the same unit, the same
+    /// unit under another name, or a member of a collective name.
+    static func stands(for listed: String, unit reporter: String, plan: PlanDocument) -> Bool {
+        if listed == reporter { return true }
+        if TaskStatusRules.canonical(listed, plan: plan) == TaskStatusRules.canonical(reporter, plan: plan) { return true }
+        return plan.unit(listed)?.members.contains(TaskStatusRules.canonical(reporter, plan: plan)) ?? false
+    }
+
+    static func validate(_ request: ProgressReportRequest, plan: PlanDocument, now: Date) throws {
+        guard let task = plan.task(request.task) else { throw ErrorBody.notFound("no task \(request.task)", field: "body.task") }
+        guard !task.isParent else {
+            throw ErrorBody.invalidArgument(
+                "task \(task.id) is reported through its sub-items \(task.subtasks.joined(separator: ", "))", field: "body.task")
+        }
+        guard let month = Month(request.period) else { throw ErrorBody.invalidArgument("period must be a month, YYYY-MM", field: "body.period") }
+        guard let first = Month(date: plan.start), let last = Month(date: plan.end), month >= first, month <= last else {
+            throw ErrorBody.invalidArgument("period \(request.period) is outside the plan (\(plan.start) to \(plan.end))", field: "body.period")
+        }
+        guard month <= Month(now) else {
+            throw ErrorBody.invalidArgument("period \(request.period) has not begun", field: "body.period")
+        }
+        guard plan.unit(request.unit) != nil else { throw ErrorBody.notFound("no unit \(request.unit)", field: "body.unit") }
+        guard (task.lead + task.cooperating).contains(where: { stands(for: $0, unit: request.unit, plan: plan) }) else {
+            throw ErrorBody.permissionDenied(
+                "\(request.unit) is neither a lead nor a cooperating unit of task \(task.id) (\((task.lead + task.cooperating).joined(separator: "、")))",
+                field: "body.unit")
+        }
+        guard request.percent.isFinite, (0...100).contains(request.percent) else {
+            throw ErrorBody.invalidArgument("percent must be between 0 and 100, not \(request.percent)", field: "body.percent")
+        }
+        guard !request.summary.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw ErrorBody.invalidArgument("a report needs a summary", field: "body.summary")
+        }
+        for (index, evidence) in (request.evidence ?? []).enumerated() {
+            if evidence.name.isEmpty { throw ErrorBody.invalidArgument("evidence needs a name", field: "body.evidence[\(index)].name") }
+            if evidence.uri.isEmpty { throw ErrorBody.invalidArgument("evidence needs a uri", field: "body.evidence[\(index)].uri") }
+            if let sha = evidence.sha256, sha.count != 64 || !sha.allSatisfy(\.isHexDigit) {
+                throw ErrorBody.invalidArgument("sha256 must be 64 hexadecimal digits", field: "body.evidence[\(index)].sha256")
+            }
+        }
+    }
+
+    /// Every task as the protocol shows it, with its status and progress now.
+    static func taskViews(plan: PlanDocument, context: RequestContext, now: Date) async throws -> [PlanTask] {
+        let reports = try await context.store.pool.read { try RegistryStore.taskReports($0, plan: plan) }
+        let statuses = TaskStatusRules.statuses(plan: plan, reports: reports, now: now)
+        let categories = Dictionary(uniqueKeysWithValues: plan.categories.map { ($0.id, $0.heading) })
+        return plan.tasks.map { task in
+            let progress: Double
+            if task.isParent {
+                let children = task.subtasks.compactMap(plan.task)
+                progress = children.isEmpty ? 0 : children.map { TaskStatusRules.progress($0, plan: plan, reports: reports[$0.id] ?? TaskReports()) }.reduce(0, +) / Double(children.count)
+            } else {
+                progress = TaskStatusRules.progress(task, plan: plan, reports: reports[task.id] ?? TaskReports())
+            }
+            let children = task.subtasks.compactMap(plan.task)
+            var view = PlanTask(
+                id: task.id, parent: task.parent, category: categories[task.category] ?? task.category, title: task.title, text: task.text,
+                leadUnits: task.isParent ? RegistryStore.unionOfLeads(task, plan: plan) : task.lead,
+                cooperatingUnits: task.isParent ? uniqued(children.flatMap(\.cooperating)) : task.cooperating,
+                deadline: task.isParent ? children.compactMap(\.deadline).max() : task.deadline,
+                ongoing: task.isParent ? children.allSatisfy { $0.deadline == nil } : task.deadline == nil,
+                milestones: task.milestones.map { Milestone(date: $0.date, text: $0.text, percent: $0.percent) },
+                targets: plan.targets.filter { $0.tasks.contains(task.id) }.map(\.indicator), subtasks: task.subtasks, status: statuses[task.id])
+            view.deadlineText = task.deadlineText
+            view.progress = (progress * 10).rounded() / 10
+            return view
+        }
+    }
+
+    static func uniqued(_ names: [String]) -> [String] {
+        var seen: Set<String> = []
+        return names.filter { seen.insert($0).inserted }
+    }
+
+    static func target(_ entry: PlanDocument.TargetEntry) -> PlanTarget {
+        PlanTarget(
+            indicator: entry.indicator, text: entry.text, operator: entry.op, threshold: entry.threshold, thresholdFrom: entry.thresholdFrom,
+            unit: entry.unit, scale: entry.scale, tasks: entry.tasks)
+    }
+
+    /// Who reported for `month`, and which lead units owe a report and have none. A task owes
+    /// reports while it runs: until it is completed (every lead unit at 100 % in an earlier month)
+    /// and, for dated tasks, through its deadline's month and after it until completed.
+    static func dispatchOverview(plan: PlanDocument, month: Month, reports: [ProgressReport]) -> DispatchOverviewReply {
+        let forMonth = reports.filter { $0.period == month.description }
+        var reported: [TaskUnit] = []
+        for report in forMonth where !reported.contains(TaskUnit(task: report.task, unit: report.unit)) {
+            reported.append(TaskUnit(task: report.task, unit: report.unit))
+        }
+        var missing: [TaskUnit] = []
+        for task in plan.tasks where !task.isParent {
+            let earlier = reports.filter { $0.task == task.id && (Month($0.period) ?? month) < month }
+            var latest: [String: ProgressReport] = [:]
+            for report in earlier {
+                let unit = TaskStatusRules.canonical(report.unit, plan: plan)
+                if (latest[unit]?.period ?? "") <= report.period { latest[unit] = report }
+            }
+            let completedBefore =
+                task.deadline != nil && task.lead.allSatisfy { (latest[TaskStatusRules.canonical($0, plan: plan)]?.percent ?? 0) >= 100 }
+            if completedBefore { continue }
+            for unit in task.lead {
+                let done = forMonth.contains { $0.task == task.id && stands(for: unit, unit: $0.unit, plan: plan) }
+                if !done { missing.append(TaskUnit(task: task.id, unit: unit)) }
+            }
+        }
+        let due = Timestamp.districtDate(month.next.start(day: plan.dispatchDay))
+        return DispatchOverviewReply(period: month.description, reported: reported, missing: missing, due: due)
+    }
 }

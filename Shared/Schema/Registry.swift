@@ -1,6 +1,8 @@
 /// The task registry's request types and topics (PROTOCOL.md section 6, **registry**).
 public enum RegistryTypes {
     public static let planGet = "plan.get"
+    /// Replaces the plan (an extension of the protocol's types).
+    public static let planLoad = "plan.load"
     public static let unitList = "unit.list"
     public static let taskList = "task.list"
     public static let taskGet = "task.get"
@@ -34,11 +36,22 @@ public struct Unit: Codable, Sendable, Equatable {
     public var kind: String
     /// A collective name (区直各单位, 各涉河镇办) standing for several units.
     public var collective: Bool
+    /// The unit's full name, when this is a shorter name the plan also uses (区市场监管局).
+    public var aliasOf: String?
+    /// For a collective name: the units known to belong to it, who may report for it.
+    public var members: [String]?
 
-    public init(name: String, kind: String, collective: Bool = false) {
+    enum CodingKeys: String, CodingKey {
+        case name, kind, collective, members
+        case aliasOf = "alias_of"
+    }
+
+    public init(name: String, kind: String, collective: Bool = false, aliasOf: String? = nil, members: [String]? = nil) {
         self.name = name
         self.kind = kind
         self.collective = collective
+        self.aliasOf = aliasOf
+        self.members = members
     }
 }
 
@@ -46,10 +59,13 @@ public struct Unit: Codable, Sendable, Equatable {
 public struct Milestone: Codable, Sendable, Equatable {
     public var date: String
     public var text: String
+    /// Progress expected by the date.
+    public var percent: Double?
 
-    public init(date: String, text: String) {
+    public init(date: String, text: String, percent: Double? = nil) {
         self.date = date
         self.text = text
+        self.percent = percent
     }
 }
 
@@ -71,11 +87,19 @@ public struct PlanTask: Codable, Sendable, Equatable {
     public var targets: [String]
     public var subtasks: [String]
     public var status: TaskStatus?
+    /// The deadline in the plan's own words (2026年12月底, 持续推进).
+    public var deadlineText: String?
+    /// Mean of the lead units' latest reported percents.
+    public var progress: Double?
+    /// `task.get` only: each unit's latest report.
+    public var latestReports: [ProgressReport]?
 
     enum CodingKeys: String, CodingKey {
-        case id, parent, category, title, text, deadline, ongoing, milestones, targets, subtasks, status
+        case id, parent, category, title, text, deadline, ongoing, milestones, targets, subtasks, status, progress
         case leadUnits = "lead_units"
         case cooperatingUnits = "cooperating_units"
+        case deadlineText = "deadline_text"
+        case latestReports = "latest_reports"
     }
 
     public init(
@@ -105,37 +129,122 @@ public struct PlanTarget: Codable, Sendable, Equatable {
     /// `at_least`, `equal`, `at_most`, `class_at_least`, `category_at_least`, `within_quota`, `meets_standard`.
     public var `operator`: String
     public var threshold: JSONValue?
+    /// Where a threshold the plan does not state as a number comes from (市控标准: configuration).
+    public var thresholdFrom: String?
     public var unit: String?
+    /// Ordered values, best first, for class and category targets.
+    public var scale: [String]?
     public var tasks: [String]
 
-    public init(indicator: String, text: String, operator: String, threshold: JSONValue?, unit: String?, tasks: [String]) {
+    enum CodingKeys: String, CodingKey {
+        case indicator, text, `operator`, threshold, unit, scale, tasks
+        case thresholdFrom = "threshold_from"
+    }
+
+    public init(
+        indicator: String, text: String, operator: String, threshold: JSONValue?, thresholdFrom: String? = nil, unit: String?, scale: [String]? = nil,
+        tasks: [String]
+    ) {
         self.indicator = indicator
         self.text = text
         self.operator = `operator`
         self.threshold = threshold
+        self.thresholdFrom = thresholdFrom
         self.unit = unit
+        self.scale = scale
         self.tasks = tasks
+    }
+}
+
+/// A rule of the plan's 保障措施.
+public struct PlanRule: Codable, Sendable, Equatable {
+    public var id: String
+    public var text: String
+    /// For a rule with a time limit (every department's implementation plan within 3 months).
+    public var withinMonths: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case id, text
+        case withinMonths = "within_months"
+    }
+
+    public init(id: String, text: String, withinMonths: Int? = nil) {
+        self.id = id
+        self.text = text
+        self.withinMonths = withinMonths
     }
 }
 
 /// `plan.get` reply.
 public struct PlanReply: Codable, Sendable {
     public var title: String
+    public var district: String?
     public var start: String
     public var end: String
+    public var office: String
+    public var dispatchDay: Int
+    public var goals: String?
+    /// Task groups as the plan heads them: `（三）持续深入打好污染防治攻坚战`.
     public var categories: [String]
     public var tasks: [PlanTask]
     public var targets: [PlanTarget]
-    public var rules: [String]
+    public var rules: [PlanRule]
+    public var loadedAt: String?
 
-    public init(title: String, start: String, end: String, categories: [String], tasks: [PlanTask], targets: [PlanTarget], rules: [String]) {
+    enum CodingKeys: String, CodingKey {
+        case title, district, start, end, office, goals, categories, tasks, targets, rules
+        case dispatchDay = "dispatch_day"
+        case loadedAt = "loaded_at"
+    }
+
+    public init(
+        title: String, district: String?, start: String, end: String, office: String, dispatchDay: Int, goals: String?, categories: [String],
+        tasks: [PlanTask], targets: [PlanTarget], rules: [PlanRule], loadedAt: String?
+    ) {
         self.title = title
+        self.district = district
         self.start = start
         self.end = end
+        self.office = office
+        self.dispatchDay = dispatchDay
+        self.goals = goals
         self.categories = categories
         self.tasks = tasks
         self.targets = targets
         self.rules = rules
+        self.loadedAt = loadedAt
+    }
+}
+
+/// `plan.load`: replaces the plan with a new plan file's content (reports, statuses and
+/// escalations are kept). `content` is the file's text; `name` is used in error messages.
+public struct PlanLoadRequest: Codable, Sendable, Equatable {
+    public var content: String
+    public var name: String?
+    public init(content: String, name: String? = nil) {
+        self.content = content
+        self.name = name
+    }
+}
+
+public struct PlanLoadReply: Codable, Sendable, Equatable {
+    public var title: String
+    public var tasks: Int
+    public var units: Int
+    public var targets: Int
+    public var loadedAt: String
+
+    enum CodingKeys: String, CodingKey {
+        case title, tasks, units, targets
+        case loadedAt = "loaded_at"
+    }
+
+    public init(title: String, tasks: Int, units: Int, targets: Int, loadedAt: String) {
+        self.title = title
+        self.tasks = tasks
+        self.units = units
+        self.targets = targets
+        self.loadedAt = loadedAt
     }
 }
 
@@ -210,16 +319,37 @@ public struct ProgressReport: Codable, Sendable, Equatable {
         case reportedAt = "reported_at"
         case reportedBy = "reported_by"
     }
+
+    public init(
+        task: String, period: String, unit: String, percent: Double, summary: String, measures: String?, problems: String?, nextSteps: String?,
+        evidence: [EvidenceRef], revision: Int, reportedAt: String, reportedBy: String?
+    ) {
+        self.task = task
+        self.period = period
+        self.unit = unit
+        self.percent = percent
+        self.summary = summary
+        self.measures = measures
+        self.problems = problems
+        self.nextSteps = nextSteps
+        self.evidence = evidence
+        self.revision = revision
+        self.reportedAt = reportedAt
+        self.reportedBy = reportedBy
+    }
 }
 
 public struct ProgressListRequest: Codable, Sendable {
     public var task: String?
     public var period: String?
     public var unit: String?
-    public init(task: String? = nil, period: String? = nil, unit: String? = nil) {
+    /// Every revision instead of the latest of each (task, unit, month).
+    public var history: Bool?
+    public init(task: String? = nil, period: String? = nil, unit: String? = nil, history: Bool? = nil) {
         self.task = task
         self.period = period
         self.unit = unit
+        self.history = history
     }
 }
 
@@ -241,8 +371,19 @@ public struct TaskUnit: Codable, Sendable, Equatable, Hashable {
 /// `dispatch.overview` reply: who has and has not reported for the month.
 public struct DispatchOverviewReply: Codable, Sendable {
     public var period: String
+    /// Every task/unit pair with a report for the month (lead and cooperating units).
     public var reported: [TaskUnit]
+    /// Lead units that owe a report for the month and have none.
     public var missing: [TaskUnit]
+    /// When the month's reports are due (the dispatch day of the next month).
+    public var due: String
+
+    public init(period: String, reported: [TaskUnit], missing: [TaskUnit], due: String) {
+        self.period = period
+        self.reported = reported
+        self.missing = missing
+        self.due = due
+    }
 }
 
 public enum EscalationLevel: String, Codable, Sendable, CaseIterable {
@@ -281,6 +422,16 @@ public struct Escalation: Codable, Sendable, Equatable {
         case recordedAt = "recorded_at"
         case recordedBy = "recorded_by"
     }
+
+    public init(id: Int, unit: String, level: EscalationLevel, reason: String, tasks: [String], recordedAt: String, recordedBy: String?) {
+        self.id = id
+        self.unit = unit
+        self.level = level
+        self.reason = reason
+        self.tasks = tasks
+        self.recordedAt = recordedAt
+        self.recordedBy = recordedBy
+    }
 }
 
 public struct EscalationListRequest: Codable, Sendable {
@@ -299,5 +450,13 @@ public struct TaskStatusChanged: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case task, from, to, at
         case leadUnits = "lead_units"
+    }
+
+    public init(task: String, from: TaskStatus?, to: TaskStatus, leadUnits: [String], at: String) {
+        self.task = task
+        self.from = from
+        self.to = to
+        self.leadUnits = leadUnits
+        self.at = at
     }
 }

@@ -42,6 +42,10 @@ public struct DeploymentConfiguration: Sendable, Equatable {
     public var maxPayloadBytes: Int
     /// Where the file came from, if one was read.
     public var configFile: String?
+    /// How often clock-driven checks run (statuses, overdue cases, the supervision rhythm), seconds.
+    public var tickSeconds: Double = 30
+    /// The plan file the registry loads on its first start (default: the bundled 城中区 plan).
+    public var planFile: String?
 
     public init(
         endpoints: [ServiceName: Endpoints] = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, $0.defaultEndpoints) }),
@@ -86,6 +90,9 @@ public struct DeploymentConfiguration: Sendable, Equatable {
         }
         result.dataDirectory = reader.string(forKey: "dataDir", default: result.dataDirectory)
         result.maxPayloadBytes = reader.int(forKey: "maxPayloadBytes", default: result.maxPayloadBytes)
+        result.tickSeconds = reader.double(forKey: "tickSeconds", default: result.tickSeconds)
+        guard result.tickSeconds > 0 else { throw ConfigurationError.invalid("tickSeconds", "\(result.tickSeconds)") }
+        result.planFile = reader.string(forKey: "planFile")
         let level = environment["LOG_LEVEL"] ?? reader.string(forKey: "logLevel", default: "info")
         guard let parsed = Logger.Level(rawValue: level.lowercased()) else { throw ConfigurationError.invalid("logLevel", level) }
         result.logLevel = parsed

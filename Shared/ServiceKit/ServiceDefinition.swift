@@ -105,12 +105,16 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical (or LOG_LEVEL).")
     public var logLevel: String?
 
+    @Option(name: .long, help: "Registry: the plan file loaded on first start (or DUBAN_PLAN_FILE; default: the bundled 城中区 plan).")
+    public var plan: String?
+
     public init() {}
 
     /// Resolves flags over environment over file over defaults.
     public func settings(for service: ServiceName, environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> ServiceSettings {
         var deployment = try await DeploymentConfiguration.load(configFile: config, environment: environment)
         if let dataDir { deployment.dataDirectory = dataDir }
+        if let plan { deployment.planFile = plan }
         if let logLevel {
             guard let level = Logger.Level(rawValue: logLevel.lowercased()) else { throw ValidationError("--log-level: unknown level \(logLevel)") }
             deployment.logLevel = level

@@ -1,0 +1,136 @@
+import Foundation
+import Schema
+
+/// A month, `YYYY-MM`.
+public struct Month: Comparable, Hashable, Sendable, CustomStringConvertible {
+    public var year: Int
+    public var month: Int
+
+    public init(year: Int, month: Int) {
+        self.year = year
+        self.month = month
+    }
+
+    /// Parses `YYYY-MM`.
+    public init?(_ text: String) {
+        let parts = text.split(separator: "-")
+        guard parts.count == 2, parts[0].count == 4, parts[1].count == 2, let y = Int(parts[0]), let m = Int(parts[1]), (1...12).contains(m) else {
+            return nil
+        }
+        self.init(year: y, month: m)
+    }
+
+    /// The month of a `YYYY-MM-DD` date.
+    public init?(date: String) { self.init(String(date.prefix(7))) }
+
+    /// The district's month at an instant.
+    public init(_ instant: Date) { self.init(date: Timestamp.districtDate(instant))! }
+
+    public var description: String { String(format: "%04d-%02d", year, month) }
+    public var next: Month { month == 12 ? Month(year: year + 1, month: 1) : Month(year: year, month: month + 1) }
+    public var previous: Month { month == 1 ? Month(year: year - 1, month: 12) : Month(year: year, month: month - 1) }
+    public static func < (a: Month, b: Month) -> Bool { (a.year, a.month) < (b.year, b.month) }
+
+    /// Local midnight at the start of `day` of this month.
+    public func start(day: Int = 1) -> Date {
+        Timestamp.startOfDistrictDay(String(format: "%04d-%02d-%02d", year, month, day))!
+    }
+}
+
+/// What the status rules need to know about a task's reports.
+public struct TaskReports: Sendable {
+    /// Each unit's latest reported percent (latest month, latest revision), by canonical unit name.
+    public var latestPercent: [String: Double] = [:]
+    /// Months each unit reported for.
+    public var monthsReported: [String: Set<Month>] = [:]
+    public init() {}
+}
+
+/// The rules that turn deadlines, milestones, reports and the clock into a task's status.
+/// docs/registry.md states them for people; the tests exercise each one.
+public enum TaskStatusRules {
+    /// The last month whose report is due by now: reports for month M are due by the plan's
+    /// dispatch day of M+1 (月调度). Nil before the first report falls due; never past the plan's end.
+    public static func lastDueMonth(plan: PlanDocument, now: Date) -> Month? {
+        guard let first = Month(date: plan.start), let last = Month(date: plan.end) else { return nil }
+        var candidate = Month(now).previous
+        // Until the dispatch day has passed, last month's reports are not yet due.
+        if now < Month(now).start(day: plan.dispatchDay).addingTimeInterval(86_400) { candidate = candidate.previous }
+        if candidate > last { candidate = last }
+        return candidate < first ? nil : candidate
+    }
+
+    /// Units that must report on `task` (its lead units), by canonical name.
+    public static func expectedReporters(_ task: PlanDocument.TaskEntry, plan: PlanDocument) -> [String] {
+        task.lead.map { canonical($0, plan: plan) }
+    }
+
+    /// A unit's own name, or the name it is an alias of.
+    public static func canonical(_ unit: String, plan: PlanDocument) -> String {
+        plan.unit(unit)?.aliasOf ?? unit
+    }
+
+    /// Progress of a leaf task: the mean of its lead units' latest percents (0 for a unit that never reported).
+    public static func progress(_ task: PlanDocument.TaskEntry, plan: PlanDocument, reports: TaskReports) -> Double {
+        let units = expectedReporters(task, plan: plan)
+        guard !units.isEmpty else { return 0 }
+        return units.map { reports.latestPercent[$0] ?? 0 }.reduce(0, +) / Double(units.count)
+    }
+
+    /// The status of every task, parents rolled up from their sub-items.
+    public static func statuses(plan: PlanDocument, reports: [String: TaskReports], now: Date) -> [String: TaskStatus] {
+        var result: [String: TaskStatus] = [:]
+        for task in plan.tasks where !task.isParent {
+            result[task.id] = leafStatus(task, plan: plan, reports: reports[task.id] ?? TaskReports(), now: now)
+        }
+        for task in plan.tasks where task.isParent {
+            result[task.id] = rollUp(task.subtasks.compactMap { result[$0] })
+        }
+        return result
+    }
+
+    /// One leaf task, rules in order of precedence:
+    /// 1. `completed`: it has a deadline and every lead unit's latest report says 100 %. Ongoing
+    ///    tasks (持续推进) are never completed.
+    /// 2. `overdue`: its deadline day has ended (local midnight) and it is not completed.
+    /// 3. `lagging`, any of: a lead unit has no report for the last month that is due; a milestone
+    ///    date has passed with progress below the milestone's percent; progress is more than the
+    ///    plan's tolerance behind the straight line from the plan's start to the deadline.
+    /// 4. `not_started`: no unit has reported on it yet.
+    /// 5. `on_track`: otherwise.
+    public static func leafStatus(_ task: PlanDocument.TaskEntry, plan: PlanDocument, reports: TaskReports, now: Date) -> TaskStatus {
+        let leads = expectedReporters(task, plan: plan)
+        let progress = progress(task, plan: plan, reports: reports)
+        if task.deadline != nil, !leads.isEmpty, leads.allSatisfy({ (reports.latestPercent[$0] ?? 0) >= 100 }) { return .completed }
+        if let deadline = task.deadline, let deadlineStart = Timestamp.startOfDistrictDay(deadline), now >= deadlineStart.addingTimeInterval(86_400) {
+            return .overdue
+        }
+        if let due = lastDueMonth(plan: plan, now: now), leads.contains(where: { !(reports.monthsReported[$0]?.contains(due) ?? false) }) {
+            return .lagging
+        }
+        for milestone in task.milestones {
+            if let day = Timestamp.startOfDistrictDay(milestone.date), now >= day.addingTimeInterval(86_400), progress < milestone.percent {
+                return .lagging
+            }
+        }
+        if let deadline = task.deadline, let end = Timestamp.startOfDistrictDay(deadline)?.addingTimeInterval(86_400),
+            let start = Timestamp.startOfDistrictDay(plan.start), end > start
+        {
+            let elapsed = min(max(now.timeIntervalSince(start) / end.timeIntervalSince(start), 0), 1)
+            if progress < elapsed * 100 - plan.lagTolerance { return .lagging }
+        }
+        if reports.latestPercent.isEmpty { return .notStarted }
+        return .onTrack
+    }
+
+    /// A parent's status from its sub-items': all completed → completed; any overdue → overdue;
+    /// any lagging → lagging; all not started → not_started; otherwise on_track.
+    public static func rollUp(_ children: [TaskStatus]) -> TaskStatus {
+        if children.isEmpty { return .notStarted }
+        if children.allSatisfy({ $0 == .completed }) { return .completed }
+        if children.contains(.overdue) { return .overdue }
+        if children.contains(.lagging) { return .lagging }
+        if children.allSatisfy({ $0 == .notStarted }) { return .notStarted }
+        return .onTrack
+    }
+}
