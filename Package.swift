@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "DubanCLI",
             dependencies: [
-                "Messaging", "Schema", "ServiceKit",
+                "Messaging", "Schema", "ServiceKit", "TaskRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Services/CLI",
@@ -94,6 +94,12 @@ let package = Package(
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "DubanTesting"], path: "Tests/MessagingTests", swiftSettings: swiftSettings),
         .testTarget(name: "SchemaTests", dependencies: ["Schema"], path: "Tests/SchemaTests", swiftSettings: swiftSettings),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "DubanTesting"], path: "Tests/ServiceKitTests", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RegistryTests",
+            dependencies: ["TaskRegistry", "DubanTesting", "Messaging", "Schema", "ServiceKit"],
+            path: "Tests/RegistryTests",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["DubanTesting", "Messaging", "Schema", "ServiceKit", "TaskRegistry", "IndicatorIngest", "CaseTracking", "Notifications"],

@@ -9,7 +9,10 @@ struct Duban: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "duban",
         abstract: "督办 Duban: the command line for the eco-environment action plan's services.",
-        subcommands: [Status.self, Ping.self, Call.self, Events.self, Channels.self])
+        subcommands: [
+            Status.self, Ping.self, Tasks.self, TaskCommand.self, Progress.self, Dispatch.self, Escalate.self, Escalations.self, Units.self,
+            PlanCommand.self, Channels.self, Events.self, Call.self,
+        ])
 }
 
 /// Options every command takes.

@@ -80,7 +80,7 @@ public struct RegistryService: DubanService {
         handlers.on(RegistryTypes.unitList, Empty.self) { _, _ in
             ListReply(
                 items: current.plan.document.units.map {
-                    Unit(
+                    PlanUnit(
                         name: $0.name, kind: $0.kind, collective: $0.kind == "collective", aliasOf: $0.aliasOf,
                         members: $0.members.isEmpty ? nil : $0.members)
                 })

@@ -30,7 +30,7 @@ public enum TaskStatus: String, Codable, Sendable, CaseIterable {
 }
 
 /// A unit of the district as the plan names it.
-public struct Unit: Codable, Sendable, Equatable {
+public struct PlanUnit: Codable, Sendable, Equatable {
     public var name: String
     /// `party`, `government`, `town`, `subdistrict`, `judicial`, `public_security`, `collective`, `office`, `group`.
     public var kind: String

@@ -94,6 +94,17 @@ import Testing
         #expect(process.log.contains("duban.json"))
     }
 
+    @Test func aBrokenPlanFileStopsTheRegistryNamingFileLineAndProblem() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        try "title: 测试\nstart: 2024-01-01\nend: 2026-12-31\nunits:\n  - {name: 区生态环境局, kind: spaceship}\ncategories: []\ntasks: []\ntargets: []\n"
+            .write(toFile: "\(dir)/plan.yaml", atomically: true, encoding: .utf8)
+        let process = try await ServiceProcess.start(
+            "duban-registry", arguments: ["--data-dir", dir, "--plan", "\(dir)/plan.yaml"], endpoints: TestSupport.freeEndpoints(), waitForPing: false)
+        process.process.waitUntilExit()
+        #expect(process.process.terminationStatus != 0)
+        #expect(process.log.contains("\(dir)/plan.yaml:5: units[0].kind: unknown kind spaceship"), "\(process.log)")
+    }
+
     @Test func anIndependentPythonClientSpeaksTheProtocol() async throws {
         let process = try await ServiceProcess.start(
             "duban-notify", arguments: ["--data-dir", try TestSupport.temporaryDirectory()], endpoints: TestSupport.freeEndpoints())

@@ -1,0 +1,308 @@
+import ArgumentParser
+import Foundation
+import Messaging
+import Schema
+import ServiceKit
+import TaskRegistry
+
+extension TaskStatus: ExpressibleByArgument {
+    /// The label the office uses.
+    var label: String {
+        switch self {
+        case .notStarted: return "未开始"
+        case .onTrack: return "正常推进"
+        case .lagging: return "进度滞后"
+        case .overdue: return "逾期未完成"
+        case .completed: return "已完成"
+        }
+    }
+}
+
+extension EscalationLevel: ExpressibleByArgument {
+    public init?(argument: String) {
+        switch argument {
+        case "notice", "通报": self = .notice
+        case "interview", "约谈": self = .interview
+        case "accountability", "问责": self = .accountability
+        default: return nil
+        }
+    }
+
+    var label: String {
+        switch self {
+        case .notice: return "通报"
+        case .interview: return "约谈"
+        case .accountability: return "问责"
+        }
+    }
+}
+
+/// Shortens text to `width` terminal columns.
+func clip(_ text: String, _ width: Int) -> String {
+    var out = ""
+    for character in text {
+        if TextTable.displayWidth(out + String(character)) > width - 1 { return out + "…" }
+        out.append(character)
+    }
+    return out
+}
+
+func percentLabel(_ value: Double?) -> String {
+    guard let value else { return "" }
+    return value.rounded() == value ? "\(Int(value))%" : String(format: "%.1f%%", value)
+}
+
+struct Tasks: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The plan's tasks with their status now.")
+
+    @OptionGroup var options: GlobalOptions
+    @Option(help: "Only tasks this unit leads or cooperates on.") var unit: String?
+    @Option(help: "Task group: 一 … 六, or its title.") var category: String?
+    @Option(help: "not_started, on_track, lagging, overdue or completed.") var status: TaskStatus?
+
+    func run() async throws {
+        let client = try await options.client(for: .registry)
+        defer { Task { await client.close() } }
+        let reply = try await perform(
+            client, RegistryTypes.taskList, TaskListRequest(unit: unit, category: category, status: status), as: ListReply<PlanTask>.self, options: options)
+        if options.json { return try printJSON(reply.items) }
+        print(
+            TextTable.render(
+                header: ["编号", "状态", "进度", "完成时限", "任务", "责任单位"],
+                rows: reply.items.map {
+                    [
+                        $0.id, $0.status?.label ?? "", percentLabel($0.progress), $0.deadlineText ?? ($0.deadline ?? (($0.ongoing) ? "持续推进" : "")),
+                        clip($0.title, 36), clip($0.leadUnits.joined(separator: "、"), 40),
+                    ]
+                }))
+    }
+}
+
+struct TaskCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "task", abstract: "One task in full: text, units, deadline, milestones, latest reports.")
+
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Task id as the plan numbers it: 5, 7.3, 11.2.") var id: String
+
+    func run() async throws {
+        let client = try await options.client(for: .registry)
+        defer { Task { await client.close() } }
+        let task = try await perform(client, RegistryTypes.taskGet, TaskGetRequest(id: id), as: PlanTask.self, options: options)
+        if options.json { return try printJSON(task) }
+        print("\(task.id)、\(task.title)")
+        print("  任务分组  \(task.category)")
+        print("  状态      \(task.status?.label ?? "") (\(task.status?.rawValue ?? ""))，进度 \(percentLabel(task.progress))")
+        print("  完成时限  \(task.deadlineText ?? task.deadline ?? "持续推进")\(task.deadline.map { " (\($0))" } ?? "")")
+        print("  责任单位  \(task.leadUnits.joined(separator: "、"))")
+        if !task.cooperatingUnits.isEmpty { print("  配合单位  \(task.cooperatingUnits.joined(separator: "、"))") }
+        if !task.subtasks.isEmpty { print("  子任务    \(task.subtasks.joined(separator: "、"))") }
+        for milestone in task.milestones { print("  节点      \(milestone.date) \(percentLabel(milestone.percent)) \(milestone.text)") }
+        if !task.targets.isEmpty { print("  目标      \(task.targets.joined(separator: ", "))") }
+        if !task.text.isEmpty { print("\n\(task.text)") }
+        if let reports = task.latestReports, !reports.isEmpty {
+            print("\n最新调度情况")
+            print(
+                TextTable.render(
+                    header: ["单位", "月份", "进度", "版本", "情况"],
+                    rows: reports.map { [$0.unit, $0.period, percentLabel($0.percent), "\($0.revision)", clip($0.summary, 50)] }))
+        }
+    }
+}
+
+struct Progress: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Monthly progress reports (月调度).", subcommands: [Report.self, List.self], defaultSubcommand: List.self)
+
+    struct Report: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Report a unit's progress on a task for a month; reporting again revises it.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Task id, e.g. 7.3.") var task: String
+        @Option(help: "Month, YYYY-MM.") var period: String
+        @Option(help: "The reporting unit, as the plan names it.") var unit: String
+        @Option(help: "Percent complete, 0 to 100.") var percent: Double
+        @Option(help: "What was done this month.") var summary: String
+        @Option(help: "Measures taken.") var measures: String?
+        @Option(help: "Problems met.") var problems: String?
+        @Option(help: "Next steps.") var nextSteps: String?
+        @Option(help: "Evidence as name=uri or name=uri#sha256 (repeatable).") var evidence: [String] = []
+
+        func run() async throws {
+            let refs = try evidence.enumerated().map { index, text -> EvidenceRef in
+                guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+                    throw ValidationError("--evidence #\(index + 1): expected name=uri or name=uri#sha256, got \(text)")
+                }
+                let name = String(text[..<equals])
+                let rest = String(text[text.index(after: equals)...])
+                let parts = rest.split(separator: "#", maxSplits: 1).map(String.init)
+                return EvidenceRef(name: name, uri: parts.first ?? "", sha256: parts.count > 1 ? parts[1] : nil)
+            }
+            let request = ProgressReportRequest(
+                task: task, period: period, unit: unit, percent: percent, summary: summary, measures: measures, problems: problems, nextSteps: nextSteps,
+                evidence: refs.isEmpty ? nil : refs)
+            let client = try await options.client(for: .registry)
+            defer { Task { await client.close() } }
+            let report = try await perform(client, RegistryTypes.progressReport, request, as: ProgressReport.self, options: options)
+            if options.json { return try printJSON(report) }
+            print("已报送：任务 \(report.task) \(report.period) \(report.unit) \(percentLabel(report.percent))（第 \(report.revision) 版）")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List reports.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Task id.") var task: String?
+        @Option(help: "Month, YYYY-MM.") var period: String?
+        @Option(help: "Unit.") var unit: String?
+        @Flag(help: "Every revision, not only the latest.") var history = false
+
+        func run() async throws {
+            let client = try await options.client(for: .registry)
+            defer { Task { await client.close() } }
+            let reply = try await perform(
+                client, RegistryTypes.progressList, ProgressListRequest(task: task, period: period, unit: unit, history: history),
+                as: ListReply<ProgressReport>.self, options: options)
+            if options.json { return try printJSON(reply.items) }
+            print(
+                TextTable.render(
+                    header: ["任务", "月份", "单位", "进度", "版本", "报送时间", "情况"],
+                    rows: reply.items.map {
+                        [$0.task, $0.period, $0.unit, percentLabel($0.percent), "\($0.revision)", String($0.reportedAt.prefix(16)), clip($0.summary, 40)]
+                    }))
+        }
+    }
+}
+
+struct Dispatch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The monthly dispatch (月调度): who has and has not reported for a month.")
+
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Month, YYYY-MM.") var period: String
+
+    func run() async throws {
+        let client = try await options.client(for: .registry)
+        defer { Task { await client.close() } }
+        let reply = try await perform(client, RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: period), as: DispatchOverviewReply.self, options: options)
+        if options.json { return try printJSON(reply) }
+        print("\(reply.period) 月调度（报送截止 \(reply.due)）：已报送 \(reply.reported.count) 项，未报送 \(reply.missing.count) 项")
+        if !reply.missing.isEmpty {
+            print("\n未报送")
+            print(TextTable.render(header: ["任务", "责任单位"], rows: reply.missing.map { [$0.task, $0.unit] }))
+        }
+        if !reply.reported.isEmpty {
+            print("\n已报送")
+            print(TextTable.render(header: ["任务", "单位"], rows: reply.reported.map { [$0.task, $0.unit] }))
+        }
+    }
+}
+
+struct Escalate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Record an escalation against a unit: 通报 (notice), 约谈 (interview) or 问责 (accountability).")
+
+    @OptionGroup var options: GlobalOptions
+    @Option(help: "The unit.") var unit: String
+    @Option(help: "notice/通报, interview/约谈 or accountability/问责.") var level: EscalationLevel
+    @Option(help: "Why.") var reason: String
+    @Option(help: "Task ids concerned (repeatable).") var task: [String] = []
+
+    func run() async throws {
+        var options = options
+        // Escalations are the office's to record.
+        if options.from == "duban-cli" { options.from = officeUnit }
+        let client = try await options.client(for: .registry)
+        defer { Task { await client.close() } }
+        let escalation = try await perform(
+            client, RegistryTypes.escalationRecord, EscalationRecordRequest(unit: unit, level: level, reason: reason, tasks: task.isEmpty ? nil : task),
+            as: Escalation.self, options: options)
+        if options.json { return try printJSON(escalation) }
+        print("已记录：对\(escalation.unit)\(escalation.level.label)（第 \(escalation.id) 号）")
+    }
+}
+
+struct Escalations: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Escalations recorded, for one unit or all.")
+
+    @OptionGroup var options: GlobalOptions
+    @Option(help: "The unit.") var unit: String?
+
+    func run() async throws {
+        let client = try await options.client(for: .registry)
+        defer { Task { await client.close() } }
+        let reply = try await perform(client, RegistryTypes.escalationList, EscalationListRequest(unit: unit), as: ListReply<Escalation>.self, options: options)
+        if options.json { return try printJSON(reply.items) }
+        print(
+            TextTable.render(
+                header: ["编号", "单位", "方式", "任务", "时间", "事由"],
+                rows: reply.items.map {
+                    ["\($0.id)", $0.unit, $0.level.label, $0.tasks.joined(separator: "、"), String($0.recordedAt.prefix(16)), clip($0.reason, 40)]
+                }))
+    }
+}
+
+struct Units: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The units the plan names.")
+
+    @OptionGroup var options: GlobalOptions
+
+    func run() async throws {
+        let client = try await options.client(for: .registry)
+        defer { Task { await client.close() } }
+        let reply = try await perform(client, RegistryTypes.unitList, Empty(), as: ListReply<PlanUnit>.self, options: options)
+        if options.json { return try printJSON(reply.items) }
+        print(
+            TextTable.render(
+                header: ["单位", "类别", "说明"],
+                rows: reply.items.map { unit in
+                    let note = unit.aliasOf.map { "即\($0)" } ?? unit.members.map { "含" + $0.joined(separator: "、") } ?? ""
+                    return [clip(unit.name, 40), unit.kind, clip(note, 60)]
+                }))
+    }
+}
+
+struct PlanCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan", abstract: "The plan file: check one, load one into the registry, show the one in force.",
+        subcommands: [Check.self, Load.self, Show.self])
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Validate a plan file here, naming the line of every problem.")
+        @Argument(help: "The plan file (YAML).") var file: String
+
+        func run() throws {
+            do {
+                let plan = try PlanLoader.load(path: file)
+                print("\(file): ok — \(plan.title): \(plan.tasks.count) tasks, \(plan.units.count) units, \(plan.targets.count) targets")
+            } catch {
+                print(error.description)
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Load: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Replace the registry's plan with a plan file (reports and escalations are kept).")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The plan file (YAML).") var file: String
+
+        func run() async throws {
+            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+            let client = try await options.client(for: .registry)
+            defer { Task { await client.close() } }
+            let reply = try await perform(
+                client, RegistryTypes.planLoad, PlanLoadRequest(content: String(decoding: data, as: UTF8.self), name: file), as: PlanLoadReply.self,
+                options: options)
+            if options.json { return try printJSON(reply) }
+            print("loaded \(reply.title): \(reply.tasks) tasks, \(reply.units) units, \(reply.targets) targets at \(reply.loadedAt)")
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The plan in force, as JSON.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() async throws {
+            let client = try await options.client(for: .registry)
+            defer { Task { await client.close() } }
+            try printJSON(try await perform(client, RegistryTypes.planGet, Empty(), as: PlanReply.self, options: options))
+        }
+    }
+}
