@@ -101,36 +101,30 @@ public final class RPCClient: Sendable {
     /// Sends a payload as it is (for tests of malformed input) and waits for the reply with `re == id`;
     /// nil on timeout.
     public func send(payload: Data, id: String, timeout: Duration) async throws -> Data? {
-        guard !closed.load(ordering: .acquiring) else { throw RPCClientError.closed }
-        let timer = Task { [self] in
-            try? await Task.sleep(for: timeout)
-            let waiter = pending.withLock { $0.removeValue(forKey: id) }
-            waiter?.resume(throwing: CancellationError())
-        }
-        defer { timer.cancel() }
-        do {
-            let reply: Data = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Data, any Error>) -> Void in
-                pending.withLock { $0[id] = continuation }
-                loop.send(socket, [Data(), payload])
-            }
-            return reply
-        } catch is CancellationError {
-            return nil
-        }
+        try await exchange([Data(), payload], waitingFor: id, timeout: timeout)
     }
 
     /// Sends raw frames and waits for the next reply whatever its `re` (for tests of garbage input).
     public func sendUnmatched(frames: [Data], timeout: Duration) async throws -> Data? {
-        let id = "*"
+        try await exchange(frames, waitingFor: Self.anyReply, timeout: timeout)
+    }
+
+    /// The waiter key for a reply that cannot be matched by `re`.
+    private static let anyReply = "*"
+
+    /// Registers a waiter under `key`, sends `frames`, and returns the reply, or nil when `timeout` passes first.
+    /// Whoever removes the waiter from `pending` (the reply or the timer) resumes it, so it resumes once.
+    private func exchange(_ frames: [Data], waitingFor key: String, timeout: Duration) async throws -> Data? {
+        guard !closed.load(ordering: .acquiring) else { throw RPCClientError.closed }
         let timer = Task { [self] in
             try? await Task.sleep(for: timeout)
-            let waiter = pending.withLock { $0.removeValue(forKey: id) }
+            let waiter = pending.withLock { $0.removeValue(forKey: key) }
             waiter?.resume(throwing: CancellationError())
         }
         defer { timer.cancel() }
         do {
             let reply: Data = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Data, any Error>) -> Void in
-                pending.withLock { $0[id] = continuation }
+                pending.withLock { $0[key] = continuation }
                 loop.send(socket, frames)
             }
             return reply
@@ -145,7 +139,7 @@ public final class RPCClient: Sendable {
         let re = (try? WireCoding.decoder().decode(ReplyHeader.self, from: payload))?.re
         let waiter = pending.withLock { pending -> CheckedContinuation<Data, any Error>? in
             if let re, let waiter = pending.removeValue(forKey: re) { return waiter }
-            return pending.removeValue(forKey: "*")
+            return pending.removeValue(forKey: Self.anyReply)
         }
         // No waiter: the reply to an attempt that already timed out, or to a call answered by a retry.
         waiter?.resume(returning: payload)
