@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "DubanCLI",
             dependencies: [
-                "Messaging", "Schema", "ServiceKit", "TaskRegistry",
+                "Messaging", "Schema", "ServiceKit", "TaskRegistry", "CaseTracking",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Services/CLI",

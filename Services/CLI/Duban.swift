@@ -11,7 +11,7 @@ struct Duban: AsyncParsableCommand {
         abstract: "督办 Duban: the command line for the eco-environment action plan's services.",
         subcommands: [
             Status.self, Ping.self, Tasks.self, TaskCommand.self, Progress.self, Dispatch.self, Escalate.self, Escalations.self, Units.self,
-            PlanCommand.self, Channels.self, Events.self, Call.self,
+            PlanCommand.self, CasesCommand.self, Channels.self, Events.self, Call.self,
         ])
 }
 

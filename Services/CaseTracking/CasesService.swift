@@ -1,13 +1,295 @@
+import Foundation
+import GRDB
+import Logging
 import Schema
 import ServiceKit
+import ServiceLifecycle
 
-/// Case tracking: the rectification ledger (整改台账).
-/// This stage serves the runtime's requests (`sys.*`, `events.since`); the ledger follows.
+/// Case tracking: the rectification ledger (整改台账) from registration to 验收销号.
 public struct CasesService: DubanService {
     public static let name = ServiceName.cases
     public static let topics = [CaseTypes.opened, CaseTypes.transitioned, CaseTypes.overdue]
 
-    public init(context: ServiceContext) async throws {}
+    let store: ServiceStore
+    let clock: ServiceClock
+    let logger: Logger
+    let tick: Duration
+    let directory: RegistryDirectory
 
-    public func register(_ handlers: inout HandlerTable) {}
+    public static func migrations(_ migrator: inout DatabaseMigrator) { CasesStore.migrations(&migrator) }
+
+    public init(context: ServiceContext) async throws {
+        store = context.store
+        clock = context.clock
+        logger = context.logger
+        tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
+        directory = try RegistryDirectory(registryRPC: context.deployment[.registry].rpc, store: context.store, logger: context.logger)
+    }
+
+    public func backgroundServices() -> [any Service] {
+        [
+            PeriodicTask(name: "case-overdue", interval: tick, logger: logger) { [store, clock] in
+                try await Self.markOverdue(store: store, now: clock.now())
+            },
+            PeriodicTask(name: "registry-directory", interval: .seconds(300), logger: logger) { [directory] in
+                await directory.refresh()
+            },
+        ]
+    }
+
+    /// Publishes `cases.case.overdue` once for each case whose deadline has passed unresolved.
+    static func markOverdue(store: ServiceStore, now: Date) async throws {
+        let today = Timestamp.districtDate(now)
+        let at = Timestamp.format(now)
+        try await store.write { db, events in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM cases WHERE deadline IS NOT NULL AND deadline < ? AND state NOT IN ('accepted', 'closed')
+                    AND overdue_notified_at IS NULL ORDER BY id
+                    """, arguments: [today])
+            for row in rows {
+                let item = CasesStore.makeCase(row, now: now, history: nil, evidence: [])
+                try db.execute(sql: "UPDATE cases SET overdue_notified_at = ? WHERE id = ?", arguments: [at, item.id])
+                try events.emit(
+                    CaseTypes.overdue,
+                    CaseOverdue(id: item.id, title: item.title, unit: item.unit, deadline: item.deadline ?? "", state: item.state, task: item.task, source: item.source))
+            }
+        }
+    }
+
+    public func register(_ handlers: inout HandlerTable) {
+        let clock = self.clock
+        let directory = self.directory
+
+        handlers.on(CaseTypes.open, CaseOpenRequest.self, mutating: true) { request, context in
+            let registry = try await directory.lookup(unit: request.unit, task: request.task)
+            try Self.requireOffice(context, registry)
+            try Self.validate(request, registry: registry, field: "body")
+            let now = clock.now()
+            return try await context.write { db, events in
+                try Self.open(request, db: db, events: &events, actor: context.from ?? registry.office, now: now)
+            }
+        }
+
+        handlers.on(CaseTypes.import, CaseImportRequest.self, mutating: true) { request, context in
+            let registry = try await directory.lookup()
+            try Self.requireOffice(context, registry)
+            guard request.cases.count <= 5000 else {
+                throw ErrorBody.invalidArgument("at most 5000 cases per import, not \(request.cases.count)", field: "body.cases")
+            }
+            var accepted: [(Int, CaseOpenRequest)] = []
+            var rejected: [RejectedItem] = []
+            for (index, raw) in request.cases.enumerated() {
+                do {
+                    let item = try raw.decode(as: CaseOpenRequest.self)
+                    _ = try await directory.lookup(unit: item.unit, task: item.task)
+                    try Self.validate(item, registry: directory.current ?? registry, field: "body.cases[\(index)]")
+                    accepted.append((index, item))
+                } catch let error as DecodingError {
+                    var body = WireCoding.describe(error)
+                    body.field = "body.cases[\(index)]" + (body.field.map { $0.isEmpty ? "" : ".\($0)" } ?? "")
+                    rejected.append(RejectedItem(index: index, code: body.code, message: body.message, field: body.field))
+                } catch let error as ErrorBody {
+                    rejected.append(RejectedItem(index: index, code: error.code, message: error.message, field: error.field))
+                }
+            }
+            let now = clock.now()
+            let actor = context.from ?? registry.office
+            let toStore = accepted
+            let result = try await context.write { db, events -> CaseImportReply in
+                var imported: [String] = []
+                var refused: [RejectedItem] = []
+                for (index, item) in toStore {
+                    // A duplicate external reference is refused on its own; the others still go in.
+                    if let existing = try Self.existing(db, item) {
+                        refused.append(
+                            RejectedItem(
+                                index: index, code: .conflict, message: "already in the ledger as \(existing)", field: "body.cases[\(index)].external_ref"))
+                        continue
+                    }
+                    imported.append(try Self.open(item, db: db, events: &events, actor: actor, now: now).id)
+                }
+                return CaseImportReply(imported: imported, rejected: refused)
+            }
+            return CaseImportReply(imported: result.imported, rejected: (rejected + result.rejected).sorted { $0.index < $1.index })
+        }
+
+        handlers.on(CaseTypes.get, CaseGetRequest.self) { request, context in
+            let now = clock.now()
+            guard let item = try await context.store.pool.read({ try CasesStore.fetch($0, id: request.id, now: now) }) else {
+                throw ErrorBody.notFound("no case \(request.id)", field: "body.id")
+            }
+            return item
+        }
+
+        handlers.on(CaseTypes.list, CaseListRequest.self) { request, context in
+            let now = clock.now()
+            return ListReply(items: try await context.store.pool.read { try CasesStore.list($0, request, now: now) })
+        }
+
+        handlers.on(CaseTypes.transition, CaseTransitionRequest.self, mutating: true) { request, context in
+            let now = clock.now()
+            guard let item = try await context.store.pool.read({ try CasesStore.fetch($0, id: request.id, now: now) }) else {
+                throw ErrorBody.notFound("no case \(request.id)", field: "body.id")
+            }
+            guard let target = request.action.target(from: item.state) else {
+                throw ErrorBody.conflict("a case that is \(item.state.rawValue) cannot \(request.action.rawValue)", field: "body.action")
+            }
+            let registry = try await directory.lookup(unit: context.from)
+            try Self.authorize(request.action, case: item, actor: context.from, registry: registry)
+            let evidence = request.evidence ?? []
+            try Self.validateEvidence(evidence, field: "body.evidence")
+            if request.action == .accept, evidence.isEmpty {
+                throw ErrorBody.invalidArgument("acceptance needs evidence (验收材料): name, uri and optionally sha256", field: "body.evidence")
+            }
+            if [.reject, .reopen].contains(request.action), (request.comment ?? "").trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                throw ErrorBody.invalidArgument("say why in comment when you \(request.action.rawValue)", field: "body.comment")
+            }
+            let actor = context.from ?? ""
+            let at = Timestamp.format(now)
+            return try await context.write { db, events in
+                // Checked again inside the transaction: the state decides, not what was read before.
+                guard let state = try String.fetchOne(db, sql: "SELECT state FROM cases WHERE id = ?", arguments: [item.id]).flatMap(CaseState.init(rawValue:)),
+                    request.action.target(from: state) == target
+                else { throw ErrorBody.conflict("the case changed meanwhile; read it again", field: "body.id") }
+                try db.execute(
+                    sql: """
+                        UPDATE cases SET state = ?, updated_at = ?, closed_at = CASE WHEN ? = 'closed' THEN ? ELSE NULL END,
+                        overdue_notified_at = CASE WHEN ? = 'reopen' THEN NULL ELSE overdue_notified_at END WHERE id = ?
+                        """,
+                    arguments: [target.rawValue, at, target.rawValue, at, request.action.rawValue, item.id])
+                try CasesStore.appendHistory(
+                    db, id: item.id,
+                    CaseTransition(action: request.action.rawValue, from: state, to: target, actor: actor, at: at, comment: request.comment, evidence: evidence))
+                try events.emit(
+                    CaseTypes.transitioned,
+                    CaseTransitioned(id: item.id, from: state, to: target, action: request.action, actor: actor, comment: request.comment, unit: item.unit, task: item.task))
+                return try CasesStore.fetch(db, id: item.id, now: now)!
+            }
+        }
+
+        handlers.on(CaseTypes.export, CaseExportRequest.self) { request, context in
+            guard request.format == "csv" else {
+                throw ErrorBody.invalidArgument("format \(request.format) is not supported; use csv", field: "body.format")
+            }
+            let now = clock.now()
+            let cases = try await context.store.pool.read { try CasesStore.list($0, request.filters, now: now) }
+            let stamp = Timestamp.districtDate(now).replacingOccurrences(of: "-", with: "")
+            return CaseExportReply(format: "csv", filename: "整改台账-\(stamp).csv", count: cases.count, content: LedgerCSV.export(cases))
+        }
+
+        handlers.on(CaseTypes.batches, CaseBatchesRequest.self) { request, context in
+            let now = clock.now()
+            let cases = try await context.store.pool.read { try CasesStore.list($0, CaseListRequest(source: request.source), now: now) }
+            var batches: [String: BatchProgress] = [:]
+            var order: [String] = []
+            for item in cases {
+                let name = item.batch ?? ""
+                if batches[name] == nil {
+                    batches[name] = BatchProgress(batch: name, total: 0, closed: 0, overdue: 0, byState: [:])
+                    order.append(name)
+                }
+                batches[name]!.total += 1
+                if item.state == .closed { batches[name]!.closed += 1 }
+                if item.overdue { batches[name]!.overdue += 1 }
+                batches[name]!.byState[item.state.rawValue, default: 0] += 1
+            }
+            return ListReply(items: order.sorted().map { batches[$0]! })
+        }
+    }
+
+    // MARK: Rules
+
+    static func requireOffice(_ context: RequestContext, _ registry: RegistryDirectory.Snapshot) throws {
+        guard registry.acts(as: registry.office, actor: context.from) else {
+            throw ErrorBody.permissionDenied("cases are registered by \(registry.office); this request is from \(context.from ?? "nobody")", field: "from")
+        }
+    }
+
+    /// Who may do what: the responsible unit starts and submits; the office assigns and reopens;
+    /// the office or the case's designated acceptance unit accepts, rejects and closes.
+    static func authorize(_ action: CaseAction, case item: Case, actor: String?, registry: RegistryDirectory.Snapshot) throws {
+        let isOffice = registry.acts(as: registry.office, actor: actor)
+        let allowed: Bool
+        let who: String
+        switch action {
+        case .start, .submit:
+            allowed = registry.acts(as: item.unit, actor: actor)
+            who = "the responsible unit \(item.unit)"
+        case .accept, .reject, .close:
+            allowed = isOffice || item.acceptanceUnit.map { registry.acts(as: $0, actor: actor) } ?? false
+            who = "\(registry.office)" + (item.acceptanceUnit.map { " or the acceptance unit \($0)" } ?? "")
+        case .assign, .reopen:
+            allowed = isOffice
+            who = registry.office
+        }
+        guard allowed else {
+            throw ErrorBody.permissionDenied("only \(who) may \(action.rawValue) case \(item.id); this request is from \(actor ?? "nobody")", field: "from")
+        }
+    }
+
+    static func validate(_ request: CaseOpenRequest, registry: RegistryDirectory.Snapshot, field: String) throws {
+        guard !request.title.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw ErrorBody.invalidArgument("a case needs a title", field: "\(field).title")
+        }
+        guard registry.unit(request.unit) != nil else {
+            throw ErrorBody.notFound("the registry knows no unit \(request.unit)", field: "\(field).unit")
+        }
+        for (name, key) in [(request.supervisingUnit, "supervising_unit"), (request.acceptanceUnit, "acceptance_unit")] {
+            if let name, registry.unit(name) == nil { throw ErrorBody.notFound("the registry knows no unit \(name)", field: "\(field).\(key)") }
+        }
+        if let task = request.task, !registry.tasks.contains(task) {
+            throw ErrorBody.notFound("the plan has no task \(task)", field: "\(field).task")
+        }
+        if let deadline = request.deadline, Timestamp.startOfDistrictDay(deadline) == nil {
+            throw ErrorBody.invalidArgument("deadline must be a date, YYYY-MM-DD", field: "\(field).deadline")
+        }
+        if let c = request.coordinates, !(-90...90).contains(c.lat) || !(-180...180).contains(c.lon) {
+            throw ErrorBody.invalidArgument("coordinates out of range", field: "\(field).coordinates")
+        }
+        try validateEvidence(request.evidence ?? [], field: "\(field).evidence")
+    }
+
+    static func validateEvidence(_ evidence: [EvidenceRef], field: String) throws {
+        for (index, item) in evidence.enumerated() {
+            if item.name.isEmpty { throw ErrorBody.invalidArgument("evidence needs a name", field: "\(field)[\(index)].name") }
+            if item.uri.isEmpty { throw ErrorBody.invalidArgument("evidence needs a uri", field: "\(field)[\(index)].uri") }
+            if let sha = item.sha256, sha.count != 64 || !sha.allSatisfy(\.isHexDigit) {
+                throw ErrorBody.invalidArgument("sha256 must be 64 hexadecimal digits", field: "\(field)[\(index)].sha256")
+            }
+        }
+    }
+
+    static func existing(_ db: Database, _ request: CaseOpenRequest) throws -> String? {
+        guard let ref = request.externalRef else { return nil }
+        return try String.fetchOne(db, sql: "SELECT id FROM cases WHERE source = ? AND external_ref = ?", arguments: [request.source.rawValue, ref])
+    }
+
+    /// Stores a new case with its first history step and its `cases.case.opened` event.
+    static func open(_ request: CaseOpenRequest, db: Database, events: inout EventBuffer, actor: String, now: Date) throws -> Case {
+        if let existing = try existing(db, request) {
+            throw ErrorBody.conflict("\(request.source.label) problem \(request.externalRef!) is already in the ledger as \(existing)", field: "body.external_ref")
+        }
+        let year = Int(Timestamp.districtDate(now).prefix(4))!
+        let (id, number) = try CasesStore.nextNumber(db, source: request.source, year: year)
+        let at = Timestamp.format(now)
+        try db.execute(
+            sql: """
+                INSERT INTO cases (id, source, year, number, title, description, unit, supervising_unit, acceptance_unit, deadline, measures, task, batch,
+                location, lat, lon, external_ref, state, opened_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'registered', ?, ?)
+                """,
+            arguments: [
+                id, request.source.rawValue, year, number, request.title, request.description, request.unit, request.supervisingUnit, request.acceptanceUnit,
+                request.deadline, request.measures, request.task, request.batch, request.location, request.coordinates?.lat, request.coordinates?.lon,
+                request.externalRef, at, at,
+            ])
+        try CasesStore.appendHistory(
+            db, id: id, CaseTransition(action: "open", from: nil, to: .registered, actor: actor, at: at, comment: nil, evidence: request.evidence ?? []))
+        var opened = try CasesStore.fetch(db, id: id, now: now)!
+        opened.history = nil
+        try events.emit(CaseTypes.opened, opened)
+        return opened
+    }
 }

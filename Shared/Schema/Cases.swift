@@ -6,12 +6,15 @@ public enum CaseTypes {
     public static let transition = "case.transition"
     public static let `import` = "case.import"
     public static let export = "case.export"
+    /// Progress per batch (an extension of the protocol's types).
+    public static let batches = "case.batches"
 
     public static let opened = "cases.case.opened"
     public static let transitioned = "cases.case.transitioned"
     public static let overdue = "cases.case.overdue"
 }
 
+/// Where a case comes from. Each source has a number prefix, and a Chinese label the office uses.
 public enum CaseSource: String, Codable, Sendable, CaseIterable {
     case centralInspection = "central_inspection"
     case yellowRiverWarning = "yellow_river_warning"
@@ -24,12 +27,73 @@ public enum CaseSource: String, Codable, Sendable, CaseIterable {
     case evaporationPond = "evaporation_pond"
     case enforcementClue = "enforcement_clue"
     case other
+
+    /// The prefix of a case number: `HCJ-2026-0001`.
+    public var numberPrefix: String {
+        switch self {
+        case .centralInspection: return "ZYDC"
+        case .yellowRiverWarning: return "HHJS"
+        case .provincialInspection: return "SJDC"
+        case .naturalResourcesInspection: return "ZRDC"
+        case .selfInspection: return "DPC"
+        case .publicReport: return "JB"
+        case .sewerMisconnection: return "HCJ"
+        case .outfall: return "PWK"
+        case .evaporationPond: return "PFC"
+        case .enforcementClue: return "XSYS"
+        case .other: return "QT"
+        }
+    }
+
+    /// How the office names the source.
+    public var label: String {
+        switch self {
+        case .centralInspection: return "中央生态环境保护督察"
+        case .yellowRiverWarning: return "黄河流域生态环境警示片"
+        case .provincialInspection: return "省级生态环境保护督察"
+        case .naturalResourcesInspection: return "国家自然资源督察"
+        case .selfInspection: return "大排查大整治"
+        case .publicReport: return "群众举报"
+        case .sewerMisconnection: return "混错接点位"
+        case .outfall: return "入河排污口"
+        case .evaporationPond: return "废水排放场"
+        case .enforcementClue: return "线索移送"
+        case .other: return "其他"
+        }
+    }
+
+    /// A source from its id or its Chinese label.
+    public init?(text: String) {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if let source = CaseSource(rawValue: trimmed) {
+            self = source
+        } else if let source = CaseSource.allCases.first(where: { $0.label == trimmed }) {
+            self = source
+        } else {
+            return nil
+        }
+    }
 }
 
 public enum CaseState: String, Codable, Sendable, CaseIterable {
     case registered, assigned, rectifying
     case pendingAcceptance = "pending_acceptance"
     case accepted, closed
+
+    /// How the ledger names the state.
+    public var label: String {
+        switch self {
+        case .registered: return "已登记"
+        case .assigned: return "已交办"
+        case .rectifying: return "整改中"
+        case .pendingAcceptance: return "待验收"
+        case .accepted: return "已验收"
+        case .closed: return "已销号"
+        }
+    }
+
+    /// Whether the problem still waits to be fixed (for overdue: deadline passed and not yet accepted).
+    public var isOpen: Bool { self != .accepted && self != .closed }
 }
 
 public enum CaseAction: String, Codable, Sendable, CaseIterable {
@@ -53,6 +117,10 @@ public enum CaseAction: String, Codable, Sendable, CaseIterable {
 public struct Coordinates: Codable, Sendable, Equatable {
     public var lat: Double
     public var lon: Double
+    public init(lat: Double, lon: Double) {
+        self.lat = lat
+        self.lon = lon
+    }
 }
 
 public struct CaseOpenRequest: Codable, Sendable, Equatable {
@@ -67,15 +135,23 @@ public struct CaseOpenRequest: Codable, Sendable, Equatable {
     public var coordinates: Coordinates?
     public var externalRef: String?
     public var supervisingUnit: String?
+    /// A unit designated to accept the rectification besides the office.
+    public var acceptanceUnit: String?
     public var measures: String?
+    public var evidence: [EvidenceRef]?
 
     enum CodingKeys: String, CodingKey {
-        case source, title, unit, deadline, description, task, batch, location, coordinates, measures
+        case source, title, unit, deadline, description, task, batch, location, coordinates, measures, evidence
         case externalRef = "external_ref"
         case supervisingUnit = "supervising_unit"
+        case acceptanceUnit = "acceptance_unit"
     }
 
-    public init(source: CaseSource, title: String, unit: String, deadline: String? = nil, description: String? = nil, task: String? = nil, batch: String? = nil) {
+    public init(
+        source: CaseSource, title: String, unit: String, deadline: String? = nil, description: String? = nil, task: String? = nil, batch: String? = nil,
+        location: String? = nil, coordinates: Coordinates? = nil, externalRef: String? = nil, supervisingUnit: String? = nil,
+        acceptanceUnit: String? = nil, measures: String? = nil, evidence: [EvidenceRef]? = nil
+    ) {
         self.source = source
         self.title = title
         self.unit = unit
@@ -83,10 +159,17 @@ public struct CaseOpenRequest: Codable, Sendable, Equatable {
         self.description = description
         self.task = task
         self.batch = batch
+        self.location = location
+        self.coordinates = coordinates
+        self.externalRef = externalRef
+        self.supervisingUnit = supervisingUnit
+        self.acceptanceUnit = acceptanceUnit
+        self.measures = measures
+        self.evidence = evidence
     }
 }
 
-/// One transition in a case's history.
+/// One transition in a case's history; the first is `open` (from nothing to registered).
 public struct CaseTransition: Codable, Sendable, Equatable {
     public var action: String
     public var from: CaseState?
@@ -95,6 +178,16 @@ public struct CaseTransition: Codable, Sendable, Equatable {
     public var at: String
     public var comment: String?
     public var evidence: [EvidenceRef]
+
+    public init(action: String, from: CaseState?, to: CaseState, actor: String, at: String, comment: String?, evidence: [EvidenceRef]) {
+        self.action = action
+        self.from = from
+        self.to = to
+        self.actor = actor
+        self.at = at
+        self.comment = comment
+        self.evidence = evidence
+    }
 }
 
 /// A case with its whole file (一案一档).
@@ -112,19 +205,54 @@ public struct Case: Codable, Sendable, Equatable {
     public var location: String?
     public var coordinates: Coordinates?
     public var externalRef: String?
+    public var acceptanceUnit: String?
     public var state: CaseState
     public var overdue: Bool
+    /// Every piece of evidence attached, at opening and with each transition.
     public var evidence: [EvidenceRef]
+    /// The whole history (一案一档), with `case.get`; absent in lists.
     public var history: [CaseTransition]?
     public var openedAt: String
     public var updatedAt: String
+    /// When it was struck off (销号), if it is closed.
+    public var closedAt: String?
 
     enum CodingKeys: String, CodingKey {
         case id, source, title, description, unit, deadline, measures, task, batch, location, coordinates, state, overdue, evidence, history
         case supervisingUnit = "supervising_unit"
         case externalRef = "external_ref"
+        case acceptanceUnit = "acceptance_unit"
         case openedAt = "opened_at"
         case updatedAt = "updated_at"
+        case closedAt = "closed_at"
+    }
+
+    public init(
+        id: String, source: CaseSource, title: String, description: String?, unit: String, supervisingUnit: String?, deadline: String?,
+        measures: String?, task: String?, batch: String?, location: String?, coordinates: Coordinates?, externalRef: String?, acceptanceUnit: String?,
+        state: CaseState, overdue: Bool, evidence: [EvidenceRef], history: [CaseTransition]?, openedAt: String, updatedAt: String, closedAt: String?
+    ) {
+        self.id = id
+        self.source = source
+        self.title = title
+        self.description = description
+        self.unit = unit
+        self.supervisingUnit = supervisingUnit
+        self.deadline = deadline
+        self.measures = measures
+        self.task = task
+        self.batch = batch
+        self.location = location
+        self.coordinates = coordinates
+        self.externalRef = externalRef
+        self.acceptanceUnit = acceptanceUnit
+        self.state = state
+        self.overdue = overdue
+        self.evidence = evidence
+        self.history = history
+        self.openedAt = openedAt
+        self.updatedAt = updatedAt
+        self.closedAt = closedAt
     }
 }
 
@@ -169,12 +297,18 @@ public struct CaseImportRequest: Codable, Sendable {
     public init(cases: [JSONValue]) { self.cases = cases }
 }
 
+/// `case.import` reply: the numbers given to the stored cases (in order), and each refused one.
 public struct CaseImportReply: Codable, Sendable {
     public var imported: [String]
     public var rejected: [RejectedItem]
+    public init(imported: [String], rejected: [RejectedItem]) {
+        self.imported = imported
+        self.rejected = rejected
+    }
 }
 
 public struct CaseExportRequest: Codable, Sendable {
+    /// `csv`.
     public var format: String
     public var status: CaseState?
     public var unit: String?
@@ -182,14 +316,81 @@ public struct CaseExportRequest: Codable, Sendable {
     public var batch: String?
     public var task: String?
     public var overdue: Bool?
+
+    public init(format: String = "csv", status: CaseState? = nil, unit: String? = nil, source: CaseSource? = nil, batch: String? = nil, task: String? = nil, overdue: Bool? = nil) {
+        self.format = format
+        self.status = status
+        self.unit = unit
+        self.source = source
+        self.batch = batch
+        self.task = task
+        self.overdue = overdue
+    }
+
+    public var filters: CaseListRequest {
+        CaseListRequest(status: status, unit: unit, source: source, batch: batch, task: task, overdue: overdue)
+    }
 }
 
 public struct CaseExportReply: Codable, Sendable {
     public var format: String
     public var filename: String
     public var count: Int
-    /// The document: CSV text (UTF-8 with BOM) for `csv`.
+    /// The document: CSV text (UTF-8 with BOM, Chinese headers) for `csv`.
     public var content: String
+    public init(format: String, filename: String, count: Int, content: String) {
+        self.format = format
+        self.filename = filename
+        self.count = count
+        self.content = content
+    }
+}
+
+/// `case.batches {source?}` reply item: how far a batch has come (how many of the 237 points are closed).
+public struct BatchProgress: Codable, Sendable, Equatable {
+    public var batch: String
+    public var total: Int
+    public var closed: Int
+    public var overdue: Int
+    public var byState: [String: Int]
+
+    enum CodingKeys: String, CodingKey {
+        case batch, total, closed, overdue
+        case byState = "by_state"
+    }
+
+    public init(batch: String, total: Int, closed: Int, overdue: Int, byState: [String: Int]) {
+        self.batch = batch
+        self.total = total
+        self.closed = closed
+        self.overdue = overdue
+        self.byState = byState
+    }
+}
+
+public struct CaseBatchesRequest: Codable, Sendable {
+    public var source: CaseSource?
+    public init(source: CaseSource? = nil) { self.source = source }
+}
+
+/// `cases.case.overdue` body.
+public struct CaseOverdue: Codable, Sendable, Equatable {
+    public var id: String
+    public var title: String
+    public var unit: String
+    public var deadline: String
+    public var state: CaseState
+    public var task: String?
+    public var source: CaseSource
+    public init(id: String, title: String, unit: String, deadline: String, state: CaseState, task: String?, source: CaseSource) {
+        self.id = id
+        self.title = title
+        self.unit = unit
+        self.deadline = deadline
+        self.state = state
+        self.task = task
+        self.source = source
+    }
 }
 
 /// `cases.case.transitioned` body.
@@ -200,4 +401,17 @@ public struct CaseTransitioned: Codable, Sendable, Equatable {
     public var action: CaseAction
     public var actor: String
     public var comment: String?
+    public var unit: String
+    public var task: String?
+
+    public init(id: String, from: CaseState, to: CaseState, action: CaseAction, actor: String, comment: String?, unit: String, task: String?) {
+        self.id = id
+        self.from = from
+        self.to = to
+        self.action = action
+        self.actor = actor
+        self.comment = comment
+        self.unit = unit
+        self.task = task
+    }
 }

@@ -1,0 +1,252 @@
+import ArgumentParser
+import CaseTracking
+import Foundation
+import Messaging
+import Schema
+import ServiceKit
+
+extension CaseState: ExpressibleByArgument {}
+extension CaseSource: ExpressibleByArgument {
+    public init?(argument: String) { self.init(text: argument) }
+}
+
+/// Filters shared by `cases list` and `cases export`.
+struct CaseFilters: ParsableArguments {
+    @Option(help: "registered, assigned, rectifying, pending_acceptance, accepted or closed.") var status: CaseState?
+    @Option(help: "Responsible unit.") var unit: String?
+    @Option(help: "Source, e.g. sewer_misconnection or 混错接点位.") var source: CaseSource?
+    @Option(help: "Batch.") var batch: String?
+    @Option(help: "Plan task, e.g. 10.") var task: String?
+    @Flag(inversion: .prefixedNo, help: "Only overdue cases (--overdue) or only cases that are not (--no-overdue).") var overdue: Bool?
+
+    var request: CaseListRequest { CaseListRequest(status: status, unit: unit, source: source, batch: batch, task: task, overdue: overdue) }
+}
+
+func evidenceRefs(_ texts: [String]) throws -> [EvidenceRef] {
+    try texts.enumerated().map { index, text in
+        guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+            throw ValidationError("--evidence #\(index + 1): expected name=uri or name=uri#sha256, got \(text)")
+        }
+        let parts = text[text.index(after: equals)...].split(separator: "#", maxSplits: 1).map(String.init)
+        return EvidenceRef(name: String(text[..<equals]), uri: parts.first ?? "", sha256: parts.count > 1 ? parts[1] : nil)
+    }
+}
+
+struct CasesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cases", abstract: "The rectification ledger (整改台账): open, move, import, export cases.",
+        subcommands: [List.self, Show.self, Open.self, Move.self, Import.self, Export.self, Batches.self], defaultSubcommand: List.self)
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cases in the ledger.")
+        @OptionGroup var options: GlobalOptions
+        @OptionGroup var filters: CaseFilters
+
+        func run() async throws {
+            let client = try await options.client(for: .cases)
+            defer { Task { await client.close() } }
+            let reply = try await perform(client, CaseTypes.list, filters.request, as: ListReply<Case>.self, options: options)
+            if options.json { return try printJSON(reply.items) }
+            print(
+                TextTable.render(
+                    header: ["编号", "来源", "状态", "逾期", "完成时限", "责任单位", "问题"],
+                    rows: reply.items.map {
+                        [$0.id, $0.source.label, $0.state.label, $0.overdue ? "逾期" : "", $0.deadline ?? "", $0.unit, clip($0.title, 40)]
+                    }))
+            print("共 \(reply.items.count) 件")
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One case's whole file (一案一档).")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "Case number, e.g. HCJ-2026-0001.") var id: String
+
+        func run() async throws {
+            let client = try await options.client(for: .cases)
+            defer { Task { await client.close() } }
+            let item = try await perform(client, CaseTypes.get, CaseGetRequest(id: id), as: Case.self, options: options)
+            if options.json { return try printJSON(item) }
+            print("\(item.id)  \(item.title)")
+            print("  来源      \(item.source.label)\(item.externalRef.map { "（\($0)）" } ?? "")")
+            print("  状态      \(item.state.label)\(item.overdue ? "，已逾期" : "")")
+            print("  责任单位  \(item.unit)")
+            if let unit = item.supervisingUnit { print("  监管单位  \(unit)") }
+            if let unit = item.acceptanceUnit { print("  验收单位  \(unit)") }
+            if let deadline = item.deadline { print("  完成时限  \(deadline)") }
+            if let task = item.task { print("  所属任务  \(task)") }
+            if let batch = item.batch { print("  批次      \(batch)") }
+            if let location = item.location { print("  位置      \(location)\(item.coordinates.map { "（\($0.lon), \($0.lat)）" } ?? "")") }
+            if let description = item.description { print("  问题描述  \(description)") }
+            if let measures = item.measures { print("  整改措施  \(measures)") }
+            print("\n办理过程")
+            print(
+                TextTable.render(
+                    header: ["时间", "操作", "状态", "办理单位", "意见", "材料"],
+                    rows: (item.history ?? []).map {
+                        [
+                            String($0.at.prefix(16)), $0.action, $0.to.label, $0.actor, $0.comment ?? "",
+                            $0.evidence.map(\.name).joined(separator: "、"),
+                        ]
+                    }))
+        }
+    }
+
+    struct Open: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register a problem in the ledger (the office does this).")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Source, e.g. central_inspection or 中央生态环境保护督察.") var source: CaseSource
+        @Option(help: "The problem, in a line.") var title: String
+        @Option(help: "Responsible unit.") var unit: String
+        @Option(help: "Deadline, YYYY-MM-DD.") var deadline: String?
+        @Option(help: "Description.") var description: String?
+        @Option(help: "Plan task, e.g. 7.3.") var task: String?
+        @Option(help: "Batch.") var batch: String?
+        @Option(help: "Location.") var location: String?
+        @Option(help: "Latitude.") var lat: Double?
+        @Option(help: "Longitude.") var lon: Double?
+        @Option(help: "The inspection's own problem number.") var externalRef: String?
+        @Option(help: "Supervising unit.") var supervisingUnit: String?
+        @Option(help: "Designated acceptance unit.") var acceptanceUnit: String?
+        @Option(help: "Rectification measures.") var measures: String?
+
+        func run() async throws {
+            var options = options
+            if options.from == "duban-cli" { options.from = officeUnit }
+            if (lat == nil) != (lon == nil) { throw ValidationError("--lat and --lon go together") }
+            let request = CaseOpenRequest(
+                source: source, title: title, unit: unit, deadline: deadline, description: description, task: task, batch: batch, location: location,
+                coordinates: lat.flatMap { lat in lon.map { Coordinates(lat: lat, lon: $0) } }, externalRef: externalRef, supervisingUnit: supervisingUnit,
+                acceptanceUnit: acceptanceUnit, measures: measures)
+            let client = try await options.client(for: .cases)
+            defer { Task { await client.close() } }
+            let item = try await perform(client, CaseTypes.open, request, as: Case.self, options: options)
+            if options.json { return try printJSON(item) }
+            print("已登记：\(item.id) \(item.title)")
+        }
+    }
+
+    struct Move: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "move",
+            abstract: "Move a case: assign, start, submit, accept, reject, close or reopen.",
+            discussion: """
+                The responsible unit starts and submits (give --from with its name); the office assigns, accepts, rejects, \
+                closes and reopens (the default --from for those). Acceptance needs --evidence.
+                Example: duban cases move start HCJ-2026-0001 --from 区城乡建设局
+                """)
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "assign, start, submit, accept, reject, close or reopen.") var action: CaseAction
+        @Argument(help: "Case number.") var id: String
+        @Option(help: "Comment (required to reject or reopen).") var comment: String?
+        @Option(help: "Evidence as name=uri or name=uri#sha256 (repeatable).") var evidence: [String] = []
+
+        func run() async throws {
+            var options = options
+            if options.from == "duban-cli" {
+                guard ![.start, .submit].contains(action) else {
+                    throw ValidationError("--from: the responsible unit starts and submits; name it, e.g. --from 区城乡建设局")
+                }
+                options.from = officeUnit
+            }
+            let refs = try evidenceRefs(evidence)
+            let client = try await options.client(for: .cases)
+            defer { Task { await client.close() } }
+            let item = try await perform(
+                client, CaseTypes.transition, CaseTransitionRequest(id: id, action: action, comment: comment, evidence: refs.isEmpty ? nil : refs),
+                as: Case.self, options: options)
+            if options.json { return try printJSON(item) }
+            print("\(item.id)：\(item.state.label)")
+        }
+    }
+
+    struct Import: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Import cases from a CSV ledger; good lines are stored, every bad one is named with its line.",
+            discussion: "Columns (Chinese or field names): 来源 问题标题 责任单位 完成时限 问题描述 所属任务 批次 位置 经度 纬度 外部编号 监管单位 验收单位 整改措施")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "CSV file (UTF-8, with or without BOM).") var file: String
+        @Option(help: "Cases per request.") var chunk: Int = 500
+
+        func run() async throws {
+            var options = options
+            if options.from == "duban-cli" { options.from = officeUnit }
+            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+            let rows: [LedgerCSV.ImportRow]
+            do {
+                rows = try LedgerCSV.importRows(try LedgerCSV.parse(String(decoding: data, as: UTF8.self)))
+            } catch let error as LedgerCSV.SyntaxError {
+                throw ValidationError("\(file): \(error)")
+            }
+            var problems: [(Int, String)] = rows.compactMap { row in row.problem.map { (row.line, $0) } }
+            let good = rows.filter { $0.body != nil }
+            let client = try await options.client(for: .cases)
+            defer { Task { await client.close() } }
+            var imported = 0
+            for start in stride(from: 0, to: good.count, by: max(1, chunk)) {
+                let slice = Array(good[start..<min(start + max(1, chunk), good.count)])
+                let reply = try await perform(
+                    client, CaseTypes.import, CaseImportRequest(cases: slice.map { $0.body! }), as: CaseImportReply.self, options: options)
+                imported += reply.imported.count
+                for rejected in reply.rejected {
+                    let field = rejected.field.map { $0.replacingOccurrences(of: "body.cases[\(rejected.index)].", with: "") } ?? ""
+                    problems.append((slice[rejected.index].line, "\(field.isEmpty ? "" : field + ": ")\(rejected.message) (\(rejected.code.rawValue))"))
+                }
+                FileHandle.standardError.write(Data("\r导入进度 \(min(start + slice.count, good.count))/\(good.count)".utf8))
+            }
+            FileHandle.standardError.write(Data("\n".utf8))
+            problems.sort { $0.0 < $1.0 }
+            if options.json {
+                try printJSON(["imported": JSONValue.number(Double(imported)), "rejected": .array(problems.map { .object(["line": .number(Double($0.0)), "problem": .string($0.1)]) })])
+            } else {
+                print("\(file): 导入 \(imported) 件，\(problems.count) 行有误")
+                for (line, problem) in problems { print("  \(file):\(line): \(problem)") }
+            }
+            if !problems.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Export the ledger as CSV (UTF-8 with BOM, Chinese headers; Excel opens it).")
+        @OptionGroup var options: GlobalOptions
+        @OptionGroup var filters: CaseFilters
+        @Option(help: "Where to write it (default: the ledger's own file name, here).") var out: String?
+
+        func run() async throws {
+            let client = try await options.client(for: .cases)
+            defer { Task { await client.close() } }
+            let f = filters.request
+            let reply = try await perform(
+                client, CaseTypes.export,
+                CaseExportRequest(format: "csv", status: f.status, unit: f.unit, source: f.source, batch: f.batch, task: f.task, overdue: f.overdue),
+                as: CaseExportReply.self, options: options)
+            let path = out ?? reply.filename
+            try Data(reply.content.utf8).write(to: URL(fileURLWithPath: path))
+            print("\(path): \(reply.count) 件")
+        }
+    }
+
+    struct Batches: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Progress per batch (how many of the 237 points are closed).")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Source.") var source: CaseSource?
+
+        func run() async throws {
+            let client = try await options.client(for: .cases)
+            defer { Task { await client.close() } }
+            let reply = try await perform(client, CaseTypes.batches, CaseBatchesRequest(source: source), as: ListReply<BatchProgress>.self, options: options)
+            if options.json { return try printJSON(reply.items) }
+            print(
+                TextTable.render(
+                    header: ["批次", "总数", "已销号", "逾期", "各状态"],
+                    rows: reply.items.map { batch in
+                        [
+                            batch.batch.isEmpty ? "（未分批）" : batch.batch, "\(batch.total)", "\(batch.closed)", "\(batch.overdue)",
+                            CaseState.allCases.compactMap { state in batch.byState[state.rawValue].map { "\(state.label) \($0)" } }.joined(separator: "，"),
+                        ]
+                    }))
+        }
+    }
+}
+
+extension CaseAction: ExpressibleByArgument {}

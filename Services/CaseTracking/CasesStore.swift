@@ -1,0 +1,138 @@
+import Foundation
+import GRDB
+import Schema
+
+/// The ledger's tables: one row per case, its whole history beside it.
+enum CasesStore {
+    static func migrations(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("cases-v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE cases (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        source TEXT NOT NULL,
+                        year INTEGER NOT NULL,
+                        number INTEGER NOT NULL,
+                        title TEXT NOT NULL,
+                        description TEXT,
+                        unit TEXT NOT NULL,
+                        supervising_unit TEXT,
+                        acceptance_unit TEXT,
+                        deadline TEXT,
+                        measures TEXT,
+                        task TEXT,
+                        batch TEXT,
+                        location TEXT,
+                        lat REAL,
+                        lon REAL,
+                        external_ref TEXT,
+                        state TEXT NOT NULL CHECK (state IN ('registered', 'assigned', 'rectifying', 'pending_acceptance', 'accepted', 'closed')),
+                        opened_at TEXT NOT NULL,
+                        updated_at TEXT NOT NULL,
+                        closed_at TEXT,
+                        overdue_notified_at TEXT,
+                        UNIQUE (source, year, number)
+                    );
+                    CREATE UNIQUE INDEX cases_external_ref ON cases(source, external_ref) WHERE external_ref IS NOT NULL;
+                    CREATE INDEX cases_unit ON cases(unit);
+                    CREATE INDEX cases_batch ON cases(batch);
+                    CREATE INDEX cases_state ON cases(state);
+                    CREATE TABLE case_history (
+                        case_id TEXT NOT NULL REFERENCES cases(id),
+                        step INTEGER NOT NULL,
+                        action TEXT NOT NULL,
+                        from_state TEXT,
+                        to_state TEXT NOT NULL,
+                        actor TEXT NOT NULL,
+                        at TEXT NOT NULL,
+                        comment TEXT,
+                        evidence BLOB NOT NULL,
+                        PRIMARY KEY (case_id, step)
+                    );
+                    CREATE TABLE registry_directory (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        data BLOB NOT NULL
+                    );
+                    """)
+        }
+    }
+
+    /// A case is overdue when its deadline day has ended and it is not yet accepted.
+    static func isOverdue(deadline: String?, state: CaseState, now: Date) -> Bool {
+        guard let deadline, state.isOpen else { return false }
+        return Timestamp.districtDate(now) > deadline
+    }
+
+    static func makeCase(_ row: Row, now: Date, history: [CaseTransition]?, evidence: [EvidenceRef]) -> Case {
+        let state = CaseState(rawValue: row["state"]) ?? .registered
+        let lat: Double? = row["lat"]
+        let lon: Double? = row["lon"]
+        let deadline: String? = row["deadline"]
+        return Case(
+            id: row["id"], source: CaseSource(rawValue: row["source"]) ?? .other, title: row["title"], description: row["description"], unit: row["unit"],
+            supervisingUnit: row["supervising_unit"], deadline: deadline, measures: row["measures"], task: row["task"], batch: row["batch"],
+            location: row["location"], coordinates: lat.flatMap { lat in lon.map { Coordinates(lat: lat, lon: $0) } }, externalRef: row["external_ref"],
+            acceptanceUnit: row["acceptance_unit"], state: state, overdue: isOverdue(deadline: deadline, state: state, now: now), evidence: evidence,
+            history: history, openedAt: row["opened_at"], updatedAt: row["updated_at"], closedAt: row["closed_at"])
+    }
+
+    static func history(_ db: Database, id: String) throws -> [CaseTransition] {
+        try Row.fetchAll(db, sql: "SELECT * FROM case_history WHERE case_id = ? ORDER BY step", arguments: [id]).map {
+            CaseTransition(
+                action: $0["action"], from: ($0["from_state"] as String?).flatMap(CaseState.init(rawValue:)),
+                to: CaseState(rawValue: $0["to_state"]) ?? .registered, actor: $0["actor"], at: $0["at"], comment: $0["comment"],
+                evidence: (try? JSONDecoder().decode([EvidenceRef].self, from: $0["evidence"] as Data)) ?? [])
+        }
+    }
+
+    /// One case with its whole file.
+    static func fetch(_ db: Database, id: String, now: Date) throws -> Case? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM cases WHERE id = ?", arguments: [id]) else { return nil }
+        let history = try history(db, id: id)
+        return makeCase(row, now: now, history: history, evidence: history.flatMap(\.evidence))
+    }
+
+    /// Cases matching the filters, without history, in number order.
+    static func list(_ db: Database, _ filter: CaseListRequest, now: Date) throws -> [Case] {
+        var conditions: [String] = []
+        var arguments: [any DatabaseValueConvertible] = []
+        func add(_ sql: String, _ value: (any DatabaseValueConvertible)?) {
+            guard let value else { return }
+            conditions.append(sql)
+            arguments.append(value)
+        }
+        add("c.state = ?", filter.status?.rawValue)
+        add("c.unit = ?", filter.unit)
+        add("c.source = ?", filter.source?.rawValue)
+        add("c.batch = ?", filter.batch)
+        add("c.task = ?", filter.task)
+        if let overdue = filter.overdue {
+            let today = Timestamp.districtDate(now)
+            conditions.append(
+                overdue
+                    ? "(c.deadline IS NOT NULL AND c.deadline < ? AND c.state NOT IN ('accepted', 'closed'))"
+                    : "NOT (c.deadline IS NOT NULL AND c.deadline < ? AND c.state NOT IN ('accepted', 'closed'))")
+            arguments.append(today)
+        }
+        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        let rows = try Row.fetchAll(db, sql: "SELECT c.* FROM cases c \(whereClause) ORDER BY c.source, c.year, c.number", arguments: StatementArguments(arguments))
+        var evidence: [String: [EvidenceRef]] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT case_id, evidence FROM case_history WHERE length(evidence) > 2 ORDER BY case_id, step") {
+            evidence[row["case_id"], default: []] += (try? JSONDecoder().decode([EvidenceRef].self, from: row["evidence"] as Data)) ?? []
+        }
+        return rows.map { makeCase($0, now: now, history: nil, evidence: evidence[$0["id"]] ?? []) }
+    }
+
+    /// The next human-readable number for a source and year: `HCJ-2026-0001`.
+    static func nextNumber(_ db: Database, source: CaseSource, year: Int) throws -> (id: String, number: Int) {
+        let number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM cases WHERE source = ? AND year = ?", arguments: [source.rawValue, year]) ?? 0) + 1
+        return (String(format: "%@-%04d-%04d", source.numberPrefix, year, number), number)
+    }
+
+    static func appendHistory(_ db: Database, id: String, _ step: CaseTransition) throws {
+        let next = (try Int.fetchOne(db, sql: "SELECT MAX(step) FROM case_history WHERE case_id = ?", arguments: [id]) ?? 0) + 1
+        try db.execute(
+            sql: "INSERT INTO case_history (case_id, step, action, from_state, to_state, actor, at, comment, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            arguments: [id, next, step.action, step.from?.rawValue, step.to.rawValue, step.actor, step.at, step.comment, try WireCoding.encode(step.evidence)])
+    }
+}
