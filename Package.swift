@@ -101,6 +101,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "CasesTests",
+            dependencies: ["CaseTracking", "TaskRegistry", "DubanTesting", "Messaging", "Schema", "ServiceKit"],
+            path: "Tests/CasesTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "EndToEndTests",
             dependencies: ["DubanTesting", "Messaging", "Schema", "ServiceKit", "TaskRegistry", "IndicatorIngest", "CaseTracking", "Notifications"],
             path: "Tests/EndToEndTests",

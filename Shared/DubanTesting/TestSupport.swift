@@ -75,12 +75,13 @@ public final class InProcessService: Sendable {
     /// Builds and starts service `S` with its data in `dataDirectory`.
     public static func start<S: DubanService>(
         _ type: S.Type, dataDirectory: String, endpoints: Endpoints? = nil, clock: ServiceClock = ServiceClock(), maxPayloadBytes: Int? = nil,
-        tickSeconds: Double? = nil, planFile: String? = nil
+        tickSeconds: Double? = nil, planFile: String? = nil, configure: (inout DeploymentConfiguration) -> Void = { _ in }
     ) async throws -> InProcessService {
         var deployment = DeploymentConfiguration(dataDirectory: dataDirectory, logLevel: .warning)
         if let maxPayloadBytes { deployment.maxPayloadBytes = maxPayloadBytes }
         if let tickSeconds { deployment.tickSeconds = tickSeconds }
         if let planFile { deployment.planFile = planFile }
+        configure(&deployment)
         let endpoints = endpoints ?? Endpoints(rpc: "tcp://127.0.0.1:*", events: "tcp://127.0.0.1:*")
         let settings = ServiceSettings(deployment: deployment, endpoints: endpoints, instance: S.name.rawValue, clock: clock)
         var logger = Logger(label: "test.\(S.name.rawValue)")

@@ -1,0 +1,313 @@
+import DubanTesting
+import Foundation
+import Messaging
+import Schema
+import ServiceKit
+import TaskRegistry
+import Testing
+
+@testable import CaseTracking
+
+func date(_ text: String) -> Date { Timestamp.parse(text)! }
+
+/// A registry and a case tracker, both real, on free ports.
+struct Ledger {
+    let registry: InProcessService
+    let cases: InProcessService
+    let dataDirectory: String
+    let clock: ServiceClock
+
+    static func start(dataDirectory: String? = nil, clock: ServiceClock = .starting(at: date("2026-11-20T10:00:00+08:00")), tickSeconds: Double = 30)
+        async throws -> Ledger
+    {
+        let dir = try dataDirectory ?? TestSupport.temporaryDirectory()
+        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock)
+        let cases = try await InProcessService.start(CasesService.self, dataDirectory: dir, clock: clock, tickSeconds: tickSeconds) {
+            $0.endpoints[.registry] = registry.endpoints
+        }
+        return Ledger(registry: registry, cases: cases, dataDirectory: dir, clock: clock)
+    }
+
+    func client(_ from: String) async throws -> RPCClient { try await RPCClient.connect(to: cases.endpoints.rpc, from: from) }
+
+    func stop() async throws {
+        try await cases.stop()
+        try await registry.stop()
+    }
+}
+
+func refusal<Body: Encodable & Sendable>(_ client: RPCClient, _ type: String, _ body: Body) async throws -> ErrorBody {
+    do {
+        _ = try await client.call(type, body, as: JSONValue.self)
+    } catch let error as ErrorBody {
+        return error
+    }
+    throw TestFailure("\(type) was accepted")
+}
+
+@Suite struct CaseLifecycleTests {
+    static let photo = EvidenceRef(name: "整改照片", uri: "https://files.example/1.jpg", sha256: String(repeating: "a", count: 64))
+    static let report = EvidenceRef(name: "验收报告", uri: "https://files.example/ys.pdf")
+
+    @Test func aCaseWalksTheWholeLifecycleAndEveryOtherMoveChangesNothing() async throws {
+        let ledger = try await Ledger.start()
+        let office = try await ledger.client(officeUnit)
+        let unit = try await ledger.client("区城市管理局")
+        let stranger = try await ledger.client("区教育局")
+        let opened = try await office.call(
+            CaseTypes.open,
+            CaseOpenRequest(
+                source: .centralInspection, title: "南川河沿岸垃圾堆放", unit: "区城市管理局", deadline: "2026-12-20", description: "河道管理范围内堆放生活垃圾",
+                task: "12", location: "南川河总寨段", coordinates: Coordinates(lat: 36.55, lon: 101.76), externalRef: "ZY-2024-017", supervisingUnit: "区生态环境局",
+                acceptanceUnit: "区生态环境局", measures: "清运垃圾，设置围挡"),
+            as: Case.self)
+        #expect(opened.id == "ZYDC-2026-0001" && opened.state == .registered)
+
+        // Each step: first every illegal action and every forbidden actor, and the case is unchanged; then the legal move.
+        let path: [(CaseAction, RPCClient, [EvidenceRef]?, String?)] = [
+            (.assign, office, nil, nil), (.start, unit, nil, nil), (.submit, unit, [Self.photo], "已清运"), (.reject, office, nil, "围挡未设置"),
+            (.submit, unit, [Self.photo], "已补设围挡"), (.accept, office, [Self.report], "验收合格"), (.close, office, nil, "销号"), (.reopen, office, nil, "垃圾反弹"),
+        ]
+        var expectedHistory = 1
+        for (action, legalActor, evidence, comment) in path {
+            let before = try await office.call(CaseTypes.get, CaseGetRequest(id: opened.id), as: Case.self)
+            for illegal in CaseAction.allCases where illegal.target(from: before.state) == nil {
+                let error = try await refusal(office, CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: illegal, comment: "x", evidence: [Self.report]))
+                #expect(error.code == .conflict, "\(illegal) from \(before.state)")
+            }
+            for actor in [office, unit, stranger] where actor !== legalActor {
+                // The acceptance unit may also accept, reject and close; the stranger may do nothing.
+                if [.accept, .reject, .close].contains(action), actor === office { continue }
+                let error = try await refusal(actor, CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: action, comment: "x", evidence: [Self.report]))
+                #expect(error.code == .permissionDenied, "\(action) by \(actor.from ?? "")")
+            }
+            let unchanged = try await office.call(CaseTypes.get, CaseGetRequest(id: opened.id), as: Case.self)
+            #expect(unchanged == before, "refused moves changed nothing")
+            let moved = try await legalActor.call(
+                CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: action, comment: comment, evidence: evidence), as: Case.self)
+            #expect(moved.state == action.target(from: before.state))
+            expectedHistory += 1
+            #expect(moved.history?.count == expectedHistory)
+        }
+        let file = try await office.call(CaseTypes.get, CaseGetRequest(id: opened.id), as: Case.self)
+        #expect(file.history?.map(\.action) == ["open", "assign", "start", "submit", "reject", "submit", "accept", "close", "reopen"])
+        #expect(file.history?.map(\.actor) == [officeUnit, officeUnit, "区城市管理局", "区城市管理局", officeUnit, "区城市管理局", officeUnit, officeUnit, officeUnit])
+        #expect(file.state == .rectifying && file.closedAt == nil)
+        #expect(file.evidence.map(\.name) == ["整改照片", "整改照片", "验收报告"])
+        #expect(file.history?[4].comment == "围挡未设置")
+
+        // The designated acceptance unit may accept; acceptance without evidence is refused.
+        let acceptor = try await ledger.client("区生态环境局")
+        _ = try await unit.call(CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: .submit, evidence: [Self.photo]), as: Case.self)
+        let noEvidence = try await refusal(acceptor, CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: .accept))
+        #expect(noEvidence.code == .invalidArgument && noEvidence.field == "body.evidence")
+        let noReason = try await refusal(acceptor, CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: .reject))
+        #expect(noReason.field == "body.comment")
+        let accepted = try await acceptor.call(CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: .accept, evidence: [Self.report]), as: Case.self)
+        #expect(accepted.state == .accepted)
+
+        // Events: opened, then one transitioned per move.
+        let events = try await office.call(SystemTypes.eventsSince, EventsSinceRequest(stream: "cases", after: 0), as: EventsSinceReply<AnyEvent>.self)
+        #expect(events.events.map(\.type) == [CaseTypes.opened] + Array(repeating: CaseTypes.transitioned, count: 10))
+        let last = try events.events.last!.body(as: CaseTransitioned.self)
+        #expect(last.action == .accept && last.actor == "区生态环境局" && last.from == .pendingAcceptance)
+        for client in [office, unit, stranger, acceptor] { await client.close() }
+        try await ledger.stop()
+    }
+
+    @Test func openingIsTheOfficesAndChecksUnitsAndTasksWithTheRegistry() async throws {
+        let ledger = try await Ledger.start()
+        let office = try await ledger.client(officeUnit)
+        let unit = try await ledger.client("区城乡建设局")
+        #expect(try await refusal(unit, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区城乡建设局")).code == .permissionDenied)
+        let unknownUnit = try await refusal(office, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区不存在局"))
+        #expect(unknownUnit.code == .notFound && unknownUnit.field == "body.unit")
+        let unknownTask = try await refusal(office, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区城乡建设局", task: "42"))
+        #expect(unknownTask.field == "body.task")
+        let badDate = try await refusal(office, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区城乡建设局", deadline: "2026-02-30"))
+        #expect(badDate.field == "body.deadline")
+        let badSource = try await refusal(
+            office, CaseTypes.open, JSONValue.object(["source": .string("rumour"), "title": .string("x"), "unit": .string("区城乡建设局")]))
+        #expect(badSource.code == .invalidArgument && badSource.field == "body.source")
+        let first = try await office.call(
+            CaseTypes.open, CaseOpenRequest(source: .outfall, title: "排污口 A", unit: "区生态环境局", task: "7.3", externalRef: "PWK-17"), as: Case.self)
+        let second = try await office.call(CaseTypes.open, CaseOpenRequest(source: .outfall, title: "排污口 B", unit: "区生态环境局"), as: Case.self)
+        #expect([first.id, second.id] == ["PWK-2026-0001", "PWK-2026-0002"])
+        let duplicate = try await refusal(office, CaseTypes.open, CaseOpenRequest(source: .outfall, title: "again", unit: "区生态环境局", externalRef: "PWK-17"))
+        #expect(duplicate.code == .conflict && duplicate.message.contains("PWK-2026-0001"))
+        await office.close()
+        await unit.close()
+        try await ledger.stop()
+    }
+
+    @Test func aCaseOverdueIsPublishedOnceAndAgainOnlyAfterAReopen() async throws {
+        let clock = ServiceClock.starting(at: date("2026-11-20T10:00:00+08:00"))
+        let ledger = try await Ledger.start(clock: clock, tickSeconds: 0.1)
+        let office = try await ledger.client(officeUnit)
+        let item = try await office.call(
+            CaseTypes.open, CaseOpenRequest(source: .sewerMisconnection, title: "点位 17", unit: "区城乡建设局", deadline: "2026-11-30", batch: "第一批"), as: Case.self)
+        _ = try await office.call(CaseTypes.open, CaseOpenRequest(source: .sewerMisconnection, title: "点位 18", unit: "区城乡建设局", deadline: "2027-06-30"), as: Case.self)
+        try await Task.sleep(for: .milliseconds(400))
+        func overdueEvents() async throws -> [CaseOverdue] {
+            try await office.call(SystemTypes.eventsSince, EventsSinceRequest(stream: "cases", after: 0), as: EventsSinceReply<AnyEvent>.self).events
+                .filter { $0.type == CaseTypes.overdue }.map { try $0.body(as: CaseOverdue.self) }
+        }
+        #expect(try await overdueEvents().isEmpty, "not before the deadline day has ended")
+        clock.set(date("2026-12-01T00:00:05+08:00"))
+        #expect(try await TestSupport.eventually { try await overdueEvents().count == 1 })
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await overdueEvents().map(\.id) == [item.id], "once, for the case whose deadline passed")
+        let listed = try await office.call(CaseTypes.list, CaseListRequest(overdue: true), as: ListReply<Case>.self)
+        #expect(listed.items.map(\.id) == [item.id])
+        await office.close()
+        try await ledger.stop()
+    }
+}
+
+@Suite struct LedgerImportExportTests {
+    /// 237 sewer misconnection points (task 10) in batches of 50, with four broken lines.
+    static func pointsCSV() -> (csv: String, broken: [Int: String]) {
+        var lines = ["来源,问题标题,责任单位,完成时限,所属任务,批次,位置,经度,纬度,外部编号,整改措施"]
+        var broken: [Int: String] = [:]
+        for index in 1...237 {
+            let line = lines.count + 1
+            let batch = "第\(["一", "二", "三", "四", "五"][(index - 1) / 50])批"
+            var row = [
+                "混错接点位", "主城区混错接点位\(index)", "区城乡建设局", "2026-12-31", "10", batch, "\"南川东路\(index)号,雨污混接\"", "101.7\(index % 10)", "36.6\(index % 10)",
+                "HCJ-P\(String(format: "%03d", index))", "雨污分流改造",
+            ]
+            switch index {
+            case 17:
+                row[2] = "区不存在局"
+                broken[line] = "unit"
+            case 58:
+                row[3] = "2026-13-01"
+                broken[line] = "deadline"
+            case 101:
+                row[7] = "东经"
+                broken[line] = "经度"
+            case 200:
+                row = Array(row.prefix(5))
+                broken[line] = "fields"
+            default: break
+            }
+            lines.append(row.joined(separator: ","))
+        }
+        return ("\u{FEFF}" + lines.joined(separator: "\r\n") + "\r\n", broken)
+    }
+
+    @Test func importing237PointsStoresTheGoodLinesAndNamesEveryBadOne() async throws {
+        let ledger = try await Ledger.start()
+        let office = try await ledger.client(officeUnit)
+        let (csv, broken) = Self.pointsCSV()
+        let rows = try LedgerCSV.importRows(try LedgerCSV.parse(csv))
+        #expect(rows.count == 237)
+        var problems: [Int: String] = [:]
+        for row in rows where row.problem != nil { problems[row.line] = row.problem }
+        let good = rows.filter { $0.body != nil }
+        let reply = try await office.call(CaseTypes.import, CaseImportRequest(cases: good.map { $0.body! }), as: CaseImportReply.self)
+        for rejected in reply.rejected { problems[good[rejected.index].line] = "\(rejected.field ?? ""): \(rejected.message)" }
+        #expect(reply.imported.count == 233)
+        #expect(Set(problems.keys) == Set(broken.keys))
+        for (line, what) in broken { #expect(problems[line]?.contains(what) == true || (what == "fields" && problems[line]?.contains("fields") == true), "line \(line): \(problems[line] ?? "")") }
+
+        // Importing the same file again stores nothing twice: each point is already in the ledger.
+        let again = try await office.call(CaseTypes.import, CaseImportRequest(cases: good.map { $0.body! }), as: CaseImportReply.self)
+        #expect(again.imported.isEmpty && again.rejected.count == 235 && again.rejected.filter { $0.code == .conflict }.count == 233)
+
+        // Batches: how many of the points are closed.
+        let first = reply.imported[0]
+        _ = try await office.call(CaseTypes.transition, CaseTransitionRequest(id: first, action: .assign), as: Case.self)
+        let unit = try await ledger.client("区城乡建设局")
+        _ = try await unit.call(CaseTypes.transition, CaseTransitionRequest(id: first, action: .start), as: Case.self)
+        _ = try await unit.call(CaseTypes.transition, CaseTransitionRequest(id: first, action: .submit), as: Case.self)
+        _ = try await office.call(CaseTypes.transition, CaseTransitionRequest(id: first, action: .accept, evidence: [CaseLifecycleTests.report]), as: Case.self)
+        _ = try await office.call(CaseTypes.transition, CaseTransitionRequest(id: first, action: .close), as: Case.self)
+        let batches = try await office.call(CaseTypes.batches, CaseBatchesRequest(source: .sewerMisconnection), as: ListReply<BatchProgress>.self).items
+        #expect(batches.map(\.batch) == ["第一批", "第三批", "第二批", "第五批", "第四批"].sorted())
+        #expect(batches.map(\.total).reduce(0, +) == 233)
+        #expect(batches.first { $0.batch == "第一批" }?.closed == 1)
+
+        // Export and read back: every stored case, every field, in the office's columns.
+        let export = try await office.call(CaseTypes.export, CaseExportRequest(source: .sewerMisconnection), as: CaseExportReply.self)
+        #expect(export.content.hasPrefix("\u{FEFF}编号,来源,问题标题"))
+        let records = try LedgerCSV.parse(export.content)
+        #expect(records.count == 234 && records[0].fields == LedgerCSV.headers)
+        let listed = try await office.call(CaseTypes.list, CaseListRequest(source: .sewerMisconnection), as: ListReply<Case>.self).items
+        for (record, item) in zip(records.dropFirst(), listed) {
+            let f = Dictionary(uniqueKeysWithValues: zip(LedgerCSV.headers, record.fields))
+            #expect(f["编号"] == item.id && f["问题标题"] == item.title && f["责任单位"] == item.unit && f["位置"] == item.location)
+            #expect(f["批次"] == item.batch && f["外部编号"] == item.externalRef && f["状态"] == item.state.label && f["所属任务"] == "10")
+            #expect(f["经度"] == item.coordinates.map { "\($0.lon)" } && f["完成时限"] == "2026-12-31")
+        }
+        #expect(records.dropFirst().first { $0.fields[0] == first }?.fields[15] == "已销号")
+        let filtered = try await office.call(CaseTypes.export, CaseExportRequest(status: .closed), as: CaseExportReply.self)
+        #expect(filtered.count == 1)
+        #expect(try await refusal(office, CaseTypes.export, CaseExportRequest(format: "xlsx")).field == "body.format")
+        await office.close()
+        await unit.close()
+        try await ledger.stop()
+    }
+
+    @Test func aRestartFindsEveryCaseAndItsHistoryIntact() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        var ledger = try await Ledger.start(dataDirectory: dir)
+        var office = try await ledger.client(officeUnit)
+        let (csv, _) = Self.pointsCSV()
+        let good = try LedgerCSV.importRows(try LedgerCSV.parse(csv)).compactMap(\.body)
+        _ = try await office.call(CaseTypes.import, CaseImportRequest(cases: good), as: CaseImportReply.self)
+        let first = try await office.call(CaseTypes.list, CaseListRequest(), as: ListReply<Case>.self).items[0].id
+        _ = try await office.call(CaseTypes.transition, CaseTransitionRequest(id: first, action: .assign, comment: "请于年底前完成"), as: Case.self)
+        let before = try await office.call(CaseTypes.list, CaseListRequest(), as: ListReply<Case>.self).items
+        let beforeFile = try await office.call(CaseTypes.get, CaseGetRequest(id: first), as: Case.self)
+        await office.close()
+        try await ledger.stop()
+
+        ledger = try await Ledger.start(dataDirectory: dir)
+        office = try await ledger.client(officeUnit)
+        #expect(try await office.call(CaseTypes.list, CaseListRequest(), as: ListReply<Case>.self).items == before)
+        #expect(try await office.call(CaseTypes.get, CaseGetRequest(id: first), as: Case.self) == beforeFile)
+        // Numbering goes on where it was.
+        let next = try await office.call(CaseTypes.open, CaseOpenRequest(source: .sewerMisconnection, title: "新增点位", unit: "区城乡建设局"), as: Case.self)
+        #expect(next.id == "HCJ-2026-0234")
+        await office.close()
+        try await ledger.stop()
+    }
+
+    @Test func casesGoOnWhenTheRegistryIsDownUsingTheUnitsLastFetched() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let ledger = try await Ledger.start(dataDirectory: dir)
+        let office = try await ledger.client(officeUnit)
+        _ = try await office.call(CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "举报 1", unit: "区城乡建设局"), as: Case.self)
+        try await ledger.registry.stop()
+        let item = try await office.call(CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "举报 2", unit: "区城乡建设局"), as: Case.self)
+        #expect(item.id == "JB-2026-0002")
+        #expect(try await refusal(office, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区不存在局")).code == .notFound)
+        await office.close()
+        try await ledger.cases.stop()
+
+        // A case tracker that has never reached a registry says so: unavailable, safe to retry.
+        let lonely = try await InProcessService.start(CasesService.self, dataDirectory: try TestSupport.temporaryDirectory()) {
+            $0.endpoints[.registry] = TestSupport.freeEndpoints()
+        }
+        let client = try await RPCClient.connect(to: lonely.endpoints.rpc, from: officeUnit)
+        #expect(try await refusal(client, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区城乡建设局")).code == .unavailable)
+        await client.close()
+        try await lonely.stop()
+    }
+}
+
+@Suite struct LedgerCSVTests {
+    @Test func quotedFieldsWithCommasQuotesAndLineBreaksKeepTheirLines() throws {
+        let records = try LedgerCSV.parse("\u{FEFF}a,b\r\n\"x, y\",\"say \"\"hi\"\"\"\r\n\"two\nlines\",z\n\nlast,1")
+        #expect(records.map(\.line) == [1, 2, 3, 6])
+        #expect(records[1].fields == ["x, y", "say \"hi\""])
+        #expect(records[2].fields == ["two\nlines", "z"])
+        #expect(throws: LedgerCSV.SyntaxError.self) { try LedgerCSV.parse("a,b\n\"open,x\n") }
+    }
+
+    @Test func exportedFieldsRoundTrip() throws {
+        let row = LedgerCSV.row(["普通", "a,b", "he said \"ok\"", "line\nbreak"])
+        #expect(try LedgerCSV.parse(row).first?.fields == ["普通", "a,b", "he said \"ok\"", "line\nbreak"])
+    }
+}
