@@ -75,7 +75,13 @@ let package = Package(
             resources: [.copy("Resources/chengzhong-2024-2026.yaml")],
             swiftSettings: swiftSettings
         ),
-        .target(name: "IndicatorIngest", dependencies: ["ServiceKit"], path: "Services/IndicatorIngest", swiftSettings: swiftSettings),
+        .target(
+            name: "IndicatorIngest",
+            dependencies: ["ServiceKit", "TaskRegistry", .product(name: "Yams", package: "Yams")],
+            path: "Services/IndicatorIngest",
+            resources: [.copy("Resources/standards.yaml"), .copy("Resources/stations.yaml")],
+            swiftSettings: swiftSettings
+        ),
         .target(name: "CaseTracking", dependencies: ["ServiceKit"], path: "Services/CaseTracking", swiftSettings: swiftSettings),
         .target(name: "Notifications", dependencies: ["ServiceKit"], path: "Services/Notifications", swiftSettings: swiftSettings),
         .executableTarget(name: "duban-registry", dependencies: ["TaskRegistry"], path: "Services/Executables/duban-registry", swiftSettings: swiftSettings),

@@ -19,11 +19,11 @@ public struct CasesService: DubanService {
     public static func migrations(_ migrator: inout DatabaseMigrator) { CasesStore.migrations(&migrator) }
 
     public init(context: ServiceContext) async throws {
-        store = context.store
+        store = try context.store
         clock = context.clock
         logger = context.logger
         tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
-        directory = try RegistryDirectory(registryRPC: context.deployment[.registry].rpc, store: context.store, logger: context.logger)
+        directory = try RegistryDirectory(registryRPC: context.deployment[.registry].rpc, store: try context.store, logger: context.logger)
     }
 
     public func backgroundServices() -> [any Service] {

@@ -1,13 +1,291 @@
+import Foundation
+import GRDB
+import Logging
 import Schema
 import ServiceKit
+import ServiceLifecycle
+import Synchronization
+import TaskRegistry
 
-/// Indicator ingestion: readings, evaluation against the standards and targets, alerts.
-/// This stage serves the runtime's requests (`sys.*`, `events.since`); readings and indicators follow.
+/// Indicator ingestion: readings from the stations, the statistics behind the 13 targets,
+/// evaluation against GB 3838 and GB 3095, and alerts.
 public struct IngestService: DubanService {
     public static let name = ServiceName.ingest
     public static let topics = [IngestTypes.readingsAccepted, IngestTypes.indicatorUpdated, IngestTypes.alertRaised, IngestTypes.alertCleared]
 
-    public init(context: ServiceContext) async throws {}
+    let store: any IngestStore
+    let stations: [StationConfig]
+    let rules: ReadingRules
+    let standards: Standards
+    let indicators: [IndicatorDefinition]
+    let clock: ServiceClock
+    let logger: Logger
+    let tick: Duration
+    let derived: DerivedIndicators
 
-    public func register(_ handlers: inout HandlerTable) {}
+    public static func migrations(_ migrator: inout DatabaseMigrator) { SQLiteIngestStore.migrations(&migrator) }
+
+    public init(context: ServiceContext) async throws {
+        let stationsPath = context.deployment.stationsFile ?? StationsFile.bundledPath() ?? ""
+        stations = try StationsFile.load(path: stationsPath)
+        rules = ReadingRules(stations: stations)
+        standards = try Standards.bundled()
+        let planPath = context.deployment.planFile ?? PlanLoader.bundledPlanPath ?? ""
+        indicators = IndicatorDefinition.from(plan: try PlanLoader.load(path: planPath), thresholds: context.deployment.thresholds)
+        clock = context.clock
+        logger = context.logger
+        tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
+        store = try IngestStores.open(context: context)
+        derived = DerivedIndicators(
+            store: store, stations: stations, standards: standards, indicators: indicators, clock: clock, logger: logger)
+        logger.info("ingest ready", metadata: ["ingest.stations": "\(stations.map(\.id))", "ingest.storage": "\(store.eventStorage.location)"])
+    }
+
+    public func backgroundServices() -> [any Service] {
+        [
+            PeriodicTask(name: "station-silence", interval: tick, logger: logger) { [store, stations, clock] in
+                let transitions = AlertRules.silence(
+                    latest: try await store.latestTimes(), stations: stations, active: try await store.activeAlerts(), now: clock.now())
+                try await store.apply(transitions)
+            },
+            PeriodicTask(name: "derived-indicators", interval: .milliseconds(min(1000, Int(tick.components.seconds * 1000) + 1)), logger: logger) {
+                [derived] in
+                try await derived.recomputeDirty()
+            },
+        ]
+    }
+
+    public func register(_ handlers: inout HandlerTable) {
+        let store = self.store
+        let rules = self.rules
+        let standards = self.standards
+        let clock = self.clock
+        let derived = self.derived
+        let byID = Dictionary(uniqueKeysWithValues: indicators.map { ($0.id, $0) })
+        let indicators = self.indicators
+        let stations = Dictionary(uniqueKeysWithValues: self.stations.map { ($0.id, $0) })
+        let stationList = self.stations
+
+        handlers.on(IngestTypes.stationList, Empty.self) { _, _ in ListReply(items: stationList.map(\.station)) }
+
+        handlers.on(IngestTypes.readingSubmit, ReadingSubmitRequest.self, mutating: true) { request, context in
+            guard request.readings.count <= IngestTypes.maxReadingsPerMessage else {
+                throw ErrorBody.invalidArgument(
+                    "at most \(IngestTypes.maxReadingsPerMessage) readings per message, not \(request.readings.count)", field: "body.readings")
+            }
+            let now = clock.now()
+            var good: [NormalizedReading] = []
+            var rejected: [RejectedItem] = []
+            good.reserveCapacity(request.readings.count)
+            for (index, reading) in request.readings.enumerated() {
+                switch rules.check(reading, index: index, now: now) {
+                case .success(let normalized): good.append(normalized)
+                case .failure(let item): rejected.append(item)
+                }
+            }
+            let reply = try await store.submit(
+                good, rejected: rejected, context: context, dayWindow: Self.dayWindow,
+                evaluate: { changes, active in AlertRules.evaluate(changes, stations: stations, standards: standards, active: active, now: now) })
+            derived.markDirty(Set(good.map(\.station)))
+            return reply
+        }
+
+        handlers.on(IngestTypes.indicatorList, Empty.self) { _, _ in
+            var items: [Indicator] = []
+            for definition in indicators { items.append(try await Self.view(definition, store: store, history: false)) }
+            return ListReply(items: items)
+        }
+
+        handlers.on(IngestTypes.indicatorGet, IndicatorGetRequest.self) { request, _ in
+            guard let definition = byID[request.id] else { throw ErrorBody.notFound("no indicator \(request.id)", field: "body.id") }
+            return try await Self.view(definition, store: store, history: true)
+        }
+
+        handlers.on(IngestTypes.indicatorReport, IndicatorReportRequest.self, mutating: true) { request, context in
+            guard let definition = byID[request.indicator] else {
+                throw ErrorBody.notFound("no indicator \(request.indicator); one of \(indicators.map(\.id).joined(separator: ", "))", field: "body.indicator")
+            }
+            guard let end = IndicatorPeriod.end(request.period) else {
+                throw ErrorBody.invalidArgument("period must be YYYY, YYYY-Qn or YYYY-MM", field: "body.period")
+            }
+            let today = Timestamp.districtDate(clock.now())
+            let start = request.period.count == 4 ? "\(request.period)-01-01" : String(end.prefix(8)) + "01"
+            guard start <= today else { throw ErrorBody.invalidArgument("period \(request.period) has not begun", field: "body.period") }
+            _ = end
+            guard !request.source.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw ErrorBody.invalidArgument("say where the value comes from", field: "body.source")
+            }
+            try definition.validate(request.value)
+            let value = IndicatorValue(
+                period: request.period, value: request.value, source: request.source, note: request.note, reportedAt: Timestamp.format(clock.now()))
+            return try await store.record(value, for: definition, alerts: [], context: context)
+        }
+
+        handlers.on(IngestTypes.waterClass, WaterClassRequest.self) { request, _ in
+            guard let station = stations[request.station], station.kind == "water" else {
+                throw ErrorBody.notFound("no water station \(request.station)", field: "body.station")
+            }
+            guard let from = Self.instant(request.from, endOfDay: false) else {
+                throw ErrorBody.invalidArgument("from must be YYYY-MM-DD or an RFC 3339 time", field: "body.from")
+            }
+            guard let to = Self.instant(request.to, endOfDay: true) else {
+                throw ErrorBody.invalidArgument("to must be YYYY-MM-DD or an RFC 3339 time", field: "body.to")
+            }
+            guard from <= to else { throw ErrorBody.invalidArgument("to is before from", field: "body.to") }
+            let samples = try await store.samples(station: station.id, parameters: nil, from: from, to: to)
+            guard let reply = Self.waterClass(samples, station: station, standards: standards, day: String(request.to.prefix(10))) else {
+                throw ErrorBody.notFound("no samples at \(station.id) between \(request.from) and \(request.to)", field: "body.from")
+            }
+            return reply
+        }
+
+        handlers.on(IngestTypes.airAnnual, AirAnnualRequest.self) { request, _ in
+            guard let station = stations[request.station], station.kind == "air" else {
+                throw ErrorBody.notFound("no air station \(request.station)", field: "body.station")
+            }
+            guard (2000...2100).contains(request.year), let start = Timestamp.startOfDistrictDay("\(request.year)-01-01"),
+                let end = Timestamp.startOfDistrictDay("\(request.year + 1)-01-01")
+            else { throw ErrorBody.invalidArgument("year out of range", field: "body.year") }
+            let samples = try await store.samples(
+                station: station.id, parameters: ["pm25"], from: Int64(start.timeIntervalSince1970 * 1000), to: Int64(end.timeIntervalSince1970 * 1000) - 1)
+            return AirEvaluation.annual(
+                parameter: "pm25", year: request.year, samples: samples.map { ($0.ts, $0.value) }, standards: standards,
+                today: Timestamp.districtDate(clock.now()))
+        }
+    }
+
+    /// The district day (local midnight to midnight, ms) around an instant.
+    @Sendable static func dayWindow(_ ms: Int64) -> (Int64, Int64) {
+        let offset = Int64(Timestamp.districtOffset) * 1000
+        let day: Int64 = 86_400_000
+        let start = ((ms + offset) / day) * day - offset
+        return (start, start + day)
+    }
+
+    /// `YYYY-MM-DD` (the day's start or end) or an RFC 3339 time, in ms.
+    static func instant(_ text: String, endOfDay: Bool) -> Int64? {
+        if text.count == 10, let day = Timestamp.startOfDistrictDay(text) {
+            return Int64(day.timeIntervalSince1970 * 1000) + (endOfDay ? 86_400_000 - 1 : 0)
+        }
+        return Timestamp.parse(text).map { Int64($0.timeIntervalSince1970 * 1000) }
+    }
+
+    /// Single-factor class of the period means; nil without samples.
+    static func waterClass(_ samples: [StoredSample], station: StationConfig, standards: Standards, day: String) -> WaterClassReply? {
+        guard !samples.isEmpty else { return nil }
+        var sums: [String: (Double, Int)] = [:]
+        for sample in samples {
+            sums[sample.parameter, default: (0, 0)].0 += sample.value
+            sums[sample.parameter, default: (0, 0)].1 += 1
+        }
+        let means = sums.mapValues { ($0.0 / Double($0.1) * 10_000).rounded() / 10_000 }
+        guard let result = standards.evaluateWater(means, on: day, lake: station.isLake) else { return nil }
+        return WaterClassReply(class: result.class.label, factors: result.factors, means: means, samples: Set(samples.map(\.ts)).count)
+    }
+
+    static func view(_ definition: IndicatorDefinition, store: any IngestStore, history: Bool) async throws -> Indicator {
+        let values = try await store.indicatorValues(definition.id)
+        let latest = values.max { (IndicatorPeriod.end($0.period) ?? "", $0.reportedAt ?? "") < (IndicatorPeriod.end($1.period) ?? "", $1.reportedAt ?? "") }
+        return Indicator(
+            id: definition.id, name: definition.name, target: definition.target.text, operator: definition.target.op, threshold: definition.threshold,
+            unit: definition.target.unit, tasks: definition.target.tasks, latest: latest, attainment: definition.attainment(of: latest?.value),
+            history: history ? values : nil, projection: history ? IndicatorPeriod.projection(values).map(JSONValue.number) : nil)
+    }
+}
+
+/// Indicators that follow from readings (六一桥's annual class, the PM2.5 annual mean), recomputed
+/// for stations that received readings, at most about once a second each.
+final class DerivedIndicators: Sendable {
+    private let dirty = Mutex<Set<String>>([])
+    let store: any IngestStore
+    let stations: [StationConfig]
+    let standards: Standards
+    let indicators: [IndicatorDefinition]
+    let clock: ServiceClock
+    let logger: Logger
+
+    init(store: any IngestStore, stations: [StationConfig], standards: Standards, indicators: [IndicatorDefinition], clock: ServiceClock, logger: Logger) {
+        self.store = store
+        self.stations = stations
+        self.standards = standards
+        self.indicators = indicators
+        self.clock = clock
+        self.logger = logger
+    }
+
+    func markDirty(_ stations: Set<String>) { dirty.withLock { $0.formUnion(stations) } }
+
+    func recomputeDirty() async throws {
+        let pending = dirty.withLock { set -> Set<String> in
+            defer { set.removeAll() }
+            return set
+        }
+        for id in pending.sorted() {
+            guard let station = stations.first(where: { $0.id == id }) else { continue }
+            do {
+                try await recompute(station)
+            } catch {
+                markDirty([id])
+                throw error
+            }
+        }
+    }
+
+    func recompute(_ station: StationConfig) async throws {
+        let now = clock.now()
+        let today = Timestamp.districtDate(now)
+        let year = Int(today.prefix(4))!
+        guard let start = Timestamp.startOfDistrictDay("\(year)-01-01") else { return }
+        let from = Int64(start.timeIntervalSince1970 * 1000)
+        let to = Int64(now.timeIntervalSince1970 * 1000)
+        let at = Timestamp.format(now)
+        if station.kind == "water", let definition = indicators.first(where: { $0.id == "water_quality_\(station.id)" }) {
+            let samples = try await store.samples(station: station.id, parameters: nil, from: from, to: to)
+            guard let result = IngestService.waterClass(samples, station: station, standards: standards, day: today) else { return }
+            let existing = try await store.indicatorValues(definition.id).first { $0.period == "\(year)" }
+            let value = IndicatorValue(
+                period: "\(year)", value: .string(result.class), source: "readings:\(station.id)",
+                note: "年均值单因子评价，决定因子 \(result.factors.joined(separator: "、"))，样本 \(result.samples) 个", reportedAt: at)
+            guard existing?.value != value.value || existing?.note != value.note else { return }
+            var alerts: [AlertTransition] = []
+            if let target = station.targetClass.flatMap(WaterClass.init(label:)), let cls = WaterClass(label: result.class) {
+                let key = "mean_class_exceeded:\(station.id)"
+                let active = try await store.activeAlerts().contains(key)
+                if (cls > target) != active {
+                    alerts.append(
+                        AlertTransition(
+                            key: key, raise: cls > target,
+                            body: AlertBody(
+                                alert: key, kind: "mean_class_exceeded", station: station.id, parameter: result.factors.first, indicator: definition.id,
+                                severity: "warning",
+                                message: cls > target
+                                    ? "\(station.name)\(year)年均值为\(cls.label)类，劣于目标\(target.label)类（\(result.factors.joined(separator: "、"))）"
+                                    : "\(station.name)\(year)年均值恢复至\(cls.label)类",
+                                value: nil, limit: nil, at: at)))
+                }
+            }
+            _ = try await store.record(value, for: definition, alerts: alerts, context: nil)
+        }
+        if station.kind == "air", station.parameters.contains("pm25"), stations.first(where: { $0.kind == "air" })?.id == station.id,
+            let definition = indicators.first(where: { $0.id == "pm25_annual_mean" })
+        {
+            let samples = try await store.samples(station: station.id, parameters: ["pm25"], from: from, to: to)
+            let annual = AirEvaluation.annual(parameter: "pm25", year: year, samples: samples.map { ($0.ts, $0.value) }, standards: standards, today: today)
+            guard let mean = annual.pm25Mean else { return }
+            let existing = try await store.indicatorValues(definition.id).first { $0.period == "\(year)" }
+            let value = IndicatorValue(
+                period: "\(year)", value: .number(mean), source: "readings:\(station.id)",
+                note: "有效日 \(annual.validDays) 天，\(annual.valid ? "年均值有效" : "有效数据不足，年均值暂不可评价")", reportedAt: at)
+            guard existing?.value != value.value || existing?.note != value.note else { return }
+            _ = try await store.record(value, for: definition, alerts: [], context: nil)
+        }
+    }
+}
+
+/// Chooses ingestion's storage: SQLite by default, PostgreSQL when a database URL is configured.
+enum IngestStores {
+    static func open(context: ServiceContext) throws -> any IngestStore {
+        if let store = context.storage as? ServiceStore { return SQLiteIngestStore(store: store) }
+        throw ErrorBody.internal("unsupported storage \(type(of: context.storage))")
+    }
 }

@@ -25,12 +25,12 @@ public struct NotifyService: DubanService {
     }
 
     public init(context: ServiceContext) async throws {
-        store = context.store
+        store = try context.store
     }
 
     public func register(_ handlers: inout HandlerTable) {
         handlers.on(NotifyTypes.channelList, Empty.self) { _, context in
-            ListReply(items: try ChannelStore.all(context.store))
+            ListReply(items: try ChannelStore.all(try context.store))
         }
         handlers.on(NotifyTypes.channelSet, ChannelSetRequest.self, mutating: true) { request, context in
             try ChannelStore.validate(request.channel)

@@ -29,7 +29,7 @@ public struct RegistryService: DubanService {
 
     /// Opens the registry; on the first start it loads the configured plan file (or the bundled plan).
     public init(context: ServiceContext) async throws {
-        store = context.store
+        store = try context.store
         clock = context.clock
         logger = context.logger
         tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))

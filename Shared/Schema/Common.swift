@@ -19,7 +19,7 @@ public struct ListReply<Item: Codable & Sendable>: Codable, Sendable {
 }
 
 /// An item of a batch that was refused, and why (`reading.submit`, `case.import`).
-public struct RejectedItem: Codable, Sendable, Equatable {
+public struct RejectedItem: Codable, Sendable, Equatable, Error {
     public var index: Int
     public var code: ErrorCode
     public var message: String

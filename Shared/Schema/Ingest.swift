@@ -279,6 +279,12 @@ public struct ReadingsAccepted: Codable, Sendable, Equatable {
     public var count: Int
     public var from: String
     public var to: String
+    public init(station: String, count: Int, from: String, to: String) {
+        self.station = station
+        self.count = count
+        self.from = from
+        self.to = to
+    }
 }
 
 /// `ingest.alert.raised` / `ingest.alert.cleared` body.
@@ -294,4 +300,46 @@ public struct AlertBody: Codable, Sendable, Equatable {
     public var value: Double?
     public var limit: Double?
     public var at: String
+
+    public init(
+        alert: String, kind: String, station: String?, parameter: String?, indicator: String?, severity: String, message: String, value: Double?,
+        limit: Double?, at: String
+    ) {
+        self.alert = alert
+        self.kind = kind
+        self.station = station
+        self.parameter = parameter
+        self.indicator = indicator
+        self.severity = severity
+        self.message = message
+        self.value = value
+        self.limit = limit
+        self.at = at
+    }
+}
+
+/// `ingest.indicator.updated` body.
+public struct IndicatorUpdated: Codable, Sendable, Equatable {
+    public var indicator: String
+    public var period: String
+    public var value: JSONValue
+    public var attainment: String
+    public var previousAttainment: String?
+    public var source: String
+    public var tasks: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case indicator, period, value, attainment, source, tasks
+        case previousAttainment = "previous_attainment"
+    }
+
+    public init(indicator: String, period: String, value: JSONValue, attainment: String, previousAttainment: String?, source: String, tasks: [String]) {
+        self.indicator = indicator
+        self.period = period
+        self.value = value
+        self.attainment = attainment
+        self.previousAttainment = previousAttainment
+        self.source = source
+        self.tasks = tasks
+    }
 }

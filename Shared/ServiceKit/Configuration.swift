@@ -46,6 +46,13 @@ public struct DeploymentConfiguration: Sendable, Equatable {
     public var tickSeconds: Double = 30
     /// The plan file the registry loads on its first start (default: the bundled 城中区 plan).
     public var planFile: String?
+    /// Ingestion's monitoring stations (default: the bundled set, with 六一桥).
+    public var stationsFile: String?
+    /// Thresholds the plan leaves to configuration, by the key the plan names (`city_control_value`:
+    /// the PM2.5 annual mean the city sets, µg/m³; `city_standard`: the rural sewage treatment rate, %).
+    public var thresholds: [String: Double] = [:]
+    /// PostgreSQL URL (`postgres://user:password@host:port/database`): ingest instances that share it scale out.
+    public var databaseURL: String?
 
     public init(
         endpoints: [ServiceName: Endpoints] = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, $0.defaultEndpoints) }),
@@ -93,6 +100,11 @@ public struct DeploymentConfiguration: Sendable, Equatable {
         result.tickSeconds = reader.double(forKey: "tickSeconds", default: result.tickSeconds)
         guard result.tickSeconds > 0 else { throw ConfigurationError.invalid("tickSeconds", "\(result.tickSeconds)") }
         result.planFile = reader.string(forKey: "planFile")
+        result.stationsFile = reader.string(forKey: "stationsFile")
+        result.databaseURL = reader.string(forKey: "databaseURL")
+        for key in ["city_control_value", "city_standard", "national_quota"] {
+            if let value = reader.double(forKey: ConfigKey(["thresholds", key])) { result.thresholds[key] = value }
+        }
         let level = environment["LOG_LEVEL"] ?? reader.string(forKey: "logLevel", default: "info")
         guard let parsed = Logger.Level(rawValue: level.lowercased()) else { throw ConfigurationError.invalid("logLevel", level) }
         result.logLevel = parsed

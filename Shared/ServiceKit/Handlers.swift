@@ -12,7 +12,7 @@ public struct RequestContext: Sendable {
     public let from: String?
     public let key: String?
     public let logger: Logger
-    public let store: ServiceStore
+    public let storage: any EventStorage
     public let clock: ServiceClock
     let fingerprint: String?
     let keyRemembered: KeyFlag
@@ -21,14 +21,31 @@ public struct RequestContext: Sendable {
         let value = Atomic<Bool>(false)
     }
 
-    /// Makes the request's change in one transaction. For a request with an idempotency key, the
+    /// The request's idempotency key and body fingerprint, for storage that remembers the reply in its own transaction.
+    public var idempotency: (key: String, fingerprint: String)? {
+        guard let key, let fingerprint else { return nil }
+        return (key, fingerprint)
+    }
+
+    /// Tells the rpc loop that the reply was remembered with the change.
+    public func markReplyRemembered() { keyRemembered.value.store(true, ordering: .releasing) }
+
+    /// The SQLite store, for services that keep their data there (all but ingest in shared mode).
+    public var store: ServiceStore {
+        get throws {
+            guard let store = storage as? ServiceStore else { throw ErrorBody.internal("this service's storage is not SQLite") }
+            return store
+        }
+    }
+
+    /// Makes the request's change in one SQLite transaction. For a request with an idempotency key, the
     /// reply is remembered in that same transaction, so a retry after a crash can never apply it twice.
     /// A mutating handler makes its change through one call to this and returns its result.
     public func write<Reply: Encodable & Sendable>(_ updates: @escaping @Sendable (Database, inout EventBuffer) throws -> Reply) async throws -> Reply {
         let key = self.key
         let fingerprint = self.fingerprint
         let type = self.type
-        let store = self.store
+        let store = try self.store
         let flag = keyRemembered
         return try await store.write { db, events in
             let reply = try updates(db, &events)

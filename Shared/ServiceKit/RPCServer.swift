@@ -34,7 +34,7 @@ public final class RPCServer: Service, Sendable {
     public let identity: ServerIdentity
     /// Endpoints as bound (a `tcp://…:*` endpoint resolves to its port).
     public let endpoints: Endpoints
-    public let store: ServiceStore
+    public let store: any EventStorage
     private let loop: ZMQPollLoop
     private let router: SocketID
     private let handlers: HandlerTable
@@ -47,7 +47,7 @@ public final class RPCServer: Service, Sendable {
 
     /// Binds the rpc (ROUTER) and events (PUB) endpoints. Fails at once if either cannot be bound.
     public static func bind(
-        identity: ServerIdentity, endpoints: Endpoints, store: ServiceStore, handlers: HandlerTable, topics: [String],
+        identity: ServerIdentity, endpoints: Endpoints, store: any EventStorage, handlers: HandlerTable, topics: [String],
         maxPayloadBytes: Int, clock: ServiceClock, logger: Logger
     ) async throws -> RPCServer {
         let loop = ZMQPollLoop(name: identity.instance, logger: logger)
@@ -70,7 +70,7 @@ public final class RPCServer: Service, Sendable {
             let boundEvents = try await loop.withSocket(pub) { $0.lastEndpoint }
             store.setPublisher { topic, envelope in loop.send(pub, [Data(topic.utf8), envelope]) }
             let bound = Endpoints(rpc: boundRPC, events: boundEvents)
-            logger.info("listening", metadata: ["zmq.rpc": "\(bound.rpc)", "zmq.events": "\(bound.events)", "db.path": "\(store.path)"])
+            logger.info("listening", metadata: ["zmq.rpc": "\(bound.rpc)", "zmq.events": "\(bound.events)", "db.location": "\(store.location)"])
             return RPCServer(
                 identity: identity, endpoints: bound, store: store, loop: loop, router: router, handlers: handlers, topics: topics,
                 maxPayloadBytes: maxPayloadBytes, logger: logger, clock: clock, requests: requests, continuation: continuation)
@@ -81,7 +81,7 @@ public final class RPCServer: Service, Sendable {
     }
 
     private init(
-        identity: ServerIdentity, endpoints: Endpoints, store: ServiceStore, loop: ZMQPollLoop, router: SocketID, handlers: HandlerTable,
+        identity: ServerIdentity, endpoints: Endpoints, store: any EventStorage, loop: ZMQPollLoop, router: SocketID, handlers: HandlerTable,
         topics: [String], maxPayloadBytes: Int, logger: Logger, clock: ServiceClock, requests: AsyncStream<[Data]>,
         continuation: AsyncStream<[Data]>.Continuation
     ) {
@@ -106,7 +106,7 @@ public final class RPCServer: Service, Sendable {
         let purge = Task { [store, logger] in
             while !Task.isCancelled {
                 do {
-                    let removed = try await store.purgeExpiredKeys()
+                    let removed = try await store.purgeExpiredKeys(now: Date())
                     if removed > 0 { logger.debug("expired idempotency keys removed", metadata: ["count": "\(removed)"]) }
                 } catch {
                     logger.warning("idempotency purge failed", metadata: ["error": "\(error)"])
@@ -176,7 +176,7 @@ public final class RPCServer: Service, Sendable {
         if let key {
             do {
                 fingerprint = try handlers.fingerprinters[request.type]?(request.body)
-                if let stored = try store.storedReply(forKey: key) {
+                if let stored = try await store.storedReply(forKey: key) {
                     guard stored.fingerprint == fingerprint else {
                         return EnvelopeWriter.errorReply(
                             type: request.type, re: request.id,
@@ -192,15 +192,13 @@ public final class RPCServer: Service, Sendable {
         }
 
         let context = RequestContext(
-            requestID: request.id, type: request.type, from: request.from, key: key, logger: requestLogger, store: store, clock: clock,
+            requestID: request.id, type: request.type, from: request.from, key: key, logger: requestLogger, storage: store, clock: clock,
             fingerprint: fingerprint, keyRemembered: .init())
         do {
             let body = try await handler(request.body, context)
             if let key, let fingerprint, !context.keyRemembered.value.load(ordering: .acquiring) {
                 // A mutating handler that changed nothing (or wrote without `context.write`): remember its reply now.
-                try await store.pool.write { db in
-                    try self.store.remember(db, key: key, reply: .init(type: request.type, fingerprint: fingerprint, ok: true, payload: body))
-                }
+                try await store.remember(key: key, reply: StoredReply(type: request.type, fingerprint: fingerprint, ok: true, payload: body))
             }
             return EnvelopeWriter.reply(type: request.type, re: request.id, ok: true, payload: body)
         } catch let error as ErrorBody {
@@ -221,13 +219,13 @@ public final class RPCServer: Service, Sendable {
         table.on(SystemTypes.ping, Empty.self) { _, context in
             PingReply(
                 service: identity.service.rawValue, instance: identity.instance, version: identity.version, started: identity.started,
-                streams: try context.store.heads())
+                streams: try await context.storage.heads())
         }
         table.onEncoded(SystemTypes.eventsSince, EventsSinceRequest.self) { request, context in
             guard request.after >= 0 else { throw ErrorBody.invalidArgument("after must be 0 or more", field: "body.after") }
             let limit = request.limit ?? 1000
             guard (1...10_000).contains(limit) else { throw ErrorBody.invalidArgument("limit must be between 1 and 10000", field: "body.limit") }
-            guard let page = try context.store.events(stream: request.stream, after: request.after, limit: limit) else {
+            guard let page = try await context.storage.events(stream: request.stream, after: request.after, limit: limit) else {
                 throw ErrorBody.notFound("no event stream \(request.stream)", field: "body.stream")
             }
             var out = Data(#"{"events":["#.utf8)

@@ -9,9 +9,18 @@ import ServiceLifecycle
 public struct ServiceContext: Sendable {
     public let identity: ServerIdentity
     public let deployment: DeploymentConfiguration
-    public let store: ServiceStore
+    public let settings: ServiceSettings
+    public let storage: any EventStorage
     public let clock: ServiceClock
     public let logger: Logger
+
+    /// The SQLite store (every service's default storage).
+    public var store: ServiceStore {
+        get throws {
+            guard let store = storage as? ServiceStore else { throw ErrorBody.internal("this service's storage is not SQLite") }
+            return store
+        }
+    }
 }
 
 /// One Duban service: its storage, its handlers, and any background work.
@@ -21,6 +30,8 @@ public protocol DubanService: Sendable {
     static var topics: [String] { get }
     /// The service's own tables.
     static func migrations(_ migrator: inout DatabaseMigrator)
+    /// Opens the service's storage: SQLite under the data directory unless the service says otherwise.
+    static func openStorage(settings: ServiceSettings, logger: Logger) async throws -> any EventStorage
 
     init(context: ServiceContext) async throws
     /// Registers the service's request types.
@@ -31,6 +42,9 @@ public protocol DubanService: Sendable {
 
 extension DubanService {
     public static func migrations(_ migrator: inout DatabaseMigrator) {}
+    public static func openStorage(settings: ServiceSettings, logger: Logger) async throws -> any EventStorage {
+        try ServiceStore(path: settings.databasePath, stream: settings.instance, origin: name.rawValue, migrations: migrations)
+    }
     public func backgroundServices() -> [any Service] { [] }
 }
 
@@ -68,8 +82,8 @@ public func buildService<S: DubanService>(_ type: S.Type, settings: ServiceSetti
     var logger = logger
     logger[metadataKey: "service.instance"] = "\(settings.instance)"
     let identity = ServerIdentity(service: S.name, instance: settings.instance)
-    let store = try ServiceStore(path: settings.databasePath, stream: settings.instance, origin: S.name.rawValue, migrations: S.migrations)
-    let context = ServiceContext(identity: identity, deployment: settings.deployment, store: store, clock: settings.clock, logger: logger)
+    let store = try await S.openStorage(settings: settings, logger: logger)
+    let context = ServiceContext(identity: identity, deployment: settings.deployment, settings: settings, storage: store, clock: settings.clock, logger: logger)
     let service = try await S(context: context)
     var handlers = HandlerTable()
     service.register(&handlers)

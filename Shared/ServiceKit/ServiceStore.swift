@@ -18,7 +18,7 @@ public struct EventBuffer: Sendable {
 /// Events are written in the transaction that makes the change they report, so a crash can
 /// never keep one without the other, and published only after that transaction commits
 /// (from GRDB's writer queue, so publication follows `seq` order).
-public final class ServiceStore: Sendable {
+public final class ServiceStore: EventStorage, Sendable {
     public let pool: DatabasePool
     /// This instance's event stream (`registry`, `ingest-2`).
     public let stream: String
@@ -27,8 +27,8 @@ public final class ServiceStore: Sendable {
     public let path: String
     private let publisher = Mutex<(@Sendable (_ topic: String, _ envelope: Data) -> Void)?>(nil)
 
-    /// How long idempotency keys are kept (PROTOCOL.md: at least 24 hours).
-    public static let keyRetention: TimeInterval = 48 * 3600
+    public static let keyRetention = idempotencyKeyRetention
+    public var location: String { path }
 
     /// Opens (creating if needed) the database at `path` and runs the kit's and the service's migrations.
     public init(path: String, stream: String, origin: String, migrations: (inout DatabaseMigrator) -> Void = { _ in }) throws {
@@ -114,8 +114,10 @@ public final class ServiceStore: Sendable {
 
     // MARK: Event log reads
 
+    public func heads() async throws -> [String: Int] { try headsNow() }
+
     /// Head `seq` of every stream in this database, with this instance's stream at 0 if it has no events yet.
-    public func heads() throws -> [String: Int] {
+    public func headsNow() throws -> [String: Int] {
         try pool.read { db in
             var heads = [stream: 0]
             for row in try Row.fetchAll(db, sql: "SELECT stream, MAX(seq) AS head FROM duban_events GROUP BY stream") {
@@ -125,8 +127,12 @@ public final class ServiceStore: Sendable {
         }
     }
 
+    public func events(stream: String, after: Int, limit: Int) async throws -> (envelopes: [Data], head: Int)? {
+        try eventsNow(stream: stream, after: after, limit: limit)
+    }
+
     /// Stored envelopes of `stream` with `seq > after`, oldest first, and the stream's head.
-    public func events(stream: String, after: Int, limit: Int) throws -> (envelopes: [Data], head: Int)? {
+    public func eventsNow(stream: String, after: Int, limit: Int) throws -> (envelopes: [Data], head: Int)? {
         try pool.read { db in
             let head = try Int.fetchOne(db, sql: "SELECT MAX(seq) FROM duban_events WHERE stream = ?", arguments: [stream])
             guard head != nil || stream == self.stream else { return nil }
@@ -138,15 +144,13 @@ public final class ServiceStore: Sendable {
 
     // MARK: Idempotency
 
-    /// A remembered reply.
-    public struct StoredReply: Sendable {
-        public var type: String
-        public var fingerprint: String
-        public var ok: Bool
-        public var payload: Data
+    public func storedReply(forKey key: String) async throws -> StoredReply? { try storedReplyNow(forKey: key) }
+
+    public func remember(key: String, reply: StoredReply) async throws {
+        try await pool.write { db in try self.remember(db, key: key, reply: reply) }
     }
 
-    public func storedReply(forKey key: String) throws -> StoredReply? {
+    public func storedReplyNow(forKey key: String) throws -> StoredReply? {
         try pool.read { db in
             try Row.fetchOne(db, sql: "SELECT type, fingerprint, ok, payload FROM duban_idempotency WHERE key = ?", arguments: [key]).map {
                 StoredReply(type: $0["type"], fingerprint: $0["fingerprint"], ok: $0["ok"], payload: $0["payload"])
@@ -163,7 +167,7 @@ public final class ServiceStore: Sendable {
 
     /// Forgets keys older than the retention.
     @discardableResult
-    public func purgeExpiredKeys(now: Date = Date()) async throws -> Int {
+    public func purgeExpiredKeys(now: Date) async throws -> Int {
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM duban_idempotency WHERE created_at < ?", arguments: [now.timeIntervalSince1970 - Self.keyRetention])
             return db.changesCount

@@ -34,16 +34,16 @@ import Testing
                     try events.emit("test.thing.counted", ["count": index])
                 }
             }
-            #expect(try store.heads() == ["test": 6])
+            #expect(try store.headsNow() == ["test": 6])
         }
         let reopened = try makeStore(dir)
-        #expect(try reopened.heads() == ["test": 6])
+        #expect(try reopened.headsNow() == ["test": 6])
         try await reopened.write { _, events in try events.emit("test.thing.touched", Empty()) }
-        let page = try #require(try reopened.events(stream: "test", after: 0, limit: 100))
+        let page = try #require(try reopened.eventsNow(stream: "test", after: 0, limit: 100))
         let seqs = try page.envelopes.map { try JSONDecoder().decode(AnyEvent.self, from: $0).seq }
         #expect(seqs == Array(1...7))
         #expect(page.head == 7)
-        #expect(try reopened.events(stream: "other", after: 0, limit: 10) == nil)
+        #expect(try reopened.eventsNow(stream: "other", after: 0, limit: 10) == nil)
     }
 
     @Test func aFailedWriteLeavesNeitherChangeNorEvent() async throws {
@@ -55,7 +55,7 @@ import Testing
                 throw ErrorBody.conflict("no")
             }
         }
-        #expect(try store.heads() == ["test": 0])
+        #expect(try store.headsNow() == ["test": 0])
         let count = try await store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM things") }
         #expect(count == 0)
     }
@@ -74,9 +74,9 @@ import Testing
         try await store.pool.write { db in
             try store.remember(db, key: "k", reply: .init(type: "t", fingerprint: "f", ok: true, payload: Data("{}".utf8)))
         }
-        #expect(try await store.purgeExpiredKeys() == 0)
+        #expect(try await store.purgeExpiredKeys(now: Date()) == 0)
         #expect(try await store.purgeExpiredKeys(now: Date().addingTimeInterval(ServiceStore.keyRetention + 60)) == 1)
-        #expect(try store.storedReply(forKey: "k") == nil)
+        #expect(try store.storedReplyNow(forKey: "k") == nil)
     }
 }
 

@@ -1,0 +1,101 @@
+import Foundation
+import Schema
+
+/// A reading that passed every check, in the parameter's canonical unit.
+public struct NormalizedReading: Sendable, Equatable {
+    public var index: Int
+    public var station: String
+    public var parameter: String
+    /// Milliseconds since 1970, UTC.
+    public var ts: Int64
+    public var value: Double
+    public var revision: Bool
+}
+
+/// What each reading must be: known station and parameter, finite value in its physical range,
+/// a known unit (converted to the canonical one), a valid time not in the future.
+public struct ReadingRules: Sendable {
+    public let stations: [String: StationConfig]
+    /// Readings this far in the future are clock skew, not refused.
+    public var allowedSkew: TimeInterval = 300
+
+    public init(stations: [StationConfig]) {
+        self.stations = Dictionary(uniqueKeysWithValues: stations.map { ($0.id, $0) })
+    }
+
+    /// Canonical unit of each parameter.
+    public static func canonicalUnit(_ parameter: String) -> String {
+        switch parameter {
+        case "ph": return "无量纲"
+        case "fecal_coliform": return "个/L"
+        case "pm25", "pm10", "so2", "no2", "o3": return "µg/m³"
+        case "co": return "mg/m³"
+        default: return "mg/L"
+        }
+    }
+
+    /// The factor that turns a value in `unit` into the canonical unit, or nil if the unit is not one of the parameter's.
+    public static func conversion(_ parameter: String, unit: String?) -> Double? {
+        guard let raw = unit?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return 1 }
+        let unit = raw.replacingOccurrences(of: "μ", with: "µ").replacingOccurrences(of: "ug", with: "µg").replacingOccurrences(of: "m3", with: "m³")
+            .replacingOccurrences(of: "/l", with: "/L")
+        switch canonicalUnit(parameter) {
+        case "mg/L":
+            return ["mg/L": 1, "µg/L": 0.001, "ng/L": 0.000_001, "g/L": 1000][unit]
+        case "个/L":
+            return ["个/L": 1, "MPN/L": 1, "CFU/L": 1, "MPN/100mL": 10, "CFU/100mL": 10][unit]
+        case "µg/m³":
+            return ["µg/m³": 1, "mg/m³": 1000][unit]
+        case "mg/m³":
+            return ["mg/m³": 1, "µg/m³": 0.001][unit]
+        case "无量纲":
+            return ["无量纲": 1, "pH": 1, "1": 1][unit]
+        default:
+            return nil
+        }
+    }
+
+    /// The physical range of a parameter in its canonical unit.
+    public static func physicalRange(_ parameter: String) -> ClosedRange<Double> {
+        switch parameter {
+        case "ph": return 0...14
+        case "do": return 0...25
+        case "fecal_coliform": return 0...1e9
+        case "pm25", "pm10": return 0...5000
+        case "so2", "no2", "o3": return 0...10_000
+        case "co": return 0...500
+        default: return 0...100_000
+        }
+    }
+
+    /// Judges one reading; the reply names its index.
+    public func check(_ reading: SubmittedReading, index: Int, now: Date) -> Result<NormalizedReading, RejectedItem> {
+        func reject(_ code: ErrorCode, _ message: String, _ field: String) -> Result<NormalizedReading, RejectedItem> {
+            .failure(RejectedItem(index: index, code: code, message: message, field: "body.readings[\(index)].\(field)"))
+        }
+        if let problem = reading.problem { return reject(problem.code, problem.message, problem.field ?? "") }
+        guard let station = stations[reading.station] else { return reject(.notFound, "unknown station \(reading.station)", "station") }
+        guard station.parameters.contains(reading.parameter) else {
+            return reject(.invalidArgument, "station \(station.id) does not measure \(reading.parameter)", "parameter")
+        }
+        guard reading.value.isFinite else { return reject(.invalidArgument, "value must be a finite number, not \(reading.value)", "value") }
+        guard let factor = Self.conversion(reading.parameter, unit: reading.unit) else {
+            return reject(.invalidArgument, "unit \(reading.unit ?? "") is not a unit of \(reading.parameter) (\(Self.canonicalUnit(reading.parameter)))", "unit")
+        }
+        let value = reading.value * factor
+        let range = Self.physicalRange(reading.parameter)
+        guard range.contains(value) else {
+            return reject(
+                .invalidArgument, "\(reading.parameter) \(reading.value) \(reading.unit ?? Self.canonicalUnit(reading.parameter)) is outside its physical range", "value")
+        }
+        guard let time = Timestamp.parse(reading.ts) else { return reject(.invalidArgument, "ts must be an RFC 3339 time with an offset", "ts") }
+        guard time.timeIntervalSince(now) <= allowedSkew else { return reject(.invalidArgument, "ts \(reading.ts) is in the future", "ts") }
+        if let flag = reading.flag, flag != "revision" {
+            return reject(.invalidArgument, "flag must be revision (or absent)", "flag")
+        }
+        return .success(
+            NormalizedReading(
+                index: index, station: station.id, parameter: reading.parameter, ts: Int64((time.timeIntervalSince1970 * 1000).rounded()), value: value,
+                revision: reading.flag == "revision"))
+    }
+}

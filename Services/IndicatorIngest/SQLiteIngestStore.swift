@@ -1,0 +1,197 @@
+import Foundation
+import GRDB
+import Schema
+import ServiceKit
+
+/// Ingestion's data in the instance's SQLite database (the single-instance default).
+final class SQLiteIngestStore: IngestStore {
+    let store: ServiceStore
+    var eventStorage: any EventStorage { store }
+
+    init(store: ServiceStore) { self.store = store }
+
+    static func migrations(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("ingest-v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE readings (
+                        station TEXT NOT NULL,
+                        parameter TEXT NOT NULL,
+                        ts INTEGER NOT NULL,
+                        value REAL NOT NULL,
+                        revision INTEGER NOT NULL DEFAULT 0,
+                        received_at INTEGER NOT NULL,
+                        PRIMARY KEY (station, parameter, ts)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE indicator_values (
+                        indicator TEXT NOT NULL,
+                        period TEXT NOT NULL,
+                        value TEXT NOT NULL,
+                        source TEXT NOT NULL,
+                        note TEXT,
+                        reported_at TEXT NOT NULL,
+                        PRIMARY KEY (indicator, period)
+                    );
+                    CREATE TABLE alerts (
+                        key TEXT PRIMARY KEY NOT NULL,
+                        active INTEGER NOT NULL,
+                        body TEXT NOT NULL,
+                        changed_at TEXT NOT NULL
+                    );
+                    """)
+        }
+    }
+
+    func submit(
+        _ readings: [NormalizedReading], rejected: [RejectedItem], context: RequestContext, dayWindow: @escaping @Sendable (Int64) -> (Int64, Int64),
+        evaluate: @escaping AlertEvaluator
+    ) async throws -> ReadingSubmitReply {
+        let receivedAt = Int64(Date().timeIntervalSince1970 * 1000)
+        return try await context.write { db, events in
+            var accepted = 0
+            var duplicates = 0
+            var refused = rejected
+            var touched: [String: (count: Int, from: Int64, to: Int64)] = [:]
+            var series: [String: Set<String>] = [:]
+            let insert = try db.cachedStatement(
+                sql: "INSERT INTO readings (station, parameter, ts, value, revision, received_at) VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING")
+            let existing = try db.cachedStatement(sql: "SELECT value FROM readings WHERE station = ? AND parameter = ? AND ts = ?")
+            let revise = try db.cachedStatement(
+                sql: "UPDATE readings SET value = ?, revision = revision + 1, received_at = ? WHERE station = ? AND parameter = ? AND ts = ?")
+            for reading in readings {
+                try insert.execute(arguments: [reading.station, reading.parameter, reading.ts, reading.value, receivedAt])
+                if db.changesCount == 0 {
+                    let stored = try Double.fetchOne(existing, arguments: [reading.station, reading.parameter, reading.ts]) ?? .nan
+                    if abs(stored - reading.value) <= 1e-9 * max(1, abs(stored)) {
+                        duplicates += 1
+                        continue
+                    }
+                    guard reading.revision else {
+                        refused.append(
+                            RejectedItem(
+                                index: reading.index, code: .conflict,
+                                message: "\(reading.station) \(reading.parameter) at that time is stored as \(stored); send flag revision to replace it",
+                                field: "body.readings[\(reading.index)].value"))
+                        continue
+                    }
+                    try revise.execute(arguments: [reading.value, receivedAt, reading.station, reading.parameter, reading.ts])
+                }
+                accepted += 1
+                let span = touched[reading.station] ?? (0, reading.ts, reading.ts)
+                touched[reading.station] = (span.count + 1, min(span.from, reading.ts), max(span.to, reading.ts))
+                series[reading.station, default: []].insert(reading.parameter)
+            }
+            for (station, span) in touched.sorted(by: { $0.key < $1.key }) {
+                try events.emit(
+                    IngestTypes.readingsAccepted,
+                    ReadingsAccepted(station: station, count: span.count, from: Self.time(span.from), to: Self.time(span.to)))
+            }
+            // Alerts look at each changed series' newest reading (a backfill of old readings raises nothing new).
+            var changes: [SeriesChange] = []
+            for (station, parameters) in series.sorted(by: { $0.key < $1.key }) {
+                for parameter in parameters.sorted() {
+                    let rows = try Row.fetchAll(
+                        db, sql: "SELECT ts, value FROM readings WHERE station = ? AND parameter = ? ORDER BY ts DESC LIMIT 2", arguments: [station, parameter])
+                    guard let newest = rows.first.map({ (ts: $0["ts"] as Int64, value: $0["value"] as Double) }) else { continue }
+                    guard readings.contains(where: { $0.station == station && $0.parameter == parameter && $0.ts == newest.ts }) else { continue }
+                    let previous = rows.count > 1 ? (ts: rows[1]["ts"] as Int64, value: rows[1]["value"] as Double) : nil
+                    let (dayStart, dayEnd) = dayWindow(newest.ts)
+                    let daySamples = try Row.fetchAll(
+                        db, sql: "SELECT ts, value FROM readings WHERE station = ? AND parameter = ? AND ts >= ? AND ts < ?",
+                        arguments: [station, parameter, dayStart, dayEnd]
+                    ).map { (ts: $0["ts"] as Int64, value: $0["value"] as Double) }
+                    let day = AirEvaluation.dailyMeans(daySamples, minHourly: 0).first.map { (day: $0.key, mean: $0.value.mean, hours: $0.value.hours) }
+                    changes.append(SeriesChange(station: station, parameter: parameter, newest: newest, previous: previous, day: day))
+                }
+            }
+            if !changes.isEmpty {
+                let active = Set(try String.fetchAll(db, sql: "SELECT key FROM alerts WHERE active = 1"))
+                let transitions = evaluate(changes, active)
+                try Self.apply(transitions, db: db)
+                try alertEvents(transitions, into: &events)
+            }
+            return ReadingSubmitReply(accepted: accepted, duplicates: duplicates, rejected: refused.sorted { $0.index < $1.index })
+        }
+    }
+
+    static func time(_ ms: Int64) -> String { Timestamp.format(Date(timeIntervalSince1970: Double(ms) / 1000), fractional: false) }
+
+    static func apply(_ transitions: [AlertTransition], db: Database) throws {
+        for transition in transitions {
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO alerts (key, active, body, changed_at) VALUES (?, ?, ?, ?)",
+                arguments: [transition.key, transition.raise, String(decoding: try WireCoding.encode(transition.body), as: UTF8.self), transition.body.at])
+        }
+    }
+
+    func samples(station: String, parameters: [String]?, from: Int64, to: Int64) async throws -> [StoredSample] {
+        try await store.pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT parameter, ts, value FROM readings WHERE station = ? AND ts >= ? AND ts <= ? ORDER BY ts", arguments: [station, from, to]
+            ).compactMap { row in
+                let parameter: String = row["parameter"]
+                if let parameters, !parameters.contains(parameter) { return nil }
+                return StoredSample(parameter: parameter, ts: row["ts"], value: row["value"])
+            }
+        }
+    }
+
+    func latestTimes() async throws -> [String: Int64] {
+        try await store.pool.read { db in
+            var out: [String: Int64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT station, MAX(ts) AS ts FROM readings GROUP BY station") { out[row["station"]] = row["ts"] }
+            return out
+        }
+    }
+
+    func activeAlerts() async throws -> Set<String> {
+        Set(try await store.pool.read { try String.fetchAll($0, sql: "SELECT key FROM alerts WHERE active = 1") })
+    }
+
+    func apply(_ transitions: [AlertTransition]) async throws {
+        guard !transitions.isEmpty else { return }
+        try await store.write { db, events in
+            try Self.apply(transitions, db: db)
+            try alertEvents(transitions, into: &events)
+        }
+    }
+
+    func indicatorValues(_ indicator: String) async throws -> [IndicatorValue] {
+        try await store.pool.read { db in try Self.values(db, indicator) }
+    }
+
+    static func values(_ db: Database, _ indicator: String) throws -> [IndicatorValue] {
+        try Row.fetchAll(db, sql: "SELECT * FROM indicator_values WHERE indicator = ?", arguments: [indicator]).map {
+            IndicatorValue(
+                period: $0["period"], value: (try? JSONDecoder().decode(JSONValue.self, from: Data(($0["value"] as String).utf8))) ?? .null,
+                source: $0["source"], note: $0["note"], reportedAt: $0["reported_at"])
+        }.sorted { (IndicatorPeriod.end($0.period) ?? "") < (IndicatorPeriod.end($1.period) ?? "") }
+    }
+
+    func record(_ value: IndicatorValue, for definition: IndicatorDefinition, alerts: [AlertTransition], context: RequestContext?) async throws
+        -> IndicatorValue
+    {
+        let body: @Sendable (Database, inout EventBuffer) throws -> IndicatorValue = { db, events in
+            let before = Self.latest(try Self.values(db, definition.id))
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO indicator_values (indicator, period, value, source, note, reported_at) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [
+                    definition.id, value.period, String(decoding: try WireCoding.canonical(value.value), as: UTF8.self), value.source, value.note,
+                    value.reportedAt,
+                ])
+            let after = Self.latest(try Self.values(db, definition.id))
+            if let after, after.value != before?.value || after.period != before?.period {
+                try events.emit(
+                    IngestTypes.indicatorUpdated,
+                    IndicatorUpdated(
+                        indicator: definition.id, period: after.period, value: after.value, attainment: definition.attainment(of: after.value),
+                        previousAttainment: before.map { definition.attainment(of: $0.value) }, source: after.source, tasks: definition.target.tasks))
+            }
+            try Self.apply(alerts, db: db)
+            try alertEvents(alerts, into: &events)
+            return value
+        }
+        if let context { return try await context.write(body) }
+        return try await store.write(body)
+    }
+}

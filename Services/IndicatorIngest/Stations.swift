@@ -1,0 +1,63 @@
+import Foundation
+import Schema
+import Yams
+
+/// A monitoring station as configured.
+public struct StationConfig: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var kind: String
+    public var waterBody: String?
+    public var targetClass: String?
+    public var expectedIntervalMinutes: Double?
+    public var jumpFactor: Double?
+    public var jumpFloor: Double?
+    public var parameters: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, kind, parameters
+        case waterBody = "water_body"
+        case targetClass = "target_class"
+        case expectedIntervalMinutes = "expected_interval_minutes"
+        case jumpFactor = "jump_factor"
+        case jumpFloor = "jump_floor"
+    }
+
+    public var isLake: Bool { waterBody == "lake" || waterBody == "reservoir" }
+
+    public var station: Station { Station(id: id, name: name, kind: kind, parameters: parameters, targetClass: targetClass) }
+}
+
+public enum StationsFile {
+    struct File: Codable { var stations: [StationConfig] }
+
+    public static func load(path: String) throws -> [StationConfig] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let stations = try YAMLDecoder().decode(File.self, from: text).stations
+        var seen: Set<String> = []
+        for station in stations {
+            guard seen.insert(station.id).inserted else { throw ConfigurationErrorText("\(path): station \(station.id) is listed twice") }
+            guard ["water", "air"].contains(station.kind) else { throw ConfigurationErrorText("\(path): station \(station.id): kind must be water or air") }
+            let known = station.kind == "water" ? ParameterID.water : ParameterID.air
+            for parameter in station.parameters where !known.contains(parameter) {
+                throw ConfigurationErrorText("\(path): station \(station.id): unknown parameter \(parameter)")
+            }
+            if let target = station.targetClass, WaterClassLabels.all.firstIndex(of: target) == nil {
+                throw ConfigurationErrorText("\(path): station \(station.id): target_class \(target) is not a GB 3838 class")
+            }
+        }
+        return stations
+    }
+
+    public static func bundledPath() -> String? { Bundle.module.path(forResource: "stations", ofType: "yaml") }
+}
+
+enum WaterClassLabels {
+    static let all = ["I", "II", "III", "IV", "V", "劣V"]
+}
+
+/// A configuration file that cannot be used.
+public struct ConfigurationErrorText: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
