@@ -91,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "DubanCLI",
             dependencies: [
-                "Messaging", "Schema", "ServiceKit", "TaskRegistry", "CaseTracking",
+                "Messaging", "Schema", "ServiceKit", "TaskRegistry", "CaseTracking", "IndicatorIngest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Services/CLI",

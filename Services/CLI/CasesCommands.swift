@@ -131,9 +131,9 @@ struct CasesCommand: AsyncParsableCommand {
             commandName: "move",
             abstract: "Move a case: assign, start, submit, accept, reject, close or reopen.",
             discussion: """
-                The responsible unit starts and submits (give --from with its name); the office assigns, accepts, rejects, \
-                closes and reopens (the default --from for those). Acceptance needs --evidence.
-                Example: duban cases move start HCJ-2026-0001 --from 区城乡建设局
+                The responsible unit starts and submits (give --as with its name); the office assigns, accepts, rejects, \
+                closes and reopens (the default --as for those). Acceptance needs --evidence.
+                Example: duban cases move start HCJ-2026-0001 --as 区城乡建设局
                 """)
         @OptionGroup var options: GlobalOptions
         @Argument(help: "assign, start, submit, accept, reject, close or reopen.") var action: CaseAction
@@ -145,7 +145,7 @@ struct CasesCommand: AsyncParsableCommand {
             var options = options
             if options.from == "duban-cli" {
                 guard ![.start, .submit].contains(action) else {
-                    throw ValidationError("--from: the responsible unit starts and submits; name it, e.g. --from 区城乡建设局")
+                    throw ValidationError("--as: the responsible unit starts and submits; name it, e.g. --as 区城乡建设局")
                 }
                 options.from = officeUnit
             }

@@ -11,7 +11,8 @@ struct Duban: AsyncParsableCommand {
         abstract: "督办 Duban: the command line for the eco-environment action plan's services.",
         subcommands: [
             Status.self, Ping.self, Tasks.self, TaskCommand.self, Progress.self, Dispatch.self, Escalate.self, Escalations.self, Units.self,
-            PlanCommand.self, CasesCommand.self, Channels.self, Events.self, Call.self,
+            PlanCommand.self, CasesCommand.self, Indicators.self, IndicatorCommand.self, Readings.self, WaterClassCommand.self, AirAnnual.self,
+            Stations.self, Channels.self, Events.self, Call.self,
         ])
 }
 
@@ -20,7 +21,7 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: "JSON configuration file naming every service's endpoints (or DUBAN_CONFIG).")
     var config: String?
 
-    @Option(name: .long, help: "Sent as the envelope's `from`: your unit's or tool's name.")
+    @Option(name: .customLong("as"), help: "Who you are: your unit's or tool's name, sent as the envelope's `from` (e.g. --as 区城乡建设局).")
     var from: String = "duban-cli"
 
     @Option(name: .long, help: "Seconds to wait for each reply.")

@@ -1,0 +1,210 @@
+import ArgumentParser
+import CaseTracking
+import Foundation
+import IndicatorIngest
+import Messaging
+import Schema
+import ServiceKit
+
+func valueText(_ value: JSONValue?) -> String {
+    switch value {
+    case .number(let n)?: return n.rounded() == n ? String(Int(n)) : String(format: "%g", n)
+    case .string(let s)?: return s
+    case .bool(let b)?: return b ? "达标" : "未达标"
+    default: return ""
+    }
+}
+
+func attainmentLabel(_ attainment: String) -> String {
+    ["met": "达标", "not_met": "未达标"][attainment] ?? "待评价"
+}
+
+struct Indicators: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The 13 targets: latest value and attainment.")
+    @OptionGroup var options: GlobalOptions
+
+    func run() async throws {
+        let client = try await options.client(for: .ingest)
+        defer { Task { await client.close() } }
+        let reply = try await perform(client, IngestTypes.indicatorList, Empty(), as: ListReply<Indicator>.self, options: options)
+        if options.json { return try printJSON(reply.items) }
+        print(
+            TextTable.render(
+                header: ["指标", "目标", "最新值", "期间", "评价", "任务"],
+                rows: reply.items.map {
+                    [
+                        $0.name,
+                        "\(opLabel($0.operator))\($0.threshold == nil && ["at_most", "at_least"].contains($0.operator) ? "市控标准（未配置）" : valueText($0.threshold))\($0.unit.map { $0 == "%" ? "%" : " " + $0 } ?? "")",
+                        valueText($0.latest?.value), $0.latest?.period ?? "", attainmentLabel($0.attainment), $0.tasks.joined(separator: "、"),
+                    ]
+                }))
+    }
+
+    func opLabel(_ op: String) -> String {
+        ["at_least": "≥", "equal": "=", "at_most": "≤", "class_at_least": "优于或达到", "category_at_least": "达到", "meets_standard": "达到市定标准",
+         "within_quota": "控制在国家下达指标内"][op] ?? op
+    }
+}
+
+struct IndicatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "indicator", abstract: "One indicator with its history and trend, or report a period's value.",
+        subcommands: [Show.self, Report.self], defaultSubcommand: Show.self)
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "An indicator's history and its projection to the end of 2026.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "Indicator id, e.g. forest_coverage.") var id: String
+
+        func run() async throws {
+            let client = try await options.client(for: .ingest)
+            defer { Task { await client.close() } }
+            let item = try await perform(client, IngestTypes.indicatorGet, IndicatorGetRequest(id: id), as: Indicator.self, options: options)
+            if options.json { return try printJSON(item) }
+            print("\(item.name)（\(item.id)）：\(item.target)")
+            print("最新 \(valueText(item.latest?.value)) \(item.latest?.period ?? "")，\(attainmentLabel(item.attainment))；2026年底预计 \(valueText(item.projection))")
+            print(
+                TextTable.render(
+                    header: ["期间", "值", "来源", "说明"], rows: (item.history ?? []).map { [$0.period, valueText($0.value), $0.source, $0.note ?? ""] }))
+        }
+    }
+
+    struct Report: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Report an indicator's value for a period (YYYY, YYYY-Qn or YYYY-MM).")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "Indicator id.") var id: String
+        @Argument(help: "Period.") var period: String
+        @Argument(help: "A number, a class (III), a category (基本稳定), or true/false.") var value: String
+        @Option(help: "Where the value comes from.") var source: String
+        @Option(help: "Note.") var note: String?
+
+        func run() async throws {
+            let parsed: JSONValue =
+                if let number = Double(value) { .number(number) } else if value == "true" || value == "false" { .bool(value == "true") } else { .string(value) }
+            let client = try await options.client(for: .ingest)
+            defer { Task { await client.close() } }
+            let stored = try await perform(
+                client, IngestTypes.indicatorReport, IndicatorReportRequest(indicator: id, period: period, value: parsed, source: source, note: note),
+                as: IndicatorValue.self, options: options)
+            if options.json { return try printJSON(stored) }
+            print("已报送：\(id) \(stored.period) = \(valueText(stored.value))")
+        }
+    }
+}
+
+struct Stations: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Monitoring stations.")
+    @OptionGroup var options: GlobalOptions
+
+    func run() async throws {
+        let client = try await options.client(for: .ingest)
+        defer { Task { await client.close() } }
+        let reply = try await perform(client, IngestTypes.stationList, Empty(), as: ListReply<Station>.self, options: options)
+        if options.json { return try printJSON(reply.items) }
+        print(
+            TextTable.render(
+                header: ["编号", "名称", "类型", "目标", "项目"],
+                rows: reply.items.map { [$0.id, $0.name, $0.kind, $0.targetClass ?? "", $0.parameters.joined(separator: " ")] }))
+    }
+}
+
+struct WaterClassCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "water-class", abstract: "GB 3838-2002 class of a section's mean over a period (single factor: the worst parameter decides).")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Station, e.g. liuyiqiao.") var station: String
+    @Option(help: "From (YYYY-MM-DD or RFC 3339).") var from: String
+    @Option(help: "To (YYYY-MM-DD or RFC 3339).") var to: String
+
+    func run() async throws {
+        let client = try await options.client(for: .ingest)
+        defer { Task { await client.close() } }
+        let reply = try await perform(client, IngestTypes.waterClass, WaterClassRequest(station: station, from: from, to: to), as: WaterClassReply.self, options: options)
+        if options.json { return try printJSON(reply) }
+        print("\(station) \(from) 至 \(to)：\(reply.class)类（决定因子 \(reply.factors.joined(separator: "、"))，样本 \(reply.samples) 个）")
+        print(TextTable.render(header: ["项目", "均值"], rows: reply.means.sorted { $0.key < $1.key }.map { [$0.key, String(format: "%g", $0.value)] }))
+    }
+}
+
+struct AirAnnual: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "air-annual", abstract: "PM2.5 annual mean with GB 3095's data-validity rules.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Station.") var station: String
+    @Argument(help: "Year.") var year: Int
+
+    func run() async throws {
+        let client = try await options.client(for: .ingest)
+        defer { Task { await client.close() } }
+        let reply = try await perform(client, IngestTypes.airAnnual, AirAnnualRequest(station: station, year: year), as: AirAnnualReply.self, options: options)
+        if options.json { return try printJSON(reply) }
+        print(
+            "\(station) \(year)：PM2.5 年均 \(reply.pm25Mean.map { String(format: "%.1f", $0) } ?? "—") µg/m³，有效日 \(reply.validDays) 天，"
+                + (reply.valid ? "有效，\(reply.grade ?? "")" : "有效数据不足"))
+    }
+}
+
+struct Readings: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Monitoring readings.", subcommands: [Import.self])
+
+    struct Import: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Import a monitoring station's CSV export, with a progress bar and a report naming every refused line.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "CSV file.") var file: String
+        @Option(help: "Station for files without a station column.") var station: String?
+        @Option(help: "Readings per message (at most 10000).") var chunk: Int = 5000
+
+        func run() async throws {
+            guard (1...10_000).contains(chunk) else { throw ValidationError("--chunk: between 1 and 10000") }
+            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+            let rows: [ReadingsImport.Row]
+            do {
+                let records = try LedgerCSV.parse(String(decoding: data, as: UTF8.self)).map { (line: $0.line, fields: $0.fields) }
+                rows = try ReadingsImport.rows(records, defaultStation: station)
+            } catch let error as LedgerCSV.SyntaxError {
+                throw ValidationError("\(file): \(error)")
+            } catch let error as ReadingsImport.ImportError {
+                throw ValidationError("\(file): \(error)")
+            }
+            var problems: [(Int, String)] = rows.compactMap { row in row.problem.map { (row.line, $0) } }
+            let good = rows.filter { $0.reading != nil }
+            let client = try await options.client(for: .ingest)
+            defer { Task { await client.close() } }
+            var accepted = 0
+            var duplicates = 0
+            let started = ContinuousClock.now
+            // One key per chunk of this run: a retried chunk is applied once, and importing the file
+            // again is a new run whose readings are counted as duplicates, not replayed.
+            let run = UUID().uuidString.lowercased()
+            for start in stride(from: 0, to: good.count, by: chunk) {
+                let slice = Array(good[start..<min(start + chunk, good.count)])
+                let reply = try await perform(
+                    client, IngestTypes.readingSubmit, ReadingSubmitRequest(readings: slice.map { $0.reading! }), as: ReadingSubmitReply.self,
+                    options: options, key: "\(run):\(start)")
+                accepted += reply.accepted
+                duplicates += reply.duplicates
+                for rejected in reply.rejected {
+                    let field = rejected.field.map { $0.replacingOccurrences(of: "body.readings[\(rejected.index)].", with: "") } ?? ""
+                    let reading = slice[rejected.index].reading!
+                    problems.append((slice[rejected.index].line, "\(reading.parameter) \(field): \(rejected.message) (\(rejected.code.rawValue))"))
+                }
+                progress(done: start + slice.count, total: good.count, started: started)
+            }
+            FileHandle.standardError.write(Data("\n".utf8))
+            problems.sort { $0.0 < $1.0 }
+            print("\(file): 入库 \(accepted) 条，重复 \(duplicates) 条，\(problems.count) 条有误")
+            for (line, problem) in problems.prefix(200) { print("  \(file):\(line): \(problem)") }
+            if problems.count > 200 { print("  … and \(problems.count - 200) more") }
+            if !problems.isEmpty { throw ExitCode(1) }
+        }
+
+        func progress(done: Int, total: Int, started: ContinuousClock.Instant) {
+            let width = 30
+            let filled = total == 0 ? width : width * done / total
+            let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18 + Double((ContinuousClock.now - started).components.seconds)
+            let rate = seconds > 0 ? Int(Double(done) / seconds) : 0
+            let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+            FileHandle.standardError.write(Data("\r\(bar) \(done)/\(total) 条 \(rate) 条/秒".utf8))
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import Schema
+
+/// Turns a monitoring station's CSV export into readings, remembering each reading's line.
+///
+/// Two layouts are read. Long: one reading per row, columns station/站点, parameter/项目,
+/// ts/监测时间, value/监测值, and optionally unit/单位, flag. Wide: one sample per row, a time
+/// column (ts/监测时间/时间) and one column per parameter, named by id (`nh3n`) or as GB 3838 and
+/// GB 3095 name it (氨氮, 溶解氧, PM2.5…), with an optional unit in brackets: `氨氮(mg/L)`; the
+/// station comes from a station column or from `defaultStation`. Times are RFC 3339, or
+/// `YYYY-MM-DD HH:MM[:SS]` in the district's time (+08:00). Empty cells are skipped.
+public enum ReadingsImport {
+    public struct Row: Sendable {
+        public var line: Int
+        public var reading: SubmittedReading?
+        public var problem: String?
+    }
+
+    static let names: [String: String] = [
+        "pH": "ph", "pH值": "ph", "ph": "ph", "溶解氧": "do", "高锰酸盐指数": "codmn", "化学需氧量": "cod", "五日生化需氧量": "bod5", "氨氮": "nh3n", "总磷": "tp",
+        "总氮": "tn", "铜": "cu", "锌": "zn", "氟化物": "f", "硒": "se", "砷": "as", "汞": "hg", "镉": "cd", "铬（六价）": "cr6", "铬(六价)": "cr6", "六价铬": "cr6",
+        "铅": "pb", "氰化物": "cn", "挥发酚": "phenol", "石油类": "petroleum", "阴离子表面活性剂": "las", "硫化物": "sulfide", "粪大肠菌群": "fecal_coliform",
+        "PM2.5": "pm25", "PM10": "pm10", "二氧化硫": "so2", "二氧化氮": "no2", "臭氧": "o3", "一氧化碳": "co", "细颗粒物": "pm25", "可吸入颗粒物": "pm10",
+    ]
+
+    /// A parameter id and unit from a header such as `氨氮(mg/L)` or `nh3n`.
+    static func parameter(_ header: String) -> (String, String?)? {
+        var name = header.trimmingCharacters(in: .whitespaces)
+        var unit: String?
+        for (open, close) in [("(", ")"), ("（", "）")] {
+            if let range = name.range(of: open), name.hasSuffix(close), !name.hasPrefix("铬") {
+                unit = String(name[range.upperBound..<name.index(before: name.endIndex)])
+                name = String(name[..<range.lowerBound])
+            }
+        }
+        if ParameterID.water.contains(name) || ParameterID.air.contains(name) { return (name, unit) }
+        if let id = names[name] ?? names[header.trimmingCharacters(in: .whitespaces)] { return (id, unit) }
+        return nil
+    }
+
+    /// RFC 3339, or a local `YYYY-MM-DD HH:MM[:SS]` taken as +08:00.
+    public static func time(_ text: String) -> String? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if Timestamp.parse(trimmed) != nil { return trimmed }
+        let parts = trimmed.split(separator: " ")
+        guard parts.count == 2, Timestamp.startOfDistrictDay(String(parts[0])) != nil else { return nil }
+        let clock = parts[1].split(separator: ":")
+        guard (2...3).contains(clock.count), clock.allSatisfy({ $0.count == 2 && Int($0) != nil }) else { return nil }
+        let candidate = "\(parts[0])T\(clock.joined(separator: ":"))\(clock.count == 2 ? ":00" : "")+08:00"
+        return Timestamp.parse(candidate) == nil ? nil : candidate
+    }
+
+    public static func rows(_ records: [(line: Int, fields: [String])], defaultStation: String?) throws -> [Row] {
+        guard let header = records.first else { throw ImportError("the file is empty") }
+        let columns = header.fields.map { $0.trimmingCharacters(in: .whitespaces) }
+        func column(_ names: [String]) -> Int? { columns.firstIndex { names.contains($0) } }
+        let stationColumn = column(["station", "站点", "断面", "点位", "站点编号"])
+        let timeColumn = column(["ts", "监测时间", "时间", "采样时间"])
+        guard let timeColumn else { throw ImportError("line \(header.line): no time column (ts, 监测时间, 时间)") }
+        if stationColumn == nil, defaultStation == nil { throw ImportError("line \(header.line): no station column (station, 站点); name one with --station") }
+        var out: [Row] = []
+        if let parameterColumn = column(["parameter", "项目", "监测项目", "指标"]) {
+            guard let valueColumn = column(["value", "监测值", "浓度", "值"]) else { throw ImportError("line \(header.line): no value column (value, 监测值)") }
+            let unitColumn = column(["unit", "单位"])
+            let flagColumn = column(["flag", "标记"])
+            for record in records.dropFirst() {
+                guard record.fields.count == columns.count else {
+                    out.append(Row(line: record.line, problem: "\(record.fields.count) fields where the header has \(columns.count)"))
+                    continue
+                }
+                let raw = record.fields[parameterColumn].trimmingCharacters(in: .whitespaces)
+                guard let (parameter, headerUnit) = self.parameter(raw) else {
+                    out.append(Row(line: record.line, problem: "unknown parameter \(raw)"))
+                    continue
+                }
+                out.append(
+                    make(
+                        line: record.line, station: stationColumn.map { record.fields[$0] } ?? defaultStation!, parameter: parameter,
+                        time: record.fields[timeColumn], value: record.fields[valueColumn],
+                        unit: unitColumn.map { record.fields[$0] }.flatMap { $0.isEmpty ? nil : $0 } ?? headerUnit,
+                        flag: flagColumn.map { record.fields[$0] }.flatMap { $0.isEmpty ? nil : $0 }))
+            }
+            return out
+        }
+        var parameterColumns: [(Int, String, String?)] = []
+        for (index, name) in columns.enumerated() where index != timeColumn && index != stationColumn {
+            guard let (parameter, unit) = parameter(name) else { throw ImportError("line \(header.line): unknown column \(name)") }
+            parameterColumns.append((index, parameter, unit))
+        }
+        for record in records.dropFirst() {
+            guard record.fields.count == columns.count else {
+                out.append(Row(line: record.line, problem: "\(record.fields.count) fields where the header has \(columns.count)"))
+                continue
+            }
+            // One sample, one time: a bad time is one problem for the line, not one per cell.
+            guard time(record.fields[timeColumn]) != nil else {
+                out.append(Row(line: record.line, problem: "time \(record.fields[timeColumn]) is neither RFC 3339 nor YYYY-MM-DD HH:MM"))
+                continue
+            }
+            for (index, parameter, unit) in parameterColumns where !record.fields[index].trimmingCharacters(in: .whitespaces).isEmpty {
+                out.append(
+                    make(
+                        line: record.line, station: stationColumn.map { record.fields[$0] } ?? defaultStation!, parameter: parameter,
+                        time: record.fields[timeColumn], value: record.fields[index], unit: unit, flag: nil))
+            }
+        }
+        return out
+    }
+
+    static func make(line: Int, station: String, parameter: String, time: String, value: String, unit: String?, flag: String?) -> Row {
+        guard let ts = self.time(time) else { return Row(line: line, problem: "time \(time) is neither RFC 3339 nor YYYY-MM-DD HH:MM") }
+        guard let number = Double(value.trimmingCharacters(in: .whitespaces)) else { return Row(line: line, problem: "\(parameter): \(value) is not a number") }
+        return Row(
+            line: line,
+            reading: SubmittedReading(station: station.trimmingCharacters(in: .whitespaces), parameter: parameter, ts: ts, value: number, unit: unit, flag: flag))
+    }
+
+    public struct ImportError: Error, CustomStringConvertible {
+        public let description: String
+        init(_ description: String) { self.description = description }
+    }
+}
