@@ -113,6 +113,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "IngestTests",
+            dependencies: ["IndicatorIngest", "DubanTesting", "Messaging", "Schema", "ServiceKit"],
+            path: "Tests/IngestTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "EndToEndTests",
             dependencies: ["DubanTesting", "Messaging", "Schema", "ServiceKit", "TaskRegistry", "IndicatorIngest", "CaseTracking", "Notifications"],
             path: "Tests/EndToEndTests",

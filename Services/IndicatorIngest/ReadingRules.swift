@@ -34,25 +34,25 @@ public struct ReadingRules: Sendable {
         }
     }
 
-    /// The factor that turns a value in `unit` into the canonical unit, or nil if the unit is not one of the parameter's.
-    public static func conversion(_ parameter: String, unit: String?) -> Double? {
-        guard let raw = unit?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return 1 }
+    /// Turns a value in `unit` into the canonical unit, or nil if the unit is not one of the parameter's.
+    /// Smaller units divide by an exact power of ten rather than multiply by its inverse: 50 ng/L must
+    /// be exactly 0.00005 mg/L, the class I limit for mercury, not 5.0000000000000004e-05.
+    public static func converter(_ parameter: String, unit: String?) -> (@Sendable (Double) -> Double)? {
+        guard let raw = unit?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return { $0 } }
         let unit = raw.replacingOccurrences(of: "μ", with: "µ").replacingOccurrences(of: "ug", with: "µg").replacingOccurrences(of: "m3", with: "m³")
             .replacingOccurrences(of: "/l", with: "/L")
+        // (multiply, divide)
+        let table: [String: (Double, Double)]
         switch canonicalUnit(parameter) {
-        case "mg/L":
-            return ["mg/L": 1, "µg/L": 0.001, "ng/L": 0.000_001, "g/L": 1000][unit]
-        case "个/L":
-            return ["个/L": 1, "MPN/L": 1, "CFU/L": 1, "MPN/100mL": 10, "CFU/100mL": 10][unit]
-        case "µg/m³":
-            return ["µg/m³": 1, "mg/m³": 1000][unit]
-        case "mg/m³":
-            return ["mg/m³": 1, "µg/m³": 0.001][unit]
-        case "无量纲":
-            return ["无量纲": 1, "pH": 1, "1": 1][unit]
-        default:
-            return nil
+        case "mg/L": table = ["mg/L": (1, 1), "µg/L": (1, 1000), "ng/L": (1, 1_000_000), "g/L": (1000, 1)]
+        case "个/L": table = ["个/L": (1, 1), "MPN/L": (1, 1), "CFU/L": (1, 1), "MPN/100mL": (10, 1), "CFU/100mL": (10, 1)]
+        case "µg/m³": table = ["µg/m³": (1, 1), "mg/m³": (1000, 1)]
+        case "mg/m³": table = ["mg/m³": (1, 1), "µg/m³": (1, 1000)]
+        case "无量纲": table = ["无量纲": (1, 1), "pH": (1, 1), "1": (1, 1)]
+        default: table = [:]
         }
+        guard let (times, over) = table[unit] else { return nil }
+        return { $0 * times / over }
     }
 
     /// The physical range of a parameter in its canonical unit.
@@ -79,10 +79,10 @@ public struct ReadingRules: Sendable {
             return reject(.invalidArgument, "station \(station.id) does not measure \(reading.parameter)", "parameter")
         }
         guard reading.value.isFinite else { return reject(.invalidArgument, "value must be a finite number, not \(reading.value)", "value") }
-        guard let factor = Self.conversion(reading.parameter, unit: reading.unit) else {
+        guard let convert = Self.converter(reading.parameter, unit: reading.unit) else {
             return reject(.invalidArgument, "unit \(reading.unit ?? "") is not a unit of \(reading.parameter) (\(Self.canonicalUnit(reading.parameter)))", "unit")
         }
-        let value = reading.value * factor
+        let value = convert(reading.value)
         let range = Self.physicalRange(reading.parameter)
         guard range.contains(value) else {
             return reject(
