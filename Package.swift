@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "duban-ingest", targets: ["duban-ingest"]),
         .executable(name: "duban-cases", targets: ["duban-cases"]),
         .executable(name: "duban-notify", targets: ["duban-notify"]),
+        .executable(name: "duban-broker", targets: ["duban-broker"]),
         .executable(name: "duban", targets: ["DubanCLI"]),
         .library(name: "Messaging", targets: ["Messaging"]),
         .library(name: "Schema", targets: ["Schema"]),
@@ -26,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Debian's libzmq (libzmq3-dev), found through pkg-config.
@@ -77,7 +79,9 @@ let package = Package(
         ),
         .target(
             name: "IndicatorIngest",
-            dependencies: ["ServiceKit", "TaskRegistry", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "ServiceKit", "TaskRegistry", .product(name: "Yams", package: "Yams"), .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             path: "Services/IndicatorIngest",
             resources: [.copy("Resources/standards.yaml"), .copy("Resources/stations.yaml")],
             swiftSettings: swiftSettings
@@ -88,6 +92,12 @@ let package = Package(
         .executableTarget(name: "duban-ingest", dependencies: ["IndicatorIngest"], path: "Services/Executables/duban-ingest", swiftSettings: swiftSettings),
         .executableTarget(name: "duban-cases", dependencies: ["CaseTracking"], path: "Services/Executables/duban-cases", swiftSettings: swiftSettings),
         .executableTarget(name: "duban-notify", dependencies: ["Notifications"], path: "Services/Executables/duban-notify", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "duban-broker",
+            dependencies: ["Messaging", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Services/Executables/duban-broker",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "DubanCLI",
             dependencies: [

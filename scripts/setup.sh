@@ -8,6 +8,8 @@ pkg-config --exists libzmq 2>/dev/null || need_apt+=(libzmq3-dev)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 [ -f /usr/include/sqlite3.h ] || need_apt+=(libsqlite3-dev)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+# PostgreSQL serves ingest instances that share a database; the scale-out tests start their own cluster.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}"

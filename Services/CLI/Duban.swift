@@ -45,7 +45,7 @@ struct GlobalOptions: ParsableArguments {
     var replyTimeout: Duration { .milliseconds(Int(timeout * 1000)) }
 }
 
-extension ServiceName: ExpressibleByArgument {}
+
 
 /// A failed call, printed as the protocol's code, message and field.
 struct CallFailed: Error, CustomStringConvertible {

@@ -25,6 +25,14 @@ public struct IngestService: DubanService {
 
     public static func migrations(_ migrator: inout DatabaseMigrator) { SQLiteIngestStore.migrations(&migrator) }
 
+    /// SQLite by default; PostgreSQL, shared with other instances, when a database URL is configured.
+    public static func openStorage(settings: ServiceSettings, logger: Logger) async throws -> any EventStorage {
+        if let url = settings.deployment.databaseURL {
+            return try await PostgresEventStorage.connect(url: url, stream: settings.instance, origin: name.rawValue, logger: logger)
+        }
+        return try ServiceStore(path: settings.databasePath, stream: settings.instance, origin: name.rawValue, migrations: migrations)
+    }
+
     public init(context: ServiceContext) async throws {
         let stationsPath = context.deployment.stationsFile ?? StationsFile.bundledPath() ?? ""
         stations = try StationsFile.load(path: stationsPath)
@@ -286,6 +294,7 @@ final class DerivedIndicators: Sendable {
 enum IngestStores {
     static func open(context: ServiceContext) throws -> any IngestStore {
         if let store = context.storage as? ServiceStore { return SQLiteIngestStore(store: store) }
+        if let storage = context.storage as? PostgresEventStorage { return PostgresIngestStore(storage: storage) }
         throw ErrorBody.internal("unsupported storage \(type(of: context.storage))")
     }
 }

@@ -115,12 +115,14 @@ public final class ServiceProcess: @unchecked Sendable {
     public let logPath: String
 
     /// Starts `executable` (e.g. `duban-notify`) with `arguments`, and waits until it answers `sys.ping`.
+    /// - Parameter pingAt: where to ask `sys.ping` (a broker's frontend), when not at `endpoints.rpc`.
     public static func start(
-        _ executable: String, arguments: [String], endpoints: Endpoints, environment: [String: String] = [:], waitForPing: Bool = true
+        _ executable: String, arguments: [String], endpoints: Endpoints, environment: [String: String] = [:], waitForPing: Bool = true,
+        pingAt: String? = nil, passEndpoints: Bool = true
     ) async throws -> ServiceProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: (TestSupport.binDirectory as NSString).appendingPathComponent(executable))
-        process.arguments = arguments + ["--rpc", endpoints.rpc, "--events", endpoints.events]
+        process.arguments = arguments + (passEndpoints ? ["--rpc", endpoints.rpc, "--events", endpoints.events] : [])
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
         process.environment = env
@@ -130,7 +132,7 @@ public final class ServiceProcess: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         try process.run()
-        let started = ServiceProcess(process: process, endpoints: endpoints, logPath: logPath)
+        let started = ServiceProcess(process: process, endpoints: pingAt.map { Endpoints(rpc: $0, events: endpoints.events) } ?? endpoints, logPath: logPath)
         if waitForPing {
             guard try await started.waitUntilAnswering() else {
                 started.kill()

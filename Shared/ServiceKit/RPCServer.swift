@@ -21,6 +21,16 @@ public struct ServerIdentity: Sendable {
     }
 }
 
+/// Binds `endpoint`, or connects to it when it starts with `>` (CZMQ's convention): an instance
+/// behind a broker connects its rpc ROUTER to the broker's DEALER and its PUB to the broker's XSUB.
+func attach(_ socket: ZMQSocket, _ endpoint: String) throws {
+    if endpoint.hasPrefix(">") {
+        try socket.connect(String(endpoint.dropFirst()))
+    } else {
+        try socket.bind(endpoint.hasPrefix("@") ? String(endpoint.dropFirst()) : endpoint)
+    }
+}
+
 /// Duban's version, reported by `sys.ping`.
 public let dubanVersion = "0.1.0"
 
@@ -61,13 +71,13 @@ public final class RPCServer: Service, Sendable {
             let router = try await loop.addSocket(
                 .router,
                 options: ZMQSocketOptions(sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000, maxMessageSize: hardCap, routerMandatory: true),
-                setup: { socket in try socket.bind(endpoints.rpc) },
+                setup: { socket in try attach(socket, endpoints.rpc) },
                 onMessage: { frames in continuation.yield(frames) })
-            boundRPC = try await loop.withSocket(router) { $0.lastEndpoint }
+            boundRPC = try await loop.withSocket(router) { socket in endpoints.rpc.hasPrefix(">") ? endpoints.rpc : socket.lastEndpoint }
             let pub = try await loop.addSocket(
                 .pub, options: ZMQSocketOptions(sendHighWaterMark: 100_000),
-                setup: { socket in try socket.bind(endpoints.events) })
-            let boundEvents = try await loop.withSocket(pub) { $0.lastEndpoint }
+                setup: { socket in try attach(socket, endpoints.events) })
+            let boundEvents = try await loop.withSocket(pub) { socket in endpoints.events.hasPrefix(">") ? endpoints.events : socket.lastEndpoint }
             store.setPublisher { topic, envelope in loop.send(pub, [Data(topic.utf8), envelope]) }
             let bound = Endpoints(rpc: boundRPC, events: boundEvents)
             logger.info("listening", metadata: ["zmq.rpc": "\(bound.rpc)", "zmq.events": "\(bound.events)", "db.location": "\(store.location)"])

@@ -122,6 +122,9 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Registry: the plan file loaded on first start (or DUBAN_PLAN_FILE; default: the bundled 城中区 plan).")
     public var plan: String?
 
+    @Option(name: .long, help: "Ingest: PostgreSQL URL shared by several instances (or DUBAN_DATABASE_URL); SQLite when absent.")
+    public var databaseURL: String?
+
     public init() {}
 
     /// Resolves flags over environment over file over defaults.
@@ -129,6 +132,7 @@ public struct ServiceOptions: ParsableArguments, Sendable {
         var deployment = try await DeploymentConfiguration.load(configFile: config, environment: environment)
         if let dataDir { deployment.dataDirectory = dataDir }
         if let plan { deployment.planFile = plan }
+        if let databaseURL { deployment.databaseURL = databaseURL }
         if let logLevel {
             guard let level = Logger.Level(rawValue: logLevel.lowercased()) else { throw ValidationError("--log-level: unknown level \(logLevel)") }
             deployment.logLevel = level
@@ -160,3 +164,5 @@ public func runServiceMain<S: DubanService>(_ type: S.Type, options: ServiceOpti
     let built = try await buildService(S.self, settings: settings, logger: logger)
     try await built.group.run()
 }
+
+extension ServiceName: ExpressibleByArgument {}

@@ -5,7 +5,10 @@ import Synchronization
 
 /// Events a write produces; stored in the same transaction as the change, published after commit.
 public struct EventBuffer: Sendable {
-    var items: [(type: String, body: Data)] = []
+    /// The events emitted so far: topic and encoded body.
+    public private(set) var items: [(type: String, body: Data)] = []
+
+    public init() {}
 
     /// Adds an event with topic `type`.
     public mutating func emit<Body: Encodable>(_ type: String, _ body: Body) throws {

@@ -1,0 +1,63 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Messaging
+import ServiceKit
+import ServiceLifecycle
+
+/// The broker in front of several ingest instances: clients keep one rpc and one events endpoint
+/// however many instances run behind it (the ZeroMQ guide's broker and forwarder).
+@main
+struct Main: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "duban-broker",
+        abstract: "Puts several service instances behind one rpc and one events endpoint.",
+        discussion: """
+            Clients connect to --frontend (requests) and --events-out (events), as they would to one instance. \
+            Instances connect their rpc to --backend and their events to --events-in, with endpoints prefixed by '>':
+              duban-ingest --instance ingest-1 --rpc '>tcp://broker:7211' --events '>tcp://broker:7212' --database-url postgres://…
+            Requests go to instances in turn; a client's retry with the same key may reach another instance, which finds the key in the shared database.
+            """)
+
+    @Option(help: "Which service's client endpoints to take from the configuration.") var service: ServiceName = .ingest
+    @Option(help: "Requests from clients (ROUTER); default: the service's rpc endpoint.") var frontend: String?
+    @Option(help: "Requests to instances (DEALER).") var backend: String = "tcp://127.0.0.1:7211"
+    @Option(help: "Events from instances (XSUB).") var eventsIn: String = "tcp://127.0.0.1:7212"
+    @Option(help: "Events to subscribers (XPUB); default: the service's events endpoint.") var eventsOut: String?
+    @Option(help: "JSON configuration file (or DUBAN_CONFIG).") var config: String?
+    @Option(help: "Log level.") var logLevel: String = "info"
+
+    func run() async throws {
+        let deployment = try await DeploymentConfiguration.load(configFile: config)
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "duban.broker")
+        let context = ZMQContext()
+        let requests = ZMQProxy(
+            context: context, name: "requests", frontend: (.router, frontend ?? deployment[service].rpc), backend: (.dealer, backend), logger: logger)
+        let events = ZMQProxy(
+            context: context, name: "events", frontend: (.xsub, eventsIn), backend: (.xpub, eventsOut ?? deployment[service].events), logger: logger)
+        try requests.start()
+        try events.start()
+        let broker = BrokerService(proxies: [requests, events])
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: broker)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        logger.info("stopped")
+    }
+}
+
+/// Keeps the proxies running until graceful shutdown, then stops them.
+struct BrokerService: Service {
+    let proxies: [ZMQProxy]
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        for proxy in proxies { proxy.stop() }
+    }
+}

@@ -1,0 +1,395 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Schema
+import ServiceKit
+import Synchronization
+
+/// The event log and idempotency keys in PostgreSQL, shared by every ingest instance: any instance
+/// answers `events.since` for any stream, and a retry that reaches another instance finds the key.
+final class PostgresEventStorage: EventStorage {
+    let client: PostgresClient
+    let stream: String
+    let origin: String
+    let location: String
+    let logger: Logger
+    private let publisher = Mutex<(@Sendable (String, Data) -> Void)?>(nil)
+    private let runner: Task<Void, Never>
+
+    /// Connects to `url` (`postgres://user:password@host:port/database`) and creates the tables if needed.
+    static func connect(url: String, stream: String, origin: String, logger: Logger) async throws -> PostgresEventStorage {
+        guard let parsed = URLComponents(string: url), ["postgres", "postgresql"].contains(parsed.scheme ?? ""), let host = parsed.host,
+            let user = parsed.user
+        else {
+            throw ConfigurationErrorText("databaseURL must look like postgres://user:password@host:port/database, not \(url)")
+        }
+        let database = String(parsed.path.drop(while: { $0 == "/" }))
+        var configuration = PostgresClient.Configuration(
+            host: host, port: parsed.port ?? 5432, username: user, password: parsed.password, database: database.isEmpty ? nil : database, tls: .disable)
+        configuration.options.maximumConnections = 8
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let storage = PostgresEventStorage(
+            client: client, stream: stream, origin: origin, location: "postgres://\(host):\(parsed.port ?? 5432)/\(database)", logger: logger)
+        try await storage.migrate()
+        return storage
+    }
+
+    private init(client: PostgresClient, stream: String, origin: String, location: String, logger: Logger) {
+        self.client = client
+        self.stream = stream
+        self.origin = origin
+        self.location = location
+        self.logger = logger
+        runner = Task { await client.run() }
+    }
+
+    /// Stops the connection pool.
+    func close() {
+        runner.cancel()
+    }
+
+    func migrate() async throws {
+        try await client.withTransaction(logger: logger) { connection in
+            // Instances may start together: one creates the tables, the others wait for it.
+            try await connection.query("SELECT pg_advisory_xact_lock(7201001)", logger: logger)
+            for statement in Self.schema { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+        }
+    }
+
+    static let schema = [
+        """
+        CREATE TABLE IF NOT EXISTS duban_events (
+            stream TEXT NOT NULL, seq BIGINT NOT NULL CHECK (seq > 0), type TEXT NOT NULL, id TEXT NOT NULL, ts TEXT NOT NULL,
+            envelope BYTEA NOT NULL, PRIMARY KEY (stream, seq))
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS duban_idempotency (
+            key TEXT PRIMARY KEY, type TEXT NOT NULL, fingerprint TEXT NOT NULL, ok BOOLEAN NOT NULL, payload BYTEA NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL)
+        """,
+        "CREATE INDEX IF NOT EXISTS duban_idempotency_created ON duban_idempotency(created_at)",
+        """
+        CREATE TABLE IF NOT EXISTS readings (
+            station TEXT NOT NULL, parameter TEXT NOT NULL, ts BIGINT NOT NULL, value DOUBLE PRECISION NOT NULL,
+            revision INTEGER NOT NULL DEFAULT 0, received_at BIGINT NOT NULL, PRIMARY KEY (station, parameter, ts))
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS indicator_values (
+            indicator TEXT NOT NULL, period TEXT NOT NULL, value TEXT NOT NULL, source TEXT NOT NULL, note TEXT, reported_at TEXT NOT NULL,
+            PRIMARY KEY (indicator, period))
+        """,
+        "CREATE TABLE IF NOT EXISTS alerts (key TEXT PRIMARY KEY, active BOOLEAN NOT NULL, body TEXT NOT NULL, changed_at TEXT NOT NULL)",
+    ]
+
+    func setPublisher(_ publish: @escaping @Sendable (String, Data) -> Void) {
+        publisher.withLock { $0 = publish }
+    }
+
+    func heads() async throws -> [String: Int] {
+        var heads = [stream: 0]
+        for try await (name, head) in try await client.query("SELECT stream, MAX(seq) FROM duban_events GROUP BY stream", logger: logger).decode((String, Int64).self) {
+            heads[name] = Int(head)
+        }
+        return heads
+    }
+
+    func events(stream: String, after: Int, limit: Int) async throws -> (envelopes: [Data], head: Int)? {
+        var head: Int64?
+        for try await value in try await client.query("SELECT MAX(seq) FROM duban_events WHERE stream = \(stream)", logger: logger).decode(Int64?.self) {
+            head = value
+        }
+        guard head != nil || stream == self.stream else { return nil }
+        var envelopes: [Data] = []
+        let rows = try await client.query(
+            "SELECT envelope FROM duban_events WHERE stream = \(stream) AND seq > \(Int64(after)) ORDER BY seq LIMIT \(Int64(limit))", logger: logger)
+        for try await envelope in rows.decode(Data.self) { envelopes.append(envelope) }
+        return (envelopes, Int(head ?? 0))
+    }
+
+    func storedReply(forKey key: String) async throws -> StoredReply? {
+        let rows = try await client.query("SELECT type, fingerprint, ok, payload FROM duban_idempotency WHERE key = \(key)", logger: logger)
+        for try await (type, fingerprint, ok, payload) in rows.decode((String, String, Bool, Data).self) {
+            return StoredReply(type: type, fingerprint: fingerprint, ok: ok, payload: payload)
+        }
+        return nil
+    }
+
+    func remember(key: String, reply: StoredReply) async throws {
+        try await client.query(
+            """
+            INSERT INTO duban_idempotency (key, type, fingerprint, ok, payload, created_at)
+            VALUES (\(key), \(reply.type), \(reply.fingerprint), \(reply.ok), \(reply.payload), \(Date().timeIntervalSince1970))
+            ON CONFLICT (key) DO NOTHING
+            """, logger: logger)
+    }
+
+    func purgeExpiredKeys(now: Date) async throws -> Int {
+        var removed = 0
+        let rows = try await client.query(
+            "DELETE FROM duban_idempotency WHERE created_at < \(now.timeIntervalSince1970 - idempotencyKeyRetention) RETURNING key", logger: logger)
+        for try await _ in rows.decode(String.self) { removed += 1 }
+        return removed
+    }
+
+    /// Runs `body` in one transaction; events it emits are logged in it, and for a keyed request the
+    /// reply is remembered in it. Published after commit.
+    func transaction<Reply: Encodable & Sendable>(
+        context: RequestContext?, _ body: @Sendable (PostgresConnection, inout EventBuffer) async throws -> Reply
+    ) async throws -> Reply {
+        let stream = self.stream
+        let origin = self.origin
+        let logger = self.logger
+        let (reply, published) = try await client.withTransaction(logger: logger) { connection -> (Reply, [(String, Data)]) in
+            var buffer = EventBuffer()
+            let reply = try await body(connection, &buffer)
+            var published: [(String, Data)] = []
+            if !buffer.items.isEmpty {
+                // One writer per stream at a time, so `seq` stays contiguous across this instance's concurrent work.
+                try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(stream)))", logger: logger)
+                var head: Int64 = 0
+                for try await value in try await connection.query("SELECT COALESCE(MAX(seq), 0) FROM duban_events WHERE stream = \(stream)", logger: logger)
+                    .decode(Int64.self)
+                { head = value }
+                let ts = Timestamp.now()
+                for item in buffer.items {
+                    head += 1
+                    let id = UUID().uuidString.lowercased()
+                    let envelope = EnvelopeWriter.event(id: id, type: item.type, ts: ts, from: origin, stream: stream, seq: Int(head), body: item.body)
+                    try await connection.query(
+                        "INSERT INTO duban_events (stream, seq, type, id, ts, envelope) VALUES (\(stream), \(head), \(item.type), \(id), \(ts), \(envelope))",
+                        logger: logger)
+                    published.append((item.type, envelope))
+                }
+            }
+            if let context, let idempotency = context.idempotency {
+                let payload = try WireCoding.encode(reply)
+                var claimed = false
+                // Another instance handling a retry of the same request waits here for that one to finish, then finds the key taken.
+                for try await _ in try await connection.query(
+                    """
+                    INSERT INTO duban_idempotency (key, type, fingerprint, ok, payload, created_at)
+                    VALUES (\(idempotency.key), \(context.type), \(idempotency.fingerprint), true, \(payload), \(Date().timeIntervalSince1970))
+                    ON CONFLICT (key) DO NOTHING RETURNING key
+                    """, logger: logger
+                ).decode(String.self) { claimed = true }
+                guard claimed else { throw ErrorBody.unavailable("this request is being handled by another instance; retry with the same key") }
+            }
+            return (reply, published)
+        }
+        context?.markReplyRemembered()
+        if let publish = publisher.withLock({ $0 }) {
+            for (topic, envelope) in published { publish(topic, envelope) }
+        }
+        return reply
+    }
+}
+
+/// Ingestion's data in PostgreSQL, for several instances behind a broker.
+final class PostgresIngestStore: IngestStore {
+    let storage: PostgresEventStorage
+    var eventStorage: any EventStorage { storage }
+    var client: PostgresClient { storage.client }
+    var logger: Logger { storage.logger }
+
+    init(storage: PostgresEventStorage) { self.storage = storage }
+
+    func submit(
+        _ readings: [NormalizedReading], rejected: [RejectedItem], context: RequestContext, dayWindow: @escaping @Sendable (Int64) -> (Int64, Int64),
+        evaluate: @escaping AlertEvaluator
+    ) async throws -> ReadingSubmitReply {
+        let receivedAt = Int64(Date().timeIntervalSince1970 * 1000)
+        let logger = self.logger
+        return try await storage.transaction(context: context) { connection, events in
+            var refused = rejected
+            var accepted = 0
+            var duplicates = 0
+            // One statement for the whole batch; what it did not insert already exists.
+            var inserted: Set<String> = []
+            if !readings.isEmpty {
+                let rows = try await connection.query(
+                    """
+                    INSERT INTO readings (station, parameter, ts, value, revision, received_at)
+                    SELECT s, p, t, v, 0, \(receivedAt) FROM UNNEST(\(readings.map(\.station)), \(readings.map(\.parameter)), \(readings.map(\.ts)), \(readings.map(\.value))) AS u(s, p, t, v)
+                    ON CONFLICT DO NOTHING RETURNING station, parameter, ts
+                    """, logger: logger)
+                for try await (station, parameter, ts) in rows.decode((String, String, Int64).self) { inserted.insert("\(station)|\(parameter)|\(ts)") }
+            }
+            // A batch may hold the same key twice: the first is new, the rest compare with it.
+            var seenInBatch: [String: Double] = [:]
+            let missing = readings.filter { !inserted.contains("\($0.station)|\($0.parameter)|\($0.ts)") }
+            var existing: [String: Double] = [:]
+            if !missing.isEmpty {
+                let rows = try await connection.query(
+                    """
+                    SELECT r.station, r.parameter, r.ts, r.value FROM readings r
+                    JOIN UNNEST(\(missing.map(\.station)), \(missing.map(\.parameter)), \(missing.map(\.ts))) AS u(s, p, t)
+                    ON r.station = u.s AND r.parameter = u.p AND r.ts = u.t
+                    """, logger: logger)
+                for try await (station, parameter, ts, value) in rows.decode((String, String, Int64, Double).self) { existing["\(station)|\(parameter)|\(ts)"] = value }
+            }
+            var touched: [String: (count: Int, from: Int64, to: Int64)] = [:]
+            var series: [String: Set<String>] = [:]
+            for reading in readings {
+                let key = "\(reading.station)|\(reading.parameter)|\(reading.ts)"
+                if inserted.contains(key), seenInBatch[key] == nil {
+                    seenInBatch[key] = reading.value
+                } else {
+                    let stored = seenInBatch[key] ?? existing[key] ?? .nan
+                    if abs(stored - reading.value) <= 1e-9 * max(1, abs(stored)) {
+                        duplicates += 1
+                        continue
+                    }
+                    guard reading.revision else {
+                        refused.append(
+                            RejectedItem(
+                                index: reading.index, code: .conflict,
+                                message: "\(reading.station) \(reading.parameter) at that time is stored as \(stored); send flag revision to replace it",
+                                field: "body.readings[\(reading.index)].value"))
+                        continue
+                    }
+                    try await connection.query(
+                        """
+                        UPDATE readings SET value = \(reading.value), revision = revision + 1, received_at = \(receivedAt)
+                        WHERE station = \(reading.station) AND parameter = \(reading.parameter) AND ts = \(reading.ts)
+                        """, logger: logger)
+                    seenInBatch[key] = reading.value
+                }
+                accepted += 1
+                let span = touched[reading.station] ?? (0, reading.ts, reading.ts)
+                touched[reading.station] = (span.count + 1, min(span.from, reading.ts), max(span.to, reading.ts))
+                series[reading.station, default: []].insert(reading.parameter)
+            }
+            for (station, span) in touched.sorted(by: { $0.key < $1.key }) {
+                try events.emit(
+                    IngestTypes.readingsAccepted,
+                    ReadingsAccepted(station: station, count: span.count, from: SQLiteIngestStore.time(span.from), to: SQLiteIngestStore.time(span.to)))
+            }
+            if !series.isEmpty {
+                // Instances judge alerts one at a time, so two batches cannot both raise the same alert.
+                try await connection.query("SELECT pg_advisory_xact_lock(7201002)", logger: logger)
+                var changes: [SeriesChange] = []
+                for (station, parameters) in series.sorted(by: { $0.key < $1.key }) {
+                    for parameter in parameters.sorted() {
+                        var rows: [(Int64, Double)] = []
+                        for try await row in try await connection.query(
+                            "SELECT ts, value FROM readings WHERE station = \(station) AND parameter = \(parameter) ORDER BY ts DESC LIMIT 2", logger: logger
+                        ).decode((Int64, Double).self) { rows.append(row) }
+                        guard let newest = rows.first.map({ (ts: $0.0, value: $0.1) }) else { continue }
+                        guard readings.contains(where: { $0.station == station && $0.parameter == parameter && $0.ts == newest.ts }) else { continue }
+                        let previous = rows.count > 1 ? (ts: rows[1].0, value: rows[1].1) : nil
+                        let (dayStart, dayEnd) = dayWindow(newest.ts)
+                        var daySamples: [(ts: Int64, value: Double)] = []
+                        for try await (ts, value) in try await connection.query(
+                            "SELECT ts, value FROM readings WHERE station = \(station) AND parameter = \(parameter) AND ts >= \(dayStart) AND ts < \(dayEnd)",
+                            logger: logger
+                        ).decode((Int64, Double).self) { daySamples.append((ts, value)) }
+                        let day = AirEvaluation.dailyMeans(daySamples, minHourly: 0).first.map { (day: $0.key, mean: $0.value.mean, hours: $0.value.hours) }
+                        changes.append(SeriesChange(station: station, parameter: parameter, newest: newest, previous: previous, day: day))
+                    }
+                }
+                if !changes.isEmpty {
+                    var active: Set<String> = []
+                    for try await key in try await connection.query("SELECT key FROM alerts WHERE active", logger: logger).decode(String.self) { active.insert(key) }
+                    let transitions = evaluate(changes, active)
+                    try await Self.apply(transitions, connection: connection, logger: logger)
+                    try alertEvents(transitions, into: &events)
+                }
+            }
+            return ReadingSubmitReply(accepted: accepted, duplicates: duplicates, rejected: refused.sorted { $0.index < $1.index })
+        }
+    }
+
+    static func apply(_ transitions: [AlertTransition], connection: PostgresConnection, logger: Logger) async throws {
+        for transition in transitions {
+            let body = String(decoding: try WireCoding.encode(transition.body), as: UTF8.self)
+            try await connection.query(
+                """
+                INSERT INTO alerts (key, active, body, changed_at) VALUES (\(transition.key), \(transition.raise), \(body), \(transition.body.at))
+                ON CONFLICT (key) DO UPDATE SET active = EXCLUDED.active, body = EXCLUDED.body, changed_at = EXCLUDED.changed_at
+                """, logger: logger)
+        }
+    }
+
+    func samples(station: String, parameters: [String]?, from: Int64, to: Int64) async throws -> [StoredSample] {
+        var out: [StoredSample] = []
+        let rows = try await client.query(
+            "SELECT parameter, ts, value FROM readings WHERE station = \(station) AND ts >= \(from) AND ts <= \(to) ORDER BY ts", logger: logger)
+        for try await (parameter, ts, value) in rows.decode((String, Int64, Double).self) where parameters?.contains(parameter) ?? true {
+            out.append(StoredSample(parameter: parameter, ts: ts, value: value))
+        }
+        return out
+    }
+
+    func latestTimes() async throws -> [String: Int64] {
+        var out: [String: Int64] = [:]
+        for try await (station, ts) in try await client.query("SELECT station, MAX(ts) FROM readings GROUP BY station", logger: logger).decode((String, Int64).self) {
+            out[station] = ts
+        }
+        return out
+    }
+
+    func activeAlerts() async throws -> Set<String> {
+        var out: Set<String> = []
+        for try await key in try await client.query("SELECT key FROM alerts WHERE active", logger: logger).decode(String.self) { out.insert(key) }
+        return out
+    }
+
+    func apply(_ transitions: [AlertTransition]) async throws {
+        guard !transitions.isEmpty else { return }
+        let logger = self.logger
+        _ = try await storage.transaction(context: nil) { connection, events -> Empty in
+            try await connection.query("SELECT pg_advisory_xact_lock(7201002)", logger: logger)
+            try await Self.apply(transitions, connection: connection, logger: logger)
+            try alertEvents(transitions, into: &events)
+            return Empty()
+        }
+    }
+
+    func indicatorValues(_ indicator: String) async throws -> [IndicatorValue] {
+        try await Self.values(indicator, query: { try await self.client.query($0, logger: self.logger) })
+    }
+
+    static func values(_ indicator: String, query: (PostgresQuery) async throws -> PostgresRowSequence) async throws -> [IndicatorValue] {
+        var out: [IndicatorValue] = []
+        let rows = try await query("SELECT period, value, source, note, reported_at FROM indicator_values WHERE indicator = \(indicator)")
+        for try await (period, value, source, note, reportedAt) in rows.decode((String, String, String, String?, String).self) {
+            out.append(
+                IndicatorValue(
+                    period: period, value: (try? JSONDecoder().decode(JSONValue.self, from: Data(value.utf8))) ?? .null, source: source, note: note,
+                    reportedAt: reportedAt))
+        }
+        return out.sorted { (IndicatorPeriod.end($0.period) ?? "") < (IndicatorPeriod.end($1.period) ?? "") }
+    }
+
+    func record(_ value: IndicatorValue, for definition: IndicatorDefinition, alerts: [AlertTransition], context: RequestContext?) async throws
+        -> IndicatorValue
+    {
+        let logger = self.logger
+        return try await storage.transaction(context: context) { connection, events in
+            try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(definition.id)))", logger: logger)
+            let before = SQLiteIngestStore.latest(try await Self.values(definition.id, query: { try await connection.query($0, logger: logger) }))
+            let encoded = String(decoding: try WireCoding.canonical(value.value), as: UTF8.self)
+            try await connection.query(
+                """
+                INSERT INTO indicator_values (indicator, period, value, source, note, reported_at)
+                VALUES (\(definition.id), \(value.period), \(encoded), \(value.source), \(value.note), \(value.reportedAt ?? Timestamp.now()))
+                ON CONFLICT (indicator, period) DO UPDATE SET value = EXCLUDED.value, source = EXCLUDED.source, note = EXCLUDED.note,
+                reported_at = EXCLUDED.reported_at
+                """, logger: logger)
+            let after = SQLiteIngestStore.latest(try await Self.values(definition.id, query: { try await connection.query($0, logger: logger) }))
+            if let after, after.value != before?.value || after.period != before?.period {
+                try events.emit(
+                    IngestTypes.indicatorUpdated,
+                    IndicatorUpdated(
+                        indicator: definition.id, period: after.period, value: after.value, attainment: definition.attainment(of: after.value),
+                        previousAttainment: before.map { definition.attainment(of: $0.value) }, source: after.source, tasks: definition.target.tasks))
+            }
+            if !alerts.isEmpty {
+                try await connection.query("SELECT pg_advisory_xact_lock(7201002)", logger: logger)
+                try await Self.apply(alerts, connection: connection, logger: logger)
+                try alertEvents(alerts, into: &events)
+            }
+            return value
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A throwaway PostgreSQL cluster for one test: initdb in a temporary directory, a free port on
+/// 127.0.0.1, trust authentication, a `duban` database; `stop()` removes it all.
+public final class PostgresCluster: @unchecked Sendable {
+    // @unchecked: immutable after start.
+    public let port: Int
+    public let directory: String
+    public let binaries: String
+    /// `postgres://duban@127.0.0.1:PORT/duban`
+    public var url: String { "postgres://duban@127.0.0.1:\(port)/duban" }
+
+    /// Debian's server binaries (`apt-get install postgresql`), newest version first.
+    public static var binaryDirectory: String? {
+        let root = "/usr/lib/postgresql"
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).sorted { (Int($0) ?? 0) > (Int($1) ?? 0) }
+        return versions.map { "\(root)/\($0)/bin" }.first { FileManager.default.isExecutableFile(atPath: "\($0)/initdb") }
+    }
+
+    public static func start() throws -> PostgresCluster {
+        guard let binaries = binaryDirectory else {
+            throw TestFailure("PostgreSQL is not installed (apt-get install -y postgresql); scripts/setup.sh installs it")
+        }
+        let directory = try TestSupport.temporaryDirectory("duban-pg")
+        let port = TestSupport.freePort()
+        // initdb refuses to run as root: the cluster belongs to the postgres user then.
+        let asRoot = getuid() == 0
+        if asRoot { try run("/bin/chown", ["-R", "postgres:postgres", directory]) }
+        func pg(_ tool: String, _ arguments: [String]) throws {
+            if asRoot {
+                try run("/usr/sbin/runuser", ["-u", "postgres", "--", "\(binaries)/\(tool)"] + arguments)
+            } else {
+                try run("\(binaries)/\(tool)", arguments)
+            }
+        }
+        try pg("initdb", ["-D", "\(directory)/data", "-U", "duban", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"])
+        try pg("pg_ctl", [
+            "-D", "\(directory)/data", "-l", "\(directory)/server.log", "-w", "-t", "60",
+            "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=100", "start",
+        ])
+        let cluster = PostgresCluster(port: port, directory: directory, binaries: binaries)
+        try cluster.psql("CREATE DATABASE duban", database: "postgres")
+        return cluster
+    }
+
+    private init(port: Int, directory: String, binaries: String) {
+        self.port = port
+        self.directory = directory
+        self.binaries = binaries
+    }
+
+    /// Runs SQL and returns psql's unaligned, tuples-only output.
+    @discardableResult
+    public func psql(_ sql: String, database: String = "duban") throws -> String {
+        try Self.run("\(binaries)/psql", ["-h", "127.0.0.1", "-p", "\(port)", "-U", "duban", "-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    public func stop() {
+        let asRoot = getuid() == 0
+        let arguments = ["-D", "\(directory)/data", "-m", "immediate", "-w", "stop"]
+        if asRoot {
+            _ = try? Self.run("/usr/sbin/runuser", ["-u", "postgres", "--", "\(binaries)/pg_ctl"] + arguments)
+        } else {
+            _ = try? Self.run("\(binaries)/pg_ctl", arguments)
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Runs a command and returns what it printed. It uses posix_spawn and waitpid rather than
+    /// Foundation's Process, which was seen here never to reap `runuser` once `pg_ctl start` had left
+    /// a server running; output goes through a file, since that server keeps inherited descriptors open.
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String]) throws -> String {
+        let outputPath = (NSTemporaryDirectory() as NSString).appendingPathComponent("duban-cmd-\(UUID().uuidString).log")
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        guard spawned == 0 else { throw TestFailure("cannot run \(executable): errno \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        let exited = (status & 0x7f) == 0
+        let code = (status >> 8) & 0xff
+        guard exited && code == 0 else {
+            throw TestFailure("\((executable as NSString).lastPathComponent) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
+        }
+        return text
+    }
+}
