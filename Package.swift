@@ -107,6 +107,16 @@ let package = Package(
             path: "Services/CLI",
             swiftSettings: swiftSettings
         ),
+        // Benchmarks (not tests): Benchmarks/run.sh builds them in release mode and prints the figures.
+        .executableTarget(
+            name: "duban-bench",
+            dependencies: [
+                "Messaging", "Schema", "ServiceKit", "DubanTesting", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/duban-bench",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "DubanTesting"], path: "Tests/MessagingTests", swiftSettings: swiftSettings),
         .testTarget(name: "SchemaTests", dependencies: ["Schema"], path: "Tests/SchemaTests", swiftSettings: swiftSettings),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "DubanTesting"], path: "Tests/ServiceKitTests", swiftSettings: swiftSettings),
