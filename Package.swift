@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Debian's libzmq (libzmq3-dev), found through pkg-config.
@@ -87,7 +88,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "CaseTracking", dependencies: ["ServiceKit"], path: "Services/CaseTracking", swiftSettings: swiftSettings),
-        .target(name: "Notifications", dependencies: ["ServiceKit"], path: "Services/Notifications", swiftSettings: swiftSettings),
+        .target(
+            name: "Notifications",
+            dependencies: ["ServiceKit", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            path: "Services/Notifications",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(name: "duban-registry", dependencies: ["TaskRegistry"], path: "Services/Executables/duban-registry", swiftSettings: swiftSettings),
         .executableTarget(name: "duban-ingest", dependencies: ["IndicatorIngest"], path: "Services/Executables/duban-ingest", swiftSettings: swiftSettings),
         .executableTarget(name: "duban-cases", dependencies: ["CaseTracking"], path: "Services/Executables/duban-cases", swiftSettings: swiftSettings),

@@ -12,7 +12,7 @@ struct Duban: AsyncParsableCommand {
         subcommands: [
             Status.self, Ping.self, Tasks.self, TaskCommand.self, Progress.self, Dispatch.self, Escalate.self, Escalations.self, Units.self,
             PlanCommand.self, CasesCommand.self, Indicators.self, IndicatorCommand.self, Readings.self, WaterClassCommand.self, AirAnnual.self,
-            Stations.self, Channels.self, Events.self, Call.self,
+            Stations.self, Notices.self, ReportCommand.self, SilenceCommand.self, Channels.self, Events.self, Call.self,
         ])
 }
 

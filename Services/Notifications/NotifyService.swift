@@ -1,39 +1,93 @@
 import Foundation
 import GRDB
+import Logging
+import Messaging
 import Schema
 import ServiceKit
+import ServiceLifecycle
 
-/// Notifications: notices for the right units, the supervision rhythm, reliable delivery.
-/// This stage keeps the delivery channels (`channel.set`, `channel.list`); notices follow.
+/// Notifications: notices for the right units at the right time, the supervision rhythm, and
+/// reliable delivery to people's channels and to external tools.
 public struct NotifyService: DubanService {
     public static let name = ServiceName.notify
-    public static let topics = [NotifyTypes.noticeIssued, NotifyTypes.channelUpdated]
+    public static let topics = [NotifyTypes.noticeIssued, NotifyTypes.noticeAcknowledged, NotifyTypes.channelUpdated, NotifyTypes.deliveryFailed]
 
     let store: ServiceStore
+    let clock: ServiceClock
+    let logger: Logger
+    let tick: Duration
+    let rules: NotifyRules
+    let directory: Directory
+    let deployment: DeploymentConfiguration
+    let deliverer: Deliverer
 
-    public static func migrations(_ migrator: inout DatabaseMigrator) {
-        migrator.registerMigration("notify-v1-channels") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE channels (
-                        name TEXT PRIMARY KEY NOT NULL,
-                        definition BLOB NOT NULL,
-                        updated_at TEXT NOT NULL
-                    )
-                    """)
-        }
-    }
+    public static func migrations(_ migrator: inout DatabaseMigrator) { NotifyStore.migrations(&migrator) }
 
     public init(context: ServiceContext) async throws {
         store = try context.store
+        clock = context.clock
+        logger = context.logger
+        deployment = context.deployment
+        tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
+        rules = try NotifyRules.load(ProcessInfo.processInfo.environment["DUBAN_NOTIFY_RULES_FILE"])
+        directory = Directory(deployment: context.deployment, logger: context.logger)
+        deliverer = Deliverer(store: store, rules: rules, clock: clock, logger: logger)
+    }
+
+    public func backgroundServices() -> [any Service] {
+        var services: [any Service] = []
+        for (source, topics) in [
+            (ServiceName.registry, [RegistryTypes.taskStatusChanged, RegistryTypes.escalationRecorded]),
+            (ServiceName.ingest, ["ingest.alert."]), (ServiceName.cases, [CaseTypes.overdue, CaseTypes.transitioned]),
+        ] {
+            services.append(
+                EventFollower(
+                    source: deployment[source], topics: topics, name: "notify-\(source.rawValue)", store: store, directory: directory, clock: clock,
+                    logger: logger))
+        }
+        let rhythm = Rhythm(deployment: deployment, rules: rules, logger: logger)
+        services.append(
+            PeriodicTask(name: "rhythm", interval: tick, logger: logger) { [store, directory, clock, rules] in
+                await directory.refresh()
+                let now = clock.now()
+                let drafts = await rhythm.drafts(now: now, directory: directory.current)
+                try await store.write { db, events in
+                    // Time's notices are issued once for their key, whatever became of them since.
+                    let fresh = try drafts.filter { draft in
+                        try Bool.fetchOne(db, sql: "SELECT 1 FROM schedule_runs WHERE job = ?", arguments: [draft.dedupKey]) != true
+                    }
+                    try NotifyStore.issue(fresh, db: db, events: &events, now: now, channels: try ChannelStore.all(db))
+                    for draft in fresh {
+                        try db.execute(
+                            sql: "INSERT OR IGNORE INTO schedule_runs (job, period, ran_at) VALUES (?, 'once', ?)", arguments: [draft.dedupKey, Timestamp.format(now)])
+                    }
+                    // Deliver again what nobody acknowledged within the repeat interval.
+                    let stale = try Row.fetchAll(
+                        db, sql: "SELECT id FROM notices WHERE state = 'open' AND last_sent_at < ?",
+                        arguments: [now.timeIntervalSince1970 - rules.repeatIntervalHours * 3600])
+                    let channels = try ChannelStore.all(db)
+                    for row in stale {
+                        guard let notice = try NotifyStore.fetch(db, id: row["id"]) else { continue }
+                        try db.execute(
+                            sql: "UPDATE notices SET repeats = repeats + 1, last_sent_at = ? WHERE id = ?", arguments: [now.timeIntervalSince1970, notice.id])
+                        try NotifyStore.enqueue(notice, db: db, now: now, channels: channels)
+                    }
+                }
+            })
+        services.append(PeriodicTask(name: "delivery", interval: .milliseconds(200), logger: logger) { [deliverer] in try await deliverer.deliverDue() })
+        services.append(Closer(deliverer: deliverer))
+        return services
     }
 
     public func register(_ handlers: inout HandlerTable) {
+        let clock = self.clock
+        let deployment = self.deployment
+
         handlers.on(NotifyTypes.channelList, Empty.self) { _, context in
             ListReply(items: try ChannelStore.all(try context.store))
         }
         handlers.on(NotifyTypes.channelSet, ChannelSetRequest.self, mutating: true) { request, context in
-            try ChannelStore.validate(request.channel)
+            if request.remove != true { try ChannelStore.validate(request.channel) }
             return try await context.write { db, events in
                 let removed = request.remove ?? false
                 if removed {
@@ -48,6 +102,155 @@ public struct NotifyService: DubanService {
                 return ListReply(items: try ChannelStore.all(db))
             }
         }
+
+        handlers.on(NotifyTypes.noticeList, NoticeListRequest.self) { request, context in
+            if let since = request.since, Timestamp.parse(since) == nil { throw ErrorBody.invalidArgument("since must be an RFC 3339 time", field: "body.since") }
+            if let until = request.until, Timestamp.parse(until) == nil { throw ErrorBody.invalidArgument("until must be an RFC 3339 time", field: "body.until") }
+            return ListReply(items: try await context.store.pool.read { try NotifyStore.list($0, request) })
+        }
+
+        handlers.on(NotifyTypes.noticeGet, NoticeGetRequest.self) { request, context in
+            guard let notice = try await context.store.pool.read({ try NotifyStore.fetch($0, id: request.id) }) else {
+                throw ErrorBody.notFound("no notice \(request.id)", field: "body.id")
+            }
+            return notice
+        }
+
+        handlers.on(NotifyTypes.noticeAck, NoticeAckRequest.self, mutating: true) { request, context in
+            guard let who = context.from, !who.isEmpty else { throw ErrorBody.invalidArgument("say who acknowledges it in from", field: "from") }
+            let now = clock.now()
+            return try await context.write { db, events in
+                guard let notice = try NotifyStore.fetch(db, id: request.id) else { throw ErrorBody.notFound("no notice \(request.id)", field: "body.id") }
+                guard notice.state == .open || notice.state == .silenced else {
+                    throw ErrorBody.conflict("notice \(notice.id) is \(notice.state.rawValue)\(notice.ackBy.map { " (by \($0))" } ?? "")", field: "body.id")
+                }
+                try db.execute(
+                    sql: "UPDATE notices SET state = 'acknowledged', ack_by = ?, ack_comment = ?, ack_at = ? WHERE id = ?",
+                    arguments: [who, request.comment, Timestamp.format(now), notice.id])
+                let acknowledged = try NotifyStore.fetch(db, id: notice.id)!
+                try events.emit(NotifyTypes.noticeAcknowledged, acknowledged)
+                return acknowledged
+            }
+        }
+
+        handlers.on(NotifyTypes.silenceSet, SilenceSetRequest.self, mutating: true) { request, context in
+            let now = clock.now()
+            let start = try request.startsAt.map {
+                guard let date = Timestamp.parse($0) else { throw ErrorBody.invalidArgument("starts_at must be an RFC 3339 time", field: "body.starts_at") }
+                return date
+            } ?? now
+            guard let end = Timestamp.parse(request.endsAt) else { throw ErrorBody.invalidArgument("ends_at must be an RFC 3339 time", field: "body.ends_at") }
+            guard end > start else { throw ErrorBody.invalidArgument("ends_at must be after starts_at", field: "body.ends_at") }
+            guard !request.comment.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw ErrorBody.invalidArgument("say why in comment", field: "body.comment")
+            }
+            guard request.matchers != SilenceMatchers() else {
+                throw ErrorBody.invalidArgument("a silence needs at least one matcher (kind, unit, task, indicator or case)", field: "body.matchers")
+            }
+            return try await context.write { db, _ in
+                try db.execute(
+                    sql: "INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [
+                        String(decoding: try WireCoding.canonical(request.matchers), as: UTF8.self), Timestamp.format(start), Timestamp.format(end), context.from,
+                        request.comment,
+                    ])
+                return Silence(
+                    id: Int(db.lastInsertedRowID), matchers: request.matchers, startsAt: Timestamp.format(start), endsAt: Timestamp.format(end),
+                    createdBy: context.from, comment: request.comment)
+            }
+        }
+        handlers.on(NotifyTypes.silenceList, Empty.self) { _, context in
+            ListReply(items: try await context.store.pool.read { try NotifyStore.silences($0, activeAt: nil) })
+        }
+        handlers.on(NotifyTypes.silenceExpire, SilenceExpireRequest.self, mutating: true) { request, context in
+            let now = Timestamp.format(clock.now())
+            return try await context.write { db, _ in
+                try db.execute(sql: "UPDATE silences SET ends_at = ? WHERE id = ? AND ends_at > ?", arguments: [now, request.id, now])
+                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM silences WHERE id = ?", arguments: [request.id]) == true else {
+                    throw ErrorBody.notFound("no silence \(request.id)", field: "body.id")
+                }
+                return ListReply(items: try NotifyStore.silences(db, activeAt: nil))
+            }
+        }
+
+        handlers.on(NotifyTypes.deliveryList, DeliveryListRequest.self) { request, context in
+            ListReply(items: try await context.store.pool.read { try NotifyStore.deliveries($0, request) })
+        }
+
+        handlers.on(NotifyTypes.reportGenerate, ReportGenerateRequest.self) { request, _ in
+            try await Reports.generate(request, deployment: deployment)
+        }
+    }
+}
+
+/// Follows one service's events from the cursor stored here, and turns each into notices in the
+/// same transaction that moves the cursor: an event is never missed, and never noticed twice.
+struct EventFollower: Service {
+    let source: Endpoints
+    let topics: [String]
+    let name: String
+    let store: ServiceStore
+    let directory: Directory
+    let clock: ServiceClock
+    let logger: Logger
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await follow()
+                } catch is CancellationError {
+                    return
+                } catch {
+                    logger.warning("event follower restarting", metadata: ["events.source": "\(source.rpc)", "error": "\(error)"])
+                }
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    func follow() async throws {
+        let cursors = try await store.pool.read { try NotifyStore.cursors($0) }
+        let subscriber = try await EventSubscriber.start(
+            events: source.events, rpc: source.rpc, topics: topics, from: .after(cursors), heartbeat: .seconds(1), name: name, logger: logger)
+        defer { Task { await subscriber.stop() } }
+        for await event in subscriber.events {
+            try Task.checkCancellation()
+            var snapshot = directory.current
+            if needsRefresh(event, snapshot) {
+                await directory.refresh()
+                snapshot = directory.current
+            }
+            let (drafts, resolved) = EventRules.apply(event, directory: snapshot)
+            let now = clock.now()
+            try await store.write { db, events in
+                try NotifyStore.issue(drafts, db: db, events: &events, now: now, channels: try ChannelStore.all(db))
+                for key in resolved {
+                    try db.execute(
+                        sql: "UPDATE notices SET state = 'resolved', resolved_at = ? WHERE dedup_key = ? AND state IN ('open', 'silenced')",
+                        arguments: [Timestamp.format(now), key])
+                }
+                // Only this event's position: events of other topics that the subscriber skipped are
+                // simply read and skipped again after a restart, and events still waiting in its buffer
+                // must not be counted as handled.
+                try NotifyStore.setCursor(db, stream: event.stream, seq: event.seq)
+            }
+        }
+    }
+
+    func needsRefresh(_ event: AnyEvent, _ snapshot: Directory.Snapshot) -> Bool {
+        if snapshot.tasks.isEmpty { return true }
+        if event.type.hasPrefix("ingest."), snapshot.indicators.isEmpty { return true }
+        return false
+    }
+}
+
+/// Shuts the HTTP client down on graceful shutdown.
+struct Closer: Service {
+    let deliverer: Deliverer
+    func run() async throws {
+        try? await gracefulShutdown()
+        await deliverer.shutdown()
     }
 }
 

@@ -39,6 +39,6 @@ public enum MutatingTypes {
         RegistryTypes.progressReport, RegistryTypes.escalationRecord, RegistryTypes.planLoad,
         IngestTypes.indicatorReport, IngestTypes.readingSubmit,
         CaseTypes.open, CaseTypes.transition, CaseTypes.import,
-        NotifyTypes.noticeAck, NotifyTypes.channelSet,
+        NotifyTypes.noticeAck, NotifyTypes.channelSet, NotifyTypes.silenceSet, NotifyTypes.silenceExpire,
     ]
 }

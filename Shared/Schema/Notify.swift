@@ -5,10 +5,20 @@ public enum NotifyTypes {
     public static let reportGenerate = "report.generate"
     public static let channelList = "channel.list"
     public static let channelSet = "channel.set"
+    /// Extensions of the protocol's types: one notice with its deliveries, silences, delivery history.
+    public static let noticeGet = "notice.get"
+    public static let silenceSet = "silence.set"
+    public static let silenceList = "silence.list"
+    public static let silenceExpire = "silence.expire"
+    public static let deliveryList = "delivery.list"
 
     public static let noticeIssued = "notify.notice.issued"
     /// A delivery channel was added, changed or removed (an extension of the protocol's topics).
     public static let channelUpdated = "notify.channel.updated"
+    /// A notice was acknowledged.
+    public static let noticeAcknowledged = "notify.notice.acknowledged"
+    /// A delivery was given up after its last retry.
+    public static let deliveryFailed = "notify.delivery.failed"
 }
 
 public enum NoticeKind: String, Codable, Sendable, CaseIterable {
@@ -36,7 +46,23 @@ public struct NoticeRefs: Codable, Sendable, Equatable {
     public var task: String?
     public var `case`: String?
     public var indicator: String?
+    /// The event that caused it, as `stream:seq`.
     public var event: String?
+    public var period: String?
+
+    public init(task: String? = nil, case: String? = nil, indicator: String? = nil, event: String? = nil, period: String? = nil) {
+        self.task = task
+        self.case = `case`
+        self.indicator = indicator
+        self.event = event
+        self.period = period
+    }
+}
+
+/// A notice's state: `open` until acknowledged, `resolved` when its condition ended, `silenced`
+/// when a silence matched it (recorded, not delivered).
+public enum NoticeState: String, Codable, Sendable, CaseIterable {
+    case open, acknowledged, resolved, silenced
 }
 
 public struct Notice: Codable, Sendable, Equatable {
@@ -51,13 +77,149 @@ public struct Notice: Codable, Sendable, Equatable {
     public var acknowledged: Bool
     public var ackBy: String?
     public var ackComment: String?
+    public var state: NoticeState
+    /// The condition it reports: one live notice per key (de-duplication).
+    public var dedupKey: String
+    /// How many times it was delivered again because nobody acknowledged it.
+    public var repeats: Int
+    public var resolvedAt: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, kind, severity, units, title, text, refs, acknowledged
+        case id, kind, severity, units, title, text, refs, acknowledged, state, repeats
         case issuedAt = "issued_at"
         case ackBy = "ack_by"
         case ackComment = "ack_comment"
+        case dedupKey = "dedup_key"
+        case resolvedAt = "resolved_at"
     }
+
+    public init(
+        id: String, kind: NoticeKind, severity: Severity, units: [String], title: String, text: String, refs: NoticeRefs, issuedAt: String,
+        acknowledged: Bool, ackBy: String?, ackComment: String?, state: NoticeState, dedupKey: String, repeats: Int, resolvedAt: String?
+    ) {
+        self.id = id
+        self.kind = kind
+        self.severity = severity
+        self.units = units
+        self.title = title
+        self.text = text
+        self.refs = refs
+        self.issuedAt = issuedAt
+        self.acknowledged = acknowledged
+        self.ackBy = ackBy
+        self.ackComment = ackComment
+        self.state = state
+        self.dedupKey = dedupKey
+        self.repeats = repeats
+        self.resolvedAt = resolvedAt
+    }
+}
+
+/// A delivery attempt of a notice (or a digest of notices) to a channel.
+public struct DeliveryAttempt: Codable, Sendable, Equatable {
+    public var delivery: Int
+    public var channel: String
+    public var unit: String
+    public var notices: [String]
+    public var attempt: Int
+    public var at: String
+    public var ok: Bool
+    public var status: Int?
+    public var error: String?
+
+    public init(delivery: Int, channel: String, unit: String, notices: [String], attempt: Int, at: String, ok: Bool, status: Int?, error: String?) {
+        self.delivery = delivery
+        self.channel = channel
+        self.unit = unit
+        self.notices = notices
+        self.attempt = attempt
+        self.at = at
+        self.ok = ok
+        self.status = status
+        self.error = error
+    }
+}
+
+public struct DeliveryListRequest: Codable, Sendable {
+    public var notice: String?
+    public var channel: String?
+    public init(notice: String? = nil, channel: String? = nil) {
+        self.notice = notice
+        self.channel = channel
+    }
+}
+
+/// Which notices a silence holds back: every field given must match.
+public struct SilenceMatchers: Codable, Sendable, Equatable {
+    public var kind: NoticeKind?
+    public var unit: String?
+    public var task: String?
+    public var indicator: String?
+    public var `case`: String?
+
+    public init(kind: NoticeKind? = nil, unit: String? = nil, task: String? = nil, indicator: String? = nil, case: String? = nil) {
+        self.kind = kind
+        self.unit = unit
+        self.task = task
+        self.indicator = indicator
+        self.case = `case`
+    }
+}
+
+public struct Silence: Codable, Sendable, Equatable {
+    public var id: Int
+    public var matchers: SilenceMatchers
+    public var startsAt: String
+    public var endsAt: String
+    public var createdBy: String?
+    public var comment: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, matchers, comment
+        case startsAt = "starts_at"
+        case endsAt = "ends_at"
+        case createdBy = "created_by"
+    }
+
+    public init(id: Int, matchers: SilenceMatchers, startsAt: String, endsAt: String, createdBy: String?, comment: String) {
+        self.id = id
+        self.matchers = matchers
+        self.startsAt = startsAt
+        self.endsAt = endsAt
+        self.createdBy = createdBy
+        self.comment = comment
+    }
+}
+
+/// `silence.set {matchers, starts_at?, ends_at, comment}`.
+public struct SilenceSetRequest: Codable, Sendable {
+    public var matchers: SilenceMatchers
+    public var startsAt: String?
+    public var endsAt: String
+    public var comment: String
+
+    enum CodingKeys: String, CodingKey {
+        case matchers, comment
+        case startsAt = "starts_at"
+        case endsAt = "ends_at"
+    }
+
+    public init(matchers: SilenceMatchers, startsAt: String? = nil, endsAt: String, comment: String) {
+        self.matchers = matchers
+        self.startsAt = startsAt
+        self.endsAt = endsAt
+        self.comment = comment
+    }
+}
+
+public struct SilenceExpireRequest: Codable, Sendable {
+    public var id: Int
+    public init(id: Int) { self.id = id }
+}
+
+public struct NoticeGetRequest: Codable, Sendable {
+    public var id: String
+    public init(id: String) { self.id = id }
 }
 
 public struct NoticeListRequest: Codable, Sendable {
@@ -65,10 +227,19 @@ public struct NoticeListRequest: Codable, Sendable {
     public var kind: NoticeKind?
     /// RFC 3339 time; only notices issued at or after it.
     public var since: String?
-    public init(unit: String? = nil, kind: NoticeKind? = nil, since: String? = nil) {
+    public var until: String?
+    public var state: NoticeState?
+    /// Text to find in the title or text.
+    public var q: String?
+    public var task: String?
+    public init(unit: String? = nil, kind: NoticeKind? = nil, since: String? = nil, until: String? = nil, state: NoticeState? = nil, q: String? = nil, task: String? = nil) {
         self.unit = unit
         self.kind = kind
         self.since = since
+        self.until = until
+        self.state = state
+        self.q = q
+        self.task = task
     }
 }
 
@@ -98,6 +269,11 @@ public struct ReportGenerateReply: Codable, Sendable {
     public var title: String
     public var markdown: String
     public var csv: String
+    public init(title: String, markdown: String, csv: String) {
+        self.title = title
+        self.markdown = markdown
+        self.csv = csv
+    }
 }
 
 public enum ChannelKind: String, Codable, Sendable, CaseIterable {

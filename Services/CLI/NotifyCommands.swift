@@ -1,0 +1,167 @@
+import ArgumentParser
+import Foundation
+import Messaging
+import Schema
+import ServiceKit
+
+extension NoticeKind: ExpressibleByArgument {}
+extension NoticeState: ExpressibleByArgument {}
+extension ReportKind: ExpressibleByArgument {}
+
+struct Notices: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Notices: list and search, show one with its deliveries, acknowledge.", subcommands: [List.self, Show.self, Ack.self],
+        defaultSubcommand: List.self)
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Search the history of notices.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Unit.") var unit: String?
+        @Option(help: "Kind, e.g. indicator_breach.") var kind: NoticeKind?
+        @Option(help: "open, acknowledged, resolved or silenced.") var state: NoticeState?
+        @Option(help: "Issued at or after (RFC 3339).") var since: String?
+        @Option(help: "Task id.") var task: String?
+        @Option(help: "Text to find.") var q: String?
+
+        func run() async throws {
+            let client = try await options.client(for: .notify)
+            defer { Task { await client.close() } }
+            let reply = try await perform(
+                client, NotifyTypes.noticeList, NoticeListRequest(unit: unit, kind: kind, since: since, state: state, q: q, task: task), as: ListReply<Notice>.self,
+                options: options)
+            if options.json { return try printJSON(reply.items) }
+            let stateLabel = ["open": "待处理", "acknowledged": "已确认", "resolved": "已解除", "silenced": "已静默"]
+            print(
+                TextTable.render(
+                    header: ["编号", "时间", "类别", "状态", "单位", "标题"],
+                    rows: reply.items.map {
+                        [$0.id, String($0.issuedAt.prefix(16)), $0.kind.rawValue, stateLabel[$0.state.rawValue] ?? "", clip($0.units.joined(separator: "、"), 30), clip($0.title, 44)]
+                    }))
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One notice and every delivery attempt.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "Notice id.") var id: String
+
+        func run() async throws {
+            let client = try await options.client(for: .notify)
+            defer { Task { await client.close() } }
+            let notice = try await perform(client, NotifyTypes.noticeGet, NoticeGetRequest(id: id), as: Notice.self, options: options)
+            let deliveries = try await perform(client, NotifyTypes.deliveryList, DeliveryListRequest(notice: id), as: ListReply<DeliveryAttempt>.self, options: options)
+            if options.json {
+                return try printJSON(["notice": try JSONValue.object(["value": WireCoding.encode(notice).jsonValue()]), "deliveries": try WireCoding.encode(deliveries.items).jsonValue()])
+            }
+            print("\(notice.id) [\(notice.kind.rawValue), \(notice.severity.rawValue), \(notice.state.rawValue)] \(notice.title)")
+            print("  单位 \(notice.units.joined(separator: "、"))  时间 \(notice.issuedAt)\(notice.ackBy.map { "  确认 \($0) \(notice.ackComment ?? "")" } ?? "")")
+            print("  \(notice.text)")
+            print(
+                TextTable.render(
+                    header: ["投递", "渠道", "单位", "第几次", "时间", "结果"],
+                    rows: deliveries.items.map { ["\($0.delivery)", $0.channel, $0.unit, "\($0.attempt)", String($0.at.prefix(19)), $0.ok ? "成功" : "失败 \($0.error ?? "")"] }))
+        }
+    }
+
+    struct Ack: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Acknowledge a notice (stops its repeats).")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "Notice id.") var id: String
+        @Option(help: "Comment.") var comment: String?
+
+        func run() async throws {
+            let client = try await options.client(for: .notify)
+            defer { Task { await client.close() } }
+            let notice = try await perform(client, NotifyTypes.noticeAck, NoticeAckRequest(id: id, comment: comment), as: Notice.self, options: options)
+            if options.json { return try printJSON(notice) }
+            print("\(notice.id)：已由\(notice.ackBy ?? "")确认")
+        }
+    }
+}
+
+extension Data {
+    func jsonValue() throws -> JSONValue { try JSONDecoder().decode(JSONValue.self, from: self) }
+}
+
+struct ReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report", abstract: "The monthly dispatch report, the quarterly supervision list or the annual notification, written to files.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "monthly, quarterly or annual.") var kind: ReportKind
+    @Argument(help: "YYYY-MM, YYYY-Qn or YYYY.") var period: String
+    @Option(help: "The Markdown file (default: <title>.md here).") var out: String?
+    @Option(help: "Also write the CSV here.") var csv: String?
+
+    func run() async throws {
+        let client = try await options.client(for: .notify)
+        defer { Task { await client.close() } }
+        let report = try await perform(client, NotifyTypes.reportGenerate, ReportGenerateRequest(kind: kind, period: period), as: ReportGenerateReply.self, options: options)
+        let path = out ?? "\(report.title).md"
+        try Data(report.markdown.utf8).write(to: URL(fileURLWithPath: path))
+        let csvPath = csv ?? (path as NSString).deletingPathExtension + ".csv"
+        try Data(report.csv.utf8).write(to: URL(fileURLWithPath: csvPath))
+        print("\(path)\n\(csvPath)")
+    }
+}
+
+struct SilenceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "silence", abstract: "Hold back matching notices for a while (they are recorded, not delivered).",
+        subcommands: [Add.self, List.self, Expire.self], defaultSubcommand: List.self)
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a silence.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Notice kind.") var kind: NoticeKind?
+        @Option(help: "Unit.") var unit: String?
+        @Option(help: "Task id.") var task: String?
+        @Option(help: "Indicator id.") var indicator: String?
+        @Option(name: .customLong("case"), help: "Case number.") var caseID: String?
+        @Option(help: "Until (RFC 3339).") var until: String
+        @Option(help: "Why.") var comment: String
+
+        func run() async throws {
+            let client = try await options.client(for: .notify)
+            defer { Task { await client.close() } }
+            let silence = try await perform(
+                client, NotifyTypes.silenceSet,
+                SilenceSetRequest(matchers: SilenceMatchers(kind: kind, unit: unit, task: task, indicator: indicator, case: caseID), endsAt: until, comment: comment),
+                as: Silence.self, options: options)
+            if options.json { return try printJSON(silence) }
+            print("静默 \(silence.id)：至 \(silence.endsAt)")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List silences.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() async throws {
+            let client = try await options.client(for: .notify)
+            defer { Task { await client.close() } }
+            let reply = try await perform(client, NotifyTypes.silenceList, Empty(), as: ListReply<Silence>.self, options: options)
+            if options.json { return try printJSON(reply.items) }
+            print(
+                TextTable.render(
+                    header: ["编号", "开始", "结束", "条件", "说明"],
+                    rows: reply.items.map {
+                        let m = $0.matchers
+                        let what = [m.kind?.rawValue, m.unit, m.task.map { "任务\($0)" }, m.indicator, m.case].compactMap { $0 }.joined(separator: " ")
+                        return ["\($0.id)", String($0.startsAt.prefix(16)), String($0.endsAt.prefix(16)), what, $0.comment]
+                    }))
+        }
+    }
+
+    struct Expire: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "End a silence now.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "Silence id.") var id: Int
+
+        func run() async throws {
+            let client = try await options.client(for: .notify)
+            defer { Task { await client.close() } }
+            _ = try await perform(client, NotifyTypes.silenceExpire, SilenceExpireRequest(id: id), as: ListReply<Silence>.self, options: options)
+            print("静默 \(id) 已结束")
+        }
+    }
+}

@@ -1,0 +1,183 @@
+import AsyncHTTPClient
+import Foundation
+import GRDB
+import Logging
+import NIOCore
+import Schema
+import ServiceKit
+import Synchronization
+
+/// Delivers the outbox: each pending digest to its channel, within the channel's rate, retried with
+/// doubling delays until it succeeds or is given up (and reported). Every attempt is recorded.
+///
+/// Delivery is at least once: a crash between a receiver's 2xx and recording it sends that digest
+/// again after the restart. Each request carries `X-Duban-Delivery: <id>` (the same on every
+/// attempt) so that a receiver can drop the repeat.
+final class Deliverer: Sendable {
+    let store: ServiceStore
+    let rules: NotifyRules
+    let clock: ServiceClock
+    let logger: Logger
+    let http: HTTPClient
+    private let sent = Mutex<[String: [Date]]>([:])
+
+    init(store: ServiceStore, rules: NotifyRules, clock: ServiceClock, logger: Logger) {
+        self.store = store
+        self.rules = rules
+        self.clock = clock
+        self.logger = logger
+        http = HTTPClient(eventLoopGroupProvider: .singleton)
+    }
+
+    func shutdown() async { try? await http.shutdown() }
+
+    /// Messages a minute a channel takes.
+    func rate(_ channel: Schema.Channel) -> Int? {
+        if let rate = channel.ratePerMinute { return rate }
+        switch channel.kind {
+        case .wecom, .dingtalk: return rules.robotRatePerMinute
+        case .webhook: return 120
+        case .file: return nil
+        }
+    }
+
+    /// One round: every due digest that its channel's rate allows.
+    func deliverDue() async throws {
+        let now = clock.now()
+        let (due, channels) = try await store.pool.read { db -> ([Row], [String: Schema.Channel]) in
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT 50", arguments: [now.timeIntervalSince1970])
+            let channels = try Data.fetchAll(db, sql: "SELECT definition FROM channels").compactMap { try? JSONDecoder().decode(Schema.Channel.self, from: $0) }
+            return (rows, Dictionary(uniqueKeysWithValues: channels.map { ($0.name, $0) }))
+        }
+        for row in due {
+            let id: Int64 = row["id"]
+            let attempt = (row["attempts"] as Int) + 1
+            guard let channel = channels[row["channel"]] else {
+                try await giveUp(id, attempt: attempt, reason: "channel \(row["channel"] as String) no longer exists", now: now)
+                continue
+            }
+            if let rate = rate(channel) {
+                let recent = sent.withLock { $0[channel.name, default: []].filter { now.timeIntervalSince($0) < 60 } }
+                // Over the rate: wait; more notices for the same unit meanwhile join this digest.
+                if recent.count >= rate { continue }
+            }
+            let ids = (try? JSONDecoder().decode([String].self, from: Data((row["notices"] as String).utf8))) ?? []
+            let notices = try await store.pool.read { db in try ids.compactMap { try NotifyStore.fetch(db, id: $0) } }
+            // Sealing the digest: from the first attempt on, nothing joins it (a retry sends what the first attempt sent).
+            if attempt == 1 { try await store.pool.write { db in try db.execute(sql: "UPDATE outbox SET attempts = attempts WHERE id = ?", arguments: [id]) } }
+            let result = await send(notices, delivery: id, unit: row["unit"], channel: channel)
+            sent.withLock { $0[channel.name, default: []] = $0[channel.name, default: []].filter { now.timeIntervalSince($0) < 60 } + [now] }
+            try await record(id, attempt: attempt, result: result, notices: ids, now: now)
+        }
+    }
+
+    struct Result: Sendable {
+        var ok: Bool
+        var status: Int?
+        var error: String?
+    }
+
+    func send(_ notices: [Notice], delivery: Int64, unit: String, channel: Schema.Channel) async -> Result {
+        do {
+            let body = try Self.payload(notices, delivery: delivery, unit: unit, channel: channel)
+            if channel.kind == .file {
+                let url = URL(fileURLWithPath: channel.target)
+                if !FileManager.default.fileExists(atPath: url.path) {
+                    try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                    _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+                }
+                let handle = try FileHandle(forWritingTo: url)
+                defer { try? handle.close() }
+                try handle.seekToEnd()
+                try handle.write(contentsOf: body + Data("\n".utf8))
+                try handle.synchronize()
+                return Result(ok: true, status: nil, error: nil)
+            }
+            var request = HTTPClientRequest(url: channel.target)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
+            request.headers.add(name: "X-Duban-Delivery", value: "\(delivery)")
+            request.body = .bytes(ByteBuffer(bytes: body))
+            let response = try await http.execute(request, timeout: .seconds(10))
+            let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+            guard (200..<300).contains(Int(response.status.code)) else {
+                return Result(ok: false, status: Int(response.status.code), error: String(text.prefix(300)))
+            }
+            // Robots answer 200 with an error code in the body.
+            if [.wecom, .dingtalk].contains(channel.kind), let json = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)),
+                let code = json["errcode"]?.intValue, code != 0
+            {
+                return Result(ok: false, status: Int(response.status.code), error: "errcode \(code): \(json["errmsg"]?.stringValue ?? "")")
+            }
+            return Result(ok: true, status: Int(response.status.code), error: nil)
+        } catch {
+            return Result(ok: false, status: nil, error: "\(error)")
+        }
+    }
+
+    func record(_ id: Int64, attempt: Int, result: Result, notices: [String], now: Date) async throws {
+        let at = Timestamp.format(now)
+        if result.ok {
+            try await store.pool.write { db in
+                try db.execute(
+                    sql: "INSERT INTO deliveries (outbox, attempt, at, ok, status, error) VALUES (?, ?, ?, 1, ?, NULL)", arguments: [id, attempt, at, result.status])
+                try db.execute(sql: "UPDATE outbox SET state = 'sent', attempts = ?, sent_at = ? WHERE id = ?", arguments: [attempt, now.timeIntervalSince1970, id])
+            }
+            return
+        }
+        logger.warning("delivery failed", metadata: ["delivery.id": "\(id)", "delivery.attempt": "\(attempt)", "error": "\(result.error ?? "")"])
+        if attempt >= rules.maxAttempts {
+            try await giveUp(id, attempt: attempt, reason: result.error ?? "status \(result.status ?? 0)", now: now, status: result.status)
+            return
+        }
+        let delay = min(rules.retryBaseSeconds * pow(2, Double(attempt - 1)), 300)
+        try await store.pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO deliveries (outbox, attempt, at, ok, status, error) VALUES (?, ?, ?, 0, ?, ?)", arguments: [id, attempt, at, result.status, result.error])
+            try db.execute(
+                sql: "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+                arguments: [attempt, now.timeIntervalSince1970 + delay, result.error, id])
+        }
+    }
+
+    func giveUp(_ id: Int64, attempt: Int, reason: String, now: Date, status: Int? = nil) async throws {
+        logger.error("delivery given up", metadata: ["delivery.id": "\(id)", "error": "\(reason)"])
+        try await store.write { db, events in
+            try db.execute(
+                sql: "INSERT INTO deliveries (outbox, attempt, at, ok, status, error) VALUES (?, ?, ?, 0, ?, ?)",
+                arguments: [id, attempt, Timestamp.format(now), status, "given up: \(reason)"])
+            try db.execute(sql: "UPDATE outbox SET state = 'given_up', attempts = ?, last_error = ? WHERE id = ?", arguments: [attempt, reason, id])
+            let row = try Row.fetchOne(db, sql: "SELECT channel, unit, notices FROM outbox WHERE id = ?", arguments: [id])
+            try events.emit(
+                NotifyTypes.deliveryFailed,
+                [
+                    "delivery": JSONValue.number(Double(id)), "channel": .string(row?["channel"] ?? ""), "unit": .string(row?["unit"] ?? ""),
+                    "notices": (try? JSONDecoder().decode(JSONValue.self, from: Data(((row?["notices"] as String?) ?? "[]").utf8))) ?? .array([]),
+                    "reason": .string(reason),
+                ])
+        }
+    }
+
+    /// The message a channel gets: WeCom's and DingTalk's robot formats, or Duban's own JSON.
+    static func payload(_ notices: [Notice], delivery: Int64, unit: String, channel: Schema.Channel) throws -> Data {
+        let severity = ["info": "提示", "warning": "预警", "critical": "紧急"]
+        let lines = notices.map { "**【\(severity[$0.severity.rawValue] ?? "")】\($0.title)**\n\($0.text)\n编号 \($0.id)" }
+        let heading = notices.count == 1 ? notices[0].title : "督办提醒（\(unit)，\(notices.count)条）"
+        switch channel.kind {
+        case .wecom:
+            return try WireCoding.encode(["msgtype": JSONValue.string("markdown"), "markdown": .object(["content": .string("# \(heading)\n\n" + lines.joined(separator: "\n\n"))])])
+        case .dingtalk:
+            return try WireCoding.encode(
+                ["msgtype": JSONValue.string("markdown"), "markdown": .object(["title": .string(heading), "text": .string("### \(heading)\n\n" + lines.joined(separator: "\n\n"))])])
+        case .webhook, .file:
+            struct Message: Encodable {
+                var delivery: Int64
+                var channel: String
+                var unit: String
+                var notices: [Notice]
+            }
+            return try WireCoding.encode(Message(delivery: delivery, channel: channel.name, unit: unit, notices: notices))
+        }
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+import Logging
+import Messaging
+import Schema
+import ServiceKit
+import Synchronization
+
+/// The notifier's rules, from a JSON file (`DUBAN_NOTIFY_RULES_FILE`) or these defaults.
+public struct NotifyRules: Codable, Sendable {
+    /// Days before a task's deadline to remind its lead units.
+    public var deadlineDays: [Int] = [30, 7]
+    /// Deliver an unacknowledged notice again after this long.
+    public var repeatIntervalHours: Double = 24
+    /// Delivery attempts before giving up.
+    public var maxAttempts: Int = 8
+    /// First retry delay; it doubles each attempt, up to five minutes.
+    public var retryBaseSeconds: Double = 1
+    /// Months in a row with missing reports before proposing 通报, 约谈, 问责.
+    public var proposeNoticeAfter = 2
+    public var proposeInterviewAfter = 3
+    public var proposeAccountabilityAfter = 4
+    /// Messages a minute for WeCom and DingTalk robots unless a channel says otherwise (they allow about 20).
+    public var robotRatePerMinute = 20
+
+    enum CodingKeys: String, CodingKey {
+        case deadlineDays = "deadline_days"
+        case repeatIntervalHours = "repeat_interval_hours"
+        case maxAttempts = "max_attempts"
+        case retryBaseSeconds = "retry_base_seconds"
+        case proposeNoticeAfter = "propose_notice_after"
+        case proposeInterviewAfter = "propose_interview_after"
+        case proposeAccountabilityAfter = "propose_accountability_after"
+        case robotRatePerMinute = "robot_rate_per_minute"
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = NotifyRules()
+        deadlineDays = try c.decodeIfPresent([Int].self, forKey: .deadlineDays) ?? d.deadlineDays
+        repeatIntervalHours = try c.decodeIfPresent(Double.self, forKey: .repeatIntervalHours) ?? d.repeatIntervalHours
+        maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? d.maxAttempts
+        retryBaseSeconds = try c.decodeIfPresent(Double.self, forKey: .retryBaseSeconds) ?? d.retryBaseSeconds
+        proposeNoticeAfter = try c.decodeIfPresent(Int.self, forKey: .proposeNoticeAfter) ?? d.proposeNoticeAfter
+        proposeInterviewAfter = try c.decodeIfPresent(Int.self, forKey: .proposeInterviewAfter) ?? d.proposeInterviewAfter
+        proposeAccountabilityAfter = try c.decodeIfPresent(Int.self, forKey: .proposeAccountabilityAfter) ?? d.proposeAccountabilityAfter
+        robotRatePerMinute = try c.decodeIfPresent(Int.self, forKey: .robotRatePerMinute) ?? d.robotRatePerMinute
+    }
+
+    public static func load(_ path: String?) throws -> NotifyRules {
+        guard let path else { return NotifyRules() }
+        guard let data = FileManager.default.contents(atPath: path) else { throw ConfigurationError.missingFile(path) }
+        do {
+            return try JSONDecoder().decode(NotifyRules.self, from: data)
+        } catch {
+            throw ConfigurationError.unreadableFile(path, "\(error)")
+        }
+    }
+}
+
+/// What the notifier knows of the plan and the indicators, fetched from the registry and ingest
+/// and refreshed as it goes; when they cannot be reached, notices go to the office.
+final class Directory: Sendable {
+    struct Snapshot: Sendable {
+        var office = officeUnit
+        var dispatchDay = 5
+        var tasks: [String: PlanTask] = [:]
+        var indicators: [String: Indicator] = [:]
+    }
+
+    private let snapshot = Mutex(Snapshot())
+    let deployment: DeploymentConfiguration
+    let logger: Logger
+
+    init(deployment: DeploymentConfiguration, logger: Logger) {
+        self.deployment = deployment
+        self.logger = logger
+    }
+
+    var current: Snapshot { snapshot.withLock { $0 } }
+
+    func refresh() async {
+        do {
+            let registry = try await RPCClient.connect(to: deployment[.registry].rpc, from: "notify")
+            defer { Task { await registry.close() } }
+            let plan = try await registry.call(RegistryTypes.planGet, Empty(), as: PlanReply.self, timeout: .seconds(3), retries: 0)
+            snapshot.withLock {
+                $0.office = plan.office
+                $0.dispatchDay = plan.dispatchDay
+                $0.tasks = Dictionary(uniqueKeysWithValues: plan.tasks.map { ($0.id, $0) })
+            }
+        } catch {
+            logger.debug("registry not answering", metadata: ["error": "\(error)"])
+        }
+        do {
+            let ingest = try await RPCClient.connect(to: deployment[.ingest].rpc, from: "notify")
+            defer { Task { await ingest.close() } }
+            let indicators = try await ingest.call(IngestTypes.indicatorList, Empty(), as: ListReply<Indicator>.self, timeout: .seconds(3), retries: 0)
+            snapshot.withLock { $0.indicators = Dictionary(uniqueKeysWithValues: indicators.items.map { ($0.id, $0) }) }
+        } catch {
+            logger.debug("ingest not answering", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Events from the other services, turned into notices.
+enum EventRules {
+    /// The drafts an event produces, and the conditions it ends (dedup keys to resolve).
+    static func apply(_ event: AnyEvent, directory: Directory.Snapshot) -> (drafts: [NoticeDraft], resolved: [String]) {
+        let ref = "\(event.stream):\(event.seq)"
+        let office = directory.office
+        switch event.type {
+        case RegistryTypes.taskStatusChanged:
+            guard let change = try? event.body(as: TaskStatusChanged.self), change.to == .overdue, change.from != nil else { return ([], []) }
+            let task = directory.tasks[change.task]
+            let title = task.map { "\($0.id)、\($0.title)" } ?? "任务 \(change.task)"
+            return (
+                [
+                    NoticeDraft(
+                        kind: .overdue, severity: .critical, units: unique(change.leadUnits + [office]),
+                        title: "任务逾期：\(title)",
+                        text: "任务\(title)已超过完成时限\(task?.deadlineText.map { "（\($0)）" } ?? "")仍未完成，请责任单位\(change.leadUnits.joined(separator: "、"))抓紧推进并报送进展。",
+                        refs: NoticeRefs(task: change.task, event: ref), dedupKey: "overdue:\(change.task)")
+                ], [])
+        case RegistryTypes.escalationRecorded:
+            guard let escalation = try? event.body(as: Escalation.self) else { return ([], []) }
+            let label = ["notice": "通报", "interview": "约谈", "accountability": "问责"][escalation.level.rawValue] ?? escalation.level.rawValue
+            return (
+                [
+                    NoticeDraft(
+                        kind: .escalation, severity: escalation.level == .notice ? .warning : .critical, units: unique([escalation.unit, office]),
+                        title: "\(label)：\(escalation.unit)", text: "专项工作组办公室对\(escalation.unit)予以\(label)。事由：\(escalation.reason)",
+                        refs: NoticeRefs(task: escalation.tasks.first, event: ref), dedupKey: "escalation:\(escalation.id)")
+                ], [])
+        case IngestTypes.alertRaised:
+            guard let alert = try? event.body(as: AlertBody.self) else { return ([], []) }
+            let indicatorID = alert.indicator ?? indicatorFor(alert, directory: directory)
+            let tasks = indicatorID.flatMap { directory.indicators[$0]?.tasks } ?? []
+            let leads = tasks.flatMap { directory.tasks[$0]?.leadUnits ?? [] }
+            return (
+                [
+                    NoticeDraft(
+                        kind: .indicatorBreach, severity: alert.severity == "critical" ? .critical : .warning, units: unique(leads + [office]),
+                        title: "指标预警：\(alert.message)",
+                        text: "\(alert.message)。\(tasks.isEmpty ? "" : "涉及任务 \(tasks.joined(separator: "、"))，")请相关单位核查原因并采取措施。",
+                        refs: NoticeRefs(task: tasks.first, indicator: indicatorID, event: ref), dedupKey: "alert:\(alert.alert)")
+                ], [])
+        case IngestTypes.alertCleared:
+            guard let alert = try? event.body(as: AlertBody.self) else { return ([], []) }
+            return ([], ["alert:\(alert.alert)"])
+        case CaseTypes.overdue:
+            guard let overdue = try? event.body(as: CaseOverdue.self) else { return ([], []) }
+            return (
+                [
+                    NoticeDraft(
+                        kind: .caseOverdue, severity: .critical, units: unique([overdue.unit, office]),
+                        title: "整改逾期：\(overdue.id) \(overdue.title)",
+                        text: "问题\(overdue.id)（\(overdue.title)）整改时限为\(overdue.deadline)，现仍为\(overdue.state.label)，请\(overdue.unit)加快整改并提交验收。",
+                        refs: NoticeRefs(task: overdue.task, case: overdue.id, event: ref), dedupKey: "case_overdue:\(overdue.id)")
+                ], [])
+        case CaseTypes.transitioned:
+            guard let moved = try? event.body(as: CaseTransitioned.self), moved.to == .accepted || moved.to == .closed else { return ([], []) }
+            return ([], ["case_overdue:\(moved.id)"])
+        default:
+            return ([], [])
+        }
+    }
+
+    /// The indicator an alert concerns: a water section's annual class, or the PM2.5 annual mean.
+    static func indicatorFor(_ alert: AlertBody, directory: Directory.Snapshot) -> String? {
+        guard let station = alert.station else { return nil }
+        if directory.indicators["water_quality_\(station)"] != nil { return "water_quality_\(station)" }
+        if ["pm25", "pm10", nil].contains(alert.parameter), directory.indicators["pm25_annual_mean"] != nil, !station.contains("qiao") {
+            return "pm25_annual_mean"
+        }
+        return nil
+    }
+
+    static func unique(_ units: [String]) -> [String] {
+        var seen: Set<String> = []
+        return units.filter { seen.insert($0).inserted }
+    }
+}

@@ -1,0 +1,159 @@
+import CaseTracking
+import DubanTesting
+import Foundation
+import IndicatorIngest
+import Messaging
+import Notifications
+import Schema
+import ServiceKit
+import TaskRegistry
+import Testing
+
+/// All four services, and what the notifier makes of what happens in the others.
+@Suite(.serialized) struct NotifyEndToEndTests {
+    func date(_ text: String) -> Date { Timestamp.parse(text)! }
+
+    /// The receiver's log: one line per request.
+    struct Received: Decodable {
+        var n: Int
+        var status: Int
+        var delivery: String?
+        var body: JSONValue
+    }
+
+    func received(_ path: String) -> [Received] {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+            try? JSONDecoder().decode(Received.self, from: Data($0.utf8))
+        }
+    }
+
+    @Test func noticesReachTheRightUnitsAndTheWebhookGetsItOnceThroughFailuresAndARestart() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let clock = ServiceClock.starting(at: date("2026-11-20T10:00:00+08:00"))
+        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2)
+        let ingest = try await InProcessService.start(IngestService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2)
+        let cases = try await InProcessService.start(CasesService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2) {
+            $0.endpoints[.registry] = registry.endpoints
+        }
+        let notifyEndpoints = TestSupport.freeEndpoints()
+        func startNotify() async throws -> InProcessService {
+            try await InProcessService.start(NotifyService.self, dataDirectory: dir, endpoints: notifyEndpoints, clock: clock, tickSeconds: 0.2) {
+                $0.endpoints[.registry] = registry.endpoints
+                $0.endpoints[.ingest] = ingest.endpoints
+                $0.endpoints[.cases] = cases.endpoints
+            }
+        }
+        var notify = try await startNotify()
+
+        // A webhook receiver that fails its first two requests.
+        let port = TestSupport.freePort()
+        let log = "\(dir)/webhook.jsonl"
+        let receiver = Process()
+        receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("clients/webhook_receiver.py")
+        receiver.arguments = ["python3", script.path, "\(port)", log, "2"]
+        // Not the test's own output: `swift test` waits for every holder of its pipe to close it.
+        receiver.standardOutput = FileHandle.nullDevice
+        receiver.standardError = FileHandle.nullDevice
+        try receiver.run()
+        defer { kill(receiver.processIdentifier, SIGKILL) }
+        try await Task.sleep(for: .milliseconds(500))
+
+        let office = try await RPCClient.connect(to: notifyEndpoints.rpc, from: officeUnit)
+        _ = try await office.call(
+            NotifyTypes.channelSet,
+            ChannelSetRequest(channel: Channel(name: "水环境群", kind: .webhook, target: "http://127.0.0.1:\(port)/hook", units: ["区生态环境局"], kinds: [.indicatorBreach])),
+            as: ListReply<Channel>.self)
+
+        // What happens in the other services: a report for October, an out-of-limit reading, a case past its deadline.
+        let registryClient = try await RPCClient.connect(to: registry.endpoints.rpc, from: "区城乡建设局")
+        _ = try await registryClient.call(
+            RegistryTypes.progressReport,
+            ProgressReportRequest(task: "10", period: "2026-10", unit: "区城乡建设局", percent: 40, summary: "完成第一批 60 处混错接点位整治"), as: ProgressReport.self)
+        let ingestClient = try await RPCClient.connect(to: ingest.endpoints.rpc, from: "六一桥自动站")
+        _ = try await ingestClient.call(
+            IngestTypes.readingSubmit,
+            ReadingSubmitRequest(readings: [SubmittedReading(station: "liuyiqiao", parameter: "nh3n", ts: "2026-11-20T08:00:00+08:00", value: 1.2)]),
+            as: ReadingSubmitReply.self)
+        let casesClient = try await RPCClient.connect(to: cases.endpoints.rpc, from: officeUnit)
+        let overdueCase = try await casesClient.call(
+            CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "南川河岸倾倒建筑垃圾", unit: "区城市管理局", deadline: "2026-11-10", task: "12"), as: Case.self)
+
+        func notices(_ kind: NoticeKind) async throws -> [Notice] {
+            try await office.call(NotifyTypes.noticeList, NoticeListRequest(kind: kind), as: ListReply<Notice>.self).items
+        }
+        // An out-of-limit reading at liuyiqiao: indicator_breach for the units that own the water task (7.1).
+        #expect(try await TestSupport.eventually { try await !notices(.indicatorBreach).isEmpty })
+        let breach = try #require(try await notices(.indicatorBreach).first { $0.dedupKey == "alert:class_exceeded:liuyiqiao:nh3n" })
+        #expect(breach.units.contains("区自然资源和林业局") && breach.units.contains("区生态环境局"))
+        #expect(breach.refs.task == "7.1" && breach.refs.indicator == "water_quality_liuyiqiao")
+        // A case past its deadline: case_overdue for its unit.
+        #expect(try await TestSupport.eventually { try await !notices(.caseOverdue).isEmpty })
+        let caseNotice = try #require(try await notices(.caseOverdue).first)
+        #expect(caseNotice.units.first == "区城市管理局" && caseNotice.refs.case == overdueCase.id)
+        // A month without a report: report_missing, and not for the unit that did report.
+        #expect(try await TestSupport.eventually { try await !notices(.reportMissing).isEmpty })
+        let missing = try await notices(.reportMissing)
+        #expect(missing.contains { $0.units.first == "区委组织部" && $0.refs.period == "2026-10" })
+        #expect(!missing.contains { $0.units.first == "区城乡建设局" && $0.text.contains("：10（") })
+
+        // The webhook fails twice; the notifier is restarted in between; the notice arrives once.
+        #expect(try await TestSupport.eventually(timeout: .seconds(10)) { received(log).count >= 1 })
+        try await notify.stop()
+        notify = try await startNotify()
+        #expect(try await TestSupport.eventually(timeout: .seconds(20)) { received(log).contains { $0.status == 200 } })
+        try await Task.sleep(for: .seconds(2))
+        let requests = received(log)
+        #expect(requests.filter { $0.status == 500 }.count == 2)
+        var deliveredOK: [String: Int] = [:]
+        for request in requests where request.status == 200 {
+            for notice in request.body["notices"]?.arrayValue ?? [] { deliveredOK[notice["id"]?.stringValue ?? "", default: 0] += 1 }
+        }
+        #expect(deliveredOK[breach.id] == 1, "delivered once: \(deliveredOK)")
+        #expect(deliveredOK.values.allSatisfy { $0 == 1 })
+        #expect(!deliveredOK.keys.contains(caseNotice.id), "the channel takes the water unit's breaches only")
+        // Every attempt is in the history.
+        let office2 = try await RPCClient.connect(to: notifyEndpoints.rpc, from: officeUnit)
+        let attempts = try await office2.call(NotifyTypes.deliveryList, DeliveryListRequest(notice: breach.id), as: ListReply<DeliveryAttempt>.self).items
+        #expect(attempts.contains { !$0.ok } && attempts.filter(\.ok).count == 1)
+        // Events for external tools.
+        let issued = try await office2.call(SystemTypes.eventsSince, EventsSinceRequest(stream: "notify", after: 0, limit: 10_000), as: EventsSinceReply<AnyEvent>.self)
+        #expect(issued.events.contains { $0.type == NotifyTypes.noticeIssued && (try? $0.body(as: Notice.self).id) == breach.id })
+
+        // Acknowledge; silence; search.
+        let acked = try await office2.call(NotifyTypes.noticeAck, NoticeAckRequest(id: breach.id, comment: "已安排排查"), as: Notice.self)
+        #expect(acked.state == .acknowledged && acked.ackBy == officeUnit && acked.ackComment == "已安排排查")
+        do {
+            _ = try await office2.call(NotifyTypes.noticeAck, NoticeAckRequest(id: breach.id), as: Notice.self)
+            Issue.record("a second acknowledgement must be refused")
+        } catch let error as ErrorBody {
+            #expect(error.code == .conflict)
+        }
+        let found = try await office2.call(NotifyTypes.noticeList, NoticeListRequest(unit: "区城市管理局", q: "倾倒"), as: ListReply<Notice>.self).items
+        #expect(found.map(\.id) == [caseNotice.id])
+
+        // The monthly report for October, against what the test put in.
+        let report = try await office2.call(NotifyTypes.reportGenerate, ReportGenerateRequest(kind: .monthly, period: "2026-10"), as: ReportGenerateReply.self)
+        #expect(report.title.contains("2026年10月"))
+        #expect(report.markdown.contains("| 10 | 加快推进湟河流域治污设施建设 |"))
+        #expect(report.markdown.contains("| 2026-10 | 1 | 区委组织部 |"))
+        #expect(!report.markdown.contains("| 2026-10 | 10 | 区城乡建设局 |"))
+        #expect(report.markdown.contains("| 六一桥入湟断面年均水质 |") && report.markdown.contains("| IV | 2026 | 未达标 |"))
+        #expect(report.markdown.contains("| 群众举报 | 1 |") && report.markdown.contains("共 1 件，逾期 1 件"))
+        #expect(report.csv.hasPrefix("\u{FEFF}部分,编号,名称,状态,单位,数值,说明"))
+        #expect(report.csv.contains("未报送,1,2026-10,未报送,区委组织部"))
+        let refusal: ErrorBody? = await {
+            do {
+                _ = try await office2.call(NotifyTypes.reportGenerate, ReportGenerateRequest(kind: .monthly, period: "2026-13"), as: ReportGenerateReply.self)
+                return nil
+            } catch { return error as? ErrorBody }
+        }()
+        #expect(refusal?.field == "body.period")
+
+        for client in [office, office2, registryClient, ingestClient, casesClient] { await client.close() }
+        try await notify.stop()
+        try await cases.stop()
+        try await ingest.stop()
+        try await registry.stop()
+    }
+}

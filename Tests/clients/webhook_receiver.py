@@ -1,0 +1,32 @@
+#!/usr/bin/env python3
+"""A webhook receiver for tests: answers 500 to the first FAIL requests, 200 after, and writes
+one JSON line per request (number, status given, X-Duban-Delivery, body) to LOG.
+
+Usage: webhook_receiver.py PORT LOG FAIL
+"""
+import http.server, json, sys
+
+port, log, fail = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+seen = {"n": 0}
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        seen["n"] += 1
+        status = 500 if seen["n"] <= fail else 200
+        with open(log, "a") as f:
+            f.write(json.dumps({"n": seen["n"], "status": status, "delivery": self.headers.get("X-Duban-Delivery"),
+                                "body": json.loads(body)}, ensure_ascii=False) + "\n")
+        self.send_response(status)
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+# A safety net: a test that dies without stopping us does not leave us behind for long.
+import threading, os
+threading.Timer(120, lambda: os._exit(0)).start()
+http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
