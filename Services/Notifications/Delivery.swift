@@ -26,10 +26,9 @@ final class Deliverer: Sendable {
         self.rules = rules
         self.clock = clock
         self.logger = logger
-        http = HTTPClient(eventLoopGroupProvider: .singleton)
+        // The process-wide client: it needs no shutdown, so a service that fails to start cannot leak one.
+        http = HTTPClient.shared
     }
-
-    func shutdown() async { try? await http.shutdown() }
 
     /// Messages a minute a channel takes.
     func rate(_ channel: Schema.Channel) -> Int? {

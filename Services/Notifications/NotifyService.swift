@@ -75,7 +75,6 @@ public struct NotifyService: DubanService {
                 }
             })
         services.append(PeriodicTask(name: "delivery", interval: .milliseconds(200), logger: logger) { [deliverer] in try await deliverer.deliverDue() })
-        services.append(Closer(deliverer: deliverer))
         return services
     }
 
@@ -242,15 +241,6 @@ struct EventFollower: Service {
         if snapshot.tasks.isEmpty { return true }
         if event.type.hasPrefix("ingest."), snapshot.indicators.isEmpty { return true }
         return false
-    }
-}
-
-/// Shuts the HTTP client down on graceful shutdown.
-struct Closer: Service {
-    let deliverer: Deliverer
-    func run() async throws {
-        try? await gracefulShutdown()
-        await deliverer.shutdown()
     }
 }
 

@@ -109,7 +109,7 @@ public final class InProcessService: Sendable {
 
 /// A service executable running as a child process.
 public final class ServiceProcess: @unchecked Sendable {
-    // @unchecked: Process is used from the test's task only.
+    // @unchecked: used from the test's task only.
     public let process: Process
     public let endpoints: Endpoints
     public let logPath: String
@@ -160,23 +160,55 @@ public final class ServiceProcess: @unchecked Sendable {
 
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
-    /// SIGKILL: no chance to clean up.
+    /// SIGKILL: no chance to clean up. Waits at most a few seconds for the process to be gone.
     public func kill() {
         guard process.isRunning else { return }
         Glibc.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        Self.reap(process, timeout: 5)
     }
+
+    /// Waits (bounded) until `process` has exited. Foundation's `waitUntilExit` was seen here never
+    /// to return for a child that had exited (left a zombie); a blocked cooperative thread then stalls
+    /// every test on a 2-core machine, so this polls and reaps with `waitpid` itself.
+    @discardableResult
+    public static func reap(_ process: Process, timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        repeat {
+            var status: Int32 = 0
+            let result = waitpid(process.processIdentifier, &status, WNOHANG)
+            if result == process.processIdentifier || (result == -1 && errno == ECHILD) || !process.isRunning { return true }
+            if Date() >= deadline { return false }
+            usleep(10_000)
+        } while true
+    }
+
+    /// Waits until the process exits by itself (bounded); true if it did.
+    public func waitForExit(timeout: Duration = .seconds(20)) async -> Bool {
+        await TestSupport.eventually(timeout: timeout) {
+            var status: Int32 = 0
+            let result = waitpid(process.processIdentifier, &status, WNOHANG)
+            if result == process.processIdentifier {
+                exitStatus = (status >> 8) & 0xff
+                return true
+            }
+            return !process.isRunning
+        }
+    }
+
+    /// The exit status, once `waitForExit` has seen the process end.
+    public var exitStatus: Int32?
+
+    public var terminationStatus: Int32 { exitStatus ?? (process.isRunning ? -1 : process.terminationStatus) }
 
     /// SIGTERM, then waits for exit; returns the exit status, or nil if it had to be killed.
     public func terminate(timeout: Duration = .seconds(10)) async -> Int32? {
-        guard process.isRunning else { return process.terminationStatus }
-        process.terminate()
-        let exited = await TestSupport.eventually(timeout: timeout) { !process.isRunning }
-        if !exited {
+        guard process.isRunning else { return terminationStatus }
+        Glibc.kill(process.processIdentifier, SIGTERM)
+        if !(await waitForExit(timeout: timeout)) {
             kill()
             return nil
         }
-        return process.terminationStatus
+        return terminationStatus
     }
 
     deinit { kill() }

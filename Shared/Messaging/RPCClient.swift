@@ -113,25 +113,34 @@ public final class RPCClient: Sendable {
     private static let anyReply = "*"
 
     /// Registers a waiter under `key`, sends `frames`, and returns the reply, or nil when `timeout` passes first.
-    /// Whoever removes the waiter from `pending` (the reply or the timer) resumes it, so it resumes once.
+    /// Whoever removes the waiter from `pending` (the reply, the timer, or cancellation) resumes it, so
+    /// it resumes once; a cancelled caller stops waiting at once (graceful shutdown must not sit out timeouts).
     private func exchange(_ frames: [Data], waitingFor key: String, timeout: Duration) async throws -> Data? {
         guard !closed.load(ordering: .acquiring) else { throw RPCClientError.closed }
+        try Task.checkCancellation()
         let timer = Task { [self] in
             try? await Task.sleep(for: timeout)
             let waiter = pending.withLock { $0.removeValue(forKey: key) }
-            waiter?.resume(throwing: CancellationError())
+            waiter?.resume(throwing: TimedOut())
         }
         defer { timer.cancel() }
         do {
-            let reply: Data = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Data, any Error>) -> Void in
-                pending.withLock { $0[key] = continuation }
-                loop.send(socket, frames)
+            let reply: Data = try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Data, any Error>) -> Void in
+                    pending.withLock { $0[key] = continuation }
+                    loop.send(socket, frames)
+                }
+            } onCancel: { [self] in
+                let waiter = pending.withLock { $0.removeValue(forKey: key) }
+                waiter?.resume(throwing: CancellationError())
             }
             return reply
-        } catch is CancellationError {
+        } catch is TimedOut {
             return nil
         }
     }
+
+    private struct TimedOut: Error {}
 
     fileprivate func deliver(_ frames: [Data]) {
         // REQ-compatible framing: [empty][payload].

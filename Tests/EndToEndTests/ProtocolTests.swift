@@ -168,7 +168,11 @@ import Testing
             #expect(error.code == .notFound)
         }
         let types = try await client.call(SystemTypes.types, Empty(), as: TypesReply.self)
-        #expect(types.requests == ["channel.list", "channel.set", "events.since", "sys.ping", "sys.types"])
+        #expect(
+            types.requests == [
+                "channel.list", "channel.set", "delivery.list", "events.since", "notice.ack", "notice.get", "notice.list", "report.generate", "silence.expire",
+                "silence.list", "silence.set", "sys.ping", "sys.types",
+            ])
         #expect(types.topics.contains(NotifyTypes.noticeIssued))
         await client.close()
         try await service.stop()
