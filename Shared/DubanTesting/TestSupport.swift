@@ -219,3 +219,13 @@ public struct TestFailure: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// The error a request is refused with; a `TestFailure` if it was accepted.
+public func refusal<Body: Encodable & Sendable>(_ client: RPCClient, _ type: String, _ body: Body) async throws -> ErrorBody {
+    do {
+        _ = try await client.call(type, body, as: JSONValue.self)
+    } catch let error as ErrorBody {
+        return error
+    }
+    throw TestFailure("\(type) was accepted")
+}

@@ -36,14 +36,6 @@ struct Ledger {
     }
 }
 
-func refusal<Body: Encodable & Sendable>(_ client: RPCClient, _ type: String, _ body: Body) async throws -> ErrorBody {
-    do {
-        _ = try await client.call(type, body, as: JSONValue.self)
-    } catch let error as ErrorBody {
-        return error
-    }
-    throw TestFailure("\(type) was accepted")
-}
 
 @Suite struct CaseLifecycleTests {
     static let photo = EvidenceRef(name: "整改照片", uri: "https://files.example/1.jpg", sha256: String(repeating: "a", count: 64))

@@ -13,14 +13,6 @@ import Testing
         ProgressReportRequest(task: task, period: period, unit: unit, percent: percent, summary: summary)
     }
 
-    func refusal<Body: Encodable & Sendable>(_ client: RPCClient, _ type: String, _ body: Body) async throws -> ErrorBody {
-        do {
-            _ = try await client.call(type, body, as: JSONValue.self)
-        } catch let error as ErrorBody {
-            return error
-        }
-        throw TestFailure("\(type) was accepted")
-    }
 
     @Test func reportsAreCheckedAndRevisionsKeepTheirHistory() async throws {
         let clock = ServiceClock.starting(at: date("2026-11-20T10:00:00+08:00"))
