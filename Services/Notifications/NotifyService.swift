@@ -21,7 +21,10 @@ public struct NotifyService: DubanService {
     let deployment: DeploymentConfiguration
     let deliverer: Deliverer
 
-    public static func migrations(_ migrator: inout DatabaseMigrator) { NotifyStore.migrations(&migrator) }
+    public static func migrations(_ migrator: inout DatabaseMigrator) {
+        NotifyStore.migrations(&migrator)
+        NotifyStore.laggingMigration(&migrator)
+    }
 
     public init(context: ServiceContext) async throws {
         store = try context.store
@@ -50,8 +53,40 @@ public struct NotifyService: DubanService {
             PeriodicTask(name: "rhythm", interval: tick, logger: logger) { [store, directory, clock, rules] in
                 await directory.refresh()
                 let now = clock.now()
-                let drafts = await rhythm.drafts(now: now, directory: directory.current)
+                let snapshot = directory.current
+                let rhythmDrafts = await rhythm.drafts(now: now, directory: snapshot)
+                let due = Rhythm.lastDueMonth(now: now, dispatchDay: snapshot.dispatchDay)
                 try await store.write { db, events in
+                    var drafts = rhythmDrafts
+                    // Units whose tasks stay lagging or overdue month after month: a proposal for the office.
+                    if let due, !snapshot.tasks.isEmpty {
+                        var laggingByUnit: [String: [String]] = [:]
+                        for task in snapshot.tasks.values where task.subtasks.isEmpty && (task.status == .lagging || task.status == .overdue) {
+                            for unit in task.leadUnits { laggingByUnit[unit, default: []].append(task.id) }
+                        }
+                        for (unit, tasks) in laggingByUnit {
+                            try db.execute(
+                                sql: "INSERT OR IGNORE INTO lagging_months (unit, month, tasks) VALUES (?, ?, ?)",
+                                arguments: [unit, due, tasks.sorted().joined(separator: "、")])
+                        }
+                        for unit in laggingByUnit.keys.sorted() {
+                            var months = 0
+                            var month = due
+                            while try Bool.fetchOne(db, sql: "SELECT 1 FROM lagging_months WHERE unit = ? AND month = ?", arguments: [unit, month]) == true {
+                                months += 1
+                                month = Rhythm.previous(month)
+                            }
+                            let level: (String, String)? =
+                                months >= rules.proposeAccountabilityAfter ? ("accountability", "问责")
+                                : months >= rules.proposeInterviewAfter ? ("interview", "约谈") : months >= rules.proposeNoticeAfter ? ("notice", "通报") : nil
+                            guard let (level, label) = level else { continue }
+                            drafts.append(
+                                NoticeDraft(
+                                    kind: .escalationProposal, severity: .critical, units: [snapshot.office], title: "建议\(label)：\(unit)",
+                                    text: "\(unit)负责的任务（\(laggingByUnit[unit]!.sorted().joined(separator: "、"))）已连续\(months)个月进度滞后或逾期（至\(due)），建议予以\(label)，请专项工作组办公室研究决定。",
+                                    refs: NoticeRefs(task: laggingByUnit[unit]!.sorted().first, period: due), dedupKey: "proposal-lagging:\(unit):\(due):\(level)"))
+                        }
+                    }
                     // Time's notices are issued once for their key, whatever became of them since.
                     let fresh = try drafts.filter { draft in
                         try Bool.fetchOne(db, sql: "SELECT 1 FROM schedule_runs WHERE job = ?", arguments: [draft.dedupKey]) != true

@@ -83,6 +83,14 @@ enum NotifyStore {
         }
     }
 
+    static func laggingMigration(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("notify-v3-lagging") { db in
+            // Which units had lagging or overdue tasks at each month's dispatch: the record behind
+            // proposals to escalate units whose tasks stay lagging.
+            try db.execute(sql: "CREATE TABLE lagging_months (unit TEXT NOT NULL, month TEXT NOT NULL, tasks TEXT NOT NULL, PRIMARY KEY (unit, month))")
+        }
+    }
+
     static func notice(_ row: Row) -> Notice {
         let decoder = JSONDecoder()
         return Notice(

@@ -156,4 +156,35 @@ import Testing
         try await ingest.stop()
         try await registry.stop()
     }
+
+    @Test func unitsWhoseTasksStayLaggingAreProposedForEscalation() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let clock = ServiceClock.starting(at: date("2026-09-10T10:00:00+08:00"))
+        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2)
+        let notify = try await InProcessService.start(NotifyService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2) {
+            $0.endpoints[.registry] = registry.endpoints
+            $0.endpoints[.ingest] = TestSupport.freeEndpoints()
+            $0.endpoints[.cases] = TestSupport.freeEndpoints()
+        }
+        let office = try await RPCClient.connect(to: notify.endpoints.rpc, from: officeUnit)
+        func proposals() async throws -> [Notice] {
+            try await office.call(NotifyTypes.noticeList, NoticeListRequest(kind: .escalationProposal), as: ListReply<Notice>.self).items
+                .filter { $0.dedupKey.hasPrefix("proposal-lagging:") }
+        }
+        // September's dispatch (for August): tasks lag, one month so far: no proposal yet.
+        #expect(
+            try await TestSupport.eventually {
+                try await office.call(NotifyTypes.noticeList, NoticeListRequest(kind: .monthlyDispatch), as: ListReply<Notice>.self).items
+                    .contains { $0.dedupKey == "monthly_summary:2026-08" }
+            })
+        #expect(try await proposals().isEmpty)
+        // October's dispatch (for September): still lagging, two months in a row: propose 通报.
+        clock.set(date("2026-10-10T10:00:00+08:00"))
+        #expect(try await TestSupport.eventually { try await !proposals().isEmpty })
+        let proposal = try #require(try await proposals().first { $0.title == "建议通报：区委组织部" })
+        #expect(proposal.units == [officeUnit] && proposal.text.contains("连续2个月") && proposal.refs.period == "2026-09")
+        await office.close()
+        try await notify.stop()
+        try await registry.stop()
+    }
 }
