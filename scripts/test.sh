@@ -5,4 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 swift build --build-tests
-swift test --skip-build "$@"
+# Serially: in parallel runs on 2 cores a few tests that start several in-process services were
+# seen to hang waiting on an event that never came (a lost wake-up not yet found; see the notes on
+# issue #2). Serially the whole suite takes about 35 seconds.
+swift test --skip-build --no-parallel "$@"

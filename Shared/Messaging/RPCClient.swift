@@ -118,16 +118,26 @@ public final class RPCClient: Sendable {
     private func exchange(_ frames: [Data], waitingFor key: String, timeout: Duration) async throws -> Data? {
         guard !closed.load(ordering: .acquiring) else { throw RPCClientError.closed }
         try Task.checkCancellation()
-        let timer = Task { [self] in
-            try? await Task.sleep(for: timeout)
-            let waiter = pending.withLock { $0.removeValue(forKey: key) }
-            waiter?.resume(throwing: TimedOut())
-        }
-        defer { timer.cancel() }
+        // The timer starts only once the waiter is registered: started before, it could fire first on a
+        // loaded machine, find nothing to time out, and leave the call waiting forever.
+        let timer = Mutex<Task<Void, Never>?>(nil)
+        defer { timer.withLock { $0?.cancel() } }
         do {
             let reply: Data = try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Data, any Error>) -> Void in
                     pending.withLock { $0[key] = continuation }
+                    timer.withLock {
+                        $0 = Task { [self] in
+                            try? await Task.sleep(for: timeout)
+                            let waiter = pending.withLock { $0.removeValue(forKey: key) }
+                            waiter?.resume(throwing: TimedOut())
+                        }
+                    }
+                    // Cancelled before the waiter existed: the cancellation handler found nothing to resume.
+                    if Task.isCancelled, let waiter = pending.withLock({ $0.removeValue(forKey: key) }) {
+                        waiter.resume(throwing: CancellationError())
+                        return
+                    }
                     loop.send(socket, frames)
                 }
             } onCancel: { [self] in
