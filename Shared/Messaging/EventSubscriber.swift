@@ -57,7 +57,14 @@ public final class EventSubscriber: Sendable {
                 .sub, options: ZMQSocketOptions(receiveHighWaterMark: 100_000, subscriptions: topics),
                 setup: { try $0.connect(eventsEndpoint) },
                 onMessage: { frames in continuation.yield(.frame(frames)) })
-            subscriber.run(start: start)
+            var position = start
+            if case .now = start {
+                // "Now" is when start() returns: read the heads here. Read later, they could already count
+                // an event published meanwhile, which would then be skipped as seen.
+                let ping = try await rpc.call(SystemTypes.ping, Empty(), as: PingReply.self, timeout: .seconds(5), retries: 2)
+                position = .after(ping.streams)
+            }
+            subscriber.run(start: position)
             return subscriber
         } catch {
             await loop.shutdown()
