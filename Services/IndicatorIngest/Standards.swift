@@ -35,18 +35,24 @@ public struct Standards: Sendable {
         }
     }
 
-    public struct WaterStandard: Codable, Sendable {
+    /// A standard and the dates it applies (inclusive, district calendar).
+    public struct DatedStandard<Parameter: Codable & Sendable>: Codable, Sendable {
         public var standard: String
         public var validFrom: String
         public var validTo: String?
-        public var parameters: [String: WaterParameter]
+        public var parameters: [String: Parameter]
 
         enum CodingKeys: String, CodingKey {
             case standard, parameters
             case validFrom = "valid_from"
             case validTo = "valid_to"
         }
+
+        func applies(on day: String) -> Bool { validFrom <= day && (validTo.map { day <= $0 } ?? true) }
     }
+
+    public typealias WaterStandard = DatedStandard<WaterParameter>
+    public typealias AirStandard = DatedStandard<AirParameter>
 
     public struct AirParameter: Codable, Sendable {
         public var name: String
@@ -55,19 +61,6 @@ public struct Standards: Sendable {
         public var annual: [Double]?
         /// Grade 1 and grade 2 24-hour-mean limits.
         public var daily: [Double]?
-    }
-
-    public struct AirStandard: Codable, Sendable {
-        public var standard: String
-        public var validFrom: String
-        public var validTo: String?
-        public var parameters: [String: AirParameter]
-
-        enum CodingKeys: String, CodingKey {
-            case standard, parameters
-            case validFrom = "valid_from"
-            case validTo = "valid_to"
-        }
     }
 
     public struct Validity: Codable, Sendable {
@@ -108,12 +101,12 @@ public struct Standards: Sendable {
 
     /// The water standard in force on a date (`YYYY-MM-DD`).
     public func waterStandard(on day: String) -> WaterStandard? {
-        water.last { $0.validFrom <= day && ($0.validTo.map { day <= $0 } ?? true) }
+        water.last { $0.applies(on: day) }
     }
 
     /// The air standard in force on a date (`YYYY-MM-DD`): GB 3095-2012 until 2026-02-28, GB 3095-2026 from 2026-03-01.
     public func airStandard(on day: String) -> AirStandard? {
-        air.last { $0.validFrom <= day && ($0.validTo.map { day <= $0 } ?? true) }
+        air.last { $0.applies(on: day) }
     }
 
     /// The class of one parameter's value (single factor), or nil if the standard does not classify it.
