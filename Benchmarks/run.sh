@@ -4,6 +4,7 @@
 #   bash Benchmarks/run.sh [--runs N] [--readings N] [--no-postgres]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/env.sh
 bash scripts/setup.sh
 swift build -c release
 export DUBAN_BIN_DIR="$(swift build -c release --show-bin-path)"

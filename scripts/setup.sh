@@ -2,6 +2,7 @@
 # Installs what Duban needs on a fresh Debian machine (run as root): libzmq, pkg-config, SQLite
 # headers, pyzmq for the Python client tests. Quick when everything is already there.
 set -euo pipefail
+source "$(dirname "$0")/env.sh"
 
 need_apt=()
 pkg-config --exists libzmq 2>/dev/null || need_apt+=(libzmq3-dev)
@@ -22,6 +23,7 @@ fi
 if ! python3 -c 'import zmq' 2>/dev/null; then
     echo "setup: installing pyzmq"
     python3 -m pip install -q pyzmq 2>/dev/null || {
+        apt-get update -qq
         apt-get install -y -qq python3-zmq >/dev/null
     }
 fi

@@ -6,6 +6,7 @@
 #   DUBAN_BUILD      debug (default) or release
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/env.sh
 bash scripts/setup.sh
 
 config="${DUBAN_BUILD:-debug}"

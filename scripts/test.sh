@@ -3,6 +3,7 @@
 # and the independent pyzmq client. Installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/env.sh
 bash scripts/setup.sh
 swift build --build-tests
 # Serially: in parallel runs on 2 cores a few tests that start several in-process services were

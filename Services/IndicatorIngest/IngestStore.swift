@@ -56,3 +56,63 @@ func alertEvents(_ transitions: [AlertTransition], into events: inout EventBuffe
         try events.emit(transition.raise ? IngestTypes.alertRaised : IngestTypes.alertCleared, transition.body)
     }
 }
+
+/// What a batch did, kept the same way by every store: counts, and what each station received.
+struct BatchTally {
+    var accepted = 0
+    var duplicates = 0
+    var refused: [RejectedItem]
+    private var spans: [String: (count: Int, from: Int64, to: Int64)] = [:]
+    /// Parameters stored per station: the series whose alerts must be judged.
+    private(set) var series: [String: Set<String>] = [:]
+
+    init(refused: [RejectedItem]) { self.refused = refused }
+
+    /// A value equal to the stored one (to rounding) is a duplicate, not a change.
+    static func same(_ stored: Double, _ value: Double) -> Bool { abs(stored - value) <= 1e-9 * max(1, abs(stored)) }
+
+    mutating func duplicate() { duplicates += 1 }
+
+    /// Refuses a changed value sent without `flag: "revision"`.
+    mutating func refuseChange(_ reading: NormalizedReading, stored: Double) {
+        refused.append(
+            RejectedItem(
+                index: reading.index, code: .conflict,
+                message: "\(reading.station) \(reading.parameter) at that time is stored as \(stored); send flag revision to replace it",
+                field: "body.readings[\(reading.index)].value"))
+    }
+
+    mutating func stored(_ reading: NormalizedReading) {
+        accepted += 1
+        let span = spans[reading.station] ?? (0, reading.ts, reading.ts)
+        spans[reading.station] = (span.count + 1, min(span.from, reading.ts), max(span.to, reading.ts))
+        series[reading.station, default: []].insert(reading.parameter)
+    }
+
+    /// One `ingest.readings.accepted` per station that stored something.
+    func emitAccepted(into events: inout EventBuffer) throws {
+        for (station, span) in spans.sorted(by: { $0.key < $1.key }) {
+            try events.emit(IngestTypes.readingsAccepted, ReadingsAccepted(station: station, count: span.count, from: time(span.from), to: time(span.to)))
+        }
+    }
+
+    var reply: ReadingSubmitReply { ReadingSubmitReply(accepted: accepted, duplicates: duplicates, rejected: refused.sorted { $0.index < $1.index }) }
+}
+
+/// RFC 3339 in district time for a stored instant (ms).
+func time(_ ms: Int64) -> String { Timestamp.format(Date(timeIntervalSince1970: Double(ms) / 1000), fractional: false) }
+
+extension SeriesChange {
+    /// The alert input for a series, from its two newest stored readings and the newest one's day;
+    /// nil when this batch did not bring the newest reading (a backfill raises nothing new).
+    static func from(
+        station: String, parameter: String, newestTwo rows: [(Int64, Double)], daySamples: [(ts: Int64, value: Double)], batch: [NormalizedReading]
+    ) -> SeriesChange? {
+        guard let newest = rows.first.map({ (ts: $0.0, value: $0.1) }),
+            batch.contains(where: { $0.station == station && $0.parameter == parameter && $0.ts == newest.ts })
+        else { return nil }
+        let previous = rows.count > 1 ? (ts: rows[1].0, value: rows[1].1) : nil
+        let day = AirEvaluation.dailyMeans(daySamples, minHourly: 0).first.map { (day: $0.key, mean: $0.value.mean, hours: $0.value.hours) }
+        return SeriesChange(station: station, parameter: parameter, newest: newest, previous: previous, day: day)
+    }
+}

@@ -200,9 +200,7 @@ final class PostgresIngestStore: IngestStore {
         let receivedAt = Int64(Date().timeIntervalSince1970 * 1000)
         let logger = self.logger
         return try await storage.transaction(context: context) { connection, events in
-            var refused = rejected
-            var accepted = 0
-            var duplicates = 0
+            var tally = BatchTally(refused: rejected)
             // One statement for the whole batch; what it did not insert already exists.
             var inserted: Set<String> = []
             if !readings.isEmpty {
@@ -227,24 +225,18 @@ final class PostgresIngestStore: IngestStore {
                     """, logger: logger)
                 for try await (station, parameter, ts, value) in rows.decode((String, String, Int64, Double).self) { existing["\(station)|\(parameter)|\(ts)"] = value }
             }
-            var touched: [String: (count: Int, from: Int64, to: Int64)] = [:]
-            var series: [String: Set<String>] = [:]
             for reading in readings {
                 let key = "\(reading.station)|\(reading.parameter)|\(reading.ts)"
                 if inserted.contains(key), seenInBatch[key] == nil {
                     seenInBatch[key] = reading.value
                 } else {
                     let stored = seenInBatch[key] ?? existing[key] ?? .nan
-                    if abs(stored - reading.value) <= 1e-9 * max(1, abs(stored)) {
-                        duplicates += 1
+                    if BatchTally.same(stored, reading.value) {
+                        tally.duplicate()
                         continue
                     }
                     guard reading.revision else {
-                        refused.append(
-                            RejectedItem(
-                                index: reading.index, code: .conflict,
-                                message: "\(reading.station) \(reading.parameter) at that time is stored as \(stored); send flag revision to replace it",
-                                field: "body.readings[\(reading.index)].value"))
+                        tally.refuseChange(reading, stored: stored)
                         continue
                     }
                     try await connection.query(
@@ -254,16 +246,10 @@ final class PostgresIngestStore: IngestStore {
                         """, logger: logger)
                     seenInBatch[key] = reading.value
                 }
-                accepted += 1
-                let span = touched[reading.station] ?? (0, reading.ts, reading.ts)
-                touched[reading.station] = (span.count + 1, min(span.from, reading.ts), max(span.to, reading.ts))
-                series[reading.station, default: []].insert(reading.parameter)
+                tally.stored(reading)
             }
-            for (station, span) in touched.sorted(by: { $0.key < $1.key }) {
-                try events.emit(
-                    IngestTypes.readingsAccepted,
-                    ReadingsAccepted(station: station, count: span.count, from: SQLiteIngestStore.time(span.from), to: SQLiteIngestStore.time(span.to)))
-            }
+            try tally.emitAccepted(into: &events)
+            let series = tally.series
             if !series.isEmpty {
                 // Instances judge alerts one at a time, so two batches cannot both raise the same alert.
                 try await connection.query("SELECT pg_advisory_xact_lock(7201002)", logger: logger)
@@ -274,17 +260,16 @@ final class PostgresIngestStore: IngestStore {
                         for try await row in try await connection.query(
                             "SELECT ts, value FROM readings WHERE station = \(station) AND parameter = \(parameter) ORDER BY ts DESC LIMIT 2", logger: logger
                         ).decode((Int64, Double).self) { rows.append(row) }
-                        guard let newest = rows.first.map({ (ts: $0.0, value: $0.1) }) else { continue }
-                        guard readings.contains(where: { $0.station == station && $0.parameter == parameter && $0.ts == newest.ts }) else { continue }
-                        let previous = rows.count > 1 ? (ts: rows[1].0, value: rows[1].1) : nil
-                        let (dayStart, dayEnd) = dayWindow(newest.ts)
+                        guard let newest = rows.first else { continue }
+                        let (dayStart, dayEnd) = dayWindow(newest.0)
                         var daySamples: [(ts: Int64, value: Double)] = []
                         for try await (ts, value) in try await connection.query(
                             "SELECT ts, value FROM readings WHERE station = \(station) AND parameter = \(parameter) AND ts >= \(dayStart) AND ts < \(dayEnd)",
                             logger: logger
                         ).decode((Int64, Double).self) { daySamples.append((ts, value)) }
-                        let day = AirEvaluation.dailyMeans(daySamples, minHourly: 0).first.map { (day: $0.key, mean: $0.value.mean, hours: $0.value.hours) }
-                        changes.append(SeriesChange(station: station, parameter: parameter, newest: newest, previous: previous, day: day))
+                        if let change = SeriesChange.from(station: station, parameter: parameter, newestTwo: rows, daySamples: daySamples, batch: readings) {
+                            changes.append(change)
+                        }
                     }
                 }
                 if !changes.isEmpty {
@@ -295,7 +280,7 @@ final class PostgresIngestStore: IngestStore {
                     try alertEvents(transitions, into: &events)
                 }
             }
-            return ReadingSubmitReply(accepted: accepted, duplicates: duplicates, rejected: refused.sorted { $0.index < $1.index })
+            return tally.reply
         }
     }
 

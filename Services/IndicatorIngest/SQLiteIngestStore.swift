@@ -48,11 +48,7 @@ final class SQLiteIngestStore: IngestStore {
     ) async throws -> ReadingSubmitReply {
         let receivedAt = Int64(Date().timeIntervalSince1970 * 1000)
         return try await context.write { db, events in
-            var accepted = 0
-            var duplicates = 0
-            var refused = rejected
-            var touched: [String: (count: Int, from: Int64, to: Int64)] = [:]
-            var series: [String: Set<String>] = [:]
+            var tally = BatchTally(refused: rejected)
             let insert = try db.cachedStatement(
                 sql: "INSERT INTO readings (station, parameter, ts, value, revision, received_at) VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING")
             let existing = try db.cachedStatement(sql: "SELECT value FROM readings WHERE station = ? AND parameter = ? AND ts = ?")
@@ -62,46 +58,34 @@ final class SQLiteIngestStore: IngestStore {
                 try insert.execute(arguments: [reading.station, reading.parameter, reading.ts, reading.value, receivedAt])
                 if db.changesCount == 0 {
                     let stored = try Double.fetchOne(existing, arguments: [reading.station, reading.parameter, reading.ts]) ?? .nan
-                    if abs(stored - reading.value) <= 1e-9 * max(1, abs(stored)) {
-                        duplicates += 1
+                    if BatchTally.same(stored, reading.value) {
+                        tally.duplicate()
                         continue
                     }
                     guard reading.revision else {
-                        refused.append(
-                            RejectedItem(
-                                index: reading.index, code: .conflict,
-                                message: "\(reading.station) \(reading.parameter) at that time is stored as \(stored); send flag revision to replace it",
-                                field: "body.readings[\(reading.index)].value"))
+                        tally.refuseChange(reading, stored: stored)
                         continue
                     }
                     try revise.execute(arguments: [reading.value, receivedAt, reading.station, reading.parameter, reading.ts])
                 }
-                accepted += 1
-                let span = touched[reading.station] ?? (0, reading.ts, reading.ts)
-                touched[reading.station] = (span.count + 1, min(span.from, reading.ts), max(span.to, reading.ts))
-                series[reading.station, default: []].insert(reading.parameter)
+                tally.stored(reading)
             }
-            for (station, span) in touched.sorted(by: { $0.key < $1.key }) {
-                try events.emit(
-                    IngestTypes.readingsAccepted,
-                    ReadingsAccepted(station: station, count: span.count, from: Self.time(span.from), to: Self.time(span.to)))
-            }
-            // Alerts look at each changed series' newest reading (a backfill of old readings raises nothing new).
+            try tally.emitAccepted(into: &events)
             var changes: [SeriesChange] = []
-            for (station, parameters) in series.sorted(by: { $0.key < $1.key }) {
+            for (station, parameters) in tally.series.sorted(by: { $0.key < $1.key }) {
                 for parameter in parameters.sorted() {
                     let rows = try Row.fetchAll(
-                        db, sql: "SELECT ts, value FROM readings WHERE station = ? AND parameter = ? ORDER BY ts DESC LIMIT 2", arguments: [station, parameter])
-                    guard let newest = rows.first.map({ (ts: $0["ts"] as Int64, value: $0["value"] as Double) }) else { continue }
-                    guard readings.contains(where: { $0.station == station && $0.parameter == parameter && $0.ts == newest.ts }) else { continue }
-                    let previous = rows.count > 1 ? (ts: rows[1]["ts"] as Int64, value: rows[1]["value"] as Double) : nil
-                    let (dayStart, dayEnd) = dayWindow(newest.ts)
+                        db, sql: "SELECT ts, value FROM readings WHERE station = ? AND parameter = ? ORDER BY ts DESC LIMIT 2", arguments: [station, parameter]
+                    ).map { ($0["ts"] as Int64, $0["value"] as Double) }
+                    guard let newest = rows.first else { continue }
+                    let (dayStart, dayEnd) = dayWindow(newest.0)
                     let daySamples = try Row.fetchAll(
                         db, sql: "SELECT ts, value FROM readings WHERE station = ? AND parameter = ? AND ts >= ? AND ts < ?",
                         arguments: [station, parameter, dayStart, dayEnd]
                     ).map { (ts: $0["ts"] as Int64, value: $0["value"] as Double) }
-                    let day = AirEvaluation.dailyMeans(daySamples, minHourly: 0).first.map { (day: $0.key, mean: $0.value.mean, hours: $0.value.hours) }
-                    changes.append(SeriesChange(station: station, parameter: parameter, newest: newest, previous: previous, day: day))
+                    if let change = SeriesChange.from(station: station, parameter: parameter, newestTwo: rows, daySamples: daySamples, batch: readings) {
+                        changes.append(change)
+                    }
                 }
             }
             if !changes.isEmpty {
@@ -110,11 +94,9 @@ final class SQLiteIngestStore: IngestStore {
                 try Self.apply(transitions, db: db)
                 try alertEvents(transitions, into: &events)
             }
-            return ReadingSubmitReply(accepted: accepted, duplicates: duplicates, rejected: refused.sorted { $0.index < $1.index })
+            return tally.reply
         }
     }
-
-    static func time(_ ms: Int64) -> String { Timestamp.format(Date(timeIntervalSince1970: Double(ms) / 1000), fractional: false) }
 
     static func apply(_ transitions: [AlertTransition], db: Database) throws {
         for transition in transitions {

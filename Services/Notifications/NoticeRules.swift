@@ -48,6 +48,14 @@ public struct NotifyRules: Codable, Sendable {
         robotRatePerMinute = try c.decodeIfPresent(Int.self, forKey: .robotRatePerMinute) ?? d.robotRatePerMinute
     }
 
+    /// The escalation to propose after `months` dispatches in a row (level and the office's word for it), if any.
+    func proposal(afterMonths months: Int) -> (level: String, label: String)? {
+        if months >= proposeAccountabilityAfter { return ("accountability", "问责") }
+        if months >= proposeInterviewAfter { return ("interview", "约谈") }
+        if months >= proposeNoticeAfter { return ("notice", "通报") }
+        return nil
+    }
+
     public static func load(_ path: String?) throws -> NotifyRules {
         guard let path else { return NotifyRules() }
         guard let data = FileManager.default.contents(atPath: path) else { throw ConfigurationError.missingFile(path) }

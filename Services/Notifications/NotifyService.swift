@@ -70,16 +70,10 @@ public struct NotifyService: DubanService {
                                 arguments: [unit, due, tasks.sorted().joined(separator: "、")])
                         }
                         for unit in laggingByUnit.keys.sorted() {
-                            var months = 0
-                            var month = due
-                            while try Bool.fetchOne(db, sql: "SELECT 1 FROM lagging_months WHERE unit = ? AND month = ?", arguments: [unit, month]) == true {
-                                months += 1
-                                month = Rhythm.previous(month)
+                            let months = try Rhythm.consecutiveMonths(endingAt: due) { month in
+                                try Bool.fetchOne(db, sql: "SELECT 1 FROM lagging_months WHERE unit = ? AND month = ?", arguments: [unit, month]) == true
                             }
-                            let level: (String, String)? =
-                                months >= rules.proposeAccountabilityAfter ? ("accountability", "问责")
-                                : months >= rules.proposeInterviewAfter ? ("interview", "约谈") : months >= rules.proposeNoticeAfter ? ("notice", "通报") : nil
-                            guard let (level, label) = level else { continue }
+                            guard let (level, label) = rules.proposal(afterMonths: months) else { continue }
                             drafts.append(
                                 NoticeDraft(
                                     kind: .escalationProposal, severity: .critical, units: [snapshot.office], title: "建议\(label)：\(unit)",

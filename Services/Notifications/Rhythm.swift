@@ -20,6 +20,17 @@ struct Rhythm: Sendable {
         return String(format: "%04d-%02d", y, m)
     }
 
+    /// How many months in a row, ending with `due`, `holds` is true for.
+    static func consecutiveMonths(endingAt due: String, where holds: (String) throws -> Bool) rethrows -> Int {
+        var months = 0
+        var month = due
+        while try holds(month) {
+            months += 1
+            month = previous(month)
+        }
+        return months
+    }
+
     static func previous(_ month: String) -> String {
         let y = Int(month.prefix(4))!, m = Int(month.suffix(2))!
         return m == 1 ? String(format: "%04d-12", y - 1) : String(format: "%04d-%02d", y, m - 1)
@@ -86,16 +97,8 @@ struct Rhythm: Sendable {
             }
             // Proposals to escalate a unit whose reports stay missing month after month, for the office to decide.
             for unit in byUnit.keys.sorted() {
-                var months = 0
-                var month = due
-                while let overview = overviews[month], overview.missing.contains(where: { $0.unit == unit }) {
-                    months += 1
-                    month = Self.previous(month)
-                }
-                let level: (String, String)? =
-                    months >= rules.proposeAccountabilityAfter ? ("accountability", "问责")
-                    : months >= rules.proposeInterviewAfter ? ("interview", "约谈") : months >= rules.proposeNoticeAfter ? ("notice", "通报") : nil
-                guard let (level, label) = level else { continue }
+                let months = Self.consecutiveMonths(endingAt: due) { overviews[$0]?.missing.contains { $0.unit == unit } ?? false }
+                guard let (level, label) = rules.proposal(afterMonths: months) else { continue }
                 drafts.append(
                     NoticeDraft(
                         kind: .escalationProposal, severity: .critical, units: [office], title: "建议\(label)：\(unit)",
