@@ -14,6 +14,22 @@ struct Duban: AsyncParsableCommand {
             PlanCommand.self, CasesCommand.self, Indicators.self, IndicatorCommand.self, Readings.self, WaterClassCommand.self, AirAnnual.self,
             Stations.self, Notices.self, ReportCommand.self, SilenceCommand.self, Channels.self, Events.self, Call.self,
         ])
+
+    /// Accepts the global options before the subcommand too (`duban --config /etc/duban/duban.json status`),
+    /// as people type them; ArgumentParser only takes a subcommand's options after its name.
+    static func main() async {
+        let arguments = GlobalOptions.hoisted(Array(CommandLine.arguments.dropFirst()))
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every command takes.
@@ -29,6 +45,32 @@ struct GlobalOptions: ParsableArguments {
 
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
+
+    /// Moves global options found before the first subcommand name to the end of the arguments.
+    static func hoisted(_ arguments: [String]) -> [String] {
+        let withValue: Set<String> = ["--config", "--as", "--timeout"]
+        let flags: Set<String> = ["--json"]
+        var leading: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            let name = String(argument.split(separator: "=", maxSplits: 1).first ?? "")
+            if flags.contains(argument) {
+                leading.append(argument)
+                index += 1
+            } else if withValue.contains(name) {
+                leading.append(argument)
+                if !argument.contains("="), index + 1 < arguments.count {
+                    leading.append(arguments[index + 1])
+                    index += 1
+                }
+                index += 1
+            } else {
+                break
+            }
+        }
+        return Array(arguments[index...]) + leading
+    }
 
     func deployment() async throws -> DeploymentConfiguration {
         do {
@@ -78,17 +120,6 @@ struct Ping: AsyncParsableCommand {
 
     func run() async throws {
         let down = try await pingTable(services.isEmpty ? ServiceName.allCases : services, options: options)
-        if down > 0 { throw ExitCode(1) }
-    }
-}
-
-struct Status: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "One-screen overview of the deployment.")
-
-    @OptionGroup var options: GlobalOptions
-
-    func run() async throws {
-        let down = try await pingTable(ServiceName.allCases, options: options)
         if down > 0 { throw ExitCode(1) }
     }
 }

@@ -11,8 +11,12 @@ public final class PostgresCluster: @unchecked Sendable {
     public let port: Int
     public let directory: String
     public let binaries: String
-    /// `postgres://duban@127.0.0.1:PORT/duban`
-    public var url: String { "postgres://duban@127.0.0.1:\(port)/duban" }
+    /// The address it listens on (127.0.0.1, or a network namespace's address).
+    public let host: String
+    /// The network namespace it runs in, if any.
+    public let namespace: String?
+    /// `postgres://duban@HOST:PORT/duban`
+    public var url: String { "postgres://duban@\(host):\(port)/duban" }
 
     /// Debian's server binaries (`apt-get install postgresql`), newest version first.
     public static var binaryDirectory: String? {
@@ -21,7 +25,10 @@ public final class PostgresCluster: @unchecked Sendable {
         return versions.map { "\(root)/\($0)/bin" }.first { FileManager.default.isExecutableFile(atPath: "\($0)/initdb") }
     }
 
-    public static func start() throws -> PostgresCluster {
+    /// - Parameters:
+    ///   - host: the address to listen on; other addresses than loopback are trusted too (a test network).
+    ///   - namespace: a network namespace (`ip netns`) to run the server in.
+    public static func start(host: String = "127.0.0.1", namespace: String? = nil) throws -> PostgresCluster {
         guard let binaries = binaryDirectory else {
             throw TestFailure("PostgreSQL is not installed (apt-get install -y postgresql); scripts/setup.sh installs it")
         }
@@ -31,23 +38,28 @@ public final class PostgresCluster: @unchecked Sendable {
         let asRoot = getuid() == 0
         if asRoot { try run("/bin/chown", ["-R", "postgres:postgres", directory]) }
         func pg(_ tool: String, _ arguments: [String]) throws {
-            if asRoot {
-                try run("/usr/sbin/runuser", ["-u", "postgres", "--", "\(binaries)/\(tool)"] + arguments)
-            } else {
-                try run("\(binaries)/\(tool)", arguments)
-            }
+            let command = asRoot ? ["/usr/sbin/runuser", "-u", "postgres", "--", "\(binaries)/\(tool)"] + arguments : ["\(binaries)/\(tool)"] + arguments
+            let wrapped = namespace.map { ["/usr/sbin/ip", "netns", "exec", $0] + command } ?? command
+            try run(wrapped[0], Array(wrapped.dropFirst()))
         }
         try pg("initdb", ["-D", "\(directory)/data", "-U", "duban", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"])
+        if host != "127.0.0.1" {
+            let hba = "\(directory)/data/pg_hba.conf"
+            let rules = (try String(contentsOfFile: hba, encoding: .utf8)) + "\nhost all all 0.0.0.0/0 trust\n"
+            try rules.write(toFile: hba, atomically: true, encoding: .utf8)
+        }
         try pg("pg_ctl", [
             "-D", "\(directory)/data", "-l", "\(directory)/server.log", "-w", "-t", "60",
-            "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c max_connections=100", "start",
+            "-o", "-p \(port) -k \(directory) -c listen_addresses=\(host) -c max_connections=100", "start",
         ])
-        let cluster = PostgresCluster(port: port, directory: directory, binaries: binaries)
+        let cluster = PostgresCluster(port: port, directory: directory, binaries: binaries, host: host, namespace: namespace)
         try cluster.psql("CREATE DATABASE duban", database: "postgres")
         return cluster
     }
 
-    private init(port: Int, directory: String, binaries: String) {
+    private init(port: Int, directory: String, binaries: String, host: String, namespace: String?) {
+        self.host = host
+        self.namespace = namespace
         self.port = port
         self.directory = directory
         self.binaries = binaries
@@ -56,13 +68,15 @@ public final class PostgresCluster: @unchecked Sendable {
     /// Runs SQL and returns psql's unaligned, tuples-only output.
     @discardableResult
     public func psql(_ sql: String, database: String = "duban") throws -> String {
-        try Self.run("\(binaries)/psql", ["-h", "127.0.0.1", "-p", "\(port)", "-U", "duban", "-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql])
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let command = ["\(binaries)/psql", "-h", host, "-p", "\(port)", "-U", "duban", "-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql]
+        let wrapped = namespace.map { ["/usr/sbin/ip", "netns", "exec", $0] + command } ?? command
+        return try Self.run(wrapped[0], Array(wrapped.dropFirst())).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     public func stop() {
         let asRoot = getuid() == 0
         let arguments = ["-D", "\(directory)/data", "-m", "immediate", "-w", "stop"]
+        // pg_ctl stops the server by its pid file and a signal: no need to enter the namespace.
         if asRoot {
             _ = try? Self.run("/usr/sbin/runuser", ["-u", "postgres", "--", "\(binaries)/pg_ctl"] + arguments)
         } else {
@@ -75,7 +89,7 @@ public final class PostgresCluster: @unchecked Sendable {
     /// Foundation's Process, which was seen here never to reap `runuser` once `pg_ctl start` had left
     /// a server running; output goes through a file, since that server keeps inherited descriptors open.
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String]) throws -> String {
+    public static func run(_ executable: String, _ arguments: [String]) throws -> String {
         let outputPath = (NSTemporaryDirectory() as NSString).appendingPathComponent("duban-cmd-\(UUID().uuidString).log")
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
         var actions = posix_spawn_file_actions_t()

@@ -118,15 +118,23 @@ public final class ServiceProcess: @unchecked Sendable {
     /// - Parameter pingAt: where to ask `sys.ping` (a broker's frontend), when not at `endpoints.rpc`.
     public static func start(
         _ executable: String, arguments: [String], endpoints: Endpoints, environment: [String: String] = [:], waitForPing: Bool = true,
-        pingAt: String? = nil, passEndpoints: Bool = true
+        pingAt: String? = nil, passEndpoints: Bool = true, namespace: String? = nil
     ) async throws -> ServiceProcess {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: (TestSupport.binDirectory as NSString).appendingPathComponent(executable))
-        process.arguments = arguments + (passEndpoints ? ["--rpc", endpoints.rpc, "--events", endpoints.events] : [])
+        let path = executable.hasPrefix("/") ? executable : (TestSupport.binDirectory as NSString).appendingPathComponent(executable)
+        let serviceArguments = arguments + (passEndpoints ? ["--rpc", endpoints.rpc, "--events", endpoints.events] : [])
+        if let namespace {
+            // `ip netns exec` enters the namespace and execs the program: same pid, so signals reach it.
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", namespace, path] + serviceArguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: path)
+            process.arguments = serviceArguments
+        }
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
         process.environment = env
-        let logPath = (NSTemporaryDirectory() as NSString).appendingPathComponent("\(executable)-\(UUID().uuidString.prefix(8)).log")
+        let logPath = (NSTemporaryDirectory() as NSString).appendingPathComponent("\((executable as NSString).lastPathComponent)-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = log

@@ -84,8 +84,11 @@ public final class ZMQSocket {
         zmq_close(handle)
     }
 
+    /// Binds `endpoint` as ``ZMQEndpoint/bindable(_:)`` rewrites it: one configuration file names each
+    /// service by the host name its clients use, and the service itself listens on that port.
     public func bind(_ endpoint: String) throws {
-        if zmq_bind(handle, endpoint) != 0 { throw ZMQError.last("bind \(endpoint)") }
+        let local = ZMQEndpoint.bindable(endpoint)
+        if zmq_bind(handle, local) != 0 { throw ZMQError.last("bind \(local)") }
     }
 
     public func connect(_ endpoint: String) throws {
@@ -259,4 +262,30 @@ public enum ZMQCurve: Sendable {
 func string(fromNulTerminated buffer: [CChar]) -> String {
     let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
     return String(decoding: bytes, as: UTF8.self)
+}
+
+
+/// Endpoint rules shared by everything that binds.
+public enum ZMQEndpoint {
+    /// The address to bind for an endpoint that names this host the way clients reach it.
+    ///
+    /// libzmq binds TCP only to `*`, an IP address or an interface name, never to a DNS name; but
+    /// in compose and Kubernetes a service is reached as `tcp://registry:7101`. So a TCP endpoint
+    /// whose host is neither an IP literal, `*` nor `localhost` binds the same port on every
+    /// interface (`tcp://*:7101`), and `localhost` binds loopback. Everything else is unchanged.
+    public static func bindable(_ endpoint: String) -> String {
+        guard endpoint.hasPrefix("tcp://") else { return endpoint }
+        let rest = endpoint.dropFirst("tcp://".count)
+        guard let colon = rest.lastIndex(of: ":") else { return endpoint }
+        let host = String(rest[..<colon])
+        let port = rest[rest.index(after: colon)...]
+        if host == "*" || host.hasPrefix("[") || isIPv4(host) { return endpoint }
+        if host == "localhost" { return "tcp://127.0.0.1:\(port)" }
+        return "tcp://*:\(port)"
+    }
+
+    static func isIPv4(_ host: String) -> Bool {
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { part in UInt8(part) != nil }
+    }
 }

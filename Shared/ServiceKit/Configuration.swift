@@ -28,6 +28,13 @@ public struct Endpoints: Sendable, Equatable, Codable {
     }
 }
 
+/// The broker's instance-facing endpoints.
+public struct BrokerEndpoints: Sendable, Equatable, Codable {
+    public var backend = "tcp://127.0.0.1:7211"
+    public var eventsIn = "tcp://127.0.0.1:7212"
+    public init() {}
+}
+
 /// Where every service of a deployment is, and where data lives: one configuration for services
 /// and the CLI alike.
 ///
@@ -53,6 +60,10 @@ public struct DeploymentConfiguration: Sendable, Equatable {
     public var thresholds: [String: Double] = [:]
     /// PostgreSQL URL (`postgres://user:password@host:port/database`): ingest instances that share it scale out.
     public var databaseURL: String?
+    /// Where the broker meets the instances behind it: requests (its DEALER, `broker.backend`) and
+    /// events (its XSUB, `broker.eventsIn`). Clients never use these; they use `ingest.rpc`/`ingest.events`,
+    /// which the broker binds in front of the instances.
+    public var broker = BrokerEndpoints()
 
     public init(
         endpoints: [ServiceName: Endpoints] = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, $0.defaultEndpoints) }),
@@ -102,6 +113,8 @@ public struct DeploymentConfiguration: Sendable, Equatable {
         result.planFile = reader.string(forKey: "planFile")
         result.stationsFile = reader.string(forKey: "stationsFile")
         result.databaseURL = reader.string(forKey: "databaseURL")
+        result.broker.backend = reader.string(forKey: ConfigKey(["broker", "backend"]), default: result.broker.backend)
+        result.broker.eventsIn = reader.string(forKey: ConfigKey(["broker", "eventsIn"]), default: result.broker.eventsIn)
         for key in ["city_control_value", "city_standard", "national_quota"] {
             if let value = reader.double(forKey: ConfigKey(["thresholds", key])) { result.thresholds[key] = value }
         }

@@ -113,6 +113,9 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "This service's events endpoint, overriding the configuration.")
     public var events: String?
 
+    @Flag(name: .long, help: "Run as one of several instances behind duban-broker: connect to the configuration's broker.backend and broker.eventsIn instead of binding.")
+    public var behindBroker = false
+
     @Option(name: .long, help: "Instance name, also the event stream's name (default: the service's name).")
     public var instance: String?
 
@@ -138,6 +141,9 @@ public struct ServiceOptions: ParsableArguments, Sendable {
             deployment.logLevel = level
         }
         var endpoints = deployment[service]
+        if behindBroker || environment["DUBAN_BEHIND_BROKER"] == "true" {
+            endpoints = Endpoints(rpc: ">" + deployment.broker.backend, events: ">" + deployment.broker.eventsIn)
+        }
         if let rpc { endpoints.rpc = rpc }
         if let events { endpoints.events = events }
         if let instance, instance.isEmpty || instance.contains("/") { throw ValidationError("--instance: must be a non-empty name without '/'") }

@@ -54,3 +54,31 @@ import Testing
         await client.close()
     }
 }
+
+@Suite struct EndpointTests {
+    /// One configuration names services by the host clients reach them at; the service binds that port.
+    @Test func hostNamesBindEveryInterfaceAndAddressesBindThemselves() {
+        #expect(ZMQEndpoint.bindable("tcp://registry:7101") == "tcp://*:7101")
+        #expect(ZMQEndpoint.bindable("tcp://duban-registry.duban.svc.cluster.local:7101") == "tcp://*:7101")
+        #expect(ZMQEndpoint.bindable("tcp://localhost:7101") == "tcp://127.0.0.1:7101")
+        #expect(ZMQEndpoint.bindable("tcp://10.0.0.4:7101") == "tcp://10.0.0.4:7101")
+        #expect(ZMQEndpoint.bindable("tcp://*:7101") == "tcp://*:7101")
+        #expect(ZMQEndpoint.bindable("tcp://127.0.0.1:*") == "tcp://127.0.0.1:*")
+        #expect(ZMQEndpoint.bindable("tcp://[::1]:7101") == "tcp://[::1]:7101")
+        #expect(ZMQEndpoint.bindable("ipc:///run/duban/registry") == "ipc:///run/duban/registry")
+    }
+
+    @Test func aServiceNamedByHostNameIsReachable() async throws {
+        let port = TestSupport.freePort()
+        let loop = ZMQPollLoop(name: "bind-test")
+        let (stream, continuation) = AsyncStream.makeStream(of: [Data].self)
+        _ = try await loop.addSocket(.pull, setup: { try $0.bind("tcp://localhost:\(port)") }, onMessage: { continuation.yield($0) })
+        let push = try await loop.addSocket(.push, setup: { try $0.connect("tcp://127.0.0.1:\(port)") })
+        loop.send(push, [Data("hello".utf8)])
+        for await frames in stream {
+            #expect(frames == [Data("hello".utf8)])
+            break
+        }
+        await loop.shutdown()
+    }
+}

@@ -118,6 +118,18 @@ final class Published: @unchecked Sendable {
         #expect(settings.databasePath == "/tmp/x/registry.sqlite")
     }
 
+    @Test func instancesBehindTheBrokerConnectToItsConfiguredEndpoints() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let file = "\(dir)/duban.json"
+        try Data(#"{"ingest": {"rpc": "tcp://broker:7201"}, "broker": {"backend": "tcp://broker:7211"}}"#.utf8).write(to: URL(fileURLWithPath: file))
+        let options = try ServiceOptions.parse(["--config", file, "--behind-broker"])
+        let settings = try await options.settings(for: .ingest, environment: ["DUBAN_BROKER_EVENTS_IN": "tcp://broker:7999"])
+        #expect(settings.endpoints == Endpoints(rpc: ">tcp://broker:7211", events: ">tcp://broker:7999"))
+        #expect(settings.deployment[.ingest].rpc == "tcp://broker:7201", "clients still use the broker's front")
+        let plain = try await ServiceOptions.parse(["--config", file]).settings(for: .ingest, environment: [:])
+        #expect(plain.endpoints.rpc == "tcp://broker:7201")
+    }
+
     @Test func aMissingOrBrokenFileIsNamed() async throws {
         await #expect(throws: ConfigurationError.self) { try await DeploymentConfiguration.load(configFile: "/nonexistent/duban.json", environment: [:]) }
         let dir = try TestSupport.temporaryDirectory()

@@ -15,14 +15,14 @@ struct Main: AsyncParsableCommand {
         discussion: """
             Clients connect to --frontend (requests) and --events-out (events), as they would to one instance. \
             Instances connect their rpc to --backend and their events to --events-in, with endpoints prefixed by '>':
-              duban-ingest --instance ingest-1 --rpc '>tcp://broker:7211' --events '>tcp://broker:7212' --database-url postgres://…
+              duban-ingest --instance ingest-1 --behind-broker --database-url postgres://…   (or --rpc '>tcp://broker:7211' --events '>tcp://broker:7212')
             Requests go to instances in turn; a client's retry with the same key may reach another instance, which finds the key in the shared database.
             """)
 
     @Option(help: "Which service's client endpoints to take from the configuration.") var service: ServiceName = .ingest
     @Option(help: "Requests from clients (ROUTER); default: the service's rpc endpoint.") var frontend: String?
-    @Option(help: "Requests to instances (DEALER).") var backend: String = "tcp://127.0.0.1:7211"
-    @Option(help: "Events from instances (XSUB).") var eventsIn: String = "tcp://127.0.0.1:7212"
+    @Option(help: "Requests to instances (DEALER); default: the configuration's broker.backend.") var backend: String?
+    @Option(help: "Events from instances (XSUB); default: the configuration's broker.eventsIn.") var eventsIn: String?
     @Option(help: "Events to subscribers (XPUB); default: the service's events endpoint.") var eventsOut: String?
     @Option(help: "JSON configuration file (or DUBAN_CONFIG).") var config: String?
     @Option(help: "Log level.") var logLevel: String = "info"
@@ -38,9 +38,9 @@ struct Main: AsyncParsableCommand {
         let logger = Logger(label: "duban.broker")
         let context = ZMQContext()
         let requests = ZMQProxy(
-            context: context, name: "requests", frontend: (.router, frontend ?? deployment[service].rpc), backend: (.dealer, backend), logger: logger)
+            context: context, name: "requests", frontend: (.router, frontend ?? deployment[service].rpc), backend: (.dealer, backend ?? deployment.broker.backend), logger: logger)
         let events = ZMQProxy(
-            context: context, name: "events", frontend: (.xsub, eventsIn), backend: (.xpub, eventsOut ?? deployment[service].events), logger: logger)
+            context: context, name: "events", frontend: (.xsub, eventsIn ?? deployment.broker.eventsIn), backend: (.xpub, eventsOut ?? deployment[service].events), logger: logger)
         try requests.start()
         try events.start()
         let broker = BrokerService(proxies: [requests, events])
