@@ -124,6 +124,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "DubanTesting"], path: "Tests/MessagingTests", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "DeployTests",
+            dependencies: ["ServiceKit", "DubanTesting", .product(name: "Yams", package: "Yams")],
+            path: "Tests/DeployTests",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "SchemaTests", dependencies: ["Schema"], path: "Tests/SchemaTests", swiftSettings: swiftSettings),
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "DubanTesting"], path: "Tests/ServiceKitTests", swiftSettings: swiftSettings),
         .testTarget(

@@ -34,7 +34,7 @@ struct Status: AsyncParsableCommand {
                 let reply = try await client.call(SystemTypes.ping, Empty(), as: PingReply.self, timeout: options.replyTimeout, retries: 0)
                 overview.services[service.rawValue] = reply
                 let streams = reply.streams.sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value)" }.joined(separator: " ")
-                pingRows.append([service.rawValue, endpoint, "up", reply.instance, streams])
+                pingRows.append([service.rawValue, endpoint, deployment[service].events, "up", reply.instance, streams])
                 switch service {
                 case .registry:
                     overview.tasks = try? await perform(client, RegistryTypes.taskList, TaskListRequest(), as: ListReply<PlanTask>.self, options: options).items
@@ -47,14 +47,14 @@ struct Status: AsyncParsableCommand {
                 }
             } catch {
                 overview.down.append(service.rawValue)
-                pingRows.append([service.rawValue, endpoint, "DOWN", "", "\(error)"])
+                pingRows.append([service.rawValue, endpoint, deployment[service].events, "DOWN", "", "\(error)"])
             }
             await client.close()
         }
         if options.json {
             try printJSON(overview)
         } else {
-            print(TextTable.render(header: ["service", "rpc", "state", "instance", "streams (name@head)"], rows: pingRows))
+            print(TextTable.render(header: ["service", "rpc", "events", "state", "instance", "streams (name@head)"], rows: pingRows))
             print(render(overview))
         }
         if !overview.down.isEmpty { throw ExitCode(1) }

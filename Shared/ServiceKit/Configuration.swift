@@ -78,6 +78,37 @@ public struct DeploymentConfiguration: Sendable, Equatable {
 
     public subscript(service: ServiceName) -> Endpoints { endpoints[service] ?? service.defaultEndpoints }
 
+    /// Every key the configuration file may hold, dotted (`registry.rpc`). deploy/'s files are
+    /// checked against this list, so a misspelt key in a unit or manifest fails a test, not a deployment.
+    public static let knownKeys: [String] =
+        ServiceName.allCases.flatMap { ["\($0.rawValue).rpc", "\($0.rawValue).events"] }
+        + ["broker.backend", "broker.eventsIn", "dataDir", "maxPayloadBytes", "tickSeconds", "planFile", "stationsFile", "databaseURL", "logLevel"]
+        + ["thresholds.city_control_value", "thresholds.city_standard", "thresholds.national_quota"]
+
+    /// Variables read besides the keys: where the file is, the instance mode, the notification rules,
+    /// the log level, and the clock override for rehearsals and tests.
+    public static let otherEnvironmentVariables: [String] = [
+        "DUBAN_CONFIG", "DUBAN_BEHIND_BROKER", "DUBAN_NOTIFY_RULES_FILE", "DUBAN_NOW", "LOG_LEVEL",
+    ]
+
+    /// The environment variable that overrides a key: `DUBAN_` and the key's words in capitals joined
+    /// by `_` (`broker.eventsIn` → `DUBAN_BROKER_EVENTS_IN`), as swift-configuration reads them.
+    public static func environmentVariable(for key: String) -> String {
+        var words: [String] = ["DUBAN"]
+        for component in key.split(separator: ".") {
+            var word = ""
+            for character in component {
+                if character.isUppercase, !word.isEmpty, !(word.last?.isUppercase ?? false) {
+                    words.append(word.uppercased())
+                    word = ""
+                }
+                word.append(character)
+            }
+            words.append(word.uppercased())
+        }
+        return words.joined(separator: "_")
+    }
+
     /// Reads the configuration from the environment and the configuration file.
     /// - Parameters:
     ///   - configFile: a JSON file (`{"dataDir": …, "registry": {"rpc": …, "events": …}, …}`); when nil,

@@ -1,0 +1,253 @@
+import DubanTesting
+import Foundation
+import ServiceKit
+import Testing
+import Yams
+
+/// deploy/ cannot be run here (no container engine, no cluster), so this checks everything about it
+/// that can be checked without one: every file parses, every file and executable it names exists,
+/// every flag it passes is one the executable takes, every port matches the one configuration, and
+/// every configuration key or variable is one the services read.
+@Suite struct DeployTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let deploy = root.appendingPathComponent("deploy")
+
+    static func text(_ relative: String) throws -> String {
+        try String(contentsOf: root.appendingPathComponent(relative), encoding: .utf8)
+    }
+
+    static func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
+
+    /// The executables Package.swift builds.
+    static var products: Set<String> {
+        let manifest = (try? text("Package.swift")) ?? ""
+        let pattern = try! NSRegularExpression(pattern: #"\.executable\(name: "([^"]+)""#)
+        return Set(pattern.matches(in: manifest, range: NSRange(manifest.startIndex..., in: manifest)).compactMap {
+            Range($0.range(at: 1), in: manifest).map { String(manifest[$0]) }
+        })
+    }
+
+    /// The one configuration every deployment uses, and the ports it gives each host name.
+    static func configuration() async throws -> DeploymentConfiguration {
+        try await DeploymentConfiguration.load(configFile: deploy.appendingPathComponent("config/duban.json").path, environment: [:])
+    }
+
+    static func hostPorts(_ configuration: DeploymentConfiguration) -> [String: Set<Int>] {
+        var result: [String: Set<Int>] = [:]
+        let endpoints = ServiceName.allCases.flatMap { [configuration[$0].rpc, configuration[$0].events] } + [configuration.broker.backend, configuration.broker.eventsIn]
+        for endpoint in endpoints {
+            let parts = endpoint.replacingOccurrences(of: "tcp://", with: "").split(separator: ":")
+            result[String(parts[0]), default: []].insert(Int(parts[1])!)
+        }
+        return result
+    }
+
+    /// What `executable --help` prints: the flags it takes.
+    static func help(_ executable: String) throws -> String {
+        try PostgresCluster.run("\(TestSupport.binDirectory)/\(executable)", ["--help"])
+    }
+
+    /// Every `--flag` of a command line is one the executable documents.
+    static func checkFlags(_ command: [String], in file: String) throws {
+        guard let executable = command.first.map({ ($0 as NSString).lastPathComponent }) else { return }
+        #expect(products.contains(executable), "\(file): \(executable) is not an executable Package.swift builds")
+        let help = try help(executable)
+        for argument in command.dropFirst() where argument.hasPrefix("--") {
+            let flag = String(argument.split(separator: "=").first!)
+            #expect(help.contains(flag), "\(file): \(executable) has no option \(flag)")
+        }
+    }
+
+    /// Every DUBAN_ variable is a configuration key's override or one the services read otherwise.
+    static func checkVariable(_ name: String, in file: String) {
+        let known = Set(DeploymentConfiguration.knownKeys.map(DeploymentConfiguration.environmentVariable(for:)) + DeploymentConfiguration.otherEnvironmentVariables)
+        guard name.hasPrefix("DUBAN_") || name == "LOG_LEVEL" else { return }
+        #expect(known.contains(name), "\(file): \(name) is not a variable Duban reads")
+    }
+
+    static func envFile(_ path: String) throws -> [String: String] {
+        var result: [String: String] = [:]
+        for line in try String(contentsOfFile: path, encoding: .utf8).split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
+            let parts = line.split(separator: "=", maxSplits: 1)
+            if parts.count == 2 { result[String(parts[0])] = String(parts[1]) }
+        }
+        return result
+    }
+
+    @Test func everyYAMLFileParses() throws {
+        let files = FileManager.default.enumerator(atPath: Self.deploy.path)!.compactMap { $0 as? String }.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }
+        #expect(files.count >= 9)
+        for file in files {
+            let documents = try Array(Yams.load_all(yaml: String(contentsOf: Self.deploy.appendingPathComponent(file), encoding: .utf8)))
+            #expect(!documents.isEmpty && documents.allSatisfy { $0 is [String: Any] }, "\(file)")
+        }
+    }
+
+    @Test func theConfigurationUsesOnlyKnownKeysAndEveryVariableNameWorks() async throws {
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.deploy.appendingPathComponent("config/duban.json"))) as! [String: Any]
+        func keys(_ value: [String: Any], _ prefix: String) -> [String] {
+            value.flatMap { key, child in (child as? [String: Any]).map { keys($0, prefix + key + ".") } ?? [prefix + key] }
+        }
+        for key in keys(object, "") { #expect(DeploymentConfiguration.knownKeys.contains(key), "deploy/config/duban.json: unknown key \(key)") }
+        // The variable names given in the docs and files are the ones swift-configuration reads.
+        let environment = [
+            DeploymentConfiguration.environmentVariable(for: "broker.eventsIn"): "tcp://b:1",
+            DeploymentConfiguration.environmentVariable(for: "databaseURL"): "postgres://x@y/z",
+            DeploymentConfiguration.environmentVariable(for: "maxPayloadBytes"): "1024",
+            DeploymentConfiguration.environmentVariable(for: "thresholds.city_control_value"): "33",
+            DeploymentConfiguration.environmentVariable(for: "notify.events"): "tcp://n:2",
+        ]
+        #expect(environment.keys.sorted() == ["DUBAN_BROKER_EVENTS_IN", "DUBAN_DATABASE_URL", "DUBAN_MAX_PAYLOAD_BYTES", "DUBAN_NOTIFY_EVENTS", "DUBAN_THRESHOLDS_CITY_CONTROL_VALUE"])
+        let loaded = try await DeploymentConfiguration.load(environment: environment)
+        #expect(loaded.broker.eventsIn == "tcp://b:1" && loaded.databaseURL == "postgres://x@y/z" && loaded.maxPayloadBytes == 1024)
+        #expect(loaded.thresholds["city_control_value"] == 33 && loaded[.notify].events == "tcp://n:2")
+    }
+
+    @Test func systemdUnitsNameExistingFilesExecutablesAndFlags() throws {
+        let directory = Self.deploy.appendingPathComponent("systemd").path
+        let units = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".service") }
+        #expect(Set(units) == ["duban-registry.service", "duban-ingest@.service", "duban-cases.service", "duban-notify.service", "duban-broker.service"])
+        for unit in units {
+            let lines = try String(contentsOfFile: "\(directory)/\(unit)", encoding: .utf8).split(whereSeparator: \.isNewline).map(String.init)
+            for line in lines where line.hasPrefix("EnvironmentFile=") {
+                let name = (line.dropFirst("EnvironmentFile=".count).trimmingCharacters(in: .whitespaces) as NSString).lastPathComponent
+                #expect(Self.exists("\(directory)/\(name)"), "\(unit): \(name) is not in deploy/systemd")
+            }
+            let exec = try #require(lines.first { $0.hasPrefix("ExecStart=") }, "\(unit) has no ExecStart")
+            try Self.checkFlags(exec.dropFirst("ExecStart=".count).split(separator: " ").map(String.init), in: unit)
+        }
+        for file in try FileManager.default.contentsOfDirectory(atPath: directory) where file.hasSuffix(".env") {
+            for name in try Self.envFile("\(directory)/\(file)").keys { Self.checkVariable(name, in: "systemd/\(file)") }
+        }
+    }
+
+    @Test func theDockerfileCopiesWhatExistsAndBuildsEveryExecutable() async throws {
+        let dockerfile = try Self.text("deploy/docker/Dockerfile")
+        for line in dockerfile.split(whereSeparator: \.isNewline) where line.hasPrefix("COPY ") && !line.contains("--from") {
+            let parts = line.split(separator: " ")
+            for source in parts.dropFirst().dropLast() {
+                #expect(Self.exists(Self.root.appendingPathComponent(String(source)).path), "Dockerfile: COPY \(source) does not exist")
+            }
+        }
+        let built = Set(dockerfile.components(separatedBy: "--product ").dropFirst().map { String($0.prefix { !$0.isWhitespace }) })
+        #expect(built == Self.products, "the image builds \(built), the package has \(Self.products)")
+        let exposed = Set(dockerfile.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("EXPOSE") }.flatMap { $0.split(separator: " ").dropFirst().compactMap { Int($0) } })
+        let ports = Self.hostPorts(try await Self.configuration()).values.reduce(Set<Int>()) { $0.union($1) }
+        #expect(ports.isSubset(of: exposed), "ports \(ports.subtracting(exposed)) are not exposed")
+    }
+
+    @Test func composeRunsEveryServiceTwoIngestInstancesTheBrokerAndPostgres() async throws {
+        let compose = try #require(try Yams.load(yaml: Self.text("deploy/compose/compose.yaml")) as? [String: Any])
+        let services = try #require(compose["services"] as? [String: [String: Any]])
+        let configuration = try await Self.configuration()
+        // Every host name of the configuration is a compose service.
+        for host in Self.hostPorts(configuration).keys { #expect(services[host] != nil, "compose has no service \(host)") }
+        #expect(services["postgres"] != nil && URL(string: configuration.databaseURL ?? "")?.host == "postgres")
+        let ingest = services.filter { ($0.value["command"] as? [String])?.first == "duban-ingest" }
+        #expect(ingest.count == 2 && ingest.values.allSatisfy { ($0["command"] as? [String])?.contains("--behind-broker") == true })
+        let compiled = Set(services.compactMap { ($0.value["command"] as? [String])?.first }.filter { $0.hasPrefix("duban-") })
+        #expect(compiled == ["duban-registry", "duban-ingest", "duban-cases", "duban-notify", "duban-broker"])
+        let composeDirectory = Self.deploy.appendingPathComponent("compose")
+        for (name, service) in services {
+            if let command = service["command"] as? [String], command.first?.hasPrefix("duban") == true {
+                try Self.checkFlags(command, in: "compose \(name)")
+            }
+            if let entrypoint = service["entrypoint"] as? [String] { #expect(Self.products.contains(entrypoint[0])) }
+            // Published ports are the configuration's ports for that host.
+            let published = Set(((service["ports"] as? [String]) ?? []).compactMap { Int($0.split(separator: ":").last!) })
+            if !published.isEmpty {
+                let expected = Self.hostPorts(configuration)[name] ?? []
+                #expect(published.isSubset(of: expected), "compose \(name) publishes \(published), the configuration gives it \(expected)")
+            }
+            for volume in (service["volumes"] as? [String]) ?? [] where volume.hasPrefix(".") {
+                let path = composeDirectory.appendingPathComponent(String(volume.split(separator: ":")[0])).standardized.path
+                #expect(Self.exists(path), "compose \(name): \(path) does not exist")
+            }
+            for file in (service["env_file"] as? [String]) ?? [] {
+                #expect(Self.exists(composeDirectory.appendingPathComponent(file).path))
+                for variable in try Self.envFile(composeDirectory.appendingPathComponent(file).path).keys { Self.checkVariable(variable, in: file) }
+            }
+            for variable in ((service["environment"] as? [String: Any]) ?? [:]).keys { Self.checkVariable(variable, in: "compose \(name)") }
+            for dependency in ((service["depends_on"] as? [String: Any]) ?? [:]).keys { #expect(services[dependency] != nil) }
+        }
+        if let build = services["registry"]?["build"] as? [String: Any], let context = build["context"] as? String, let dockerfile = build["dockerfile"] as? String {
+            #expect(Self.exists(composeDirectory.appendingPathComponent(context).appendingPathComponent(dockerfile).standardized.path))
+        } else {
+            Issue.record("compose does not build the image")
+        }
+    }
+
+    @Test func kubernetesManifestsAreConsistentWithTheConfigurationAndThePlan() async throws {
+        let directory = Self.deploy.appendingPathComponent("k8s")
+        let kustomization = try #require(try Yams.load(yaml: Self.text("deploy/k8s/kustomization.yaml")) as? [String: Any])
+        let resources = try #require(kustomization["resources"] as? [String])
+        var objects: [[String: Any]] = []
+        for resource in resources {
+            let text = try String(contentsOf: directory.appendingPathComponent(resource), encoding: .utf8)
+            objects += try Yams.load_all(yaml: text).compactMap { $0 as? [String: Any] }
+        }
+        func named(_ kind: String) -> [String: [String: Any]] {
+            Dictionary(uniqueKeysWithValues: objects.filter { $0["kind"] as? String == kind }.map { (($0["metadata"] as! [String: Any])["name"] as! String, $0) })
+        }
+        let configMaps = named("ConfigMap"), secrets = named("Secret"), services = named("Service"), claims = named("PersistentVolumeClaim")
+        let workloads = named("Deployment").merging(named("StatefulSet")) { first, _ in first }
+        #expect(Set(named("Deployment").keys) == ["registry", "ingest", "cases", "notify", "broker"])
+        #expect(named("StatefulSet")["postgres"] != nil)
+
+        // The ConfigMap carries exactly the configuration file and the bundled plan.
+        let data = try #require(configMaps["duban-config"]?["data"] as? [String: String])
+        #expect(data["duban.json"] == (try Self.text("deploy/config/duban.json")), "run deploy/k8s/make-configmap.sh")
+        #expect(data["plan.yaml"] == (try Self.text("Services/TaskRegistry/Resources/chengzhong-2024-2026.yaml")), "run deploy/k8s/make-configmap.sh")
+        let environment = try #require(configMaps["duban-env"]?["data"] as? [String: String])
+        for name in environment.keys { Self.checkVariable(name, in: "k8s duban-env") }
+        #expect(environment["DUBAN_CONFIG"] == "/etc/duban/duban.json")
+
+        let configuration = try await Self.configuration()
+        let ports = Self.hostPorts(configuration)
+        for host in ports.keys { #expect(services[host] != nil, "no Service named \(host), as the configuration calls it") }
+        #expect(services["postgres"] != nil)
+
+        for (name, workload) in workloads {
+            let spec = (((workload["spec"] as! [String: Any])["template"] as! [String: Any])["spec"] as! [String: Any])
+            let templates = ((workload["spec"] as! [String: Any])["volumeClaimTemplates"] as? [[String: Any]]) ?? []
+            let volumes = Set(((spec["volumes"] as? [[String: Any]]) ?? []).map { $0["name"] as! String })
+                .union(templates.compactMap { ($0["metadata"] as? [String: Any])?["name"] as? String })
+            for volume in (spec["volumes"] as? [[String: Any]]) ?? [] {
+                if let map = (volume["configMap"] as? [String: Any])?["name"] as? String { #expect(configMaps[map] != nil, "\(name): no ConfigMap \(map)") }
+                if let claim = (volume["persistentVolumeClaim"] as? [String: Any])?["claimName"] as? String { #expect(claims[claim] != nil, "\(name): no claim \(claim)") }
+            }
+            for container in spec["containers"] as! [[String: Any]] {
+                if let command = container["command"] as? [String] { try Self.checkFlags(command, in: "k8s \(name)") }
+                for mount in (container["volumeMounts"] as? [[String: Any]]) ?? [] {
+                    #expect(volumes.contains(mount["name"] as! String), "\(name): mount of unknown volume \(mount["name"]!)")
+                    if let key = mount["subPath"] as? String, mount["name"] as? String == "config" { #expect(data[key] != nil, "\(name): ConfigMap has no \(key)") }
+                }
+                for source in (container["envFrom"] as? [[String: Any]]) ?? [] {
+                    if let map = (source["configMapRef"] as? [String: Any])?["name"] as? String { #expect(configMaps[map] != nil) }
+                }
+                for variable in (container["env"] as? [[String: Any]]) ?? [] {
+                    Self.checkVariable(variable["name"] as! String, in: "k8s \(name)")
+                    if let reference = ((variable["valueFrom"] as? [String: Any])?["secretKeyRef"]) as? [String: Any] {
+                        let secret = secrets[reference["name"] as! String]
+                        #expect((secret?["stringData"] as? [String: Any])?[reference["key"] as! String] != nil, "\(name): secret \(reference) missing")
+                    }
+                }
+                // A Service of the workload's name routes only to ports the container has, and the
+                // configuration's ports for that host are all there.
+                let containerPorts = (container["ports"] as? [[String: Any]]) ?? []
+                let portNames = Set(containerPorts.compactMap { $0["name"] as? String })
+                let portNumbers = Set(containerPorts.compactMap { $0["containerPort"] as? Int })
+                if let service = services[name], let servicePorts = (service["spec"] as? [String: Any])?["ports"] as? [[String: Any]] {
+                    for port in servicePorts {
+                        let target = port["targetPort"]
+                        #expect((target as? String).map(portNames.contains) ?? (target as? Int).map(portNumbers.contains) ?? false, "\(name): targetPort \(target ?? "?")")
+                    }
+                    let exposed = Set(servicePorts.compactMap { $0["port"] as? Int })
+                    #expect((ports[name] ?? []).isSubset(of: exposed), "Service \(name) lacks \((ports[name] ?? []).subtracting(exposed))")
+                }
+            }
+        }
+        let ingest = try #require(named("Deployment")["ingest"]?["spec"] as? [String: Any])
+        #expect((ingest["replicas"] as? Int ?? 0) >= 2)
+    }
+}
