@@ -76,25 +76,34 @@ public struct IngestService: DubanService {
 
         handlers.on(IngestTypes.stationList, Empty.self) { _, _ in ListReply(items: stationList.map(\.station)) }
 
-        handlers.on(IngestTypes.readingSubmit, ReadingSubmitRequest.self, mutating: true) { request, context in
-            guard request.readings.count <= IngestTypes.maxReadingsPerMessage else {
-                throw ErrorBody.invalidArgument(
-                    "at most \(IngestTypes.maxReadingsPerMessage) readings per message, not \(request.readings.count)", field: "body.readings")
-            }
-            let now = clock.now()
-            var good: [NormalizedReading] = []
-            var rejected: [RejectedItem] = []
-            good.reserveCapacity(request.readings.count)
-            for (index, reading) in request.readings.enumerated() {
-                switch rules.check(reading, index: index, now: now) {
-                case .success(let normalized): good.append(normalized)
-                case .failure(let item): rejected.append(item)
+        // Checking and normalising readings needs no storage: it runs ahead of the transaction of the
+        // batch before (see HandlerTable's prepare).
+        handlers.on(
+            IngestTypes.readingSubmit, ReadingSubmitRequest.self, mutating: true,
+            prepare: { request -> Result<CheckedBatch, ErrorBody> in
+                guard request.readings.count <= IngestTypes.maxReadingsPerMessage else {
+                    return .failure(
+                        ErrorBody.invalidArgument(
+                            "at most \(IngestTypes.maxReadingsPerMessage) readings per message, not \(request.readings.count)", field: "body.readings"))
                 }
+                let now = clock.now()
+                var batch = CheckedBatch(now: now)
+                batch.good.reserveCapacity(request.readings.count)
+                for (index, reading) in request.readings.enumerated() {
+                    switch rules.check(reading, index: index, now: now) {
+                    case .success(let normalized): batch.good.append(normalized)
+                    case .failure(let item): batch.rejected.append(item)
+                    }
+                }
+                return .success(batch)
             }
+        ) { checked, context in
+            let batch = try checked.get()
+            let now = batch.now
             let reply = try await store.submit(
-                good, rejected: rejected, context: context, dayWindow: Self.dayWindow,
+                batch.good, rejected: batch.rejected, context: context, dayWindow: Self.dayWindow,
                 evaluate: { changes, active in AlertRules.evaluate(changes, stations: stations, standards: standards, active: active, now: now) })
-            derived.markDirty(Set(good.map(\.station)))
+            derived.markDirty(Set(batch.good.map(\.station)))
             return reply
         }
 
@@ -160,6 +169,13 @@ public struct IngestService: DubanService {
                 parameter: "pm25", year: request.year, samples: samples.map { ($0.ts, $0.value) }, standards: standards,
                 today: Timestamp.districtDate(clock.now()))
         }
+    }
+
+    /// A batch of readings checked and normalised, ready for its transaction.
+    struct CheckedBatch: Sendable {
+        var now: Date
+        var good: [NormalizedReading] = []
+        var rejected: [RejectedItem] = []
     }
 
     /// The district day (local midnight to midnight, ms) around an instant.

@@ -66,6 +66,8 @@ struct BatchTally {
     /// Parameters stored per station: the series whose alerts must be judged.
     private(set) var series: [String: Set<String>] = [:]
 
+    private var current: (station: String, parameter: String, count: Int, from: Int64, to: Int64)?
+
     init(refused: [RejectedItem]) { self.refused = refused }
 
     /// A value equal to the stored one (to rounding) is a duplicate, not a change.
@@ -84,14 +86,29 @@ struct BatchTally {
 
     mutating func stored(_ reading: NormalizedReading) {
         accepted += 1
-        let span = spans[reading.station] ?? (0, reading.ts, reading.ts)
-        spans[reading.station] = (span.count + 1, min(span.from, reading.ts), max(span.to, reading.ts))
+        // Batches mostly hold one series after another: a run of the same series is counted in
+        // place, and only a new station or parameter costs dictionary lookups.
+        if let run = current, run.station == reading.station, run.parameter == reading.parameter {
+            current = (run.station, run.parameter, run.count + 1, min(run.from, reading.ts), max(run.to, reading.ts))
+            return
+        }
+        spans = mergedSpans
+        current = (reading.station, reading.parameter, 1, reading.ts, reading.ts)
         series[reading.station, default: []].insert(reading.parameter)
+    }
+
+    /// The stations' spans including the current run.
+    private var mergedSpans: [String: (count: Int, from: Int64, to: Int64)] {
+        guard let run = current else { return spans }
+        var merged = spans
+        let span = merged[run.station] ?? (0, run.from, run.to)
+        merged[run.station] = (span.count + run.count, min(span.from, run.from), max(span.to, run.to))
+        return merged
     }
 
     /// One `ingest.readings.accepted` per station that stored something.
     func emitAccepted(into events: inout EventBuffer) throws {
-        for (station, span) in spans.sorted(by: { $0.key < $1.key }) {
+        for (station, span) in mergedSpans.sorted(by: { $0.key < $1.key }) {
             try events.emit(IngestTypes.readingsAccepted, ReadingsAccepted(station: station, count: span.count, from: time(span.from), to: time(span.to)))
         }
     }
@@ -103,6 +120,19 @@ struct BatchTally {
 func time(_ ms: Int64) -> String { Timestamp.format(Date(timeIntervalSince1970: Double(ms) / 1000), fractional: false) }
 
 extension SeriesChange {
+    /// The hourly means of a series over a window, one row per district hour `(ts/1000 + offset)/3600`,
+    /// as AirEvaluation.dailyMeans groups them. Arguments: offset seconds, station, parameter, from, to (ms).
+    static let hourlyMeansSQL = """
+        SELECT (ts / 1000 + ?) / 3600 AS hour, AVG(value) FROM readings
+        WHERE station = ? AND parameter = ? AND ts >= ? AND ts < ? GROUP BY hour
+        """
+
+    /// One sample standing for an hour's mean, at the hour's start: the daily mean of these is the
+    /// daily mean of the readings themselves.
+    static func hourSample(hour: Int64, mean: Double) -> (ts: Int64, value: Double) {
+        (ts: (hour * 3600 - Int64(Timestamp.districtOffset)) * 1000, value: mean)
+    }
+
     /// The alert input for a series, from its two newest stored readings and the newest one's day;
     /// nil when this batch did not bring the newest reading (a backfill raises nothing new).
     static func from(

@@ -262,11 +262,16 @@ final class PostgresIngestStore: IngestStore {
                         ).decode((Int64, Double).self) { rows.append(row) }
                         guard let newest = rows.first else { continue }
                         let (dayStart, dayEnd) = dayWindow(newest.0)
+                        // The day's hourly means, computed by PostgreSQL: up to 24 rows instead of every reading of the day.
                         var daySamples: [(ts: Int64, value: Double)] = []
-                        for try await (ts, value) in try await connection.query(
-                            "SELECT ts, value FROM readings WHERE station = \(station) AND parameter = \(parameter) AND ts >= \(dayStart) AND ts < \(dayEnd)",
+                        let offset = Int64(Timestamp.districtOffset)
+                        for try await (hour, mean) in try await connection.query(
+                            """
+                            SELECT (ts / 1000 + \(offset)) / 3600 AS hour, AVG(value) FROM readings
+                            WHERE station = \(station) AND parameter = \(parameter) AND ts >= \(dayStart) AND ts < \(dayEnd) GROUP BY hour
+                            """,
                             logger: logger
-                        ).decode((Int64, Double).self) { daySamples.append((ts, value)) }
+                        ).decode((Int64, Double).self) { daySamples.append(SeriesChange.hourSample(hour: hour, mean: mean)) }
                         if let change = SeriesChange.from(station: station, parameter: parameter, newestTwo: rows, daySamples: daySamples, batch: readings) {
                             changes.append(change)
                         }

@@ -49,13 +49,15 @@ final class SQLiteIngestStore: IngestStore {
         let receivedAt = Int64(Date().timeIntervalSince1970 * 1000)
         return try await context.write { db, events in
             var tally = BatchTally(refused: rejected)
-            let insert = try db.cachedStatement(
-                sql: "INSERT INTO readings (station, parameter, ts, value, revision, received_at) VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING")
+            // The batch's receipt time is the same for every row: written into the statement, so each
+            // row binds only its own four values.
+            let insert = try db.makeStatement(
+                sql: "INSERT INTO readings (station, parameter, ts, value, revision, received_at) VALUES (?, ?, ?, ?, 0, \(receivedAt)) ON CONFLICT DO NOTHING")
             let existing = try db.cachedStatement(sql: "SELECT value FROM readings WHERE station = ? AND parameter = ? AND ts = ?")
             let revise = try db.cachedStatement(
                 sql: "UPDATE readings SET value = ?, revision = revision + 1, received_at = ? WHERE station = ? AND parameter = ? AND ts = ?")
             for reading in readings {
-                try insert.execute(arguments: [reading.station, reading.parameter, reading.ts, reading.value, receivedAt])
+                try insert.execute(arguments: [reading.station, reading.parameter, reading.ts, reading.value])
                 if db.changesCount == 0 {
                     let stored = try Double.fetchOne(existing, arguments: [reading.station, reading.parameter, reading.ts]) ?? .nan
                     if BatchTally.same(stored, reading.value) {
@@ -79,10 +81,10 @@ final class SQLiteIngestStore: IngestStore {
                     ).map { ($0["ts"] as Int64, $0["value"] as Double) }
                     guard let newest = rows.first else { continue }
                     let (dayStart, dayEnd) = dayWindow(newest.0)
+                    // The day's hourly means, computed by SQLite: up to 24 rows instead of every reading of the day.
                     let daySamples = try Row.fetchAll(
-                        db, sql: "SELECT ts, value FROM readings WHERE station = ? AND parameter = ? AND ts >= ? AND ts < ?",
-                        arguments: [station, parameter, dayStart, dayEnd]
-                    ).map { (ts: $0["ts"] as Int64, value: $0["value"] as Double) }
+                        db, sql: SeriesChange.hourlyMeansSQL, arguments: [Int64(Timestamp.districtOffset), station, parameter, dayStart, dayEnd]
+                    ).map { SeriesChange.hourSample(hour: $0[0], mean: $0[1]) }
                     if let change = SeriesChange.from(station: station, parameter: parameter, newestTwo: rows, daySamples: daySamples, batch: readings) {
                         changes.append(change)
                     }

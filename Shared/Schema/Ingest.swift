@@ -208,6 +208,53 @@ public struct ReadingSubmitRequest: Codable, Sendable, Equatable {
     public init(readings: [SubmittedReading]) { self.readings = readings }
 }
 
+extension ReadingSubmitRequest: FastDecodable, Fingerprintable {
+    /// The well-formed case only, read exactly as `init(from:)` reads it; anything else (a reading
+    /// that is not an object, a field of the wrong type, a value sent as text) returns nil, and the
+    /// JSONDecoder path answers it reading by reading.
+    public static func fastDecode(_ json: FastJSON) -> ReadingSubmitRequest? {
+        guard case .object = json, let elements = json["readings"]?.array else { return nil }
+        var readings: [SubmittedReading] = []
+        readings.reserveCapacity(elements.count)
+        for element in elements {
+            guard case .object(let members) = element else { return nil }
+            var station: String?, parameter: String?, ts: String?, value: Double?, unit: String?, flag: String?
+            // A repeated key counts once, the first time, as JSONDecoder reads it.
+            var seen: UInt8 = 0
+            func first(_ bit: UInt8) -> Bool {
+                defer { seen |= bit }
+                return seen & bit == 0
+            }
+            for (key, member) in members {
+                switch key {
+                case "station" where first(1): station = member.string
+                case "parameter" where first(2): parameter = member.string
+                case "ts" where first(4): ts = member.string
+                case "value" where first(8): value = member.number
+                // Like `try? decodeIfPresent(String.self, …)`: a non-string unit or flag reads as absent.
+                case "unit" where first(16): unit = member.string
+                case "flag" where first(32): flag = member.string
+                default: continue
+                }
+            }
+            guard let station, let parameter, let ts, let value else { return nil }
+            readings.append(SubmittedReading(station: station, parameter: parameter, ts: ts, value: value, unit: unit, flag: flag))
+        }
+        return ReadingSubmitRequest(readings: readings)
+    }
+
+    public func fingerprint(into bytes: inout [UInt8]) {
+        bytes.reserveCapacity(bytes.count + readings.count * 48)
+        for reading in readings {
+            for text in [reading.station, reading.parameter, reading.ts, reading.unit ?? "\u{1}", reading.flag ?? "\u{1}"] {
+                bytes.append(contentsOf: text.utf8)
+                bytes.append(0)
+            }
+            withUnsafeBytes(of: reading.value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+        }
+    }
+}
+
 public struct ReadingSubmitReply: Codable, Sendable, Equatable {
     public var accepted: Int
     public var duplicates: Int

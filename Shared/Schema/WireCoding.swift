@@ -70,15 +70,21 @@ public enum WireCoding {
 /// Decodes request bodies by type name: one parse of the frame, whatever the type.
 public struct RequestTypeTable: Sendable {
     public private(set) var bodyTypes: [String: any (Decodable & Sendable).Type] = [:]
+    /// Types read through `FastJSON` first, with the quoted type name to spot them by.
+    private var fastTypes: [String: (needle: [UInt8], decode: @Sendable (FastJSON) -> (any Sendable)?)] = [:]
 
     public init() {}
 
     public mutating func register(_ type: String, body: any (Decodable & Sendable).Type) {
         bodyTypes[type] = body
+        if let fast = body as? any FastDecodable.Type {
+            fastTypes[type] = (Array("\"\(type)\"".utf8), { fast.fastDecode($0) })
+        }
     }
 
     /// Decodes a request frame, or throws a `RequestDecodingFailure` that says how to answer it.
     public func decode(_ frame: Data) throws(RequestDecodingFailure) -> DecodedRequest {
+        if !fastTypes.isEmpty, let decoded = decodeFast(frame) { return decoded }
         let decoder = JSONDecoder()
         decoder.userInfo[RequestTypeTable.userInfoKey] = self
         do {
@@ -91,6 +97,43 @@ public struct RequestTypeTable: Sendable {
     }
 
     static let userInfoKey = CodingUserInfoKey(rawValue: "duban.requestTypes")!
+
+    /// Whether `needle` occurs in `haystack` (Foundation's Data search was a visible cost here).
+    static func contains(_ haystack: Data, _ needle: [UInt8]) -> Bool {
+        guard let first = needle.first, haystack.count >= needle.count else { return false }
+        return haystack.withUnsafeBytes { hay in
+            let last = hay.count - needle.count
+            var index = 0
+            while index <= last {
+                if hay[index] == first {
+                    var matched = 1
+                    while matched < needle.count, hay[index + matched] == needle[matched] { matched += 1 }
+                    if matched == needle.count { return true }
+                }
+                index += 1
+            }
+            return false
+        }
+    }
+
+    /// The fast path for a well-formed request of a `FastDecodable` type; nil for anything else,
+    /// which then takes the JSONDecoder path and gets its precise answer there.
+    func decodeFast(_ frame: Data) -> DecodedRequest? {
+        // Parse only frames that mention a fast type's name: other requests are not parsed twice.
+        guard let (type, entry) = fastTypes.first(where: { Self.contains(frame, $0.value.needle) }) else { return nil }
+        guard let json = FastJSON.parse(frame), case .object = json,
+            json["v"]?.integer == Int64(protocolVersion), json["type"]?.string == type,
+            let id = json["id"]?.string, !id.isEmpty
+        else { return nil }
+        var key: String?
+        if let value = json["key"], !value.isNull {
+            guard let text = value.string, !text.isEmpty else { return nil }
+            key = text
+        }
+        guard let bodyJSON = json["body"], !bodyJSON.isNull, let body = entry.decode(bodyJSON) else { return nil }
+        // As `try? decodeIfPresent(String.self, …)` reads them: a non-string ts or from is absent.
+        return DecodedRequest(id: id, type: type, ts: json["ts"]?.string, from: json["from"]?.string, key: key, body: body)
+    }
 }
 
 /// Why a frame could not be decoded, with what is needed to reply to it.

@@ -69,6 +69,9 @@ public struct HandlerTable: Sendable {
     public private(set) var mutating: Set<String> = []
     /// Fingerprints a body (type plus canonical JSON) for idempotency.
     var fingerprinters: [String: @Sendable (any Sendable) throws -> String] = [:]
+    /// Work on a decoded body that needs no storage (validation, normalisation), done by the server's
+    /// reading stage ahead of the handler's turn; the handler receives what it returns.
+    var preparers: [String: @Sendable (any Sendable) -> any Sendable] = [:]
 
     public init() {}
 
@@ -86,12 +89,45 @@ public struct HandlerTable: Sendable {
             mutating.insert(type)
             fingerprinters[type] = { body in
                 guard let body = body as? Body else { return "" }
-                var bytes = Data(type.utf8)
+                var bytes = Array(type.utf8)
                 bytes.append(0)
-                bytes.append(try WireCoding.canonical(body))
-                return SHA256.hex(bytes)
+                if let compact = body as? any Fingerprintable {
+                    bytes.append(1)
+                    compact.fingerprint(into: &bytes)
+                } else {
+                    bytes.append(contentsOf: try WireCoding.canonical(body))
+                }
+                return Fingerprint.hex(Data(bytes))
             }
         }
+    }
+
+    /// Registers a handler whose body is first turned into `Prepared` by `prepare`, which runs ahead,
+    /// in parallel with the handler of the request before (it must not touch storage). The
+    /// idempotency fingerprint is still taken from the body as received.
+    public mutating func on<Body: Codable & Sendable, Prepared: Sendable, Reply: Encodable & Sendable>(
+        _ type: String, _ body: Body.Type, mutating isMutating: Bool = false, prepare: @escaping @Sendable (Body) -> Prepared,
+        _ handler: @escaping @Sendable (Prepared, RequestContext) async throws -> Reply
+    ) {
+        on(type, Body.self, mutating: isMutating) { (_: Body, _: RequestContext) -> Reply in
+            throw ErrorBody.internal("\(type) was not prepared")
+        }
+        preparers[type] = { body in
+            guard let body = body as? Body else { return body }
+            return prepare(body)
+        }
+        handlers[type] = { prepared, context in
+            guard let prepared = prepared as? Prepared else { throw ErrorBody.internal("\(type) was not prepared") }
+            return try WireCoding.encode(try await handler(prepared, context))
+        }
+    }
+
+    /// The body as its handler takes it: prepared, for types registered with `prepare`.
+    func prepared(_ request: DecodedRequest) -> DecodedRequest {
+        guard let prepare = preparers[request.type] else { return request }
+        var prepared = request
+        prepared.body = prepare(request.body)
+        return prepared
     }
 
     /// Registers a handler that returns its reply body already encoded (for bodies spliced from storage).

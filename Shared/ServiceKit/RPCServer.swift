@@ -124,25 +124,45 @@ public final class RPCServer: Service, Sendable {
                 try? await Task.sleep(for: .seconds(3600))
             }
         }
+        // Two stages: reading a request (framing, JSON, fingerprint) runs ahead on one core while the
+        // previous request's handler and transaction run on the other. Handlers still run one at a
+        // time in arrival order, so the idempotency check and the change it guards stay one step.
+        let (prepared, preparedContinuation) = AsyncStream.makeStream(of: Prepared.self)
+        let reader = Task { [requests] in
+            for await frames in requests { preparedContinuation.yield(prepare(frames)) }
+            preparedContinuation.finish()
+        }
         await withGracefulShutdownHandler {
-            for await frames in requests {
-                let reply = await respond(to: frames)
+            for await request in prepared {
+                let reply = await execute(request)
                 if let reply { loop.send(router, reply) }
             }
         } onGracefulShutdown: { [requestsContinuation] in
             requestsContinuation.finish()
         }
+        // Cancelled rather than shut down gracefully, the loop above ends on its own: end the reader too.
+        requestsContinuation.finish()
+        await reader.value
         purge.cancel()
         logger.info("stopping", metadata: ["service.instance": "\(identity.instance)"])
         await loop.shutdown()
     }
 
-    /// Answers one ROUTER message: the reply's frames (routing envelope plus payload), or nil when
-    /// there is no one to answer.
-    func respond(to frames: [Data]) async -> [Data]? {
+    /// A request read and checked, waiting for its turn.
+    enum Prepared: Sendable {
+        /// Nobody to answer.
+        case drop
+        /// Answered without running a handler (malformed, too large, unknown type).
+        case answered(routing: [Data], reply: Data)
+        case request(routing: [Data], DecodedRequest, fingerprint: Result<String?, any Error>)
+    }
+
+    /// Reads a ROUTER message: framing, size, JSON, type, and the body's fingerprint. Pure work on
+    /// the bytes, so it may run ahead of the handler of the request before.
+    func prepare(_ frames: [Data]) -> Prepared {
         // REQ framing is [identity…][empty][payload]; a DEALER that skips the delimiter sends
         // [identity][payload] and gets its reply framed the same way.
-        guard frames.count >= 2 else { return nil }
+        guard frames.count >= 2 else { return .drop }
         let routing: [Data]
         let body: ArraySlice<Data>
         if let delimiter = frames.firstIndex(where: { $0.isEmpty }), delimiter >= 1 {
@@ -154,25 +174,47 @@ public final class RPCServer: Service, Sendable {
         }
         guard body.count == 1, let payload = body.first else {
             let error = ErrorBody(code: .badFrame, message: "expected exactly one payload frame after the routing envelope, got \(body.count)")
-            return routing + [EnvelopeWriter.errorReply(type: "", re: nil, error: error)]
+            return .answered(routing: routing, reply: EnvelopeWriter.errorReply(type: "", re: nil, error: error))
         }
-        return routing + [await answer(payload)]
-    }
-
-    /// The reply payload for one request payload.
-    func answer(_ payload: Data) async -> Data {
         guard payload.count <= maxPayloadBytes else {
             logger.notice("payload too large", metadata: ["msg.bytes": "\(payload.count)"])
-            return EnvelopeWriter.errorReply(
-                type: "", re: nil, error: ErrorBody(code: .tooLarge, message: "payload of \(payload.count) bytes is over the limit of \(maxPayloadBytes)"))
+            return .answered(
+                routing: routing,
+                reply: EnvelopeWriter.errorReply(
+                    type: "", re: nil, error: ErrorBody(code: .tooLarge, message: "payload of \(payload.count) bytes is over the limit of \(maxPayloadBytes)")))
         }
         let request: DecodedRequest
         do {
             request = try handlers.types.decode(payload)
         } catch {
             logger.debug("rejected request", metadata: ["msg.id": "\(error.re ?? "-")", "error": "\(error.error)"])
-            return EnvelopeWriter.errorReply(type: error.type ?? "", re: error.re, error: error.error)
+            return .answered(routing: routing, reply: EnvelopeWriter.errorReply(type: error.type ?? "", re: error.re, error: error.error))
         }
+        guard handlers.handlers[request.type] != nil else {
+            return .answered(
+                routing: routing,
+                reply: EnvelopeWriter.errorReply(
+                    type: request.type, re: request.id, error: ErrorBody(code: .unknownType, message: "no request type \(request.type)", field: "type")))
+        }
+        let fingerprint: Result<String?, any Error>
+        if handlers.mutating.contains(request.type), request.key != nil {
+            fingerprint = Result { try handlers.fingerprinters[request.type]?(request.body) }
+        } else {
+            fingerprint = .success(nil)
+        }
+        return .request(routing: routing, handlers.prepared(request), fingerprint: fingerprint)
+    }
+
+    /// Runs a prepared request's handler (one at a time, in arrival order) and frames the reply.
+    func execute(_ prepared: Prepared) async -> [Data]? {
+        switch prepared {
+        case .drop: return nil
+        case .answered(let routing, let reply): return routing + [reply]
+        case .request(let routing, let request, let fingerprint): return routing + [await handle(request, fingerprint: fingerprint)]
+        }
+    }
+
+    private func handle(_ request: DecodedRequest, fingerprint precomputed: Result<String?, any Error>) async -> Data {
         guard let handler = handlers.handlers[request.type] else {
             return EnvelopeWriter.errorReply(type: request.type, re: request.id, error: ErrorBody(code: .unknownType, message: "no request type \(request.type)", field: "type"))
         }
@@ -185,7 +227,7 @@ public final class RPCServer: Service, Sendable {
         let key = handlers.mutating.contains(request.type) ? request.key : nil
         if let key {
             do {
-                fingerprint = try handlers.fingerprinters[request.type]?(request.body)
+                fingerprint = try precomputed.get()
                 if let stored = try await store.storedReply(forKey: key) {
                     guard stored.fingerprint == fingerprint else {
                         return EnvelopeWriter.errorReply(

@@ -32,8 +32,8 @@ struct Serve: AsyncParsableCommand {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await server.serve() }
             if let address = try await server.listeningAddress?.ipv4 {
-                print("port \(address.port)")
-                fflush(stdout)
+                // Unbuffered: the benchmark reads this line from a pipe while the server runs.
+                FileHandle.standardOutput.write(Data("port \(address.port)\n".utf8))
             }
         }
     }

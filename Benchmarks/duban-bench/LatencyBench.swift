@@ -1,0 +1,138 @@
+import DubanTesting
+import Foundation
+import Histogram
+import Messaging
+import Schema
+import ServiceKit
+
+/// Request latency and pipelined throughput of the real registry process, next to raw ZeroMQ
+/// REQ/REP with the same message sizes and to gRPC-swift 2 answering the same `task.get`.
+struct LatencyBench {
+    let runs: Int
+    let calls: Int
+    let window: Int
+    let grpcBinary: String?
+
+    struct Sizes {
+        var pingRequest = 0, pingReply = 0, taskRequest = 0, taskReply = 0
+    }
+
+    func run(into rows: inout [ReportRow]) async throws {
+        let dir = try TestSupport.temporaryDirectory("bench-latency")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let registry = try await ServiceProcess.start(
+            "duban-registry", arguments: ["--data-dir", dir], endpoints: TestSupport.freeEndpoints(), environment: ["LOG_LEVEL": "warning"])
+        defer { registry.kill() }
+        let client = try await RPCClient.connect(to: registry.endpoints.rpc, from: "bench")
+        defer { Task { await client.close() } }
+
+        // The sizes on the wire, for the raw references.
+        var sizes = Sizes()
+        let ping = try WireCoding.encode(RequestEnvelope(type: SystemTypes.ping, from: "bench", key: nil, body: Empty()))
+        let taskGet = try WireCoding.encode(RequestEnvelope(type: RegistryTypes.taskGet, from: "bench", key: nil, body: TaskGetRequest(id: "7.3")))
+        sizes.pingRequest = ping.count
+        sizes.taskRequest = taskGet.count
+        sizes.pingReply = try await client.callRaw(SystemTypes.ping, Empty()).count
+        sizes.taskReply = try await client.callRaw(RegistryTypes.taskGet, TaskGetRequest(id: "7.3")).count
+        log("message sizes: sys.ping \(sizes.pingRequest)/\(sizes.pingReply) B, task.get \(sizes.taskRequest)/\(sizes.taskReply) B")
+
+        var rawPing: [Latency] = [], rawTask: [Latency] = [], rawPipelined: [Double] = []
+        var dubanPing: [Latency] = [], dubanTask: [Latency] = [], dubanPipelined: [Double] = []
+        var grpc: [Latency] = [], grpcPipelined: [Double] = []
+        for run in 1...runs {
+            rawPing.append(Latency(RawZMQ.requestReply(requestSize: sizes.pingRequest, replySize: sizes.pingReply, calls: calls)))
+            rawTask.append(Latency(RawZMQ.requestReply(requestSize: sizes.taskRequest, replySize: sizes.taskReply, calls: calls)))
+            rawPipelined.append(RawZMQ.pipelined(requestSize: sizes.taskRequest, replySize: sizes.taskReply, calls: calls * 5, window: window))
+            dubanPing.append(try await latency(client, calls: calls) { try await $0.call(SystemTypes.ping, Empty(), as: PingReply.self) })
+            dubanTask.append(try await latency(client, calls: calls) { try await $0.call(RegistryTypes.taskGet, TaskGetRequest(id: "7.3"), as: PlanTask.self) })
+            dubanPipelined.append(try await pipelined(client, calls: calls * 2))
+            if let grpcBinary {
+                let figures = try await GRPCReference.measure(binary: grpcBinary, replyBody: try await client.call(RegistryTypes.taskGet, TaskGetRequest(id: "7.3"), as: JSONValue.self), calls: calls, window: window)
+                grpc.append(figures.latency)
+                grpcPipelined.append(figures.perSecond)
+            }
+            log("latency run \(run): raw REQ/REP p50 \(rawPing.last!.p50) µs, sys.ping p50 \(dubanPing.last!.p50) µs, task.get p50 \(dubanTask.last!.p50) µs"
+                + (grpc.last.map { ", gRPC p50 \($0.p50) µs" } ?? ""))
+        }
+
+        func add(_ name: String, _ duban: [Double], _ reference: [Double]?, _ referenceName: String?, unit: String, target: Double?, higherIsBetter: Bool = false, targetText: String? = nil) {
+            let d = Measured(duban, unit: unit)
+            let r = reference.map { Measured($0, unit: unit) }
+            let ratio = r.map { d.median / $0.median }
+            let met = target.flatMap { t in ratio.map { higherIsBetter ? $0 >= t : $0 <= t } }
+            rows.append(ReportRow(section: "requests", name: name, duban: d, reference: r, referenceName: referenceName, ratio: ratio, target: targetText, met: met))
+        }
+        add("sys.ping p50", dubanPing.map(\.p50), rawPing.map(\.p50), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: 1.5, targetText: "≤ 1.5×")
+        add("sys.ping p99", dubanPing.map(\.p99), rawPing.map(\.p99), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: 2, targetText: "≤ 2×")
+        add("sys.ping p99.9", dubanPing.map(\.p999), rawPing.map(\.p999), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: nil)
+        add("task.get p50", dubanTask.map(\.p50), rawTask.map(\.p50), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: nil)
+        add("task.get p99", dubanTask.map(\.p99), rawTask.map(\.p99), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: nil)
+        add("task.get p99.9", dubanTask.map(\.p999), rawTask.map(\.p999), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: nil)
+        add("task.get pipelined (\(window) in flight)", dubanPipelined, rawPipelined, "raw ZeroMQ DEALER/ROUTER, same sizes", unit: "req/s", target: nil)
+        if !grpc.isEmpty {
+            add("task.get p50", dubanTask.map(\.p50), grpc.map(\.p50), "gRPC-swift 2 unary, same reply", unit: "µs", target: 0.25, targetText: "≤ 0.25×")
+            add("task.get p99", dubanTask.map(\.p99), grpc.map(\.p99), "gRPC-swift 2 unary, same reply", unit: "µs", target: nil)
+            add("task.get pipelined (\(window) in flight)", dubanPipelined, grpcPipelined, "gRPC-swift 2, same concurrency", unit: "req/s", target: 10, higherIsBetter: true, targetText: "≥ 10×")
+        }
+    }
+
+    /// Calls one at a time and records each round trip.
+    func latency(_ client: RPCClient, calls: Int, _ call: (RPCClient) async throws -> some Sendable) async throws -> Latency {
+        for _ in 0..<min(2_000, calls / 5) { _ = try await call(client) }
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+        for _ in 0..<calls {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try await call(client)
+            histogram.record(DispatchTime.now().uptimeNanoseconds - start)
+        }
+        return Latency(histogram)
+    }
+
+    /// `window` calls in flight on one client; calls answered per second.
+    func pipelined(_ client: RPCClient, calls: Int) async throws -> Double {
+        let perWorker = calls / window
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<window {
+                group.addTask {
+                    for _ in 0..<perWorker { _ = try await client.call(RegistryTypes.taskGet, TaskGetRequest(id: "7.3"), as: PlanTask.self, timeout: .seconds(30)) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return Double(perWorker * window) / seconds(ContinuousClock.now - start)
+    }
+}
+
+/// Runs Benchmarks/grpc-reference (its own package, built by run.sh) as a server and a client.
+enum GRPCReference {
+    struct Figures {
+        var latency: Latency
+        var perSecond: Double
+    }
+
+    static func measure(binary: String, replyBody: JSONValue, calls: Int, window: Int) async throws -> Figures {
+        let dir = try TestSupport.temporaryDirectory("bench-grpc")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let replyFile = "\(dir)/task.json"
+        try WireCoding.encode(replyBody).write(to: URL(fileURLWithPath: replyFile))
+        let port = freePort()
+        let server = try await ServiceProcess.start(
+            binary, arguments: ["serve", "--port", "\(port)", "--reply-file", replyFile], endpoints: Endpoints(rpc: "", events: ""), waitForPing: false,
+            passEndpoints: false)
+        defer { server.kill() }
+        guard await TestSupport.eventually(timeout: .seconds(10), { server.log.contains("port ") }) else {
+            throw TestFailure("grpc-reference did not start: \(server.log)")
+        }
+        let output = try PostgresCluster.run(
+            binary, ["client", "--port", "\(port)", "--calls", "\(calls)", "--pipelined-calls", "\(calls)", "--concurrency", "\(window)"])
+        guard let line = output.split(whereSeparator: \.isNewline).last(where: { $0.hasPrefix("{") }),
+            let figures = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double]
+        else { throw TestFailure("grpc-reference client printed: \(output)") }
+        return Figures(latency: Latency(p50: figures["p50_us"] ?? .nan, p99: figures["p99_us"] ?? .nan, p999: figures["p999_us"] ?? .nan), perSecond: figures["calls_per_s"] ?? .nan)
+    }
+}
+
+func log(_ message: String) {
+    FileHandle.standardError.write(Data("  \(message)\n".utf8))
+}

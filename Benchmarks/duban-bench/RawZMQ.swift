@@ -1,0 +1,287 @@
+import CZeroMQ
+import Foundation
+import Histogram
+
+/// The physical limit: libzmq's C API on plain threads, no Swift concurrency, no JSON, the same
+/// message sizes as Duban's requests and replies.
+enum RawZMQ {
+    /// A context and sockets used from one thread each, as libzmq requires.
+    final class Socket: @unchecked Sendable {
+        let handle: UnsafeMutableRawPointer
+        init(_ context: UnsafeMutableRawPointer, _ type: Int32) {
+            handle = zmq_socket(context, type)
+            var zero: Int32 = 0
+            zmq_setsockopt(handle, ZMQ_LINGER, &zero, MemoryLayout<Int32>.size)
+        }
+        func set(_ option: Int32, _ value: Int32) {
+            var value = value
+            zmq_setsockopt(handle, option, &value, MemoryLayout<Int32>.size)
+        }
+        func set(_ option: Int32, _ value: String) {
+            _ = value.withCString { zmq_setsockopt(handle, option, $0, strlen($0)) }
+        }
+        func bind(_ endpoint: String) { precondition(zmq_bind(handle, endpoint) == 0, "bind \(endpoint): \(String(cString: zmq_strerror(duban_errno())))") }
+        func connect(_ endpoint: String) { precondition(zmq_connect(handle, endpoint) == 0) }
+        func send(_ bytes: UnsafeRawBufferPointer, more: Bool = false) { _ = zmq_send(handle, bytes.baseAddress, bytes.count, more ? ZMQ_SNDMORE : 0) }
+        func send(_ data: [UInt8], more: Bool = false) { data.withUnsafeBytes { send($0, more: more) } }
+        /// Receives one frame into `buffer`; returns its size (-1 on timeout/error).
+        @discardableResult
+        func receive(_ buffer: inout [UInt8]) -> Int {
+            buffer.withUnsafeMutableBytes { Int(zmq_recv(handle, $0.baseAddress, $0.count, 0)) }
+        }
+        var more: Bool {
+            var value: Int32 = 0
+            var size = MemoryLayout<Int32>.size
+            zmq_getsockopt(handle, ZMQ_RCVMORE, &value, &size)
+            return value != 0
+        }
+        func close() { zmq_close(handle) }
+    }
+
+    static func thread(_ body: @escaping @Sendable () -> Void) -> Thread {
+        let thread = Thread(block: body)
+        thread.start()
+        return thread
+    }
+
+    static func endpoint() -> String { "tcp://127.0.0.1:\(freePort())" }
+
+    /// REQ→REP: one request at a time; the latency of each round trip.
+    static func requestReply(requestSize: Int, replySize: Int, calls: Int, curve: Bool = false) -> Histogram<UInt64> {
+        nonisolated(unsafe) let context = zmq_ctx_new()!
+        defer { zmq_ctx_term(context) }
+        let endpoint = endpoint()
+        let keys = curve ? (server: curveKeyPair(), client: curveKeyPair()) : nil
+        let zap = curve ? startZAPHandler(context) : nil
+        let ready = DispatchSemaphore(value: 0)
+        let server = thread {
+            let socket = Socket(context, ZMQ_REP)
+            if let keys {
+                socket.set(ZMQ_CURVE_SERVER, 1)
+                socket.set(ZMQ_CURVE_SECRETKEY, keys.server.secret)
+            }
+            socket.bind(endpoint)
+            ready.signal()
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            let reply = [UInt8](repeating: 120, count: replySize)
+            for _ in 0..<calls {
+                socket.receive(&buffer)
+                socket.send(reply)
+            }
+            socket.close()
+        }
+        _ = server
+        ready.wait()
+        let socket = Socket(context, ZMQ_REQ)
+        if let keys {
+            socket.set(ZMQ_CURVE_SERVERKEY, keys.server.public)
+            socket.set(ZMQ_CURVE_PUBLICKEY, keys.client.public)
+            socket.set(ZMQ_CURVE_SECRETKEY, keys.client.secret)
+        }
+        socket.connect(endpoint)
+        let request = [UInt8](repeating: 120, count: requestSize)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+        for _ in 0..<calls {
+            let start = DispatchTime.now().uptimeNanoseconds
+            socket.send(request)
+            socket.receive(&buffer)
+            histogram.record(DispatchTime.now().uptimeNanoseconds - start)
+        }
+        socket.close()
+        zap?.stop()
+        return histogram
+    }
+
+    /// DEALER→ROUTER with `window` requests in flight: requests answered per second.
+    static func pipelined(requestSize: Int, replySize: Int, calls: Int, window: Int) -> Double {
+        nonisolated(unsafe) let context = zmq_ctx_new()!
+        defer { zmq_ctx_term(context) }
+        let endpoint = endpoint()
+        let ready = DispatchSemaphore(value: 0)
+        _ = thread {
+            let socket = Socket(context, ZMQ_ROUTER)
+            socket.set(ZMQ_SNDHWM, 0)
+            socket.set(ZMQ_RCVHWM, 0)
+            socket.bind(endpoint)
+            ready.signal()
+            var identity = [UInt8](repeating: 0, count: 256)
+            var empty = [UInt8](repeating: 0, count: 16)
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            let reply = [UInt8](repeating: 120, count: replySize)
+            for _ in 0..<calls {
+                let idSize = socket.receive(&identity)
+                socket.receive(&empty)
+                socket.receive(&buffer)
+                socket.send(Array(identity[0..<idSize]), more: true)
+                socket.send([], more: true)
+                socket.send(reply)
+            }
+            socket.close()
+        }
+        ready.wait()
+        let socket = Socket(context, ZMQ_DEALER)
+        socket.set(ZMQ_SNDHWM, 0)
+        socket.set(ZMQ_RCVHWM, 0)
+        socket.connect(endpoint)
+        let request = [UInt8](repeating: 120, count: requestSize)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        let start = DispatchTime.now().uptimeNanoseconds
+        var sent = 0
+        var received = 0
+        while sent < min(window, calls) {
+            socket.send([], more: true)
+            socket.send(request)
+            sent += 1
+        }
+        while received < calls {
+            socket.receive(&buffer)
+            socket.receive(&buffer)
+            received += 1
+            if sent < calls {
+                socket.send([], more: true)
+                socket.send(request)
+                sent += 1
+            }
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        socket.close()
+        return Double(calls) / seconds
+    }
+
+    /// PUSH→PULL: messages per second of `size` bytes, sent as fast as the socket takes them.
+    static func pushPull(size: Int, count: Int) -> Double {
+        nonisolated(unsafe) let context = zmq_ctx_new()!
+        defer { zmq_ctx_term(context) }
+        let endpoint = endpoint()
+        let done = DispatchSemaphore(value: 0)
+        let ready = DispatchSemaphore(value: 0)
+        let elapsed = Locked<Double>(0)
+        _ = thread {
+            let socket = Socket(context, ZMQ_PULL)
+            socket.bind(endpoint)
+            ready.signal()
+            var buffer = [UInt8](repeating: 0, count: max(size, 1) + 1024)
+            socket.receive(&buffer)
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 1..<count { socket.receive(&buffer) }
+            elapsed.withLock { $0 = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+            socket.close()
+            done.signal()
+        }
+        ready.wait()
+        let socket = Socket(context, ZMQ_PUSH)
+        socket.connect(endpoint)
+        let message = [UInt8](repeating: 120, count: size)
+        for _ in 0..<count { socket.send(message) }
+        done.wait()
+        socket.close()
+        return Double(count - 1) / elapsed.withLock { $0 }
+    }
+
+    /// PUB→SUB: one publisher, `subscribers` SUB sockets on their own threads; the publisher sends
+    /// `count` messages unpaced. Returns messages/s at the slowest subscriber and the share lost.
+    static func fanOut(subscribers: Int, size: Int, count: Int) -> (perSecond: Double, lost: Double) {
+        nonisolated(unsafe) let context = zmq_ctx_new()!
+        defer { zmq_ctx_term(context) }
+        let endpoint = endpoint()
+        let publisher = Socket(context, ZMQ_PUB)
+        publisher.bind(endpoint)
+        let connected = DispatchSemaphore(value: 0)
+        let received = Locked<[Int]>([])
+        let finished = DispatchSemaphore(value: 0)
+        for _ in 0..<subscribers {
+            _ = thread {
+                let socket = Socket(context, ZMQ_SUB)
+                socket.set(ZMQ_SUBSCRIBE, "")
+                socket.set(ZMQ_RCVTIMEO, 1000)
+                socket.connect(endpoint)
+                connected.signal()
+                var buffer = [UInt8](repeating: 0, count: size + 1024)
+                var got = 0
+                // Count until the end marker (a 1-byte message) or a second of silence.
+                while true {
+                    let n = socket.receive(&buffer)
+                    if n < 0 || n == 1 { break }
+                    got += 1
+                }
+                received.withLock { $0.append(got) }
+                socket.close()
+                finished.signal()
+            }
+        }
+        for _ in 0..<subscribers { connected.wait() }
+        // Slow joiners: let every subscription reach the publisher before measuring.
+        Thread.sleep(forTimeInterval: 0.3)
+        let message = [UInt8](repeating: 120, count: size)
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<count { publisher.send(message) }
+        for _ in 0..<10 { publisher.send([1]) }
+        for _ in 0..<subscribers { finished.wait() }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        publisher.close()
+        let counts = received.withLock { $0 }
+        let total = Double(subscribers * count)
+        return (Double(counts.min() ?? 0) / seconds, (total - Double(counts.reduce(0, +))) / total)
+    }
+
+    static func curveKeyPair() -> (public: String, secret: String) {
+        var publicKey = [CChar](repeating: 0, count: 41)
+        var secretKey = [CChar](repeating: 0, count: 41)
+        precondition(zmq_curve_keypair(&publicKey, &secretKey) == 0, "libzmq without CURVE")
+        return (String(cString: publicKey), String(cString: secretKey))
+    }
+
+    /// A ZAP handler that accepts every CURVE client: what an allow-list check costs is a lookup;
+    /// without a handler a CURVE server accepts anyone without asking (fails open).
+    final class ZAPHandler: @unchecked Sendable {
+        let stopped = Locked(false)
+        func stop() { stopped.withLock { $0 = true } }
+    }
+
+    static func startZAPHandler(_ zmqContext: UnsafeMutableRawPointer) -> ZAPHandler {
+        nonisolated(unsafe) let context = zmqContext
+        let handler = ZAPHandler()
+        let ready = DispatchSemaphore(value: 0)
+        _ = thread {
+            let socket = Socket(context, ZMQ_REP)
+            socket.set(ZMQ_RCVTIMEO, 100)
+            socket.bind("inproc://zeromq.zap.01")
+            ready.signal()
+            var frames: [[UInt8]] = []
+            var buffer = [UInt8](repeating: 0, count: 512)
+            while !handler.stopped.withLock({ $0 }) {
+                let n = socket.receive(&buffer)
+                if n < 0 { continue }
+                frames = [Array(buffer[0..<n])]
+                while socket.more {
+                    let m = socket.receive(&buffer)
+                    frames.append(Array(buffer[0..<max(m, 0)]))
+                }
+                // version, request id, status 200, text, user id, metadata
+                socket.send(frames[0], more: true)
+                socket.send(frames[1], more: true)
+                socket.send(Array("200".utf8), more: true)
+                socket.send(Array("OK".utf8), more: true)
+                socket.send(Array("bench".utf8), more: true)
+                socket.send([])
+            }
+            socket.close()
+        }
+        ready.wait()
+        return handler
+    }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}

@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+
+@testable import Schema
+
+/// The fast path must read exactly what JSONDecoder reads, and leave to JSONDecoder everything else.
+@Suite struct FastJSONTests {
+    static let table: RequestTypeTable = {
+        var table = RequestTypeTable()
+        table.register("reading.submit", body: ReadingSubmitRequest.self)
+        table.register("sys.ping", body: Empty.self)
+        return table
+    }()
+
+    /// What JSONDecoder alone makes of a frame.
+    static func slow(_ frame: String) -> Result<DecodedRequest, RequestDecodingFailure> {
+        let decoder = JSONDecoder()
+        decoder.userInfo[RequestTypeTable.userInfoKey] = table
+        do {
+            return .success(try decoder.decode(DecodedRequest.self, from: Data(frame.utf8)))
+        } catch let failure as RequestDecodingFailure {
+            return .failure(failure)
+        } catch {
+            // As RequestTypeTable.decode answers what is not JSON at all.
+            return .failure(RequestDecodingFailure(re: nil, type: nil, error: ErrorBody(code: .badFrame, message: "not a UTF-8 JSON object")))
+        }
+    }
+
+    static func same(_ a: DecodedRequest, _ b: DecodedRequest) -> Bool {
+        a.id == b.id && a.type == b.type && a.ts == b.ts && a.from == b.from && a.key == b.key
+            && (a.body as? ReadingSubmitRequest).map { x in (b.body as? ReadingSubmitRequest).map { y in equal(x, y) } ?? false } ?? false
+    }
+
+    /// Readings compare equal, NaN aside (none reaches the fast path).
+    static func equal(_ x: ReadingSubmitRequest, _ y: ReadingSubmitRequest) -> Bool {
+        x.readings.count == y.readings.count
+            && zip(x.readings, y.readings).allSatisfy {
+                $0.station == $1.station && $0.parameter == $1.parameter && $0.ts == $1.ts && $0.value.bitPattern == $1.value.bitPattern
+                    && $0.unit == $1.unit && $0.flag == $1.flag && $0.problem == nil && $1.problem == nil
+            }
+    }
+
+    @Test(arguments: [
+        #"{"v":1,"id":"a","type":"reading.submit","key":"k1","body":{"readings":[{"station":"liuyiqiao","parameter":"nh3n","ts":"2026-11-20T08:00:00+08:00","value":1.2}]}}"#,
+        #"{ "body" : { "readings" : [ { "value" : 35, "ts" : "2026-11-20T08:00:00Z", "parameter" : "pm25", "station" : "chengzhong_air", "unit" : "µg/m³" } ] } , "type" : "reading.submit", "id" : "b", "v" : 1 }"#,
+        #"{"v":1,"id":"c","type":"reading.submit","from":"\u516d\u4e00\u6865\ud83d\ude00 \"站\"\n","body":{"readings":[{"station":"s","parameter":"p","ts":"t","value":-0.5e-3,"unit":null,"flag":"revision","extra":[1,{"x":true}]}]}}"#,
+        #"{"v":1,"id":"d","type":"reading.submit","ts":42,"from":false,"body":{"readings":[{"station":"s","parameter":"p","ts":"t","value":-0,"unit":7}],"other":1}}"#,
+        #"{"v":1,"id":"e","type":"reading.submit","body":{"readings":[]}}"#,
+        #"{"v":1,"id":"f","type":"reading.submit","body":{"readings":[{"station":"a","station":"b","parameter":"p","ts":"t","value":12345678901234567890}]}}"#,
+        #"{"v":1,"id":"g","id":"h","type":"reading.submit","body":{"readings":[{"station":"a","value":1,"value":2,"parameter":"p","ts":"t","unit":"mg/L","unit":7}]}}"#,
+    ])
+    func wellFormedRequestsReadTheSameBothWays(frame: String) throws {
+        let fast = try #require(Self.table.decodeFast(Data(frame.utf8)), "the fast path should take \(frame)")
+        guard case .success(let slow) = Self.slow(frame) else { Issue.record("JSONDecoder refused \(frame)"); return }
+        #expect(Self.same(fast, slow), "\(frame)")
+    }
+
+    @Test(arguments: [
+        #"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[{"station":"s","parameter":"p","ts":"t","value":"NaN"}]}}"#,
+        #"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[{"station":1,"parameter":"p","ts":"t","value":1}]}}"#,
+        #"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[7]}}"#,
+        #"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[{"station":"s","parameter":"p","ts":"t"}]}}"#,
+        #"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[{"station":"s","parameter":"p","ts":"t","value":1},]}}"#,
+        #"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[{"station":"s","parameter":"p","ts":"t","value":01}]}}"#,
+        #"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[{"station":"s","parameter":"p","ts":"t","value":1.}]}}"#,
+        #"{"v":1.0,"id":"a","type":"reading.submit","body":{"readings":[]}}"#,
+        #"{"v":2,"id":"a","type":"reading.submit","body":{"readings":[]}}"#,
+        #"{"v":1,"id":"","type":"reading.submit","body":{"readings":[]}}"#,
+        #"{"v":1,"id":"a","type":"reading.submit","key":"","body":{"readings":[]}}"#,
+        #"{"v":1,"id":"a","type":"reading.submit","key":5,"body":{"readings":[]}}"#,
+        #"{"v":1,"id":"a","type":"reading.submit"}"#,
+        #"{"v":1,"id":"a","type":"reading.submit","body":{"readings":"none"}}"#,
+        #"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[]}} trailing"#,
+        #"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[{"station":"a\u","parameter":"p","ts":"t","value":1}]}}"#,
+        #"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[{"station":"\udc00","parameter":"p","ts":"t","value":1}]}}"#,
+        #"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[{"station":"tab\#tinside","parameter":"p","ts":"t","value":1}]}}"#,
+        #"{"v":1,"id":"a","type":"sys.ping","body":{"note":"reading.submit"}}"#,
+    ])
+    func anythingUnusualTakesTheJSONDecoderPath(frame: String) {
+        #expect(Self.table.decodeFast(Data(frame.utf8)) == nil, "\(frame)")
+        // And the table as a whole still answers it the way JSONDecoder does.
+        switch (Result { try Self.table.decode(Data(frame.utf8)) }, Self.slow(frame)) {
+        case (.success(let a), .success(let b)): #expect(a.id == b.id && a.type == b.type)
+        case (.failure(let a as RequestDecodingFailure), .failure(let b)): #expect(a.error == b.error && a.re == b.re)
+        default: Issue.record("fast and slow disagree on \(frame)")
+        }
+    }
+
+    @Test func invalidUTF8IsLeftToJSONDecoder() {
+        var frame = Data(#"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[{"station":""#.utf8)
+        frame.append(contentsOf: [0xFF, 0xFE])
+        frame.append(contentsOf: Data(#"","parameter":"p","ts":"t","value":1}]}}"#.utf8))
+        #expect(Self.table.decodeFast(frame) == nil)
+    }
+
+    /// Random batches in random layouts: the fast path and JSONDecoder agree on every one.
+    @Test func randomBatchesAgree() throws {
+        var generator = SystemRandomNumberGenerator()
+        let stations = ["liuyiqiao", "chengzhong_air", "站点\"甲\"", "a\\b", "tab\tx"]
+        for round in 0..<200 {
+            var readings: [SubmittedReading] = []
+            for _ in 0..<Int.random(in: 0...20, using: &generator) {
+                let value: Double = [Double.random(in: -1e6...1e6, using: &generator), Double(Int.random(in: -1000...1000)), 1e-7, 0.1 + 0.2][Int.random(in: 0...3)]
+                readings.append(SubmittedReading(
+                    station: stations.randomElement()!, parameter: ["pm25", "nh3n", "hg"].randomElement()!, ts: "2026-11-20T08:00:00+08:00", value: value,
+                    unit: Bool.random() ? nil : "µg/L", flag: Bool.random() ? nil : "revision"))
+            }
+            let envelope = RequestEnvelope(type: "reading.submit", from: "站\(round)", key: "k\(round)", body: ReadingSubmitRequest(readings: readings))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = round % 2 == 0 ? [.prettyPrinted] : [.sortedKeys, .withoutEscapingSlashes]
+            let frame = try encoder.encode(envelope)
+            let fast = try #require(Self.table.decodeFast(frame))
+            guard case .success(let slow) = Self.slow(String(decoding: frame, as: UTF8.self)) else { Issue.record("slow refused"); return }
+            #expect(Self.same(fast, slow))
+        }
+    }
+}
