@@ -43,6 +43,18 @@ struct IngestBench {
                 }
             }
         }
+        // The transport's limit for the same messages: raw PUSH→PULL of the encoded requests' size.
+        for batch in batches {
+            let size = try WireCoding.encode(
+                RequestEnvelope(type: IngestTypes.readingSubmit, from: "bench", key: "k", body: ReadingSubmitRequest(readings: Self.readings(batch, offset: 0)))).count
+            let messages = max(200, min(100_000, 20_000_000 / max(size, 1)))
+            let rates = (0..<runs).map { _ in RawZMQ.pushPull(size: size, count: messages) * Double(batch) }
+            let duban = Measured(sqlite[batch]!, unit: "readings/s")
+            let reference = Measured(rates, unit: "readings/s")
+            rows.append(ReportRow(
+                section: "ingestion", name: "reading.submit, batch \(batch) (\(size) B a message)", duban: duban, reference: reference,
+                referenceName: "raw ZeroMQ PUSH→PULL of the same messages", ratio: duban.median / reference.median))
+        }
         for batch in batches {
             let reference = Measured(raw[batch]!, unit: "readings/s")
             let duban = Measured(sqlite[batch]!, unit: "readings/s")

@@ -39,6 +39,7 @@ struct LatencyBench {
         var rawPing: [Latency] = [], rawTask: [Latency] = [], rawPipelined: [Double] = []
         var dubanPing: [Latency] = [], dubanTask: [Latency] = [], dubanPipelined: [Double] = []
         var grpc: [Latency] = [], grpcPipelined: [Double] = []
+        var serverPing: [Latency] = [], serverTask: [Latency] = []
         for run in 1...runs {
             rawPing.append(Latency(RawZMQ.requestReply(requestSize: sizes.pingRequest, replySize: sizes.pingReply, calls: calls)))
             rawTask.append(Latency(RawZMQ.requestReply(requestSize: sizes.taskRequest, replySize: sizes.taskReply, calls: calls)))
@@ -46,6 +47,9 @@ struct LatencyBench {
             dubanPing.append(try await latency(client, calls: calls) { try await $0.call(SystemTypes.ping, Empty(), as: PingReply.self) })
             dubanTask.append(try await latency(client, calls: calls) { try await $0.call(RegistryTypes.taskGet, TaskGetRequest(id: "7.3"), as: PlanTask.self) })
             dubanPipelined.append(try await pipelined(client, calls: calls * 2))
+            // The same service asked by a raw REQ socket: what the server side costs without Duban's client.
+            serverPing.append(Latency(RawZMQ.requestReplyClient(endpoint: registry.endpoints.rpc, payload: [UInt8](ping), calls: calls)))
+            serverTask.append(Latency(RawZMQ.requestReplyClient(endpoint: registry.endpoints.rpc, payload: [UInt8](taskGet), calls: calls)))
             if let grpcBinary {
                 let figures = try await GRPCReference.measure(binary: grpcBinary, replyBody: try await client.call(RegistryTypes.taskGet, TaskGetRequest(id: "7.3"), as: JSONValue.self), calls: calls, window: window)
                 grpc.append(figures.latency)
@@ -65,7 +69,9 @@ struct LatencyBench {
         add("sys.ping p50", dubanPing.map(\.p50), rawPing.map(\.p50), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: 1.5, targetText: "≤ 1.5×")
         add("sys.ping p99", dubanPing.map(\.p99), rawPing.map(\.p99), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: 2, targetText: "≤ 2×")
         add("sys.ping p99.9", dubanPing.map(\.p999), rawPing.map(\.p999), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: nil)
+        add("sys.ping p50, raw REQ client → duban-registry", serverPing.map(\.p50), rawPing.map(\.p50), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: nil)
         add("task.get p50", dubanTask.map(\.p50), rawTask.map(\.p50), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: nil)
+        add("task.get p50, raw REQ client → duban-registry", serverTask.map(\.p50), rawTask.map(\.p50), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: nil)
         add("task.get p99", dubanTask.map(\.p99), rawTask.map(\.p99), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: nil)
         add("task.get p99.9", dubanTask.map(\.p999), rawTask.map(\.p999), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: nil)
         add("task.get pipelined (\(window) in flight)", dubanPipelined, rawPipelined, "raw ZeroMQ DEALER/ROUTER, same sizes", unit: "req/s", target: nil)

@@ -54,6 +54,9 @@ enum RawZMQ {
         let keys = curve ? (server: curveKeyPair(), client: curveKeyPair()) : nil
         let zap = curve ? startZAPHandler(context) : nil
         let ready = DispatchSemaphore(value: 0)
+        // The server closes only once the client has its last reply: closing right after sending
+        // can drop it even with LINGER (libzmq #4660), and the client would wait forever.
+        let clientDone = DispatchSemaphore(value: 0)
         let server = thread {
             let socket = Socket(context, ZMQ_REP)
             if let keys {
@@ -68,6 +71,7 @@ enum RawZMQ {
                 socket.receive(&buffer)
                 socket.send(reply)
             }
+            clientDone.wait()
             socket.close()
         }
         _ = server
@@ -88,8 +92,31 @@ enum RawZMQ {
             socket.receive(&buffer)
             histogram.record(DispatchTime.now().uptimeNanoseconds - start)
         }
+        clientDone.signal()
         socket.close()
         zap?.stop()
+        return histogram
+    }
+
+    /// A raw REQ client against a real service: the server's share of a round trip.
+    static func requestReplyClient(endpoint: String, payload: [UInt8], calls: Int) -> Histogram<UInt64> {
+        nonisolated(unsafe) let context = zmq_ctx_new()!
+        defer { zmq_ctx_term(context) }
+        let socket = Socket(context, ZMQ_REQ)
+        socket.connect(endpoint)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        for _ in 0..<min(1000, calls) {
+            socket.send(payload)
+            socket.receive(&buffer)
+        }
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+        for _ in 0..<calls {
+            let start = DispatchTime.now().uptimeNanoseconds
+            socket.send(payload)
+            socket.receive(&buffer)
+            histogram.record(DispatchTime.now().uptimeNanoseconds - start)
+        }
+        socket.close()
         return histogram
     }
 
@@ -99,6 +126,7 @@ enum RawZMQ {
         defer { zmq_ctx_term(context) }
         let endpoint = endpoint()
         let ready = DispatchSemaphore(value: 0)
+        let clientDone = DispatchSemaphore(value: 0)
         _ = thread {
             let socket = Socket(context, ZMQ_ROUTER)
             socket.set(ZMQ_SNDHWM, 0)
@@ -117,6 +145,7 @@ enum RawZMQ {
                 socket.send([], more: true)
                 socket.send(reply)
             }
+            clientDone.wait()
             socket.close()
         }
         ready.wait()
@@ -134,8 +163,13 @@ enum RawZMQ {
             socket.send(request)
             sent += 1
         }
+        socket.set(ZMQ_RCVTIMEO, 5000)
         while received < calls {
-            socket.receive(&buffer)
+            // A reference must not hang the run: a reply missing for 5 s ends the measurement.
+            guard socket.receive(&buffer) >= 0 else {
+                log("raw DEALER/ROUTER: no reply for 5 s after \(received) of \(calls); measuring what arrived")
+                break
+            }
             socket.receive(&buffer)
             received += 1
             if sent < calls {
@@ -145,8 +179,9 @@ enum RawZMQ {
             }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        clientDone.signal()
         socket.close()
-        return Double(calls) / seconds
+        return Double(received) / seconds
     }
 
     /// PUSH→PULL: messages per second of `size` bytes, sent as fast as the socket takes them.

@@ -24,16 +24,19 @@ public struct Month: Comparable, Hashable, Sendable, CustomStringConvertible {
     public init?(date: String) { self.init(String(date.prefix(7))) }
 
     /// The district's month at an instant.
-    public init(_ instant: Date) { self.init(date: Timestamp.districtDate(instant))! }
+    public init(_ instant: Date) {
+        let civil = Timestamp.districtCivil(instant)
+        self.init(year: civil.year, month: civil.month)
+    }
 
-    public var description: String { String(format: "%04d-%02d", year, month) }
+    public var description: String { String(Timestamp.dateString(year, month, 1).prefix(7)) }
     public var next: Month { month == 12 ? Month(year: year + 1, month: 1) : Month(year: year, month: month + 1) }
     public var previous: Month { month == 1 ? Month(year: year - 1, month: 12) : Month(year: year, month: month - 1) }
     public static func < (a: Month, b: Month) -> Bool { (a.year, a.month) < (b.year, b.month) }
 
     /// Local midnight at the start of `day` of this month.
     public func start(day: Int = 1) -> Date {
-        Timestamp.startOfDistrictDay(String(format: "%04d-%02d-%02d", year, month, day))!
+        Timestamp.startOfDistrictDay(year: year, month: month, day: day)
     }
 }
 

@@ -33,8 +33,19 @@ public final class RPCClient: Sendable {
     private let loop: ZMQPollLoop
     private let ownsLoop: Bool
     private let socket: SocketID
-    private let pending = Mutex<[String: CheckedContinuation<Data, any Error>]>([:])
+    private let pending = Mutex<[String: Waiter]>([:])
     private let closed = Atomic<Bool>(false)
+    /// Expires waiters whose time is up. One task per client, not a timer task per call: on two
+    /// cores, creating and cancelling a sleeping task for every request was a visible cost.
+    private let sweeper = Mutex<Task<Void, Never>?>(nil)
+
+    private struct Waiter {
+        var continuation: CheckedContinuation<Data, any Error>
+        var deadline: ContinuousClock.Instant
+    }
+
+    /// How often the sweeper looks for expired waiters: the precision of call timeouts.
+    private static let sweepInterval: Duration = .milliseconds(20)
 
     /// Connects to `endpoint`. The socket lives on `loop`, or on a loop of its own.
     public static func connect(
@@ -50,6 +61,7 @@ public final class RPCClient: Sendable {
                 onMessage: { frames in box.deliver(frames) })
             let client = RPCClient(endpoint: endpoint, from: from, loop: loop, ownsLoop: ownLoop, socket: socket)
             box.client.withLock { $0 = client }
+            client.startSweeper()
             return client
         } catch {
             if ownLoop { await loop.shutdown() }
@@ -118,31 +130,21 @@ public final class RPCClient: Sendable {
     private func exchange(_ frames: [Data], waitingFor key: String, timeout: Duration) async throws -> Data? {
         guard !closed.load(ordering: .acquiring) else { throw RPCClientError.closed }
         try Task.checkCancellation()
-        // The timer starts only once the waiter is registered: started before, it could fire first on a
-        // loaded machine, find nothing to time out, and leave the call waiting forever.
-        let timer = Mutex<Task<Void, Never>?>(nil)
-        defer { timer.withLock { $0?.cancel() } }
         do {
             let reply: Data = try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Data, any Error>) -> Void in
-                    pending.withLock { $0[key] = continuation }
-                    timer.withLock {
-                        $0 = Task { [self] in
-                            try? await Task.sleep(for: timeout)
-                            let waiter = pending.withLock { $0.removeValue(forKey: key) }
-                            waiter?.resume(throwing: TimedOut())
-                        }
-                    }
+                    // The deadline is set once the waiter is registered, so the sweeper cannot miss it.
+                    pending.withLock { $0[key] = Waiter(continuation: continuation, deadline: .now + timeout) }
                     // Cancelled before the waiter existed: the cancellation handler found nothing to resume.
                     if Task.isCancelled, let waiter = pending.withLock({ $0.removeValue(forKey: key) }) {
-                        waiter.resume(throwing: CancellationError())
+                        waiter.continuation.resume(throwing: CancellationError())
                         return
                     }
                     loop.send(socket, frames)
                 }
             } onCancel: { [self] in
                 let waiter = pending.withLock { $0.removeValue(forKey: key) }
-                waiter?.resume(throwing: CancellationError())
+                waiter?.continuation.resume(throwing: CancellationError())
             }
             return reply
         } catch is TimedOut {
@@ -150,35 +152,49 @@ public final class RPCClient: Sendable {
         }
     }
 
+    private func startSweeper() {
+        let task = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.sweepInterval)
+                guard let self else { return }
+                let now = ContinuousClock.now
+                let expired = self.pending.withLock { pending -> [Waiter] in
+                    let keys = pending.filter { $0.value.deadline <= now }.map(\.key)
+                    return keys.compactMap { pending.removeValue(forKey: $0) }
+                }
+                for waiter in expired { waiter.continuation.resume(throwing: TimedOut()) }
+            }
+        }
+        sweeper.withLock { $0 = task }
+    }
+
     private struct TimedOut: Error {}
 
     fileprivate func deliver(_ frames: [Data]) {
         // REQ-compatible framing: [empty][payload].
         guard let payload = frames.last, frames.count >= 1 else { return }
-        let re = (try? WireCoding.decoder().decode(ReplyHeader.self, from: payload))?.re
-        let waiter = pending.withLock { pending -> CheckedContinuation<Data, any Error>? in
+        // Only `re` is needed here, on the loop thread: FastJSON reads it without JSONDecoder's cost.
+        let re = FastJSON.parse(payload)?["re"]?.string
+        let waiter = pending.withLock { pending -> Waiter? in
             if let re, let waiter = pending.removeValue(forKey: re) { return waiter }
             return pending.removeValue(forKey: Self.anyReply)
         }
         // No waiter: the reply to an attempt that already timed out, or to a call answered by a retry.
-        waiter?.resume(returning: payload)
+        waiter?.continuation.resume(returning: payload)
     }
 
     /// Closes the socket (and the loop, if it is the client's own). Calls in flight fail with `closed`.
     public func close() async {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        let waiters = pending.withLock { pending -> [CheckedContinuation<Data, any Error>] in
+        sweeper.withLock { $0?.cancel() }
+        let waiters = pending.withLock { pending -> [Waiter] in
             defer { pending.removeAll() }
             return Array(pending.values)
         }
-        for waiter in waiters { waiter.resume(throwing: RPCClientError.closed) }
+        for waiter in waiters { waiter.continuation.resume(throwing: RPCClientError.closed) }
         await loop.closeSocket(socket)
         if ownsLoop { await loop.shutdown() }
     }
-}
-
-private struct ReplyHeader: Decodable {
-    var re: String?
 }
 
 /// Hands replies from the loop thread to the client, which exists only once the socket does.

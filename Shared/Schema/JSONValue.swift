@@ -69,3 +69,11 @@ public enum JSONValue: Codable, Sendable, Hashable {
 public struct Empty: Codable, Sendable, Equatable {
     public init() {}
 }
+
+extension Empty: FastDecodable {
+    /// Any object reads as the empty body (unknown fields are ignored, as with Codable).
+    public static func fastDecode(_ json: FastJSON) -> Empty? {
+        if case .object = json { return Empty() }
+        return nil
+    }
+}

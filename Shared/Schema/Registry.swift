@@ -264,6 +264,13 @@ public struct TaskGetRequest: Codable, Sendable {
     public init(id: String) { self.id = id }
 }
 
+extension TaskGetRequest: FastDecodable {
+    public static func fastDecode(_ json: FastJSON) -> TaskGetRequest? {
+        guard case .object = json, let id = json["id"]?.string else { return nil }
+        return TaskGetRequest(id: id)
+    }
+}
+
 /// `progress.report`: a unit's monthly progress on a task (月调度).
 public struct ProgressReportRequest: Codable, Sendable, Equatable {
     public var task: String

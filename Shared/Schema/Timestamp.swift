@@ -8,16 +8,72 @@ public enum Timestamp {
     /// The current time as RFC 3339 with the district's offset.
     public static func now() -> String { format(Date()) }
 
-    /// Formats `date` as `2026-03-05T09:30:00.123+08:00`.
+    /// Formats `date` as `2026-03-05T09:30:00.123+08:00`. Written digit by digit: every reply and
+    /// event carries a time, and String(format:) was a visible cost per request.
     public static func format(_ date: Date, fractional: Bool = true) -> String {
         let seconds = date.timeIntervalSince1970 + Double(districtOffset)
         let whole = Int64(seconds.rounded(.down))
         let millis = Int((seconds - Double(whole)) * 1000)
         let (y, m, d) = civil(fromDays: Int(floorDiv(whole, 86_400)))
         let secondOfDay = Int(whole - floorDiv(whole, 86_400) * 86_400)
-        var out = String(format: "%04d-%02d-%02dT%02d:%02d:%02d", y, m, d, secondOfDay / 3600, secondOfDay / 60 % 60, secondOfDay % 60)
-        if fractional { out += String(format: ".%03d", millis) }
-        return out + "+08:00"
+        var out: [UInt8] = []
+        out.reserveCapacity(29)
+        digits(y, 4, &out)
+        out.append(UInt8(ascii: "-"))
+        digits(m, 2, &out)
+        out.append(UInt8(ascii: "-"))
+        digits(d, 2, &out)
+        out.append(UInt8(ascii: "T"))
+        digits(secondOfDay / 3600, 2, &out)
+        out.append(UInt8(ascii: ":"))
+        digits(secondOfDay / 60 % 60, 2, &out)
+        out.append(UInt8(ascii: ":"))
+        digits(secondOfDay % 60, 2, &out)
+        if fractional {
+            out.append(UInt8(ascii: "."))
+            digits(millis, 3, &out)
+        }
+        out.append(contentsOf: "+08:00".utf8)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `value` zero-padded to `width` digits (values are never negative here).
+    static func digits(_ value: Int, _ width: Int, _ out: inout [UInt8]) {
+        var divisor = 1
+        for _ in 1..<width { divisor *= 10 }
+        var rest = max(0, value)
+        if rest >= divisor * 10 {
+            out.append(contentsOf: String(rest).utf8)
+            return
+        }
+        while divisor > 0 {
+            out.append(UInt8(ascii: "0") + UInt8(rest / divisor))
+            rest %= divisor
+            divisor /= 10
+        }
+    }
+
+    /// `YYYY-MM-DD` from its parts.
+    public static func dateString(_ year: Int, _ month: Int, _ day: Int) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(10)
+        digits(year, 4, &out)
+        out.append(UInt8(ascii: "-"))
+        digits(month, 2, &out)
+        out.append(UInt8(ascii: "-"))
+        digits(day, 2, &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The district's calendar year, month and day of an instant.
+    public static func districtCivil(_ date: Date) -> (year: Int, month: Int, day: Int) {
+        let days = Int(floorDiv(Int64((date.timeIntervalSince1970 + Double(districtOffset)).rounded(.down)), 86_400))
+        return civil(fromDays: days)
+    }
+
+    /// Local midnight starting a district calendar day.
+    public static func startOfDistrictDay(year: Int, month: Int, day: Int) -> Date {
+        Date(timeIntervalSince1970: Double(daysFromCivil(year, month, day) * 86_400 - districtOffset))
     }
 
     /// Parses an RFC 3339 date-time with an offset (`Z` or `±hh:mm`), optional fractional seconds.
@@ -67,9 +123,8 @@ public enum Timestamp {
 
     /// The district's calendar date (`YYYY-MM-DD`) of an instant.
     public static func districtDate(_ date: Date) -> String {
-        let days = Int(floorDiv(Int64((date.timeIntervalSince1970 + Double(districtOffset)).rounded(.down)), 86_400))
-        let (y, m, d) = civil(fromDays: days)
-        return String(format: "%04d-%02d-%02d", y, m, d)
+        let (y, m, d) = districtCivil(date)
+        return dateString(y, m, d)
     }
 
     /// The start of a district calendar day (`YYYY-MM-DD`, local midnight) as an instant.

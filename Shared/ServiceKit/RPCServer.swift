@@ -52,8 +52,8 @@ public final class RPCServer: Service, Sendable {
     private let maxPayloadBytes: Int
     private let logger: Logger
     private let clock: ServiceClock
-    private let requests: AsyncStream<[Data]>
-    private let requestsContinuation: AsyncStream<[Data]>.Continuation
+    private let requests: AsyncStream<Prepared>
+    private let requestsContinuation: AsyncStream<Prepared>.Continuation
 
     /// Binds the rpc (ROUTER) and events (PUB) endpoints. Fails at once if either cannot be bound.
     public static func bind(
@@ -61,7 +61,13 @@ public final class RPCServer: Service, Sendable {
         maxPayloadBytes: Int, clock: ServiceClock, logger: Logger
     ) async throws -> RPCServer {
         let loop = ZMQPollLoop(name: identity.instance, logger: logger)
-        let (requests, continuation) = AsyncStream.makeStream(of: [Data].self)
+        let (requests, continuation) = AsyncStream.makeStream(of: Prepared.self)
+        var table = handlers
+        Self.registerSystemHandlers(&table, identity: identity, topics: topics)
+        // Requests are read (framing, JSON, fingerprint, preparation) on the socket's own thread as
+        // they arrive, ahead of and in parallel with the handler of the request before; handlers
+        // then run one at a time in arrival order on the service's task.
+        let reader = RequestReader(handlers: table, maxPayloadBytes: maxPayloadBytes, logger: logger)
         do {
             // libzmq drops the connection of a peer whose message exceeds MAXMSGSIZE, with no reply;
             // the cap sits well above the protocol's limit so that oversized payloads up to it get
@@ -72,7 +78,7 @@ public final class RPCServer: Service, Sendable {
                 .router,
                 options: ZMQSocketOptions(sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000, maxMessageSize: hardCap, routerMandatory: true),
                 setup: { socket in try attach(socket, endpoints.rpc) },
-                onMessage: { frames in continuation.yield(frames) })
+                onMessage: { frames in continuation.yield(reader.prepare(frames)) })
             boundRPC = try await loop.withSocket(router) { socket in endpoints.rpc.hasPrefix(">") ? endpoints.rpc : socket.lastEndpoint }
             let pub = try await loop.addSocket(
                 .pub, options: ZMQSocketOptions(sendHighWaterMark: 100_000),
@@ -82,7 +88,7 @@ public final class RPCServer: Service, Sendable {
             let bound = Endpoints(rpc: boundRPC, events: boundEvents)
             logger.info("listening", metadata: ["zmq.rpc": "\(bound.rpc)", "zmq.events": "\(bound.events)", "db.location": "\(store.location)"])
             return RPCServer(
-                identity: identity, endpoints: bound, store: store, loop: loop, router: router, handlers: handlers, topics: topics,
+                identity: identity, endpoints: bound, store: store, loop: loop, router: router, handlers: table, topics: topics,
                 maxPayloadBytes: maxPayloadBytes, logger: logger, clock: clock, requests: requests, continuation: continuation)
         } catch {
             await loop.shutdown()
@@ -92,8 +98,8 @@ public final class RPCServer: Service, Sendable {
 
     private init(
         identity: ServerIdentity, endpoints: Endpoints, store: any EventStorage, loop: ZMQPollLoop, router: SocketID, handlers: HandlerTable,
-        topics: [String], maxPayloadBytes: Int, logger: Logger, clock: ServiceClock, requests: AsyncStream<[Data]>,
-        continuation: AsyncStream<[Data]>.Continuation
+        topics: [String], maxPayloadBytes: Int, logger: Logger, clock: ServiceClock, requests: AsyncStream<Prepared>,
+        continuation: AsyncStream<Prepared>.Continuation
     ) {
         self.identity = identity
         self.endpoints = endpoints
@@ -106,9 +112,7 @@ public final class RPCServer: Service, Sendable {
         self.clock = clock
         self.requests = requests
         self.requestsContinuation = continuation
-        var table = handlers
-        Self.registerSystemHandlers(&table, identity: identity, topics: topics)
-        self.handlers = table
+        self.handlers = handlers
     }
 
     /// Serves requests until graceful shutdown, then closes the sockets.
@@ -124,85 +128,17 @@ public final class RPCServer: Service, Sendable {
                 try? await Task.sleep(for: .seconds(3600))
             }
         }
-        // Two stages: reading a request (framing, JSON, fingerprint) runs ahead on one core while the
-        // previous request's handler and transaction run on the other. Handlers still run one at a
-        // time in arrival order, so the idempotency check and the change it guards stay one step.
-        let (prepared, preparedContinuation) = AsyncStream.makeStream(of: Prepared.self)
-        let reader = Task { [requests] in
-            for await frames in requests { preparedContinuation.yield(prepare(frames)) }
-            preparedContinuation.finish()
-        }
         await withGracefulShutdownHandler {
-            for await request in prepared {
+            for await request in requests {
                 let reply = await execute(request)
                 if let reply { loop.send(router, reply) }
             }
         } onGracefulShutdown: { [requestsContinuation] in
             requestsContinuation.finish()
         }
-        // Cancelled rather than shut down gracefully, the loop above ends on its own: end the reader too.
-        requestsContinuation.finish()
-        await reader.value
         purge.cancel()
         logger.info("stopping", metadata: ["service.instance": "\(identity.instance)"])
         await loop.shutdown()
-    }
-
-    /// A request read and checked, waiting for its turn.
-    enum Prepared: Sendable {
-        /// Nobody to answer.
-        case drop
-        /// Answered without running a handler (malformed, too large, unknown type).
-        case answered(routing: [Data], reply: Data)
-        case request(routing: [Data], DecodedRequest, fingerprint: Result<String?, any Error>)
-    }
-
-    /// Reads a ROUTER message: framing, size, JSON, type, and the body's fingerprint. Pure work on
-    /// the bytes, so it may run ahead of the handler of the request before.
-    func prepare(_ frames: [Data]) -> Prepared {
-        // REQ framing is [identity…][empty][payload]; a DEALER that skips the delimiter sends
-        // [identity][payload] and gets its reply framed the same way.
-        guard frames.count >= 2 else { return .drop }
-        let routing: [Data]
-        let body: ArraySlice<Data>
-        if let delimiter = frames.firstIndex(where: { $0.isEmpty }), delimiter >= 1 {
-            routing = Array(frames[...delimiter])
-            body = frames[(delimiter + 1)...]
-        } else {
-            routing = [frames[0]]
-            body = frames[1...]
-        }
-        guard body.count == 1, let payload = body.first else {
-            let error = ErrorBody(code: .badFrame, message: "expected exactly one payload frame after the routing envelope, got \(body.count)")
-            return .answered(routing: routing, reply: EnvelopeWriter.errorReply(type: "", re: nil, error: error))
-        }
-        guard payload.count <= maxPayloadBytes else {
-            logger.notice("payload too large", metadata: ["msg.bytes": "\(payload.count)"])
-            return .answered(
-                routing: routing,
-                reply: EnvelopeWriter.errorReply(
-                    type: "", re: nil, error: ErrorBody(code: .tooLarge, message: "payload of \(payload.count) bytes is over the limit of \(maxPayloadBytes)")))
-        }
-        let request: DecodedRequest
-        do {
-            request = try handlers.types.decode(payload)
-        } catch {
-            logger.debug("rejected request", metadata: ["msg.id": "\(error.re ?? "-")", "error": "\(error.error)"])
-            return .answered(routing: routing, reply: EnvelopeWriter.errorReply(type: error.type ?? "", re: error.re, error: error.error))
-        }
-        guard handlers.handlers[request.type] != nil else {
-            return .answered(
-                routing: routing,
-                reply: EnvelopeWriter.errorReply(
-                    type: request.type, re: request.id, error: ErrorBody(code: .unknownType, message: "no request type \(request.type)", field: "type")))
-        }
-        let fingerprint: Result<String?, any Error>
-        if handlers.mutating.contains(request.type), request.key != nil {
-            fingerprint = Result { try handlers.fingerprinters[request.type]?(request.body) }
-        } else {
-            fingerprint = .success(nil)
-        }
-        return .request(routing: routing, handlers.prepared(request), fingerprint: fingerprint)
     }
 
     /// Runs a prepared request's handler (one at a time, in arrival order) and frames the reply.
@@ -267,6 +203,15 @@ public final class RPCServer: Service, Sendable {
         }
     }
 
+    /// A request read and checked, waiting for its turn.
+    enum Prepared: Sendable {
+        /// Nobody to answer.
+        case drop
+        /// Answered without running a handler (malformed, too large, unknown type).
+        case answered(routing: [Data], reply: Data)
+        case request(routing: [Data], DecodedRequest, fingerprint: Result<String?, any Error>)
+    }
+
     private static func registerSystemHandlers(_ table: inout HandlerTable, identity: ServerIdentity, topics: [String]) {
         table.on(SystemTypes.ping, Empty.self) { _, context in
             PingReply(
@@ -291,4 +236,61 @@ public final class RPCServer: Service, Sendable {
         let requestTypes = (table.requestTypes + [SystemTypes.types]).sorted()
         table.on(SystemTypes.types, Empty.self) { _, _ in TypesReply(requests: requestTypes, topics: topics) }
     }
+}
+
+/// Reads requests off the wire: framing, size, JSON, type, fingerprint and the handler's
+/// preparation. Pure work on the bytes (no storage), so it runs on the socket thread as messages arrive.
+struct RequestReader: Sendable {
+    let handlers: HandlerTable
+    let maxPayloadBytes: Int
+    let logger: Logger
+
+    /// Reads a ROUTER message: framing, size, JSON, type, and the body's fingerprint. Pure work on
+    /// the bytes, so it may run ahead of the handler of the request before.
+    func prepare(_ frames: [Data]) -> RPCServer.Prepared {
+        // REQ framing is [identity…][empty][payload]; a DEALER that skips the delimiter sends
+        // [identity][payload] and gets its reply framed the same way.
+        guard frames.count >= 2 else { return .drop }
+        let routing: [Data]
+        let body: ArraySlice<Data>
+        if let delimiter = frames.firstIndex(where: { $0.isEmpty }), delimiter >= 1 {
+            routing = Array(frames[...delimiter])
+            body = frames[(delimiter + 1)...]
+        } else {
+            routing = [frames[0]]
+            body = frames[1...]
+        }
+        guard body.count == 1, let payload = body.first else {
+            let error = ErrorBody(code: .badFrame, message: "expected exactly one payload frame after the routing envelope, got \(body.count)")
+            return .answered(routing: routing, reply: EnvelopeWriter.errorReply(type: "", re: nil, error: error))
+        }
+        guard payload.count <= maxPayloadBytes else {
+            logger.notice("payload too large", metadata: ["msg.bytes": "\(payload.count)"])
+            return .answered(
+                routing: routing,
+                reply: EnvelopeWriter.errorReply(
+                    type: "", re: nil, error: ErrorBody(code: .tooLarge, message: "payload of \(payload.count) bytes is over the limit of \(maxPayloadBytes)")))
+        }
+        let request: DecodedRequest
+        do {
+            request = try handlers.types.decode(payload)
+        } catch {
+            logger.debug("rejected request", metadata: ["msg.id": "\(error.re ?? "-")", "error": "\(error.error)"])
+            return .answered(routing: routing, reply: EnvelopeWriter.errorReply(type: error.type ?? "", re: error.re, error: error.error))
+        }
+        guard handlers.handlers[request.type] != nil else {
+            return .answered(
+                routing: routing,
+                reply: EnvelopeWriter.errorReply(
+                    type: request.type, re: request.id, error: ErrorBody(code: .unknownType, message: "no request type \(request.type)", field: "type")))
+        }
+        let fingerprint: Result<String?, any Error>
+        if handlers.mutating.contains(request.type), request.key != nil {
+            fingerprint = Result { try handlers.fingerprinters[request.type]?(request.body) }
+        } else {
+            fingerprint = .success(nil)
+        }
+        return .request(routing: routing, handlers.prepared(request), fingerprint: fingerprint)
+    }
+
 }
