@@ -47,7 +47,6 @@ public final class NetworkLab: @unchecked Sendable {
         try ip(["link", "add", bridge, "type", "bridge"])
         try ip(["addr", "add", "\(subnet).1/24", "dev", bridge])
         try ip(["link", "set", bridge, "up"])
-        var made = NetworkLab(bridge: bridge, subnet: subnet, hosts: [:])
         do {
             for (index, name) in names.enumerated() {
                 let namespace = "duban-\(tag)-\(name)"
@@ -55,7 +54,6 @@ public final class NetworkLab: @unchecked Sendable {
                 let address = "\(subnet).\(index + 2)"
                 try ip(["netns", "add", namespace])
                 hosts[name] = (namespace, address)
-                made = NetworkLab(bridge: bridge, subnet: subnet, hosts: hosts)
                 try ip(["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", namespace])
                 try ip(["link", "set", veth, "master", bridge, "up"])
                 try ip(["-n", namespace, "addr", "add", "\(address)/24", "dev", "eth0"])
@@ -63,10 +61,11 @@ public final class NetworkLab: @unchecked Sendable {
                 try ip(["-n", namespace, "link", "set", "lo", "up"])
             }
         } catch {
-            made.destroy()
+            // Remove what was made before the failure.
+            NetworkLab(bridge: bridge, subnet: subnet, hosts: hosts).destroy()
             throw error
         }
-        return made
+        return NetworkLab(bridge: bridge, subnet: subnet, hosts: hosts)
     }
 
     private init(bridge: String, subnet: String, hosts: [String: (String, String)]) {

@@ -80,25 +80,10 @@ public struct HandlerTable: Sendable {
         _ type: String, _ body: Body.Type, mutating isMutating: Bool = false,
         _ handler: @escaping @Sendable (Body, RequestContext) async throws -> Reply
     ) {
-        types.register(type, body: Body.self)
+        register(type, Body.self, mutating: isMutating)
         handlers[type] = { body, context in
             guard let body = body as? Body else { throw ErrorBody.internal("body decoded as the wrong type for \(type)") }
             return try WireCoding.encode(try await handler(body, context))
-        }
-        if isMutating {
-            mutating.insert(type)
-            fingerprinters[type] = { body in
-                guard let body = body as? Body else { return "" }
-                var bytes = Array(type.utf8)
-                bytes.append(0)
-                if let compact = body as? any Fingerprintable {
-                    bytes.append(1)
-                    compact.fingerprint(into: &bytes)
-                } else {
-                    bytes.append(contentsOf: try WireCoding.canonical(body))
-                }
-                return Fingerprint.hex(Data(bytes))
-            }
         }
     }
 
@@ -109,9 +94,7 @@ public struct HandlerTable: Sendable {
         _ type: String, _ body: Body.Type, mutating isMutating: Bool = false, prepare: @escaping @Sendable (Body) -> Prepared,
         _ handler: @escaping @Sendable (Prepared, RequestContext) async throws -> Reply
     ) {
-        on(type, Body.self, mutating: isMutating) { (_: Body, _: RequestContext) -> Reply in
-            throw ErrorBody.internal("\(type) was not prepared")
-        }
+        register(type, Body.self, mutating: isMutating)
         preparers[type] = { body in
             guard let body = body as? Body else { return body }
             return prepare(body)
@@ -119,6 +102,25 @@ public struct HandlerTable: Sendable {
         handlers[type] = { prepared, context in
             guard let prepared = prepared as? Prepared else { throw ErrorBody.internal("\(type) was not prepared") }
             return try WireCoding.encode(try await handler(prepared, context))
+        }
+    }
+
+    /// The body's type for decoding and, for mutating types, how its idempotency fingerprint is taken.
+    private mutating func register<Body: Codable & Sendable>(_ type: String, _ body: Body.Type, mutating isMutating: Bool) {
+        types.register(type, body: Body.self)
+        guard isMutating else { return }
+        mutating.insert(type)
+        fingerprinters[type] = { body in
+            guard let body = body as? Body else { return "" }
+            var bytes = Array(type.utf8)
+            bytes.append(0)
+            if let compact = body as? any Fingerprintable {
+                bytes.append(1)
+                compact.fingerprint(into: &bytes)
+            } else {
+                bytes.append(contentsOf: try WireCoding.canonical(body))
+            }
+            return Fingerprint.hex(Data(bytes))
         }
     }
 
