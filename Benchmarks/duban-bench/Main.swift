@@ -23,21 +23,24 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         var rows: [ReportRow] = []
-        if wants("requests") {
-            try await LatencyBench(runs: runs, calls: calls, window: window, grpcBinary: grpc).run(into: &rows)
+        // A section that fails is reported in the table; the others still run and print.
+        func section(_ name: String, _ body: (inout [ReportRow]) async throws -> Void) async {
+            guard wants(name) else { return }
+            do {
+                try await body(&rows)
+            } catch {
+                log("section \(name) failed: \(error)")
+                rows.append(ReportRow(section: name, name: "FAILED: \(error)"))
+            }
         }
-        if wants("ingest") {
-            try await IngestBench(runs: runs, readings: readings, inFlight: inFlight, postgres: !noPostgres, batches: batch.isEmpty ? [1, 100, 1000, 10_000] : batch).run(into: &rows)
+        await section("requests") { try await LatencyBench(runs: runs, calls: calls, window: window, grpcBinary: grpc).run(into: &$0) }
+        await section("ingest") {
+            try await IngestBench(runs: runs, readings: readings, inFlight: inFlight, postgres: !noPostgres, batches: batch.isEmpty ? [1, 100, 1000, 10_000] : batch)
+                .run(into: &$0)
         }
-        if wants("events") {
-            try await FanOutBench(runs: runs, events: events, subscriberCounts: [1, 10, 50]).run(into: &rows)
-        }
-        if wants("footprint") {
-            try await FootprintBench(runs: runs).run(into: &rows)
-        }
-        if wants("curve") {
-            CurveBench(runs: runs, calls: calls / 2).run(into: &rows)
-        }
+        await section("events") { try await FanOutBench(runs: runs, events: events, subscriberCounts: [1, 10, 50]).run(into: &$0) }
+        await section("footprint") { try await FootprintBench(runs: runs).run(into: &$0) }
+        await section("curve") { CurveBench(runs: runs, calls: calls / 2).run(into: &$0) }
         print(table(rows))
         try FileManager.default.createDirectory(atPath: (json as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let encoder = JSONEncoder()

@@ -223,7 +223,7 @@ enum RawZMQ {
         let publisher = Socket(context, ZMQ_PUB)
         publisher.bind(endpoint)
         let connected = DispatchSemaphore(value: 0)
-        let received = Locked<[Int]>([])
+        let received = Locked<[(count: Int, last: UInt64)]>([])
         let finished = DispatchSemaphore(value: 0)
         for _ in 0..<subscribers {
             _ = thread {
@@ -234,13 +234,16 @@ enum RawZMQ {
                 connected.signal()
                 var buffer = [UInt8](repeating: 0, count: size + 1024)
                 var got = 0
-                // Count until the end marker (a 1-byte message) or a second of silence.
+                var last: UInt64 = 0
+                // Count until the end marker (a 1-byte message) or a second of silence; the rate is
+                // taken up to the last message received, not the silence after it.
                 while true {
                     let n = socket.receive(&buffer)
                     if n < 0 || n == 1 { break }
                     got += 1
+                    last = DispatchTime.now().uptimeNanoseconds
                 }
-                received.withLock { $0.append(got) }
+                received.withLock { $0.append((got, last)) }
                 socket.close()
                 finished.signal()
             }
@@ -253,11 +256,11 @@ enum RawZMQ {
         for _ in 0..<count { publisher.send(message) }
         for _ in 0..<10 { publisher.send([1]) }
         for _ in 0..<subscribers { finished.wait() }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         publisher.close()
-        let counts = received.withLock { $0 }
+        let results = received.withLock { $0 }
         let total = Double(subscribers * count)
-        return (Double(counts.min() ?? 0) / seconds, (total - Double(counts.reduce(0, +))) / total)
+        let rates = results.map { $0.last > start ? Double($0.count) / (Double($0.last - start) / 1e9) : 0 }
+        return (rates.min() ?? 0, (total - Double(results.map(\.count).reduce(0, +))) / total)
     }
 
     static func curveKeyPair() -> (public: String, secret: String) {
