@@ -11,6 +11,8 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 # PostgreSQL serves ingest instances that share a database; the scale-out tests start their own cluster.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# `ip netns`: the separate-hosts test puts each service on a network namespace of its own.
+[ -x /usr/sbin/ip ] || need_apt+=(iproute2)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}"

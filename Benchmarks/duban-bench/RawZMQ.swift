@@ -83,15 +83,7 @@ enum RawZMQ {
             socket.set(ZMQ_CURVE_SECRETKEY, keys.client.secret)
         }
         socket.connect(endpoint)
-        let request = [UInt8](repeating: 120, count: requestSize)
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
-        for _ in 0..<calls {
-            let start = DispatchTime.now().uptimeNanoseconds
-            socket.send(request)
-            socket.receive(&buffer)
-            histogram.record(DispatchTime.now().uptimeNanoseconds - start)
-        }
+        let histogram = roundTrips(socket, payload: [UInt8](repeating: 120, count: requestSize), calls: calls, warmup: 0)
         clientDone.signal()
         socket.close()
         zap?.stop()
@@ -104,8 +96,15 @@ enum RawZMQ {
         defer { zmq_ctx_term(context) }
         let socket = Socket(context, ZMQ_REQ)
         socket.connect(endpoint)
+        let histogram = roundTrips(socket, payload: payload, calls: calls, warmup: min(1000, calls))
+        socket.close()
+        return histogram
+    }
+
+    /// Times `calls` request/reply round trips on a REQ socket, after `warmup` untimed ones.
+    static func roundTrips(_ socket: Socket, payload: [UInt8], calls: Int, warmup: Int) -> Histogram<UInt64> {
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        for _ in 0..<min(1000, calls) {
+        for _ in 0..<warmup {
             socket.send(payload)
             socket.receive(&buffer)
         }
@@ -116,7 +115,6 @@ enum RawZMQ {
             socket.receive(&buffer)
             histogram.record(DispatchTime.now().uptimeNanoseconds - start)
         }
-        socket.close()
         return histogram
     }
 

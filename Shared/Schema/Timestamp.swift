@@ -18,11 +18,7 @@ public enum Timestamp {
         let secondOfDay = Int(whole - floorDiv(whole, 86_400) * 86_400)
         var out: [UInt8] = []
         out.reserveCapacity(29)
-        digits(y, 4, &out)
-        out.append(UInt8(ascii: "-"))
-        digits(m, 2, &out)
-        out.append(UInt8(ascii: "-"))
-        digits(d, 2, &out)
+        appendDate(y, m, d, &out)
         out.append(UInt8(ascii: "T"))
         digits(secondOfDay / 3600, 2, &out)
         out.append(UInt8(ascii: ":"))
@@ -57,12 +53,16 @@ public enum Timestamp {
     public static func dateString(_ year: Int, _ month: Int, _ day: Int) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(10)
+        appendDate(year, month, day, &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func appendDate(_ year: Int, _ month: Int, _ day: Int, _ out: inout [UInt8]) {
         digits(year, 4, &out)
         out.append(UInt8(ascii: "-"))
         digits(month, 2, &out)
         out.append(UInt8(ascii: "-"))
         digits(day, 2, &out)
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// The district's calendar year, month and day of an instant.

@@ -119,10 +119,11 @@ public struct RequestTypeTable: Sendable {
     /// The fast path for a well-formed request of a `FastDecodable` type; nil for anything else,
     /// which then takes the JSONDecoder path and gets its precise answer there.
     func decodeFast(_ frame: Data) -> DecodedRequest? {
-        // Parse only frames that mention a fast type's name: other requests are not parsed twice.
-        guard let (type, entry) = fastTypes.first(where: { Self.contains(frame, $0.value.needle) }) else { return nil }
+        // Parse only frames that mention a fast type's name (other requests are not parsed twice),
+        // then take the type the frame actually has: its body may mention other types' names.
+        guard fastTypes.values.contains(where: { Self.contains(frame, $0.needle) }) else { return nil }
         guard let json = FastJSON.parse(frame), case .object = json,
-            json["v"]?.integer == Int64(protocolVersion), json["type"]?.string == type,
+            json["v"]?.integer == Int64(protocolVersion), let type = json["type"]?.string, let entry = fastTypes[type],
             let id = json["id"]?.string, !id.isEmpty
         else { return nil }
         var key: String?
