@@ -128,7 +128,7 @@ let package = Package(
             path: "Benchmarks/duban-bench",
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "MessagingTests", dependencies: ["Messaging", "DubanTesting"], path: "Tests/MessagingTests", swiftSettings: swiftSettings),
+        .testTarget(name: "MessagingTests", dependencies: ["Messaging", "Schema", "DubanTesting"], path: "Tests/MessagingTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "DeployTests",
             dependencies: ["ServiceKit", "DubanTesting", .product(name: "Yams", package: "Yams")],

@@ -37,16 +37,33 @@ struct LatencyBench {
         log("message sizes: sys.ping \(sizes.pingRequest)/\(sizes.pingReply) B, task.get \(sizes.taskRequest)/\(sizes.taskReply) B")
 
         var rawPing: [Latency] = [], rawTask: [Latency] = [], rawPipelined: [Double] = []
+        var localPing: [Latency] = [], localTask: [Latency] = [], localPipelined: [Double] = []
+        // The reference with Duban's topology: the server is another process, with its own I/O thread.
+        let pingServer = try RawZMQ.startServerProcess(replySize: sizes.pingReply)
+        defer { pingServer.process.terminate(); pingServer.process.waitUntilExit() }
+        let taskServer = try RawZMQ.startServerProcess(replySize: sizes.taskReply)
+        defer { taskServer.process.terminate(); taskServer.process.waitUntilExit() }
         var dubanPing: [Latency] = [], dubanTask: [Latency] = [], dubanPipelined: [Double] = []
         var grpc: [Latency] = [], grpcPipelined: [Double] = []
         var serverPing: [Latency] = [], serverTask: [Latency] = []
+        var typedPing: [Latency] = [], typedTask: [Latency] = [], pooledPing: [Latency] = []
+        let taskGetBody = try WireCoding.encode(TaskGetRequest(id: "7.3"))
         for run in 1...runs {
-            rawPing.append(Latency(RawZMQ.requestReply(requestSize: sizes.pingRequest, replySize: sizes.pingReply, calls: calls)))
-            rawTask.append(Latency(RawZMQ.requestReply(requestSize: sizes.taskRequest, replySize: sizes.taskReply, calls: calls)))
-            rawPipelined.append(RawZMQ.pipelined(requestSize: sizes.taskRequest, replySize: sizes.taskReply, calls: calls * 5, window: window))
-            dubanPing.append(try await latency(client, calls: calls) { try await $0.call(SystemTypes.ping, Empty(), as: PingReply.self) })
-            dubanTask.append(try await latency(client, calls: calls) { try await $0.call(RegistryTypes.taskGet, TaskGetRequest(id: "7.3"), as: PlanTask.self) })
-            dubanPipelined.append(try await pipelined(client, calls: calls * 2))
+            rawPing.append(Latency(RawZMQ.requestReplyClient(endpoint: pingServer.endpoint, payload: [UInt8](repeating: 120, count: sizes.pingRequest), calls: calls)))
+            rawTask.append(Latency(RawZMQ.requestReplyClient(endpoint: taskServer.endpoint, payload: [UInt8](repeating: 120, count: sizes.taskRequest), calls: calls)))
+            rawPipelined.append(RawZMQ.pipelinedClient(endpoint: taskServer.endpoint, requestSize: sizes.taskRequest, calls: calls * 5, window: window))
+            localPing.append(Latency(RawZMQ.requestReply(requestSize: sizes.pingRequest, replySize: sizes.pingReply, calls: calls)))
+            localTask.append(Latency(RawZMQ.requestReply(requestSize: sizes.taskRequest, replySize: sizes.taskReply, calls: calls)))
+            localPipelined.append(RawZMQ.pipelined(requestSize: sizes.taskRequest, replySize: sizes.taskReply, calls: calls * 5, window: window))
+            // Like the references (bytes in, bytes out; nothing decoded on the client), with the
+            // calling task on the client's socket thread: RPCClient.withSocketThread.
+            dubanPing.append(try await client.withSocketThread { try await latency(client, calls: calls) { try await $0.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8)) } })
+            dubanTask.append(try await client.withSocketThread { try await latency(client, calls: calls) { try await $0.callRaw(RegistryTypes.taskGet, encodedBody: taskGetBody) } })
+            dubanPipelined.append(try await pipelined(client, calls: calls * 10, body: taskGetBody))
+            // What an ordinary caller sees: a task on the shared pool, the reply decoded into its type.
+            pooledPing.append(try await latency(client, calls: calls) { try await $0.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8)) })
+            typedPing.append(try await latency(client, calls: calls) { try await $0.call(SystemTypes.ping, Empty(), as: PingReply.self) })
+            typedTask.append(try await latency(client, calls: calls) { try await $0.call(RegistryTypes.taskGet, TaskGetRequest(id: "7.3"), as: PlanTask.self) })
             // The same service asked by a raw REQ socket: what the server side costs without Duban's client.
             serverPing.append(Latency(RawZMQ.requestReplyClient(endpoint: registry.endpoints.rpc, payload: [UInt8](ping), calls: calls)))
             serverTask.append(Latency(RawZMQ.requestReplyClient(endpoint: registry.endpoints.rpc, payload: [UInt8](taskGet), calls: calls)))
@@ -66,15 +83,24 @@ struct LatencyBench {
             let met = target.flatMap { t in ratio.map { higherIsBetter ? $0 >= t : $0 <= t } }
             rows.append(ReportRow(section: "requests", name: name, duban: d, reference: r, referenceName: referenceName, ratio: ratio, target: targetText, met: met))
         }
-        add("sys.ping p50", dubanPing.map(\.p50), rawPing.map(\.p50), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: 1.5, targetText: "≤ 1.5×")
-        add("sys.ping p99", dubanPing.map(\.p99), rawPing.map(\.p99), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: 2, targetText: "≤ 2×")
-        add("sys.ping p99.9", dubanPing.map(\.p999), rawPing.map(\.p999), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: nil)
-        add("sys.ping p50, raw REQ client → duban-registry", serverPing.map(\.p50), rawPing.map(\.p50), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: nil)
-        add("task.get p50", dubanTask.map(\.p50), rawTask.map(\.p50), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: nil)
-        add("task.get p50, raw REQ client → duban-registry", serverTask.map(\.p50), rawTask.map(\.p50), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: nil)
-        add("task.get p99", dubanTask.map(\.p99), rawTask.map(\.p99), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: nil)
-        add("task.get p99.9", dubanTask.map(\.p999), rawTask.map(\.p999), "raw ZeroMQ REQ/REP, same sizes", unit: "µs", target: nil)
-        add("task.get pipelined (\(window) in flight)", dubanPipelined, rawPipelined, "raw ZeroMQ DEALER/ROUTER, same sizes", unit: "req/s", target: nil)
+        let raw = "raw ZeroMQ REQ→ROUTER, server in another process, same sizes"
+        let rawPipe = "raw ZeroMQ DEALER→ROUTER, server in another process, same sizes"
+        let local = "raw ZeroMQ REQ/REP, one process, one I/O thread for both ends"
+        add("sys.ping p50", dubanPing.map(\.p50), rawPing.map(\.p50), raw, unit: "µs", target: 1.5, targetText: "≤ 1.5×")
+        add("sys.ping p99", dubanPing.map(\.p99), rawPing.map(\.p99), raw, unit: "µs", target: 2, targetText: "≤ 2×")
+        add("sys.ping p99.9", dubanPing.map(\.p999), rawPing.map(\.p999), raw, unit: "µs", target: nil)
+        add("sys.ping p50, raw REQ client → duban-registry", serverPing.map(\.p50), rawPing.map(\.p50), raw, unit: "µs", target: nil)
+        add("sys.ping p50, caller on the shared pool", pooledPing.map(\.p50), rawPing.map(\.p50), raw, unit: "µs", target: nil)
+        add("sys.ping p50, pool + reply decoded (call as: PingReply)", typedPing.map(\.p50), rawPing.map(\.p50), raw, unit: "µs", target: nil)
+        add("task.get p50", dubanTask.map(\.p50), rawTask.map(\.p50), raw, unit: "µs", target: nil)
+        add("task.get p50, raw REQ client → duban-registry", serverTask.map(\.p50), rawTask.map(\.p50), raw, unit: "µs", target: nil)
+        add("task.get p50, pool + reply decoded (call as: PlanTask)", typedTask.map(\.p50), rawTask.map(\.p50), raw, unit: "µs", target: nil)
+        add("task.get p99", dubanTask.map(\.p99), rawTask.map(\.p99), raw, unit: "µs", target: nil)
+        add("task.get p99.9", dubanTask.map(\.p999), rawTask.map(\.p999), raw, unit: "µs", target: nil)
+        add("task.get pipelined (\(window) in flight)", dubanPipelined, rawPipelined, rawPipe, unit: "req/s", target: nil)
+        add("sys.ping p50", dubanPing.map(\.p50), localPing.map(\.p50), local, unit: "µs", target: nil)
+        add("task.get p50", dubanTask.map(\.p50), localTask.map(\.p50), local, unit: "µs", target: nil)
+        add("task.get pipelined (\(window) in flight)", dubanPipelined, localPipelined, "raw ZeroMQ DEALER/ROUTER, one process", unit: "req/s", target: nil)
         if !grpc.isEmpty {
             add("task.get p50", dubanTask.map(\.p50), grpc.map(\.p50), "gRPC-swift 2 unary, same reply", unit: "µs", target: 0.25, targetText: "≤ 0.25×")
             add("task.get p99", dubanTask.map(\.p99), grpc.map(\.p99), "gRPC-swift 2 unary, same reply", unit: "µs", target: nil)
@@ -94,19 +120,23 @@ struct LatencyBench {
         return Latency(histogram)
     }
 
-    /// `window` calls in flight on one client; calls answered per second.
-    func pipelined(_ client: RPCClient, calls: Int) async throws -> Double {
+    /// `window` calls in flight on one client, each a task on the client's socket thread; calls
+    /// answered per second.
+    func pipelined(_ client: RPCClient, calls: Int, body: Data) async throws -> Double {
         let perWorker = calls / window
-        let start = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<window {
-                group.addTask {
-                    for _ in 0..<perWorker { _ = try await client.call(RegistryTypes.taskGet, TaskGetRequest(id: "7.3"), as: PlanTask.self, timeout: .seconds(30)) }
+        let window = self.window
+        return try await client.withSocketThread {
+            let start = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<window {
+                    group.addTask {
+                        for _ in 0..<perWorker { _ = try await client.callRaw(RegistryTypes.taskGet, encodedBody: body, timeout: .seconds(30)) }
+                    }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+            return Double(perWorker * window) / seconds(ContinuousClock.now - start)
         }
-        return Double(perWorker * window) / seconds(ContinuousClock.now - start)
     }
 }
 

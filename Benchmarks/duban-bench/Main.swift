@@ -18,10 +18,14 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "The gRPC reference executable (Benchmarks/grpc-reference, built by run.sh).") var grpc: String?
     @Option(help: "Where to write the figures as JSON.") var json: String = "Benchmarks/results/bench.json"
     @Flag(help: "Skip PostgreSQL (when it is not installed).") var noPostgres = false
+    @Option(help: .hidden) var rawServer: String?
+    @Option(help: .hidden) var rawReplySize: Int = 0
 
     func wants(_ section: String) -> Bool { only.isEmpty || only.contains(section) }
 
     func run() async throws {
+        // The raw reference's server side, in a process of its own (started by the requests section).
+        if let rawServer { RawZMQ.serveForever(endpoint: rawServer, replySize: rawReplySize) }
         var rows: [ReportRow] = []
         // A section that fails is reported in the table; the others still run and print.
         func section(_ name: String, _ body: (inout [ReportRow]) async throws -> Void) async {

@@ -147,7 +147,16 @@ enum RawZMQ {
             socket.close()
         }
         ready.wait()
-        let socket = Socket(context, ZMQ_DEALER)
+        let perSecond = pipelinedClient(context: context, endpoint: endpoint, requestSize: requestSize, calls: calls, window: window)
+        clientDone.signal()
+        return perSecond
+    }
+
+    /// The DEALER side of a pipelined measurement against a ROUTER at `endpoint`.
+    static func pipelinedClient(context: UnsafeMutableRawPointer? = nil, endpoint: String, requestSize: Int, calls: Int, window: Int) -> Double {
+        nonisolated(unsafe) let ownContext = context == nil ? zmq_ctx_new()! : nil
+        defer { if let ownContext { zmq_ctx_term(ownContext) } }
+        let socket = Socket((context ?? ownContext)!, ZMQ_DEALER)
         socket.set(ZMQ_SNDHWM, 0)
         socket.set(ZMQ_RCVHWM, 0)
         socket.connect(endpoint)
@@ -177,9 +186,46 @@ enum RawZMQ {
             }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        clientDone.signal()
         socket.close()
         return Double(received) / seconds
+    }
+
+    /// A raw ROUTER server in a process of its own (`duban-bench --raw-server`), answering every
+    /// request, REQ's or DEALER's, with `replySize` bytes: the reference with Duban's topology,
+    /// client and server in two processes, each with its own libzmq I/O thread.
+    static func serveForever(endpoint: String, replySize: Int) -> Never {
+        let context = zmq_ctx_new()!
+        let socket = Socket(context, ZMQ_ROUTER)
+        socket.set(ZMQ_SNDHWM, 0)
+        socket.set(ZMQ_RCVHWM, 0)
+        socket.bind(endpoint)
+        print("ready", to: &standardError)
+        let reply = [UInt8](repeating: 120, count: replySize)
+        // Both clients frame requests as [identity][empty][payload] by the time ROUTER reads them.
+        var identity = [UInt8](repeating: 0, count: 256)
+        var empty = [UInt8](repeating: 0, count: 16)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let idSize = socket.receive(&identity)
+            socket.receive(&empty)
+            socket.receive(&buffer)
+            socket.send(Array(identity[0..<max(idSize, 0)]), more: true)
+            socket.send([], more: true)
+            socket.send(reply)
+        }
+    }
+
+    /// Starts `serveForever` in a child process and returns it with its endpoint.
+    static func startServerProcess(replySize: Int) throws -> (process: Process, endpoint: String) {
+        let endpoint = endpoint()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        process.arguments = ["--raw-server", endpoint, "--raw-reply-size", "\(replySize)"]
+        let pipe = Pipe()
+        process.standardError = pipe
+        try process.run()
+        _ = pipe.fileHandleForReading.availableData  // "ready"
+        return (process, endpoint)
     }
 
     /// PUSH→PULL: messages per second of `size` bytes, sent as fast as the socket takes them.
@@ -320,4 +366,10 @@ func freePort() -> Int {
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
     return Int(UInt16(bigEndian: address.sin_port))
+}
+
+nonisolated(unsafe) var standardError = StandardError()
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) { FileHandle.standardError.write(Data(string.utf8)) }
 }

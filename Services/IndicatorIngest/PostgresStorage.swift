@@ -153,7 +153,7 @@ final class PostgresEventStorage: EventStorage {
                 let ts = Timestamp.now()
                 for item in buffer.items {
                     head += 1
-                    let id = UUID().uuidString.lowercased()
+                    let id = MessageID.next()
                     let envelope = EnvelopeWriter.event(id: id, type: item.type, ts: ts, from: origin, stream: stream, seq: Int(head), body: item.body)
                     try await connection.query(
                         "INSERT INTO duban_events (stream, seq, type, id, ts, envelope) VALUES (\(stream), \(head), \(item.type), \(id), \(ts), \(envelope))",

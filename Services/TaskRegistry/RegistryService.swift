@@ -16,14 +16,7 @@ public struct RegistryService: DubanService {
     let logger: Logger
     let tick: Duration
     let current: PlanHolder
-
-    /// The plan in force, replaced whole on reload.
-    final class PlanHolder: Sendable {
-        private let value: Mutex<LoadedPlan>
-        init(_ plan: LoadedPlan) { value = Mutex(plan) }
-        var plan: LoadedPlan { value.withLock { $0 } }
-        func replace(_ plan: LoadedPlan) { value.withLock { $0 = plan } }
-    }
+    let views = TaskViewCache()
 
     public static func migrations(_ migrator: inout DatabaseMigrator) { RegistryStore.migrations(&migrator) }
 
@@ -66,18 +59,20 @@ public struct RegistryService: DubanService {
     public func register(_ handlers: inout HandlerTable) {
         let current = self.current
         let clock = self.clock
+        let cache = self.views
 
-        handlers.on(RegistryTypes.planGet, Empty.self) { _, context in
-            let loaded = current.plan
+        handlers.onRead(RegistryTypes.planGet, Empty.self) { _, context in
+            let versioned = current.versioned
+            let loaded = versioned.loaded
             let plan = loaded.document
-            let views = try await Self.taskViews(plan: plan, context: context, now: clock.now())
+            let views = try cache.views(plan: versioned, store: try context.store, now: clock.now()).views
             return PlanReply(
                 title: plan.title, district: plan.district, start: plan.start, end: plan.end, office: plan.office, dispatchDay: plan.dispatchDay,
                 goals: plan.goals, categories: plan.categories.map(\.heading), tasks: views, targets: plan.targets.map(Self.target),
                 rules: plan.rules.map { PlanRule(id: $0.id, text: $0.text, withinMonths: $0.withinMonths) }, loadedAt: loaded.loadedAt)
         }
 
-        handlers.on(RegistryTypes.unitList, Empty.self) { _, _ in
+        handlers.onRead(RegistryTypes.unitList, Empty.self) { _, _ in
             ListReply(
                 items: current.plan.document.units.map {
                     PlanUnit(
@@ -86,8 +81,9 @@ public struct RegistryService: DubanService {
                 })
         }
 
-        handlers.on(RegistryTypes.taskList, TaskListRequest.self) { request, context in
-            let plan = current.plan.document
+        handlers.onRead(RegistryTypes.taskList, TaskListRequest.self) { request, context in
+            let versioned = current.versioned
+            let plan = versioned.loaded.document
             if let unit = request.unit, plan.unit(unit) == nil { throw ErrorBody.notFound("no unit \(unit)", field: "body.unit") }
             var categoryID: String?
             if let category = request.category {
@@ -97,7 +93,7 @@ public struct RegistryService: DubanService {
                 }
                 categoryID = match.id
             }
-            let views = try await Self.taskViews(plan: plan, context: context, now: clock.now())
+            let views = try cache.views(plan: versioned, store: try context.store, now: clock.now()).views
             return ListReply(
                 items: views.filter { view in
                     guard let task = plan.task(view.id) else { return false }
@@ -111,16 +107,10 @@ public struct RegistryService: DubanService {
                 })
         }
 
-        handlers.on(RegistryTypes.taskGet, TaskGetRequest.self) { request, context in
-            let plan = current.plan.document
-            guard plan.task(request.id) != nil else { throw ErrorBody.notFound("no task \(request.id)", field: "body.id") }
-            let views = try await Self.taskViews(plan: plan, context: context, now: clock.now(), only: request.id)
-            var view = views.first { $0.id == request.id }!
-            let reports = try context.store.readNow { try RegistryStore.reports($0, task: request.id) }
-            var latest: [String: ProgressReport] = [:]
-            for report in reports where (latest[report.unit]?.period ?? "") <= report.period { latest[report.unit] = report }
-            view.latestReports = latest.values.sorted { $0.unit < $1.unit }
-            return view
+        handlers.onReadEncoded(RegistryTypes.taskGet, TaskGetRequest.self) { request, context in
+            let versioned = current.versioned
+            guard versioned.loaded.document.task(request.id) != nil else { throw ErrorBody.notFound("no task \(request.id)", field: "body.id") }
+            return try cache.taskReply(request.id, plan: versioned, store: try context.store, now: clock.now())
         }
 
         handlers.on(RegistryTypes.progressReport, ProgressReportRequest.self, mutating: true) { request, context in
@@ -265,36 +255,6 @@ public struct RegistryService: DubanService {
         }
     }
 
-    /// Every task as the protocol shows it, with its status and progress now.
-    static func taskViews(plan: PlanDocument, context: RequestContext, now: Date, only: String? = nil) async throws -> [PlanTask] {
-        // A synchronous read: short, and it saves two thread hops on every request that shows tasks.
-        let reports = try context.store.readNow { try RegistryStore.taskReports($0, plan: plan) }
-        let statuses = TaskStatusRules.statuses(plan: plan, reports: reports, now: now)
-        let categories = Dictionary(uniqueKeysWithValues: plan.categories.map { ($0.id, $0.heading) })
-        // Statuses need every task (parents roll up their sub-items); views only the ones asked for.
-        return plan.tasks.filter { only == nil || $0.id == only }.map { task in
-            let progress: Double
-            if task.isParent {
-                let children = task.subtasks.compactMap(plan.task)
-                progress = children.isEmpty ? 0 : children.map { TaskStatusRules.progress($0, plan: plan, reports: reports[$0.id] ?? TaskReports()) }.reduce(0, +) / Double(children.count)
-            } else {
-                progress = TaskStatusRules.progress(task, plan: plan, reports: reports[task.id] ?? TaskReports())
-            }
-            let children = task.subtasks.compactMap(plan.task)
-            var view = PlanTask(
-                id: task.id, parent: task.parent, category: categories[task.category] ?? task.category, title: task.title, text: task.text,
-                leadUnits: task.isParent ? RegistryStore.unionOfLeads(task, plan: plan) : task.lead,
-                cooperatingUnits: task.isParent ? uniqued(children.flatMap(\.cooperating)) : task.cooperating,
-                deadline: task.isParent ? children.compactMap(\.deadline).max() : task.deadline,
-                ongoing: task.isParent ? children.allSatisfy { $0.deadline == nil } : task.deadline == nil,
-                milestones: task.milestones.map { Milestone(date: $0.date, text: $0.text, percent: $0.percent) },
-                targets: plan.targets.filter { $0.tasks.contains(task.id) }.map(\.indicator), subtasks: task.subtasks, status: statuses[task.id])
-            view.deadlineText = task.deadlineText
-            view.progress = (progress * 10).rounded() / 10
-            return view
-        }
-    }
-
     static func uniqued(_ names: [String]) -> [String] {
         var seen: Set<String> = []
         return names.filter { seen.insert($0).inserted }
@@ -334,4 +294,19 @@ public struct RegistryService: DubanService {
         let due = Timestamp.districtDate(month.next.start(day: plan.dispatchDay))
         return DispatchOverviewReply(period: month.description, reported: reported, missing: missing, due: due)
     }
+}
+
+/// The plan in force, replaced whole on reload; each replacement gets a new version, so that what
+/// was computed from the plan before is known to be stale.
+final class PlanHolder: Sendable {
+    struct Versioned: Sendable {
+        let loaded: LoadedPlan
+        let version: Int
+    }
+
+    private let value: Mutex<Versioned>
+    init(_ plan: LoadedPlan) { value = Mutex(Versioned(loaded: plan, version: 1)) }
+    var plan: LoadedPlan { value.withLock { $0.loaded } }
+    var versioned: Versioned { value.withLock { $0 } }
+    func replace(_ plan: LoadedPlan) { value.withLock { $0 = Versioned(loaded: plan, version: $0.version + 1) } }
 }

@@ -126,6 +126,39 @@ public enum TaskStatusRules {
         return .onTrack
     }
 
+    /// The first instant after `now` at which the clock alone could change a status, the reports
+    /// staying as they are: a deadline's or a milestone's day ending, a month's reports falling
+    /// due (the dispatch day ending, a new month), a task's progress falling behind the straight
+    /// line. Statuses computed at `now` hold until then (a test compares them at instants between);
+    /// `now` itself when a change is too close to call.
+    public static func nextChange(plan: PlanDocument, reports: [String: TaskReports], now: Date) -> Date {
+        var next = Date.distantFuture
+        func consider(_ instant: Date) {
+            if instant > now && instant < next { next = instant }
+        }
+        let month = Month(now)
+        consider(month.start(day: plan.dispatchDay).addingTimeInterval(86_400))
+        consider(month.next.start())
+        let planStart = Timestamp.startOfDistrictDay(plan.start)
+        for task in plan.tasks where !task.isParent {
+            if let deadline = task.deadline, let day = Timestamp.startOfDistrictDay(deadline) { consider(day.addingTimeInterval(86_400)) }
+            for milestone in task.milestones {
+                if let day = Timestamp.startOfDistrictDay(milestone.date) { consider(day.addingTimeInterval(86_400)) }
+            }
+            if let deadline = task.deadline, let end = Timestamp.startOfDistrictDay(deadline)?.addingTimeInterval(86_400), let start = planStart, end > start {
+                // Lagging once elapsed > (progress + tolerance) / 100. The instant is computed in
+                // floating point, so the moments around it are not trusted to any snapshot.
+                let threshold = (progress(task, plan: plan, reports: reports[task.id] ?? TaskReports()) + plan.lagTolerance) / 100
+                if threshold < 1 {
+                    let crossing = start.addingTimeInterval(max(threshold, 0) * end.timeIntervalSince(start))
+                    if abs(now.timeIntervalSince(crossing)) <= 0.001 { return now }
+                    consider(crossing.addingTimeInterval(-0.001))
+                }
+            }
+        }
+        return next
+    }
+
     /// A parent's status from its sub-items': all completed → completed; any overdue → overdue;
     /// any lagging → lagging; all not started → not_started; otherwise on_track.
     public static func rollUp(_ children: [TaskStatus]) -> TaskStatus {

@@ -21,6 +21,9 @@ public final class ZMQPollLoop: @unchecked Sendable {
     // @unchecked: mutable state is either guarded by `shared` or touched only on the loop thread.
 
     public typealias MessageHandler = @Sendable ([Data]) -> Void
+    /// A handler that may answer on the same socket at once: what it returns is sent before the
+    /// next message is read, with no queue and no wake-up in between.
+    public typealias ReplyingHandler = @Sendable ([Data]) -> [Data]?
 
     private struct Shared {
         var commands: [@Sendable (LoopState) -> Void] = []
@@ -31,7 +34,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
     /// State owned by the loop thread.
     final class LoopState {
         var sockets: [Int: ZMQSocket] = [:]
-        var handlers: [Int: MessageHandler] = [:]
+        var handlers: [Int: ReplyingHandler] = [:]
         /// Messages that could not be sent without blocking, retried when the socket is writable.
         var pending: [Int: [[Data]]] = [:]
     }
@@ -44,6 +47,8 @@ public final class ZMQPollLoop: @unchecked Sendable {
     private let pollTimeoutMilliseconds: Int
     private let finished = Mutex<[CheckedContinuation<Void, Never>]?>([])
     private let maxPendingPerSocket: Int
+    /// The loop thread's `pthread_self()`, so that work queued from the loop thread itself needs no wake-up.
+    private let loopThread = Atomic<UInt>(0)
 
     /// Starts the loop's thread.
     /// - Parameters:
@@ -77,13 +82,29 @@ public final class ZMQPollLoop: @unchecked Sendable {
         setup: @escaping @Sendable (ZMQSocket) throws -> Void,
         onMessage: MessageHandler? = nil
     ) async throws -> SocketID {
+        var replying: ReplyingHandler?
+        if let onMessage {
+            replying = { frames -> [Data]? in
+                onMessage(frames)
+                return nil
+            }
+        }
+        return try await addSocket(type, options: options, setup: setup, replying: replying)
+    }
+
+    /// Like `addSocket(_:options:setup:onMessage:)`, with a handler that may reply at once on the same socket.
+    public func addSocket(
+        _ type: ZMQSocketType, options: ZMQSocketOptions = ZMQSocketOptions(),
+        setup: @escaping @Sendable (ZMQSocket) throws -> Void,
+        replying onMessage: ReplyingHandler?
+    ) async throws -> SocketID {
         let id = shared.withLock { state -> Int in
             state.nextID += 1
             return state.nextID
         }
         let context = self.context
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<SocketID, any Error>) in
-            let accepted = enqueue { state in
+            let accepted = submit { state in
                 do {
                     let socket = try ZMQSocket(context: context, type: type)
                     try socket.apply(options)
@@ -101,13 +122,28 @@ public final class ZMQPollLoop: @unchecked Sendable {
 
     /// Queues a message for sending from the loop thread. Never blocks the caller.
     public func send(_ socket: SocketID, _ frames: [Data]) {
-        _ = enqueue { [self] state in self.sendNow(state, socket.value, frames) }
+        _ = submit { [self] state in self.sendNow(state, socket.value, frames) }
+    }
+
+    /// Queues a message, then runs `sent` on the loop thread once it has been handed to the socket
+    /// (or queued behind older ones), in order with everything else queued.
+    public func send(_ socket: SocketID, _ frames: [Data], then sent: @escaping @Sendable () -> Void) {
+        let accepted = submit { [self] state in
+            self.sendNow(state, socket.value, frames)
+            sent()
+        }
+        if !accepted { sent() }
+    }
+
+    /// Whether the caller is running on this loop's thread (a socket callback, or a task on this loop as its executor).
+    public var isLoopThread: Bool {
+        loopThread.load(ordering: .relaxed) == UInt(pthread_self())
     }
 
     /// Runs `body` with the socket on the loop thread (to change options, subscribe, and so on).
     public func withSocket<T: Sendable>(_ socket: SocketID, _ body: @escaping @Sendable (ZMQSocket) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let accepted = enqueue { state in
+            let accepted = submit { state in
                 guard let s = state.sockets[socket.value] else {
                     continuation.resume(throwing: ZMQError(code: ENOTSOCK, operation: "socket \(socket.value) is closed"))
                     return
@@ -121,7 +157,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
     /// Closes one socket on the loop thread.
     public func closeSocket(_ socket: SocketID) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let accepted = enqueue { state in
+            let accepted = submit { state in
                 state.sockets.removeValue(forKey: socket.value)?.close()
                 state.handlers.removeValue(forKey: socket.value)
                 state.pending.removeValue(forKey: socket.value)
@@ -151,13 +187,14 @@ public final class ZMQPollLoop: @unchecked Sendable {
     // MARK: Loop thread
 
     @discardableResult
-    private func enqueue(_ command: @escaping @Sendable (LoopState) -> Void) -> Bool {
+    private func submit(_ command: @escaping @Sendable (LoopState) -> Void) -> Bool {
         let accepted = shared.withLock { state -> Bool in
             guard !state.stopping else { return false }
             state.commands.append(command)
             return true
         }
-        if accepted { wake() }
+        // The loop thread drains the queue before it polls again, so it need not wake itself.
+        if accepted && !isLoopThread { wake() }
         return accepted
     }
 
@@ -215,16 +252,22 @@ public final class ZMQPollLoop: @unchecked Sendable {
     }
 
     private func run() {
+        loopThread.store(UInt(pthread_self()), ordering: .relaxed)
         let state = LoopState()
         var items: [zmq_pollitem_t] = []
         var ids: [Int] = []
+        var commands: [@Sendable (LoopState) -> Void] = []
         while true {
-            let (commands, stopping) = shared.withLock { shared -> ([@Sendable (LoopState) -> Void], Bool) in
-                defer { shared.commands.removeAll(keepingCapacity: true) }
-                return (shared.commands, shared.stopping)
+            let stopping = shared.withLock { shared -> Bool in
+                swap(&commands, &shared.commands)
+                return shared.stopping
             }
             for command in commands { command(state) }
+            commands.removeAll(keepingCapacity: true)
             if stopping { break }
+            // Commands queued by the ones just run (a task on this loop sending its next request)
+            // are run after a poll that does not wait.
+            let morePending = shared.withLock { !$0.commands.isEmpty || $0.stopping }
 
             items.removeAll(keepingCapacity: true)
             ids.removeAll(keepingCapacity: true)
@@ -238,7 +281,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
                 items.append(zmq_pollitem_t(socket: socket.handle, fd: 0, events: events, revents: 0))
                 ids.append(id)
             }
-            let rc = zmq_poll(&items, Int32(items.count), pollTimeoutMilliseconds)
+            let rc = zmq_poll(&items, Int32(items.count), morePending ? 0 : pollTimeoutMilliseconds)
             if rc < 0 {
                 if zmq_errno() == EINTR { continue }
                 logger.error("zmq_poll failed", metadata: ["zmq.loop": "\(name)", "error": "\(ZMQError.last("poll"))"])
@@ -267,11 +310,24 @@ public final class ZMQPollLoop: @unchecked Sendable {
         for _ in 0..<1024 {
             do {
                 guard let frames = try socket.receive() else { return }
-                handler(frames)
+                if let reply = handler(frames) { sendNow(state, id, reply) }
             } catch {
                 logger.warning("receive failed", metadata: ["zmq.loop": "\(name)", "error": "\(error)"])
                 return
             }
         }
+    }
+}
+
+/// The loop's thread as a task executor: a task that prefers it (`withTaskExecutorPreference(loop)`)
+/// runs between polls on the thread that owns the sockets, so sending a request and resuming on its
+/// reply cost no thread hand-over: the latency of a synchronous ZeroMQ client, with async code.
+/// Jobs must be short, as socket callbacks must; a job queued after the loop stopped runs on the
+/// global executor instead, so no task is ever stranded.
+extension ZMQPollLoop: TaskExecutor {
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        let accepted = submit { [self] _ in unowned.runSynchronously(on: self.asUnownedTaskExecutor()) }
+        if !accepted { globalConcurrentExecutor.enqueue(ExecutorJob(unowned)) }
     }
 }

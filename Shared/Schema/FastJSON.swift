@@ -43,6 +43,35 @@ public enum FastJSON: Sendable, Equatable {
         }
     }
 
+    /// The string member `key` of a top-level object, read without building the rest of the
+    /// document: members before it are skipped, members after it are not read at all. For routing
+    /// (a reply's `re`) on a thread that must stay quick; nil when the document is not an object,
+    /// the member is missing, or it is not a string.
+    public static func topLevelString(_ key: String, in data: Data) -> String? {
+        data.withUnsafeBytes { bytes -> String? in
+            var reader = Reader(bytes: bytes)
+            reader.skipWhitespace()
+            guard reader.position < bytes.count, bytes[reader.position] == UInt8(ascii: "{") else { return nil }
+            reader.position += 1
+            while true {
+                reader.skipWhitespace()
+                guard reader.position < bytes.count, bytes[reader.position] == UInt8(ascii: "\""), let name = reader.string() else { return nil }
+                reader.skipWhitespace()
+                guard reader.position < bytes.count, bytes[reader.position] == UInt8(ascii: ":") else { return nil }
+                reader.position += 1
+                reader.skipWhitespace()
+                if name == key {
+                    guard reader.position < bytes.count, bytes[reader.position] == UInt8(ascii: "\"") else { return nil }
+                    return reader.string()
+                }
+                guard reader.skipValue(depth: 0) else { return nil }
+                reader.skipWhitespace()
+                guard reader.position < bytes.count, bytes[reader.position] == UInt8(ascii: ",") else { return nil }
+                reader.position += 1
+            }
+        }
+    }
+
     /// The member named `key` of an object (the first one, if repeated, as JSONDecoder reads it).
     public subscript(key: String) -> FastJSON? {
         guard case .object(let members) = self else { return nil }
@@ -98,6 +127,54 @@ public enum FastJSON: Sendable, Equatable {
             case UInt8(ascii: "f"): return literal("false", .bool(false))
             case UInt8(ascii: "n"): return literal("null", .null)
             default: return number()
+            }
+        }
+
+        /// Moves past one value without building it (strings are scanned for their closing quote,
+        /// not decoded); false if the bytes end first or nest too deep.
+        mutating func skipValue(depth: Int) -> Bool {
+            guard depth < Self.maxDepth else { return false }
+            skipWhitespace()
+            guard position < bytes.count else { return false }
+            switch bytes[position] {
+            case UInt8(ascii: "\""):
+                position += 1
+                while position < bytes.count {
+                    switch bytes[position] {
+                    case UInt8(ascii: "\\"): position += 2
+                    case UInt8(ascii: "\""):
+                        position += 1
+                        return true
+                    default: position += 1
+                    }
+                }
+                return false
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                let close = bytes[position] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                position += 1
+                while true {
+                    skipWhitespace()
+                    guard position < bytes.count else { return false }
+                    switch bytes[position] {
+                    case close:
+                        position += 1
+                        return true
+                    case UInt8(ascii: ","), UInt8(ascii: ":"):
+                        position += 1
+                    default:
+                        guard skipValue(depth: depth + 1) else { return false }
+                    }
+                }
+            default:
+                // A number or literal: up to the next delimiter.
+                let start = position
+                while position < bytes.count {
+                    switch bytes[position] {
+                    case UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), 0x20, 0x0A, 0x0D, 0x09: return position > start
+                    default: position += 1
+                    }
+                }
+                return position > start
             }
         }
 

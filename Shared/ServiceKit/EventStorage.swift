@@ -36,5 +36,13 @@ public protocol EventStorage: Sendable {
     func purgeExpiredKeys(now: Date) async throws -> Int
 }
 
+/// Storage that can also answer the rpc loop's reads synchronously, on the calling thread (SQLite:
+/// a read from the pool takes microseconds). With it, `sys.ping` and `events.since` are answered
+/// on the socket thread as they arrive.
+public protocol SynchronousEventStorage: EventStorage {
+    func headsNow() throws -> [String: Int]
+    func eventsNow(stream: String, after: Int, limit: Int) throws -> (envelopes: [Data], head: Int)?
+}
+
 /// How long idempotency keys are kept (PROTOCOL.md: at least 24 hours).
 public let idempotencyKeyRetention: TimeInterval = 48 * 3600

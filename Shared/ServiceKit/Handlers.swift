@@ -62,6 +62,7 @@ public struct RequestContext: Sendable {
 /// The request types a service answers and their handlers.
 public struct HandlerTable: Sendable {
     typealias Handler = @Sendable (_ body: any Sendable, _ context: RequestContext) async throws -> Data
+    typealias SynchronousHandler = @Sendable (_ body: any Sendable, _ context: RequestContext) throws -> Data
 
     public private(set) var types = RequestTypeTable()
     var handlers: [String: Handler] = [:]
@@ -72,6 +73,9 @@ public struct HandlerTable: Sendable {
     /// Work on a decoded body that needs no storage (validation, normalisation), done by the server's
     /// reading stage ahead of the handler's turn; the handler receives what it returns.
     var preparers: [String: @Sendable (any Sendable) -> any Sendable] = [:]
+    /// Reads that need no waiting: answered on the socket thread as they arrive when no request is
+    /// queued ahead of them, and in their turn otherwise.
+    var synchronousReads: [String: SynchronousHandler] = [:]
 
     public init() {}
 
@@ -108,6 +112,7 @@ public struct HandlerTable: Sendable {
     /// The body's type for decoding and, for mutating types, how its idempotency fingerprint is taken.
     private mutating func register<Body: Codable & Sendable>(_ type: String, _ body: Body.Type, mutating isMutating: Bool) {
         types.register(type, body: Body.self)
+        synchronousReads[type] = nil
         guard isMutating else { return }
         mutating.insert(type)
         fingerprinters[type] = { body in
@@ -137,10 +142,34 @@ public struct HandlerTable: Sendable {
         _ type: String, _ body: Body.Type, _ handler: @escaping @Sendable (Body, RequestContext) async throws -> Data
     ) {
         types.register(type, body: Body.self)
+        synchronousReads[type] = nil
         handlers[type] = { body, context in
             guard let body = body as? Body else { throw ErrorBody.internal("body decoded as the wrong type for \(type)") }
             return try await handler(body, context)
         }
+    }
+
+    /// Registers a read that answers synchronously and quickly (in-memory state, a short SQLite read).
+    /// When nothing is queued ahead of it, it is answered on the socket thread as it arrives, with
+    /// no hand-over to the service's task and back: the request path's latency is then the
+    /// transport's. It must not change state and must not block.
+    public mutating func onRead<Body: Codable & Sendable, Reply: Encodable & Sendable>(
+        _ type: String, _ body: Body.Type, _ handler: @escaping @Sendable (Body, RequestContext) throws -> Reply
+    ) {
+        onReadEncoded(type, Body.self) { body, context in try WireCoding.encode(try handler(body, context)) }
+    }
+
+    /// The same, for a handler that returns its reply body already encoded.
+    public mutating func onReadEncoded<Body: Codable & Sendable>(
+        _ type: String, _ body: Body.Type, _ handler: @escaping @Sendable (Body, RequestContext) throws -> Data
+    ) {
+        types.register(type, body: Body.self)
+        let read: SynchronousHandler = { body, context in
+            guard let body = body as? Body else { throw ErrorBody.internal("body decoded as the wrong type for \(type)") }
+            return try handler(body, context)
+        }
+        synchronousReads[type] = read
+        handlers[type] = { body, context in try read(body, context) }
     }
 
     /// The request types registered, sorted.

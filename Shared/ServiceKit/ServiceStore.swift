@@ -18,10 +18,13 @@ public struct EventBuffer: Sendable {
 
 /// A service's SQLite database: its own tables plus the event log and the idempotency store.
 ///
+/// The store is its database's only writer (each service owns its data; one process per data
+/// directory): what it keeps in memory about the database, such as the streams' heads, relies on it.
+///
 /// Events are written in the transaction that makes the change they report, so a crash can
 /// never keep one without the other, and published only after that transaction commits
 /// (from GRDB's writer queue, so publication follows `seq` order).
-public final class ServiceStore: EventStorage, Sendable {
+public final class ServiceStore: SynchronousEventStorage, Sendable {
     public let pool: DatabasePool
     /// This instance's event stream (`registry`, `ingest-2`).
     public let stream: String
@@ -29,6 +32,17 @@ public final class ServiceStore: EventStorage, Sendable {
     public let origin: String
     public let path: String
     private let publisher = Mutex<(@Sendable (_ topic: String, _ envelope: Data) -> Void)?>(nil)
+    private let writes = Atomic<Int>(0)
+    /// Head `seq` of every stream in the database, kept in memory: this store is the database's only
+    /// writer, and it moves a head once the transaction that appends to it has committed. Every
+    /// `sys.ping` asks for them, and a read transaction for them cost more than the rest of the request.
+    private let knownHeads = Mutex<[String: Int]>([:])
+
+    /// Counts the write transactions made through `write`, each counted once it has committed (or
+    /// failed). What is computed from the database and kept in memory is current while this is
+    /// unchanged: read it before reading the database, and a write that lands in between only
+    /// makes the next reader compute again.
+    public var writeGeneration: Int { writes.load(ordering: .acquiring) }
 
     public static let keyRetention = idempotencyKeyRetention
     public var location: String { path }
@@ -73,6 +87,14 @@ public final class ServiceStore: EventStorage, Sendable {
         }
         migrations(&migrator)
         try migrator.migrate(pool)
+        let stored = try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT stream, MAX(seq) AS head FROM duban_events GROUP BY stream").map { (row: Row) -> (String, Int) in
+                (row["stream"], row["head"])
+            }
+        }
+        var heads = [stream: 0]
+        for (name, head) in stored { heads[name] = head }
+        knownHeads.withLock { $0 = heads }
     }
 
     /// Sets where committed events go (the events socket).
@@ -81,27 +103,30 @@ public final class ServiceStore: EventStorage, Sendable {
     }
 
     /// Runs `updates` in one write transaction; events it emits are logged in that transaction and published after commit.
-    public func write<T: Sendable>(_ updates: @escaping @Sendable (Database, inout EventBuffer) throws -> T) async throws -> T {
-        try await pool.write { db in try self.writeInTransaction(db, updates) }
+    /// `publishing: false` logs the events without sending them live, exactly what a subscriber
+    /// sees when PUB drops them (for tests of catch-up); they are still read through `events.since`.
+    public func write<T: Sendable>(publishing: Bool = true, _ updates: @escaping @Sendable (Database, inout EventBuffer) throws -> T) async throws -> T {
+        defer { writes.add(1, ordering: .releasing) }
+        return try await pool.write { db in try self.writeInTransaction(db, publishing: publishing, updates) }
     }
 
     /// The same inside a transaction the caller already holds.
-    public func writeInTransaction<T>(_ db: Database, _ updates: (Database, inout EventBuffer) throws -> T) throws -> T {
+    public func writeInTransaction<T>(_ db: Database, publishing: Bool = true, _ updates: (Database, inout EventBuffer) throws -> T) throws -> T {
         var buffer = EventBuffer()
         let result = try updates(db, &buffer)
-        try appendEvents(db, buffer)
+        try appendEvents(db, buffer, publishing: publishing)
         return result
     }
 
     /// Logs the buffered events in `db`'s transaction and publishes them once it commits.
-    public func appendEvents(_ db: Database, _ buffer: EventBuffer) throws {
+    public func appendEvents(_ db: Database, _ buffer: EventBuffer, publishing: Bool = true) throws {
         guard !buffer.items.isEmpty else { return }
         var head = try Int.fetchOne(db, sql: "SELECT MAX(seq) FROM duban_events WHERE stream = ?", arguments: [stream]) ?? 0
         var published: [(String, Data)] = []
         let ts = Timestamp.now()
         for item in buffer.items {
             head += 1
-            let id = UUID().uuidString.lowercased()
+            let id = MessageID.next()
             let envelope = EnvelopeWriter.event(id: id, type: item.type, ts: ts, from: origin, stream: stream, seq: head, body: item.body)
             try db.execute(
                 sql: "INSERT INTO duban_events (stream, seq, type, id, ts, envelope) VALUES (?, ?, ?, ?, ?, ?)",
@@ -109,8 +134,11 @@ public final class ServiceStore: EventStorage, Sendable {
             published.append((item.type, envelope))
         }
         let events = published
+        let newHead = head
         db.afterNextTransaction(onCommit: { [self] _ in
-            guard let publish = publisher.withLock({ $0 }) else { return }
+            // Before publishing: whoever sees the event and asks for the head gets at least its seq.
+            knownHeads.withLock { $0[stream] = max($0[stream] ?? 0, newHead) }
+            guard publishing, let publish = publisher.withLock({ $0 }) else { return }
             for (topic, envelope) in events { publish(topic, envelope) }
         })
     }
@@ -127,15 +155,7 @@ public final class ServiceStore: EventStorage, Sendable {
 
     /// Head `seq` of every stream in this database, with this instance's stream at 0 if it has no events yet.
     public func headsNow() throws -> [String: Int] {
-        try pool.read { db in
-            var heads = [stream: 0]
-            // A cached statement: sys.ping asks this on every call, and compiling it each time showed.
-            let statement = try db.cachedStatement(sql: "SELECT stream, MAX(seq) AS head FROM duban_events GROUP BY stream")
-            for row in try Row.fetchAll(statement) {
-                heads[row["stream"]] = row["head"]
-            }
-            return heads
-        }
+        knownHeads.withLock { $0 }
     }
 
     public func events(stream: String, after: Int, limit: Int) async throws -> (envelopes: [Data], head: Int)? {

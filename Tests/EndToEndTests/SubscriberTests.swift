@@ -8,12 +8,11 @@ import Testing
 
 /// Gaps on the live feed, made on purpose.
 @Suite struct SubscriberTests {
-    /// A bare server on `path` (no handlers but the runtime's), a subscriber to it, and a second
-    /// store handle on the same database that writes events without publishing them: to a
-    /// subscriber, exactly what PUB dropping them looks like.
+    /// A bare server on `path` (no handlers but the runtime's) and a subscriber to it; events
+    /// written with `publishing: false` are logged but never sent live: to a subscriber, exactly
+    /// what PUB dropping them looks like.
     struct Rig {
         let store: ServiceStore
-        let silent: ServiceStore
         let subscriber: EventSubscriber
         let runner: Task<Void, any Error>
 
@@ -27,7 +26,6 @@ import Testing
             runner = Task { try await server.run() }
             subscriber = try await EventSubscriber.start(
                 events: server.endpoints.events, rpc: server.endpoints.rpc, from: .beginning, heartbeat: heartbeat)
-            silent = try ServiceStore(path: path, stream: stream, origin: stream)
             try await Task.sleep(for: .milliseconds(300))
         }
 
@@ -49,7 +47,7 @@ import Testing
 
     @Test func aGapIsFilledAndTheEventThatRevealedItIsNotDeliveredTwice() async throws {
         let rig = try await Rig(stream: "gap", heartbeat: .seconds(60))
-        for index in 1...10 { try await rig.silent.write { _, events in try events.emit("gap.n", ["n": index]) } }
+        for index in 1...10 { try await rig.store.write(publishing: false) { _, events in try events.emit("gap.n", ["n": index]) } }
         // Event 11 is published live; it reveals the gap, and the fill reads 1…11.
         try await rig.store.write { _, events in try events.emit("gap.n", ["n": 11]) }
         try await Task.sleep(for: .milliseconds(300))
@@ -61,7 +59,7 @@ import Testing
     @Test func theTailOfABurstIsFoundByTheHeartbeat() async throws {
         let rig = try await Rig(stream: "tail", heartbeat: .milliseconds(200))
         // Nothing live reveals these: only the heartbeat's heads do.
-        for index in 1...5 { try await rig.silent.write { _, events in try events.emit("tail.n", ["n": index]) } }
+        for index in 1...5 { try await rig.store.write(publishing: false) { _, events in try events.emit("tail.n", ["n": index]) } }
         #expect(await rig.seqs(until: 5) == Array(1...5))
         await rig.stop()
     }

@@ -1,5 +1,6 @@
 import DubanTesting
 import Foundation
+import Schema
 import Testing
 
 @testable import Messaging
@@ -80,5 +81,52 @@ import Testing
             break
         }
         await loop.shutdown()
+    }
+
+    /// A task that prefers the loop as its executor runs on the loop's thread, and keeps running
+    /// (on the global executor) once the loop has stopped: no task is stranded by a shutdown.
+    @Test func tasksPreferringTheLoopRunOnItsThreadAndSurviveItsShutdown() async throws {
+        let loop = ZMQPollLoop(name: "test")
+        let onLoop = await withTaskExecutorPreference(loop) { loop.isLoopThread }
+        #expect(onLoop)
+        #expect(!loop.isLoopThread)
+        let finished = await withTaskExecutorPreference(loop) { () async -> Bool in
+            await loop.shutdown()
+            try? await Task.sleep(for: .milliseconds(10))
+            return !loop.isLoopThread
+        }
+        #expect(finished)
+    }
+
+    /// Calls made from the client's socket thread (`withSocketThread`) get their replies, also many at once.
+    @Test func callsFromTheSocketThreadGetTheirReplies() async throws {
+        let endpoint = "tcp://127.0.0.1:\(TestSupport.freePort())"
+        let server = ZMQPollLoop(name: "echo")
+        _ = try await server.addSocket(
+            .router, setup: { try $0.bind(endpoint) },
+            replying: { frames in
+                // Echo the request's id back as `re`.
+                let id = FastJSON.topLevelString("id", in: frames.last!) ?? ""
+                return Array(frames.dropLast()) + [Data(#"{"v":1,"id":"x","type":"t","re":"\#(id)","ts":"t","ok":true,"body":{}}"#.utf8)]
+            })
+        let client = try await RPCClient.connect(to: endpoint)
+        let answered = try await client.withSocketThread {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<32 {
+                    group.addTask {
+                        var count = 0
+                        for _ in 0..<50 {
+                            _ = try await client.callRaw("t", encodedBody: Data("{}".utf8), timeout: .seconds(10))
+                            count += 1
+                        }
+                        return count
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+        }
+        #expect(answered == 32 * 50)
+        await client.close()
+        await server.shutdown()
     }
 }

@@ -70,6 +70,35 @@ import Testing
         try await service.stop()
     }
 
+    /// Reads are answered on the socket thread when nothing waits ahead of them; a read pipelined
+    /// right behind a write must still wait for it: it sees the write, and its reply comes second.
+    @Test func aReadPipelinedBehindAWriteSeesItAndIsAnsweredAfterIt() async throws {
+        let clock = ServiceClock.starting(at: date("2026-11-20T10:00:00+08:00"))
+        let service = try await InProcessService.start(RegistryService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: clock)
+        let loop = ZMQPollLoop(name: "pipeline")
+        let (replies, continuation) = AsyncStream.makeStream(of: Data.self)
+        let dealer = try await loop.addSocket(.dealer, setup: { try $0.connect(service.endpoints.rpc) }, onMessage: { continuation.yield($0.last!) })
+        var iterator = replies.makeAsyncIterator()
+        for round in 1...20 {
+            let percent = Double(round * 4)
+            let report = EnvelopeWriter.request(
+                id: "report-\(round)", type: RegistryTypes.progressReport, from: "区生态环境局", key: "k-\(round)",
+                body: try WireCoding.encode(Self.report("7.3", "2026-10", "区生态环境局", percent)))
+            let read = EnvelopeWriter.request(id: "read-\(round)", type: RegistryTypes.taskGet, from: "区生态环境局", key: nil, body: Data(#"{"id":"7.3"}"#.utf8))
+            // Both leave in one go, in this order, on the loop's thread.
+            loop.send(dealer, [Data(), report])
+            loop.send(dealer, [Data(), read])
+            let first = try #require(await iterator.next())
+            let second = try #require(await iterator.next())
+            #expect(FastJSON.topLevelString("re", in: first) == "report-\(round)")
+            #expect(FastJSON.topLevelString("re", in: second) == "read-\(round)")
+            let task = try WireCoding.decoder().decode(ReplyEnvelope<PlanTask>.self, from: second).result()
+            #expect(task.progress == percent, "round \(round): the read saw \(task.progress ?? -1) %, the write before it said \(percent) %")
+        }
+        await loop.shutdown()
+        try await service.stop()
+    }
+
     @Test func escalationsAreTheOfficesToRecordAndListPerUnit() async throws {
         let service = try await InProcessService.start(RegistryService.self, dataDirectory: try TestSupport.temporaryDirectory())
         let unitClient = try await RPCClient.connect(to: service.endpoints.rpc, from: "区农业农村局")

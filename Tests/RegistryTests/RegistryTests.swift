@@ -174,6 +174,42 @@ func date(_ text: String) -> Date { Timestamp.parse(text)! }
         let statuses = TaskStatusRules.statuses(plan: plan, reports: [:], now: date("2026-01-05T00:00:00+08:00"))
         #expect(statuses["7.3"] == .overdue && statuses["7"] == .overdue)
     }
+
+    /// The registry keeps task views until `nextChange`; this checks the promise behind that: with
+    /// the reports unchanged, no status differs at any instant before it. Random reports and random
+    /// instants over the plan's three years (and after), instants between sampled densely, and the
+    /// moments just before the change and around the straight line's crossings in particular.
+    @Test func statusesHoldUntilTheNextChangeTheRulesName() {
+        var random = SystemRandomNumberGenerator()
+        let start = date("2023-12-20T00:00:00+08:00").timeIntervalSince1970
+        let end = date("2027-03-01T00:00:00+08:00").timeIntervalSince1970
+        let months = (2024...2026).flatMap { year in (1...12).map { Month(year: year, month: $0) } }
+        var checked = 0
+        for _ in 0..<300 {
+            var reports: [String: TaskReports] = [:]
+            for task in plan.tasks where !task.isParent && Bool.random(using: &random) {
+                var entry = TaskReports()
+                for unit in TaskStatusRules.expectedReporters(task, plan: plan) where Int.random(in: 0..<4, using: &random) > 0 {
+                    entry.latestPercent[unit] = [0, 10, 35, 50, 72.5, 99, 100].randomElement(using: &random)!
+                    entry.monthsReported[unit] = Set((0..<Int.random(in: 1...6, using: &random)).map { _ in months.randomElement(using: &random)! })
+                }
+                reports[task.id] = entry
+            }
+            let now = Date(timeIntervalSince1970: Double.random(in: start..<end, using: &random))
+            let next = TaskStatusRules.nextChange(plan: plan, reports: reports, now: now)
+            #expect(next >= now)
+            let before = TaskStatusRules.statuses(plan: plan, reports: reports, now: now)
+            let span = min(next.timeIntervalSince(now), 400 * 86_400)
+            var instants = (1..<40).map { now.addingTimeInterval(span * Double($0) / 40) }
+            if next < .distantFuture { instants += [next.addingTimeInterval(-0.0005), next.addingTimeInterval(-1)].filter { $0 >= now } }
+            for instant in instants {
+                let later = TaskStatusRules.statuses(plan: plan, reports: reports, now: instant)
+                #expect(later == before, "statuses changed at \(instant) before the next change \(next) computed at \(now)")
+                checked += 1
+            }
+        }
+        #expect(checked > 10_000)
+    }
 }
 
 /// A plan file with mistakes is refused with every mistake named.

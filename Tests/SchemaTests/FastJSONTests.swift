@@ -123,4 +123,51 @@ import Testing
             #expect(Self.same(fast, slow))
         }
     }
+
+    /// `re` is read off every reply on the client's socket thread without parsing the body; it must
+    /// read what a full parse reads, wherever the member is and whatever comes before it.
+    @Test func aTopLevelMemberIsReadWithoutTheRest() throws {
+        #expect(FastJSON.topLevelString("re", in: Data(#"{"v":1,"id":"a","re":"r-1","body":{"re":"inner"}}"#.utf8)) == "r-1")
+        #expect(FastJSON.topLevelString("re", in: Data(#"{"body":{"re":"inner","x":[1,{"re":"y"}]},"re":"r-2"}"#.utf8)) == "r-2")
+        #expect(FastJSON.topLevelString("re", in: Data(#" { "s" : "a\"re\":\"no" , "re" : "r\u00e9" } "#.utf8)) == "ré")
+        #expect(FastJSON.topLevelString("re", in: Data(#"{"re":null}"#.utf8)) == nil)
+        #expect(FastJSON.topLevelString("re", in: Data(#"{"x":1}"#.utf8)) == nil)
+        #expect(FastJSON.topLevelString("re", in: Data(#"["re","x"]"#.utf8)) == nil)
+        #expect(FastJSON.topLevelString("re", in: Data(#"{"x":tru"#.utf8)) == nil)
+        var generator = SystemRandomNumberGenerator()
+        let values = [#"1"#, #"-2.5e3"#, #"true"#, #"null"#, #""a,b}""#, #""\"}""#, #"{"re":"deep","a":[1,2,{"b":"]"}]}"#, #"[]"#, #"{}"#, #""中文""#]
+        for _ in 0..<300 {
+            var members = (0..<Int.random(in: 0...6, using: &generator)).map { index in "\"k\(index)\":\(values.randomElement(using: &generator)!)" }
+            let re = "r-\(Int.random(in: 0...1_000_000, using: &generator))"
+            members.insert("\"re\":\"\(re)\"", at: Int.random(in: 0...members.count, using: &generator))
+            let document = Data(("{" + members.joined(separator: Bool.random(using: &generator) ? "," : " , ") + "}").utf8)
+            #expect(FastJSON.parse(document)?["re"]?.string == re)
+            #expect(FastJSON.topLevelString("re", in: document) == re)
+        }
+    }
+
+    /// Envelopes written by hand read back as JSONDecoder reads what JSONEncoder writes.
+    @Test func handWrittenEnvelopesAreValidJSON() throws {
+        let awkward = "区生态环境局 \"引号\" back\\slash\ttab\nline \u{01}"
+        let request = EnvelopeWriter.request(id: "i-1", type: "task.get", from: awkward, key: "k", body: Data(#"{"id":"7.3"}"#.utf8))
+        let object = try #require(try JSONSerialization.jsonObject(with: request) as? [String: Any])
+        #expect(object["from"] as? String == awkward && object["id"] as? String == "i-1" && object["key"] as? String == "k" && object["v"] as? Int == 1)
+        #expect((object["body"] as? [String: Any])?["id"] as? String == "7.3")
+        let reply = EnvelopeWriter.reply(type: awkward, re: nil, ok: true, payload: Data("{}".utf8))
+        let replyObject = try #require(try JSONSerialization.jsonObject(with: reply) as? [String: Any])
+        #expect(replyObject["type"] as? String == awkward && replyObject["re"] is NSNull)
+    }
+
+    @Test func messageIDsAreVersion4UUIDsAndDoNotRepeat() {
+        var seen = Set<String>()
+        for _ in 0..<20_000 {
+            let id = MessageID.next()
+            let uuid = UUID(uuidString: id)
+            #expect(uuid != nil && uuid!.uuidString.lowercased() == id)
+            let characters = Array(id)
+            #expect(characters[14] == "4" && "89ab".contains(characters[19]))
+            seen.insert(id)
+        }
+        #expect(seen.count == 20_000)
+    }
 }
