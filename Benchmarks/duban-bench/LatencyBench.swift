@@ -10,6 +10,7 @@ import ServiceKit
 struct LatencyBench {
     let runs: Int
     let calls: Int
+    let pipelinedCalls: Int
     let window: Int
     let grpcBinary: String?
 
@@ -59,7 +60,7 @@ struct LatencyBench {
             // calling task on the client's socket thread: RPCClient.withSocketThread.
             dubanPing.append(try await client.withSocketThread { try await latency(client, calls: calls) { try await $0.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8)) } })
             dubanTask.append(try await client.withSocketThread { try await latency(client, calls: calls) { try await $0.callRaw(RegistryTypes.taskGet, encodedBody: taskGetBody) } })
-            dubanPipelined.append(try await pipelined(client, calls: calls * 10, body: taskGetBody))
+            dubanPipelined.append(try await pipelined(client, calls: pipelinedCalls, body: taskGetBody))
             // What an ordinary caller sees: a task on the shared pool, the reply decoded into its type.
             pooledPing.append(try await latency(client, calls: calls) { try await $0.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8)) })
             typedPing.append(try await latency(client, calls: calls) { try await $0.call(SystemTypes.ping, Empty(), as: PingReply.self) })

@@ -14,6 +14,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Readings per ingestion message (repeatable; default 1, 100, 1000 and 10000).") var batch: [Int] = []
     @Option(help: "Calls per latency measurement.") var calls: Int = 20_000
     @Option(help: "Requests in flight for pipelined throughput (and gRPC's concurrency).") var window: Int = 64
+    @Option(help: "Calls per pipelined throughput measurement (default: ten times --calls).") var pipelinedCalls: Int?
     @Option(help: "Events per fan-out measurement.") var events: Int = 4_000
     @Option(help: "The gRPC reference executable (Benchmarks/grpc-reference, built by run.sh).") var grpc: String?
     @Option(help: "Where to write the figures as JSON.") var json: String = "Benchmarks/results/bench.json"
@@ -37,7 +38,7 @@ struct Bench: AsyncParsableCommand {
                 rows.append(ReportRow(section: name, name: "FAILED: \(error)"))
             }
         }
-        await section("requests") { try await LatencyBench(runs: runs, calls: calls, window: window, grpcBinary: grpc).run(into: &$0) }
+        await section("requests") { try await LatencyBench(runs: runs, calls: calls, pipelinedCalls: pipelinedCalls ?? calls * 10, window: window, grpcBinary: grpc).run(into: &$0) }
         await section("ingest") {
             try await IngestBench(runs: runs, readings: readings, inFlight: inFlight, postgres: !noPostgres, batches: batch.isEmpty ? [1, 100, 1000, 10_000] : batch)
                 .run(into: &$0)

@@ -63,48 +63,48 @@ extension EventEnvelope where Body == JSONValue {
 
 /// Writes envelopes as bytes by splicing an already-encoded body into a hand-written header,
 /// so that stored bodies (idempotent replies, the event log) are never decoded and encoded again.
+/// The bytes are gathered in an array and become `Data` in one copy: small appends to `Data`
+/// each went through its general `replaceSubrange`, a visible cost on every request.
 public enum EnvelopeWriter {
     /// A reply: `ok: true` with `body`, or `ok: false` with `error`.
     public static func reply(type: String, re: String?, ok: Bool, payload: Data, ts: String = Timestamp.now()) -> Data {
-        var out = Data()
-        out.reserveCapacity(payload.count + 160)
-        out.append(literal: #"{"v":1,"id":"#)
-        appendJSONString(MessageID.next(), to: &out)
-        out.append(literal: #","type":"#)
-        appendJSONString(type, to: &out)
-        out.append(literal: #","re":"#)
-        if let re { appendJSONString(re, to: &out) } else { out.append(literal: "null") }
-        out.append(literal: #","ts":"#)
-        appendJSONString(ts, to: &out)
-        out.append(literal: ok ? #","ok":true,"body":"# : #","ok":false,"error":"#)
-        out.append(payload)
-        out.append(UInt8(ascii: "}"))
-        return out
+        var out = JSONBytes(capacity: payload.count + 160)
+        out.literal(#"{"v":1,"id":"#)
+        out.string(MessageID.next())
+        out.literal(#","type":"#)
+        out.string(type)
+        out.literal(#","re":"#)
+        if let re { out.string(re) } else { out.literal("null") }
+        out.literal(#","ts":"#)
+        out.string(ts)
+        out.literal(ok ? #","ok":true,"body":"# : #","ok":false,"error":"#)
+        out.raw(payload)
+        out.literal("}")
+        return out.data
     }
 
     /// A request, with the body already encoded: what `RequestEnvelope` encodes to, without
     /// JSONEncoder's cost on every call.
     public static func request(id: String, type: String, ts: String = Timestamp.now(), from: String?, key: String?, body: Data) -> Data {
-        var out = Data()
-        out.reserveCapacity(body.count + 160)
-        out.append(literal: #"{"v":1,"id":"#)
-        appendJSONString(id, to: &out)
-        out.append(literal: #","type":"#)
-        appendJSONString(type, to: &out)
-        out.append(literal: #","ts":"#)
-        appendJSONString(ts, to: &out)
+        var out = JSONBytes(capacity: body.count + 160)
+        out.literal(#"{"v":1,"id":"#)
+        out.string(id)
+        out.literal(#","type":"#)
+        out.string(type)
+        out.literal(#","ts":"#)
+        out.string(ts)
         if let from {
-            out.append(literal: #","from":"#)
-            appendJSONString(from, to: &out)
+            out.literal(#","from":"#)
+            out.string(from)
         }
         if let key {
-            out.append(literal: #","key":"#)
-            appendJSONString(key, to: &out)
+            out.literal(#","key":"#)
+            out.string(key)
         }
-        out.append(literal: #","body":"#)
-        out.append(body)
-        out.append(UInt8(ascii: "}"))
-        return out
+        out.literal(#","body":"#)
+        out.raw(body)
+        out.literal("}")
+        return out.data
     }
 
     /// An error reply.
@@ -114,52 +114,74 @@ public enum EnvelopeWriter {
 
     /// An event envelope.
     public static func event(id: String, type: String, ts: String, from: String, stream: String, seq: Int, body: Data) -> Data {
-        var out = Data()
-        out.reserveCapacity(body.count + 200)
-        out.append(literal: #"{"v":1,"id":"#)
-        appendJSONString(id, to: &out)
-        out.append(literal: #","type":"#)
-        appendJSONString(type, to: &out)
-        out.append(literal: #","ts":"#)
-        appendJSONString(ts, to: &out)
-        out.append(literal: #","from":"#)
-        appendJSONString(from, to: &out)
-        out.append(literal: #","stream":"#)
-        appendJSONString(stream, to: &out)
-        out.append(literal: #","seq":"#)
-        out.append(contentsOf: String(seq).utf8)
-        out.append(literal: #","body":"#)
-        out.append(body)
-        out.append(UInt8(ascii: "}"))
-        return out
+        var out = JSONBytes(capacity: body.count + 200)
+        out.literal(#"{"v":1,"id":"#)
+        out.string(id)
+        out.literal(#","type":"#)
+        out.string(type)
+        out.literal(#","ts":"#)
+        out.string(ts)
+        out.literal(#","from":"#)
+        out.string(from)
+        out.literal(#","stream":"#)
+        out.string(stream)
+        out.literal(#","seq":"#)
+        out.bytes.append(contentsOf: String(seq).utf8)
+        out.literal(#","body":"#)
+        out.raw(body)
+        out.literal("}")
+        return out.data
     }
 
     /// Appends `string` as a JSON string literal (quotes, backslashes and control characters escaped).
-    /// Runs that need no escaping (nearly everything) are appended whole: byte-by-byte appends to
-    /// `Data` were a tenth of a `sys.ping`'s time.
     public static func appendJSONString(_ string: String, to out: inout Data) {
+        var bytes = JSONBytes(capacity: string.utf8.count + 2)
+        bytes.string(string)
+        out.append(contentsOf: bytes.bytes)
+    }
+}
+
+/// JSON text gathered as bytes.
+public struct JSONBytes: Sendable {
+    public var bytes: [UInt8] = []
+
+    public init(capacity: Int) { bytes.reserveCapacity(capacity) }
+
+    public var data: Data { Data(bytes) }
+
+    public mutating func literal(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    public mutating func raw(_ data: Data) {
+        data.withUnsafeBytes { bytes.append(contentsOf: $0) }
+    }
+
+    /// `string` as a JSON string literal: quotes, backslashes and control characters escaped; runs
+    /// that need no escaping (nearly everything) appended whole.
+    public mutating func string(_ string: String) {
         var string = string
-        string.withUTF8 { bytes in
-            out.append(UInt8(ascii: "\""))
+        string.withUTF8 { utf8 in
+            bytes.append(UInt8(ascii: "\""))
             var runStart = 0
-            for index in 0..<bytes.count {
-                let byte = bytes[index]
+            for index in 0..<utf8.count {
+                let byte = utf8[index]
                 guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                if index > runStart { out.append(UnsafeBufferPointer(rebasing: bytes[runStart..<index])) }
+                if index > runStart { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index])) }
                 runStart = index + 1
                 switch byte {
-                case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
-                case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
-                case 0x0A: out.append(contentsOf: [92, UInt8(ascii: "n")])
-                case 0x0D: out.append(contentsOf: [92, UInt8(ascii: "r")])
-                case 0x09: out.append(contentsOf: [92, UInt8(ascii: "t")])
+                case UInt8(ascii: "\""): bytes.append(contentsOf: [92, 34])
+                case UInt8(ascii: "\\"): bytes.append(contentsOf: [92, 92])
+                case 0x0A: bytes.append(contentsOf: [92, UInt8(ascii: "n")])
+                case 0x0D: bytes.append(contentsOf: [92, UInt8(ascii: "r")])
+                case 0x09: bytes.append(contentsOf: [92, UInt8(ascii: "t")])
                 default:
                     let hex = Array("0123456789abcdef".utf8)
-                    out.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+                    bytes.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
                 }
             }
-            if bytes.count > runStart { out.append(UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count])) }
-            out.append(UInt8(ascii: "\""))
+            if utf8.count > runStart { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count])) }
+            bytes.append(UInt8(ascii: "\""))
         }
     }
 }

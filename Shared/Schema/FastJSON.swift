@@ -53,14 +53,26 @@ public enum FastJSON: Sendable, Equatable {
             reader.skipWhitespace()
             guard reader.position < bytes.count, bytes[reader.position] == UInt8(ascii: "{") else { return nil }
             reader.position += 1
+            let wanted = Array(key.utf8)
             while true {
                 reader.skipWhitespace()
-                guard reader.position < bytes.count, bytes[reader.position] == UInt8(ascii: "\""), let name = reader.string() else { return nil }
+                guard reader.position < bytes.count, bytes[reader.position] == UInt8(ascii: "\"") else { return nil }
+                // The key compared as bytes, not built as a string; one with escapes is decoded.
+                let keyStart = reader.position + 1
+                guard reader.skipValue(depth: 0) else { return nil }
+                let rawKey = UnsafeRawBufferPointer(rebasing: bytes[keyStart..<(reader.position - 1)])
+                let matches: Bool
+                if rawKey.contains(UInt8(ascii: "\\")) {
+                    var again = Reader(bytes: bytes, position: keyStart - 1)
+                    matches = again.string() == key
+                } else {
+                    matches = rawKey.elementsEqual(wanted)
+                }
                 reader.skipWhitespace()
                 guard reader.position < bytes.count, bytes[reader.position] == UInt8(ascii: ":") else { return nil }
                 reader.position += 1
                 reader.skipWhitespace()
-                if name == key {
+                if matches {
                     guard reader.position < bytes.count, bytes[reader.position] == UInt8(ascii: "\"") else { return nil }
                     return reader.string()
                 }
@@ -249,7 +261,8 @@ public enum FastJSON: Sendable, Equatable {
                 if byte == UInt8(ascii: "\"") {
                     let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<position])
                     position += 1
-                    guard slice.count <= 16 else { return String(validating: slice, as: UTF8.self) }
+                    // Small documents (a request envelope) repeat nothing worth the cache's hashing.
+                    guard slice.count <= 16, bytes.count > 2048 else { return String(validating: slice, as: UTF8.self) }
                     var key = ShortKey(count: slice.count, low: 0, high: 0)
                     for (offset, byte) in slice.enumerated() {
                         if offset < 8 { key.low |= UInt64(byte) << (8 * UInt64(offset)) } else { key.high |= UInt64(byte) << (8 * UInt64(offset - 8)) }

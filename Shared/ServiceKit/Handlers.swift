@@ -11,7 +11,15 @@ public struct RequestContext: Sendable {
     /// The envelope's `from` (informative until CURVE authentication is on).
     public let from: String?
     public let key: String?
-    public let logger: Logger
+    /// The service's logger with the request's id and type as metadata. Made when asked for, not
+    /// per request: setting metadata on a logger showed in every request's cost.
+    public var logger: Logger {
+        var logger = serviceLogger
+        logger[metadataKey: "msg.id"] = "\(requestID)"
+        logger[metadataKey: "msg.type"] = "\(type)"
+        return logger
+    }
+    let serviceLogger: Logger
     public let storage: any EventStorage
     public let clock: ServiceClock
     let fingerprint: String?

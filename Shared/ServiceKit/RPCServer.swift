@@ -259,11 +259,8 @@ struct RequestRunner: Sendable {
     }
 
     func context(for request: DecodedRequest, key: String?, fingerprint: String?) -> RequestContext {
-        var requestLogger = logger
-        requestLogger[metadataKey: "msg.id"] = "\(request.id)"
-        requestLogger[metadataKey: "msg.type"] = "\(request.type)"
-        return RequestContext(
-            requestID: request.id, type: request.type, from: request.from, key: key, logger: requestLogger, storage: store, clock: clock,
+        RequestContext(
+            requestID: request.id, type: request.type, from: request.from, key: key, serviceLogger: logger, storage: store, clock: clock,
             fingerprint: fingerprint, keyRemembered: .init())
     }
 
