@@ -58,8 +58,8 @@ struct LatencyBench {
             localPipelined.append(RawZMQ.pipelined(requestSize: sizes.taskRequest, replySize: sizes.taskReply, calls: calls * 5, window: window))
             // Like the references (bytes in, bytes out; nothing decoded on the client), with the
             // calling task on the client's socket thread: RPCClient.withSocketThread.
-            dubanPing.append(try await client.withSocketThread { try await latency(client, calls: calls) { try await $0.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8)) } })
-            dubanTask.append(try await client.withSocketThread { try await latency(client, calls: calls) { try await $0.callRaw(RegistryTypes.taskGet, encodedBody: taskGetBody) } })
+            dubanPing.append(try await client.withSocketThread { _ in try await latency(client, calls: calls) { try await $0.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8)) } })
+            dubanTask.append(try await client.withSocketThread { _ in try await latency(client, calls: calls) { try await $0.callRaw(RegistryTypes.taskGet, encodedBody: taskGetBody) } })
             dubanPipelined.append(try await pipelined(client, calls: pipelinedCalls, body: taskGetBody))
             // What an ordinary caller sees: a task on the shared pool, the reply decoded into its type.
             pooledPing.append(try await latency(client, calls: calls) { try await $0.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8)) })
@@ -110,7 +110,9 @@ struct LatencyBench {
     }
 
     /// Calls one at a time and records each round trip.
-    func latency(_ client: RPCClient, calls: Int, _ call: (RPCClient) async throws -> some Sendable) async throws -> Latency {
+    func latency(
+        _ client: RPCClient, calls: Int, isolation: isolated (any Actor)? = #isolation, _ call: (RPCClient) async throws -> some Sendable
+    ) async throws -> Latency {
         for _ in 0..<min(2_000, calls / 5) { _ = try await call(client) }
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
         for _ in 0..<calls {
@@ -126,7 +128,7 @@ struct LatencyBench {
     func pipelined(_ client: RPCClient, calls: Int, body: Data) async throws -> Double {
         let perWorker = calls / window
         let window = self.window
-        return try await client.withSocketThread {
+        return try await client.withSocketThread { _ in
             let start = ContinuousClock.now
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<window {

@@ -31,6 +31,9 @@ public final class RPCClient: Sendable {
     /// Sent as the envelope's `from`.
     public let from: String?
     private let loop: ZMQPollLoop
+    var loopThreadForTests: ZMQPollLoop { loop }
+    /// The socket thread as an actor, for `withSocketThread`.
+    private let socketThread: SocketThread
     private let ownsLoop: Bool
     private let socket: SocketID
     private let pending = Mutex<[String: Waiter]>([:])
@@ -40,7 +43,7 @@ public final class RPCClient: Sendable {
     private let sweeper = Mutex<Task<Void, Never>?>(nil)
 
     private struct Waiter {
-        var continuation: CheckedContinuation<Data, any Error>
+        var continuation: UnsafeContinuation<Data, any Error>
         var deadline: ContinuousClock.Instant
     }
 
@@ -75,6 +78,7 @@ public final class RPCClient: Sendable {
         self.loop = loop
         self.ownsLoop = ownsLoop
         self.socket = socket
+        self.socketThread = SocketThread(loop: loop)
     }
 
     /// Calls `type` with `body` and decodes the reply body as `Reply`; an error reply is thrown as `ErrorBody`.
@@ -106,23 +110,29 @@ public final class RPCClient: Sendable {
     }
 
     /// Calls `type` with a body already encoded as a JSON object, and returns the raw reply frame.
-    public func callRaw(_ type: String, encodedBody: Data, key: String? = nil, timeout: Duration = .seconds(5), retries: Int = 2) async throws -> Data {
+    /// Called from the socket thread's actor (`withSocketThread`), it resumes there too.
+    public func callRaw(
+        _ type: String, encodedBody: Data, key: String? = nil, timeout: Duration = .seconds(5), retries: Int = 2,
+        isolation: isolated (any Actor)? = #isolation
+    ) async throws -> Data {
         let key = key ?? (MutatingTypes.all.contains(type) ? MessageID.next() : nil)
         let attempts = max(1, retries + 1)
         for _ in 0..<attempts {
             let id = MessageID.next()
             let payload = EnvelopeWriter.request(id: id, type: type, from: from, key: key, body: encodedBody)
-            if let reply = try await send(payload: payload, id: id, timeout: timeout) { return reply }
+            if let reply = try await exchange([Data(), payload], waitingFor: id, timeout: timeout) { return reply }
         }
         throw RPCClientError.timeout(type: type, endpoint: endpoint, attempts: attempts)
     }
 
-    /// Runs `operation` on the client's socket thread as its task executor: each call's request is
-    /// sent and its reply resumes the caller on that one thread, with no hand-over to another
-    /// thread in between. For latency-sensitive callers that make many short calls; the work
-    /// between calls should be short too, since it holds up the socket thread while it runs.
-    public func withSocketThread<T: Sendable>(_ operation: @Sendable () async throws -> T) async rethrows -> T {
-        try await withTaskExecutorPreference(loop, operation: operation)
+    /// Runs `operation` on the client's socket thread: isolated to an actor whose executor is the
+    /// socket's poll loop, which is also the task executor of the tasks it starts. A call's request
+    /// is sent and its reply resumes the caller on that one thread between polls, with no
+    /// hand-over to another thread: the latency of a synchronous ZeroMQ client, with async code.
+    /// For latency-sensitive callers making many short calls; the work between calls should be
+    /// short too, since it holds up the socket thread while it runs.
+    public func withSocketThread<T: Sendable>(_ operation: @Sendable (isolated SocketThread) async throws -> T) async rethrows -> T {
+        try await withTaskExecutorPreference(loop) { try await operation(socketThread) }
     }
 
     /// Sends a payload as it is (for tests of malformed input) and waits for the reply with `re == id`;
@@ -142,12 +152,17 @@ public final class RPCClient: Sendable {
     /// Registers a waiter under `key`, sends `frames`, and returns the reply, or nil when `timeout` passes first.
     /// Whoever removes the waiter from `pending` (the reply, the timer, or cancellation) resumes it, so
     /// it resumes once; a cancelled caller stops waiting at once (graceful shutdown must not sit out timeouts).
-    private func exchange(_ frames: [Data], waitingFor key: String, timeout: Duration) async throws -> Data? {
+    private func exchange(
+        _ frames: [Data], waitingFor key: String, timeout: Duration, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> Data? {
         guard !closed.load(ordering: .acquiring) else { throw RPCClientError.closed }
         try Task.checkCancellation()
         do {
+            // The continuation resumes on the caller's isolation: on the socket thread's actor, the
+            // reply resumes the caller right there instead of through the global pool.
             let reply: Data = try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Data, any Error>) -> Void in
+                // Resumed exactly once, by whoever removes the waiter from `pending`.
+                try await withUnsafeThrowingContinuation(isolation: isolation) { (continuation: UnsafeContinuation<Data, any Error>) -> Void in
                     // The deadline is set once the waiter is registered, so the sweeper cannot miss it.
                     pending.withLock { $0[key] = Waiter(continuation: continuation, deadline: .now + timeout) }
                     // Cancelled before the waiter existed: the cancellation handler found nothing to resume.
@@ -219,4 +234,12 @@ private final class ReplyRouter: Sendable {
     func deliver(_ frames: [Data]) {
         client.withLock { $0 }?.deliver(frames)
     }
+}
+
+/// An actor whose executor is a poll loop's thread: code isolated to it runs between polls on the
+/// thread that owns the sockets (`RPCClient.withSocketThread`).
+public actor SocketThread {
+    let loop: ZMQPollLoop
+    init(loop: ZMQPollLoop) { self.loop = loop }
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
 }

@@ -257,6 +257,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
         var items: [zmq_pollitem_t] = []
         var ids: [Int] = []
         var commands: [@Sendable (LoopState) -> Void] = []
+        var roundsWithoutPoll = 0
         while true {
             let stopping = shared.withLock { shared -> Bool in
                 swap(&commands, &shared.commands)
@@ -266,8 +267,14 @@ public final class ZMQPollLoop: @unchecked Sendable {
             commands.removeAll(keepingCapacity: true)
             if stopping { break }
             // Commands queued by the ones just run (a task on this loop sending its next request)
-            // are run after a poll that does not wait.
+            // run at once, before any poll: a poll that finds nothing costs a round trip several
+            // syscalls. A few rounds at most, then a poll that does not wait, so sockets are not starved.
             let morePending = shared.withLock { !$0.commands.isEmpty || $0.stopping }
+            if morePending && roundsWithoutPoll < 4 {
+                roundsWithoutPoll += 1
+                continue
+            }
+            roundsWithoutPoll = 0
 
             items.removeAll(keepingCapacity: true)
             ids.removeAll(keepingCapacity: true)
@@ -319,15 +326,22 @@ public final class ZMQPollLoop: @unchecked Sendable {
     }
 }
 
-/// The loop's thread as a task executor: a task that prefers it (`withTaskExecutorPreference(loop)`)
-/// runs between polls on the thread that owns the sockets, so sending a request and resuming on its
-/// reply cost no thread hand-over: the latency of a synchronous ZeroMQ client, with async code.
-/// Jobs must be short, as socket callbacks must; a job queued after the loop stopped runs on the
-/// global executor instead, so no task is ever stranded.
-extension ZMQPollLoop: TaskExecutor {
+/// The loop's thread as an executor. As a task executor, a task that prefers it
+/// (`withTaskExecutorPreference(loop)`) runs between polls on the thread that owns the sockets; as
+/// a serial executor it backs an actor (`SocketThread`), and a continuation created on that actor
+/// resumes there directly, so sending a request and resuming on its reply cost no thread
+/// hand-over. Jobs must be short, as socket callbacks must; a job queued after the loop stopped
+/// runs on the global executor instead, so no task is ever stranded.
+extension ZMQPollLoop: TaskExecutor, SerialExecutor {
     public func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
-        let accepted = submit { [self] _ in unowned.runSynchronously(on: self.asUnownedTaskExecutor()) }
+        let accepted = submit { [self] _ in
+            unowned.runSynchronously(isolatedTo: self.asUnownedSerialExecutor(), taskExecutor: self.asUnownedTaskExecutor())
+        }
         if !accepted { globalConcurrentExecutor.enqueue(ExecutorJob(unowned)) }
+    }
+
+    public func checkIsolated() {
+        precondition(isLoopThread, "expected to run on the poll loop \(name)'s thread")
     }
 }

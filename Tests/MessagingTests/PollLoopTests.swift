@@ -110,7 +110,13 @@ import Testing
                 return Array(frames.dropLast()) + [Data(#"{"v":1,"id":"x","type":"t","re":"\#(id)","ts":"t","ok":true,"body":{}}"#.utf8)]
             })
         let client = try await RPCClient.connect(to: endpoint)
-        let answered = try await client.withSocketThread {
+        // One caller on the socket thread's actor, then many at once as tasks preferring the loop.
+        let first = try await client.withSocketThread { _ in
+            let reply = try await client.callRaw("t", encodedBody: Data("{}".utf8), timeout: .seconds(10))
+            return (reply.count, client.loopThreadForTests.isLoopThread)
+        }
+        #expect(first.0 > 0 && first.1)
+        let answered = try await client.withSocketThread { _ in
             try await withThrowingTaskGroup(of: Int.self) { group in
                 for _ in 0..<32 {
                     group.addTask {
