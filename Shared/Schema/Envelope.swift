@@ -69,10 +69,7 @@ public enum EnvelopeWriter {
     /// A reply: `ok: true` with `body`, or `ok: false` with `error`.
     public static func reply(type: String, re: String?, ok: Bool, payload: Data, ts: String = Timestamp.now()) -> Data {
         var out = JSONBytes(capacity: payload.count + 160)
-        out.literal(#"{"v":1,"id":"#)
-        out.string(MessageID.next())
-        out.literal(#","type":"#)
-        out.string(type)
+        out.envelopeStart(id: MessageID.next(), type: type)
         out.literal(#","re":"#)
         if let re { out.string(re) } else { out.literal("null") }
         out.literal(#","ts":"#)
@@ -87,10 +84,7 @@ public enum EnvelopeWriter {
     /// JSONEncoder's cost on every call.
     public static func request(id: String, type: String, ts: String = Timestamp.now(), from: String?, key: String?, body: Data) -> Data {
         var out = JSONBytes(capacity: body.count + 160)
-        out.literal(#"{"v":1,"id":"#)
-        out.string(id)
-        out.literal(#","type":"#)
-        out.string(type)
+        out.envelopeStart(id: id, type: type)
         out.literal(#","ts":"#)
         out.string(ts)
         if let from {
@@ -115,10 +109,7 @@ public enum EnvelopeWriter {
     /// An event envelope.
     public static func event(id: String, type: String, ts: String, from: String, stream: String, seq: Int, body: Data) -> Data {
         var out = JSONBytes(capacity: body.count + 200)
-        out.literal(#"{"v":1,"id":"#)
-        out.string(id)
-        out.literal(#","type":"#)
-        out.string(type)
+        out.envelopeStart(id: id, type: type)
         out.literal(#","ts":"#)
         out.string(ts)
         out.literal(#","from":"#)
@@ -148,6 +139,14 @@ public struct JSONBytes: Sendable {
     public init(capacity: Int) { bytes.reserveCapacity(capacity) }
 
     public var data: Data { Data(bytes) }
+
+    /// `{"v":1,"id":…,"type":…`: how every envelope begins.
+    mutating func envelopeStart(id: String, type: String) {
+        literal(#"{"v":1,"id":"#)
+        string(id)
+        literal(#","type":"#)
+        string(type)
+    }
 
     public mutating func literal(_ text: StaticString) {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
