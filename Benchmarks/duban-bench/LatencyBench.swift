@@ -47,19 +47,26 @@ struct LatencyBench {
         var dubanPing: [Latency] = [], dubanTask: [Latency] = [], dubanPipelined: [Double] = []
         var grpc: [Latency] = [], grpcPipelined: [Double] = []
         var serverPing: [Latency] = [], serverTask: [Latency] = []
-        var typedPing: [Latency] = [], typedTask: [Latency] = [], pooledPing: [Latency] = []
+        var typedPing: [Latency] = [], typedTask: [Latency] = [], pooledPing: [Latency] = [], pollingPing: [Latency] = []
         let taskGetBody = try WireCoding.encode(TaskGetRequest(id: "7.3"))
         for run in 1...runs {
-            rawPing.append(Latency(RawZMQ.requestReplyClient(endpoint: pingServer.endpoint, payload: [UInt8](repeating: 120, count: sizes.pingRequest), calls: calls)))
-            rawTask.append(Latency(RawZMQ.requestReplyClient(endpoint: taskServer.endpoint, payload: [UInt8](repeating: 120, count: sizes.taskRequest), calls: calls)))
+            // Duban and raw REQ/REP in alternating chunks: drift on a shared machine, and whatever
+            // ran just before, fall on both alike (a phase measured first was ~20 µs slower).
+            let pingPair = try await interleaved(client, calls: calls, reference: pingServer.endpoint, referencePayload: [UInt8](repeating: 120, count: sizes.pingRequest)) {
+                try await $0.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8), isolation: $1)
+            }
+            dubanPing.append(pingPair.duban)
+            rawPing.append(pingPair.reference)
+            let taskPair = try await interleaved(client, calls: calls, reference: taskServer.endpoint, referencePayload: [UInt8](repeating: 120, count: sizes.taskRequest)) {
+                try await $0.callRaw(RegistryTypes.taskGet, encodedBody: taskGetBody, isolation: $1)
+            }
+            dubanTask.append(taskPair.duban)
+            rawTask.append(taskPair.reference)
             rawPipelined.append(RawZMQ.pipelinedClient(endpoint: taskServer.endpoint, requestSize: sizes.taskRequest, calls: calls * 5, window: window))
+            pollingPing.append(Latency(RawZMQ.pollingClient(endpoint: pingServer.endpoint, payload: [UInt8](repeating: 120, count: sizes.pingRequest), calls: calls)))
             localPing.append(Latency(RawZMQ.requestReply(requestSize: sizes.pingRequest, replySize: sizes.pingReply, calls: calls)))
             localTask.append(Latency(RawZMQ.requestReply(requestSize: sizes.taskRequest, replySize: sizes.taskReply, calls: calls)))
             localPipelined.append(RawZMQ.pipelined(requestSize: sizes.taskRequest, replySize: sizes.taskReply, calls: calls * 5, window: window))
-            // Like the references (bytes in, bytes out; nothing decoded on the client), with the
-            // calling task on the client's socket thread: RPCClient.withSocketThread.
-            dubanPing.append(try await client.withSocketThread { _ in try await latency(client, calls: calls) { try await $0.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8)) } })
-            dubanTask.append(try await client.withSocketThread { _ in try await latency(client, calls: calls) { try await $0.callRaw(RegistryTypes.taskGet, encodedBody: taskGetBody) } })
             dubanPipelined.append(try await pipelined(client, calls: pipelinedCalls, body: taskGetBody))
             // What an ordinary caller sees: a task on the shared pool, the reply decoded into its type.
             pooledPing.append(try await latency(client, calls: calls) { try await $0.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8)) })
@@ -91,6 +98,7 @@ struct LatencyBench {
         add("sys.ping p99", dubanPing.map(\.p99), rawPing.map(\.p99), raw, unit: "µs", target: 2, targetText: "≤ 2×")
         add("sys.ping p99.9", dubanPing.map(\.p999), rawPing.map(\.p999), raw, unit: "µs", target: nil)
         add("sys.ping p50, raw REQ client → duban-registry", serverPing.map(\.p50), rawPing.map(\.p50), raw, unit: "µs", target: nil)
+        add("raw DEALER + zmq_poll client (a poll loop's floor, no Swift concurrency, no JSON)", pollingPing.map(\.p50), rawPing.map(\.p50), raw, unit: "µs", target: nil)
         add("sys.ping p50, caller on the shared pool", pooledPing.map(\.p50), rawPing.map(\.p50), raw, unit: "µs", target: nil)
         add("sys.ping p50, pool + reply decoded (call as: PingReply)", typedPing.map(\.p50), rawPing.map(\.p50), raw, unit: "µs", target: nil)
         add("task.get p50", dubanTask.map(\.p50), rawTask.map(\.p50), raw, unit: "µs", target: nil)
@@ -113,7 +121,14 @@ struct LatencyBench {
     func latency(
         _ client: RPCClient, calls: Int, isolation: isolated (any Actor)? = #isolation, _ call: (RPCClient) async throws -> some Sendable
     ) async throws -> Latency {
-        for _ in 0..<min(2_000, calls / 5) { _ = try await call(client) }
+        // Warm up for a second (and at least 1,000 calls), as the raw references do: the first
+        // thousands of calls after other work were ~20 µs slower, whichever type went first.
+        let warmUntil = ContinuousClock.now + .seconds(1)
+        var warmed = 0
+        while warmed < 1_000 || ContinuousClock.now < warmUntil {
+            _ = try await call(client)
+            warmed += 1
+        }
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
         for _ in 0..<calls {
             let start = DispatchTime.now().uptimeNanoseconds
@@ -121,6 +136,37 @@ struct LatencyBench {
             histogram.record(DispatchTime.now().uptimeNanoseconds - start)
         }
         return Latency(histogram)
+    }
+
+    /// Duban's calls (bytes in, bytes out, nothing decoded, like the reference; the caller on the
+    /// client's socket thread, `RPCClient.withSocketThread`) and raw REQ/REP round trips to the
+    /// reference server, each warmed up for a second, then timed in ten alternating chunks.
+    func interleaved(
+        _ client: RPCClient, calls: Int, reference endpoint: String, referencePayload: [UInt8],
+        _ call: @escaping @Sendable (RPCClient, isolated SocketThread) async throws -> Data
+    ) async throws -> (duban: Latency, reference: Latency) {
+        let reference = RawZMQ.REQClient(endpoint: endpoint)
+        defer { reference.close() }
+        reference.warmUp(referencePayload)
+        let chunks = 10
+        var dubanHistogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+        var referenceHistogram = dubanHistogram
+        _ = try await client.withSocketThread { thread in try await latency(client, calls: 1_000) { try await call($0, thread) } }
+        for _ in 0..<chunks {
+            for value in reference.roundTrips(referencePayload, calls: calls / chunks) { referenceHistogram.record(value) }
+            let timed = try await client.withSocketThread { thread in
+                var values: [UInt64] = []
+                values.reserveCapacity(calls / chunks)
+                for _ in 0..<(calls / chunks) {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    _ = try await call(client, thread)
+                    values.append(DispatchTime.now().uptimeNanoseconds - start)
+                }
+                return values
+            }
+            for value in timed { dubanHistogram.record(value) }
+        }
+        return (Latency(dubanHistogram), Latency(referenceHistogram))
     }
 
     /// `window` calls in flight on one client, each a task on the client's socket thread; calls

@@ -101,12 +101,101 @@ enum RawZMQ {
         return histogram
     }
 
+    /// A REQ client kept open between chunks of calls, for measurements interleaved with Duban's.
+    final class REQClient: @unchecked Sendable {
+        // @unchecked: used by one caller at a time (the benchmark's sequential loop).
+        let context = zmq_ctx_new()!
+        let socket: Socket
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+
+        init(endpoint: String) {
+            socket = Socket(context, ZMQ_REQ)
+            socket.connect(endpoint)
+        }
+
+        /// Round trips for a second (and at least 1,000), not timed.
+        func warmUp(_ payload: [UInt8]) {
+            let until = DispatchTime.now().uptimeNanoseconds + 1_000_000_000
+            var calls = 0
+            while calls < 1_000 || DispatchTime.now().uptimeNanoseconds < until {
+                socket.send(payload)
+                socket.receive(&buffer)
+                calls += 1
+            }
+        }
+
+        /// `calls` timed round trips, in nanoseconds.
+        func roundTrips(_ payload: [UInt8], calls: Int) -> [UInt64] {
+            (0..<calls).map { _ in
+                let start = DispatchTime.now().uptimeNanoseconds
+                socket.send(payload)
+                socket.receive(&buffer)
+                return DispatchTime.now().uptimeNanoseconds - start
+            }
+        }
+
+        func close() {
+            socket.close()
+            zmq_ctx_term(context)
+        }
+    }
+
+    /// Round trips the way Duban's client makes them, in plain C calls: a DEALER sending
+    /// `[empty][payload]`, then `zmq_poll` over the socket and an eventfd (the loop's wake-up)
+    /// until the reply is there, then reading it. The floor of a poll-loop client, without Swift
+    /// concurrency or JSON.
+    static func pollingClient(endpoint: String, payload: [UInt8], calls: Int) -> Histogram<UInt64> {
+        nonisolated(unsafe) let context = zmq_ctx_new()!
+        defer { zmq_ctx_term(context) }
+        let socket = Socket(context, ZMQ_DEALER)
+        socket.connect(endpoint)
+        let wake = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        defer { close(wake) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+        let warmUntil = DispatchTime.now().uptimeNanoseconds + 1_000_000_000
+        var warmed = 0
+        var recorded = 0
+        while recorded < calls {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let warming = warmed < 1_000 || start < warmUntil
+            socket.send([], more: true)
+            socket.send(payload)
+            var received = false
+            while !received {
+                var items = [
+                    zmq_pollitem_t(socket: nil, fd: wake, events: Int16(ZMQ_POLLIN), revents: 0),
+                    zmq_pollitem_t(socket: socket.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0),
+                ]
+                _ = zmq_poll(&items, 2, 250)
+                guard items[1].revents != 0 else { continue }
+                // Non-blocking reads until the socket is empty, as the loop does.
+                while buffer.withUnsafeMutableBytes({ zmq_recv(socket.handle, $0.baseAddress, $0.count, ZMQ_DONTWAIT) }) >= 0 {
+                    if !socket.more { received = true }
+                }
+            }
+            if warming {
+                warmed += 1
+            } else {
+                histogram.record(DispatchTime.now().uptimeNanoseconds - start)
+                recorded += 1
+            }
+        }
+        socket.close()
+        return histogram
+    }
+
     /// Times `calls` request/reply round trips on a REQ socket, after `warmup` untimed ones.
     static func roundTrips(_ socket: Socket, payload: [UInt8], calls: Int, warmup: Int) -> Histogram<UInt64> {
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        for _ in 0..<warmup {
+        // The same warm-up as Duban's measurements: a second, and at least `warmup` calls (none when
+        // `warmup` is 0: an in-process server answers exactly `calls` requests).
+        let warmUntil = warmup > 0 ? DispatchTime.now().uptimeNanoseconds + 1_000_000_000 : 0
+        var warmed = 0
+        while warmed < warmup || DispatchTime.now().uptimeNanoseconds < warmUntil {
             socket.send(payload)
             socket.receive(&buffer)
+            warmed += 1
         }
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
         for _ in 0..<calls {
