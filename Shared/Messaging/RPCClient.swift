@@ -30,8 +30,7 @@ public final class RPCClient: Sendable {
     public let endpoint: String
     /// Sent as the envelope's `from`.
     public let from: String?
-    private let loop: ZMQPollLoop
-    var loopThreadForTests: ZMQPollLoop { loop }
+    let loop: ZMQPollLoop
     /// The socket thread as an actor, for `withSocketThread`.
     private let socketThread: SocketThread
     private let ownsLoop: Bool

@@ -123,13 +123,6 @@ public enum EnvelopeWriter {
         out.literal("}")
         return out.data
     }
-
-    /// Appends `string` as a JSON string literal (quotes, backslashes and control characters escaped).
-    public static func appendJSONString(_ string: String, to out: inout Data) {
-        var bytes = JSONBytes(capacity: string.utf8.count + 2)
-        bytes.string(string)
-        out.append(contentsOf: bytes.bytes)
-    }
 }
 
 /// JSON text gathered as bytes.
@@ -182,13 +175,5 @@ public struct JSONBytes: Sendable {
             if utf8.count > runStart { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count])) }
             bytes.append(UInt8(ascii: "\""))
         }
-    }
-}
-
-extension Data {
-    /// Appends a literal's UTF-8 bytes in one copy (appending a `String.UTF8View` goes byte by byte).
-    @inlinable
-    public mutating func append(literal: StaticString) {
-        literal.withUTF8Buffer { append($0) }
     }
 }

@@ -113,7 +113,7 @@ import Testing
         // One caller on the socket thread's actor, then many at once as tasks preferring the loop.
         let first = try await client.withSocketThread { _ in
             let reply = try await client.callRaw("t", encodedBody: Data("{}".utf8), timeout: .seconds(10))
-            return (reply.count, client.loopThreadForTests.isLoopThread)
+            return (reply.count, client.loop.isLoopThread)
         }
         #expect(first.0 > 0 && first.1)
         let answered = try await client.withSocketThread { _ in
