@@ -3,7 +3,7 @@ import PackageDescription
 
 /// One set of settings for every target: Swift 6 language mode with strict concurrency.
 let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(
@@ -85,7 +85,8 @@ let package = Package(
         .target(
             name: "IndicatorIngest",
             dependencies: [
-                "ServiceKit", "TaskRegistry", .product(name: "Yams", package: "Yams"), .product(name: "PostgresNIO", package: "postgres-nio"),
+                "ServiceKit", "TaskRegistry", .product(name: "Yams", package: "Yams"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Services/IndicatorIngest",
             resources: [.copy("Resources/standards.yaml"), .copy("Resources/stations.yaml")],
@@ -98,10 +99,16 @@ let package = Package(
             path: "Services/Notifications",
             swiftSettings: swiftSettings
         ),
-        .executableTarget(name: "duban-registry", dependencies: ["TaskRegistry"], path: "Services/Executables/duban-registry", swiftSettings: swiftSettings),
-        .executableTarget(name: "duban-ingest", dependencies: ["IndicatorIngest"], path: "Services/Executables/duban-ingest", swiftSettings: swiftSettings),
-        .executableTarget(name: "duban-cases", dependencies: ["CaseTracking"], path: "Services/Executables/duban-cases", swiftSettings: swiftSettings),
-        .executableTarget(name: "duban-notify", dependencies: ["Notifications"], path: "Services/Executables/duban-notify", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "duban-registry", dependencies: ["TaskRegistry"], path: "Services/Executables/duban-registry",
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "duban-ingest", dependencies: ["IndicatorIngest"], path: "Services/Executables/duban-ingest", swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "duban-cases", dependencies: ["CaseTracking"], path: "Services/Executables/duban-cases", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "duban-notify", dependencies: ["Notifications"], path: "Services/Executables/duban-notify", swiftSettings: swiftSettings),
         .executableTarget(
             name: "duban-broker",
             dependencies: ["Messaging", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -122,13 +129,16 @@ let package = Package(
             name: "duban-bench",
             dependencies: [
                 "CZeroMQ", "Messaging", "Schema", "ServiceKit", "DubanTesting", .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Benchmarks/duban-bench",
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "MessagingTests", dependencies: ["Messaging", "Schema", "DubanTesting"], path: "Tests/MessagingTests", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MessagingTests", dependencies: ["Messaging", "Schema", "DubanTesting"], path: "Tests/MessagingTests",
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "DeployTests",
             dependencies: ["ServiceKit", "DubanTesting", .product(name: "Yams", package: "Yams")],
@@ -136,7 +146,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SchemaTests", dependencies: ["Schema"], path: "Tests/SchemaTests", swiftSettings: swiftSettings),
-        .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "DubanTesting"], path: "Tests/ServiceKitTests", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ServiceKitTests", dependencies: ["ServiceKit", "DubanTesting"], path: "Tests/ServiceKitTests",
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "RegistryTests",
             dependencies: ["TaskRegistry", "DubanTesting", "Messaging", "Schema", "ServiceKit"],
@@ -157,7 +169,9 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["DubanTesting", "Messaging", "Schema", "ServiceKit", "TaskRegistry", "IndicatorIngest", "CaseTracking", "Notifications"],
+            dependencies: [
+                "DubanTesting", "Messaging", "Schema", "ServiceKit", "TaskRegistry", "IndicatorIngest", "CaseTracking", "Notifications",
+            ],
             path: "Tests/EndToEndTests",
             swiftSettings: swiftSettings
         ),

@@ -15,7 +15,11 @@ struct FanOutBench {
 
     func run(into rows: inout [ReportRow]) async throws {
         for count in subscriberCounts {
-            var delivered: [Double] = [], lostLive: [Double] = [], lostAfter: [Double] = [], rawRate: [Double] = [], rawLost: [Double] = []
+            var delivered: [Double] = []
+            var lostLive: [Double] = []
+            var lostAfter: [Double] = []
+            var rawRate: [Double] = []
+            var rawLost: [Double] = []
             var eventSize = 400
             for _ in 0..<runs {
                 let figures = try await measure(subscribers: count)
@@ -26,17 +30,24 @@ struct FanOutBench {
                 let raw = RawZMQ.fanOut(subscribers: count, size: eventSize, count: events)
                 rawRate.append(raw.perSecond)
                 rawLost.append(raw.lost * Double(events))
-                log("fan-out ×\(count): \(Int(figures.perSecond)) events/s to each, live SUB lost \(Int(figures.lostLive)), after catch-up lost \(Int(figures.lostAfter)); raw PUB/SUB \(Int(raw.perSecond))/s, lost \(Int(raw.lost * Double(events)))")
+                log(
+                    "fan-out ×\(count): \(Int(figures.perSecond)) events/s to each, live SUB lost \(Int(figures.lostLive)), after catch-up lost \(Int(figures.lostAfter)); raw PUB/SUB \(Int(raw.perSecond))/s, lost \(Int(raw.lost * Double(events)))"
+                )
             }
-            rows.append(ReportRow(
-                section: "events", name: "fan-out to \(count): events/s each (as fast as reports commit), all delivered", duban: Measured(delivered, unit: "events/s"),
-                reference: Measured(rawRate, unit: "msg/s"), referenceName: "raw ZeroMQ PUB→SUB capacity, \(eventSize) B, unpaced"))
-            rows.append(ReportRow(
-                section: "events", name: "fan-out to \(count): lost by a plain SUB (before catch-up), of \(events)", duban: Measured(lostLive, unit: "events"),
-                reference: Measured(rawLost, unit: "msg"), referenceName: "raw ZeroMQ PUB→SUB, lost"))
+            rows.append(
+                ReportRow(
+                    section: "events", name: "fan-out to \(count): events/s each (as fast as reports commit), all delivered",
+                    duban: Measured(delivered, unit: "events/s"),
+                    reference: Measured(rawRate, unit: "msg/s"), referenceName: "raw ZeroMQ PUB→SUB capacity, \(eventSize) B, unpaced"))
+            rows.append(
+                ReportRow(
+                    section: "events", name: "fan-out to \(count): lost by a plain SUB (before catch-up), of \(events)",
+                    duban: Measured(lostLive, unit: "events"),
+                    reference: Measured(rawLost, unit: "msg"), referenceName: "raw ZeroMQ PUB→SUB, lost"))
             let after = Measured(lostAfter, unit: "events")
-            rows.append(ReportRow(
-                section: "events", name: "fan-out to \(count): lost after catch-up", duban: after, target: "0", met: after.max == 0))
+            rows.append(
+                ReportRow(
+                    section: "events", name: "fan-out to \(count): lost after catch-up", duban: after, target: "0", met: after.max == 0))
         }
     }
 
@@ -93,8 +104,10 @@ struct FanOutBench {
         // Duban's subscribers, from now.
         var subscribers: [EventSubscriber] = []
         for index in 0..<count {
-            subscribers.append(try await EventSubscriber.start(
-                events: registry.endpoints.events, rpc: registry.endpoints.rpc, from: .now, heartbeat: .milliseconds(500), name: "bench-sub-\(index)"))
+            subscribers.append(
+                try await EventSubscriber.start(
+                    events: registry.endpoints.events, rpc: registry.endpoints.rpc, from: .now, heartbeat: .milliseconds(500),
+                    name: "bench-sub-\(index)"))
         }
         try await Task.sleep(for: .milliseconds(300))
         let deliveredCounts = Locked<[Int]>(Array(repeating: 0, count: count))
@@ -120,7 +133,9 @@ struct FanOutBench {
                     for index in 0..<perWorker {
                         _ = try await client.call(
                             RegistryTypes.progressReport,
-                            ProgressReportRequest(task: "10", period: "2026-10", unit: "区城乡建设局", percent: Double((worker * perWorker + index) % 100), summary: "压测 \(worker)-\(index)"),
+                            ProgressReportRequest(
+                                task: "10", period: "2026-10", unit: "区城乡建设局", percent: Double((worker * perWorker + index) % 100),
+                                summary: "压测 \(worker)-\(index)"),
                             as: ProgressReport.self, timeout: .seconds(30))
                     }
                 }
@@ -130,7 +145,9 @@ struct FanOutBench {
         let endHead = try await client.call(SystemTypes.ping, Empty(), as: PingReply.self).streams["registry"] ?? 0
         let published = endHead - startHead
         // Every Duban subscriber must reach the head.
-        _ = await TestSupport.eventually(timeout: .seconds(60)) { deliveredCounts.withLock { $0.allSatisfy { $0 >= min(target, published) } } }
+        _ = await TestSupport.eventually(timeout: .seconds(60)) {
+            deliveredCounts.withLock { $0.allSatisfy { $0 >= min(target, published) } }
+        }
         let elapsed = seconds(ContinuousClock.now - started)
         stopLive.withLock { $0 = true }
         for _ in 0..<count { liveDone.wait() }
@@ -158,11 +175,17 @@ struct FootprintBench {
         let registryDir = try TestSupport.temporaryDirectory("bench-footprint-registry")
         defer { try? FileManager.default.removeItem(atPath: registryDir) }
         let registry = try await ServiceProcess.start(
-            "duban-registry", arguments: ["--data-dir", registryDir], endpoints: TestSupport.freeEndpoints(), environment: ["LOG_LEVEL": "warning"])
+            "duban-registry", arguments: ["--data-dir", registryDir], endpoints: TestSupport.freeEndpoints(),
+            environment: ["LOG_LEVEL": "warning"])
         defer { registry.kill() }
-        let environment = ["LOG_LEVEL": "warning", "DUBAN_REGISTRY_RPC": registry.endpoints.rpc, "DUBAN_REGISTRY_EVENTS": registry.endpoints.events]
+        let environment = [
+            "LOG_LEVEL": "warning", "DUBAN_REGISTRY_RPC": registry.endpoints.rpc, "DUBAN_REGISTRY_EVENTS": registry.endpoints.events,
+        ]
         for service in ServiceName.allCases {
-            var firstStart: [Double] = [], restart: [Double] = [], idle: [Double] = [], loaded: [Double] = []
+            var firstStart: [Double] = []
+            var restart: [Double] = []
+            var idle: [Double] = []
+            var loaded: [Double] = []
             for _ in 0..<runs {
                 let dir = try TestSupport.temporaryDirectory("bench-footprint")
                 defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -181,25 +204,35 @@ struct FootprintBench {
             log("\(service.rawValue): start \(firstStart) ms, restart \(restart) ms, RSS idle \(idle) MB, loaded \(loaded) MB")
             let name = "duban-\(service.rawValue)"
             let idleFigure = Measured(idle, unit: "MB")
-            rows.append(ReportRow(section: "footprint", name: "\(name) RSS idle", duban: idleFigure, target: "< 40 MB", met: idleFigure.max < 40))
+            rows.append(
+                ReportRow(section: "footprint", name: "\(name) RSS idle", duban: idleFigure, target: "< 40 MB", met: idleFigure.max < 40))
             rows.append(ReportRow(section: "footprint", name: "\(name) RSS after load", duban: Measured(loaded, unit: "MB")))
             let first = Measured(firstStart, unit: "ms")
-            rows.append(ReportRow(section: "footprint", name: "\(name) start → first ping (empty data dir)", duban: first, target: "< 300 ms", met: first.median < 300))
+            rows.append(
+                ReportRow(
+                    section: "footprint", name: "\(name) start → first ping (empty data dir)", duban: first, target: "< 300 ms",
+                    met: first.median < 300))
             let again = Measured(restart, unit: "ms")
-            rows.append(ReportRow(section: "footprint", name: "\(name) restart → first ping", duban: again, target: "< 300 ms", met: again.median < 300))
+            rows.append(
+                ReportRow(
+                    section: "footprint", name: "\(name) restart → first ping", duban: again, target: "< 300 ms", met: again.median < 300))
         }
     }
 
     /// Starts the service and times spawn → first answered ping: it polls the rpc port with plain TCP
     /// connects every millisecond (ZeroMQ's own reconnect interval, 100 ms, would blur the figure),
     /// then asks `sys.ping`.
-    func start(_ service: ServiceName, dir: String, endpoints: Endpoints, environment: [String: String]) async throws -> (ServiceProcess, Double) {
+    func start(_ service: ServiceName, dir: String, endpoints: Endpoints, environment: [String: String]) async throws -> (
+        ServiceProcess, Double
+    ) {
         let started = ContinuousClock.now
         let process = try await ServiceProcess.start(
             "duban-\(service.rawValue)", arguments: ["--data-dir", dir], endpoints: endpoints, environment: environment, waitForPing: false)
         let port = Int(endpoints.rpc.split(separator: ":").last!)!
         while !portAcceptsConnections(port) {
-            guard process.process.isRunning, ContinuousClock.now - started < .seconds(30) else { throw TestFailure("\(service) did not start: \(process.log)") }
+            guard process.process.isRunning, ContinuousClock.now - started < .seconds(30) else {
+                throw TestFailure("\(service) did not start: \(process.log)")
+            }
             try await Task.sleep(for: .milliseconds(1))
         }
         let client = try await RPCClient.connect(to: endpoints.rpc, from: "bench")
@@ -235,22 +268,31 @@ struct FootprintBench {
         defer { Task { await client.close() } }
         switch service {
         case .registry:
-            for index in 0..<2_000 { _ = try await client.call(RegistryTypes.taskGet, TaskGetRequest(id: ["3", "7.3", "10", "12"][index % 4]), as: PlanTask.self) }
+            for index in 0..<2_000 {
+                _ = try await client.call(
+                    RegistryTypes.taskGet, TaskGetRequest(id: ["3", "7.3", "10", "12"][index % 4]), as: PlanTask.self)
+            }
             for index in 0..<300 {
                 _ = try await client.call(
                     RegistryTypes.progressReport,
-                    ProgressReportRequest(task: "10", period: "2026-10", unit: "区城乡建设局", percent: Double(index % 100), summary: "负载 \(index)"), as: ProgressReport.self)
+                    ProgressReportRequest(
+                        task: "10", period: "2026-10", unit: "区城乡建设局", percent: Double(index % 100), summary: "负载 \(index)"),
+                    as: ProgressReport.self)
             }
             _ = try await client.call(RegistryTypes.taskList, TaskListRequest(), as: ListReply<PlanTask>.self)
         case .ingest:
             for batch in 0..<50 {
-                _ = try await client.call(IngestTypes.readingSubmit, ReadingSubmitRequest(readings: IngestBench.readings(1000, offset: batch * 1000)), as: ReadingSubmitReply.self, timeout: .seconds(60))
+                _ = try await client.call(
+                    IngestTypes.readingSubmit, ReadingSubmitRequest(readings: IngestBench.readings(1000, offset: batch * 1000)),
+                    as: ReadingSubmitReply.self, timeout: .seconds(60))
             }
             _ = try await client.call(IngestTypes.indicatorList, Empty(), as: ListReply<Indicator>.self)
         case .cases:
             for index in 0..<300 {
                 _ = try await client.call(
-                    CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "群众举报 \(index)", unit: "区城市管理局", deadline: "2026-12-31", task: "12"), as: Case.self)
+                    CaseTypes.open,
+                    CaseOpenRequest(source: .publicReport, title: "群众举报 \(index)", unit: "区城市管理局", deadline: "2026-12-31", task: "12"),
+                    as: Case.self)
             }
             _ = try await client.call(CaseTypes.list, CaseListRequest(), as: ListReply<Case>.self)
         case .notify:
@@ -267,14 +309,23 @@ struct CurveBench {
     let calls: Int
 
     func run(into rows: inout [ReportRow]) {
-        var plain: [Latency] = [], curve: [Latency] = []
+        var plain: [Latency] = []
+        var curve: [Latency] = []
         for _ in 0..<runs {
             plain.append(Latency(RawZMQ.requestReply(requestSize: 120, replySize: 2500, calls: calls)))
             curve.append(Latency(RawZMQ.requestReply(requestSize: 120, replySize: 2500, calls: calls, curve: true)))
         }
-        let p50 = Measured(curve.map(\.p50), unit: "µs"), plainP50 = Measured(plain.map(\.p50), unit: "µs")
-        let p99 = Measured(curve.map(\.p99), unit: "µs"), plainP99 = Measured(plain.map(\.p99), unit: "µs")
-        rows.append(ReportRow(section: "curve", name: "REQ/REP p50 with CURVE + ZAP (raw; not yet on in Duban)", duban: p50, reference: plainP50, referenceName: "same without CURVE", ratio: p50.median / plainP50.median))
-        rows.append(ReportRow(section: "curve", name: "REQ/REP p99 with CURVE + ZAP (raw; not yet on in Duban)", duban: p99, reference: plainP99, referenceName: "same without CURVE", ratio: p99.median / plainP99.median))
+        let p50 = Measured(curve.map(\.p50), unit: "µs")
+        let plainP50 = Measured(plain.map(\.p50), unit: "µs")
+        let p99 = Measured(curve.map(\.p99), unit: "µs")
+        let plainP99 = Measured(plain.map(\.p99), unit: "µs")
+        rows.append(
+            ReportRow(
+                section: "curve", name: "REQ/REP p50 with CURVE + ZAP (raw; not yet on in Duban)", duban: p50, reference: plainP50,
+                referenceName: "same without CURVE", ratio: p50.median / plainP50.median))
+        rows.append(
+            ReportRow(
+                section: "curve", name: "REQ/REP p99 with CURVE + ZAP (raw; not yet on in Duban)", duban: p99, reference: plainP99,
+                referenceName: "same without CURVE", ratio: p99.median / plainP99.median))
     }
 }

@@ -35,42 +35,55 @@ struct IngestBench {
             let cluster = try PostgresCluster.start()
             defer { cluster.stop() }
             for _ in 0..<runs {
-                for batch in batches { copy[batch, default: []].append(try await postgresCopyRate(cluster: cluster, batch: batch, total: total(batch))) }
+                for batch in batches {
+                    copy[batch, default: []].append(try await postgresCopyRate(cluster: cluster, batch: batch, total: total(batch)))
+                }
             }
             for instances in [1, 2] {
                 for _ in 0..<runs {
-                    for batch in batches { pg[instances]![batch, default: []].append(try await dubanRate(batch: batch, instances: instances, postgres: true)) }
+                    for batch in batches {
+                        pg[instances]![batch, default: []].append(try await dubanRate(batch: batch, instances: instances, postgres: true))
+                    }
                 }
             }
         }
         // The transport's limit for the same messages: raw PUSH→PULL of the encoded requests' size.
         for batch in batches {
             let size = try WireCoding.encode(
-                RequestEnvelope(type: IngestTypes.readingSubmit, from: "bench", key: "k", body: ReadingSubmitRequest(readings: Self.readings(batch, offset: 0)))).count
+                RequestEnvelope(
+                    type: IngestTypes.readingSubmit, from: "bench", key: "k",
+                    body: ReadingSubmitRequest(readings: Self.readings(batch, offset: 0)))
+            ).count
             let messages = max(200, min(100_000, 20_000_000 / max(size, 1)))
             let rates = (0..<runs).map { _ in RawZMQ.pushPull(size: size, count: messages) * Double(batch) }
             let duban = Measured(sqlite[batch]!, unit: "readings/s")
             let reference = Measured(rates, unit: "readings/s")
-            rows.append(ReportRow(
-                section: "ingestion", name: "reading.submit, batch \(batch) (\(size) B a message)", duban: duban, reference: reference,
-                referenceName: "raw ZeroMQ PUSH→PULL of the same messages", ratio: duban.median / reference.median))
+            rows.append(
+                ReportRow(
+                    section: "ingestion", name: "reading.submit, batch \(batch) (\(size) B a message)", duban: duban, reference: reference,
+                    referenceName: "raw ZeroMQ PUSH→PULL of the same messages", ratio: duban.median / reference.median))
         }
         for batch in batches {
             let reference = Measured(raw[batch]!, unit: "readings/s")
             let duban = Measured(sqlite[batch]!, unit: "readings/s")
             let ratio = duban.median / reference.median
-            rows.append(ReportRow(
-                section: "ingestion", name: "reading.submit, batch \(batch), 1 instance, SQLite", duban: duban, reference: reference,
-                referenceName: "raw SQLite insert, same rows", ratio: ratio, target: batch == 1000 ? "≥ 0.5×" : nil, met: batch == 1000 ? ratio >= 0.5 : nil))
+            rows.append(
+                ReportRow(
+                    section: "ingestion", name: "reading.submit, batch \(batch), 1 instance, SQLite", duban: duban, reference: reference,
+                    referenceName: "raw SQLite insert, same rows", ratio: ratio, target: batch == 1000 ? "≥ 0.5×" : nil,
+                    met: batch == 1000 ? ratio >= 0.5 : nil))
         }
         if postgres {
             for instances in [1, 2] {
                 for batch in batches {
                     let duban = Measured(pg[instances]![batch]!, unit: "readings/s")
                     let reference = Measured(copy[batch]!, unit: "readings/s")
-                    rows.append(ReportRow(
-                        section: "ingestion", name: "reading.submit, batch \(batch), \(instances) instance\(instances > 1 ? "s" : "") + broker, PostgreSQL",
-                        duban: duban, reference: reference, referenceName: "PostgreSQL COPY, same rows", ratio: duban.median / reference.median))
+                    rows.append(
+                        ReportRow(
+                            section: "ingestion",
+                            name: "reading.submit, batch \(batch), \(instances) instance\(instances > 1 ? "s" : "") + broker, PostgreSQL",
+                            duban: duban, reference: reference, referenceName: "PostgreSQL COPY, same rows",
+                            ratio: duban.median / reference.median))
                 }
             }
         }
@@ -81,7 +94,8 @@ struct IngestBench {
         let start = Timestamp.parse("2020-01-01T00:00:00+08:00")!.timeIntervalSince1970
         return (0..<count).map { index in
             SubmittedReading(
-                station: "chengzhong_air", parameter: "pm25", ts: Timestamp.format(Date(timeIntervalSince1970: start + Double(offset + index) * 60), fractional: false),
+                station: "chengzhong_air", parameter: "pm25",
+                ts: Timestamp.format(Date(timeIntervalSince1970: start + Double(offset + index) * 60), fractional: false),
                 value: Double(20 + index % 50))
         }
     }
@@ -107,7 +121,8 @@ struct IngestBench {
         let started = ContinuousClock.now
         for start in stride(from: 0, to: rows.count, by: batch) {
             try pool.write { db in
-                let statement = try db.cachedStatement(sql: "INSERT INTO readings (station, parameter, ts, value, received_at) VALUES (?, ?, ?, ?, 0)")
+                let statement = try db.cachedStatement(
+                    sql: "INSERT INTO readings (station, parameter, ts, value, received_at) VALUES (?, ?, ?, ?, 0)")
                 for row in rows[start..<min(start + batch, rows.count)] { try statement.execute(arguments: [row.0, row.1, row.2, row.3]) }
             }
         }
@@ -124,7 +139,8 @@ struct IngestBench {
             revision INTEGER NOT NULL DEFAULT 0, received_at BIGINT NOT NULL, PRIMARY KEY (station, parameter, ts))
             """)
         let logger = Logger(label: "bench.copy")
-        let configuration = PostgresConnection.Configuration(host: "127.0.0.1", port: cluster.port, username: "duban", password: nil, database: "duban", tls: .disable)
+        let configuration = PostgresConnection.Configuration(
+            host: "127.0.0.1", port: cluster.port, username: "duban", password: nil, database: "duban", tls: .disable)
         let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
         defer { Task { try? await connection.close() } }
         let rows = Self.rows(total)
@@ -132,7 +148,8 @@ struct IngestBench {
         for start in stride(from: 0, to: rows.count, by: batch) {
             var buffer = ByteBuffer()
             for row in rows[start..<min(start + batch, rows.count)] { buffer.writeString("\(row.0)\t\(row.1)\t\(row.2)\t\(row.3)\t0\n") }
-            try await connection.copyFrom(table: table, columns: ["station", "parameter", "ts", "value", "received_at"], logger: logger) { writer in
+            try await connection.copyFrom(table: table, columns: ["station", "parameter", "ts", "value", "received_at"], logger: logger) {
+                writer in
                 try await writer.write(buffer)
             }
         }
@@ -157,19 +174,24 @@ struct IngestBench {
             let eventsIn = "tcp://127.0.0.1:\(TestSupport.freePort())"
             processes.append(
                 try await ServiceProcess.start(
-                    "duban-broker", arguments: ["--frontend", front.rpc, "--backend", backend, "--events-in", eventsIn, "--events-out", front.events],
+                    "duban-broker",
+                    arguments: ["--frontend", front.rpc, "--backend", backend, "--events-in", eventsIn, "--events-out", front.events],
                     endpoints: front, waitForPing: false, passEndpoints: false))
             for index in 1...instances {
                 processes.append(
                     try await ServiceProcess.start(
                         "duban-ingest",
-                        arguments: ["--instance", "ingest-\(index)", "--database-url", cluster!.url, "--data-dir", try TestSupport.temporaryDirectory("bench")],
+                        arguments: [
+                            "--instance", "ingest-\(index)", "--database-url", cluster!.url, "--data-dir",
+                            try TestSupport.temporaryDirectory("bench"),
+                        ],
                         endpoints: Endpoints(rpc: ">\(backend)", events: ">\(eventsIn)"), environment: environment, pingAt: front.rpc))
             }
         } else {
             processes.append(
                 try await ServiceProcess.start(
-                    "duban-ingest", arguments: ["--data-dir", try TestSupport.temporaryDirectory("bench")], endpoints: front, environment: environment))
+                    "duban-ingest", arguments: ["--data-dir", try TestSupport.temporaryDirectory("bench")], endpoints: front,
+                    environment: environment))
         }
         let client = try await RPCClient.connect(to: front.rpc, from: "bench")
         defer { Task { await client.close() } }

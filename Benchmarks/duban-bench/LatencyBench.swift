@@ -30,66 +30,107 @@ struct LatencyBench {
         // The sizes on the wire, for the raw references.
         var sizes = Sizes()
         let ping = try WireCoding.encode(RequestEnvelope(type: SystemTypes.ping, from: "bench", key: nil, body: Empty()))
-        let taskGet = try WireCoding.encode(RequestEnvelope(type: RegistryTypes.taskGet, from: "bench", key: nil, body: TaskGetRequest(id: "7.3")))
+        let taskGet = try WireCoding.encode(
+            RequestEnvelope(type: RegistryTypes.taskGet, from: "bench", key: nil, body: TaskGetRequest(id: "7.3")))
         sizes.pingRequest = ping.count
         sizes.taskRequest = taskGet.count
         sizes.pingReply = try await client.callRaw(SystemTypes.ping, Empty()).count
         sizes.taskReply = try await client.callRaw(RegistryTypes.taskGet, TaskGetRequest(id: "7.3")).count
         log("message sizes: sys.ping \(sizes.pingRequest)/\(sizes.pingReply) B, task.get \(sizes.taskRequest)/\(sizes.taskReply) B")
 
-        var rawPing: [Latency] = [], rawTask: [Latency] = [], rawPipelined: [Double] = []
-        var localPing: [Latency] = [], localTask: [Latency] = [], localPipelined: [Double] = []
+        var rawPing: [Latency] = []
+        var rawTask: [Latency] = []
+        var rawPipelined: [Double] = []
+        var localPing: [Latency] = []
+        var localTask: [Latency] = []
+        var localPipelined: [Double] = []
         // The reference with Duban's topology: the server is another process, with its own I/O thread.
         let pingServer = try RawZMQ.startServerProcess(replySize: sizes.pingReply)
-        defer { pingServer.process.terminate(); pingServer.process.waitUntilExit() }
+        defer {
+            pingServer.process.terminate()
+            pingServer.process.waitUntilExit()
+        }
         let taskServer = try RawZMQ.startServerProcess(replySize: sizes.taskReply)
-        defer { taskServer.process.terminate(); taskServer.process.waitUntilExit() }
-        var dubanPing: [Latency] = [], dubanTask: [Latency] = [], dubanPipelined: [Double] = []
-        var grpc: [Latency] = [], grpcPipelined: [Double] = []
-        var serverPing: [Latency] = [], serverTask: [Latency] = []
-        var typedPing: [Latency] = [], typedTask: [Latency] = [], pooledPing: [Latency] = [], pollingPing: [Latency] = []
+        defer {
+            taskServer.process.terminate()
+            taskServer.process.waitUntilExit()
+        }
+        var dubanPing: [Latency] = []
+        var dubanTask: [Latency] = []
+        var dubanPipelined: [Double] = []
+        var grpc: [Latency] = []
+        var grpcPipelined: [Double] = []
+        var serverPing: [Latency] = []
+        var serverTask: [Latency] = []
+        var typedPing: [Latency] = []
+        var typedTask: [Latency] = []
+        var pooledPing: [Latency] = []
+        var pollingPing: [Latency] = []
         let taskGetBody = try WireCoding.encode(TaskGetRequest(id: "7.3"))
         for run in 1...runs {
             // Duban and raw REQ/REP in alternating chunks: drift on a shared machine, and whatever
             // ran just before, fall on both alike (a phase measured first was ~20 µs slower).
-            let pingPair = try await interleaved(client, calls: calls, reference: pingServer.endpoint, referencePayload: [UInt8](repeating: 120, count: sizes.pingRequest)) {
+            let pingPair = try await interleaved(
+                client, calls: calls, reference: pingServer.endpoint, referencePayload: [UInt8](repeating: 120, count: sizes.pingRequest)
+            ) {
                 try await $0.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8), isolation: $1)
             }
             dubanPing.append(pingPair.duban)
             rawPing.append(pingPair.reference)
-            let taskPair = try await interleaved(client, calls: calls, reference: taskServer.endpoint, referencePayload: [UInt8](repeating: 120, count: sizes.taskRequest)) {
+            let taskPair = try await interleaved(
+                client, calls: calls, reference: taskServer.endpoint, referencePayload: [UInt8](repeating: 120, count: sizes.taskRequest)
+            ) {
                 try await $0.callRaw(RegistryTypes.taskGet, encodedBody: taskGetBody, isolation: $1)
             }
             dubanTask.append(taskPair.duban)
             rawTask.append(taskPair.reference)
-            rawPipelined.append(RawZMQ.pipelinedClient(endpoint: taskServer.endpoint, requestSize: sizes.taskRequest, calls: calls * 5, window: window))
-            pollingPing.append(Latency(RawZMQ.pollingClient(endpoint: pingServer.endpoint, payload: [UInt8](repeating: 120, count: sizes.pingRequest), calls: calls)))
+            rawPipelined.append(
+                RawZMQ.pipelinedClient(endpoint: taskServer.endpoint, requestSize: sizes.taskRequest, calls: calls * 5, window: window))
+            pollingPing.append(
+                Latency(
+                    RawZMQ.pollingClient(
+                        endpoint: pingServer.endpoint, payload: [UInt8](repeating: 120, count: sizes.pingRequest), calls: calls)))
             localPing.append(Latency(RawZMQ.requestReply(requestSize: sizes.pingRequest, replySize: sizes.pingReply, calls: calls)))
             localTask.append(Latency(RawZMQ.requestReply(requestSize: sizes.taskRequest, replySize: sizes.taskReply, calls: calls)))
-            localPipelined.append(RawZMQ.pipelined(requestSize: sizes.taskRequest, replySize: sizes.taskReply, calls: calls * 5, window: window))
+            localPipelined.append(
+                RawZMQ.pipelined(requestSize: sizes.taskRequest, replySize: sizes.taskReply, calls: calls * 5, window: window))
             dubanPipelined.append(try await pipelined(client, calls: pipelinedCalls, body: taskGetBody))
             // What an ordinary caller sees: a task on the shared pool, the reply decoded into its type.
-            pooledPing.append(try await latency(client, calls: calls) { try await $0.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8)) })
+            pooledPing.append(
+                try await latency(client, calls: calls) { try await $0.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8)) })
             typedPing.append(try await latency(client, calls: calls) { try await $0.call(SystemTypes.ping, Empty(), as: PingReply.self) })
-            typedTask.append(try await latency(client, calls: calls) { try await $0.call(RegistryTypes.taskGet, TaskGetRequest(id: "7.3"), as: PlanTask.self) })
+            typedTask.append(
+                try await latency(client, calls: calls) {
+                    try await $0.call(RegistryTypes.taskGet, TaskGetRequest(id: "7.3"), as: PlanTask.self)
+                })
             // The same service asked by a raw REQ socket: what the server side costs without Duban's client.
             serverPing.append(Latency(RawZMQ.requestReplyClient(endpoint: registry.endpoints.rpc, payload: [UInt8](ping), calls: calls)))
             serverTask.append(Latency(RawZMQ.requestReplyClient(endpoint: registry.endpoints.rpc, payload: [UInt8](taskGet), calls: calls)))
             if let grpcBinary {
-                let figures = try await GRPCReference.measure(binary: grpcBinary, replyBody: try await client.call(RegistryTypes.taskGet, TaskGetRequest(id: "7.3"), as: JSONValue.self), calls: calls, window: window)
+                let figures = try await GRPCReference.measure(
+                    binary: grpcBinary,
+                    replyBody: try await client.call(RegistryTypes.taskGet, TaskGetRequest(id: "7.3"), as: JSONValue.self), calls: calls,
+                    window: window)
                 grpc.append(figures.latency)
                 grpcPipelined.append(figures.perSecond)
             }
-            log("latency run \(run): raw REQ/REP p50 \(rawPing.last!.p50) µs, sys.ping p50 \(dubanPing.last!.p50) µs, task.get p50 \(dubanTask.last!.p50) µs"
-                + (grpc.last.map { ", gRPC p50 \($0.p50) µs" } ?? ""))
+            log(
+                "latency run \(run): raw REQ/REP p50 \(rawPing.last!.p50) µs, sys.ping p50 \(dubanPing.last!.p50) µs, task.get p50 \(dubanTask.last!.p50) µs"
+                    + (grpc.last.map { ", gRPC p50 \($0.p50) µs" } ?? ""))
         }
 
-        func add(_ name: String, _ duban: [Double], _ reference: [Double]?, _ referenceName: String?, unit: String, target: Double?, higherIsBetter: Bool = false, targetText: String? = nil) {
+        func add(
+            _ name: String, _ duban: [Double], _ reference: [Double]?, _ referenceName: String?, unit: String, target: Double?,
+            higherIsBetter: Bool = false, targetText: String? = nil
+        ) {
             let d = Measured(duban, unit: unit)
             let r = reference.map { Measured($0, unit: unit) }
             let ratio = r.map { d.median / $0.median }
             let met = target.flatMap { t in ratio.map { higherIsBetter ? $0 >= t : $0 <= t } }
-            rows.append(ReportRow(section: "requests", name: name, duban: d, reference: r, referenceName: referenceName, ratio: ratio, target: targetText, met: met))
+            rows.append(
+                ReportRow(
+                    section: "requests", name: name, duban: d, reference: r, referenceName: referenceName, ratio: ratio, target: targetText,
+                    met: met))
         }
         let raw = "raw ZeroMQ REQ→ROUTER, server in another process, same sizes"
         let rawPipe = "raw ZeroMQ DEALER→ROUTER, server in another process, same sizes"
@@ -98,22 +139,34 @@ struct LatencyBench {
         add("sys.ping p99", dubanPing.map(\.p99), rawPing.map(\.p99), raw, unit: "µs", target: 2, targetText: "≤ 2×")
         add("sys.ping p99.9", dubanPing.map(\.p999), rawPing.map(\.p999), raw, unit: "µs", target: nil)
         add("sys.ping p50, raw REQ client → duban-registry", serverPing.map(\.p50), rawPing.map(\.p50), raw, unit: "µs", target: nil)
-        add("raw DEALER + zmq_poll client (a poll loop's floor, no Swift concurrency, no JSON)", pollingPing.map(\.p50), rawPing.map(\.p50), raw, unit: "µs", target: nil)
+        add(
+            "raw DEALER + zmq_poll client (a poll loop's floor, no Swift concurrency, no JSON)", pollingPing.map(\.p50), rawPing.map(\.p50),
+            raw, unit: "µs", target: nil)
         add("sys.ping p50, caller on the shared pool", pooledPing.map(\.p50), rawPing.map(\.p50), raw, unit: "µs", target: nil)
-        add("sys.ping p50, pool + reply decoded (call as: PingReply)", typedPing.map(\.p50), rawPing.map(\.p50), raw, unit: "µs", target: nil)
+        add(
+            "sys.ping p50, pool + reply decoded (call as: PingReply)", typedPing.map(\.p50), rawPing.map(\.p50), raw, unit: "µs",
+            target: nil)
         add("task.get p50", dubanTask.map(\.p50), rawTask.map(\.p50), raw, unit: "µs", target: nil)
         add("task.get p50, raw REQ client → duban-registry", serverTask.map(\.p50), rawTask.map(\.p50), raw, unit: "µs", target: nil)
-        add("task.get p50, pool + reply decoded (call as: PlanTask)", typedTask.map(\.p50), rawTask.map(\.p50), raw, unit: "µs", target: nil)
+        add(
+            "task.get p50, pool + reply decoded (call as: PlanTask)", typedTask.map(\.p50), rawTask.map(\.p50), raw, unit: "µs", target: nil
+        )
         add("task.get p99", dubanTask.map(\.p99), rawTask.map(\.p99), raw, unit: "µs", target: nil)
         add("task.get p99.9", dubanTask.map(\.p999), rawTask.map(\.p999), raw, unit: "µs", target: nil)
         add("task.get pipelined (\(window) in flight)", dubanPipelined, rawPipelined, rawPipe, unit: "req/s", target: nil)
         add("sys.ping p50", dubanPing.map(\.p50), localPing.map(\.p50), local, unit: "µs", target: nil)
         add("task.get p50", dubanTask.map(\.p50), localTask.map(\.p50), local, unit: "µs", target: nil)
-        add("task.get pipelined (\(window) in flight)", dubanPipelined, localPipelined, "raw ZeroMQ DEALER/ROUTER, one process", unit: "req/s", target: nil)
+        add(
+            "task.get pipelined (\(window) in flight)", dubanPipelined, localPipelined, "raw ZeroMQ DEALER/ROUTER, one process",
+            unit: "req/s", target: nil)
         if !grpc.isEmpty {
-            add("task.get p50", dubanTask.map(\.p50), grpc.map(\.p50), "gRPC-swift 2 unary, same reply", unit: "µs", target: 0.25, targetText: "≤ 0.25×")
+            add(
+                "task.get p50", dubanTask.map(\.p50), grpc.map(\.p50), "gRPC-swift 2 unary, same reply", unit: "µs", target: 0.25,
+                targetText: "≤ 0.25×")
             add("task.get p99", dubanTask.map(\.p99), grpc.map(\.p99), "gRPC-swift 2 unary, same reply", unit: "µs", target: nil)
-            add("task.get pipelined (\(window) in flight)", dubanPipelined, grpcPipelined, "gRPC-swift 2, same concurrency", unit: "req/s", target: 10, higherIsBetter: true, targetText: "≥ 10×")
+            add(
+                "task.get pipelined (\(window) in flight)", dubanPipelined, grpcPipelined, "gRPC-swift 2, same concurrency", unit: "req/s",
+                target: 10, higherIsBetter: true, targetText: "≥ 10×")
         }
     }
 
@@ -179,7 +232,9 @@ struct LatencyBench {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<window {
                     group.addTask {
-                        for _ in 0..<perWorker { _ = try await client.callRaw(RegistryTypes.taskGet, encodedBody: body, timeout: .seconds(30)) }
+                        for _ in 0..<perWorker {
+                            _ = try await client.callRaw(RegistryTypes.taskGet, encodedBody: body, timeout: .seconds(30))
+                        }
                     }
                 }
                 try await group.waitForAll()
@@ -203,7 +258,8 @@ enum GRPCReference {
         try WireCoding.encode(replyBody).write(to: URL(fileURLWithPath: replyFile))
         let port = freePort()
         let server = try await ServiceProcess.start(
-            binary, arguments: ["serve", "--port", "\(port)", "--reply-file", replyFile], endpoints: Endpoints(rpc: "", events: ""), waitForPing: false,
+            binary, arguments: ["serve", "--port", "\(port)", "--reply-file", replyFile], endpoints: Endpoints(rpc: "", events: ""),
+            waitForPing: false,
             passEndpoints: false)
         defer { server.kill() }
         guard await TestSupport.eventually(timeout: .seconds(10), { server.log.contains("port ") }) else {
@@ -214,7 +270,9 @@ enum GRPCReference {
         guard let line = output.split(whereSeparator: \.isNewline).last(where: { $0.hasPrefix("{") }),
             let figures = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double]
         else { throw TestFailure("grpc-reference client printed: \(output)") }
-        return Figures(latency: Latency(p50: figures["p50_us"] ?? .nan, p99: figures["p99_us"] ?? .nan, p999: figures["p999_us"] ?? .nan), perSecond: figures["calls_per_s"] ?? .nan)
+        return Figures(
+            latency: Latency(p50: figures["p50_us"] ?? .nan, p99: figures["p99_us"] ?? .nan, p999: figures["p999_us"] ?? .nan),
+            perSecond: figures["calls_per_s"] ?? .nan)
     }
 }
 

@@ -38,10 +38,16 @@ struct Bench: AsyncParsableCommand {
                 rows.append(ReportRow(section: name, name: "FAILED: \(error)"))
             }
         }
-        await section("requests") { try await LatencyBench(runs: runs, calls: calls, pipelinedCalls: pipelinedCalls ?? calls * 10, window: window, grpcBinary: grpc).run(into: &$0) }
-        await section("ingest") {
-            try await IngestBench(runs: runs, readings: readings, inFlight: inFlight, postgres: !noPostgres, batches: batch.isEmpty ? [1, 100, 1000, 10_000] : batch)
+        await section("requests") {
+            try await LatencyBench(runs: runs, calls: calls, pipelinedCalls: pipelinedCalls ?? calls * 10, window: window, grpcBinary: grpc)
                 .run(into: &$0)
+        }
+        await section("ingest") {
+            try await IngestBench(
+                runs: runs, readings: readings, inFlight: inFlight, postgres: !noPostgres,
+                batches: batch.isEmpty ? [1, 100, 1000, 10_000] : batch
+            )
+            .run(into: &$0)
         }
         await section("events") { try await FanOutBench(runs: runs, events: events, subscriberCounts: [1, 10, 50]).run(into: &$0) }
         await section("footprint") { try await FootprintBench(runs: runs).run(into: &$0) }
@@ -77,7 +83,9 @@ struct Bench: AsyncParsableCommand {
             }
             let ratio = row.ratio.map { String(format: "%.2f×", $0) } ?? ""
             let target = row.target.map { "\($0) \(row.met == true ? "met" : row.met == false ? "MISSED" : "")" } ?? ""
-            body.append([row.name, row.duban?.text ?? "", row.reference.map { "\($0.text)  (\(row.referenceName ?? ""))" } ?? "", ratio, target])
+            body.append([
+                row.name, row.duban?.text ?? "", row.reference.map { "\($0.text)  (\(row.referenceName ?? ""))" } ?? "", ratio, target,
+            ])
         }
         var widths = header.map(\.count)
         for cells in body {

@@ -20,9 +20,13 @@ enum RawZMQ {
         func set(_ option: Int32, _ value: String) {
             _ = value.withCString { zmq_setsockopt(handle, option, $0, strlen($0)) }
         }
-        func bind(_ endpoint: String) { precondition(zmq_bind(handle, endpoint) == 0, "bind \(endpoint): \(String(cString: zmq_strerror(duban_errno())))") }
+        func bind(_ endpoint: String) {
+            precondition(zmq_bind(handle, endpoint) == 0, "bind \(endpoint): \(String(cString: zmq_strerror(duban_errno())))")
+        }
         func connect(_ endpoint: String) { precondition(zmq_connect(handle, endpoint) == 0) }
-        func send(_ bytes: UnsafeRawBufferPointer, more: Bool = false) { _ = zmq_send(handle, bytes.baseAddress, bytes.count, more ? ZMQ_SNDMORE : 0) }
+        func send(_ bytes: UnsafeRawBufferPointer, more: Bool = false) {
+            _ = zmq_send(handle, bytes.baseAddress, bytes.count, more ? ZMQ_SNDMORE : 0)
+        }
         func send(_ data: [UInt8], more: Bool = false) { data.withUnsafeBytes { send($0, more: more) } }
         /// Receives one frame into `buffer`; returns its size (-1 on timeout/error).
         @discardableResult
@@ -242,7 +246,9 @@ enum RawZMQ {
     }
 
     /// The DEALER side of a pipelined measurement against a ROUTER at `endpoint`.
-    static func pipelinedClient(context: UnsafeMutableRawPointer? = nil, endpoint: String, requestSize: Int, calls: Int, window: Int) -> Double {
+    static func pipelinedClient(context: UnsafeMutableRawPointer? = nil, endpoint: String, requestSize: Int, calls: Int, window: Int)
+        -> Double
+    {
         nonisolated(unsafe) let ownContext = context == nil ? zmq_ctx_new()! : nil
         defer { if let ownContext { zmq_ctx_term(ownContext) } }
         let socket = Socket((context ?? ownContext)!, ZMQ_DEALER)

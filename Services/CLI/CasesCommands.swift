@@ -115,8 +115,10 @@ struct CasesCommand: AsyncParsableCommand {
             if options.from == "duban-cli" { options.from = officeUnit }
             if (lat == nil) != (lon == nil) { throw ValidationError("--lat and --lon go together") }
             let request = CaseOpenRequest(
-                source: source, title: title, unit: unit, deadline: deadline, description: description, task: task, batch: batch, location: location,
-                coordinates: lat.flatMap { lat in lon.map { Coordinates(lat: lat, lon: $0) } }, externalRef: externalRef, supervisingUnit: supervisingUnit,
+                source: source, title: title, unit: unit, deadline: deadline, description: description, task: task, batch: batch,
+                location: location,
+                coordinates: lat.flatMap { lat in lon.map { Coordinates(lat: lat, lon: $0) } }, externalRef: externalRef,
+                supervisingUnit: supervisingUnit,
                 acceptanceUnit: acceptanceUnit, measures: measures)
             let client = try await options.client(for: .cases)
             defer { Task { await client.close() } }
@@ -153,7 +155,8 @@ struct CasesCommand: AsyncParsableCommand {
             let client = try await options.client(for: .cases)
             defer { Task { await client.close() } }
             let item = try await perform(
-                client, CaseTypes.transition, CaseTransitionRequest(id: id, action: action, comment: comment, evidence: refs.isEmpty ? nil : refs),
+                client, CaseTypes.transition,
+                CaseTransitionRequest(id: id, action: action, comment: comment, evidence: refs.isEmpty ? nil : refs),
                 as: Case.self, options: options)
             if options.json { return try printJSON(item) }
             print("\(item.id)：\(item.state.label)")
@@ -190,14 +193,18 @@ struct CasesCommand: AsyncParsableCommand {
                 imported += reply.imported.count
                 for rejected in reply.rejected {
                     let field = rejected.field.map { $0.replacingOccurrences(of: "body.cases[\(rejected.index)].", with: "") } ?? ""
-                    problems.append((slice[rejected.index].line, "\(field.isEmpty ? "" : field + ": ")\(rejected.message) (\(rejected.code.rawValue))"))
+                    problems.append(
+                        (slice[rejected.index].line, "\(field.isEmpty ? "" : field + ": ")\(rejected.message) (\(rejected.code.rawValue))"))
                 }
                 FileHandle.standardError.write(Data("\r导入进度 \(min(start + slice.count, good.count))/\(good.count)".utf8))
             }
             FileHandle.standardError.write(Data("\n".utf8))
             problems.sort { $0.0 < $1.0 }
             if options.json {
-                try printJSON(["imported": JSONValue.number(Double(imported)), "rejected": .array(problems.map { .object(["line": .number(Double($0.0)), "problem": .string($0.1)]) })])
+                try printJSON([
+                    "imported": JSONValue.number(Double(imported)),
+                    "rejected": .array(problems.map { .object(["line": .number(Double($0.0)), "problem": .string($0.1)]) }),
+                ])
             } else {
                 print("\(file): 导入 \(imported) 件，\(problems.count) 行有误")
                 for (line, problem) in problems { print("  \(file):\(line): \(problem)") }
@@ -207,7 +214,8 @@ struct CasesCommand: AsyncParsableCommand {
     }
 
     struct Export: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Export the ledger as CSV (UTF-8 with BOM, Chinese headers; Excel opens it).")
+        static let configuration = CommandConfiguration(
+            abstract: "Export the ledger as CSV (UTF-8 with BOM, Chinese headers; Excel opens it).")
         @OptionGroup var options: GlobalOptions
         @OptionGroup var filters: CaseFilters
         @Option(help: "Where to write it (default: the ledger's own file name, here).") var out: String?
@@ -218,7 +226,8 @@ struct CasesCommand: AsyncParsableCommand {
             let f = filters.request
             let reply = try await perform(
                 client, CaseTypes.export,
-                CaseExportRequest(format: "csv", status: f.status, unit: f.unit, source: f.source, batch: f.batch, task: f.task, overdue: f.overdue),
+                CaseExportRequest(
+                    format: "csv", status: f.status, unit: f.unit, source: f.source, batch: f.batch, task: f.task, overdue: f.overdue),
                 as: CaseExportReply.self, options: options)
             let path = out ?? reply.filename
             try Data(reply.content.utf8).write(to: URL(fileURLWithPath: path))
@@ -234,7 +243,8 @@ struct CasesCommand: AsyncParsableCommand {
         func run() async throws {
             let client = try await options.client(for: .cases)
             defer { Task { await client.close() } }
-            let reply = try await perform(client, CaseTypes.batches, CaseBatchesRequest(source: source), as: ListReply<BatchProgress>.self, options: options)
+            let reply = try await perform(
+                client, CaseTypes.batches, CaseBatchesRequest(source: source), as: ListReply<BatchProgress>.self, options: options)
             if options.json { return try printJSON(reply.items) }
             print(
                 TextTable.render(
@@ -242,7 +252,8 @@ struct CasesCommand: AsyncParsableCommand {
                     rows: reply.items.map { batch in
                         [
                             batch.batch.isEmpty ? "（未分批）" : batch.batch, "\(batch.total)", "\(batch.closed)", "\(batch.overdue)",
-                            CaseState.allCases.compactMap { state in batch.byState[state.rawValue].map { "\(state.label) \($0)" } }.joined(separator: "，"),
+                            CaseState.allCases.compactMap { state in batch.byState[state.rawValue].map { "\(state.label) \($0)" } }.joined(
+                                separator: "，"),
                         ]
                     }))
         }

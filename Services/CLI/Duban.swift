@@ -11,7 +11,8 @@ struct Duban: AsyncParsableCommand {
         abstract: "督办 Duban: the command line for the eco-environment action plan's services.",
         subcommands: [
             Status.self, Ping.self, Tasks.self, TaskCommand.self, Progress.self, Dispatch.self, Escalate.self, Escalations.self, Units.self,
-            PlanCommand.self, CasesCommand.self, Indicators.self, IndicatorCommand.self, Readings.self, WaterClassCommand.self, AirAnnual.self,
+            PlanCommand.self, CasesCommand.self, Indicators.self, IndicatorCommand.self, Readings.self, WaterClassCommand.self,
+            AirAnnual.self,
             Stations.self, Notices.self, ReportCommand.self, SilenceCommand.self, Channels.self, Events.self, Call.self,
         ])
 
@@ -86,8 +87,6 @@ struct GlobalOptions: ParsableArguments {
 
     var replyTimeout: Duration { .milliseconds(Int(timeout * 1000)) }
 }
-
-
 
 /// A failed call, printed as the protocol's code, message and field.
 struct CallFailed: Error, CustomStringConvertible {
@@ -191,7 +190,8 @@ struct Events: AsyncParsableCommand {
     func run() async throws {
         let endpoints = try await options.deployment()[service]
         let subscriber = try await EventSubscriber.start(
-            events: endpoints.events, rpc: endpoints.rpc, topics: topic.isEmpty ? [""] : topic, from: new ? .now : .beginning, name: "duban-cli")
+            events: endpoints.events, rpc: endpoints.rpc, topics: topic.isEmpty ? [""] : topic, from: new ? .now : .beginning,
+            name: "duban-cli")
         var seen = 0
         for await event in subscriber.events {
             // Unbuffered, so that a pipe sees each event as it comes.
@@ -205,7 +205,8 @@ struct Events: AsyncParsableCommand {
 
 struct Channels: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Delivery channels of the notifications service.", subcommands: [List.self, Set.self, Remove.self], defaultSubcommand: List.self)
+        abstract: "Delivery channels of the notifications service.", subcommands: [List.self, Set.self, Remove.self],
+        defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List channels.")
@@ -235,7 +236,8 @@ struct Channels: AsyncParsableCommand {
             let channel = Channel(name: name, kind: channelKind, target: target, units: unit.isEmpty ? nil : unit, ratePerMinute: rate)
             let client = try await options.client(for: .notify)
             defer { Task { await client.close() } }
-            let reply = try await perform(client, NotifyTypes.channelSet, ChannelSetRequest(channel: channel), as: ListReply<Channel>.self, options: options)
+            let reply = try await perform(
+                client, NotifyTypes.channelSet, ChannelSetRequest(channel: channel), as: ListReply<Channel>.self, options: options)
             try show(reply.items, options: options)
         }
     }
@@ -256,8 +258,9 @@ struct Channels: AsyncParsableCommand {
 
     static func show(_ channels: [Channel], options: GlobalOptions) throws {
         if options.json { return try printJSON(channels) }
-        print(TextTable.render(
-            header: ["名称 name", "kind", "target", "units"],
-            rows: channels.map { [$0.name, $0.kind.rawValue, $0.target, ($0.units ?? []).joined(separator: "、")] }))
+        print(
+            TextTable.render(
+                header: ["名称 name", "kind", "target", "units"],
+                rows: channels.map { [$0.name, $0.kind.rawValue, $0.target, ($0.units ?? []).joined(separator: "、")] }))
     }
 }

@@ -35,14 +35,17 @@ struct Indicators: AsyncParsableCommand {
                     [
                         $0.name,
                         "\(opLabel($0.operator))\($0.threshold == nil && ["at_most", "at_least"].contains($0.operator) ? "市控标准（未配置）" : valueText($0.threshold))\($0.unit.map { $0 == "%" ? "%" : " " + $0 } ?? "")",
-                        valueText($0.latest?.value), $0.latest?.period ?? "", attainmentLabel($0.attainment), $0.tasks.joined(separator: "、"),
+                        valueText($0.latest?.value), $0.latest?.period ?? "", attainmentLabel($0.attainment),
+                        $0.tasks.joined(separator: "、"),
                     ]
                 }))
     }
 
     func opLabel(_ op: String) -> String {
-        ["at_least": "≥", "equal": "=", "at_most": "≤", "class_at_least": "优于或达到", "category_at_least": "达到", "meets_standard": "达到市定标准",
-         "within_quota": "控制在国家下达指标内"][op] ?? op
+        [
+            "at_least": "≥", "equal": "=", "at_most": "≤", "class_at_least": "优于或达到", "category_at_least": "达到", "meets_standard": "达到市定标准",
+            "within_quota": "控制在国家下达指标内",
+        ][op] ?? op
     }
 }
 
@@ -59,13 +62,17 @@ struct IndicatorCommand: AsyncParsableCommand {
         func run() async throws {
             let client = try await options.client(for: .ingest)
             defer { Task { await client.close() } }
-            let item = try await perform(client, IngestTypes.indicatorGet, IndicatorGetRequest(id: id), as: Indicator.self, options: options)
+            let item = try await perform(
+                client, IngestTypes.indicatorGet, IndicatorGetRequest(id: id), as: Indicator.self, options: options)
             if options.json { return try printJSON(item) }
             print("\(item.name)（\(item.id)）：\(item.target)")
-            print("最新 \(valueText(item.latest?.value)) \(item.latest?.period ?? "")，\(attainmentLabel(item.attainment))；2026年底预计 \(valueText(item.projection))")
+            print(
+                "最新 \(valueText(item.latest?.value)) \(item.latest?.period ?? "")，\(attainmentLabel(item.attainment))；2026年底预计 \(valueText(item.projection))"
+            )
             print(
                 TextTable.render(
-                    header: ["期间", "值", "来源", "说明"], rows: (item.history ?? []).map { [$0.period, valueText($0.value), $0.source, $0.note ?? ""] }))
+                    header: ["期间", "值", "来源", "说明"],
+                    rows: (item.history ?? []).map { [$0.period, valueText($0.value), $0.source, $0.note ?? ""] }))
         }
     }
 
@@ -80,11 +87,14 @@ struct IndicatorCommand: AsyncParsableCommand {
 
         func run() async throws {
             let parsed: JSONValue =
-                if let number = Double(value) { .number(number) } else if value == "true" || value == "false" { .bool(value == "true") } else { .string(value) }
+                if let number = Double(value) { .number(number) } else if value == "true" || value == "false" {
+                    .bool(value == "true")
+                } else { .string(value) }
             let client = try await options.client(for: .ingest)
             defer { Task { await client.close() } }
             let stored = try await perform(
-                client, IngestTypes.indicatorReport, IndicatorReportRequest(indicator: id, period: period, value: parsed, source: source, note: note),
+                client, IngestTypes.indicatorReport,
+                IndicatorReportRequest(indicator: id, period: period, value: parsed, source: source, note: note),
                 as: IndicatorValue.self, options: options)
             if options.json { return try printJSON(stored) }
             print("已报送：\(id) \(stored.period) = \(valueText(stored.value))")
@@ -110,7 +120,8 @@ struct Stations: AsyncParsableCommand {
 
 struct WaterClassCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "water-class", abstract: "GB 3838-2002 class of a section's mean over a period (single factor: the worst parameter decides).")
+        commandName: "water-class",
+        abstract: "GB 3838-2002 class of a section's mean over a period (single factor: the worst parameter decides).")
     @OptionGroup var options: GlobalOptions
     @Argument(help: "Station, e.g. liuyiqiao.") var station: String
     @Option(help: "From (YYYY-MM-DD or RFC 3339).") var from: String
@@ -119,15 +130,20 @@ struct WaterClassCommand: AsyncParsableCommand {
     func run() async throws {
         let client = try await options.client(for: .ingest)
         defer { Task { await client.close() } }
-        let reply = try await perform(client, IngestTypes.waterClass, WaterClassRequest(station: station, from: from, to: to), as: WaterClassReply.self, options: options)
+        let reply = try await perform(
+            client, IngestTypes.waterClass, WaterClassRequest(station: station, from: from, to: to), as: WaterClassReply.self,
+            options: options)
         if options.json { return try printJSON(reply) }
         print("\(station) \(from) 至 \(to)：\(reply.class)类（决定因子 \(reply.factors.joined(separator: "、"))，样本 \(reply.samples) 个）")
-        print(TextTable.render(header: ["项目", "均值"], rows: reply.means.sorted { $0.key < $1.key }.map { [$0.key, String(format: "%g", $0.value)] }))
+        print(
+            TextTable.render(
+                header: ["项目", "均值"], rows: reply.means.sorted { $0.key < $1.key }.map { [$0.key, String(format: "%g", $0.value)] }))
     }
 }
 
 struct AirAnnual: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "air-annual", abstract: "PM2.5 annual mean with GB 3095's data-validity rules.")
+    static let configuration = CommandConfiguration(
+        commandName: "air-annual", abstract: "PM2.5 annual mean with GB 3095's data-validity rules.")
     @OptionGroup var options: GlobalOptions
     @Argument(help: "Station.") var station: String
     @Argument(help: "Year.") var year: Int
@@ -135,7 +151,8 @@ struct AirAnnual: AsyncParsableCommand {
     func run() async throws {
         let client = try await options.client(for: .ingest)
         defer { Task { await client.close() } }
-        let reply = try await perform(client, IngestTypes.airAnnual, AirAnnualRequest(station: station, year: year), as: AirAnnualReply.self, options: options)
+        let reply = try await perform(
+            client, IngestTypes.airAnnual, AirAnnualRequest(station: station, year: year), as: AirAnnualReply.self, options: options)
         if options.json { return try printJSON(reply) }
         print(
             "\(station) \(year)：PM2.5 年均 \(reply.pm25Mean.map { String(format: "%.1f", $0) } ?? "—") µg/m³，有效日 \(reply.validDays) 天，"
@@ -179,14 +196,16 @@ struct Readings: AsyncParsableCommand {
             for start in stride(from: 0, to: good.count, by: chunk) {
                 let slice = Array(good[start..<min(start + chunk, good.count)])
                 let reply = try await perform(
-                    client, IngestTypes.readingSubmit, ReadingSubmitRequest(readings: slice.map { $0.reading! }), as: ReadingSubmitReply.self,
+                    client, IngestTypes.readingSubmit, ReadingSubmitRequest(readings: slice.map { $0.reading! }),
+                    as: ReadingSubmitReply.self,
                     options: options, key: "\(run):\(start)")
                 accepted += reply.accepted
                 duplicates += reply.duplicates
                 for rejected in reply.rejected {
                     let field = rejected.field.map { $0.replacingOccurrences(of: "body.readings[\(rejected.index)].", with: "") } ?? ""
                     let reading = slice[rejected.index].reading!
-                    problems.append((slice[rejected.index].line, "\(reading.parameter) \(field): \(rejected.message) (\(rejected.code.rawValue))"))
+                    problems.append(
+                        (slice[rejected.index].line, "\(reading.parameter) \(field): \(rejected.message) (\(rejected.code.rawValue))"))
                 }
                 progress(done: start + slice.count, total: good.count, started: started)
             }
@@ -201,7 +220,9 @@ struct Readings: AsyncParsableCommand {
         func progress(done: Int, total: Int, started: ContinuousClock.Instant) {
             let width = 30
             let filled = total == 0 ? width : width * done / total
-            let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18 + Double((ContinuousClock.now - started).components.seconds)
+            let seconds =
+                Double((ContinuousClock.now - started).components.attoseconds) / 1e18
+                + Double((ContinuousClock.now - started).components.seconds)
             let rate = seconds > 0 ? Int(Double(done) / seconds) : 0
             let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
             FileHandle.standardError.write(Data("\r\(bar) \(done)/\(total) 条 \(rate) 条/秒".utf8))

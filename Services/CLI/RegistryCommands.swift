@@ -64,14 +64,16 @@ struct Tasks: AsyncParsableCommand {
         let client = try await options.client(for: .registry)
         defer { Task { await client.close() } }
         let reply = try await perform(
-            client, RegistryTypes.taskList, TaskListRequest(unit: unit, category: category, status: status), as: ListReply<PlanTask>.self, options: options)
+            client, RegistryTypes.taskList, TaskListRequest(unit: unit, category: category, status: status), as: ListReply<PlanTask>.self,
+            options: options)
         if options.json { return try printJSON(reply.items) }
         print(
             TextTable.render(
                 header: ["编号", "状态", "进度", "完成时限", "任务", "责任单位"],
                 rows: reply.items.map {
                     [
-                        $0.id, $0.status?.label ?? "", percentLabel($0.progress), $0.deadlineText ?? ($0.deadline ?? (($0.ongoing) ? "持续推进" : "")),
+                        $0.id, $0.status?.label ?? "", percentLabel($0.progress),
+                        $0.deadlineText ?? ($0.deadline ?? (($0.ongoing) ? "持续推进" : "")),
                         clip($0.title, 36), clip($0.leadUnits.joined(separator: "、"), 40),
                     ]
                 }))
@@ -79,7 +81,8 @@ struct Tasks: AsyncParsableCommand {
 }
 
 struct TaskCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "task", abstract: "One task in full: text, units, deadline, milestones, latest reports.")
+    static let configuration = CommandConfiguration(
+        commandName: "task", abstract: "One task in full: text, units, deadline, milestones, latest reports.")
 
     @OptionGroup var options: GlobalOptions
     @Argument(help: "Task id as the plan numbers it: 5, 7.3, 11.2.") var id: String
@@ -114,7 +117,8 @@ struct Progress: AsyncParsableCommand {
         abstract: "Monthly progress reports (月调度).", subcommands: [Report.self, List.self], defaultSubcommand: List.self)
 
     struct Report: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Report a unit's progress on a task for a month; reporting again revises it.")
+        static let configuration = CommandConfiguration(
+            abstract: "Report a unit's progress on a task for a month; reporting again revises it.")
         @OptionGroup var options: GlobalOptions
         @Option(help: "Task id, e.g. 7.3.") var task: String
         @Option(help: "Month, YYYY-MM.") var period: String
@@ -137,7 +141,8 @@ struct Progress: AsyncParsableCommand {
                 return EvidenceRef(name: name, uri: parts.first ?? "", sha256: parts.count > 1 ? parts[1] : nil)
             }
             let request = ProgressReportRequest(
-                task: task, period: period, unit: unit, percent: percent, summary: summary, measures: measures, problems: problems, nextSteps: nextSteps,
+                task: task, period: period, unit: unit, percent: percent, summary: summary, measures: measures, problems: problems,
+                nextSteps: nextSteps,
                 evidence: refs.isEmpty ? nil : refs)
             let client = try await options.client(for: .registry)
             defer { Task { await client.close() } }
@@ -166,7 +171,10 @@ struct Progress: AsyncParsableCommand {
                 TextTable.render(
                     header: ["任务", "月份", "单位", "进度", "版本", "报送时间", "情况"],
                     rows: reply.items.map {
-                        [$0.task, $0.period, $0.unit, percentLabel($0.percent), "\($0.revision)", String($0.reportedAt.prefix(16)), clip($0.summary, 40)]
+                        [
+                            $0.task, $0.period, $0.unit, percentLabel($0.percent), "\($0.revision)", String($0.reportedAt.prefix(16)),
+                            clip($0.summary, 40),
+                        ]
                     }))
         }
     }
@@ -181,7 +189,9 @@ struct Dispatch: AsyncParsableCommand {
     func run() async throws {
         let client = try await options.client(for: .registry)
         defer { Task { await client.close() } }
-        let reply = try await perform(client, RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: period), as: DispatchOverviewReply.self, options: options)
+        let reply = try await perform(
+            client, RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: period), as: DispatchOverviewReply.self,
+            options: options)
         if options.json { return try printJSON(reply) }
         print("\(reply.period) 月调度（报送截止 \(reply.due)）：已报送 \(reply.reported.count) 项，未报送 \(reply.missing.count) 项")
         if !reply.missing.isEmpty {
@@ -196,7 +206,8 @@ struct Dispatch: AsyncParsableCommand {
 }
 
 struct Escalate: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Record an escalation against a unit: 通报 (notice), 约谈 (interview) or 问责 (accountability).")
+    static let configuration = CommandConfiguration(
+        abstract: "Record an escalation against a unit: 通报 (notice), 约谈 (interview) or 问责 (accountability).")
 
     @OptionGroup var options: GlobalOptions
     @Option(help: "The unit.") var unit: String
@@ -211,7 +222,8 @@ struct Escalate: AsyncParsableCommand {
         let client = try await options.client(for: .registry)
         defer { Task { await client.close() } }
         let escalation = try await perform(
-            client, RegistryTypes.escalationRecord, EscalationRecordRequest(unit: unit, level: level, reason: reason, tasks: task.isEmpty ? nil : task),
+            client, RegistryTypes.escalationRecord,
+            EscalationRecordRequest(unit: unit, level: level, reason: reason, tasks: task.isEmpty ? nil : task),
             as: Escalation.self, options: options)
         if options.json { return try printJSON(escalation) }
         print("已记录：对\(escalation.unit)\(escalation.level.label)（第 \(escalation.id) 号）")
@@ -227,13 +239,17 @@ struct Escalations: AsyncParsableCommand {
     func run() async throws {
         let client = try await options.client(for: .registry)
         defer { Task { await client.close() } }
-        let reply = try await perform(client, RegistryTypes.escalationList, EscalationListRequest(unit: unit), as: ListReply<Escalation>.self, options: options)
+        let reply = try await perform(
+            client, RegistryTypes.escalationList, EscalationListRequest(unit: unit), as: ListReply<Escalation>.self, options: options)
         if options.json { return try printJSON(reply.items) }
         print(
             TextTable.render(
                 header: ["编号", "单位", "方式", "任务", "时间", "事由"],
                 rows: reply.items.map {
-                    ["\($0.id)", $0.unit, $0.level.label, $0.tasks.joined(separator: "、"), String($0.recordedAt.prefix(16)), clip($0.reason, 40)]
+                    [
+                        "\($0.id)", $0.unit, $0.level.label, $0.tasks.joined(separator: "、"), String($0.recordedAt.prefix(16)),
+                        clip($0.reason, 40),
+                    ]
                 }))
     }
 }
@@ -279,7 +295,8 @@ struct PlanCommand: AsyncParsableCommand {
     }
 
     struct Load: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Replace the registry's plan with a plan file (reports and escalations are kept).")
+        static let configuration = CommandConfiguration(
+            abstract: "Replace the registry's plan with a plan file (reports and escalations are kept).")
         @OptionGroup var options: GlobalOptions
         @Argument(help: "The plan file (YAML).") var file: String
 
@@ -288,7 +305,8 @@ struct PlanCommand: AsyncParsableCommand {
             let client = try await options.client(for: .registry)
             defer { Task { await client.close() } }
             let reply = try await perform(
-                client, RegistryTypes.planLoad, PlanLoadRequest(content: String(decoding: data, as: UTF8.self), name: file), as: PlanLoadReply.self,
+                client, RegistryTypes.planLoad, PlanLoadRequest(content: String(decoding: data, as: UTF8.self), name: file),
+                as: PlanLoadReply.self,
                 options: options)
             if options.json { return try printJSON(reply) }
             print("loaded \(reply.title): \(reply.tasks) tasks, \(reply.units) units, \(reply.targets) targets at \(reply.loadedAt)")

@@ -37,13 +37,21 @@ struct Status: AsyncParsableCommand {
                 pingRows.append([service.rawValue, endpoint, deployment[service].events, "up", reply.instance, streams])
                 switch service {
                 case .registry:
-                    overview.tasks = try? await perform(client, RegistryTypes.taskList, TaskListRequest(), as: ListReply<PlanTask>.self, options: options).items
+                    overview.tasks = try? await perform(
+                        client, RegistryTypes.taskList, TaskListRequest(), as: ListReply<PlanTask>.self, options: options
+                    ).items
                 case .ingest:
-                    overview.indicators = try? await perform(client, IngestTypes.indicatorList, Empty(), as: ListReply<Indicator>.self, options: options).items
+                    overview.indicators = try? await perform(
+                        client, IngestTypes.indicatorList, Empty(), as: ListReply<Indicator>.self, options: options
+                    ).items
                 case .cases:
-                    overview.cases = try? await perform(client, CaseTypes.list, CaseListRequest(), as: ListReply<Case>.self, options: options).items
+                    overview.cases = try? await perform(
+                        client, CaseTypes.list, CaseListRequest(), as: ListReply<Case>.self, options: options
+                    ).items
                 case .notify:
-                    overview.notices = try? await perform(client, NotifyTypes.noticeList, NoticeListRequest(), as: ListReply<Notice>.self, options: options).items
+                    overview.notices = try? await perform(
+                        client, NotifyTypes.noticeList, NoticeListRequest(), as: ListReply<Notice>.self, options: options
+                    ).items
                 }
             } catch {
                 overview.down.append(service.rawValue)
@@ -69,12 +77,16 @@ struct Status: AsyncParsableCommand {
             out.append("共 \(tasks.count) 项：" + counts.joined(separator: "　"))
             let attention = tasks.filter { $0.status == .lagging || $0.status == .overdue }
             if !attention.isEmpty {
-                out.append(TextTable.render(
-                    header: ["编号", "状态", "进度", "完成时限", "任务", "责任单位"],
-                    rows: attention.map {
-                        [$0.id, $0.status?.label ?? "", percentLabel($0.progress), $0.deadlineText ?? ($0.deadline ?? ""), clip($0.title, 30),
-                         clip($0.leadUnits.joined(separator: "、"), 30)]
-                    }))
+                out.append(
+                    TextTable.render(
+                        header: ["编号", "状态", "进度", "完成时限", "任务", "责任单位"],
+                        rows: attention.map {
+                            [
+                                $0.id, $0.status?.label ?? "", percentLabel($0.progress), $0.deadlineText ?? ($0.deadline ?? ""),
+                                clip($0.title, 30),
+                                clip($0.leadUnits.joined(separator: "、"), 30),
+                            ]
+                        }))
             }
         } else {
             out.append("（任务登记服务不可用 registry unavailable）")
@@ -85,9 +97,16 @@ struct Status: AsyncParsableCommand {
             let met = indicators.filter { $0.attainment == "met" }.count
             let notMet = indicators.filter { $0.attainment == "not_met" }.count
             out.append("共 \(indicators.count) 项：达标 \(met)　未达标 \(notMet)　待评价 \(indicators.count - met - notMet)")
-            out.append(TextTable.render(
-                header: ["指标", "最新值", "期间", "评价"],
-                rows: indicators.map { [clip($0.name, 40), valueText($0.latest?.value) + ($0.latest != nil ? ($0.unit.map { $0 == "%" ? "%" : " " + $0 } ?? "") : ""), $0.latest?.period ?? "", attainmentLabel($0.attainment)] }))
+            out.append(
+                TextTable.render(
+                    header: ["指标", "最新值", "期间", "评价"],
+                    rows: indicators.map {
+                        [
+                            clip($0.name, 40),
+                            valueText($0.latest?.value) + ($0.latest != nil ? ($0.unit.map { $0 == "%" ? "%" : " " + $0 } ?? "") : ""),
+                            $0.latest?.period ?? "", attainmentLabel($0.attainment),
+                        ]
+                    }))
         } else {
             out.append("（指标服务不可用 ingest unavailable）")
         }
@@ -110,9 +129,15 @@ struct Status: AsyncParsableCommand {
             out.append("共 \(notices.count) 条，待处理 \(open) 条")
             let recent = notices.sorted { $0.issuedAt > $1.issuedAt }.prefix(self.notices)
             if !recent.isEmpty {
-                out.append(TextTable.render(
-                    header: ["时间", "类别", "单位", "标题"],
-                    rows: recent.map { [String($0.issuedAt.prefix(16)), $0.kind.rawValue, clip($0.units.joined(separator: "、"), 24), clip($0.title, 40)] }))
+                out.append(
+                    TextTable.render(
+                        header: ["时间", "类别", "单位", "标题"],
+                        rows: recent.map {
+                            [
+                                String($0.issuedAt.prefix(16)), $0.kind.rawValue, clip($0.units.joined(separator: "、"), 24),
+                                clip($0.title, 40),
+                            ]
+                        }))
             }
         } else {
             out.append("（通知服务不可用 notify unavailable）")

@@ -53,7 +53,9 @@ public struct CasesService: DubanService {
                 try db.execute(sql: "UPDATE cases SET overdue_notified_at = ? WHERE id = ?", arguments: [at, item.id])
                 try events.emit(
                     CaseTypes.overdue,
-                    CaseOverdue(id: item.id, title: item.title, unit: item.unit, deadline: item.deadline ?? "", state: item.state, task: item.task, source: item.source))
+                    CaseOverdue(
+                        id: item.id, title: item.title, unit: item.unit, deadline: item.deadline ?? "", state: item.state, task: item.task,
+                        source: item.source))
             }
         }
     }
@@ -105,7 +107,8 @@ public struct CasesService: DubanService {
                     if let existing = try Self.existing(db, item) {
                         refused.append(
                             RejectedItem(
-                                index: index, code: .conflict, message: "already in the ledger as \(existing)", field: "body.cases[\(index)].external_ref"))
+                                index: index, code: .conflict, message: "already in the ledger as \(existing)",
+                                field: "body.cases[\(index)].external_ref"))
                         continue
                     }
                     imported.append(try Self.open(item, db: db, events: &events, actor: actor, now: now).id)
@@ -143,14 +146,17 @@ public struct CasesService: DubanService {
             if request.action == .accept, evidence.isEmpty {
                 throw ErrorBody.invalidArgument("acceptance needs evidence (验收材料): name, uri and optionally sha256", field: "body.evidence")
             }
-            if [.reject, .reopen].contains(request.action), (request.comment ?? "").trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            if [.reject, .reopen].contains(request.action), (request.comment ?? "").trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+            {
                 throw ErrorBody.invalidArgument("say why in comment when you \(request.action.rawValue)", field: "body.comment")
             }
             let actor = context.from ?? ""
             let at = Timestamp.format(now)
             return try await context.write { db, events in
                 // Checked again inside the transaction: the state decides, not what was read before.
-                guard let state = try String.fetchOne(db, sql: "SELECT state FROM cases WHERE id = ?", arguments: [item.id]).flatMap(CaseState.init(rawValue:)),
+                guard
+                    let state = try String.fetchOne(db, sql: "SELECT state FROM cases WHERE id = ?", arguments: [item.id]).flatMap(
+                        CaseState.init(rawValue:)),
                     request.action.target(from: state) == target
                 else { throw ErrorBody.conflict("the case changed meanwhile; read it again", field: "body.id") }
                 try db.execute(
@@ -161,10 +167,14 @@ public struct CasesService: DubanService {
                     arguments: [target.rawValue, at, target.rawValue, at, request.action.rawValue, item.id])
                 try CasesStore.appendHistory(
                     db, id: item.id,
-                    CaseTransition(action: request.action.rawValue, from: state, to: target, actor: actor, at: at, comment: request.comment, evidence: evidence))
+                    CaseTransition(
+                        action: request.action.rawValue, from: state, to: target, actor: actor, at: at, comment: request.comment,
+                        evidence: evidence))
                 try events.emit(
                     CaseTypes.transitioned,
-                    CaseTransitioned(id: item.id, from: state, to: target, action: request.action, actor: actor, comment: request.comment, unit: item.unit, task: item.task))
+                    CaseTransitioned(
+                        id: item.id, from: state, to: target, action: request.action, actor: actor, comment: request.comment,
+                        unit: item.unit, task: item.task))
                 return try CasesStore.fetch(db, id: item.id, now: now)!
             }
         }
@@ -203,7 +213,8 @@ public struct CasesService: DubanService {
 
     static func requireOffice(_ context: RequestContext, _ registry: RegistryDirectory.Snapshot) throws {
         guard registry.acts(as: registry.office, actor: context.from) else {
-            throw ErrorBody.permissionDenied("cases are registered by \(registry.office); this request is from \(context.from ?? "nobody")", field: "from")
+            throw ErrorBody.permissionDenied(
+                "cases are registered by \(registry.office); this request is from \(context.from ?? "nobody")", field: "from")
         }
     }
 
@@ -225,7 +236,8 @@ public struct CasesService: DubanService {
             who = registry.office
         }
         guard allowed else {
-            throw ErrorBody.permissionDenied("only \(who) may \(action.rawValue) case \(item.id); this request is from \(actor ?? "nobody")", field: "from")
+            throw ErrorBody.permissionDenied(
+                "only \(who) may \(action.rawValue) case \(item.id); this request is from \(actor ?? "nobody")", field: "from")
         }
     }
 
@@ -237,7 +249,9 @@ public struct CasesService: DubanService {
             throw ErrorBody.notFound("the registry knows no unit \(request.unit)", field: "\(field).unit")
         }
         for (name, key) in [(request.supervisingUnit, "supervising_unit"), (request.acceptanceUnit, "acceptance_unit")] {
-            if let name, registry.unit(name) == nil { throw ErrorBody.notFound("the registry knows no unit \(name)", field: "\(field).\(key)") }
+            if let name, registry.unit(name) == nil {
+                throw ErrorBody.notFound("the registry knows no unit \(name)", field: "\(field).\(key)")
+            }
         }
         if let task = request.task, !registry.tasks.contains(task) {
             throw ErrorBody.notFound("the plan has no task \(task)", field: "\(field).task")
@@ -263,13 +277,16 @@ public struct CasesService: DubanService {
 
     static func existing(_ db: Database, _ request: CaseOpenRequest) throws -> String? {
         guard let ref = request.externalRef else { return nil }
-        return try String.fetchOne(db, sql: "SELECT id FROM cases WHERE source = ? AND external_ref = ?", arguments: [request.source.rawValue, ref])
+        return try String.fetchOne(
+            db, sql: "SELECT id FROM cases WHERE source = ? AND external_ref = ?", arguments: [request.source.rawValue, ref])
     }
 
     /// Stores a new case with its first history step and its `cases.case.opened` event.
     static func open(_ request: CaseOpenRequest, db: Database, events: inout EventBuffer, actor: String, now: Date) throws -> Case {
         if let existing = try existing(db, request) {
-            throw ErrorBody.conflict("\(request.source.label) problem \(request.externalRef!) is already in the ledger as \(existing)", field: "body.external_ref")
+            throw ErrorBody.conflict(
+                "\(request.source.label) problem \(request.externalRef!) is already in the ledger as \(existing)",
+                field: "body.external_ref")
         }
         let year = Int(Timestamp.districtDate(now).prefix(4))!
         let (id, number) = try CasesStore.nextNumber(db, source: request.source, year: year)
@@ -281,12 +298,16 @@ public struct CasesService: DubanService {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'registered', ?, ?)
                 """,
             arguments: [
-                id, request.source.rawValue, year, number, request.title, request.description, request.unit, request.supervisingUnit, request.acceptanceUnit,
-                request.deadline, request.measures, request.task, request.batch, request.location, request.coordinates?.lat, request.coordinates?.lon,
+                id, request.source.rawValue, year, number, request.title, request.description, request.unit, request.supervisingUnit,
+                request.acceptanceUnit,
+                request.deadline, request.measures, request.task, request.batch, request.location, request.coordinates?.lat,
+                request.coordinates?.lon,
                 request.externalRef, at, at,
             ])
         try CasesStore.appendHistory(
-            db, id: id, CaseTransition(action: "open", from: nil, to: .registered, actor: actor, at: at, comment: nil, evidence: request.evidence ?? []))
+            db, id: id,
+            CaseTransition(action: "open", from: nil, to: .registered, actor: actor, at: at, comment: nil, evidence: request.evidence ?? [])
+        )
         var opened = try CasesStore.fetch(db, id: id, now: now)!
         opened.history = nil
         try events.emit(CaseTypes.opened, opened)

@@ -69,10 +69,13 @@ enum CasesStore {
         let lon: Double? = row["lon"]
         let deadline: String? = row["deadline"]
         return Case(
-            id: row["id"], source: CaseSource(rawValue: row["source"]) ?? .other, title: row["title"], description: row["description"], unit: row["unit"],
+            id: row["id"], source: CaseSource(rawValue: row["source"]) ?? .other, title: row["title"], description: row["description"],
+            unit: row["unit"],
             supervisingUnit: row["supervising_unit"], deadline: deadline, measures: row["measures"], task: row["task"], batch: row["batch"],
-            location: row["location"], coordinates: lat.flatMap { lat in lon.map { Coordinates(lat: lat, lon: $0) } }, externalRef: row["external_ref"],
-            acceptanceUnit: row["acceptance_unit"], state: state, overdue: isOverdue(deadline: deadline, state: state, now: now), evidence: evidence,
+            location: row["location"], coordinates: lat.flatMap { lat in lon.map { Coordinates(lat: lat, lon: $0) } },
+            externalRef: row["external_ref"],
+            acceptanceUnit: row["acceptance_unit"], state: state, overdue: isOverdue(deadline: deadline, state: state, now: now),
+            evidence: evidence,
             history: history, openedAt: row["opened_at"], updatedAt: row["updated_at"], closedAt: row["closed_at"])
     }
 
@@ -115,9 +118,11 @@ enum CasesStore {
             arguments.append(today)
         }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        let rows = try Row.fetchAll(db, sql: "SELECT c.* FROM cases c \(whereClause) ORDER BY c.source, c.year, c.number", arguments: StatementArguments(arguments))
+        let rows = try Row.fetchAll(
+            db, sql: "SELECT c.* FROM cases c \(whereClause) ORDER BY c.source, c.year, c.number", arguments: StatementArguments(arguments))
         var evidence: [String: [EvidenceRef]] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT case_id, evidence FROM case_history WHERE length(evidence) > 2 ORDER BY case_id, step") {
+        for row in try Row.fetchAll(db, sql: "SELECT case_id, evidence FROM case_history WHERE length(evidence) > 2 ORDER BY case_id, step")
+        {
             evidence[row["case_id"], default: []] += (try? JSONDecoder().decode([EvidenceRef].self, from: row["evidence"] as Data)) ?? []
         }
         return rows.map { makeCase($0, now: now, history: nil, evidence: evidence[$0["id"]] ?? []) }
@@ -125,14 +130,20 @@ enum CasesStore {
 
     /// The next human-readable number for a source and year: `HCJ-2026-0001`.
     static func nextNumber(_ db: Database, source: CaseSource, year: Int) throws -> (id: String, number: Int) {
-        let number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM cases WHERE source = ? AND year = ?", arguments: [source.rawValue, year]) ?? 0) + 1
+        let number =
+            (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM cases WHERE source = ? AND year = ?", arguments: [source.rawValue, year])
+                ?? 0) + 1
         return (String(format: "%@-%04d-%04d", source.numberPrefix, year, number), number)
     }
 
     static func appendHistory(_ db: Database, id: String, _ step: CaseTransition) throws {
         let next = (try Int.fetchOne(db, sql: "SELECT MAX(step) FROM case_history WHERE case_id = ?", arguments: [id]) ?? 0) + 1
         try db.execute(
-            sql: "INSERT INTO case_history (case_id, step, action, from_state, to_state, actor, at, comment, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            arguments: [id, next, step.action, step.from?.rawValue, step.to.rawValue, step.actor, step.at, step.comment, try WireCoding.encode(step.evidence)])
+            sql:
+                "INSERT INTO case_history (case_id, step, action, from_state, to_state, actor, at, comment, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            arguments: [
+                id, next, step.action, step.from?.rawValue, step.to.rawValue, step.actor, step.at, step.comment,
+                try WireCoding.encode(step.evidence),
+            ])
     }
 }

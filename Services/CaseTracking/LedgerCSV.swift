@@ -15,7 +15,8 @@ public enum LedgerCSV {
         "来源": "source", "问题标题": "title", "标题": "title", "责任单位": "unit", "完成时限": "deadline", "问题描述": "description", "所属任务": "task",
         "批次": "batch", "位置": "location", "经度": "lon", "纬度": "lat", "外部编号": "external_ref", "监管单位": "supervising_unit",
         "验收单位": "acceptance_unit", "整改措施": "measures",
-        "source": "source", "title": "title", "unit": "unit", "deadline": "deadline", "description": "description", "task": "task", "batch": "batch",
+        "source": "source", "title": "title", "unit": "unit", "deadline": "deadline", "description": "description", "task": "task",
+        "batch": "batch",
         "location": "location", "lon": "lon", "lat": "lat", "external_ref": "external_ref", "supervising_unit": "supervising_unit",
         "acceptance_unit": "acceptance_unit", "measures": "measures",
     ]
@@ -25,9 +26,11 @@ public enum LedgerCSV {
         out += row(headers)
         for item in cases {
             out += row([
-                item.id, item.source.label, item.title, item.description ?? "", item.unit, item.supervisingUnit ?? "", item.acceptanceUnit ?? "",
+                item.id, item.source.label, item.title, item.description ?? "", item.unit, item.supervisingUnit ?? "",
+                item.acceptanceUnit ?? "",
                 item.deadline ?? "", item.measures ?? "", item.task ?? "", item.batch ?? "", item.location ?? "",
-                item.coordinates.map { "\($0.lon)" } ?? "", item.coordinates.map { "\($0.lat)" } ?? "", item.externalRef ?? "", item.state.label,
+                item.coordinates.map { "\($0.lon)" } ?? "", item.coordinates.map { "\($0.lat)" } ?? "", item.externalRef ?? "",
+                item.state.label,
                 item.overdue ? "是" : "否", item.openedAt, item.updatedAt, item.closedAt ?? "",
             ])
         }
@@ -134,11 +137,16 @@ public enum LedgerCSV {
             columns[index] = field
         }
         for required in ["source", "title", "unit"] where !columns.values.contains(required) {
-            throw SyntaxError(line: header.line, message: "missing column for \(required) (\(importColumns.first { $0.value == required && $0.key.unicodeScalars.first!.value > 127 }!.key))")
+            throw SyntaxError(
+                line: header.line,
+                message:
+                    "missing column for \(required) (\(importColumns.first { $0.value == required && $0.key.unicodeScalars.first!.value > 127 }!.key))"
+            )
         }
         return records.dropFirst().map { record in
             guard record.fields.count == header.fields.count else {
-                return ImportRow(line: record.line, body: nil, problem: "\(record.fields.count) fields where the header has \(header.fields.count)")
+                return ImportRow(
+                    line: record.line, body: nil, problem: "\(record.fields.count) fields where the header has \(header.fields.count)")
             }
             var object: [String: JSONValue] = [:]
             var lat: String?

@@ -42,7 +42,8 @@ final class RegistryDirectory: Sendable {
         do {
             let client = try await RPCClient.connect(to: registryRPC, from: "cases")
             defer { Task { await client.close() } }
-            let units = try await client.call(RegistryTypes.unitList, Empty(), as: ListReply<PlanUnit>.self, timeout: .seconds(2), retries: 1)
+            let units = try await client.call(
+                RegistryTypes.unitList, Empty(), as: ListReply<PlanUnit>.self, timeout: .seconds(2), retries: 1)
             let plan = try await client.call(RegistryTypes.planGet, Empty(), as: PlanReply.self, timeout: .seconds(5), retries: 1)
             let fresh = Snapshot(units: units.items, tasks: plan.tasks.map(\.id), office: plan.office, fetchedAt: Timestamp.now())
             let data = try WireCoding.encode(fresh)
@@ -52,7 +53,9 @@ final class RegistryDirectory: Sendable {
             snapshot.withLock { $0 = fresh }
             return true
         } catch {
-            logger.warning("the registry did not answer; using the units last fetched", metadata: ["registry.rpc": "\(registryRPC)", "error": "\(error)"])
+            logger.warning(
+                "the registry did not answer; using the units last fetched",
+                metadata: ["registry.rpc": "\(registryRPC)", "error": "\(error)"])
             return false
         }
     }
@@ -61,7 +64,8 @@ final class RegistryDirectory: Sendable {
     /// fetch is more than a few seconds old (a unit added by a plan reload).
     func lookup(unit name: String? = nil, task: String? = nil) async throws -> Snapshot {
         var known = current
-        let missing = known == nil || (name.map { n in !known!.units.contains { $0.name == n } } ?? false)
+        let missing =
+            known == nil || (name.map { n in !known!.units.contains { $0.name == n } } ?? false)
             || (task.map { t in !known!.tasks.contains(t) } ?? false)
         if missing {
             let recent = lastAttempt.withLock { $0.map { ContinuousClock.now - $0 < .seconds(3) } ?? false }

@@ -10,7 +10,9 @@ public enum AirEvaluation {
     static func hour(_ ms: Int64) -> Int64 { (ms / 1000 + Int64(Timestamp.districtOffset)) / 3600 }
 
     /// Daily means: values in the same hour are averaged first; a day is valid with at least `minHourly` hours.
-    public static func dailyMeans(_ samples: [(ts: Int64, value: Double)], minHourly: Int) -> [String: (mean: Double, hours: Int, valid: Bool)] {
+    public static func dailyMeans(_ samples: [(ts: Int64, value: Double)], minHourly: Int) -> [String: (
+        mean: Double, hours: Int, valid: Bool
+    )] {
         var hours: [Int64: (sum: Double, count: Int)] = [:]
         for sample in samples {
             let key = hour(sample.ts)
@@ -35,7 +37,9 @@ public enum AirEvaluation {
         let daily = dailyMeans(samples, minHourly: rules.minHourlyPerDay).filter { $0.key.hasPrefix("\(year)-") && $0.value.valid }
         var perMonth: [Int: Int] = [:]
         for day in daily.keys { perMonth[Int(day.dropFirst(5).prefix(2))!, default: 0] += 1 }
-        let monthsComplete = (1...12).allSatisfy { month in (perMonth[month] ?? 0) >= (month == 2 ? rules.minDaysFebruary : rules.minDaysPerMonth) }
+        let monthsComplete = (1...12).allSatisfy { month in
+            (perMonth[month] ?? 0) >= (month == 2 ? rules.minDaysFebruary : rules.minDaysPerMonth)
+        }
         let valid = daily.count >= rules.minDaysPerYear && monthsComplete
         let mean = daily.isEmpty ? nil : daily.values.map(\.mean).reduce(0, +) / Double(daily.count)
         let asOf = min("\(year)-12-31", max(today, "\(year)-01-01"))

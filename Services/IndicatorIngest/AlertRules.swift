@@ -12,7 +12,10 @@ public struct SeriesChange: Sendable {
     /// Air: the newest reading's day, its mean and how many hours it has.
     public var day: (day: String, mean: Double, hours: Int)?
 
-    public init(station: String, parameter: String, newest: (ts: Int64, value: Double), previous: (ts: Int64, value: Double)?, day: (day: String, mean: Double, hours: Int)?) {
+    public init(
+        station: String, parameter: String, newest: (ts: Int64, value: Double), previous: (ts: Int64, value: Double)?,
+        day: (day: String, mean: Double, hours: Int)?
+    ) {
         self.station = station
         self.parameter = parameter
         self.newest = newest
@@ -43,13 +46,17 @@ public enum AlertRules {
         for change in changes {
             guard let station = stations[change.station] else { continue }
             let day = AirEvaluation.day(change.newest.ts)
-            let name = standards.waterStandard(on: day)?.parameters[change.parameter]?.name
+            let name =
+                standards.waterStandard(on: day)?.parameters[change.parameter]?.name
                 ?? standards.airStandard(on: day)?.parameters[change.parameter]?.name ?? change.parameter
 
             // A station that reports again is no longer silent.
-            set("station_silent:\(station.id)", false, AlertBody(
-                alert: "station_silent:\(station.id)", kind: "station_silent", station: station.id, parameter: nil, indicator: nil, severity: "warning",
-                message: "\(station.name)恢复数据报送", value: nil, limit: nil, at: at))
+            set(
+                "station_silent:\(station.id)", false,
+                AlertBody(
+                    alert: "station_silent:\(station.id)", kind: "station_silent", station: station.id, parameter: nil, indicator: nil,
+                    severity: "warning",
+                    message: "\(station.name)恢复数据报送", value: nil, limit: nil, at: at))
 
             if station.kind == "water", let targetLabel = station.targetClass, let target = WaterClass(label: targetLabel),
                 standards.assesses(change.parameter, on: day, lake: station.isLake),
@@ -57,13 +64,15 @@ public enum AlertRules {
             {
                 let key = "class_exceeded:\(station.id):\(change.parameter)"
                 let limit = standards.waterStandard(on: day)?.parameters[change.parameter]?.limits?[target.rawValue - 1]
-                set(key, cls > target, AlertBody(
-                    alert: key, kind: "class_exceeded", station: station.id, parameter: change.parameter, indicator: nil,
-                    severity: cls == .worseThanV ? "critical" : "warning",
-                    message: cls > target
-                        ? "\(station.name)\(name)\(format(change.newest.value))，为\(cls.label)类，劣于目标\(target.label)类"
-                        : "\(station.name)\(name)恢复至\(cls.label)类",
-                    value: change.newest.value, limit: limit, at: at))
+                set(
+                    key, cls > target,
+                    AlertBody(
+                        alert: key, kind: "class_exceeded", station: station.id, parameter: change.parameter, indicator: nil,
+                        severity: cls == .worseThanV ? "critical" : "warning",
+                        message: cls > target
+                            ? "\(station.name)\(name)\(format(change.newest.value))，为\(cls.label)类，劣于目标\(target.label)类"
+                            : "\(station.name)\(name)恢复至\(cls.label)类",
+                        value: change.newest.value, limit: limit, at: at))
             }
 
             if station.kind == "air", let dayStats = change.day,
@@ -72,24 +81,30 @@ public enum AlertRules {
                 let key = "limit_exceeded:\(station.id):\(change.parameter)"
                 // Judged only once the day has enough hours to be a valid daily mean.
                 if dayStats.hours >= standards.validity.minHourlyPerDay {
-                    set(key, dayStats.mean > limit, AlertBody(
-                        alert: key, kind: "limit_exceeded", station: station.id, parameter: change.parameter, indicator: nil, severity: "warning",
-                        message: dayStats.mean > limit
-                            ? "\(station.name)\(dayStats.day)\(name)日均值\(format(dayStats.mean))，超过二级标准\(format(limit))"
-                            : "\(station.name)\(name)日均值恢复达标",
-                        value: dayStats.mean, limit: limit, at: at))
+                    set(
+                        key, dayStats.mean > limit,
+                        AlertBody(
+                            alert: key, kind: "limit_exceeded", station: station.id, parameter: change.parameter, indicator: nil,
+                            severity: "warning",
+                            message: dayStats.mean > limit
+                                ? "\(station.name)\(dayStats.day)\(name)日均值\(format(dayStats.mean))，超过二级标准\(format(limit))"
+                                : "\(station.name)\(name)日均值恢复达标",
+                            value: dayStats.mean, limit: limit, at: at))
                 }
             }
 
             if let factor = station.jumpFactor, let previous = change.previous, previous.value > 0 {
                 let key = "sudden_jump:\(station.id):\(change.parameter)"
                 let jumped = change.newest.value >= previous.value * factor && change.newest.value >= (station.jumpFloor ?? 0)
-                set(key, jumped, AlertBody(
-                    alert: key, kind: "sudden_jump", station: station.id, parameter: change.parameter, indicator: nil, severity: "warning",
-                    message: jumped
-                        ? "\(station.name)\(name)由\(format(previous.value))突增至\(format(change.newest.value))"
-                        : "\(station.name)\(name)突变已恢复",
-                    value: change.newest.value, limit: previous.value * factor, at: at))
+                set(
+                    key, jumped,
+                    AlertBody(
+                        alert: key, kind: "sudden_jump", station: station.id, parameter: change.parameter, indicator: nil,
+                        severity: "warning",
+                        message: jumped
+                            ? "\(station.name)\(name)由\(format(previous.value))突增至\(format(change.newest.value))"
+                            : "\(station.name)\(name)突变已恢复",
+                        value: change.newest.value, limit: previous.value * factor, at: at))
             }
         }
         return out

@@ -23,7 +23,8 @@ public struct IndicatorDefinition: Sendable {
         plan.targets.map { target in
             var threshold = target.threshold
             if threshold == nil, let key = target.thresholdFrom, let value = thresholds[key] { threshold = .number(value) }
-            return IndicatorDefinition(id: target.indicator, name: names[target.indicator] ?? target.text, target: target, threshold: threshold)
+            return IndicatorDefinition(
+                id: target.indicator, name: names[target.indicator] ?? target.text, target: target, threshold: threshold)
         }
     }
 
@@ -47,7 +48,8 @@ public struct IndicatorDefinition: Sendable {
             case .bool: break
             case .number(let number) where number.isFinite && threshold != nil: break
             default:
-                throw ErrorBody.invalidArgument("\(id) takes true or false (met or not)" + (threshold == nil ? "" : ", or a number"), field: "body.value")
+                throw ErrorBody.invalidArgument(
+                    "\(id) takes true or false (met or not)" + (threshold == nil ? "" : ", or a number"), field: "body.value")
             }
         default:
             throw ErrorBody.invalidArgument("\(id) has an unknown operator \(target.op)", field: "body.indicator")
@@ -76,11 +78,15 @@ public enum IndicatorPeriod {
     /// The last day of the period, or nil if it is not a period.
     public static func end(_ period: String) -> String? {
         if period.count == 4, let year = Int(period), year > 1900 { return "\(period)-12-31" }
-        if period.count == 7, period.dropFirst(4).hasPrefix("-Q"), let year = Int(period.prefix(4)), let q = Int(period.suffix(1)), (1...4).contains(q) {
+        if period.count == 7, period.dropFirst(4).hasPrefix("-Q"), let year = Int(period.prefix(4)), let q = Int(period.suffix(1)),
+            (1...4).contains(q)
+        {
             let month = q * 3
             return String(format: "%04d-%02d-%02d", year, month, Timestamp.daysInMonth(year, month))
         }
-        if period.count == 7, let year = Int(period.prefix(4)), period.dropFirst(4).first == "-", let month = Int(period.suffix(2)), (1...12).contains(month) {
+        if period.count == 7, let year = Int(period.prefix(4)), period.dropFirst(4).first == "-", let month = Int(period.suffix(2)),
+            (1...12).contains(month)
+        {
             return String(format: "%04d-%02d-%02d", year, month, Timestamp.daysInMonth(year, month))
         }
         return nil
@@ -89,7 +95,9 @@ public enum IndicatorPeriod {
     /// Least-squares line through numeric history, read at 2026-12-31; nil with fewer than two points.
     public static func projection(_ history: [IndicatorValue], to day: String = "2026-12-31") -> Double? {
         let points: [(Double, Double)] = history.compactMap { value in
-            guard case .number(let y) = value.value, let end = end(value.period), let date = Timestamp.startOfDistrictDay(end) else { return nil }
+            guard case .number(let y) = value.value, let end = end(value.period), let date = Timestamp.startOfDistrictDay(end) else {
+                return nil
+            }
             return (date.timeIntervalSince1970, y)
         }
         guard points.count >= 2, let target = Timestamp.startOfDistrictDay(day)?.timeIntervalSince1970 else { return nil }

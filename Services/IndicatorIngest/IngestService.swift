@@ -11,7 +11,9 @@ import TaskRegistry
 /// evaluation against GB 3838 and GB 3095, and alerts.
 public struct IngestService: DubanService {
     public static let name = ServiceName.ingest
-    public static let topics = [IngestTypes.readingsAccepted, IngestTypes.indicatorUpdated, IngestTypes.alertRaised, IngestTypes.alertCleared]
+    public static let topics = [
+        IngestTypes.readingsAccepted, IngestTypes.indicatorUpdated, IngestTypes.alertRaised, IngestTypes.alertCleared,
+    ]
 
     let store: any IngestStore
     let stations: [StationConfig]
@@ -46,7 +48,8 @@ public struct IngestService: DubanService {
         store = try IngestStores.open(context: context)
         derived = DerivedIndicators(
             store: store, stations: stations, standards: standards, indicators: indicators, clock: clock, logger: logger)
-        logger.info("ingest ready", metadata: ["ingest.stations": "\(stations.map(\.id))", "ingest.storage": "\(store.eventStorage.location)"])
+        logger.info(
+            "ingest ready", metadata: ["ingest.stations": "\(stations.map(\.id))", "ingest.storage": "\(store.eventStorage.location)"])
     }
 
     public func backgroundServices() -> [any Service] {
@@ -56,7 +59,9 @@ public struct IngestService: DubanService {
                     latest: try await store.latestTimes(), stations: stations, active: try await store.activeAlerts(), now: clock.now())
                 try await store.apply(transitions)
             },
-            PeriodicTask(name: "derived-indicators", interval: .milliseconds(min(1000, Int(tick.components.seconds * 1000) + 1)), logger: logger) {
+            PeriodicTask(
+                name: "derived-indicators", interval: .milliseconds(min(1000, Int(tick.components.seconds * 1000) + 1)), logger: logger
+            ) {
                 [derived] in
                 try await derived.recomputeDirty()
             },
@@ -84,7 +89,8 @@ public struct IngestService: DubanService {
                 guard request.readings.count <= IngestTypes.maxReadingsPerMessage else {
                     return .failure(
                         ErrorBody.invalidArgument(
-                            "at most \(IngestTypes.maxReadingsPerMessage) readings per message, not \(request.readings.count)", field: "body.readings"))
+                            "at most \(IngestTypes.maxReadingsPerMessage) readings per message, not \(request.readings.count)",
+                            field: "body.readings"))
                 }
                 let now = clock.now()
                 var batch = CheckedBatch(now: now)
@@ -96,16 +102,18 @@ public struct IngestService: DubanService {
                     }
                 }
                 return .success(batch)
-            }
-        ) { checked, context in
-            let batch = try checked.get()
-            let now = batch.now
-            let reply = try await store.submit(
-                batch.good, rejected: batch.rejected, context: context, dayWindow: Self.dayWindow,
-                evaluate: { changes, active in AlertRules.evaluate(changes, stations: stations, standards: standards, active: active, now: now) })
-            derived.markDirty(Set(batch.good.map(\.station)))
-            return reply
-        }
+            },
+            handler: { checked, context in
+                let batch = try checked.get()
+                let now = batch.now
+                let reply = try await store.submit(
+                    batch.good, rejected: batch.rejected, context: context, dayWindow: Self.dayWindow,
+                    evaluate: { changes, active in
+                        AlertRules.evaluate(changes, stations: stations, standards: standards, active: active, now: now)
+                    })
+                derived.markDirty(Set(batch.good.map(\.station)))
+                return reply
+            })
 
         handlers.on(IngestTypes.indicatorList, Empty.self) { _, _ in
             var items: [Indicator] = []
@@ -120,7 +128,8 @@ public struct IngestService: DubanService {
 
         handlers.on(IngestTypes.indicatorReport, IndicatorReportRequest.self, mutating: true) { request, context in
             guard let definition = byID[request.indicator] else {
-                throw ErrorBody.notFound("no indicator \(request.indicator); one of \(indicators.map(\.id).joined(separator: ", "))", field: "body.indicator")
+                throw ErrorBody.notFound(
+                    "no indicator \(request.indicator); one of \(indicators.map(\.id).joined(separator: ", "))", field: "body.indicator")
             }
             guard let end = IndicatorPeriod.end(request.period) else {
                 throw ErrorBody.invalidArgument("period must be YYYY, YYYY-Qn or YYYY-MM", field: "body.period")
@@ -134,7 +143,8 @@ public struct IngestService: DubanService {
             }
             try definition.validate(request.value)
             let value = IndicatorValue(
-                period: request.period, value: request.value, source: request.source, note: request.note, reportedAt: Timestamp.format(clock.now()))
+                period: request.period, value: request.value, source: request.source, note: request.note,
+                reportedAt: Timestamp.format(clock.now()))
             return try await store.record(value, for: definition, alerts: [], context: context)
         }
 
@@ -164,7 +174,8 @@ public struct IngestService: DubanService {
                 let end = Timestamp.startOfDistrictDay("\(request.year + 1)-01-01")
             else { throw ErrorBody.invalidArgument("year out of range", field: "body.year") }
             let samples = try await store.samples(
-                station: station.id, parameters: ["pm25"], from: Int64(start.timeIntervalSince1970 * 1000), to: Int64(end.timeIntervalSince1970 * 1000) - 1)
+                station: station.id, parameters: ["pm25"], from: Int64(start.timeIntervalSince1970 * 1000),
+                to: Int64(end.timeIntervalSince1970 * 1000) - 1)
             return AirEvaluation.annual(
                 parameter: "pm25", year: request.year, samples: samples.map { ($0.ts, $0.value) }, standards: standards,
                 today: Timestamp.districtDate(clock.now()))
@@ -209,10 +220,14 @@ public struct IngestService: DubanService {
 
     static func view(_ definition: IndicatorDefinition, store: any IngestStore, history: Bool) async throws -> Indicator {
         let values = try await store.indicatorValues(definition.id)
-        let latest = values.max { (IndicatorPeriod.end($0.period) ?? "", $0.reportedAt ?? "") < (IndicatorPeriod.end($1.period) ?? "", $1.reportedAt ?? "") }
+        let latest = values.max {
+            (IndicatorPeriod.end($0.period) ?? "", $0.reportedAt ?? "") < (IndicatorPeriod.end($1.period) ?? "", $1.reportedAt ?? "")
+        }
         return Indicator(
-            id: definition.id, name: definition.name, target: definition.target.text, operator: definition.target.op, threshold: definition.threshold,
-            unit: definition.target.unit, tasks: definition.target.tasks, latest: latest, attainment: definition.attainment(of: latest?.value),
+            id: definition.id, name: definition.name, target: definition.target.text, operator: definition.target.op,
+            threshold: definition.threshold,
+            unit: definition.target.unit, tasks: definition.target.tasks, latest: latest,
+            attainment: definition.attainment(of: latest?.value),
             history: history ? values : nil, projection: history ? IndicatorPeriod.projection(values).map(JSONValue.number) : nil)
     }
 }
@@ -228,7 +243,10 @@ final class DerivedIndicators: Sendable {
     let clock: ServiceClock
     let logger: Logger
 
-    init(store: any IngestStore, stations: [StationConfig], standards: Standards, indicators: [IndicatorDefinition], clock: ServiceClock, logger: Logger) {
+    init(
+        store: any IngestStore, stations: [StationConfig], standards: Standards, indicators: [IndicatorDefinition], clock: ServiceClock,
+        logger: Logger
+    ) {
         self.store = store
         self.stations = stations
         self.standards = standards
@@ -280,7 +298,8 @@ final class DerivedIndicators: Sendable {
                         AlertTransition(
                             key: key, raise: cls > target,
                             body: AlertBody(
-                                alert: key, kind: "mean_class_exceeded", station: station.id, parameter: result.factors.first, indicator: definition.id,
+                                alert: key, kind: "mean_class_exceeded", station: station.id, parameter: result.factors.first,
+                                indicator: definition.id,
                                 severity: "warning",
                                 message: cls > target
                                     ? "\(station.name)\(year)年均值为\(cls.label)类，劣于目标\(target.label)类（\(result.factors.joined(separator: "、"))）"
@@ -294,7 +313,8 @@ final class DerivedIndicators: Sendable {
             let definition = indicators.first(where: { $0.id == "pm25_annual_mean" })
         {
             let samples = try await store.samples(station: station.id, parameters: ["pm25"], from: from, to: to)
-            let annual = AirEvaluation.annual(parameter: "pm25", year: year, samples: samples.map { ($0.ts, $0.value) }, standards: standards, today: today)
+            let annual = AirEvaluation.annual(
+                parameter: "pm25", year: year, samples: samples.map { ($0.ts, $0.value) }, standards: standards, today: today)
             guard let mean = annual.pm25Mean else { return }
             let existing = try await store.indicatorValues(definition.id).first { $0.period == "\(year)" }
             let value = IndicatorValue(

@@ -20,8 +20,11 @@ public protocol IngestStore: Sendable {
 
     /// Stores a batch: new readings, duplicates counted, changed values refused unless they are
     /// revisions; publishes `ingest.readings.accepted` per station and the alerts the batch raises or clears.
-    func submit(_ readings: [NormalizedReading], rejected: [RejectedItem], context: RequestContext, dayWindow: @escaping @Sendable (Int64) -> (Int64, Int64),
-        evaluate: @escaping AlertEvaluator) async throws -> ReadingSubmitReply
+    func submit(
+        _ readings: [NormalizedReading], rejected: [RejectedItem], context: RequestContext,
+        dayWindow: @escaping @Sendable (Int64) -> (Int64, Int64),
+        evaluate: @escaping AlertEvaluator
+    ) async throws -> ReadingSubmitReply
 
     /// Readings of a station between two instants (ms, inclusive), optionally only some parameters.
     func samples(station: String, parameters: [String]?, from: Int64, to: Int64) async throws -> [StoredSample]
@@ -39,14 +42,17 @@ public protocol IngestStore: Sendable {
 
     /// Stores a period's value; when the indicator's latest value or attainment changed, publishes
     /// `ingest.indicator.updated` (and the alert transitions given). `context` remembers the reply.
-    func record(_ value: IndicatorValue, for definition: IndicatorDefinition, alerts: [AlertTransition], context: RequestContext?) async throws
+    func record(_ value: IndicatorValue, for definition: IndicatorDefinition, alerts: [AlertTransition], context: RequestContext?)
+        async throws
         -> IndicatorValue
 }
 
 extension IngestStore {
     /// The latest value of an indicator: the one whose period ends last.
     static func latest(_ values: [IndicatorValue]) -> IndicatorValue? {
-        values.max { (IndicatorPeriod.end($0.period) ?? "", $0.reportedAt ?? "") < (IndicatorPeriod.end($1.period) ?? "", $1.reportedAt ?? "") }
+        values.max {
+            (IndicatorPeriod.end($0.period) ?? "", $0.reportedAt ?? "") < (IndicatorPeriod.end($1.period) ?? "", $1.reportedAt ?? "")
+        }
     }
 }
 
@@ -109,11 +115,15 @@ struct BatchTally {
     /// One `ingest.readings.accepted` per station that stored something.
     func emitAccepted(into events: inout EventBuffer) throws {
         for (station, span) in mergedSpans.sorted(by: { $0.key < $1.key }) {
-            try events.emit(IngestTypes.readingsAccepted, ReadingsAccepted(station: station, count: span.count, from: time(span.from), to: time(span.to)))
+            try events.emit(
+                IngestTypes.readingsAccepted,
+                ReadingsAccepted(station: station, count: span.count, from: time(span.from), to: time(span.to)))
         }
     }
 
-    var reply: ReadingSubmitReply { ReadingSubmitReply(accepted: accepted, duplicates: duplicates, rejected: refused.sorted { $0.index < $1.index }) }
+    var reply: ReadingSubmitReply {
+        ReadingSubmitReply(accepted: accepted, duplicates: duplicates, rejected: refused.sorted { $0.index < $1.index })
+    }
 }
 
 /// RFC 3339 in district time for a stored instant (ms).
@@ -136,7 +146,8 @@ extension SeriesChange {
     /// The alert input for a series, from its two newest stored readings and the newest one's day;
     /// nil when this batch did not bring the newest reading (a backfill raises nothing new).
     static func from(
-        station: String, parameter: String, newestTwo rows: [(Int64, Double)], daySamples: [(ts: Int64, value: Double)], batch: [NormalizedReading]
+        station: String, parameter: String, newestTwo rows: [(Int64, Double)], daySamples: [(ts: Int64, value: Double)],
+        batch: [NormalizedReading]
     ) -> SeriesChange? {
         guard let newest = rows.first.map({ (ts: $0.0, value: $0.1) }),
             batch.contains(where: { $0.station == station && $0.parameter == parameter && $0.ts == newest.ts })

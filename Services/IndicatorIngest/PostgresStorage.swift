@@ -25,11 +25,13 @@ final class PostgresEventStorage: EventStorage {
         }
         let database = String(parsed.path.drop(while: { $0 == "/" }))
         var configuration = PostgresClient.Configuration(
-            host: host, port: parsed.port ?? 5432, username: user, password: parsed.password, database: database.isEmpty ? nil : database, tls: .disable)
+            host: host, port: parsed.port ?? 5432, username: user, password: parsed.password, database: database.isEmpty ? nil : database,
+            tls: .disable)
         configuration.options.maximumConnections = 8
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         let storage = PostgresEventStorage(
-            client: client, stream: stream, origin: origin, location: "postgres://\(host):\(parsed.port ?? 5432)/\(database)", logger: logger)
+            client: client, stream: stream, origin: origin, location: "postgres://\(host):\(parsed.port ?? 5432)/\(database)",
+            logger: logger)
         try await storage.migrate()
         return storage
     }
@@ -87,7 +89,9 @@ final class PostgresEventStorage: EventStorage {
 
     func heads() async throws -> [String: Int] {
         var heads = [stream: 0]
-        for try await (name, head) in try await client.query("SELECT stream, MAX(seq) FROM duban_events GROUP BY stream", logger: logger).decode((String, Int64).self) {
+        for try await (name, head) in try await client.query("SELECT stream, MAX(seq) FROM duban_events GROUP BY stream", logger: logger)
+            .decode((String, Int64).self)
+        {
             heads[name] = Int(head)
         }
         return heads
@@ -95,13 +99,16 @@ final class PostgresEventStorage: EventStorage {
 
     func events(stream: String, after: Int, limit: Int) async throws -> (envelopes: [Data], head: Int)? {
         var head: Int64?
-        for try await value in try await client.query("SELECT MAX(seq) FROM duban_events WHERE stream = \(stream)", logger: logger).decode(Int64?.self) {
+        for try await value in try await client.query("SELECT MAX(seq) FROM duban_events WHERE stream = \(stream)", logger: logger).decode(
+            Int64?.self)
+        {
             head = value
         }
         guard head != nil || stream == self.stream else { return nil }
         var envelopes: [Data] = []
         let rows = try await client.query(
-            "SELECT envelope FROM duban_events WHERE stream = \(stream) AND seq > \(Int64(after)) ORDER BY seq LIMIT \(Int64(limit))", logger: logger)
+            "SELECT envelope FROM duban_events WHERE stream = \(stream) AND seq > \(Int64(after)) ORDER BY seq LIMIT \(Int64(limit))",
+            logger: logger)
         for try await envelope in rows.decode(Data.self) { envelopes.append(envelope) }
         return (envelopes, Int(head ?? 0))
     }
@@ -126,7 +133,8 @@ final class PostgresEventStorage: EventStorage {
     func purgeExpiredKeys(now: Date) async throws -> Int {
         var removed = 0
         let rows = try await client.query(
-            "DELETE FROM duban_idempotency WHERE created_at < \(now.timeIntervalSince1970 - idempotencyKeyRetention) RETURNING key", logger: logger)
+            "DELETE FROM duban_idempotency WHERE created_at < \(now.timeIntervalSince1970 - idempotencyKeyRetention) RETURNING key",
+            logger: logger)
         for try await _ in rows.decode(String.self) { removed += 1 }
         return removed
     }
@@ -147,14 +155,16 @@ final class PostgresEventStorage: EventStorage {
                 // One writer per stream at a time, so `seq` stays contiguous across this instance's concurrent work.
                 try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(stream)))", logger: logger)
                 var head: Int64 = 0
-                for try await value in try await connection.query("SELECT COALESCE(MAX(seq), 0) FROM duban_events WHERE stream = \(stream)", logger: logger)
-                    .decode(Int64.self)
-                { head = value }
+                for try await value in try await connection.query(
+                    "SELECT COALESCE(MAX(seq), 0) FROM duban_events WHERE stream = \(stream)", logger: logger
+                )
+                .decode(Int64.self) { head = value }
                 let ts = Timestamp.now()
                 for item in buffer.items {
                     head += 1
                     let id = MessageID.next()
-                    let envelope = EnvelopeWriter.event(id: id, type: item.type, ts: ts, from: origin, stream: stream, seq: Int(head), body: item.body)
+                    let envelope = EnvelopeWriter.event(
+                        id: id, type: item.type, ts: ts, from: origin, stream: stream, seq: Int(head), body: item.body)
                     try await connection.query(
                         "INSERT INTO duban_events (stream, seq, type, id, ts, envelope) VALUES (\(stream), \(head), \(item.type), \(id), \(ts), \(envelope))",
                         logger: logger)
@@ -172,7 +182,9 @@ final class PostgresEventStorage: EventStorage {
                     ON CONFLICT (key) DO NOTHING RETURNING key
                     """, logger: logger
                 ).decode(String.self) { claimed = true }
-                guard claimed else { throw ErrorBody.unavailable("this request is being handled by another instance; retry with the same key") }
+                guard claimed else {
+                    throw ErrorBody.unavailable("this request is being handled by another instance; retry with the same key")
+                }
             }
             return (reply, published)
         }
@@ -194,7 +206,8 @@ final class PostgresIngestStore: IngestStore {
     init(storage: PostgresEventStorage) { self.storage = storage }
 
     func submit(
-        _ readings: [NormalizedReading], rejected: [RejectedItem], context: RequestContext, dayWindow: @escaping @Sendable (Int64) -> (Int64, Int64),
+        _ readings: [NormalizedReading], rejected: [RejectedItem], context: RequestContext,
+        dayWindow: @escaping @Sendable (Int64) -> (Int64, Int64),
         evaluate: @escaping AlertEvaluator
     ) async throws -> ReadingSubmitReply {
         let receivedAt = Int64(Date().timeIntervalSince1970 * 1000)
@@ -210,7 +223,9 @@ final class PostgresIngestStore: IngestStore {
                     SELECT s, p, t, v, 0, \(receivedAt) FROM UNNEST(\(readings.map(\.station)), \(readings.map(\.parameter)), \(readings.map(\.ts)), \(readings.map(\.value))) AS u(s, p, t, v)
                     ON CONFLICT DO NOTHING RETURNING station, parameter, ts
                     """, logger: logger)
-                for try await (station, parameter, ts) in rows.decode((String, String, Int64).self) { inserted.insert("\(station)|\(parameter)|\(ts)") }
+                for try await (station, parameter, ts) in rows.decode((String, String, Int64).self) {
+                    inserted.insert("\(station)|\(parameter)|\(ts)")
+                }
             }
             // A batch may hold the same key twice: the first is new, the rest compare with it.
             var seenInBatch: [String: Double] = [:]
@@ -223,7 +238,9 @@ final class PostgresIngestStore: IngestStore {
                     JOIN UNNEST(\(missing.map(\.station)), \(missing.map(\.parameter)), \(missing.map(\.ts))) AS u(s, p, t)
                     ON r.station = u.s AND r.parameter = u.p AND r.ts = u.t
                     """, logger: logger)
-                for try await (station, parameter, ts, value) in rows.decode((String, String, Int64, Double).self) { existing["\(station)|\(parameter)|\(ts)"] = value }
+                for try await (station, parameter, ts, value) in rows.decode((String, String, Int64, Double).self) {
+                    existing["\(station)|\(parameter)|\(ts)"] = value
+                }
             }
             for reading in readings {
                 let key = "\(reading.station)|\(reading.parameter)|\(reading.ts)"
@@ -258,7 +275,8 @@ final class PostgresIngestStore: IngestStore {
                     for parameter in parameters.sorted() {
                         var rows: [(Int64, Double)] = []
                         for try await row in try await connection.query(
-                            "SELECT ts, value FROM readings WHERE station = \(station) AND parameter = \(parameter) ORDER BY ts DESC LIMIT 2", logger: logger
+                            "SELECT ts, value FROM readings WHERE station = \(station) AND parameter = \(parameter) ORDER BY ts DESC LIMIT 2",
+                            logger: logger
                         ).decode((Int64, Double).self) { rows.append(row) }
                         guard let newest = rows.first else { continue }
                         let (dayStart, dayEnd) = dayWindow(newest.0)
@@ -272,14 +290,18 @@ final class PostgresIngestStore: IngestStore {
                             """,
                             logger: logger
                         ).decode((Int64, Double).self) { daySamples.append(SeriesChange.hourSample(hour: hour, mean: mean)) }
-                        if let change = SeriesChange.from(station: station, parameter: parameter, newestTwo: rows, daySamples: daySamples, batch: readings) {
+                        if let change = SeriesChange.from(
+                            station: station, parameter: parameter, newestTwo: rows, daySamples: daySamples, batch: readings)
+                        {
                             changes.append(change)
                         }
                     }
                 }
                 if !changes.isEmpty {
                     var active: Set<String> = []
-                    for try await key in try await connection.query("SELECT key FROM alerts WHERE active", logger: logger).decode(String.self) { active.insert(key) }
+                    for try await key in try await connection.query("SELECT key FROM alerts WHERE active", logger: logger).decode(
+                        String.self)
+                    { active.insert(key) }
                     let transitions = evaluate(changes, active)
                     try await Self.apply(transitions, connection: connection, logger: logger)
                     try alertEvents(transitions, into: &events)
@@ -303,7 +325,8 @@ final class PostgresIngestStore: IngestStore {
     func samples(station: String, parameters: [String]?, from: Int64, to: Int64) async throws -> [StoredSample] {
         var out: [StoredSample] = []
         let rows = try await client.query(
-            "SELECT parameter, ts, value FROM readings WHERE station = \(station) AND ts >= \(from) AND ts <= \(to) ORDER BY ts", logger: logger)
+            "SELECT parameter, ts, value FROM readings WHERE station = \(station) AND ts >= \(from) AND ts <= \(to) ORDER BY ts",
+            logger: logger)
         for try await (parameter, ts, value) in rows.decode((String, Int64, Double).self) where parameters?.contains(parameter) ?? true {
             out.append(StoredSample(parameter: parameter, ts: ts, value: value))
         }
@@ -312,7 +335,9 @@ final class PostgresIngestStore: IngestStore {
 
     func latestTimes() async throws -> [String: Int64] {
         var out: [String: Int64] = [:]
-        for try await (station, ts) in try await client.query("SELECT station, MAX(ts) FROM readings GROUP BY station", logger: logger).decode((String, Int64).self) {
+        for try await (station, ts) in try await client.query("SELECT station, MAX(ts) FROM readings GROUP BY station", logger: logger)
+            .decode((String, Int64).self)
+        {
             out[station] = ts
         }
         return out
@@ -320,7 +345,9 @@ final class PostgresIngestStore: IngestStore {
 
     func activeAlerts() async throws -> Set<String> {
         var out: Set<String> = []
-        for try await key in try await client.query("SELECT key FROM alerts WHERE active", logger: logger).decode(String.self) { out.insert(key) }
+        for try await key in try await client.query("SELECT key FROM alerts WHERE active", logger: logger).decode(String.self) {
+            out.insert(key)
+        }
         return out
     }
 
@@ -345,19 +372,22 @@ final class PostgresIngestStore: IngestStore {
         for try await (period, value, source, note, reportedAt) in rows.decode((String, String, String, String?, String).self) {
             out.append(
                 IndicatorValue(
-                    period: period, value: (try? JSONDecoder().decode(JSONValue.self, from: Data(value.utf8))) ?? .null, source: source, note: note,
+                    period: period, value: (try? JSONDecoder().decode(JSONValue.self, from: Data(value.utf8))) ?? .null, source: source,
+                    note: note,
                     reportedAt: reportedAt))
         }
         return out.sorted { (IndicatorPeriod.end($0.period) ?? "") < (IndicatorPeriod.end($1.period) ?? "") }
     }
 
-    func record(_ value: IndicatorValue, for definition: IndicatorDefinition, alerts: [AlertTransition], context: RequestContext?) async throws
+    func record(_ value: IndicatorValue, for definition: IndicatorDefinition, alerts: [AlertTransition], context: RequestContext?)
+        async throws
         -> IndicatorValue
     {
         let logger = self.logger
         return try await storage.transaction(context: context) { connection, events in
             try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(definition.id)))", logger: logger)
-            let before = SQLiteIngestStore.latest(try await Self.values(definition.id, query: { try await connection.query($0, logger: logger) }))
+            let before = SQLiteIngestStore.latest(
+                try await Self.values(definition.id, query: { try await connection.query($0, logger: logger) }))
             let encoded = String(decoding: try WireCoding.canonical(value.value), as: UTF8.self)
             try await connection.query(
                 """
@@ -366,13 +396,16 @@ final class PostgresIngestStore: IngestStore {
                 ON CONFLICT (indicator, period) DO UPDATE SET value = EXCLUDED.value, source = EXCLUDED.source, note = EXCLUDED.note,
                 reported_at = EXCLUDED.reported_at
                 """, logger: logger)
-            let after = SQLiteIngestStore.latest(try await Self.values(definition.id, query: { try await connection.query($0, logger: logger) }))
+            let after = SQLiteIngestStore.latest(
+                try await Self.values(definition.id, query: { try await connection.query($0, logger: logger) }))
             if let after, after.value != before?.value || after.period != before?.period {
                 try events.emit(
                     IngestTypes.indicatorUpdated,
                     IndicatorUpdated(
-                        indicator: definition.id, period: after.period, value: after.value, attainment: definition.attainment(of: after.value),
-                        previousAttainment: before.map { definition.attainment(of: $0.value) }, source: after.source, tasks: definition.target.tasks))
+                        indicator: definition.id, period: after.period, value: after.value,
+                        attainment: definition.attainment(of: after.value),
+                        previousAttainment: before.map { definition.attainment(of: $0.value) }, source: after.source,
+                        tasks: definition.target.tasks))
             }
             if !alerts.isEmpty {
                 try await connection.query("SELECT pg_advisory_xact_lock(7201002)", logger: logger)

@@ -39,8 +39,10 @@ public struct ReadingRules: Sendable {
     /// be exactly 0.00005 mg/L, the class I limit for mercury, not 5.0000000000000004e-05.
     public static func converter(_ parameter: String, unit: String?) -> (@Sendable (Double) -> Double)? {
         guard let raw = unit?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return { $0 } }
-        let unit = raw.replacingOccurrences(of: "μ", with: "µ").replacingOccurrences(of: "ug", with: "µg").replacingOccurrences(of: "m3", with: "m³")
-            .replacingOccurrences(of: "/l", with: "/L")
+        let unit = raw.replacingOccurrences(of: "μ", with: "µ").replacingOccurrences(of: "ug", with: "µg").replacingOccurrences(
+            of: "m3", with: "m³"
+        )
+        .replacingOccurrences(of: "/l", with: "/L")
         // (multiply, divide)
         let table: [String: (Double, Double)]
         switch canonicalUnit(parameter) {
@@ -78,24 +80,33 @@ public struct ReadingRules: Sendable {
         guard station.parameters.contains(reading.parameter) else {
             return reject(.invalidArgument, "station \(station.id) does not measure \(reading.parameter)", "parameter")
         }
-        guard reading.value.isFinite else { return reject(.invalidArgument, "value must be a finite number, not \(reading.value)", "value") }
+        guard reading.value.isFinite else {
+            return reject(.invalidArgument, "value must be a finite number, not \(reading.value)", "value")
+        }
         guard let convert = Self.converter(reading.parameter, unit: reading.unit) else {
-            return reject(.invalidArgument, "unit \(reading.unit ?? "") is not a unit of \(reading.parameter) (\(Self.canonicalUnit(reading.parameter)))", "unit")
+            return reject(
+                .invalidArgument,
+                "unit \(reading.unit ?? "") is not a unit of \(reading.parameter) (\(Self.canonicalUnit(reading.parameter)))", "unit")
         }
         let value = convert(reading.value)
         let range = Self.physicalRange(reading.parameter)
         guard range.contains(value) else {
             return reject(
-                .invalidArgument, "\(reading.parameter) \(reading.value) \(reading.unit ?? Self.canonicalUnit(reading.parameter)) is outside its physical range", "value")
+                .invalidArgument,
+                "\(reading.parameter) \(reading.value) \(reading.unit ?? Self.canonicalUnit(reading.parameter)) is outside its physical range",
+                "value")
         }
-        guard let time = Timestamp.parse(reading.ts) else { return reject(.invalidArgument, "ts must be an RFC 3339 time with an offset", "ts") }
+        guard let time = Timestamp.parse(reading.ts) else {
+            return reject(.invalidArgument, "ts must be an RFC 3339 time with an offset", "ts")
+        }
         guard time.timeIntervalSince(now) <= allowedSkew else { return reject(.invalidArgument, "ts \(reading.ts) is in the future", "ts") }
         if let flag = reading.flag, flag != "revision" {
             return reject(.invalidArgument, "flag must be revision (or absent)", "flag")
         }
         return .success(
             NormalizedReading(
-                index: index, station: station.id, parameter: reading.parameter, ts: Int64((time.timeIntervalSince1970 * 1000).rounded()), value: value,
+                index: index, station: station.id, parameter: reading.parameter, ts: Int64((time.timeIntervalSince1970 * 1000).rounded()),
+                value: value,
                 revision: reading.flag == "revision"))
     }
 }

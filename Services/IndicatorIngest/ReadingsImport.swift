@@ -18,7 +18,8 @@ public enum ReadingsImport {
 
     static let names: [String: String] = [
         "pH": "ph", "pH值": "ph", "ph": "ph", "溶解氧": "do", "高锰酸盐指数": "codmn", "化学需氧量": "cod", "五日生化需氧量": "bod5", "氨氮": "nh3n", "总磷": "tp",
-        "总氮": "tn", "铜": "cu", "锌": "zn", "氟化物": "f", "硒": "se", "砷": "as", "汞": "hg", "镉": "cd", "铬（六价）": "cr6", "铬(六价)": "cr6", "六价铬": "cr6",
+        "总氮": "tn", "铜": "cu", "锌": "zn", "氟化物": "f", "硒": "se", "砷": "as", "汞": "hg", "镉": "cd", "铬（六价）": "cr6", "铬(六价)": "cr6",
+        "六价铬": "cr6",
         "铅": "pb", "氰化物": "cn", "挥发酚": "phenol", "石油类": "petroleum", "阴离子表面活性剂": "las", "硫化物": "sulfide", "粪大肠菌群": "fecal_coliform",
         "PM2.5": "pm25", "PM10": "pm10", "二氧化硫": "so2", "二氧化氮": "no2", "臭氧": "o3", "一氧化碳": "co", "细颗粒物": "pm25", "可吸入颗粒物": "pm10",
     ]
@@ -57,10 +58,14 @@ public enum ReadingsImport {
         let stationColumn = column(["station", "站点", "断面", "点位", "站点编号"])
         let timeColumn = column(["ts", "监测时间", "时间", "采样时间"])
         guard let timeColumn else { throw ImportError("line \(header.line): no time column (ts, 监测时间, 时间)") }
-        if stationColumn == nil, defaultStation == nil { throw ImportError("line \(header.line): no station column (station, 站点); name one with --station") }
+        if stationColumn == nil, defaultStation == nil {
+            throw ImportError("line \(header.line): no station column (station, 站点); name one with --station")
+        }
         var out: [Row] = []
         if let parameterColumn = column(["parameter", "项目", "监测项目", "指标"]) {
-            guard let valueColumn = column(["value", "监测值", "浓度", "值"]) else { throw ImportError("line \(header.line): no value column (value, 监测值)") }
+            guard let valueColumn = column(["value", "监测值", "浓度", "值"]) else {
+                throw ImportError("line \(header.line): no value column (value, 监测值)")
+            }
             let unitColumn = column(["unit", "单位"])
             let flagColumn = column(["flag", "标记"])
             for record in records.dropFirst() {
@@ -109,10 +114,13 @@ public enum ReadingsImport {
 
     static func make(line: Int, station: String, parameter: String, time: String, value: String, unit: String?, flag: String?) -> Row {
         guard let ts = self.time(time) else { return Row(line: line, problem: "time \(time) is neither RFC 3339 nor YYYY-MM-DD HH:MM") }
-        guard let number = Double(value.trimmingCharacters(in: .whitespaces)) else { return Row(line: line, problem: "\(parameter): \(value) is not a number") }
+        guard let number = Double(value.trimmingCharacters(in: .whitespaces)) else {
+            return Row(line: line, problem: "\(parameter): \(value) is not a number")
+        }
         return Row(
             line: line,
-            reading: SubmittedReading(station: station.trimmingCharacters(in: .whitespaces), parameter: parameter, ts: ts, value: number, unit: unit, flag: flag))
+            reading: SubmittedReading(
+                station: station.trimmingCharacters(in: .whitespaces), parameter: parameter, ts: ts, value: number, unit: unit, flag: flag))
     }
 
     public struct ImportError: Error, CustomStringConvertible {

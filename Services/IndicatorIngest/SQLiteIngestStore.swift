@@ -43,7 +43,8 @@ final class SQLiteIngestStore: IngestStore {
     }
 
     func submit(
-        _ readings: [NormalizedReading], rejected: [RejectedItem], context: RequestContext, dayWindow: @escaping @Sendable (Int64) -> (Int64, Int64),
+        _ readings: [NormalizedReading], rejected: [RejectedItem], context: RequestContext,
+        dayWindow: @escaping @Sendable (Int64) -> (Int64, Int64),
         evaluate: @escaping AlertEvaluator
     ) async throws -> ReadingSubmitReply {
         let receivedAt = Int64(Date().timeIntervalSince1970 * 1000)
@@ -52,10 +53,14 @@ final class SQLiteIngestStore: IngestStore {
             // The batch's receipt time is the same for every row: written into the statement, so each
             // row binds only its own four values.
             let insert = try db.makeStatement(
-                sql: "INSERT INTO readings (station, parameter, ts, value, revision, received_at) VALUES (?, ?, ?, ?, 0, \(receivedAt)) ON CONFLICT DO NOTHING")
+                sql:
+                    "INSERT INTO readings (station, parameter, ts, value, revision, received_at) VALUES (?, ?, ?, ?, 0, \(receivedAt)) ON CONFLICT DO NOTHING"
+            )
             let existing = try db.cachedStatement(sql: "SELECT value FROM readings WHERE station = ? AND parameter = ? AND ts = ?")
             let revise = try db.cachedStatement(
-                sql: "UPDATE readings SET value = ?, revision = revision + 1, received_at = ? WHERE station = ? AND parameter = ? AND ts = ?")
+                sql:
+                    "UPDATE readings SET value = ?, revision = revision + 1, received_at = ? WHERE station = ? AND parameter = ? AND ts = ?"
+            )
             for reading in readings {
                 try insert.execute(arguments: [reading.station, reading.parameter, reading.ts, reading.value])
                 if db.changesCount == 0 {
@@ -77,15 +82,19 @@ final class SQLiteIngestStore: IngestStore {
             for (station, parameters) in tally.series.sorted(by: { $0.key < $1.key }) {
                 for parameter in parameters.sorted() {
                     let rows = try Row.fetchAll(
-                        db, sql: "SELECT ts, value FROM readings WHERE station = ? AND parameter = ? ORDER BY ts DESC LIMIT 2", arguments: [station, parameter]
+                        db, sql: "SELECT ts, value FROM readings WHERE station = ? AND parameter = ? ORDER BY ts DESC LIMIT 2",
+                        arguments: [station, parameter]
                     ).map { ($0["ts"] as Int64, $0["value"] as Double) }
                     guard let newest = rows.first else { continue }
                     let (dayStart, dayEnd) = dayWindow(newest.0)
                     // The day's hourly means, computed by SQLite: up to 24 rows instead of every reading of the day.
                     let daySamples = try Row.fetchAll(
-                        db, sql: SeriesChange.hourlyMeansSQL, arguments: [Int64(Timestamp.districtOffset), station, parameter, dayStart, dayEnd]
+                        db, sql: SeriesChange.hourlyMeansSQL,
+                        arguments: [Int64(Timestamp.districtOffset), station, parameter, dayStart, dayEnd]
                     ).map { SeriesChange.hourSample(hour: $0[0], mean: $0[1]) }
-                    if let change = SeriesChange.from(station: station, parameter: parameter, newestTwo: rows, daySamples: daySamples, batch: readings) {
+                    if let change = SeriesChange.from(
+                        station: station, parameter: parameter, newestTwo: rows, daySamples: daySamples, batch: readings)
+                    {
                         changes.append(change)
                     }
                 }
@@ -104,14 +113,18 @@ final class SQLiteIngestStore: IngestStore {
         for transition in transitions {
             try db.execute(
                 sql: "INSERT OR REPLACE INTO alerts (key, active, body, changed_at) VALUES (?, ?, ?, ?)",
-                arguments: [transition.key, transition.raise, String(decoding: try WireCoding.encode(transition.body), as: UTF8.self), transition.body.at])
+                arguments: [
+                    transition.key, transition.raise, String(decoding: try WireCoding.encode(transition.body), as: UTF8.self),
+                    transition.body.at,
+                ])
         }
     }
 
     func samples(station: String, parameters: [String]?, from: Int64, to: Int64) async throws -> [StoredSample] {
         try await store.pool.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT parameter, ts, value FROM readings WHERE station = ? AND ts >= ? AND ts <= ? ORDER BY ts", arguments: [station, from, to]
+                db, sql: "SELECT parameter, ts, value FROM readings WHERE station = ? AND ts >= ? AND ts <= ? ORDER BY ts",
+                arguments: [station, from, to]
             ).compactMap { row in
                 let parameter: String = row["parameter"]
                 if let parameters, !parameters.contains(parameter) { return nil }
@@ -123,7 +136,9 @@ final class SQLiteIngestStore: IngestStore {
     func latestTimes() async throws -> [String: Int64] {
         try await store.pool.read { db in
             var out: [String: Int64] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT station, MAX(ts) AS ts FROM readings GROUP BY station") { out[row["station"]] = row["ts"] }
+            for row in try Row.fetchAll(db, sql: "SELECT station, MAX(ts) AS ts FROM readings GROUP BY station") {
+                out[row["station"]] = row["ts"]
+            }
             return out
         }
     }
@@ -152,15 +167,18 @@ final class SQLiteIngestStore: IngestStore {
         }.sorted { (IndicatorPeriod.end($0.period) ?? "") < (IndicatorPeriod.end($1.period) ?? "") }
     }
 
-    func record(_ value: IndicatorValue, for definition: IndicatorDefinition, alerts: [AlertTransition], context: RequestContext?) async throws
+    func record(_ value: IndicatorValue, for definition: IndicatorDefinition, alerts: [AlertTransition], context: RequestContext?)
+        async throws
         -> IndicatorValue
     {
         let body: @Sendable (Database, inout EventBuffer) throws -> IndicatorValue = { db, events in
             let before = Self.latest(try Self.values(db, definition.id))
             try db.execute(
-                sql: "INSERT OR REPLACE INTO indicator_values (indicator, period, value, source, note, reported_at) VALUES (?, ?, ?, ?, ?, ?)",
+                sql:
+                    "INSERT OR REPLACE INTO indicator_values (indicator, period, value, source, note, reported_at) VALUES (?, ?, ?, ?, ?, ?)",
                 arguments: [
-                    definition.id, value.period, String(decoding: try WireCoding.canonical(value.value), as: UTF8.self), value.source, value.note,
+                    definition.id, value.period, String(decoding: try WireCoding.canonical(value.value), as: UTF8.self), value.source,
+                    value.note,
                     value.reportedAt,
                 ])
             let after = Self.latest(try Self.values(db, definition.id))
@@ -168,8 +186,10 @@ final class SQLiteIngestStore: IngestStore {
                 try events.emit(
                     IngestTypes.indicatorUpdated,
                     IndicatorUpdated(
-                        indicator: definition.id, period: after.period, value: after.value, attainment: definition.attainment(of: after.value),
-                        previousAttainment: before.map { definition.attainment(of: $0.value) }, source: after.source, tasks: definition.target.tasks))
+                        indicator: definition.id, period: after.period, value: after.value,
+                        attainment: definition.attainment(of: after.value),
+                        previousAttainment: before.map { definition.attainment(of: $0.value) }, source: after.source,
+                        tasks: definition.target.tasks))
             }
             try Self.apply(alerts, db: db)
             try alertEvents(alerts, into: &events)

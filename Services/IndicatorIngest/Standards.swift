@@ -4,7 +4,8 @@ import Yams
 
 /// Water-quality classes of GB 3838-2002, best first; `劣V` is worse than V.
 public enum WaterClass: Int, Comparable, Sendable, CaseIterable, Codable {
-    case i = 1, ii, iii, iv, v, worseThanV
+    case i = 1
+    case ii, iii, iv, v, worseThanV
 
     public var label: String { ["I", "II", "III", "IV", "V", "劣V"][rawValue - 1] }
 

@@ -37,7 +37,9 @@ public enum StationsFile {
         var seen: Set<String> = []
         for station in stations {
             guard seen.insert(station.id).inserted else { throw ConfigurationErrorText("\(path): station \(station.id) is listed twice") }
-            guard ["water", "air"].contains(station.kind) else { throw ConfigurationErrorText("\(path): station \(station.id): kind must be water or air") }
+            guard ["water", "air"].contains(station.kind) else {
+                throw ConfigurationErrorText("\(path): station \(station.id): kind must be water or air")
+            }
             let known = station.kind == "water" ? ParameterID.water : ParameterID.air
             for parameter in station.parameters where !known.contains(parameter) {
                 throw ConfigurationErrorText("\(path): station \(station.id): unknown parameter \(parameter)")

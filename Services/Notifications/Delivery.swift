@@ -45,8 +45,11 @@ final class Deliverer: Sendable {
         let now = clock.now()
         let (due, channels) = try await store.pool.read { db -> ([Row], [String: Schema.Channel]) in
             let rows = try Row.fetchAll(
-                db, sql: "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT 50", arguments: [now.timeIntervalSince1970])
-            let channels = try Data.fetchAll(db, sql: "SELECT definition FROM channels").compactMap { try? JSONDecoder().decode(Schema.Channel.self, from: $0) }
+                db, sql: "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT 50",
+                arguments: [now.timeIntervalSince1970])
+            let channels = try Data.fetchAll(db, sql: "SELECT definition FROM channels").compactMap {
+                try? JSONDecoder().decode(Schema.Channel.self, from: $0)
+            }
             return (rows, Dictionary(uniqueKeysWithValues: channels.map { ($0.name, $0) }))
         }
         for row in due {
@@ -64,9 +67,15 @@ final class Deliverer: Sendable {
             let ids = (try? JSONDecoder().decode([String].self, from: Data((row["notices"] as String).utf8))) ?? []
             let notices = try await store.pool.read { db in try ids.compactMap { try NotifyStore.fetch(db, id: $0) } }
             // Sealing the digest: from the first attempt on, nothing joins it (a retry sends what the first attempt sent).
-            if attempt == 1 { try await store.pool.write { db in try db.execute(sql: "UPDATE outbox SET attempts = attempts WHERE id = ?", arguments: [id]) } }
+            if attempt == 1 {
+                try await store.pool.write { db in
+                    try db.execute(sql: "UPDATE outbox SET attempts = attempts WHERE id = ?", arguments: [id])
+                }
+            }
             let result = await send(notices, delivery: id, unit: row["unit"], channel: channel)
-            sent.withLock { $0[channel.name, default: []] = $0[channel.name, default: []].filter { now.timeIntervalSince($0) < 60 } + [now] }
+            sent.withLock {
+                $0[channel.name, default: []] = $0[channel.name, default: []].filter { now.timeIntervalSince($0) < 60 } + [now]
+            }
             try await record(id, attempt: attempt, result: result, notices: ids, now: now)
         }
     }
@@ -120,12 +129,16 @@ final class Deliverer: Sendable {
         if result.ok {
             try await store.pool.write { db in
                 try db.execute(
-                    sql: "INSERT INTO deliveries (outbox, attempt, at, ok, status, error) VALUES (?, ?, ?, 1, ?, NULL)", arguments: [id, attempt, at, result.status])
-                try db.execute(sql: "UPDATE outbox SET state = 'sent', attempts = ?, sent_at = ? WHERE id = ?", arguments: [attempt, now.timeIntervalSince1970, id])
+                    sql: "INSERT INTO deliveries (outbox, attempt, at, ok, status, error) VALUES (?, ?, ?, 1, ?, NULL)",
+                    arguments: [id, attempt, at, result.status])
+                try db.execute(
+                    sql: "UPDATE outbox SET state = 'sent', attempts = ?, sent_at = ? WHERE id = ?",
+                    arguments: [attempt, now.timeIntervalSince1970, id])
             }
             return
         }
-        logger.warning("delivery failed", metadata: ["delivery.id": "\(id)", "delivery.attempt": "\(attempt)", "error": "\(result.error ?? "")"])
+        logger.warning(
+            "delivery failed", metadata: ["delivery.id": "\(id)", "delivery.attempt": "\(attempt)", "error": "\(result.error ?? "")"])
         if attempt >= rules.maxAttempts {
             try await giveUp(id, attempt: attempt, reason: result.error ?? "status \(result.status ?? 0)", now: now, status: result.status)
             return
@@ -133,7 +146,8 @@ final class Deliverer: Sendable {
         let delay = min(rules.retryBaseSeconds * pow(2, Double(attempt - 1)), 300)
         try await store.pool.write { db in
             try db.execute(
-                sql: "INSERT INTO deliveries (outbox, attempt, at, ok, status, error) VALUES (?, ?, ?, 0, ?, ?)", arguments: [id, attempt, at, result.status, result.error])
+                sql: "INSERT INTO deliveries (outbox, attempt, at, ok, status, error) VALUES (?, ?, ?, 0, ?, ?)",
+                arguments: [id, attempt, at, result.status, result.error])
             try db.execute(
                 sql: "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
                 arguments: [attempt, now.timeIntervalSince1970 + delay, result.error, id])
@@ -146,13 +160,16 @@ final class Deliverer: Sendable {
             try db.execute(
                 sql: "INSERT INTO deliveries (outbox, attempt, at, ok, status, error) VALUES (?, ?, ?, 0, ?, ?)",
                 arguments: [id, attempt, Timestamp.format(now), status, "given up: \(reason)"])
-            try db.execute(sql: "UPDATE outbox SET state = 'given_up', attempts = ?, last_error = ? WHERE id = ?", arguments: [attempt, reason, id])
+            try db.execute(
+                sql: "UPDATE outbox SET state = 'given_up', attempts = ?, last_error = ? WHERE id = ?", arguments: [attempt, reason, id])
             let row = try Row.fetchOne(db, sql: "SELECT channel, unit, notices FROM outbox WHERE id = ?", arguments: [id])
             try events.emit(
                 NotifyTypes.deliveryFailed,
                 [
-                    "delivery": JSONValue.number(Double(id)), "channel": .string(row?["channel"] ?? ""), "unit": .string(row?["unit"] ?? ""),
-                    "notices": (try? JSONDecoder().decode(JSONValue.self, from: Data(((row?["notices"] as String?) ?? "[]").utf8))) ?? .array([]),
+                    "delivery": JSONValue.number(Double(id)), "channel": .string(row?["channel"] ?? ""),
+                    "unit": .string(row?["unit"] ?? ""),
+                    "notices": (try? JSONDecoder().decode(JSONValue.self, from: Data(((row?["notices"] as String?) ?? "[]").utf8)))
+                        ?? .array([]),
                     "reason": .string(reason),
                 ])
         }
@@ -165,10 +182,18 @@ final class Deliverer: Sendable {
         let heading = notices.count == 1 ? notices[0].title : "督办提醒（\(unit)，\(notices.count)条）"
         switch channel.kind {
         case .wecom:
-            return try WireCoding.encode(["msgtype": JSONValue.string("markdown"), "markdown": .object(["content": .string("# \(heading)\n\n" + lines.joined(separator: "\n\n"))])])
+            return try WireCoding.encode([
+                "msgtype": JSONValue.string("markdown"),
+                "markdown": .object(["content": .string("# \(heading)\n\n" + lines.joined(separator: "\n\n"))]),
+            ])
         case .dingtalk:
             return try WireCoding.encode(
-                ["msgtype": JSONValue.string("markdown"), "markdown": .object(["title": .string(heading), "text": .string("### \(heading)\n\n" + lines.joined(separator: "\n\n"))])])
+                [
+                    "msgtype": JSONValue.string("markdown"),
+                    "markdown": .object([
+                        "title": .string(heading), "text": .string("### \(heading)\n\n" + lines.joined(separator: "\n\n")),
+                    ]),
+                ])
         case .webhook, .file:
             struct Message: Encodable {
                 var delivery: Int64

@@ -104,7 +104,8 @@ final class Directory: Sendable {
         do {
             let ingest = try await RPCClient.connect(to: deployment[.ingest].rpc, from: "notify")
             defer { Task { await ingest.close() } }
-            let indicators = try await ingest.call(IngestTypes.indicatorList, Empty(), as: ListReply<Indicator>.self, timeout: .seconds(3), retries: 0)
+            let indicators = try await ingest.call(
+                IngestTypes.indicatorList, Empty(), as: ListReply<Indicator>.self, timeout: .seconds(3), retries: 0)
             snapshot.withLock { $0.indicators = Dictionary(uniqueKeysWithValues: indicators.items.map { ($0.id, $0) }) }
         } catch {
             logger.debug("ingest not answering", metadata: ["error": "\(error)"])
@@ -120,7 +121,9 @@ enum EventRules {
         let office = directory.office
         switch event.type {
         case RegistryTypes.taskStatusChanged:
-            guard let change = try? event.body(as: TaskStatusChanged.self), change.to == .overdue, change.from != nil else { return ([], []) }
+            guard let change = try? event.body(as: TaskStatusChanged.self), change.to == .overdue, change.from != nil else {
+                return ([], [])
+            }
             let task = directory.tasks[change.task]
             let title = task.map { "\($0.id)、\($0.title)" } ?? "任务 \(change.task)"
             return (
@@ -128,19 +131,23 @@ enum EventRules {
                     NoticeDraft(
                         kind: .overdue, severity: .critical, units: unique(change.leadUnits + [office]),
                         title: "任务逾期：\(title)",
-                        text: "任务\(title)已超过完成时限\(task?.deadlineText.map { "（\($0)）" } ?? "")仍未完成，请责任单位\(change.leadUnits.joined(separator: "、"))抓紧推进并报送进展。",
+                        text:
+                            "任务\(title)已超过完成时限\(task?.deadlineText.map { "（\($0)）" } ?? "")仍未完成，请责任单位\(change.leadUnits.joined(separator: "、"))抓紧推进并报送进展。",
                         refs: NoticeRefs(task: change.task, event: ref), dedupKey: "overdue:\(change.task)")
-                ], [])
+                ], []
+            )
         case RegistryTypes.escalationRecorded:
             guard let escalation = try? event.body(as: Escalation.self) else { return ([], []) }
             let label = ["notice": "通报", "interview": "约谈", "accountability": "问责"][escalation.level.rawValue] ?? escalation.level.rawValue
             return (
                 [
                     NoticeDraft(
-                        kind: .escalation, severity: escalation.level == .notice ? .warning : .critical, units: unique([escalation.unit, office]),
+                        kind: .escalation, severity: escalation.level == .notice ? .warning : .critical,
+                        units: unique([escalation.unit, office]),
                         title: "\(label)：\(escalation.unit)", text: "专项工作组办公室对\(escalation.unit)予以\(label)。事由：\(escalation.reason)",
                         refs: NoticeRefs(task: escalation.tasks.first, event: ref), dedupKey: "escalation:\(escalation.id)")
-                ], [])
+                ], []
+            )
         case IngestTypes.alertRaised:
             guard let alert = try? event.body(as: AlertBody.self) else { return ([], []) }
             let indicatorID = alert.indicator ?? indicatorFor(alert, directory: directory)
@@ -149,11 +156,13 @@ enum EventRules {
             return (
                 [
                     NoticeDraft(
-                        kind: .indicatorBreach, severity: alert.severity == "critical" ? .critical : .warning, units: unique(leads + [office]),
+                        kind: .indicatorBreach, severity: alert.severity == "critical" ? .critical : .warning,
+                        units: unique(leads + [office]),
                         title: "指标预警：\(alert.message)",
                         text: "\(alert.message)。\(tasks.isEmpty ? "" : "涉及任务 \(tasks.joined(separator: "、"))，")请相关单位核查原因并采取措施。",
                         refs: NoticeRefs(task: tasks.first, indicator: indicatorID, event: ref), dedupKey: "alert:\(alert.alert)")
-                ], [])
+                ], []
+            )
         case IngestTypes.alertCleared:
             guard let alert = try? event.body(as: AlertBody.self) else { return ([], []) }
             return ([], ["alert:\(alert.alert)"])
@@ -164,11 +173,15 @@ enum EventRules {
                     NoticeDraft(
                         kind: .caseOverdue, severity: .critical, units: unique([overdue.unit, office]),
                         title: "整改逾期：\(overdue.id) \(overdue.title)",
-                        text: "问题\(overdue.id)（\(overdue.title)）整改时限为\(overdue.deadline)，现仍为\(overdue.state.label)，请\(overdue.unit)加快整改并提交验收。",
+                        text:
+                            "问题\(overdue.id)（\(overdue.title)）整改时限为\(overdue.deadline)，现仍为\(overdue.state.label)，请\(overdue.unit)加快整改并提交验收。",
                         refs: NoticeRefs(task: overdue.task, case: overdue.id, event: ref), dedupKey: "case_overdue:\(overdue.id)")
-                ], [])
+                ], []
+            )
         case CaseTypes.transitioned:
-            guard let moved = try? event.body(as: CaseTransitioned.self), moved.to == .accepted || moved.to == .closed else { return ([], []) }
+            guard let moved = try? event.body(as: CaseTransitioned.self), moved.to == .accepted || moved.to == .closed else {
+                return ([], [])
+            }
             return ([], ["case_overdue:\(moved.id)"])
         default:
             return ([], [])

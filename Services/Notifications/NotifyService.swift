@@ -10,7 +10,9 @@ import ServiceLifecycle
 /// reliable delivery to people's channels and to external tools.
 public struct NotifyService: DubanService {
     public static let name = ServiceName.notify
-    public static let topics = [NotifyTypes.noticeIssued, NotifyTypes.noticeAcknowledged, NotifyTypes.channelUpdated, NotifyTypes.deliveryFailed]
+    public static let topics = [
+        NotifyTypes.noticeIssued, NotifyTypes.noticeAcknowledged, NotifyTypes.channelUpdated, NotifyTypes.deliveryFailed,
+    ]
 
     let store: ServiceStore
     let clock: ServiceClock
@@ -45,7 +47,8 @@ public struct NotifyService: DubanService {
         ] {
             services.append(
                 EventFollower(
-                    source: deployment[source], topics: topics, name: "notify-\(source.rawValue)", store: store, directory: directory, clock: clock,
+                    source: deployment[source], topics: topics, name: "notify-\(source.rawValue)", store: store, directory: directory,
+                    clock: clock,
                     logger: logger))
         }
         let rhythm = Rhythm(deployment: deployment, rules: rules, logger: logger)
@@ -61,7 +64,8 @@ public struct NotifyService: DubanService {
                     // Units whose tasks stay lagging or overdue month after month: a proposal for the office.
                     if let due, !snapshot.tasks.isEmpty {
                         var laggingByUnit: [String: [String]] = [:]
-                        for task in snapshot.tasks.values where task.subtasks.isEmpty && (task.status == .lagging || task.status == .overdue) {
+                        for task in snapshot.tasks.values
+                        where task.subtasks.isEmpty && (task.status == .lagging || task.status == .overdue) {
                             for unit in task.leadUnits { laggingByUnit[unit, default: []].append(task.id) }
                         }
                         for (unit, tasks) in laggingByUnit {
@@ -71,14 +75,17 @@ public struct NotifyService: DubanService {
                         }
                         for unit in laggingByUnit.keys.sorted() {
                             let months = try Rhythm.consecutiveMonths(endingAt: due) { month in
-                                try Bool.fetchOne(db, sql: "SELECT 1 FROM lagging_months WHERE unit = ? AND month = ?", arguments: [unit, month]) == true
+                                try Bool.fetchOne(
+                                    db, sql: "SELECT 1 FROM lagging_months WHERE unit = ? AND month = ?", arguments: [unit, month]) == true
                             }
                             guard let (level, label) = rules.proposal(afterMonths: months) else { continue }
                             drafts.append(
                                 NoticeDraft(
                                     kind: .escalationProposal, severity: .critical, units: [snapshot.office], title: "建议\(label)：\(unit)",
-                                    text: "\(unit)负责的任务（\(laggingByUnit[unit]!.sorted().joined(separator: "、"))）已连续\(months)个月进度滞后或逾期（至\(due)），建议予以\(label)，请专项工作组办公室研究决定。",
-                                    refs: NoticeRefs(task: laggingByUnit[unit]!.sorted().first, period: due), dedupKey: "proposal-lagging:\(unit):\(due):\(level)"))
+                                    text:
+                                        "\(unit)负责的任务（\(laggingByUnit[unit]!.sorted().joined(separator: "、"))）已连续\(months)个月进度滞后或逾期（至\(due)），建议予以\(label)，请专项工作组办公室研究决定。",
+                                    refs: NoticeRefs(task: laggingByUnit[unit]!.sorted().first, period: due),
+                                    dedupKey: "proposal-lagging:\(unit):\(due):\(level)"))
                         }
                     }
                     // Time's notices are issued once for their key, whatever became of them since.
@@ -88,7 +95,8 @@ public struct NotifyService: DubanService {
                     try NotifyStore.issue(fresh, db: db, events: &events, now: now, channels: try ChannelStore.all(db))
                     for draft in fresh {
                         try db.execute(
-                            sql: "INSERT OR IGNORE INTO schedule_runs (job, period, ran_at) VALUES (?, 'once', ?)", arguments: [draft.dedupKey, Timestamp.format(now)])
+                            sql: "INSERT OR IGNORE INTO schedule_runs (job, period, ran_at) VALUES (?, 'once', ?)",
+                            arguments: [draft.dedupKey, Timestamp.format(now)])
                     }
                     // Deliver again what nobody acknowledged within the repeat interval.
                     let stale = try Row.fetchAll(
@@ -98,12 +106,15 @@ public struct NotifyService: DubanService {
                     for row in stale {
                         guard let notice = try NotifyStore.fetch(db, id: row["id"]) else { continue }
                         try db.execute(
-                            sql: "UPDATE notices SET repeats = repeats + 1, last_sent_at = ? WHERE id = ?", arguments: [now.timeIntervalSince1970, notice.id])
+                            sql: "UPDATE notices SET repeats = repeats + 1, last_sent_at = ? WHERE id = ?",
+                            arguments: [now.timeIntervalSince1970, notice.id])
                         try NotifyStore.enqueue(notice, db: db, now: now, channels: channels)
                     }
                 }
             })
-        services.append(PeriodicTask(name: "delivery", interval: .milliseconds(200), logger: logger) { [deliverer] in try await deliverer.deliverDue() })
+        services.append(
+            PeriodicTask(name: "delivery", interval: .milliseconds(200), logger: logger) { [deliverer] in try await deliverer.deliverDue() }
+        )
         return services
     }
 
@@ -120,7 +131,9 @@ public struct NotifyService: DubanService {
                 let removed = request.remove ?? false
                 if removed {
                     try db.execute(sql: "DELETE FROM channels WHERE name = ?", arguments: [request.channel.name])
-                    guard db.changesCount > 0 else { throw ErrorBody.notFound("no channel \(request.channel.name)", field: "body.channel.name") }
+                    guard db.changesCount > 0 else {
+                        throw ErrorBody.notFound("no channel \(request.channel.name)", field: "body.channel.name")
+                    }
                 } else {
                     try db.execute(
                         sql: "INSERT OR REPLACE INTO channels (name, definition, updated_at) VALUES (?, ?, ?)",
@@ -132,8 +145,12 @@ public struct NotifyService: DubanService {
         }
 
         handlers.on(NotifyTypes.noticeList, NoticeListRequest.self) { request, context in
-            if let since = request.since, Timestamp.parse(since) == nil { throw ErrorBody.invalidArgument("since must be an RFC 3339 time", field: "body.since") }
-            if let until = request.until, Timestamp.parse(until) == nil { throw ErrorBody.invalidArgument("until must be an RFC 3339 time", field: "body.until") }
+            if let since = request.since, Timestamp.parse(since) == nil {
+                throw ErrorBody.invalidArgument("since must be an RFC 3339 time", field: "body.since")
+            }
+            if let until = request.until, Timestamp.parse(until) == nil {
+                throw ErrorBody.invalidArgument("until must be an RFC 3339 time", field: "body.until")
+            }
             return ListReply(items: try await context.store.pool.read { try NotifyStore.list($0, request) })
         }
 
@@ -145,12 +162,17 @@ public struct NotifyService: DubanService {
         }
 
         handlers.on(NotifyTypes.noticeAck, NoticeAckRequest.self, mutating: true) { request, context in
-            guard let who = context.from, !who.isEmpty else { throw ErrorBody.invalidArgument("say who acknowledges it in from", field: "from") }
+            guard let who = context.from, !who.isEmpty else {
+                throw ErrorBody.invalidArgument("say who acknowledges it in from", field: "from")
+            }
             let now = clock.now()
             return try await context.write { db, events in
-                guard let notice = try NotifyStore.fetch(db, id: request.id) else { throw ErrorBody.notFound("no notice \(request.id)", field: "body.id") }
+                guard let notice = try NotifyStore.fetch(db, id: request.id) else {
+                    throw ErrorBody.notFound("no notice \(request.id)", field: "body.id")
+                }
                 guard notice.state == .open || notice.state == .silenced else {
-                    throw ErrorBody.conflict("notice \(notice.id) is \(notice.state.rawValue)\(notice.ackBy.map { " (by \($0))" } ?? "")", field: "body.id")
+                    throw ErrorBody.conflict(
+                        "notice \(notice.id) is \(notice.state.rawValue)\(notice.ackBy.map { " (by \($0))" } ?? "")", field: "body.id")
                 }
                 try db.execute(
                     sql: "UPDATE notices SET state = 'acknowledged', ack_by = ?, ack_comment = ?, ack_at = ? WHERE id = ?",
@@ -163,27 +185,35 @@ public struct NotifyService: DubanService {
 
         handlers.on(NotifyTypes.silenceSet, SilenceSetRequest.self, mutating: true) { request, context in
             let now = clock.now()
-            let start = try request.startsAt.map {
-                guard let date = Timestamp.parse($0) else { throw ErrorBody.invalidArgument("starts_at must be an RFC 3339 time", field: "body.starts_at") }
-                return date
-            } ?? now
-            guard let end = Timestamp.parse(request.endsAt) else { throw ErrorBody.invalidArgument("ends_at must be an RFC 3339 time", field: "body.ends_at") }
+            let start =
+                try request.startsAt.map {
+                    guard let date = Timestamp.parse($0) else {
+                        throw ErrorBody.invalidArgument("starts_at must be an RFC 3339 time", field: "body.starts_at")
+                    }
+                    return date
+                } ?? now
+            guard let end = Timestamp.parse(request.endsAt) else {
+                throw ErrorBody.invalidArgument("ends_at must be an RFC 3339 time", field: "body.ends_at")
+            }
             guard end > start else { throw ErrorBody.invalidArgument("ends_at must be after starts_at", field: "body.ends_at") }
             guard !request.comment.trimmingCharacters(in: .whitespaces).isEmpty else {
                 throw ErrorBody.invalidArgument("say why in comment", field: "body.comment")
             }
             guard request.matchers != SilenceMatchers() else {
-                throw ErrorBody.invalidArgument("a silence needs at least one matcher (kind, unit, task, indicator or case)", field: "body.matchers")
+                throw ErrorBody.invalidArgument(
+                    "a silence needs at least one matcher (kind, unit, task, indicator or case)", field: "body.matchers")
             }
             return try await context.write { db, _ in
                 try db.execute(
                     sql: "INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment) VALUES (?, ?, ?, ?, ?)",
                     arguments: [
-                        String(decoding: try WireCoding.canonical(request.matchers), as: UTF8.self), Timestamp.format(start), Timestamp.format(end), context.from,
+                        String(decoding: try WireCoding.canonical(request.matchers), as: UTF8.self), Timestamp.format(start),
+                        Timestamp.format(end), context.from,
                         request.comment,
                     ])
                 return Silence(
-                    id: Int(db.lastInsertedRowID), matchers: request.matchers, startsAt: Timestamp.format(start), endsAt: Timestamp.format(end),
+                    id: Int(db.lastInsertedRowID), matchers: request.matchers, startsAt: Timestamp.format(start),
+                    endsAt: Timestamp.format(end),
                     createdBy: context.from, comment: request.comment)
             }
         }
@@ -240,7 +270,8 @@ struct EventFollower: Service {
     func follow() async throws {
         let cursors = try await store.pool.read { try NotifyStore.cursors($0) }
         let subscriber = try await EventSubscriber.start(
-            events: source.events, rpc: source.rpc, topics: topics, from: .after(cursors), heartbeat: .seconds(1), name: name, logger: logger)
+            events: source.events, rpc: source.rpc, topics: topics, from: .after(cursors), heartbeat: .seconds(1), name: name,
+            logger: logger)
         defer { Task { await subscriber.stop() } }
         for await event in subscriber.events {
             try Task.checkCancellation()
@@ -280,7 +311,9 @@ enum ChannelStore {
     }
 
     static func all(_ db: Database) throws -> [Channel] {
-        try Data.fetchAll(db, sql: "SELECT definition FROM channels ORDER BY name").map { try WireCoding.decoder().decode(Channel.self, from: $0) }
+        try Data.fetchAll(db, sql: "SELECT definition FROM channels ORDER BY name").map {
+            try WireCoding.decoder().decode(Channel.self, from: $0)
+        }
     }
 
     /// Refuses a channel that could never deliver.
@@ -291,7 +324,8 @@ enum ChannelStore {
         switch channel.kind {
         case .webhook, .wecom, .dingtalk:
             guard let url = URL(string: channel.target), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
-                throw ErrorBody.invalidArgument("target must be an http(s) URL for a \(channel.kind.rawValue) channel", field: "body.channel.target")
+                throw ErrorBody.invalidArgument(
+                    "target must be an http(s) URL for a \(channel.kind.rawValue) channel", field: "body.channel.target")
             }
         case .file:
             guard channel.target.hasPrefix("/") else {

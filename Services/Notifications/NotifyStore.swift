@@ -19,7 +19,8 @@ struct NoticeDraft: Sendable, Equatable {
 enum NotifyStore {
     static func migrations(_ migrator: inout DatabaseMigrator) {
         migrator.registerMigration("notify-v1-channels") { db in
-            try db.execute(sql: "CREATE TABLE channels (name TEXT PRIMARY KEY NOT NULL, definition BLOB NOT NULL, updated_at TEXT NOT NULL)")
+            try db.execute(
+                sql: "CREATE TABLE channels (name TEXT PRIMARY KEY NOT NULL, definition BLOB NOT NULL, updated_at TEXT NOT NULL)")
         }
         migrator.registerMigration("notify-v2-notices") { db in
             try db.execute(
@@ -87,7 +88,9 @@ enum NotifyStore {
         migrator.registerMigration("notify-v3-lagging") { db in
             // Which units had lagging or overdue tasks at each month's dispatch: the record behind
             // proposals to escalate units whose tasks stay lagging.
-            try db.execute(sql: "CREATE TABLE lagging_months (unit TEXT NOT NULL, month TEXT NOT NULL, tasks TEXT NOT NULL, PRIMARY KEY (unit, month))")
+            try db.execute(
+                sql: "CREATE TABLE lagging_months (unit TEXT NOT NULL, month TEXT NOT NULL, tasks TEXT NOT NULL, PRIMARY KEY (unit, month))"
+            )
         }
     }
 
@@ -95,10 +98,14 @@ enum NotifyStore {
         let decoder = JSONDecoder()
         return Notice(
             id: row["id"], kind: NoticeKind(rawValue: row["kind"]) ?? .overdue, severity: Severity(rawValue: row["severity"]) ?? .info,
-            units: (try? decoder.decode([String].self, from: Data((row["units"] as String).utf8))) ?? [], title: row["title"], text: row["text"],
-            refs: (try? decoder.decode(NoticeRefs.self, from: Data((row["refs"] as String).utf8))) ?? NoticeRefs(), issuedAt: row["issued_at"],
-            acknowledged: (row["state"] as String) == NoticeState.acknowledged.rawValue, ackBy: row["ack_by"], ackComment: row["ack_comment"],
-            state: NoticeState(rawValue: row["state"]) ?? .open, dedupKey: row["dedup_key"], repeats: row["repeats"], resolvedAt: row["resolved_at"])
+            units: (try? decoder.decode([String].self, from: Data((row["units"] as String).utf8))) ?? [], title: row["title"],
+            text: row["text"],
+            refs: (try? decoder.decode(NoticeRefs.self, from: Data((row["refs"] as String).utf8))) ?? NoticeRefs(),
+            issuedAt: row["issued_at"],
+            acknowledged: (row["state"] as String) == NoticeState.acknowledged.rawValue, ackBy: row["ack_by"],
+            ackComment: row["ack_comment"],
+            state: NoticeState(rawValue: row["state"]) ?? .open, dedupKey: row["dedup_key"], repeats: row["repeats"],
+            resolvedAt: row["resolved_at"])
     }
 
     static func fetch(_ db: Database, id: String) throws -> Notice? {
@@ -138,16 +145,20 @@ enum NotifyStore {
             arguments.append(task)
         }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try Row.fetchAll(db, sql: "SELECT * FROM notices \(whereClause) ORDER BY number", arguments: StatementArguments(arguments)).map(notice)
+        return try Row.fetchAll(db, sql: "SELECT * FROM notices \(whereClause) ORDER BY number", arguments: StatementArguments(arguments))
+            .map(notice)
     }
 
     static func silences(_ db: Database, activeAt now: Date?) throws -> [Silence] {
         try Row.fetchAll(db, sql: "SELECT * FROM silences ORDER BY id").compactMap { row -> Silence? in
             let silence = Silence(
-                id: row["id"], matchers: (try? JSONDecoder().decode(SilenceMatchers.self, from: Data((row["matchers"] as String).utf8))) ?? SilenceMatchers(),
+                id: row["id"],
+                matchers: (try? JSONDecoder().decode(SilenceMatchers.self, from: Data((row["matchers"] as String).utf8)))
+                    ?? SilenceMatchers(),
                 startsAt: row["starts_at"], endsAt: row["ends_at"], createdBy: row["created_by"], comment: row["comment"])
             if let now {
-                guard let start = Timestamp.parse(silence.startsAt), let end = Timestamp.parse(silence.endsAt), start <= now, now < end else { return nil }
+                guard let start = Timestamp.parse(silence.startsAt), let end = Timestamp.parse(silence.endsAt), start <= now, now < end
+                else { return nil }
             }
             return silence
         }
@@ -170,7 +181,9 @@ enum NotifyStore {
         var issued: [Notice] = []
         let silences = try silences(db, activeAt: now)
         for draft in drafts {
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM notices WHERE dedup_key = ? AND state IN ('open', 'silenced')", arguments: [draft.dedupKey]) == true {
+            if try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM notices WHERE dedup_key = ? AND state IN ('open', 'silenced')", arguments: [draft.dedupKey]) == true
+            {
                 continue
             }
             let number = (try Int.fetchOne(db, sql: "SELECT MAX(number) FROM notices") ?? 0) + 1
@@ -184,11 +197,15 @@ enum NotifyStore {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
-                    id, number, draft.kind.rawValue, draft.severity.rawValue, String(decoding: try WireCoding.encode(draft.units), as: UTF8.self), draft.title,
-                    draft.text, String(decoding: try WireCoding.canonical(draft.refs), as: UTF8.self), draft.dedupKey, state.rawValue, Timestamp.format(now),
+                    id, number, draft.kind.rawValue, draft.severity.rawValue,
+                    String(decoding: try WireCoding.encode(draft.units), as: UTF8.self), draft.title,
+                    draft.text, String(decoding: try WireCoding.canonical(draft.refs), as: UTF8.self), draft.dedupKey, state.rawValue,
+                    Timestamp.format(now),
                     silenced ? nil : now.timeIntervalSince1970,
                 ])
-            for unit in Set(draft.units) { try db.execute(sql: "INSERT INTO notice_units (notice, unit) VALUES (?, ?)", arguments: [id, unit]) }
+            for unit in Set(draft.units) {
+                try db.execute(sql: "INSERT INTO notice_units (notice, unit) VALUES (?, ?)", arguments: [id, unit])
+            }
             let notice = try fetch(db, id: id)!
             try events.emit(NotifyTypes.noticeIssued, notice)
             if !silenced { try enqueue(notice, db: db, now: now, channels: channels) }
@@ -206,18 +223,25 @@ enum NotifyStore {
             let units = (channel.units?.isEmpty ?? true) ? [notice.units.first ?? "*"] : notice.units.filter { channel.units!.contains($0) }
             for unit in units {
                 if let row = try Row.fetchOne(
-                    db, sql: "SELECT id, notices FROM outbox WHERE channel = ? AND unit = ? AND state = 'pending' AND attempts = 0 ORDER BY id DESC LIMIT 1",
+                    db,
+                    sql:
+                        "SELECT id, notices FROM outbox WHERE channel = ? AND unit = ? AND state = 'pending' AND attempts = 0 ORDER BY id DESC LIMIT 1",
                     arguments: [channel.name, unit])
                 {
                     var ids = (try? JSONDecoder().decode([String].self, from: Data((row["notices"] as String).utf8))) ?? []
                     guard !ids.contains(notice.id) else { continue }
                     ids.append(notice.id)
                     try db.execute(
-                        sql: "UPDATE outbox SET notices = ? WHERE id = ?", arguments: [String(decoding: try WireCoding.encode(ids), as: UTF8.self), row["id"] as Int64])
+                        sql: "UPDATE outbox SET notices = ? WHERE id = ?",
+                        arguments: [String(decoding: try WireCoding.encode(ids), as: UTF8.self), row["id"] as Int64])
                 } else {
                     try db.execute(
-                        sql: "INSERT INTO outbox (channel, unit, notices, created_at, state, next_attempt_at) VALUES (?, ?, ?, ?, 'pending', ?)",
-                        arguments: [channel.name, unit, String(decoding: try WireCoding.encode([notice.id]), as: UTF8.self), now.timeIntervalSince1970, now.timeIntervalSince1970])
+                        sql:
+                            "INSERT INTO outbox (channel, unit, notices, created_at, state, next_attempt_at) VALUES (?, ?, ?, ?, 'pending', ?)",
+                        arguments: [
+                            channel.name, unit, String(decoding: try WireCoding.encode([notice.id]), as: UTF8.self),
+                            now.timeIntervalSince1970, now.timeIntervalSince1970,
+                        ])
                 }
             }
         }
@@ -231,7 +255,8 @@ enum NotifyStore {
 
     static func setCursor(_ db: Database, stream: String, seq: Int) throws {
         try db.execute(
-            sql: "INSERT INTO cursors (stream, seq) VALUES (?, ?) ON CONFLICT(stream) DO UPDATE SET seq = MAX(seq, excluded.seq)", arguments: [stream, seq])
+            sql: "INSERT INTO cursors (stream, seq) VALUES (?, ?) ON CONFLICT(stream) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+            arguments: [stream, seq])
     }
 
     static func deliveries(_ db: Database, _ request: DeliveryListRequest) throws -> [DeliveryAttempt] {
@@ -242,7 +267,8 @@ enum NotifyStore {
             let notices = (try? JSONDecoder().decode([String].self, from: Data((row["notices"] as String).utf8))) ?? []
             if let notice = request.notice, !notices.contains(notice) { return nil }
             return DeliveryAttempt(
-                delivery: row["outbox"], channel: row["channel"], unit: row["unit"], notices: notices, attempt: row["attempt"], at: row["at"], ok: row["ok"],
+                delivery: row["outbox"], channel: row["channel"], unit: row["unit"], notices: notices, attempt: row["attempt"],
+                at: row["at"], ok: row["ok"],
                 status: row["status"], error: row["error"])
         }
     }

@@ -11,19 +11,24 @@ enum Reports {
         let title: String
         switch request.kind {
         case .monthly:
-            guard request.period.count == 7, request.period.dropFirst(4).first == "-", let m = Int(request.period.suffix(2)), (1...12).contains(m),
+            guard request.period.count == 7, request.period.dropFirst(4).first == "-", let m = Int(request.period.suffix(2)),
+                (1...12).contains(m),
                 Int(request.period.prefix(4)) != nil
             else { throw ErrorBody.invalidArgument("a monthly report's period is YYYY-MM", field: "body.period") }
             months = [request.period]
             title = "城中区巩固提升生态环境保护成效三年行动月调度通报（\(request.period.prefix(4))年\(Int(request.period.suffix(2))!)月）"
         case .quarterly:
-            guard request.period.count == 7, request.period.dropFirst(4).hasPrefix("-Q"), let q = Int(request.period.suffix(1)), (1...4).contains(q) else {
+            guard request.period.count == 7, request.period.dropFirst(4).hasPrefix("-Q"), let q = Int(request.period.suffix(1)),
+                (1...4).contains(q)
+            else {
                 throw ErrorBody.invalidArgument("a quarterly report's period is YYYY-Qn", field: "body.period")
             }
             months = (1...3).map { String(format: "%@-%02d", String(request.period.prefix(4)), (q - 1) * 3 + $0) }
             title = "城中区巩固提升生态环境保护成效三年行动季度督办单（\(request.period.prefix(4))年第\(q)季度）"
         case .annual:
-            guard request.period.count == 4, Int(request.period) != nil else { throw ErrorBody.invalidArgument("an annual report's period is YYYY", field: "body.period") }
+            guard request.period.count == 4, Int(request.period) != nil else {
+                throw ErrorBody.invalidArgument("an annual report's period is YYYY", field: "body.period")
+            }
             months = (1...12).map { String(format: "%@-%02d", request.period, $0) }
             title = "城中区巩固提升生态环境保护成效三年行动年度通报（\(request.period)年）"
         }
@@ -37,7 +42,9 @@ enum Reports {
                 await cases.close()
             }
         }
-        func ask<Body: Encodable & Sendable, Reply: Decodable & Sendable>(_ client: RPCClient, _ type: String, _ body: Body, as: Reply.Type) async throws -> Reply {
+        func ask<Body: Encodable & Sendable, Reply: Decodable & Sendable>(_ client: RPCClient, _ type: String, _ body: Body, as: Reply.Type)
+            async throws -> Reply
+        {
             do {
                 return try await client.call(type, body, as: Reply.self, timeout: .seconds(5), retries: 1)
             } catch let error as RPCClientError {
@@ -48,21 +55,28 @@ enum Reports {
         var overviews: [DispatchOverviewReply] = []
         for month in months {
             if let overview = try? await registry.call(
-                RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: month), as: DispatchOverviewReply.self, timeout: .seconds(5), retries: 1)
+                RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: month), as: DispatchOverviewReply.self,
+                timeout: .seconds(5), retries: 1)
             {
                 overviews.append(overview)
             }
         }
-        let escalations = try await ask(registry, RegistryTypes.escalationList, EscalationListRequest(), as: ListReply<Escalation>.self).items
+        let escalations = try await ask(registry, RegistryTypes.escalationList, EscalationListRequest(), as: ListReply<Escalation>.self)
+            .items
             .filter { escalation in months.contains { escalation.recordedAt.hasPrefix($0) } }
         let indicators = try await ask(ingest, IngestTypes.indicatorList, Empty(), as: ListReply<Indicator>.self).items
         let ledger = try await ask(cases, CaseTypes.list, CaseListRequest(), as: ListReply<Case>.self).items
 
-        let statusLabel: [TaskStatus: String] = [.notStarted: "未开始", .onTrack: "正常推进", .lagging: "进度滞后", .overdue: "逾期未完成", .completed: "已完成"]
+        let statusLabel: [TaskStatus: String] = [
+            .notStarted: "未开始", .onTrack: "正常推进", .lagging: "进度滞后", .overdue: "逾期未完成", .completed: "已完成",
+        ]
         var md = "# \(title)\n\n生成时间：\(Timestamp.now())\n\n"
         var csv = "\u{FEFF}部分,编号,名称,状态,单位,数值,说明\r\n"
         func row(_ fields: [String]) {
-            csv += fields.map { $0.contains(where: { ",\"\n".contains($0) }) ? "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : $0 }
+            csv +=
+                fields.map {
+                    $0.contains(where: { ",\"\n".contains($0) }) ? "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : $0
+                }
                 .joined(separator: ",") + "\r\n"
         }
 
@@ -75,8 +89,12 @@ enum Reports {
         md += "\n| 编号 | 任务 | 状态 | 进度 | 完成时限 | 责任单位 |\n|---|---|---|---|---|---|\n"
         for task in leaves {
             let status = task.status.map { statusLabel[$0]! } ?? ""
-            md += "| \(task.id) | \(task.title) | \(status) | \(Int(task.progress ?? 0))% | \(task.deadlineText ?? task.deadline ?? "持续推进") | \(task.leadUnits.joined(separator: "、")) |\n"
-            row(["任务进展", task.id, task.title, status, task.leadUnits.joined(separator: "、"), "\(Int(task.progress ?? 0))", task.deadline ?? "持续推进"])
+            md +=
+                "| \(task.id) | \(task.title) | \(status) | \(Int(task.progress ?? 0))% | \(task.deadlineText ?? task.deadline ?? "持续推进") | \(task.leadUnits.joined(separator: "、")) |\n"
+            row([
+                "任务进展", task.id, task.title, status, task.leadUnits.joined(separator: "、"), "\(Int(task.progress ?? 0))",
+                task.deadline ?? "持续推进",
+            ])
         }
 
         md += "\n## 二、调度报送情况\n\n"
@@ -96,11 +114,18 @@ enum Reports {
         let attainmentLabel = ["met": "达标", "not_met": "未达标", "unknown": "待评价"]
         for indicator in indicators {
             let value = indicator.latest.map { valueText($0.value) } ?? ""
-            md += "| \(indicator.name) | \(indicator.target) | \(value) | \(indicator.latest?.period ?? "") | \(attainmentLabel[indicator.attainment] ?? indicator.attainment) |\n"
-            row(["目标指标", indicator.id, indicator.name, attainmentLabel[indicator.attainment] ?? indicator.attainment, indicator.tasks.joined(separator: "、"), value, indicator.latest?.period ?? ""])
+            md +=
+                "| \(indicator.name) | \(indicator.target) | \(value) | \(indicator.latest?.period ?? "") | \(attainmentLabel[indicator.attainment] ?? indicator.attainment) |\n"
+            row([
+                "目标指标", indicator.id, indicator.name, attainmentLabel[indicator.attainment] ?? indicator.attainment,
+                indicator.tasks.joined(separator: "、"), value, indicator.latest?.period ?? "",
+            ])
         }
 
-        md += "\n## 四、问题整改台账\n\n共 \(ledger.count) 件，逾期 \(ledger.filter(\.overdue).count) 件。\n\n| 来源 | " + CaseState.allCases.map(\.label).joined(separator: " | ") + " | 合计 |\n|---|" + String(repeating: "---|", count: CaseState.allCases.count + 1) + "\n"
+        md +=
+            "\n## 四、问题整改台账\n\n共 \(ledger.count) 件，逾期 \(ledger.filter(\.overdue).count) 件。\n\n| 来源 | "
+            + CaseState.allCases.map(\.label).joined(separator: " | ") + " | 合计 |\n|---|"
+            + String(repeating: "---|", count: CaseState.allCases.count + 1) + "\n"
         for source in CaseSource.allCases {
             let group = ledger.filter { $0.source == source }
             guard !group.isEmpty else { continue }
@@ -116,7 +141,10 @@ enum Reports {
         let levelLabel: [EscalationLevel: String] = [.notice: "通报", .interview: "约谈", .accountability: "问责"]
         for escalation in escalations {
             md += "- \(escalation.recordedAt.prefix(10)) 对\(escalation.unit)\(levelLabel[escalation.level]!)：\(escalation.reason)\n"
-            row(["通报约谈问责", "\(escalation.id)", escalation.reason, levelLabel[escalation.level]!, escalation.unit, "", String(escalation.recordedAt.prefix(10))])
+            row([
+                "通报约谈问责", "\(escalation.id)", escalation.reason, levelLabel[escalation.level]!, escalation.unit, "",
+                String(escalation.recordedAt.prefix(10)),
+            ])
         }
         return ReportGenerateReply(title: title, markdown: md, csv: csv)
     }

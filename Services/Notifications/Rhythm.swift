@@ -14,7 +14,9 @@ struct Rhythm: Sendable {
     /// The month whose reports are due by now (the dispatch day of the next month has passed).
     static func lastDueMonth(now: Date, dispatchDay: Int) -> String? {
         let today = Timestamp.districtDate(now)
-        guard let year = Int(today.prefix(4)), let month = Int(today.dropFirst(5).prefix(2)), let day = Int(today.suffix(2)) else { return nil }
+        guard let year = Int(today.prefix(4)), let month = Int(today.dropFirst(5).prefix(2)), let day = Int(today.suffix(2)) else {
+            return nil
+        }
         var (y, m) = month == 1 ? (year - 1, 12) : (year, month - 1)
         if day <= dispatchDay { (y, m) = m == 1 ? (y - 1, 12) : (y, m - 1) }
         return String(format: "%04d-%02d", y, m)
@@ -32,7 +34,8 @@ struct Rhythm: Sendable {
     }
 
     static func previous(_ month: String) -> String {
-        let y = Int(month.prefix(4))!, m = Int(month.suffix(2))!
+        let y = Int(month.prefix(4))!
+        let m = Int(month.suffix(2))!
         return m == 1 ? String(format: "%04d-12", y - 1) : String(format: "%04d-%02d", y, m - 1)
     }
 
@@ -53,7 +56,8 @@ struct Rhythm: Sendable {
                 drafts.append(
                     NoticeDraft(
                         kind: .deadlineApproaching, severity: days <= 7 ? .warning : .info, units: task.leadUnits,
-                        title: "临近完成时限：\(task.id)、\(task.title)", text: "任务\(task.id)（\(task.title)）将于\(deadline)到期，距今不足\(days)天，当前进度\(Int(task.progress ?? 0))%。",
+                        title: "临近完成时限：\(task.id)、\(task.title)",
+                        text: "任务\(task.id)（\(task.title)）将于\(deadline)到期，距今不足\(days)天，当前进度\(Int(task.progress ?? 0))%。",
                         refs: NoticeRefs(task: task.id), dedupKey: "deadline:\(task.id):\(days)"))
                 break
             }
@@ -76,8 +80,10 @@ struct Rhythm: Sendable {
             defer { Task { await registry.close() } }
             var month = due
             for _ in 0..<max(rules.proposeAccountabilityAfter, 1) {
-                guard let overview = try? await registry.call(
-                    RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: month), as: DispatchOverviewReply.self, timeout: .seconds(3), retries: 0)
+                guard
+                    let overview = try? await registry.call(
+                        RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: month), as: DispatchOverviewReply.self,
+                        timeout: .seconds(3), retries: 0)
                 else { break }
                 overviews[month] = overview
                 month = Self.previous(month)
@@ -115,23 +121,29 @@ struct Rhythm: Sendable {
         // 季督办: after the dispatch that closes a quarter, the list of lagging and overdue tasks.
         if let m = Int(due.suffix(2)), m % 3 == 0 {
             let quarter = "\(due.prefix(4))-Q\(m / 3)"
-            let lagging = directory.tasks.values.filter { $0.subtasks.isEmpty && ($0.status == .lagging || $0.status == .overdue) }.sorted { $0.id < $1.id }
+            let lagging = directory.tasks.values.filter { $0.subtasks.isEmpty && ($0.status == .lagging || $0.status == .overdue) }.sorted {
+                $0.id < $1.id
+            }
             drafts.append(
                 NoticeDraft(
                     kind: .quarterlySupervision, severity: .warning, units: EventRules.unique([office] + lagging.flatMap(\.leadUnits)),
                     title: "\(quarter)季度督办单",
-                    text: "进度滞后或逾期的任务\(lagging.count)项：" + lagging.map { "\($0.id)（\($0.status?.rawValue ?? "")，\($0.leadUnits.joined(separator: "、"))）" }.joined(separator: "；")
+                    text: "进度滞后或逾期的任务\(lagging.count)项："
+                        + lagging.map { "\($0.id)（\($0.status?.rawValue ?? "")，\($0.leadUnits.joined(separator: "、"))）" }.joined(
+                            separator: "；")
                         + "。请相关单位限期整改并报送情况。",
                     refs: NoticeRefs(period: quarter), dedupKey: "quarterly:\(quarter)"))
         }
         // 年通报: after December's dispatch.
         if due.hasSuffix("-12") {
             let year = String(due.prefix(4))
-            let statuses = Dictionary(grouping: directory.tasks.values.filter { $0.subtasks.isEmpty }, by: { $0.status?.rawValue ?? "unknown" })
+            let statuses = Dictionary(
+                grouping: directory.tasks.values.filter { $0.subtasks.isEmpty }, by: { $0.status?.rawValue ?? "unknown" })
             drafts.append(
                 NoticeDraft(
                     kind: .annualNotification, severity: .info, units: EventRules.unique([office] + leads), title: "\(year)年度通报",
-                    text: "\(year)年三年行动任务：" + statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.count)项" }.joined(separator: "，")
+                    text: "\(year)年三年行动任务："
+                        + statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.count)项" }.joined(separator: "，")
                         + "。详见年度报告（duban report annual \(year)）。",
                     refs: NoticeRefs(period: year), dedupKey: "annual:\(year)"))
         }

@@ -106,7 +106,9 @@ public enum PlanLoader {
     public static let unitKinds: Set<String> = [
         "party", "government", "town", "subdistrict", "collective", "judicial", "public_security", "group", "office", "discipline",
     ]
-    public static let operators: Set<String> = ["at_least", "equal", "at_most", "class_at_least", "category_at_least", "meets_standard", "within_quota"]
+    public static let operators: Set<String> = [
+        "at_least", "equal", "at_most", "class_at_least", "category_at_least", "meets_standard", "within_quota",
+    ]
 
     /// The plan that ships with Duban: 城中区's 2024–2026 action plan.
     public static var bundledPlanPath: String? {
@@ -118,7 +120,9 @@ public enum PlanLoader {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw PlanLoadError(problems: [PlanProblem(file: path, line: nil, path: "", message: "cannot read the file: \(error.localizedDescription)")])
+            throw PlanLoadError(problems: [
+                PlanProblem(file: path, line: nil, path: "", message: "cannot read the file: \(error.localizedDescription)")
+            ])
         }
         return try parse(text, file: path)
     }
@@ -133,14 +137,18 @@ public enum PlanLoader {
         } catch let error as PlanLoadError {
             throw error
         } catch let error as YamlError {
-            throw PlanLoadError(problems: [PlanProblem(file: file, line: yamlErrorLine(error), path: "", message: "not valid YAML: \(error)")])
+            throw PlanLoadError(problems: [
+                PlanProblem(file: file, line: yamlErrorLine(error), path: "", message: "not valid YAML: \(error)")
+            ])
         } catch {
             throw PlanLoadError(problems: [PlanProblem(file: file, line: nil, path: "", message: "not valid YAML: \(error)")])
         }
         var reader = Reader(file: file)
         let plan = reader.plan(root)
         if !reader.problems.isEmpty || plan == nil {
-            throw PlanLoadError(problems: reader.problems.isEmpty ? [PlanProblem(file: file, line: 1, path: "", message: "unreadable plan")] : reader.problems)
+            throw PlanLoadError(
+                problems: reader.problems.isEmpty
+                    ? [PlanProblem(file: file, line: 1, path: "", message: "unreadable plan")] : reader.problems)
         }
         return plan!
     }
@@ -242,14 +250,19 @@ public enum PlanLoader {
                 unitNodes[name] = node
                 let kind = string(map, "kind", path) ?? "government"
                 if !PlanLoader.unitKinds.contains(kind) {
-                    problem(map["kind"], "\(path).kind", "unknown kind \(kind); one of \(PlanLoader.unitKinds.sorted().joined(separator: ", "))")
+                    problem(
+                        map["kind"], "\(path).kind", "unknown kind \(kind); one of \(PlanLoader.unitKinds.sorted().joined(separator: ", "))"
+                    )
                 }
                 let members = strings(map, "members", path)
-                units.append(.init(name: name, kind: kind, aliasOf: string(map, "alias_of", path, required: false), members: members.map(\.0)))
+                units.append(
+                    .init(name: name, kind: kind, aliasOf: string(map, "alias_of", path, required: false), members: members.map(\.0)))
             }
             if top["units"] == nil { problem(root, "", "missing units") }
             for (index, unit) in units.enumerated() {
-                if let alias = unit.aliasOf, unitNodes[alias] == nil { problem(unitNodes[unit.name], "units[\(index)].alias_of", "unknown unit \(alias)") }
+                if let alias = unit.aliasOf, unitNodes[alias] == nil {
+                    problem(unitNodes[unit.name], "units[\(index)].alias_of", "unknown unit \(alias)")
+                }
                 for member in unit.members where unitNodes[member] == nil {
                     problem(unitNodes[unit.name], "units[\(index)].members", "unknown unit \(member)")
                 }
@@ -259,7 +272,9 @@ public enum PlanLoader {
             var categories: [PlanDocument.Category] = []
             for (index, node) in (sequence(top["categories"], "categories") ?? []).enumerated() {
                 let path = "categories[\(index)]"
-                guard let map = mapping(node, path), let id = string(map, "id", path), let title = string(map, "title", path) else { continue }
+                guard let map = mapping(node, path), let id = string(map, "id", path), let title = string(map, "title", path) else {
+                    continue
+                }
                 if categories.contains(where: { $0.id == id }) { problem(node, path, "category \(id) is listed twice") }
                 categories.append(.init(id: id, title: title))
             }
@@ -293,16 +308,22 @@ public enum PlanLoader {
                 var milestones: [PlanDocument.MilestoneEntry] = []
                 for (mIndex, mNode) in (sequence(map["milestones"], "\(path).milestones") ?? []).enumerated() {
                     let mPath = "\(path).milestones[\(mIndex)]"
-                    guard let m = mapping(mNode, mPath), let date = date(m, "date", mPath), let text = string(m, "text", mPath) else { continue }
+                    guard let m = mapping(mNode, mPath), let date = date(m, "date", mPath), let text = string(m, "text", mPath) else {
+                        continue
+                    }
                     let percent = number(m, "percent", mPath, range: 0...100) ?? 100
-                    if let deadline, date > deadline { problem(m["date"], "\(mPath).date", "milestone \(date) is after the task's deadline \(deadline)") }
+                    if let deadline, date > deadline {
+                        problem(m["date"], "\(mPath).date", "milestone \(date) is after the task's deadline \(deadline)")
+                    }
                     milestones.append(.init(date: date, percent: percent, text: text))
                 }
                 tasks.append(
                     .init(
-                        id: id, parent: string(map, "parent", path, required: false), category: categoryID, title: string(map, "title", path) ?? "",
+                        id: id, parent: string(map, "parent", path, required: false), category: categoryID,
+                        title: string(map, "title", path) ?? "",
                         text: string(map, "text", path, required: false) ?? "", lead: lead.map(\.0), cooperating: cooperating.map(\.0),
-                        deadline: deadline, deadlineText: string(map, "deadline_text", path, required: false), milestones: milestones, subtasks: []))
+                        deadline: deadline, deadlineText: string(map, "deadline_text", path, required: false), milestones: milestones,
+                        subtasks: []))
             }
             // Parents: a task named as a parent holds its sub-items; it has no work of its own.
             for index in tasks.indices {
@@ -311,14 +332,18 @@ public enum PlanLoader {
                     problem(taskNodes[tasks[index].id], "tasks[\(index)].parent", "unknown parent task \(parent)")
                     continue
                 }
-                if tasks[parentIndex].parent != nil { problem(taskNodes[tasks[index].id], "tasks[\(index)].parent", "sub-items cannot have sub-items") }
+                if tasks[parentIndex].parent != nil {
+                    problem(taskNodes[tasks[index].id], "tasks[\(index)].parent", "sub-items cannot have sub-items")
+                }
                 tasks[parentIndex].subtasks.append(tasks[index].id)
             }
             for (index, task) in tasks.enumerated() {
                 let node = taskNodes[task.id]
                 if task.isParent {
                     if !task.lead.isEmpty || task.deadline != nil {
-                        problem(node, "tasks[\(index)] (task \(task.id))", "a task with sub-items takes its units and deadline from them; remove lead/deadline")
+                        problem(
+                            node, "tasks[\(index)] (task \(task.id))",
+                            "a task with sub-items takes its units and deadline from them; remove lead/deadline")
                     }
                 } else {
                     if task.text.isEmpty { problem(node, "tasks[\(index)] (task \(task.id))", "missing text") }
@@ -337,24 +362,36 @@ public enum PlanLoader {
                 else { continue }
                 if targets.contains(where: { $0.indicator == indicator }) { problem(node, path, "target \(indicator) is listed twice") }
                 if !PlanLoader.operators.contains(op) {
-                    problem(map["operator"], "\(path).operator", "unknown operator \(op); one of \(PlanLoader.operators.sorted().joined(separator: ", "))")
+                    problem(
+                        map["operator"], "\(path).operator",
+                        "unknown operator \(op); one of \(PlanLoader.operators.sorted().joined(separator: ", "))")
                 }
                 let scale = map["scale"] == nil ? nil : strings(map, "scale", path).map(\.0)
                 let thresholdFrom = string(map, "threshold_from", path, required: false)
                 var threshold: JSONValue?
                 if let node = map["threshold"], case .scalar(let scalar) = node {
                     if ["at_least", "equal", "at_most"].contains(op) {
-                        if let value = Double(scalar.string) { threshold = .number(value) } else { problem(node, "\(path).threshold", "must be a number") }
+                        if let value = Double(scalar.string) {
+                            threshold = .number(value)
+                        } else {
+                            problem(node, "\(path).threshold", "must be a number")
+                        }
                     } else {
                         threshold = .string(scalar.string)
-                        if let scale, !scale.contains(scalar.string) { problem(node, "\(path).threshold", "\(scalar.string) is not in its scale") }
+                        if let scale, !scale.contains(scalar.string) {
+                            problem(node, "\(path).threshold", "\(scalar.string) is not in its scale")
+                        }
                     }
                 } else if thresholdFrom == nil, !["meets_standard", "within_quota"].contains(op) {
                     problem(node, path, "needs a threshold or threshold_from")
                 }
-                if ["class_at_least", "category_at_least"].contains(op), scale == nil { problem(node, path, "\(op) needs a scale, best first") }
+                if ["class_at_least", "category_at_least"].contains(op), scale == nil {
+                    problem(node, path, "\(op) needs a scale, best first")
+                }
                 let targetTasks = strings(map, "tasks", path)
-                for (taskID, taskNode) in targetTasks where taskNodes[taskID] == nil { problem(taskNode, "\(path).tasks", "unknown task \(taskID)") }
+                for (taskID, taskNode) in targetTasks where taskNodes[taskID] == nil {
+                    problem(taskNode, "\(path).tasks", "unknown task \(taskID)")
+                }
                 targets.append(
                     .init(
                         indicator: indicator, text: text, op: op, threshold: threshold, thresholdFrom: thresholdFrom,
@@ -364,7 +401,9 @@ public enum PlanLoader {
             var rules: [PlanDocument.Rule] = []
             for (index, node) in (sequence(top["rules"], "rules") ?? []).enumerated() {
                 let path = "rules[\(index)]"
-                guard let map = mapping(node, path), let id = string(map, "id", path), let text = string(map, "text", path) else { continue }
+                guard let map = mapping(node, path), let id = string(map, "id", path), let text = string(map, "text", path) else {
+                    continue
+                }
                 rules.append(.init(id: id, text: text, withinMonths: number(map, "within_months", path, range: 1...120).map(Int.init)))
             }
 

@@ -31,7 +31,9 @@ public struct RegistryService: DubanService {
             logger.info("plan in force", metadata: ["plan.title": "\(loaded.document.title)", "plan.source": "\(loaded.source)"])
         } else {
             guard let path = context.deployment.planFile ?? PlanLoader.bundledPlanPath else {
-                throw PlanLoadError(problems: [PlanProblem(file: "(bundled plan)", line: nil, path: "", message: "no plan file configured and none bundled")])
+                throw PlanLoadError(problems: [
+                    PlanProblem(file: "(bundled plan)", line: nil, path: "", message: "no plan file configured and none bundled")
+                ])
             }
             let document = try PlanLoader.load(path: path)
             let loaded = LoadedPlan(document: document, source: path, loadedAt: Timestamp.format(context.clock.now()))
@@ -41,7 +43,9 @@ public struct RegistryService: DubanService {
                 try RegistryStore.refreshStatuses(db, plan: document, now: now, events: &events)
             }
             current = PlanHolder(loaded)
-            logger.info("plan loaded on first start", metadata: ["plan.title": "\(document.title)", "plan.source": "\(path)", "plan.tasks": "\(document.tasks.count)"])
+            logger.info(
+                "plan loaded on first start",
+                metadata: ["plan.title": "\(document.title)", "plan.source": "\(path)", "plan.tasks": "\(document.tasks.count)"])
         }
     }
 
@@ -67,7 +71,8 @@ public struct RegistryService: DubanService {
             let plan = loaded.document
             let views = try cache.views(plan: versioned, store: try context.store, now: clock.now()).views
             return PlanReply(
-                title: plan.title, district: plan.district, start: plan.start, end: plan.end, office: plan.office, dispatchDay: plan.dispatchDay,
+                title: plan.title, district: plan.district, start: plan.start, end: plan.end, office: plan.office,
+                dispatchDay: plan.dispatchDay,
                 goals: plan.goals, categories: plan.categories.map(\.heading), tasks: views, targets: plan.targets.map(Self.target),
                 rules: plan.rules.map { PlanRule(id: $0.id, text: $0.text, withinMonths: $0.withinMonths) }, loadedAt: loaded.loadedAt)
         }
@@ -89,7 +94,8 @@ public struct RegistryService: DubanService {
             if let category = request.category {
                 guard let match = plan.categories.first(where: { [$0.id, $0.title, $0.heading].contains(category) }) else {
                     throw ErrorBody.notFound(
-                        "no task group \(category); one of \(plan.categories.map(\.heading).joined(separator: " "))", field: "body.category")
+                        "no task group \(category); one of \(plan.categories.map(\.heading).joined(separator: " "))", field: "body.category"
+                    )
                 }
                 categoryID = match.id
             }
@@ -100,7 +106,9 @@ public struct RegistryService: DubanService {
                     if let categoryID, task.category != categoryID { return false }
                     if let status = request.status, view.status != status { return false }
                     if let unit = request.unit {
-                        let involved = task.isParent ? task.subtasks.compactMap(plan.task).flatMap { $0.lead + $0.cooperating } : task.lead + task.cooperating
+                        let involved =
+                            task.isParent
+                            ? task.subtasks.compactMap(plan.task).flatMap { $0.lead + $0.cooperating } : task.lead + task.cooperating
                         if !involved.contains(where: { Self.stands(for: $0, unit: unit, plan: plan) }) { return false }
                     }
                     return true
@@ -109,7 +117,9 @@ public struct RegistryService: DubanService {
 
         handlers.onReadEncoded(RegistryTypes.taskGet, TaskGetRequest.self) { request, context in
             let versioned = current.versioned
-            guard versioned.loaded.document.task(request.id) != nil else { throw ErrorBody.notFound("no task \(request.id)", field: "body.id") }
+            guard versioned.loaded.document.task(request.id) != nil else {
+                throw ErrorBody.notFound("no task \(request.id)", field: "body.id")
+            }
             return try cache.taskReply(request.id, plan: versioned, store: try context.store, now: clock.now())
         }
 
@@ -132,7 +142,8 @@ public struct RegistryService: DubanService {
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
-                        report.task, report.period, report.unit, report.revision, report.percent, report.summary, report.measures, report.problems,
+                        report.task, report.period, report.unit, report.revision, report.percent, report.summary, report.measures,
+                        report.problems,
                         report.nextSteps, try WireCoding.encode(report.evidence), report.reportedAt, report.reportedBy,
                     ])
                 try events.emit(RegistryTypes.progressReported, report)
@@ -147,13 +158,16 @@ public struct RegistryService: DubanService {
             }
             return ListReply(
                 items: try await context.store.pool.read {
-                    try RegistryStore.reports($0, task: request.task, period: request.period, unit: request.unit, history: request.history ?? false)
+                    try RegistryStore.reports(
+                        $0, task: request.task, period: request.period, unit: request.unit, history: request.history ?? false)
                 })
         }
 
         handlers.on(RegistryTypes.dispatchOverview, DispatchOverviewRequest.self) { request, context in
             let plan = current.plan.document
-            guard let month = Month(request.period) else { throw ErrorBody.invalidArgument("period must be a month, YYYY-MM", field: "body.period") }
+            guard let month = Month(request.period) else {
+                throw ErrorBody.invalidArgument("period must be a month, YYYY-MM", field: "body.period")
+            }
             let all = try await context.store.pool.read { try RegistryStore.reports($0) }
             return Self.dispatchOverview(plan: plan, month: month, reports: all)
         }
@@ -161,7 +175,8 @@ public struct RegistryService: DubanService {
         handlers.on(RegistryTypes.escalationRecord, EscalationRecordRequest.self, mutating: true) { request, context in
             let plan = current.plan.document
             guard context.from == plan.office else {
-                throw ErrorBody.permissionDenied("escalations are recorded by \(plan.office); this request is from \(context.from ?? "nobody")", field: "from")
+                throw ErrorBody.permissionDenied(
+                    "escalations are recorded by \(plan.office); this request is from \(context.from ?? "nobody")", field: "from")
             }
             guard plan.unit(request.unit) != nil else { throw ErrorBody.notFound("no unit \(request.unit)", field: "body.unit") }
             guard !request.reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
@@ -174,9 +189,12 @@ public struct RegistryService: DubanService {
             return try await context.write { db, events in
                 try db.execute(
                     sql: "INSERT INTO escalations (unit, level, reason, tasks, recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?)",
-                    arguments: [request.unit, request.level.rawValue, request.reason, try WireCoding.encode(request.tasks ?? []), at, context.from])
+                    arguments: [
+                        request.unit, request.level.rawValue, request.reason, try WireCoding.encode(request.tasks ?? []), at, context.from,
+                    ])
                 let escalation = Escalation(
-                    id: Int(db.lastInsertedRowID), unit: request.unit, level: request.level, reason: request.reason, tasks: request.tasks ?? [],
+                    id: Int(db.lastInsertedRowID), unit: request.unit, level: request.level, reason: request.reason,
+                    tasks: request.tasks ?? [],
                     recordedAt: at, recordedBy: context.from)
                 try events.emit(RegistryTypes.escalationRecorded, escalation)
                 return escalation
@@ -184,7 +202,9 @@ public struct RegistryService: DubanService {
         }
 
         handlers.on(RegistryTypes.escalationList, EscalationListRequest.self) { request, context in
-            if let unit = request.unit, current.plan.document.unit(unit) == nil { throw ErrorBody.notFound("no unit \(unit)", field: "body.unit") }
+            if let unit = request.unit, current.plan.document.unit(unit) == nil {
+                throw ErrorBody.notFound("no unit \(unit)", field: "body.unit")
+            }
             return ListReply(items: try await context.store.pool.read { try RegistryStore.escalations($0, unit: request.unit) })
         }
 
@@ -227,9 +247,12 @@ public struct RegistryService: DubanService {
             throw ErrorBody.invalidArgument(
                 "task \(task.id) is reported through its sub-items \(task.subtasks.joined(separator: ", "))", field: "body.task")
         }
-        guard let month = Month(request.period) else { throw ErrorBody.invalidArgument("period must be a month, YYYY-MM", field: "body.period") }
+        guard let month = Month(request.period) else {
+            throw ErrorBody.invalidArgument("period must be a month, YYYY-MM", field: "body.period")
+        }
         guard let first = Month(date: plan.start), let last = Month(date: plan.end), month >= first, month <= last else {
-            throw ErrorBody.invalidArgument("period \(request.period) is outside the plan (\(plan.start) to \(plan.end))", field: "body.period")
+            throw ErrorBody.invalidArgument(
+                "period \(request.period) is outside the plan (\(plan.start) to \(plan.end))", field: "body.period")
         }
         guard month <= Month(now) else {
             throw ErrorBody.invalidArgument("period \(request.period) has not begun", field: "body.period")
@@ -262,7 +285,8 @@ public struct RegistryService: DubanService {
 
     static func target(_ entry: PlanDocument.TargetEntry) -> PlanTarget {
         PlanTarget(
-            indicator: entry.indicator, text: entry.text, operator: entry.op, threshold: entry.threshold, thresholdFrom: entry.thresholdFrom,
+            indicator: entry.indicator, text: entry.text, operator: entry.op, threshold: entry.threshold,
+            thresholdFrom: entry.thresholdFrom,
             unit: entry.unit, scale: entry.scale, tasks: entry.tasks)
     }
 

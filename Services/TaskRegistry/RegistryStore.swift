@@ -74,13 +74,17 @@ enum RegistryStore {
 
     static func report(from row: Row) throws -> ProgressReport {
         ProgressReport(
-            task: row["task"], period: row["period"], unit: row["unit"], percent: row["percent"], summary: row["summary"], measures: row["measures"],
-            problems: row["problems"], nextSteps: row["next_steps"], evidence: try JSONDecoder().decode([EvidenceRef].self, from: row["evidence"] as Data),
+            task: row["task"], period: row["period"], unit: row["unit"], percent: row["percent"], summary: row["summary"],
+            measures: row["measures"],
+            problems: row["problems"], nextSteps: row["next_steps"],
+            evidence: try JSONDecoder().decode([EvidenceRef].self, from: row["evidence"] as Data),
             revision: row["revision"], reportedAt: row["reported_at"], reportedBy: row["reported_by"])
     }
 
     /// Reports matching the filters: the latest revision of each (task, month, unit), or every revision.
-    static func reports(_ db: Database, task: String? = nil, period: String? = nil, unit: String? = nil, history: Bool = false) throws -> [ProgressReport] {
+    static func reports(_ db: Database, task: String? = nil, period: String? = nil, unit: String? = nil, history: Bool = false) throws
+        -> [ProgressReport]
+    {
         var conditions: [String] = []
         var arguments: [any DatabaseValueConvertible] = []
         if let task {
@@ -97,7 +101,8 @@ enum RegistryStore {
         }
         if !history {
             conditions.append(
-                "p.revision = (SELECT MAX(q.revision) FROM progress_reports q WHERE q.task = p.task AND q.period = p.period AND q.unit = p.unit)")
+                "p.revision = (SELECT MAX(q.revision) FROM progress_reports q WHERE q.task = p.task AND q.period = p.period AND q.unit = p.unit)"
+            )
         }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         return try Row.fetchAll(
@@ -132,11 +137,13 @@ enum RegistryStore {
         for task in plan.tasks {
             guard let status = statuses[task.id], stored[task.id] != status.rawValue else { continue }
             try db.execute(
-                sql: "INSERT OR REPLACE INTO task_status (task, status, changed_at) VALUES (?, ?, ?)", arguments: [task.id, status.rawValue, at])
+                sql: "INSERT OR REPLACE INTO task_status (task, status, changed_at) VALUES (?, ?, ?)",
+                arguments: [task.id, status.rawValue, at])
             let leads = task.isParent ? unionOfLeads(task, plan: plan) : task.lead
             try events.emit(
                 RegistryTypes.taskStatusChanged,
-                TaskStatusChanged(task: task.id, from: stored[task.id].flatMap(TaskStatus.init(rawValue:)), to: status, leadUnits: leads, at: at))
+                TaskStatusChanged(
+                    task: task.id, from: stored[task.id].flatMap(TaskStatus.init(rawValue:)), to: status, leadUnits: leads, at: at))
         }
         let current = Set(plan.tasks.map(\.id))
         for task in stored.keys where !current.contains(task) {
@@ -164,7 +171,8 @@ enum RegistryStore {
         return try rows.map {
             Escalation(
                 id: $0["id"], unit: $0["unit"], level: EscalationLevel(rawValue: $0["level"]) ?? .notice, reason: $0["reason"],
-                tasks: try JSONDecoder().decode([String].self, from: $0["tasks"] as Data), recordedAt: $0["recorded_at"], recordedBy: $0["recorded_by"])
+                tasks: try JSONDecoder().decode([String].self, from: $0["tasks"] as Data), recordedAt: $0["recorded_at"],
+                recordedBy: $0["recorded_by"])
         }
     }
 }

@@ -14,7 +14,8 @@ public struct Month: Comparable, Hashable, Sendable, CustomStringConvertible {
     /// Parses `YYYY-MM`.
     public init?(_ text: String) {
         let parts = text.split(separator: "-")
-        guard parts.count == 2, parts[0].count == 4, parts[1].count == 2, let y = Int(parts[0]), let m = Int(parts[1]), (1...12).contains(m) else {
+        guard parts.count == 2, parts[0].count == 4, parts[1].count == 2, let y = Int(parts[0]), let m = Int(parts[1]), (1...12).contains(m)
+        else {
             return nil
         }
         self.init(year: y, month: m)
@@ -105,7 +106,9 @@ public enum TaskStatusRules {
         let leads = expectedReporters(task, plan: plan)
         let progress = progress(task, plan: plan, reports: reports)
         if task.deadline != nil, !leads.isEmpty, leads.allSatisfy({ (reports.latestPercent[$0] ?? 0) >= 100 }) { return .completed }
-        if let deadline = task.deadline, let deadlineStart = Timestamp.startOfDistrictDay(deadline), now >= deadlineStart.addingTimeInterval(86_400) {
+        if let deadline = task.deadline, let deadlineStart = Timestamp.startOfDistrictDay(deadline),
+            now >= deadlineStart.addingTimeInterval(86_400)
+        {
             return .overdue
         }
         if let due = lastDueMonth(plan: plan, now: now), leads.contains(where: { !(reports.monthsReported[$0]?.contains(due) ?? false) }) {
@@ -145,7 +148,9 @@ public enum TaskStatusRules {
             for milestone in task.milestones {
                 if let day = Timestamp.startOfDistrictDay(milestone.date) { consider(day.addingTimeInterval(86_400)) }
             }
-            if let deadline = task.deadline, let end = Timestamp.startOfDistrictDay(deadline)?.addingTimeInterval(86_400), let start = planStart, end > start {
+            if let deadline = task.deadline, let end = Timestamp.startOfDistrictDay(deadline)?.addingTimeInterval(86_400),
+                let start = planStart, end > start
+            {
                 // Lagging once elapsed > (progress + tolerance) / 100. The instant is computed in
                 // floating point, so the moments around it are not trusted to any snapshot.
                 let threshold = (progress(task, plan: plan, reports: reports[task.id] ?? TaskReports()) + plan.lagTolerance) / 100

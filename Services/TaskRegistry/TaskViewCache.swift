@@ -43,7 +43,9 @@ final class TaskViewCache: Sendable {
         }
         let reports = try store.readNow { try RegistryStore.taskReports($0, plan: plan.loaded.document) }
         let views = Self.taskViews(plan: plan.loaded.document, reports: reports, now: now)
-        let validUntil = min(TaskStatusRules.nextChange(plan: plan.loaded.document, reports: reports, now: now), now.addingTimeInterval(Self.longestValidity))
+        let validUntil = min(
+            TaskStatusRules.nextChange(plan: plan.loaded.document, reports: reports, now: now), now.addingTimeInterval(Self.longestValidity)
+        )
         let snapshot = Snapshot(
             generation: generation, planVersion: plan.version, computedAt: now, validUntil: validUntil, views: views,
             index: Dictionary(uniqueKeysWithValues: views.enumerated().map { ($0.element.id, $0.offset) }))
@@ -60,7 +62,8 @@ final class TaskViewCache: Sendable {
     func taskReply(_ id: String, plan: PlanHolder.Versioned, store: ServiceStore, now: Date) throws -> Data {
         let snapshot = try views(plan: plan, store: store, now: now)
         if let encoded = state.withLock({ state in
-            state.snapshot.map { $0.generation == snapshot.generation && $0.computedAt == snapshot.computedAt } == true ? state.taskReplies[id] : nil
+            state.snapshot.map { $0.generation == snapshot.generation && $0.computedAt == snapshot.computedAt } == true
+                ? state.taskReplies[id] : nil
         }) {
             return encoded
         }
@@ -87,7 +90,11 @@ final class TaskViewCache: Sendable {
             let children = task.subtasks.compactMap(plan.task)
             let progress: Double
             if task.isParent {
-                progress = children.isEmpty ? 0 : children.map { TaskStatusRules.progress($0, plan: plan, reports: reports[$0.id] ?? TaskReports()) }.reduce(0, +) / Double(children.count)
+                progress =
+                    children.isEmpty
+                    ? 0
+                    : children.map { TaskStatusRules.progress($0, plan: plan, reports: reports[$0.id] ?? TaskReports()) }.reduce(0, +)
+                        / Double(children.count)
             } else {
                 progress = TaskStatusRules.progress(task, plan: plan, reports: reports[task.id] ?? TaskReports())
             }
@@ -98,7 +105,8 @@ final class TaskViewCache: Sendable {
                 deadline: task.isParent ? children.compactMap(\.deadline).max() : task.deadline,
                 ongoing: task.isParent ? children.allSatisfy { $0.deadline == nil } : task.deadline == nil,
                 milestones: task.milestones.map { Milestone(date: $0.date, text: $0.text, percent: $0.percent) },
-                targets: plan.targets.filter { $0.tasks.contains(task.id) }.map(\.indicator), subtasks: task.subtasks, status: statuses[task.id])
+                targets: plan.targets.filter { $0.tasks.contains(task.id) }.map(\.indicator), subtasks: task.subtasks,
+                status: statuses[task.id])
             view.deadlineText = task.deadlineText
             view.progress = (progress * 10).rounded() / 10
             return view

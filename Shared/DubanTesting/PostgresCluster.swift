@@ -38,7 +38,9 @@ public final class PostgresCluster: @unchecked Sendable {
         let asRoot = getuid() == 0
         if asRoot { try run("/bin/chown", ["-R", "postgres:postgres", directory]) }
         func pg(_ tool: String, _ arguments: [String]) throws {
-            let command = asRoot ? ["/usr/sbin/runuser", "-u", "postgres", "--", "\(binaries)/\(tool)"] + arguments : ["\(binaries)/\(tool)"] + arguments
+            let command =
+                asRoot
+                ? ["/usr/sbin/runuser", "-u", "postgres", "--", "\(binaries)/\(tool)"] + arguments : ["\(binaries)/\(tool)"] + arguments
             let wrapped = namespace.map { ["/usr/sbin/ip", "netns", "exec", $0] + command } ?? command
             try run(wrapped[0], Array(wrapped.dropFirst()))
         }
@@ -48,10 +50,12 @@ public final class PostgresCluster: @unchecked Sendable {
             let rules = (try String(contentsOfFile: hba, encoding: .utf8)) + "\nhost all all 0.0.0.0/0 trust\n"
             try rules.write(toFile: hba, atomically: true, encoding: .utf8)
         }
-        try pg("pg_ctl", [
-            "-D", "\(directory)/data", "-l", "\(directory)/server.log", "-w", "-t", "60",
-            "-o", "-p \(port) -k \(directory) -c listen_addresses=\(host) -c max_connections=100", "start",
-        ])
+        try pg(
+            "pg_ctl",
+            [
+                "-D", "\(directory)/data", "-l", "\(directory)/server.log", "-w", "-t", "60",
+                "-o", "-p \(port) -k \(directory) -c listen_addresses=\(host) -c max_connections=100", "start",
+            ])
         let cluster = PostgresCluster(port: port, directory: directory, binaries: binaries, host: host, namespace: namespace)
         try cluster.psql("CREATE DATABASE duban", database: "postgres")
         return cluster
@@ -68,7 +72,9 @@ public final class PostgresCluster: @unchecked Sendable {
     /// Runs SQL and returns psql's unaligned, tuples-only output.
     @discardableResult
     public func psql(_ sql: String, database: String = "duban") throws -> String {
-        let command = ["\(binaries)/psql", "-h", host, "-p", "\(port)", "-U", "duban", "-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql]
+        let command = [
+            "\(binaries)/psql", "-h", host, "-p", "\(port)", "-U", "duban", "-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql,
+        ]
         let wrapped = namespace.map { ["/usr/sbin/ip", "netns", "exec", $0] + command } ?? command
         return try Self.run(wrapped[0], Array(wrapped.dropFirst())).trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -109,7 +115,8 @@ public final class PostgresCluster: @unchecked Sendable {
         let exited = (status & 0x7f) == 0
         let code = (status >> 8) & 0xff
         guard exited && code == 0 else {
-            throw TestFailure("\((executable as NSString).lastPathComponent) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
+            throw TestFailure(
+                "\((executable as NSString).lastPathComponent) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
         }
         return text
     }

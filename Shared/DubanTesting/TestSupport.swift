@@ -74,7 +74,8 @@ public final class InProcessService: Sendable {
 
     /// Builds and starts service `S` with its data in `dataDirectory`.
     public static func start<S: DubanService>(
-        _ type: S.Type, dataDirectory: String, endpoints: Endpoints? = nil, clock: ServiceClock = ServiceClock(), maxPayloadBytes: Int? = nil,
+        _ type: S.Type, dataDirectory: String, endpoints: Endpoints? = nil, clock: ServiceClock = ServiceClock(),
+        maxPayloadBytes: Int? = nil,
         tickSeconds: Double? = nil, planFile: String? = nil, configure: (inout DeploymentConfiguration) -> Void = { _ in }
     ) async throws -> InProcessService {
         var deployment = DeploymentConfiguration(dataDirectory: dataDirectory, logLevel: .warning)
@@ -134,13 +135,15 @@ public final class ServiceProcess: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
         process.environment = env
-        let logPath = (NSTemporaryDirectory() as NSString).appendingPathComponent("\((executable as NSString).lastPathComponent)-\(UUID().uuidString.prefix(8)).log")
+        let logPath = (NSTemporaryDirectory() as NSString).appendingPathComponent(
+            "\((executable as NSString).lastPathComponent)-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = log
         process.standardError = log
         try process.run()
-        let started = ServiceProcess(process: process, endpoints: pingAt.map { Endpoints(rpc: $0, events: endpoints.events) } ?? endpoints, logPath: logPath)
+        let started = ServiceProcess(
+            process: process, endpoints: pingAt.map { Endpoints(rpc: $0, events: endpoints.events) } ?? endpoints, logPath: logPath)
         if waitForPing {
             guard try await started.waitUntilAnswering() else {
                 started.kill()

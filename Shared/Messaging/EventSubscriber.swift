@@ -50,7 +50,8 @@ public final class EventSubscriber: Sendable {
         do {
             let rpc = try await RPCClient.connect(to: rpcEndpoint, from: name, loop: loop)
             let subscriber = EventSubscriber(
-                events: eventsEndpoint, rpc: rpc, rpcEndpoint: rpcEndpoint, topics: topics, heartbeat: heartbeat, logger: logger, loop: loop)
+                events: eventsEndpoint, rpc: rpc, rpcEndpoint: rpcEndpoint, topics: topics, heartbeat: heartbeat, logger: logger, loop: loop
+            )
             let continuation = subscriber.inputContinuation
             // Subscribe before reading history, so nothing falls between the two.
             _ = try await loop.addSocket(
@@ -72,7 +73,9 @@ public final class EventSubscriber: Sendable {
         }
     }
 
-    private init(events: String, rpc: RPCClient, rpcEndpoint: String, topics: [String], heartbeat: Duration, logger: Logger, loop: ZMQPollLoop) {
+    private init(
+        events: String, rpc: RPCClient, rpcEndpoint: String, topics: [String], heartbeat: Duration, logger: Logger, loop: ZMQPollLoop
+    ) {
         self.eventsEndpoint = events
         self.rpcEndpoint = rpcEndpoint
         self.rpc = rpc

@@ -91,7 +91,9 @@ public final class RPCClient: Sendable {
             envelope = try WireCoding.decoder().decode(ReplyEnvelope<Reply>.self, from: frame)
         } catch {
             // An error reply has no body to decode as `Reply`: read it as an error.
-            if let failed = try? WireCoding.decoder().decode(ReplyEnvelope<JSONValue>.self, from: frame), !failed.ok, let error = failed.error {
+            if let failed = try? WireCoding.decoder().decode(ReplyEnvelope<JSONValue>.self, from: frame), !failed.ok,
+                let error = failed.error
+            {
                 throw error
             }
             throw RPCClientError.badReply("\(error)")
@@ -161,7 +163,8 @@ public final class RPCClient: Sendable {
             // reply resumes the caller right there instead of through the global pool.
             let reply: Data = try await withTaskCancellationHandler {
                 // Resumed exactly once, by whoever removes the waiter from `pending`.
-                try await withUnsafeThrowingContinuation(isolation: isolation) { (continuation: UnsafeContinuation<Data, any Error>) -> Void in
+                try await withUnsafeThrowingContinuation(isolation: isolation) {
+                    (continuation: UnsafeContinuation<Data, any Error>) -> Void in
                     // The deadline is set once the waiter is registered, so the sweeper cannot miss it.
                     pending.withLock { $0[key] = Waiter(continuation: continuation, deadline: .now + timeout) }
                     // Cancelled before the waiter existed: the cancellation handler found nothing to resume.

@@ -27,7 +27,17 @@ public struct ZMQError: Error, CustomStringConvertible, Sendable {
 
 /// The socket types Duban uses (values from zmq.h).
 public enum ZMQSocketType: Int32, Sendable {
-    case pair = 0, pub = 1, sub = 2, req = 3, rep = 4, dealer = 5, router = 6, pull = 7, push = 8, xpub = 9, xsub = 10
+    case pair = 0
+    case pub = 1
+    case sub = 2
+    case req = 3
+    case rep = 4
+    case dealer = 5
+    case router = 6
+    case pull = 7
+    case push = 8
+    case xpub = 9
+    case xsub = 10
 }
 
 /// A ZeroMQ context. Thread-safe; it must outlive every socket made from it, which is why
@@ -50,7 +60,9 @@ public final class ZMQContext: @unchecked Sendable {
 
     /// The libzmq version as `major.minor.patch`.
     public static var libraryVersion: String {
-        var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
+        var major: Int32 = 0
+        var minor: Int32 = 0
+        var patch: Int32 = 0
         zmq_version(&major, &minor, &patch)
         return "\(major).\(minor).\(patch)"
     }
@@ -263,7 +275,6 @@ func string(fromNulTerminated buffer: [CChar]) -> String {
     let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
     return String(decoding: bytes, as: UTF8.self)
 }
-
 
 /// Endpoint rules shared by everything that binds.
 public enum ZMQEndpoint {

@@ -148,7 +148,8 @@ public struct CaseOpenRequest: Codable, Sendable, Equatable {
     }
 
     public init(
-        source: CaseSource, title: String, unit: String, deadline: String? = nil, description: String? = nil, task: String? = nil, batch: String? = nil,
+        source: CaseSource, title: String, unit: String, deadline: String? = nil, description: String? = nil, task: String? = nil,
+        batch: String? = nil,
         location: String? = nil, coordinates: Coordinates? = nil, externalRef: String? = nil, supervisingUnit: String? = nil,
         acceptanceUnit: String? = nil, measures: String? = nil, evidence: [EvidenceRef]? = nil
     ) {
@@ -229,8 +230,10 @@ public struct Case: Codable, Sendable, Equatable {
 
     public init(
         id: String, source: CaseSource, title: String, description: String?, unit: String, supervisingUnit: String?, deadline: String?,
-        measures: String?, task: String?, batch: String?, location: String?, coordinates: Coordinates?, externalRef: String?, acceptanceUnit: String?,
-        state: CaseState, overdue: Bool, evidence: [EvidenceRef], history: [CaseTransition]?, openedAt: String, updatedAt: String, closedAt: String?
+        measures: String?, task: String?, batch: String?, location: String?, coordinates: Coordinates?, externalRef: String?,
+        acceptanceUnit: String?,
+        state: CaseState, overdue: Bool, evidence: [EvidenceRef], history: [CaseTransition]?, openedAt: String, updatedAt: String,
+        closedAt: String?
     ) {
         self.id = id
         self.source = source
@@ -268,7 +271,10 @@ public struct CaseListRequest: Codable, Sendable {
     public var batch: String?
     public var task: String?
     public var overdue: Bool?
-    public init(status: CaseState? = nil, unit: String? = nil, source: CaseSource? = nil, batch: String? = nil, task: String? = nil, overdue: Bool? = nil) {
+    public init(
+        status: CaseState? = nil, unit: String? = nil, source: CaseSource? = nil, batch: String? = nil, task: String? = nil,
+        overdue: Bool? = nil
+    ) {
         self.status = status
         self.unit = unit
         self.source = source
@@ -317,7 +323,10 @@ public struct CaseExportRequest: Codable, Sendable {
     public var task: String?
     public var overdue: Bool?
 
-    public init(format: String = "csv", status: CaseState? = nil, unit: String? = nil, source: CaseSource? = nil, batch: String? = nil, task: String? = nil, overdue: Bool? = nil) {
+    public init(
+        format: String = "csv", status: CaseState? = nil, unit: String? = nil, source: CaseSource? = nil, batch: String? = nil,
+        task: String? = nil, overdue: Bool? = nil
+    ) {
         self.format = format
         self.status = status
         self.unit = unit
@@ -404,7 +413,9 @@ public struct CaseTransitioned: Codable, Sendable, Equatable {
     public var unit: String
     public var task: String?
 
-    public init(id: String, from: CaseState, to: CaseState, action: CaseAction, actor: String, comment: String?, unit: String, task: String?) {
+    public init(
+        id: String, from: CaseState, to: CaseState, action: CaseAction, actor: String, comment: String?, unit: String, task: String?
+    ) {
         self.id = id
         self.from = from
         self.to = to

@@ -13,7 +13,9 @@ public struct RequestEnvelope<Body: Encodable & Sendable>: Encodable, Sendable {
     public var key: String?
     public var body: Body
 
-    public init(id: String = MessageID.next(), type: String, ts: String = Timestamp.now(), from: String? = nil, key: String? = nil, body: Body) {
+    public init(
+        id: String = MessageID.next(), type: String, ts: String = Timestamp.now(), from: String? = nil, key: String? = nil, body: Body
+    ) {
         self.id = id
         self.type = type
         self.ts = ts
@@ -103,7 +105,9 @@ public enum EnvelopeWriter {
 
     /// An error reply.
     public static func errorReply(type: String, re: String?, error: ErrorBody) -> Data {
-        reply(type: type, re: re, ok: false, payload: (try? WireCoding.encode(error)) ?? Data(#"{"code":"internal","message":"encoding failed"}"#.utf8))
+        reply(
+            type: type, re: re, ok: false,
+            payload: (try? WireCoding.encode(error)) ?? Data(#"{"code":"internal","message":"encoding failed"}"#.utf8))
     }
 
     /// An event envelope.

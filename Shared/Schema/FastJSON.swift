@@ -265,7 +265,11 @@ public enum FastJSON: Sendable, Equatable {
                     guard slice.count <= 16, bytes.count > 2048 else { return String(validating: slice, as: UTF8.self) }
                     var key = ShortKey(count: slice.count, low: 0, high: 0)
                     for (offset, byte) in slice.enumerated() {
-                        if offset < 8 { key.low |= UInt64(byte) << (8 * UInt64(offset)) } else { key.high |= UInt64(byte) << (8 * UInt64(offset - 8)) }
+                        if offset < 8 {
+                            key.low |= UInt64(byte) << (8 * UInt64(offset))
+                        } else {
+                            key.high |= UInt64(byte) << (8 * UInt64(offset - 8))
+                        }
                     }
                     if let known = shortStrings[key] { return known }
                     guard let string = String(validating: slice, as: UTF8.self) else { return nil }
@@ -307,7 +311,8 @@ public enum FastJSON: Sendable, Equatable {
                     guard var scalar = hex4() else { return nil }
                     if (0xD800...0xDBFF).contains(scalar) {
                         // A high surrogate must be followed by an escaped low one.
-                        guard position + 1 < bytes.count, bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") else { return nil }
+                        guard position + 1 < bytes.count, bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u")
+                        else { return nil }
                         position += 2
                         guard let low = hex4(), (0xDC00...0xDFFF).contains(low) else { return nil }
                         scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)

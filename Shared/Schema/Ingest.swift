@@ -218,7 +218,12 @@ extension ReadingSubmitRequest: FastDecodable, Fingerprintable {
         readings.reserveCapacity(elements.count)
         for element in elements {
             guard case .object(let members) = element else { return nil }
-            var station: String?, parameter: String?, ts: String?, value: Double?, unit: String?, flag: String?
+            var station: String?
+            var parameter: String?
+            var ts: String?
+            var value: Double?
+            var unit: String?
+            var flag: String?
             // A repeated key counts once, the first time, as JSONDecoder reads it.
             var seen: UInt8 = 0
             func first(_ bit: UInt8) -> Bool {
@@ -349,7 +354,8 @@ public struct AlertBody: Codable, Sendable, Equatable {
     public var at: String
 
     public init(
-        alert: String, kind: String, station: String?, parameter: String?, indicator: String?, severity: String, message: String, value: Double?,
+        alert: String, kind: String, station: String?, parameter: String?, indicator: String?, severity: String, message: String,
+        value: Double?,
         limit: Double?, at: String
     ) {
         self.alert = alert
@@ -380,7 +386,10 @@ public struct IndicatorUpdated: Codable, Sendable, Equatable {
         case previousAttainment = "previous_attainment"
     }
 
-    public init(indicator: String, period: String, value: JSONValue, attainment: String, previousAttainment: String?, source: String, tasks: [String]) {
+    public init(
+        indicator: String, period: String, value: JSONValue, attainment: String, previousAttainment: String?, source: String,
+        tasks: [String]
+    ) {
         self.indicator = indicator
         self.period = period
         self.value = value

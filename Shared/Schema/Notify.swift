@@ -127,7 +127,9 @@ public struct DeliveryAttempt: Codable, Sendable, Equatable {
     public var status: Int?
     public var error: String?
 
-    public init(delivery: Int, channel: String, unit: String, notices: [String], attempt: Int, at: String, ok: Bool, status: Int?, error: String?) {
+    public init(
+        delivery: Int, channel: String, unit: String, notices: [String], attempt: Int, at: String, ok: Bool, status: Int?, error: String?
+    ) {
         self.delivery = delivery
         self.channel = channel
         self.unit = unit
@@ -232,7 +234,10 @@ public struct NoticeListRequest: Codable, Sendable {
     /// Text to find in the title or text.
     public var q: String?
     public var task: String?
-    public init(unit: String? = nil, kind: NoticeKind? = nil, since: String? = nil, until: String? = nil, state: NoticeState? = nil, q: String? = nil, task: String? = nil) {
+    public init(
+        unit: String? = nil, kind: NoticeKind? = nil, since: String? = nil, until: String? = nil, state: NoticeState? = nil,
+        q: String? = nil, task: String? = nil
+    ) {
         self.unit = unit
         self.kind = kind
         self.since = since

@@ -104,7 +104,8 @@ public struct PlanTask: Codable, Sendable, Equatable {
 
     public init(
         id: String, parent: String? = nil, category: String, title: String, text: String, leadUnits: [String], cooperatingUnits: [String],
-        deadline: String?, ongoing: Bool, milestones: [Milestone] = [], targets: [String] = [], subtasks: [String] = [], status: TaskStatus? = nil
+        deadline: String?, ongoing: Bool, milestones: [Milestone] = [], targets: [String] = [], subtasks: [String] = [],
+        status: TaskStatus? = nil
     ) {
         self.id = id
         self.parent = parent
@@ -142,7 +143,8 @@ public struct PlanTarget: Codable, Sendable, Equatable {
     }
 
     public init(
-        indicator: String, text: String, operator: String, threshold: JSONValue?, thresholdFrom: String? = nil, unit: String?, scale: [String]? = nil,
+        indicator: String, text: String, operator: String, threshold: JSONValue?, thresholdFrom: String? = nil, unit: String?,
+        scale: [String]? = nil,
         tasks: [String]
     ) {
         self.indicator = indicator
@@ -198,7 +200,8 @@ public struct PlanReply: Codable, Sendable {
     }
 
     public init(
-        title: String, district: String?, start: String, end: String, office: String, dispatchDay: Int, goals: String?, categories: [String],
+        title: String, district: String?, start: String, end: String, office: String, dispatchDay: Int, goals: String?,
+        categories: [String],
         tasks: [PlanTask], targets: [PlanTarget], rules: [PlanRule], loadedAt: String?
     ) {
         self.title = title
@@ -328,7 +331,8 @@ public struct ProgressReport: Codable, Sendable, Equatable {
     }
 
     public init(
-        task: String, period: String, unit: String, percent: Double, summary: String, measures: String?, problems: String?, nextSteps: String?,
+        task: String, period: String, unit: String, percent: Double, summary: String, measures: String?, problems: String?,
+        nextSteps: String?,
         evidence: [EvidenceRef], revision: Int, reportedAt: String, reportedBy: String?
     ) {
         self.task = task

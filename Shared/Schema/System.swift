@@ -16,7 +16,9 @@ public struct PingReply: Codable, Sendable, Equatable {
     /// Head `seq` of each event stream this service keeps.
     public var streams: [String: Int]
 
-    public init(service: String, instance: String, version: String, protocol: Int = protocolVersion, started: String, streams: [String: Int]) {
+    public init(
+        service: String, instance: String, version: String, protocol: Int = protocolVersion, started: String, streams: [String: Int]
+    ) {
         self.service = service
         self.instance = instance
         self.version = version

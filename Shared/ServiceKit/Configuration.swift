@@ -82,7 +82,10 @@ public struct DeploymentConfiguration: Sendable, Equatable {
     /// checked against this list, so a misspelt key in a unit or manifest fails a test, not a deployment.
     public static let knownKeys: [String] =
         ServiceName.allCases.flatMap { ["\($0.rawValue).rpc", "\($0.rawValue).events"] }
-        + ["broker.backend", "broker.eventsIn", "dataDir", "maxPayloadBytes", "tickSeconds", "planFile", "stationsFile", "databaseURL", "logLevel"]
+        + [
+            "broker.backend", "broker.eventsIn", "dataDir", "maxPayloadBytes", "tickSeconds", "planFile", "stationsFile", "databaseURL",
+            "logLevel",
+        ]
         + ["thresholds.city_control_value", "thresholds.city_standard", "thresholds.national_quota"]
 
     /// Variables read besides the keys: where the file is, the instance mode, the notification rules,

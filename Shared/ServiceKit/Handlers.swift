@@ -49,7 +49,9 @@ public struct RequestContext: Sendable {
     /// Makes the request's change in one SQLite transaction. For a request with an idempotency key, the
     /// reply is remembered in that same transaction, so a retry after a crash can never apply it twice.
     /// A mutating handler makes its change through one call to this and returns its result.
-    public func write<Reply: Encodable & Sendable>(_ updates: @escaping @Sendable (Database, inout EventBuffer) throws -> Reply) async throws -> Reply {
+    public func write<Reply: Encodable & Sendable>(_ updates: @escaping @Sendable (Database, inout EventBuffer) throws -> Reply)
+        async throws -> Reply
+    {
         let key = self.key
         let fingerprint = self.fingerprint
         let type = self.type
@@ -104,7 +106,7 @@ public struct HandlerTable: Sendable {
     /// idempotency fingerprint is still taken from the body as received.
     public mutating func on<Body: Codable & Sendable, Prepared: Sendable, Reply: Encodable & Sendable>(
         _ type: String, _ body: Body.Type, mutating isMutating: Bool = false, prepare: @escaping @Sendable (Body) -> Prepared,
-        _ handler: @escaping @Sendable (Prepared, RequestContext) async throws -> Reply
+        handler: @escaping @Sendable (Prepared, RequestContext) async throws -> Reply
     ) {
         register(type, Body.self, mutating: isMutating)
         preparers[type] = { body in

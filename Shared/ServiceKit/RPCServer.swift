@@ -85,7 +85,8 @@ public final class RPCServer: Service, Sendable {
             var boundRPC = ""
             let router = try await loop.addSocket(
                 .router,
-                options: ZMQSocketOptions(sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000, maxMessageSize: hardCap, routerMandatory: true),
+                options: ZMQSocketOptions(
+                    sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000, maxMessageSize: hardCap, routerMandatory: true),
                 setup: { socket in try attach(socket, endpoints.rpc) },
                 replying: { frames in
                     let prepared = reader.prepare(frames)
@@ -100,12 +101,16 @@ public final class RPCServer: Service, Sendable {
             let pub = try await loop.addSocket(
                 .pub, options: ZMQSocketOptions(sendHighWaterMark: 100_000),
                 setup: { socket in try attach(socket, endpoints.events) })
-            let boundEvents = try await loop.withSocket(pub) { socket in endpoints.events.hasPrefix(">") ? endpoints.events : socket.lastEndpoint }
+            let boundEvents = try await loop.withSocket(pub) { socket in
+                endpoints.events.hasPrefix(">") ? endpoints.events : socket.lastEndpoint
+            }
             store.setPublisher { topic, envelope in loop.send(pub, [Data(topic.utf8), envelope]) }
             let bound = Endpoints(rpc: boundRPC, events: boundEvents)
-            logger.info("listening", metadata: ["zmq.rpc": "\(bound.rpc)", "zmq.events": "\(bound.events)", "db.location": "\(store.location)"])
+            logger.info(
+                "listening", metadata: ["zmq.rpc": "\(bound.rpc)", "zmq.events": "\(bound.events)", "db.location": "\(store.location)"])
             return RPCServer(
-                identity: identity, endpoints: bound, store: store, loop: loop, router: router, runner: runner, queued: queued, topics: topics,
+                identity: identity, endpoints: bound, store: store, loop: loop, router: router, runner: runner, queued: queued,
+                topics: topics,
                 maxPayloadBytes: maxPayloadBytes, logger: logger, clock: clock, requests: requests, continuation: continuation)
         } catch {
             await loop.shutdown()
@@ -115,7 +120,8 @@ public final class RPCServer: Service, Sendable {
 
     private init(
         identity: ServerIdentity, endpoints: Endpoints, store: any EventStorage, loop: ZMQPollLoop, router: SocketID, runner: RequestRunner,
-        queued: QueuedRequests, topics: [String], maxPayloadBytes: Int, logger: Logger, clock: ServiceClock, requests: AsyncStream<Prepared>,
+        queued: QueuedRequests, topics: [String], maxPayloadBytes: Int, logger: Logger, clock: ServiceClock,
+        requests: AsyncStream<Prepared>,
         continuation: AsyncStream<Prepared>.Continuation
     ) {
         self.identity = identity
@@ -181,15 +187,20 @@ public final class RPCServer: Service, Sendable {
         case request(routing: [Data], DecodedRequest, fingerprint: Result<String?, any Error>)
     }
 
-    private static func registerSystemHandlers(_ table: inout HandlerTable, identity: ServerIdentity, topics: [String], store: any EventStorage) {
+    private static func registerSystemHandlers(
+        _ table: inout HandlerTable, identity: ServerIdentity, topics: [String], store: any EventStorage
+    ) {
         @Sendable func ping(_ heads: [String: Int]) -> PingReply {
             PingReply(
-                service: identity.service.rawValue, instance: identity.instance, version: identity.version, started: identity.started, streams: heads)
+                service: identity.service.rawValue, instance: identity.instance, version: identity.version, started: identity.started,
+                streams: heads)
         }
         @Sendable func limit(_ request: EventsSinceRequest) throws -> Int {
             guard request.after >= 0 else { throw ErrorBody.invalidArgument("after must be 0 or more", field: "body.after") }
             let limit = request.limit ?? 1000
-            guard (1...10_000).contains(limit) else { throw ErrorBody.invalidArgument("limit must be between 1 and 10000", field: "body.limit") }
+            guard (1...10_000).contains(limit) else {
+                throw ErrorBody.invalidArgument("limit must be between 1 and 10000", field: "body.limit")
+            }
             return limit
         }
         @Sendable func page(_ request: EventsSinceRequest, _ page: (envelopes: [Data], head: Int)?) throws -> Data {
@@ -251,7 +262,9 @@ struct RequestRunner: Sendable {
             guard let read = handlers.synchronousReads[request.type] else { return nil }
             let context = self.context(for: request, key: nil, fingerprint: nil)
             do {
-                return routing + [EnvelopeWriter.reply(type: request.type, re: request.id, ok: true, payload: try read(request.body, context))]
+                return routing + [
+                    EnvelopeWriter.reply(type: request.type, re: request.id, ok: true, payload: try read(request.body, context))
+                ]
             } catch {
                 return routing + [Self.errorReply(error, for: request, logger: context.logger)]
             }
@@ -267,7 +280,9 @@ struct RequestRunner: Sendable {
     /// Runs the handler of a request in its turn, with the idempotency check for keyed mutating requests.
     func handle(_ request: DecodedRequest, fingerprint precomputed: Result<String?, any Error>) async -> Data {
         guard let handler = handlers.handlers[request.type] else {
-            return EnvelopeWriter.errorReply(type: request.type, re: request.id, error: ErrorBody(code: .unknownType, message: "no request type \(request.type)", field: "type"))
+            return EnvelopeWriter.errorReply(
+                type: request.type, re: request.id,
+                error: ErrorBody(code: .unknownType, message: "no request type \(request.type)", field: "type"))
         }
         // Idempotency: a key seen before answers with the first reply, or `conflict` for another body.
         var fingerprint: String?
@@ -286,7 +301,8 @@ struct RequestRunner: Sendable {
                 }
             } catch {
                 logger.error("idempotency lookup failed", metadata: ["msg.id": "\(request.id)", "error": "\(error)"])
-                return EnvelopeWriter.errorReply(type: request.type, re: request.id, error: .unavailable("storage is not answering: \(error)"))
+                return EnvelopeWriter.errorReply(
+                    type: request.type, re: request.id, error: .unavailable("storage is not answering: \(error)"))
             }
         }
 
@@ -295,7 +311,8 @@ struct RequestRunner: Sendable {
             let body = try await handler(request.body, context)
             if let key, let fingerprint, !context.keyRemembered.value.load(ordering: .acquiring) {
                 // A mutating handler that changed nothing (or wrote without `context.write`): remember its reply now.
-                try await store.remember(key: key, reply: StoredReply(type: request.type, fingerprint: fingerprint, ok: true, payload: body))
+                try await store.remember(
+                    key: key, reply: StoredReply(type: request.type, fingerprint: fingerprint, ok: true, payload: body))
             }
             return EnvelopeWriter.reply(type: request.type, re: request.id, ok: true, payload: body)
         } catch {
@@ -311,9 +328,11 @@ struct RequestRunner: Sendable {
             return EnvelopeWriter.errorReply(type: request.type, re: request.id, error: error)
         case let error as DecodingError:
             return EnvelopeWriter.errorReply(type: request.type, re: request.id, error: WireCoding.describe(error))
-        case let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_FULL || error.resultCode == .SQLITE_IOERR:
+        case let error as DatabaseError
+        where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_FULL || error.resultCode == .SQLITE_IOERR:
             logger.error("storage unavailable", metadata: ["error": "\(error)"])
-            return EnvelopeWriter.errorReply(type: request.type, re: request.id, error: .unavailable("storage is unavailable: \(error.message ?? "\(error)")"))
+            return EnvelopeWriter.errorReply(
+                type: request.type, re: request.id, error: .unavailable("storage is unavailable: \(error.message ?? "\(error)")"))
         default:
             logger.error("handler failed", metadata: ["error": "\(error)"])
             return EnvelopeWriter.errorReply(type: request.type, re: request.id, error: .internal("\(request.type) failed: \(error)"))
@@ -344,7 +363,8 @@ struct RequestReader: Sendable {
             body = frames[1...]
         }
         guard body.count == 1, let payload = body.first else {
-            let error = ErrorBody(code: .badFrame, message: "expected exactly one payload frame after the routing envelope, got \(body.count)")
+            let error = ErrorBody(
+                code: .badFrame, message: "expected exactly one payload frame after the routing envelope, got \(body.count)")
             return .answered(routing: routing, reply: EnvelopeWriter.errorReply(type: "", re: nil, error: error))
         }
         guard payload.count <= maxPayloadBytes else {
@@ -352,7 +372,9 @@ struct RequestReader: Sendable {
             return .answered(
                 routing: routing,
                 reply: EnvelopeWriter.errorReply(
-                    type: "", re: nil, error: ErrorBody(code: .tooLarge, message: "payload of \(payload.count) bytes is over the limit of \(maxPayloadBytes)")))
+                    type: "", re: nil,
+                    error: ErrorBody(code: .tooLarge, message: "payload of \(payload.count) bytes is over the limit of \(maxPayloadBytes)"))
+            )
         }
         let request: DecodedRequest
         do {
@@ -365,7 +387,8 @@ struct RequestReader: Sendable {
             return .answered(
                 routing: routing,
                 reply: EnvelopeWriter.errorReply(
-                    type: request.type, re: request.id, error: ErrorBody(code: .unknownType, message: "no request type \(request.type)", field: "type")))
+                    type: request.type, re: request.id,
+                    error: ErrorBody(code: .unknownType, message: "no request type \(request.type)", field: "type")))
         }
         let fingerprint: Result<String?, any Error>
         if handlers.mutating.contains(request.type), request.key != nil {

@@ -78,12 +78,15 @@ public struct BuiltService: Sendable {
 /// Builds a service from its settings: storage, then sockets (bound before this returns, so a
 /// port in use fails here), then handlers, in a `ServiceGroup` that shuts down gracefully on
 /// SIGTERM and SIGINT.
-public func buildService<S: DubanService>(_ type: S.Type, settings: ServiceSettings, logger: Logger, signals: Bool = true) async throws -> BuiltService {
+public func buildService<S: DubanService>(_ type: S.Type, settings: ServiceSettings, logger: Logger, signals: Bool = true) async throws
+    -> BuiltService
+{
     var logger = logger
     logger[metadataKey: "service.instance"] = "\(settings.instance)"
     let identity = ServerIdentity(service: S.name, instance: settings.instance)
     let store = try await S.openStorage(settings: settings, logger: logger)
-    let context = ServiceContext(identity: identity, deployment: settings.deployment, settings: settings, storage: store, clock: settings.clock, logger: logger)
+    let context = ServiceContext(
+        identity: identity, deployment: settings.deployment, settings: settings, storage: store, clock: settings.clock, logger: logger)
     let service = try await S(context: context)
     var handlers = HandlerTable()
     service.register(&handlers)
@@ -113,7 +116,11 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "This service's events endpoint, overriding the configuration.")
     public var events: String?
 
-    @Flag(name: .long, help: "Run as one of several instances behind duban-broker: connect to the configuration's broker.backend and broker.eventsIn instead of binding.")
+    @Flag(
+        name: .long,
+        help:
+            "Run as one of several instances behind duban-broker: connect to the configuration's broker.backend and broker.eventsIn instead of binding."
+    )
     public var behindBroker = false
 
     @Option(name: .long, help: "Instance name, also the event stream's name (default: the service's name).")
@@ -131,13 +138,17 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     public init() {}
 
     /// Resolves flags over environment over file over defaults.
-    public func settings(for service: ServiceName, environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> ServiceSettings {
+    public func settings(for service: ServiceName, environment: [String: String] = ProcessInfo.processInfo.environment) async throws
+        -> ServiceSettings
+    {
         var deployment = try await DeploymentConfiguration.load(configFile: config, environment: environment)
         if let dataDir { deployment.dataDirectory = dataDir }
         if let plan { deployment.planFile = plan }
         if let databaseURL { deployment.databaseURL = databaseURL }
         if let logLevel {
-            guard let level = Logger.Level(rawValue: logLevel.lowercased()) else { throw ValidationError("--log-level: unknown level \(logLevel)") }
+            guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
+                throw ValidationError("--log-level: unknown level \(logLevel)")
+            }
             deployment.logLevel = level
         }
         var endpoints = deployment[service]
@@ -146,9 +157,12 @@ public struct ServiceOptions: ParsableArguments, Sendable {
         }
         if let rpc { endpoints.rpc = rpc }
         if let events { endpoints.events = events }
-        if let instance, instance.isEmpty || instance.contains("/") { throw ValidationError("--instance: must be a non-empty name without '/'") }
+        if let instance, instance.isEmpty || instance.contains("/") {
+            throw ValidationError("--instance: must be a non-empty name without '/'")
+        }
         return ServiceSettings(
-            deployment: deployment, endpoints: endpoints, instance: instance ?? service.rawValue, clock: try ServiceClock.fromEnvironment(environment))
+            deployment: deployment, endpoints: endpoints, instance: instance ?? service.rawValue,
+            clock: try ServiceClock.fromEnvironment(environment))
     }
 }
 

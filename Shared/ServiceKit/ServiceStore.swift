@@ -88,7 +88,8 @@ public final class ServiceStore: SynchronousEventStorage, Sendable {
         migrations(&migrator)
         try migrator.migrate(pool)
         let stored = try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT stream, MAX(seq) AS head FROM duban_events GROUP BY stream").map { (row: Row) -> (String, Int) in
+            try Row.fetchAll(db, sql: "SELECT stream, MAX(seq) AS head FROM duban_events GROUP BY stream").map {
+                (row: Row) -> (String, Int) in
                 (row["stream"], row["head"])
             }
         }
@@ -105,13 +106,17 @@ public final class ServiceStore: SynchronousEventStorage, Sendable {
     /// Runs `updates` in one write transaction; events it emits are logged in that transaction and published after commit.
     /// `publishing: false` logs the events without sending them live, exactly what a subscriber
     /// sees when PUB drops them (for tests of catch-up); they are still read through `events.since`.
-    public func write<T: Sendable>(publishing: Bool = true, _ updates: @escaping @Sendable (Database, inout EventBuffer) throws -> T) async throws -> T {
+    public func write<T: Sendable>(publishing: Bool = true, _ updates: @escaping @Sendable (Database, inout EventBuffer) throws -> T)
+        async throws -> T
+    {
         defer { writes.add(1, ordering: .releasing) }
         return try await pool.write { db in try self.writeInTransaction(db, publishing: publishing, updates) }
     }
 
     /// The same inside a transaction the caller already holds.
-    public func writeInTransaction<T>(_ db: Database, publishing: Bool = true, _ updates: (Database, inout EventBuffer) throws -> T) throws -> T {
+    public func writeInTransaction<T>(_ db: Database, publishing: Bool = true, _ updates: (Database, inout EventBuffer) throws -> T) throws
+        -> T
+    {
         var buffer = EventBuffer()
         let result = try updates(db, &buffer)
         try appendEvents(db, buffer, publishing: publishing)
@@ -168,7 +173,8 @@ public final class ServiceStore: SynchronousEventStorage, Sendable {
             let head = try Int.fetchOne(db, sql: "SELECT MAX(seq) FROM duban_events WHERE stream = ?", arguments: [stream])
             guard head != nil || stream == self.stream else { return nil }
             let envelopes = try Data.fetchAll(
-                db, sql: "SELECT envelope FROM duban_events WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?", arguments: [stream, after, limit])
+                db, sql: "SELECT envelope FROM duban_events WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
+                arguments: [stream, after, limit])
             return (envelopes, head ?? 0)
         }
     }
@@ -200,7 +206,8 @@ public final class ServiceStore: SynchronousEventStorage, Sendable {
     @discardableResult
     public func purgeExpiredKeys(now: Date) async throws -> Int {
         try await pool.write { db in
-            try db.execute(sql: "DELETE FROM duban_idempotency WHERE created_at < ?", arguments: [now.timeIntervalSince1970 - Self.keyRetention])
+            try db.execute(
+                sql: "DELETE FROM duban_idempotency WHERE created_at < ?", arguments: [now.timeIntervalSince1970 - Self.keyRetention])
             return db.changesCount
         }
     }

@@ -17,7 +17,9 @@ struct Ledger {
     let dataDirectory: String
     let clock: ServiceClock
 
-    static func start(dataDirectory: String? = nil, clock: ServiceClock = .starting(at: date("2026-11-20T10:00:00+08:00")), tickSeconds: Double = 30)
+    static func start(
+        dataDirectory: String? = nil, clock: ServiceClock = .starting(at: date("2026-11-20T10:00:00+08:00")), tickSeconds: Double = 30
+    )
         async throws -> Ledger
     {
         let dir = try dataDirectory ?? TestSupport.temporaryDirectory()
@@ -36,7 +38,6 @@ struct Ledger {
     }
 }
 
-
 @Suite struct CaseLifecycleTests {
     static let photo = EvidenceRef(name: "整改照片", uri: "https://files.example/1.jpg", sha256: String(repeating: "a", count: 64))
     static let report = EvidenceRef(name: "验收报告", uri: "https://files.example/ys.pdf")
@@ -50,7 +51,8 @@ struct Ledger {
             CaseTypes.open,
             CaseOpenRequest(
                 source: .centralInspection, title: "南川河沿岸垃圾堆放", unit: "区城市管理局", deadline: "2026-12-20", description: "河道管理范围内堆放生活垃圾",
-                task: "12", location: "南川河总寨段", coordinates: Coordinates(lat: 36.55, lon: 101.76), externalRef: "ZY-2024-017", supervisingUnit: "区生态环境局",
+                task: "12", location: "南川河总寨段", coordinates: Coordinates(lat: 36.55, lon: 101.76), externalRef: "ZY-2024-017",
+                supervisingUnit: "区生态环境局",
                 acceptanceUnit: "区生态环境局", measures: "清运垃圾，设置围挡"),
             as: Case.self)
         #expect(opened.id == "ZYDC-2026-0001" && opened.state == .registered)
@@ -58,48 +60,60 @@ struct Ledger {
         // Each step: first every illegal action and every forbidden actor, and the case is unchanged; then the legal move.
         let path: [(CaseAction, RPCClient, [EvidenceRef]?, String?)] = [
             (.assign, office, nil, nil), (.start, unit, nil, nil), (.submit, unit, [Self.photo], "已清运"), (.reject, office, nil, "围挡未设置"),
-            (.submit, unit, [Self.photo], "已补设围挡"), (.accept, office, [Self.report], "验收合格"), (.close, office, nil, "销号"), (.reopen, office, nil, "垃圾反弹"),
+            (.submit, unit, [Self.photo], "已补设围挡"), (.accept, office, [Self.report], "验收合格"), (.close, office, nil, "销号"),
+            (.reopen, office, nil, "垃圾反弹"),
         ]
         var expectedHistory = 1
         for (action, legalActor, evidence, comment) in path {
             let before = try await office.call(CaseTypes.get, CaseGetRequest(id: opened.id), as: Case.self)
             for illegal in CaseAction.allCases where illegal.target(from: before.state) == nil {
-                let error = try await refusal(office, CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: illegal, comment: "x", evidence: [Self.report]))
+                let error = try await refusal(
+                    office, CaseTypes.transition,
+                    CaseTransitionRequest(id: opened.id, action: illegal, comment: "x", evidence: [Self.report]))
                 #expect(error.code == .conflict, "\(illegal) from \(before.state)")
             }
             for actor in [office, unit, stranger] where actor !== legalActor {
                 // The acceptance unit may also accept, reject and close; the stranger may do nothing.
                 if [.accept, .reject, .close].contains(action), actor === office { continue }
-                let error = try await refusal(actor, CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: action, comment: "x", evidence: [Self.report]))
+                let error = try await refusal(
+                    actor, CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: action, comment: "x", evidence: [Self.report])
+                )
                 #expect(error.code == .permissionDenied, "\(action) by \(actor.from ?? "")")
             }
             let unchanged = try await office.call(CaseTypes.get, CaseGetRequest(id: opened.id), as: Case.self)
             #expect(unchanged == before, "refused moves changed nothing")
             let moved = try await legalActor.call(
-                CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: action, comment: comment, evidence: evidence), as: Case.self)
+                CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: action, comment: comment, evidence: evidence),
+                as: Case.self)
             #expect(moved.state == action.target(from: before.state))
             expectedHistory += 1
             #expect(moved.history?.count == expectedHistory)
         }
         let file = try await office.call(CaseTypes.get, CaseGetRequest(id: opened.id), as: Case.self)
         #expect(file.history?.map(\.action) == ["open", "assign", "start", "submit", "reject", "submit", "accept", "close", "reopen"])
-        #expect(file.history?.map(\.actor) == [officeUnit, officeUnit, "区城市管理局", "区城市管理局", officeUnit, "区城市管理局", officeUnit, officeUnit, officeUnit])
+        #expect(
+            file.history?.map(\.actor) == [
+                officeUnit, officeUnit, "区城市管理局", "区城市管理局", officeUnit, "区城市管理局", officeUnit, officeUnit, officeUnit,
+            ])
         #expect(file.state == .rectifying && file.closedAt == nil)
         #expect(file.evidence.map(\.name) == ["整改照片", "整改照片", "验收报告"])
         #expect(file.history?[4].comment == "围挡未设置")
 
         // The designated acceptance unit may accept; acceptance without evidence is refused.
         let acceptor = try await ledger.client("区生态环境局")
-        _ = try await unit.call(CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: .submit, evidence: [Self.photo]), as: Case.self)
+        _ = try await unit.call(
+            CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: .submit, evidence: [Self.photo]), as: Case.self)
         let noEvidence = try await refusal(acceptor, CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: .accept))
         #expect(noEvidence.code == .invalidArgument && noEvidence.field == "body.evidence")
         let noReason = try await refusal(acceptor, CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: .reject))
         #expect(noReason.field == "body.comment")
-        let accepted = try await acceptor.call(CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: .accept, evidence: [Self.report]), as: Case.self)
+        let accepted = try await acceptor.call(
+            CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: .accept, evidence: [Self.report]), as: Case.self)
         #expect(accepted.state == .accepted)
 
         // Events: opened, then one transitioned per move.
-        let events = try await office.call(SystemTypes.eventsSince, EventsSinceRequest(stream: "cases", after: 0), as: EventsSinceReply<AnyEvent>.self)
+        let events = try await office.call(
+            SystemTypes.eventsSince, EventsSinceRequest(stream: "cases", after: 0), as: EventsSinceReply<AnyEvent>.self)
         #expect(events.events.map(\.type) == [CaseTypes.opened] + Array(repeating: CaseTypes.transitioned, count: 10))
         let last = try events.events.last!.body(as: CaseTransitioned.self)
         #expect(last.action == .accept && last.actor == "区生态环境局" && last.from == .pendingAcceptance)
@@ -111,21 +125,27 @@ struct Ledger {
         let ledger = try await Ledger.start()
         let office = try await ledger.client(officeUnit)
         let unit = try await ledger.client("区城乡建设局")
-        #expect(try await refusal(unit, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区城乡建设局")).code == .permissionDenied)
+        #expect(
+            try await refusal(unit, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区城乡建设局")).code
+                == .permissionDenied)
         let unknownUnit = try await refusal(office, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区不存在局"))
         #expect(unknownUnit.code == .notFound && unknownUnit.field == "body.unit")
-        let unknownTask = try await refusal(office, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区城乡建设局", task: "42"))
+        let unknownTask = try await refusal(
+            office, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区城乡建设局", task: "42"))
         #expect(unknownTask.field == "body.task")
-        let badDate = try await refusal(office, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区城乡建设局", deadline: "2026-02-30"))
+        let badDate = try await refusal(
+            office, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区城乡建设局", deadline: "2026-02-30"))
         #expect(badDate.field == "body.deadline")
         let badSource = try await refusal(
             office, CaseTypes.open, JSONValue.object(["source": .string("rumour"), "title": .string("x"), "unit": .string("区城乡建设局")]))
         #expect(badSource.code == .invalidArgument && badSource.field == "body.source")
         let first = try await office.call(
-            CaseTypes.open, CaseOpenRequest(source: .outfall, title: "排污口 A", unit: "区生态环境局", task: "7.3", externalRef: "PWK-17"), as: Case.self)
+            CaseTypes.open, CaseOpenRequest(source: .outfall, title: "排污口 A", unit: "区生态环境局", task: "7.3", externalRef: "PWK-17"),
+            as: Case.self)
         let second = try await office.call(CaseTypes.open, CaseOpenRequest(source: .outfall, title: "排污口 B", unit: "区生态环境局"), as: Case.self)
         #expect([first.id, second.id] == ["PWK-2026-0001", "PWK-2026-0002"])
-        let duplicate = try await refusal(office, CaseTypes.open, CaseOpenRequest(source: .outfall, title: "again", unit: "区生态环境局", externalRef: "PWK-17"))
+        let duplicate = try await refusal(
+            office, CaseTypes.open, CaseOpenRequest(source: .outfall, title: "again", unit: "区生态环境局", externalRef: "PWK-17"))
         #expect(duplicate.code == .conflict && duplicate.message.contains("PWK-2026-0001"))
         await office.close()
         await unit.close()
@@ -137,11 +157,17 @@ struct Ledger {
         let ledger = try await Ledger.start(clock: clock, tickSeconds: 0.1)
         let office = try await ledger.client(officeUnit)
         let item = try await office.call(
-            CaseTypes.open, CaseOpenRequest(source: .sewerMisconnection, title: "点位 17", unit: "区城乡建设局", deadline: "2026-11-30", batch: "第一批"), as: Case.self)
-        _ = try await office.call(CaseTypes.open, CaseOpenRequest(source: .sewerMisconnection, title: "点位 18", unit: "区城乡建设局", deadline: "2027-06-30"), as: Case.self)
+            CaseTypes.open,
+            CaseOpenRequest(source: .sewerMisconnection, title: "点位 17", unit: "区城乡建设局", deadline: "2026-11-30", batch: "第一批"),
+            as: Case.self)
+        _ = try await office.call(
+            CaseTypes.open, CaseOpenRequest(source: .sewerMisconnection, title: "点位 18", unit: "区城乡建设局", deadline: "2027-06-30"),
+            as: Case.self)
         try await Task.sleep(for: .milliseconds(400))
         func overdueEvents() async throws -> [CaseOverdue] {
-            try await office.call(SystemTypes.eventsSince, EventsSinceRequest(stream: "cases", after: 0), as: EventsSinceReply<AnyEvent>.self).events
+            try await office.call(
+                SystemTypes.eventsSince, EventsSinceRequest(stream: "cases", after: 0), as: EventsSinceReply<AnyEvent>.self
+            ).events
                 .filter { $0.type == CaseTypes.overdue }.map { try $0.body(as: CaseOverdue.self) }
         }
         #expect(try await overdueEvents().isEmpty, "not before the deadline day has ended")
@@ -165,7 +191,8 @@ struct Ledger {
             let line = lines.count + 1
             let batch = "第\(["一", "二", "三", "四", "五"][(index - 1) / 50])批"
             var row = [
-                "混错接点位", "主城区混错接点位\(index)", "区城乡建设局", "2026-12-31", "10", batch, "\"南川东路\(index)号,雨污混接\"", "101.7\(index % 10)", "36.6\(index % 10)",
+                "混错接点位", "主城区混错接点位\(index)", "区城乡建设局", "2026-12-31", "10", batch, "\"南川东路\(index)号,雨污混接\"", "101.7\(index % 10)",
+                "36.6\(index % 10)",
                 "HCJ-P\(String(format: "%03d", index))", "雨污分流改造",
             ]
             switch index {
@@ -201,7 +228,11 @@ struct Ledger {
         for rejected in reply.rejected { problems[good[rejected.index].line] = "\(rejected.field ?? ""): \(rejected.message)" }
         #expect(reply.imported.count == 233)
         #expect(Set(problems.keys) == Set(broken.keys))
-        for (line, what) in broken { #expect(problems[line]?.contains(what) == true || (what == "fields" && problems[line]?.contains("fields") == true), "line \(line): \(problems[line] ?? "")") }
+        for (line, what) in broken {
+            #expect(
+                problems[line]?.contains(what) == true || (what == "fields" && problems[line]?.contains("fields") == true),
+                "line \(line): \(problems[line] ?? "")")
+        }
 
         // Importing the same file again stores nothing twice: each point is already in the ledger.
         let again = try await office.call(CaseTypes.import, CaseImportRequest(cases: good.map { $0.body! }), as: CaseImportReply.self)
@@ -213,9 +244,12 @@ struct Ledger {
         let unit = try await ledger.client("区城乡建设局")
         _ = try await unit.call(CaseTypes.transition, CaseTransitionRequest(id: first, action: .start), as: Case.self)
         _ = try await unit.call(CaseTypes.transition, CaseTransitionRequest(id: first, action: .submit), as: Case.self)
-        _ = try await office.call(CaseTypes.transition, CaseTransitionRequest(id: first, action: .accept, evidence: [CaseLifecycleTests.report]), as: Case.self)
+        _ = try await office.call(
+            CaseTypes.transition, CaseTransitionRequest(id: first, action: .accept, evidence: [CaseLifecycleTests.report]), as: Case.self)
         _ = try await office.call(CaseTypes.transition, CaseTransitionRequest(id: first, action: .close), as: Case.self)
-        let batches = try await office.call(CaseTypes.batches, CaseBatchesRequest(source: .sewerMisconnection), as: ListReply<BatchProgress>.self).items
+        let batches = try await office.call(
+            CaseTypes.batches, CaseBatchesRequest(source: .sewerMisconnection), as: ListReply<BatchProgress>.self
+        ).items
         #expect(batches.map(\.batch) == ["第一批", "第三批", "第二批", "第五批", "第四批"].sorted())
         #expect(batches.map(\.total).reduce(0, +) == 233)
         #expect(batches.first { $0.batch == "第一批" }?.closed == 1)
@@ -249,7 +283,8 @@ struct Ledger {
         let good = try LedgerCSV.importRows(try LedgerCSV.parse(csv)).compactMap(\.body)
         _ = try await office.call(CaseTypes.import, CaseImportRequest(cases: good), as: CaseImportReply.self)
         let first = try await office.call(CaseTypes.list, CaseListRequest(), as: ListReply<Case>.self).items[0].id
-        _ = try await office.call(CaseTypes.transition, CaseTransitionRequest(id: first, action: .assign, comment: "请于年底前完成"), as: Case.self)
+        _ = try await office.call(
+            CaseTypes.transition, CaseTransitionRequest(id: first, action: .assign, comment: "请于年底前完成"), as: Case.self)
         let before = try await office.call(CaseTypes.list, CaseListRequest(), as: ListReply<Case>.self).items
         let beforeFile = try await office.call(CaseTypes.get, CaseGetRequest(id: first), as: Case.self)
         await office.close()
@@ -260,7 +295,8 @@ struct Ledger {
         #expect(try await office.call(CaseTypes.list, CaseListRequest(), as: ListReply<Case>.self).items == before)
         #expect(try await office.call(CaseTypes.get, CaseGetRequest(id: first), as: Case.self) == beforeFile)
         // Numbering goes on where it was.
-        let next = try await office.call(CaseTypes.open, CaseOpenRequest(source: .sewerMisconnection, title: "新增点位", unit: "区城乡建设局"), as: Case.self)
+        let next = try await office.call(
+            CaseTypes.open, CaseOpenRequest(source: .sewerMisconnection, title: "新增点位", unit: "区城乡建设局"), as: Case.self)
         #expect(next.id == "HCJ-2026-0234")
         await office.close()
         try await ledger.stop()
@@ -272,9 +308,11 @@ struct Ledger {
         let office = try await ledger.client(officeUnit)
         _ = try await office.call(CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "举报 1", unit: "区城乡建设局"), as: Case.self)
         try await ledger.registry.stop()
-        let item = try await office.call(CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "举报 2", unit: "区城乡建设局"), as: Case.self)
+        let item = try await office.call(
+            CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "举报 2", unit: "区城乡建设局"), as: Case.self)
         #expect(item.id == "JB-2026-0002")
-        #expect(try await refusal(office, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区不存在局")).code == .notFound)
+        #expect(
+            try await refusal(office, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区不存在局")).code == .notFound)
         await office.close()
         try await ledger.cases.stop()
 
@@ -283,7 +321,9 @@ struct Ledger {
             $0.endpoints[.registry] = TestSupport.freeEndpoints()
         }
         let client = try await RPCClient.connect(to: lonely.endpoints.rpc, from: officeUnit)
-        #expect(try await refusal(client, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区城乡建设局")).code == .unavailable)
+        #expect(
+            try await refusal(client, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区城乡建设局")).code
+                == .unavailable)
         await client.close()
         try await lonely.stop()
     }

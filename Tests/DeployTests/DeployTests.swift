@@ -22,9 +22,10 @@ import Yams
     static var products: Set<String> {
         let manifest = (try? text("Package.swift")) ?? ""
         let pattern = try! NSRegularExpression(pattern: #"\.executable\(name: "([^"]+)""#)
-        return Set(pattern.matches(in: manifest, range: NSRange(manifest.startIndex..., in: manifest)).compactMap {
-            Range($0.range(at: 1), in: manifest).map { String(manifest[$0]) }
-        })
+        return Set(
+            pattern.matches(in: manifest, range: NSRange(manifest.startIndex..., in: manifest)).compactMap {
+                Range($0.range(at: 1), in: manifest).map { String(manifest[$0]) }
+            })
     }
 
     /// The one configuration every deployment uses, and the ports it gives each host name.
@@ -34,7 +35,10 @@ import Yams
 
     static func hostPorts(_ configuration: DeploymentConfiguration) -> [String: Set<Int>] {
         var result: [String: Set<Int>] = [:]
-        let endpoints = ServiceName.allCases.flatMap { [configuration[$0].rpc, configuration[$0].events] } + [configuration.broker.backend, configuration.broker.eventsIn]
+        let endpoints =
+            ServiceName.allCases.flatMap { [configuration[$0].rpc, configuration[$0].events] } + [
+                configuration.broker.backend, configuration.broker.eventsIn,
+            ]
         for endpoint in endpoints {
             let parts = endpoint.replacingOccurrences(of: "tcp://", with: "").split(separator: ":")
             result[String(parts[0]), default: []].insert(Int(parts[1])!)
@@ -60,7 +64,9 @@ import Yams
 
     /// Every DUBAN_ variable is a configuration key's override or one the services read otherwise.
     static func checkVariable(_ name: String, in file: String) {
-        let known = Set(DeploymentConfiguration.knownKeys.map(DeploymentConfiguration.environmentVariable(for:)) + DeploymentConfiguration.otherEnvironmentVariables)
+        let known = Set(
+            DeploymentConfiguration.knownKeys.map(DeploymentConfiguration.environmentVariable(for:))
+                + DeploymentConfiguration.otherEnvironmentVariables)
         guard name.hasPrefix("DUBAN_") || name == "LOG_LEVEL" else { return }
         #expect(known.contains(name), "\(file): \(name) is not a variable Duban reads")
     }
@@ -75,7 +81,9 @@ import Yams
     }
 
     @Test func everyYAMLFileParses() throws {
-        let files = FileManager.default.enumerator(atPath: Self.deploy.path)!.compactMap { $0 as? String }.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }
+        let files = FileManager.default.enumerator(atPath: Self.deploy.path)!.compactMap { $0 as? String }.filter {
+            $0.hasSuffix(".yaml") || $0.hasSuffix(".yml")
+        }
         #expect(files.count >= 9)
         for file in files {
             let documents = try Array(Yams.load_all(yaml: String(contentsOf: Self.deploy.appendingPathComponent(file), encoding: .utf8)))
@@ -84,11 +92,15 @@ import Yams
     }
 
     @Test func theConfigurationUsesOnlyKnownKeysAndEveryVariableNameWorks() async throws {
-        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.deploy.appendingPathComponent("config/duban.json"))) as! [String: Any]
+        let object =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: Self.deploy.appendingPathComponent("config/duban.json")))
+            as! [String: Any]
         func keys(_ value: [String: Any], _ prefix: String) -> [String] {
             value.flatMap { key, child in (child as? [String: Any]).map { keys($0, prefix + key + ".") } ?? [prefix + key] }
         }
-        for key in keys(object, "") { #expect(DeploymentConfiguration.knownKeys.contains(key), "deploy/config/duban.json: unknown key \(key)") }
+        for key in keys(object, "") {
+            #expect(DeploymentConfiguration.knownKeys.contains(key), "deploy/config/duban.json: unknown key \(key)")
+        }
         // The variable names given in the docs and files are the ones swift-configuration reads.
         let environment = [
             DeploymentConfiguration.environmentVariable(for: "broker.eventsIn"): "tcp://b:1",
@@ -97,7 +109,11 @@ import Yams
             DeploymentConfiguration.environmentVariable(for: "thresholds.city_control_value"): "33",
             DeploymentConfiguration.environmentVariable(for: "notify.events"): "tcp://n:2",
         ]
-        #expect(environment.keys.sorted() == ["DUBAN_BROKER_EVENTS_IN", "DUBAN_DATABASE_URL", "DUBAN_MAX_PAYLOAD_BYTES", "DUBAN_NOTIFY_EVENTS", "DUBAN_THRESHOLDS_CITY_CONTROL_VALUE"])
+        #expect(
+            environment.keys.sorted() == [
+                "DUBAN_BROKER_EVENTS_IN", "DUBAN_DATABASE_URL", "DUBAN_MAX_PAYLOAD_BYTES", "DUBAN_NOTIFY_EVENTS",
+                "DUBAN_THRESHOLDS_CITY_CONTROL_VALUE",
+            ])
         let loaded = try await DeploymentConfiguration.load(environment: environment)
         #expect(loaded.broker.eventsIn == "tcp://b:1" && loaded.databaseURL == "postgres://x@y/z" && loaded.maxPayloadBytes == 1024)
         #expect(loaded.thresholds["city_control_value"] == 33 && loaded[.notify].events == "tcp://n:2")
@@ -106,9 +122,13 @@ import Yams
     @Test func systemdUnitsNameExistingFilesExecutablesAndFlags() throws {
         let directory = Self.deploy.appendingPathComponent("systemd").path
         let units = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".service") }
-        #expect(Set(units) == ["duban-registry.service", "duban-ingest@.service", "duban-cases.service", "duban-notify.service", "duban-broker.service"])
+        #expect(
+            Set(units) == [
+                "duban-registry.service", "duban-ingest@.service", "duban-cases.service", "duban-notify.service", "duban-broker.service",
+            ])
         for unit in units {
-            let lines = try String(contentsOfFile: "\(directory)/\(unit)", encoding: .utf8).split(whereSeparator: \.isNewline).map(String.init)
+            let lines = try String(contentsOfFile: "\(directory)/\(unit)", encoding: .utf8).split(whereSeparator: \.isNewline).map(
+                String.init)
             for line in lines where line.hasPrefix("EnvironmentFile=") {
                 let name = (line.dropFirst("EnvironmentFile=".count).trimmingCharacters(in: .whitespaces) as NSString).lastPathComponent
                 #expect(Self.exists("\(directory)/\(name)"), "\(unit): \(name) is not in deploy/systemd")
@@ -131,7 +151,10 @@ import Yams
         }
         let built = Set(dockerfile.components(separatedBy: "--product ").dropFirst().map { String($0.prefix { !$0.isWhitespace }) })
         #expect(built == Self.products, "the image builds \(built), the package has \(Self.products)")
-        let exposed = Set(dockerfile.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("EXPOSE") }.flatMap { $0.split(separator: " ").dropFirst().compactMap { Int($0) } })
+        let exposed = Set(
+            dockerfile.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("EXPOSE") }.flatMap {
+                $0.split(separator: " ").dropFirst().compactMap { Int($0) }
+            })
         let ports = Self.hostPorts(try await Self.configuration()).values.reduce(Set<Int>()) { $0.union($1) }
         #expect(ports.isSubset(of: exposed), "ports \(ports.subtracting(exposed)) are not exposed")
     }
@@ -165,12 +188,16 @@ import Yams
             }
             for file in (service["env_file"] as? [String]) ?? [] {
                 #expect(Self.exists(composeDirectory.appendingPathComponent(file).path))
-                for variable in try Self.envFile(composeDirectory.appendingPathComponent(file).path).keys { Self.checkVariable(variable, in: file) }
+                for variable in try Self.envFile(composeDirectory.appendingPathComponent(file).path).keys {
+                    Self.checkVariable(variable, in: file)
+                }
             }
             for variable in ((service["environment"] as? [String: Any]) ?? [:]).keys { Self.checkVariable(variable, in: "compose \(name)") }
             for dependency in ((service["depends_on"] as? [String: Any]) ?? [:]).keys { #expect(services[dependency] != nil) }
         }
-        if let build = services["registry"]?["build"] as? [String: Any], let context = build["context"] as? String, let dockerfile = build["dockerfile"] as? String {
+        if let build = services["registry"]?["build"] as? [String: Any], let context = build["context"] as? String,
+            let dockerfile = build["dockerfile"] as? String
+        {
             #expect(Self.exists(composeDirectory.appendingPathComponent(context).appendingPathComponent(dockerfile).standardized.path))
         } else {
             Issue.record("compose does not build the image")
@@ -187,9 +214,15 @@ import Yams
             objects += try Yams.load_all(yaml: text).compactMap { $0 as? [String: Any] }
         }
         func named(_ kind: String) -> [String: [String: Any]] {
-            Dictionary(uniqueKeysWithValues: objects.filter { $0["kind"] as? String == kind }.map { (($0["metadata"] as! [String: Any])["name"] as! String, $0) })
+            Dictionary(
+                uniqueKeysWithValues: objects.filter { $0["kind"] as? String == kind }.map {
+                    (($0["metadata"] as! [String: Any])["name"] as! String, $0)
+                })
         }
-        let configMaps = named("ConfigMap"), secrets = named("Secret"), services = named("Service"), claims = named("PersistentVolumeClaim")
+        let configMaps = named("ConfigMap")
+        let secrets = named("Secret")
+        let services = named("Service")
+        let claims = named("PersistentVolumeClaim")
         let workloads = named("Deployment").merging(named("StatefulSet")) { first, _ in first }
         #expect(Set(named("Deployment").keys) == ["registry", "ingest", "cases", "notify", "broker"])
         #expect(named("StatefulSet")["postgres"] != nil)
@@ -197,7 +230,9 @@ import Yams
         // The ConfigMap carries exactly the configuration file and the bundled plan.
         let data = try #require(configMaps["duban-config"]?["data"] as? [String: String])
         #expect(data["duban.json"] == (try Self.text("deploy/config/duban.json")), "run deploy/k8s/make-configmap.sh")
-        #expect(data["plan.yaml"] == (try Self.text("Services/TaskRegistry/Resources/chengzhong-2024-2026.yaml")), "run deploy/k8s/make-configmap.sh")
+        #expect(
+            data["plan.yaml"] == (try Self.text("Services/TaskRegistry/Resources/chengzhong-2024-2026.yaml")),
+            "run deploy/k8s/make-configmap.sh")
         let environment = try #require(configMaps["duban-env"]?["data"] as? [String: String])
         for name in environment.keys { Self.checkVariable(name, in: "k8s duban-env") }
         #expect(environment["DUBAN_CONFIG"] == "/etc/duban/duban.json")
@@ -213,14 +248,20 @@ import Yams
             let volumes = Set(((spec["volumes"] as? [[String: Any]]) ?? []).map { $0["name"] as! String })
                 .union(templates.compactMap { ($0["metadata"] as? [String: Any])?["name"] as? String })
             for volume in (spec["volumes"] as? [[String: Any]]) ?? [] {
-                if let map = (volume["configMap"] as? [String: Any])?["name"] as? String { #expect(configMaps[map] != nil, "\(name): no ConfigMap \(map)") }
-                if let claim = (volume["persistentVolumeClaim"] as? [String: Any])?["claimName"] as? String { #expect(claims[claim] != nil, "\(name): no claim \(claim)") }
+                if let map = (volume["configMap"] as? [String: Any])?["name"] as? String {
+                    #expect(configMaps[map] != nil, "\(name): no ConfigMap \(map)")
+                }
+                if let claim = (volume["persistentVolumeClaim"] as? [String: Any])?["claimName"] as? String {
+                    #expect(claims[claim] != nil, "\(name): no claim \(claim)")
+                }
             }
             for container in spec["containers"] as! [[String: Any]] {
                 if let command = container["command"] as? [String] { try Self.checkFlags(command, in: "k8s \(name)") }
                 for mount in (container["volumeMounts"] as? [[String: Any]]) ?? [] {
                     #expect(volumes.contains(mount["name"] as! String), "\(name): mount of unknown volume \(mount["name"]!)")
-                    if let key = mount["subPath"] as? String, mount["name"] as? String == "config" { #expect(data[key] != nil, "\(name): ConfigMap has no \(key)") }
+                    if let key = mount["subPath"] as? String, mount["name"] as? String == "config" {
+                        #expect(data[key] != nil, "\(name): ConfigMap has no \(key)")
+                    }
                 }
                 for source in (container["envFrom"] as? [[String: Any]]) ?? [] {
                     if let map = (source["configMapRef"] as? [String: Any])?["name"] as? String { #expect(configMaps[map] != nil) }
@@ -229,7 +270,9 @@ import Yams
                     Self.checkVariable(variable["name"] as! String, in: "k8s \(name)")
                     if let reference = ((variable["valueFrom"] as? [String: Any])?["secretKeyRef"]) as? [String: Any] {
                         let secret = secrets[reference["name"] as! String]
-                        #expect((secret?["stringData"] as? [String: Any])?[reference["key"] as! String] != nil, "\(name): secret \(reference) missing")
+                        #expect(
+                            (secret?["stringData"] as? [String: Any])?[reference["key"] as! String] != nil,
+                            "\(name): secret \(reference) missing")
                     }
                 }
                 // A Service of the workload's name routes only to ports the container has, and the
@@ -240,7 +283,9 @@ import Yams
                 if let service = services[name], let servicePorts = (service["spec"] as? [String: Any])?["ports"] as? [[String: Any]] {
                     for port in servicePorts {
                         let target = port["targetPort"]
-                        #expect((target as? String).map(portNames.contains) ?? (target as? Int).map(portNumbers.contains) ?? false, "\(name): targetPort \(target ?? "?")")
+                        #expect(
+                            (target as? String).map(portNames.contains) ?? (target as? Int).map(portNumbers.contains) ?? false,
+                            "\(name): targetPort \(target ?? "?")")
                     }
                     let exposed = Set(servicePorts.compactMap { $0["port"] as? Int })
                     #expect((ports[name] ?? []).isSubset(of: exposed), "Service \(name) lacks \((ports[name] ?? []).subtracting(exposed))")

@@ -37,7 +37,9 @@ import Testing
         }
         let notifyEndpoints = TestSupport.freeEndpoints()
         func startNotify() async throws -> InProcessService {
-            try await InProcessService.start(NotifyService.self, dataDirectory: dir, endpoints: notifyEndpoints, clock: clock, tickSeconds: 0.2) {
+            try await InProcessService.start(
+                NotifyService.self, dataDirectory: dir, endpoints: notifyEndpoints, clock: clock, tickSeconds: 0.2
+            ) {
                 $0.endpoints[.registry] = registry.endpoints
                 $0.endpoints[.ingest] = ingest.endpoints
                 $0.endpoints[.cases] = cases.endpoints
@@ -50,7 +52,8 @@ import Testing
         let log = "\(dir)/webhook.jsonl"
         let receiver = Process()
         receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("clients/webhook_receiver.py")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
+            "clients/webhook_receiver.py")
         receiver.arguments = ["python3", script.path, "\(port)", log, "2"]
         // Not the test's own output: `swift test` waits for every holder of its pipe to close it.
         receiver.standardOutput = FileHandle.nullDevice
@@ -62,22 +65,28 @@ import Testing
         let office = try await RPCClient.connect(to: notifyEndpoints.rpc, from: officeUnit)
         _ = try await office.call(
             NotifyTypes.channelSet,
-            ChannelSetRequest(channel: Channel(name: "水环境群", kind: .webhook, target: "http://127.0.0.1:\(port)/hook", units: ["区生态环境局"], kinds: [.indicatorBreach])),
+            ChannelSetRequest(
+                channel: Channel(
+                    name: "水环境群", kind: .webhook, target: "http://127.0.0.1:\(port)/hook", units: ["区生态环境局"], kinds: [.indicatorBreach])),
             as: ListReply<Channel>.self)
 
         // What happens in the other services: a report for October, an out-of-limit reading, a case past its deadline.
         let registryClient = try await RPCClient.connect(to: registry.endpoints.rpc, from: "区城乡建设局")
         _ = try await registryClient.call(
             RegistryTypes.progressReport,
-            ProgressReportRequest(task: "10", period: "2026-10", unit: "区城乡建设局", percent: 40, summary: "完成第一批 60 处混错接点位整治"), as: ProgressReport.self)
+            ProgressReportRequest(task: "10", period: "2026-10", unit: "区城乡建设局", percent: 40, summary: "完成第一批 60 处混错接点位整治"),
+            as: ProgressReport.self)
         let ingestClient = try await RPCClient.connect(to: ingest.endpoints.rpc, from: "六一桥自动站")
         _ = try await ingestClient.call(
             IngestTypes.readingSubmit,
-            ReadingSubmitRequest(readings: [SubmittedReading(station: "liuyiqiao", parameter: "nh3n", ts: "2026-11-20T08:00:00+08:00", value: 1.2)]),
+            ReadingSubmitRequest(readings: [
+                SubmittedReading(station: "liuyiqiao", parameter: "nh3n", ts: "2026-11-20T08:00:00+08:00", value: 1.2)
+            ]),
             as: ReadingSubmitReply.self)
         let casesClient = try await RPCClient.connect(to: cases.endpoints.rpc, from: officeUnit)
         let overdueCase = try await casesClient.call(
-            CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "南川河岸倾倒建筑垃圾", unit: "区城市管理局", deadline: "2026-11-10", task: "12"), as: Case.self)
+            CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "南川河岸倾倒建筑垃圾", unit: "区城市管理局", deadline: "2026-11-10", task: "12"),
+            as: Case.self)
 
         func notices(_ kind: NoticeKind) async throws -> [Notice] {
             try await office.call(NotifyTypes.noticeList, NoticeListRequest(kind: kind), as: ListReply<Notice>.self).items
@@ -114,10 +123,13 @@ import Testing
         #expect(!deliveredOK.keys.contains(caseNotice.id), "the channel takes the water unit's breaches only")
         // Every attempt is in the history.
         let office2 = try await RPCClient.connect(to: notifyEndpoints.rpc, from: officeUnit)
-        let attempts = try await office2.call(NotifyTypes.deliveryList, DeliveryListRequest(notice: breach.id), as: ListReply<DeliveryAttempt>.self).items
+        let attempts = try await office2.call(
+            NotifyTypes.deliveryList, DeliveryListRequest(notice: breach.id), as: ListReply<DeliveryAttempt>.self
+        ).items
         #expect(attempts.contains { !$0.ok } && attempts.filter(\.ok).count == 1)
         // Events for external tools.
-        let issued = try await office2.call(SystemTypes.eventsSince, EventsSinceRequest(stream: "notify", after: 0, limit: 10_000), as: EventsSinceReply<AnyEvent>.self)
+        let issued = try await office2.call(
+            SystemTypes.eventsSince, EventsSinceRequest(stream: "notify", after: 0, limit: 10_000), as: EventsSinceReply<AnyEvent>.self)
         #expect(issued.events.contains { $0.type == NotifyTypes.noticeIssued && (try? $0.body(as: Notice.self).id) == breach.id })
 
         // Acknowledge; silence; search.
@@ -129,11 +141,13 @@ import Testing
         } catch let error as ErrorBody {
             #expect(error.code == .conflict)
         }
-        let found = try await office2.call(NotifyTypes.noticeList, NoticeListRequest(unit: "区城市管理局", q: "倾倒"), as: ListReply<Notice>.self).items
+        let found = try await office2.call(NotifyTypes.noticeList, NoticeListRequest(unit: "区城市管理局", q: "倾倒"), as: ListReply<Notice>.self)
+            .items
         #expect(found.map(\.id) == [caseNotice.id])
 
         // The monthly report for October, against what the test put in.
-        let report = try await office2.call(NotifyTypes.reportGenerate, ReportGenerateRequest(kind: .monthly, period: "2026-10"), as: ReportGenerateReply.self)
+        let report = try await office2.call(
+            NotifyTypes.reportGenerate, ReportGenerateRequest(kind: .monthly, period: "2026-10"), as: ReportGenerateReply.self)
         #expect(report.title.contains("2026年10月"))
         #expect(report.markdown.contains("| 10 | 加快推进湟河流域治污设施建设 |"))
         #expect(report.markdown.contains("| 2026-10 | 1 | 区委组织部 |"))
@@ -144,7 +158,8 @@ import Testing
         #expect(report.csv.contains("未报送,1,2026-10,未报送,区委组织部"))
         let refusal: ErrorBody? = await {
             do {
-                _ = try await office2.call(NotifyTypes.reportGenerate, ReportGenerateRequest(kind: .monthly, period: "2026-13"), as: ReportGenerateReply.self)
+                _ = try await office2.call(
+                    NotifyTypes.reportGenerate, ReportGenerateRequest(kind: .monthly, period: "2026-13"), as: ReportGenerateReply.self)
                 return nil
             } catch { return error as? ErrorBody }
         }()

@@ -12,9 +12,12 @@ import Testing
     }
 
     @Test func everyServiceExecutableStartsAnswersAndStopsOnSIGTERM() async throws {
-        for (executable, service) in [("duban-registry", "registry"), ("duban-ingest", "ingest"), ("duban-cases", "cases"), ("duban-notify", "notify")] {
+        for (executable, service) in [
+            ("duban-registry", "registry"), ("duban-ingest", "ingest"), ("duban-cases", "cases"), ("duban-notify", "notify"),
+        ] {
             let dir = try TestSupport.temporaryDirectory()
-            let process = try await ServiceProcess.start(executable, arguments: ["--data-dir", dir], endpoints: TestSupport.freeEndpoints())
+            let process = try await ServiceProcess.start(
+                executable, arguments: ["--data-dir", dir], endpoints: TestSupport.freeEndpoints())
             let client = try await RPCClient.connect(to: process.endpoints.rpc, from: "test")
             let ping = try await client.call(SystemTypes.ping, Empty(), as: PingReply.self)
             #expect(ping.service == service && ping.protocol == 1)
@@ -67,7 +70,8 @@ import Testing
         _ = try await client.call(NotifyTypes.channelSet, Self.channel("once"), as: ListReply<Channel>.self, key: "crash-key")
         process.kill()
         process = try await ServiceProcess.start("duban-notify", arguments: ["--data-dir", dir], endpoints: endpoints)
-        let retried = try await client.call(NotifyTypes.channelSet, Self.channel("once"), as: ListReply<Channel>.self, key: "crash-key", retries: 5)
+        let retried = try await client.call(
+            NotifyTypes.channelSet, Self.channel("once"), as: ListReply<Channel>.self, key: "crash-key", retries: 5)
         #expect(retried.items.map(\.name) == ["once"])
         let ping = try await client.call(SystemTypes.ping, Empty(), as: PingReply.self)
         #expect(ping.streams["notify"] == 1)
@@ -77,7 +81,8 @@ import Testing
 
     @Test func aPortInUseFailsWithAClearMessage() async throws {
         let endpoints = TestSupport.freeEndpoints()
-        let first = try await ServiceProcess.start("duban-notify", arguments: ["--data-dir", try TestSupport.temporaryDirectory()], endpoints: endpoints)
+        let first = try await ServiceProcess.start(
+            "duban-notify", arguments: ["--data-dir", try TestSupport.temporaryDirectory()], endpoints: endpoints)
         let second = try await ServiceProcess.start(
             "duban-notify", arguments: ["--data-dir", try TestSupport.temporaryDirectory()], endpoints: endpoints, waitForPing: false)
         #expect(await second.waitForExit())
@@ -90,7 +95,8 @@ import Testing
         let dir = try TestSupport.temporaryDirectory()
         try Data("{broken".utf8).write(to: URL(fileURLWithPath: "\(dir)/duban.json"))
         let process = try await ServiceProcess.start(
-            "duban-registry", arguments: ["--data-dir", dir, "--config", "\(dir)/duban.json"], endpoints: TestSupport.freeEndpoints(), waitForPing: false)
+            "duban-registry", arguments: ["--data-dir", dir, "--config", "\(dir)/duban.json"], endpoints: TestSupport.freeEndpoints(),
+            waitForPing: false)
         #expect(await process.waitForExit())
         #expect(process.terminationStatus != 0)
         #expect(process.log.contains("duban.json"), "\(process.log)")
@@ -98,10 +104,12 @@ import Testing
 
     @Test func aBrokenPlanFileStopsTheRegistryNamingFileLineAndProblem() async throws {
         let dir = try TestSupport.temporaryDirectory()
-        try "title: 测试\nstart: 2024-01-01\nend: 2026-12-31\nunits:\n  - {name: 区生态环境局, kind: spaceship}\ncategories: []\ntasks: []\ntargets: []\n"
+        try
+            "title: 测试\nstart: 2024-01-01\nend: 2026-12-31\nunits:\n  - {name: 区生态环境局, kind: spaceship}\ncategories: []\ntasks: []\ntargets: []\n"
             .write(toFile: "\(dir)/plan.yaml", atomically: true, encoding: .utf8)
         let process = try await ServiceProcess.start(
-            "duban-registry", arguments: ["--data-dir", dir, "--plan", "\(dir)/plan.yaml"], endpoints: TestSupport.freeEndpoints(), waitForPing: false)
+            "duban-registry", arguments: ["--data-dir", dir, "--plan", "\(dir)/plan.yaml"], endpoints: TestSupport.freeEndpoints(),
+            waitForPing: false)
         #expect(await process.waitForExit())
         #expect(process.terminationStatus != 0)
         #expect(process.log.contains("\(dir)/plan.yaml:5: units[0].kind: unknown kind spaceship"), "\(process.log)")
@@ -110,7 +118,8 @@ import Testing
     @Test func anIndependentPythonClientSpeaksTheProtocol() async throws {
         let process = try await ServiceProcess.start(
             "duban-notify", arguments: ["--data-dir", try TestSupport.temporaryDirectory()], endpoints: TestSupport.freeEndpoints())
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("clients/pyzmq_client.py")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
+            "clients/pyzmq_client.py")
         let python = Process()
         python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         python.arguments = ["python3", script.path, process.endpoints.rpc, process.endpoints.events]

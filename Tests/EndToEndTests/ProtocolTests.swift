@@ -22,8 +22,15 @@ import Testing
             ("no id", Data(#"{"v":1,"type":"sys.ping","body":{}}"#.utf8), .badFrame),
             ("v: 2", Data(#"{"v":2,"id":"x","type":"sys.ping","body":{}}"#.utf8), .unsupportedVersion),
             ("unknown type", Data(#"{"v":1,"id":"x","type":"task.explode","body":{}}"#.utf8), .unknownType),
-            ("missing field", Data(#"{"v":1,"id":"x","type":"channel.set","body":{"channel":{"name":"a","kind":"file"}}}"#.utf8), .invalidArgument),
-            ("bad value", Data(#"{"v":1,"id":"x","type":"channel.set","body":{"channel":{"name":"a","kind":"file","target":"relative"}}}"#.utf8), .invalidArgument),
+            (
+                "missing field", Data(#"{"v":1,"id":"x","type":"channel.set","body":{"channel":{"name":"a","kind":"file"}}}"#.utf8),
+                .invalidArgument
+            ),
+            (
+                "bad value",
+                Data(#"{"v":1,"id":"x","type":"channel.set","body":{"channel":{"name":"a","kind":"file","target":"relative"}}}"#.utf8),
+                .invalidArgument
+            ),
             ("20 MiB frame", Data(repeating: UInt8(ascii: "a"), count: 20 * 1024 * 1024), .tooLarge),
         ]
         for (name, payload, code) in cases {
@@ -38,10 +45,12 @@ import Testing
         // The missing field is named.
         let missing = try #require(
             try await client.send(
-                payload: Data(#"{"v":1,"id":"m","type":"channel.set","body":{"channel":{"name":"a","kind":"file"}}}"#.utf8), id: "m", timeout: .seconds(5)))
+                payload: Data(#"{"v":1,"id":"m","type":"channel.set","body":{"channel":{"name":"a","kind":"file"}}}"#.utf8), id: "m",
+                timeout: .seconds(5)))
         #expect(try JSONDecoder().decode(ReplyEnvelope<JSONValue>.self, from: missing).error?.field == "body.channel.target")
         // Two payload frames after the delimiter: one reply, bad_frame.
-        let twoFrames = try #require(try await client.sendUnmatched(frames: [Data(), Data("{}".utf8), Data("{}".utf8)], timeout: .seconds(5)))
+        let twoFrames = try #require(
+            try await client.sendUnmatched(frames: [Data(), Data("{}".utf8), Data("{}".utf8)], timeout: .seconds(5)))
         #expect(try JSONDecoder().decode(ReplyEnvelope<JSONValue>.self, from: twoFrames).error?.code == .badFrame)
         await client.close()
         try await service.stop()
@@ -58,7 +67,8 @@ import Testing
         }
         #expect(replies.count == 500)
         // A raw REQ-style request with a known id gets its own reply and no other.
-        let reply = try #require(try await client.send(payload: Data(#"{"v":1,"id":"only-me","type":"sys.ping"}"#.utf8), id: "only-me", timeout: .seconds(5)))
+        let reply = try #require(
+            try await client.send(payload: Data(#"{"v":1,"id":"only-me","type":"sys.ping"}"#.utf8), id: "only-me", timeout: .seconds(5)))
         #expect(try JSONDecoder().decode(ReplyEnvelope<PingReply>.self, from: reply).re == "only-me")
         await client.close()
         try await service.stop()
@@ -82,7 +92,9 @@ import Testing
         }
         // A refused request stores nothing under its key: fixing the body and retrying works.
         let bad = ChannelSetRequest(channel: Channel(name: "x", kind: .webhook, target: "not a url"))
-        await #expect(throws: ErrorBody.self) { _ = try await client.call(NotifyTypes.channelSet, bad, as: ListReply<Channel>.self, key: "k-2") }
+        await #expect(throws: ErrorBody.self) {
+            _ = try await client.call(NotifyTypes.channelSet, bad, as: ListReply<Channel>.self, key: "k-2")
+        }
         ping = try await client.call(SystemTypes.ping, Empty(), as: PingReply.self)
         #expect(ping.streams["notify"] == 1)
         await client.close()
@@ -93,7 +105,8 @@ import Testing
         let dir = try TestSupport.temporaryDirectory()
         let endpoints = TestSupport.freeEndpoints()
         let client = try await RPCClient.connect(to: endpoints.rpc, from: "test")
-        async let reply = client.call(NotifyTypes.channelSet, Self.channel("late"), as: ListReply<Channel>.self, timeout: .milliseconds(400), retries: 10)
+        async let reply = client.call(
+            NotifyTypes.channelSet, Self.channel("late"), as: ListReply<Channel>.self, timeout: .milliseconds(400), retries: 10)
         try await Task.sleep(for: .milliseconds(900))
         let service = try await InProcessService.start(NotifyService.self, dataDirectory: dir, endpoints: endpoints)
         #expect(try await reply.items.map(\.name) == ["late"])
@@ -110,9 +123,12 @@ import Testing
         let client = try await RPCClient.connect(to: service.endpoints.rpc, from: "test")
         for index in 1...30 { _ = try await client.call(NotifyTypes.channelSet, Self.channel("c\(index)"), as: ListReply<Channel>.self) }
         let subscriber = try await EventSubscriber.start(
-            events: service.endpoints.events, rpc: service.endpoints.rpc, topics: ["notify."], from: .beginning, heartbeat: .milliseconds(200))
+            events: service.endpoints.events, rpc: service.endpoints.rpc, topics: ["notify."], from: .beginning,
+            heartbeat: .milliseconds(200))
         let writer = Task {
-            for index in 31...60 { _ = try await client.call(NotifyTypes.channelSet, Self.channel("c\(index)"), as: ListReply<Channel>.self) }
+            for index in 31...60 {
+                _ = try await client.call(NotifyTypes.channelSet, Self.channel("c\(index)"), as: ListReply<Channel>.self)
+            }
         }
         var seqs: [Int] = []
         for await event in subscriber.events {
@@ -151,7 +167,8 @@ import Testing
         let service = try await InProcessService.start(NotifyService.self, dataDirectory: try TestSupport.temporaryDirectory())
         let client = try await RPCClient.connect(to: service.endpoints.rpc, from: "test")
         for (request, field) in [
-            (EventsSinceRequest(stream: "notify", after: -1), "body.after"), (EventsSinceRequest(stream: "notify", after: 0, limit: 0), "body.limit"),
+            (EventsSinceRequest(stream: "notify", after: -1), "body.after"),
+            (EventsSinceRequest(stream: "notify", after: 0, limit: 0), "body.limit"),
             (EventsSinceRequest(stream: "notify", after: 0, limit: 10_001), "body.limit"),
         ] {
             do {
@@ -170,7 +187,8 @@ import Testing
         let types = try await client.call(SystemTypes.types, Empty(), as: TypesReply.self)
         #expect(
             types.requests == [
-                "channel.list", "channel.set", "delivery.list", "events.since", "notice.ack", "notice.get", "notice.list", "report.generate", "silence.expire",
+                "channel.list", "channel.set", "delivery.list", "events.since", "notice.ack", "notice.get", "notice.list",
+                "report.generate", "silence.expire",
                 "silence.list", "silence.set", "sys.ping", "sys.types",
             ])
         #expect(types.topics.contains(NotifyTypes.noticeIssued))

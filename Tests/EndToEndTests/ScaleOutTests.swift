@@ -21,7 +21,8 @@ import Testing
             let backend = "tcp://127.0.0.1:\(TestSupport.freePort())"
             let eventsIn = "tcp://127.0.0.1:\(TestSupport.freePort())"
             let broker = try await ServiceProcess.start(
-                "duban-broker", arguments: ["--frontend", front.rpc, "--backend", backend, "--events-in", eventsIn, "--events-out", front.events],
+                "duban-broker",
+                arguments: ["--frontend", front.rpc, "--backend", backend, "--events-in", eventsIn, "--events-out", front.events],
                 endpoints: front, waitForPing: false, passEndpoints: false)
             var deployment = Deployment(cluster: cluster, broker: broker, instances: [], front: front, backend: backend, eventsIn: eventsIn)
             for index in 1...count { deployment.instances.append(try await deployment.instance(index)) }
@@ -31,8 +32,11 @@ import Testing
         func instance(_ index: Int) async throws -> ServiceProcess {
             try await ServiceProcess.start(
                 "duban-ingest",
-                arguments: ["--instance", "ingest-\(index)", "--database-url", cluster.url, "--data-dir", try TestSupport.temporaryDirectory()],
-                endpoints: Endpoints(rpc: ">\(backend)", events: ">\(eventsIn)"), environment: ["DUBAN_NOW": "2026-11-20T12:00:00+08:00"], pingAt: front.rpc)
+                arguments: [
+                    "--instance", "ingest-\(index)", "--database-url", cluster.url, "--data-dir", try TestSupport.temporaryDirectory(),
+                ],
+                endpoints: Endpoints(rpc: ">\(backend)", events: ">\(eventsIn)"), environment: ["DUBAN_NOW": "2026-11-20T12:00:00+08:00"],
+                pingAt: front.rpc)
         }
 
         func stop() async {
@@ -47,8 +51,11 @@ import Testing
         ReadingSubmitRequest(
             readings: (0..<200).map { index in
                 let minute = number * 200 + index
-                let time = Date(timeIntervalSince1970: Timestamp.parse("2026-10-01T00:00:00+08:00")!.timeIntervalSince1970 + Double(minute) * 60)
-                return SubmittedReading(station: "chengzhong_air", parameter: "pm25", ts: Timestamp.format(time, fractional: false), value: Double(20 + index % 40))
+                let time = Date(
+                    timeIntervalSince1970: Timestamp.parse("2026-10-01T00:00:00+08:00")!.timeIntervalSince1970 + Double(minute) * 60)
+                return SubmittedReading(
+                    station: "chengzhong_air", parameter: "pm25", ts: Timestamp.format(time, fractional: false),
+                    value: Double(20 + index % 40))
             })
     }
 
@@ -75,8 +82,12 @@ import Testing
             var next = 0
             func submit(_ number: Int) {
                 group.addTask {
-                    (number, try await client.call(
-                        IngestTypes.readingSubmit, Self.batch(number), as: ReadingSubmitReply.self, key: "batch-\(number)", timeout: .seconds(2), retries: 10))
+                    (
+                        number,
+                        try await client.call(
+                            IngestTypes.readingSubmit, Self.batch(number), as: ReadingSubmitReply.self, key: "batch-\(number)",
+                            timeout: .seconds(2), retries: 10)
+                    )
                 }
             }
             while next < 6 {
@@ -112,7 +123,8 @@ import Testing
         let heads = try await client.call(SystemTypes.ping, Empty(), as: PingReply.self).streams
         #expect(heads.keys.contains("ingest-1") && heads.keys.contains("ingest-2"))
         let subscriber = try await EventSubscriber.start(
-            events: deployment.front.events, rpc: deployment.front.rpc, topics: [IngestTypes.readingsAccepted], from: .beginning, heartbeat: .milliseconds(300))
+            events: deployment.front.events, rpc: deployment.front.rpc, topics: [IngestTypes.readingsAccepted], from: .beginning,
+            heartbeat: .milliseconds(300))
         var counted = 0
         for await event in subscriber.events {
             counted += try event.body(as: ReadingsAccepted.self).count

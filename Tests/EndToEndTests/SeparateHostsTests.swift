@@ -48,8 +48,10 @@ import Testing
             let dataDir = "\(dir)/\(host)"
             try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
             let process = try await ServiceProcess.start(
-                executable, arguments: ["--config", configFile] + (executable == "duban-broker" ? [] : ["--data-dir", dataDir]) + arguments,
-                endpoints: Endpoints(rpc: pingAt ?? "", events: ""), waitForPing: pingAt != nil, passEndpoints: false, namespace: lab.namespace(host))
+                executable,
+                arguments: ["--config", configFile] + (executable == "duban-broker" ? [] : ["--data-dir", dataDir]) + arguments,
+                endpoints: Endpoints(rpc: pingAt ?? "", events: ""), waitForPing: pingAt != nil, passEndpoints: false,
+                namespace: lab.namespace(host))
             processes.append(process)
             return process
         }
@@ -57,7 +59,9 @@ import Testing
         _ = try await start("duban-cases", on: "cases", pingAt: deployment[.cases].rpc)
         _ = try await start("duban-broker", on: "broker", pingAt: nil)
         for index in 1...2 {
-            _ = try await start("duban-ingest", on: "ingest-\(index)", ["--behind-broker", "--instance", "ingest-\(index)"], pingAt: deployment[.ingest].rpc)
+            _ = try await start(
+                "duban-ingest", on: "ingest-\(index)", ["--behind-broker", "--instance", "ingest-\(index)"], pingAt: deployment[.ingest].rpc
+            )
         }
         _ = try await start("duban-notify", on: "notify", pingAt: deployment[.notify].rpc)
 
@@ -85,7 +89,10 @@ import Testing
         func subscriber(count: Int) async throws -> ServiceProcess {
             try await ServiceProcess.start(
                 "/usr/bin/env",
-                arguments: ["python3", examples, "--rpc", deployment[.registry].rpc, "--events", deployment[.registry].events, "--state", state, "--count", "\(count)"],
+                arguments: [
+                    "python3", examples, "--rpc", deployment[.registry].rpc, "--events", deployment[.registry].events, "--state", state,
+                    "--count", "\(count)",
+                ],
                 endpoints: Endpoints(rpc: "", events: ""), waitForPing: false, passEndpoints: false, namespace: lab.namespace("subscriber"))
         }
         let first = try await subscriber(count: 1)
@@ -95,7 +102,8 @@ import Testing
         for (task, unit, percent) in [("8", "区生态环境局", 55.0), ("12", "区城市管理局", 30.0)] {
             let client = try await RPCClient.connect(to: deployment[.registry].rpc, from: unit)
             _ = try await client.call(
-                RegistryTypes.progressReport, ProgressReportRequest(task: task, period: "2026-10", unit: unit, percent: percent, summary: "按计划推进"),
+                RegistryTypes.progressReport,
+                ProgressReportRequest(task: task, period: "2026-10", unit: unit, percent: percent, summary: "按计划推进"),
                 as: ProgressReport.self)
             await client.close()
         }
@@ -105,9 +113,11 @@ import Testing
             readings.append(SubmittedReading(station: "chengzhong_air", parameter: "pm25", ts: ts, value: Double(25 + hour % 10)))
         }
         readings.append(SubmittedReading(station: "liuyiqiao", parameter: "nh3n", ts: "2026-11-20T08:00:00+08:00", value: 1.2))
-        let stored = try await ingest.call(IngestTypes.readingSubmit, ReadingSubmitRequest(readings: readings), as: ReadingSubmitReply.self, key: "hosts-batch-1")
+        let stored = try await ingest.call(
+            IngestTypes.readingSubmit, ReadingSubmitRequest(readings: readings), as: ReadingSubmitReply.self, key: "hosts-batch-1")
         #expect(stored.accepted == readings.count && stored.rejected.isEmpty)
-        let again = try await ingest.call(IngestTypes.readingSubmit, ReadingSubmitRequest(readings: readings), as: ReadingSubmitReply.self, key: "hosts-batch-1")
+        let again = try await ingest.call(
+            IngestTypes.readingSubmit, ReadingSubmitRequest(readings: readings), as: ReadingSubmitReply.self, key: "hosts-batch-1")
         #expect(again == stored, "a retried key gets the first reply, whichever instance answers")
         #expect(try cluster.psql("SELECT count(*) FROM readings") == "\(readings.count)")
 
@@ -121,8 +131,14 @@ import Testing
         func notices(_ kind: NoticeKind) async throws -> [Notice] {
             try await notify.call(NotifyTypes.noticeList, NoticeListRequest(kind: kind), as: ListReply<Notice>.self).items
         }
-        #expect(try await TestSupport.eventually(timeout: .seconds(20)) { try await notices(.indicatorBreach).contains { $0.refs.indicator == "water_quality_liuyiqiao" } })
-        #expect(try await TestSupport.eventually(timeout: .seconds(20)) { try await notices(.caseOverdue).contains { $0.refs.case == overdueCase.id } })
+        #expect(
+            try await TestSupport.eventually(timeout: .seconds(20)) {
+                try await notices(.indicatorBreach).contains { $0.refs.indicator == "water_quality_liuyiqiao" }
+            })
+        #expect(
+            try await TestSupport.eventually(timeout: .seconds(20)) {
+                try await notices(.caseOverdue).contains { $0.refs.case == overdueCase.id }
+            })
 
         // The tool comes back and reads to the registry's head: every event once, in order, no gap.
         let head = try await registry.call(SystemTypes.ping, Empty(), as: PingReply.self).streams["registry"] ?? 0

@@ -21,7 +21,8 @@ import Testing
             store = try ServiceStore(path: path, stream: stream, origin: stream)
             let server = try await RPCServer.bind(
                 identity: ServerIdentity(service: .notify, instance: stream),
-                endpoints: Endpoints(rpc: "tcp://127.0.0.1:*", events: "tcp://127.0.0.1:*"), store: store, handlers: HandlerTable(), topics: [],
+                endpoints: Endpoints(rpc: "tcp://127.0.0.1:*", events: "tcp://127.0.0.1:*"), store: store, handlers: HandlerTable(),
+                topics: [],
                 maxPayloadBytes: 1 << 20, clock: ServiceClock(), logger: Logger(label: "test"))
             runner = Task { try await server.run() }
             subscriber = try await EventSubscriber.start(

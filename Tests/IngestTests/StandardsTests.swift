@@ -10,7 +10,9 @@ import Testing
     let day = "2026-11-20"
 
     /// A liuyiqiao sample in which everything is class II.
-    static let classII: [String: Double] = ["ph": 7.8, "do": 6.5, "codmn": 3.5, "cod": 14, "bod5": 2.5, "nh3n": 0.4, "tp": 0.08, "f": 0.5, "cu": 0.5]
+    static let classII: [String: Double] = [
+        "ph": 7.8, "do": 6.5, "codmn": 3.5, "cod": 14, "bod5": 2.5, "nh3n": 0.4, "tp": 0.08, "f": 0.5, "cu": 0.5,
+    ]
 
     @Test func singleFactorTheWorstParameterDecides() throws {
         var sample = Self.classII
@@ -25,10 +27,12 @@ import Testing
     }
 
     @Test(arguments: [
-        ("nh3n", 0.15, WaterClass.i), ("nh3n", 0.151, .ii), ("nh3n", 1.0, .iii), ("nh3n", 1.5, .iv), ("nh3n", 2.0, .v), ("nh3n", 2.01, .worseThanV),
+        ("nh3n", 0.15, WaterClass.i), ("nh3n", 0.151, .ii), ("nh3n", 1.0, .iii), ("nh3n", 1.5, .iv), ("nh3n", 2.0, .v),
+        ("nh3n", 2.01, .worseThanV),
         ("do", 7.5, .i), ("do", 7.4, .ii), ("do", 5, .iii), ("do", 1.9, .worseThanV),
         ("ph", 6, .i), ("ph", 9, .i), ("ph", 5.9, .worseThanV), ("ph", 9.1, .worseThanV),
-        ("tp", 0.2, .iii), ("tp", 0.4, .v), ("codmn", 6, .iii), ("cod", 20, .iii), ("bod5", 4, .iii), ("hg", 0.0001, .iii), ("hg", 0.0002, .iv),
+        ("tp", 0.2, .iii), ("tp", 0.4, .v), ("codmn", 6, .iii), ("cod", 20, .iii), ("bod5", 4, .iii), ("hg", 0.0001, .iii),
+        ("hg", 0.0002, .iv),
         ("fecal_coliform", 10_000, .iii),
     ])
     func table1Limits(parameter: String, value: Double, expected: WaterClass) {
@@ -82,27 +86,35 @@ import Testing
 
     @Test func anAnnualMeanNeeds324DaysAnd27EachMonthAnd25InFebruary() {
         let full = days(2025, perMonth: { Timestamp.daysInMonth(2025, $0) })
-        let ok = AirEvaluation.annual(parameter: "pm25", year: 2025, samples: hourly(full, hours: 22, value: 32), standards: standards, today: "2026-01-10")
+        let ok = AirEvaluation.annual(
+            parameter: "pm25", year: 2025, samples: hourly(full, hours: 22, value: 32), standards: standards, today: "2026-01-10")
         #expect(ok.valid && ok.validDays == 365 && ok.pm25Mean == 32 && ok.grade == "二级")
         // 27 a month and 25 in February: 322 days, too few.
         let thin = days(2025, perMonth: { $0 == 2 ? 25 : 27 })
-        let short = AirEvaluation.annual(parameter: "pm25", year: 2025, samples: hourly(thin, hours: 22, value: 32), standards: standards, today: "2026-01-10")
+        let short = AirEvaluation.annual(
+            parameter: "pm25", year: 2025, samples: hourly(thin, hours: 22, value: 32), standards: standards, today: "2026-01-10")
         #expect(!short.valid && short.validDays == 322 && short.grade == nil)
         // Enough days in the year, but one month with 26: invalid.
         let uneven = days(2025, perMonth: { $0 == 7 ? 26 : Timestamp.daysInMonth(2025, $0) })
-        #expect(!AirEvaluation.annual(parameter: "pm25", year: 2025, samples: hourly(uneven, hours: 22, value: 32), standards: standards, today: "2026-01-10").valid)
+        #expect(
+            !AirEvaluation.annual(
+                parameter: "pm25", year: 2025, samples: hourly(uneven, hours: 22, value: 32), standards: standards, today: "2026-01-10"
+            ).valid)
         // Days with too few hours do not count.
-        let sparse = AirEvaluation.annual(parameter: "pm25", year: 2025, samples: hourly(full, hours: 12, value: 32), standards: standards, today: "2026-01-10")
+        let sparse = AirEvaluation.annual(
+            parameter: "pm25", year: 2025, samples: hourly(full, hours: 12, value: 32), standards: standards, today: "2026-01-10")
         #expect(!sparse.valid && sparse.validDays == 0 && sparse.pm25Mean == nil)
     }
 
     @Test func theGradeUsesTheStandardInForceAtTheYearsEnd() {
         let full2026 = days(2026, perMonth: { Timestamp.daysInMonth(2026, $0) })
         // 32 µg/m³ is grade 2 under GB 3095-2012 (35), over it under GB 3095-2026 (30).
-        let under2026 = AirEvaluation.annual(parameter: "pm25", year: 2026, samples: hourly(full2026, hours: 22, value: 32), standards: standards, today: "2027-01-05")
+        let under2026 = AirEvaluation.annual(
+            parameter: "pm25", year: 2026, samples: hourly(full2026, hours: 22, value: 32), standards: standards, today: "2027-01-05")
         #expect(under2026.grade == "超二级")
         let full2025 = days(2025, perMonth: { Timestamp.daysInMonth(2025, $0) })
-        let under2012 = AirEvaluation.annual(parameter: "pm25", year: 2025, samples: hourly(full2025, hours: 22, value: 32), standards: standards, today: "2027-01-05")
+        let under2012 = AirEvaluation.annual(
+            parameter: "pm25", year: 2025, samples: hourly(full2025, hours: 22, value: 32), standards: standards, today: "2027-01-05")
         #expect(under2012.grade == "二级")
     }
 }
@@ -111,7 +123,9 @@ import Testing
     let rules = ReadingRules(stations: try! StationsFile.load(path: StationsFile.bundledPath()!))
     let now = Timestamp.parse("2026-11-20T12:00:00+08:00")!
 
-    func check(_ parameter: String, _ value: Double, unit: String? = nil, ts: String = "2026-11-20T08:00:00+08:00", station: String = "liuyiqiao")
+    func check(
+        _ parameter: String, _ value: Double, unit: String? = nil, ts: String = "2026-11-20T08:00:00+08:00", station: String = "liuyiqiao"
+    )
         -> Result<NormalizedReading, RejectedItem>
     {
         rules.check(SubmittedReading(station: station, parameter: parameter, ts: ts, value: value, unit: unit), index: 3, now: now)

@@ -8,7 +8,8 @@ import Testing
 @Suite struct PollLoopTests {
     @Test(arguments: ["tcp", "ipc"])
     func multipartMessagesArriveWholeAndInOrder(transport: String) async throws {
-        let endpoint = transport == "tcp" ? "tcp://127.0.0.1:\(TestSupport.freePort())" : "ipc://\(try TestSupport.temporaryDirectory())/pull.sock"
+        let endpoint =
+            transport == "tcp" ? "tcp://127.0.0.1:\(TestSupport.freePort())" : "ipc://\(try TestSupport.temporaryDirectory())/pull.sock"
         let loop = ZMQPollLoop(name: "test")
         let (stream, continuation) = AsyncStream.makeStream(of: [Data].self)
         _ = try await loop.addSocket(.pull, setup: { try $0.bind(endpoint) }, onMessage: { continuation.yield($0) })

@@ -9,14 +9,16 @@ import Testing
 
 /// The registry through its socket.
 @Suite struct RegistryServiceTests {
-    static func report(_ task: String, _ period: String, _ unit: String, _ percent: Double, _ summary: String = "本月推进情况") -> ProgressReportRequest {
+    static func report(_ task: String, _ period: String, _ unit: String, _ percent: Double, _ summary: String = "本月推进情况")
+        -> ProgressReportRequest
+    {
         ProgressReportRequest(task: task, period: period, unit: unit, percent: percent, summary: summary)
     }
 
-
     @Test func reportsAreCheckedAndRevisionsKeepTheirHistory() async throws {
         let clock = ServiceClock.starting(at: date("2026-11-20T10:00:00+08:00"))
-        let service = try await InProcessService.start(RegistryService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: clock)
+        let service = try await InProcessService.start(
+            RegistryService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: clock)
         let client = try await RPCClient.connect(to: service.endpoints.rpc, from: "区生态环境局")
 
         var error = try await refusal(client, RegistryTypes.progressReport, Self.report("7.3", "2026-10", "区教育局", 50))
@@ -40,14 +42,18 @@ import Testing
 
         // A cooperating unit may report; a member of a collective may report for it; an alias counts.
         _ = try await client.call(RegistryTypes.progressReport, Self.report("7.3", "2026-10", "区城乡建设局", 60), as: ProgressReport.self)
-        _ = try await client.call(RegistryTypes.progressReport, Self.report("1", "2026-10", "区教育局", 100, "区直各单位之一"), as: ProgressReport.self)
+        _ = try await client.call(
+            RegistryTypes.progressReport, Self.report("1", "2026-10", "区教育局", 100, "区直各单位之一"), as: ProgressReport.self)
         _ = try await client.call(RegistryTypes.progressReport, Self.report("12", "2026-10", "区市场监督管理局", 70), as: ProgressReport.self)
 
-        let first = try await client.call(RegistryTypes.progressReport, Self.report("7.3", "2026-10", "区生态环境局", 80, "第一次报送"), as: ProgressReport.self)
-        let second = try await client.call(RegistryTypes.progressReport, Self.report("7.3", "2026-10", "区生态环境局", 85, "更正"), as: ProgressReport.self)
+        let first = try await client.call(
+            RegistryTypes.progressReport, Self.report("7.3", "2026-10", "区生态环境局", 80, "第一次报送"), as: ProgressReport.self)
+        let second = try await client.call(
+            RegistryTypes.progressReport, Self.report("7.3", "2026-10", "区生态环境局", 85, "更正"), as: ProgressReport.self)
         #expect(first.revision == 1 && second.revision == 2)
         let latest = try await client.call(
-            RegistryTypes.progressList, ProgressListRequest(task: "7.3", period: "2026-10", unit: "区生态环境局"), as: ListReply<ProgressReport>.self)
+            RegistryTypes.progressList, ProgressListRequest(task: "7.3", period: "2026-10", unit: "区生态环境局"),
+            as: ListReply<ProgressReport>.self)
         #expect(latest.items.map(\.percent) == [85])
         let history = try await client.call(
             RegistryTypes.progressList, ProgressListRequest(task: "7.3", unit: "区生态环境局", history: true), as: ListReply<ProgressReport>.self)
@@ -57,7 +63,8 @@ import Testing
         #expect(task.latestReports?.map(\.unit).sorted() == ["区城乡建设局", "区生态环境局"])
 
         // The dispatch for October: who reported, who still owes.
-        let overview = try await client.call(RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: "2026-10"), as: DispatchOverviewReply.self)
+        let overview = try await client.call(
+            RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: "2026-10"), as: DispatchOverviewReply.self)
         #expect(overview.due == "2026-11-05")
         #expect(overview.reported.contains(TaskUnit(task: "7.3", unit: "区生态环境局")))
         #expect(overview.reported.contains(TaskUnit(task: "1", unit: "区教育局")))
@@ -74,17 +81,20 @@ import Testing
     /// right behind a write must still wait for it: it sees the write, and its reply comes second.
     @Test func aReadPipelinedBehindAWriteSeesItAndIsAnsweredAfterIt() async throws {
         let clock = ServiceClock.starting(at: date("2026-11-20T10:00:00+08:00"))
-        let service = try await InProcessService.start(RegistryService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: clock)
+        let service = try await InProcessService.start(
+            RegistryService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: clock)
         let loop = ZMQPollLoop(name: "pipeline")
         let (replies, continuation) = AsyncStream.makeStream(of: Data.self)
-        let dealer = try await loop.addSocket(.dealer, setup: { try $0.connect(service.endpoints.rpc) }, onMessage: { continuation.yield($0.last!) })
+        let dealer = try await loop.addSocket(
+            .dealer, setup: { try $0.connect(service.endpoints.rpc) }, onMessage: { continuation.yield($0.last!) })
         var iterator = replies.makeAsyncIterator()
         for round in 1...20 {
             let percent = Double(round * 4)
             let report = EnvelopeWriter.request(
                 id: "report-\(round)", type: RegistryTypes.progressReport, from: "区生态环境局", key: "k-\(round)",
                 body: try WireCoding.encode(Self.report("7.3", "2026-10", "区生态环境局", percent)))
-            let read = EnvelopeWriter.request(id: "read-\(round)", type: RegistryTypes.taskGet, from: "区生态环境局", key: nil, body: Data(#"{"id":"7.3"}"#.utf8))
+            let read = EnvelopeWriter.request(
+                id: "read-\(round)", type: RegistryTypes.taskGet, from: "区生态环境局", key: nil, body: Data(#"{"id":"7.3"}"#.utf8))
             // Both leave in one go, in this order, on the loop's thread.
             loop.send(dealer, [Data(), report])
             loop.send(dealer, [Data(), read])
@@ -93,7 +103,8 @@ import Testing
             #expect(FastJSON.topLevelString("re", in: first) == "report-\(round)")
             #expect(FastJSON.topLevelString("re", in: second) == "read-\(round)")
             let task = try WireCoding.decoder().decode(ReplyEnvelope<PlanTask>.self, from: second).result()
-            #expect(task.progress == percent, "round \(round): the read saw \(task.progress ?? -1) %, the write before it said \(percent) %")
+            #expect(
+                task.progress == percent, "round \(round): the read saw \(task.progress ?? -1) %, the write before it said \(percent) %")
         }
         await loop.shutdown()
         try await service.stop()
@@ -110,10 +121,16 @@ import Testing
         #expect(recorded.level == .interview && recorded.recordedBy == officeUnit)
         _ = try await office.call(
             RegistryTypes.escalationRecord, EscalationRecordRequest(unit: "区城乡建设局", level: .notice, reason: "进度明显滞后"), as: Escalation.self)
-        let forUnit = try await office.call(RegistryTypes.escalationList, EscalationListRequest(unit: "区农业农村局"), as: ListReply<Escalation>.self)
+        let forUnit = try await office.call(
+            RegistryTypes.escalationList, EscalationListRequest(unit: "区农业农村局"), as: ListReply<Escalation>.self)
         #expect(forUnit.items.map(\.reason) == ["9.2 连续两月未报送"])
-        #expect(try await refusal(office, RegistryTypes.escalationRecord, EscalationRecordRequest(unit: "区农业农村局", level: .notice, reason: "x", tasks: ["42"])).field == "body.tasks[0]")
-        #expect(try await refusal(office, RegistryTypes.escalationRecord, EscalationRecordRequest(unit: "无此单位", level: .notice, reason: "x")).code == .notFound)
+        #expect(
+            try await refusal(
+                office, RegistryTypes.escalationRecord, EscalationRecordRequest(unit: "区农业农村局", level: .notice, reason: "x", tasks: ["42"])
+            ).field == "body.tasks[0]")
+        #expect(
+            try await refusal(office, RegistryTypes.escalationRecord, EscalationRecordRequest(unit: "无此单位", level: .notice, reason: "x"))
+                .code == .notFound)
         // Events: subscribers see it.
         let since = try await office.call(
             SystemTypes.eventsSince, EventsSinceRequest(stream: "registry", after: 0, limit: 1000), as: EventsSinceReply<AnyEvent>.self)
@@ -168,13 +185,17 @@ import Testing
         service = try await InProcessService.start(RegistryService.self, dataDirectory: dir, planFile: otherFile)
         client = try await RPCClient.connect(to: service.endpoints.rpc, from: officeUnit)
         #expect(try await client.call(RegistryTypes.planGet, Empty(), as: PlanReply.self).title.hasPrefix("城中区"))
-        #expect(try await client.call(RegistryTypes.progressList, ProgressListRequest(task: "10"), as: ListReply<ProgressReport>.self).items.count == 1)
+        #expect(
+            try await client.call(RegistryTypes.progressList, ProgressListRequest(task: "10"), as: ListReply<ProgressReport>.self).items
+                .count == 1)
 
         // An explicit reload replaces it; a broken one is refused with its problems named.
-        let broken = try await refusal(client, RegistryTypes.planLoad, PlanLoadRequest(content: "title: x\nstart: 2024-01-01\n", name: "other.yaml"))
+        let broken = try await refusal(
+            client, RegistryTypes.planLoad, PlanLoadRequest(content: "title: x\nstart: 2024-01-01\n", name: "other.yaml"))
         #expect(broken.code == .invalidArgument && broken.message.contains("other.yaml") && broken.message.contains("missing units"))
         #expect(try await client.call(RegistryTypes.planGet, Empty(), as: PlanReply.self).title.hasPrefix("城中区"))
-        let loaded = try await client.call(RegistryTypes.planLoad, PlanLoadRequest(content: renamed, name: "revised.yaml"), as: PlanLoadReply.self)
+        let loaded = try await client.call(
+            RegistryTypes.planLoad, PlanLoadRequest(content: renamed, name: "revised.yaml"), as: PlanLoadReply.self)
         #expect(loaded.title == "修订版方案" && loaded.tasks == 26)
         #expect(try await client.call(RegistryTypes.planGet, Empty(), as: PlanReply.self).title == "修订版方案")
         await client.close()
@@ -188,11 +209,13 @@ import Testing
 
     @Test func filtersOnTheTaskList() async throws {
         let service = try await InProcessService.start(
-            RegistryService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: .starting(at: date("2026-11-20T10:00:00+08:00")))
+            RegistryService.self, dataDirectory: try TestSupport.temporaryDirectory(),
+            clock: .starting(at: date("2026-11-20T10:00:00+08:00")))
         let client = try await RPCClient.connect(to: service.endpoints.rpc, from: "test")
         let water = try await client.call(RegistryTypes.taskList, TaskListRequest(category: "三"), as: ListReply<PlanTask>.self)
         #expect(water.items.map(\.id) == ["7", "7.1", "7.2", "7.3", "8", "9", "9.1", "9.2"])
-        let byTitle = try await client.call(RegistryTypes.taskList, TaskListRequest(category: "持续深入打好污染防治攻坚战"), as: ListReply<PlanTask>.self)
+        let byTitle = try await client.call(
+            RegistryTypes.taskList, TaskListRequest(category: "持续深入打好污染防治攻坚战"), as: ListReply<PlanTask>.self)
         #expect(byTitle.items.count == 8)
         let court = try await client.call(RegistryTypes.taskList, TaskListRequest(unit: "区人民法院"), as: ListReply<PlanTask>.self)
         #expect(court.items.map(\.id) == ["16"])

@@ -21,7 +21,8 @@ func date(_ text: String) -> Date { Timestamp.parse(text)! }
         #expect(plan.tasks.count == 26)
         #expect(
             plan.tasks.map(\.id) == [
-                "1", "2", "3", "4", "5", "6", "7", "7.1", "7.2", "7.3", "8", "9", "9.1", "9.2", "10", "11", "11.1", "11.2", "12", "13", "14", "15",
+                "1", "2", "3", "4", "5", "6", "7", "7.1", "7.2", "7.3", "8", "9", "9.1", "9.2", "10", "11", "11.1", "11.2", "12", "13",
+                "14", "15",
                 "16", "17", "18", "19",
             ])
         for expected in seed.tasks {
@@ -57,7 +58,8 @@ func date(_ text: String) -> Date { Timestamp.parse(text)! }
         #expect(numbers == [31.48, 95, 60, 100, 100, 85, 92, 100])
         #expect(plan.targets.compactMap { if case .number(let n) = $0.threshold { n } else { nil } } == numbers)
         let byID = Dictionary(uniqueKeysWithValues: plan.targets.map { ($0.indicator, $0) })
-        #expect(byID["water_quality_liuyiqiao"]?.threshold == .string("III") && byID["water_quality_liuyiqiao"]?.operator == "class_at_least")
+        #expect(
+            byID["water_quality_liuyiqiao"]?.threshold == .string("III") && byID["water_quality_liuyiqiao"]?.operator == "class_at_least")
         #expect(byID["aquatic_eco_evaluation"]?.threshold == .string("基本稳定"))
         #expect(byID["pm25_annual_mean"]?.operator == "at_most" && byID["pm25_annual_mean"]?.thresholdFrom == "city_control_value")
         #expect(byID["hazardous_waste_safe_disposal"]?.operator == "equal")
@@ -191,7 +193,8 @@ func date(_ text: String) -> Date { Timestamp.parse(text)! }
                 var entry = TaskReports()
                 for unit in TaskStatusRules.expectedReporters(task, plan: plan) where Int.random(in: 0..<4, using: &random) > 0 {
                     entry.latestPercent[unit] = [0, 10, 35, 50, 72.5, 99, 100].randomElement(using: &random)!
-                    entry.monthsReported[unit] = Set((0..<Int.random(in: 1...6, using: &random)).map { _ in months.randomElement(using: &random)! })
+                    entry.monthsReported[unit] = Set(
+                        (0..<Int.random(in: 1...6, using: &random)).map { _ in months.randomElement(using: &random)! })
                 }
                 reports[task.id] = entry
             }

@@ -66,7 +66,8 @@ struct SeedPlan {
                 if value == "持续推进" {
                     plan.tasks[plan.tasks.count - 1].ongoing = true
                 } else if let m = value.firstMatch(of: /^([0-9]{4})年([0-9]{1,2})月底$/) {
-                    let year = Int(m.1)!, month = Int(m.2)!
+                    let year = Int(m.1)!
+                    let month = Int(m.2)!
                     let days = [31, (year % 4 == 0 ? 29 : 28), 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
                     plan.tasks[plan.tasks.count - 1].deadline = String(format: "%04d-%02d-%02d", year, month, days)
                 }

@@ -22,7 +22,8 @@ import Testing
             return .failure(failure)
         } catch {
             // As RequestTypeTable.decode answers what is not JSON at all.
-            return .failure(RequestDecodingFailure(re: nil, type: nil, error: ErrorBody(code: .badFrame, message: "not a UTF-8 JSON object")))
+            return .failure(
+                RequestDecodingFailure(re: nil, type: nil, error: ErrorBody(code: .badFrame, message: "not a UTF-8 JSON object")))
         }
     }
 
@@ -51,7 +52,10 @@ import Testing
     ])
     func wellFormedRequestsReadTheSameBothWays(frame: String) throws {
         let fast = try #require(Self.table.decodeFast(Data(frame.utf8)), "the fast path should take \(frame)")
-        guard case .success(let slow) = Self.slow(frame) else { Issue.record("JSONDecoder refused \(frame)"); return }
+        guard case .success(let slow) = Self.slow(frame) else {
+            Issue.record("JSONDecoder refused \(frame)")
+            return
+        }
         #expect(Self.same(fast, slow), "\(frame)")
     }
 
@@ -109,17 +113,25 @@ import Testing
         for round in 0..<200 {
             var readings: [SubmittedReading] = []
             for _ in 0..<Int.random(in: 0...20, using: &generator) {
-                let value: Double = [Double.random(in: -1e6...1e6, using: &generator), Double(Int.random(in: -1000...1000)), 1e-7, 0.1 + 0.2][Int.random(in: 0...3)]
-                readings.append(SubmittedReading(
-                    station: stations.randomElement()!, parameter: ["pm25", "nh3n", "hg"].randomElement()!, ts: "2026-11-20T08:00:00+08:00", value: value,
-                    unit: Bool.random() ? nil : "µg/L", flag: Bool.random() ? nil : "revision"))
+                let value: Double = [
+                    Double.random(in: -1e6...1e6, using: &generator), Double(Int.random(in: -1000...1000)), 1e-7, 0.1 + 0.2,
+                ][Int.random(in: 0...3)]
+                readings.append(
+                    SubmittedReading(
+                        station: stations.randomElement()!, parameter: ["pm25", "nh3n", "hg"].randomElement()!,
+                        ts: "2026-11-20T08:00:00+08:00", value: value,
+                        unit: Bool.random() ? nil : "µg/L", flag: Bool.random() ? nil : "revision"))
             }
-            let envelope = RequestEnvelope(type: "reading.submit", from: "站\(round)", key: "k\(round)", body: ReadingSubmitRequest(readings: readings))
+            let envelope = RequestEnvelope(
+                type: "reading.submit", from: "站\(round)", key: "k\(round)", body: ReadingSubmitRequest(readings: readings))
             let encoder = JSONEncoder()
             encoder.outputFormatting = round % 2 == 0 ? [.prettyPrinted] : [.sortedKeys, .withoutEscapingSlashes]
             let frame = try encoder.encode(envelope)
             let fast = try #require(Self.table.decodeFast(frame))
-            guard case .success(let slow) = Self.slow(String(decoding: frame, as: UTF8.self)) else { Issue.record("slow refused"); return }
+            guard case .success(let slow) = Self.slow(String(decoding: frame, as: UTF8.self)) else {
+                Issue.record("slow refused")
+                return
+            }
             #expect(Self.same(fast, slow))
         }
     }
@@ -135,9 +147,13 @@ import Testing
         #expect(FastJSON.topLevelString("re", in: Data(#"["re","x"]"#.utf8)) == nil)
         #expect(FastJSON.topLevelString("re", in: Data(#"{"x":tru"#.utf8)) == nil)
         var generator = SystemRandomNumberGenerator()
-        let values = [#"1"#, #"-2.5e3"#, #"true"#, #"null"#, #""a,b}""#, #""\"}""#, #"{"re":"deep","a":[1,2,{"b":"]"}]}"#, #"[]"#, #"{}"#, #""中文""#]
+        let values = [
+            #"1"#, #"-2.5e3"#, #"true"#, #"null"#, #""a,b}""#, #""\"}""#, #"{"re":"deep","a":[1,2,{"b":"]"}]}"#, #"[]"#, #"{}"#, #""中文""#,
+        ]
         for _ in 0..<300 {
-            var members = (0..<Int.random(in: 0...6, using: &generator)).map { index in "\"k\(index)\":\(values.randomElement(using: &generator)!)" }
+            var members = (0..<Int.random(in: 0...6, using: &generator)).map { index in
+                "\"k\(index)\":\(values.randomElement(using: &generator)!)"
+            }
             let re = "r-\(Int.random(in: 0...1_000_000, using: &generator))"
             members.insert("\"re\":\"\(re)\"", at: Int.random(in: 0...members.count, using: &generator))
             let document = Data(("{" + members.joined(separator: Bool.random(using: &generator) ? "," : " , ") + "}").utf8)
@@ -151,7 +167,9 @@ import Testing
         let awkward = "区生态环境局 \"引号\" back\\slash\ttab\nline \u{01}"
         let request = EnvelopeWriter.request(id: "i-1", type: "task.get", from: awkward, key: "k", body: Data(#"{"id":"7.3"}"#.utf8))
         let object = try #require(try JSONSerialization.jsonObject(with: request) as? [String: Any])
-        #expect(object["from"] as? String == awkward && object["id"] as? String == "i-1" && object["key"] as? String == "k" && object["v"] as? Int == 1)
+        #expect(
+            object["from"] as? String == awkward && object["id"] as? String == "i-1" && object["key"] as? String == "k"
+                && object["v"] as? Int == 1)
         #expect((object["body"] as? [String: Any])?["id"] as? String == "7.3")
         let reply = EnvelopeWriter.reply(type: awkward, re: nil, ok: true, payload: Data("{}".utf8))
         let replyObject = try #require(try JSONSerialization.jsonObject(with: reply) as? [String: Any])

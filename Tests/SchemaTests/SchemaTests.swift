@@ -119,7 +119,9 @@ import Testing
     }
 
     @Test func eventsDecodeWithStreamAndSeq() throws {
-        let data = EnvelopeWriter.event(id: "e", type: "cases.case.opened", ts: "2026-01-01T00:00:00+08:00", from: "cases", stream: "cases", seq: 42, body: Data(#"{"a":1}"#.utf8))
+        let data = EnvelopeWriter.event(
+            id: "e", type: "cases.case.opened", ts: "2026-01-01T00:00:00+08:00", from: "cases", stream: "cases", seq: 42,
+            body: Data(#"{"a":1}"#.utf8))
         let event = try JSONDecoder().decode(AnyEvent.self, from: data)
         #expect(event.seq == 42 && event.stream == "cases" && event.body["a"]?.intValue == 1)
     }

@@ -113,7 +113,8 @@ final class Published: @unchecked Sendable {
 
     @Test func flagsOverrideEnvironment() async throws {
         let options = try ServiceOptions.parse(["--rpc", "tcp://127.0.0.1:9101", "--data-dir", "/tmp/x"])
-        let settings = try await options.settings(for: .registry, environment: ["DUBAN_REGISTRY_RPC": "tcp://h:1", "DUBAN_REGISTRY_EVENTS": "tcp://h:2"])
+        let settings = try await options.settings(
+            for: .registry, environment: ["DUBAN_REGISTRY_RPC": "tcp://h:1", "DUBAN_REGISTRY_EVENTS": "tcp://h:2"])
         #expect(settings.endpoints == Endpoints(rpc: "tcp://127.0.0.1:9101", events: "tcp://h:2"))
         #expect(settings.databasePath == "/tmp/x/registry.sqlite")
     }
@@ -121,7 +122,8 @@ final class Published: @unchecked Sendable {
     @Test func instancesBehindTheBrokerConnectToItsConfiguredEndpoints() async throws {
         let dir = try TestSupport.temporaryDirectory()
         let file = "\(dir)/duban.json"
-        try Data(#"{"ingest": {"rpc": "tcp://broker:7201"}, "broker": {"backend": "tcp://broker:7211"}}"#.utf8).write(to: URL(fileURLWithPath: file))
+        try Data(#"{"ingest": {"rpc": "tcp://broker:7201"}, "broker": {"backend": "tcp://broker:7211"}}"#.utf8).write(
+            to: URL(fileURLWithPath: file))
         let options = try ServiceOptions.parse(["--config", file, "--behind-broker"])
         let settings = try await options.settings(for: .ingest, environment: ["DUBAN_BROKER_EVENTS_IN": "tcp://broker:7999"])
         #expect(settings.endpoints == Endpoints(rpc: ">tcp://broker:7211", events: ">tcp://broker:7999"))
@@ -131,7 +133,9 @@ final class Published: @unchecked Sendable {
     }
 
     @Test func aMissingOrBrokenFileIsNamed() async throws {
-        await #expect(throws: ConfigurationError.self) { try await DeploymentConfiguration.load(configFile: "/nonexistent/duban.json", environment: [:]) }
+        await #expect(throws: ConfigurationError.self) {
+            try await DeploymentConfiguration.load(configFile: "/nonexistent/duban.json", environment: [:])
+        }
         let dir = try TestSupport.temporaryDirectory()
         try Data("{not json".utf8).write(to: URL(fileURLWithPath: "\(dir)/bad.json"))
         do {

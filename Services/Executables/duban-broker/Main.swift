@@ -38,9 +38,11 @@ struct Main: AsyncParsableCommand {
         let logger = Logger(label: "duban.broker")
         let context = ZMQContext()
         let requests = ZMQProxy(
-            context: context, name: "requests", frontend: (.router, frontend ?? deployment[service].rpc), backend: (.dealer, backend ?? deployment.broker.backend), logger: logger)
+            context: context, name: "requests", frontend: (.router, frontend ?? deployment[service].rpc),
+            backend: (.dealer, backend ?? deployment.broker.backend), logger: logger)
         let events = ZMQProxy(
-            context: context, name: "events", frontend: (.xsub, eventsIn ?? deployment.broker.eventsIn), backend: (.xpub, eventsOut ?? deployment[service].events), logger: logger)
+            context: context, name: "events", frontend: (.xsub, eventsIn ?? deployment.broker.eventsIn),
+            backend: (.xpub, eventsOut ?? deployment[service].events), logger: logger)
         try requests.start()
         try events.start()
         let broker = BrokerService(proxies: [requests, events])

@@ -1,6 +1,6 @@
 import ArgumentParser
-import TaskRegistry
 import ServiceKit
+import TaskRegistry
 
 @main
 struct Main: AsyncParsableCommand {
