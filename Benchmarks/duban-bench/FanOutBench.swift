@@ -31,7 +31,9 @@ struct FanOutBench {
                 rawRate.append(raw.perSecond)
                 rawLost.append(raw.lost * Double(events))
                 log(
-                    "fan-out ×\(count): \(Int(figures.perSecond)) events/s to each, live SUB lost \(Int(figures.lostLive)), after catch-up lost \(Int(figures.lostAfter)); raw PUB/SUB \(Int(raw.perSecond))/s, lost \(Int(raw.lost * Double(events)))"
+                    "fan-out ×\(count): \(Int(figures.perSecond)) events/s to each, live SUB lost \(Int(figures.lostLive)), "
+                        + "after catch-up lost \(Int(figures.lostAfter)); "
+                        + "raw PUB/SUB \(Int(raw.perSecond))/s, lost \(Int(raw.lost * Double(events)))"
                 )
             }
             rows.append(

@@ -115,7 +115,8 @@ struct LatencyBench {
                 grpcPipelined.append(figures.perSecond)
             }
             log(
-                "latency run \(run): raw REQ/REP p50 \(rawPing.last!.p50) µs, sys.ping p50 \(dubanPing.last!.p50) µs, task.get p50 \(dubanTask.last!.p50) µs"
+                "latency run \(run): raw REQ/REP p50 \(rawPing.last!.p50) µs, sys.ping p50 \(dubanPing.last!.p50) µs, "
+                    + "task.get p50 \(dubanTask.last!.p50) µs"
                     + (grpc.last.map { ", gRPC p50 \($0.p50) µs" } ?? ""))
         }
 

@@ -32,9 +32,12 @@ struct Indicators: AsyncParsableCommand {
             TextTable.render(
                 header: ["指标", "目标", "最新值", "期间", "评价", "任务"],
                 rows: reply.items.map {
-                    [
+                    let target =
+                        $0.threshold == nil && ["at_most", "at_least"].contains($0.operator)
+                        ? "市控标准（未配置）" : valueText($0.threshold)
+                    return [
                         $0.name,
-                        "\(opLabel($0.operator))\($0.threshold == nil && ["at_most", "at_least"].contains($0.operator) ? "市控标准（未配置）" : valueText($0.threshold))\($0.unit.map { $0 == "%" ? "%" : " " + $0 } ?? "")",
+                        "\(opLabel($0.operator))\(target)\($0.unit.map { $0 == "%" ? "%" : " " + $0 } ?? "")",
                         valueText($0.latest?.value), $0.latest?.period ?? "", attainmentLabel($0.attainment),
                         $0.tasks.joined(separator: "、"),
                     ]
@@ -67,7 +70,8 @@ struct IndicatorCommand: AsyncParsableCommand {
             if options.json { return try printJSON(item) }
             print("\(item.name)（\(item.id)）：\(item.target)")
             print(
-                "最新 \(valueText(item.latest?.value)) \(item.latest?.period ?? "")，\(attainmentLabel(item.attainment))；2026年底预计 \(valueText(item.projection))"
+                "最新 \(valueText(item.latest?.value)) \(item.latest?.period ?? "")，\(attainmentLabel(item.attainment))；"
+                    + "2026年底预计 \(valueText(item.projection))"
             )
             print(
                 TextTable.render(

@@ -63,7 +63,8 @@ struct Notices: AsyncParsableCommand {
             }
             print("\(notice.id) [\(notice.kind.rawValue), \(notice.severity.rawValue), \(notice.state.rawValue)] \(notice.title)")
             print(
-                "  单位 \(notice.units.joined(separator: "、"))  时间 \(notice.issuedAt)\(notice.ackBy.map { "  确认 \($0) \(notice.ackComment ?? "")" } ?? "")"
+                "  单位 \(notice.units.joined(separator: "、"))  时间 \(notice.issuedAt)"
+                    + "\(notice.ackBy.map { "  确认 \($0) \(notice.ackComment ?? "")" } ?? "")"
             )
             print("  \(notice.text)")
             print(

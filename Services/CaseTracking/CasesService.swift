@@ -293,7 +293,8 @@ public struct CasesService: DubanService {
         let at = Timestamp.format(now)
         try db.execute(
             sql: """
-                INSERT INTO cases (id, source, year, number, title, description, unit, supervising_unit, acceptance_unit, deadline, measures, task, batch,
+                INSERT INTO cases (id, source, year, number, title, description, unit, supervising_unit, \
+                acceptance_unit, deadline, measures, task, batch,
                 location, lat, lon, external_ref, state, opened_at, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'registered', ?, ?)
                 """,

@@ -26,7 +26,8 @@ enum CasesStore {
                         lat REAL,
                         lon REAL,
                         external_ref TEXT,
-                        state TEXT NOT NULL CHECK (state IN ('registered', 'assigned', 'rectifying', 'pending_acceptance', 'accepted', 'closed')),
+                        state TEXT NOT NULL CHECK (state IN ('registered', 'assigned', 'rectifying', \
+                    'pending_acceptance', 'accepted', 'closed')),
                         opened_at TEXT NOT NULL,
                         updated_at TEXT NOT NULL,
                         closed_at TEXT,
@@ -140,7 +141,8 @@ enum CasesStore {
         let next = (try Int.fetchOne(db, sql: "SELECT MAX(step) FROM case_history WHERE case_id = ?", arguments: [id]) ?? 0) + 1
         try db.execute(
             sql:
-                "INSERT INTO case_history (case_id, step, action, from_state, to_state, actor, at, comment, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO case_history (case_id, step, action, from_state, to_state, actor, at, comment, evidence) "
+                + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             arguments: [
                 id, next, step.action, step.from?.rawValue, step.to.rawValue, step.actor, step.at, step.comment,
                 try WireCoding.encode(step.evidence),

@@ -137,11 +137,8 @@ public enum LedgerCSV {
             columns[index] = field
         }
         for required in ["source", "title", "unit"] where !columns.values.contains(required) {
-            throw SyntaxError(
-                line: header.line,
-                message:
-                    "missing column for \(required) (\(importColumns.first { $0.value == required && $0.key.unicodeScalars.first!.value > 127 }!.key))"
-            )
+            let heading = importColumns.first { $0.value == required && $0.key.unicodeScalars.first!.value > 127 }!.key
+            throw SyntaxError(line: header.line, message: "missing column for \(required) (\(heading))")
         }
         return records.dropFirst().map { record in
             guard record.fields.count == header.fields.count else {

@@ -302,7 +302,8 @@ final class DerivedIndicators: Sendable {
                                 indicator: definition.id,
                                 severity: "warning",
                                 message: cls > target
-                                    ? "\(station.name)\(year)年均值为\(cls.label)类，劣于目标\(target.label)类（\(result.factors.joined(separator: "、"))）"
+                                    ? "\(station.name)\(year)年均值为\(cls.label)类，劣于目标\(target.label)类"
+                                        + "（\(result.factors.joined(separator: "、"))）"
                                     : "\(station.name)\(year)年均值恢复至\(cls.label)类",
                                 value: nil, limit: nil, at: at)))
                 }

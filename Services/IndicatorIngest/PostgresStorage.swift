@@ -166,7 +166,10 @@ final class PostgresEventStorage: EventStorage {
                     let envelope = EnvelopeWriter.event(
                         id: id, type: item.type, ts: ts, from: origin, stream: stream, seq: Int(head), body: item.body)
                     try await connection.query(
-                        "INSERT INTO duban_events (stream, seq, type, id, ts, envelope) VALUES (\(stream), \(head), \(item.type), \(id), \(ts), \(envelope))",
+                        """
+                        INSERT INTO duban_events (stream, seq, type, id, ts, envelope) \
+                        VALUES (\(stream), \(head), \(item.type), \(id), \(ts), \(envelope))
+                        """,
                         logger: logger)
                     published.append((item.type, envelope))
                 }
@@ -178,7 +181,8 @@ final class PostgresEventStorage: EventStorage {
                 for try await _ in try await connection.query(
                     """
                     INSERT INTO duban_idempotency (key, type, fingerprint, ok, payload, created_at)
-                    VALUES (\(idempotency.key), \(context.type), \(idempotency.fingerprint), true, \(payload), \(Date().timeIntervalSince1970))
+                    VALUES (\(idempotency.key), \(context.type), \(idempotency.fingerprint), true, \
+                    \(payload), \(Date().timeIntervalSince1970))
                     ON CONFLICT (key) DO NOTHING RETURNING key
                     """, logger: logger
                 ).decode(String.self) { claimed = true }
@@ -220,7 +224,8 @@ final class PostgresIngestStore: IngestStore {
                 let rows = try await connection.query(
                     """
                     INSERT INTO readings (station, parameter, ts, value, revision, received_at)
-                    SELECT s, p, t, v, 0, \(receivedAt) FROM UNNEST(\(readings.map(\.station)), \(readings.map(\.parameter)), \(readings.map(\.ts)), \(readings.map(\.value))) AS u(s, p, t, v)
+                    SELECT s, p, t, v, 0, \(receivedAt) FROM UNNEST(\(readings.map(\.station)), \(readings.map(\.parameter)), \
+                    \(readings.map(\.ts)), \(readings.map(\.value))) AS u(s, p, t, v)
                     ON CONFLICT DO NOTHING RETURNING station, parameter, ts
                     """, logger: logger)
                 for try await (station, parameter, ts) in rows.decode((String, String, Int64).self) {
@@ -275,7 +280,10 @@ final class PostgresIngestStore: IngestStore {
                     for parameter in parameters.sorted() {
                         var rows: [(Int64, Double)] = []
                         for try await row in try await connection.query(
-                            "SELECT ts, value FROM readings WHERE station = \(station) AND parameter = \(parameter) ORDER BY ts DESC LIMIT 2",
+                            """
+                            SELECT ts, value FROM readings WHERE station = \(station) AND parameter = \(parameter) \
+                            ORDER BY ts DESC LIMIT 2
+                            """,
                             logger: logger
                         ).decode((Int64, Double).self) { rows.append(row) }
                         guard let newest = rows.first else { continue }
@@ -316,7 +324,8 @@ final class PostgresIngestStore: IngestStore {
             let body = String(decoding: try WireCoding.encode(transition.body), as: UTF8.self)
             try await connection.query(
                 """
-                INSERT INTO alerts (key, active, body, changed_at) VALUES (\(transition.key), \(transition.raise), \(body), \(transition.body.at))
+                INSERT INTO alerts (key, active, body, changed_at) \
+                VALUES (\(transition.key), \(transition.raise), \(body), \(transition.body.at))
                 ON CONFLICT (key) DO UPDATE SET active = EXCLUDED.active, body = EXCLUDED.body, changed_at = EXCLUDED.changed_at
                 """, logger: logger)
         }
@@ -392,7 +401,8 @@ final class PostgresIngestStore: IngestStore {
             try await connection.query(
                 """
                 INSERT INTO indicator_values (indicator, period, value, source, note, reported_at)
-                VALUES (\(definition.id), \(value.period), \(encoded), \(value.source), \(value.note), \(value.reportedAt ?? Timestamp.now()))
+                VALUES (\(definition.id), \(value.period), \(encoded), \(value.source), \(value.note), \
+                \(value.reportedAt ?? Timestamp.now()))
                 ON CONFLICT (indicator, period) DO UPDATE SET value = EXCLUDED.value, source = EXCLUDED.source, note = EXCLUDED.note,
                 reported_at = EXCLUDED.reported_at
                 """, logger: logger)

@@ -93,7 +93,8 @@ public struct ReadingRules: Sendable {
         guard range.contains(value) else {
             return reject(
                 .invalidArgument,
-                "\(reading.parameter) \(reading.value) \(reading.unit ?? Self.canonicalUnit(reading.parameter)) is outside its physical range",
+                "\(reading.parameter) \(reading.value) \(reading.unit ?? Self.canonicalUnit(reading.parameter)) "
+                    + "is outside its physical range",
                 "value")
         }
         guard let time = Timestamp.parse(reading.ts) else {

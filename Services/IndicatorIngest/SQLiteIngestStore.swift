@@ -54,7 +54,8 @@ final class SQLiteIngestStore: IngestStore {
             // row binds only its own four values.
             let insert = try db.makeStatement(
                 sql:
-                    "INSERT INTO readings (station, parameter, ts, value, revision, received_at) VALUES (?, ?, ?, ?, 0, \(receivedAt)) ON CONFLICT DO NOTHING"
+                    "INSERT INTO readings (station, parameter, ts, value, revision, received_at) "
+                    + "VALUES (?, ?, ?, ?, 0, \(receivedAt)) ON CONFLICT DO NOTHING"
             )
             let existing = try db.cachedStatement(sql: "SELECT value FROM readings WHERE station = ? AND parameter = ? AND ts = ?")
             let revise = try db.cachedStatement(
@@ -175,7 +176,8 @@ final class SQLiteIngestStore: IngestStore {
             let before = Self.latest(try Self.values(db, definition.id))
             try db.execute(
                 sql:
-                    "INSERT OR REPLACE INTO indicator_values (indicator, period, value, source, note, reported_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO indicator_values (indicator, period, value, source, note, reported_at) "
+                    + "VALUES (?, ?, ?, ?, ?, ?)",
                 arguments: [
                     definition.id, value.period, String(decoding: try WireCoding.canonical(value.value), as: UTF8.self), value.source,
                     value.note,

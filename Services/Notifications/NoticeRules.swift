@@ -132,7 +132,8 @@ enum EventRules {
                         kind: .overdue, severity: .critical, units: unique(change.leadUnits + [office]),
                         title: "任务逾期：\(title)",
                         text:
-                            "任务\(title)已超过完成时限\(task?.deadlineText.map { "（\($0)）" } ?? "")仍未完成，请责任单位\(change.leadUnits.joined(separator: "、"))抓紧推进并报送进展。",
+                            "任务\(title)已超过完成时限\(task?.deadlineText.map { "（\($0)）" } ?? "")仍未完成，"
+                            + "请责任单位\(change.leadUnits.joined(separator: "、"))抓紧推进并报送进展。",
                         refs: NoticeRefs(task: change.task, event: ref), dedupKey: "overdue:\(change.task)")
                 ], []
             )
@@ -174,7 +175,8 @@ enum EventRules {
                         kind: .caseOverdue, severity: .critical, units: unique([overdue.unit, office]),
                         title: "整改逾期：\(overdue.id) \(overdue.title)",
                         text:
-                            "问题\(overdue.id)（\(overdue.title)）整改时限为\(overdue.deadline)，现仍为\(overdue.state.label)，请\(overdue.unit)加快整改并提交验收。",
+                            "问题\(overdue.id)（\(overdue.title)）整改时限为\(overdue.deadline)，"
+                            + "现仍为\(overdue.state.label)，请\(overdue.unit)加快整改并提交验收。",
                         refs: NoticeRefs(task: overdue.task, case: overdue.id, event: ref), dedupKey: "case_overdue:\(overdue.id)")
                 ], []
             )

@@ -90,7 +90,8 @@ enum Reports {
         for task in leaves {
             let status = task.status.map { statusLabel[$0]! } ?? ""
             md +=
-                "| \(task.id) | \(task.title) | \(status) | \(Int(task.progress ?? 0))% | \(task.deadlineText ?? task.deadline ?? "持续推进") | \(task.leadUnits.joined(separator: "、")) |\n"
+                "| \(task.id) | \(task.title) | \(status) | \(Int(task.progress ?? 0))% "
+                + "| \(task.deadlineText ?? task.deadline ?? "持续推进") | \(task.leadUnits.joined(separator: "、")) |\n"
             row([
                 "任务进展", task.id, task.title, status, task.leadUnits.joined(separator: "、"), "\(Int(task.progress ?? 0))",
                 task.deadline ?? "持续推进",
@@ -115,7 +116,8 @@ enum Reports {
         for indicator in indicators {
             let value = indicator.latest.map { valueText($0.value) } ?? ""
             md +=
-                "| \(indicator.name) | \(indicator.target) | \(value) | \(indicator.latest?.period ?? "") | \(attainmentLabel[indicator.attainment] ?? indicator.attainment) |\n"
+                "| \(indicator.name) | \(indicator.target) | \(value) | \(indicator.latest?.period ?? "") "
+                + "| \(attainmentLabel[indicator.attainment] ?? indicator.attainment) |\n"
             row([
                 "目标指标", indicator.id, indicator.name, attainmentLabel[indicator.attainment] ?? indicator.attainment,
                 indicator.tasks.joined(separator: "、"), value, indicator.latest?.period ?? "",

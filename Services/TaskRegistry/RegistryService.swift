@@ -138,7 +138,8 @@ public struct RegistryService: DubanService {
                     revision: revision + 1, reportedAt: Timestamp.format(now), reportedBy: context.from)
                 try db.execute(
                     sql: """
-                        INSERT INTO progress_reports (task, period, unit, revision, percent, summary, measures, problems, next_steps, evidence, reported_at, reported_by)
+                        INSERT INTO progress_reports (task, period, unit, revision, percent, summary, measures, problems, next_steps, \
+                        evidence, reported_at, reported_by)
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
@@ -260,7 +261,8 @@ public struct RegistryService: DubanService {
         guard plan.unit(request.unit) != nil else { throw ErrorBody.notFound("no unit \(request.unit)", field: "body.unit") }
         guard (task.lead + task.cooperating).contains(where: { stands(for: $0, unit: request.unit, plan: plan) }) else {
             throw ErrorBody.permissionDenied(
-                "\(request.unit) is neither a lead nor a cooperating unit of task \(task.id) (\((task.lead + task.cooperating).joined(separator: "、")))",
+                "\(request.unit) is neither a lead nor a cooperating unit of task \(task.id) "
+                    + "(\((task.lead + task.cooperating).joined(separator: "、")))",
                 field: "body.unit")
         }
         guard request.percent.isFinite, (0...100).contains(request.percent) else {

@@ -101,7 +101,8 @@ enum RegistryStore {
         }
         if !history {
             conditions.append(
-                "p.revision = (SELECT MAX(q.revision) FROM progress_reports q WHERE q.task = p.task AND q.period = p.period AND q.unit = p.unit)"
+                "p.revision = (SELECT MAX(q.revision) FROM progress_reports q "
+                    + "WHERE q.task = p.task AND q.period = p.period AND q.unit = p.unit)"
             )
         }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")

@@ -118,8 +118,10 @@ public struct ServiceOptions: ParsableArguments, Sendable {
 
     @Flag(
         name: .long,
-        help:
-            "Run as one of several instances behind duban-broker: connect to the configuration's broker.backend and broker.eventsIn instead of binding."
+        help: """
+            Run as one of several instances behind duban-broker: \
+            connect to the configuration's broker.backend and broker.eventsIn instead of binding.
+            """
     )
     public var behindBroker = false
 

@@ -104,9 +104,10 @@ import Testing
 
     @Test func aBrokenPlanFileStopsTheRegistryNamingFileLineAndProblem() async throws {
         let dir = try TestSupport.temporaryDirectory()
-        try
-            "title: 测试\nstart: 2024-01-01\nend: 2026-12-31\nunits:\n  - {name: 区生态环境局, kind: spaceship}\ncategories: []\ntasks: []\ntargets: []\n"
-            .write(toFile: "\(dir)/plan.yaml", atomically: true, encoding: .utf8)
+        let yaml =
+            "title: 测试\nstart: 2024-01-01\nend: 2026-12-31\nunits:\n  - {name: 区生态环境局, kind: spaceship}\n"
+            + "categories: []\ntasks: []\ntargets: []\n"
+        try yaml.write(toFile: "\(dir)/plan.yaml", atomically: true, encoding: .utf8)
         let process = try await ServiceProcess.start(
             "duban-registry", arguments: ["--data-dir", dir, "--plan", "\(dir)/plan.yaml"], endpoints: TestSupport.freeEndpoints(),
             waitForPing: false)

@@ -111,9 +111,12 @@ func events(_ client: RPCClient, _ type: String) async throws -> [AnyEvent] {
         #expect(stored.means == ["nh3n": 0.4, "tp": 0.09])
 
         // NaN as JSON can only come as a string; a value that is no number at all is refused the same way.
-        let raw = Data(
-            #"{"v":1,"id":"r1","type":"reading.submit","body":{"readings":[{"station":"liuyiqiao","parameter":"cod","ts":"2026-11-20T10:00:00+08:00","value":"NaN"},{"station":"liuyiqiao","parameter":"cod","ts":"2026-11-20T10:00:00+08:00","value":{}},{"station":"liuyiqiao","parameter":"cod","ts":"2026-11-20T10:00:00+08:00","value":12}]}}"#
-                .utf8)
+        let json =
+            #"{"v":1,"id":"r1","type":"reading.submit","body":{"readings":["#
+            + #"{"station":"liuyiqiao","parameter":"cod","ts":"2026-11-20T10:00:00+08:00","value":"NaN"},"#
+            + #"{"station":"liuyiqiao","parameter":"cod","ts":"2026-11-20T10:00:00+08:00","value":{}},"#
+            + #"{"station":"liuyiqiao","parameter":"cod","ts":"2026-11-20T10:00:00+08:00","value":12}]}}"#
+        let raw = Data(json.utf8)
         let replyFrame = try #require(try await client.send(payload: raw, id: "r1", timeout: .seconds(5)))
         let rawReply = try JSONDecoder().decode(ReplyEnvelope<ReadingSubmitReply>.self, from: replyFrame).result()
         #expect(rawReply.accepted == 1 && rawReply.rejected.map(\.index) == [0, 1])

@@ -98,10 +98,10 @@ final class Published: @unchecked Sendable {
     @Test func environmentOverridesFileOverridesDefaults() async throws {
         let dir = try TestSupport.temporaryDirectory()
         let file = "\(dir)/duban.json"
-        try Data(
-            #"{"dataDir": "/srv/duban", "registry": {"rpc": "tcp://10.0.0.1:7101", "events": "tcp://10.0.0.1:7102"}, "cases": {"rpc": "tcp://10.0.0.3:7301"}}"#
-                .utf8
-        ).write(to: URL(fileURLWithPath: file))
+        let json =
+            #"{"dataDir": "/srv/duban", "registry": {"rpc": "tcp://10.0.0.1:7101", "events": "tcp://10.0.0.1:7102"}, "cases": "#
+            + #"{"rpc": "tcp://10.0.0.3:7301"}}"#
+        try Data(json.utf8).write(to: URL(fileURLWithPath: file))
         let config = try await DeploymentConfiguration.load(
             configFile: file, environment: ["DUBAN_REGISTRY_RPC": "tcp://registry.example:7101", "DUBAN_DATA_DIR": "/var/lib/duban"])
         #expect(config[.registry].rpc == "tcp://registry.example:7101")

@@ -15,8 +15,10 @@ struct Main: AsyncParsableCommand {
         discussion: """
             Clients connect to --frontend (requests) and --events-out (events), as they would to one instance. \
             Instances connect their rpc to --backend and their events to --events-in, with endpoints prefixed by '>':
-              duban-ingest --instance ingest-1 --behind-broker --database-url postgres://…   (or --rpc '>tcp://broker:7211' --events '>tcp://broker:7212')
-            Requests go to instances in turn; a client's retry with the same key may reach another instance, which finds the key in the shared database.
+              duban-ingest --instance ingest-1 --behind-broker --database-url postgres://…   \
+            (or --rpc '>tcp://broker:7211' --events '>tcp://broker:7212')
+            Requests go to instances in turn; a client's retry with the same key may reach another instance, \
+            which finds the key in the shared database.
             """)
 
     @Option(help: "Which service's client endpoints to take from the configuration.") var service: ServiceName = .ingest
