@@ -40,43 +40,84 @@ final class Deliverer: Sendable {
         }
     }
 
-    /// One round: every due digest that its channel's rate allows.
+    /// Channels delivered to at once: a dead endpoint delays only its own channel.
+    static let concurrentChannels = 8
+
+    /// One round: every due digest that its channel's rate allows, channels side by side (at most
+    /// `concurrentChannels` at once), each channel's digests in order.
     func deliverDue() async throws {
         let now = clock.now()
-        let (due, channels) = try await store.pool.read { db -> ([Row], [String: Schema.Channel]) in
+        let (due, channels) = try await store.pool.read { db -> ([DueDigest], [String: Schema.Channel]) in
             let rows = try Row.fetchAll(
-                db, sql: "SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT 50",
-                arguments: [now.timeIntervalSince1970])
+                db,
+                sql: """
+                    SELECT id, attempts, channel, unit FROM outbox
+                    WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT 200
+                    """,
+                arguments: [now.timeIntervalSince1970]
+            ).map { DueDigest(id: $0["id"], attempts: $0["attempts"], channel: $0["channel"], unit: $0["unit"]) }
             let channels = try Data.fetchAll(db, sql: "SELECT definition FROM channels").compactMap {
                 try? JSONDecoder().decode(Schema.Channel.self, from: $0)
             }
             return (rows, Dictionary(uniqueKeysWithValues: channels.map { ($0.name, $0) }))
         }
-        for row in due {
-            let id: Int64 = row["id"]
-            let attempt = (row["attempts"] as Int) + 1
-            guard let channel = channels[row["channel"]] else {
-                try await giveUp(id, attempt: attempt, reason: "channel \(row["channel"] as String) no longer exists", now: now)
+        var byChannel: [String: [DueDigest]] = [:]
+        var order: [String] = []
+        for digest in due {
+            if byChannel[digest.channel] == nil { order.append(digest.channel) }
+            byChannel[digest.channel, default: []].append(digest)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var running = 0
+            for name in order {
+                if running == Self.concurrentChannels {
+                    try await group.next()
+                    running -= 1
+                }
+                let rows = byChannel[name] ?? []
+                let channel = channels[name]
+                group.addTask { try await self.deliver(rows, channel: channel, now: now) }
+                running += 1
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// A pending digest whose next attempt is due.
+    struct DueDigest: Sendable {
+        var id: Int64
+        var attempts: Int
+        var channel: String
+        var unit: String
+    }
+
+    /// One channel's due digests, oldest first.
+    private func deliver(_ digests: [DueDigest], channel: Schema.Channel?, now: Date) async throws {
+        for digest in digests {
+            let id = digest.id
+            let attempt = digest.attempts + 1
+            guard let channel else {
+                try await giveUp(id, attempt: attempt, reason: "渠道 \(digest.channel) 已不存在", now: now)
                 continue
             }
             if let rate = rate(channel) {
                 let recent = sent.withLock { $0[channel.name, default: []].filter { now.timeIntervalSince($0) < 60 } }
                 // Over the rate: wait; more notices for the same unit meanwhile join this digest.
-                if recent.count >= rate { continue }
+                if recent.count >= rate { return }
             }
-            let ids = (try? JSONDecoder().decode([String].self, from: Data((row["notices"] as String).utf8))) ?? []
+            // Sealed before the first attempt, in the transaction that reads what it holds: a notice
+            // issued from now on goes into the next digest, and every attempt sends exactly this.
+            let ids = try await store.pool.write { db -> [String] in
+                try db.execute(sql: "UPDATE outbox SET sealed = 1 WHERE id = ?", arguments: [id])
+                let text = try String.fetchOne(db, sql: "SELECT notices FROM outbox WHERE id = ?", arguments: [id]) ?? "[]"
+                return (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
+            }
             let notices = try await store.pool.read { db in try ids.compactMap { try NotifyStore.fetch(db, id: $0) } }
-            // Sealing the digest: from the first attempt on, nothing joins it (a retry sends what the first attempt sent).
-            if attempt == 1 {
-                try await store.pool.write { db in
-                    try db.execute(sql: "UPDATE outbox SET attempts = attempts WHERE id = ?", arguments: [id])
-                }
-            }
-            let result = await send(notices, delivery: id, unit: row["unit"], channel: channel)
+            let result = await send(notices, delivery: id, unit: digest.unit, channel: channel)
             sent.withLock {
                 $0[channel.name, default: []] = $0[channel.name, default: []].filter { now.timeIntervalSince($0) < 60 } + [now]
             }
-            try await record(id, attempt: attempt, result: result, notices: ids, now: now)
+            try await record(id, attempt: attempt, result: result, notices: notices.map(\.id), now: now)
         }
     }
 
@@ -124,13 +165,15 @@ final class Deliverer: Sendable {
         }
     }
 
+    /// Records an attempt and what it sent (the notices in its payload, and nothing else).
     func record(_ id: Int64, attempt: Int, result: Result, notices: [String], now: Date) async throws {
         let at = Timestamp.format(now)
+        let sentList = String(decoding: try WireCoding.encode(notices), as: UTF8.self)
         if result.ok {
             try await store.pool.write { db in
                 try db.execute(
-                    sql: "INSERT INTO deliveries (outbox, attempt, at, ok, status, error) VALUES (?, ?, ?, 1, ?, NULL)",
-                    arguments: [id, attempt, at, result.status])
+                    sql: "INSERT INTO deliveries (outbox, attempt, at, ok, status, error, notices) VALUES (?, ?, ?, 1, ?, NULL, ?)",
+                    arguments: [id, attempt, at, result.status, sentList])
                 try db.execute(
                     sql: "UPDATE outbox SET state = 'sent', attempts = ?, sent_at = ? WHERE id = ?",
                     arguments: [attempt, now.timeIntervalSince1970, id])
@@ -146,8 +189,8 @@ final class Deliverer: Sendable {
         let delay = min(rules.retryBaseSeconds * pow(2, Double(attempt - 1)), 300)
         try await store.pool.write { db in
             try db.execute(
-                sql: "INSERT INTO deliveries (outbox, attempt, at, ok, status, error) VALUES (?, ?, ?, 0, ?, ?)",
-                arguments: [id, attempt, at, result.status, result.error])
+                sql: "INSERT INTO deliveries (outbox, attempt, at, ok, status, error, notices) VALUES (?, ?, ?, 0, ?, ?, ?)",
+                arguments: [id, attempt, at, result.status, result.error, sentList])
             try db.execute(
                 sql: "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
                 arguments: [attempt, now.timeIntervalSince1970 + delay, result.error, id])

@@ -26,6 +26,7 @@ public struct NotifyService: DubanService {
     public static func migrations(_ migrator: inout DatabaseMigrator) {
         NotifyStore.migrations(&migrator)
         NotifyStore.laggingMigration(&migrator)
+        NotifyStore.sealedDigestsMigration(&migrator)
     }
 
     public init(context: ServiceContext) async throws {
@@ -83,7 +84,9 @@ public struct NotifyService: DubanService {
                                 NoticeDraft(
                                     kind: .escalationProposal, severity: .critical, units: [snapshot.office], title: "建议\(label)：\(unit)",
                                     text:
-                                        "\(unit)负责的任务（\(laggingByUnit[unit]!.sorted().joined(separator: "、"))）已连续\(months)个月进度滞后或逾期（至\(due)），建议予以\(label)，请专项工作组办公室研究决定。",
+                                        "\(unit)负责的任务（\(laggingByUnit[unit]!.sorted().joined(separator: "、"))）"
+                                        + "已连续\(months)个月进度滞后或逾期（至\(due)），"
+                                        + "建议予以\(label)，请专项工作组办公室研究决定。",
                                     refs: NoticeRefs(task: laggingByUnit[unit]!.sorted().first, period: due),
                                     dedupKey: "proposal-lagging:\(unit):\(due):\(level)"))
                         }

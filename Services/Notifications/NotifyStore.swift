@@ -94,6 +94,16 @@ enum NotifyStore {
         }
     }
 
+    static func sealedDigestsMigration(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("notify-v4-sealed-digests") { db in
+            // A digest is sealed before its first attempt: from then on no notice joins it, so what
+            // is marked sent is exactly what a receiver got. Each attempt records what it sent.
+            try db.execute(sql: "ALTER TABLE outbox ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0")
+            try db.execute(sql: "UPDATE outbox SET sealed = 1 WHERE attempts > 0 OR state <> 'pending'")
+            try db.execute(sql: "ALTER TABLE deliveries ADD COLUMN notices TEXT")
+        }
+    }
+
     static func notice(_ row: Row) -> Notice {
         let decoder = JSONDecoder()
         return Notice(
@@ -214,8 +224,8 @@ enum NotifyStore {
         return issued
     }
 
-    /// Queues a notice for every channel that takes it: into the pending, not yet attempted digest
-    /// of that channel and unit if there is one, else a new one.
+    /// Queues a notice for every channel that takes it: into the pending digest of that channel and
+    /// unit that is not sealed yet (no attempt has begun), else a new one.
     static func enqueue(_ notice: Notice, db: Database, now: Date, channels: [Channel]) throws {
         for channel in channels where channel.enabled != false {
             if let kinds = channel.kinds, !kinds.isEmpty, !kinds.contains(notice.kind) { continue }
@@ -224,8 +234,10 @@ enum NotifyStore {
             for unit in units {
                 if let row = try Row.fetchOne(
                     db,
-                    sql:
-                        "SELECT id, notices FROM outbox WHERE channel = ? AND unit = ? AND state = 'pending' AND attempts = 0 ORDER BY id DESC LIMIT 1",
+                    sql: """
+                        SELECT id, notices FROM outbox
+                        WHERE channel = ? AND unit = ? AND state = 'pending' AND sealed = 0 ORDER BY id DESC LIMIT 1
+                        """,
                     arguments: [channel.name, unit])
                 {
                     var ids = (try? JSONDecoder().decode([String].self, from: Data((row["notices"] as String).utf8))) ?? []
@@ -236,8 +248,10 @@ enum NotifyStore {
                         arguments: [String(decoding: try WireCoding.encode(ids), as: UTF8.self), row["id"] as Int64])
                 } else {
                     try db.execute(
-                        sql:
-                            "INSERT INTO outbox (channel, unit, notices, created_at, state, next_attempt_at) VALUES (?, ?, ?, ?, 'pending', ?)",
+                        sql: """
+                            INSERT INTO outbox (channel, unit, notices, created_at, state, next_attempt_at)
+                            VALUES (?, ?, ?, ?, 'pending', ?)
+                            """,
                         arguments: [
                             channel.name, unit, String(decoding: try WireCoding.encode([notice.id]), as: UTF8.self),
                             now.timeIntervalSince1970, now.timeIntervalSince1970,
@@ -261,7 +275,11 @@ enum NotifyStore {
 
     static func deliveries(_ db: Database, _ request: DeliveryListRequest) throws -> [DeliveryAttempt] {
         var rows = try Row.fetchAll(
-            db, sql: "SELECT d.*, o.channel, o.unit, o.notices FROM deliveries d JOIN outbox o ON o.id = d.outbox ORDER BY d.id")
+            db,
+            sql: """
+                SELECT d.outbox, d.attempt, d.at, d.ok, d.status, d.error, COALESCE(d.notices, o.notices) AS notices, o.channel, o.unit
+                FROM deliveries d JOIN outbox o ON o.id = d.outbox ORDER BY d.id
+                """)
         if let channel = request.channel { rows = rows.filter { ($0["channel"] as String) == channel } }
         return rows.compactMap { row in
             let notices = (try? JSONDecoder().decode([String].self, from: Data((row["notices"] as String).utf8))) ?? []

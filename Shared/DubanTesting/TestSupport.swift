@@ -41,6 +41,28 @@ public enum TestSupport {
         Endpoints(rpc: "tcp://127.0.0.1:\(freePort())", events: "tcp://127.0.0.1:\(freePort())")
     }
 
+    /// Points every service's endpoints and the broker's at closed ports of this test's own, so
+    /// that nothing a test starts can reach a live deployment on the default ports (a test gives
+    /// the peers it does start afterwards).
+    public static func isolate(_ deployment: inout DeploymentConfiguration) {
+        for service in ServiceName.allCases { deployment.endpoints[service] = freeEndpoints() }
+        deployment.broker.backend = "tcp://127.0.0.1:\(freePort())"
+        deployment.broker.eventsIn = "tcp://127.0.0.1:\(freePort())"
+    }
+
+    /// The same for a process: every `DUBAN_*` endpoint variable at a closed port.
+    public static func isolatedEnvironment() -> [String: String] {
+        var environment: [String: String] = [:]
+        for service in ServiceName.allCases {
+            let name = service.rawValue.uppercased()
+            environment["DUBAN_\(name)_RPC"] = "tcp://127.0.0.1:\(freePort())"
+            environment["DUBAN_\(name)_EVENTS"] = "tcp://127.0.0.1:\(freePort())"
+        }
+        environment["DUBAN_BROKER_BACKEND"] = "tcp://127.0.0.1:\(freePort())"
+        environment["DUBAN_BROKER_EVENTS_IN"] = "tcp://127.0.0.1:\(freePort())"
+        return environment
+    }
+
     /// Where the package's executables were built.
     public static var binDirectory: String {
         if let dir = ProcessInfo.processInfo.environment["DUBAN_BIN_DIR"] { return dir }
@@ -82,6 +104,7 @@ public final class InProcessService: Sendable {
         if let maxPayloadBytes { deployment.maxPayloadBytes = maxPayloadBytes }
         if let tickSeconds { deployment.tickSeconds = tickSeconds }
         if let planFile { deployment.planFile = planFile }
+        TestSupport.isolate(&deployment)
         configure(&deployment)
         let endpoints = endpoints ?? Endpoints(rpc: "tcp://127.0.0.1:*", events: "tcp://127.0.0.1:*")
         let settings = ServiceSettings(deployment: deployment, endpoints: endpoints, instance: S.name.rawValue, clock: clock)
@@ -132,7 +155,14 @@ public final class ServiceProcess: @unchecked Sendable {
             process.executableURL = URL(fileURLWithPath: path)
             process.arguments = serviceArguments
         }
-        var env = ProcessInfo.processInfo.environment
+        // Nothing inherited from the environment the suite runs in (a deployment's configuration file
+        // or endpoints): the test says everything the process needs.
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("DUBAN_") || $0.key == "DUBAN_BIN_DIR" }
+        // A test that writes a configuration file names every endpoint in it (the environment would
+        // override the file); otherwise every peer is at a closed port of the test's own.
+        if !arguments.contains("--config") {
+            for (key, value) in TestSupport.isolatedEnvironment() { env[key] = value }
+        }
         for (key, value) in environment { env[key] = value }
         process.environment = env
         let logPath = (NSTemporaryDirectory() as NSString).appendingPathComponent(

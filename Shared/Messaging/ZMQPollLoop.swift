@@ -37,6 +37,19 @@ public final class ZMQPollLoop: @unchecked Sendable {
         var handlers: [Int: ReplyingHandler] = [:]
         /// Messages that could not be sent without blocking, retried when the socket is writable.
         var pending: [Int: [[Data]]] = [:]
+        /// ROUTER sockets: messages parked per peer (the first frame, its routing id), so that one
+        /// peer whose pipe is full holds up only its own replies.
+        var parked: [Int: [Data: ParkedReplies]] = [:]
+        /// When parked messages are next tried: a ROUTER reports POLLOUT when *any* pipe has room,
+        /// so polling for it would spin while one peer stays full.
+        var nextParkedRetry: ContinuousClock.Instant?
+    }
+
+    /// Messages waiting for one peer's pipe to have room, oldest first.
+    struct ParkedReplies {
+        var messages: [[Data]] = []
+        var bytes = 0
+        var dropped = 0
     }
 
     public let context: ZMQContext
@@ -47,6 +60,10 @@ public final class ZMQPollLoop: @unchecked Sendable {
     private let pollTimeoutMilliseconds: Int
     private let finished = Mutex<[CheckedContinuation<Void, Never>]?>([])
     private let maxPendingPerSocket: Int
+    private let maxParkedPerPeer: Int
+    private let maxParkedBytesPerPeer: Int
+    /// How often messages parked for full peers are tried again.
+    private let parkedRetryInterval: Duration = .milliseconds(10)
     /// The loop thread's `pthread_self()`, so that work queued from the loop thread itself needs no wake-up.
     private let loopThread = Atomic<UInt>(0)
 
@@ -54,15 +71,20 @@ public final class ZMQPollLoop: @unchecked Sendable {
     /// - Parameters:
     ///   - pollTimeoutMilliseconds: the finite `zmq_poll` timeout; wake-ups make it rarely matter.
     ///   - maxPendingPerSocket: messages kept for a socket that cannot send now; beyond it they are dropped and logged.
+    ///   - maxParkedPerPeer: on a ROUTER, messages kept for one peer whose pipe is full (and at most
+    ///     `maxParkedBytesPerPeer` bytes); beyond either, that peer's newer messages are dropped.
     public init(
         context: ZMQContext = ZMQContext(), name: String, logger: Logger = Logger(label: "duban.zmq"),
-        pollTimeoutMilliseconds: Int = 250, maxPendingPerSocket: Int = 100_000
+        pollTimeoutMilliseconds: Int = 250, maxPendingPerSocket: Int = 100_000, maxParkedPerPeer: Int = 1_000,
+        maxParkedBytesPerPeer: Int = 32 << 20
     ) {
         self.context = context
         self.name = name
         self.logger = logger
         self.pollTimeoutMilliseconds = pollTimeoutMilliseconds
         self.maxPendingPerSocket = maxPendingPerSocket
+        self.maxParkedPerPeer = maxParkedPerPeer
+        self.maxParkedBytesPerPeer = maxParkedBytesPerPeer
         self.wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         let thread = Thread { [self] in self.run() }
         thread.name = "zmq-\(name)"
@@ -110,6 +132,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
                     try socket.apply(options)
                     try setup(socket)
                     state.sockets[id] = socket
+                    if type == .router { state.parked[id] = [:] }
                     if let onMessage { state.handlers[id] = onMessage }
                     continuation.resume(returning: SocketID(value: id))
                 } catch {
@@ -133,6 +156,11 @@ public final class ZMQPollLoop: @unchecked Sendable {
             sent()
         }
         if !accepted { sent() }
+    }
+
+    /// Runs `body` on the loop thread, in order with the sends queued before it.
+    public func runOnLoop(_ body: @escaping @Sendable () -> Void) {
+        if !submit({ _ in body() }) { body() }
     }
 
     /// Whether the caller is running on this loop's thread (a socket callback, or a task on this loop as its executor).
@@ -161,6 +189,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
                 state.sockets.removeValue(forKey: socket.value)?.close()
                 state.handlers.removeValue(forKey: socket.value)
                 state.pending.removeValue(forKey: socket.value)
+                state.parked.removeValue(forKey: socket.value)
                 continuation.resume()
             }
             if !accepted { continuation.resume() }
@@ -213,6 +242,10 @@ public final class ZMQPollLoop: @unchecked Sendable {
             logger.debug("dropping message for closed socket", metadata: ["zmq.loop": "\(name)"])
             return
         }
+        if state.parked[id] != nil {
+            sendToPeer(state, id, socket, frames)
+            return
+        }
         // Keep order: while older messages wait, newer ones queue behind them.
         if var queue = state.pending[id], !queue.isEmpty {
             if queue.count >= maxPendingPerSocket {
@@ -231,6 +264,71 @@ public final class ZMQPollLoop: @unchecked Sendable {
             // EHOSTUNREACH from a ROUTER_MANDATORY socket: the peer has gone; nothing can deliver it.
             logger.debug("send failed", metadata: ["zmq.loop": "\(name)", "error": "\(error)"])
         }
+    }
+
+    /// A ROUTER's send: to the peer named by the first frame, behind that peer's parked messages.
+    /// A full pipe parks the message for that peer alone; the loop never blocks and never waits on it.
+    private func sendToPeer(_ state: LoopState, _ id: Int, _ socket: ZMQSocket, _ frames: [Data]) {
+        let peer = frames[0]
+        if var queue = state.parked[id]?[peer] {
+            let bytes = frames.reduce(0) { $0 + $1.count }
+            if queue.messages.count >= maxParkedPerPeer || queue.bytes + bytes > maxParkedBytesPerPeer {
+                // The peer stopped reading: PROTOCOL.md section 2 lets its replies go.
+                if queue.dropped == 0 {
+                    logger.warning("peer not reading its replies; dropping them", metadata: ["zmq.loop": "\(name)"])
+                }
+                queue.dropped += 1
+            } else {
+                queue.messages.append(frames)
+                queue.bytes += bytes
+            }
+            state.parked[id]?[peer] = queue
+            return
+        }
+        do {
+            try socket.send(frames)
+        } catch let error as ZMQError where error.wouldBlock {
+            state.parked[id]?[peer] = ParkedReplies(messages: [frames], bytes: frames.reduce(0) { $0 + $1.count })
+            if state.nextParkedRetry == nil { state.nextParkedRetry = .now + parkedRetryInterval }
+        } catch {
+            // EHOSTUNREACH: the peer has gone; nothing can deliver it.
+            logger.debug("send failed", metadata: ["zmq.loop": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    /// Tries every parked peer's messages again, oldest first, until its pipe is full again.
+    private func retryParked(_ state: LoopState) {
+        var anyLeft = false
+        for (id, peers) in state.parked where !peers.isEmpty {
+            guard let socket = state.sockets[id] else { continue }
+            for (peer, var queue) in peers {
+                var sent = 0
+                while sent < queue.messages.count {
+                    do {
+                        try socket.send(queue.messages[sent])
+                        sent += 1
+                    } catch let error as ZMQError where error.wouldBlock {
+                        break
+                    } catch {
+                        // The peer has gone: everything parked for it goes too.
+                        sent = queue.messages.count
+                    }
+                }
+                if sent == queue.messages.count {
+                    if queue.dropped > 0 {
+                        logger.notice(
+                            "peer reading again", metadata: ["zmq.loop": "\(name)", "zmq.dropped": "\(queue.dropped)"])
+                    }
+                    state.parked[id]?[peer] = nil
+                } else {
+                    queue.bytes -= queue.messages[..<sent].reduce(0) { $0 + $1.reduce(0) { $0 + $1.count } }
+                    queue.messages.removeFirst(sent)
+                    state.parked[id]?[peer] = queue
+                    anyLeft = true
+                }
+            }
+        }
+        state.nextParkedRetry = anyLeft ? .now + parkedRetryInterval : nil
     }
 
     private func flushPending(_ state: LoopState, _ id: Int) {
@@ -288,7 +386,13 @@ public final class ZMQPollLoop: @unchecked Sendable {
                 items.append(zmq_pollitem_t(socket: socket.handle, fd: 0, events: events, revents: 0))
                 ids.append(id)
             }
-            let rc = zmq_poll(&items, Int32(items.count), morePending ? 0 : pollTimeoutMilliseconds)
+            var timeout = morePending ? 0 : pollTimeoutMilliseconds
+            if let retry = state.nextParkedRetry {
+                let wait = ContinuousClock.now.duration(to: retry)
+                let milliseconds = max(0, Int(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000))
+                timeout = min(timeout, milliseconds)
+            }
+            let rc = zmq_poll(&items, Int32(items.count), timeout)
             if rc < 0 {
                 if zmq_errno() == EINTR { continue }
                 logger.error("zmq_poll failed", metadata: ["zmq.loop": "\(name)", "error": "\(ZMQError.last("poll"))"])
@@ -300,6 +404,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
                 if items[index].revents & Int16(ZMQ_POLLOUT) != 0 { flushPending(state, id) }
                 if items[index].revents & Int16(ZMQ_POLLIN) != 0 { receiveAll(state, id) }
             }
+            if let retry = state.nextParkedRetry, retry <= .now { retryParked(state) }
         }
         for (_, socket) in state.sockets { socket.close() }
         state.sockets.removeAll()

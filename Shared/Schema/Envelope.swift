@@ -104,9 +104,12 @@ public enum EnvelopeWriter {
     }
 
     /// An error reply.
+    /// A refusal never echoes more than a short prefix of what it refuses: a type or id over 256
+    /// characters (no real one is) comes back cut to that.
     public static func errorReply(type: String, re: String?, error: ErrorBody) -> Data {
         reply(
-            type: type, re: re, ok: false,
+            type: type.count > 256 ? String(type.prefix(256)) : type, re: re.map { $0.count > 256 ? String($0.prefix(256)) : $0 },
+            ok: false,
             payload: (try? WireCoding.encode(error)) ?? Data(#"{"code":"internal","message":"encoding failed"}"#.utf8))
     }
 

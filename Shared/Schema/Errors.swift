@@ -35,6 +35,16 @@ public struct ErrorBody: Codable, Sendable, Equatable, Error, CustomStringConver
 public typealias ProtocolError = ErrorBody
 
 extension ErrorBody {
+    /// The answer to a frame that is not a UTF-8 JSON object at all.
+    public static let notAJSONObject = ErrorBody(code: .badFrame, message: "消息不是 UTF-8 编码的 JSON 对象")
+
+    /// Text from a request, shortened for an error message: a refusal never echoes more than
+    /// a short prefix of what it refuses.
+    public static func quote(_ text: String, limit: Int = 64) -> String {
+        guard text.count > limit else { return text }
+        return String(text.prefix(limit)) + "…（共\(text.utf8.count)字节）"
+    }
+
     public static func invalidArgument(_ message: String, field: String) -> ErrorBody {
         ErrorBody(code: .invalidArgument, message: message, field: field)
     }

@@ -37,32 +37,32 @@ public enum WireCoding {
         switch error {
         case .keyNotFound(let key, let context):
             let field = fieldPath(context.codingPath, appending: key)
-            return .invalidArgument("missing field \(field)", field: field)
+            return .invalidArgument("缺少字段 \(field)", field: field)
         case .typeMismatch(let type, let context):
             let field = fieldPath(context.codingPath)
-            return .invalidArgument("\(field) must be \(typeName(type))", field: field)
+            return .invalidArgument("字段 \(field) 应为\(typeName(type))", field: field)
         case .valueNotFound(let type, let context):
             let field = fieldPath(context.codingPath)
-            return .invalidArgument("\(field) must be \(typeName(type)), not null", field: field)
+            return .invalidArgument("字段 \(field) 应为\(typeName(type))，不能为 null", field: field)
         case .dataCorrupted(let context):
             let field = fieldPath(context.codingPath)
-            return .invalidArgument("\(field): \(context.debugDescription)", field: field)
+            return .invalidArgument("字段 \(field) 的值无效", field: field)
         @unknown default:
-            return .invalidArgument("\(error)", field: "body")
+            return .invalidArgument("请求体无效", field: "body")
         }
     }
 
     private static func typeName(_ type: Any.Type) -> String {
         switch type {
-        case is String.Type: return "a string"
-        case is Int.Type, is Int64.Type: return "an integer"
-        case is Double.Type: return "a number"
-        case is Bool.Type: return "a boolean"
+        case is String.Type: return "字符串"
+        case is Int.Type, is Int64.Type: return "整数"
+        case is Double.Type: return "数值"
+        case is Bool.Type: return "布尔值"
         default:
             let name = "\(type)"
-            if name.hasPrefix("Array") { return "an array" }
-            if name.hasPrefix("Dictionary") { return "an object" }
-            return "an object (\(name))"
+            if name.hasPrefix("Array") { return "数组" }
+            if name.hasPrefix("Dictionary") { return "对象" }
+            return "对象"
         }
     }
 }
@@ -92,7 +92,7 @@ public struct RequestTypeTable: Sendable {
         } catch let failure as RequestDecodingFailure {
             throw failure
         } catch {
-            throw RequestDecodingFailure(re: nil, type: nil, error: ErrorBody(code: .badFrame, message: "not a UTF-8 JSON object"))
+            throw RequestDecodingFailure(re: nil, type: nil, error: .notAJSONObject)
         }
     }
 
@@ -173,28 +173,28 @@ public struct DecodedRequest: Decodable, Sendable {
         do {
             container = try decoder.container(keyedBy: Keys.self)
         } catch {
-            throw RequestDecodingFailure(re: nil, type: nil, error: ErrorBody(code: .badFrame, message: "payload is not a JSON object"))
+            throw RequestDecodingFailure(re: nil, type: nil, error: ErrorBody(code: .badFrame, message: "消息不是 JSON 对象"))
         }
         let id = try? container.decodeIfPresent(String.self, forKey: .id)
         let type = try? container.decodeIfPresent(String.self, forKey: .type)
         func fail(_ code: ErrorCode, _ message: String, _ field: String) -> RequestDecodingFailure {
             RequestDecodingFailure(re: id ?? nil, type: type ?? nil, error: ErrorBody(code: code, message: message, field: field))
         }
-        guard let id = id ?? nil, !id.isEmpty else { throw fail(.badFrame, "missing or non-string id", "id") }
-        guard container.contains(.v) else { throw fail(.badFrame, "missing v", "v") }
-        guard let version = try? container.decode(Int.self, forKey: .v) else { throw fail(.badFrame, "v must be an integer", "v") }
-        guard let type = type ?? nil, !type.isEmpty else { throw fail(.badFrame, "missing or non-string type", "type") }
+        guard let id = id ?? nil, !id.isEmpty else { throw fail(.badFrame, "缺少 id，或 id 不是字符串", "id") }
+        guard container.contains(.v) else { throw fail(.badFrame, "缺少协议版本 v", "v") }
+        guard let version = try? container.decode(Int.self, forKey: .v) else { throw fail(.badFrame, "协议版本 v 应为整数", "v") }
+        guard let type = type ?? nil, !type.isEmpty else { throw fail(.badFrame, "缺少 type，或 type 不是字符串", "type") }
         guard version == protocolVersion else {
-            throw fail(.unsupportedVersion, "protocol version \(version) is not supported; this service speaks v1", "v")
+            throw fail(.unsupportedVersion, "不支持协议版本 \(version)，本服务使用版本 1", "v")
         }
-        guard let bodyType = table.bodyTypes[type] else { throw fail(.unknownType, "no request type \(type)", "type") }
+        guard let bodyType = table.bodyTypes[type] else { throw fail(.unknownType, "没有请求类型 \(ErrorBody.quote(type))", "type") }
         self.id = id
         self.type = type
         self.ts = try? container.decodeIfPresent(String.self, forKey: .ts)
         self.from = try? container.decodeIfPresent(String.self, forKey: .from)
         if container.contains(.key), (try? container.decodeNil(forKey: .key)) == false {
             guard let key = try? container.decode(String.self, forKey: .key), !key.isEmpty else {
-                throw fail(.invalidArgument, "key must be a non-empty string", "key")
+                throw fail(.invalidArgument, "幂等键 key 应为非空字符串", "key")
             }
             self.key = key
         } else {
@@ -212,8 +212,8 @@ public struct DecodedRequest: Decodable, Sendable {
             var described = WireCoding.describe(error)
             if !(described.field ?? "").hasPrefix("body") {
                 described.field = described.field.map { $0.isEmpty ? "body" : "body.\($0)" } ?? "body"
-                described.message = "missing field \(described.field!)"
-                if case .typeMismatch = error { described.message = "body must be a JSON object" }
+                described.message = "缺少字段 \(described.field!)"
+                if case .typeMismatch = error { described.message = "body 应为 JSON 对象" }
             }
             throw RequestDecodingFailure(re: id, type: type, error: described)
         } catch let error as ErrorBody {

@@ -65,7 +65,7 @@ public final class RPCServer: Service, Sendable {
     /// Binds the rpc (ROUTER) and events (PUB) endpoints. Fails at once if either cannot be bound.
     public static func bind(
         identity: ServerIdentity, endpoints: Endpoints, store: any EventStorage, handlers: HandlerTable, topics: [String],
-        maxPayloadBytes: Int, clock: ServiceClock, logger: Logger
+        maxPayloadBytes: Int, clock: ServiceClock, logger: Logger, limits: RequestLimits = RequestLimits()
     ) async throws -> RPCServer {
         let loop = ZMQPollLoop(name: identity.instance, logger: logger)
         let (requests, continuation) = AsyncStream.makeStream(of: Prepared.self)
@@ -76,7 +76,7 @@ public final class RPCServer: Service, Sendable {
         // then run one at a time in arrival order on the service's task.
         let reader = RequestReader(handlers: table, maxPayloadBytes: maxPayloadBytes, logger: logger)
         let runner = RequestRunner(handlers: table, store: store, clock: clock, logger: logger)
-        let queued = QueuedRequests()
+        let queued = QueuedRequests(limits: limits)
         do {
             // libzmq drops the connection of a peer whose message exceeds MAXMSGSIZE, with no reply;
             // the cap sits well above the protocol's limit so that oversized payloads up to it get
@@ -85,15 +85,18 @@ public final class RPCServer: Service, Sendable {
             var boundRPC = ""
             let router = try await loop.addSocket(
                 .router,
+                // Per-peer pipes of a thousand messages: a peer that stops reading fills its own
+                // pipe, then its replies park in the loop (bounded) and are dropped past that.
                 options: ZMQSocketOptions(
-                    sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000, maxMessageSize: hardCap, routerMandatory: true),
+                    sendHighWaterMark: 1_000, receiveHighWaterMark: 1_000, maxMessageSize: hardCap, routerMandatory: true),
                 setup: { socket in try attach(socket, endpoints.rpc) },
                 replying: { frames in
                     let prepared = reader.prepare(frames)
-                    if case .drop = prepared { return nil }
-                    if queued.count.load(ordering: .relaxed) == 0, let reply = runner.answerAtOnce(prepared) { return reply }
-                    // Counted on this thread, uncounted on this thread once its reply is sent.
-                    queued.count.add(1, ordering: .relaxed)
+                    guard let peer = prepared.peer else { return nil }
+                    // A connection's requests are answered in order: only with nothing of its own
+                    // queued may one be answered here and now.
+                    if !queued.hasQueued(peer), let reply = runner.answerAtOnce(prepared) { return reply }
+                    if let refusal = queued.admit(prepared, peer: peer) { return refusal }
                     continuation.yield(prepared)
                     return nil
                 })
@@ -141,40 +144,71 @@ public final class RPCServer: Service, Sendable {
 
     /// Serves requests until graceful shutdown, then closes the sockets.
     public func run() async throws {
-        let purge = Task { [store, logger] in
-            while !Task.isCancelled {
-                do {
-                    let removed = try await store.purgeExpiredKeys(now: Date())
-                    if removed > 0 { logger.debug("expired idempotency keys removed", metadata: ["count": "\(removed)"]) }
-                } catch {
-                    logger.warning("idempotency purge failed", metadata: ["error": "\(error)"])
-                }
-                try? await Task.sleep(for: .seconds(3600))
+        await withDiscardingTaskGroup { housekeeping in
+            housekeeping.addTask { await self.purgeExpiredKeysHourly() }
+            await withGracefulShutdownHandler {
+                await serveRequests()
+            } onGracefulShutdown: { [requestsContinuation] in
+                requestsContinuation.finish()
             }
+            housekeeping.cancelAll()
         }
-        await withGracefulShutdownHandler {
-            for await request in requests {
-                let reply = await execute(request)
-                if let reply {
-                    loop.send(router, reply) { [queued] in queued.count.subtract(1, ordering: .relaxed) }
-                } else {
-                    queued.count.subtract(1, ordering: .relaxed)
-                }
-            }
-        } onGracefulShutdown: { [requestsContinuation] in
-            requestsContinuation.finish()
-        }
-        purge.cancel()
         logger.info("stopping", metadata: ["service.instance": "\(identity.instance)"])
         await loop.shutdown()
     }
 
-    /// Runs a prepared request's handler (one at a time, in arrival order) and frames the reply.
+    /// Runs the queued requests: writes one at a time in the write lane, reads beside it.
+    private func serveRequests() async {
+        let readSlots = ReadSlots(count: queued.limits.concurrentReads)
+        await withDiscardingTaskGroup { group in
+            for await request in requests {
+                if runner.runsInTheWriteLane(request) {
+                    // Writes one at a time, in arrival order: the idempotency claim and the
+                    // change it guards are one step.
+                    reply(await execute(request), to: request)
+                    continue
+                }
+                // Reads beside the write lane, a bounded number at once. A read queued behind
+                // its own connection's write started only once that write was done.
+                await readSlots.acquire()
+                group.addTask {
+                    self.reply(await self.execute(request), to: request)
+                    await readSlots.release()
+                }
+            }
+        }
+    }
+
+    private func purgeExpiredKeysHourly() async {
+        while !Task.isCancelled {
+            do {
+                let removed = try await store.purgeExpiredKeys(now: Date())
+                if removed > 0 { logger.debug("expired idempotency keys removed", metadata: ["count": "\(removed)"]) }
+            } catch {
+                logger.warning("idempotency purge failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(3600))
+        }
+    }
+
+    /// Sends a reply, then (on the socket thread) counts its request as done.
+    private func reply(_ frames: [Data]?, to request: Prepared) {
+        guard let peer = request.peer else { return }
+        let bytes = request.bytes
+        guard let frames else {
+            loop.runOnLoop { [queued] in queued.done(peer: peer, bytes: bytes) }
+            return
+        }
+        loop.send(router, frames) { [queued] in queued.done(peer: peer, bytes: bytes) }
+    }
+
+    /// Runs a prepared request's handler and frames the reply.
     func execute(_ prepared: Prepared) async -> [Data]? {
         switch prepared {
         case .drop: return nil
         case .answered(let routing, let reply): return routing + [reply]
-        case .request(let routing, let request, let fingerprint): return routing + [await runner.handle(request, fingerprint: fingerprint)]
+        case .request(let routing, let request, let fingerprint, _):
+            return routing + [await runner.handle(request, fingerprint: fingerprint)]
         }
     }
 
@@ -184,7 +218,21 @@ public final class RPCServer: Service, Sendable {
         case drop
         /// Answered without running a handler (malformed, too large, unknown type).
         case answered(routing: [Data], reply: Data)
-        case request(routing: [Data], DecodedRequest, fingerprint: Result<String?, any Error>)
+        case request(routing: [Data], DecodedRequest, fingerprint: Result<String?, any Error>, bytes: Int)
+
+        /// The connection it came from (a ROUTER's first frame); nil when there is nobody to answer.
+        var peer: Data? {
+            switch self {
+            case .drop: return nil
+            case .answered(let routing, _), .request(let routing, _, _, _): return routing.first
+            }
+        }
+
+        /// The payload's size, for the bound on bytes held.
+        var bytes: Int {
+            if case .request(_, _, _, let bytes) = self { return bytes }
+            return 0
+        }
     }
 
     private static func registerSystemHandlers(
@@ -196,15 +244,15 @@ public final class RPCServer: Service, Sendable {
                 streams: heads)
         }
         @Sendable func limit(_ request: EventsSinceRequest) throws -> Int {
-            guard request.after >= 0 else { throw ErrorBody.invalidArgument("after must be 0 or more", field: "body.after") }
+            guard request.after >= 0 else { throw ErrorBody.invalidArgument("after 应为 0 或正整数", field: "body.after") }
             let limit = request.limit ?? 1000
             guard (1...10_000).contains(limit) else {
-                throw ErrorBody.invalidArgument("limit must be between 1 and 10000", field: "body.limit")
+                throw ErrorBody.invalidArgument("limit 应在 1 到 10000 之间", field: "body.limit")
             }
             return limit
         }
         @Sendable func page(_ request: EventsSinceRequest, _ page: (envelopes: [Data], head: Int)?) throws -> Data {
-            guard let page else { throw ErrorBody.notFound("no event stream \(request.stream)", field: "body.stream") }
+            guard let page else { throw ErrorBody.notFound("没有事件流 \(ErrorBody.quote(request.stream))", field: "body.stream") }
             var out = Data(#"{"events":["#.utf8)
             for (index, envelope) in page.envelopes.enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
@@ -238,10 +286,97 @@ public final class RPCServer: Service, Sendable {
     }
 }
 
-/// Counts requests queued for the service's task whose replies have not been sent yet. Changed only
-/// on the socket thread; while it is above zero, no request is answered ahead of the queue.
-final class QueuedRequests: Sendable {
-    let count = Atomic<Int>(0)
+/// How many requests a service holds at once, per connection and in all.
+public struct RequestLimits: Sendable {
+    /// Requests of one connection queued or running; past it, `unavailable`.
+    public var perConnection: Int
+    /// Requests queued or running in all; past it, `unavailable`.
+    public var total: Int
+    /// Payload bytes of the requests queued or running in all; past it, `unavailable`.
+    public var totalBytes: Int
+    /// Reads run at once beside the write lane.
+    public var concurrentReads: Int
+
+    public init(perConnection: Int = 256, total: Int = 4_096, totalBytes: Int = 256 << 20, concurrentReads: Int = 8) {
+        self.perConnection = perConnection
+        self.total = total
+        self.totalBytes = totalBytes
+        self.concurrentReads = concurrentReads
+    }
+}
+
+/// The requests handed to the service's task whose replies have not been sent yet, per connection.
+/// Touched only on the socket thread (admission when a request arrives, `done` once its reply has
+/// been handed to the socket), so it needs no lock. It is what bounds the queue between the socket
+/// and the handlers: past a limit, a request is refused with `unavailable` at once instead of
+/// waiting, so a flood costs its sender, not memory. (Stopping reading on the shared ROUTER would
+/// stall every peer instead.)
+final class QueuedRequests: @unchecked Sendable {
+    let limits: RequestLimits
+    private var perPeer: [Data: Int] = [:]
+    private var total = 0
+    private var totalBytes = 0
+
+    init(limits: RequestLimits) {
+        self.limits = limits
+    }
+
+    func hasQueued(_ peer: Data) -> Bool { perPeer[peer] != nil }
+
+    /// Counts a request in, or returns the refusal to send instead.
+    func admit(_ prepared: RPCServer.Prepared, peer: Data) -> [Data]? {
+        let bytes = prepared.bytes
+        if case .request(let routing, let request, _, _) = prepared {
+            let mine = perPeer[peer] ?? 0
+            let refusal: String? =
+                if mine >= limits.perConnection {
+                    "本连接待处理的请求已达\(limits.perConnection)个，请等待答复后再发送"
+                } else if total >= limits.total || totalBytes + bytes > limits.totalBytes {
+                    "服务繁忙，请稍后重试"
+                } else {
+                    nil
+                }
+            if let refusal {
+                return routing + [EnvelopeWriter.errorReply(type: request.type, re: request.id, error: .unavailable(refusal))]
+            }
+        }
+        perPeer[peer, default: 0] += 1
+        total += 1
+        totalBytes += bytes
+        return nil
+    }
+
+    /// A request's reply has been handed to the socket (or it had none).
+    func done(peer: Data, bytes: Int) {
+        guard let mine = perPeer[peer] else { return }
+        perPeer[peer] = mine > 1 ? mine - 1 : nil
+        total -= 1
+        totalBytes -= bytes
+    }
+}
+
+/// A counting semaphore for the reads run beside the write lane.
+actor ReadSlots {
+    private var free: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(count: Int) { free = count }
+
+    func acquire() async {
+        if free > 0 {
+            free -= 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty {
+            free += 1
+        } else {
+            waiting.removeFirst().resume()
+        }
+    }
 }
 
 /// Runs handlers and turns what they return or throw into replies: for the service's task and,
@@ -258,7 +393,7 @@ struct RequestRunner: Sendable {
         switch prepared {
         case .drop: return nil
         case .answered(let routing, let reply): return routing + [reply]
-        case .request(let routing, let request, _):
+        case .request(let routing, let request, _, _):
             guard let read = handlers.synchronousReads[request.type] else { return nil }
             let context = self.context(for: request, key: nil, fingerprint: nil)
             do {
@@ -269,6 +404,12 @@ struct RequestRunner: Sendable {
                 return routing + [Self.errorReply(error, for: request, logger: context.logger)]
             }
         }
+    }
+
+    /// Whether a request runs in the service's one serial lane (every write); reads run beside it.
+    func runsInTheWriteLane(_ prepared: RPCServer.Prepared) -> Bool {
+        guard case .request(_, let request, _, _) = prepared else { return false }
+        return handlers.mutating.contains(request.type)
     }
 
     func context(for request: DecodedRequest, key: String?, fingerprint: String?) -> RequestContext {
@@ -282,7 +423,7 @@ struct RequestRunner: Sendable {
         guard let handler = handlers.handlers[request.type] else {
             return EnvelopeWriter.errorReply(
                 type: request.type, re: request.id,
-                error: ErrorBody(code: .unknownType, message: "no request type \(request.type)", field: "type"))
+                error: ErrorBody(code: .unknownType, message: "没有请求类型 \(ErrorBody.quote(request.type))", field: "type"))
         }
         // Idempotency: a key seen before answers with the first reply, or `conflict` for another body.
         var fingerprint: String?
@@ -294,7 +435,7 @@ struct RequestRunner: Sendable {
                     guard stored.fingerprint == fingerprint else {
                         return EnvelopeWriter.errorReply(
                             type: request.type, re: request.id,
-                            error: .conflict("idempotency key \(key) was used with another request", field: "key"))
+                            error: .conflict("幂等键 \(ErrorBody.quote(key)) 已用于另一个请求", field: "key"))
                     }
                     logger.debug("replaying reply for a repeated key", metadata: ["msg.id": "\(request.id)", "msg.key": "\(key)"])
                     return EnvelopeWriter.reply(type: request.type, re: request.id, ok: stored.ok, payload: stored.payload)
@@ -302,7 +443,7 @@ struct RequestRunner: Sendable {
             } catch {
                 logger.error("idempotency lookup failed", metadata: ["msg.id": "\(request.id)", "error": "\(error)"])
                 return EnvelopeWriter.errorReply(
-                    type: request.type, re: request.id, error: .unavailable("storage is not answering: \(error)"))
+                    type: request.type, re: request.id, error: .unavailable("存储暂时不可用，请稍后用同一 key 重试"))
             }
         }
 
@@ -320,23 +461,16 @@ struct RequestRunner: Sendable {
         }
     }
 
-    /// A handler's error as the protocol's error reply.
+    /// A handler's error as the protocol's error reply: the error says its own code and message
+    /// (`WireError`); the log keeps the details, the client never gets a Swift dump.
     static func errorReply(_ error: any Error, for request: DecodedRequest, logger: Logger) -> Data {
-        switch error {
-        case let error as ErrorBody:
-            logger.debug("request refused", metadata: ["error": "\(error)"])
-            return EnvelopeWriter.errorReply(type: request.type, re: request.id, error: error)
-        case let error as DecodingError:
-            return EnvelopeWriter.errorReply(type: request.type, re: request.id, error: WireCoding.describe(error))
-        case let error as DatabaseError
-        where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_FULL || error.resultCode == .SQLITE_IOERR:
-            logger.error("storage unavailable", metadata: ["error": "\(error)"])
-            return EnvelopeWriter.errorReply(
-                type: request.type, re: request.id, error: .unavailable("storage is unavailable: \(error.message ?? "\(error)")"))
-        default:
-            logger.error("handler failed", metadata: ["error": "\(error)"])
-            return EnvelopeWriter.errorReply(type: request.type, re: request.id, error: .internal("\(request.type) failed: \(error)"))
+        let body = ErrorBody.from(error, type: request.type)
+        switch body.code {
+        case .internal: logger.error("handler failed", metadata: ["error": "\(error)"])
+        case .unavailable: logger.warning("request refused: unavailable", metadata: ["error": "\(error)"])
+        default: logger.debug("request refused", metadata: ["error": "\(body)"])
         }
+        return EnvelopeWriter.errorReply(type: request.type, re: request.id, error: body)
     }
 }
 
@@ -364,7 +498,7 @@ struct RequestReader: Sendable {
         }
         guard body.count == 1, let payload = body.first else {
             let error = ErrorBody(
-                code: .badFrame, message: "expected exactly one payload frame after the routing envelope, got \(body.count)")
+                code: .badFrame, message: "路由信封之后应恰有一个消息帧，实际 \(body.count) 个")
             return .answered(routing: routing, reply: EnvelopeWriter.errorReply(type: "", re: nil, error: error))
         }
         guard payload.count <= maxPayloadBytes else {
@@ -373,7 +507,7 @@ struct RequestReader: Sendable {
                 routing: routing,
                 reply: EnvelopeWriter.errorReply(
                     type: "", re: nil,
-                    error: ErrorBody(code: .tooLarge, message: "payload of \(payload.count) bytes is over the limit of \(maxPayloadBytes)"))
+                    error: ErrorBody(code: .tooLarge, message: "消息 \(payload.count) 字节，超过上限 \(maxPayloadBytes) 字节"))
             )
         }
         let request: DecodedRequest
@@ -388,7 +522,7 @@ struct RequestReader: Sendable {
                 routing: routing,
                 reply: EnvelopeWriter.errorReply(
                     type: request.type, re: request.id,
-                    error: ErrorBody(code: .unknownType, message: "no request type \(request.type)", field: "type")))
+                    error: ErrorBody(code: .unknownType, message: "没有请求类型 \(ErrorBody.quote(request.type))", field: "type")))
         }
         let fingerprint: Result<String?, any Error>
         if handlers.mutating.contains(request.type), request.key != nil {
@@ -396,7 +530,7 @@ struct RequestReader: Sendable {
         } else {
             fingerprint = .success(nil)
         }
-        return .request(routing: routing, handlers.prepared(request), fingerprint: fingerprint)
+        return .request(routing: routing, handlers.prepared(request), fingerprint: fingerprint, bytes: payload.count)
     }
 
 }

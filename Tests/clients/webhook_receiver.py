@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """A webhook receiver for tests: answers 500 to the first FAIL requests, 200 after, and writes
-one JSON line per request (number, status given, X-Duban-Delivery, body) to LOG.
+one JSON line per request (number, status given, X-Duban-Delivery, body) to LOG. With DELAY
+(seconds), it writes the line as the request arrives, then waits that long before answering.
 
-Usage: webhook_receiver.py PORT LOG FAIL
+Usage: webhook_receiver.py PORT LOG FAIL [DELAY]
 """
-import http.server, json, sys
+import http.server, json, sys, time
 
 port, log, fail = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+delay = float(sys.argv[4]) if len(sys.argv) > 4 else 0
 seen = {"n": 0}
 
 
@@ -18,6 +20,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with open(log, "a") as f:
             f.write(json.dumps({"n": seen["n"], "status": status, "delivery": self.headers.get("X-Duban-Delivery"),
                                 "body": json.loads(body)}, ensure_ascii=False) + "\n")
+        time.sleep(delay)
         self.send_response(status)
         self.end_headers()
         self.wfile.write(b"{}")
@@ -29,4 +32,4 @@ class Handler(http.server.BaseHTTPRequestHandler):
 # A safety net: a test that dies without stopping us does not leave us behind for long.
 import threading, os
 threading.Timer(120, lambda: os._exit(0)).start()
-http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
