@@ -51,7 +51,7 @@ struct IngestBench {
         for batch in batches {
             let size = try WireCoding.encode(
                 RequestEnvelope(
-                    type: IngestTypes.readingSubmit, from: "bench", key: "k",
+                    type: IngestTypes.readingSubmit.name, from: "bench", key: "k",
                     body: ReadingSubmitRequest(readings: Self.readings(batch, offset: 0)))
             ).count
             let messages = max(200, min(100_000, 20_000_000 / max(size, 1)))
@@ -199,7 +199,7 @@ struct IngestBench {
         // Encoded before the clock starts: a station encodes on its own machine, not on the service's cores.
         let requests = try stride(from: 0, to: total, by: batch).map { offset in
             let envelope = RequestEnvelope(
-                type: IngestTypes.readingSubmit, from: "bench", key: UUID().uuidString.lowercased(),
+                type: IngestTypes.readingSubmit.name, from: "bench", key: UUID().uuidString.lowercased(),
                 body: ReadingSubmitRequest(readings: Self.readings(min(batch, total - offset), offset: offset)))
             return (id: envelope.id, payload: try WireCoding.encode(envelope))
         }

@@ -29,9 +29,9 @@ struct LatencyBench {
 
         // The sizes on the wire, for the raw references.
         var sizes = Sizes()
-        let ping = try WireCoding.encode(RequestEnvelope(type: SystemTypes.ping, from: "bench", key: nil, body: Empty()))
+        let ping = try WireCoding.encode(RequestEnvelope(type: SystemTypes.ping.name, from: "bench", key: nil, body: Empty()))
         let taskGet = try WireCoding.encode(
-            RequestEnvelope(type: RegistryTypes.taskGet, from: "bench", key: nil, body: TaskGetRequest(id: "7.3")))
+            RequestEnvelope(type: RegistryTypes.taskGet.name, from: "bench", key: nil, body: TaskGetRequest(id: "7.3")))
         sizes.pingRequest = ping.count
         sizes.taskRequest = taskGet.count
         sizes.pingReply = try await client.callRaw(SystemTypes.ping, Empty()).count

@@ -93,11 +93,12 @@ struct CallFailed: Error, CustomStringConvertible {
     let description: String
 }
 
-func perform<Reply: Decodable & Sendable, Body: Encodable & Sendable>(
-    _ client: RPCClient, _ type: String, _ body: Body, as: Reply.Type, options: GlobalOptions, key: String? = nil
+func perform<Body, Reply>(
+    _ client: RPCClient, _ rpc: RPC<Body, Reply>, _ body: Body, as: Reply.Type = Reply.self, options: GlobalOptions, key: String? = nil
 ) async throws -> Reply {
+    let type = rpc.name
     do {
-        return try await client.call(type, body, as: Reply.self, key: key, timeout: options.replyTimeout, retries: 2)
+        return try await client.call(rpc, body, key: key, timeout: options.replyTimeout, retries: 2)
     } catch let error as ErrorBody {
         throw CallFailed(description: "\(type) failed: \(error)")
     } catch let error as RPCClientError {
@@ -172,7 +173,10 @@ struct Call: AsyncParsableCommand {
         guard case .object = parsed else { throw ValidationError("body: must be a JSON object") }
         let client = try await options.client(for: service)
         defer { Task { await client.close() } }
-        let reply = try await perform(client, type, parsed, as: JSONValue.self, options: options, key: key)
+        // Any type, even one this CLI does not know: declared by name, a write when the catalog says so
+        // (then it gets an idempotency key).
+        let rpc = RPC<JSONValue, JSONValue>(type, RequestCatalog.byName[type]?.kind ?? .read)
+        let reply = try await perform(client, rpc, parsed, options: options, key: key)
         try printJSON(reply)
     }
 }

@@ -64,7 +64,7 @@ public struct CasesService: DubanService {
         let clock = self.clock
         let directory = self.directory
 
-        handlers.on(CaseTypes.open, CaseOpenRequest.self, mutating: true) { request, context in
+        handlers.on(CaseTypes.open) { request, context in
             let registry = try await directory.lookup(unit: request.unit, task: request.task)
             try Self.requireOffice(context, registry)
             try Self.validate(request, registry: registry, field: "body")
@@ -74,7 +74,7 @@ public struct CasesService: DubanService {
             }
         }
 
-        handlers.on(CaseTypes.import, CaseImportRequest.self, mutating: true) { request, context in
+        handlers.on(CaseTypes.import) { request, context in
             let registry = try await directory.lookup()
             try Self.requireOffice(context, registry)
             guard request.cases.count <= 5000 else {
@@ -118,7 +118,7 @@ public struct CasesService: DubanService {
             return CaseImportReply(imported: result.imported, rejected: (rejected + result.rejected).sorted { $0.index < $1.index })
         }
 
-        handlers.on(CaseTypes.get, CaseGetRequest.self) { request, context in
+        handlers.on(CaseTypes.get) { request, context in
             let now = clock.now()
             guard let item = try await context.store.pool.read({ try CasesStore.fetch($0, id: request.id, now: now) }) else {
                 throw ErrorBody.notFound("no case \(request.id)", field: "body.id")
@@ -126,12 +126,12 @@ public struct CasesService: DubanService {
             return item
         }
 
-        handlers.on(CaseTypes.list, CaseListRequest.self) { request, context in
+        handlers.on(CaseTypes.list) { request, context in
             let now = clock.now()
             return ListReply(items: try await context.store.pool.read { try CasesStore.list($0, request, now: now) })
         }
 
-        handlers.on(CaseTypes.transition, CaseTransitionRequest.self, mutating: true) { request, context in
+        handlers.on(CaseTypes.transition) { request, context in
             let now = clock.now()
             guard let item = try await context.store.pool.read({ try CasesStore.fetch($0, id: request.id, now: now) }) else {
                 throw ErrorBody.notFound("no case \(request.id)", field: "body.id")
@@ -179,7 +179,7 @@ public struct CasesService: DubanService {
             }
         }
 
-        handlers.on(CaseTypes.export, CaseExportRequest.self) { request, context in
+        handlers.on(CaseTypes.export) { request, context in
             guard request.format == "csv" else {
                 throw ErrorBody.invalidArgument("format \(request.format) is not supported; use csv", field: "body.format")
             }
@@ -189,7 +189,7 @@ public struct CasesService: DubanService {
             return CaseExportReply(format: "csv", filename: "整改台账-\(stamp).csv", count: cases.count, content: LedgerCSV.export(cases))
         }
 
-        handlers.on(CaseTypes.batches, CaseBatchesRequest.self) { request, context in
+        handlers.on(CaseTypes.batches) { request, context in
             let now = clock.now()
             let cases = try await context.store.pool.read { try CasesStore.list($0, CaseListRequest(source: request.source), now: now) }
             var batches: [String: BatchProgress] = [:]

@@ -79,12 +79,12 @@ public struct IngestService: DubanService {
         let stations = Dictionary(uniqueKeysWithValues: self.stations.map { ($0.id, $0) })
         let stationList = self.stations
 
-        handlers.on(IngestTypes.stationList, Empty.self) { _, _ in ListReply(items: stationList.map(\.station)) }
+        handlers.on(IngestTypes.stationList) { _, _ in ListReply(items: stationList.map(\.station)) }
 
         // Checking and normalising readings needs no storage: it runs ahead of the transaction of the
         // batch before (see HandlerTable's prepare).
         handlers.on(
-            IngestTypes.readingSubmit, ReadingSubmitRequest.self, mutating: true,
+            IngestTypes.readingSubmit,
             prepare: { request -> Result<CheckedBatch, ErrorBody> in
                 guard request.readings.count <= IngestTypes.maxReadingsPerMessage else {
                     return .failure(
@@ -115,18 +115,18 @@ public struct IngestService: DubanService {
                 return reply
             })
 
-        handlers.on(IngestTypes.indicatorList, Empty.self) { _, _ in
+        handlers.on(IngestTypes.indicatorList) { _, _ in
             var items: [Indicator] = []
             for definition in indicators { items.append(try await Self.view(definition, store: store, history: false)) }
             return ListReply(items: items)
         }
 
-        handlers.on(IngestTypes.indicatorGet, IndicatorGetRequest.self) { request, _ in
+        handlers.on(IngestTypes.indicatorGet) { request, _ in
             guard let definition = byID[request.id] else { throw ErrorBody.notFound("no indicator \(request.id)", field: "body.id") }
             return try await Self.view(definition, store: store, history: true)
         }
 
-        handlers.on(IngestTypes.indicatorReport, IndicatorReportRequest.self, mutating: true) { request, context in
+        handlers.on(IngestTypes.indicatorReport) { request, context in
             guard let definition = byID[request.indicator] else {
                 throw ErrorBody.notFound(
                     "no indicator \(request.indicator); one of \(indicators.map(\.id).joined(separator: ", "))", field: "body.indicator")
@@ -148,7 +148,7 @@ public struct IngestService: DubanService {
             return try await store.record(value, for: definition, alerts: [], context: context)
         }
 
-        handlers.on(IngestTypes.waterClass, WaterClassRequest.self) { request, _ in
+        handlers.on(IngestTypes.waterClass) { request, _ in
             guard let station = stations[request.station], station.kind == "water" else {
                 throw ErrorBody.notFound("no water station \(request.station)", field: "body.station")
             }
@@ -166,7 +166,7 @@ public struct IngestService: DubanService {
             return reply
         }
 
-        handlers.on(IngestTypes.airAnnual, AirAnnualRequest.self) { request, _ in
+        handlers.on(IngestTypes.airAnnual) { request, _ in
             guard let station = stations[request.station], station.kind == "air" else {
                 throw ErrorBody.notFound("no air station \(request.station)", field: "body.station")
             }

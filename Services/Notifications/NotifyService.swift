@@ -125,10 +125,10 @@ public struct NotifyService: DubanService {
         let clock = self.clock
         let deployment = self.deployment
 
-        handlers.on(NotifyTypes.channelList, Empty.self) { _, context in
+        handlers.on(NotifyTypes.channelList) { _, context in
             ListReply(items: try ChannelStore.all(try context.store))
         }
-        handlers.on(NotifyTypes.channelSet, ChannelSetRequest.self, mutating: true) { request, context in
+        handlers.on(NotifyTypes.channelSet) { request, context in
             if request.remove != true { try ChannelStore.validate(request.channel) }
             return try await context.write { db, events in
                 let removed = request.remove ?? false
@@ -147,7 +147,7 @@ public struct NotifyService: DubanService {
             }
         }
 
-        handlers.on(NotifyTypes.noticeList, NoticeListRequest.self) { request, context in
+        handlers.on(NotifyTypes.noticeList) { request, context in
             if let since = request.since, Timestamp.parse(since) == nil {
                 throw ErrorBody.invalidArgument("since must be an RFC 3339 time", field: "body.since")
             }
@@ -157,14 +157,14 @@ public struct NotifyService: DubanService {
             return ListReply(items: try await context.store.pool.read { try NotifyStore.list($0, request) })
         }
 
-        handlers.on(NotifyTypes.noticeGet, NoticeGetRequest.self) { request, context in
+        handlers.on(NotifyTypes.noticeGet) { request, context in
             guard let notice = try await context.store.pool.read({ try NotifyStore.fetch($0, id: request.id) }) else {
                 throw ErrorBody.notFound("no notice \(request.id)", field: "body.id")
             }
             return notice
         }
 
-        handlers.on(NotifyTypes.noticeAck, NoticeAckRequest.self, mutating: true) { request, context in
+        handlers.on(NotifyTypes.noticeAck) { request, context in
             guard let who = context.from, !who.isEmpty else {
                 throw ErrorBody.invalidArgument("say who acknowledges it in from", field: "from")
             }
@@ -186,7 +186,7 @@ public struct NotifyService: DubanService {
             }
         }
 
-        handlers.on(NotifyTypes.silenceSet, SilenceSetRequest.self, mutating: true) { request, context in
+        handlers.on(NotifyTypes.silenceSet) { request, context in
             let now = clock.now()
             let start =
                 try request.startsAt.map {
@@ -220,10 +220,10 @@ public struct NotifyService: DubanService {
                     createdBy: context.from, comment: request.comment)
             }
         }
-        handlers.on(NotifyTypes.silenceList, Empty.self) { _, context in
+        handlers.on(NotifyTypes.silenceList) { _, context in
             ListReply(items: try await context.store.pool.read { try NotifyStore.silences($0, activeAt: nil) })
         }
-        handlers.on(NotifyTypes.silenceExpire, SilenceExpireRequest.self, mutating: true) { request, context in
+        handlers.on(NotifyTypes.silenceExpire) { request, context in
             let now = Timestamp.format(clock.now())
             return try await context.write { db, _ in
                 try db.execute(sql: "UPDATE silences SET ends_at = ? WHERE id = ? AND ends_at > ?", arguments: [now, request.id, now])
@@ -234,11 +234,11 @@ public struct NotifyService: DubanService {
             }
         }
 
-        handlers.on(NotifyTypes.deliveryList, DeliveryListRequest.self) { request, context in
+        handlers.on(NotifyTypes.deliveryList) { request, context in
             ListReply(items: try await context.store.pool.read { try NotifyStore.deliveries($0, request) })
         }
 
-        handlers.on(NotifyTypes.reportGenerate, ReportGenerateRequest.self) { request, _ in
+        handlers.on(NotifyTypes.reportGenerate) { request, _ in
             try await Reports.generate(request, deployment: deployment)
         }
     }

@@ -42,16 +42,14 @@ enum Reports {
                 await cases.close()
             }
         }
-        func ask<Body: Encodable & Sendable, Reply: Decodable & Sendable>(_ client: RPCClient, _ type: String, _ body: Body, as: Reply.Type)
-            async throws -> Reply
-        {
+        func ask<Body, Reply>(_ client: RPCClient, _ rpc: RPC<Body, Reply>, _ body: Body) async throws -> Reply {
             do {
-                return try await client.call(type, body, as: Reply.self, timeout: .seconds(5), retries: 1)
+                return try await client.call(rpc, body, timeout: .seconds(5), retries: 1)
             } catch let error as RPCClientError {
-                throw ErrorBody.unavailable("\(client.endpoint) did not answer \(type): \(error)")
+                throw ErrorBody.unavailable("生成报告所需的服务暂时无法访问（\(rpc.name)），请稍后重试")
             }
         }
-        let tasks = try await ask(registry, RegistryTypes.taskList, TaskListRequest(), as: ListReply<PlanTask>.self).items
+        let tasks = try await ask(registry, RegistryTypes.taskList, TaskListRequest()).items
         var overviews: [DispatchOverviewReply] = []
         for month in months {
             if let overview = try? await registry.call(
@@ -61,11 +59,11 @@ enum Reports {
                 overviews.append(overview)
             }
         }
-        let escalations = try await ask(registry, RegistryTypes.escalationList, EscalationListRequest(), as: ListReply<Escalation>.self)
+        let escalations = try await ask(registry, RegistryTypes.escalationList, EscalationListRequest())
             .items
             .filter { escalation in months.contains { escalation.recordedAt.hasPrefix($0) } }
-        let indicators = try await ask(ingest, IngestTypes.indicatorList, Empty(), as: ListReply<Indicator>.self).items
-        let ledger = try await ask(cases, CaseTypes.list, CaseListRequest(), as: ListReply<Case>.self).items
+        let indicators = try await ask(ingest, IngestTypes.indicatorList, Empty()).items
+        let ledger = try await ask(cases, CaseTypes.list, CaseListRequest()).items
 
         let statusLabel: [TaskStatus: String] = [
             .notStarted: "未开始", .onTrack: "正常推进", .lagging: "进度滞后", .overdue: "逾期未完成", .completed: "已完成",

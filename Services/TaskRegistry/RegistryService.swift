@@ -65,7 +65,7 @@ public struct RegistryService: DubanService {
         let clock = self.clock
         let cache = self.views
 
-        handlers.onRead(RegistryTypes.planGet, Empty.self) { _, context in
+        handlers.onRead(RegistryTypes.planGet) { _, context in
             let versioned = current.versioned
             let loaded = versioned.loaded
             let plan = loaded.document
@@ -77,7 +77,7 @@ public struct RegistryService: DubanService {
                 rules: plan.rules.map { PlanRule(id: $0.id, text: $0.text, withinMonths: $0.withinMonths) }, loadedAt: loaded.loadedAt)
         }
 
-        handlers.onRead(RegistryTypes.unitList, Empty.self) { _, _ in
+        handlers.onRead(RegistryTypes.unitList) { _, _ in
             ListReply(
                 items: current.plan.document.units.map {
                     PlanUnit(
@@ -86,7 +86,7 @@ public struct RegistryService: DubanService {
                 })
         }
 
-        handlers.onRead(RegistryTypes.taskList, TaskListRequest.self) { request, context in
+        handlers.onRead(RegistryTypes.taskList) { request, context in
             let versioned = current.versioned
             let plan = versioned.loaded.document
             if let unit = request.unit, plan.unit(unit) == nil { throw ErrorBody.notFound("no unit \(unit)", field: "body.unit") }
@@ -115,7 +115,7 @@ public struct RegistryService: DubanService {
                 })
         }
 
-        handlers.onReadEncoded(RegistryTypes.taskGet, TaskGetRequest.self) { request, context in
+        handlers.onReadEncoded(RegistryTypes.taskGet) { request, context in
             let versioned = current.versioned
             guard versioned.loaded.document.task(request.id) != nil else {
                 throw ErrorBody.notFound("no task \(request.id)", field: "body.id")
@@ -123,7 +123,7 @@ public struct RegistryService: DubanService {
             return try cache.taskReply(request.id, plan: versioned, store: try context.store, now: clock.now())
         }
 
-        handlers.on(RegistryTypes.progressReport, ProgressReportRequest.self, mutating: true) { request, context in
+        handlers.on(RegistryTypes.progressReport) { request, context in
             let plan = current.plan.document
             let now = clock.now()
             try Self.validate(request, plan: plan, now: now)
@@ -153,7 +153,7 @@ public struct RegistryService: DubanService {
             }
         }
 
-        handlers.on(RegistryTypes.progressList, ProgressListRequest.self) { request, context in
+        handlers.on(RegistryTypes.progressList) { request, context in
             if let period = request.period, Month(period) == nil {
                 throw ErrorBody.invalidArgument("period must be a month, YYYY-MM", field: "body.period")
             }
@@ -164,7 +164,7 @@ public struct RegistryService: DubanService {
                 })
         }
 
-        handlers.on(RegistryTypes.dispatchOverview, DispatchOverviewRequest.self) { request, context in
+        handlers.on(RegistryTypes.dispatchOverview) { request, context in
             let plan = current.plan.document
             guard let month = Month(request.period) else {
                 throw ErrorBody.invalidArgument("period must be a month, YYYY-MM", field: "body.period")
@@ -173,7 +173,7 @@ public struct RegistryService: DubanService {
             return Self.dispatchOverview(plan: plan, month: month, reports: all)
         }
 
-        handlers.on(RegistryTypes.escalationRecord, EscalationRecordRequest.self, mutating: true) { request, context in
+        handlers.on(RegistryTypes.escalationRecord) { request, context in
             let plan = current.plan.document
             guard context.from == plan.office else {
                 throw ErrorBody.permissionDenied(
@@ -202,14 +202,14 @@ public struct RegistryService: DubanService {
             }
         }
 
-        handlers.on(RegistryTypes.escalationList, EscalationListRequest.self) { request, context in
+        handlers.on(RegistryTypes.escalationList) { request, context in
             if let unit = request.unit, current.plan.document.unit(unit) == nil {
                 throw ErrorBody.notFound("no unit \(unit)", field: "body.unit")
             }
             return ListReply(items: try await context.store.pool.read { try RegistryStore.escalations($0, unit: request.unit) })
         }
 
-        handlers.on(RegistryTypes.planLoad, PlanLoadRequest.self, mutating: true) { request, context in
+        handlers.on(RegistryTypes.planLoad) { request, context in
             let name = request.name ?? "plan.yaml"
             let document: PlanDocument
             do {

@@ -270,3 +270,8 @@ public func refusal<Body: Encodable & Sendable>(_ client: RPCClient, _ type: Str
     }
     throw TestFailure("\(type) was accepted")
 }
+
+/// The same, for a declared request type.
+public func refusal<Body, Reply>(_ client: RPCClient, _ rpc: RPC<Body, Reply>, _ body: Body) async throws -> ErrorBody {
+    try await refusal(client, rpc.name, body)
+}

@@ -80,7 +80,38 @@ public final class RPCClient: Sendable {
         self.socketThread = SocketThread(loop: loop)
     }
 
-    /// Calls `type` with `body` and decodes the reply body as `Reply`; an error reply is thrown as `ErrorBody`.
+    /// Calls a declared request type and decodes its reply; an error reply is thrown as `ErrorBody`.
+    /// A write gets an idempotency key (the same on every retry) unless the caller gives one.
+    public func call<Body, Reply>(
+        _ rpc: RPC<Body, Reply>, _ body: Body, key: String? = nil, timeout: Duration = .seconds(5), retries: Int = 2
+    ) async throws -> Reply {
+        try await call(rpc.name, body, as: Reply.self, key: key, timeout: timeout, retries: retries)
+    }
+
+    /// The same, decoding the reply as another view of it (`JSONValue`, a subset of its fields).
+    public func call<Body, Reply, View: Decodable & Sendable>(
+        _ rpc: RPC<Body, Reply>, _ body: Body, as view: View.Type, key: String? = nil, timeout: Duration = .seconds(5), retries: Int = 2
+    ) async throws -> View {
+        try await call(rpc.name, body, as: View.self, key: key, timeout: timeout, retries: retries)
+    }
+
+    /// Calls a declared request type and returns the raw reply frame.
+    public func callRaw<Body, Reply>(
+        _ rpc: RPC<Body, Reply>, _ body: Body, key: String? = nil, timeout: Duration = .seconds(5), retries: Int = 2
+    ) async throws -> Data {
+        try await callRaw(rpc.name, body, key: key, timeout: timeout, retries: retries)
+    }
+
+    /// Calls a declared request type with its body already encoded, and returns the raw reply frame.
+    public func callRaw<Body, Reply>(
+        _ rpc: RPC<Body, Reply>, encodedBody: Data, key: String? = nil, timeout: Duration = .seconds(5), retries: Int = 2,
+        isolation: isolated (any Actor)? = #isolation
+    ) async throws -> Data {
+        try await callRaw(rpc.name, encodedBody: encodedBody, key: key, timeout: timeout, retries: retries)
+    }
+
+    /// Calls `type` by its wire name (the CLI's `duban request`, tests of unknown types) and decodes
+    /// the reply body as `Reply`; an error reply is thrown as `ErrorBody`.
     public func call<Body: Encodable & Sendable, Reply: Decodable & Sendable>(
         _ type: String, _ body: Body, as reply: Reply.Type = Reply.self, key: String? = nil,
         timeout: Duration = .seconds(5), retries: Int = 2

@@ -35,10 +35,5 @@ public struct RejectedItem: Codable, Sendable, Equatable, Error {
 
 /// The request types that change state: clients give them an idempotency key (PROTOCOL.md section 5).
 public enum MutatingTypes {
-    public static let all: Set<String> = [
-        RegistryTypes.progressReport, RegistryTypes.escalationRecord, RegistryTypes.planLoad,
-        IngestTypes.indicatorReport, IngestTypes.readingSubmit,
-        CaseTypes.open, CaseTypes.transition, CaseTypes.import,
-        NotifyTypes.noticeAck, NotifyTypes.channelSet, NotifyTypes.silenceSet, NotifyTypes.silenceExpire,
-    ]
+    public static let all: Set<String> = Set(RequestCatalog.all.filter { $0.kind == .write }.map(\.name))
 }

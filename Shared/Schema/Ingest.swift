@@ -1,12 +1,12 @@
 /// Indicator ingestion's request types and topics (PROTOCOL.md section 6, **ingest**).
 public enum IngestTypes {
-    public static let indicatorList = "indicator.list"
-    public static let indicatorGet = "indicator.get"
-    public static let indicatorReport = "indicator.report"
-    public static let stationList = "station.list"
-    public static let readingSubmit = "reading.submit"
-    public static let waterClass = "water.class"
-    public static let airAnnual = "air.annual"
+    public static let indicatorList = RPC<Empty, ListReply<Indicator>>("indicator.list", .read)
+    public static let indicatorGet = RPC<IndicatorGetRequest, Indicator>("indicator.get", .read)
+    public static let indicatorReport = RPC<IndicatorReportRequest, IndicatorValue>("indicator.report", .write)
+    public static let stationList = RPC<Empty, ListReply<Station>>("station.list", .read)
+    public static let readingSubmit = RPC<ReadingSubmitRequest, ReadingSubmitReply>("reading.submit", .write)
+    public static let waterClass = RPC<WaterClassRequest, WaterClassReply>("water.class", .read)
+    public static let airAnnual = RPC<AirAnnualRequest, AirAnnualReply>("air.annual", .read)
 
     public static let readingsAccepted = "ingest.readings.accepted"
     public static let indicatorUpdated = "ingest.indicator.updated"

@@ -1,8 +1,8 @@
 /// Request types and topics every service serves (PROTOCOL.md section 6, "Every service").
 public enum SystemTypes {
-    public static let ping = "sys.ping"
-    public static let types = "sys.types"
-    public static let eventsSince = "events.since"
+    public static let ping = RPC<Empty, PingReply>("sys.ping", .read)
+    public static let types = RPC<Empty, TypesReply>("sys.types", .read)
+    public static let eventsSince = RPC<EventsSinceRequest, EventsSinceReply<AnyEvent>>("events.since", .read)
 }
 
 /// `sys.ping` reply.
@@ -34,10 +34,13 @@ public struct TypesReply: Codable, Sendable, Equatable {
     public var requests: [String]
     /// Event topics it publishes.
     public var topics: [String]
+    /// Of `requests`, those that change state: give them an idempotency key (`key`).
+    public var writes: [String]?
 
-    public init(requests: [String], topics: [String]) {
+    public init(requests: [String], topics: [String], writes: [String]? = nil) {
         self.requests = requests
         self.topics = topics
+        self.writes = writes
     }
 }
 

@@ -78,6 +78,8 @@ public struct HandlerTable: Sendable {
     var handlers: [String: Handler] = [:]
     /// Types whose requests change state, for which `key` is honoured.
     public private(set) var mutating: Set<String> = []
+    /// The declaration of each registered type.
+    public private(set) var declarations: [String: any RequestDeclaration] = [:]
     /// Fingerprints a body (type plus canonical JSON) for idempotency.
     var fingerprinters: [String: @Sendable (any Sendable) throws -> String] = [:]
     /// Work on a decoded body that needs no storage (validation, normalisation), done by the server's
@@ -89,14 +91,15 @@ public struct HandlerTable: Sendable {
 
     public init() {}
 
-    /// Registers a handler for `type`; the body is decoded as `Body`, the reply encoded from `Reply`.
-    public mutating func on<Body: Codable & Sendable, Reply: Encodable & Sendable>(
-        _ type: String, _ body: Body.Type, mutating isMutating: Bool = false,
-        _ handler: @escaping @Sendable (Body, RequestContext) async throws -> Reply
+    /// Registers the handler of a declared request type: its body decoded as the declaration's
+    /// `Body`, its reply encoded from the declaration's `Reply`; a write is idempotent by `key`.
+    public mutating func on<Body, Reply>(
+        _ rpc: RPC<Body, Reply>, _ handler: @escaping @Sendable (Body, RequestContext) async throws -> Reply
     ) {
-        register(type, Body.self, mutating: isMutating)
+        register(rpc)
+        let type = rpc.name
         handlers[type] = { body, context in
-            guard let body = body as? Body else { throw ErrorBody.internal("body decoded as the wrong type for \(type)") }
+            guard let body = body as? Body else { throw ErrorBody.internal("\(type) 的请求体解码类型不符") }
             return try WireCoding.encode(try await handler(body, context))
         }
     }
@@ -104,26 +107,29 @@ public struct HandlerTable: Sendable {
     /// Registers a handler whose body is first turned into `Prepared` by `prepare`, which runs ahead,
     /// in parallel with the handler of the request before (it must not touch storage). The
     /// idempotency fingerprint is still taken from the body as received.
-    public mutating func on<Body: Codable & Sendable, Prepared: Sendable, Reply: Encodable & Sendable>(
-        _ type: String, _ body: Body.Type, mutating isMutating: Bool = false, prepare: @escaping @Sendable (Body) -> Prepared,
+    public mutating func on<Body, Prepared: Sendable, Reply>(
+        _ rpc: RPC<Body, Reply>, prepare: @escaping @Sendable (Body) -> Prepared,
         handler: @escaping @Sendable (Prepared, RequestContext) async throws -> Reply
     ) {
-        register(type, Body.self, mutating: isMutating)
+        register(rpc)
+        let type = rpc.name
         preparers[type] = { body in
             guard let body = body as? Body else { return body }
             return prepare(body)
         }
         handlers[type] = { prepared, context in
-            guard let prepared = prepared as? Prepared else { throw ErrorBody.internal("\(type) was not prepared") }
+            guard let prepared = prepared as? Prepared else { throw ErrorBody.internal("\(type) 的请求未经预处理") }
             return try WireCoding.encode(try await handler(prepared, context))
         }
     }
 
-    /// The body's type for decoding and, for mutating types, how its idempotency fingerprint is taken.
-    private mutating func register<Body: Codable & Sendable>(_ type: String, _ body: Body.Type, mutating isMutating: Bool) {
+    /// The body's type for decoding and, for writes, how its idempotency fingerprint is taken.
+    private mutating func register<Body, Reply>(_ rpc: RPC<Body, Reply>) {
+        let type = rpc.name
         types.register(type, body: Body.self)
         synchronousReads[type] = nil
-        guard isMutating else { return }
+        declarations[type] = rpc
+        guard rpc.kind == .write else { return }
         mutating.insert(type)
         fingerprinters[type] = { body in
             guard let body = body as? Body else { return "" }
@@ -147,35 +153,36 @@ public struct HandlerTable: Sendable {
         return prepared
     }
 
-    /// Registers a handler that returns its reply body already encoded (for bodies spliced from storage).
-    public mutating func onEncoded<Body: Codable & Sendable>(
-        _ type: String, _ body: Body.Type, _ handler: @escaping @Sendable (Body, RequestContext) async throws -> Data
+    /// Registers a handler that returns the declared reply already encoded (for bodies spliced from storage).
+    public mutating func onEncoded<Body, Reply>(
+        _ rpc: RPC<Body, Reply>, _ handler: @escaping @Sendable (Body, RequestContext) async throws -> Data
     ) {
-        types.register(type, body: Body.self)
-        synchronousReads[type] = nil
+        register(rpc)
+        let type = rpc.name
         handlers[type] = { body, context in
-            guard let body = body as? Body else { throw ErrorBody.internal("body decoded as the wrong type for \(type)") }
+            guard let body = body as? Body else { throw ErrorBody.internal("\(type) 的请求体解码类型不符") }
             return try await handler(body, context)
         }
     }
 
     /// Registers a read that answers synchronously and quickly (in-memory state, a short SQLite read).
-    /// When nothing is queued ahead of it, it is answered on the socket thread as it arrives, with
-    /// no hand-over to the service's task and back: the request path's latency is then the
-    /// transport's. It must not change state and must not block.
-    public mutating func onRead<Body: Codable & Sendable, Reply: Encodable & Sendable>(
-        _ type: String, _ body: Body.Type, _ handler: @escaping @Sendable (Body, RequestContext) throws -> Reply
-    ) {
-        onReadEncoded(type, Body.self) { body, context in try WireCoding.encode(try handler(body, context)) }
+    /// When nothing of its connection is queued ahead of it, it is answered on the socket thread as
+    /// it arrives, with no hand-over to the service's task and back. It must not change state and
+    /// must not block.
+    public mutating func onRead<Body, Reply>(_ rpc: RPC<Body, Reply>, _ handler: @escaping @Sendable (Body, RequestContext) throws -> Reply)
+    {
+        onReadEncoded(rpc) { body, context in try WireCoding.encode(try handler(body, context)) }
     }
 
     /// The same, for a handler that returns its reply body already encoded.
-    public mutating func onReadEncoded<Body: Codable & Sendable>(
-        _ type: String, _ body: Body.Type, _ handler: @escaping @Sendable (Body, RequestContext) throws -> Data
+    public mutating func onReadEncoded<Body, Reply>(
+        _ rpc: RPC<Body, Reply>, _ handler: @escaping @Sendable (Body, RequestContext) throws -> Data
     ) {
-        types.register(type, body: Body.self)
+        precondition(rpc.kind == .read, "\(rpc.name) is a write; it cannot be answered on the socket thread")
+        register(rpc)
+        let type = rpc.name
         let read: SynchronousHandler = { body, context in
-            guard let body = body as? Body else { throw ErrorBody.internal("body decoded as the wrong type for \(type)") }
+            guard let body = body as? Body else { throw ErrorBody.internal("\(type) 的请求体解码类型不符") }
             return try handler(body, context)
         }
         synchronousReads[type] = read

@@ -265,24 +265,25 @@ public final class RPCServer: Service, Sendable {
             // SQLite answers in microseconds: both are answered on the socket thread when nothing waits.
             // The reply changes only when a head moves: encoded once per change, not per ping.
             let lastPing = Mutex<(heads: [String: Int], body: Data)?>(nil)
-            table.onReadEncoded(SystemTypes.ping, Empty.self) { _, _ in
+            table.onReadEncoded(SystemTypes.ping) { _, _ in
                 let heads = try store.headsNow()
                 if let last = lastPing.withLock({ $0 }), last.heads == heads { return last.body }
                 let body = try WireCoding.encode(ping(heads))
                 lastPing.withLock { $0 = (heads, body) }
                 return body
             }
-            table.onReadEncoded(SystemTypes.eventsSince, EventsSinceRequest.self) { request, _ in
+            table.onReadEncoded(SystemTypes.eventsSince) { request, _ in
                 try page(request, try store.eventsNow(stream: request.stream, after: request.after, limit: try limit(request)))
             }
         } else {
-            table.on(SystemTypes.ping, Empty.self) { _, context in ping(try await context.storage.heads()) }
-            table.onEncoded(SystemTypes.eventsSince, EventsSinceRequest.self) { request, context in
+            table.on(SystemTypes.ping) { _, context in ping(try await context.storage.heads()) }
+            table.onEncoded(SystemTypes.eventsSince) { request, context in
                 try page(request, try await context.storage.events(stream: request.stream, after: request.after, limit: try limit(request)))
             }
         }
-        let requestTypes = (table.requestTypes + [SystemTypes.types]).sorted()
-        table.onRead(SystemTypes.types, Empty.self) { _, _ in TypesReply(requests: requestTypes, topics: topics) }
+        let requestTypes = (table.requestTypes + [SystemTypes.types.name]).sorted()
+        let writes = table.mutating.sorted()
+        table.onRead(SystemTypes.types) { _, _ in TypesReply(requests: requestTypes, topics: topics, writes: writes) }
     }
 }
 

@@ -137,7 +137,7 @@ struct Ledger {
             office, CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "x", unit: "区城乡建设局", deadline: "2026-02-30"))
         #expect(badDate.field == "body.deadline")
         let badSource = try await refusal(
-            office, CaseTypes.open, JSONValue.object(["source": .string("rumour"), "title": .string("x"), "unit": .string("区城乡建设局")]))
+            office, CaseTypes.open.name, JSONValue.object(["source": .string("rumour"), "title": .string("x"), "unit": .string("区城乡建设局")]))
         #expect(badSource.code == .invalidArgument && badSource.field == "body.source")
         let first = try await office.call(
             CaseTypes.open, CaseOpenRequest(source: .outfall, title: "排污口 A", unit: "区生态环境局", task: "7.3", externalRef: "PWK-17"),

@@ -91,10 +91,10 @@ import Testing
         for round in 1...20 {
             let percent = Double(round * 4)
             let report = EnvelopeWriter.request(
-                id: "report-\(round)", type: RegistryTypes.progressReport, from: "区生态环境局", key: "k-\(round)",
+                id: "report-\(round)", type: RegistryTypes.progressReport.name, from: "区生态环境局", key: "k-\(round)",
                 body: try WireCoding.encode(Self.report("7.3", "2026-10", "区生态环境局", percent)))
             let read = EnvelopeWriter.request(
-                id: "read-\(round)", type: RegistryTypes.taskGet, from: "区生态环境局", key: nil, body: Data(#"{"id":"7.3"}"#.utf8))
+                id: "read-\(round)", type: RegistryTypes.taskGet.name, from: "区生态环境局", key: nil, body: Data(#"{"id":"7.3"}"#.utf8))
             // Both leave in one go, in this order, on the loop's thread.
             loop.send(dealer, [Data(), report])
             loop.send(dealer, [Data(), read])

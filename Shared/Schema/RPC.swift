@@ -1,0 +1,56 @@
+/// Whether a request type changes state. Writes take an idempotency key (PROTOCOL.md section 5)
+/// and run in the service's one serial lane; reads run beside it.
+public enum RequestKind: String, Codable, Sendable {
+    case read
+    case write
+}
+
+/// A request type as a value: its wire name and kind, whatever its body and reply.
+public protocol RequestDeclaration: Sendable {
+    var name: String { get }
+    var kind: RequestKind { get }
+}
+
+/// One request type, declared once: its wire name, the body it takes, the reply it gives, and
+/// whether it changes state. The server's registration (`HandlerTable.on`), the client's typed
+/// `call`, idempotency keys, `sys.types`, the CLI and docs/protocol.md all read this one
+/// declaration, so they cannot drift apart.
+public struct RPC<Body: Codable & Sendable, Reply: Codable & Sendable>: RequestDeclaration {
+    public let name: String
+    public let kind: RequestKind
+
+    public init(_ name: String, _ kind: RequestKind, body: Body.Type = Body.self, reply: Reply.Type = Reply.self) {
+        self.name = name
+        self.kind = kind
+    }
+}
+
+/// Every request type of the protocol, by service.
+public enum RequestCatalog {
+    /// What every service answers.
+    public static let system: [any RequestDeclaration] = [SystemTypes.ping, SystemTypes.types, SystemTypes.eventsSince]
+
+    /// Each service's own request types (besides `system`).
+    public static let registry: [any RequestDeclaration] = [
+        RegistryTypes.planGet, RegistryTypes.planLoad, RegistryTypes.unitList, RegistryTypes.taskList, RegistryTypes.taskGet,
+        RegistryTypes.progressReport, RegistryTypes.progressList, RegistryTypes.dispatchOverview, RegistryTypes.escalationRecord,
+        RegistryTypes.escalationList,
+    ]
+    public static let ingest: [any RequestDeclaration] = [
+        IngestTypes.indicatorList, IngestTypes.indicatorGet, IngestTypes.indicatorReport, IngestTypes.stationList,
+        IngestTypes.readingSubmit, IngestTypes.waterClass, IngestTypes.airAnnual,
+    ]
+    public static let cases: [any RequestDeclaration] = [
+        CaseTypes.open, CaseTypes.get, CaseTypes.list, CaseTypes.transition, CaseTypes.import, CaseTypes.export, CaseTypes.batches,
+    ]
+    public static let notify: [any RequestDeclaration] = [
+        NotifyTypes.noticeList, NotifyTypes.noticeGet, NotifyTypes.noticeAck, NotifyTypes.reportGenerate, NotifyTypes.channelList,
+        NotifyTypes.channelSet, NotifyTypes.silenceSet, NotifyTypes.silenceList, NotifyTypes.silenceExpire, NotifyTypes.deliveryList,
+    ]
+
+    /// All of them.
+    public static let all: [any RequestDeclaration] = system + registry + ingest + cases + notify
+
+    /// A request type by its wire name.
+    public static let byName: [String: any RequestDeclaration] = Dictionary(all.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+}
