@@ -14,6 +14,7 @@ public struct CasesService: DubanService {
     let clock: ServiceClock
     let logger: Logger
     let tick: Duration
+    let peers: PeerClients
     let directory: RegistryDirectory
 
     public static func migrations(_ migrator: inout DatabaseMigrator) { CasesStore.migrations(&migrator) }
@@ -23,16 +24,19 @@ public struct CasesService: DubanService {
         clock = context.clock
         logger = context.logger
         tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
-        directory = try RegistryDirectory(registryRPC: context.deployment[.registry].rpc, store: try context.store, logger: context.logger)
+        // The registry is asked only by the directory, in the background: no handler waits on it.
+        peers = try await PeerClients(deployment: context.deployment, peers: [.registry], from: "cases", logger: context.logger)
+        directory = try RegistryDirectory(
+            client: peers[.registry], events: context.deployment[.registry].events, store: try context.store, logger: context.logger)
+        await directory.prime()
     }
 
     public func backgroundServices() -> [any Service] {
         [
+            // Shut down in reverse: the directory stops before the clients it uses close.
+            peers, directory,
             PeriodicTask(name: "case-overdue", interval: tick, logger: logger) { [store, clock] in
                 try await Self.markOverdue(store: store, now: clock.now())
-            },
-            PeriodicTask(name: "registry-directory", interval: .seconds(300), logger: logger) { [directory] in
-                await directory.refresh()
             },
         ]
     }
@@ -65,7 +69,7 @@ public struct CasesService: DubanService {
         let directory = self.directory
 
         handlers.on(CaseTypes.open) { request, context in
-            let registry = try await directory.lookup(unit: request.unit, task: request.task)
+            let registry = try directory.lookup(unit: request.unit, task: request.task)
             try Self.requireOffice(context, registry)
             try Self.validate(request, registry: registry, field: "body")
             let now = clock.now()
@@ -75,7 +79,7 @@ public struct CasesService: DubanService {
         }
 
         handlers.on(CaseTypes.import) { request, context in
-            let registry = try await directory.lookup()
+            let registry = try directory.lookup()
             try Self.requireOffice(context, registry)
             guard request.cases.count <= 5000 else {
                 throw ErrorBody.invalidArgument("at most 5000 cases per import, not \(request.cases.count)", field: "body.cases")
@@ -85,7 +89,7 @@ public struct CasesService: DubanService {
             for (index, raw) in request.cases.enumerated() {
                 do {
                     let item = try raw.decode(as: CaseOpenRequest.self)
-                    _ = try await directory.lookup(unit: item.unit, task: item.task)
+                    _ = try directory.lookup(unit: item.unit, task: item.task)
                     try Self.validate(item, registry: directory.current ?? registry, field: "body.cases[\(index)]")
                     accepted.append((index, item))
                 } catch let error as DecodingError {
@@ -139,7 +143,7 @@ public struct CasesService: DubanService {
             guard let target = request.action.target(from: item.state) else {
                 throw ErrorBody.conflict("a case that is \(item.state.rawValue) cannot \(request.action.rawValue)", field: "body.action")
             }
-            let registry = try await directory.lookup(unit: context.from)
+            let registry = try directory.lookup(unit: context.from)
             try Self.authorize(request.action, case: item, actor: context.from, registry: registry)
             let evidence = request.evidence ?? []
             try Self.validateEvidence(evidence, field: "body.evidence")
@@ -253,7 +257,7 @@ public struct CasesService: DubanService {
                 throw ErrorBody.notFound("the registry knows no unit \(name)", field: "\(field).\(key)")
             }
         }
-        if let task = request.task, !registry.tasks.contains(task) {
+        if let task = request.task, registry.task(task) == nil {
             throw ErrorBody.notFound("the plan has no task \(task)", field: "\(field).task")
         }
         if let deadline = request.deadline, Timestamp.startOfDistrictDay(deadline) == nil {

@@ -67,8 +67,9 @@ public struct NotifyRules: Codable, Sendable {
     }
 }
 
-/// What the notifier knows of the plan and the indicators, fetched from the registry and ingest
-/// and refreshed as it goes; when they cannot be reached, notices go to the office.
+/// What the notifier knows of the plan and the indicators: the registry's part from the shared
+/// `RegistryDirectory`, the indicators from ingest through its long-lived client; when they cannot
+/// be reached, notices go to the office.
 final class Directory: Sendable {
     struct Snapshot: Sendable {
         var office = officeUnit
@@ -77,36 +78,35 @@ final class Directory: Sendable {
         var indicators: [String: Indicator] = [:]
     }
 
-    private let snapshot = Mutex(Snapshot())
-    let deployment: DeploymentConfiguration
+    let registry: RegistryDirectory
+    private let ingest: RPCClient
+    private let indicators = Mutex<[String: Indicator]>([:])
     let logger: Logger
 
-    init(deployment: DeploymentConfiguration, logger: Logger) {
-        self.deployment = deployment
+    init(registry: RegistryDirectory, ingest: RPCClient, logger: Logger) {
+        self.registry = registry
+        self.ingest = ingest
         self.logger = logger
     }
 
-    var current: Snapshot { snapshot.withLock { $0 } }
-
-    func refresh() async {
-        do {
-            let registry = try await RPCClient.connect(to: deployment[.registry].rpc, from: "notify")
-            defer { Task { await registry.close() } }
-            let plan = try await registry.call(RegistryTypes.planGet, Empty(), as: PlanReply.self, timeout: .seconds(3), retries: 0)
-            snapshot.withLock {
-                $0.office = plan.office
-                $0.dispatchDay = plan.dispatchDay
-                $0.tasks = Dictionary(uniqueKeysWithValues: plan.tasks.map { ($0.id, $0) })
-            }
-        } catch {
-            logger.debug("registry not answering", metadata: ["error": "\(error)"])
+    var current: Snapshot {
+        var snapshot = Snapshot()
+        if let known = registry.current {
+            snapshot.office = known.office
+            snapshot.dispatchDay = known.dispatchDay
+            snapshot.tasks = Dictionary(known.tasks.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         }
+        snapshot.indicators = indicators.withLock { $0 }
+        return snapshot
+    }
+
+    /// Fetches the plan (with the tasks' statuses) and the indicators now. Called from background
+    /// work only (the rhythm, event followers), never from a request handler.
+    func refresh() async {
+        await registry.refresh()
         do {
-            let ingest = try await RPCClient.connect(to: deployment[.ingest].rpc, from: "notify")
-            defer { Task { await ingest.close() } }
-            let indicators = try await ingest.call(
-                IngestTypes.indicatorList, Empty(), as: ListReply<Indicator>.self, timeout: .seconds(3), retries: 0)
-            snapshot.withLock { $0.indicators = Dictionary(uniqueKeysWithValues: indicators.items.map { ($0.id, $0) }) }
+            let items = try await ingest.call(IngestTypes.indicatorList, Empty(), timeout: .seconds(3), retries: 0).items
+            indicators.withLock { $0 = Dictionary(items.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }) }
         } catch {
             logger.debug("ingest not answering", metadata: ["error": "\(error)"])
         }

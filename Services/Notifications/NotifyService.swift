@@ -20,6 +20,7 @@ public struct NotifyService: DubanService {
     let tick: Duration
     let rules: NotifyRules
     let directory: Directory
+    let peers: PeerClients
     let deployment: DeploymentConfiguration
     let deliverer: Deliverer
 
@@ -36,12 +37,21 @@ public struct NotifyService: DubanService {
         deployment = context.deployment
         tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
         rules = try NotifyRules.load(ProcessInfo.processInfo.environment["DUBAN_NOTIFY_RULES_FILE"])
-        directory = Directory(deployment: context.deployment, logger: context.logger)
+        // One long-lived client per peer, for the directory, the rhythm and reports; no handler in the
+        // write lane asks a peer.
+        peers = try await PeerClients(
+            deployment: context.deployment, peers: [.registry, .ingest, .cases], from: "notify", logger: context.logger)
+        directory = Directory(
+            registry: try RegistryDirectory(
+                client: peers[.registry], events: context.deployment[.registry].events, store: store, logger: context.logger),
+            ingest: peers[.ingest], logger: context.logger)
+        await directory.registry.prime()
         deliverer = Deliverer(store: store, rules: rules, clock: clock, logger: logger)
     }
 
     public func backgroundServices() -> [any Service] {
-        var services: [any Service] = []
+        // Shut down in reverse: everything that asks peers stops before their clients close.
+        var services: [any Service] = [peers, directory.registry]
         for (source, topics) in [
             (ServiceName.registry, [RegistryTypes.taskStatusChanged, RegistryTypes.escalationRecorded]),
             (ServiceName.ingest, ["ingest.alert."]), (ServiceName.cases, [CaseTypes.overdue, CaseTypes.transitioned]),
@@ -52,7 +62,7 @@ public struct NotifyService: DubanService {
                     clock: clock,
                     logger: logger))
         }
-        let rhythm = Rhythm(deployment: deployment, rules: rules, logger: logger)
+        let rhythm = Rhythm(registry: peers[.registry], rules: rules, logger: logger)
         services.append(
             PeriodicTask(name: "rhythm", interval: tick, logger: logger) { [store, directory, clock, rules] in
                 await directory.refresh()
@@ -239,7 +249,7 @@ public struct NotifyService: DubanService {
         }
 
         handlers.on(NotifyTypes.reportGenerate) { request, _ in
-            try await Reports.generate(request, deployment: deployment)
+            try await Reports.generate(request, peers: peers)
         }
     }
 }

@@ -6,7 +6,7 @@ import ServiceKit
 /// `report.generate`: the monthly dispatch report, the quarterly supervision list and the annual
 /// notification, as Markdown for people and CSV for spreadsheets, from what the other services hold.
 enum Reports {
-    static func generate(_ request: ReportGenerateRequest, deployment: DeploymentConfiguration) async throws -> ReportGenerateReply {
+    static func generate(_ request: ReportGenerateRequest, peers: PeerClients) async throws -> ReportGenerateReply {
         let months: [String]
         let title: String
         switch request.kind {
@@ -32,16 +32,9 @@ enum Reports {
             months = (1...12).map { String(format: "%@-%02d", request.period, $0) }
             title = "城中区巩固提升生态环境保护成效三年行动年度通报（\(request.period)年）"
         }
-        let registry = try await RPCClient.connect(to: deployment[.registry].rpc, from: "notify")
-        let ingest = try await RPCClient.connect(to: deployment[.ingest].rpc, from: "notify")
-        let cases = try await RPCClient.connect(to: deployment[.cases].rpc, from: "notify")
-        defer {
-            Task {
-                await registry.close()
-                await ingest.close()
-                await cases.close()
-            }
-        }
+        let registry = peers[.registry]
+        let ingest = peers[.ingest]
+        let cases = peers[.cases]
         func ask<Body, Reply>(_ client: RPCClient, _ rpc: RPC<Body, Reply>, _ body: Body) async throws -> Reply {
             do {
                 return try await client.call(rpc, body, timeout: .seconds(5), retries: 1)

@@ -7,7 +7,8 @@ import ServiceKit
 /// The supervision rhythm (月调度、季督办、年通报) and the reminders that only time brings.
 /// Each notice here is issued once for its key (kept in `schedule_runs`), whatever happens to it later.
 struct Rhythm: Sendable {
-    let deployment: DeploymentConfiguration
+    /// The registry's long-lived client.
+    let registry: RPCClient
     let rules: NotifyRules
     let logger: Logger
 
@@ -76,8 +77,6 @@ struct Rhythm: Sendable {
 
         var overviews: [String: DispatchOverviewReply] = [:]
         do {
-            let registry = try await RPCClient.connect(to: deployment[.registry].rpc, from: "notify")
-            defer { Task { await registry.close() } }
             var month = due
             for _ in 0..<max(rules.proposeAccountabilityAfter, 1) {
                 guard

@@ -9,7 +9,9 @@ import Synchronization
 /// The task registry: the plan as data, progress reports (月调度), computed statuses and escalations.
 public struct RegistryService: DubanService {
     public static let name = ServiceName.registry
-    public static let topics = [RegistryTypes.progressReported, RegistryTypes.taskStatusChanged, RegistryTypes.escalationRecorded]
+    public static let topics = [
+        RegistryTypes.progressReported, RegistryTypes.taskStatusChanged, RegistryTypes.escalationRecorded, RegistryTypes.planLoaded,
+    ]
 
     let store: ServiceStore
     let clock: ServiceClock
@@ -222,9 +224,12 @@ public struct RegistryService: DubanService {
             let reply = try await context.write { db, events in
                 try RegistryStore.savePlan(db, loaded)
                 try RegistryStore.refreshStatuses(db, plan: document, now: now, events: &events)
-                return PlanLoadReply(
+                let reply = PlanLoadReply(
                     title: document.title, tasks: document.tasks.count, units: document.units.count, targets: document.targets.count,
                     loadedAt: loaded.loadedAt)
+                // Other services keep the units and tasks (RegistryDirectory): this tells them to fetch anew.
+                try events.emit(RegistryTypes.planLoaded, reply)
+                return reply
             }
             current.replace(loaded)
             context.logger.notice("plan reloaded", metadata: ["plan.title": "\(document.title)", "plan.source": "\(name)"])

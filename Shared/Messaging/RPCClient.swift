@@ -71,6 +71,23 @@ public final class RPCClient: Sendable {
         }
     }
 
+    /// Runs `body` with a client connected to `endpoint`, and closes it afterwards, on success and
+    /// on error alike.
+    public static func withClient<T: Sendable>(
+        to endpoint: String, from: String? = nil, loop: ZMQPollLoop? = nil, curve: ZMQCurve? = nil,
+        _ body: (RPCClient) async throws -> T
+    ) async throws -> T {
+        let client = try await connect(to: endpoint, from: from, loop: loop, curve: curve)
+        do {
+            let result = try await body(client)
+            await client.close()
+            return result
+        } catch {
+            await client.close()
+            throw error
+        }
+    }
+
     private init(endpoint: String, from: String?, loop: ZMQPollLoop, ownsLoop: Bool, socket: SocketID) {
         self.endpoint = endpoint
         self.from = from
@@ -197,7 +214,18 @@ public final class RPCClient: Sendable {
                 try await withUnsafeThrowingContinuation(isolation: isolation) {
                     (continuation: UnsafeContinuation<Data, any Error>) -> Void in
                     // The deadline is set once the waiter is registered, so the sweeper cannot miss it.
-                    pending.withLock { $0[key] = Waiter(continuation: continuation, deadline: .now + timeout) }
+                    // Registered under the same lock that `close()` drains with, after checking that it
+                    // has not: a waiter is never left behind by a close, and never replaces another.
+                    let refusal = pending.withLock { pending -> RPCClientError? in
+                        if closed.load(ordering: .acquiring) { return .closed }
+                        if pending[key] != nil { return .badReply("a call with message id \(key) is already waiting") }
+                        pending[key] = Waiter(continuation: continuation, deadline: .now + timeout)
+                        return nil
+                    }
+                    if let refusal {
+                        continuation.resume(throwing: refusal)
+                        return
+                    }
                     // Cancelled before the waiter existed: the cancellation handler found nothing to resume.
                     if Task.isCancelled, let waiter = pending.withLock({ $0.removeValue(forKey: key) }) {
                         waiter.continuation.resume(throwing: CancellationError())
@@ -248,7 +276,9 @@ public final class RPCClient: Sendable {
 
     /// Closes the socket (and the loop, if it is the client's own). Calls in flight fail with `closed`.
     public func close() async {
-        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        // Set under the waiters' lock, so no call registers a waiter after the drain below.
+        let first = pending.withLock { _ in !closed.exchange(true, ordering: .acquiringAndReleasing) }
+        guard first else { return }
         sweeper.withLock { $0?.cancel() }
         let waiters = pending.withLock { pending -> [Waiter] in
             defer { pending.removeAll() }

@@ -15,6 +15,8 @@ public enum RegistryTypes {
     public static let progressReported = "registry.progress.reported"
     public static let taskStatusChanged = "registry.task.status_changed"
     public static let escalationRecorded = "registry.escalation.recorded"
+    /// A new plan was loaded (body: `PlanLoadReply`): units and tasks may have changed.
+    public static let planLoaded = "registry.plan.loaded"
 }
 
 /// The working group's office: registers, accepts and closes cases, records escalations, runs the dispatch.

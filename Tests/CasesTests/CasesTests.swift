@@ -327,6 +327,46 @@ struct Ledger {
         await client.close()
         try await lonely.stop()
     }
+
+    /// No handler waits on the registry: with it stopped, an import naming a unit the directory
+    /// has never heard of (each row once asked the registry, for seconds) finishes at once, and
+    /// another client's pings are answered throughout.
+    @Test func withTheRegistryStoppedALargeImportAndPingsAllFinishAtOnce() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let ledger = try await Ledger.start(dataDirectory: dir)
+        let office = try await ledger.client(officeUnit)
+        try await ledger.registry.stop()
+        let rows: [JSONValue] = (0..<5_000).map { index in
+            .object([
+                "source": .string("sewer_misconnection"), "title": .string("混错接点位 \(index)"),
+                "unit": .string(index % 2 == 0 ? "区城乡建设局" : "区不存在局"),
+            ])
+        }
+        let pinger = try await ledger.client("test")
+        let clock = ContinuousClock()
+        let started = clock.now
+        async let imported = office.call(CaseTypes.import, CaseImportRequest(cases: rows), timeout: .seconds(60), retries: 0)
+        let pings = try await withThrowingTaskGroup(of: Duration.self) { group in
+            for _ in 0..<100 {
+                group.addTask {
+                    let start = clock.now
+                    _ = try await pinger.call(SystemTypes.ping, Empty(), timeout: .seconds(5), retries: 0)
+                    return start.duration(to: clock.now)
+                }
+            }
+            return try await group.reduce(into: [Duration]()) { $0.append($1) }
+        }
+        let reply = try await imported
+        #expect(reply.imported.count == 2_500)
+        #expect(reply.rejected.count == 2_500)
+        #expect(reply.rejected.allSatisfy { $0.code == .notFound })
+        #expect(started.duration(to: clock.now) < .seconds(20), "the import did not wait on the registry")
+        #expect(pings.count == 100)
+        #expect(pings.allSatisfy { $0 < .milliseconds(100) }, "slowest ping \(pings.max() ?? .zero)")
+        await pinger.close()
+        await office.close()
+        try await ledger.cases.stop()
+    }
 }
 
 @Suite struct LedgerCSVTests {
