@@ -86,7 +86,9 @@ public struct ReadingRules: Sendable {
         guard let convert = Self.converter(reading.parameter, unit: reading.unit) else {
             return reject(
                 .invalidArgument,
-                "unit \(reading.unit ?? "") is not a unit of \(reading.parameter) (\(Self.canonicalUnit(reading.parameter)))", "unit")
+                "unit \(ErrorBody.quote(reading.unit ?? "")) is not a unit of \(reading.parameter) "
+                    + "(\(Self.canonicalUnit(reading.parameter)))",
+                "unit")
         }
         let value = convert(reading.value)
         let range = Self.physicalRange(reading.parameter)

@@ -55,7 +55,7 @@ public final class EventSubscriber: Sendable {
             let continuation = subscriber.inputContinuation
             // Subscribe before reading history, so nothing falls between the two.
             _ = try await loop.addSocket(
-                .sub, options: ZMQSocketOptions(receiveHighWaterMark: 100_000, subscriptions: topics),
+                .sub, options: ZMQSocketOptions(receiveHighWaterMark: 10_000, subscriptions: topics),
                 setup: { try $0.connect(eventsEndpoint) },
                 onMessage: { frames in continuation.yield(.frame(frames)) })
             var position = start
@@ -83,7 +83,9 @@ public final class EventSubscriber: Sendable {
         self.heartbeat = heartbeat
         self.logger = logger
         self.loop = loop
-        (inputs, inputContinuation) = AsyncStream.makeStream(of: Input.self)
+        // Bounded: frames dropped when the consumer falls behind are read back by seq (a gap is
+        // filled before the next event is delivered), so a burst costs catch-up, not memory.
+        (inputs, inputContinuation) = AsyncStream.makeStream(of: Input.self, bufferingPolicy: .bufferingNewest(10_000))
         (outputs, outputContinuation) = AsyncStream.makeStream(of: AnyEvent.self)
     }
 

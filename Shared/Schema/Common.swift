@@ -1,3 +1,5 @@
+import Foundation
+
 /// A reference to a piece of evidence: a photo, a document, an acceptance report.
 public struct EvidenceRef: Codable, Sendable, Equatable, Hashable {
     public var name: String
@@ -15,7 +17,54 @@ public struct EvidenceRef: Codable, Sendable, Equatable, Hashable {
 /// A list reply: `{"items": […]}`.
 public struct ListReply<Item: Codable & Sendable>: Codable, Sendable {
     public var items: [Item]
-    public init(items: [Item]) { self.items = items }
+    /// Present when the list was cut short (PROTOCOL.md section 6): send it back as `cursor` for the rest.
+    public var next: String?
+    public init(items: [Item], next: String? = nil) {
+        self.items = items
+        self.next = next
+    }
+}
+
+/// A reply that is sent a page at a time when it is long.
+public protocol PagedReply: Encodable {
+    /// The page starting at `cursor` (nil: the first), at most `maxItems` items and about
+    /// `maxBytes` bytes of them (one item always goes), encoded, with `next` when more remain.
+    func encodePage(cursor: String?, maxItems: Int, maxBytes: Int) throws -> Data
+}
+
+extension ListReply: PagedReply {
+    public func encodePage(cursor: String?, maxItems: Int, maxBytes: Int) throws -> Data {
+        var start = 0
+        if let cursor {
+            guard let decoded = Data(base64Encoded: cursor).flatMap({ String(data: $0, encoding: .utf8) }), decoded.hasPrefix("offset:"),
+                let offset = Int(decoded.dropFirst(7)), (0...items.count).contains(offset)
+            else {
+                throw ErrorBody.invalidArgument("cursor 无效：请原样使用上一页答复中的 next", field: "body.cursor")
+            }
+            start = offset
+        }
+        if start == 0, items.count <= maxItems {
+            let whole = try WireCoding.encode(ListReply(items: items))
+            if whole.count <= maxBytes { return whole }
+        }
+        let encoder = WireCoding.encoder()
+        var out = Data(#"{"items":["#.utf8)
+        var index = start
+        while index < items.count, index - start < maxItems {
+            let item = try encoder.encode(items[index])
+            if index > start && out.count + item.count > maxBytes { break }
+            if index > start { out.append(UInt8(ascii: ",")) }
+            out.append(item)
+            index += 1
+        }
+        out.append(UInt8(ascii: "]"))
+        if index < items.count {
+            let next = Data("offset:\(index)".utf8).base64EncodedString()
+            out.append(contentsOf: #","next":"\#(next)""#.utf8)
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
 }
 
 /// An item of a batch that was refused, and why (`reading.submit`, `case.import`).

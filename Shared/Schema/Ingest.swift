@@ -4,7 +4,7 @@ public enum IngestTypes {
     public static let indicatorGet = RPC<IndicatorGetRequest, Indicator>("indicator.get", .read)
     public static let indicatorReport = RPC<IndicatorReportRequest, IndicatorValue>("indicator.report", .write)
     public static let stationList = RPC<Empty, ListReply<Station>>("station.list", .read)
-    public static let readingSubmit = RPC<ReadingSubmitRequest, ReadingSubmitReply>("reading.submit", .write)
+    public static let readingSubmit = RPC<ReadingSubmitRequest, ReadingSubmitReply>("reading.submit", .write, textLimit: nil)
     public static let waterClass = RPC<WaterClassRequest, WaterClassReply>("water.class", .read)
     public static let airAnnual = RPC<AirAnnualRequest, AirAnnualReply>("air.annual", .read)
 

@@ -9,6 +9,8 @@ public enum RequestKind: String, Codable, Sendable {
 public protocol RequestDeclaration: Sendable {
     var name: String { get }
     var kind: RequestKind { get }
+    /// The longest text field it takes, in characters; nil when its handler checks every field itself.
+    var textLimit: Int? { get }
 }
 
 /// One request type, declared once: its wire name, the body it takes, the reply it gives, and
@@ -18,10 +20,15 @@ public protocol RequestDeclaration: Sendable {
 public struct RPC<Body: Codable & Sendable, Reply: Codable & Sendable>: RequestDeclaration {
     public let name: String
     public let kind: RequestKind
+    public let textLimit: Int?
 
-    public init(_ name: String, _ kind: RequestKind, body: Body.Type = Body.self, reply: Reply.Type = Reply.self) {
+    public init(
+        _ name: String, _ kind: RequestKind, body: Body.Type = Body.self, reply: Reply.Type = Reply.self,
+        textLimit: Int? = TextLimits.defaultCharacters
+    ) {
         self.name = name
         self.kind = kind
+        self.textLimit = textLimit
     }
 }
 

@@ -2,7 +2,7 @@
 public enum RegistryTypes {
     public static let planGet = RPC<Empty, PlanReply>("plan.get", .read)
     /// Replaces the plan (an extension of the protocol's types).
-    public static let planLoad = RPC<PlanLoadRequest, PlanLoadReply>("plan.load", .write)
+    public static let planLoad = RPC<PlanLoadRequest, PlanLoadReply>("plan.load", .write, textLimit: 2_000_000)
     public static let unitList = RPC<Empty, ListReply<PlanUnit>>("unit.list", .read)
     public static let taskList = RPC<TaskListRequest, ListReply<PlanTask>>("task.list", .read)
     public static let taskGet = RPC<TaskGetRequest, PlanTask>("task.get", .read)

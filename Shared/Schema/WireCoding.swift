@@ -153,8 +153,11 @@ public struct DecodedRequest: Decodable, Sendable {
     public var from: String?
     public var key: String?
     public var body: any Sendable
+    /// The body's `cursor`, for a list read on from where its last page stopped.
+    public var cursor: String?
 
     enum Keys: String, CodingKey { case v, id, type, ts, from, key, body }
+    enum BodyKeys: String, CodingKey { case cursor }
 
     public init(id: String, type: String, ts: String? = nil, from: String? = nil, key: String? = nil, body: any Sendable) {
         self.id = id
@@ -203,6 +206,8 @@ public struct DecodedRequest: Decodable, Sendable {
         do {
             if container.contains(.body), try !container.decodeNil(forKey: .body) {
                 self.body = try container.decode(bodyType, forKey: .body)
+                self.cursor = try? container.nestedContainer(keyedBy: BodyKeys.self, forKey: .body).decodeIfPresent(
+                    String.self, forKey: .cursor)
             } else {
                 // A missing body is an empty object: types whose fields are all optional accept it.
                 let empty = JSONDecoder()

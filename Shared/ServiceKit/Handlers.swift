@@ -11,6 +11,8 @@ public struct RequestContext: Sendable {
     /// The envelope's `from` (informative until CURVE authentication is on).
     public let from: String?
     public let key: String?
+    /// The body's `cursor`, for list replies sent a page at a time.
+    public let cursor: String?
     /// The service's logger with the request's id and type as metadata. Made when asked for, not
     /// per request: setting metadata on a logger showed in every request's cost.
     public var logger: Logger {
@@ -100,8 +102,16 @@ public struct HandlerTable: Sendable {
         let type = rpc.name
         handlers[type] = { body, context in
             guard let body = body as? Body else { throw ErrorBody.internal("\(type) 的请求体解码类型不符") }
-            return try WireCoding.encode(try await handler(body, context))
+            return try Self.encode(try await handler(body, context), context)
         }
+    }
+
+    /// A reply as it goes on the wire: a long list a page at a time.
+    static func encode<Reply: Encodable>(_ reply: Reply, _ context: RequestContext) throws -> Data {
+        if let paged = reply as? any PagedReply {
+            return try paged.encodePage(cursor: context.cursor, maxItems: ReplyLimits.items, maxBytes: ReplyLimits.bytes)
+        }
+        return try WireCoding.encode(reply)
     }
 
     /// Registers a handler whose body is first turned into `Prepared` by `prepare`, which runs ahead,
@@ -119,7 +129,7 @@ public struct HandlerTable: Sendable {
         }
         handlers[type] = { prepared, context in
             guard let prepared = prepared as? Prepared else { throw ErrorBody.internal("\(type) 的请求未经预处理") }
-            return try WireCoding.encode(try await handler(prepared, context))
+            return try Self.encode(try await handler(prepared, context), context)
         }
     }
 
@@ -171,7 +181,7 @@ public struct HandlerTable: Sendable {
     /// must not block.
     public mutating func onRead<Body, Reply>(_ rpc: RPC<Body, Reply>, _ handler: @escaping @Sendable (Body, RequestContext) throws -> Reply)
     {
-        onReadEncoded(rpc) { body, context in try WireCoding.encode(try handler(body, context)) }
+        onReadEncoded(rpc) { body, context in try Self.encode(try handler(body, context), context) }
     }
 
     /// The same, for a handler that returns its reply body already encoded.

@@ -101,8 +101,11 @@ public final class RPCServer: Service, Sendable {
                     return nil
                 })
             boundRPC = try await loop.withSocket(router) { socket in endpoints.rpc.hasPrefix(">") ? endpoints.rpc : socket.lastEndpoint }
+            // A subscriber that stops reading holds at most this many events here (the mark counts
+            // messages): 1,000 × the largest event, which the text limits keep under ~300 KB (a few
+            // hundred KB per stalled subscriber in practice). What it misses it reads back by seq.
             let pub = try await loop.addSocket(
-                .pub, options: ZMQSocketOptions(sendHighWaterMark: 100_000),
+                .pub, options: ZMQSocketOptions(sendHighWaterMark: 1_000),
                 setup: { socket in try attach(socket, endpoints.events) })
             let boundEvents = try await loop.withSocket(pub) { socket in
                 endpoints.events.hasPrefix(">") ? endpoints.events : socket.lastEndpoint
@@ -253,8 +256,11 @@ public final class RPCServer: Service, Sendable {
         }
         @Sendable func page(_ request: EventsSinceRequest, _ page: (envelopes: [Data], head: Int)?) throws -> Data {
             guard let page else { throw ErrorBody.notFound("没有事件流 \(ErrorBody.quote(request.stream))", field: "body.stream") }
+            // Capped in bytes as well as count (PROTOCOL.md section 4): the reader reads on from the
+            // last seq it got until the head.
             var out = Data(#"{"events":["#.utf8)
             for (index, envelope) in page.envelopes.enumerated() {
+                if index > 0 && out.count + envelope.count > ReplyLimits.bytes { break }
                 if index > 0 { out.append(UInt8(ascii: ",")) }
                 out.append(envelope)
             }
@@ -415,8 +421,8 @@ struct RequestRunner: Sendable {
 
     func context(for request: DecodedRequest, key: String?, fingerprint: String?) -> RequestContext {
         RequestContext(
-            requestID: request.id, type: request.type, from: request.from, key: key, serviceLogger: logger, storage: store, clock: clock,
-            fingerprint: fingerprint, keyRemembered: .init())
+            requestID: request.id, type: request.type, from: request.from, key: key, cursor: request.cursor, serviceLogger: logger,
+            storage: store, clock: clock, fingerprint: fingerprint, keyRemembered: .init())
     }
 
     /// Runs the handler of a request in its turn, with the idempotency check for keyed mutating requests.
@@ -510,6 +516,21 @@ struct RequestReader: Sendable {
                     type: "", re: nil,
                     error: ErrorBody(code: .tooLarge, message: "消息 \(payload.count) 字节，超过上限 \(maxPayloadBytes) 字节"))
             )
+        }
+        // Text past the limit is refused before anything is decoded from it (one pass over the
+        // bytes; the type's declaration may allow more, or check its fields itself).
+        // No declaration allows less than the default, so a payload within it needs no look.
+        let declared =
+            payload.count > TextLimits.defaultCharacters
+            ? FastJSON.topLevelString("type", in: payload).flatMap { handlers.declarations[$0] } : nil
+        if payload.count > TextLimits.defaultCharacters, let limit = declared.map({ $0.textLimit }) ?? TextLimits.defaultCharacters,
+            let overlong = TextLimits.firstOverlong(in: payload, limit: limit)
+        {
+            let id = FastJSON.topLevelString("id", in: payload)
+            let error = ErrorBody.invalidArgument(
+                "字段 \(ErrorBody.quote(overlong.field)) 有 \(overlong.characters) 个字符，超过上限 \(limit) 个", field: overlong.field)
+            return .answered(
+                routing: routing, reply: EnvelopeWriter.errorReply(type: declared?.name ?? "", re: id, error: error))
         }
         let request: DecodedRequest
         do {

@@ -40,3 +40,11 @@ extension ErrorBody {
         }
     }
 }
+
+/// How large a reply may grow: lists and `events.since` stop there and say how to read on.
+public enum ReplyLimits {
+    /// Bytes of a list's items or a page of events (one item always goes, whatever its size).
+    public static let bytes = 4 << 20
+    /// Items of a list reply.
+    public static let items = 1_000
+}
