@@ -81,14 +81,17 @@ public final class RPCServer: Service, Sendable {
             // libzmq drops the connection of a peer whose message exceeds MAXMSGSIZE, with no reply;
             // the cap sits well above the protocol's limit so that oversized payloads up to it get
             // their `too_large` reply, and memory stays bounded beyond it.
-            let hardCap = Int64(max(maxPayloadBytes * 4, 64 * 1024 * 1024))
+            let hardCap = Int64(maxPayloadBytes * 2)
             var boundRPC = ""
             let router = try await loop.addSocket(
                 .router,
-                // Per-peer pipes of a thousand messages: a peer that stops reading fills its own
-                // pipe, then its replies park in the loop (bounded) and are dropped past that.
+                // Per peer, replies: a pipe of a thousand messages; a peer that stops reading fills its
+                // own, then its replies park in the loop (bounded) and are dropped past that.
+                // Requests: a pipe of 16 messages (the mark counts messages, not bytes), so a peer
+                // sending faster than it is served is slowed by TCP, and what waits here stays
+                // within 16 × the largest message per connection.
                 options: ZMQSocketOptions(
-                    sendHighWaterMark: 1_000, receiveHighWaterMark: 1_000, maxMessageSize: hardCap, routerMandatory: true),
+                    sendHighWaterMark: 1_000, receiveHighWaterMark: 16, maxMessageSize: hardCap, routerMandatory: true),
                 setup: { socket in try attach(socket, endpoints.rpc) },
                 replying: { frames in
                     let prepared = reader.prepare(frames)
@@ -160,25 +163,37 @@ public final class RPCServer: Service, Sendable {
         await loop.shutdown()
     }
 
-    /// Runs the queued requests: writes one at a time in the write lane, reads beside it.
+    /// Dispatches the queued requests without ever waiting on one: writes to the write lane, which
+    /// runs them one at a time in arrival order; reads beside it, a bounded number at once, each
+    /// after its own connection's writes queued before it (so a pipelined read sees the write
+    /// before it). A slow read (a report) holds a read slot, never the writes or the dispatch.
     private func serveRequests() async {
         let readSlots = ReadSlots(count: queued.limits.concurrentReads)
+        let writesInFlight = WritesInFlight()
+        let (writes, writeLane) = AsyncStream.makeStream(of: Prepared.self)
         await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await request in writes {
+                    // The idempotency claim and the change it guards are one step.
+                    self.reply(await self.execute(request), to: request)
+                    if let peer = request.peer { await writesInFlight.end(peer) }
+                }
+            }
             for await request in requests {
+                guard let peer = request.peer else { continue }
                 if runner.runsInTheWriteLane(request) {
-                    // Writes one at a time, in arrival order: the idempotency claim and the
-                    // change it guards are one step.
-                    reply(await execute(request), to: request)
+                    await writesInFlight.begin(peer)
+                    writeLane.yield(request)
                     continue
                 }
-                // Reads beside the write lane, a bounded number at once. A read queued behind
-                // its own connection's write started only once that write was done.
-                await readSlots.acquire()
                 group.addTask {
+                    await writesInFlight.waitUntilDone(peer)
+                    await readSlots.acquire()
                     self.reply(await self.execute(request), to: request)
                     await readSlots.release()
                 }
             }
+            writeLane.finish()
         }
     }
 
@@ -359,6 +374,30 @@ final class QueuedRequests: @unchecked Sendable {
         perPeer[peer] = mine > 1 ? mine - 1 : nil
         total -= 1
         totalBytes -= bytes
+    }
+}
+
+/// Writes queued or running per connection, so that a read waits for its own connection's
+/// writes queued before it, and for nobody else's.
+actor WritesInFlight {
+    private var counts: [Data: Int] = [:]
+    private var waiting: [Data: [CheckedContinuation<Void, Never>]] = [:]
+
+    func begin(_ peer: Data) { counts[peer, default: 0] += 1 }
+
+    func end(_ peer: Data) {
+        guard let count = counts[peer] else { return }
+        if count > 1 {
+            counts[peer] = count - 1
+            return
+        }
+        counts[peer] = nil
+        for waiter in waiting.removeValue(forKey: peer) ?? [] { waiter.resume() }
+    }
+
+    func waitUntilDone(_ peer: Data) async {
+        guard counts[peer] != nil else { return }
+        await withCheckedContinuation { waiting[peer, default: []].append($0) }
     }
 }
 

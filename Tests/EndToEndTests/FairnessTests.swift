@@ -1,10 +1,13 @@
+import CaseTracking
 import DubanTesting
 import Foundation
+import IndicatorIngest
 import Messaging
 import Notifications
 import Schema
 import ServiceKit
 import Synchronization
+import TaskRegistry
 import Testing
 
 /// No peer can stall the others: a client that floods a service and never reads its replies, or
@@ -70,5 +73,82 @@ import Testing
         #expect(slowest < .seconds(1), "slowest ping \(slowest)")
         await client.close()
         try await service.stop()
+    }
+
+    /// Peak resident memory of a process, from /proc (VmHWM), in MiB.
+    static func peakMiB(_ pid: Int32) -> Double? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kilobytes = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        else { return nil }
+        return kilobytes / 1024
+    }
+
+    /// Twenty clients each send 50 MiB of requests (1 MiB each) and never read a reply: the
+    /// service (its own process, so its memory can be read) stays under 512 MiB at its peak, and
+    /// another client's pings are answered throughout.
+    @Test func aFloodOfLargeRequestsFromClientsThatNeverReadKeepsMemoryBounded() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let service = try await ServiceProcess.start(
+            "duban-registry", arguments: ["--data-dir", dir], endpoints: TestSupport.freeEndpoints(), environment: ["LOG_LEVEL": "error"])
+        defer { service.kill() }
+        let client = try await RPCClient.connect(to: service.endpoints.rpc, from: "test")
+        var flooders: [(Process, String)] = []
+        defer { for (process, _) in flooders { kill(process.processIdentifier, SIGKILL) } }
+        for _ in 0..<20 {
+            flooders.append(try Self.flood(service.endpoints.rpc, count: 50, kind: "garbage:\(1 << 20)", directory: dir, stay: 20))
+        }
+        let doneFiles = flooders.map(\.1)
+        let finishedAt = Mutex<ContinuousClock.Instant?>(nil)
+        let times = await Self.pingWhile(client) {
+            guard doneFiles.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) else { return false }
+            let first = finishedAt.withLock { value in
+                if value == nil { value = .now }
+                return value!
+            }
+            return first.duration(to: .now) > .seconds(2)
+        }
+        #expect(flooders.allSatisfy { FileManager.default.fileExists(atPath: $0.1) }, "every flood was sent")
+        #expect(times.allSatisfy { $0 != nil }, "every ping answered")
+        // Generous: twenty flooding processes share this machine's two cores with the service.
+        let slowest = times.compactMap { $0 }.max() ?? .zero
+        #expect(slowest < .seconds(3), "slowest ping \(slowest)")
+        let peak = try #require(Self.peakMiB(service.process.processIdentifier))
+        #expect(peak < 512, "peak resident memory \(peak) MiB")
+        await client.close()
+    }
+
+    /// Forty pipelined annual reports (each asks three other services) keep neither reads nor
+    /// pings waiting: they run beside the write lane, a bounded number at once.
+    @Test func pipelinedSlowReportsDoNotStarvePings() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: "\(dir)/registry")
+        let ingest = try await InProcessService.start(IngestService.self, dataDirectory: "\(dir)/ingest")
+        let cases = try await InProcessService.start(CasesService.self, dataDirectory: "\(dir)/cases") {
+            $0.endpoints[.registry] = registry.endpoints
+        }
+        let notify = try await InProcessService.start(NotifyService.self, dataDirectory: "\(dir)/notify") {
+            $0.endpoints[.registry] = registry.endpoints
+            $0.endpoints[.ingest] = ingest.endpoints
+            $0.endpoints[.cases] = cases.endpoints
+        }
+        let client = try await RPCClient.connect(to: notify.endpoints.rpc, from: "test")
+        let (flooder, done) = try Self.flood(notify.endpoints.rpc, count: 40, kind: "annual-report", directory: dir, stay: 20)
+        defer { kill(flooder.processIdentifier, SIGKILL) }
+        let started = ContinuousClock.now
+        let times = await Self.pingWhile(client) { started.duration(to: .now) > .seconds(4) }
+        #expect(FileManager.default.fileExists(atPath: done))
+        #expect(times.allSatisfy { $0 != nil }, "every ping answered")
+        let slowest = times.compactMap { $0 }.max() ?? .zero
+        #expect(slowest < .seconds(1), "slowest ping \(slowest)")
+        // A read that is not answered on the socket thread (it reads SQLite in the read group) too.
+        let readStart = ContinuousClock.now
+        _ = try await client.call(NotifyTypes.channelList, Empty(), timeout: .seconds(5), retries: 0)
+        #expect(readStart.duration(to: .now) < .seconds(2))
+        await client.close()
+        try await notify.stop()
+        try await cases.stop()
+        try await ingest.stop()
+        try await registry.stop()
     }
 }

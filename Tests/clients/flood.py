@@ -2,8 +2,10 @@
 """A hostile client for tests: one DEALER that sends COUNT requests and never reads a reply.
 
 Usage: flood.py ENDPOINT COUNT KIND DONE_FILE [STAY_SECONDS]
-  KIND: "malformed" (a few bytes that are not JSON), "ping" (valid sys.ping requests) or
-        "big:N" (valid sys.ping envelopes padded to N bytes with an ignored field).
+  KIND: "malformed" (a few bytes that are not JSON), "ping" (valid sys.ping requests),
+        "annual-report" (notify's slowest read),
+        "garbage:N" (N bytes that are not JSON) or "big:N" (valid sys.ping envelopes padded to N
+        bytes with an ignored field).
 Writes DONE_FILE once every request has been handed to ZeroMQ, then stays connected, still not
 reading, for STAY_SECONDS (default 30) so that its pipe stays full.
 """
@@ -19,6 +21,11 @@ if kind == "malformed":
     payload = lambda i: b"\xff not json %d" % i
 elif kind == "ping":
     payload = lambda i: b'{"v":1,"id":"f%d","type":"sys.ping","body":{}}' % i
+elif kind == "annual-report":
+    payload = lambda i: b'{"v":1,"id":"r%d","type":"report.generate","body":{"kind":"annual","period":"2026"}}' % i
+elif kind.startswith("garbage:"):
+    blob = b"\xff" * int(kind[8:])
+    payload = lambda i: blob
 elif kind.startswith("big:"):
     pad = b"x" * int(kind[4:])
     payload = lambda i: b'{"v":1,"id":"f%d","type":"sys.ping","pad":"%s","body":{}}' % (i, pad)
