@@ -43,17 +43,20 @@ struct CasesCommand: AsyncParsableCommand {
         @OptionGroup var filters: CaseFilters
 
         func run() async throws {
-            let client = try await options.client(for: .cases)
-            defer { Task { await client.close() } }
-            let reply = try await perform(client, CaseTypes.list, filters.request, as: ListReply<Case>.self, options: options)
-            if options.json { return try printJSON(reply.items) }
-            print(
-                TextTable.render(
-                    header: ["编号", "来源", "状态", "逾期", "完成时限", "责任单位", "问题"],
-                    rows: reply.items.map {
-                        [$0.id, $0.source.label, $0.state.label, $0.overdue ? "逾期" : "", $0.deadline ?? "", $0.unit, clip($0.title, 40)]
-                    }))
-            print("共 \(reply.items.count) 件")
+            try await options.withClient(for: .cases) { client in
+                let reply = try await perform(client, CaseTypes.list, filters.request, as: ListReply<Case>.self, options: options)
+                if options.json { return try printJSON(reply.items) }
+                print(
+                    TextTable.render(
+                        header: ["编号", "来源", "状态", "逾期", "完成时限", "责任单位", "问题"],
+                        rows: reply.items.map {
+                            [
+                                $0.id, $0.source.label, $0.state.label, $0.overdue ? "逾期" : "", $0.deadline ?? "", $0.unit,
+                                clip($0.title, 40),
+                            ]
+                        }))
+                print("共 \(reply.items.count) 件")
+            }
         }
     }
 
@@ -63,32 +66,32 @@ struct CasesCommand: AsyncParsableCommand {
         @Argument(help: "Case number, e.g. HCJ-2026-0001.") var id: String
 
         func run() async throws {
-            let client = try await options.client(for: .cases)
-            defer { Task { await client.close() } }
-            let item = try await perform(client, CaseTypes.get, CaseGetRequest(id: id), as: Case.self, options: options)
-            if options.json { return try printJSON(item) }
-            print("\(item.id)  \(item.title)")
-            print("  来源      \(item.source.label)\(item.externalRef.map { "（\($0)）" } ?? "")")
-            print("  状态      \(item.state.label)\(item.overdue ? "，已逾期" : "")")
-            print("  责任单位  \(item.unit)")
-            if let unit = item.supervisingUnit { print("  监管单位  \(unit)") }
-            if let unit = item.acceptanceUnit { print("  验收单位  \(unit)") }
-            if let deadline = item.deadline { print("  完成时限  \(deadline)") }
-            if let task = item.task { print("  所属任务  \(task)") }
-            if let batch = item.batch { print("  批次      \(batch)") }
-            if let location = item.location { print("  位置      \(location)\(item.coordinates.map { "（\($0.lon), \($0.lat)）" } ?? "")") }
-            if let description = item.description { print("  问题描述  \(description)") }
-            if let measures = item.measures { print("  整改措施  \(measures)") }
-            print("\n办理过程")
-            print(
-                TextTable.render(
-                    header: ["时间", "操作", "状态", "办理单位", "意见", "材料"],
-                    rows: (item.history ?? []).map {
-                        [
-                            String($0.at.prefix(16)), $0.action, $0.to.label, $0.actor, $0.comment ?? "",
-                            $0.evidence.map(\.name).joined(separator: "、"),
-                        ]
-                    }))
+            try await options.withClient(for: .cases) { client in
+                let item = try await perform(client, CaseTypes.get, CaseGetRequest(id: id), as: Case.self, options: options)
+                if options.json { return try printJSON(item) }
+                print("\(item.id)  \(item.title)")
+                print("  来源      \(item.source.label)\(item.externalRef.map { "（\($0)）" } ?? "")")
+                print("  状态      \(item.state.label)\(item.overdue ? "，已逾期" : "")")
+                print("  责任单位  \(item.unit)")
+                if let unit = item.supervisingUnit { print("  监管单位  \(unit)") }
+                if let unit = item.acceptanceUnit { print("  验收单位  \(unit)") }
+                if let deadline = item.deadline { print("  完成时限  \(deadline)") }
+                if let task = item.task { print("  所属任务  \(task)") }
+                if let batch = item.batch { print("  批次      \(batch)") }
+                if let location = item.location { print("  位置      \(location)\(item.coordinates.map { "（\($0.lon), \($0.lat)）" } ?? "")") }
+                if let description = item.description { print("  问题描述  \(description)") }
+                if let measures = item.measures { print("  整改措施  \(measures)") }
+                print("\n办理过程")
+                print(
+                    TextTable.render(
+                        header: ["时间", "操作", "状态", "办理单位", "意见", "材料"],
+                        rows: (item.history ?? []).map {
+                            [
+                                String($0.at.prefix(16)), $0.action, $0.to.label, $0.actor, $0.comment ?? "",
+                                $0.evidence.map(\.name).joined(separator: "、"),
+                            ]
+                        }))
+            }
         }
     }
 
@@ -120,11 +123,11 @@ struct CasesCommand: AsyncParsableCommand {
                 coordinates: lat.flatMap { lat in lon.map { Coordinates(lat: lat, lon: $0) } }, externalRef: externalRef,
                 supervisingUnit: supervisingUnit,
                 acceptanceUnit: acceptanceUnit, measures: measures)
-            let client = try await options.client(for: .cases)
-            defer { Task { await client.close() } }
-            let item = try await perform(client, CaseTypes.open, request, as: Case.self, options: options)
-            if options.json { return try printJSON(item) }
-            print("已登记：\(item.id) \(item.title)")
+            try await options.withClient(for: .cases) { client in
+                let item = try await perform(client, CaseTypes.open, request, as: Case.self, options: options)
+                if options.json { return try printJSON(item) }
+                print("已登记：\(item.id) \(item.title)")
+            }
         }
     }
 
@@ -152,14 +155,14 @@ struct CasesCommand: AsyncParsableCommand {
                 options.from = officeUnit
             }
             let refs = try evidenceRefs(evidence)
-            let client = try await options.client(for: .cases)
-            defer { Task { await client.close() } }
-            let item = try await perform(
-                client, CaseTypes.transition,
-                CaseTransitionRequest(id: id, action: action, comment: comment, evidence: refs.isEmpty ? nil : refs),
-                as: Case.self, options: options)
-            if options.json { return try printJSON(item) }
-            print("\(item.id)：\(item.state.label)")
+            try await options.withClient(for: .cases) { client in
+                let item = try await perform(
+                    client, CaseTypes.transition,
+                    CaseTransitionRequest(id: id, action: action, comment: comment, evidence: refs.isEmpty ? nil : refs),
+                    as: Case.self, options: options)
+                if options.json { return try printJSON(item) }
+                print("\(item.id)：\(item.state.label)")
+            }
         }
     }
 
@@ -183,33 +186,37 @@ struct CasesCommand: AsyncParsableCommand {
             }
             var problems: [(Int, String)] = rows.compactMap { row in row.problem.map { (row.line, $0) } }
             let good = rows.filter { $0.body != nil }
-            let client = try await options.client(for: .cases)
-            defer { Task { await client.close() } }
-            var imported = 0
-            for start in stride(from: 0, to: good.count, by: max(1, chunk)) {
-                let slice = Array(good[start..<min(start + max(1, chunk), good.count)])
-                let reply = try await perform(
-                    client, CaseTypes.import, CaseImportRequest(cases: slice.map { $0.body! }), as: CaseImportReply.self, options: options)
-                imported += reply.imported.count
-                for rejected in reply.rejected {
-                    let field = rejected.field.map { $0.replacingOccurrences(of: "body.cases[\(rejected.index)].", with: "") } ?? ""
-                    problems.append(
-                        (slice[rejected.index].line, "\(field.isEmpty ? "" : field + ": ")\(rejected.message) (\(rejected.code.rawValue))"))
+            try await options.withClient(for: .cases) { client in
+                var imported = 0
+                for start in stride(from: 0, to: good.count, by: max(1, chunk)) {
+                    let slice = Array(good[start..<min(start + max(1, chunk), good.count)])
+                    let reply = try await perform(
+                        client, CaseTypes.import, CaseImportRequest(cases: slice.map { $0.body! }), as: CaseImportReply.self,
+                        options: options)
+                    imported += reply.imported.count
+                    for rejected in reply.rejected {
+                        let field = rejected.field.map { $0.replacingOccurrences(of: "body.cases[\(rejected.index)].", with: "") } ?? ""
+                        problems.append(
+                            (
+                                slice[rejected.index].line,
+                                "\(field.isEmpty ? "" : field + ": ")\(rejected.message) (\(rejected.code.rawValue))"
+                            ))
+                    }
+                    FileHandle.standardError.write(Data("\r导入进度 \(min(start + slice.count, good.count))/\(good.count)".utf8))
                 }
-                FileHandle.standardError.write(Data("\r导入进度 \(min(start + slice.count, good.count))/\(good.count)".utf8))
+                FileHandle.standardError.write(Data("\n".utf8))
+                problems.sort { $0.0 < $1.0 }
+                if options.json {
+                    try printJSON([
+                        "imported": JSONValue.number(Double(imported)),
+                        "rejected": .array(problems.map { .object(["line": .number(Double($0.0)), "problem": .string($0.1)]) }),
+                    ])
+                } else {
+                    print("\(file): 导入 \(imported) 件，\(problems.count) 行有误")
+                    for (line, problem) in problems { print("  \(file):\(line): \(problem)") }
+                }
+                if !problems.isEmpty { throw ExitCode(1) }
             }
-            FileHandle.standardError.write(Data("\n".utf8))
-            problems.sort { $0.0 < $1.0 }
-            if options.json {
-                try printJSON([
-                    "imported": JSONValue.number(Double(imported)),
-                    "rejected": .array(problems.map { .object(["line": .number(Double($0.0)), "problem": .string($0.1)]) }),
-                ])
-            } else {
-                print("\(file): 导入 \(imported) 件，\(problems.count) 行有误")
-                for (line, problem) in problems { print("  \(file):\(line): \(problem)") }
-            }
-            if !problems.isEmpty { throw ExitCode(1) }
         }
     }
 
@@ -221,17 +228,17 @@ struct CasesCommand: AsyncParsableCommand {
         @Option(help: "Where to write it (default: the ledger's own file name, here).") var out: String?
 
         func run() async throws {
-            let client = try await options.client(for: .cases)
-            defer { Task { await client.close() } }
-            let f = filters.request
-            let reply = try await perform(
-                client, CaseTypes.export,
-                CaseExportRequest(
-                    format: "csv", status: f.status, unit: f.unit, source: f.source, batch: f.batch, task: f.task, overdue: f.overdue),
-                as: CaseExportReply.self, options: options)
-            let path = out ?? reply.filename
-            try Data(reply.content.utf8).write(to: URL(fileURLWithPath: path))
-            print("\(path): \(reply.count) 件")
+            try await options.withClient(for: .cases) { client in
+                let f = filters.request
+                let reply = try await perform(
+                    client, CaseTypes.export,
+                    CaseExportRequest(
+                        format: "csv", status: f.status, unit: f.unit, source: f.source, batch: f.batch, task: f.task, overdue: f.overdue),
+                    as: CaseExportReply.self, options: options)
+                let path = out ?? reply.filename
+                try Data(reply.content.utf8).write(to: URL(fileURLWithPath: path))
+                print("\(path): \(reply.count) 件")
+            }
         }
     }
 
@@ -241,21 +248,22 @@ struct CasesCommand: AsyncParsableCommand {
         @Option(help: "Source.") var source: CaseSource?
 
         func run() async throws {
-            let client = try await options.client(for: .cases)
-            defer { Task { await client.close() } }
-            let reply = try await perform(
-                client, CaseTypes.batches, CaseBatchesRequest(source: source), as: ListReply<BatchProgress>.self, options: options)
-            if options.json { return try printJSON(reply.items) }
-            print(
-                TextTable.render(
-                    header: ["批次", "总数", "已销号", "逾期", "各状态"],
-                    rows: reply.items.map { batch in
-                        [
-                            batch.batch.isEmpty ? "（未分批）" : batch.batch, "\(batch.total)", "\(batch.closed)", "\(batch.overdue)",
-                            CaseState.allCases.compactMap { state in batch.byState[state.rawValue].map { "\(state.label) \($0)" } }.joined(
-                                separator: "，"),
-                        ]
-                    }))
+            try await options.withClient(for: .cases) { client in
+                let reply = try await perform(
+                    client, CaseTypes.batches, CaseBatchesRequest(source: source), as: ListReply<BatchProgress>.self, options: options)
+                if options.json { return try printJSON(reply.items) }
+                print(
+                    TextTable.render(
+                        header: ["批次", "总数", "已销号", "逾期", "各状态"],
+                        rows: reply.items.map { batch in
+                            [
+                                batch.batch.isEmpty ? "（未分批）" : batch.batch, "\(batch.total)", "\(batch.closed)", "\(batch.overdue)",
+                                CaseState.allCases.compactMap { state in batch.byState[state.rawValue].map { "\(state.label) \($0)" } }
+                                    .joined(
+                                        separator: "，"),
+                            ]
+                        }))
+            }
         }
     }
 }

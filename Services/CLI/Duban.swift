@@ -81,8 +81,9 @@ struct GlobalOptions: ParsableArguments {
         }
     }
 
-    func client(for service: ServiceName) async throws -> RPCClient {
-        try await RPCClient.connect(to: deployment()[service].rpc, from: from)
+    /// Runs `body` with a client of `service`, closed afterwards whatever happens.
+    func withClient<T: Sendable>(for service: ServiceName, _ body: (RPCClient) async throws -> T) async throws -> T {
+        try await RPCClient.withClient(to: deployment()[service].rpc, from: from, body)
     }
 
     var replyTimeout: Duration { .milliseconds(Int(timeout * 1000)) }
@@ -171,13 +172,13 @@ struct Call: AsyncParsableCommand {
             throw ValidationError("body: not valid JSON: \(error)")
         }
         guard case .object = parsed else { throw ValidationError("body: must be a JSON object") }
-        let client = try await options.client(for: service)
-        defer { Task { await client.close() } }
-        // Any type, even one this CLI does not know: declared by name, a write when the catalog says so
-        // (then it gets an idempotency key).
-        let rpc = RPC<JSONValue, JSONValue>(type, RequestCatalog.byName[type]?.kind ?? .read)
-        let reply = try await perform(client, rpc, parsed, options: options, key: key)
-        try printJSON(reply)
+        try await options.withClient(for: service) { client in
+            // Any type, even one this CLI does not know: declared by name, a write when the catalog says so
+            // (then it gets an idempotency key).
+            let rpc = RPC<JSONValue, JSONValue>(type, RequestCatalog.byName[type]?.kind ?? .read)
+            let reply = try await perform(client, rpc, parsed, options: options, key: key)
+            try printJSON(reply)
+        }
     }
 }
 
@@ -217,10 +218,10 @@ struct Channels: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {
-            let client = try await options.client(for: .notify)
-            defer { Task { await client.close() } }
-            let reply = try await perform(client, NotifyTypes.channelList, Empty(), as: ListReply<Channel>.self, options: options)
-            try show(reply.items, options: options)
+            try await options.withClient(for: .notify) { client in
+                let reply = try await perform(client, NotifyTypes.channelList, Empty(), as: ListReply<Channel>.self, options: options)
+                try show(reply.items, options: options)
+            }
         }
     }
 
@@ -238,11 +239,11 @@ struct Channels: AsyncParsableCommand {
                 throw ValidationError("--kind: must be one of \(ChannelKind.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             let channel = Channel(name: name, kind: channelKind, target: target, units: unit.isEmpty ? nil : unit, ratePerMinute: rate)
-            let client = try await options.client(for: .notify)
-            defer { Task { await client.close() } }
-            let reply = try await perform(
-                client, NotifyTypes.channelSet, ChannelSetRequest(channel: channel), as: ListReply<Channel>.self, options: options)
-            try show(reply.items, options: options)
+            try await options.withClient(for: .notify) { client in
+                let reply = try await perform(
+                    client, NotifyTypes.channelSet, ChannelSetRequest(channel: channel), as: ListReply<Channel>.self, options: options)
+                try show(reply.items, options: options)
+            }
         }
     }
 
@@ -252,11 +253,11 @@ struct Channels: AsyncParsableCommand {
         @Argument(help: "Channel name.") var name: String
 
         func run() async throws {
-            let client = try await options.client(for: .notify)
-            defer { Task { await client.close() } }
-            let request = ChannelSetRequest(channel: Channel(name: name, kind: .file, target: "/"), remove: true)
-            let reply = try await perform(client, NotifyTypes.channelSet, request, as: ListReply<Channel>.self, options: options)
-            try show(reply.items, options: options)
+            try await options.withClient(for: .notify) { client in
+                let request = ChannelSetRequest(channel: Channel(name: name, kind: .file, target: "/"), remove: true)
+                let reply = try await perform(client, NotifyTypes.channelSet, request, as: ListReply<Channel>.self, options: options)
+                try show(reply.items, options: options)
+            }
         }
     }
 

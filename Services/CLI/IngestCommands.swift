@@ -24,24 +24,24 @@ struct Indicators: AsyncParsableCommand {
     @OptionGroup var options: GlobalOptions
 
     func run() async throws {
-        let client = try await options.client(for: .ingest)
-        defer { Task { await client.close() } }
-        let reply = try await perform(client, IngestTypes.indicatorList, Empty(), as: ListReply<Indicator>.self, options: options)
-        if options.json { return try printJSON(reply.items) }
-        print(
-            TextTable.render(
-                header: ["指标", "目标", "最新值", "期间", "评价", "任务"],
-                rows: reply.items.map {
-                    let target =
-                        $0.threshold == nil && ["at_most", "at_least"].contains($0.operator)
-                        ? "市控标准（未配置）" : valueText($0.threshold)
-                    return [
-                        $0.name,
-                        "\(opLabel($0.operator))\(target)\($0.unit.map { $0 == "%" ? "%" : " " + $0 } ?? "")",
-                        valueText($0.latest?.value), $0.latest?.period ?? "", attainmentLabel($0.attainment),
-                        $0.tasks.joined(separator: "、"),
-                    ]
-                }))
+        try await options.withClient(for: .ingest) { client in
+            let reply = try await perform(client, IngestTypes.indicatorList, Empty(), as: ListReply<Indicator>.self, options: options)
+            if options.json { return try printJSON(reply.items) }
+            print(
+                TextTable.render(
+                    header: ["指标", "目标", "最新值", "期间", "评价", "任务"],
+                    rows: reply.items.map {
+                        let target =
+                            $0.threshold == nil && ["at_most", "at_least"].contains($0.operator)
+                            ? "市控标准（未配置）" : valueText($0.threshold)
+                        return [
+                            $0.name,
+                            "\(opLabel($0.operator))\(target)\($0.unit.map { $0 == "%" ? "%" : " " + $0 } ?? "")",
+                            valueText($0.latest?.value), $0.latest?.period ?? "", attainmentLabel($0.attainment),
+                            $0.tasks.joined(separator: "、"),
+                        ]
+                    }))
+        }
     }
 
     func opLabel(_ op: String) -> String {
@@ -63,20 +63,20 @@ struct IndicatorCommand: AsyncParsableCommand {
         @Argument(help: "Indicator id, e.g. forest_coverage.") var id: String
 
         func run() async throws {
-            let client = try await options.client(for: .ingest)
-            defer { Task { await client.close() } }
-            let item = try await perform(
-                client, IngestTypes.indicatorGet, IndicatorGetRequest(id: id), as: Indicator.self, options: options)
-            if options.json { return try printJSON(item) }
-            print("\(item.name)（\(item.id)）：\(item.target)")
-            print(
-                "最新 \(valueText(item.latest?.value)) \(item.latest?.period ?? "")，\(attainmentLabel(item.attainment))；"
-                    + "2026年底预计 \(valueText(item.projection))"
-            )
-            print(
-                TextTable.render(
-                    header: ["期间", "值", "来源", "说明"],
-                    rows: (item.history ?? []).map { [$0.period, valueText($0.value), $0.source, $0.note ?? ""] }))
+            try await options.withClient(for: .ingest) { client in
+                let item = try await perform(
+                    client, IngestTypes.indicatorGet, IndicatorGetRequest(id: id), as: Indicator.self, options: options)
+                if options.json { return try printJSON(item) }
+                print("\(item.name)（\(item.id)）：\(item.target)")
+                print(
+                    "最新 \(valueText(item.latest?.value)) \(item.latest?.period ?? "")，\(attainmentLabel(item.attainment))；"
+                        + "2026年底预计 \(valueText(item.projection))"
+                )
+                print(
+                    TextTable.render(
+                        header: ["期间", "值", "来源", "说明"],
+                        rows: (item.history ?? []).map { [$0.period, valueText($0.value), $0.source, $0.note ?? ""] }))
+            }
         }
     }
 
@@ -94,14 +94,14 @@ struct IndicatorCommand: AsyncParsableCommand {
                 if let number = Double(value) { .number(number) } else if value == "true" || value == "false" {
                     .bool(value == "true")
                 } else { .string(value) }
-            let client = try await options.client(for: .ingest)
-            defer { Task { await client.close() } }
-            let stored = try await perform(
-                client, IngestTypes.indicatorReport,
-                IndicatorReportRequest(indicator: id, period: period, value: parsed, source: source, note: note),
-                as: IndicatorValue.self, options: options)
-            if options.json { return try printJSON(stored) }
-            print("已报送：\(id) \(stored.period) = \(valueText(stored.value))")
+            try await options.withClient(for: .ingest) { client in
+                let stored = try await perform(
+                    client, IngestTypes.indicatorReport,
+                    IndicatorReportRequest(indicator: id, period: period, value: parsed, source: source, note: note),
+                    as: IndicatorValue.self, options: options)
+                if options.json { return try printJSON(stored) }
+                print("已报送：\(id) \(stored.period) = \(valueText(stored.value))")
+            }
         }
     }
 }
@@ -111,14 +111,14 @@ struct Stations: AsyncParsableCommand {
     @OptionGroup var options: GlobalOptions
 
     func run() async throws {
-        let client = try await options.client(for: .ingest)
-        defer { Task { await client.close() } }
-        let reply = try await perform(client, IngestTypes.stationList, Empty(), as: ListReply<Station>.self, options: options)
-        if options.json { return try printJSON(reply.items) }
-        print(
-            TextTable.render(
-                header: ["编号", "名称", "类型", "目标", "项目"],
-                rows: reply.items.map { [$0.id, $0.name, $0.kind, $0.targetClass ?? "", $0.parameters.joined(separator: " ")] }))
+        try await options.withClient(for: .ingest) { client in
+            let reply = try await perform(client, IngestTypes.stationList, Empty(), as: ListReply<Station>.self, options: options)
+            if options.json { return try printJSON(reply.items) }
+            print(
+                TextTable.render(
+                    header: ["编号", "名称", "类型", "目标", "项目"],
+                    rows: reply.items.map { [$0.id, $0.name, $0.kind, $0.targetClass ?? "", $0.parameters.joined(separator: " ")] }))
+        }
     }
 }
 
@@ -132,16 +132,16 @@ struct WaterClassCommand: AsyncParsableCommand {
     @Option(help: "To (YYYY-MM-DD or RFC 3339).") var to: String
 
     func run() async throws {
-        let client = try await options.client(for: .ingest)
-        defer { Task { await client.close() } }
-        let reply = try await perform(
-            client, IngestTypes.waterClass, WaterClassRequest(station: station, from: from, to: to), as: WaterClassReply.self,
-            options: options)
-        if options.json { return try printJSON(reply) }
-        print("\(station) \(from) 至 \(to)：\(reply.class)类（决定因子 \(reply.factors.joined(separator: "、"))，样本 \(reply.samples) 个）")
-        print(
-            TextTable.render(
-                header: ["项目", "均值"], rows: reply.means.sorted { $0.key < $1.key }.map { [$0.key, String(format: "%g", $0.value)] }))
+        try await options.withClient(for: .ingest) { client in
+            let reply = try await perform(
+                client, IngestTypes.waterClass, WaterClassRequest(station: station, from: from, to: to), as: WaterClassReply.self,
+                options: options)
+            if options.json { return try printJSON(reply) }
+            print("\(station) \(from) 至 \(to)：\(reply.class)类（决定因子 \(reply.factors.joined(separator: "、"))，样本 \(reply.samples) 个）")
+            print(
+                TextTable.render(
+                    header: ["项目", "均值"], rows: reply.means.sorted { $0.key < $1.key }.map { [$0.key, String(format: "%g", $0.value)] }))
+        }
     }
 }
 
@@ -153,14 +153,14 @@ struct AirAnnual: AsyncParsableCommand {
     @Argument(help: "Year.") var year: Int
 
     func run() async throws {
-        let client = try await options.client(for: .ingest)
-        defer { Task { await client.close() } }
-        let reply = try await perform(
-            client, IngestTypes.airAnnual, AirAnnualRequest(station: station, year: year), as: AirAnnualReply.self, options: options)
-        if options.json { return try printJSON(reply) }
-        print(
-            "\(station) \(year)：PM2.5 年均 \(reply.pm25Mean.map { String(format: "%.1f", $0) } ?? "—") µg/m³，有效日 \(reply.validDays) 天，"
-                + (reply.valid ? "有效，\(reply.grade ?? "")" : "有效数据不足"))
+        try await options.withClient(for: .ingest) { client in
+            let reply = try await perform(
+                client, IngestTypes.airAnnual, AirAnnualRequest(station: station, year: year), as: AirAnnualReply.self, options: options)
+            if options.json { return try printJSON(reply) }
+            print(
+                "\(station) \(year)：PM2.5 年均 \(reply.pm25Mean.map { String(format: "%.1f", $0) } ?? "—") µg/m³，有效日 \(reply.validDays) 天，"
+                    + (reply.valid ? "有效，\(reply.grade ?? "")" : "有效数据不足"))
+        }
     }
 }
 
@@ -189,36 +189,36 @@ struct Readings: AsyncParsableCommand {
             }
             var problems: [(Int, String)] = rows.compactMap { row in row.problem.map { (row.line, $0) } }
             let good = rows.filter { $0.reading != nil }
-            let client = try await options.client(for: .ingest)
-            defer { Task { await client.close() } }
-            var accepted = 0
-            var duplicates = 0
-            let started = ContinuousClock.now
-            // One key per chunk of this run: a retried chunk is applied once, and importing the file
-            // again is a new run whose readings are counted as duplicates, not replayed.
-            let run = UUID().uuidString.lowercased()
-            for start in stride(from: 0, to: good.count, by: chunk) {
-                let slice = Array(good[start..<min(start + chunk, good.count)])
-                let reply = try await perform(
-                    client, IngestTypes.readingSubmit, ReadingSubmitRequest(readings: slice.map { $0.reading! }),
-                    as: ReadingSubmitReply.self,
-                    options: options, key: "\(run):\(start)")
-                accepted += reply.accepted
-                duplicates += reply.duplicates
-                for rejected in reply.rejected {
-                    let field = rejected.field.map { $0.replacingOccurrences(of: "body.readings[\(rejected.index)].", with: "") } ?? ""
-                    let reading = slice[rejected.index].reading!
-                    problems.append(
-                        (slice[rejected.index].line, "\(reading.parameter) \(field): \(rejected.message) (\(rejected.code.rawValue))"))
+            try await options.withClient(for: .ingest) { client in
+                var accepted = 0
+                var duplicates = 0
+                let started = ContinuousClock.now
+                // One key per chunk of this run: a retried chunk is applied once, and importing the file
+                // again is a new run whose readings are counted as duplicates, not replayed.
+                let run = UUID().uuidString.lowercased()
+                for start in stride(from: 0, to: good.count, by: chunk) {
+                    let slice = Array(good[start..<min(start + chunk, good.count)])
+                    let reply = try await perform(
+                        client, IngestTypes.readingSubmit, ReadingSubmitRequest(readings: slice.map { $0.reading! }),
+                        as: ReadingSubmitReply.self,
+                        options: options, key: "\(run):\(start)")
+                    accepted += reply.accepted
+                    duplicates += reply.duplicates
+                    for rejected in reply.rejected {
+                        let field = rejected.field.map { $0.replacingOccurrences(of: "body.readings[\(rejected.index)].", with: "") } ?? ""
+                        let reading = slice[rejected.index].reading!
+                        problems.append(
+                            (slice[rejected.index].line, "\(reading.parameter) \(field): \(rejected.message) (\(rejected.code.rawValue))"))
+                    }
+                    progress(done: start + slice.count, total: good.count, started: started)
                 }
-                progress(done: start + slice.count, total: good.count, started: started)
+                FileHandle.standardError.write(Data("\n".utf8))
+                problems.sort { $0.0 < $1.0 }
+                print("\(file): 入库 \(accepted) 条，重复 \(duplicates) 条，\(problems.count) 条有误")
+                for (line, problem) in problems.prefix(200) { print("  \(file):\(line): \(problem)") }
+                if problems.count > 200 { print("  … and \(problems.count - 200) more") }
+                if !problems.isEmpty { throw ExitCode(1) }
             }
-            FileHandle.standardError.write(Data("\n".utf8))
-            problems.sort { $0.0 < $1.0 }
-            print("\(file): 入库 \(accepted) 条，重复 \(duplicates) 条，\(problems.count) 条有误")
-            for (line, problem) in problems.prefix(200) { print("  \(file):\(line): \(problem)") }
-            if problems.count > 200 { print("  … and \(problems.count - 200) more") }
-            if !problems.isEmpty { throw ExitCode(1) }
         }
 
         func progress(done: Int, total: Int, started: ContinuousClock.Instant) {

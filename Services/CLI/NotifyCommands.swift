@@ -24,23 +24,23 @@ struct Notices: AsyncParsableCommand {
         @Option(help: "Text to find.") var q: String?
 
         func run() async throws {
-            let client = try await options.client(for: .notify)
-            defer { Task { await client.close() } }
-            let reply = try await perform(
-                client, NotifyTypes.noticeList, NoticeListRequest(unit: unit, kind: kind, since: since, state: state, q: q, task: task),
-                as: ListReply<Notice>.self,
-                options: options)
-            if options.json { return try printJSON(reply.items) }
-            let stateLabel = ["open": "待处理", "acknowledged": "已确认", "resolved": "已解除", "silenced": "已静默"]
-            print(
-                TextTable.render(
-                    header: ["编号", "时间", "类别", "状态", "单位", "标题"],
-                    rows: reply.items.map {
-                        [
-                            $0.id, String($0.issuedAt.prefix(16)), $0.kind.rawValue, stateLabel[$0.state.rawValue] ?? "",
-                            clip($0.units.joined(separator: "、"), 30), clip($0.title, 44),
-                        ]
-                    }))
+            try await options.withClient(for: .notify) { client in
+                let reply = try await perform(
+                    client, NotifyTypes.noticeList, NoticeListRequest(unit: unit, kind: kind, since: since, state: state, q: q, task: task),
+                    as: ListReply<Notice>.self,
+                    options: options)
+                if options.json { return try printJSON(reply.items) }
+                let stateLabel = ["open": "待处理", "acknowledged": "已确认", "resolved": "已解除", "silenced": "已静默"]
+                print(
+                    TextTable.render(
+                        header: ["编号", "时间", "类别", "状态", "单位", "标题"],
+                        rows: reply.items.map {
+                            [
+                                $0.id, String($0.issuedAt.prefix(16)), $0.kind.rawValue, stateLabel[$0.state.rawValue] ?? "",
+                                clip($0.units.joined(separator: "、"), 30), clip($0.title, 44),
+                            ]
+                        }))
+            }
         }
     }
 
@@ -50,32 +50,33 @@ struct Notices: AsyncParsableCommand {
         @Argument(help: "Notice id.") var id: String
 
         func run() async throws {
-            let client = try await options.client(for: .notify)
-            defer { Task { await client.close() } }
-            let notice = try await perform(client, NotifyTypes.noticeGet, NoticeGetRequest(id: id), as: Notice.self, options: options)
-            let deliveries = try await perform(
-                client, NotifyTypes.deliveryList, DeliveryListRequest(notice: id), as: ListReply<DeliveryAttempt>.self, options: options)
-            if options.json {
-                return try printJSON([
-                    "notice": try JSONValue.object(["value": WireCoding.encode(notice).jsonValue()]),
-                    "deliveries": try WireCoding.encode(deliveries.items).jsonValue(),
-                ])
+            try await options.withClient(for: .notify) { client in
+                let notice = try await perform(client, NotifyTypes.noticeGet, NoticeGetRequest(id: id), as: Notice.self, options: options)
+                let deliveries = try await perform(
+                    client, NotifyTypes.deliveryList, DeliveryListRequest(notice: id), as: ListReply<DeliveryAttempt>.self, options: options
+                )
+                if options.json {
+                    return try printJSON([
+                        "notice": try JSONValue.object(["value": WireCoding.encode(notice).jsonValue()]),
+                        "deliveries": try WireCoding.encode(deliveries.items).jsonValue(),
+                    ])
+                }
+                print("\(notice.id) [\(notice.kind.rawValue), \(notice.severity.rawValue), \(notice.state.rawValue)] \(notice.title)")
+                print(
+                    "  单位 \(notice.units.joined(separator: "、"))  时间 \(notice.issuedAt)"
+                        + "\(notice.ackBy.map { "  确认 \($0) \(notice.ackComment ?? "")" } ?? "")"
+                )
+                print("  \(notice.text)")
+                print(
+                    TextTable.render(
+                        header: ["投递", "渠道", "单位", "第几次", "时间", "结果"],
+                        rows: deliveries.items.map {
+                            [
+                                "\($0.delivery)", $0.channel, $0.unit, "\($0.attempt)", String($0.at.prefix(19)),
+                                $0.ok ? "成功" : "失败 \($0.error ?? "")",
+                            ]
+                        }))
             }
-            print("\(notice.id) [\(notice.kind.rawValue), \(notice.severity.rawValue), \(notice.state.rawValue)] \(notice.title)")
-            print(
-                "  单位 \(notice.units.joined(separator: "、"))  时间 \(notice.issuedAt)"
-                    + "\(notice.ackBy.map { "  确认 \($0) \(notice.ackComment ?? "")" } ?? "")"
-            )
-            print("  \(notice.text)")
-            print(
-                TextTable.render(
-                    header: ["投递", "渠道", "单位", "第几次", "时间", "结果"],
-                    rows: deliveries.items.map {
-                        [
-                            "\($0.delivery)", $0.channel, $0.unit, "\($0.attempt)", String($0.at.prefix(19)),
-                            $0.ok ? "成功" : "失败 \($0.error ?? "")",
-                        ]
-                    }))
         }
     }
 
@@ -86,12 +87,12 @@ struct Notices: AsyncParsableCommand {
         @Option(help: "Comment.") var comment: String?
 
         func run() async throws {
-            let client = try await options.client(for: .notify)
-            defer { Task { await client.close() } }
-            let notice = try await perform(
-                client, NotifyTypes.noticeAck, NoticeAckRequest(id: id, comment: comment), as: Notice.self, options: options)
-            if options.json { return try printJSON(notice) }
-            print("\(notice.id)：已由\(notice.ackBy ?? "")确认")
+            try await options.withClient(for: .notify) { client in
+                let notice = try await perform(
+                    client, NotifyTypes.noticeAck, NoticeAckRequest(id: id, comment: comment), as: Notice.self, options: options)
+                if options.json { return try printJSON(notice) }
+                print("\(notice.id)：已由\(notice.ackBy ?? "")确认")
+            }
         }
     }
 }
@@ -111,16 +112,16 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: "Also write the CSV here.") var csv: String?
 
     func run() async throws {
-        let client = try await options.client(for: .notify)
-        defer { Task { await client.close() } }
-        let report = try await perform(
-            client, NotifyTypes.reportGenerate, ReportGenerateRequest(kind: kind, period: period), as: ReportGenerateReply.self,
-            options: options)
-        let path = out ?? "\(report.title).md"
-        try Data(report.markdown.utf8).write(to: URL(fileURLWithPath: path))
-        let csvPath = csv ?? (path as NSString).deletingPathExtension + ".csv"
-        try Data(report.csv.utf8).write(to: URL(fileURLWithPath: csvPath))
-        print("\(path)\n\(csvPath)")
+        try await options.withClient(for: .notify) { client in
+            let report = try await perform(
+                client, NotifyTypes.reportGenerate, ReportGenerateRequest(kind: kind, period: period), as: ReportGenerateReply.self,
+                options: options)
+            let path = out ?? "\(report.title).md"
+            try Data(report.markdown.utf8).write(to: URL(fileURLWithPath: path))
+            let csvPath = csv ?? (path as NSString).deletingPathExtension + ".csv"
+            try Data(report.csv.utf8).write(to: URL(fileURLWithPath: csvPath))
+            print("\(path)\n\(csvPath)")
+        }
     }
 }
 
@@ -141,16 +142,16 @@ struct SilenceCommand: AsyncParsableCommand {
         @Option(help: "Why.") var comment: String
 
         func run() async throws {
-            let client = try await options.client(for: .notify)
-            defer { Task { await client.close() } }
-            let silence = try await perform(
-                client, NotifyTypes.silenceSet,
-                SilenceSetRequest(
-                    matchers: SilenceMatchers(kind: kind, unit: unit, task: task, indicator: indicator, case: caseID), endsAt: until,
-                    comment: comment),
-                as: Silence.self, options: options)
-            if options.json { return try printJSON(silence) }
-            print("静默 \(silence.id)：至 \(silence.endsAt)")
+            try await options.withClient(for: .notify) { client in
+                let silence = try await perform(
+                    client, NotifyTypes.silenceSet,
+                    SilenceSetRequest(
+                        matchers: SilenceMatchers(kind: kind, unit: unit, task: task, indicator: indicator, case: caseID), endsAt: until,
+                        comment: comment),
+                    as: Silence.self, options: options)
+                if options.json { return try printJSON(silence) }
+                print("静默 \(silence.id)：至 \(silence.endsAt)")
+            }
         }
     }
 
@@ -159,19 +160,19 @@ struct SilenceCommand: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {
-            let client = try await options.client(for: .notify)
-            defer { Task { await client.close() } }
-            let reply = try await perform(client, NotifyTypes.silenceList, Empty(), as: ListReply<Silence>.self, options: options)
-            if options.json { return try printJSON(reply.items) }
-            print(
-                TextTable.render(
-                    header: ["编号", "开始", "结束", "条件", "说明"],
-                    rows: reply.items.map {
-                        let m = $0.matchers
-                        let what = [m.kind?.rawValue, m.unit, m.task.map { "任务\($0)" }, m.indicator, m.case].compactMap { $0 }.joined(
-                            separator: " ")
-                        return ["\($0.id)", String($0.startsAt.prefix(16)), String($0.endsAt.prefix(16)), what, $0.comment]
-                    }))
+            try await options.withClient(for: .notify) { client in
+                let reply = try await perform(client, NotifyTypes.silenceList, Empty(), as: ListReply<Silence>.self, options: options)
+                if options.json { return try printJSON(reply.items) }
+                print(
+                    TextTable.render(
+                        header: ["编号", "开始", "结束", "条件", "说明"],
+                        rows: reply.items.map {
+                            let m = $0.matchers
+                            let what = [m.kind?.rawValue, m.unit, m.task.map { "任务\($0)" }, m.indicator, m.case].compactMap { $0 }.joined(
+                                separator: " ")
+                            return ["\($0.id)", String($0.startsAt.prefix(16)), String($0.endsAt.prefix(16)), what, $0.comment]
+                        }))
+            }
         }
     }
 
@@ -181,11 +182,11 @@ struct SilenceCommand: AsyncParsableCommand {
         @Argument(help: "Silence id.") var id: Int
 
         func run() async throws {
-            let client = try await options.client(for: .notify)
-            defer { Task { await client.close() } }
-            _ = try await perform(
-                client, NotifyTypes.silenceExpire, SilenceExpireRequest(id: id), as: ListReply<Silence>.self, options: options)
-            print("静默 \(id) 已结束")
+            try await options.withClient(for: .notify) { client in
+                _ = try await perform(
+                    client, NotifyTypes.silenceExpire, SilenceExpireRequest(id: id), as: ListReply<Silence>.self, options: options)
+                print("静默 \(id) 已结束")
+            }
         }
     }
 }

@@ -61,22 +61,23 @@ struct Tasks: AsyncParsableCommand {
     @Option(help: "not_started, on_track, lagging, overdue or completed.") var status: TaskStatus?
 
     func run() async throws {
-        let client = try await options.client(for: .registry)
-        defer { Task { await client.close() } }
-        let reply = try await perform(
-            client, RegistryTypes.taskList, TaskListRequest(unit: unit, category: category, status: status), as: ListReply<PlanTask>.self,
-            options: options)
-        if options.json { return try printJSON(reply.items) }
-        print(
-            TextTable.render(
-                header: ["编号", "状态", "进度", "完成时限", "任务", "责任单位"],
-                rows: reply.items.map {
-                    [
-                        $0.id, $0.status?.label ?? "", percentLabel($0.progress),
-                        $0.deadlineText ?? ($0.deadline ?? (($0.ongoing) ? "持续推进" : "")),
-                        clip($0.title, 36), clip($0.leadUnits.joined(separator: "、"), 40),
-                    ]
-                }))
+        try await options.withClient(for: .registry) { client in
+            let reply = try await perform(
+                client, RegistryTypes.taskList, TaskListRequest(unit: unit, category: category, status: status),
+                as: ListReply<PlanTask>.self,
+                options: options)
+            if options.json { return try printJSON(reply.items) }
+            print(
+                TextTable.render(
+                    header: ["编号", "状态", "进度", "完成时限", "任务", "责任单位"],
+                    rows: reply.items.map {
+                        [
+                            $0.id, $0.status?.label ?? "", percentLabel($0.progress),
+                            $0.deadlineText ?? ($0.deadline ?? (($0.ongoing) ? "持续推进" : "")),
+                            clip($0.title, 36), clip($0.leadUnits.joined(separator: "、"), 40),
+                        ]
+                    }))
+        }
     }
 }
 
@@ -88,26 +89,26 @@ struct TaskCommand: AsyncParsableCommand {
     @Argument(help: "Task id as the plan numbers it: 5, 7.3, 11.2.") var id: String
 
     func run() async throws {
-        let client = try await options.client(for: .registry)
-        defer { Task { await client.close() } }
-        let task = try await perform(client, RegistryTypes.taskGet, TaskGetRequest(id: id), as: PlanTask.self, options: options)
-        if options.json { return try printJSON(task) }
-        print("\(task.id)、\(task.title)")
-        print("  任务分组  \(task.category)")
-        print("  状态      \(task.status?.label ?? "") (\(task.status?.rawValue ?? ""))，进度 \(percentLabel(task.progress))")
-        print("  完成时限  \(task.deadlineText ?? task.deadline ?? "持续推进")\(task.deadline.map { " (\($0))" } ?? "")")
-        print("  责任单位  \(task.leadUnits.joined(separator: "、"))")
-        if !task.cooperatingUnits.isEmpty { print("  配合单位  \(task.cooperatingUnits.joined(separator: "、"))") }
-        if !task.subtasks.isEmpty { print("  子任务    \(task.subtasks.joined(separator: "、"))") }
-        for milestone in task.milestones { print("  节点      \(milestone.date) \(percentLabel(milestone.percent)) \(milestone.text)") }
-        if !task.targets.isEmpty { print("  目标      \(task.targets.joined(separator: ", "))") }
-        if !task.text.isEmpty { print("\n\(task.text)") }
-        if let reports = task.latestReports, !reports.isEmpty {
-            print("\n最新调度情况")
-            print(
-                TextTable.render(
-                    header: ["单位", "月份", "进度", "版本", "情况"],
-                    rows: reports.map { [$0.unit, $0.period, percentLabel($0.percent), "\($0.revision)", clip($0.summary, 50)] }))
+        try await options.withClient(for: .registry) { client in
+            let task = try await perform(client, RegistryTypes.taskGet, TaskGetRequest(id: id), as: PlanTask.self, options: options)
+            if options.json { return try printJSON(task) }
+            print("\(task.id)、\(task.title)")
+            print("  任务分组  \(task.category)")
+            print("  状态      \(task.status?.label ?? "") (\(task.status?.rawValue ?? ""))，进度 \(percentLabel(task.progress))")
+            print("  完成时限  \(task.deadlineText ?? task.deadline ?? "持续推进")\(task.deadline.map { " (\($0))" } ?? "")")
+            print("  责任单位  \(task.leadUnits.joined(separator: "、"))")
+            if !task.cooperatingUnits.isEmpty { print("  配合单位  \(task.cooperatingUnits.joined(separator: "、"))") }
+            if !task.subtasks.isEmpty { print("  子任务    \(task.subtasks.joined(separator: "、"))") }
+            for milestone in task.milestones { print("  节点      \(milestone.date) \(percentLabel(milestone.percent)) \(milestone.text)") }
+            if !task.targets.isEmpty { print("  目标      \(task.targets.joined(separator: ", "))") }
+            if !task.text.isEmpty { print("\n\(task.text)") }
+            if let reports = task.latestReports, !reports.isEmpty {
+                print("\n最新调度情况")
+                print(
+                    TextTable.render(
+                        header: ["单位", "月份", "进度", "版本", "情况"],
+                        rows: reports.map { [$0.unit, $0.period, percentLabel($0.percent), "\($0.revision)", clip($0.summary, 50)] }))
+            }
         }
     }
 }
@@ -144,11 +145,11 @@ struct Progress: AsyncParsableCommand {
                 task: task, period: period, unit: unit, percent: percent, summary: summary, measures: measures, problems: problems,
                 nextSteps: nextSteps,
                 evidence: refs.isEmpty ? nil : refs)
-            let client = try await options.client(for: .registry)
-            defer { Task { await client.close() } }
-            let report = try await perform(client, RegistryTypes.progressReport, request, as: ProgressReport.self, options: options)
-            if options.json { return try printJSON(report) }
-            print("已报送：任务 \(report.task) \(report.period) \(report.unit) \(percentLabel(report.percent))（第 \(report.revision) 版）")
+            try await options.withClient(for: .registry) { client in
+                let report = try await perform(client, RegistryTypes.progressReport, request, as: ProgressReport.self, options: options)
+                if options.json { return try printJSON(report) }
+                print("已报送：任务 \(report.task) \(report.period) \(report.unit) \(percentLabel(report.percent))（第 \(report.revision) 版）")
+            }
         }
     }
 
@@ -161,21 +162,21 @@ struct Progress: AsyncParsableCommand {
         @Flag(help: "Every revision, not only the latest.") var history = false
 
         func run() async throws {
-            let client = try await options.client(for: .registry)
-            defer { Task { await client.close() } }
-            let reply = try await perform(
-                client, RegistryTypes.progressList, ProgressListRequest(task: task, period: period, unit: unit, history: history),
-                as: ListReply<ProgressReport>.self, options: options)
-            if options.json { return try printJSON(reply.items) }
-            print(
-                TextTable.render(
-                    header: ["任务", "月份", "单位", "进度", "版本", "报送时间", "情况"],
-                    rows: reply.items.map {
-                        [
-                            $0.task, $0.period, $0.unit, percentLabel($0.percent), "\($0.revision)", String($0.reportedAt.prefix(16)),
-                            clip($0.summary, 40),
-                        ]
-                    }))
+            try await options.withClient(for: .registry) { client in
+                let reply = try await perform(
+                    client, RegistryTypes.progressList, ProgressListRequest(task: task, period: period, unit: unit, history: history),
+                    as: ListReply<ProgressReport>.self, options: options)
+                if options.json { return try printJSON(reply.items) }
+                print(
+                    TextTable.render(
+                        header: ["任务", "月份", "单位", "进度", "版本", "报送时间", "情况"],
+                        rows: reply.items.map {
+                            [
+                                $0.task, $0.period, $0.unit, percentLabel($0.percent), "\($0.revision)", String($0.reportedAt.prefix(16)),
+                                clip($0.summary, 40),
+                            ]
+                        }))
+            }
         }
     }
 }
@@ -187,20 +188,20 @@ struct Dispatch: AsyncParsableCommand {
     @Argument(help: "Month, YYYY-MM.") var period: String
 
     func run() async throws {
-        let client = try await options.client(for: .registry)
-        defer { Task { await client.close() } }
-        let reply = try await perform(
-            client, RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: period), as: DispatchOverviewReply.self,
-            options: options)
-        if options.json { return try printJSON(reply) }
-        print("\(reply.period) 月调度（报送截止 \(reply.due)）：已报送 \(reply.reported.count) 项，未报送 \(reply.missing.count) 项")
-        if !reply.missing.isEmpty {
-            print("\n未报送")
-            print(TextTable.render(header: ["任务", "责任单位"], rows: reply.missing.map { [$0.task, $0.unit] }))
-        }
-        if !reply.reported.isEmpty {
-            print("\n已报送")
-            print(TextTable.render(header: ["任务", "单位"], rows: reply.reported.map { [$0.task, $0.unit] }))
+        try await options.withClient(for: .registry) { client in
+            let reply = try await perform(
+                client, RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: period), as: DispatchOverviewReply.self,
+                options: options)
+            if options.json { return try printJSON(reply) }
+            print("\(reply.period) 月调度（报送截止 \(reply.due)）：已报送 \(reply.reported.count) 项，未报送 \(reply.missing.count) 项")
+            if !reply.missing.isEmpty {
+                print("\n未报送")
+                print(TextTable.render(header: ["任务", "责任单位"], rows: reply.missing.map { [$0.task, $0.unit] }))
+            }
+            if !reply.reported.isEmpty {
+                print("\n已报送")
+                print(TextTable.render(header: ["任务", "单位"], rows: reply.reported.map { [$0.task, $0.unit] }))
+            }
         }
     }
 }
@@ -219,14 +220,14 @@ struct Escalate: AsyncParsableCommand {
         var options = options
         // Escalations are the office's to record.
         if options.from == "duban-cli" { options.from = officeUnit }
-        let client = try await options.client(for: .registry)
-        defer { Task { await client.close() } }
-        let escalation = try await perform(
-            client, RegistryTypes.escalationRecord,
-            EscalationRecordRequest(unit: unit, level: level, reason: reason, tasks: task.isEmpty ? nil : task),
-            as: Escalation.self, options: options)
-        if options.json { return try printJSON(escalation) }
-        print("已记录：对\(escalation.unit)\(escalation.level.label)（第 \(escalation.id) 号）")
+        try await options.withClient(for: .registry) { client in
+            let escalation = try await perform(
+                client, RegistryTypes.escalationRecord,
+                EscalationRecordRequest(unit: unit, level: level, reason: reason, tasks: task.isEmpty ? nil : task),
+                as: Escalation.self, options: options)
+            if options.json { return try printJSON(escalation) }
+            print("已记录：对\(escalation.unit)\(escalation.level.label)（第 \(escalation.id) 号）")
+        }
     }
 }
 
@@ -237,20 +238,20 @@ struct Escalations: AsyncParsableCommand {
     @Option(help: "The unit.") var unit: String?
 
     func run() async throws {
-        let client = try await options.client(for: .registry)
-        defer { Task { await client.close() } }
-        let reply = try await perform(
-            client, RegistryTypes.escalationList, EscalationListRequest(unit: unit), as: ListReply<Escalation>.self, options: options)
-        if options.json { return try printJSON(reply.items) }
-        print(
-            TextTable.render(
-                header: ["编号", "单位", "方式", "任务", "时间", "事由"],
-                rows: reply.items.map {
-                    [
-                        "\($0.id)", $0.unit, $0.level.label, $0.tasks.joined(separator: "、"), String($0.recordedAt.prefix(16)),
-                        clip($0.reason, 40),
-                    ]
-                }))
+        try await options.withClient(for: .registry) { client in
+            let reply = try await perform(
+                client, RegistryTypes.escalationList, EscalationListRequest(unit: unit), as: ListReply<Escalation>.self, options: options)
+            if options.json { return try printJSON(reply.items) }
+            print(
+                TextTable.render(
+                    header: ["编号", "单位", "方式", "任务", "时间", "事由"],
+                    rows: reply.items.map {
+                        [
+                            "\($0.id)", $0.unit, $0.level.label, $0.tasks.joined(separator: "、"), String($0.recordedAt.prefix(16)),
+                            clip($0.reason, 40),
+                        ]
+                    }))
+        }
     }
 }
 
@@ -260,17 +261,17 @@ struct Units: AsyncParsableCommand {
     @OptionGroup var options: GlobalOptions
 
     func run() async throws {
-        let client = try await options.client(for: .registry)
-        defer { Task { await client.close() } }
-        let reply = try await perform(client, RegistryTypes.unitList, Empty(), as: ListReply<PlanUnit>.self, options: options)
-        if options.json { return try printJSON(reply.items) }
-        print(
-            TextTable.render(
-                header: ["单位", "类别", "说明"],
-                rows: reply.items.map { unit in
-                    let note = unit.aliasOf.map { "即\($0)" } ?? unit.members.map { "含" + $0.joined(separator: "、") } ?? ""
-                    return [clip(unit.name, 40), unit.kind, clip(note, 60)]
-                }))
+        try await options.withClient(for: .registry) { client in
+            let reply = try await perform(client, RegistryTypes.unitList, Empty(), as: ListReply<PlanUnit>.self, options: options)
+            if options.json { return try printJSON(reply.items) }
+            print(
+                TextTable.render(
+                    header: ["单位", "类别", "说明"],
+                    rows: reply.items.map { unit in
+                        let note = unit.aliasOf.map { "即\($0)" } ?? unit.members.map { "含" + $0.joined(separator: "、") } ?? ""
+                        return [clip(unit.name, 40), unit.kind, clip(note, 60)]
+                    }))
+        }
     }
 }
 
@@ -302,14 +303,14 @@ struct PlanCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
-            let client = try await options.client(for: .registry)
-            defer { Task { await client.close() } }
-            let reply = try await perform(
-                client, RegistryTypes.planLoad, PlanLoadRequest(content: String(decoding: data, as: UTF8.self), name: file),
-                as: PlanLoadReply.self,
-                options: options)
-            if options.json { return try printJSON(reply) }
-            print("loaded \(reply.title): \(reply.tasks) tasks, \(reply.units) units, \(reply.targets) targets at \(reply.loadedAt)")
+            try await options.withClient(for: .registry) { client in
+                let reply = try await perform(
+                    client, RegistryTypes.planLoad, PlanLoadRequest(content: String(decoding: data, as: UTF8.self), name: file),
+                    as: PlanLoadReply.self,
+                    options: options)
+                if options.json { return try printJSON(reply) }
+                print("loaded \(reply.title): \(reply.tasks) tasks, \(reply.units) units, \(reply.targets) targets at \(reply.loadedAt)")
+            }
         }
     }
 
@@ -318,9 +319,9 @@ struct PlanCommand: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {
-            let client = try await options.client(for: .registry)
-            defer { Task { await client.close() } }
-            try printJSON(try await perform(client, RegistryTypes.planGet, Empty(), as: PlanReply.self, options: options))
+            try await options.withClient(for: .registry) { client in
+                try printJSON(try await perform(client, RegistryTypes.planGet, Empty(), as: PlanReply.self, options: options))
+            }
         }
     }
 }

@@ -53,7 +53,9 @@ public struct IngestService: DubanService {
     }
 
     public func backgroundServices() -> [any Service] {
-        [
+        // PostgreSQL's pool first, so that it stops after everything that uses it.
+        let pool: [any Service] = (store.eventStorage as? PostgresEventStorage).map { [$0] } ?? []
+        return pool + [
             PeriodicTask(name: "station-silence", interval: tick, logger: logger) { [store, stations, clock] in
                 let transitions = AlertRules.silence(
                     latest: try await store.latestTimes(), stations: stations, active: try await store.activeAlerts(), now: clock.now())

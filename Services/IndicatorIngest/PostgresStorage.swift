@@ -3,11 +3,15 @@ import Logging
 import PostgresNIO
 import Schema
 import ServiceKit
+import ServiceLifecycle
 import Synchronization
 
 /// The event log and idempotency keys in PostgreSQL, shared by every ingest instance: any instance
 /// answers `events.since` for any stream, and a retry that reaches another instance finds the key.
-final class PostgresEventStorage: EventStorage {
+///
+/// It is a `Service` in the ingest group: the connection pool runs from before the migrations
+/// until graceful shutdown, then stops.
+final class PostgresEventStorage: EventStorage, Service {
     let client: PostgresClient
     let stream: String
     let origin: String
@@ -48,6 +52,13 @@ final class PostgresEventStorage: EventStorage {
     /// Stops the connection pool.
     func close() {
         runner.cancel()
+    }
+
+    /// Keeps the pool until graceful shutdown, then stops it.
+    func run() async throws {
+        try? await gracefulShutdown()
+        close()
+        await runner.value
     }
 
     func migrate() async throws {

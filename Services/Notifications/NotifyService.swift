@@ -285,8 +285,18 @@ struct EventFollower: Service {
         let subscriber = try await EventSubscriber.start(
             events: source.events, rpc: source.rpc, topics: topics, from: .after(cursors), heartbeat: .seconds(1), name: name,
             logger: logger)
-        defer { Task { await subscriber.stop() } }
-        for await event in subscriber.events {
+        do {
+            try await handle(subscriber.events)
+        } catch {
+            await subscriber.stop()
+            throw error
+        }
+        await subscriber.stop()
+    }
+
+    /// Turns each event into notices and moves the cursor past it, in one transaction.
+    private func handle(_ events: AsyncStream<AnyEvent>) async throws {
+        for await event in events {
             try Task.checkCancellation()
             var snapshot = directory.current
             if needsRefresh(event, snapshot) {

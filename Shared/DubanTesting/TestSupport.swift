@@ -191,12 +191,13 @@ public final class ServiceProcess: @unchecked Sendable {
 
     /// Waits until the process answers `sys.ping` (or exits).
     public func waitUntilAnswering(timeout: Duration = .seconds(20)) async throws -> Bool {
-        let client = try await RPCClient.connect(to: endpoints.rpc, from: "test")
-        defer { Task { await client.close() } }
-        return await TestSupport.eventually(timeout: timeout) {
-            guard process.isRunning else { return true }
-            return (try? await client.call(SystemTypes.ping, Empty(), as: PingReply.self, timeout: .milliseconds(300), retries: 0)) != nil
-        } && process.isRunning
+        let process = self.process
+        return try await RPCClient.withClient(to: endpoints.rpc, from: "test") { client in
+            await TestSupport.eventually(timeout: timeout) {
+                guard process.isRunning else { return true }
+                return (try? await client.call(SystemTypes.ping, Empty(), timeout: .milliseconds(300), retries: 0)) != nil
+            } && process.isRunning
+        }
     }
 
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
