@@ -79,6 +79,27 @@ public final class PostgresCluster: @unchecked Sendable {
         return try Self.run(wrapped[0], Array(wrapped.dropFirst())).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Stops the server (fast shutdown: open connections are cut) and keeps its data, to `resume()` later.
+    public func pause() throws {
+        try pgControl(["-D", "\(directory)/data", "-m", "fast", "-w", "stop"])
+    }
+
+    /// Starts a paused server again on the same port.
+    public func resume() throws {
+        try pgControl([
+            "-D", "\(directory)/data", "-l", "\(directory)/server.log", "-w", "-t", "60",
+            "-o", "-p \(port) -k \(directory) -c listen_addresses=\(host) -c max_connections=100", "start",
+        ])
+    }
+
+    private func pgControl(_ arguments: [String]) throws {
+        let command =
+            getuid() == 0
+            ? ["/usr/sbin/runuser", "-u", "postgres", "--", "\(binaries)/pg_ctl"] + arguments : ["\(binaries)/pg_ctl"] + arguments
+        let wrapped = namespace.map { ["/usr/sbin/ip", "netns", "exec", $0] + command } ?? command
+        try Self.run(wrapped[0], Array(wrapped.dropFirst()))
+    }
+
     public func stop() {
         let asRoot = getuid() == 0
         let arguments = ["-D", "\(directory)/data", "-m", "immediate", "-w", "stop"]

@@ -226,7 +226,7 @@ public final class RPCServer: Service, Sendable {
         case .drop: return nil
         case .answered(let routing, let reply): return routing + [reply]
         case .request(let routing, let request, let fingerprint, _):
-            return routing + [await runner.handle(request, fingerprint: fingerprint)]
+            return routing + [await runner.handle(request, fingerprint: fingerprint, deadline: queued.limits.deadline)]
         }
     }
 
@@ -318,12 +318,19 @@ public struct RequestLimits: Sendable {
     public var totalBytes: Int
     /// Reads run at once beside the write lane.
     public var concurrentReads: Int
+    /// How long a request may take once it runs; past it the caller gets `unavailable` (storage
+    /// or a peer not answering: PostgreSQL's pool waits for a connection rather than failing).
+    public var deadline: Duration
 
-    public init(perConnection: Int = 256, total: Int = 4_096, totalBytes: Int = 256 << 20, concurrentReads: Int = 8) {
+    public init(
+        perConnection: Int = 256, total: Int = 4_096, totalBytes: Int = 256 << 20, concurrentReads: Int = 8,
+        deadline: Duration = .seconds(15)
+    ) {
         self.perConnection = perConnection
         self.total = total
         self.totalBytes = totalBytes
         self.concurrentReads = concurrentReads
+        self.deadline = deadline
     }
 }
 
@@ -462,6 +469,26 @@ struct RequestRunner: Sendable {
         RequestContext(
             requestID: request.id, type: request.type, from: request.from, key: key, cursor: request.cursor, serviceLogger: logger,
             storage: store, clock: clock, fingerprint: fingerprint, keyRemembered: .init())
+    }
+
+    /// Runs the handler of a request, or answers `unavailable` when it has not finished by the
+    /// deadline (the handler is cancelled; a write that committed meanwhile kept its key, so a
+    /// retry with the same key gets its reply).
+    func handle(_ request: DecodedRequest, fingerprint: Result<String?, any Error>, deadline: Duration) async -> Data {
+        await withTaskGroup(of: Data?.self) { group in
+            group.addTask { await self.handle(request, fingerprint: fingerprint) }
+            group.addTask {
+                try? await Task.sleep(for: deadline)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            if let first { return first }
+            logger.warning("request past its deadline", metadata: ["msg.id": "\(request.id)", "msg.type": "\(request.type)"])
+            return EnvelopeWriter.errorReply(
+                type: request.type, re: request.id,
+                error: .unavailable("请求在 \(deadline.components.seconds) 秒内未能完成（存储或所依赖的服务无应答），请稍后用同一 key 重试"))
+        }
     }
 
     /// Runs the handler of a request in its turn, with the idempotency check for keyed mutating requests.

@@ -144,4 +144,56 @@ import Testing
         await client.close()
         await deployment.stop()
     }
+
+    /// PostgreSQL stops under a running instance: submits are answered `unavailable` (retryable),
+    /// not `internal`, with a message for people; once it is back, the same keys succeed, once.
+    @Test func aPostgresOutageIsUnavailableAndTheSameKeysSucceedOnceAfter() async throws {
+        let cluster = try PostgresCluster.start()
+        defer { cluster.stop() }
+        let endpoints = TestSupport.freeEndpoints()
+        let instance = try await ServiceProcess.start(
+            "duban-ingest",
+            arguments: ["--instance", "ingest-1", "--database-url", cluster.url, "--data-dir", try TestSupport.temporaryDirectory()],
+            endpoints: endpoints, environment: ["DUBAN_NOW": "2026-11-20T12:00:00+08:00", "LOG_LEVEL": "error"])
+        defer { instance.kill() }
+        let client = try await RPCClient.connect(to: endpoints.rpc, from: "六一桥自动站")
+        let first = try await client.call(IngestTypes.readingSubmit, Self.batch(0), key: "outage-0", timeout: .seconds(20))
+        #expect(first.accepted == 200)
+
+        try cluster.pause()
+        for number in 1...1 {
+            do {
+                _ = try await client.call(
+                    IngestTypes.readingSubmit, Self.batch(number), key: "outage-\(number)", timeout: .seconds(30), retries: 0)
+                Issue.record("a submit with PostgreSQL stopped was accepted")
+            } catch let error as ErrorBody {
+                #expect(error.code == .unavailable, "\(error)")
+                #expect(!error.message.contains("PSQLError") && !error.message.contains("NIO"), "a program dump: \(error.message)")
+            }
+        }
+        #expect(instance.process.isRunning)
+
+        try cluster.resume()
+        var replies: [ReadingSubmitReply] = []
+        for number in 1...2 {
+            // Retried as a client would after `unavailable`, with the same key, until the pool reconnects.
+            var reply: ReadingSubmitReply?
+            let deadline = ContinuousClock.now + .seconds(60)
+            while reply == nil, ContinuousClock.now < deadline {
+                reply = try? await client.call(
+                    IngestTypes.readingSubmit, Self.batch(number), key: "outage-\(number)", timeout: .seconds(30), retries: 0)
+                if reply == nil { try await Task.sleep(for: .milliseconds(500)) }
+            }
+            replies.append(try #require(reply, "batch \(number) after the restart"))
+        }
+        #expect(replies.map(\.accepted) == [200, 200])
+        // The same keys again: the first replies, nothing stored twice.
+        for number in 1...2 {
+            let again = try await client.call(IngestTypes.readingSubmit, Self.batch(number), key: "outage-\(number)", timeout: .seconds(20))
+            #expect(again.accepted == 200 && again.duplicates == 0)
+        }
+        #expect(try cluster.psql("SELECT count(*) FROM readings") == "600")
+        await client.close()
+        _ = await instance.terminate()
+    }
 }
