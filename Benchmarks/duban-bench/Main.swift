@@ -7,7 +7,8 @@ import Foundation
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "duban-bench", abstract: "Duban's benchmarks; see Benchmarks/README.md.")
 
-    @Option(help: "Sections to run: ingest, requests, events, footprint, curve (repeatable; default all).") var only: [String] = []
+    @Option(help: "Sections to run: ingest, requests, events, footprint, curve, fairness (repeatable; default all).") var only: [String] =
+        []
     @Option(help: "Repeat each measurement this many times and report min/median/max.") var runs: Int = 3
     @Option(help: "Readings per ingestion measurement (batches of 1 send a tenth).") var readings: Int = 40_000
     @Option(help: "Ingestion requests in flight.") var inFlight: Int = 4
@@ -52,6 +53,7 @@ struct Bench: AsyncParsableCommand {
         await section("events") { try await FanOutBench(runs: runs, events: events, subscriberCounts: [1, 10, 50]).run(into: &$0) }
         await section("footprint") { try await FootprintBench(runs: runs).run(into: &$0) }
         await section("curve") { CurveBench(runs: runs, calls: calls / 2).run(into: &$0) }
+        await section("fairness") { try await FairnessBench(runs: runs).run(into: &$0) }
         print(table(rows))
         try FileManager.default.createDirectory(atPath: (json as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
