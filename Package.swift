@@ -55,10 +55,38 @@ let package = Package(
             path: "Shared/Schema",
             swiftSettings: swiftSettings
         ),
+        // Where every service is and what a deployment sets: read by services and the CLI alike,
+        // with no storage in it.
+        .target(
+            name: "DubanConfig",
+            dependencies: [
+                "Schema",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Configuration", package: "swift-configuration"),
+            ],
+            path: "Shared/DubanConfig",
+            swiftSettings: swiftSettings
+        ),
+        // The plan file format (the bundled 城中区 plan with it): the registry serves it, ingest
+        // takes its targets, the CLI checks a file before loading it.
+        .target(
+            name: "PlanFormat",
+            dependencies: ["Schema", .product(name: "Yams", package: "Yams")],
+            path: "Shared/PlanFormat",
+            resources: [.copy("Resources/chengzhong-2024-2026.yaml")],
+            swiftSettings: swiftSettings
+        ),
+        // Documents in and out (the ledger's CSV, monitoring exports): no service code.
+        .target(
+            name: "Formats",
+            dependencies: ["Schema"],
+            path: "Shared/Formats",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "ServiceKit",
             dependencies: [
-                "Messaging", "Schema",
+                "Messaging", "Schema", "DubanConfig",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -77,22 +105,22 @@ let package = Package(
         ),
         .target(
             name: "TaskRegistry",
-            dependencies: ["ServiceKit", .product(name: "Yams", package: "Yams")],
+            dependencies: ["ServiceKit", "PlanFormat"],
             path: "Services/TaskRegistry",
-            resources: [.copy("Resources/chengzhong-2024-2026.yaml")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "IndicatorIngest",
             dependencies: [
-                "ServiceKit", "TaskRegistry", .product(name: "Yams", package: "Yams"),
+                "ServiceKit", "PlanFormat", .product(name: "Yams", package: "Yams"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Services/IndicatorIngest",
             resources: [.copy("Resources/standards.yaml"), .copy("Resources/stations.yaml")],
             swiftSettings: swiftSettings
         ),
-        .target(name: "CaseTracking", dependencies: ["ServiceKit"], path: "Services/CaseTracking", swiftSettings: swiftSettings),
+        .target(
+            name: "CaseTracking", dependencies: ["ServiceKit", "Formats"], path: "Services/CaseTracking", swiftSettings: swiftSettings),
         .target(
             name: "Notifications",
             dependencies: ["ServiceKit", .product(name: "AsyncHTTPClient", package: "async-http-client")],
@@ -118,7 +146,8 @@ let package = Package(
         .executableTarget(
             name: "DubanCLI",
             dependencies: [
-                "Messaging", "Schema", "ServiceKit", "TaskRegistry", "CaseTracking", "IndicatorIngest",
+                // No service and no storage driver: the CLI is a client like any other.
+                "Messaging", "Schema", "DubanConfig", "PlanFormat", "Formats",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Services/CLI",
@@ -151,13 +180,13 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "RegistryTests",
-            dependencies: ["TaskRegistry", "DubanTesting", "Messaging", "Schema", "ServiceKit"],
+            dependencies: ["TaskRegistry", "PlanFormat", "DubanTesting", "Messaging", "Schema", "ServiceKit"],
             path: "Tests/RegistryTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "CasesTests",
-            dependencies: ["CaseTracking", "TaskRegistry", "DubanTesting", "Messaging", "Schema", "ServiceKit"],
+            dependencies: ["CaseTracking", "Formats", "TaskRegistry", "DubanTesting", "Messaging", "Schema", "ServiceKit"],
             path: "Tests/CasesTests",
             swiftSettings: swiftSettings
         ),

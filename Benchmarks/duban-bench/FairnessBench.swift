@@ -30,8 +30,12 @@ struct FairnessBench {
                 flooded.append(try await Self.pings(client, until: flood.done))
                 var flooders: [(process: Process, done: String)] = []
                 defer { for flooder in flooders { kill(flooder.process.processIdentifier, SIGKILL) } }
-                for _ in 0..<20 { flooders.append(try Self.flood(registry.endpoints.rpc, count: 50, kind: "garbage:1048576", directory: dir)) }
-                while !flooders.allSatisfy({ FileManager.default.fileExists(atPath: $0.done) }) { try await Task.sleep(for: .milliseconds(50)) }
+                for _ in 0..<20 {
+                    flooders.append(try Self.flood(registry.endpoints.rpc, count: 50, kind: "garbage:1048576", directory: dir))
+                }
+                while !flooders.allSatisfy({ FileManager.default.fileExists(atPath: $0.done) }) {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
                 try await Task.sleep(for: .seconds(1))
             }
             peaks.append(Self.peakMiB(registry.process.processIdentifier) ?? .nan)

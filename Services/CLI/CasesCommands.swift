@@ -1,9 +1,9 @@
 import ArgumentParser
-import CaseTracking
+import DubanConfig
+import Formats
 import Foundation
 import Messaging
 import Schema
-import ServiceKit
 
 extension CaseState: ExpressibleByArgument {}
 extension CaseSource: ExpressibleByArgument {

@@ -1,8 +1,8 @@
 import ArgumentParser
+import DubanConfig
 import Foundation
 import Messaging
 import Schema
-import ServiceKit
 
 @main
 struct Duban: AsyncParsableCommand {

@@ -1,10 +1,9 @@
 import ArgumentParser
-import CaseTracking
+import DubanConfig
+import Formats
 import Foundation
-import IndicatorIngest
 import Messaging
 import Schema
-import ServiceKit
 
 func valueText(_ value: JSONValue?) -> String {
     switch value {

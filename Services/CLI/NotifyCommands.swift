@@ -1,10 +1,11 @@
 import ArgumentParser
+import DubanConfig
 import Foundation
 import Messaging
 import Schema
-import ServiceKit
 
 extension NoticeKind: ExpressibleByArgument {}
+extension ServiceName: ExpressibleByArgument {}
 extension NoticeState: ExpressibleByArgument {}
 extension ReportKind: ExpressibleByArgument {}
 

@@ -1,9 +1,9 @@
 import ArgumentParser
+import DubanConfig
 import Foundation
 import Messaging
+import PlanFormat
 import Schema
-import ServiceKit
-import TaskRegistry
 
 extension TaskStatus: ExpressibleByArgument {
     /// The label the office uses.

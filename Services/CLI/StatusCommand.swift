@@ -1,8 +1,8 @@
 import ArgumentParser
+import DubanConfig
 import Foundation
 import Messaging
 import Schema
-import ServiceKit
 
 /// `duban status`: the office's one-screen overview. Each section comes from the service that owns
 /// the data; a service that does not answer leaves its section marked unavailable instead of hiding

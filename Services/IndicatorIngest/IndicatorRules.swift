@@ -1,6 +1,6 @@
 import Foundation
+import PlanFormat
 import Schema
-import TaskRegistry
 
 /// One of the plan's targets, as an indicator.
 public struct IndicatorDefinition: Sendable {

@@ -1,11 +1,11 @@
 import Foundation
 import GRDB
 import Logging
+import PlanFormat
 import Schema
 import ServiceKit
 import ServiceLifecycle
 import Synchronization
-import TaskRegistry
 
 /// Indicator ingestion: readings from the stations, the statistics behind the 13 targets,
 /// evaluation against GB 3838 and GB 3095, and alerts.

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Logging
+import PlanFormat
 import Schema
 import ServiceKit
 import ServiceLifecycle

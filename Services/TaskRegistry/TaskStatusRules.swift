@@ -1,4 +1,5 @@
 import Foundation
+import PlanFormat
 import Schema
 
 /// A month, `YYYY-MM`.

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import PlanFormat
 import Schema
 import ServiceKit
 import Synchronization

@@ -1,4 +1,5 @@
 import DubanTesting
+import Formats
 import Foundation
 import Messaging
 import Schema

@@ -231,7 +231,7 @@ import Yams
         let data = try #require(configMaps["duban-config"]?["data"] as? [String: String])
         #expect(data["duban.json"] == (try Self.text("deploy/config/duban.json")), "run deploy/k8s/make-configmap.sh")
         #expect(
-            data["plan.yaml"] == (try Self.text("Services/TaskRegistry/Resources/chengzhong-2024-2026.yaml")),
+            data["plan.yaml"] == (try Self.text("Shared/PlanFormat/Resources/chengzhong-2024-2026.yaml")),
             "run deploy/k8s/make-configmap.sh")
         let environment = try #require(configMaps["duban-env"]?["data"] as? [String: String])
         for name in environment.keys { Self.checkVariable(name, in: "k8s duban-env") }

@@ -1,6 +1,7 @@
 import DubanTesting
 import Foundation
 import Messaging
+import PlanFormat
 import Schema
 import ServiceKit
 import Testing

@@ -88,6 +88,13 @@ public struct PlanProblem: Sendable, Equatable, CustomStringConvertible {
     public var path: String
     public var message: String
 
+    public init(file: String, line: Int?, path: String, message: String) {
+        self.file = file
+        self.line = line
+        self.path = path
+        self.message = message
+    }
+
     public var description: String {
         "\(file):\(line.map(String.init) ?? "?"): \(path.isEmpty ? "" : "\(path): ")\(message)"
     }
@@ -96,6 +103,8 @@ public struct PlanProblem: Sendable, Equatable, CustomStringConvertible {
 /// A plan file that cannot be loaded, with every problem found in it.
 public struct PlanLoadError: Error, Sendable, CustomStringConvertible {
     public var problems: [PlanProblem]
+
+    public init(problems: [PlanProblem]) { self.problems = problems }
     public var description: String {
         "the plan file has \(problems.count) problem(s):\n" + problems.map { "  \($0)" }.joined(separator: "\n")
     }

@@ -1,0 +1,2 @@
+// Every service reads its deployment's configuration: importing ServiceKit brings it.
+@_exported import DubanConfig
