@@ -107,6 +107,20 @@ func perform<Body, Reply>(
     }
 }
 
+/// A list: every page of it, read on with `cursor` while the service says `next`.
+func perform<Body, Item>(
+    _ client: RPCClient, _ rpc: RPC<Body, ListReply<Item>>, _ body: Body, as: ListReply<Item>.Type = ListReply<Item>.self,
+    options: GlobalOptions, key: String? = nil
+) async throws -> ListReply<Item> {
+    do {
+        return ListReply(items: try await client.callAll(rpc, body, timeout: options.replyTimeout, retries: 2))
+    } catch let error as ErrorBody {
+        throw CallFailed(description: "\(rpc.name) failed: \(error)")
+    } catch let error as RPCClientError {
+        throw CallFailed(description: "\(error) — is the service running? (duban ping)")
+    }
+}
+
 func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -83,7 +83,7 @@ public struct CasesService: DubanService {
             let registry = try directory.lookup()
             try Self.requireOffice(context, registry)
             guard request.cases.count <= 5000 else {
-                throw ErrorBody.invalidArgument("at most 5000 cases per import, not \(request.cases.count)", field: "body.cases")
+                throw ErrorBody.invalidArgument("每次导入最多 5000 件问题，本次有 \(request.cases.count) 件", field: "body.cases")
             }
             var accepted: [(Int, CaseOpenRequest)] = []
             var rejected: [RejectedItem] = []
@@ -112,7 +112,7 @@ public struct CasesService: DubanService {
                     if let existing = try Self.existing(db, item) {
                         refused.append(
                             RejectedItem(
-                                index: index, code: .conflict, message: "already in the ledger as \(existing)",
+                                index: index, code: .conflict, message: "已在整改台账中，编号 \(existing)",
                                 field: "body.cases[\(index)].external_ref"))
                         continue
                     }
@@ -126,7 +126,7 @@ public struct CasesService: DubanService {
         handlers.on(CaseTypes.get) { request, context in
             let now = clock.now()
             guard let item = try await context.store.pool.read({ try CasesStore.fetch($0, id: request.id, now: now) }) else {
-                throw ErrorBody.notFound("no case \(request.id)", field: "body.id")
+                throw ErrorBody.notFound("整改台账中没有问题 \(ErrorBody.quote(request.id))", field: "body.id")
             }
             return item
         }
@@ -139,21 +139,22 @@ public struct CasesService: DubanService {
         handlers.on(CaseTypes.transition) { request, context in
             let now = clock.now()
             guard let item = try await context.store.pool.read({ try CasesStore.fetch($0, id: request.id, now: now) }) else {
-                throw ErrorBody.notFound("no case \(request.id)", field: "body.id")
+                throw ErrorBody.notFound("整改台账中没有问题 \(ErrorBody.quote(request.id))", field: "body.id")
             }
             guard let target = request.action.target(from: item.state) else {
-                throw ErrorBody.conflict("a case that is \(item.state.rawValue) cannot \(request.action.rawValue)", field: "body.action")
+                throw ErrorBody.conflict(
+                    "问题当前为\(item.state.label)（\(item.state.rawValue)），不能执行 \(request.action.rawValue)", field: "body.action")
             }
             let registry = try directory.lookup(unit: context.from)
             try Self.authorize(request.action, case: item, actor: context.from, registry: registry)
             let evidence = request.evidence ?? []
             try Self.validateEvidence(evidence, field: "body.evidence")
             if request.action == .accept, evidence.isEmpty {
-                throw ErrorBody.invalidArgument("acceptance needs evidence (验收材料): name, uri and optionally sha256", field: "body.evidence")
+                throw ErrorBody.invalidArgument("验收须附验收材料（evidence）：name、uri，可附 sha256", field: "body.evidence")
             }
             if [.reject, .reopen].contains(request.action), (request.comment ?? "").trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
             {
-                throw ErrorBody.invalidArgument("say why in comment when you \(request.action.rawValue)", field: "body.comment")
+                throw ErrorBody.invalidArgument("执行 \(request.action.rawValue) 须在 comment 中说明理由", field: "body.comment")
             }
             let actor = context.from ?? ""
             let at = Timestamp.format(now)
@@ -163,7 +164,7 @@ public struct CasesService: DubanService {
                     let state = try String.fetchOne(db, sql: "SELECT state FROM cases WHERE id = ?", arguments: [item.id]).flatMap(
                         CaseState.init(rawValue:)),
                     request.action.target(from: state) == target
-                else { throw ErrorBody.conflict("the case changed meanwhile; read it again", field: "body.id") }
+                else { throw ErrorBody.conflict("该问题刚被更新，请重新读取后再操作", field: "body.id") }
                 try db.execute(
                     sql: """
                         UPDATE cases SET state = ?, updated_at = ?, closed_at = CASE WHEN ? = 'closed' THEN ? ELSE NULL END,
@@ -186,7 +187,7 @@ public struct CasesService: DubanService {
 
         handlers.on(CaseTypes.export) { request, context in
             guard request.format == "csv" else {
-                throw ErrorBody.invalidArgument("format \(request.format) is not supported; use csv", field: "body.format")
+                throw ErrorBody.invalidArgument("不支持格式 \(ErrorBody.quote(request.format))，请用 csv", field: "body.format")
             }
             let now = clock.now()
             let cases = try await context.store.pool.read { try CasesStore.list($0, request.filters, now: now) }
@@ -219,7 +220,7 @@ public struct CasesService: DubanService {
     static func requireOffice(_ context: RequestContext, _ registry: RegistryDirectory.Snapshot) throws {
         guard registry.acts(as: registry.office, actor: context.from) else {
             throw ErrorBody.permissionDenied(
-                "cases are registered by \(registry.office); this request is from \(context.from ?? "nobody")", field: "from")
+                "问题由\(registry.office)登记；本请求来自\(ErrorBody.quote(context.from ?? "未署名方"))", field: "from")
         }
     }
 
@@ -232,50 +233,50 @@ public struct CasesService: DubanService {
         switch action {
         case .start, .submit:
             allowed = registry.acts(as: item.unit, actor: actor)
-            who = "the responsible unit \(item.unit)"
+            who = "责任单位\(item.unit)"
         case .accept, .reject, .close:
             allowed = isOffice || item.acceptanceUnit.map { registry.acts(as: $0, actor: actor) } ?? false
-            who = "\(registry.office)" + (item.acceptanceUnit.map { " or the acceptance unit \($0)" } ?? "")
+            who = "\(registry.office)" + (item.acceptanceUnit.map { "或验收单位\($0)" } ?? "")
         case .assign, .reopen:
             allowed = isOffice
             who = registry.office
         }
         guard allowed else {
             throw ErrorBody.permissionDenied(
-                "only \(who) may \(action.rawValue) case \(item.id); this request is from \(actor ?? "nobody")", field: "from")
+                "只有\(who)可对问题 \(item.id) 执行 \(action.rawValue)；本请求来自\(ErrorBody.quote(actor ?? "未署名方"))", field: "from")
         }
     }
 
     static func validate(_ request: CaseOpenRequest, registry: RegistryDirectory.Snapshot, field: String) throws {
         guard !request.title.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw ErrorBody.invalidArgument("a case needs a title", field: "\(field).title")
+            throw ErrorBody.invalidArgument("问题须有标题（title）", field: "\(field).title")
         }
         guard registry.unit(request.unit) != nil else {
-            throw ErrorBody.notFound("the registry knows no unit \(request.unit)", field: "\(field).unit")
+            throw ErrorBody.notFound("方案中没有单位 \(ErrorBody.quote(request.unit))", field: "\(field).unit")
         }
         for (name, key) in [(request.supervisingUnit, "supervising_unit"), (request.acceptanceUnit, "acceptance_unit")] {
             if let name, registry.unit(name) == nil {
-                throw ErrorBody.notFound("the registry knows no unit \(name)", field: "\(field).\(key)")
+                throw ErrorBody.notFound("方案中没有单位 \(ErrorBody.quote(name))", field: "\(field).\(key)")
             }
         }
         if let task = request.task, registry.task(task) == nil {
-            throw ErrorBody.notFound("the plan has no task \(task)", field: "\(field).task")
+            throw ErrorBody.notFound("方案中没有任务 \(ErrorBody.quote(task))", field: "\(field).task")
         }
         if let deadline = request.deadline, Timestamp.startOfDistrictDay(deadline) == nil {
-            throw ErrorBody.invalidArgument("deadline must be a date, YYYY-MM-DD", field: "\(field).deadline")
+            throw ErrorBody.invalidArgument("deadline 应为日期，格式 YYYY-MM-DD", field: "\(field).deadline")
         }
         if let c = request.coordinates, !(-90...90).contains(c.lat) || !(-180...180).contains(c.lon) {
-            throw ErrorBody.invalidArgument("coordinates out of range", field: "\(field).coordinates")
+            throw ErrorBody.invalidArgument("坐标超出范围（纬度 -90 到 90，经度 -180 到 180）", field: "\(field).coordinates")
         }
         try validateEvidence(request.evidence ?? [], field: "\(field).evidence")
     }
 
     static func validateEvidence(_ evidence: [EvidenceRef], field: String) throws {
         for (index, item) in evidence.enumerated() {
-            if item.name.isEmpty { throw ErrorBody.invalidArgument("evidence needs a name", field: "\(field)[\(index)].name") }
-            if item.uri.isEmpty { throw ErrorBody.invalidArgument("evidence needs a uri", field: "\(field)[\(index)].uri") }
+            if item.name.isEmpty { throw ErrorBody.invalidArgument("佐证材料须有名称（name）", field: "\(field)[\(index)].name") }
+            if item.uri.isEmpty { throw ErrorBody.invalidArgument("佐证材料须有地址（uri）", field: "\(field)[\(index)].uri") }
             if let sha = item.sha256, sha.count != 64 || !sha.allSatisfy(\.isHexDigit) {
-                throw ErrorBody.invalidArgument("sha256 must be 64 hexadecimal digits", field: "\(field)[\(index)].sha256")
+                throw ErrorBody.invalidArgument("sha256 应为 64 位十六进制数字", field: "\(field)[\(index)].sha256")
             }
         }
     }
@@ -290,7 +291,7 @@ public struct CasesService: DubanService {
     static func open(_ request: CaseOpenRequest, db: Database, events: inout EventBuffer, actor: String, now: Date) throws -> Case {
         if let existing = try existing(db, request) {
             throw ErrorBody.conflict(
-                "\(request.source.label) problem \(request.externalRef!) is already in the ledger as \(existing)",
+                "\(request.source.label)问题 \(ErrorBody.quote(request.externalRef!)) 已在整改台账中，编号 \(existing)",
                 field: "body.external_ref")
         }
         let year = Int(Timestamp.districtDate(now).prefix(4))!

@@ -33,15 +33,16 @@ public struct IndicatorDefinition: Sendable {
         switch target.op {
         case "at_least", "equal", "at_most":
             guard case .number(let number) = value, number.isFinite else {
-                throw ErrorBody.invalidArgument("\(id) takes a number", field: "body.value")
+                throw ErrorBody.invalidArgument("指标 \(id) 的值应为数字", field: "body.value")
             }
             if target.unit == "%", !(0...100).contains(number) {
-                throw ErrorBody.invalidArgument("\(id) is a percentage: 0 to 100, not \(number)", field: "body.value")
+                throw ErrorBody.invalidArgument("指标 \(id) 为百分比，应在 0 到 100 之间（收到 \(number)）", field: "body.value")
             }
-            if number < 0 { throw ErrorBody.invalidArgument("\(id) cannot be negative", field: "body.value") }
+            if number < 0 { throw ErrorBody.invalidArgument("指标 \(id) 的值不能为负数", field: "body.value") }
         case "class_at_least", "category_at_least":
             guard case .string(let label) = value, target.scale?.contains(label) ?? false else {
-                throw ErrorBody.invalidArgument("\(id) takes one of \((target.scale ?? []).joined(separator: ", "))", field: "body.value")
+                throw ErrorBody.invalidArgument(
+                    "指标 \(id) 的值应为以下之一：\((target.scale ?? []).joined(separator: "、"))", field: "body.value")
             }
         case "meets_standard", "within_quota":
             switch value {
@@ -49,10 +50,10 @@ public struct IndicatorDefinition: Sendable {
             case .number(let number) where number.isFinite && threshold != nil: break
             default:
                 throw ErrorBody.invalidArgument(
-                    "\(id) takes true or false (met or not)" + (threshold == nil ? "" : ", or a number"), field: "body.value")
+                    "指标 \(id) 的值应为 true 或 false（是否达标）" + (threshold == nil ? "" : "，或一个数值"), field: "body.value")
             }
         default:
-            throw ErrorBody.invalidArgument("\(id) has an unknown operator \(target.op)", field: "body.indicator")
+            throw ErrorBody.invalidArgument("指标 \(id) 的比较方式 \(target.op) 未知", field: "body.indicator")
         }
     }
 

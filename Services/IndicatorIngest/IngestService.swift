@@ -53,7 +53,8 @@ public struct IngestService: DubanService {
     }
 
     public func backgroundServices() -> [any Service] {
-        // PostgreSQL's pool first, so that it stops after everything that uses it.
+        // PostgreSQL's pool first, so that it stops after everything that uses it (the server stops
+        // before any of these).
         let pool: [any Service] = (store.eventStorage as? PostgresEventStorage).map { [$0] } ?? []
         return pool + [
             PeriodicTask(name: "station-silence", interval: tick, logger: logger) { [store, stations, clock] in
@@ -91,7 +92,7 @@ public struct IngestService: DubanService {
                 guard request.readings.count <= IngestTypes.maxReadingsPerMessage else {
                     return .failure(
                         ErrorBody.invalidArgument(
-                            "at most \(IngestTypes.maxReadingsPerMessage) readings per message, not \(request.readings.count)",
+                            "每条消息最多 \(IngestTypes.maxReadingsPerMessage) 条读数，本条有 \(request.readings.count) 条",
                             field: "body.readings"))
                 }
                 let now = clock.now()
@@ -124,24 +125,27 @@ public struct IngestService: DubanService {
         }
 
         handlers.on(IngestTypes.indicatorGet) { request, _ in
-            guard let definition = byID[request.id] else { throw ErrorBody.notFound("no indicator \(request.id)", field: "body.id") }
+            guard let definition = byID[request.id] else {
+                throw ErrorBody.notFound("没有指标 \(ErrorBody.quote(request.id))", field: "body.id")
+            }
             return try await Self.view(definition, store: store, history: true)
         }
 
         handlers.on(IngestTypes.indicatorReport) { request, context in
             guard let definition = byID[request.indicator] else {
                 throw ErrorBody.notFound(
-                    "no indicator \(request.indicator); one of \(indicators.map(\.id).joined(separator: ", "))", field: "body.indicator")
+                    "没有指标 \(ErrorBody.quote(request.indicator))，可选：\(indicators.map(\.id).joined(separator: ", "))",
+                    field: "body.indicator")
             }
             guard let end = IndicatorPeriod.end(request.period) else {
-                throw ErrorBody.invalidArgument("period must be YYYY, YYYY-Qn or YYYY-MM", field: "body.period")
+                throw ErrorBody.invalidArgument("period 应为 YYYY、YYYY-Qn 或 YYYY-MM", field: "body.period")
             }
             let today = Timestamp.districtDate(clock.now())
             let start = request.period.count == 4 ? "\(request.period)-01-01" : String(end.prefix(8)) + "01"
-            guard start <= today else { throw ErrorBody.invalidArgument("period \(request.period) has not begun", field: "body.period") }
+            guard start <= today else { throw ErrorBody.invalidArgument("报告期 \(request.period) 尚未开始", field: "body.period") }
             _ = end
             guard !request.source.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-                throw ErrorBody.invalidArgument("say where the value comes from", field: "body.source")
+                throw ErrorBody.invalidArgument("请在 source 中注明数据来源", field: "body.source")
             }
             try definition.validate(request.value)
             let value = IndicatorValue(
@@ -152,29 +156,30 @@ public struct IngestService: DubanService {
 
         handlers.on(IngestTypes.waterClass) { request, _ in
             guard let station = stations[request.station], station.kind == "water" else {
-                throw ErrorBody.notFound("no water station \(request.station)", field: "body.station")
+                throw ErrorBody.notFound("没有水质监测站点 \(ErrorBody.quote(request.station))", field: "body.station")
             }
             guard let from = Self.instant(request.from, endOfDay: false) else {
-                throw ErrorBody.invalidArgument("from must be YYYY-MM-DD or an RFC 3339 time", field: "body.from")
+                throw ErrorBody.invalidArgument("from 应为 YYYY-MM-DD 或 RFC 3339 时间", field: "body.from")
             }
             guard let to = Self.instant(request.to, endOfDay: true) else {
-                throw ErrorBody.invalidArgument("to must be YYYY-MM-DD or an RFC 3339 time", field: "body.to")
+                throw ErrorBody.invalidArgument("to 应为 YYYY-MM-DD 或 RFC 3339 时间", field: "body.to")
             }
-            guard from <= to else { throw ErrorBody.invalidArgument("to is before from", field: "body.to") }
+            guard from <= to else { throw ErrorBody.invalidArgument("to 早于 from", field: "body.to") }
             let samples = try await store.samples(station: station.id, parameters: nil, from: from, to: to)
             guard let reply = Self.waterClass(samples, station: station, standards: standards, day: String(request.to.prefix(10))) else {
-                throw ErrorBody.notFound("no samples at \(station.id) between \(request.from) and \(request.to)", field: "body.from")
+                throw ErrorBody.notFound(
+                    "站点 \(station.id) 在 \(ErrorBody.quote(request.from)) 至 \(ErrorBody.quote(request.to)) 之间没有监测数据", field: "body.from")
             }
             return reply
         }
 
         handlers.on(IngestTypes.airAnnual) { request, _ in
             guard let station = stations[request.station], station.kind == "air" else {
-                throw ErrorBody.notFound("no air station \(request.station)", field: "body.station")
+                throw ErrorBody.notFound("没有空气监测站点 \(ErrorBody.quote(request.station))", field: "body.station")
             }
             guard (2000...2100).contains(request.year), let start = Timestamp.startOfDistrictDay("\(request.year)-01-01"),
                 let end = Timestamp.startOfDistrictDay("\(request.year + 1)-01-01")
-            else { throw ErrorBody.invalidArgument("year out of range", field: "body.year") }
+            else { throw ErrorBody.invalidArgument("year 应在 2000 到 2100 之间", field: "body.year") }
             let samples = try await store.samples(
                 station: station.id, parameters: ["pm25"], from: Int64(start.timeIntervalSince1970 * 1000),
                 to: Int64(end.timeIntervalSince1970 * 1000) - 1)
@@ -334,6 +339,6 @@ enum IngestStores {
     static func open(context: ServiceContext) throws -> any IngestStore {
         if let store = context.storage as? ServiceStore { return SQLiteIngestStore(store: store) }
         if let storage = context.storage as? PostgresEventStorage { return PostgresIngestStore(storage: storage) }
-        throw ErrorBody.internal("unsupported storage \(type(of: context.storage))")
+        throw ErrorBody.internal("不支持的存储类型 \(type(of: context.storage))")
     }
 }

@@ -86,7 +86,8 @@ struct BatchTally {
         refused.append(
             RejectedItem(
                 index: reading.index, code: .conflict,
-                message: "\(reading.station) \(reading.parameter) at that time is stored as \(stored); send flag revision to replace it",
+                message: "站点 \(reading.station) 的 \(reading.parameter) 在该时刻已有读数 \(stored)；"
+                    + "如需更正，请带 flag revision 重新报送",
                 field: "body.readings[\(reading.index)].value"))
     }
 

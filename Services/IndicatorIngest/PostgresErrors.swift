@@ -16,7 +16,9 @@ extension PSQLError: WireError {
             if ["08", "53", "57", "40"].contains(where: { state.hasPrefix($0) }) {
                 return .unavailable("数据库暂时不可用（\(state)），请稍后用同一 key 重试")
             }
-            if state.hasPrefix("23") { return .conflict("与已有记录冲突（\(state)）") }
+            if state == "23505" { return .conflict("与已有记录冲突（\(state)）") }
+            // Class 22: data the request carried that PostgreSQL cannot take (a NUL in text, a number out of range).
+            if state.hasPrefix("22") { return .invalidArgument("请求中的数据无法保存（\(state)）", field: "body") }
             return .internal("数据库出错（\(state)）")
         default:
             return .internal("数据库出错")

@@ -198,7 +198,7 @@ final class PostgresEventStorage: EventStorage, Service {
                     """, logger: logger
                 ).decode(String.self) { claimed = true }
                 guard claimed else {
-                    throw ErrorBody.unavailable("this request is being handled by another instance; retry with the same key")
+                    throw ErrorBody.unavailable("该请求正由另一实例处理，请稍后用同一 key 重试")
                 }
             }
             return (reply, published)

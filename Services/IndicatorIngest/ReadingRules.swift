@@ -76,18 +76,20 @@ public struct ReadingRules: Sendable {
             .failure(RejectedItem(index: index, code: code, message: message, field: "body.readings[\(index)].\(field)"))
         }
         if let problem = reading.problem { return reject(problem.code, problem.message, problem.field ?? "") }
-        guard let station = stations[reading.station] else { return reject(.notFound, "unknown station \(reading.station)", "station") }
+        guard let station = stations[reading.station] else {
+            return reject(.notFound, "没有站点 \(ErrorBody.quote(reading.station))", "station")
+        }
         guard station.parameters.contains(reading.parameter) else {
-            return reject(.invalidArgument, "station \(station.id) does not measure \(reading.parameter)", "parameter")
+            return reject(.invalidArgument, "站点 \(station.id) 不监测 \(ErrorBody.quote(reading.parameter))", "parameter")
         }
         guard reading.value.isFinite else {
-            return reject(.invalidArgument, "value must be a finite number, not \(reading.value)", "value")
+            return reject(.invalidArgument, "value 应为有限数值（收到 \(reading.value)）", "value")
         }
         guard let convert = Self.converter(reading.parameter, unit: reading.unit) else {
             return reject(
                 .invalidArgument,
-                "unit \(ErrorBody.quote(reading.unit ?? "")) is not a unit of \(reading.parameter) "
-                    + "(\(Self.canonicalUnit(reading.parameter)))",
+                "单位 \(ErrorBody.quote(reading.unit ?? "")) 不适用于 \(reading.parameter)"
+                    + "（标准单位 \(Self.canonicalUnit(reading.parameter))）",
                 "unit")
         }
         let value = convert(reading.value)
@@ -96,15 +98,17 @@ public struct ReadingRules: Sendable {
             return reject(
                 .invalidArgument,
                 "\(reading.parameter) \(reading.value) \(reading.unit ?? Self.canonicalUnit(reading.parameter)) "
-                    + "is outside its physical range",
+                    + "超出物理上可能的范围",
                 "value")
         }
         guard let time = Timestamp.parse(reading.ts) else {
-            return reject(.invalidArgument, "ts must be an RFC 3339 time with an offset", "ts")
+            return reject(.invalidArgument, "ts 应为带时区偏移的 RFC 3339 时间", "ts")
         }
-        guard time.timeIntervalSince(now) <= allowedSkew else { return reject(.invalidArgument, "ts \(reading.ts) is in the future", "ts") }
+        guard time.timeIntervalSince(now) <= allowedSkew else {
+            return reject(.invalidArgument, "ts \(ErrorBody.quote(reading.ts)) 晚于当前时间", "ts")
+        }
         if let flag = reading.flag, flag != "revision" {
-            return reject(.invalidArgument, "flag must be revision (or absent)", "flag")
+            return reject(.invalidArgument, "flag 只能为 revision 或不填", "flag")
         }
         return .success(
             NormalizedReading(

@@ -95,7 +95,7 @@ public struct Standards: Sendable {
 
     public static func bundled() throws -> Standards {
         guard let path = Bundle.module.path(forResource: "standards", ofType: "yaml") else {
-            throw ErrorBody.internal("the bundled standards file is missing")
+            throw ErrorBody.internal("缺少内置的监测标准文件")
         }
         return try load(path: path)
     }

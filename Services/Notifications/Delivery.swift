@@ -161,11 +161,27 @@ final class Deliverer: Sendable {
             }
             return Result(ok: true, status: Int(response.status.code), error: nil)
         } catch {
-            return Result(ok: false, status: nil, error: "\(error)")
+            logger.debug("delivery attempt failed", metadata: ["delivery.id": "\(delivery)", "error": "\(error)"])
+            return Result(ok: false, status: nil, error: Self.describe(error))
         }
     }
 
     /// Records an attempt and what it sent (the notices in its payload, and nothing else).
+    /// What the delivery log says of a failed send: for people, never a program dump.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout: return "对方在时限内未应答"
+            case .remoteConnectionClosed: return "对方关闭了连接"
+            case .invalidURL, .emptyHost, .emptyScheme: return "地址无效"
+            default: return "发送失败"
+            }
+        }
+        if error is CocoaError { return "无法写入文件" }
+        if "\(type(of: error))".contains("Connection") { return "无法连接对方" }
+        return "发送失败"
+    }
+
     func record(_ id: Int64, attempt: Int, result: Result, notices: [String], now: Date) async throws {
         let at = Timestamp.format(now)
         let sentList = String(decoding: try WireCoding.encode(notices), as: UTF8.self)

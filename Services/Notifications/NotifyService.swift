@@ -145,7 +145,7 @@ public struct NotifyService: DubanService {
                 if removed {
                     try db.execute(sql: "DELETE FROM channels WHERE name = ?", arguments: [request.channel.name])
                     guard db.changesCount > 0 else {
-                        throw ErrorBody.notFound("no channel \(request.channel.name)", field: "body.channel.name")
+                        throw ErrorBody.notFound("没有渠道 \(ErrorBody.quote(request.channel.name))", field: "body.channel.name")
                     }
                 } else {
                     try db.execute(
@@ -159,33 +159,33 @@ public struct NotifyService: DubanService {
 
         handlers.on(NotifyTypes.noticeList) { request, context in
             if let since = request.since, Timestamp.parse(since) == nil {
-                throw ErrorBody.invalidArgument("since must be an RFC 3339 time", field: "body.since")
+                throw ErrorBody.invalidArgument("since 应为 RFC 3339 时间", field: "body.since")
             }
             if let until = request.until, Timestamp.parse(until) == nil {
-                throw ErrorBody.invalidArgument("until must be an RFC 3339 time", field: "body.until")
+                throw ErrorBody.invalidArgument("until 应为 RFC 3339 时间", field: "body.until")
             }
             return ListReply(items: try await context.store.pool.read { try NotifyStore.list($0, request) })
         }
 
         handlers.on(NotifyTypes.noticeGet) { request, context in
             guard let notice = try await context.store.pool.read({ try NotifyStore.fetch($0, id: request.id) }) else {
-                throw ErrorBody.notFound("no notice \(request.id)", field: "body.id")
+                throw ErrorBody.notFound("没有通知 \(ErrorBody.quote(request.id))", field: "body.id")
             }
             return notice
         }
 
         handlers.on(NotifyTypes.noticeAck) { request, context in
             guard let who = context.from, !who.isEmpty else {
-                throw ErrorBody.invalidArgument("say who acknowledges it in from", field: "from")
+                throw ErrorBody.invalidArgument("请在 from 中注明由哪个单位确认", field: "from")
             }
             let now = clock.now()
             return try await context.write { db, events in
                 guard let notice = try NotifyStore.fetch(db, id: request.id) else {
-                    throw ErrorBody.notFound("no notice \(request.id)", field: "body.id")
+                    throw ErrorBody.notFound("没有通知 \(ErrorBody.quote(request.id))", field: "body.id")
                 }
                 guard notice.state == .open || notice.state == .silenced else {
                     throw ErrorBody.conflict(
-                        "notice \(notice.id) is \(notice.state.rawValue)\(notice.ackBy.map { " (by \($0))" } ?? "")", field: "body.id")
+                        "通知 \(notice.id) 的状态为 \(notice.state.rawValue)\(notice.ackBy.map { "（确认单位：\($0)）" } ?? "")，不能再确认", field: "body.id")
                 }
                 try db.execute(
                     sql: "UPDATE notices SET state = 'acknowledged', ack_by = ?, ack_comment = ?, ack_at = ? WHERE id = ?",
@@ -201,20 +201,20 @@ public struct NotifyService: DubanService {
             let start =
                 try request.startsAt.map {
                     guard let date = Timestamp.parse($0) else {
-                        throw ErrorBody.invalidArgument("starts_at must be an RFC 3339 time", field: "body.starts_at")
+                        throw ErrorBody.invalidArgument("starts_at 应为 RFC 3339 时间", field: "body.starts_at")
                     }
                     return date
                 } ?? now
             guard let end = Timestamp.parse(request.endsAt) else {
-                throw ErrorBody.invalidArgument("ends_at must be an RFC 3339 time", field: "body.ends_at")
+                throw ErrorBody.invalidArgument("ends_at 应为 RFC 3339 时间", field: "body.ends_at")
             }
-            guard end > start else { throw ErrorBody.invalidArgument("ends_at must be after starts_at", field: "body.ends_at") }
+            guard end > start else { throw ErrorBody.invalidArgument("ends_at 应晚于 starts_at", field: "body.ends_at") }
             guard !request.comment.trimmingCharacters(in: .whitespaces).isEmpty else {
-                throw ErrorBody.invalidArgument("say why in comment", field: "body.comment")
+                throw ErrorBody.invalidArgument("请在 comment 中说明静默理由", field: "body.comment")
             }
             guard request.matchers != SilenceMatchers() else {
                 throw ErrorBody.invalidArgument(
-                    "a silence needs at least one matcher (kind, unit, task, indicator or case)", field: "body.matchers")
+                    "静默至少需要一个匹配条件（kind、unit、task、indicator 或 case）", field: "body.matchers")
             }
             return try await context.write { db, _ in
                 try db.execute(
@@ -238,7 +238,7 @@ public struct NotifyService: DubanService {
             return try await context.write { db, _ in
                 try db.execute(sql: "UPDATE silences SET ends_at = ? WHERE id = ? AND ends_at > ?", arguments: [now, request.id, now])
                 guard try Bool.fetchOne(db, sql: "SELECT 1 FROM silences WHERE id = ?", arguments: [request.id]) == true else {
-                    throw ErrorBody.notFound("no silence \(request.id)", field: "body.id")
+                    throw ErrorBody.notFound("没有编号为 \(request.id) 的静默", field: "body.id")
                 }
                 return ListReply(items: try NotifyStore.silences(db, activeAt: nil))
             }
@@ -342,21 +342,21 @@ enum ChannelStore {
     /// Refuses a channel that could never deliver.
     static func validate(_ channel: Channel) throws {
         guard !channel.name.trimmingCharacters(in: .whitespaces).isEmpty else {
-            throw ErrorBody.invalidArgument("a channel needs a name", field: "body.channel.name")
+            throw ErrorBody.invalidArgument("渠道须有名称（name）", field: "body.channel.name")
         }
         switch channel.kind {
         case .webhook, .wecom, .dingtalk:
             guard let url = URL(string: channel.target), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
                 throw ErrorBody.invalidArgument(
-                    "target must be an http(s) URL for a \(channel.kind.rawValue) channel", field: "body.channel.target")
+                    "\(channel.kind.rawValue) 渠道的 target 应为 http(s) 地址", field: "body.channel.target")
             }
         case .file:
             guard channel.target.hasPrefix("/") else {
-                throw ErrorBody.invalidArgument("target must be an absolute file path for a file channel", field: "body.channel.target")
+                throw ErrorBody.invalidArgument("file 渠道的 target 应为绝对文件路径", field: "body.channel.target")
             }
         }
         if let rate = channel.ratePerMinute, rate < 1 {
-            throw ErrorBody.invalidArgument("rate_per_minute must be at least 1", field: "body.channel.rate_per_minute")
+            throw ErrorBody.invalidArgument("rate_per_minute 至少为 1", field: "body.channel.rate_per_minute")
         }
     }
 }

@@ -14,20 +14,20 @@ enum Reports {
             guard request.period.count == 7, request.period.dropFirst(4).first == "-", let m = Int(request.period.suffix(2)),
                 (1...12).contains(m),
                 Int(request.period.prefix(4)) != nil
-            else { throw ErrorBody.invalidArgument("a monthly report's period is YYYY-MM", field: "body.period") }
+            else { throw ErrorBody.invalidArgument("月度报告的 period 应为 YYYY-MM", field: "body.period") }
             months = [request.period]
             title = "城中区巩固提升生态环境保护成效三年行动月调度通报（\(request.period.prefix(4))年\(Int(request.period.suffix(2))!)月）"
         case .quarterly:
             guard request.period.count == 7, request.period.dropFirst(4).hasPrefix("-Q"), let q = Int(request.period.suffix(1)),
                 (1...4).contains(q)
             else {
-                throw ErrorBody.invalidArgument("a quarterly report's period is YYYY-Qn", field: "body.period")
+                throw ErrorBody.invalidArgument("季度报告的 period 应为 YYYY-Qn", field: "body.period")
             }
             months = (1...3).map { String(format: "%@-%02d", String(request.period.prefix(4)), (q - 1) * 3 + $0) }
             title = "城中区巩固提升生态环境保护成效三年行动季度督办单（\(request.period.prefix(4))年第\(q)季度）"
         case .annual:
             guard request.period.count == 4, Int(request.period) != nil else {
-                throw ErrorBody.invalidArgument("an annual report's period is YYYY", field: "body.period")
+                throw ErrorBody.invalidArgument("年度报告的 period 应为 YYYY", field: "body.period")
             }
             months = (1...12).map { String(format: "%@-%02d", request.period, $0) }
             title = "城中区巩固提升生态环境保护成效三年行动年度通报（\(request.period)年）"
@@ -35,14 +35,15 @@ enum Reports {
         let registry = peers[.registry]
         let ingest = peers[.ingest]
         let cases = peers[.cases]
-        func ask<Body, Reply>(_ client: RPCClient, _ rpc: RPC<Body, Reply>, _ body: Body) async throws -> Reply {
+        /// A whole list, every page of it.
+        func askAll<Body, Item>(_ client: RPCClient, _ rpc: RPC<Body, ListReply<Item>>, _ body: Body) async throws -> [Item] {
             do {
-                return try await client.call(rpc, body, timeout: .seconds(5), retries: 1)
-            } catch let error as RPCClientError {
+                return try await client.callAll(rpc, body, timeout: .seconds(5), retries: 1)
+            } catch is RPCClientError {
                 throw ErrorBody.unavailable("生成报告所需的服务暂时无法访问（\(rpc.name)），请稍后重试")
             }
         }
-        let tasks = try await ask(registry, RegistryTypes.taskList, TaskListRequest()).items
+        let tasks = try await askAll(registry, RegistryTypes.taskList, TaskListRequest())
         var overviews: [DispatchOverviewReply] = []
         for month in months {
             if let overview = try? await registry.call(
@@ -52,11 +53,10 @@ enum Reports {
                 overviews.append(overview)
             }
         }
-        let escalations = try await ask(registry, RegistryTypes.escalationList, EscalationListRequest())
-            .items
+        let escalations = try await askAll(registry, RegistryTypes.escalationList, EscalationListRequest())
             .filter { escalation in months.contains { escalation.recordedAt.hasPrefix($0) } }
-        let indicators = try await ask(ingest, IngestTypes.indicatorList, Empty()).items
-        let ledger = try await ask(cases, CaseTypes.list, CaseListRequest()).items
+        let indicators = try await askAll(ingest, IngestTypes.indicatorList, Empty())
+        let ledger = try await askAll(cases, CaseTypes.list, CaseListRequest())
 
         let statusLabel: [TaskStatus: String] = [
             .notStarted: "未开始", .onTrack: "正常推进", .lagging: "进度滞后", .overdue: "逾期未完成", .completed: "已完成",

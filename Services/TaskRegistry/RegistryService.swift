@@ -35,7 +35,7 @@ public struct RegistryService: DubanService {
         } else {
             guard let path = context.deployment.planFile ?? PlanLoader.bundledPlanPath else {
                 throw PlanLoadError(problems: [
-                    PlanProblem(file: "(bundled plan)", line: nil, path: "", message: "no plan file configured and none bundled")
+                    PlanProblem(file: "（内置方案）", line: nil, path: "", message: "未配置方案文件，也没有内置方案")
                 ])
             }
             let document = try PlanLoader.load(path: path)
@@ -92,13 +92,15 @@ public struct RegistryService: DubanService {
         handlers.onRead(RegistryTypes.taskList) { request, context in
             let versioned = current.versioned
             let plan = versioned.loaded.document
-            if let unit = request.unit, plan.unit(unit) == nil { throw ErrorBody.notFound("no unit \(unit)", field: "body.unit") }
+            if let unit = request.unit, plan.unit(unit) == nil {
+                throw ErrorBody.notFound("方案中没有单位 \(ErrorBody.quote(unit))", field: "body.unit")
+            }
             var categoryID: String?
             if let category = request.category {
                 guard let match = plan.categories.first(where: { [$0.id, $0.title, $0.heading].contains(category) }) else {
                     throw ErrorBody.notFound(
-                        "no task group \(category); one of \(plan.categories.map(\.heading).joined(separator: " "))", field: "body.category"
-                    )
+                        "方案中没有任务类别 \(ErrorBody.quote(category))，可选：\(plan.categories.map(\.heading).joined(separator: "、"))",
+                        field: "body.category")
                 }
                 categoryID = match.id
             }
@@ -121,7 +123,7 @@ public struct RegistryService: DubanService {
         handlers.onReadEncoded(RegistryTypes.taskGet) { request, context in
             let versioned = current.versioned
             guard versioned.loaded.document.task(request.id) != nil else {
-                throw ErrorBody.notFound("no task \(request.id)", field: "body.id")
+                throw ErrorBody.notFound("方案中没有任务 \(ErrorBody.quote(request.id))", field: "body.id")
             }
             return try cache.taskReply(request.id, plan: versioned, store: try context.store, now: clock.now())
         }
@@ -158,7 +160,7 @@ public struct RegistryService: DubanService {
 
         handlers.on(RegistryTypes.progressList) { request, context in
             if let period = request.period, Month(period) == nil {
-                throw ErrorBody.invalidArgument("period must be a month, YYYY-MM", field: "body.period")
+                throw ErrorBody.invalidArgument("period 应为月份，格式 YYYY-MM", field: "body.period")
             }
             return ListReply(
                 items: try await context.store.pool.read {
@@ -170,7 +172,7 @@ public struct RegistryService: DubanService {
         handlers.on(RegistryTypes.dispatchOverview) { request, context in
             let plan = current.plan.document
             guard let month = Month(request.period) else {
-                throw ErrorBody.invalidArgument("period must be a month, YYYY-MM", field: "body.period")
+                throw ErrorBody.invalidArgument("period 应为月份，格式 YYYY-MM", field: "body.period")
             }
             let all = try await context.store.pool.read { try RegistryStore.reports($0) }
             return Self.dispatchOverview(plan: plan, month: month, reports: all)
@@ -180,14 +182,16 @@ public struct RegistryService: DubanService {
             let plan = current.plan.document
             guard context.from == plan.office else {
                 throw ErrorBody.permissionDenied(
-                    "escalations are recorded by \(plan.office); this request is from \(context.from ?? "nobody")", field: "from")
+                    "通报、约谈、问责由\(plan.office)记录；本请求来自\(ErrorBody.quote(context.from ?? "未署名方"))", field: "from")
             }
-            guard plan.unit(request.unit) != nil else { throw ErrorBody.notFound("no unit \(request.unit)", field: "body.unit") }
+            guard plan.unit(request.unit) != nil else {
+                throw ErrorBody.notFound("方案中没有单位 \(ErrorBody.quote(request.unit))", field: "body.unit")
+            }
             guard !request.reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-                throw ErrorBody.invalidArgument("an escalation needs a reason", field: "body.reason")
+                throw ErrorBody.invalidArgument("通报、约谈、问责须写明事由（reason）", field: "body.reason")
             }
             for (index, task) in (request.tasks ?? []).enumerated() where plan.task(task) == nil {
-                throw ErrorBody.notFound("no task \(task)", field: "body.tasks[\(index)]")
+                throw ErrorBody.notFound("方案中没有任务 \(ErrorBody.quote(task))", field: "body.tasks[\(index)]")
             }
             let at = Timestamp.format(clock.now())
             return try await context.write { db, events in
@@ -207,7 +211,7 @@ public struct RegistryService: DubanService {
 
         handlers.on(RegistryTypes.escalationList) { request, context in
             if let unit = request.unit, current.plan.document.unit(unit) == nil {
-                throw ErrorBody.notFound("no unit \(unit)", field: "body.unit")
+                throw ErrorBody.notFound("方案中没有单位 \(ErrorBody.quote(unit))", field: "body.unit")
             }
             return ListReply(items: try await context.store.pool.read { try RegistryStore.escalations($0, unit: request.unit) })
         }
@@ -249,39 +253,43 @@ public struct RegistryService: DubanService {
     }
 
     static func validate(_ request: ProgressReportRequest, plan: PlanDocument, now: Date) throws {
-        guard let task = plan.task(request.task) else { throw ErrorBody.notFound("no task \(request.task)", field: "body.task") }
+        guard let task = plan.task(request.task) else {
+            throw ErrorBody.notFound("方案中没有任务 \(ErrorBody.quote(request.task))", field: "body.task")
+        }
         guard !task.isParent else {
             throw ErrorBody.invalidArgument(
-                "task \(task.id) is reported through its sub-items \(task.subtasks.joined(separator: ", "))", field: "body.task")
+                "任务 \(task.id) 的进展按子项报送：\(task.subtasks.joined(separator: "、"))", field: "body.task")
         }
         guard let month = Month(request.period) else {
-            throw ErrorBody.invalidArgument("period must be a month, YYYY-MM", field: "body.period")
+            throw ErrorBody.invalidArgument("period 应为月份，格式 YYYY-MM", field: "body.period")
         }
         guard let first = Month(date: plan.start), let last = Month(date: plan.end), month >= first, month <= last else {
             throw ErrorBody.invalidArgument(
-                "period \(request.period) is outside the plan (\(plan.start) to \(plan.end))", field: "body.period")
+                "报送月份 \(request.period) 不在方案期限内（\(plan.start) 至 \(plan.end)）", field: "body.period")
         }
         guard month <= Month(now) else {
-            throw ErrorBody.invalidArgument("period \(request.period) has not begun", field: "body.period")
+            throw ErrorBody.invalidArgument("报送月份 \(request.period) 尚未开始", field: "body.period")
         }
-        guard plan.unit(request.unit) != nil else { throw ErrorBody.notFound("no unit \(request.unit)", field: "body.unit") }
+        guard plan.unit(request.unit) != nil else {
+            throw ErrorBody.notFound("方案中没有单位 \(ErrorBody.quote(request.unit))", field: "body.unit")
+        }
         guard (task.lead + task.cooperating).contains(where: { stands(for: $0, unit: request.unit, plan: plan) }) else {
             throw ErrorBody.permissionDenied(
-                "\(request.unit) is neither a lead nor a cooperating unit of task \(task.id) "
-                    + "(\((task.lead + task.cooperating).joined(separator: "、")))",
+                "\(request.unit)不是任务 \(task.id) 的责任单位或配合单位"
+                    + "（\((task.lead + task.cooperating).joined(separator: "、"))）",
                 field: "body.unit")
         }
         guard request.percent.isFinite, (0...100).contains(request.percent) else {
-            throw ErrorBody.invalidArgument("percent must be between 0 and 100, not \(request.percent)", field: "body.percent")
+            throw ErrorBody.invalidArgument("percent 应在 0 到 100 之间（收到 \(request.percent)）", field: "body.percent")
         }
         guard !request.summary.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw ErrorBody.invalidArgument("a report needs a summary", field: "body.summary")
+            throw ErrorBody.invalidArgument("进展报送须填写进展概述（summary）", field: "body.summary")
         }
         for (index, evidence) in (request.evidence ?? []).enumerated() {
-            if evidence.name.isEmpty { throw ErrorBody.invalidArgument("evidence needs a name", field: "body.evidence[\(index)].name") }
-            if evidence.uri.isEmpty { throw ErrorBody.invalidArgument("evidence needs a uri", field: "body.evidence[\(index)].uri") }
+            if evidence.name.isEmpty { throw ErrorBody.invalidArgument("佐证材料须有名称（name）", field: "body.evidence[\(index)].name") }
+            if evidence.uri.isEmpty { throw ErrorBody.invalidArgument("佐证材料须有地址（uri）", field: "body.evidence[\(index)].uri") }
             if let sha = evidence.sha256, sha.count != 64 || !sha.allSatisfy(\.isHexDigit) {
-                throw ErrorBody.invalidArgument("sha256 must be 64 hexadecimal digits", field: "body.evidence[\(index)].sha256")
+                throw ErrorBody.invalidArgument("sha256 应为 64 位十六进制数字", field: "body.evidence[\(index)].sha256")
             }
         }
     }

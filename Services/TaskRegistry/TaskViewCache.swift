@@ -68,7 +68,9 @@ final class TaskViewCache: Sendable {
         }) {
             return encoded
         }
-        guard let position = snapshot.index[id] else { throw ErrorBody.notFound("no task \(id)", field: "body.id") }
+        guard let position = snapshot.index[id] else {
+            throw ErrorBody.notFound("方案中没有任务 \(ErrorBody.quote(id))", field: "body.id")
+        }
         var view = snapshot.views[position]
         let reports = try store.readNow { try RegistryStore.reports($0, task: id) }
         var latest: [String: ProgressReport] = [:]

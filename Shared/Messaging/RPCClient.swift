@@ -112,6 +112,37 @@ public final class RPCClient: Sendable {
         try await call(rpc.name, body, as: View.self, key: key, timeout: timeout, retries: retries)
     }
 
+    /// Calls a declared list type and reads on with `cursor` while the reply says `next`: the whole
+    /// list, however many pages the service sends it in.
+    public func callAll<Body, Item>(
+        _ rpc: RPC<Body, ListReply<Item>>, _ body: Body, timeout: Duration = .seconds(5), retries: Int = 2
+    ) async throws -> [Item] {
+        let encoded = try WireCoding.encode(body)
+        var items: [Item] = []
+        var cursor: String?
+        repeat {
+            let page = try await callRaw(
+                rpc.name, encodedBody: Self.adding(cursor: cursor, to: encoded), timeout: timeout, retries: retries)
+            let reply = try WireCoding.decoder().decode(ReplyEnvelope<ListReply<Item>>.self, from: page).result()
+            items += reply.items
+            if let next = reply.next, next == cursor { throw RPCClientError.badReply("\(rpc.name) answered the same page twice") }
+            cursor = reply.next
+        } while cursor != nil
+        return items
+    }
+
+    /// An encoded JSON object with `"cursor"` added.
+    static func adding(cursor: String?, to object: Data) -> Data {
+        guard let cursor, let close = object.lastIndex(of: UInt8(ascii: "}")) else { return object }
+        let isEmpty = object[..<close].allSatisfy { [0x20, 0x09, 0x0A, 0x0D, UInt8(ascii: "{")].contains($0) }
+        var out = Data(object[..<close])
+        out.append(contentsOf: (isEmpty ? "" : ",").utf8)
+        out.append(contentsOf: #""cursor":"#.utf8)
+        out.append((try? WireCoding.encode(cursor)) ?? Data("\"\"".utf8))
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
     /// Calls a declared request type and returns the raw reply frame.
     public func callRaw<Body, Reply>(
         _ rpc: RPC<Body, Reply>, _ body: Body, key: String? = nil, timeout: Duration = .seconds(5), retries: Int = 2

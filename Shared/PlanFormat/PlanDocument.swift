@@ -106,7 +106,7 @@ public struct PlanLoadError: Error, Sendable, CustomStringConvertible {
 
     public init(problems: [PlanProblem]) { self.problems = problems }
     public var description: String {
-        "the plan file has \(problems.count) problem(s):\n" + problems.map { "  \($0)" }.joined(separator: "\n")
+        "方案文件有 \(problems.count) 处问题：\n" + problems.map { "  \($0)" }.joined(separator: "\n")
     }
 }
 
@@ -130,7 +130,7 @@ public enum PlanLoader {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
             throw PlanLoadError(problems: [
-                PlanProblem(file: path, line: nil, path: "", message: "cannot read the file: \(error.localizedDescription)")
+                PlanProblem(file: path, line: nil, path: "", message: "无法读取文件：\(error.localizedDescription)")
             ])
         }
         return try parse(text, file: path)
@@ -140,24 +140,24 @@ public enum PlanLoader {
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
-                throw PlanLoadError(problems: [PlanProblem(file: file, line: 1, path: "", message: "the file is empty")])
+                throw PlanLoadError(problems: [PlanProblem(file: file, line: 1, path: "", message: "文件为空")])
             }
             root = node
         } catch let error as PlanLoadError {
             throw error
         } catch let error as YamlError {
             throw PlanLoadError(problems: [
-                PlanProblem(file: file, line: yamlErrorLine(error), path: "", message: "not valid YAML: \(error)")
+                PlanProblem(file: file, line: yamlErrorLine(error), path: "", message: "不是有效的 YAML：\(error)")
             ])
         } catch {
-            throw PlanLoadError(problems: [PlanProblem(file: file, line: nil, path: "", message: "not valid YAML: \(error)")])
+            throw PlanLoadError(problems: [PlanProblem(file: file, line: nil, path: "", message: "不是有效的 YAML：\(error)")])
         }
         var reader = Reader(file: file)
         let plan = reader.plan(root)
         if !reader.problems.isEmpty || plan == nil {
             throw PlanLoadError(
                 problems: reader.problems.isEmpty
-                    ? [PlanProblem(file: file, line: 1, path: "", message: "unreadable plan")] : reader.problems)
+                    ? [PlanProblem(file: file, line: 1, path: "", message: "无法读取方案")] : reader.problems)
         }
         return plan!
     }
@@ -181,7 +181,7 @@ public enum PlanLoader {
         mutating func mapping(_ node: Node?, _ path: String) -> Node.Mapping? {
             guard let node else { return nil }
             guard case .mapping(let mapping) = node else {
-                problem(node, path, "must be a mapping of keys to values")
+                problem(node, path, "应为键值映射")
                 return nil
             }
             return mapping
@@ -190,7 +190,7 @@ public enum PlanLoader {
         mutating func sequence(_ node: Node?, _ path: String) -> [Node]? {
             guard let node else { return nil }
             guard case .sequence(let sequence) = node else {
-                problem(node, path, "must be a list")
+                problem(node, path, "应为列表")
                 return nil
             }
             return Array(sequence)
@@ -198,11 +198,11 @@ public enum PlanLoader {
 
         mutating func string(_ map: Node.Mapping, _ key: String, _ path: String, required: Bool = true) -> String? {
             guard let node = map[key] else {
-                if required { problem(map.mark.map { _ in Node.mapping(map) }, path, "missing \(key)") }
+                if required { problem(map.mark.map { _ in Node.mapping(map) }, path, "缺少 \(key)") }
                 return nil
             }
             guard case .scalar(let scalar) = node, !scalar.string.trimmingCharacters(in: .whitespaces).isEmpty else {
-                problem(node, "\(path).\(key)", "must be non-empty text")
+                problem(node, "\(path).\(key)", "应为非空文本")
                 return nil
             }
             return scalar.string
@@ -211,7 +211,7 @@ public enum PlanLoader {
         mutating func number(_ map: Node.Mapping, _ key: String, _ path: String, range: ClosedRange<Double>) -> Double? {
             guard let node = map[key] else { return nil }
             guard case .scalar(let scalar) = node, let value = Double(scalar.string), range.contains(value) else {
-                problem(node, "\(path).\(key)", "must be a number from \(range.lowerBound.formatted()) to \(range.upperBound.formatted())")
+                problem(node, "\(path).\(key)", "应为 \(range.lowerBound.formatted()) 到 \(range.upperBound.formatted()) 之间的数")
                 return nil
             }
             return value
@@ -220,7 +220,7 @@ public enum PlanLoader {
         mutating func date(_ map: Node.Mapping, _ key: String, _ path: String, required: Bool = true) -> String? {
             guard let text = string(map, key, path, required: required) else { return nil }
             guard Timestamp.startOfDistrictDay(text) != nil else {
-                problem(map[key], "\(path).\(key)", "\(text) is not a date (YYYY-MM-DD)")
+                problem(map[key], "\(path).\(key)", "\(ErrorBody.quote(text)) 不是日期（应为 YYYY-MM-DD）")
                 return nil
             }
             return text
@@ -232,7 +232,7 @@ public enum PlanLoader {
             var out: [(String, Node)] = []
             for (index, item) in items.enumerated() {
                 guard case .scalar(let scalar) = item, !scalar.string.isEmpty else {
-                    problem(item, "\(path).\(key)[\(index)]", "must be text")
+                    problem(item, "\(path).\(key)[\(index)]", "应为文本")
                     continue
                 }
                 out.append((scalar.string, item))
@@ -245,7 +245,7 @@ public enum PlanLoader {
             let title = string(top, "title", "")
             let start = date(top, "start", "")
             let end = date(top, "end", "")
-            if let start, let end, start > end { problem(top["end"], "end", "end \(end) is before start \(start)") }
+            if let start, let end, start > end { problem(top["end"], "end", "结束日期 \(end) 早于开始日期 \(start)") }
             let office = string(top, "office", "", required: false) ?? officeUnit
             let dispatchDay = number(top, "dispatch_day", "", range: 1...28).map(Int.init) ?? 5
             let lagTolerance = number(top, "lag_tolerance", "", range: 0...100) ?? 15
@@ -255,28 +255,28 @@ public enum PlanLoader {
             for (index, node) in (sequence(top["units"], "units") ?? []).enumerated() {
                 let path = "units[\(index)]"
                 guard let map = mapping(node, path), let name = string(map, "name", path) else { continue }
-                if unitNodes[name] != nil { problem(node, path, "unit \(name) is listed twice") }
+                if unitNodes[name] != nil { problem(node, path, "单位 \(ErrorBody.quote(name)) 重复列出") }
                 unitNodes[name] = node
                 let kind = string(map, "kind", path) ?? "government"
                 if !PlanLoader.unitKinds.contains(kind) {
                     problem(
-                        map["kind"], "\(path).kind", "unknown kind \(kind); one of \(PlanLoader.unitKinds.sorted().joined(separator: ", "))"
-                    )
+                        map["kind"], "\(path).kind",
+                        "未知的单位类型 \(ErrorBody.quote(kind))，应为以下之一：\(PlanLoader.unitKinds.sorted().joined(separator: ", "))")
                 }
                 let members = strings(map, "members", path)
                 units.append(
                     .init(name: name, kind: kind, aliasOf: string(map, "alias_of", path, required: false), members: members.map(\.0)))
             }
-            if top["units"] == nil { problem(root, "", "missing units") }
+            if top["units"] == nil { problem(root, "", "缺少 units（单位名单）") }
             for (index, unit) in units.enumerated() {
                 if let alias = unit.aliasOf, unitNodes[alias] == nil {
-                    problem(unitNodes[unit.name], "units[\(index)].alias_of", "unknown unit \(alias)")
+                    problem(unitNodes[unit.name], "units[\(index)].alias_of", "未知单位 \(ErrorBody.quote(alias))")
                 }
                 for member in unit.members where unitNodes[member] == nil {
-                    problem(unitNodes[unit.name], "units[\(index)].members", "unknown unit \(member)")
+                    problem(unitNodes[unit.name], "units[\(index)].members", "未知单位 \(ErrorBody.quote(member))")
                 }
             }
-            if unitNodes[office] == nil { problem(top["office"] ?? root, "office", "the office \(office) is not among the units") }
+            if unitNodes[office] == nil { problem(top["office"] ?? root, "office", "office 指定的 \(ErrorBody.quote(office)) 不在单位名单中") }
 
             var categories: [PlanDocument.Category] = []
             for (index, node) in (sequence(top["categories"], "categories") ?? []).enumerated() {
@@ -284,31 +284,31 @@ public enum PlanLoader {
                 guard let map = mapping(node, path), let id = string(map, "id", path), let title = string(map, "title", path) else {
                     continue
                 }
-                if categories.contains(where: { $0.id == id }) { problem(node, path, "category \(id) is listed twice") }
+                if categories.contains(where: { $0.id == id }) { problem(node, path, "任务类别 \(ErrorBody.quote(id)) 重复列出") }
                 categories.append(.init(id: id, title: title))
             }
-            if top["categories"] == nil { problem(root, "", "missing categories") }
+            if top["categories"] == nil { problem(root, "", "缺少 categories（任务类别）") }
 
             var tasks: [PlanDocument.TaskEntry] = []
             var taskNodes: [String: Node] = [:]
             let rawTasks = sequence(top["tasks"], "tasks") ?? []
-            if top["tasks"] == nil { problem(root, "", "missing tasks") }
+            if top["tasks"] == nil { problem(root, "", "缺少 tasks（任务清单）") }
             for (index, node) in rawTasks.enumerated() {
                 let path = "tasks[\(index)]"
                 guard let map = mapping(node, path), let id = string(map, "id", path) else { continue }
                 if id.range(of: #"^[0-9]+(\.[0-9]+)?$"#, options: .regularExpression) == nil {
-                    problem(map["id"], "\(path).id", "task id \(id) must be a number such as 7 or 7.3")
+                    problem(map["id"], "\(path).id", "任务编号 \(ErrorBody.quote(id)) 应为数字，如 7 或 7.3")
                 }
-                if taskNodes[id] != nil { problem(node, path, "task \(id) is listed twice") }
+                if taskNodes[id] != nil { problem(node, path, "任务 \(ErrorBody.quote(id)) 重复列出") }
                 taskNodes[id] = node
                 let categoryID = string(map, "category", path) ?? ""
                 if !categoryID.isEmpty, !categories.contains(where: { $0.id == categoryID }) {
-                    problem(map["category"], "\(path).category", "unknown category \(categoryID)")
+                    problem(map["category"], "\(path).category", "未知的任务类别 \(ErrorBody.quote(categoryID))")
                 }
                 let lead = strings(map, "lead", path)
                 let cooperating = strings(map, "cooperating", path)
                 for (name, unitNode) in lead + cooperating where unitNodes[name] == nil {
-                    problem(unitNode, "\(path) (task \(id))", "unknown unit \(name): add it to units")
+                    problem(unitNode, "\(path)（任务 \(ErrorBody.quote(id))）", "未知单位 \(ErrorBody.quote(name))：请先列入 units")
                 }
                 var deadline: String?
                 if let text = string(map, "deadline", path, required: false), text != "ongoing" {
@@ -322,7 +322,7 @@ public enum PlanLoader {
                     }
                     let percent = number(m, "percent", mPath, range: 0...100) ?? 100
                     if let deadline, date > deadline {
-                        problem(m["date"], "\(mPath).date", "milestone \(date) is after the task's deadline \(deadline)")
+                        problem(m["date"], "\(mPath).date", "节点日期 \(date) 晚于任务完成时限 \(deadline)")
                     }
                     milestones.append(.init(date: date, percent: percent, text: text))
                 }
@@ -338,11 +338,11 @@ public enum PlanLoader {
             for index in tasks.indices {
                 guard let parent = tasks[index].parent else { continue }
                 guard let parentIndex = tasks.firstIndex(where: { $0.id == parent }) else {
-                    problem(taskNodes[tasks[index].id], "tasks[\(index)].parent", "unknown parent task \(parent)")
+                    problem(taskNodes[tasks[index].id], "tasks[\(index)].parent", "未知的上级任务 \(ErrorBody.quote(parent))")
                     continue
                 }
                 if tasks[parentIndex].parent != nil {
-                    problem(taskNodes[tasks[index].id], "tasks[\(index)].parent", "sub-items cannot have sub-items")
+                    problem(taskNodes[tasks[index].id], "tasks[\(index)].parent", "子项下不能再设子项")
                 }
                 tasks[parentIndex].subtasks.append(tasks[index].id)
             }
@@ -351,14 +351,14 @@ public enum PlanLoader {
                 if task.isParent {
                     if !task.lead.isEmpty || task.deadline != nil {
                         problem(
-                            node, "tasks[\(index)] (task \(task.id))",
-                            "a task with sub-items takes its units and deadline from them; remove lead/deadline")
+                            node, "tasks[\(index)]（任务 \(ErrorBody.quote(task.id))）",
+                            "有子项的任务，其单位和时限取自子项，请删去 lead/deadline")
                     }
                 } else {
-                    if task.text.isEmpty { problem(node, "tasks[\(index)] (task \(task.id))", "missing text") }
-                    if task.lead.isEmpty { problem(node, "tasks[\(index)] (task \(task.id))", "missing lead units (责任单位)") }
+                    if task.text.isEmpty { problem(node, "tasks[\(index)]（任务 \(ErrorBody.quote(task.id))）", "缺少任务内容（text）") }
+                    if task.lead.isEmpty { problem(node, "tasks[\(index)]（任务 \(ErrorBody.quote(task.id))）", "缺少责任单位（lead）") }
                     if case .mapping(let map) = node, map["deadline"] == nil {
-                        problem(node, "tasks[\(index)] (task \(task.id))", "missing deadline (a date, or ongoing)")
+                        problem(node, "tasks[\(index)]（任务 \(ErrorBody.quote(task.id))）", "缺少完成时限（deadline：日期，或 ongoing 表示持续推进）")
                     }
                 }
             }
@@ -369,11 +369,11 @@ public enum PlanLoader {
                 guard let map = mapping(node, path), let indicator = string(map, "indicator", path), let text = string(map, "text", path),
                     let op = string(map, "operator", path)
                 else { continue }
-                if targets.contains(where: { $0.indicator == indicator }) { problem(node, path, "target \(indicator) is listed twice") }
+                if targets.contains(where: { $0.indicator == indicator }) { problem(node, path, "指标 \(ErrorBody.quote(indicator)) 重复列出") }
                 if !PlanLoader.operators.contains(op) {
                     problem(
                         map["operator"], "\(path).operator",
-                        "unknown operator \(op); one of \(PlanLoader.operators.sorted().joined(separator: ", "))")
+                        "未知的比较方式 \(ErrorBody.quote(op))，应为以下之一：\(PlanLoader.operators.sorted().joined(separator: ", "))")
                 }
                 let scale = map["scale"] == nil ? nil : strings(map, "scale", path).map(\.0)
                 let thresholdFrom = string(map, "threshold_from", path, required: false)
@@ -383,23 +383,23 @@ public enum PlanLoader {
                         if let value = Double(scalar.string) {
                             threshold = .number(value)
                         } else {
-                            problem(node, "\(path).threshold", "must be a number")
+                            problem(node, "\(path).threshold", "应为数字")
                         }
                     } else {
                         threshold = .string(scalar.string)
                         if let scale, !scale.contains(scalar.string) {
-                            problem(node, "\(path).threshold", "\(scalar.string) is not in its scale")
+                            problem(node, "\(path).threshold", "\(ErrorBody.quote(scalar.string)) 不在 scale 分级之中")
                         }
                     }
                 } else if thresholdFrom == nil, !["meets_standard", "within_quota"].contains(op) {
-                    problem(node, path, "needs a threshold or threshold_from")
+                    problem(node, path, "需要 threshold 或 threshold_from")
                 }
                 if ["class_at_least", "category_at_least"].contains(op), scale == nil {
-                    problem(node, path, "\(op) needs a scale, best first")
+                    problem(node, path, "\(op) 需要 scale（分级，由优到劣）")
                 }
                 let targetTasks = strings(map, "tasks", path)
                 for (taskID, taskNode) in targetTasks where taskNodes[taskID] == nil {
-                    problem(taskNode, "\(path).tasks", "unknown task \(taskID)")
+                    problem(taskNode, "\(path).tasks", "未知任务 \(ErrorBody.quote(taskID))")
                 }
                 targets.append(
                     .init(

@@ -39,7 +39,7 @@ public struct ReplyEnvelope<Body: Decodable & Sendable>: Decodable, Sendable {
     /// The body of a successful reply, or the reply's error thrown.
     public func result() throws -> Body {
         if ok, let body { return body }
-        throw error ?? ErrorBody(code: .internal, message: "reply has neither body nor error")
+        throw error ?? ErrorBody(code: .internal, message: "答复中既无 body 也无 error")
     }
 }
 
@@ -110,7 +110,7 @@ public enum EnvelopeWriter {
         reply(
             type: type.count > 256 ? String(type.prefix(256)) : type, re: re.map { $0.count > 256 ? String($0.prefix(256)) : $0 },
             ok: false,
-            payload: (try? WireCoding.encode(error)) ?? Data(#"{"code":"internal","message":"encoding failed"}"#.utf8))
+            payload: (try? WireCoding.encode(error)) ?? Data(#"{"code":"internal","message":"答复编码失败"}"#.utf8))
     }
 
     /// An event envelope.

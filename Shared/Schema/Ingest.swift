@@ -166,13 +166,13 @@ public struct SubmittedReading: Codable, Sendable, Equatable {
             parameter = ""
             ts = ""
             value = .nan
-            problem = .invalidArgument("a reading must be a JSON object", field: "")
+            problem = .invalidArgument("每条读数应为 JSON 对象", field: "")
             return
         }
         var problem: ErrorBody?
         func string(_ key: CodingKeys) -> String {
             if let s = try? c.decode(String.self, forKey: key) { return s }
-            if problem == nil { problem = .invalidArgument("\(key.stringValue) must be a string", field: key.stringValue) }
+            if problem == nil { problem = .invalidArgument("\(key.stringValue) 应为字符串", field: key.stringValue) }
             return ""
         }
         station = string(.station)
@@ -185,7 +185,7 @@ public struct SubmittedReading: Codable, Sendable, Equatable {
             value = number
         } else {
             value = .nan
-            if problem == nil { problem = .invalidArgument("value must be a number", field: "value") }
+            if problem == nil { problem = .invalidArgument("value 应为数字", field: "value") }
         }
         unit = try? c.decodeIfPresent(String.self, forKey: .unit)
         flag = try? c.decodeIfPresent(String.self, forKey: .flag)

@@ -52,7 +52,7 @@ public enum TextLimits {
             return count > limit ? (path.isEmpty ? "body" : path, count) : nil
         case let object as [String: Any]:
             for key in object.keys.sorted() {
-                if key.count > limit { return (path.isEmpty ? key : path, key.count) }
+                if key.count > limit { return (path.isEmpty ? "body" : path, key.count) }
                 if let found = firstOverlong(object[key]!, limit: limit, path: path.isEmpty ? key : "\(path).\(key)") { return found }
             }
             return nil

@@ -133,7 +133,9 @@ public struct RequestTypeTable: Sendable {
         }
         guard let bodyJSON = json["body"], !bodyJSON.isNull, let body = entry.decode(bodyJSON) else { return nil }
         // As `try? decodeIfPresent(String.self, …)` reads them: a non-string ts or from is absent.
-        return DecodedRequest(id: id, type: type, ts: json["ts"]?.string, from: json["from"]?.string, key: key, body: body)
+        var request = DecodedRequest(id: id, type: type, ts: json["ts"]?.string, from: json["from"]?.string, key: key, body: body)
+        request.cursor = bodyJSON["cursor"]?.string
+        return request
     }
 }
 
@@ -170,7 +172,7 @@ public struct DecodedRequest: Decodable, Sendable {
 
     public init(from decoder: any Decoder) throws {
         guard let table = decoder.userInfo[RequestTypeTable.userInfoKey] as? RequestTypeTable else {
-            throw RequestDecodingFailure(re: nil, type: nil, error: .internal("decoder has no request type table"))
+            throw RequestDecodingFailure(re: nil, type: nil, error: .internal("解码器缺少请求类型表"))
         }
         let container: KeyedDecodingContainer<Keys>
         do {

@@ -132,10 +132,10 @@ public final class RegistryDirectory: Service, Sendable {
     @discardableResult
     public func refresh(timeout: Duration = .seconds(3), retries: Int = 1) async -> Bool {
         do {
-            let units = try await client.call(RegistryTypes.unitList, Empty(), timeout: timeout, retries: retries)
+            let units = try await client.callAll(RegistryTypes.unitList, Empty(), timeout: timeout, retries: retries)
             let plan = try await client.call(RegistryTypes.planGet, Empty(), timeout: timeout, retries: retries)
             let fresh = Snapshot(
-                units: units.items, tasks: plan.tasks, office: plan.office, dispatchDay: plan.dispatchDay, fetchedAt: Timestamp.now())
+                units: units, tasks: plan.tasks, office: plan.office, dispatchDay: plan.dispatchDay, fetchedAt: Timestamp.now())
             if let store {
                 let data = try WireCoding.encode(fresh)
                 try await store.pool.write { db in

@@ -37,15 +37,13 @@ public let dubanVersion = "0.1.0"
 
 /// The rpc and events sockets of a service, and the loop that answers requests.
 ///
-/// Requests are answered one at a time, in arrival order: handlers are short database
-/// transactions, and serial handling makes the idempotency check and the change it guards one
-/// step. Every request gets exactly one reply; a handler's error becomes the protocol's error
-/// reply and the loop goes on.
-///
-/// Two paths keep that order. A request with nothing queued ahead of it that can be answered at
-/// once (a synchronous read such as `sys.ping` or `task.get`, or one refused while reading) is
-/// answered on the socket thread as it arrives. Everything else is queued for the service's task,
-/// and until its reply has been sent every later request queues behind it too.
+/// Every request gets exactly one reply; a handler's error becomes the protocol's error reply and
+/// the service goes on. Requests are read on the socket thread as they arrive; a synchronous read
+/// whose connection has nothing of its own waiting is answered there. Everything else is admitted
+/// (bounded per connection and in all, `unavailable` past that) and dispatched: writes to one
+/// serial lane, in arrival order (the idempotency check and the change it guards are one step);
+/// reads beside it, a bounded number at once, each after its own connection's earlier writes.
+/// docs/architecture.md follows one request through.
 public final class RPCServer: Service, Sendable {
     public let identity: ServerIdentity
     /// Endpoints as bound (a `tcp://…:*` endpoint resolves to its port).
@@ -85,14 +83,14 @@ public final class RPCServer: Service, Sendable {
             var boundRPC = ""
             let router = try await loop.addSocket(
                 .router,
-                // Per peer, replies: a pipe of a thousand messages; a peer that stops reading fills its
-                // own, then its replies park in the loop (bounded) and are dropped past that.
+                // Per peer, replies: a pipe of 64 messages (at most 64 × a 4 MiB page); a peer that stops
+                // reading fills its own, then its replies park in the loop (32 MiB) and are dropped past that.
                 // Requests: a pipe of 64 messages (the mark counts messages, not bytes), so a peer
                 // sending faster than it is served is slowed by TCP, and what waits here stays
                 // within 64 × the largest message per connection. (16 cost pipelined clients a
                 // quarter of their throughput: the pipe re-opened every 8 messages.)
                 options: ZMQSocketOptions(
-                    sendHighWaterMark: 1_000, receiveHighWaterMark: 64, maxMessageSize: hardCap, routerMandatory: true),
+                    sendHighWaterMark: 64, receiveHighWaterMark: 64, maxMessageSize: hardCap, routerMandatory: true),
                 setup: { socket in try attach(socket, endpoints.rpc) },
                 replying: { frames in
                     let prepared = reader.prepare(frames)
@@ -101,7 +99,11 @@ public final class RPCServer: Service, Sendable {
                     // queued may one be answered here and now.
                     if !queued.hasQueued(peer), let reply = runner.answerAtOnce(prepared) { return reply }
                     if let refusal = queued.admit(prepared, peer: peer) { return refusal }
-                    continuation.yield(prepared)
+                    if case .terminated = continuation.yield(prepared) {
+                        // Shutting down: counted out again, and answered rather than dropped.
+                        queued.done(peer: peer, bytes: prepared.bytes)
+                        return prepared.refusal(.unavailable("服务正在停止，请稍后重试"))
+                    }
                     return nil
                 })
             boundRPC = try await loop.withSocket(router) { socket in endpoints.rpc.hasPrefix(">") ? endpoints.rpc : socket.lastEndpoint }
@@ -187,8 +189,9 @@ public final class RPCServer: Service, Sendable {
                     writeLane.yield(request)
                     continue
                 }
+                let gate = await writesInFlight.gate(for: peer)
                 group.addTask {
-                    await writesInFlight.waitUntilDone(peer)
+                    await gate?.wait()
                     await readSlots.acquire()
                     self.reply(await self.execute(request), to: request)
                     await readSlots.release()
@@ -240,10 +243,30 @@ public final class RPCServer: Service, Sendable {
         case request(routing: [Data], DecodedRequest, fingerprint: Result<String?, any Error>, bytes: Int)
 
         /// The connection it came from (a ROUTER's first frame); nil when there is nobody to answer.
+        /// Who sent it, for order and fair shares: the whole identity envelope (the routing frames
+        /// before the delimiter), so that behind the broker (`[broker][client][]`) each client is a
+        /// connection of its own. Nil when there is nobody to answer.
         var peer: Data? {
             switch self {
             case .drop: return nil
-            case .answered(let routing, _), .request(let routing, _, _, _): return routing.first
+            case .answered(let routing, _), .request(let routing, _, _, _):
+                guard routing.count > 1 || routing.first?.isEmpty == false else { return routing.first }
+                var key = Data()
+                for frame in routing where !frame.isEmpty {
+                    key.append(UInt8(truncatingIfNeeded: frame.count))
+                    key.append(frame)
+                }
+                return key
+            }
+        }
+
+        /// The reply that refuses it with `error` (or its own reply, when it was refused while read).
+        func refusal(_ error: ErrorBody) -> [Data]? {
+            switch self {
+            case .drop: return nil
+            case .answered(let routing, let reply): return routing + [reply]
+            case .request(let routing, let request, _, _):
+                return routing + [EnvelopeWriter.errorReply(type: request.type, re: request.id, error: error)]
             }
         }
 
@@ -354,22 +377,20 @@ final class QueuedRequests: @unchecked Sendable {
     func hasQueued(_ peer: Data) -> Bool { perPeer[peer] != nil }
 
     /// Counts a request in, or returns the refusal to send instead.
+    /// A request past a limit gets its refusal at once; one refused while reading (already an error
+    /// reply) past a limit is sent at once too, ahead of its connection's queue, rather than queued.
     func admit(_ prepared: RPCServer.Prepared, peer: Data) -> [Data]? {
         let bytes = prepared.bytes
-        if case .request(let routing, let request, _, _) = prepared {
-            let mine = perPeer[peer] ?? 0
-            let refusal: String? =
-                if mine >= limits.perConnection {
-                    "本连接待处理的请求已达\(limits.perConnection)个，请等待答复后再发送"
-                } else if total >= limits.total || totalBytes + bytes > limits.totalBytes {
-                    "服务繁忙，请稍后重试"
-                } else {
-                    nil
-                }
-            if let refusal {
-                return routing + [EnvelopeWriter.errorReply(type: request.type, re: request.id, error: .unavailable(refusal))]
+        let mine = perPeer[peer] ?? 0
+        let refusal: String? =
+            if mine >= limits.perConnection {
+                "本连接待处理的请求已达\(limits.perConnection)个，请等待答复后再发送"
+            } else if total >= limits.total || totalBytes + bytes > limits.totalBytes {
+                "服务繁忙，请稍后重试"
+            } else {
+                nil
             }
-        }
+        if let refusal { return prepared.refusal(.unavailable(refusal)) }
         perPeer[peer, default: 0] += 1
         total += 1
         totalBytes += bytes
@@ -385,27 +406,63 @@ final class QueuedRequests: @unchecked Sendable {
     }
 }
 
-/// Writes queued or running per connection, so that a read waits for its own connection's
-/// writes queued before it, and for nobody else's.
+/// Writes begun and ended per connection, so that a read waits for its own connection's writes
+/// queued *before* it (a pipelined read sees the write before it), and for nobody else's, nor for
+/// its connection's later writes.
 actor WritesInFlight {
-    private var counts: [Data: Int] = [:]
-    private var waiting: [Data: [CheckedContinuation<Void, Never>]] = [:]
+    private var begun: [Data: Int] = [:]
+    private var ended: [Data: Int] = [:]
+    private var gates: [Data: [(mark: Int, gate: Gate)]] = [:]
 
-    func begin(_ peer: Data) { counts[peer, default: 0] += 1 }
+    func begin(_ peer: Data) { begun[peer, default: 0] += 1 }
 
-    func end(_ peer: Data) {
-        guard let count = counts[peer] else { return }
-        if count > 1 {
-            counts[peer] = count - 1
-            return
-        }
-        counts[peer] = nil
-        for waiter in waiting.removeValue(forKey: peer) ?? [] { waiter.resume() }
+    /// Taken by the dispatcher in arrival order: nil when the read need not wait, else a gate that
+    /// opens once every write of its connection begun so far has ended.
+    func gate(for peer: Data) -> Gate? {
+        let mark = begun[peer] ?? 0
+        guard (ended[peer] ?? 0) < mark else { return nil }
+        let gate = Gate()
+        gates[peer, default: []].append((mark, gate))
+        return gate
     }
 
-    func waitUntilDone(_ peer: Data) async {
-        guard counts[peer] != nil else { return }
-        await withCheckedContinuation { waiting[peer, default: []].append($0) }
+    func end(_ peer: Data) {
+        let done = (ended[peer] ?? 0) + 1
+        ended[peer] = done
+        var waiting = gates[peer] ?? []
+        for entry in waiting where entry.mark <= done { entry.gate.open() }
+        waiting.removeAll { $0.mark <= done }
+        gates[peer] = waiting.isEmpty ? nil : waiting
+        // Nothing in flight and nobody waiting: forget the connection.
+        if waiting.isEmpty, done == begun[peer] {
+            begun[peer] = nil
+            ended[peer] = nil
+        }
+    }
+}
+
+/// Opens once; `wait` returns when it is open.
+final class Gate: Sendable {
+    private let state = Mutex<(open: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    func open() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.open = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let openAlready = state.withLock { state -> Bool in
+                if state.open { return true }
+                state.waiter = continuation
+                return false
+            }
+            if openAlready { continuation.resume() }
+        }
     }
 }
 

@@ -93,7 +93,9 @@ public func buildService<S: DubanService>(_ type: S.Type, settings: ServiceSetti
     let server = try await RPCServer.bind(
         identity: identity, endpoints: settings.endpoints, store: store, handlers: handlers, topics: S.topics,
         maxPayloadBytes: settings.deployment.maxPayloadBytes, clock: settings.clock, logger: logger)
-    let services: [any Service] = [server] + service.backgroundServices()
+    // A group stops its services in reverse order: the server first (no request runs after the
+    // storage pools and peer clients it uses have closed), then the background work.
+    let services: [any Service] = service.backgroundServices() + [server]
     let group = ServiceGroup(
         configuration: ServiceGroupConfiguration(
             services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },

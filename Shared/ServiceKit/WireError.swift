@@ -21,7 +21,8 @@ extension DatabaseError: WireError {
         switch resultCode {
         case .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_CANTOPEN, .SQLITE_READONLY, .SQLITE_NOMEM:
             return .unavailable("存储暂时不可用（SQLite \(resultCode.rawValue)），请稍后重试")
-        case .SQLITE_CONSTRAINT:
+        case .SQLITE_CONSTRAINT
+        where extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE || extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY:
             return .conflict("与已有记录冲突")
         default:
             return .internal("存储出错（SQLite \(resultCode.rawValue)）")

@@ -147,7 +147,7 @@ struct Ledger {
         #expect([first.id, second.id] == ["PWK-2026-0001", "PWK-2026-0002"])
         let duplicate = try await refusal(
             office, CaseTypes.open, CaseOpenRequest(source: .outfall, title: "again", unit: "区生态环境局", externalRef: "PWK-17"))
-        #expect(duplicate.code == .conflict && duplicate.message.contains("PWK-2026-0001"))
+        #expect(duplicate.code == .conflict && duplicate.message.contains("已在整改台账中，编号 PWK-2026-0001"))
         await office.close()
         await unit.close()
         try await ledger.stop()
@@ -364,6 +364,12 @@ struct Ledger {
         #expect(started.duration(to: clock.now) < .seconds(20), "the import did not wait on the registry")
         #expect(pings.count == 100)
         #expect(pings.allSatisfy { $0 < .milliseconds(100) }, "slowest ping \(pings.max() ?? .zero)")
+        // 2,500 cases come a page at a time; the client reads on with the cursor.
+        let firstPage = try await office.call(CaseTypes.list, CaseListRequest())
+        #expect(firstPage.items.count == 1_000 && firstPage.next != nil)
+        let all = try await office.callAll(CaseTypes.list, CaseListRequest())
+        #expect(all.count == 2_500)
+        #expect(Set(all.map(\.id)).count == 2_500, "no case twice")
         await pinger.close()
         await office.close()
         try await ledger.cases.stop()

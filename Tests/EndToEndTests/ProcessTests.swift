@@ -113,7 +113,7 @@ import Testing
             waitForPing: false)
         #expect(await process.waitForExit())
         #expect(process.terminationStatus != 0)
-        #expect(process.log.contains("\(dir)/plan.yaml:5: units[0].kind: unknown kind spaceship"), "\(process.log)")
+        #expect(process.log.contains("\(dir)/plan.yaml:5: units[0].kind: 未知的单位类型 spaceship"), "\(process.log)")
     }
 
     @Test func anIndependentPythonClientSpeaksTheProtocol() async throws {

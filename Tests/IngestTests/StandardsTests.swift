@@ -148,7 +148,7 @@ import Testing
         #expect(failure(check("nh3n", .nan))?.field == "body.readings[3].value")
         #expect(failure(check("nh3n", .infinity))?.code == .invalidArgument)
         #expect(failure(check("nh3n", -0.1))?.field == "body.readings[3].value")
-        #expect(failure(check("ph", 15))?.message.contains("physical range") == true)
+        #expect(failure(check("ph", 15))?.message.contains("超出物理上可能的范围") == true)
         #expect(failure(check("xyz", 1))?.field == "body.readings[3].parameter")
         #expect(failure(check("pm25", 1))?.field == "body.readings[3].parameter", "liuyiqiao does not measure PM2.5")
         #expect(failure(check("nh3n", 1, station: "nowhere"))?.code == .notFound)

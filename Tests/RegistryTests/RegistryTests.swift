@@ -246,16 +246,16 @@ func date(_ text: String) -> Date { Timestamp.parse(text)! }
             Issue.record("a broken plan must be refused")
         } catch {
             let text = error.description
-            #expect(text.contains("broken.yaml:3: end: end 2023-12-31 is before start 2024-01-01"), "\(text)")
-            #expect(text.contains("broken.yaml:6: units[1]: unit 区生态环境局 is listed twice"), "\(text)")
-            #expect(text.contains("unknown kind ministry"))
-            #expect(text.contains("broken.yaml:14:") && text.contains("unknown unit 区不存在局"), "\(text)")
-            #expect(text.contains("2026-13-01 is not a date"))
-            #expect(text.contains("task id x must be a number"))
-            #expect(text.contains("unknown category 九"))
-            #expect(text.contains("task x") && text.contains("missing lead units"))
-            #expect(text.contains("targets[0].threshold: must be a number"))
-            #expect(text.contains("targets[0].tasks: unknown task 9"))
+            #expect(text.contains("broken.yaml:3: end: 结束日期 2023-12-31 早于开始日期 2024-01-01"), "\(text)")
+            #expect(text.contains("broken.yaml:6: units[1]: 单位 区生态环境局 重复列出"), "\(text)")
+            #expect(text.contains("未知的单位类型 ministry"))
+            #expect(text.contains("broken.yaml:14:") && text.contains("未知单位 区不存在局"), "\(text)")
+            #expect(text.contains("2026-13-01 不是日期"))
+            #expect(text.contains("任务编号 x 应为数字"))
+            #expect(text.contains("未知的任务类别 九"))
+            #expect(text.contains("（任务 x）") && text.contains("缺少责任单位"))
+            #expect(text.contains("targets[0].threshold: 应为数字"))
+            #expect(text.contains("targets[0].tasks: 未知任务 9"))
             #expect(error.problems.count >= 10)
         }
     }
@@ -266,7 +266,7 @@ func date(_ text: String) -> Date { Timestamp.parse(text)! }
             Issue.record("must fail")
         } catch {
             #expect(error.description.contains("bad.yaml:"))
-            #expect(error.description.contains("not valid YAML"))
+            #expect(error.description.contains("不是有效的 YAML"))
         }
     }
 

@@ -48,3 +48,32 @@ import Testing
         #expect(queued.admit(answered, peer: Data("a".utf8)) == nil)
     }
 }
+
+/// A read waits for its own connection's writes queued before it, and for no others.
+@Suite struct WriteOrderTests {
+    @Test func aReadWaitsOnlyForItsOwnConnectionsEarlierWrites() async {
+        let writes = WritesInFlight()
+        let a = Data("a".utf8)
+        let b = Data("b".utf8)
+        await writes.begin(a)
+        let afterFirst = await writes.gate(for: a)
+        #expect(afterFirst != nil, "a read behind a write of its connection waits")
+        #expect(await writes.gate(for: b) == nil, "another connection's read does not")
+        await writes.begin(a)
+        let afterSecond = await writes.gate(for: a)
+        await writes.end(a)
+        // The first write is done: the read queued after it goes, though a later write is in flight.
+        await afterFirst?.wait()
+        await writes.end(a)
+        await afterSecond?.wait()
+        #expect(await writes.gate(for: a) == nil, "nothing in flight: nothing to wait for")
+    }
+
+    @Test func connectionsBehindTheBrokerAreTheirOwn() {
+        let direct = RPCServer.Prepared.answered(routing: [Data("c1".utf8), Data()], reply: Data())
+        let viaBroker1 = RPCServer.Prepared.answered(routing: [Data("broker".utf8), Data("c1".utf8), Data()], reply: Data())
+        let viaBroker2 = RPCServer.Prepared.answered(routing: [Data("broker".utf8), Data("c2".utf8), Data()], reply: Data())
+        #expect(viaBroker1.peer != viaBroker2.peer)
+        #expect(direct.peer != viaBroker1.peer)
+    }
+}
