@@ -11,6 +11,8 @@ import ServiceKit
 /// while twenty such clients send 50 MiB each.
 struct FairnessBench {
     let runs: Int
+    /// Benchmarks/run.sh runs from the package's root.
+    static let flooder = "Tests/clients/flood.py"
 
     func run(into rows: inout [ReportRow]) async throws {
         var quiet: [Latency] = []
@@ -25,20 +27,23 @@ struct FairnessBench {
             defer { registry.kill() }
             try await RPCClient.withClient(to: registry.endpoints.rpc, from: "bench") { client in
                 quiet.append(try await Self.pings(client, for: .seconds(3)))
-                let flood = try Self.flood(registry.endpoints.rpc, count: 250_000, kind: "malformed", directory: dir)
+                let flood = try HostileClients.flood(
+                    registry.endpoints.rpc, count: 250_000, kind: "malformed", directory: dir, script: Self.flooder)
                 defer { kill(flood.process.processIdentifier, SIGKILL) }
                 flooded.append(try await Self.pings(client, until: flood.done))
                 var flooders: [(process: Process, done: String)] = []
                 defer { for flooder in flooders { kill(flooder.process.processIdentifier, SIGKILL) } }
                 for _ in 0..<20 {
-                    flooders.append(try Self.flood(registry.endpoints.rpc, count: 50, kind: "garbage:1048576", directory: dir))
+                    flooders.append(
+                        try HostileClients.flood(
+                            registry.endpoints.rpc, count: 50, kind: "garbage:1048576", directory: dir, script: Self.flooder))
                 }
                 while !flooders.allSatisfy({ FileManager.default.fileExists(atPath: $0.done) }) {
                     try await Task.sleep(for: .milliseconds(50))
                 }
                 try await Task.sleep(for: .seconds(1))
             }
-            peaks.append(Self.peakMiB(registry.process.processIdentifier) ?? .nan)
+            peaks.append(HostileClients.peakResidentMiB(registry.process.processIdentifier) ?? .nan)
             log("fairness run \(run): ping p99 quiet \(quiet.last!.p99) µs, during a 250,000-request flood \(flooded.last!.p99) µs")
         }
         for (name, pick) in [("p50", \Latency.p50), ("p99", \Latency.p99), ("p99.9", \Latency.p999)] {
@@ -55,17 +60,6 @@ struct FairnessBench {
             ReportRow(
                 section: "fairness", name: "peak RSS while 20 clients send 50 MiB each, never reading", duban: Measured(peaks, unit: "MiB"),
                 target: "< 512 MiB", met: (peaks.max() ?? .infinity) < 512))
-    }
-
-    static func flood(_ endpoint: String, count: Int, kind: String, directory: String) throws -> (process: Process, done: String) {
-        let done = "\(directory)/flood-\(UUID().uuidString).done"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "Tests/clients/flood.py", endpoint, "\(count)", kind, done, "30"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return (process, done)
     }
 
     static func pings(_ client: RPCClient, for duration: Duration) async throws -> Latency {
@@ -92,13 +86,5 @@ struct FairnessBench {
             try await Task.sleep(for: .milliseconds(5))
         }
         return Latency(histogram)
-    }
-
-    static func peakMiB(_ pid: Int32) -> Double? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-            let kilobytes = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-        else { return nil }
-        return kilobytes / 1024
     }
 }

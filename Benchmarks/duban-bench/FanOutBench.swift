@@ -231,7 +231,7 @@ struct FootprintBench {
         let process = try await ServiceProcess.start(
             "duban-\(service.rawValue)", arguments: ["--data-dir", dir], endpoints: endpoints, environment: environment, waitForPing: false)
         let port = Int(endpoints.rpc.split(separator: ":").last!)!
-        while !portAcceptsConnections(port) {
+        while !HostileClients.accepts(port: port) {
             guard process.process.isRunning, ContinuousClock.now - started < .seconds(30) else {
                 throw TestFailure("\(service) did not start: \(process.log)")
             }
@@ -242,18 +242,6 @@ struct FootprintBench {
         let elapsed = seconds(ContinuousClock.now - started) * 1000
         await client.close()
         return (process, elapsed)
-    }
-
-    func portAcceptsConnections(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
     }
 
     /// Resident set size, MB, from /proc.

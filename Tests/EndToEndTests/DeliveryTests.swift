@@ -30,19 +30,7 @@ import Testing
             process.standardError = FileHandle.nullDevice
             try process.run()
             let port = self.port
-            _ = await TestSupport.eventually(timeout: .seconds(5)) { Self.accepts(port: port) }
-        }
-
-        static func accepts(port: Int) -> Bool {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            defer { close(fd) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            return withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            } == 0
+            _ = await TestSupport.eventually(timeout: .seconds(5)) { HostileClients.accepts(port: port) }
         }
 
         /// The notice ids of each request received, in order, with its delivery id.

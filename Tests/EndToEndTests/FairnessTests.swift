@@ -16,16 +16,9 @@ import Testing
 @Suite(.serialized) struct FairnessTests {
     /// Starts flood.py against `endpoint` and returns it with the file it writes when it has sent all.
     static func flood(_ endpoint: String, count: Int, kind: String, directory: String, stay: Double = 30) throws -> (Process, String) {
-        let done = "\(directory)/flood-\(UUID().uuidString).done"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("clients/flood.py")
-        process.arguments = ["python3", script.path, endpoint, "\(count)", kind, done, "\(stay)"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return (process, done)
+        return try HostileClients.flood(endpoint, count: count, kind: kind, directory: directory, stay: stay, script: script.path)
     }
 
     /// Pings every 20 ms until `until` says stop; returns each ping's time (nil: no answer in 5 s).
@@ -75,15 +68,6 @@ import Testing
         try await service.stop()
     }
 
-    /// Peak resident memory of a process, from /proc (VmHWM), in MiB.
-    static func peakMiB(_ pid: Int32) -> Double? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-            let kilobytes = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-        else { return nil }
-        return kilobytes / 1024
-    }
-
     /// Twenty clients each send 50 MiB of requests (1 MiB each) and never read a reply: the
     /// service (its own process, so its memory can be read) stays under 512 MiB at its peak, and
     /// another client's pings are answered throughout.
@@ -113,7 +97,7 @@ import Testing
         // Generous: twenty flooding processes share this machine's two cores with the service.
         let slowest = times.compactMap { $0 }.max() ?? .zero
         #expect(slowest < .seconds(3), "slowest ping \(slowest)")
-        let peak = try #require(Self.peakMiB(service.process.processIdentifier))
+        let peak = try #require(HostileClients.peakResidentMiB(service.process.processIdentifier))
         #expect(peak < 512, "peak resident memory \(peak) MiB")
         await client.close()
     }
