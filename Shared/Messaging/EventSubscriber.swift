@@ -38,8 +38,8 @@ public final class EventSubscriber: Sendable {
     private let rpc: RPCClient
     private let inputs: AsyncStream<Input>
     private let inputContinuation: AsyncStream<Input>.Continuation
-    private let outputs: AsyncStream<AnyEvent>
-    private let outputContinuation: AsyncStream<AnyEvent>.Continuation
+    /// Delivered events waiting for the consumer: at most 1,024, then catch-up waits for it.
+    private let outputs = BoundedChannel<AnyEvent>(capacity: 1_024)
 
     /// Subscribes to `topics` (prefixes; `[""]` for everything) and starts catching up.
     public static func start(
@@ -86,11 +86,11 @@ public final class EventSubscriber: Sendable {
         // Bounded: frames dropped when the consumer falls behind are read back by seq (a gap is
         // filled before the next event is delivered), so a burst costs catch-up, not memory.
         (inputs, inputContinuation) = AsyncStream.makeStream(of: Input.self, bufferingPolicy: .bufferingNewest(10_000))
-        (outputs, outputContinuation) = AsyncStream.makeStream(of: AnyEvent.self)
+
     }
 
     /// The events, each stream in `seq` order, none twice. One consumer.
-    public var events: AsyncStream<AnyEvent> { outputs }
+    public var events: AsyncStream<AnyEvent> { outputs.stream }
 
     /// The last delivered (or skipped as another topic) `seq` per stream: save it to resume later.
     public var positions: [String: Int] { cursors.withLock { $0 } }
@@ -101,7 +101,7 @@ public final class EventSubscriber: Sendable {
         task?.cancel()
         inputContinuation.finish()
         await task?.value
-        outputContinuation.finish()
+        outputs.finish()
         await rpc.close()
         await loop.shutdown()
     }
@@ -182,7 +182,7 @@ public final class EventSubscriber: Sendable {
             guard await fill(event.stream, upTo: event.seq - 1) else { return }
         }
         // The fill may have read past this event (it reads up to the stream's head).
-        deliver(event)
+        await deliver(event)
     }
 
     /// Reads `stream` through `events.since` until the cursor reaches `target`. False if the service did not answer.
@@ -201,7 +201,7 @@ public final class EventSubscriber: Sendable {
             }
             if page.events.isEmpty { return true }
             var advanced = false
-            for event in page.events { advanced = deliver(event) || advanced }
+            for event in page.events { advanced = await deliver(event) || advanced }
             if !advanced { return true }
         }
     }
@@ -210,14 +210,15 @@ public final class EventSubscriber: Sendable {
     /// must wait for a fill. Returns whether it was delivered. This one check is what makes
     /// delivery exactly once and in order, however live events and catch-up pages interleave.
     @discardableResult
-    private func deliver(_ event: AnyEvent) -> Bool {
+    private func deliver(_ event: AnyEvent) async -> Bool {
         let isNext = cursors.withLock { cursors -> Bool in
             guard event.seq == (cursors[event.stream] ?? 0) + 1 else { return false }
             cursors[event.stream] = event.seq
             return true
         }
         if isNext, topics.contains(where: { event.type.hasPrefix($0) }) {
-            outputContinuation.yield(event)
+            // Waits while the consumer is 1,024 events behind: a slow consumer slows catch-up, not memory.
+            await outputs.send(event)
         }
         return isNext
     }
