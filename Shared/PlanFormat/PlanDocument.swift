@@ -147,10 +147,10 @@ public enum PlanLoader {
             throw error
         } catch let error as YamlError {
             throw PlanLoadError(problems: [
-                PlanProblem(file: file, line: yamlErrorLine(error), path: "", message: "不是有效的 YAML：\(error)")
+                PlanProblem(file: file, line: yamlErrorLine(error), path: "", message: "不是有效的 YAML，请检查缩进、冒号和引号（制表符不能用于缩进）")
             ])
         } catch {
-            throw PlanLoadError(problems: [PlanProblem(file: file, line: nil, path: "", message: "不是有效的 YAML：\(error)")])
+            throw PlanLoadError(problems: [PlanProblem(file: file, line: nil, path: "", message: "不是有效的 YAML，请检查缩进、冒号和引号（制表符不能用于缩进）")])
         }
         var reader = Reader(file: file)
         let plan = reader.plan(root)

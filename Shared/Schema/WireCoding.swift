@@ -40,17 +40,21 @@ public enum WireCoding {
             return .invalidArgument("缺少字段 \(field)", field: field)
         case .typeMismatch(let type, let context):
             let field = fieldPath(context.codingPath)
-            return .invalidArgument("字段 \(field) 应为\(typeName(type))", field: field)
+            return .invalidArgument("\(named(field))应为\(typeName(type))", field: field)
         case .valueNotFound(let type, let context):
             let field = fieldPath(context.codingPath)
-            return .invalidArgument("字段 \(field) 应为\(typeName(type))，不能为 null", field: field)
+            return .invalidArgument("\(named(field))应为\(typeName(type))，不能为 null", field: field)
         case .dataCorrupted(let context):
             let field = fieldPath(context.codingPath)
-            return .invalidArgument("字段 \(field) 的值无效", field: field)
+            return .invalidArgument("\(named(field))的值无效", field: field)
         @unknown default:
             return .invalidArgument("请求体无效", field: "body")
         }
     }
+
+    /// "字段 x " for a field, or the item itself when the path is empty (an item of a batch, whose
+    /// caller adds where it is).
+    private static func named(_ field: String) -> String { field.isEmpty ? "该项" : "字段 \(field) " }
 
     private static func typeName(_ type: Any.Type) -> String {
         switch type {
@@ -92,8 +96,22 @@ public struct RequestTypeTable: Sendable {
         } catch let failure as RequestDecodingFailure {
             throw failure
         } catch {
-            throw RequestDecodingFailure(re: nil, type: nil, error: .notAJSONObject)
+            throw Self.undecodable(frame)
         }
+    }
+
+    /// The answer to a frame JSONDecoder could not read as a request: when it is a JSON object
+    /// after all (a number that does not fit its field, say), `invalid_argument` with its id, so a
+    /// client can tell which request failed; otherwise `bad_frame`.
+    public static func undecodable(_ frame: Data) -> RequestDecodingFailure {
+        guard let object = try? JSONSerialization.jsonObject(with: frame) as? [String: Any] else {
+            return RequestDecodingFailure(re: nil, type: nil, error: .notAJSONObject)
+        }
+        let id = object["id"] as? String
+        let type = object["type"] as? String
+        return RequestDecodingFailure(
+            re: id.map { $0.count > 256 ? String($0.prefix(256)) : $0 }, type: type,
+            error: .invalidArgument("请求中有无法读取的值（数字不是整数或超出范围等）", field: "body"))
     }
 
     static let userInfoKey = CodingUserInfoKey(rawValue: "duban.requestTypes")!
@@ -134,7 +152,11 @@ public struct RequestTypeTable: Sendable {
         guard let bodyJSON = json["body"], !bodyJSON.isNull, let body = entry.decode(bodyJSON) else { return nil }
         // As `try? decodeIfPresent(String.self, …)` reads them: a non-string ts or from is absent.
         var request = DecodedRequest(id: id, type: type, ts: json["ts"]?.string, from: json["from"]?.string, key: key, body: body)
-        request.cursor = bodyJSON["cursor"]?.string
+        if let cursor = bodyJSON["cursor"] {
+            // Anything but a string is for the slow path to refuse by name.
+            guard let text = cursor.string else { return nil }
+            request.cursor = text
+        }
         return request
     }
 }
@@ -208,8 +230,13 @@ public struct DecodedRequest: Decodable, Sendable {
         do {
             if container.contains(.body), try !container.decodeNil(forKey: .body) {
                 self.body = try container.decode(bodyType, forKey: .body)
-                self.cursor = try? container.nestedContainer(keyedBy: BodyKeys.self, forKey: .body).decodeIfPresent(
-                    String.self, forKey: .cursor)
+                if let nested = try? container.nestedContainer(keyedBy: BodyKeys.self, forKey: .body), nested.contains(.cursor) {
+                    guard let cursor = try? nested.decode(String.self, forKey: .cursor) else {
+                        throw RequestDecodingFailure(
+                            re: id, type: type, error: .invalidArgument("cursor 应为上一页答复中的 next（字符串）", field: "body.cursor"))
+                    }
+                    self.cursor = cursor
+                }
             } else {
                 // A missing body is an empty object: types whose fields are all optional accept it.
                 let empty = JSONDecoder()

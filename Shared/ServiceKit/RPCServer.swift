@@ -58,6 +58,9 @@ public final class RPCServer: Service, Sendable {
     private let logger: Logger
     private let clock: ServiceClock
     private let requests: AsyncStream<Prepared>
+    /// Set at graceful shutdown: requests that have not started are refused, not run.
+    private let stopping = Atomic<Bool>(false)
+    static let stoppingError = ErrorBody.unavailable("服务正在停止，请稍后重试")
     private let requestsContinuation: AsyncStream<Prepared>.Continuation
 
     /// Binds the rpc (ROUTER) and events (PUB) endpoints. Fails at once if either cannot be bound.
@@ -102,7 +105,7 @@ public final class RPCServer: Service, Sendable {
                     if case .terminated = continuation.yield(prepared) {
                         // Shutting down: counted out again, and answered rather than dropped.
                         queued.done(peer: peer, bytes: prepared.bytes)
-                        return prepared.refusal(.unavailable("服务正在停止，请稍后重试"))
+                        return prepared.refusal(RPCServer.stoppingError)
                     }
                     return nil
                 })
@@ -157,7 +160,8 @@ public final class RPCServer: Service, Sendable {
             housekeeping.addTask { await self.purgeExpiredKeysHourly() }
             await withGracefulShutdownHandler {
                 await serveRequests()
-            } onGracefulShutdown: { [requestsContinuation] in
+            } onGracefulShutdown: { [self] in
+                stopping.store(true, ordering: .relaxed)
                 requestsContinuation.finish()
             }
             housekeeping.cancelAll()
@@ -171,14 +175,18 @@ public final class RPCServer: Service, Sendable {
     /// after its own connection's writes queued before it (so a pipelined read sees the write
     /// before it). A slow read (a report) holds a read slot, never the writes or the dispatch.
     private func serveRequests() async {
-        let readSlots = ReadSlots(count: queued.limits.concurrentReads)
+        let readSlots = ReadSlots(count: queued.limits.concurrentReads, perConnection: 2)
         let writesInFlight = WritesInFlight()
         let (writes, writeLane) = AsyncStream.makeStream(of: Prepared.self)
         await withDiscardingTaskGroup { group in
             group.addTask {
                 for await request in writes {
-                    // The idempotency claim and the change it guards are one step.
-                    self.reply(await self.execute(request), to: request)
+                    // The idempotency claim and the change it guards are one step. Once the service
+                    // is stopping, what has not started is answered `unavailable` (retry elsewhere
+                    // or later, with the same key) instead of holding the shutdown.
+                    self.reply(
+                        self.stopping.load(ordering: .relaxed) ? request.refusal(Self.stoppingError) : await self.execute(request),
+                        to: request)
                     if let peer = request.peer { await writesInFlight.end(peer) }
                 }
             }
@@ -192,9 +200,11 @@ public final class RPCServer: Service, Sendable {
                 let gate = await writesInFlight.gate(for: peer)
                 group.addTask {
                     await gate?.wait()
-                    await readSlots.acquire()
-                    self.reply(await self.execute(request), to: request)
-                    await readSlots.release()
+                    await readSlots.acquire(for: peer)
+                    self.reply(
+                        self.stopping.load(ordering: .relaxed) ? request.refusal(Self.stoppingError) : await self.execute(request),
+                        to: request)
+                    await readSlots.release(for: peer)
                 }
             }
             writeLane.finish()
@@ -469,24 +479,36 @@ final class Gate: Sendable {
 /// A counting semaphore for the reads run beside the write lane.
 actor ReadSlots {
     private var free: Int
-    private var waiting: [CheckedContinuation<Void, Never>] = []
+    /// Slots one connection may hold at once: a connection with many slow reads queued (reports,
+    /// exports) leaves the others to everyone else.
+    private let perConnection: Int
+    private var held: [Data: Int] = [:]
+    private var waiting: [(peer: Data, continuation: CheckedContinuation<Void, Never>)] = []
 
-    init(count: Int) { free = count }
-
-    func acquire() async {
-        if free > 0 {
-            free -= 1
-            return
-        }
-        await withCheckedContinuation { waiting.append($0) }
+    init(count: Int, perConnection: Int) {
+        free = count
+        self.perConnection = max(1, min(perConnection, count))
     }
 
-    func release() {
-        if waiting.isEmpty {
-            free += 1
-        } else {
-            waiting.removeFirst().resume()
+    func acquire(for peer: Data) async {
+        if free > 0, held[peer, default: 0] < perConnection {
+            free -= 1
+            held[peer, default: 0] += 1
+            return
         }
+        await withCheckedContinuation { waiting.append((peer, $0)) }
+    }
+
+    func release(for peer: Data) {
+        let mine = (held[peer] ?? 1) - 1
+        held[peer] = mine > 0 ? mine : nil
+        free += 1
+        // The longest-waiting read whose connection is under its share, if any.
+        guard let index = waiting.firstIndex(where: { held[$0.peer, default: 0] < perConnection }) else { return }
+        let next = waiting.remove(at: index)
+        free -= 1
+        held[next.peer, default: 0] += 1
+        next.continuation.resume()
     }
 }
 

@@ -100,4 +100,24 @@ import Testing
         #expect(first.items.count == 1 && first.next != nil)
         #expect(throws: ErrorBody.self) { try reply.encodePage(cursor: "garbage", maxItems: 10, maxBytes: 1_000) }
     }
+
+    @Test func aValueThatDoesNotFitIsInvalidArgumentWithItsRequestID() async throws {
+        let service = try await Self.start()
+        let client = try await RPCClient.connect(to: service.endpoints.rpc, from: "test")
+        for (payload, field) in [
+            (#"{"v":1,"id":"n6","type":"events.since","body":{"stream":"registry","after":0,"limit":2.5}}"#, "body"),
+            (#"{"v":1,"id":"n6","type":"events.since","body":{"stream":"registry","after":1180591620717411303424}}"#, "body"),
+            (#"{"v":1,"id":"n6","type":"task.list","body":{"cursor":123}}"#, "body.cursor"),
+            (#"{"v":1,"id":"n6","type":"unit.list","body":{"cursor":{"a":1}}}"#, "body.cursor"),
+        ] {
+            let reply = try #require(try await client.send(payload: Data(payload.utf8), id: "n6", timeout: .seconds(5)), "\(payload)")
+            let envelope = try Self.decode(reply)
+            #expect(envelope.re == "n6", "\(payload)")
+            #expect(
+                envelope.error?.code == .invalidArgument && envelope.error?.field == field,
+                "\(payload): \(String(describing: envelope.error))")
+        }
+        await client.close()
+        try await service.stop()
+    }
 }

@@ -22,7 +22,7 @@ import Testing
             return .failure(failure)
         } catch {
             // As RequestTypeTable.decode answers what is not JSON at all.
-            return .failure(RequestDecodingFailure(re: nil, type: nil, error: .notAJSONObject))
+            return .failure(RequestTypeTable.undecodable(Data(frame.utf8)))
         }
     }
 

@@ -77,3 +77,23 @@ import Testing
         #expect(direct.peer != viaBroker1.peer)
     }
 }
+
+/// Slow reads of one connection leave the other read slots to everyone else.
+@Suite struct ReadSlotTests {
+    @Test func aConnectionHoldsAtMostItsShareOfTheReadSlots() async throws {
+        let slots = ReadSlots(count: 8, perConnection: 2)
+        let a = Data("a".utf8)
+        let b = Data("b".utf8)
+        await slots.acquire(for: a)
+        await slots.acquire(for: a)
+        let third = Task { await slots.acquire(for: a) }
+        try await Task.sleep(for: .milliseconds(50))
+        // A third read of `a` waits though six slots are free; `b` gets one at once.
+        await slots.acquire(for: b)
+        await slots.release(for: a)
+        await third.value
+        await slots.release(for: a)
+        await slots.release(for: a)
+        await slots.release(for: b)
+    }
+}
