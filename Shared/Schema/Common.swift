@@ -32,16 +32,33 @@ public protocol PagedReply: Encodable {
     func encodePage(cursor: String?, maxItems: Int, maxBytes: Int) throws -> Data
 }
 
+/// An item a list can be read on after by key: the next page starts after the last item the
+/// reader got, wherever it now stands, so items that left the list meanwhile shift nothing.
+public protocol ListKeyed {
+    var listKey: String { get }
+}
+
+extension Case: ListKeyed { public var listKey: String { id } }
+extension Notice: ListKeyed { public var listKey: String { id } }
+
 extension ListReply: PagedReply {
     public func encodePage(cursor: String?, maxItems: Int, maxBytes: Int) throws -> Data {
         var start = 0
         if let cursor {
-            guard let decoded = Data(base64Encoded: cursor).flatMap({ String(data: $0, encoding: .utf8) }), decoded.hasPrefix("offset:"),
-                let offset = Int(decoded.dropFirst(7)), (0...items.count).contains(offset)
+            // "offset:N" or "offset:N;after:KEY": after the keyed item where it still is, else at N.
+            guard let decoded = Data(base64Encoded: cursor).flatMap({ String(data: $0, encoding: .utf8) }), decoded.hasPrefix("offset:")
             else {
                 throw ErrorBody.invalidArgument("cursor 无效：请原样使用上一页答复中的 next", field: "body.cursor")
             }
-            start = offset
+            let parts = decoded.dropFirst(7).split(separator: ";", maxSplits: 1)
+            guard let offset = parts.first.flatMap({ Int($0) }), offset >= 0 else {
+                throw ErrorBody.invalidArgument("cursor 无效：请原样使用上一页答复中的 next", field: "body.cursor")
+            }
+            start = min(offset, items.count)
+            if parts.count == 2, parts[1].hasPrefix("after:") {
+                let key = String(parts[1].dropFirst(6))
+                if let found = items.firstIndex(where: { ($0 as? any ListKeyed)?.listKey == key }) { start = found + 1 }
+            }
         }
         if start == 0, items.count <= maxItems {
             let whole = try WireCoding.encode(ListReply(items: items))
@@ -59,7 +76,8 @@ extension ListReply: PagedReply {
         }
         out.append(UInt8(ascii: "]"))
         if index < items.count {
-            let next = Data("offset:\(index)".utf8).base64EncodedString()
+            let after = (items[index - 1] as? any ListKeyed).map { ";after:\($0.listKey)" } ?? ""
+            let next = Data("offset:\(index)\(after)".utf8).base64EncodedString()
             out.append(contentsOf: #","next":"\#(next)""#.utf8)
         }
         out.append(UInt8(ascii: "}"))

@@ -101,6 +101,25 @@ import Testing
         #expect(throws: ErrorBody.self) { try reply.encodePage(cursor: "garbage", maxItems: 10, maxBytes: 1_000) }
     }
 
+    /// Items that leave the list between pages (cases moved to another state) shift nothing:
+    /// the next page starts after the last item the reader got.
+    @Test func aKeyedListReadsOnAfterTheLastItemSeenWhenEarlierItemsLeave() throws {
+        let notices = (0..<30).map { number in
+            Notice(
+                id: "TZ-\(1000 + number)", kind: .overdue, severity: .warning, units: ["区生态环境局"], title: "t", text: "x",
+                refs: NoticeRefs(), issuedAt: "2026-11-20T10:00:00+08:00", acknowledged: false, ackBy: nil, ackComment: nil, state: .open,
+                dedupKey: "k\(number)", repeats: 0, resolvedAt: nil)
+        }
+        let first = try JSONDecoder().decode(
+            ListReply<Notice>.self, from: try ListReply(items: notices).encodePage(cursor: nil, maxItems: 10, maxBytes: 1 << 20))
+        #expect(first.items.last?.id == "TZ-1009")
+        // Five of the first page leave the list before the next page is asked for.
+        let fewer = Array(notices[0..<2] + notices[7...])
+        let second = try JSONDecoder().decode(
+            ListReply<Notice>.self, from: try ListReply(items: fewer).encodePage(cursor: first.next, maxItems: 10, maxBytes: 1 << 20))
+        #expect(second.items.first?.id == "TZ-1010", "no item skipped")
+    }
+
     @Test func aValueThatDoesNotFitIsInvalidArgumentWithItsRequestID() async throws {
         let service = try await Self.start()
         let client = try await RPCClient.connect(to: service.endpoints.rpc, from: "test")
