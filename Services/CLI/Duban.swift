@@ -92,18 +92,29 @@ struct GlobalOptions: ParsableArguments {
 /// A failed call, printed as the protocol's code, message and field.
 struct CallFailed: Error, CustomStringConvertible {
     let description: String
+
+    init(description: String) { self.description = description }
+
+    /// A refused or unanswered call of `type`, in words for the person at the terminal.
+    init(_ type: String, _ error: any Error) {
+        switch error {
+        case let error as ErrorBody:
+            description = "\(type) 未成功：\(error.message)" + (error.field.map { "（字段 \($0)）" } ?? "") + "［\(error.code.rawValue)］"
+        case let error as RPCClientError:
+            description = "\(error)：服务是否在运行？（可用 duban ping 查看）"
+        default:
+            description = "\(type) 未成功：\(error)"
+        }
+    }
 }
 
 func perform<Body, Reply>(
     _ client: RPCClient, _ rpc: RPC<Body, Reply>, _ body: Body, as: Reply.Type = Reply.self, options: GlobalOptions, key: String? = nil
 ) async throws -> Reply {
-    let type = rpc.name
     do {
         return try await client.call(rpc, body, key: key, timeout: options.replyTimeout, retries: 2)
-    } catch let error as ErrorBody {
-        throw CallFailed(description: "\(type) failed: \(error)")
-    } catch let error as RPCClientError {
-        throw CallFailed(description: "\(error) — is the service running? (duban ping)")
+    } catch {
+        throw CallFailed(rpc.name, error)
     }
 }
 
@@ -114,10 +125,8 @@ func perform<Body, Item>(
 ) async throws -> ListReply<Item> {
     do {
         return ListReply(items: try await client.callAll(rpc, body, timeout: options.replyTimeout, retries: 2))
-    } catch let error as ErrorBody {
-        throw CallFailed(description: "\(rpc.name) failed: \(error)")
-    } catch let error as RPCClientError {
-        throw CallFailed(description: "\(error) — is the service running? (duban ping)")
+    } catch {
+        throw CallFailed(rpc.name, error)
     }
 }
 

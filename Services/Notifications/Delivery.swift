@@ -151,13 +151,16 @@ final class Deliverer: Sendable {
             let response = try await http.execute(request, timeout: .seconds(10))
             let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
             guard (200..<300).contains(Int(response.status.code)) else {
-                return Result(ok: false, status: Int(response.status.code), error: String(text.prefix(300)))
+                // The receiver's body is not kept: it is not ours to show to whoever reads the log.
+                return Result(ok: false, status: Int(response.status.code), error: "对方返回 HTTP \(response.status.code)")
             }
             // Robots answer 200 with an error code in the body.
             if [.wecom, .dingtalk].contains(channel.kind), let json = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)),
                 let code = json["errcode"]?.intValue, code != 0
             {
-                return Result(ok: false, status: Int(response.status.code), error: "errcode \(code): \(json["errmsg"]?.stringValue ?? "")")
+                return Result(
+                    ok: false, status: Int(response.status.code),
+                    error: "机器人返回错误码 \(code)：\(ErrorBody.quote(json["errmsg"]?.stringValue ?? ""))")
             }
             return Result(ok: true, status: Int(response.status.code), error: nil)
         } catch {
@@ -199,7 +202,8 @@ final class Deliverer: Sendable {
         logger.warning(
             "delivery failed", metadata: ["delivery.id": "\(id)", "delivery.attempt": "\(attempt)", "error": "\(result.error ?? "")"])
         if attempt >= rules.maxAttempts {
-            try await giveUp(id, attempt: attempt, reason: result.error ?? "status \(result.status ?? 0)", now: now, status: result.status)
+            try await giveUp(
+                id, attempt: attempt, reason: result.error ?? "对方返回 HTTP \(result.status ?? 0)", now: now, status: result.status)
             return
         }
         let delay = min(rules.retryBaseSeconds * pow(2, Double(attempt - 1)), 300)
@@ -218,7 +222,7 @@ final class Deliverer: Sendable {
         try await store.write { db, events in
             try db.execute(
                 sql: "INSERT INTO deliveries (outbox, attempt, at, ok, status, error) VALUES (?, ?, ?, 0, ?, ?)",
-                arguments: [id, attempt, Timestamp.format(now), status, "given up: \(reason)"])
+                arguments: [id, attempt, Timestamp.format(now), status, "已放弃：\(reason)"])
             try db.execute(
                 sql: "UPDATE outbox SET state = 'given_up', attempts = ?, last_error = ? WHERE id = ?", arguments: [attempt, reason, id])
             let row = try Row.fetchOne(db, sql: "SELECT channel, unit, notices FROM outbox WHERE id = ?", arguments: [id])

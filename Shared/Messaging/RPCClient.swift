@@ -13,9 +13,9 @@ public enum RPCClientError: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         switch self {
-        case .timeout(let type, let endpoint, let attempts): return "no reply to \(type) from \(endpoint) after \(attempts) attempt(s)"
-        case .closed: return "client is closed"
-        case .badReply(let why): return "unreadable reply: \(why)"
+        case .timeout(let type, let endpoint, let attempts): return "\(endpoint) 在 \(attempts) 次尝试后仍未答复 \(type)"
+        case .closed: return "客户端已关闭"
+        case .badReply(let why): return "答复无法读取：\(why)"
         }
     }
 }

@@ -451,24 +451,24 @@ actor WritesInFlight {
     }
 }
 
-/// Opens once; `wait` returns when it is open.
+/// Opens once; `wait` returns when it is open, for every waiter.
 final class Gate: Sendable {
-    private let state = Mutex<(open: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     func open() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.open = true
-            defer { state.waiter = nil }
-            return state.waiter
+            defer { state.waiters = [] }
+            return state.waiters
         }
-        waiter?.resume()
+        for waiter in waiters { waiter.resume() }
     }
 
     func wait() async {
         await withCheckedContinuation { continuation in
             let openAlready = state.withLock { state -> Bool in
                 if state.open { return true }
-                state.waiter = continuation
+                state.waiters.append(continuation)
                 return false
             }
             if openAlready { continuation.resume() }

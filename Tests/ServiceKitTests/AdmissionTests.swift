@@ -1,5 +1,6 @@
 import Foundation
 import Schema
+import Synchronization
 import Testing
 
 @testable import ServiceKit
@@ -49,6 +50,23 @@ import Testing
     }
 }
 
+/// Whether `operation` finishes within `limit`: a wait that should end fails the test instead of
+/// hanging it.
+/// (The operation is left running when it does not: these waits take no cancellation.)
+func finishes(within limit: Duration, _ operation: @escaping @Sendable () async -> Void) async -> Bool {
+    let done = Atomic<Bool>(false)
+    Task {
+        await operation()
+        done.store(true, ordering: .releasing)
+    }
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if done.load(ordering: .acquiring) { return true }
+        try? await Task.sleep(for: .milliseconds(5))
+    }
+    return done.load(ordering: .acquiring)
+}
+
 /// A read waits for its own connection's writes queued before it, and for no others.
 @Suite struct WriteOrderTests {
     @Test func aReadWaitsOnlyForItsOwnConnectionsEarlierWrites() async {
@@ -61,11 +79,13 @@ import Testing
         #expect(await writes.gate(for: b) == nil, "another connection's read does not")
         await writes.begin(a)
         let afterSecond = await writes.gate(for: a)
+        #expect(await !finishes(within: .milliseconds(100)) { await afterFirst?.wait() }, "not before the write ends")
         await writes.end(a)
         // The first write is done: the read queued after it goes, though a later write is in flight.
-        await afterFirst?.wait()
+        #expect(await finishes(within: .seconds(2)) { await afterFirst?.wait() })
+        #expect(await !finishes(within: .milliseconds(100)) { await afterSecond?.wait() })
         await writes.end(a)
-        await afterSecond?.wait()
+        #expect(await finishes(within: .seconds(2)) { await afterSecond?.wait() })
         #expect(await writes.gate(for: a) == nil, "nothing in flight: nothing to wait for")
     }
 
@@ -89,9 +109,10 @@ import Testing
         let third = Task { await slots.acquire(for: a) }
         try await Task.sleep(for: .milliseconds(50))
         // A third read of `a` waits though six slots are free; `b` gets one at once.
-        await slots.acquire(for: b)
+        #expect(await finishes(within: .seconds(2)) { await slots.acquire(for: b) }, "another connection is not held up")
+        #expect(await !finishes(within: .milliseconds(100)) { await third.value }, "a connection past its share waits")
         await slots.release(for: a)
-        await third.value
+        #expect(await finishes(within: .seconds(2)) { await third.value })
         await slots.release(for: a)
         await slots.release(for: a)
         await slots.release(for: b)
