@@ -83,10 +83,21 @@ let package = Package(
             path: "Shared/Formats",
             swiftSettings: swiftSettings
         ),
+        // Certificates and key directories (PROTOCOL.md section 7): read by services and the CLI.
+        .target(
+            name: "Trust",
+            dependencies: [
+                "Schema",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/Trust",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "ServiceKit",
             dependencies: [
-                "Messaging", "Schema", "DubanConfig",
+                "Messaging", "Schema", "DubanConfig", "Trust",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -147,8 +158,9 @@ let package = Package(
             name: "DubanCLI",
             dependencies: [
                 // No service and no storage driver: the CLI is a client like any other.
-                "Messaging", "Schema", "DubanConfig", "PlanFormat", "Formats",
+                "Messaging", "Schema", "DubanConfig", "PlanFormat", "Formats", "Trust",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Services/CLI",
             swiftSettings: swiftSettings

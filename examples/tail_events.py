@@ -3,11 +3,17 @@
 
     python3 examples/tail_events.py [--rpc tcp://127.0.0.1:7101] [--events tcp://127.0.0.1:7102]
                                     [--topic registry.progress.] [--state tail.state.json]
+                                    [--cert var/keys/reader.key_secret --server-cert var/keys/registry.key]
 
 Prints one JSON line per event. Its position (last seq per stream) is saved to --state after
 every event, so a restart continues exactly after the last event printed. Needs pyzmq only.
 Written from docs/protocol.md section 4: subscribe first, catch up with events.since, fill gaps,
 and poll sys.ping for heads every few seconds.
+
+With CURVE (docs/security.md; a deployment started by scripts/start.sh has it on): --cert is your
+secret certificate (from `duban keys add`, or zmq.auth.create_certificates, unchanged) and
+--server-cert the service's public certificate; both are loaded with zmq.auth.load_certificate.
+Without them it talks plain TCP, which only a deployment without keys (loopback only) answers.
 """
 import argparse, json, os, sys, time, uuid
 import zmq
@@ -18,10 +24,18 @@ p.add_argument("--events", default=os.environ.get("DUBAN_REGISTRY_EVENTS", "tcp:
 p.add_argument("--topic", action="append", default=None, help="topic prefix (repeatable); default all")
 p.add_argument("--state", default="tail.state.json")
 p.add_argument("--count", type=int, default=0, help="stop after this many events (0: never)")
+p.add_argument("--cert", help="your secret certificate (.key_secret), for CURVE")
+p.add_argument("--server-cert", help="the service's public certificate (.key), for CURVE")
 args = p.parse_args()
 topics = args.topic or [""]
 
 ctx = zmq.Context()
+if args.cert and args.server_cert:
+    import zmq.auth
+    client_public, client_secret = zmq.auth.load_certificate(args.cert)
+    server_public, _ = zmq.auth.load_certificate(args.server_cert)
+    # Every socket made from the context from now on is a CURVE client of that service.
+    ctx.curve_publickey, ctx.curve_secretkey, ctx.curve_serverkey = client_public, client_secret, server_public
 positions = json.load(open(args.state)) if os.path.exists(args.state) else {}
 printed = 0
 
@@ -30,7 +44,11 @@ def call(type_, body):
     s = ctx.socket(zmq.REQ)
     s.setsockopt(zmq.LINGER, 0)
     s.connect(args.rpc)
-    s.send(json.dumps({"v": 1, "id": str(uuid.uuid4()), "type": type_, "from": "tail_events", "body": body}).encode())
+    # With CURVE the certificate says who asks; an absent `from` means its principal.
+    envelope = {"v": 1, "id": str(uuid.uuid4()), "type": type_, "body": body}
+    if not args.cert:
+        envelope["from"] = "tail_events"
+    s.send(json.dumps(envelope).encode())
     try:
         if not s.poll(5000):
             raise TimeoutError(type_)

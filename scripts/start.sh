@@ -2,7 +2,11 @@
 # Starts all four Duban services on their embedded defaults (SQLite under var/data), waits until
 # each answers sys.ping, and prints where they listen and the deployment's status.
 # Re-running it keeps the data; scripts/stop.sh stops everything.
+# Secure by default: the first run makes a key directory (var/keys, `duban keys init`) and every
+# service runs with CURVE on; the CLI, run from here, finds var/keys and acts as the office
+# (`--as UNIT` for a unit). See docs/security.md.
 #   DUBAN_DATA_DIR   data directory (default: var/data)
+#   DUBAN_KEYS_DIR   key directory (default: var/keys)
 #   DUBAN_BUILD      debug (default) or release
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +22,11 @@ export DUBAN_DATA_DIR="${DUBAN_DATA_DIR:-$PWD/var/data}"
 run="$PWD/var/run"
 logs="$PWD/var/log"
 mkdir -p "$DUBAN_DATA_DIR" "$run" "$logs"
+export DUBAN_KEYS_DIR="${DUBAN_KEYS_DIR:-$PWD/var/keys}"
+if [ ! -d "$DUBAN_KEYS_DIR/clients" ]; then
+    "$bin/duban" keys init "$DUBAN_KEYS_DIR" >/dev/null
+    echo "keys: made $DUBAN_KEYS_DIR (secret certificates 0600; duban keys list shows them)"
+fi
 
 for service in registry ingest cases notify; do
     pidfile="$run/$service.pid"
@@ -25,7 +34,7 @@ for service in registry ingest cases notify; do
         echo "$service: already running (pid $(cat "$pidfile"))"
         continue
     fi
-    nohup "$bin/duban-$service" --data-dir "$DUBAN_DATA_DIR" >>"$logs/$service.log" 2>&1 &
+    nohup "$bin/duban-$service" --data-dir "$DUBAN_DATA_DIR" --keys "$DUBAN_KEYS_DIR" >>"$logs/$service.log" 2>&1 &
     echo $! >"$pidfile"
     echo "$service: started (pid $!, log var/log/$service.log)"
 done
@@ -41,5 +50,5 @@ for attempt in $(seq 1 100); do
 done
 
 echo
-echo "Duban is up. Data: $DUBAN_DATA_DIR. CLI: $bin/duban"
+echo "Duban is up, CURVE on. Data: $DUBAN_DATA_DIR. Keys: $DUBAN_KEYS_DIR. CLI: $bin/duban"
 "$bin/duban" status

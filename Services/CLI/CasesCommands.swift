@@ -115,7 +115,7 @@ struct CasesCommand: AsyncParsableCommand {
 
         func run() async throws {
             var options = options
-            if options.from == "duban-cli" { options.from = officeUnit }
+            if options.from == nil { options.from = officeUnit }
             if (lat == nil) != (lon == nil) { throw ValidationError("--lat and --lon go together") }
             let request = CaseOpenRequest(
                 source: source, title: title, unit: unit, deadline: deadline, description: description, task: task, batch: batch,
@@ -148,7 +148,7 @@ struct CasesCommand: AsyncParsableCommand {
 
         func run() async throws {
             var options = options
-            if options.from == "duban-cli" {
+            if options.from == nil {
                 guard ![.start, .submit].contains(action) else {
                     throw ValidationError("--as: the responsible unit starts and submits; name it, e.g. --as 区城乡建设局")
                 }
@@ -176,7 +176,7 @@ struct CasesCommand: AsyncParsableCommand {
 
         func run() async throws {
             var options = options
-            if options.from == "duban-cli" { options.from = officeUnit }
+            if options.from == nil { options.from = officeUnit }
             guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
             let rows: [LedgerCSV.ImportRow]
             do {

@@ -13,7 +13,7 @@ struct Duban: AsyncParsableCommand {
             Status.self, Ping.self, Tasks.self, TaskCommand.self, Progress.self, Dispatch.self, Escalate.self, Escalations.self, Units.self,
             PlanCommand.self, CasesCommand.self, Indicators.self, IndicatorCommand.self, Readings.self, WaterClassCommand.self,
             AirAnnual.self,
-            Stations.self, Notices.self, ReportCommand.self, SilenceCommand.self, Channels.self, Events.self, Call.self,
+            Stations.self, Notices.self, ReportCommand.self, SilenceCommand.self, Channels.self, Events.self, Call.self, Keys.self,
         ])
 
     /// Accepts the global options before the subcommand too (`duban --config /etc/duban/duban.json status`),
@@ -38,8 +38,16 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: "JSON configuration file naming every service's endpoints (or DUBAN_CONFIG).")
     var config: String?
 
-    @Option(name: .customLong("as"), help: "Who you are: your unit's or tool's name, sent as the envelope's `from` (e.g. --as 区城乡建设局).")
-    var from: String = "duban-cli"
+    @Option(
+        name: .customLong("as"),
+        help: "以哪个单位的名义（如 --as 区城乡建设局）：从密钥目录中选用该单位的证书，并作为信封的 from；不写则为专项工作组办公室。")
+    var from: String?
+
+    @Option(name: .long, help: "你的私钥证书文件（.key_secret；或环境变量 DUBAN_CERT）。")
+    var cert: String?
+
+    @Option(name: .long, help: "密钥目录（或 DUBAN_KEYS_DIR、配置项 keysDir；本地部署默认 ./var/keys）。")
+    var keys: String?
 
     @Option(name: .long, help: "Seconds to wait for each reply.")
     var timeout: Double = 5
@@ -49,7 +57,7 @@ struct GlobalOptions: ParsableArguments {
 
     /// Moves global options found before the first subcommand name to the end of the arguments.
     static func hoisted(_ arguments: [String]) -> [String] {
-        let withValue: Set<String> = ["--config", "--as", "--timeout"]
+        let withValue: Set<String> = ["--config", "--as", "--timeout", "--cert", "--keys"]
         let flags: Set<String> = ["--json"]
         var leading: [String] = []
         var index = 0
@@ -83,7 +91,7 @@ struct GlobalOptions: ParsableArguments {
 
     /// Runs `body` with a client of `service`, closed afterwards whatever happens.
     func withClient<T: Sendable>(for service: ServiceName, _ body: (RPCClient) async throws -> T) async throws -> T {
-        try await RPCClient.withClient(to: deployment()[service].rpc, from: from, body)
+        try await RPCClient.withClient(to: deployment()[service].rpc, from: from, curve: try await curve(for: service), body)
     }
 
     var replyTimeout: Duration { .milliseconds(Int(timeout * 1000)) }
@@ -156,7 +164,7 @@ func pingTable(_ services: [ServiceName], options: GlobalOptions) async throws -
     var down = 0
     for service in services {
         let endpoint = deployment[service].rpc
-        let client = try await RPCClient.connect(to: endpoint, from: options.from)
+        let client = try await RPCClient.connect(to: endpoint, from: options.from, curve: try await options.curve(for: service))
         do {
             let reply = try await client.call(SystemTypes.ping, Empty(), as: PingReply.self, timeout: options.replyTimeout, retries: 0)
             replies[service.rawValue] = reply
@@ -198,7 +206,8 @@ struct Call: AsyncParsableCommand {
         try await options.withClient(for: service) { client in
             // Any type, even one this CLI does not know: declared by name, a write when the catalog says so
             // (then it gets an idempotency key).
-            let rpc = RPC<JSONValue, JSONValue>(type, RequestCatalog.byName[type]?.kind ?? .read)
+            let declared = RequestCatalog.byName[type]
+            let rpc = RPC<JSONValue, JSONValue>(type, declared?.kind ?? .read, allow: declared?.access ?? .readers)
             let reply = try await perform(client, rpc, parsed, options: options, key: key)
             try printJSON(reply)
         }
@@ -219,7 +228,7 @@ struct Events: AsyncParsableCommand {
         let endpoints = try await options.deployment()[service]
         let subscriber = try await EventSubscriber.start(
             events: endpoints.events, rpc: endpoints.rpc, topics: topic.isEmpty ? [""] : topic, from: new ? .now : .beginning,
-            name: "duban-cli")
+            name: "duban-cli", curve: try await options.curve(for: service))
         var seen = 0
         for await event in subscriber.events {
             // Unbuffered, so that a pipe sees each event as it comes.

@@ -188,6 +188,10 @@ struct Readings: AsyncParsableCommand {
             }
             var problems: [(Int, String)] = rows.compactMap { row in row.problem.map { (row.line, $0) } }
             let good = rows.filter { $0.reading != nil }
+            // A station's export goes in under that station's certificate (`station-ID` from
+            // `duban keys init`), unless told otherwise.
+            var options = options
+            if options.from == nil, options.cert == nil, let station { options.from = "station-\(station)" }
             try await options.withClient(for: .ingest) { client in
                 var accepted = 0
                 var duplicates = 0

@@ -219,7 +219,7 @@ struct Escalate: AsyncParsableCommand {
     func run() async throws {
         var options = options
         // Escalations are the office's to record.
-        if options.from == "duban-cli" { options.from = officeUnit }
+        if options.from == nil { options.from = officeUnit }
         try await options.withClient(for: .registry) { client in
             let escalation = try await perform(
                 client, RegistryTypes.escalationRecord,

@@ -145,8 +145,8 @@ public struct CasesService: DubanService {
                 throw ErrorBody.conflict(
                     "问题当前为\(item.state.label)（\(item.state.rawValue)），不能执行 \(request.action.rawValue)", field: "body.action")
             }
-            let registry = try directory.lookup(unit: context.from)
-            try Self.authorize(request.action, case: item, actor: context.from, registry: registry)
+            let registry = try directory.lookup(unit: context.caller.unit)
+            try Self.authorize(request.action, case: item, actor: Self.actor(context, registry), registry: registry)
             let evidence = request.evidence ?? []
             try Self.validateEvidence(evidence, field: "body.evidence")
             if request.action == .accept, evidence.isEmpty {
@@ -217,11 +217,35 @@ public struct CasesService: DubanService {
 
     // MARK: Rules
 
+    /// Who registers cases in the ledger: the office, and the lead units of the plan's task that
+    /// sets up the 整改台账 (区生态环境局 and 区自然资源和林业局 in 城中区's plan).
     static func requireOffice(_ context: RequestContext, _ registry: RegistryDirectory.Snapshot) throws {
-        guard registry.acts(as: registry.office, actor: context.from) else {
-            throw ErrorBody.permissionDenied(
-                "问题由\(registry.office)登记；本请求来自\(ErrorBody.quote(context.from ?? "未署名方"))", field: "from")
+        if context.caller.principal != nil {
+            if context.caller.isOffice { return }
+            if context.caller.role == .unit, let unit = context.caller.unit, ledgerLeads(registry).contains(registry.canonical(unit)) {
+                return
+            }
+        } else if registry.acts(as: registry.office, actor: context.from) {
+            return
         }
+        let leads = ledgerLeads(registry)
+        throw ErrorBody.permissionDenied(
+            "问题由\(registry.office)\(leads.isEmpty ? "" : "或整改台账牵头单位（\(leads.joined(separator: "、"))）")登记；"
+                + "本请求来自\(ErrorBody.quote(context.from ?? "未署名方"))",
+            field: "from")
+    }
+
+    /// The lead units of the task that sets up the 整改台账.
+    static func ledgerLeads(_ registry: RegistryDirectory.Snapshot) -> [String] {
+        registry.tasks.filter { $0.text.contains("整改台账") }.flatMap(\.leadUnits).map { registry.canonical($0) }
+    }
+
+    /// The name an authenticated caller acts under in the ledger's rules: the office for the
+    /// office and the administrator, its unit for a unit; on a service without keys, `from`.
+    static func actor(_ context: RequestContext, _ registry: RegistryDirectory.Snapshot) -> String? {
+        guard context.caller.principal != nil else { return context.from }
+        if context.caller.isOffice { return registry.office }
+        return context.caller.role == .unit ? context.caller.unit : nil
     }
 
     /// Who may do what: the responsible unit starts and submits; the office assigns and reopens;

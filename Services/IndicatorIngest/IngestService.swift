@@ -24,6 +24,8 @@ public struct IngestService: DubanService {
     let logger: Logger
     let tick: Duration
     let derived: DerivedIndicators
+    /// Units that may report each indicator's value, by indicator id.
+    let reporters: [String: Set<String>]
 
     public static func migrations(_ migrator: inout DatabaseMigrator) { SQLiteIngestStore.migrations(&migrator) }
 
@@ -41,7 +43,15 @@ public struct IngestService: DubanService {
         rules = ReadingRules(stations: stations)
         standards = try Standards.bundled()
         let planPath = context.deployment.planFile ?? PlanLoader.bundledPlanPath ?? ""
-        indicators = IndicatorDefinition.from(plan: try PlanLoader.load(path: planPath), thresholds: context.deployment.thresholds)
+        let plan = try PlanLoader.load(path: planPath)
+        indicators = IndicatorDefinition.from(plan: plan, thresholds: context.deployment.thresholds)
+        // Who reports an indicator's value: the lead and cooperating units of the tasks behind its target.
+        var reporters: [String: Set<String>] = [:]
+        for definition in indicators {
+            let tasks = definition.target.tasks.compactMap { plan.task($0) }
+            reporters[definition.id] = Set(tasks.flatMap { $0.lead + $0.cooperating }.map { plan.unit($0)?.aliasOf ?? $0 })
+        }
+        self.reporters = reporters
         clock = context.clock
         logger = context.logger
         tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
@@ -71,8 +81,20 @@ public struct IngestService: DubanService {
         ]
     }
 
+    /// A station submits readings of its own stations only (PROTOCOL.md section 7).
+    static func requireOwnStations(_ batch: CheckedBatch, _ context: RequestContext) throws {
+        guard context.caller.role == .station, let principal = context.caller.principal else { return }
+        let own = Set(principal.stations)
+        if let index = batch.good.firstIndex(where: { !own.contains($0.station) }) {
+            throw ErrorBody.permissionDenied(
+                "站点证书 \(principal.name) 只能报送 \(principal.stations.joined(separator: "、")) 的读数，不能报送 \(batch.good[index].station)",
+                field: "body.readings")
+        }
+    }
+
     public func register(_ handlers: inout HandlerTable) {
         let store = self.store
+        let reporters = self.reporters
         let rules = self.rules
         let standards = self.standards
         let clock = self.clock
@@ -108,6 +130,7 @@ public struct IngestService: DubanService {
             },
             handler: { checked, context in
                 let batch = try checked.get()
+                try Self.requireOwnStations(batch, context)
                 let now = batch.now
                 let reply = try await store.submit(
                     batch.good, rejected: batch.rejected, context: context, dayWindow: Self.dayWindow,
@@ -136,6 +159,15 @@ public struct IngestService: DubanService {
                 throw ErrorBody.notFound(
                     "没有指标 \(ErrorBody.quote(request.indicator))，可选：\(indicators.map(\.id).joined(separator: ", "))",
                     field: "body.indicator")
+            }
+            if context.caller.principal != nil, !context.caller.isOffice {
+                let own = context.caller.unit ?? ""
+                guard context.caller.role == .unit, reporters[definition.id]?.contains(own) == true else {
+                    throw ErrorBody.permissionDenied(
+                        "指标 \(definition.id) 由\((reporters[definition.id] ?? []).sorted().joined(separator: "、"))或专项工作组办公室报送，"
+                            + "\(ErrorBody.quote(own.isEmpty ? context.caller.role.chineseName : own)) 无权报送",
+                        field: "body.indicator")
+                }
             }
             guard let end = IndicatorPeriod.end(request.period) else {
                 throw ErrorBody.invalidArgument("period 应为 YYYY、YYYY-Qn 或 YYYY-MM", field: "body.period")

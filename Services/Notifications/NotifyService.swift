@@ -58,9 +58,8 @@ public struct NotifyService: DubanService {
         ] {
             services.append(
                 EventFollower(
-                    source: deployment[source], topics: topics, name: "notify-\(source.rawValue)", store: store, directory: directory,
-                    clock: clock,
-                    logger: logger))
+                    source: deployment[source], curve: peers[source].curve, topics: topics, name: "notify-\(source.rawValue)",
+                    store: store, directory: directory, clock: clock, logger: logger))
         }
         let rhythm = Rhythm(registry: peers[.registry], rules: rules, logger: logger)
         services.append(
@@ -258,6 +257,7 @@ public struct NotifyService: DubanService {
 /// same transaction that moves the cursor: an event is never missed, and never noticed twice.
 struct EventFollower: Service {
     let source: Endpoints
+    let curve: ZMQCurve?
     let topics: [String]
     let name: String
     let store: ServiceStore
@@ -284,7 +284,7 @@ struct EventFollower: Service {
         let cursors = try await store.pool.read { try NotifyStore.cursors($0) }
         let subscriber = try await EventSubscriber.start(
             events: source.events, rpc: source.rpc, topics: topics, from: .after(cursors), heartbeat: .seconds(1), name: name,
-            logger: logger)
+            logger: logger, curve: curve)
         do {
             try await handle(subscriber.events)
         } catch {

@@ -131,6 +131,12 @@ public struct RegistryService: DubanService {
         handlers.on(RegistryTypes.progressReport) { request, context in
             let plan = current.plan.document
             let now = clock.now()
+            // A unit reports for itself (its alias, a collective it belongs to); the office for any.
+            guard Self.may(context.caller, actFor: request.unit, plan: plan) else {
+                throw ErrorBody.permissionDenied(
+                    "\(context.caller.unit ?? context.caller.role.chineseName) 不能代 \(ErrorBody.quote(request.unit)) 报送进度",
+                    field: "body.unit")
+            }
             try Self.validate(request, plan: plan, now: now)
             return try await context.write { db, events in
                 let revision =
@@ -180,7 +186,7 @@ public struct RegistryService: DubanService {
 
         handlers.on(RegistryTypes.escalationRecord) { request, context in
             let plan = current.plan.document
-            guard context.from == plan.office else {
+            guard context.caller.isOffice || (context.caller.principal == nil && context.from == plan.office) else {
                 throw ErrorBody.permissionDenied(
                     "通报、约谈、问责由\(plan.office)记录；本请求来自\(ErrorBody.quote(context.from ?? "未署名方"))", field: "from")
             }
@@ -250,6 +256,17 @@ public struct RegistryService: DubanService {
         if listed == reporter { return true }
         if TaskStatusRules.canonical(listed, plan: plan) == TaskStatusRules.canonical(reporter, plan: plan) { return true }
         return plan.unit(listed)?.members.contains(TaskStatusRules.canonical(reporter, plan: plan)) ?? false
+    }
+
+    /// Whether `caller` may act for `unit`: the office (and the administrator) for any unit; a unit
+    /// for itself, a name the plan gives it as an alias, or a collective name it is a member of.
+    static func may(_ caller: Caller, actFor unit: String, plan: PlanDocument) -> Bool {
+        guard caller.principal != nil else { return true }
+        if caller.isOffice { return true }
+        guard caller.role == .unit, let own = caller.unit else { return false }
+        func canonical(_ name: String) -> String { plan.unit(name)?.aliasOf ?? name }
+        if canonical(own) == canonical(unit) { return true }
+        return plan.unit(unit)?.members.contains(canonical(own)) ?? false
     }
 
     static func validate(_ request: ProgressReportRequest, plan: PlanDocument, now: Date) throws {

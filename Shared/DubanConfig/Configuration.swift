@@ -64,6 +64,9 @@ public struct DeploymentConfiguration: Sendable, Equatable {
     /// events (its XSUB, `broker.eventsIn`). Clients never use these; they use `ingest.rpc`/`ingest.events`,
     /// which the broker binds in front of the instances.
     public var broker = BrokerEndpoints()
+    /// The key directory (PROTOCOL.md section 7): with it every socket is a CURVE server or client;
+    /// without it a service binds loopback only.
+    public var keysDirectory: String?
 
     public init(
         endpoints: [ServiceName: Endpoints] = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, $0.defaultEndpoints) }),
@@ -84,7 +87,7 @@ public struct DeploymentConfiguration: Sendable, Equatable {
         ServiceName.allCases.flatMap { ["\($0.rawValue).rpc", "\($0.rawValue).events"] }
         + [
             "broker.backend", "broker.eventsIn", "dataDir", "maxPayloadBytes", "tickSeconds", "planFile", "stationsFile", "databaseURL",
-            "logLevel",
+            "logLevel", "keysDir",
         ]
         + ["thresholds.city_control_value", "thresholds.city_standard", "thresholds.national_quota"]
 
@@ -147,6 +150,8 @@ public struct DeploymentConfiguration: Sendable, Equatable {
         result.planFile = reader.string(forKey: "planFile")
         result.stationsFile = reader.string(forKey: "stationsFile")
         result.databaseURL = reader.string(forKey: "databaseURL")
+        // Empty means none, so that an environment can switch a file's key directory off.
+        result.keysDirectory = reader.string(forKey: "keysDir").flatMap { $0.isEmpty ? nil : $0 }
         result.broker.backend = reader.string(forKey: ConfigKey(["broker", "backend"]), default: result.broker.backend)
         result.broker.eventsIn = reader.string(forKey: ConfigKey(["broker", "eventsIn"]), default: result.broker.eventsIn)
         for key in ["city_control_value", "city_standard", "national_quota"] {

@@ -142,7 +142,7 @@ public final class ServiceProcess: @unchecked Sendable {
     /// - Parameter pingAt: where to ask `sys.ping` (a broker's frontend), when not at `endpoints.rpc`.
     public static func start(
         _ executable: String, arguments: [String], endpoints: Endpoints, environment: [String: String] = [:], waitForPing: Bool = true,
-        pingAt: String? = nil, passEndpoints: Bool = true, namespace: String? = nil
+        pingAt: String? = nil, passEndpoints: Bool = true, namespace: String? = nil, curve: ZMQCurve? = nil
     ) async throws -> ServiceProcess {
         let process = Process()
         let path = executable.hasPrefix("/") ? executable : (TestSupport.binDirectory as NSString).appendingPathComponent(executable)
@@ -173,7 +173,8 @@ public final class ServiceProcess: @unchecked Sendable {
         process.standardError = log
         try process.run()
         let started = ServiceProcess(
-            process: process, endpoints: pingAt.map { Endpoints(rpc: $0, events: endpoints.events) } ?? endpoints, logPath: logPath)
+            process: process, endpoints: pingAt.map { Endpoints(rpc: $0, events: endpoints.events) } ?? endpoints, logPath: logPath,
+            curve: curve)
         if waitForPing {
             guard try await started.waitUntilAnswering() else {
                 started.kill()
@@ -183,7 +184,11 @@ public final class ServiceProcess: @unchecked Sendable {
         return started
     }
 
-    private init(process: Process, endpoints: Endpoints, logPath: String) {
+    /// The keys `waitUntilAnswering` pings with, for a service started with a key directory.
+    public let curve: ZMQCurve?
+
+    private init(process: Process, endpoints: Endpoints, logPath: String, curve: ZMQCurve?) {
+        self.curve = curve
         self.process = process
         self.endpoints = endpoints
         self.logPath = logPath
@@ -192,7 +197,7 @@ public final class ServiceProcess: @unchecked Sendable {
     /// Waits until the process answers `sys.ping` (or exits).
     public func waitUntilAnswering(timeout: Duration = .seconds(20)) async throws -> Bool {
         let process = self.process
-        return try await RPCClient.withClient(to: endpoints.rpc, from: "test") { client in
+        return try await RPCClient.withClient(to: endpoints.rpc, from: curve == nil ? "test" : nil, curve: curve) { client in
             await TestSupport.eventually(timeout: timeout) {
                 guard process.isRunning else { return true }
                 return (try? await client.call(SystemTypes.ping, Empty(), timeout: .milliseconds(300), retries: 0)) != nil

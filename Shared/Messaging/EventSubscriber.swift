@@ -44,18 +44,20 @@ public final class EventSubscriber: Sendable {
     /// Subscribes to `topics` (prefixes; `[""]` for everything) and starts catching up.
     public static func start(
         events eventsEndpoint: String, rpc rpcEndpoint: String, topics: [String] = [""], from start: SubscriptionStart = .beginning,
-        heartbeat: Duration = .seconds(2), name: String = "subscriber", logger: Logger = Logger(label: "duban.subscriber")
+        heartbeat: Duration = .seconds(2), name: String = "subscriber", logger: Logger = Logger(label: "duban.subscriber"),
+        curve: ZMQCurve? = nil
     ) async throws -> EventSubscriber {
         let loop = ZMQPollLoop(name: name, logger: logger)
         do {
-            let rpc = try await RPCClient.connect(to: rpcEndpoint, from: name, loop: loop)
+            // With CURVE the key says who asks (an absent `from` is the principal); without, the name does.
+            let rpc = try await RPCClient.connect(to: rpcEndpoint, from: curve == nil ? name : nil, loop: loop, curve: curve)
             let subscriber = EventSubscriber(
                 events: eventsEndpoint, rpc: rpc, rpcEndpoint: rpcEndpoint, topics: topics, heartbeat: heartbeat, logger: logger, loop: loop
             )
             let continuation = subscriber.inputContinuation
             // Subscribe before reading history, so nothing falls between the two.
             _ = try await loop.addSocket(
-                .sub, options: ZMQSocketOptions(receiveHighWaterMark: 10_000, subscriptions: topics),
+                .sub, options: ZMQSocketOptions(receiveHighWaterMark: 10_000, subscriptions: topics, curve: curve),
                 setup: { try $0.connect(eventsEndpoint) },
                 onMessage: { frames in continuation.yield(.frame(frames)) })
             var position = start

@@ -40,6 +40,8 @@ public final class RPCClient: Sendable {
     /// Expires waiters whose time is up. One task per client, not a timer task per call: on two
     /// cores, creating and cancelling a sleeping task for every request was a visible cost.
     private let sweeper = Mutex<Task<Void, Never>?>(nil)
+    /// The CURVE keys it connects with, if any (a subscriber beside it uses the same).
+    public let curve: ZMQCurve?
     /// Wakes the sweeper when a call starts waiting with none waiting before: an idle client's
     /// sweeper sleeps until then instead of waking every 20 ms.
     private let sweeperSignals = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -64,7 +66,7 @@ public final class RPCClient: Sendable {
                 .dealer, options: ZMQSocketOptions(sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000, curve: curve),
                 setup: { try $0.connect(endpoint) },
                 onMessage: { frames in box.deliver(frames) })
-            let client = RPCClient(endpoint: endpoint, from: from, loop: loop, ownsLoop: ownLoop, socket: socket)
+            let client = RPCClient(endpoint: endpoint, from: from, loop: loop, ownsLoop: ownLoop, socket: socket, curve: curve)
             box.client.withLock { $0 = client }
             client.startSweeper()
             return client
@@ -91,7 +93,8 @@ public final class RPCClient: Sendable {
         }
     }
 
-    private init(endpoint: String, from: String?, loop: ZMQPollLoop, ownsLoop: Bool, socket: SocketID) {
+    private init(endpoint: String, from: String?, loop: ZMQPollLoop, ownsLoop: Bool, socket: SocketID, curve: ZMQCurve?) {
+        self.curve = curve
         self.endpoint = endpoint
         self.from = from
         self.loop = loop

@@ -24,6 +24,9 @@ public final class ZMQPollLoop: @unchecked Sendable {
     /// A handler that may answer on the same socket at once: what it returns is sent before the
     /// next message is read, with no queue and no wake-up in between.
     public typealias ReplyingHandler = @Sendable ([Data]) -> [Data]?
+    /// A replying handler on a CURVE server, also given the message's `User-Id` (what the ZAP
+    /// handler answered for the connection's key).
+    public typealias AuthenticatedHandler = @Sendable ([Data], _ userID: String?) -> [Data]?
 
     private struct Shared {
         var commands: [@Sendable (LoopState) -> Void] = []
@@ -34,7 +37,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
     /// State owned by the loop thread.
     final class LoopState {
         var sockets: [Int: ZMQSocket] = [:]
-        var handlers: [Int: ReplyingHandler] = [:]
+        var handlers: [Int: AuthenticatedHandler] = [:]
         /// Messages that could not be sent without blocking, retried when the socket is writable.
         var pending: [Int: [[Data]]] = [:]
         /// ROUTER sockets: messages parked per peer (the first frame, its routing id), so that one
@@ -66,6 +69,8 @@ public final class ZMQPollLoop: @unchecked Sendable {
     private let parkedRetryInterval: Duration = .milliseconds(10)
     /// The loop thread's `pthread_self()`, so that work queued from the loop thread itself needs no wake-up.
     private let loopThread = Atomic<UInt>(0)
+    /// The loop's state, for `forward` from a handler; read and written on the loop thread only.
+    private var loopState: LoopState?
 
     /// Starts the loop's thread.
     /// - Parameters:
@@ -120,6 +125,18 @@ public final class ZMQPollLoop: @unchecked Sendable {
         setup: @escaping @Sendable (ZMQSocket) throws -> Void,
         replying onMessage: ReplyingHandler?
     ) async throws -> SocketID {
+        var authenticated: AuthenticatedHandler?
+        if let onMessage { authenticated = { frames, _ in onMessage(frames) } }
+        return try await addSocket(type, options: options, setup: setup, authenticated: authenticated)
+    }
+
+    /// Like `addSocket(_:options:setup:replying:)`, for a CURVE server whose handler needs each
+    /// message's `User-Id`.
+    public func addSocket(
+        _ type: ZMQSocketType, options: ZMQSocketOptions = ZMQSocketOptions(),
+        setup: @escaping @Sendable (ZMQSocket) throws -> Void,
+        authenticated onMessage: AuthenticatedHandler?
+    ) async throws -> SocketID {
         let id = shared.withLock { state -> Int in
             state.nextID += 1
             return state.nextID
@@ -140,6 +157,16 @@ public final class ZMQPollLoop: @unchecked Sendable {
                 }
             }
             if !accepted { continuation.resume(throwing: ZMQError(code: ETERM, operation: "add socket to stopped loop \(name)")) }
+        }
+    }
+
+    /// Sends at once when called on the loop thread (a socket's handler forwarding what it received
+    /// to another socket of the loop), in order behind what waits for that socket; queues otherwise.
+    public func forward(_ socket: SocketID, _ frames: [Data]) {
+        if isLoopThread, let state = loopState {
+            sendNow(state, socket.value, frames)
+        } else {
+            send(socket, frames)
         }
     }
 
@@ -179,6 +206,13 @@ public final class ZMQPollLoop: @unchecked Sendable {
                 continuation.resume(with: Result { try body(s) })
             }
             if !accepted { continuation.resume(throwing: ZMQError(code: ETERM, operation: "loop \(name) stopped")) }
+        }
+    }
+
+    /// Runs `body` with the socket on the loop thread, without waiting for it.
+    public func withSocketOnLoop(_ socket: SocketID, _ body: @escaping @Sendable (ZMQSocket) -> Void) {
+        _ = submit { state in
+            if let s = state.sockets[socket.value] { body(s) }
         }
     }
 
@@ -352,6 +386,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
     private func run() {
         loopThread.store(UInt(pthread_self()), ordering: .relaxed)
         let state = LoopState()
+        loopState = state
         var items: [zmq_pollitem_t] = []
         var ids: [Int] = []
         var commands: [@Sendable (LoopState) -> Void] = []
@@ -406,8 +441,10 @@ public final class ZMQPollLoop: @unchecked Sendable {
             }
             if let retry = state.nextParkedRetry, retry <= .now { retryParked(state) }
         }
-        for (_, socket) in state.sockets { socket.close() }
+        // Newest first: the ZAP handler, made before any CURVE socket, is closed after the last.
+        for id in state.sockets.keys.sorted(by: >) { state.sockets[id]?.close() }
         state.sockets.removeAll()
+        loopState = nil
         state.handlers.removeAll()
         let waiters = finished.withLock { waiters -> [CheckedContinuation<Void, Never>] in
             defer { waiters = nil }
@@ -421,13 +458,61 @@ public final class ZMQPollLoop: @unchecked Sendable {
         guard let socket = state.sockets[id], let handler = state.handlers[id] else { return }
         for _ in 0..<1024 {
             do {
-                guard let frames = try socket.receive() else { return }
-                if let reply = handler(frames) { sendNow(state, id, reply) }
+                var userID: String?
+                guard let frames = try socket.receive(userID: &userID) else { return }
+                if let reply = handler(frames, userID) { sendNow(state, id, reply) }
             } catch {
                 logger.warning("receive failed", metadata: ["zmq.loop": "\(name)", "error": "\(error)"])
                 return
             }
         }
+    }
+}
+
+/// A ZAP request (RFC 27): a peer's CURVE handshake, asking whether its key may come in.
+public struct ZAPRequest: Sendable {
+    public var domain: String
+    /// The peer's address (IP) as libzmq saw it.
+    public var address: String
+    public var mechanism: String
+    /// The client's public key in Z85, for CURVE.
+    public var publicKey: String?
+}
+
+/// A ZAP handler's answer.
+public enum ZAPDecision: Sendable {
+    /// Admitted; `userID` becomes every message's `User-Id` property.
+    case allow(userID: String)
+    /// Refused: the handshake fails and the peer gets nothing.
+    case deny(reason: String)
+}
+
+extension ZMQPollLoop {
+    /// The ZAP endpoint libzmq asks, per context (RFC 27).
+    public static let zapEndpoint = "inproc://zeromq.zap.01"
+
+    /// Binds the ZAP handler of this loop's context: every CURVE handshake on any socket of the
+    /// context asks `decide`, on the loop's thread. Bind it before any CURVE socket; the loop closes
+    /// it after the last. A request that is not well-formed ZAP is refused.
+    public func startZAPHandler(_ decide: @escaping @Sendable (ZAPRequest) -> ZAPDecision) async throws -> SocketID {
+        try await addSocket(
+            .rep, setup: { socket in try socket.bind(Self.zapEndpoint) },
+            replying: { frames -> [Data]? in
+                // version, request id, domain, address, routing id, mechanism, credentials…
+                let requestID = frames.count > 1 ? frames[1] : Data()
+                func reply(_ status: String, _ text: String, _ userID: String) -> [Data] {
+                    [Data("1.0".utf8), requestID, Data(status.utf8), Data(text.utf8), Data(userID.utf8), Data()]
+                }
+                guard frames.count >= 6, frames[0] == Data("1.0".utf8) else { return reply("400", "malformed ZAP request", "") }
+                let mechanism = String(decoding: frames[5], as: UTF8.self)
+                let request = ZAPRequest(
+                    domain: String(decoding: frames[2], as: UTF8.self), address: String(decoding: frames[3], as: UTF8.self),
+                    mechanism: mechanism, publicKey: mechanism == "CURVE" && frames.count >= 7 ? ZMQCurve.z85(frames[6]) : nil)
+                switch decide(request) {
+                case .allow(let userID): return reply("200", "OK", userID)
+                case .deny(let reason): return reply("400", reason, "")
+                }
+            })
     }
 }
 

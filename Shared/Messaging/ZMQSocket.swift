@@ -107,6 +107,10 @@ public final class ZMQSocket {
         if zmq_connect(handle, endpoint) != 0 { throw ZMQError.last("connect \(endpoint)") }
     }
 
+    public func unbind(_ endpoint: String) throws {
+        if zmq_unbind(handle, endpoint) != 0 { throw ZMQError.last("unbind \(endpoint)") }
+    }
+
     public func disconnect(_ endpoint: String) throws {
         if zmq_disconnect(handle, endpoint) != 0 { throw ZMQError.last("disconnect \(endpoint)") }
     }
@@ -165,9 +169,15 @@ public final class ZMQSocket {
         for prefix in options.subscriptions { try setOption(ZMQ_SUBSCRIBE, string: prefix) }
         if let curve = options.curve {
             switch curve {
-            case .server(let secretKey):
+            case .server(let secretKey, let domain):
                 try setOption(ZMQ_CURVE_SERVER, Int32(1))
                 try setOption(ZMQ_CURVE_SECRETKEY, string: secretKey)
+                // Without a ZAP domain libzmq 4.3.4 never asks the ZAP handler and admits any key;
+                // ZAP_ENFORCE_DOMAIN (93, a draft option this build accepts) makes a missing
+                // handler refuse instead of admit.
+                try setOption(ZMQ_ZAP_DOMAIN, string: domain)
+                try setOption(ZMQCurve.zapEnforceDomainOption, Int32(1))
+                wantsUserID = true
             case .client(let serverKey, let publicKey, let secretKey):
                 try setOption(ZMQ_CURVE_SERVERKEY, string: serverKey)
                 try setOption(ZMQ_CURVE_PUBLICKEY, string: publicKey)
@@ -193,6 +203,16 @@ public final class ZMQSocket {
 
     /// Receives one whole multipart message, or nil when none is waiting and `dontWait` is set.
     public func receive(dontWait: Bool = true) throws -> [Data]? {
+        var userID: String?
+        return try receive(dontWait: dontWait, userID: &userID)
+    }
+
+    /// Whether this socket is a CURVE server, whose messages carry the `User-Id` its ZAP handler gave.
+    public private(set) var wantsUserID = false
+
+    /// Receives one whole message and, on a CURVE server, the `User-Id` property of its last frame
+    /// (the ZAP handler's answer for the connection's key; the routing-id frame carries none).
+    public func receive(dontWait: Bool = true, userID: inout String?) throws -> [Data]? {
         var frames: [Data] = []
         var message = zmq_msg_t()
         zmq_msg_init(&message)
@@ -211,7 +231,10 @@ public final class ZMQSocket {
             } else {
                 frames.append(Data(bytes: zmq_msg_data(&message), count: size))
             }
-            if zmq_msg_more(&message) == 0 { return frames }
+            if zmq_msg_more(&message) == 0 {
+                if wantsUserID, let property = zmq_msg_gets(&message, "User-Id") { userID = String(cString: property) }
+                return frames
+            }
         }
     }
 
@@ -256,10 +279,35 @@ public struct ZMQSocketOptions: Sendable {
     }
 }
 
-/// CURVE keys (Z85-encoded, 40 characters), so that authentication can be switched on later.
+/// CURVE keys (Z85-encoded, 40 characters). A server always has a ZAP domain with the domain
+/// enforced: its context needs a ZAP handler (`ZMQPollLoop.startZAPHandler`), or nobody gets in.
 public enum ZMQCurve: Sendable {
-    case server(secretKey: String)
+    /// A CURVE server; its ZAP handler sees `domain`, so one handler can admit different principals
+    /// on different sockets (the broker's client-facing and instance-facing sides).
+    case server(secretKey: String, domain: String = ZMQCurve.zapDomain)
     case client(serverKey: String, publicKey: String, secretKey: String)
+
+    /// The ZAP domain of every Duban CURVE server.
+    public static let zapDomain = "duban"
+    /// `ZMQ_ZAP_ENFORCE_DOMAIN`, hidden behind ZMQ_BUILD_DRAFT_API in the 4.3.4 header.
+    public static let zapEnforceDomainOption: Int32 = 93
+
+    /// The Z85 text of a 32-byte key.
+    public static func z85(_ key: Data) -> String? {
+        guard key.count == 32 else { return nil }
+        var text = [CChar](repeating: 0, count: 41)
+        let ok = key.withUnsafeBytes { bytes in
+            zmq_z85_encode(&text, bytes.bindMemory(to: UInt8.self).baseAddress, 32) != nil
+        }
+        return ok ? string(fromNulTerminated: text) : nil
+    }
+
+    /// The public key that goes with a Z85 secret key.
+    public static func publicKey(forSecret secretKey: String) throws -> String {
+        var publicKey = [CChar](repeating: 0, count: 41)
+        if zmq_curve_public(&publicKey, secretKey) != 0 { throw ZMQError.last("curve_public") }
+        return string(fromNulTerminated: publicKey)
+    }
 
     /// A new Z85 key pair.
     public static func generateKeyPair() throws -> (publicKey: String, secretKey: String) {

@@ -1,13 +1,13 @@
 /// Case tracking's request types and topics (PROTOCOL.md section 6, **cases**).
 public enum CaseTypes {
-    public static let open = RPC<CaseOpenRequest, Case>("case.open", .write)
-    public static let get = RPC<CaseGetRequest, Case>("case.get", .read)
-    public static let list = RPC<CaseListRequest, ListReply<Case>>("case.list", .read)
-    public static let transition = RPC<CaseTransitionRequest, Case>("case.transition", .write)
-    public static let `import` = RPC<CaseImportRequest, CaseImportReply>("case.import", .write)
-    public static let export = RPC<CaseExportRequest, CaseExportReply>("case.export", .read)
+    public static let open = RPC<CaseOpenRequest, Case>("case.open", .write, allow: .units)
+    public static let get = RPC<CaseGetRequest, Case>("case.get", .read, allow: .readers)
+    public static let list = RPC<CaseListRequest, ListReply<Case>>("case.list", .read, allow: .readers)
+    public static let transition = RPC<CaseTransitionRequest, Case>("case.transition", .write, allow: .units)
+    public static let `import` = RPC<CaseImportRequest, CaseImportReply>("case.import", .write, allow: .units)
+    public static let export = RPC<CaseExportRequest, CaseExportReply>("case.export", .read, allow: .readers)
     /// Progress per batch (an extension of the protocol's types).
-    public static let batches = RPC<CaseBatchesRequest, ListReply<BatchProgress>>("case.batches", .read)
+    public static let batches = RPC<CaseBatchesRequest, ListReply<BatchProgress>>("case.batches", .read, allow: .readers)
 
     public static let opened = "cases.case.opened"
     public static let transitioned = "cases.case.transitioned"

@@ -1,12 +1,13 @@
 /// Indicator ingestion's request types and topics (PROTOCOL.md section 6, **ingest**).
 public enum IngestTypes {
-    public static let indicatorList = RPC<Empty, ListReply<Indicator>>("indicator.list", .read)
-    public static let indicatorGet = RPC<IndicatorGetRequest, Indicator>("indicator.get", .read)
-    public static let indicatorReport = RPC<IndicatorReportRequest, IndicatorValue>("indicator.report", .write)
-    public static let stationList = RPC<Empty, ListReply<Station>>("station.list", .read)
-    public static let readingSubmit = RPC<ReadingSubmitRequest, ReadingSubmitReply>("reading.submit", .write, textLimit: nil)
-    public static let waterClass = RPC<WaterClassRequest, WaterClassReply>("water.class", .read)
-    public static let airAnnual = RPC<AirAnnualRequest, AirAnnualReply>("air.annual", .read)
+    public static let indicatorList = RPC<Empty, ListReply<Indicator>>("indicator.list", .read, allow: .readers)
+    public static let indicatorGet = RPC<IndicatorGetRequest, Indicator>("indicator.get", .read, allow: .readers)
+    public static let indicatorReport = RPC<IndicatorReportRequest, IndicatorValue>("indicator.report", .write, allow: .units)
+    public static let stationList = RPC<Empty, ListReply<Station>>("station.list", .read, allow: .everyone)
+    public static let readingSubmit = RPC<ReadingSubmitRequest, ReadingSubmitReply>(
+        "reading.submit", .write, allow: .stations, textLimit: nil)
+    public static let waterClass = RPC<WaterClassRequest, WaterClassReply>("water.class", .read, allow: .readers)
+    public static let airAnnual = RPC<AirAnnualRequest, AirAnnualReply>("air.annual", .read, allow: .readers)
 
     public static let readingsAccepted = "ingest.readings.accepted"
     public static let indicatorUpdated = "ingest.indicator.updated"

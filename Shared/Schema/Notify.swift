@@ -1,16 +1,16 @@
 /// Notifications' request types and topics (PROTOCOL.md section 6, **notify**).
 public enum NotifyTypes {
-    public static let noticeList = RPC<NoticeListRequest, ListReply<Notice>>("notice.list", .read)
-    public static let noticeAck = RPC<NoticeAckRequest, Notice>("notice.ack", .write)
-    public static let reportGenerate = RPC<ReportGenerateRequest, ReportGenerateReply>("report.generate", .read)
-    public static let channelList = RPC<Empty, ListReply<Channel>>("channel.list", .read)
-    public static let channelSet = RPC<ChannelSetRequest, ListReply<Channel>>("channel.set", .write)
+    public static let noticeList = RPC<NoticeListRequest, ListReply<Notice>>("notice.list", .read, allow: .readers)
+    public static let noticeAck = RPC<NoticeAckRequest, Notice>("notice.ack", .write, allow: .units)
+    public static let reportGenerate = RPC<ReportGenerateRequest, ReportGenerateReply>("report.generate", .read, allow: .readers)
+    public static let channelList = RPC<Empty, ListReply<Channel>>("channel.list", .read, allow: .office)
+    public static let channelSet = RPC<ChannelSetRequest, ListReply<Channel>>("channel.set", .write, allow: .office)
     /// Extensions of the protocol's types: one notice with its deliveries, silences, delivery history.
-    public static let noticeGet = RPC<NoticeGetRequest, Notice>("notice.get", .read)
-    public static let silenceSet = RPC<SilenceSetRequest, Silence>("silence.set", .write)
-    public static let silenceList = RPC<Empty, ListReply<Silence>>("silence.list", .read)
-    public static let silenceExpire = RPC<SilenceExpireRequest, ListReply<Silence>>("silence.expire", .write)
-    public static let deliveryList = RPC<DeliveryListRequest, ListReply<DeliveryAttempt>>("delivery.list", .read)
+    public static let noticeGet = RPC<NoticeGetRequest, Notice>("notice.get", .read, allow: .readers)
+    public static let silenceSet = RPC<SilenceSetRequest, Silence>("silence.set", .write, allow: .office)
+    public static let silenceList = RPC<Empty, ListReply<Silence>>("silence.list", .read, allow: .readers)
+    public static let silenceExpire = RPC<SilenceExpireRequest, ListReply<Silence>>("silence.expire", .write, allow: .office)
+    public static let deliveryList = RPC<DeliveryListRequest, ListReply<DeliveryAttempt>>("delivery.list", .read, allow: .office)
 
     public static let noticeIssued = "notify.notice.issued"
     /// A delivery channel was added, changed or removed (an extension of the protocol's topics).

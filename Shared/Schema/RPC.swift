@@ -11,23 +11,28 @@ public protocol RequestDeclaration: Sendable {
     var kind: RequestKind { get }
     /// The longest text field it takes, in characters; nil when its handler checks every field itself.
     var textLimit: Int? { get }
+    /// Who may call it (PROTOCOL.md section 7); the handler adds the unit rules.
+    var access: Access { get }
 }
 
 /// One request type, declared once: its wire name, the body it takes, the reply it gives, and
-/// whether it changes state. The server's registration (`HandlerTable.on`), the client's typed
+/// whether it changes state, and who may call it. The server's registration (`HandlerTable.on`), the client's typed
 /// `call`, idempotency keys, `sys.types`, the CLI and docs/protocol.md all read this one
 /// declaration, so they cannot drift apart.
 public struct RPC<Body: Codable & Sendable, Reply: Codable & Sendable>: RequestDeclaration {
     public let name: String
     public let kind: RequestKind
     public let textLimit: Int?
+    public let access: Access
 
+    /// `allow` has no default: a type nobody has decided about cannot be declared, so cannot be called.
     public init(
-        _ name: String, _ kind: RequestKind, body: Body.Type = Body.self, reply: Reply.Type = Reply.self,
+        _ name: String, _ kind: RequestKind, allow access: Access, body: Body.Type = Body.self, reply: Reply.Type = Reply.self,
         textLimit: Int? = TextLimits.defaultCharacters
     ) {
         self.name = name
         self.kind = kind
+        self.access = access
         self.textLimit = textLimit
     }
 }

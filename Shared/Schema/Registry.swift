@@ -1,16 +1,16 @@
 /// The task registry's request types and topics (PROTOCOL.md section 6, **registry**).
 public enum RegistryTypes {
-    public static let planGet = RPC<Empty, PlanReply>("plan.get", .read)
+    public static let planGet = RPC<Empty, PlanReply>("plan.get", .read, allow: .readers)
     /// Replaces the plan (an extension of the protocol's types).
-    public static let planLoad = RPC<PlanLoadRequest, PlanLoadReply>("plan.load", .write, textLimit: 2_000_000)
-    public static let unitList = RPC<Empty, ListReply<PlanUnit>>("unit.list", .read)
-    public static let taskList = RPC<TaskListRequest, ListReply<PlanTask>>("task.list", .read)
-    public static let taskGet = RPC<TaskGetRequest, PlanTask>("task.get", .read)
-    public static let progressReport = RPC<ProgressReportRequest, ProgressReport>("progress.report", .write)
-    public static let progressList = RPC<ProgressListRequest, ListReply<ProgressReport>>("progress.list", .read)
-    public static let dispatchOverview = RPC<DispatchOverviewRequest, DispatchOverviewReply>("dispatch.overview", .read)
-    public static let escalationRecord = RPC<EscalationRecordRequest, Escalation>("escalation.record", .write)
-    public static let escalationList = RPC<EscalationListRequest, ListReply<Escalation>>("escalation.list", .read)
+    public static let planLoad = RPC<PlanLoadRequest, PlanLoadReply>("plan.load", .write, allow: .admin, textLimit: 2_000_000)
+    public static let unitList = RPC<Empty, ListReply<PlanUnit>>("unit.list", .read, allow: .readers)
+    public static let taskList = RPC<TaskListRequest, ListReply<PlanTask>>("task.list", .read, allow: .readers)
+    public static let taskGet = RPC<TaskGetRequest, PlanTask>("task.get", .read, allow: .readers)
+    public static let progressReport = RPC<ProgressReportRequest, ProgressReport>("progress.report", .write, allow: .units)
+    public static let progressList = RPC<ProgressListRequest, ListReply<ProgressReport>>("progress.list", .read, allow: .readers)
+    public static let dispatchOverview = RPC<DispatchOverviewRequest, DispatchOverviewReply>("dispatch.overview", .read, allow: .readers)
+    public static let escalationRecord = RPC<EscalationRecordRequest, Escalation>("escalation.record", .write, allow: .office)
+    public static let escalationList = RPC<EscalationListRequest, ListReply<Escalation>>("escalation.list", .read, allow: .readers)
 
     public static let progressReported = "registry.progress.reported"
     public static let taskStatusChanged = "registry.task.status_changed"

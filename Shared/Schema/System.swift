@@ -1,8 +1,8 @@
 /// Request types and topics every service serves (PROTOCOL.md section 6, "Every service").
 public enum SystemTypes {
-    public static let ping = RPC<Empty, PingReply>("sys.ping", .read)
-    public static let types = RPC<Empty, TypesReply>("sys.types", .read)
-    public static let eventsSince = RPC<EventsSinceRequest, EventsSinceReply<AnyEvent>>("events.since", .read)
+    public static let ping = RPC<Empty, PingReply>("sys.ping", .read, allow: .everyone)
+    public static let types = RPC<Empty, TypesReply>("sys.types", .read, allow: .everyone)
+    public static let eventsSince = RPC<EventsSinceRequest, EventsSinceReply<AnyEvent>>("events.since", .read, allow: .readers)
 }
 
 /// `sys.ping` reply.
@@ -15,9 +15,12 @@ public struct PingReply: Codable, Sendable, Equatable {
     public var started: String
     /// Head `seq` of each event stream this service keeps.
     public var streams: [String: Int]
+    /// `curve` when every peer is authenticated (a key directory), `none` otherwise (PROTOCOL.md section 7).
+    public var security: String?
 
     public init(
-        service: String, instance: String, version: String, protocol: Int = protocolVersion, started: String, streams: [String: Int]
+        service: String, instance: String, version: String, protocol: Int = protocolVersion, started: String, streams: [String: Int],
+        security: String? = nil
     ) {
         self.service = service
         self.instance = instance
@@ -25,6 +28,7 @@ public struct PingReply: Codable, Sendable, Equatable {
         self.protocol = `protocol`
         self.started = started
         self.streams = streams
+        self.security = security
     }
 }
 
@@ -36,11 +40,14 @@ public struct TypesReply: Codable, Sendable, Equatable {
     public var topics: [String]
     /// Of `requests`, those that change state: give them an idempotency key (`key`).
     public var writes: [String]?
+    /// The roles that may call each request type (PROTOCOL.md section 7).
+    public var access: [String: [Role]]?
 
-    public init(requests: [String], topics: [String], writes: [String]? = nil) {
+    public init(requests: [String], topics: [String], writes: [String]? = nil, access: [String: [Role]]? = nil) {
         self.requests = requests
         self.topics = topics
         self.writes = writes
+        self.access = access
     }
 }
 

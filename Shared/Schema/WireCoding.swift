@@ -179,6 +179,8 @@ public struct DecodedRequest: Decodable, Sendable {
     public var body: any Sendable
     /// The body's `cursor`, for a list read on from where its last page stopped.
     public var cursor: String?
+    /// Who asks, once the server has authenticated and authorized it (never read from the wire).
+    public var caller: Caller?
 
     enum Keys: String, CodingKey { case v, id, type, ts, from, key, body }
     enum BodyKeys: String, CodingKey { case cursor }

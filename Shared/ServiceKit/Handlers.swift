@@ -8,8 +8,11 @@ import Synchronization
 public struct RequestContext: Sendable {
     public let requestID: String
     public let type: String
-    /// The envelope's `from` (informative until CURVE authentication is on).
-    public let from: String?
+    /// Who asks: the authenticated principal and the role and unit it acts with (PROTOCOL.md
+    /// section 7); on a service without keys, whoever `from` names, unchecked.
+    public let caller: Caller
+    /// The envelope's `from`, checked against the principal (its sender when the envelope named none).
+    public var from: String? { caller.from }
     public let key: String?
     /// The body's `cursor`, for list replies sent a page at a time.
     public let cursor: String?

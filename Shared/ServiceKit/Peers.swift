@@ -19,7 +19,11 @@ public final class PeerClients: Service, Sendable {
         let loop = ZMQPollLoop(name: "\(from)-peers", logger: logger)
         var clients: [ServiceName: RPCClient] = [:]
         do {
-            for peer in peers { clients[peer] = try await RPCClient.connect(to: deployment[peer].rpc, from: from, loop: loop) }
+            for peer in peers {
+                let curve = try deployment.clientCurve(as: from, toward: peer)
+                clients[peer] = try await RPCClient.connect(
+                    to: deployment[peer].rpc, from: curve == nil ? from : nil, loop: loop, curve: curve)
+            }
         } catch {
             for client in clients.values { await client.close() }
             await loop.shutdown()
@@ -193,7 +197,7 @@ public final class RegistryDirectory: Service, Sendable {
             do {
                 let subscriber = try await EventSubscriber.start(
                     events: events, rpc: client.endpoint, topics: ["registry.plan.", RegistryTypes.taskStatusChanged], from: .now,
-                    name: "directory", logger: logger)
+                    name: "directory", logger: logger, curve: client.curve)
                 backoff = .seconds(1)
                 // Anything that changed while no subscriber was listening.
                 requestRefresh()

@@ -62,20 +62,23 @@ public final class RPCServer: Service, Sendable {
     private let stopping = Atomic<Bool>(false)
     static let stoppingError = ErrorBody.unavailable("服务正在停止，请稍后重试")
     private let requestsContinuation: AsyncStream<Prepared>.Continuation
+    /// CURVE and the principals admitted; nil without a key directory.
+    public let security: ServerSecurity?
 
     /// Binds the rpc (ROUTER) and events (PUB) endpoints. Fails at once if either cannot be bound.
     public static func bind(
         identity: ServerIdentity, endpoints: Endpoints, store: any EventStorage, handlers: HandlerTable, topics: [String],
-        maxPayloadBytes: Int, clock: ServiceClock, logger: Logger, limits: RequestLimits = RequestLimits()
+        maxPayloadBytes: Int, clock: ServiceClock, logger: Logger, limits: RequestLimits = RequestLimits(),
+        security: ServerSecurity? = nil
     ) async throws -> RPCServer {
         let loop = ZMQPollLoop(name: identity.instance, logger: logger)
         let (requests, continuation) = AsyncStream.makeStream(of: Prepared.self)
         var table = handlers
-        Self.registerSystemHandlers(&table, identity: identity, topics: topics, store: store)
+        Self.registerSystemHandlers(&table, identity: identity, topics: topics, store: store, security: security != nil)
         // Requests are read (framing, JSON, fingerprint, preparation) on the socket's own thread as
         // they arrive, ahead of and in parallel with the handler of the request before; handlers
         // then run one at a time in arrival order on the service's task.
-        let reader = RequestReader(handlers: table, maxPayloadBytes: maxPayloadBytes, logger: logger)
+        let reader = RequestReader(handlers: table, maxPayloadBytes: maxPayloadBytes, security: security, logger: logger)
         let runner = RequestRunner(handlers: table, store: store, clock: clock, logger: logger)
         let queued = QueuedRequests(limits: limits)
         do {
@@ -83,6 +86,17 @@ public final class RPCServer: Service, Sendable {
             // the cap sits well above the protocol's limit so that oversized payloads up to it get
             // their `too_large` reply, and memory stays bounded beyond it.
             let hardCap = Int64(maxPayloadBytes * 2)
+            // CURVE: the ZAP handler is bound before any CURVE socket of the loop's context.
+            let strangerCheck = try StrangerCheck()
+            var curve: ZMQCurve?
+            if let security, let brokerKey = security.brokerKey {
+                // Behind the broker the instance connects out, pinning the broker's key.
+                curve = .client(
+                    serverKey: brokerKey, publicKey: security.certificate.publicKey, secretKey: security.certificate.secretKey ?? "")
+            } else if let security {
+                _ = try await loop.startZAPHandler { request in strangerCheck.observe(request, security.decide(request)) }
+                curve = .server(secretKey: security.certificate.secretKey ?? "")
+            }
             var boundRPC = ""
             let router = try await loop.addSocket(
                 .router,
@@ -93,10 +107,10 @@ public final class RPCServer: Service, Sendable {
                 // within 64 × the largest message per connection. (16 cost pipelined clients a
                 // quarter of their throughput: the pipe re-opened every 8 messages.)
                 options: ZMQSocketOptions(
-                    sendHighWaterMark: 64, receiveHighWaterMark: 64, maxMessageSize: hardCap, routerMandatory: true),
+                    sendHighWaterMark: 64, receiveHighWaterMark: 64, maxMessageSize: hardCap, routerMandatory: true, curve: curve),
                 setup: { socket in try attach(socket, endpoints.rpc) },
-                replying: { frames in
-                    let prepared = reader.prepare(frames)
+                authenticated: { frames, userID in
+                    let prepared = reader.prepare(frames, userID: userID)
                     guard let peer = prepared.peer else { return nil }
                     // A connection's requests are answered in order: only with nothing of its own
                     // queued may one be answered here and now.
@@ -114,10 +128,26 @@ public final class RPCServer: Service, Sendable {
             // messages): 1,000 × the largest event, which the text limits keep under ~300 KB (a few
             // hundred KB per stalled subscriber in practice). What it misses it reads back by seq.
             let pub = try await loop.addSocket(
-                .pub, options: ZMQSocketOptions(sendHighWaterMark: 1_000),
+                .pub, options: ZMQSocketOptions(sendHighWaterMark: 1_000, curve: curve),
                 setup: { socket in try attach(socket, endpoints.events) })
             let boundEvents = try await loop.withSocket(pub) { socket in
                 endpoints.events.hasPrefix(">") ? endpoints.events : socket.lastEndpoint
+            }
+            if let security {
+                // Refuse to start unless a stranger's key is refused on both sockets.
+                let serverKey = security.certificate.publicKey
+                if !boundRPC.hasPrefix(">") { try await strangerCheck.verify(endpoint: boundRPC, serverKey: serverKey, type: .dealer) }
+                if !boundEvents.hasPrefix(">") { try await strangerCheck.verify(endpoint: boundEvents, serverKey: serverKey, type: .sub) }
+                // A key taken out loses its event subscription: the PUB is bound again, which drops
+                // every subscriber; the others reconnect and catch up by seq, it is refused.
+                if !boundEvents.hasPrefix(">") {
+                    security.watcher.onRemoval { removed in
+                        logger.notice(
+                            "keys taken out: events endpoint rebound to cut their subscriptions",
+                            metadata: ["keys.removed": "\(removed.map(\.name).joined(separator: ","))"])
+                        loop.withSocketOnLoop(pub) { socket in Self.rebind(socket, endpoint: boundEvents, logger: logger) }
+                    }
+                }
             }
             store.setPublisher { topic, envelope in loop.send(pub, [Data(topic.utf8), envelope]) }
             let bound = Endpoints(rpc: boundRPC, events: boundEvents)
@@ -126,7 +156,8 @@ public final class RPCServer: Service, Sendable {
             return RPCServer(
                 identity: identity, endpoints: bound, store: store, loop: loop, router: router, runner: runner, queued: queued,
                 topics: topics,
-                maxPayloadBytes: maxPayloadBytes, logger: logger, clock: clock, requests: requests, continuation: continuation)
+                maxPayloadBytes: maxPayloadBytes, logger: logger, clock: clock, requests: requests, continuation: continuation,
+                security: security)
         } catch {
             await loop.shutdown()
             throw error
@@ -137,8 +168,9 @@ public final class RPCServer: Service, Sendable {
         identity: ServerIdentity, endpoints: Endpoints, store: any EventStorage, loop: ZMQPollLoop, router: SocketID, runner: RequestRunner,
         queued: QueuedRequests, topics: [String], maxPayloadBytes: Int, logger: Logger, clock: ServiceClock,
         requests: AsyncStream<Prepared>,
-        continuation: AsyncStream<Prepared>.Continuation
+        continuation: AsyncStream<Prepared>.Continuation, security: ServerSecurity?
     ) {
+        self.security = security
         self.identity = identity
         self.endpoints = endpoints
         self.store = store
@@ -154,10 +186,32 @@ public final class RPCServer: Service, Sendable {
         self.queued = queued
     }
 
+    /// Unbinds and binds the events endpoint again (on the loop's thread), dropping every
+    /// subscriber's connection; libzmq closes the listener in its I/O thread, so the bind is retried
+    /// briefly until the port is free.
+    public static func rebind(_ socket: ZMQSocket, endpoint: String, logger: Logger) {
+        do {
+            try socket.unbind(endpoint)
+        } catch {
+            logger.warning("events endpoint could not be unbound", metadata: ["error": "\(error)"])
+            return
+        }
+        for attempt in 0..<200 {
+            do {
+                try socket.bind(endpoint)
+                return
+            } catch {
+                if attempt == 199 { logger.error("events endpoint could not be bound again", metadata: ["error": "\(error)"]) }
+                usleep(5_000)
+            }
+        }
+    }
+
     /// Serves requests until graceful shutdown, then closes the sockets.
     public func run() async throws {
         await withDiscardingTaskGroup { housekeeping in
             housekeeping.addTask { await self.purgeExpiredKeysHourly() }
+            if let watcher = security?.watcher { housekeeping.addTask { try? await watcher.run() } }
             await withGracefulShutdownHandler {
                 await serveRequests()
             } onGracefulShutdown: { [self] in
@@ -288,12 +342,12 @@ public final class RPCServer: Service, Sendable {
     }
 
     private static func registerSystemHandlers(
-        _ table: inout HandlerTable, identity: ServerIdentity, topics: [String], store: any EventStorage
+        _ table: inout HandlerTable, identity: ServerIdentity, topics: [String], store: any EventStorage, security: Bool
     ) {
         @Sendable func ping(_ heads: [String: Int]) -> PingReply {
             PingReply(
                 service: identity.service.rawValue, instance: identity.instance, version: identity.version, started: identity.started,
-                streams: heads)
+                streams: heads, security: security ? "curve" : "none")
         }
         @Sendable func limit(_ request: EventsSinceRequest) throws -> Int {
             guard request.after >= 0 else { throw ErrorBody.invalidArgument("after 应为 0 或正整数", field: "body.after") }
@@ -338,7 +392,11 @@ public final class RPCServer: Service, Sendable {
         }
         let requestTypes = (table.requestTypes + [SystemTypes.types.name]).sorted()
         let writes = table.mutating.sorted()
-        table.onRead(SystemTypes.types) { _, _ in TypesReply(requests: requestTypes, topics: topics, writes: writes) }
+        var access = Dictionary(uniqueKeysWithValues: table.declarations.map { ($0.key, $0.value.access.roles.sorted()) })
+        access[SystemTypes.types.name] = SystemTypes.types.access.roles.sorted()
+        table.onRead(SystemTypes.types) { [access] _, _ in
+            TypesReply(requests: requestTypes, topics: topics, writes: writes, access: access)
+        }
     }
 }
 
@@ -547,7 +605,8 @@ struct RequestRunner: Sendable {
 
     func context(for request: DecodedRequest, key: String?, fingerprint: String?) -> RequestContext {
         RequestContext(
-            requestID: request.id, type: request.type, from: request.from, key: key, cursor: request.cursor, serviceLogger: logger,
+            requestID: request.id, type: request.type, caller: request.caller ?? .unauthenticated(from: request.from), key: key,
+            cursor: request.cursor, serviceLogger: logger,
             storage: store, clock: clock, fingerprint: fingerprint, keyRemembered: .init())
     }
 
@@ -632,6 +691,7 @@ struct RequestRunner: Sendable {
 struct RequestReader: Sendable {
     let handlers: HandlerTable
     let maxPayloadBytes: Int
+    let security: ServerSecurity?
     let logger: Logger
 
     /// Whether the first byte that is not JSON whitespace opens an object.
@@ -646,9 +706,25 @@ struct RequestReader: Sendable {
         return false
     }
 
+    /// Who asks and whether its role may call `type` (the declaration's roles; PROTOCOL.md section 7).
+    func authorize(_ principal: Principal, type: String, from: String?) -> Result<Caller, ErrorBody> {
+        let caller: Caller
+        do {
+            caller = try Caller.resolve(principal: principal, from: from)
+        } catch {
+            return .failure(error)
+        }
+        guard let declaration = handlers.declarations[type], declaration.access.allows(caller.role) else {
+            let role =
+                caller.role == principal.role ? caller.role.chineseName : "\(principal.role.chineseName)（代\(caller.role.chineseName)）"
+            return .failure(.permissionDenied("\(role)（证书 \(principal.name)）无权调用 \(type)", field: "type"))
+        }
+        return .success(caller)
+    }
+
     /// Reads a ROUTER message: framing, size, JSON, type, and the body's fingerprint. Pure work on
     /// the bytes, so it may run ahead of the handler of the request before.
-    func prepare(_ frames: [Data]) -> RPCServer.Prepared {
+    func prepare(_ frames: [Data], userID: String? = nil) -> RPCServer.Prepared {
         // REQ framing is [identity…][empty][payload]; a DEALER that skips the delimiter sends
         // [identity][payload] and gets its reply framed the same way.
         guard frames.count >= 2 else { return .drop }
@@ -665,6 +741,18 @@ struct RequestReader: Sendable {
             let error = ErrorBody(
                 code: .badFrame, message: "路由信封之后应恰有一个消息帧，实际 \(body.count) 个")
             return .answered(routing: routing, reply: EnvelopeWriter.errorReply(type: "", re: nil, error: error))
+        }
+        // Who is asking, from the key CURVE proved, checked against `clients/` as it is now.
+        var principal: Principal?
+        if let security {
+            do {
+                // Behind the broker: the principal the broker put right after its own routing id.
+                let key = security.brokerKey == nil ? userID : (routing.count >= 2 ? BrokeredPrincipal.key(in: routing[1]) : nil)
+                principal = try security.principal(userID: key)
+            } catch {
+                let id = payload.count <= maxPayloadBytes ? FastJSON.topLevelString("id", in: payload) : nil
+                return .answered(routing: routing, reply: EnvelopeWriter.errorReply(type: "", re: id, error: error))
+            }
         }
         guard payload.count <= maxPayloadBytes else {
             logger.notice("payload too large", metadata: ["msg.bytes": "\(payload.count)"])
@@ -695,7 +783,17 @@ struct RequestReader: Sendable {
             return .answered(
                 routing: routing, reply: EnvelopeWriter.errorReply(type: declared?.name ?? "", re: id, error: error))
         }
-        let request: DecodedRequest
+        // A caller without the right is refused before its body is read (no validation detail leaks
+        // to it); the decoded request is checked again below, which is what counts (a payload with
+        // a duplicated key could read one way here and another there).
+        if let principal, let type = FastJSON.topLevelString("type", in: payload), handlers.declarations[type] != nil,
+            case .failure(let refusal) = authorize(principal, type: type, from: FastJSON.topLevelString("from", in: payload))
+        {
+            return .answered(
+                routing: routing,
+                reply: EnvelopeWriter.errorReply(type: type, re: FastJSON.topLevelString("id", in: payload), error: refusal))
+        }
+        var request: DecodedRequest
         do {
             request = try handlers.types.decode(payload)
         } catch {
@@ -708,6 +806,15 @@ struct RequestReader: Sendable {
                 reply: EnvelopeWriter.errorReply(
                     type: request.type, re: request.id,
                     error: ErrorBody(code: .unknownType, message: "没有请求类型 \(ErrorBody.quote(request.type))", field: "type")))
+        }
+        // Authorized in one place: the declaration's roles, after `from` is checked against the principal.
+        if let principal {
+            switch authorize(principal, type: request.type, from: request.from) {
+            case .success(let caller): request.caller = caller
+            case .failure(let error):
+                return .answered(
+                    routing: routing, reply: EnvelopeWriter.errorReply(type: request.type, re: request.id, error: error))
+            }
         }
         let fingerprint: Result<String?, any Error>
         if handlers.mutating.contains(request.type), request.key != nil {

@@ -55,12 +55,26 @@ public struct ServiceSettings: Sendable {
     public var endpoints: Endpoints
     public var instance: String
     public var clock: ServiceClock
+    /// Bind beyond loopback without keys (`--insecure`): logged as a warning.
+    public var insecure: Bool
 
-    public init(deployment: DeploymentConfiguration, endpoints: Endpoints, instance: String, clock: ServiceClock = ServiceClock()) {
+    public init(
+        deployment: DeploymentConfiguration, endpoints: Endpoints, instance: String, clock: ServiceClock = ServiceClock(),
+        insecure: Bool = false
+    ) {
         self.deployment = deployment
         self.endpoints = endpoints
         self.instance = instance
         self.clock = clock
+        self.insecure = insecure
+    }
+
+    /// The certificate this process holds: its instance's (`ingest-2`) when the key directory has
+    /// one, else its service's (`ingest`).
+    public func certificateName(for service: ServiceName) -> String {
+        guard let keys = deployment.keysDirectory else { return instance }
+        let directory = KeyDirectory(path: keys)
+        return FileManager.default.fileExists(atPath: directory.secretCertificatePath(instance)) ? instance : service.rawValue
     }
 
     /// The database file of `instance` under the data directory.
@@ -83,6 +97,15 @@ public func buildService<S: DubanService>(_ type: S.Type, settings: ServiceSetti
 {
     var logger = logger
     logger[metadataKey: "service.instance"] = "\(settings.instance)"
+    // Fail closed: without keys, loopback only (PROTOCOL.md section 7); checked before anything opens.
+    try BindPolicy.check(
+        [settings.endpoints.rpc, settings.endpoints.events], hasKeys: settings.deployment.keysDirectory != nil,
+        insecure: settings.insecure, logger: logger)
+    let security = try settings.deployment.keysDirectory.map { keys in
+        try ServerSecurity(
+            directory: KeyDirectory(path: keys), certificateName: settings.certificateName(for: S.name),
+            behindBroker: settings.endpoints.rpc.hasPrefix(">"), logger: logger)
+    }
     let identity = ServerIdentity(service: S.name, instance: settings.instance)
     let store = try await S.openStorage(settings: settings, logger: logger)
     let context = ServiceContext(
@@ -92,7 +115,7 @@ public func buildService<S: DubanService>(_ type: S.Type, settings: ServiceSetti
     service.register(&handlers)
     let server = try await RPCServer.bind(
         identity: identity, endpoints: settings.endpoints, store: store, handlers: handlers, topics: S.topics,
-        maxPayloadBytes: settings.deployment.maxPayloadBytes, clock: settings.clock, logger: logger)
+        maxPayloadBytes: settings.deployment.maxPayloadBytes, clock: settings.clock, logger: logger, security: security)
     // A group stops its services in reverse order: the server first (no request runs after the
     // storage pools and peer clients it uses have closed), then the background work.
     let services: [any Service] = service.backgroundServices() + [server]
@@ -139,6 +162,14 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Ingest: PostgreSQL URL shared by several instances (or DUBAN_DATABASE_URL); SQLite when absent.")
     public var databaseURL: String?
 
+    @Option(
+        name: .long,
+        help: "Key directory (or DUBAN_KEYS_DIR, configuration keysDir): CURVE on every socket, only keys in its clients/ admitted.")
+    public var keys: String?
+
+    @Flag(name: .long, help: "Without keys, bind non-loopback addresses anyway (no authentication: anyone may act as any unit).")
+    public var insecure = false
+
     public init() {}
 
     /// Resolves flags over environment over file over defaults.
@@ -149,6 +180,7 @@ public struct ServiceOptions: ParsableArguments, Sendable {
         if let dataDir { deployment.dataDirectory = dataDir }
         if let plan { deployment.planFile = plan }
         if let databaseURL { deployment.databaseURL = databaseURL }
+        if let keys { deployment.keysDirectory = keys }
         if let logLevel {
             guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
                 throw ValidationError("--log-level: unknown level \(logLevel)")
@@ -166,7 +198,7 @@ public struct ServiceOptions: ParsableArguments, Sendable {
         }
         return ServiceSettings(
             deployment: deployment, endpoints: endpoints, instance: instance ?? service.rawValue,
-            clock: try ServiceClock.fromEnvironment(environment))
+            clock: try ServiceClock.fromEnvironment(environment), insecure: insecure)
     }
 }
 

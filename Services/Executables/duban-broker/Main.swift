@@ -27,6 +27,8 @@ struct Main: AsyncParsableCommand {
     @Option(help: "Events from instances (XSUB); default: the configuration's broker.eventsIn.") var eventsIn: String?
     @Option(help: "Events to subscribers (XPUB); default: the service's events endpoint.") var eventsOut: String?
     @Option(help: "JSON configuration file (or DUBAN_CONFIG).") var config: String?
+    @Option(help: "Key directory (or DUBAN_KEYS_DIR, configuration keysDir): CURVE on all four sockets.") var keys: String?
+    @Flag(help: "Without keys, bind non-loopback addresses anyway (no authentication).") var insecure = false
     @Option(help: "Log level.") var logLevel: String = "info"
 
     func run() async throws {
@@ -38,30 +40,15 @@ struct Main: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "duban.broker")
-        let context = ZMQContext()
-        let requests = ZMQProxy(
-            context: context, name: "requests", frontend: (.router, frontend ?? deployment[service].rpc),
-            backend: (.dealer, backend ?? deployment.broker.backend), logger: logger)
-        let events = ZMQProxy(
-            context: context, name: "events", frontend: (.xsub, eventsIn ?? deployment.broker.eventsIn),
-            backend: (.xpub, eventsOut ?? deployment[service].events), logger: logger)
-        try requests.start()
-        try events.start()
-        let broker = BrokerService(proxies: [requests, events])
+        let broker = try await Broker.start(
+            endpoints: Broker.Endpoints(
+                frontend: frontend ?? deployment[service].rpc, backend: backend ?? deployment.broker.backend,
+                eventsIn: eventsIn ?? deployment.broker.eventsIn, eventsOut: eventsOut ?? deployment[service].events),
+            keys: (keys ?? deployment.keysDirectory).map(KeyDirectory.init(path:)), insecure: insecure, logger: logger)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: broker)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("stopped")
-    }
-}
-
-/// Keeps the proxies running until graceful shutdown, then stops them.
-struct BrokerService: Service {
-    let proxies: [ZMQProxy]
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        for proxy in proxies { proxy.stop() }
     }
 }

@@ -1,0 +1,315 @@
+import CaseTracking
+import DubanTesting
+import Foundation
+import IndicatorIngest
+import Messaging
+import Notifications
+import Schema
+import ServiceKit
+import TaskRegistry
+import Testing
+
+/// PROTOCOL.md section 7 against real sockets: CURVE with a ZAP handler, principals from `User-Id`,
+/// authorization from each request's declaration, keys added and taken out while running.
+@Suite(.serialized) struct SecurityTests {
+    static let clients = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("clients")
+
+    /// The four services, in this process, each with the key directory and its own certificate.
+    struct SecuredDeployment {
+        let keys: TestKeys
+        let services: [ServiceName: InProcessService]
+
+        static func start(keys: TestKeys) async throws -> SecuredDeployment {
+            let dir = try TestSupport.temporaryDirectory()
+            let clock = ServiceClock.starting(at: Timestamp.parse("2026-11-20T10:00:00+08:00")!)
+            var services: [ServiceName: InProcessService] = [:]
+            func configure(_ deployment: inout DeploymentConfiguration) {
+                deployment.keysDirectory = keys.path
+                for (name, service) in services { deployment.endpoints[name] = service.endpoints }
+            }
+            services[.registry] = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock) {
+                configure(&$0)
+            }
+            services[.ingest] = try await InProcessService.start(IngestService.self, dataDirectory: dir, clock: clock) { configure(&$0) }
+            services[.cases] = try await InProcessService.start(CasesService.self, dataDirectory: dir, clock: clock) { configure(&$0) }
+            services[.notify] = try await InProcessService.start(NotifyService.self, dataDirectory: dir, clock: clock) { configure(&$0) }
+            return SecuredDeployment(keys: keys, services: services)
+        }
+
+        func client(_ certificate: String, _ service: ServiceName, from: String? = nil) async throws -> RPCClient {
+            try await keys.client(certificate, service, at: services[service]!.endpoints.rpc, from: from)
+        }
+
+        /// Every stream's head on every service: what a refused request must leave as it was.
+        func heads() async throws -> [String: Int] {
+            var heads: [String: Int] = [:]
+            for service in ServiceName.allCases {
+                let client = try await client("admin", service)
+                let ping = try await client.call(SystemTypes.ping, Empty())
+                await client.close()
+                for (stream, head) in ping.streams { heads["\(service.rawValue)/\(stream)"] = head }
+            }
+            return heads
+        }
+
+        func stop() async throws {
+            for service in [ServiceName.notify, .cases, .ingest, .registry] { try await services[service]?.stop() }
+        }
+    }
+
+    /// Runs Tests/clients/curve_client.py and returns its output once it has exited.
+    static func python(_ arguments: [String], whileWaiting: @escaping @Sendable () async throws -> Void = {}) async throws -> (
+        ok: Bool, output: String
+    ) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", clients.appendingPathComponent("curve_client.py").path] + arguments
+        let outputPath = "\(try TestSupport.temporaryDirectory())/curve.log"
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let read = { () -> String in (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+        // Once it is ready for an event, make some until it has exited.
+        _ = await TestSupport.eventually(timeout: .seconds(10)) { read().contains("ready") || !process.isRunning }
+        let exited = await TestSupport.eventually(timeout: .seconds(20)) {
+            if process.isRunning && read().contains("ready") { try? await whileWaiting() }
+            return ServiceProcess.reap(process, timeout: 0)
+        }
+        if !exited { process.terminate() }
+        return (exited && process.terminationStatus == 0, read())
+    }
+
+    @Test func aStrangerGetsNoReplyAndNoEventAReaderGetsBothAndAPyzmqCertificateWorksUnchanged() async throws {
+        let keys = try TestKeys.make()
+        let registry = try await ServiceProcess.start(
+            "duban-registry", arguments: ["--data-dir", try TestSupport.temporaryDirectory(), "--keys", keys.path],
+            endpoints: TestSupport.freeEndpoints(), curve: try keys.curve("office", toward: .registry))
+        let serverCertificate = keys.directory.publicCertificatePath("registry")
+        let office = try await keys.client("office", .registry, at: registry.endpoints.rpc)
+        let report: @Sendable () async throws -> Void = {
+            _ = try await office.call(
+                RegistryTypes.progressReport,
+                ProgressReportRequest(task: "8", period: "2026-10", unit: "区生态环境局", percent: 10, summary: "按计划推进"))
+        }
+
+        // A key pair made by pyzmq but never put in clients/: nothing at all.
+        let pyzmqDir = try TestSupport.temporaryDirectory()
+        let make = Process()
+        make.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        make.arguments = [
+            "python3", "-c",
+            "import zmq.auth, sys; zmq.auth.create_certificates(sys.argv[1], 'stranger'); "
+                + "zmq.auth.create_certificates(sys.argv[1], 'tool', metadata={'role': 'reader'})",
+            pyzmqDir,
+        ]
+        try make.run()
+        make.waitUntilExit()
+        #expect(make.terminationStatus == 0)
+        let stranger = try await Self.python(
+            [registry.endpoints.rpc, registry.endpoints.events, serverCertificate, "\(pyzmqDir)/stranger.key_secret", "refused"],
+            whileWaiting: report)
+        #expect(stranger.ok, "\(stranger.output)")
+
+        // The reader certificate `duban keys init` made: a reply that says curve, and events.
+        let reader = try await Self.python(
+            [registry.endpoints.rpc, registry.endpoints.events, serverCertificate, keys.directory.secretCertificatePath("reader"), "admitted"],
+            whileWaiting: report)
+        #expect(reader.ok, "\(reader.output)")
+
+        // pyzmq writes metadata only into the secret file; its public key goes into clients/ with
+        // that metadata, as czmq writes public certificates, and its secret file works unchanged.
+        let secret = try Certificate.load(path: "\(pyzmqDir)/tool.key_secret")
+        #expect(secret.metadata["role"] == "reader")
+        try Certificate(publicKey: secret.publicKey, metadata: secret.metadata).publicText.write(
+            toFile: keys.directory.clientCertificatePath("tool"), atomically: true, encoding: .utf8)
+        try await Task.sleep(for: .seconds(1))
+        let tool = try await Self.python(
+            [registry.endpoints.rpc, registry.endpoints.events, serverCertificate, "\(pyzmqDir)/tool.key_secret", "admitted"],
+            whileWaiting: report)
+        #expect(tool.ok, "\(tool.output)")
+
+        await office.close()
+        #expect(await registry.terminate() == 0)
+    }
+
+    /// A representative body for each request type: valid where a valid one is short, so that an
+    /// allowed role's request reaches its handler.
+    static let bodies: [String: JSONValue] = [
+        "progress.report": .object([
+            "task": .string("8"), "period": .string("2026-10"), "unit": .string("区生态环境局"), "percent": .number(10),
+            "summary": .string("按计划推进"),
+        ]),
+        "escalation.record": .object(["unit": .string("区城市管理局"), "level": .string("notice"), "reason": .string("进度滞后")]),
+        "case.open": .object(["source": .string("other"), "title": .string("矩阵测试问题"), "unit": .string("区城市管理局")]),
+        "silence.set": .object(["kind": .string("task.overdue"), "until": .string("2026-11-21")]),
+        "channel.set": .object([
+            "channel": .object(["name": .string("矩阵"), "kind": .string("file"), "target": .string("matrix.jsonl")])
+        ]),
+        "task.get": .object(["id": .string("8")]),
+        "reading.submit": .object([
+            "readings": .array([
+                .object([
+                    "station": .string("liuyiqiao"), "parameter": .string("nh3n"), "value": .number(0.5),
+                    "ts": .string("2026-11-20T09:00:00+08:00"),
+                ])
+            ])
+        ]),
+    ]
+
+    @Test func everyRoleMayCallExactlyWhatEachDeclarationAllowsAndARefusalChangesNothing() async throws {
+        let keys = try TestKeys.make()
+        let deployment = try await SecuredDeployment.start(keys: keys)
+        let ecology = try keys.certificate(ofUnit: "区生态环境局")
+        // (certificate, from, the role it acts with)
+        let callers: [(String, String?, Role)] = [
+            ("admin", nil, .admin), ("office", nil, .office), (ecology, nil, .unit), ("station-liuyiqiao", nil, .station),
+            ("reader", nil, .reader), ("cases", nil, .service), ("gateway", "区生态环境局", .unit), ("gateway", nil, .reader),
+            ("gateway", officeUnit, .office),
+        ]
+        let catalog: [ServiceName: [any RequestDeclaration]] = [
+            .registry: RequestCatalog.system + RequestCatalog.registry, .ingest: RequestCatalog.system + RequestCatalog.ingest,
+            .cases: RequestCatalog.system + RequestCatalog.cases, .notify: RequestCatalog.system + RequestCatalog.notify,
+        ]
+        // Every type a service answers has a declaration, hence an access rule.
+        for (service, declarations) in catalog {
+            let client = try await deployment.client("admin", service)
+            let types = try await client.call(SystemTypes.types, Empty())
+            await client.close()
+            #expect(Set(types.requests) == Set(declarations.map(\.name)), "\(service)")
+            #expect(Set(types.access?.keys.map { $0 } ?? []) == Set(types.requests), "\(service): every type has its roles")
+        }
+
+        func attempt(allowed wanted: Bool) async throws -> [String] {
+            var wrong: [String] = []
+            for (service, declarations) in catalog.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                for (certificate, from, role) in callers {
+                    let client = try await deployment.client(certificate, service, from: from)
+                    for declaration in declarations where declaration.access.allows(role) == wanted {
+                        let rpc = RPC<JSONValue, JSONValue>(declaration.name, declaration.kind, allow: declaration.access)
+                        let outcome: ErrorCode?
+                        do {
+                            _ = try await client.call(rpc, Self.bodies[declaration.name] ?? .object([:]), timeout: .seconds(5), retries: 0)
+                            outcome = nil
+                        } catch let error as ErrorBody {
+                            outcome = error.code
+                        }
+                        let denied = outcome == .permissionDenied || outcome == .unauthenticated
+                        if denied == wanted {
+                            wrong.append("\(certificate)(\(from ?? "-")) \(declaration.name): \(outcome?.rawValue ?? "ok")")
+                        }
+                    }
+                    await client.close()
+                }
+            }
+            return wrong
+        }
+        // Notify issues its first notices on its own at start: wait until nothing moves.
+        var before = try await deployment.heads()
+        while true {
+            try await Task.sleep(for: .milliseconds(700))
+            let again = try await deployment.heads()
+            if again == before { break }
+            before = again
+        }
+        let wronglyAllowed = try await attempt(allowed: false)
+        #expect(wronglyAllowed.isEmpty, "\(wronglyAllowed)")
+        let after = try await deployment.heads()
+        #expect(after == before, "a refused request changed something: \(before) → \(after)")
+        let wronglyRefused = try await attempt(allowed: true)
+        #expect(wronglyRefused.isEmpty, "\(wronglyRefused)")
+        try await deployment.stop()
+    }
+
+    @Test func aUnitActsForItselfOnlyAndFromMustBeThePrincipal() async throws {
+        let keys = try TestKeys.make()
+        let deployment = try await SecuredDeployment.start(keys: keys)
+        let construction = try keys.certificate(ofUnit: "区城乡建设局")
+        let registry = try await deployment.client(construction, .registry)
+        // Progress for another unit.
+        let forOther = try await refusal(
+            registry, RegistryTypes.progressReport,
+            ProgressReportRequest(task: "8", period: "2026-10", unit: "区城市管理局", percent: 10, summary: "代报"))
+        #expect(forOther.code == .permissionDenied && forOther.field == "body.unit", "\(forOther)")
+        // `from` naming another unit than the certificate's.
+        let spoofed = try await deployment.client(construction, .registry, from: "区城市管理局")
+        let asOther = try await refusal(spoofed, RegistryTypes.taskList, TaskListRequest())
+        #expect(asOther.code == .permissionDenied && asOther.field == "from", "\(asOther)")
+        await spoofed.close()
+        await registry.close()
+
+        // Starting a case assigned to another unit.
+        let office = try await deployment.client("office", .cases)
+        let opened = try await office.call(
+            CaseTypes.open, CaseOpenRequest(source: .other, title: "河道垃圾", unit: "区城市管理局"))
+        _ = try await office.call(CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: .assign))
+        await office.close()
+        let cases = try await deployment.client(construction, .cases)
+        let started = try await refusal(cases, CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: .start))
+        #expect(started.code == .permissionDenied, "\(started)")
+        let registered = try await refusal(cases, CaseTypes.open, CaseOpenRequest(source: .other, title: "越权登记", unit: "区城乡建设局"))
+        #expect(registered.code == .permissionDenied, "\(registered)")
+        await cases.close()
+        // The responsible unit may.
+        let city = try await deployment.client(try keys.certificate(ofUnit: "区城市管理局"), .cases)
+        let moved = try await city.call(CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: .start))
+        #expect(moved.state == .rectifying)
+        await city.close()
+
+        // A station submits for its own stations only.
+        let station = try await deployment.client("station-liuyiqiao", .ingest)
+        let foreign = try await refusal(
+            station, IngestTypes.readingSubmit,
+            ReadingSubmitRequest(readings: [
+                SubmittedReading(station: "chengzhong_air", parameter: "pm25", ts: "2026-11-20T09:00:00+08:00", value: 30)
+            ]))
+        #expect(foreign.code == .permissionDenied, "\(foreign)")
+        await station.close()
+        try await deployment.stop()
+    }
+
+    @Test func aKeyTakenOutIsRefusedWithinASecondAndAKeyAddedIsAdmittedWithoutARestart() async throws {
+        let keys = try TestKeys.make()
+        let deployment = try await SecuredDeployment.start(keys: keys)
+        let reader = try await deployment.client("reader", .registry)
+        _ = try await reader.call(SystemTypes.ping, Empty())
+        let readerKey = try keys.directory.publicCertificate("reader")
+        try FileManager.default.removeItem(atPath: keys.directory.clientCertificatePath("reader"))
+        let refused = await TestSupport.eventually(timeout: .seconds(1)) {
+            (try? await refusal(reader, SystemTypes.ping, Empty()))?.code == .unauthenticated
+        }
+        #expect(refused, "the open connection's next request was not refused within a second")
+        await reader.close()
+        // Kept out for good: a copy restored from a backup is not admitted again.
+        #expect(await TestSupport.eventually(timeout: .seconds(3)) { keys.directory.revokedKeys().contains(readerKey.publicKey) })
+
+        // A key added is admitted within a second.
+        let pair = try ZMQCurve.generateKeyPair()
+        let added = Certificate(publicKey: pair.publicKey, secretKey: pair.secretKey, metadata: ["role": "reader"])
+        try added.publicText.write(toFile: keys.directory.clientCertificatePath("late"), atomically: true, encoding: .utf8)
+        // libzmq does not reconnect after a refused handshake, so each try is a new connection.
+        let registryKey = try keys.directory.publicCertificate("registry").publicKey
+        let endpoint = deployment.services[.registry]!.endpoints.rpc
+        let admitted = await TestSupport.eventually(timeout: .seconds(1)) {
+            let late = try? await RPCClient.connect(
+                to: endpoint, curve: .client(serverKey: registryKey, publicKey: pair.publicKey, secretKey: pair.secretKey))
+            let answered = (try? await late?.call(SystemTypes.ping, Empty(), timeout: .milliseconds(200), retries: 0)) != nil
+            await late?.close()
+            return answered
+        }
+        #expect(admitted, "a key added was not admitted within a second")
+        try await deployment.stop()
+    }
+
+    @Test func aServiceWithoutKeysRefusesToListenBeyondLoopback() async throws {
+        let port = TestSupport.freePort()
+        let process = try await ServiceProcess.start(
+            "duban-registry", arguments: ["--data-dir", try TestSupport.temporaryDirectory()],
+            endpoints: Endpoints(rpc: "tcp://0.0.0.0:\(port)", events: "tcp://127.0.0.1:\(TestSupport.freePort())"), waitForPing: false)
+        #expect(await process.waitForExit())
+        #expect(process.terminationStatus != 0)
+        #expect(process.log.contains("tcp://0.0.0.0:\(port)") && process.log.contains("--keys"), "\(process.log)")
+    }
+}
