@@ -18,14 +18,16 @@ final class Deliverer: Sendable {
     let rules: NotifyRules
     let clock: ServiceClock
     let logger: Logger
+    let policy: ChannelPolicy
     let http: HTTPClient
     private let sent = Mutex<[String: [Date]]>([:])
 
-    init(store: ServiceStore, rules: NotifyRules, clock: ServiceClock, logger: Logger) {
+    init(store: ServiceStore, rules: NotifyRules, clock: ServiceClock, logger: Logger, policy: ChannelPolicy) {
         self.store = store
         self.rules = rules
         self.clock = clock
         self.logger = logger
+        self.policy = policy
         // The process-wide client: it needs no shutdown, so a service that fails to start cannot leak one.
         http = HTTPClient.shared
     }
@@ -131,16 +133,11 @@ final class Deliverer: Sendable {
         do {
             let body = try Self.payload(notices, delivery: delivery, unit: unit, channel: channel)
             if channel.kind == .file {
-                let url = URL(fileURLWithPath: channel.target)
-                if !FileManager.default.fileExists(atPath: url.path) {
-                    try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-                    _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+                do throws(FileChannelDirectory.Refusal) {
+                    try policy.files.append(body + Data("\n".utf8), to: channel.target)
+                } catch {
+                    return Result(ok: false, status: nil, error: error.message)
                 }
-                let handle = try FileHandle(forWritingTo: url)
-                defer { try? handle.close() }
-                try handle.seekToEnd()
-                try handle.write(contentsOf: body + Data("\n".utf8))
-                try handle.synchronize()
                 return Result(ok: true, status: nil, error: nil)
             }
             var request = HTTPClientRequest(url: channel.target)

@@ -23,6 +23,7 @@ public struct NotifyService: DubanService {
     let peers: PeerClients
     let deployment: DeploymentConfiguration
     let deliverer: Deliverer
+    let policy: ChannelPolicy
 
     public static func migrations(_ migrator: inout DatabaseMigrator) {
         NotifyStore.migrations(&migrator)
@@ -46,7 +47,15 @@ public struct NotifyService: DubanService {
                 client: peers[.registry], events: context.deployment[.registry].events, store: store, logger: context.logger),
             ingest: peers[.ingest], logger: context.logger)
         await directory.registry.prime()
-        deliverer = Deliverer(store: store, rules: rules, clock: clock, logger: logger)
+        policy = try ChannelPolicy(deployment: context.deployment)
+        do {
+            try policy.files.prepare()
+        } catch {
+            // Not fatal: file channels are refused (`unavailable`) until the directory can be made.
+            logger.warning(
+                "file channel directory unavailable", metadata: ["notify.fileChannelDir": "\(policy.files.path)", "error": "\(error)"])
+        }
+        deliverer = Deliverer(store: store, rules: rules, clock: clock, logger: logger, policy: policy)
     }
 
     public func backgroundServices() -> [any Service] {
@@ -133,13 +142,13 @@ public struct NotifyService: DubanService {
 
     public func register(_ handlers: inout HandlerTable) {
         let clock = self.clock
-        let deployment = self.deployment
+        let policy = self.policy
 
         handlers.on(NotifyTypes.channelList) { _, context in
             ListReply(items: try ChannelStore.all(try context.store))
         }
         handlers.on(NotifyTypes.channelSet) { request, context in
-            if request.remove != true { try ChannelStore.validate(request.channel) }
+            if request.remove != true { try await policy.validate(request.channel) }
             return try await context.write { db, events in
                 let removed = request.remove ?? false
                 if removed {
@@ -336,27 +345,6 @@ enum ChannelStore {
     static func all(_ db: Database) throws -> [Channel] {
         try Data.fetchAll(db, sql: "SELECT definition FROM channels ORDER BY name").map {
             try WireCoding.decoder().decode(Channel.self, from: $0)
-        }
-    }
-
-    /// Refuses a channel that could never deliver.
-    static func validate(_ channel: Channel) throws {
-        guard !channel.name.trimmingCharacters(in: .whitespaces).isEmpty else {
-            throw ErrorBody.invalidArgument("渠道须有名称（name）", field: "body.channel.name")
-        }
-        switch channel.kind {
-        case .webhook, .wecom, .dingtalk:
-            guard let url = URL(string: channel.target), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
-                throw ErrorBody.invalidArgument(
-                    "\(channel.kind.rawValue) 渠道的 target 应为 http(s) 地址", field: "body.channel.target")
-            }
-        case .file:
-            guard channel.target.hasPrefix("/") else {
-                throw ErrorBody.invalidArgument("file 渠道的 target 应为绝对文件路径", field: "body.channel.target")
-            }
-        }
-        if let rate = channel.ratePerMinute, rate < 1 {
-            throw ErrorBody.invalidArgument("rate_per_minute 至少为 1", field: "body.channel.rate_per_minute")
         }
     }
 }

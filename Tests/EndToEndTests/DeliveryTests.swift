@@ -56,7 +56,9 @@ import Testing
                 path: "\(directory)/notify.sqlite", stream: "notify", origin: "notify", migrations: NotifyService.migrations)
             var rules = NotifyRules()
             rules.retryBaseSeconds = retryBaseSeconds
-            deliverer = Deliverer(store: store, rules: rules, clock: ServiceClock(), logger: Logger(label: "test.delivery"))
+            let policy = ChannelPolicy(files: FileChannelDirectory(path: "\(directory)/channels"))
+            try policy.files.prepare()
+            deliverer = Deliverer(store: store, rules: rules, clock: ServiceClock(), logger: Logger(label: "test.delivery"), policy: policy)
             channel = Schema.Channel(name: "水环境群", kind: .webhook, target: "http://127.0.0.1:\(port)/hook")
             let definition = try WireCoding.encode(channel)
             try store.pool.write { db in
@@ -165,5 +167,41 @@ import Testing
         #expect(received.map(\.notices) == [[first], [first], [second]])
         #expect(received[0].delivery == received[1].delivery)
         #expect(try await restarted.log().map(\.notices) == [[first], [second]])
+    }
+
+    @Test func aFileTargetThatALinkPlantedLaterLeadsOutOfTheDirectoryIsAFailedDeliveryAndNoWrite() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let outside = try TestSupport.temporaryDirectory()
+        let fixture = try Fixture(directory: dir, port: TestSupport.freePort())
+        let file = Schema.Channel(name: "台账文件", kind: .file, target: "eco/notices.jsonl")
+        try fixture.deliverer.policy.files.validate(file.target)
+        try await fixture.store.pool.write { db in
+            try db.execute(sql: "DELETE FROM channels")
+            try db.execute(
+                sql: "INSERT INTO channels (name, definition, updated_at) VALUES (?, ?, ?)",
+                arguments: [file.name, try WireCoding.encode(file), Timestamp.now()])
+        }
+        func issue(_ title: String) async throws -> String {
+            try await fixture.store.write { db, events in
+                try NotifyStore.issue(
+                    [
+                        NoticeDraft(
+                            kind: .indicatorBreach, severity: .warning, units: ["区生态环境局"], title: title, text: title,
+                            refs: NoticeRefs(), dedupKey: "test:\(title)")
+                    ], db: db, events: &events, now: Date(), channels: [file])
+            }[0].id
+        }
+        let first = try await issue("第一条")
+        try await fixture.deliverer.deliverDue()
+        #expect(try String(contentsOfFile: "\(dir)/channels/eco/notices.jsonl", encoding: .utf8).contains(first))
+        // Someone with access to the directory swaps `eco` for a link out of it.
+        try FileManager.default.removeItem(atPath: "\(dir)/channels/eco")
+        try FileManager.default.createSymbolicLink(atPath: "\(dir)/channels/eco", withDestinationPath: outside)
+        let second = try await issue("第二条")
+        try await fixture.deliverer.deliverDue()
+        let log = try await fixture.log()
+        #expect(log.map(\.ok) == [true, false])
+        #expect(log.last?.notices == [second] && log.last?.error?.contains("渠道目录之外") == true, "\(log)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty, "nothing was written outside")
     }
 }
