@@ -24,6 +24,7 @@ public struct NotifyService: DubanService {
     let deployment: DeploymentConfiguration
     let deliverer: Deliverer
     let policy: ChannelPolicy
+    let webhooks: WebhookClient
 
     public static func migrations(_ migrator: inout DatabaseMigrator) {
         NotifyStore.migrations(&migrator)
@@ -55,7 +56,8 @@ public struct NotifyService: DubanService {
             logger.warning(
                 "file channel directory unavailable", metadata: ["notify.fileChannelDir": "\(policy.files.path)", "error": "\(error)"])
         }
-        deliverer = Deliverer(store: store, rules: rules, clock: clock, logger: logger, policy: policy)
+        webhooks = WebhookClient()
+        deliverer = Deliverer(store: store, rules: rules, clock: clock, logger: logger, policy: policy, webhooks: webhooks)
     }
 
     public func backgroundServices() -> [any Service] {
@@ -134,6 +136,8 @@ public struct NotifyService: DubanService {
                     }
                 }
             })
+        // Before the deliveries, so that it stops after them (a group stops in reverse order).
+        services.append(webhooks)
         services.append(
             PeriodicTask(name: "delivery", interval: .milliseconds(200), logger: logger) { [deliverer] in try await deliverer.deliverDue() }
         )

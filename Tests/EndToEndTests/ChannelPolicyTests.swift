@@ -1,12 +1,81 @@
 import DubanTesting
 import Foundation
 import Schema
+import ServiceKit
 import Testing
 
 @testable import Notifications
 
-/// What a channel may reach, without a service: the file channels' directory against links planted in it.
+/// What a channel may reach, without a service: addresses and networks, the allow-list, and the
+/// file channels' directory against links planted in it.
 @Suite struct ChannelPolicyTests {
+    @Test func addressesAreReadStrictlyAndPrivateOnesKnownInEverySpelling() throws {
+        #expect(IPAddress("127.1") == nil, "inet_aton's shortcuts are names, resolved and checked, not addresses")
+        #expect(IPAddress("0x7f000001") == nil)
+        #expect(IPAddress("127.0.0.1")?.isRestricted == true)
+        #expect(IPAddress("::ffff:127.0.0.1") == IPAddress("127.0.0.1"), "an IPv4-mapped address is the IPv4 address")
+        #expect(IPAddress("64:ff9b::a00:1") == IPAddress("10.0.0.1"), "a NAT64 address is the IPv4 address it carries")
+        for restricted in [
+            "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "::",
+            "fc00::1", "fd12:3456::1", "fe80::1", "[::1]", "224.0.0.1",
+        ] {
+            #expect(IPAddress(restricted)?.isRestricted == true, "\(restricted)")
+        }
+        for open in ["8.8.8.8", "172.32.0.1", "101.226.1.1", "2400:da00::1"] {
+            #expect(IPAddress(open)?.isRestricted == false, "\(open)")
+        }
+        #expect(CIDR("10.0.0.0/8")?.contains(IPAddress("10.200.0.1")!) == true)
+        #expect(CIDR("10.0.0.0/8")?.contains(IPAddress("11.0.0.1")!) == false)
+        #expect(CIDR("127.0.0.1")?.contains(IPAddress("127.0.0.1")!) == true, "a bare address is a /32")
+        #expect(CIDR("127.0.0.1")?.contains(IPAddress("127.0.0.2")!) == false)
+        #expect(CIDR("fd00::/8")?.contains(IPAddress("fd12::1")!) == true)
+        #expect(CIDR("::ffff:10.0.0.0/104")?.contains(IPAddress("10.9.9.9")!) == true)
+        #expect(CIDR("10.0.0.0/33") == nil && CIDR("10.0.0.0/x") == nil && CIDR("example.com/8") == nil)
+    }
+
+    @Test func theAllowListTakesNamesByNameAndAddressesByNetwork() throws {
+        let robots = try WebhookAllowList(WebhookAllowList.defaultEntries)
+        func target(_ url: String) throws -> WebhookTarget { try #require(WebhookTarget(url), "\(url)") }
+
+        try robots.check(target("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc"))
+        try robots.check(target("https://OAPI.DingTalk.com./robot/send?access_token=abc"))
+        #expect(throws: WebhookRefusal.hostNotAllowed("evil.example")) { try robots.check(target("https://evil.example/hook")) }
+        #expect(throws: WebhookRefusal.self) { try robots.check(target("http://127.0.0.1:8080/hook")) }
+        #expect(throws: WebhookRefusal.self) { try robots.check(target("http://[::1]:8080/hook")) }
+        #expect(throws: WebhookRefusal.self) { try robots.check(target("http://8.8.8.8/hook")) }
+        // A listed name that resolves to a private address is refused...
+        let robot = try target("https://qyapi.weixin.qq.com/send")
+        #expect(throws: WebhookRefusal.addressNotAllowed("qyapi.weixin.qq.com", IPAddress("10.0.0.7")!)) {
+            try robots.check(robot, addresses: [IPAddress("101.226.1.1")!, IPAddress("10.0.0.7")!])
+        }
+        try robots.check(robot, addresses: [IPAddress("101.226.1.1")!])
+        // ... unless a CIDR on the list covers that address.
+        let inside = try WebhookAllowList(["qyapi.weixin.qq.com", "10.0.0.0/24", "127.0.0.1/32"])
+        try inside.check(robot, addresses: [IPAddress("10.0.0.7")!])
+        try inside.check(target("http://127.0.0.1:9000/hook"))
+        #expect(throws: WebhookRefusal.self) { try inside.check(target("http://127.0.0.2:9000/hook")) }
+        // A name not on the list is refused, whatever it resolves to.
+        #expect(throws: WebhookRefusal.self) { try inside.check(target("http://hooks.internal/x")) }
+
+        #expect(throws: ConfigurationError.self) { try WebhookAllowList(["10.0.0.0/40"]) }
+        #expect(throws: ConfigurationError.self) { try WebhookAllowList(["http://example.com"]) }
+        #expect(try WebhookAllowList([]).hosts.isEmpty, "an empty list allows nothing")
+    }
+
+    @Test func aTargetIsParsedAsTheHTTPClientParsesItAndPinnedToTheCheckedAddress() throws {
+        #expect(WebhookTarget("http://qyapi.weixin.qq.com@127.0.0.1/hook") == nil, "credentials in the address are refused")
+        #expect(WebhookTarget("http://user:pw@example.com/hook") == nil)
+        #expect(WebhookTarget("ftp://example.com/hook") == nil && WebhookTarget("not a url") == nil)
+        let named = try #require(WebhookTarget("http://hooks.example:8080/a/b?key=k#f"))
+        #expect(named.host == "hooks.example" && named.port == 8080 && named.address == nil)
+        #expect(named.pinned(to: IPAddress("203.0.113.5")!) == "http://203.0.113.5:8080/a/b?key=k#f")
+        #expect(named.pinned(to: IPAddress("2001:db8::5")!) == "http://[2001:db8::5]:8080/a/b?key=k#f")
+        #expect(named.authority == "hooks.example:8080")
+        let literal = try #require(WebhookTarget("http://[::1]/hook"))
+        #expect(literal.address == IPAddress("::1") && literal.port == 80 && literal.authority == "[::1]")
+        #expect(WebhookTarget("https://oapi.dingtalk.com/robot/send")?.authority == "oapi.dingtalk.com")
+    }
+
     @Test func fileTargetsStayInsideTheDirectoryThroughLinksPlantedAtAnyTime() throws {
         let root = try TestSupport.temporaryDirectory()
         let outside = try TestSupport.temporaryDirectory()

@@ -6,7 +6,8 @@ import Schema
 import ServiceKit
 import Testing
 
-/// `channel.set` through the real service: file targets confined to their directory.
+/// `channel.set` through the real service: file targets confined to their directory, webhooks to
+/// the allow-list.
 @Suite(.serialized) struct NotifyChannelTests {
     func refusal(_ client: RPCClient, _ channel: Channel) async -> ErrorBody? {
         do {
@@ -17,10 +18,11 @@ import Testing
         }
     }
 
-    @Test func fileTargetsStayInTheirDirectory() async throws {
+    @Test func fileTargetsStayInTheirDirectoryAndWebhooksReachOnlyAllowedHosts() async throws {
         let dir = try TestSupport.temporaryDirectory()
         let outside = try TestSupport.temporaryDirectory()
-        let notify = try await InProcessService.start(NotifyService.self, dataDirectory: dir)
+        // The allow-list names `localhost` but no network: a name is not enough to reach loopback.
+        let notify = try await InProcessService.start(NotifyService.self, dataDirectory: dir) { $0.notifyWebhookAllow = ["localhost"] }
         let office = try await RPCClient.connect(to: notify.endpoints.rpc, from: officeUnit)
         let channels = "\(dir)/channels"
         #expect(FileManager.default.fileExists(atPath: channels), "the default directory is made at start")
@@ -36,6 +38,17 @@ import Testing
             as: ListReply<Channel>.self)
         #expect(stored.items.map(\.target) == ["eco/notices.jsonl"])
         #expect(!FileManager.default.fileExists(atPath: "\(channels)/eco"), "nothing is made until a delivery")
+
+        for target in [
+            "http://127.0.0.1:9/hook", "http://[::1]:9/hook", "http://169.254.169.254/latest/meta-data", "http://localhost:9/hook",
+            "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k", "http://qyapi.weixin.qq.com@127.0.0.1/hook",
+        ] {
+            let error = await refusal(office, Channel(name: "机器人", kind: .wecom, target: target))
+            #expect(error?.code == .invalidArgument && error?.field == "body.channel.target", "\(target): \(String(describing: error))")
+        }
+        #expect(
+            await refusal(office, Channel(name: "机器人", kind: .webhook, target: "http://localhost:9/hook"))?.message.contains("回环") == true,
+            "a listed name resolving to loopback is refused for its address")
         let ping = try await office.call(SystemTypes.ping, Empty(), as: PingReply.self)
         #expect(ping.streams["notify"] == 1, "refusals change nothing and publish nothing")
         await office.close()

@@ -43,6 +43,8 @@ import Testing
                 $0.endpoints[.registry] = registry.endpoints
                 $0.endpoints[.ingest] = ingest.endpoints
                 $0.endpoints[.cases] = cases.endpoints
+                // The receiver is on loopback: only a CIDR in the allow-list lets a webhook reach it.
+                $0.notifyWebhookAllow = ["127.0.0.1/32"]
             }
         }
         var notify = try await startNotify()
