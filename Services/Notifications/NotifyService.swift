@@ -148,25 +148,34 @@ public struct NotifyService: DubanService {
         let clock = self.clock
         let policy = self.policy
 
+        // Reads and the event show channels with their secrets masked; the stored definition keeps them.
         handlers.on(NotifyTypes.channelList) { _, context in
-            ListReply(items: try ChannelStore.all(try context.store))
+            ListReply(items: try ChannelStore.all(try context.store).map(ChannelSecrets.redacted))
         }
         handlers.on(NotifyTypes.channelSet) { request, context in
-            if request.remove != true { try await policy.validate(request.channel) }
-            return try await context.write { db, events in
-                let removed = request.remove ?? false
+            let removed = request.remove ?? false
+            var channel = request.channel
+            if !removed {
+                // A target sent back as a read showed it (`key=***`) keeps the stored key.
+                let stored = try await context.store.pool.read { try ChannelStore.named(request.channel.name, $0) }
+                channel = try ChannelSecrets.restoring(channel, from: stored)
+                try await policy.validate(channel)
+            }
+            return try await context.write { [channel] db, events in
                 if removed {
-                    try db.execute(sql: "DELETE FROM channels WHERE name = ?", arguments: [request.channel.name])
+                    try db.execute(sql: "DELETE FROM channels WHERE name = ?", arguments: [channel.name])
                     guard db.changesCount > 0 else {
-                        throw ErrorBody.notFound("没有渠道 \(ErrorBody.quote(request.channel.name))", field: "body.channel.name")
+                        throw ErrorBody.notFound("没有渠道 \(ErrorBody.quote(channel.name))", field: "body.channel.name")
                     }
                 } else {
                     try db.execute(
                         sql: "INSERT OR REPLACE INTO channels (name, definition, updated_at) VALUES (?, ?, ?)",
-                        arguments: [request.channel.name, try WireCoding.canonical(request.channel), Timestamp.now()])
+                        arguments: [channel.name, try WireCoding.canonical(channel), Timestamp.now()])
                 }
-                try events.emit(NotifyTypes.channelUpdated, ChannelUpdated(channel: request.channel, removed: removed, by: context.from))
-                return ListReply(items: try ChannelStore.all(db))
+                try events.emit(
+                    NotifyTypes.channelUpdated,
+                    ChannelUpdated(channel: ChannelSecrets.redacted(channel), removed: removed, by: context.from))
+                return ListReply(items: try ChannelStore.all(db).map(ChannelSecrets.redacted))
             }
         }
 
@@ -348,6 +357,13 @@ enum ChannelStore {
 
     static func all(_ db: Database) throws -> [Channel] {
         try Data.fetchAll(db, sql: "SELECT definition FROM channels ORDER BY name").map {
+            try WireCoding.decoder().decode(Channel.self, from: $0)
+        }
+    }
+
+    /// The channel of that name as stored, secrets included.
+    static func named(_ name: String, _ db: Database) throws -> Channel? {
+        try Data.fetchOne(db, sql: "SELECT definition FROM channels WHERE name = ?", arguments: [name]).map {
             try WireCoding.decoder().decode(Channel.self, from: $0)
         }
     }

@@ -6,8 +6,8 @@ import Testing
 
 @testable import Notifications
 
-/// What a channel may reach, without a service: addresses and networks, the allow-list, and the
-/// file channels' directory against links planted in it.
+/// What a channel may reach, without a service: addresses and networks, the allow-list, secrets in
+/// targets, and the file channels' directory against links planted in it.
 @Suite struct ChannelPolicyTests {
     @Test func addressesAreReadStrictlyAndPrivateOnesKnownInEverySpelling() throws {
         #expect(IPAddress("127.1") == nil, "inet_aton's shortcuts are names, resolved and checked, not addresses")
@@ -74,6 +74,28 @@ import Testing
         let literal = try #require(WebhookTarget("http://[::1]/hook"))
         #expect(literal.address == IPAddress("::1") && literal.port == 80 && literal.authority == "[::1]")
         #expect(WebhookTarget("https://oapi.dingtalk.com/robot/send")?.authority == "oapi.dingtalk.com")
+    }
+
+    @Test func secretsInATargetAreMaskedAndABodySentBackWithTheMaskKeepsThem() throws {
+        let wecom = Channel(name: "办公室群", kind: .wecom, target: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc-123&debug=1")
+        #expect(ChannelSecrets.redacted(wecom).target == "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=***&debug=1")
+        #expect(
+            ChannelSecrets.redact("https://oapi.dingtalk.com/robot/send?access_token=t0k&timestamp=1700000000000&sign=c2ln&Secret=s")
+                == "https://oapi.dingtalk.com/robot/send?access_token=***&timestamp=1700000000000&sign=***&Secret=***")
+        #expect(ChannelSecrets.redact("https://example.com/hook") == "https://example.com/hook")
+        let file = Channel(name: "f", kind: .file, target: "key=abc.jsonl")
+        #expect(ChannelSecrets.redacted(file) == file)
+
+        // Sent back as read, with another unit: the stored key stays.
+        var edited = ChannelSecrets.redacted(wecom)
+        edited.units = ["区生态环境局"]
+        let restored = try ChannelSecrets.restoring(edited, from: wecom)
+        #expect(restored.target == wecom.target && restored.units == ["区生态环境局"])
+        // The mask is never stored: not for a new channel, not for another address.
+        #expect(throws: ErrorBody.self) { try ChannelSecrets.restoring(edited, from: nil) }
+        var moved = edited
+        moved.target = "https://evil.example/cgi-bin/webhook/send?key=***"
+        #expect(throws: ErrorBody.self) { try ChannelSecrets.restoring(moved, from: wecom) }
     }
 
     @Test func fileTargetsStayInsideTheDirectoryThroughLinksPlantedAtAnyTime() throws {
