@@ -30,6 +30,7 @@ public struct NotifyService: DubanService {
         NotifyStore.migrations(&migrator)
         NotifyStore.laggingMigration(&migrator)
         NotifyStore.sealedDigestsMigration(&migrator)
+        NotifyStore.noticeAcksMigration(&migrator)
     }
 
     public init(context: ServiceContext) async throws {
@@ -122,7 +123,7 @@ public struct NotifyService: DubanService {
                             sql: "INSERT OR IGNORE INTO schedule_runs (job, period, ran_at) VALUES (?, 'once', ?)",
                             arguments: [draft.dedupKey, Timestamp.format(now)])
                     }
-                    // Deliver again what nobody acknowledged within the repeat interval.
+                    // Deliver again what not every unit acknowledged within the repeat interval.
                     let stale = try Row.fetchAll(
                         db, sql: "SELECT id FROM notices WHERE state = 'open' AND last_sent_at < ?",
                         arguments: [now.timeIntervalSince1970 - rules.repeatIntervalHours * 3600])
@@ -132,7 +133,8 @@ public struct NotifyService: DubanService {
                         try db.execute(
                             sql: "UPDATE notices SET repeats = repeats + 1, last_sent_at = ? WHERE id = ?",
                             arguments: [now.timeIntervalSince1970, notice.id])
-                        try NotifyStore.enqueue(notice, db: db, now: now, channels: channels)
+                        // Only the units that have not acknowledged it are reminded.
+                        try NotifyStore.enqueue(notice, to: notice.pendingUnits, db: db, now: now, channels: channels)
                     }
                 }
             })
@@ -197,24 +199,14 @@ public struct NotifyService: DubanService {
         }
 
         handlers.on(NotifyTypes.noticeAck) { request, context in
-            guard let who = context.from, !who.isEmpty else {
-                throw ErrorBody.invalidArgument("请在 from 中注明由哪个单位确认", field: "from")
-            }
+            let unit = try acknowledgingUnit(context)
             let now = clock.now()
             return try await context.write { db, events in
-                guard let notice = try NotifyStore.fetch(db, id: request.id) else {
-                    throw ErrorBody.notFound("没有通知 \(ErrorBody.quote(request.id))", field: "body.id")
-                }
-                guard notice.state == .open || notice.state == .silenced else {
-                    throw ErrorBody.conflict(
-                        "通知 \(notice.id) 的状态为 \(notice.state.rawValue)\(notice.ackBy.map { "（确认单位：\($0)）" } ?? "")，不能再确认", field: "body.id")
-                }
-                try db.execute(
-                    sql: "UPDATE notices SET state = 'acknowledged', ack_by = ?, ack_comment = ?, ack_at = ? WHERE id = ?",
-                    arguments: [who, request.comment, Timestamp.format(now), notice.id])
-                let acknowledged = try NotifyStore.fetch(db, id: notice.id)!
-                try events.emit(NotifyTypes.noticeAcknowledged, acknowledged)
-                return acknowledged
+                let (notice, ack) = try NotifyStore.acknowledge(
+                    db, id: request.id, unit: unit, by: context.from ?? unit, comment: request.comment, now: now,
+                    channels: try ChannelStore.all(db))
+                if let ack { try events.emit(NotifyTypes.noticeAcknowledged, NoticeAcknowledged(notice: notice, ack: ack)) }
+                return notice
             }
         }
 
@@ -274,6 +266,20 @@ public struct NotifyService: DubanService {
             try await Reports.generate(request, peers: peers)
         }
     }
+}
+
+/// The unit on whose behalf a request acknowledges a notice: each unit acknowledges for itself, and
+/// only notices addressed to it (the office, `专项工作组办公室`, likewise: for itself, where it is
+/// addressed, never for another unit).
+///
+/// Today this is the envelope's `from`, which PROTOCOL.md calls informative until CURVE
+/// authentication is on. This is the one place to change when it is: the authenticated principal's
+/// unit (the unit for `unit`, `专项工作组办公室` for `office`) wins over `from`.
+func acknowledgingUnit(_ context: RequestContext) throws -> String {
+    guard let from = context.from?.trimmingCharacters(in: .whitespaces), !from.isEmpty else {
+        throw ErrorBody.invalidArgument("请在 from 中注明由哪个单位签收", field: "from")
+    }
+    return from
 }
 
 /// Follows one service's events from the cursor stored here, and turns each into notices in the
