@@ -262,7 +262,8 @@ struct Channels: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
         @Argument(help: "Channel name.") var name: String
         @Option(help: "webhook, wecom, dingtalk or file.") var kind: String
-        @Option(help: "URL for webhooks, absolute path for file.") var target: String
+        @Option(help: "URL for webhooks (its host on notify.webhookAllow); for file, a path inside notify.fileChannelDir.")
+        var target: String
         @Option(help: "Units whose notices go here (repeatable; none = all).") var unit: [String] = []
         @Option(help: "Messages a minute the receiver accepts.") var rate: Int?
 

@@ -182,7 +182,9 @@ struct Keys: AsyncParsableCommand {
                 rows.append([name, "无法读取", "", "", ""])
                 continue
             }
-            let role = certificate.metadata["role"].flatMap(Role.init(rawValue:))?.chineseName ?? "（无效：\(certificate.metadata["role"] ?? "缺少 role")）"
+            let role =
+                certificate.metadata["role"].flatMap(Role.init(rawValue:))?.chineseName
+                ?? "（无效：\(certificate.metadata["role"] ?? "缺少 role")）"
             let who =
                 certificate.metadata["unit"] ?? certificate.metadata["stations"] ?? certificate.metadata["instance"]
                 ?? certificate.metadata["service"] ?? ""

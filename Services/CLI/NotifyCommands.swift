@@ -23,11 +23,13 @@ struct Notices: AsyncParsableCommand {
         @Option(help: "Issued at or after (RFC 3339).") var since: String?
         @Option(help: "Task id.") var task: String?
         @Option(help: "Text to find.") var q: String?
+        @Option(help: "Only notices this unit has still to acknowledge.") var pendingUnit: String?
 
         func run() async throws {
             try await options.withClient(for: .notify) { client in
                 let reply = try await perform(
-                    client, NotifyTypes.noticeList, NoticeListRequest(unit: unit, kind: kind, since: since, state: state, q: q, task: task),
+                    client, NotifyTypes.noticeList,
+                    NoticeListRequest(unit: unit, kind: kind, since: since, state: state, q: q, task: task, pendingUnit: pendingUnit),
                     as: ListReply<Notice>.self,
                     options: options)
                 if options.json { return try printJSON(reply.items) }
@@ -68,6 +70,11 @@ struct Notices: AsyncParsableCommand {
                         + "\(notice.ackBy.map { "  确认 \($0) \(notice.ackComment ?? "")" } ?? "")"
                 )
                 print("  \(notice.text)")
+                for ack in notice.acks {
+                    let by = ack.by.map { $0 == ack.unit ? "" : "（\($0)）" } ?? ""
+                    print("  签收 \(ack.unit)\(by)  \(String(ack.at.prefix(16)))  \(ack.comment ?? "")")
+                }
+                if !notice.pendingUnits.isEmpty { print("  待签收 \(notice.pendingUnits.joined(separator: "、"))") }
                 print(
                     TextTable.render(
                         header: ["投递", "渠道", "单位", "第几次", "时间", "结果"],
@@ -82,7 +89,8 @@ struct Notices: AsyncParsableCommand {
     }
 
     struct Ack: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Acknowledge a notice (stops its repeats).")
+        static let configuration = CommandConfiguration(
+            abstract: "Acknowledge a notice for your unit (--as): its repeats stop for that unit.")
         @OptionGroup var options: GlobalOptions
         @Argument(help: "Notice id.") var id: String
         @Option(help: "Comment.") var comment: String?
@@ -92,7 +100,8 @@ struct Notices: AsyncParsableCommand {
                 let notice = try await perform(
                     client, NotifyTypes.noticeAck, NoticeAckRequest(id: id, comment: comment), as: Notice.self, options: options)
                 if options.json { return try printJSON(notice) }
-                print("\(notice.id)：已由\(notice.ackBy ?? "")确认")
+                let done = notice.acknowledged ? "各单位均已签收" : "尚待签收：\(notice.pendingUnits.joined(separator: "、"))"
+                print("\(notice.id)：已签收（\(notice.acks.map(\.unit).joined(separator: "、"))）；\(done)")
             }
         }
     }

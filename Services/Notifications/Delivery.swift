@@ -18,16 +18,23 @@ final class Deliverer: Sendable {
     let rules: NotifyRules
     let clock: ServiceClock
     let logger: Logger
-    let http: HTTPClient
+    let policy: ChannelPolicy
+    /// The service's own HTTP client (no redirects), run and shut down by the service group.
+    let webhooks: WebhookClient
     private let sent = Mutex<[String: [Date]]>([:])
 
-    init(store: ServiceStore, rules: NotifyRules, clock: ServiceClock, logger: Logger) {
+    /// How long a delivery waits for its target's host to resolve.
+    static let resolveTimeout: Duration = .seconds(5)
+    /// The most of a receiver's answer read: enough for a robot's `errcode`; nothing of it is kept.
+    static let responseLimit = 64 * 1024
+
+    init(store: ServiceStore, rules: NotifyRules, clock: ServiceClock, logger: Logger, policy: ChannelPolicy, webhooks: WebhookClient) {
         self.store = store
         self.rules = rules
         self.clock = clock
         self.logger = logger
-        // The process-wide client: it needs no shutdown, so a service that fails to start cannot leak one.
-        http = HTTPClient.shared
+        self.policy = policy
+        self.webhooks = webhooks
     }
 
     /// Messages a minute a channel takes.
@@ -46,6 +53,8 @@ final class Deliverer: Sendable {
     /// One round: every due digest that its channel's rate allows, channels side by side (at most
     /// `concurrentChannels` at once), each channel's digests in order.
     func deliverDue() async throws {
+        // Until the HTTP client runs (the first moments of a start, the last of a stop), nothing is attempted.
+        guard webhooks.current != nil else { return }
         let now = clock.now()
         let (due, channels) = try await store.pool.read { db -> ([DueDigest], [String: Schema.Channel]) in
             let rows = try Row.fetchAll(
@@ -131,38 +140,73 @@ final class Deliverer: Sendable {
         do {
             let body = try Self.payload(notices, delivery: delivery, unit: unit, channel: channel)
             if channel.kind == .file {
-                let url = URL(fileURLWithPath: channel.target)
-                if !FileManager.default.fileExists(atPath: url.path) {
-                    try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-                    _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+                do throws(FileChannelDirectory.Refusal) {
+                    try policy.files.append(body + Data("\n".utf8), to: channel.target)
+                } catch {
+                    return Result(ok: false, status: nil, error: error.message)
                 }
-                let handle = try FileHandle(forWritingTo: url)
-                defer { try? handle.close() }
-                try handle.seekToEnd()
-                try handle.write(contentsOf: body + Data("\n".utf8))
-                try handle.synchronize()
                 return Result(ok: true, status: nil, error: nil)
             }
-            var request = HTTPClientRequest(url: channel.target)
+            return await post(body, delivery: delivery, channel: channel)
+        } catch {
+            logger.debug("delivery attempt failed", metadata: ["delivery.id": "\(delivery)", "error": "\(error)"])
+            return Result(ok: false, status: nil, error: Self.describe(error))
+        }
+    }
+
+    /// POSTs a payload to a webhook-like channel, after checking its host against the allow-list and
+    /// every address it resolves to now.
+    ///
+    /// Plain HTTP goes to the address that was checked (the URL aimed at it, `Host` naming the host),
+    /// so a second lookup cannot lead elsewhere. HTTPS connects by name, as its certificate requires;
+    /// a DNS answer that changed between the check and the client's own lookup (DNS rebinding) is the
+    /// window left, and there the certificate check stands in the way: a host reached that way must
+    /// still prove it is the allowed name before anything is sent.
+    private func post(_ body: Data, delivery: Int64, channel: Schema.Channel) async -> Result {
+        guard let http = webhooks.current else { return Result(ok: false, status: nil, error: "发送组件已停止") }
+        guard let target = WebhookTarget(channel.target) else { return Result(ok: false, status: nil, error: "地址无效") }
+        var url = channel.target
+        var host: String?
+        do throws(WebhookRefusal) {
+            try policy.webhooks.check(target)
+            guard case .success(let addresses) = await HostResolver.resolve(target.host, timeout: Self.resolveTimeout) else {
+                throw .unresolved(target.host)
+            }
+            try policy.webhooks.check(target, addresses: addresses)
+            if target.scheme == "http", target.address == nil, let address = addresses.first {
+                url = target.pinned(to: address)
+                host = target.authority
+            }
+        } catch {
+            return Result(ok: false, status: nil, error: "未发送：\(error.message)")
+        }
+        do {
+            var request = HTTPClientRequest(url: url)
             request.method = .POST
+            if let host { request.headers.add(name: "Host", value: host) }
             request.headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
             request.headers.add(name: "X-Duban-Delivery", value: "\(delivery)")
             request.body = .bytes(ByteBuffer(bytes: body))
             let response = try await http.execute(request, timeout: .seconds(10))
-            let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
-            guard (200..<300).contains(Int(response.status.code)) else {
-                // The receiver's body is not kept: it is not ours to show to whoever reads the log.
-                return Result(ok: false, status: Int(response.status.code), error: "对方返回 HTTP \(response.status.code)")
+            let status = Int(response.status.code)
+            // Read at most a little of the answer, and keep none of it: a status and a robot's error code.
+            var answer = ByteBuffer()
+            for try await var chunk in response.body {
+                answer.writeBuffer(&chunk)
+                if answer.readableBytes >= Self.responseLimit { break }
+            }
+            guard (200..<300).contains(status) else {
+                let redirect = (300..<400).contains(status) ? "（重定向不跟随）" : ""
+                return Result(ok: false, status: status, error: "对方返回 HTTP \(status)\(redirect)")
             }
             // Robots answer 200 with an error code in the body.
-            if [.wecom, .dingtalk].contains(channel.kind), let json = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)),
+            if [.wecom, .dingtalk].contains(channel.kind),
+                let json = try? JSONDecoder().decode(JSONValue.self, from: Data(answer.readableBytesView)),
                 let code = json["errcode"]?.intValue, code != 0
             {
-                return Result(
-                    ok: false, status: Int(response.status.code),
-                    error: "机器人返回错误码 \(code)：\(ErrorBody.quote(json["errmsg"]?.stringValue ?? ""))")
+                return Result(ok: false, status: status, error: "机器人返回错误码 \(code)")
             }
-            return Result(ok: true, status: Int(response.status.code), error: nil)
+            return Result(ok: true, status: status, error: nil)
         } catch {
             logger.debug("delivery attempt failed", metadata: ["delivery.id": "\(delivery)", "error": "\(error)"])
             return Result(ok: false, status: nil, error: Self.describe(error))

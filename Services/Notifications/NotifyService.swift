@@ -23,11 +23,14 @@ public struct NotifyService: DubanService {
     let peers: PeerClients
     let deployment: DeploymentConfiguration
     let deliverer: Deliverer
+    let policy: ChannelPolicy
+    let webhooks: WebhookClient
 
     public static func migrations(_ migrator: inout DatabaseMigrator) {
         NotifyStore.migrations(&migrator)
         NotifyStore.laggingMigration(&migrator)
         NotifyStore.sealedDigestsMigration(&migrator)
+        NotifyStore.noticeAcksMigration(&migrator)
     }
 
     public init(context: ServiceContext) async throws {
@@ -46,7 +49,16 @@ public struct NotifyService: DubanService {
                 client: peers[.registry], events: context.deployment[.registry].events, store: store, logger: context.logger),
             ingest: peers[.ingest], logger: context.logger)
         await directory.registry.prime()
-        deliverer = Deliverer(store: store, rules: rules, clock: clock, logger: logger)
+        policy = try ChannelPolicy(deployment: context.deployment)
+        do {
+            try policy.files.prepare()
+        } catch {
+            // Not fatal: file channels are refused (`unavailable`) until the directory can be made.
+            logger.warning(
+                "file channel directory unavailable", metadata: ["notify.fileChannelDir": "\(policy.files.path)", "error": "\(error)"])
+        }
+        webhooks = WebhookClient()
+        deliverer = Deliverer(store: store, rules: rules, clock: clock, logger: logger, policy: policy, webhooks: webhooks)
     }
 
     public func backgroundServices() -> [any Service] {
@@ -110,7 +122,7 @@ public struct NotifyService: DubanService {
                             sql: "INSERT OR IGNORE INTO schedule_runs (job, period, ran_at) VALUES (?, 'once', ?)",
                             arguments: [draft.dedupKey, Timestamp.format(now)])
                     }
-                    // Deliver again what nobody acknowledged within the repeat interval.
+                    // Deliver again what not every unit acknowledged within the repeat interval.
                     let stale = try Row.fetchAll(
                         db, sql: "SELECT id FROM notices WHERE state = 'open' AND last_sent_at < ?",
                         arguments: [now.timeIntervalSince1970 - rules.repeatIntervalHours * 3600])
@@ -120,10 +132,13 @@ public struct NotifyService: DubanService {
                         try db.execute(
                             sql: "UPDATE notices SET repeats = repeats + 1, last_sent_at = ? WHERE id = ?",
                             arguments: [now.timeIntervalSince1970, notice.id])
-                        try NotifyStore.enqueue(notice, db: db, now: now, channels: channels)
+                        // Only the units that have not acknowledged it are reminded.
+                        try NotifyStore.enqueue(notice, to: notice.pendingUnits, db: db, now: now, channels: channels)
                     }
                 }
             })
+        // Before the deliveries, so that it stops after them (a group stops in reverse order).
+        services.append(webhooks)
         services.append(
             PeriodicTask(name: "delivery", interval: .milliseconds(200), logger: logger) { [deliverer] in try await deliverer.deliverDue() }
         )
@@ -132,27 +147,36 @@ public struct NotifyService: DubanService {
 
     public func register(_ handlers: inout HandlerTable) {
         let clock = self.clock
-        let deployment = self.deployment
+        let policy = self.policy
 
+        // Reads and the event show channels with their secrets masked; the stored definition keeps them.
         handlers.on(NotifyTypes.channelList) { _, context in
-            ListReply(items: try ChannelStore.all(try context.store))
+            ListReply(items: try ChannelStore.all(try context.store).map(ChannelSecrets.redacted))
         }
         handlers.on(NotifyTypes.channelSet) { request, context in
-            if request.remove != true { try ChannelStore.validate(request.channel) }
-            return try await context.write { db, events in
-                let removed = request.remove ?? false
+            let removed = request.remove ?? false
+            var channel = request.channel
+            if !removed {
+                // A target sent back as a read showed it (`key=***`) keeps the stored key.
+                let stored = try await context.store.pool.read { try ChannelStore.named(request.channel.name, $0) }
+                channel = try ChannelSecrets.restoring(channel, from: stored)
+                try await policy.validate(channel)
+            }
+            return try await context.write { [channel] db, events in
                 if removed {
-                    try db.execute(sql: "DELETE FROM channels WHERE name = ?", arguments: [request.channel.name])
+                    try db.execute(sql: "DELETE FROM channels WHERE name = ?", arguments: [channel.name])
                     guard db.changesCount > 0 else {
-                        throw ErrorBody.notFound("没有渠道 \(ErrorBody.quote(request.channel.name))", field: "body.channel.name")
+                        throw ErrorBody.notFound("没有渠道 \(ErrorBody.quote(channel.name))", field: "body.channel.name")
                     }
                 } else {
                     try db.execute(
                         sql: "INSERT OR REPLACE INTO channels (name, definition, updated_at) VALUES (?, ?, ?)",
-                        arguments: [request.channel.name, try WireCoding.canonical(request.channel), Timestamp.now()])
+                        arguments: [channel.name, try WireCoding.canonical(channel), Timestamp.now()])
                 }
-                try events.emit(NotifyTypes.channelUpdated, ChannelUpdated(channel: request.channel, removed: removed, by: context.from))
-                return ListReply(items: try ChannelStore.all(db))
+                try events.emit(
+                    NotifyTypes.channelUpdated,
+                    ChannelUpdated(channel: ChannelSecrets.redacted(channel), removed: removed, by: context.from))
+                return ListReply(items: try ChannelStore.all(db).map(ChannelSecrets.redacted))
             }
         }
 
@@ -174,24 +198,15 @@ public struct NotifyService: DubanService {
         }
 
         handlers.on(NotifyTypes.noticeAck) { request, context in
-            guard let who = context.from, !who.isEmpty else {
-                throw ErrorBody.invalidArgument("请在 from 中注明由哪个单位确认", field: "from")
-            }
+            let unit = try acknowledgingUnit(context)
             let now = clock.now()
             return try await context.write { db, events in
-                guard let notice = try NotifyStore.fetch(db, id: request.id) else {
-                    throw ErrorBody.notFound("没有通知 \(ErrorBody.quote(request.id))", field: "body.id")
-                }
-                guard notice.state == .open || notice.state == .silenced else {
-                    throw ErrorBody.conflict(
-                        "通知 \(notice.id) 的状态为 \(notice.state.rawValue)\(notice.ackBy.map { "（确认单位：\($0)）" } ?? "")，不能再确认", field: "body.id")
-                }
-                try db.execute(
-                    sql: "UPDATE notices SET state = 'acknowledged', ack_by = ?, ack_comment = ?, ack_at = ? WHERE id = ?",
-                    arguments: [who, request.comment, Timestamp.format(now), notice.id])
-                let acknowledged = try NotifyStore.fetch(db, id: notice.id)!
-                try events.emit(NotifyTypes.noticeAcknowledged, acknowledged)
-                return acknowledged
+                let (notice, ack) = try NotifyStore.acknowledge(
+                    db, id: request.id, unit: unit, by: context.caller.principal?.name ?? context.from ?? unit, comment: request.comment,
+                    now: now,
+                    channels: try ChannelStore.all(db))
+                if let ack { try events.emit(NotifyTypes.noticeAcknowledged, NoticeAcknowledged(notice: notice, ack: ack)) }
+                return notice
             }
         }
 
@@ -251,6 +266,27 @@ public struct NotifyService: DubanService {
             try await Reports.generate(request, peers: peers)
         }
     }
+}
+
+/// The unit on whose behalf a request acknowledges a notice: each unit acknowledges for itself, and
+/// only notices addressed to it (the office, `专项工作组办公室`, likewise: for itself, where it is
+/// addressed, never for another unit).
+///
+/// Today this is the envelope's `from`, which PROTOCOL.md calls informative until CURVE
+/// authentication is on. This is the one place to change when it is: the authenticated principal's
+/// unit (the unit for `unit`, `专项工作组办公室` for `office`) wins over `from`.
+func acknowledgingUnit(_ context: RequestContext) throws -> String {
+    // Authenticated: the unit of the principal (a unit, the office, a gateway acting for a unit).
+    if context.caller.principal != nil {
+        guard let unit = context.caller.unit else {
+            throw ErrorBody.permissionDenied("签收须由通知所发往的单位进行（\(context.caller.role.chineseName)不能签收）", field: "from")
+        }
+        return unit
+    }
+    guard let from = context.from?.trimmingCharacters(in: .whitespaces), !from.isEmpty else {
+        throw ErrorBody.invalidArgument("请在 from 中注明由哪个单位签收", field: "from")
+    }
+    return from
 }
 
 /// Follows one service's events from the cursor stored here, and turns each into notices in the
@@ -339,24 +375,10 @@ enum ChannelStore {
         }
     }
 
-    /// Refuses a channel that could never deliver.
-    static func validate(_ channel: Channel) throws {
-        guard !channel.name.trimmingCharacters(in: .whitespaces).isEmpty else {
-            throw ErrorBody.invalidArgument("渠道须有名称（name）", field: "body.channel.name")
-        }
-        switch channel.kind {
-        case .webhook, .wecom, .dingtalk:
-            guard let url = URL(string: channel.target), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
-                throw ErrorBody.invalidArgument(
-                    "\(channel.kind.rawValue) 渠道的 target 应为 http(s) 地址", field: "body.channel.target")
-            }
-        case .file:
-            guard channel.target.hasPrefix("/") else {
-                throw ErrorBody.invalidArgument("file 渠道的 target 应为绝对文件路径", field: "body.channel.target")
-            }
-        }
-        if let rate = channel.ratePerMinute, rate < 1 {
-            throw ErrorBody.invalidArgument("rate_per_minute 至少为 1", field: "body.channel.rate_per_minute")
+    /// The channel of that name as stored, secrets included.
+    static func named(_ name: String, _ db: Database) throws -> Channel? {
+        try Data.fetchOne(db, sql: "SELECT definition FROM channels WHERE name = ?", arguments: [name]).map {
+            try WireCoding.decoder().decode(Channel.self, from: $0)
         }
     }
 }

@@ -104,22 +104,65 @@ enum NotifyStore {
         }
     }
 
-    static func notice(_ row: Row) -> Notice {
+    static func noticeAcksMigration(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("notify-v5-notice-acks") { db in
+            // Each unit acknowledges (签收) for itself; the key into notice_units keeps out a unit the
+            // notice is not addressed to. A notice acknowledged before keeps the acknowledgement of its
+            // one acknowledger, where that was one of its units.
+            try db.execute(
+                sql: """
+                    CREATE TABLE notice_acks (
+                        notice TEXT NOT NULL,
+                        unit TEXT NOT NULL,
+                        at TEXT NOT NULL,
+                        comment TEXT,
+                        acked_by TEXT,
+                        PRIMARY KEY (notice, unit),
+                        FOREIGN KEY (notice, unit) REFERENCES notice_units(notice, unit)
+                    );
+                    INSERT INTO notice_acks (notice, unit, at, comment, acked_by)
+                    SELECT n.id, n.ack_by, n.ack_at, n.ack_comment, n.ack_by FROM notices n
+                    JOIN notice_units u ON u.notice = n.id AND u.unit = n.ack_by
+                    WHERE n.state = 'acknowledged' AND n.ack_at IS NOT NULL;
+                    """)
+        }
+    }
+
+    static func notice(_ row: Row, acks: [NoticeAck]) -> Notice {
         let decoder = JSONDecoder()
+        let units = (try? decoder.decode([String].self, from: Data((row["units"] as String).utf8))) ?? []
+        let state = NoticeState(rawValue: row["state"]) ?? .open
+        // Who has not acknowledged, while there is still something to acknowledge.
+        let acked = Set(acks.map(\.unit))
+        let pending = state == .open || state == .silenced ? units.filter { !acked.contains($0) } : []
         return Notice(
             id: row["id"], kind: NoticeKind(rawValue: row["kind"]) ?? .overdue, severity: Severity(rawValue: row["severity"]) ?? .info,
-            units: (try? decoder.decode([String].self, from: Data((row["units"] as String).utf8))) ?? [], title: row["title"],
+            units: units, title: row["title"],
             text: row["text"],
             refs: (try? decoder.decode(NoticeRefs.self, from: Data((row["refs"] as String).utf8))) ?? NoticeRefs(),
             issuedAt: row["issued_at"],
-            acknowledged: (row["state"] as String) == NoticeState.acknowledged.rawValue, ackBy: row["ack_by"],
+            acknowledged: state == .acknowledged, ackBy: row["ack_by"],
             ackComment: row["ack_comment"],
-            state: NoticeState(rawValue: row["state"]) ?? .open, dedupKey: row["dedup_key"], repeats: row["repeats"],
-            resolvedAt: row["resolved_at"])
+            state: state, dedupKey: row["dedup_key"], repeats: row["repeats"],
+            resolvedAt: row["resolved_at"], acks: acks, pendingUnits: pending)
     }
 
     static func fetch(_ db: Database, id: String) throws -> Notice? {
-        try Row.fetchOne(db, sql: "SELECT * FROM notices WHERE id = ?", arguments: [id]).map(notice)
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM notices WHERE id = ?", arguments: [id]) else { return nil }
+        return notice(row, acks: try acks(db, of: "?", arguments: [id])[id] ?? [])
+    }
+
+    /// The acknowledgements of the notices `ids` (an SQL expression: one id or a subquery), by notice, in the order made.
+    static func acks(_ db: Database, of ids: String, arguments: StatementArguments) throws -> [String: [NoticeAck]] {
+        var result: [String: [NoticeAck]] = [:]
+        for row in try Row.fetchAll(
+            db, sql: "SELECT notice, unit, at, comment, acked_by FROM notice_acks WHERE notice IN (\(ids)) ORDER BY rowid",
+            arguments: arguments)
+        {
+            result[row["notice"], default: []].append(
+                NoticeAck(unit: row["unit"], at: row["at"], comment: row["comment"], by: row["acked_by"]))
+        }
+        return result
     }
 
     static func list(_ db: Database, _ request: NoticeListRequest) throws -> [Notice] {
@@ -154,9 +197,79 @@ enum NotifyStore {
             conditions.append("json_extract(refs, '$.task') = ?")
             arguments.append(task)
         }
+        if let unit = request.pendingUnit {
+            conditions.append(
+                """
+                state IN ('open', 'silenced') AND id IN (SELECT notice FROM notice_units WHERE unit = ?)
+                AND id NOT IN (SELECT notice FROM notice_acks WHERE unit = ?)
+                """)
+            arguments.append(unit)
+            arguments.append(unit)
+        }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try Row.fetchAll(db, sql: "SELECT * FROM notices \(whereClause) ORDER BY number", arguments: StatementArguments(arguments))
-            .map(notice)
+        let rows = try Row.fetchAll(
+            db, sql: "SELECT * FROM notices \(whereClause) ORDER BY number", arguments: StatementArguments(arguments))
+        guard !rows.isEmpty else { return [] }
+        let acks = try acks(db, of: "SELECT id FROM notices \(whereClause)", arguments: StatementArguments(arguments))
+        return rows.map { notice($0, acks: acks[$0["id"]] ?? []) }
+    }
+
+    /// Records `unit`'s acknowledgement of notice `id`. Returns the notice as it stands and the
+    /// acknowledgement recorded, or nil when there was nothing to record: the unit had acknowledged
+    /// it already, or every unit had (a repeated acknowledgement changes nothing and is not an error).
+    /// A unit the notice is not addressed to is `permission_denied`; a resolved notice is `conflict`.
+    /// When the last unit acknowledges, the notice becomes `acknowledged` with `ack_by`/`ack_comment`
+    /// from that acknowledgement.
+    static func acknowledge(
+        _ db: Database, id: String, unit: String, by: String?, comment: String?, now: Date, channels: [Channel]
+    ) throws -> (Notice, NoticeAck?) {
+        guard let notice = try fetch(db, id: id) else {
+            throw ErrorBody.notFound("没有通知 \(ErrorBody.quote(id))", field: "body.id")
+        }
+        guard notice.units.contains(unit) else {
+            throw ErrorBody.permissionDenied(
+                "通知 \(notice.id) 不是发给\(ErrorBody.quote(unit))的，只能由收到通知的单位各自签收（\(notice.units.joined(separator: "、"))）",
+                field: "from")
+        }
+        if notice.state == .acknowledged || notice.acks.contains(where: { $0.unit == unit }) { return (notice, nil) }
+        guard notice.state == .open || notice.state == .silenced else {
+            throw ErrorBody.conflict("通知 \(notice.id) 的状态为 \(notice.state.rawValue)，无需再确认", field: "body.id")
+        }
+        let ack = NoticeAck(unit: unit, at: Timestamp.format(now), comment: comment, by: by)
+        try db.execute(
+            sql: "INSERT INTO notice_acks (notice, unit, at, comment, acked_by) VALUES (?, ?, ?, ?, ?)",
+            arguments: [notice.id, unit, ack.at, comment, by])
+        let everyone = notice.pendingUnits.allSatisfy { $0 == unit }
+        if everyone {
+            try db.execute(
+                sql: "UPDATE notices SET state = 'acknowledged', ack_by = ?, ack_comment = ?, ack_at = ? WHERE id = ?",
+                arguments: [by, comment, ack.at, notice.id])
+        }
+        try withdraw(notice.id, unit: everyone ? nil : unit, db: db, channels: channels)
+        return (try fetch(db, id: notice.id)!, ack)
+    }
+
+    /// Takes an acknowledged notice out of the digests no attempt has begun on: for `unit`, those on
+    /// channels that name their units (a channel for every unit sends one digest for all, which still
+    /// reminds those who have not acknowledged); for nil (nobody left to remind), every one.
+    static func withdraw(_ id: String, unit: String?, db: Database, channels: [Channel]) throws {
+        let perUnit = Set(channels.filter { !($0.units?.isEmpty ?? true) }.map(\.name))
+        let rows = try Row.fetchAll(
+            db, sql: "SELECT id, channel, unit, notices FROM outbox WHERE state = 'pending' AND sealed = 0 AND notices LIKE ?",
+            arguments: ["%\"\(id)\"%"])
+        for row in rows {
+            if let unit, (row["unit"] as String) != unit || !perUnit.contains(row["channel"] as String) { continue }
+            var ids = (try? JSONDecoder().decode([String].self, from: Data((row["notices"] as String).utf8))) ?? []
+            guard ids.contains(id) else { continue }
+            ids.removeAll { $0 == id }
+            if ids.isEmpty {
+                try db.execute(sql: "DELETE FROM outbox WHERE id = ?", arguments: [row["id"] as Int64])
+            } else {
+                try db.execute(
+                    sql: "UPDATE outbox SET notices = ? WHERE id = ?",
+                    arguments: [String(decoding: try WireCoding.encode(ids), as: UTF8.self), row["id"] as Int64])
+            }
+        }
     }
 
     static func silences(_ db: Database, activeAt now: Date?) throws -> [Silence] {
@@ -225,12 +338,15 @@ enum NotifyStore {
     }
 
     /// Queues a notice for every channel that takes it: into the pending digest of that channel and
-    /// unit that is not sealed yet (no attempt has begun), else a new one.
-    static func enqueue(_ notice: Notice, db: Database, now: Date, channels: [Channel]) throws {
+    /// unit that is not sealed yet (no attempt has begun), else a new one. With `units`, only for
+    /// those of its units (a repeat reminds only the units that have not acknowledged).
+    static func enqueue(_ notice: Notice, to units: [String]? = nil, db: Database, now: Date, channels: [Channel]) throws {
+        let addressed = units ?? notice.units
+        if units != nil, addressed.isEmpty { return }
         for channel in channels where channel.enabled != false {
             if let kinds = channel.kinds, !kinds.isEmpty, !kinds.contains(notice.kind) { continue }
             if let minimum = channel.minSeverity, notice.severity < minimum { continue }
-            let units = (channel.units?.isEmpty ?? true) ? [notice.units.first ?? "*"] : notice.units.filter { channel.units!.contains($0) }
+            let units = (channel.units?.isEmpty ?? true) ? [addressed.first ?? "*"] : addressed.filter { channel.units!.contains($0) }
             for unit in units {
                 if let row = try Row.fetchOne(
                     db,

@@ -67,6 +67,12 @@ public struct DeploymentConfiguration: Sendable, Equatable {
     /// The key directory (PROTOCOL.md section 7): with it every socket is a CURVE server or client;
     /// without it a service binds loopback only.
     public var keysDirectory: String?
+    /// Notify: the one directory `file` channels write into (`notify.fileChannelDir`); nil: `channels`
+    /// in the data directory.
+    public var notifyFileChannelDir: String?
+    /// Notify: the hosts and CIDRs webhook-like channels may reach (`notify.webhookAllow`, comma-separated);
+    /// nil: the WeCom and DingTalk robot hosts only.
+    public var notifyWebhookAllow: [String]?
 
     public init(
         endpoints: [ServiceName: Endpoints] = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, $0.defaultEndpoints) }),
@@ -90,6 +96,7 @@ public struct DeploymentConfiguration: Sendable, Equatable {
             "logLevel", "keysDir",
         ]
         + ["thresholds.city_control_value", "thresholds.city_standard", "thresholds.national_quota"]
+        + ["notify.fileChannelDir", "notify.webhookAllow"]
 
     /// Variables read besides the keys: where the file is, the instance mode, the notification rules,
     /// the log level, and the clock override for rehearsals and tests.
@@ -156,6 +163,13 @@ public struct DeploymentConfiguration: Sendable, Equatable {
         result.broker.eventsIn = reader.string(forKey: ConfigKey(["broker", "eventsIn"]), default: result.broker.eventsIn)
         for key in ["city_control_value", "city_standard", "national_quota"] {
             if let value = reader.double(forKey: ConfigKey(["thresholds", key])) { result.thresholds[key] = value }
+        }
+        result.notifyFileChannelDir = reader.string(forKey: ConfigKey(["notify", "fileChannelDir"]))
+        // A list in the file, or one comma-separated string (the variable's form) in either.
+        let allowKey = ConfigKey(["notify", "webhookAllow"])
+        if let allow = reader.stringArray(forKey: allowKey) ?? reader.string(forKey: allowKey).map({ [$0] }) {
+            result.notifyWebhookAllow = allow.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }
         }
         let level = environment["LOG_LEVEL"] ?? reader.string(forKey: "logLevel", default: "info")
         guard let parsed = Logger.Level(rawValue: level.lowercased()) else { throw ConfigurationError.invalid("logLevel", level) }

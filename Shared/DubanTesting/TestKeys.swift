@@ -47,7 +47,8 @@ public struct TestKeys: Sendable {
         try manager.createDirectory(atPath: host, withIntermediateDirectories: true)
         try manager.copyItem(atPath: directory.clientsPath, toPath: (host as NSString).appendingPathComponent("clients"))
         for file in try manager.contentsOfDirectory(atPath: directory.path) where file.hasSuffix(".key") {
-            try manager.copyItem(atPath: (directory.path as NSString).appendingPathComponent(file), toPath: (host as NSString).appendingPathComponent(file))
+            try manager.copyItem(
+                atPath: (directory.path as NSString).appendingPathComponent(file), toPath: (host as NSString).appendingPathComponent(file))
         }
         for name in secrets {
             try manager.copyItem(

@@ -74,28 +74,37 @@ public struct Notice: Codable, Sendable, Equatable {
     public var text: String
     public var refs: NoticeRefs
     public var issuedAt: String
+    /// Every unit it is addressed to has acknowledged it (`state` is `acknowledged`).
     public var acknowledged: Bool
+    /// Who made the acknowledgement that completed it (for a one-unit notice, that unit's).
     public var ackBy: String?
     public var ackComment: String?
     public var state: NoticeState
     /// The condition it reports: one live notice per key (de-duplication).
     public var dedupKey: String
-    /// How many times it was delivered again because nobody acknowledged it.
+    /// How many times it was delivered again because someone had not acknowledged it.
     public var repeats: Int
     public var resolvedAt: String?
+    /// Each unit's acknowledgement (签收), in the order they came.
+    public var acks: [NoticeAck]
+    /// The units that have not acknowledged it yet, while it is open (they are reminded) or
+    /// silenced; empty once it is acknowledged or resolved.
+    public var pendingUnits: [String]
 
     enum CodingKeys: String, CodingKey {
-        case id, kind, severity, units, title, text, refs, acknowledged, state, repeats
+        case id, kind, severity, units, title, text, refs, acknowledged, state, repeats, acks
         case issuedAt = "issued_at"
         case ackBy = "ack_by"
         case ackComment = "ack_comment"
         case dedupKey = "dedup_key"
         case resolvedAt = "resolved_at"
+        case pendingUnits = "pending_units"
     }
 
     public init(
         id: String, kind: NoticeKind, severity: Severity, units: [String], title: String, text: String, refs: NoticeRefs, issuedAt: String,
-        acknowledged: Bool, ackBy: String?, ackComment: String?, state: NoticeState, dedupKey: String, repeats: Int, resolvedAt: String?
+        acknowledged: Bool, ackBy: String?, ackComment: String?, state: NoticeState, dedupKey: String, repeats: Int, resolvedAt: String?,
+        acks: [NoticeAck] = [], pendingUnits: [String] = []
     ) {
         self.id = id
         self.kind = kind
@@ -112,6 +121,73 @@ public struct Notice: Codable, Sendable, Equatable {
         self.dedupKey = dedupKey
         self.repeats = repeats
         self.resolvedAt = resolvedAt
+        self.acks = acks
+        self.pendingUnits = pendingUnits
+    }
+
+    /// Notices from before per-unit acknowledgement (events stored then, older services) have no
+    /// `acks` or `pending_units`: they read as empty.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        kind = try c.decode(NoticeKind.self, forKey: .kind)
+        severity = try c.decode(Severity.self, forKey: .severity)
+        units = try c.decode([String].self, forKey: .units)
+        title = try c.decode(String.self, forKey: .title)
+        text = try c.decode(String.self, forKey: .text)
+        refs = try c.decode(NoticeRefs.self, forKey: .refs)
+        issuedAt = try c.decode(String.self, forKey: .issuedAt)
+        acknowledged = try c.decode(Bool.self, forKey: .acknowledged)
+        ackBy = try c.decodeIfPresent(String.self, forKey: .ackBy)
+        ackComment = try c.decodeIfPresent(String.self, forKey: .ackComment)
+        state = try c.decode(NoticeState.self, forKey: .state)
+        dedupKey = try c.decode(String.self, forKey: .dedupKey)
+        repeats = try c.decode(Int.self, forKey: .repeats)
+        resolvedAt = try c.decodeIfPresent(String.self, forKey: .resolvedAt)
+        acks = try c.decodeIfPresent([NoticeAck].self, forKey: .acks) ?? []
+        pendingUnits = try c.decodeIfPresent([String].self, forKey: .pendingUnits) ?? []
+    }
+}
+
+/// One unit's acknowledgement (签收) of a notice: which unit, when, with what comment, and who
+/// made it (the envelope's `from` until authentication names the principal).
+public struct NoticeAck: Codable, Sendable, Equatable {
+    public var unit: String
+    public var at: String
+    public var comment: String?
+    public var by: String?
+
+    public init(unit: String, at: String, comment: String? = nil, by: String? = nil) {
+        self.unit = unit
+        self.at = at
+        self.comment = comment
+        self.by = by
+    }
+}
+
+/// `notify.notice.acknowledged`: the notice as it stands after the acknowledgement, and that
+/// acknowledgement as `ack`. One event per unit that acknowledges.
+public struct NoticeAcknowledged: Codable, Sendable, Equatable {
+    public var notice: Notice
+    public var ack: NoticeAck
+
+    enum CodingKeys: String, CodingKey { case ack }
+
+    public init(notice: Notice, ack: NoticeAck) {
+        self.notice = notice
+        self.ack = ack
+    }
+
+    /// The notice's fields and `ack` beside them, in one object.
+    public func encode(to encoder: any Encoder) throws {
+        try notice.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(ack, forKey: .ack)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        notice = try Notice(from: decoder)
+        ack = try decoder.container(keyedBy: CodingKeys.self).decode(NoticeAck.self, forKey: .ack)
     }
 }
 
@@ -234,9 +310,17 @@ public struct NoticeListRequest: Codable, Sendable {
     /// Text to find in the title or text.
     public var q: String?
     public var task: String?
+    /// Only notices this unit still has to acknowledge (those whose `pending_units` name it).
+    public var pendingUnit: String?
+
+    enum CodingKeys: String, CodingKey {
+        case unit, kind, since, until, state, q, task
+        case pendingUnit = "pending_unit"
+    }
+
     public init(
         unit: String? = nil, kind: NoticeKind? = nil, since: String? = nil, until: String? = nil, state: NoticeState? = nil,
-        q: String? = nil, task: String? = nil
+        q: String? = nil, task: String? = nil, pendingUnit: String? = nil
     ) {
         self.unit = unit
         self.kind = kind
@@ -245,6 +329,7 @@ public struct NoticeListRequest: Codable, Sendable {
         self.state = state
         self.q = q
         self.task = task
+        self.pendingUnit = pendingUnit
     }
 }
 

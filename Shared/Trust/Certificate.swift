@@ -94,7 +94,8 @@ public struct Certificate: Sendable, Equatable {
             throw CertificateError.metadata(name, "缺少 role（应为 \(Role.allCases.map(\.rawValue).joined(separator: "、")) 之一）")
         }
         guard let role = Role(rawValue: roleName) else {
-            throw CertificateError.metadata(name, "role 为 \(ErrorBody.quote(roleName))，应为 \(Role.allCases.map(\.rawValue).joined(separator: "、")) 之一")
+            throw CertificateError.metadata(
+                name, "role 为 \(ErrorBody.quote(roleName))，应为 \(Role.allCases.map(\.rawValue).joined(separator: "、")) 之一")
         }
         let unit = metadata["unit"].flatMap { $0.isEmpty ? nil : $0 }
         let stations = (metadata["stations"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -114,7 +115,9 @@ public struct Certificate: Sendable, Equatable {
     /// Whether `name` may name a certificate file: ASCII letters, digits, `-`, `_` and `.`, not starting with `.`.
     public static func isValidName(_ name: String) -> Bool {
         !name.isEmpty && !name.hasPrefix(".") && name.utf8.count <= 64
-            && name.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0)) }
+            && name.unicodeScalars.allSatisfy {
+                $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0))
+            }
     }
 }
 

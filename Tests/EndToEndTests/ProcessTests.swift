@@ -8,7 +8,7 @@ import Testing
 /// The real executables, as separate processes: crash, restart, signals, foreign clients.
 @Suite(.serialized) struct ProcessTests {
     static func channel(_ name: String) -> ChannelSetRequest {
-        ChannelSetRequest(channel: Channel(name: name, kind: .file, target: "/tmp/duban-\(name).jsonl"))
+        ChannelSetRequest(channel: Channel(name: name, kind: .file, target: "duban-\(name).jsonl"))
     }
 
     @Test func everyServiceExecutableStartsAnswersAndStopsOnSIGTERM() async throws {

@@ -9,7 +9,7 @@ import Testing
 /// The protocol's guarantees, through real sockets, against a real service (notify) in process.
 @Suite struct ProtocolTests {
     static func channel(_ name: String) -> ChannelSetRequest {
-        ChannelSetRequest(channel: Channel(name: name, kind: .file, target: "/tmp/duban-\(name).jsonl"))
+        ChannelSetRequest(channel: Channel(name: name, kind: .file, target: "duban-\(name).jsonl"))
     }
 
     @Test func everyMalformedRequestGetsOneReplyWithTheRightCode() async throws {
@@ -28,7 +28,7 @@ import Testing
             ),
             (
                 "bad value",
-                Data(#"{"v":1,"id":"x","type":"channel.set","body":{"channel":{"name":"a","kind":"file","target":"relative"}}}"#.utf8),
+                Data(#"{"v":1,"id":"x","type":"channel.set","body":{"channel":{"name":"a","kind":"file","target":"/etc/passwd"}}}"#.utf8),
                 .invalidArgument
             ),
             ("20 MiB frame", Data(repeating: UInt8(ascii: "a"), count: 20 * 1024 * 1024), .tooLarge),

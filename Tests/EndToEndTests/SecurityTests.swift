@@ -115,7 +115,10 @@ import Testing
 
         // The reader certificate `duban keys init` made: a reply that says curve, and events.
         let reader = try await Self.python(
-            [registry.endpoints.rpc, registry.endpoints.events, serverCertificate, keys.directory.secretCertificatePath("reader"), "admitted"],
+            [
+                registry.endpoints.rpc, registry.endpoints.events, serverCertificate, keys.directory.secretCertificatePath("reader"),
+                "admitted",
+            ],
             whileWaiting: report)
         #expect(reader.ok, "\(reader.output)")
 

@@ -142,3 +142,29 @@ import Testing
         }
     }
 }
+
+@Suite struct NoticeAckWireTests {
+    static let older = #"""
+        {"id": "TZ-20261120-00001", "kind": "indicator_breach", "severity": "warning", "units": ["区生态环境局"], "title": "t",
+         "text": "x", "refs": {}, "issued_at": "2026-11-20T10:00:00+08:00", "acknowledged": true, "ack_by": "区生态环境局",
+         "state": "acknowledged", "dedup_key": "k", "repeats": 0}
+        """#
+
+    @Test func aNoticeFromBeforePerUnitAcknowledgementReadsWithNone() throws {
+        let notice = try JSONDecoder().decode(Notice.self, from: Data(Self.older.utf8))
+        #expect(notice.acks.isEmpty && notice.pendingUnits.isEmpty && notice.ackBy == "区生态环境局")
+    }
+
+    @Test func theAcknowledgedEventIsTheNoticeWithItsAckBeside() throws {
+        var notice = try JSONDecoder().decode(Notice.self, from: Data(Self.older.utf8))
+        let ack = NoticeAck(unit: "区生态环境局", at: "2026-11-20T11:00:00+08:00", comment: "已知悉", by: "区生态环境局")
+        notice.acks = [ack]
+        let body = try JSONDecoder().decode(JSONValue.self, from: WireCoding.encode(NoticeAcknowledged(notice: notice, ack: ack)))
+        #expect(body["id"]?.stringValue == notice.id && body["state"]?.stringValue == "acknowledged")
+        #expect(body["ack"]?["unit"]?.stringValue == "区生态环境局" && body["ack"]?["comment"]?.stringValue == "已知悉")
+        #expect(body["acks"]?.arrayValue?.count == 1 && body["pending_units"]?.arrayValue?.isEmpty == true)
+        let decoded = try JSONDecoder().decode(
+            NoticeAcknowledged.self, from: WireCoding.encode(NoticeAcknowledged(notice: notice, ack: ack)))
+        #expect(decoded.notice == notice && decoded.ack == ack)
+    }
+}

@@ -132,6 +132,33 @@ final class Published: @unchecked Sendable {
         #expect(plain.endpoints.rpc == "tcp://broker:7201")
     }
 
+    @Test func notifysChannelKeysComeFromTheNotifyObjectOrTheirVariables() async throws {
+        #expect(try await DeploymentConfiguration.load(environment: [:]).notifyWebhookAllow == nil, "nil: the robots' hosts")
+        let dir = try TestSupport.temporaryDirectory()
+        let file = "\(dir)/duban.json"
+        let json =
+            #"{"notify": {"rpc": "tcp://notify:7401", "fileChannelDir": "/srv/channels", "#
+            + #""webhookAllow": ["oapi.dingtalk.com", "10.0.0.0/8"]}}"#
+        try Data(json.utf8).write(to: URL(fileURLWithPath: file))
+        let fromFile = try await DeploymentConfiguration.load(configFile: file, environment: [:])
+        #expect(fromFile.notifyFileChannelDir == "/srv/channels")
+        #expect(fromFile.notifyWebhookAllow == ["oapi.dingtalk.com", "10.0.0.0/8"])
+        let fromEnvironment = try await DeploymentConfiguration.load(
+            configFile: file,
+            environment: [
+                "DUBAN_NOTIFY_FILE_CHANNEL_DIR": "/var/channels", "DUBAN_NOTIFY_WEBHOOK_ALLOW": "qyapi.weixin.qq.com, 127.0.0.1/32",
+            ])
+        #expect(fromEnvironment.notifyFileChannelDir == "/var/channels")
+        #expect(fromEnvironment.notifyWebhookAllow == ["qyapi.weixin.qq.com", "127.0.0.1/32"])
+        try Data(#"{"notify": {"webhookAllow": "oapi.dingtalk.com,fd00::/8"}}"#.utf8).write(to: URL(fileURLWithPath: file))
+        #expect(
+            try await DeploymentConfiguration.load(configFile: file, environment: [:]).notifyWebhookAllow == [
+                "oapi.dingtalk.com", "fd00::/8",
+            ])
+        #expect(DeploymentConfiguration.environmentVariable(for: "notify.fileChannelDir") == "DUBAN_NOTIFY_FILE_CHANNEL_DIR")
+        #expect(DeploymentConfiguration.environmentVariable(for: "notify.webhookAllow") == "DUBAN_NOTIFY_WEBHOOK_ALLOW")
+    }
+
     @Test func aMissingOrBrokenFileIsNamed() async throws {
         await #expect(throws: ConfigurationError.self) {
             try await DeploymentConfiguration.load(configFile: "/nonexistent/duban.json", environment: [:])

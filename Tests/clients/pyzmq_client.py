@@ -50,7 +50,7 @@ sub.setsockopt_string(zmq.SUBSCRIBE, "notify.")
 sub.connect(events)
 time.sleep(0.3)
 
-channel = {"name": "区生态环境局-群", "kind": "file", "target": "/tmp/pyzmq-channel.jsonl", "units": ["区生态环境局"]}
+channel = {"name": "区生态环境局-群", "kind": "file", "target": "pyzmq-channel.jsonl", "units": ["区生态环境局"]}
 reply = request("channel.set", {"channel": channel}, key="py-" + str(uuid.uuid4()))
 check(reply["ok"] and any(c["name"] == channel["name"] for c in reply["body"]["items"]), "channel.set")
 

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """A webhook receiver for tests: answers 500 to the first FAIL requests, 200 after, and writes
-one JSON line per request (number, status given, X-Duban-Delivery, body) to LOG. With DELAY
+one JSON line per request (number, status given, X-Duban-Delivery, path, body) to LOG. With DELAY
 (seconds), it writes the line as the request arrives, then waits that long before answering.
+With REDIRECT (a URL), it answers every request 302 with that Location instead (a sender that
+follows redirects would then be seen at the other end).
 
-Usage: webhook_receiver.py PORT LOG FAIL [DELAY]
+Usage: webhook_receiver.py PORT LOG FAIL [DELAY] [REDIRECT]
 """
 import http.server, json, sys, time
 
 port, log, fail = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 delay = float(sys.argv[4]) if len(sys.argv) > 4 else 0
+redirect = sys.argv[5] if len(sys.argv) > 5 else ""
 seen = {"n": 0}
 
 
@@ -16,14 +19,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         seen["n"] += 1
-        status = 500 if seen["n"] <= fail else 200
+        status = 302 if redirect else 500 if seen["n"] <= fail else 200
         with open(log, "a") as f:
             f.write(json.dumps({"n": seen["n"], "status": status, "delivery": self.headers.get("X-Duban-Delivery"),
-                                "body": json.loads(body)}, ensure_ascii=False) + "\n")
+                                "path": self.path, "host": self.headers.get("Host"), "body": json.loads(body)},
+                               ensure_ascii=False) + "\n")
         time.sleep(delay)
         self.send_response(status)
+        if redirect:
+            self.send_header("Location", redirect)
         self.end_headers()
-        self.wfile.write(b"{}")
+        self.wfile.write(b'{"errcode": 0, "errmsg": "ok"}')
 
     def log_message(self, *args):
         pass
