@@ -89,6 +89,7 @@ let package = Package(
             dependencies: [
                 "Schema",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Shared/Trust",
@@ -212,6 +213,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "DubanTesting", "Messaging", "Schema", "ServiceKit", "TaskRegistry", "IndicatorIngest", "CaseTracking", "Notifications",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Tests/EndToEndTests",
             swiftSettings: swiftSettings

@@ -75,7 +75,8 @@ public struct CasesService: DubanService {
             try Self.validate(request, registry: registry, field: "body")
             let now = clock.now()
             return try await context.write { db, events in
-                try Self.open(request, db: db, events: &events, actor: context.from ?? registry.office, now: now)
+                try Self.open(
+                    request, db: db, events: &events, actor: context.from ?? registry.office, principal: context.caller.principal, now: now)
             }
         }
 
@@ -116,7 +117,8 @@ public struct CasesService: DubanService {
                                 field: "body.cases[\(index)].external_ref"))
                         continue
                     }
-                    imported.append(try Self.open(item, db: db, events: &events, actor: actor, now: now).id)
+                    imported.append(
+                        try Self.open(item, db: db, events: &events, actor: actor, principal: context.caller.principal, now: now).id)
                 }
                 return CaseImportReply(imported: imported, rejected: refused)
             }
@@ -175,7 +177,7 @@ public struct CasesService: DubanService {
                     db, id: item.id,
                     CaseTransition(
                         action: request.action.rawValue, from: state, to: target, actor: actor, at: at, comment: request.comment,
-                        evidence: evidence))
+                        evidence: evidence, principal: context.caller.principal?.name, principalKey: context.caller.principal?.publicKey))
                 try events.emit(
                     CaseTypes.transitioned,
                     CaseTransitioned(
@@ -312,7 +314,9 @@ public struct CasesService: DubanService {
     }
 
     /// Stores a new case with its first history step and its `cases.case.opened` event.
-    static func open(_ request: CaseOpenRequest, db: Database, events: inout EventBuffer, actor: String, now: Date) throws -> Case {
+    static func open(
+        _ request: CaseOpenRequest, db: Database, events: inout EventBuffer, actor: String, principal: Principal? = nil, now: Date
+    ) throws -> Case {
         if let existing = try existing(db, request) {
             throw ErrorBody.conflict(
                 "\(request.source.label)问题 \(ErrorBody.quote(request.externalRef!)) 已在整改台账中，编号 \(existing)",
@@ -337,7 +341,9 @@ public struct CasesService: DubanService {
             ])
         try CasesStore.appendHistory(
             db, id: id,
-            CaseTransition(action: "open", from: nil, to: .registered, actor: actor, at: at, comment: nil, evidence: request.evidence ?? [])
+            CaseTransition(
+                action: "open", from: nil, to: .registered, actor: actor, at: at, comment: nil, evidence: request.evidence ?? [],
+                principal: principal?.name, principalKey: principal?.publicKey)
         )
         var opened = try CasesStore.fetch(db, id: id, now: now)!
         opened.history = nil

@@ -56,6 +56,11 @@ enum CasesStore {
                     );
                     """)
         }
+        // Who made each step, as CURVE proved it (PROTOCOL.md section 7).
+        migrator.registerMigration("cases-v2-principals") { db in
+            try db.execute(
+                sql: "ALTER TABLE case_history ADD COLUMN principal TEXT; ALTER TABLE case_history ADD COLUMN principal_key TEXT;")
+        }
     }
 
     /// A case is overdue when its deadline day has ended and it is not yet accepted.
@@ -85,7 +90,8 @@ enum CasesStore {
             CaseTransition(
                 action: $0["action"], from: ($0["from_state"] as String?).flatMap(CaseState.init(rawValue:)),
                 to: CaseState(rawValue: $0["to_state"]) ?? .registered, actor: $0["actor"], at: $0["at"], comment: $0["comment"],
-                evidence: (try? JSONDecoder().decode([EvidenceRef].self, from: $0["evidence"] as Data)) ?? [])
+                evidence: (try? JSONDecoder().decode([EvidenceRef].self, from: $0["evidence"] as Data)) ?? [], principal: $0["principal"],
+                principalKey: $0["principal_key"])
         }
     }
 
@@ -141,11 +147,11 @@ enum CasesStore {
         let next = (try Int.fetchOne(db, sql: "SELECT MAX(step) FROM case_history WHERE case_id = ?", arguments: [id]) ?? 0) + 1
         try db.execute(
             sql:
-                "INSERT INTO case_history (case_id, step, action, from_state, to_state, actor, at, comment, evidence) "
-                + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO case_history (case_id, step, action, from_state, to_state, actor, at, comment, evidence, principal, "
+                + "principal_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             arguments: [
                 id, next, step.action, step.from?.rawValue, step.to.rawValue, step.actor, step.at, step.comment,
-                try WireCoding.encode(step.evidence),
+                try WireCoding.encode(step.evidence), step.principal, step.principalKey,
             ])
     }
 }

@@ -11,7 +11,7 @@ import Synchronization
 ///
 /// It is a `Service` in the ingest group: the connection pool runs from before the migrations
 /// until graceful shutdown, then stops.
-final class PostgresEventStorage: EventStorage, Service {
+final class PostgresEventStorage: EventStorage, AuditedStorage, Service {
     let client: PostgresClient
     let stream: String
     let origin: String
@@ -92,6 +92,21 @@ final class PostgresEventStorage: EventStorage, Service {
             PRIMARY KEY (indicator, period))
         """,
         "CREATE TABLE IF NOT EXISTS alerts (key TEXT PRIMARY KEY, active BOOLEAN NOT NULL, body TEXT NOT NULL, changed_at TEXT NOT NULL)",
+        // The audit trail: one chain for the shared database, whichever instance stored the change.
+        """
+        CREATE TABLE IF NOT EXISTS duban_audit (
+            seq BIGINT PRIMARY KEY, at TEXT NOT NULL, stream TEXT NOT NULL, type TEXT NOT NULL, request_id TEXT NOT NULL, principal TEXT,
+            principal_key TEXT, role TEXT NOT NULL, actor TEXT, unit TEXT, summary TEXT NOT NULL, digest TEXT NOT NULL, prev TEXT NOT NULL,
+            hash TEXT NOT NULL)
+        """,
+        """
+        CREATE OR REPLACE FUNCTION duban_audit_append_only() RETURNS trigger AS $$
+        BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$ LANGUAGE plpgsql
+        """,
+        """
+        CREATE OR REPLACE TRIGGER duban_audit_append_only BEFORE UPDATE OR DELETE ON duban_audit
+        FOR EACH ROW EXECUTE FUNCTION duban_audit_append_only()
+        """,
     ]
 
     func setPublisher(_ publish: @escaping @Sendable (String, Data) -> Void) {
@@ -150,6 +165,52 @@ final class PostgresEventStorage: EventStorage, Service {
         return removed
     }
 
+    func auditEntries(_ request: AuditListRequest) async throws -> [AuditEntry] {
+        let limit = request.limit ?? 1000
+        guard (1...5000).contains(limit) else { throw ErrorBody.invalidArgument("limit 应在 1 到 5000 之间", field: "body.limit") }
+        var since = ""
+        var until = "\u{10FFFF}"
+        for (value, field) in [(request.since, "body.since"), (request.until, "body.until")] {
+            guard let value else { continue }
+            guard let instant = Timestamp.parse(value) ?? Timestamp.startOfDistrictDay(value) else {
+                throw ErrorBody.invalidArgument("应为 RFC 3339 时间或 YYYY-MM-DD 日期", field: field)
+            }
+            if field == "body.since" { since = Timestamp.format(instant) } else { until = Timestamp.format(instant) }
+        }
+        var entries: [AuditEntry] = []
+        let rows = try await client.query(
+            """
+            SELECT seq, at, stream, type, request_id, principal, principal_key, role, actor, unit, summary, digest, prev, hash \
+            FROM duban_audit WHERE seq > \(Int64(request.after ?? 0)) AND at >= \(since) AND at < \(until) \
+            AND (\(request.unit) IS NULL OR unit = \(request.unit)) AND (\(request.principal) IS NULL OR principal = \(request.principal)) \
+            AND (\(request.type) IS NULL OR type = \(request.type)) ORDER BY seq LIMIT \(Int64(limit))
+            """, logger: logger)
+        for try await row in rows.decode(
+            (Int64, String, String, String, String, String?, String?, String, String?, String?, String, String, String, String).self)
+        {
+            entries.append(
+                AuditEntry(
+                    seq: Int(row.0), at: row.1, stream: row.2, type: row.3, requestID: row.4, principal: row.5, principalKey: row.6,
+                    role: row.7, actor: row.8, unit: row.9, summary: row.10, digest: row.11, prev: row.12, hash: row.13))
+        }
+        return entries
+    }
+
+    func verifyAudit() async throws -> AuditVerifyReply {
+        var entries: [AuditEntry] = []
+        var after = 0
+        while true {
+            let page = try await auditEntries(AuditListRequest(after: after, limit: 5000))
+            entries += page
+            guard let last = page.last, page.count == 5000 else { break }
+            after = last.seq
+        }
+        let broken = AuditChain.firstBreak(entries)
+        return AuditVerifyReply(
+            stream: "postgres", entries: entries.count, headSeq: entries.last?.seq ?? 0, headHash: entries.last?.hash ?? AuditEntry.genesis,
+            ok: broken == nil, firstBad: broken?.seq, problem: broken?.problem)
+    }
+
     /// Runs `body` in one transaction; events it emits are logged in it, and for a keyed request the
     /// reply is remembered in it. Published after commit.
     func transaction<Reply: Encodable & Sendable>(
@@ -184,6 +245,25 @@ final class PostgresEventStorage: EventStorage, Service {
                         logger: logger)
                     published.append((item.type, envelope))
                 }
+            }
+            if let context {
+                // Who changed what, in the change's own transaction; one appender at a time keeps the chain whole.
+                try await connection.query("SELECT pg_advisory_xact_lock(7201002)", logger: logger)
+                var last: (Int64, String)?
+                for try await row in try await connection.query(
+                    "SELECT seq, hash FROM duban_audit ORDER BY seq DESC LIMIT 1", logger: logger
+                )
+                .decode((Int64, String).self) {
+                    last = row
+                }
+                let entry = AuditTrail.makeEntry(context: context, stream: stream, lastSeq: Int(last?.0 ?? 0), lastHash: last?.1)
+                try await connection.query(
+                    """
+                    INSERT INTO duban_audit (seq, at, stream, type, request_id, principal, principal_key, role, actor, unit, summary, \
+                    digest, prev, hash) VALUES (\(Int64(entry.seq)), \(entry.at), \(entry.stream), \(entry.type), \(entry.requestID), \
+                    \(entry.principal), \(entry.principalKey), \(entry.role), \(entry.actor), \(entry.unit), \(entry.summary), \
+                    \(entry.digest), \(entry.prev), \(entry.hash))
+                    """, logger: logger)
             }
             if let context, let idempotency = context.idempotency {
                 let payload = try WireCoding.encode(reply)

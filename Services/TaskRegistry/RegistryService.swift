@@ -146,17 +146,19 @@ public struct RegistryService: DubanService {
                 let report = ProgressReport(
                     task: request.task, period: request.period, unit: request.unit, percent: request.percent, summary: request.summary,
                     measures: request.measures, problems: request.problems, nextSteps: request.nextSteps, evidence: request.evidence ?? [],
-                    revision: revision + 1, reportedAt: Timestamp.format(now), reportedBy: context.from)
+                    revision: revision + 1, reportedAt: Timestamp.format(now), reportedBy: context.from,
+                    principal: context.caller.principal?.name, principalKey: context.caller.principal?.publicKey)
                 try db.execute(
                     sql: """
                         INSERT INTO progress_reports (task, period, unit, revision, percent, summary, measures, problems, next_steps, \
-                        evidence, reported_at, reported_by)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        evidence, reported_at, reported_by, principal, principal_key)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         report.task, report.period, report.unit, report.revision, report.percent, report.summary, report.measures,
                         report.problems,
-                        report.nextSteps, try WireCoding.encode(report.evidence), report.reportedAt, report.reportedBy,
+                        report.nextSteps, try WireCoding.encode(report.evidence), report.reportedAt, report.reportedBy, report.principal,
+                        report.principalKey,
                     ])
                 try events.emit(RegistryTypes.progressReported, report)
                 try RegistryStore.refreshStatuses(db, plan: plan, now: now, events: &events)
@@ -202,14 +204,19 @@ public struct RegistryService: DubanService {
             let at = Timestamp.format(clock.now())
             return try await context.write { db, events in
                 try db.execute(
-                    sql: "INSERT INTO escalations (unit, level, reason, tasks, recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?)",
+                    sql: """
+                        INSERT INTO escalations (unit, level, reason, tasks, recorded_at, recorded_by, principal, principal_key) \
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
                     arguments: [
                         request.unit, request.level.rawValue, request.reason, try WireCoding.encode(request.tasks ?? []), at, context.from,
+                        context.caller.principal?.name, context.caller.principal?.publicKey,
                     ])
                 let escalation = Escalation(
                     id: Int(db.lastInsertedRowID), unit: request.unit, level: request.level, reason: request.reason,
                     tasks: request.tasks ?? [],
-                    recordedAt: at, recordedBy: context.from)
+                    recordedAt: at, recordedBy: context.from, principal: context.caller.principal?.name,
+                    principalKey: context.caller.principal?.publicKey)
                 try events.emit(RegistryTypes.escalationRecorded, escalation)
                 return escalation
             }

@@ -57,6 +57,16 @@ enum RegistryStore {
                     CREATE INDEX escalations_unit ON escalations(unit);
                     """)
         }
+        // Who reported and recorded, as CURVE proved it (PROTOCOL.md section 7).
+        migrator.registerMigration("registry-v2-principals") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE progress_reports ADD COLUMN principal TEXT;
+                    ALTER TABLE progress_reports ADD COLUMN principal_key TEXT;
+                    ALTER TABLE escalations ADD COLUMN principal TEXT;
+                    ALTER TABLE escalations ADD COLUMN principal_key TEXT;
+                    """)
+        }
     }
 
     static func loadPlan(_ db: Database) throws -> LoadedPlan? {
@@ -79,7 +89,8 @@ enum RegistryStore {
             measures: row["measures"],
             problems: row["problems"], nextSteps: row["next_steps"],
             evidence: try JSONDecoder().decode([EvidenceRef].self, from: row["evidence"] as Data),
-            revision: row["revision"], reportedAt: row["reported_at"], reportedBy: row["reported_by"])
+            revision: row["revision"], reportedAt: row["reported_at"], reportedBy: row["reported_by"], principal: row["principal"],
+            principalKey: row["principal_key"])
     }
 
     /// Reports matching the filters: the latest revision of each (task, month, unit), or every revision.
@@ -174,7 +185,7 @@ enum RegistryStore {
             Escalation(
                 id: $0["id"], unit: $0["unit"], level: EscalationLevel(rawValue: $0["level"]) ?? .notice, reason: $0["reason"],
                 tasks: try JSONDecoder().decode([String].self, from: $0["tasks"] as Data), recordedAt: $0["recorded_at"],
-                recordedBy: $0["recorded_by"])
+                recordedBy: $0["recorded_by"], principal: $0["principal"], principalKey: $0["principal_key"])
         }
     }
 }

@@ -179,8 +179,21 @@ public struct CaseTransition: Codable, Sendable, Equatable {
     public var at: String
     public var comment: String?
     public var evidence: [EvidenceRef]
+    /// The certificate that made the step and its public key (PROTOCOL.md section 7); nil without keys.
+    public var principal: String?
+    public var principalKey: String?
 
-    public init(action: String, from: CaseState?, to: CaseState, actor: String, at: String, comment: String?, evidence: [EvidenceRef]) {
+    enum CodingKeys: String, CodingKey {
+        case action, from, to, actor, at, comment, evidence, principal
+        case principalKey = "principal_key"
+    }
+
+    public init(
+        action: String, from: CaseState?, to: CaseState, actor: String, at: String, comment: String?, evidence: [EvidenceRef],
+        principal: String? = nil, principalKey: String? = nil
+    ) {
+        self.principal = principal
+        self.principalKey = principalKey
         self.action = action
         self.from = from
         self.to = to

@@ -40,7 +40,9 @@ public struct RPC<Body: Codable & Sendable, Reply: Codable & Sendable>: RequestD
 /// Every request type of the protocol, by service.
 public enum RequestCatalog {
     /// What every service answers.
-    public static let system: [any RequestDeclaration] = [SystemTypes.ping, SystemTypes.types, SystemTypes.eventsSince]
+    public static let system: [any RequestDeclaration] = [
+        SystemTypes.ping, SystemTypes.types, SystemTypes.eventsSince, SystemTypes.auditList, SystemTypes.auditVerify,
+    ]
 
     /// Each service's own request types (besides `system`).
     public static let registry: [any RequestDeclaration] = [

@@ -324,19 +324,26 @@ public struct ProgressReport: Codable, Sendable, Equatable {
     public var revision: Int
     public var reportedAt: String
     public var reportedBy: String?
+    /// The certificate that reported it and its public key (PROTOCOL.md section 7); nil without keys.
+    public var principal: String?
+    public var principalKey: String?
 
     enum CodingKeys: String, CodingKey {
-        case task, period, unit, percent, summary, measures, problems, evidence, revision
+        case task, period, unit, percent, summary, measures, problems, evidence, revision, principal
         case nextSteps = "next_steps"
         case reportedAt = "reported_at"
         case reportedBy = "reported_by"
+        case principalKey = "principal_key"
     }
 
     public init(
         task: String, period: String, unit: String, percent: Double, summary: String, measures: String?, problems: String?,
         nextSteps: String?,
-        evidence: [EvidenceRef], revision: Int, reportedAt: String, reportedBy: String?
+        evidence: [EvidenceRef], revision: Int, reportedAt: String, reportedBy: String?, principal: String? = nil,
+        principalKey: String? = nil
     ) {
+        self.principal = principal
+        self.principalKey = principalKey
         self.task = task
         self.period = period
         self.unit = unit
@@ -429,14 +436,23 @@ public struct Escalation: Codable, Sendable, Equatable {
     public var tasks: [String]
     public var recordedAt: String
     public var recordedBy: String?
+    /// The certificate that recorded it and its public key (PROTOCOL.md section 7); nil without keys.
+    public var principal: String?
+    public var principalKey: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, unit, level, reason, tasks
+        case id, unit, level, reason, tasks, principal
         case recordedAt = "recorded_at"
         case recordedBy = "recorded_by"
+        case principalKey = "principal_key"
     }
 
-    public init(id: Int, unit: String, level: EscalationLevel, reason: String, tasks: [String], recordedAt: String, recordedBy: String?) {
+    public init(
+        id: Int, unit: String, level: EscalationLevel, reason: String, tasks: [String], recordedAt: String, recordedBy: String?,
+        principal: String? = nil, principalKey: String? = nil
+    ) {
+        self.principal = principal
+        self.principalKey = principalKey
         self.id = id
         self.unit = unit
         self.level = level

@@ -3,6 +3,9 @@ public enum SystemTypes {
     public static let ping = RPC<Empty, PingReply>("sys.ping", .read, allow: .everyone)
     public static let types = RPC<Empty, TypesReply>("sys.types", .read, allow: .everyone)
     public static let eventsSince = RPC<EventsSinceRequest, EventsSinceReply<AnyEvent>>("events.since", .read, allow: .readers)
+    /// The service's audit trail (PROTOCOL.md section 7), and its chain checked.
+    public static let auditList = RPC<AuditListRequest, ListReply<AuditEntry>>("audit.list", .read, allow: .auditors)
+    public static let auditVerify = RPC<Empty, AuditVerifyReply>("audit.verify", .read, allow: .auditors)
 }
 
 /// `sys.ping` reply.

@@ -181,6 +181,8 @@ public struct DecodedRequest: Decodable, Sendable {
     public var cursor: String?
     /// Who asks, once the server has authenticated and authorized it (never read from the wire).
     public var caller: Caller?
+    /// A write's first bytes as received, for the audit trail (never read from the wire).
+    public var auditSummary: String?
 
     enum Keys: String, CodingKey { case v, id, type, ts, from, key, body }
     enum BodyKeys: String, CodingKey { case cursor }

@@ -46,3 +46,9 @@ public protocol SynchronousEventStorage: EventStorage {
 
 /// How long idempotency keys are kept (PROTOCOL.md: at least 24 hours).
 public let idempotencyKeyRetention: TimeInterval = 48 * 3600
+
+/// Storage other than a `ServiceStore` that keeps an audit trail of its own (PostgreSQL).
+public protocol AuditedStorage: EventStorage {
+    func auditEntries(_ request: AuditListRequest) async throws -> [AuditEntry]
+    func verifyAudit() async throws -> AuditVerifyReply
+}

@@ -29,6 +29,8 @@ public struct RequestContext: Sendable {
     public let clock: ServiceClock
     let fingerprint: String?
     let keyRemembered: KeyFlag
+    /// The request's first bytes, for the audit trail.
+    let auditSummary: String
 
     final class KeyFlag: Sendable {
         let value = Atomic<Bool>(false)
@@ -62,8 +64,10 @@ public struct RequestContext: Sendable {
         let type = self.type
         let store = try self.store
         let flag = keyRemembered
-        return try await store.write { db, events in
+        return try await store.write { [self] db, events in
             let reply = try updates(db, &events)
+            // Who changed what, in the change's own transaction (PROTOCOL.md section 7).
+            try AuditTrail.append(db, context: self, stream: store.stream)
             if let key, let fingerprint {
                 let payload = try WireCoding.encode(reply)
                 try store.remember(db, key: key, reply: .init(type: type, fingerprint: fingerprint, ok: true, payload: payload))

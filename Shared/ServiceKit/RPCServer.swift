@@ -390,6 +390,16 @@ public final class RPCServer: Service, Sendable {
                 try page(request, try await context.storage.events(stream: request.stream, after: request.after, limit: try limit(request)))
             }
         }
+        if let store = store as? ServiceStore {
+            table.on(SystemTypes.auditList) { request, _ in
+                ListReply(items: try await store.pool.read { db in try AuditTrail.list(db, request) })
+            }
+            table.on(SystemTypes.auditVerify) { _, _ in try await store.pool.read { db in try AuditTrail.verify(db, stream: store.stream) }
+            }
+        } else if let audited = store as? any AuditedStorage {
+            table.on(SystemTypes.auditList) { request, _ in ListReply(items: try await audited.auditEntries(request)) }
+            table.on(SystemTypes.auditVerify) { _, _ in try await audited.verifyAudit() }
+        }
         let requestTypes = (table.requestTypes + [SystemTypes.types.name]).sorted()
         let writes = table.mutating.sorted()
         var access = Dictionary(uniqueKeysWithValues: table.declarations.map { ($0.key, $0.value.access.roles.sorted()) })
@@ -607,7 +617,7 @@ struct RequestRunner: Sendable {
         RequestContext(
             requestID: request.id, type: request.type, caller: request.caller ?? .unauthenticated(from: request.from), key: key,
             cursor: request.cursor, serviceLogger: logger,
-            storage: store, clock: clock, fingerprint: fingerprint, keyRemembered: .init())
+            storage: store, clock: clock, fingerprint: fingerprint, keyRemembered: .init(), auditSummary: request.auditSummary ?? "")
     }
 
     /// Runs the handler of a request, or answers `unavailable` when it has not finished by the
@@ -659,6 +669,8 @@ struct RequestRunner: Sendable {
             }
         }
 
+        // Unkeyed writes carry their digest too, for the audit trail.
+        if fingerprint == nil, handlers.mutating.contains(request.type) { fingerprint = (try? precomputed.get()) ?? nil }
         let context = self.context(for: request, key: key, fingerprint: fingerprint)
         do {
             let body = try await handler(request.body, context)
@@ -816,9 +828,11 @@ struct RequestReader: Sendable {
                     routing: routing, reply: EnvelopeWriter.errorReply(type: request.type, re: request.id, error: error))
             }
         }
+        // Every write is fingerprinted: the key's check when it has one, the audit trail's digest always.
         let fingerprint: Result<String?, any Error>
-        if handlers.mutating.contains(request.type), request.key != nil {
+        if handlers.mutating.contains(request.type) {
             fingerprint = Result { try handlers.fingerprinters[request.type]?(request.body) }
+            request.auditSummary = AuditTrail.summary(payload)
         } else {
             fingerprint = .success(nil)
         }

@@ -85,6 +85,7 @@ public final class ServiceStore: SynchronousEventStorage, Sendable {
                     CREATE INDEX duban_idempotency_created ON duban_idempotency(created_at);
                     """)
         }
+        AuditTrail.migrate(&migrator)
         migrations(&migrator)
         try migrator.migrate(pool)
         let stored = try pool.read { db in

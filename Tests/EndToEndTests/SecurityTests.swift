@@ -1,6 +1,7 @@
 import CaseTracking
 import DubanTesting
 import Foundation
+import GRDB
 import IndicatorIngest
 import Messaging
 import Notifications
@@ -259,6 +260,8 @@ import Testing
         let city = try await deployment.client(try keys.certificate(ofUnit: "区城市管理局"), .cases)
         let moved = try await city.call(CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: .start))
         #expect(moved.state == .rectifying)
+        let cityCertificate = try keys.certificate(ofUnit: "区城市管理局")
+        #expect(moved.history?.last?.actor == "区城市管理局" && moved.history?.last?.principal == cityCertificate)
         await city.close()
 
         // A station submits for its own stations only.
@@ -314,5 +317,61 @@ import Testing
         #expect(await process.waitForExit())
         #expect(process.terminationStatus != 0)
         #expect(process.log.contains("tcp://0.0.0.0:\(port)") && process.log.contains("--keys"), "\(process.log)")
+    }
+}
+
+/// The audit trail: every stored change with its principal, key and unit; chained so that a
+/// changed entry is found.
+@Suite(.serialized) struct AuditTrailTests {
+    @Test func aGatewayActingForAUnitIsRecordedWithBothAndTheChainFindsATamperedEntry() async throws {
+        let keys = try TestKeys.make()
+        let dir = try TestSupport.temporaryDirectory()
+        var registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir) { $0.keysDirectory = keys.path }
+        let gateway = try await keys.client("gateway", .registry, at: registry.endpoints.rpc, from: "区生态环境局")
+        let report = try await gateway.call(
+            RegistryTypes.progressReport,
+            ProgressReportRequest(task: "8", period: "2026-10", unit: "区生态环境局", percent: 30, summary: "网页控制台报送"))
+        #expect(report.reportedBy == "区生态环境局" && report.principal == "gateway")
+        #expect(report.principalKey == (try keys.directory.publicCertificate("gateway")).publicKey)
+        // The gateway may not act for the office's rights beyond what it names, nor as admin.
+        let load = try await refusal(gateway, RegistryTypes.planLoad, PlanLoadRequest(content: "x"))
+        #expect(load.code == .permissionDenied)
+        await gateway.close()
+        let office = try await keys.client("office", .registry, at: registry.endpoints.rpc)
+        _ = try await office.call(
+            RegistryTypes.escalationRecord, EscalationRecordRequest(unit: "区城市管理局", level: .notice, reason: "连续两月未报送"))
+        let entries = try await office.callAll(SystemTypes.auditList, AuditListRequest())
+        #expect(entries.count == 2)
+        let first = try #require(entries.first)
+        #expect(first.type == "progress.report" && first.principal == "gateway" && first.role == "unit" && first.unit == "区生态环境局")
+        #expect(first.principalKey == (try keys.directory.publicCertificate("gateway")).publicKey)
+        #expect(entries[1].principal == "office" && entries[1].unit == officeUnit && entries[1].prev == first.hash)
+        let byUnit = try await office.callAll(SystemTypes.auditList, AuditListRequest(unit: "区生态环境局"))
+        #expect(byUnit.map(\.seq) == [1])
+        #expect(try await office.call(SystemTypes.auditVerify, Empty()).ok)
+        // A unit may not read the trail.
+        let unit = try await keys.client(try keys.certificate(ofUnit: "区城乡建设局"), .registry, at: registry.endpoints.rpc)
+        #expect(try await refusal(unit, SystemTypes.auditList, AuditListRequest()).code == .permissionDenied)
+        await unit.close()
+        await office.close()
+        try await registry.stop()
+
+        // The trail refuses to be changed; someone who gets around that is found by the chain.
+        func tamper(_ statements: [String]) throws {
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(10)
+            let database = try DatabaseQueue(path: "\(dir)/registry.sqlite", configuration: configuration)
+            defer { try? database.close() }
+            try database.inDatabase { db in for statement in statements { try db.execute(sql: statement) } }
+        }
+        #expect(throws: (any Error).self) { try tamper(["UPDATE duban_audit SET unit = '区财政局'"]) }
+        try tamper(["DROP TRIGGER duban_audit_no_update", "UPDATE duban_audit SET summary = '{}' WHERE seq = 1"])
+        registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir) { $0.keysDirectory = keys.path }
+        let admin = try await keys.client("admin", .registry, at: registry.endpoints.rpc)
+        let verdict = try await admin.call(SystemTypes.auditVerify, Empty())
+        #expect(!verdict.ok && verdict.firstBad == 1, "\(verdict)")
+        #expect(AuditChain.firstBreak(try await admin.callAll(SystemTypes.auditList, AuditListRequest()))?.seq == 1)
+        await admin.close()
+        try await registry.stop()
     }
 }
