@@ -1,6 +1,7 @@
 import CZeroMQ
 import DubanTesting
 import Foundation
+import Histogram
 import Messaging
 import Schema
 import ServiceKit
@@ -291,31 +292,83 @@ struct FootprintBench {
     }
 }
 
-/// What switching CURVE on costs a round trip: raw REQ/REP with CURVE and a ZAP handler, against
-/// plain TCP, same sizes. Duban's sockets take CURVE keys (ZMQCurve) but no service turns it on yet,
-/// so this is the transport's cost, the floor of what Duban's would be.
+/// What switching CURVE on costs (issue #14's targets): a typed `sys.ping` to the registry and
+/// ingestion at 1,000 readings a message, each against the same service without keys, measured in
+/// alternating runs of the same process pair; and raw REQ/REP with and without CURVE + ZAP for
+/// what libzmq alone costs.
 struct CurveBench {
     let runs: Int
     let calls: Int
 
-    func run(into rows: inout [ReportRow]) {
+    func run(into rows: inout [ReportRow]) async throws {
+        let keys = try TestKeys.make()
         var plain: [Latency] = []
         var curve: [Latency] = []
-        for _ in 0..<runs {
-            plain.append(Latency(RawZMQ.requestReply(requestSize: 120, replySize: 2500, calls: calls)))
-            curve.append(Latency(RawZMQ.requestReply(requestSize: 120, replySize: 2500, calls: calls, curve: true)))
+        var rawPlain: [Latency] = []
+        var rawCurve: [Latency] = []
+        var ingestPlain: [Double] = []
+        var ingestCurve: [Double] = []
+        let ingest = IngestBench(runs: 1, readings: 100_000, inFlight: 4, postgres: false, batches: [1000])
+        for run in 1...runs {
+            // The two services side by side, asked in alternating chunks, so drift falls on both alike.
+            let dir = try TestSupport.temporaryDirectory("bench-curve")
+            let open = try await ServiceProcess.start(
+                "duban-registry", arguments: ["--data-dir", "\(dir)/open"], endpoints: TestSupport.freeEndpoints(),
+                environment: ["LOG_LEVEL": "warning"])
+            let secured = try await ServiceProcess.start(
+                "duban-registry", arguments: ["--data-dir", "\(dir)/secured", "--keys", keys.path], endpoints: TestSupport.freeEndpoints(),
+                environment: ["LOG_LEVEL": "warning"], curve: try keys.curve("reader", toward: .registry))
+            let openClient = try await RPCClient.connect(to: open.endpoints.rpc, from: "bench")
+            let securedClient = try await keys.client("reader", .registry, at: secured.endpoints.rpc)
+            var openHistogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+            var securedHistogram = openHistogram
+            for client in [openClient, securedClient] {
+                for _ in 0..<2_000 { _ = try await client.call(SystemTypes.ping, Empty()) }
+            }
+            for chunk in 0..<20 {
+                let client = chunk % 2 == 0 ? openClient : securedClient
+                for _ in 0..<(calls / 10) {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    _ = try await client.call(SystemTypes.ping, Empty())
+                    let elapsed = DispatchTime.now().uptimeNanoseconds - start
+                    if chunk % 2 == 0 { openHistogram.record(elapsed) } else { securedHistogram.record(elapsed) }
+                }
+            }
+            plain.append(Latency(openHistogram))
+            curve.append(Latency(securedHistogram))
+            await openClient.close()
+            await securedClient.close()
+            open.kill()
+            secured.kill()
+            ingestPlain.append(try await ingest.dubanRate(batch: 1000, instances: 1, postgres: false))
+            ingestCurve.append(try await ingest.dubanRate(batch: 1000, instances: 1, postgres: false, keys: keys))
+            rawPlain.append(Latency(RawZMQ.requestReply(requestSize: 120, replySize: 2500, calls: calls)))
+            rawCurve.append(Latency(RawZMQ.requestReply(requestSize: 120, replySize: 2500, calls: calls, curve: true)))
+            log(
+                "curve run \(run): sys.ping p50 \(plain.last!.p50) µs plain, \(curve.last!.p50) µs CURVE; "
+                    + "ingest \(Int(ingestPlain.last!)) / \(Int(ingestCurve.last!)) readings/s")
         }
-        let p50 = Measured(curve.map(\.p50), unit: "µs")
-        let plainP50 = Measured(plain.map(\.p50), unit: "µs")
-        let p99 = Measured(curve.map(\.p99), unit: "µs")
-        let plainP99 = Measured(plain.map(\.p99), unit: "µs")
-        rows.append(
-            ReportRow(
-                section: "curve", name: "REQ/REP p50 with CURVE + ZAP (raw; not yet on in Duban)", duban: p50, reference: plainP50,
-                referenceName: "same without CURVE", ratio: p50.median / plainP50.median))
-        rows.append(
-            ReportRow(
-                section: "curve", name: "REQ/REP p99 with CURVE + ZAP (raw; not yet on in Duban)", duban: p99, reference: plainP99,
-                referenceName: "same without CURVE", ratio: p99.median / plainP99.median))
+        func add(
+            _ name: String, _ duban: [Double], _ reference: [Double], _ referenceName: String, unit: String, target: Double?,
+            higherIsBetter: Bool = false, targetText: String? = nil
+        ) {
+            let d = Measured(duban, unit: unit)
+            let r = Measured(reference, unit: unit)
+            let ratio = d.median / r.median
+            rows.append(
+                ReportRow(
+                    section: "curve", name: name, duban: d, reference: r, referenceName: referenceName, ratio: ratio, target: targetText,
+                    met: target.map { higherIsBetter ? ratio >= $0 : ratio <= $0 }))
+        }
+        add(
+            "sys.ping p50 with CURVE, typed call, reply decoded", curve.map(\.p50), plain.map(\.p50), "the same registry without keys",
+            unit: "µs", target: 1.2, targetText: "≤ 1.2×")
+        add("sys.ping p99 with CURVE", curve.map(\.p99), plain.map(\.p99), "the same registry without keys", unit: "µs", target: nil)
+        add(
+            "ingestion with CURVE, 1,000 readings/message, SQLite", ingestCurve, ingestPlain, "the same without keys", unit: "readings/s",
+            target: 0.9, higherIsBetter: true, targetText: "≥ 0.9×")
+        add(
+            "REQ/REP p50 with CURVE + ZAP (raw libzmq)", rawCurve.map(\.p50), rawPlain.map(\.p50), "same without CURVE", unit: "µs",
+            target: nil)
     }
 }

@@ -159,7 +159,7 @@ struct IngestBench {
     }
 
     /// Readings per second acknowledged by duban-ingest (each acknowledged only once durably stored).
-    func dubanRate(batch: Int, instances: Int, postgres: Bool) async throws -> Double {
+    func dubanRate(batch: Int, instances: Int, postgres: Bool, keys: TestKeys? = nil) async throws -> Double {
         var cluster: PostgresCluster?
         var processes: [ServiceProcess] = []
         defer {
@@ -190,16 +190,19 @@ struct IngestBench {
         } else {
             processes.append(
                 try await ServiceProcess.start(
-                    "duban-ingest", arguments: ["--data-dir", try TestSupport.temporaryDirectory("bench")], endpoints: front,
-                    environment: environment))
+                    "duban-ingest",
+                    arguments: ["--data-dir", try TestSupport.temporaryDirectory("bench")] + (keys.map { ["--keys", $0.path] } ?? []),
+                    endpoints: front, environment: environment, curve: try keys?.curve("admin", toward: .ingest)))
         }
-        let client = try await RPCClient.connect(to: front.rpc, from: "bench")
+        // With keys the administrator's certificate submits (any station), and `from` is left to it.
+        let client = try await RPCClient.connect(
+            to: front.rpc, from: keys == nil ? "bench" : nil, curve: try keys?.curve("admin", toward: .ingest))
         defer { Task { await client.close() } }
         let total = self.total(batch)
         // Encoded before the clock starts: a station encodes on its own machine, not on the service's cores.
         let requests = try stride(from: 0, to: total, by: batch).map { offset in
             let envelope = RequestEnvelope(
-                type: IngestTypes.readingSubmit.name, from: "bench", key: UUID().uuidString.lowercased(),
+                type: IngestTypes.readingSubmit.name, from: keys == nil ? "bench" : nil, key: UUID().uuidString.lowercased(),
                 body: ReadingSubmitRequest(readings: Self.readings(min(batch, total - offset), offset: offset)))
             return (id: envelope.id, payload: try WireCoding.encode(envelope))
         }

@@ -52,7 +52,7 @@ struct Bench: AsyncParsableCommand {
         }
         await section("events") { try await FanOutBench(runs: runs, events: events, subscriberCounts: [1, 10, 50]).run(into: &$0) }
         await section("footprint") { try await FootprintBench(runs: runs).run(into: &$0) }
-        await section("curve") { CurveBench(runs: runs, calls: calls / 2).run(into: &$0) }
+        await section("curve") { try await CurveBench(runs: runs, calls: calls / 2).run(into: &$0) }
         await section("fairness") { try await FairnessBench(runs: runs).run(into: &$0) }
         print(table(rows))
         try FileManager.default.createDirectory(atPath: (json as NSString).deletingLastPathComponent, withIntermediateDirectories: true)

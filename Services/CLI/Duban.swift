@@ -110,7 +110,7 @@ struct CallFailed: Error, CustomStringConvertible {
         case let error as ErrorBody:
             description = "\(type) 未成功：\(error.message)" + (error.field.map { "（字段 \($0)）" } ?? "") + "［\(error.code.rawValue)］"
         case let error as RPCClientError:
-            description = "\(error)：服务是否在运行？（可用 duban ping 查看）"
+            description = "\(error)：服务是否在运行？启用认证的部署只答复已准入的证书（可用 duban ping、duban keys list 查看）"
         default:
             description = "\(type) 未成功：\(error)"
         }

@@ -48,7 +48,8 @@ public enum AuditTrail {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
-                entry.seq, entry.at, entry.stream, entry.type, entry.requestID, entry.principal, entry.principalKey, entry.role, entry.actor,
+                entry.seq, entry.at, entry.stream, entry.type, entry.requestID, entry.principal, entry.principalKey, entry.role,
+                entry.actor,
                 entry.unit, entry.summary, entry.digest, entry.prev, entry.hash,
             ])
     }

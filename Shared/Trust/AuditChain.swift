@@ -13,7 +13,8 @@ public enum AuditChain {
 
     /// Checks entries of one stream in `seq` order from the first: every link and every hash.
     /// Returns the first entry that does not hold and why, or nil when the chain is whole.
-    public static func firstBreak(_ entries: [AuditEntry], startingAfter prev: String = AuditEntry.genesis) -> (seq: Int, problem: String)? {
+    public static func firstBreak(_ entries: [AuditEntry], startingAfter prev: String = AuditEntry.genesis) -> (seq: Int, problem: String)?
+    {
         var expected = prev
         var lastSeq = 0
         for entry in entries {

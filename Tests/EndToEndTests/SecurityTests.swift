@@ -7,6 +7,7 @@ import Messaging
 import Notifications
 import Schema
 import ServiceKit
+import Synchronization
 import TaskRegistry
 import Testing
 
@@ -307,6 +308,49 @@ import Testing
         }
         #expect(admitted, "a key added was not admitted within a second")
         try await deployment.stop()
+    }
+
+    @Test func aKeyTakenOutLosesItsEventSubscriptionAndOthersKeepTheirs() async throws {
+        let keys = try TestKeys.make()
+        let dir = try TestSupport.temporaryDirectory()
+        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir) { $0.keysDirectory = keys.path }
+        let loop = ZMQPollLoop(name: "subscribers")
+        let received = Mutex<[String: Int]>([:])
+        for name in ["reader", "cases"] {
+            _ = try await loop.addSocket(
+                .sub, options: ZMQSocketOptions(subscriptions: [""], curve: try keys.curve(name, toward: .registry)),
+                setup: { try $0.connect(registry.endpoints.events) },
+                onMessage: { _ in received.withLock { $0[name, default: 0] += 1 } })
+        }
+        let office = try await keys.client("office", .registry, at: registry.endpoints.rpc)
+        var period = 0
+        func report() async throws {
+            period += 1
+            _ = try await office.call(
+                RegistryTypes.progressReport,
+                ProgressReportRequest(
+                    task: "8", period: "2026-\(String(format: "%02d", period))", unit: "区生态环境局", percent: 10, summary: "推进"))
+        }
+        #expect(
+            try await TestSupport.eventually(timeout: .seconds(5)) {
+                try await report()
+                return received.withLock { ($0["reader"] ?? 0) > 0 && ($0["cases"] ?? 0) > 0 }
+            })
+        try FileManager.default.removeItem(atPath: keys.directory.clientCertificatePath("reader"))
+        // Within a minute (here: the watcher's second and a rebind), the reader hears nothing more.
+        try await Task.sleep(for: .seconds(2))
+        let before = received.withLock { $0 }
+        #expect(
+            try await TestSupport.eventually(timeout: .seconds(10)) {
+                try await report()
+                return (received.withLock { $0["cases"] ?? 0 }) > (before["cases"] ?? 0)
+            }, "a subscriber whose key stays in clients/ reconnects and hears on")
+        for _ in 0..<5 { try await report() }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(received.withLock { $0["reader"] ?? 0 } == before["reader"] ?? 0, "the revoked key still heard events")
+        await office.close()
+        await loop.shutdown()
+        try await registry.stop()
     }
 
     @Test func aServiceWithoutKeysRefusesToListenBeyondLoopback() async throws {
