@@ -44,8 +44,8 @@ public enum AuditTrail {
         let entry = makeEntry(context: context, stream: stream, lastSeq: last?["seq"] ?? 0, lastHash: last?["hash"])
         try db.execute(
             sql: """
-                INSERT INTO duban_audit (seq, at, stream, type, request_id, principal, principal_key, role, actor, unit, summary, digest, prev, hash)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO duban_audit (seq, at, stream, type, request_id, principal, principal_key, role, actor, unit, summary, digest, \
+                prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 entry.seq, entry.at, entry.stream, entry.type, entry.requestID, entry.principal, entry.principalKey, entry.role,
