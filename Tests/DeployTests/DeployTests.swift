@@ -80,6 +80,59 @@ import Yams
         return result
     }
 
+    // MARK: Keys (PROTOCOL.md section 7, docs/security.md)
+
+    /// Where every deployment puts a service's key directory.
+    static let keysDirectory = "/etc/duban/keys"
+
+    /// The secret certificates each host, container or pod holds: its own, and nothing else (the
+    /// broker serves the ingest endpoints with the ingest certificate, so it holds that one too).
+    static let ownCertificates: [String: Set<String>] = [
+        "registry": ["registry"], "cases": ["cases"], "notify": ["notify"], "broker": ["broker", "ingest"],
+        "ingest-1": ["ingest-1"], "ingest-2": ["ingest-2"],
+    ]
+
+    /// The key directory a command line names with `--keys DIR` (or `--keys=DIR`).
+    static func keysArgument(_ command: [String]) -> String? {
+        for (index, argument) in command.enumerated() {
+            if argument == "--keys", index + 1 < command.count { return command[index + 1] }
+            if argument.hasPrefix("--keys=") { return String(argument.dropFirst("--keys=".count)) }
+        }
+        return nil
+    }
+
+    /// The value of `--instance` in a command line.
+    static func instanceArgument(_ command: [String]) -> String? {
+        command.firstIndex(of: "--instance").flatMap { $0 + 1 < command.count ? command[$0 + 1] : nil }
+    }
+
+    /// Runs `bash -c script` with `arguments` as $0, $1, …; returns its standard output.
+    @discardableResult
+    static func bash(_ script: String, _ arguments: [String]) throws -> Data {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", "set -euo pipefail; " + script] + arguments
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let problems = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw TestFailure("\(arguments.first ?? script) failed: \(problems)") }
+        return data
+    }
+
+    /// The files of a directory, by name; empty when it is not there.
+    static func files(_ directory: String) -> Set<String> {
+        Set((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+    }
+
+    static func mode(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? NSNumber)?.intValue ?? -1
+    }
+
     @Test func everyYAMLFileParses() throws {
         let files = FileManager.default.enumerator(atPath: Self.deploy.path)!.compactMap { $0 as? String }.filter {
             $0.hasSuffix(".yaml") || $0.hasSuffix(".yml")
@@ -294,5 +347,69 @@ import Yams
         }
         let ingest = try #require(named("Deployment")["ingest"]?["spec"] as? [String: Any])
         #expect((ingest["replicas"] as? Int ?? 0) >= 2)
+    }
+
+    @Test func systemdUnitsStartEveryServiceWithItsOwnCertificateOnly() throws {
+        let directory = Self.deploy.appendingPathComponent("systemd").path
+        // Each unit and the certificates of its host (the template's instance is `ingest-%i`).
+        let units: [String: Set<String>] = [
+            "duban-registry.service": ["registry"], "duban-cases.service": ["cases"], "duban-notify.service": ["notify"],
+            "duban-broker.service": ["broker", "ingest"], "duban-ingest@.service": ["ingest-%i"],
+        ]
+        for (unit, own) in units {
+            let lines = try String(contentsOfFile: "\(directory)/\(unit)", encoding: .utf8).split(whereSeparator: \.isNewline).map(
+                String.init)
+            let exec = try #require(lines.first { $0.hasPrefix("ExecStart=") })
+            let command = exec.dropFirst("ExecStart=".count).split(separator: " ").map(String.init)
+            #expect(Self.keysArgument(command) == Self.keysDirectory, "\(unit) is not started with --keys \(Self.keysDirectory)")
+            if unit.hasPrefix("duban-ingest@") { #expect(Self.instanceArgument(command) == "ingest-%i") }
+            #expect(lines.contains("User=duban"), "\(unit) does not run as its own user")
+            // Its own secret certificates, from root's credential store, handed to the unit by systemd; no other.
+            let credentials = lines.filter { $0.hasPrefix("LoadCredential=") }.map {
+                $0.dropFirst("LoadCredential=".count).split(separator: ":", maxSplits: 1).map(String.init)
+            }
+            #expect(Set(credentials.map(\.[0])) == Set(own.map { "\($0).key_secret" }), "\(unit) loads \(credentials)")
+            for credential in credentials {
+                #expect(credential.count == 2 && credential[1] == "/etc/credstore/\(credential[0])", "\(unit): \(credential)")
+            }
+        }
+    }
+
+    @Test func hostKeysGivesEachSystemdHostOnlyItsOwnSecret() throws {
+        let keys = try TestKeys.make()
+        let script = Self.deploy.appendingPathComponent("systemd/host-keys.sh").path
+        let units = [
+            "registry": "duban-registry.service", "cases": "duban-cases.service", "notify": "duban-notify.service",
+            "broker": "duban-broker.service", "ingest-1": "duban-ingest@1.service", "ingest-2": "duban-ingest@2.service",
+        ]
+        for (host, own) in Self.ownCertificates {
+            // What the host unpacks under /etc.
+            let root = try TestSupport.temporaryDirectory("duban-host-\(host)")
+            try Self.bash(#""$0" "$1" "$2" | tar -x -C "$3""#, [script, keys.path, host, root])
+            let credstore = "\(root)/credstore"
+            let directory = "\(root)/\(Self.keysDirectory.dropFirst("/etc/".count))"
+            #expect(Self.files(credstore) == Set(own.map { "\($0).key_secret" }), "\(host) gets \(Self.files(credstore))")
+            #expect(Self.mode(credstore) == 0o700)
+            for name in own {
+                let path = "\(credstore)/\(name).key_secret"
+                #expect(Self.mode(path) == 0o600)
+                #expect(
+                    FileManager.default.contents(atPath: path)
+                        == FileManager.default.contents(atPath: keys.directory.secretCertificatePath(name)))
+                // In the key directory: a link to where systemd puts the credential while the unit runs.
+                #expect(
+                    try FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/\(name).key_secret")
+                        == "/run/credentials/\(units[host]!)/\(name).key_secret")
+            }
+            // No secret key anywhere else in what the host gets.
+            for file in FileManager.default.enumerator(atPath: root)!.compactMap({ $0 as? String }) where !file.hasPrefix("credstore") {
+                let path = "\(root)/\(file)"
+                guard try FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType == .typeRegular else { continue }
+                #expect(!(try String(contentsOfFile: path, encoding: .utf8)).contains("secret-key"), "\(host): \(file) holds a secret key")
+            }
+            // The public side whole: every admitted principal, every service's public certificate.
+            #expect(Self.files("\(directory)/clients") == Self.files(keys.directory.clientsPath))
+            #expect(Self.files(directory).filter { $0.hasSuffix(".key") } == Self.files(keys.path).filter { $0.hasSuffix(".key") })
+        }
     }
 }
