@@ -235,7 +235,8 @@ import Yams
                 let expected = Self.hostPorts(configuration)[name] ?? []
                 #expect(published.isSubset(of: expected), "compose \(name) publishes \(published), the configuration gives it \(expected)")
             }
-            for volume in (service["volumes"] as? [String]) ?? [] where volume.hasPrefix(".") {
+            // ./keys is made by keys.sh (`duban keys init`) and never committed: checked in composeMountsOnlyEachContainersOwnSecret.
+            for volume in (service["volumes"] as? [String]) ?? [] where volume.hasPrefix(".") && !volume.hasPrefix("./keys/") {
                 let path = composeDirectory.appendingPathComponent(String(volume.split(separator: ":")[0])).standardized.path
                 #expect(Self.exists(path), "compose \(name): \(path) does not exist")
             }
@@ -411,5 +412,43 @@ import Yams
             #expect(Self.files("\(directory)/clients") == Self.files(keys.directory.clientsPath))
             #expect(Self.files(directory).filter { $0.hasSuffix(".key") } == Self.files(keys.path).filter { $0.hasSuffix(".key") })
         }
+    }
+
+    @Test func composeMountsOnlyEachContainersOwnSecret() throws {
+        let compose = try #require(try Yams.load(yaml: Self.text("deploy/compose/compose.yaml")) as? [String: Any])
+        let services = try #require(compose["services"] as? [String: [String: Any]])
+        let secrets = try #require(compose["secrets"] as? [String: [String: Any]])
+        let keys = try TestKeys.make()
+        var owners: [String: String] = [:]
+        for (name, service) in services {
+            let command = ((service["entrypoint"] as? [String]) ?? []) + ((service["command"] as? [String]) ?? [])
+            guard command.first?.hasPrefix("duban") == true else { continue }
+            #expect(Self.keysArgument(command) == Self.keysDirectory, "compose \(name) is not started with --keys \(Self.keysDirectory)")
+            var own: Set<String> = []
+            for secret in (service["secrets"] as? [[String: Any]]) ?? [] {
+                let source = try #require(secret["source"] as? String)
+                let target = try #require(secret["target"] as? String)
+                #expect((target as NSString).deletingLastPathComponent == Self.keysDirectory && target.hasSuffix(".key_secret"))
+                let certificate = ((target as NSString).lastPathComponent as NSString).deletingPathExtension
+                // The secret is that certificate's file, one `duban keys init` makes, and no one else's.
+                let file = try #require(secrets[source]?["file"] as? String, "compose has no secret \(source)")
+                #expect(file == "./keys/\(certificate).key_secret", "compose secret \(source) is \(file), mounted as \(target)")
+                #expect(
+                    Self.exists(keys.directory.secretCertificatePath(certificate)), "duban keys init makes no \(certificate).key_secret")
+                #expect(owners.updateValue(name, forKey: source) == nil, "compose: two services mount secret \(source)")
+                own.insert(certificate)
+            }
+            #expect(own == (name == "cli" ? ["office"] : Self.ownCertificates[name]), "compose \(name) holds \(own)")
+            if let instance = Self.instanceArgument(command) { #expect(own == [instance]) }
+            // clients/ shared read-only, and nothing else of keys/ as a volume.
+            let volumes = (service["volumes"] as? [String]) ?? []
+            let clients = "./keys/clients:\(Self.keysDirectory)/clients:ro"
+            #expect(volumes.contains(clients), "compose \(name) does not mount clients/")
+            for volume in volumes where volume.hasPrefix("./keys") || volume.contains(Self.keysDirectory) {
+                #expect(volume == clients, "compose \(name) mounts \(volume)")
+            }
+        }
+        #expect(Set(owners.values) == Set(Self.ownCertificates.keys).union(["cli"]))
+        #expect(Self.files(keys.directory.clientsPath).count > 10)
     }
 }
