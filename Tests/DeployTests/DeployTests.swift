@@ -267,6 +267,8 @@ import Yams
             let text = try String(contentsOf: directory.appendingPathComponent(resource), encoding: .utf8)
             objects += try Yams.load_all(yaml: text).compactMap { $0 as? [String: Any] }
         }
+        // The key Secrets and ConfigMaps are made from a key directory, never committed (make-keys.sh).
+        objects += try Self.keyObjects(from: TestKeys.make())
         func named(_ kind: String) -> [String: [String: Any]] {
             Dictionary(
                 uniqueKeysWithValues: objects.filter { $0["kind"] as? String == kind }.map {
@@ -278,7 +280,7 @@ import Yams
         let services = named("Service")
         let claims = named("PersistentVolumeClaim")
         let workloads = named("Deployment").merging(named("StatefulSet")) { first, _ in first }
-        #expect(Set(named("Deployment").keys) == ["registry", "ingest", "cases", "notify", "broker"])
+        #expect(Set(named("Deployment").keys) == ["registry", "ingest-1", "ingest-2", "cases", "notify", "broker"])
         #expect(named("StatefulSet")["postgres"] != nil)
 
         // The ConfigMap carries exactly the configuration file and the bundled plan.
@@ -346,8 +348,18 @@ import Yams
                 }
             }
         }
-        let ingest = try #require(named("Deployment")["ingest"]?["spec"] as? [String: Any])
-        #expect((ingest["replicas"] as? Int ?? 0) >= 2)
+        // At least two ingest instances, each one pod at a time (its name is its stream's).
+        let ingest = named("Deployment").filter { $0.key.hasPrefix("ingest-") }.compactMap { $0.value["spec"] as? [String: Any] }
+        #expect(ingest.count >= 2)
+        for spec in ingest {
+            #expect(spec["replicas"] as? Int == 1 && (spec["strategy"] as? [String: Any])?["type"] as? String == "Recreate")
+        }
+    }
+
+    /// The Secrets and ConfigMaps deploy/k8s/make-keys.sh makes from `keys`.
+    static func keyObjects(from keys: TestKeys) throws -> [[String: Any]] {
+        let yaml = try bash(#""$0" "$1""#, [deploy.appendingPathComponent("k8s/make-keys.sh").path, keys.path])
+        return try Yams.load_all(yaml: String(decoding: yaml, as: UTF8.self)).compactMap { $0 as? [String: Any] }
     }
 
     @Test func systemdUnitsStartEveryServiceWithItsOwnCertificateOnly() throws {
@@ -450,5 +462,97 @@ import Yams
         }
         #expect(Set(owners.values) == Set(Self.ownCertificates.keys).union(["cli"]))
         #expect(Self.files(keys.directory.clientsPath).count > 10)
+    }
+
+    @Test func kubernetesPodsMountOnlyTheirOwnSecretAsDirectories() throws {
+        let keys = try TestKeys.make()
+        var madeSecrets: [String: [String: String]] = [:]
+        var madeMaps: [String: [String: String]] = [:]
+        for object in try Self.keyObjects(from: keys) {
+            let name = ((object["metadata"] as? [String: Any])?["name"] as? String) ?? ""
+            switch object["kind"] as? String {
+            case "Secret": madeSecrets[name] = (object["data"] as? [String: String]) ?? [:]
+            case "ConfigMap": madeMaps[name] = (object["data"] as? [String: String]) ?? [:]
+            default: Issue.record("make-keys.sh made a \(object["kind"] ?? "?")")
+            }
+        }
+        // One Secret per workload, holding exactly its own certificates as duban keys init wrote them.
+        #expect(Set(madeSecrets.keys) == Set(Self.ownCertificates.keys.map { "duban-key-\($0)" }))
+        for (workload, own) in Self.ownCertificates {
+            let data = try #require(madeSecrets["duban-key-\(workload)"])
+            #expect(Set(data.keys) == Set(own.map { "\($0).key_secret" }), "Secret duban-key-\(workload) holds \(data.keys)")
+            for (key, value) in data {
+                #expect(Data(base64Encoded: value) == FileManager.default.contents(atPath: "\(keys.path)/\(key)"), "\(key)")
+            }
+        }
+        // ConfigMaps: public only; clients/ whole, each certificate exact.
+        for (name, data) in madeMaps {
+            for (key, value) in data {
+                #expect(!key.hasSuffix(".key_secret") && !value.contains("secret-key"), "ConfigMap \(name) holds \(key)")
+            }
+        }
+        let clients = try #require(madeMaps["duban-clients"])
+        #expect(Set(clients.keys) == Self.files(keys.directory.clientsPath))
+        for (key, value) in clients {
+            #expect(value == (try String(contentsOfFile: "\(keys.directory.clientsPath)/\(key)", encoding: .utf8)), "duban-clients \(key)")
+        }
+        #expect(Set((madeMaps["duban-keys-public"] ?? [:]).keys).isSuperset(of: ["registry.key", "ingest.key", "broker.key"]))
+
+        let directory = Self.deploy.appendingPathComponent("k8s")
+        var workloads: [String: [String: Any]] = [:]
+        for file in try FileManager.default.contentsOfDirectory(atPath: directory.path) where file.hasSuffix(".yaml") {
+            let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+            for object in try Yams.load_all(yaml: text).compactMap({ $0 as? [String: Any] }) where object["kind"] as? String == "Deployment"
+            {
+                workloads[(object["metadata"] as! [String: Any])["name"] as! String] = object
+            }
+        }
+        #expect(Set(workloads.keys) == Set(Self.ownCertificates.keys))
+        for (name, workload) in workloads {
+            let spec = (((workload["spec"] as! [String: Any])["template"] as! [String: Any])["spec"] as! [String: Any])
+            let volumes = Dictionary(
+                uniqueKeysWithValues: ((spec["volumes"] as? [[String: Any]]) ?? []).map { ($0["name"] as! String, $0) })
+            // Every Secret it mounts, plain or projected: mode 0400; together its own certificates only.
+            var mounted: [String] = []
+            for volume in volumes.values {
+                if let secret = volume["secret"] as? [String: Any] {
+                    #expect(secret["defaultMode"] as? Int == 0o400, "\(name): Secret volume \(volume["name"]!) is not defaultMode 0400")
+                    mounted.append((secret["secretName"] as? String) ?? "")
+                }
+                guard let projected = volume["projected"] as? [String: Any] else { continue }
+                for source in (projected["sources"] as? [[String: Any]]) ?? [] {
+                    if let secret = source["secret"] as? [String: Any] {
+                        #expect(projected["defaultMode"] as? Int == 0o400, "\(name): projected Secret is not defaultMode 0400")
+                        for item in (secret["items"] as? [[String: Any]]) ?? [] { #expect(item["mode"] == nil) }
+                        mounted.append((secret["name"] as? String) ?? "")
+                    }
+                    if let map = (source["configMap"] as? [String: Any])?["name"] as? String {
+                        #expect(madeMaps[map] != nil, "\(name): make-keys.sh makes no ConfigMap \(map)")
+                    }
+                }
+            }
+            #expect(mounted.allSatisfy { madeSecrets[$0] != nil }, "\(name) mounts \(mounted)")
+            let held = Set(mounted.flatMap { (madeSecrets[$0] ?? [:]).keys.map { String($0.dropLast(".key_secret".count)) } })
+            #expect(held == Self.ownCertificates[name], "\(name) holds \(held)")
+            // Secret files belong to root: the non-root user reads them through fsGroup (0440, group 999).
+            #expect((spec["securityContext"] as? [String: Any])?["fsGroup"] as? Int == 999, "\(name) has no fsGroup")
+            for container in spec["containers"] as! [[String: Any]] {
+                let command = (container["command"] as? [String]) ?? []
+                #expect(Self.keysArgument(command) == Self.keysDirectory, "\(name) is not started with --keys \(Self.keysDirectory)")
+                if let instance = Self.instanceArgument(command) { #expect(held == [instance]) }
+                // DIR and DIR/clients as directories: a subPath mount never sees a Secret or ConfigMap change.
+                let mounts = (container["volumeMounts"] as? [[String: Any]]) ?? []
+                for mount in mounts where ((mount["mountPath"] as? String) ?? "").hasPrefix(Self.keysDirectory) {
+                    #expect(mount["subPath"] == nil && mount["subPathExpr"] == nil, "\(name): \(mount["mountPath"]!) uses subPath")
+                }
+                func volume(at path: String) -> [String: Any]? {
+                    mounts.first { $0["mountPath"] as? String == path }.flatMap { volumes[$0["name"] as! String] }
+                }
+                #expect(volume(at: Self.keysDirectory)?["projected"] != nil, "\(name): \(Self.keysDirectory) is not its key volume")
+                #expect(
+                    (volume(at: Self.keysDirectory + "/clients")?["configMap"] as? [String: Any])?["name"] as? String == "duban-clients",
+                    "\(name): clients/ is not the duban-clients ConfigMap")
+            }
+        }
     }
 }
