@@ -31,7 +31,13 @@ host="$2"
 case "$host" in
     registry | cases | notify) secrets=("$host") unit="duban-$host.service" ;;
     broker) secrets=(broker ingest) unit="duban-broker.service" ;;
-    ingest-[0-9]*) secrets=("$host") unit="duban-ingest@${host#ingest-}.service" ;;
+    ingest-[1-9] | ingest-[1-9]*[0-9])
+        if [[ ! "${host#ingest-}" =~ ^[1-9][0-9]*$ ]]; then
+            echo "$0: unknown host $host (registry, cases, notify, broker or ingest-N)" >&2
+            exit 2
+        fi
+        secrets=("$host") unit="duban-ingest@${host#ingest-}.service"
+        ;;
     *)
         echo "$0: unknown host $host (registry, cases, notify, broker or ingest-N)" >&2
         exit 2
