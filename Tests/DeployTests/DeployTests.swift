@@ -80,6 +80,59 @@ import Yams
         return result
     }
 
+    // MARK: Keys (PROTOCOL.md section 7, docs/security.md)
+
+    /// Where every deployment puts a service's key directory.
+    static let keysDirectory = "/etc/duban/keys"
+
+    /// The secret certificates each host, container or pod holds: its own, and nothing else (the
+    /// broker serves the ingest endpoints with the ingest certificate, so it holds that one too).
+    static let ownCertificates: [String: Set<String>] = [
+        "registry": ["registry"], "cases": ["cases"], "notify": ["notify"], "broker": ["broker", "ingest"],
+        "ingest-1": ["ingest-1"], "ingest-2": ["ingest-2"],
+    ]
+
+    /// The key directory a command line names with `--keys DIR` (or `--keys=DIR`).
+    static func keysArgument(_ command: [String]) -> String? {
+        for (index, argument) in command.enumerated() {
+            if argument == "--keys", index + 1 < command.count { return command[index + 1] }
+            if argument.hasPrefix("--keys=") { return String(argument.dropFirst("--keys=".count)) }
+        }
+        return nil
+    }
+
+    /// The value of `--instance` in a command line.
+    static func instanceArgument(_ command: [String]) -> String? {
+        command.firstIndex(of: "--instance").flatMap { $0 + 1 < command.count ? command[$0 + 1] : nil }
+    }
+
+    /// Runs `bash -c script` with `arguments` as $0, $1, …; returns its standard output.
+    @discardableResult
+    static func bash(_ script: String, _ arguments: [String]) throws -> Data {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", "set -euo pipefail; " + script] + arguments
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let problems = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw TestFailure("\(arguments.first ?? script) failed: \(problems)") }
+        return data
+    }
+
+    /// The files of a directory, by name; empty when it is not there.
+    static func files(_ directory: String) -> Set<String> {
+        Set((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+    }
+
+    static func mode(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? NSNumber)?.intValue ?? -1
+    }
+
     @Test func everyYAMLFileParses() throws {
         let files = FileManager.default.enumerator(atPath: Self.deploy.path)!.compactMap { $0 as? String }.filter {
             $0.hasSuffix(".yaml") || $0.hasSuffix(".yml")
@@ -182,7 +235,8 @@ import Yams
                 let expected = Self.hostPorts(configuration)[name] ?? []
                 #expect(published.isSubset(of: expected), "compose \(name) publishes \(published), the configuration gives it \(expected)")
             }
-            for volume in (service["volumes"] as? [String]) ?? [] where volume.hasPrefix(".") {
+            // ./keys is made by keys.sh (`duban keys init`) and never committed: checked in composeMountsOnlyEachContainersOwnSecret.
+            for volume in (service["volumes"] as? [String]) ?? [] where volume.hasPrefix(".") && !volume.hasPrefix("./keys/") {
                 let path = composeDirectory.appendingPathComponent(String(volume.split(separator: ":")[0])).standardized.path
                 #expect(Self.exists(path), "compose \(name): \(path) does not exist")
             }
@@ -213,6 +267,8 @@ import Yams
             let text = try String(contentsOf: directory.appendingPathComponent(resource), encoding: .utf8)
             objects += try Yams.load_all(yaml: text).compactMap { $0 as? [String: Any] }
         }
+        // The key Secrets and ConfigMaps are made from a key directory, never committed (make-keys.sh).
+        objects += try Self.keyObjects(from: TestKeys.make())
         func named(_ kind: String) -> [String: [String: Any]] {
             Dictionary(
                 uniqueKeysWithValues: objects.filter { $0["kind"] as? String == kind }.map {
@@ -224,7 +280,7 @@ import Yams
         let services = named("Service")
         let claims = named("PersistentVolumeClaim")
         let workloads = named("Deployment").merging(named("StatefulSet")) { first, _ in first }
-        #expect(Set(named("Deployment").keys) == ["registry", "ingest", "cases", "notify", "broker"])
+        #expect(Set(named("Deployment").keys) == ["registry", "ingest-1", "ingest-2", "cases", "notify", "broker"])
         #expect(named("StatefulSet")["postgres"] != nil)
 
         // The ConfigMap carries exactly the configuration file and the bundled plan.
@@ -292,7 +348,211 @@ import Yams
                 }
             }
         }
-        let ingest = try #require(named("Deployment")["ingest"]?["spec"] as? [String: Any])
-        #expect((ingest["replicas"] as? Int ?? 0) >= 2)
+        // At least two ingest instances, each one pod at a time (its name is its stream's).
+        let ingest = named("Deployment").filter { $0.key.hasPrefix("ingest-") }.compactMap { $0.value["spec"] as? [String: Any] }
+        #expect(ingest.count >= 2)
+        for spec in ingest {
+            #expect(spec["replicas"] as? Int == 1 && (spec["strategy"] as? [String: Any])?["type"] as? String == "Recreate")
+        }
+    }
+
+    /// The Secrets and ConfigMaps deploy/k8s/make-keys.sh makes from `keys`.
+    static func keyObjects(from keys: TestKeys) throws -> [[String: Any]] {
+        let yaml = try bash(#""$0" "$1""#, [deploy.appendingPathComponent("k8s/make-keys.sh").path, keys.path])
+        return try Yams.load_all(yaml: String(decoding: yaml, as: UTF8.self)).compactMap { $0 as? [String: Any] }
+    }
+
+    @Test func systemdUnitsStartEveryServiceWithItsOwnCertificateOnly() throws {
+        let directory = Self.deploy.appendingPathComponent("systemd").path
+        // Each unit and the certificates of its host (the template's instance is `ingest-%i`).
+        let units: [String: Set<String>] = [
+            "duban-registry.service": ["registry"], "duban-cases.service": ["cases"], "duban-notify.service": ["notify"],
+            "duban-broker.service": ["broker", "ingest"], "duban-ingest@.service": ["ingest-%i"],
+        ]
+        for (unit, own) in units {
+            let lines = try String(contentsOfFile: "\(directory)/\(unit)", encoding: .utf8).split(whereSeparator: \.isNewline).map(
+                String.init)
+            let exec = try #require(lines.first { $0.hasPrefix("ExecStart=") })
+            let command = exec.dropFirst("ExecStart=".count).split(separator: " ").map(String.init)
+            #expect(Self.keysArgument(command) == Self.keysDirectory, "\(unit) is not started with --keys \(Self.keysDirectory)")
+            if unit.hasPrefix("duban-ingest@") { #expect(Self.instanceArgument(command) == "ingest-%i") }
+            #expect(lines.contains("User=duban"), "\(unit) does not run as its own user")
+            // Its own secret certificates, from root's credential store, handed to the unit by systemd; no other.
+            let credentials = lines.filter { $0.hasPrefix("LoadCredential=") }.map {
+                $0.dropFirst("LoadCredential=".count).split(separator: ":", maxSplits: 1).map(String.init)
+            }
+            #expect(Set(credentials.map(\.[0])) == Set(own.map { "\($0).key_secret" }), "\(unit) loads \(credentials)")
+            for credential in credentials {
+                #expect(credential.count == 2 && credential[1] == "/etc/credstore/\(credential[0])", "\(unit): \(credential)")
+            }
+        }
+    }
+
+    @Test func hostKeysGivesEachSystemdHostOnlyItsOwnSecret() throws {
+        let keys = try TestKeys.make()
+        let script = Self.deploy.appendingPathComponent("systemd/host-keys.sh").path
+        let units = [
+            "registry": "duban-registry.service", "cases": "duban-cases.service", "notify": "duban-notify.service",
+            "broker": "duban-broker.service", "ingest-1": "duban-ingest@1.service", "ingest-2": "duban-ingest@2.service",
+        ]
+        for (host, own) in Self.ownCertificates {
+            // What the host unpacks under /etc.
+            let root = try TestSupport.temporaryDirectory("duban-host-\(host)")
+            try Self.bash(#""$0" "$1" "$2" | tar -x -C "$3""#, [script, keys.path, host, root])
+            let credstore = "\(root)/credstore"
+            let directory = "\(root)/\(Self.keysDirectory.dropFirst("/etc/".count))"
+            #expect(Self.files(credstore) == Set(own.map { "\($0).key_secret" }), "\(host) gets \(Self.files(credstore))")
+            #expect(Self.mode(credstore) == 0o700)
+            for name in own {
+                let path = "\(credstore)/\(name).key_secret"
+                #expect(Self.mode(path) == 0o600)
+                #expect(
+                    FileManager.default.contents(atPath: path)
+                        == FileManager.default.contents(atPath: keys.directory.secretCertificatePath(name)))
+                // In the key directory: a link to where systemd puts the credential while the unit runs.
+                #expect(
+                    try FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/\(name).key_secret")
+                        == "/run/credentials/\(units[host]!)/\(name).key_secret")
+            }
+            // No secret key anywhere else in what the host gets.
+            for file in FileManager.default.enumerator(atPath: root)!.compactMap({ $0 as? String }) where !file.hasPrefix("credstore") {
+                let path = "\(root)/\(file)"
+                guard try FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType == .typeRegular else { continue }
+                #expect(!(try String(contentsOfFile: path, encoding: .utf8)).contains("secret-key"), "\(host): \(file) holds a secret key")
+            }
+            // The public side whole: every admitted principal, every service's public certificate.
+            #expect(Self.files("\(directory)/clients") == Self.files(keys.directory.clientsPath))
+            #expect(Self.files(directory).filter { $0.hasSuffix(".key") } == Self.files(keys.path).filter { $0.hasSuffix(".key") })
+        }
+    }
+
+    @Test func composeMountsOnlyEachContainersOwnSecret() throws {
+        let compose = try #require(try Yams.load(yaml: Self.text("deploy/compose/compose.yaml")) as? [String: Any])
+        let services = try #require(compose["services"] as? [String: [String: Any]])
+        let secrets = try #require(compose["secrets"] as? [String: [String: Any]])
+        let keys = try TestKeys.make()
+        var owners: [String: String] = [:]
+        for (name, service) in services {
+            let command = ((service["entrypoint"] as? [String]) ?? []) + ((service["command"] as? [String]) ?? [])
+            guard command.first?.hasPrefix("duban") == true else { continue }
+            #expect(Self.keysArgument(command) == Self.keysDirectory, "compose \(name) is not started with --keys \(Self.keysDirectory)")
+            var own: Set<String> = []
+            for secret in (service["secrets"] as? [[String: Any]]) ?? [] {
+                let source = try #require(secret["source"] as? String)
+                let target = try #require(secret["target"] as? String)
+                #expect((target as NSString).deletingLastPathComponent == Self.keysDirectory && target.hasSuffix(".key_secret"))
+                let certificate = ((target as NSString).lastPathComponent as NSString).deletingPathExtension
+                // The secret is that certificate's file, one `duban keys init` makes, and no one else's.
+                let file = try #require(secrets[source]?["file"] as? String, "compose has no secret \(source)")
+                #expect(file == "./keys/\(certificate).key_secret", "compose secret \(source) is \(file), mounted as \(target)")
+                #expect(
+                    Self.exists(keys.directory.secretCertificatePath(certificate)), "duban keys init makes no \(certificate).key_secret")
+                #expect(owners.updateValue(name, forKey: source) == nil, "compose: two services mount secret \(source)")
+                own.insert(certificate)
+            }
+            #expect(own == (name == "cli" ? ["office"] : Self.ownCertificates[name]), "compose \(name) holds \(own)")
+            if let instance = Self.instanceArgument(command) { #expect(own == [instance]) }
+            // clients/ shared read-only, and nothing else of keys/ as a volume.
+            let volumes = (service["volumes"] as? [String]) ?? []
+            let clients = "./keys/clients:\(Self.keysDirectory)/clients:ro"
+            #expect(volumes.contains(clients), "compose \(name) does not mount clients/")
+            for volume in volumes where volume.hasPrefix("./keys") || volume.contains(Self.keysDirectory) {
+                #expect(volume == clients, "compose \(name) mounts \(volume)")
+            }
+        }
+        #expect(Set(owners.values) == Set(Self.ownCertificates.keys).union(["cli"]))
+        #expect(Self.files(keys.directory.clientsPath).count > 10)
+    }
+
+    @Test func kubernetesPodsMountOnlyTheirOwnSecretAsDirectories() throws {
+        let keys = try TestKeys.make()
+        var madeSecrets: [String: [String: String]] = [:]
+        var madeMaps: [String: [String: String]] = [:]
+        for object in try Self.keyObjects(from: keys) {
+            let name = ((object["metadata"] as? [String: Any])?["name"] as? String) ?? ""
+            switch object["kind"] as? String {
+            case "Secret": madeSecrets[name] = (object["data"] as? [String: String]) ?? [:]
+            case "ConfigMap": madeMaps[name] = (object["data"] as? [String: String]) ?? [:]
+            default: Issue.record("make-keys.sh made a \(object["kind"] ?? "?")")
+            }
+        }
+        // One Secret per workload, holding exactly its own certificates as duban keys init wrote them.
+        #expect(Set(madeSecrets.keys) == Set(Self.ownCertificates.keys.map { "duban-key-\($0)" }))
+        for (workload, own) in Self.ownCertificates {
+            let data = try #require(madeSecrets["duban-key-\(workload)"])
+            #expect(Set(data.keys) == Set(own.map { "\($0).key_secret" }), "Secret duban-key-\(workload) holds \(data.keys)")
+            for (key, value) in data {
+                #expect(Data(base64Encoded: value) == FileManager.default.contents(atPath: "\(keys.path)/\(key)"), "\(key)")
+            }
+        }
+        // ConfigMaps: public only; clients/ whole, each certificate exact.
+        for (name, data) in madeMaps {
+            for (key, value) in data {
+                #expect(!key.hasSuffix(".key_secret") && !value.contains("secret-key"), "ConfigMap \(name) holds \(key)")
+            }
+        }
+        let clients = try #require(madeMaps["duban-clients"])
+        #expect(Set(clients.keys) == Self.files(keys.directory.clientsPath))
+        for (key, value) in clients {
+            #expect(value == (try String(contentsOfFile: "\(keys.directory.clientsPath)/\(key)", encoding: .utf8)), "duban-clients \(key)")
+        }
+        #expect(Set((madeMaps["duban-keys-public"] ?? [:]).keys).isSuperset(of: ["registry.key", "ingest.key", "broker.key"]))
+
+        let directory = Self.deploy.appendingPathComponent("k8s")
+        var workloads: [String: [String: Any]] = [:]
+        for file in try FileManager.default.contentsOfDirectory(atPath: directory.path) where file.hasSuffix(".yaml") {
+            let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+            for object in try Yams.load_all(yaml: text).compactMap({ $0 as? [String: Any] }) where object["kind"] as? String == "Deployment"
+            {
+                workloads[(object["metadata"] as! [String: Any])["name"] as! String] = object
+            }
+        }
+        #expect(Set(workloads.keys) == Set(Self.ownCertificates.keys))
+        for (name, workload) in workloads {
+            let spec = (((workload["spec"] as! [String: Any])["template"] as! [String: Any])["spec"] as! [String: Any])
+            let volumes = Dictionary(
+                uniqueKeysWithValues: ((spec["volumes"] as? [[String: Any]]) ?? []).map { ($0["name"] as! String, $0) })
+            // Every Secret it mounts, plain or projected: mode 0400; together its own certificates only.
+            var mounted: [String] = []
+            for volume in volumes.values {
+                if let secret = volume["secret"] as? [String: Any] {
+                    #expect(secret["defaultMode"] as? Int == 0o400, "\(name): Secret volume \(volume["name"]!) is not defaultMode 0400")
+                    mounted.append((secret["secretName"] as? String) ?? "")
+                }
+                guard let projected = volume["projected"] as? [String: Any] else { continue }
+                for source in (projected["sources"] as? [[String: Any]]) ?? [] {
+                    if let secret = source["secret"] as? [String: Any] {
+                        #expect(projected["defaultMode"] as? Int == 0o400, "\(name): projected Secret is not defaultMode 0400")
+                        for item in (secret["items"] as? [[String: Any]]) ?? [] { #expect(item["mode"] == nil) }
+                        mounted.append((secret["name"] as? String) ?? "")
+                    }
+                    if let map = (source["configMap"] as? [String: Any])?["name"] as? String {
+                        #expect(madeMaps[map] != nil, "\(name): make-keys.sh makes no ConfigMap \(map)")
+                    }
+                }
+            }
+            #expect(mounted.allSatisfy { madeSecrets[$0] != nil }, "\(name) mounts \(mounted)")
+            let held = Set(mounted.flatMap { (madeSecrets[$0] ?? [:]).keys.map { String($0.dropLast(".key_secret".count)) } })
+            #expect(held == Self.ownCertificates[name], "\(name) holds \(held)")
+            // Secret files belong to root: the non-root user reads them through fsGroup (0440, group 999).
+            #expect((spec["securityContext"] as? [String: Any])?["fsGroup"] as? Int == 999, "\(name) has no fsGroup")
+            for container in spec["containers"] as! [[String: Any]] {
+                let command = (container["command"] as? [String]) ?? []
+                #expect(Self.keysArgument(command) == Self.keysDirectory, "\(name) is not started with --keys \(Self.keysDirectory)")
+                if let instance = Self.instanceArgument(command) { #expect(held == [instance]) }
+                // DIR and DIR/clients as directories: a subPath mount never sees a Secret or ConfigMap change.
+                let mounts = (container["volumeMounts"] as? [[String: Any]]) ?? []
+                for mount in mounts where ((mount["mountPath"] as? String) ?? "").hasPrefix(Self.keysDirectory) {
+                    #expect(mount["subPath"] == nil && mount["subPathExpr"] == nil, "\(name): \(mount["mountPath"]!) uses subPath")
+                }
+                func volume(at path: String) -> [String: Any]? {
+                    mounts.first { $0["mountPath"] as? String == path }.flatMap { volumes[$0["name"] as! String] }
+                }
+                #expect(volume(at: Self.keysDirectory)?["projected"] != nil, "\(name): \(Self.keysDirectory) is not its key volume")
+                #expect(
+                    (volume(at: Self.keysDirectory + "/clients")?["configMap"] as? [String: Any])?["name"] as? String == "duban-clients",
+                    "\(name): clients/ is not the duban-clients ConfigMap")
+            }
+        }
     }
 }
