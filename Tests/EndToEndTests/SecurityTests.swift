@@ -3,10 +3,12 @@ import DubanTesting
 import Foundation
 import GRDB
 import IndicatorIngest
+import Logging
 import Messaging
 import Notifications
 import Schema
 import ServiceKit
+import ServiceLifecycle
 import Synchronization
 import TaskRegistry
 import Testing
@@ -417,5 +419,102 @@ import Testing
         #expect(AuditChain.firstBreak(try await admin.callAll(SystemTypes.auditList, AuditListRequest()))?.seq == 1)
         await admin.close()
         try await registry.stop()
+    }
+}
+
+/// The broker's instance-facing side and acknowledgement under CURVE.
+@Suite(.serialized) struct BrokerTrustTests {
+    @Test func theBrokerSendsWorkOnlyToIngestInstancesAndForwardsOnlyAnInstancesOwnStream() async throws {
+        let keys = try TestKeys.make()
+        let endpoints = Broker.Endpoints(
+            frontend: "tcp://127.0.0.1:\(TestSupport.freePort())", backend: "tcp://127.0.0.1:\(TestSupport.freePort())",
+            eventsIn: "tcp://127.0.0.1:\(TestSupport.freePort())", eventsOut: "tcp://127.0.0.1:\(TestSupport.freePort())")
+        var logger = Logger(label: "test.broker")
+        logger.logLevel = .warning
+        let broker = try await Broker.start(endpoints: endpoints, keys: keys.directory, insecure: false, logger: logger)
+        let group = ServiceGroup(services: [broker], logger: logger)
+        try await withThrowingDiscardingTaskGroup { tasks in
+            tasks.addTask { try await group.run() }
+            let brokerKey = try keys.directory.publicCertificate("broker").publicKey
+            func asInstance(_ name: String) throws -> ZMQCurve {
+                let own = try keys.directory.secretCertificate(name)
+                return .client(serverKey: brokerKey, publicKey: own.publicKey, secretKey: own.secretKey!)
+            }
+            // A rogue "instance" holding a reader's certificate, and a real one.
+            let loop = ZMQPollLoop(name: "instances")
+            let rogueGot = Mutex(0)
+            _ = try await loop.addSocket(
+                .router, options: ZMQSocketOptions(curve: try asInstance("reader")), setup: { try $0.connect(endpoints.backend) },
+                onMessage: { _ in rogueGot.withLock { $0 += 1 } })
+            let dir = try TestSupport.temporaryDirectory()
+            let instance = try await InProcessService.start(
+                IngestService.self, dataDirectory: dir, endpoints: Endpoints(rpc: ">\(endpoints.backend)", events: ">\(endpoints.eventsIn)")
+            ) { $0.keysDirectory = keys.path }
+            let client = try await keys.client("reader", .ingest, at: endpoints.frontend)
+            for _ in 0..<20 { #expect(try await client.call(SystemTypes.ping, Empty(), timeout: .seconds(5)).security == "curve") }
+            #expect(rogueGot.withLock { $0 } == 0, "a peer that is not an ingest instance got requests")
+
+            // Events: an instance publishes into its own stream only.
+            let heard = Mutex<[String]>([])
+            _ = try await loop.addSocket(
+                .sub, options: ZMQSocketOptions(subscriptions: [""], curve: try keys.curve("reader", toward: .ingest)),
+                setup: { try $0.connect(endpoints.eventsOut) },
+                onMessage: { frames in
+                    if frames.count == 2, let stream = FastJSON.topLevelString("stream", in: frames[1]) {
+                        heard.withLock { $0.append(stream) }
+                    }
+                })
+            let forger = try await loop.addSocket(
+                .pub, options: ZMQSocketOptions(curve: try asInstance("ingest-2")), setup: { try $0.connect(endpoints.eventsIn) })
+            func event(stream: String, seq: Int) -> [Data] {
+                [
+                    Data("ingest.alert.raised".utf8),
+                    EnvelopeWriter.event(
+                        id: MessageID.next(), type: "ingest.alert.raised", ts: Timestamp.now(), from: "ingest", stream: stream, seq: seq,
+                        body: Data("{}".utf8)),
+                ]
+            }
+            #expect(
+                await TestSupport.eventually(timeout: .seconds(5)) {
+                    loop.send(forger, event(stream: "ingest", seq: 999))
+                    loop.send(forger, event(stream: "ingest-2", seq: 1))
+                    try? await Task.sleep(for: .milliseconds(50))
+                    return heard.withLock { $0.contains("ingest-2") }
+                })
+            #expect(!heard.withLock { $0.contains("ingest") }, "an instance published into another's stream")
+            await client.close()
+            await loop.shutdown()
+            try await instance.stop()
+            await group.triggerGracefulShutdown()
+        }
+    }
+
+    @Test func eachUnitAcknowledgesForItselfAsItsCertificateSays() async throws {
+        let keys = try TestKeys.make()
+        let deployment = try await SecurityTests.SecuredDeployment.start(keys: keys)
+        let office = try await deployment.client("office", .notify)
+        var notices: [Notice] = []
+        #expect(
+            try await TestSupport.eventually(timeout: .seconds(10)) {
+                notices = try await office.callAll(NotifyTypes.noticeList, NoticeListRequest())
+                return !notices.isEmpty
+            })
+        let notice = try #require(notices.first { $0.units.contains { $0.hasPrefix("区") } })
+        let unit = try #require(notice.units.first { $0.hasPrefix("区") })
+        let other = try #require(
+            ["区城乡建设局", "区城市管理局", "区财政局"].first { !notice.units.contains($0) })
+        // Another unit, by its own certificate: refused, nothing changes.
+        let stranger = try await deployment.client(try keys.certificate(ofUnit: other), .notify)
+        let refused = try await refusal(stranger, NotifyTypes.noticeAck, NoticeAckRequest(id: notice.id))
+        #expect(refused.code == .permissionDenied, "\(refused)")
+        await stranger.close()
+        let certificate = try keys.certificate(ofUnit: unit)
+        let own = try await deployment.client(certificate, .notify)
+        let acknowledged = try await own.call(NotifyTypes.noticeAck, NoticeAckRequest(id: notice.id, comment: "已签收"))
+        #expect(acknowledged.acks.contains { $0.unit == unit && $0.by == certificate })
+        #expect(!acknowledged.pendingUnits.contains(unit))
+        await own.close()
+        await office.close()
+        try await deployment.stop()
     }
 }
