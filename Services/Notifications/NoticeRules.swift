@@ -121,7 +121,9 @@ enum EventRules {
         let office = directory.office
         switch event.type {
         case RegistryTypes.taskStatusChanged:
-            guard let change = try? event.body(as: TaskStatusChanged.self), change.to == .overdue, change.from != nil else {
+            // Overdue at the first computation too (`from` null): a task already past its deadline at
+            // go-live gets its notice on the first start.
+            guard let change = try? event.body(as: TaskStatusChanged.self), change.to == .overdue else {
                 return ([], [])
             }
             let task = directory.tasks[change.task]

@@ -29,7 +29,11 @@ public struct RegistryService: DubanService {
         clock = context.clock
         logger = context.logger
         tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
-        if let loaded = try await store.pool.read({ try RegistryStore.loadPlan($0) }) {
+        // Go-live: the configured date, else the one kept from the first start, else today.
+        let goLive = try await Self.supervisionStart(
+            store: store, configured: context.deployment.supervisionStart, now: context.clock.now())
+        if var loaded = try await store.pool.read({ try RegistryStore.loadPlan($0) }) {
+            loaded.document.supervisionStart = goLive
             current = PlanHolder(loaded)
             logger.info("plan in force", metadata: ["plan.title": "\(loaded.document.title)", "plan.source": "\(loaded.source)"])
         } else {
@@ -38,7 +42,9 @@ public struct RegistryService: DubanService {
                     PlanProblem(file: "（内置方案）", line: nil, path: "", message: "未配置方案文件，也没有内置方案")
                 ])
             }
-            let document = try PlanLoader.load(path: path)
+            var parsed = try PlanLoader.load(path: path)
+            parsed.supervisionStart = goLive
+            let document = parsed
             let loaded = LoadedPlan(document: document, source: path, loadedAt: Timestamp.format(context.clock.now()))
             let now = context.clock.now()
             try await store.write { db, events in
@@ -49,6 +55,20 @@ public struct RegistryService: DubanService {
             logger.info(
                 "plan loaded on first start",
                 metadata: ["plan.title": "\(document.title)", "plan.source": "\(path)", "plan.tasks": "\(document.tasks.count)"])
+        }
+    }
+
+    /// The go-live date: the configuration's (kept, so that a later start without it keeps it),
+    /// else the one kept from an earlier start, else today (the first start).
+    static func supervisionStart(store: ServiceStore, configured: String?, now: Date) async throws -> String {
+        try await store.write { db, _ in
+            let kept = try String.fetchOne(db, sql: "SELECT value FROM registry_settings WHERE key = 'supervision_start'")
+            let date = configured ?? kept ?? Timestamp.districtDate(now)
+            if date != kept {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO registry_settings (key, value) VALUES ('supervision_start', ?)", arguments: [date])
+            }
+            return date
         }
     }
 
@@ -77,7 +97,8 @@ public struct RegistryService: DubanService {
                 title: plan.title, district: plan.district, start: plan.start, end: plan.end, office: plan.office,
                 dispatchDay: plan.dispatchDay,
                 goals: plan.goals, categories: plan.categories.map(\.heading), tasks: views, targets: plan.targets.map(Self.target),
-                rules: plan.rules.map { PlanRule(id: $0.id, text: $0.text, withinMonths: $0.withinMonths) }, loadedAt: loaded.loadedAt)
+                rules: plan.rules.map { PlanRule(id: $0.id, text: $0.text, withinMonths: $0.withinMonths) }, loadedAt: loaded.loadedAt,
+                supervisionStart: plan.supervisionStart)
         }
 
         handlers.onRead(RegistryTypes.unitList) { _, _ in
@@ -231,12 +252,15 @@ public struct RegistryService: DubanService {
 
         handlers.on(RegistryTypes.planLoad) { request, context in
             let name = request.name ?? "plan.yaml"
-            let document: PlanDocument
+            var parsed: PlanDocument
             do {
-                document = try PlanLoader.parse(request.content, file: name)
+                parsed = try PlanLoader.parse(request.content, file: name)
             } catch let error as PlanLoadError {
                 throw ErrorBody.invalidArgument(error.description, field: "body.content")
             }
+            // A new plan file keeps the go-live date in force.
+            parsed.supervisionStart = current.plan.document.supervisionStart
+            let document = parsed
             let now = clock.now()
             let loaded = LoadedPlan(document: document, source: name, loadedAt: Timestamp.format(now))
             let reply = try await context.write { db, events in
@@ -340,7 +364,9 @@ public struct RegistryService: DubanService {
             reported.append(TaskUnit(task: report.task, unit: report.unit))
         }
         var missing: [TaskUnit] = []
-        for task in plan.tasks where !task.isParent {
+        // Before go-live nothing is missing: nobody could report (what was sent afterwards, 补报, counts as reported).
+        let counted = TaskStatusRules.firstCountedMonth(plan).map { month >= $0 } ?? true
+        for task in plan.tasks where !task.isParent && counted {
             let earlier = reports.filter { $0.task == task.id && (Month($0.period) ?? month) < month }
             var latest: [String: ProgressReport] = [:]
             for report in earlier {

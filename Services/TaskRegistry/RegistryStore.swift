@@ -57,6 +57,10 @@ enum RegistryStore {
                     CREATE INDEX escalations_unit ON escalations(unit);
                     """)
         }
+        // Settings the registry keeps across starts (go-live).
+        migrator.registerMigration("registry-v3-settings") { db in
+            try db.execute(sql: "CREATE TABLE registry_settings (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
+        }
         // Who reported and recorded, as CURVE proved it (PROTOCOL.md section 7).
         migrator.registerMigration("registry-v2-principals") { db in
             try db.execute(

@@ -57,12 +57,20 @@ public enum TaskStatusRules {
     /// The last month whose report is due by now: reports for month M are due by the plan's
     /// dispatch day of M+1 (月调度). Nil before the first report falls due; never past the plan's end.
     public static func lastDueMonth(plan: PlanDocument, now: Date) -> Month? {
-        guard let first = Month(date: plan.start), let last = Month(date: plan.end) else { return nil }
+        guard let first = firstCountedMonth(plan), let last = Month(date: plan.end) else { return nil }
         var candidate = Month(now).previous
         // Until the dispatch day has passed, last month's reports are not yet due.
         if now < Month(now).start(day: plan.dispatchDay).addingTimeInterval(86_400) { candidate = candidate.previous }
         if candidate > last { candidate = last }
         return candidate < first ? nil : candidate
+    }
+
+    /// The first month whose report counts: the plan's first, or the month supervision started
+    /// in when that is later (go-live: months before it are never missing; 补报 is welcome).
+    public static func firstCountedMonth(_ plan: PlanDocument) -> Month? {
+        guard let first = Month(date: plan.start) else { return nil }
+        guard let goLive = plan.supervisionStart.flatMap({ Month(date: $0) }) else { return first }
+        return max(first, goLive)
     }
 
     /// Units that must report on `task` (its lead units), by canonical name.
@@ -112,9 +120,13 @@ public enum TaskStatusRules {
         {
             return .overdue
         }
-        if let due = lastDueMonth(plan: plan, now: now), leads.contains(where: { !(reports.monthsReported[$0]?.contains(due) ?? false) }) {
+        let due = lastDueMonth(plan: plan, now: now)
+        if let due, leads.contains(where: { !(reports.monthsReported[$0]?.contains(due) ?? false) }) {
             return .lagging
         }
+        // Go-live: until its units have reported, or a month since go-live has fallen due, a task
+        // is not judged by where a straight line says it should be (nobody could report before).
+        if reports.latestPercent.isEmpty && due == nil { return .notStarted }
         for milestone in task.milestones {
             if let day = Timestamp.startOfDistrictDay(milestone.date), now >= day.addingTimeInterval(86_400), progress < milestone.percent {
                 return .lagging

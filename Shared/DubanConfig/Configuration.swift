@@ -67,6 +67,8 @@ public struct DeploymentConfiguration: Sendable, Equatable {
     /// The key directory (PROTOCOL.md section 7): with it every socket is a CURVE server or client;
     /// without it a service binds loopback only.
     public var keysDirectory: String?
+    /// Go-live (YYYY-MM-DD, `supervisionStart`): the registry's first start when unset.
+    public var supervisionStart: String?
     /// Notify: the one directory `file` channels write into (`notify.fileChannelDir`); nil: `channels`
     /// in the data directory.
     public var notifyFileChannelDir: String?
@@ -93,7 +95,7 @@ public struct DeploymentConfiguration: Sendable, Equatable {
         ServiceName.allCases.flatMap { ["\($0.rawValue).rpc", "\($0.rawValue).events"] }
         + [
             "broker.backend", "broker.eventsIn", "dataDir", "maxPayloadBytes", "tickSeconds", "planFile", "stationsFile", "databaseURL",
-            "logLevel", "keysDir",
+            "logLevel", "keysDir", "supervisionStart",
         ]
         + ["thresholds.city_control_value", "thresholds.city_standard", "thresholds.national_quota"]
         + ["notify.fileChannelDir", "notify.webhookAllow"]
@@ -159,6 +161,10 @@ public struct DeploymentConfiguration: Sendable, Equatable {
         result.databaseURL = reader.string(forKey: "databaseURL")
         // Empty means none, so that an environment can switch a file's key directory off.
         result.keysDirectory = reader.string(forKey: "keysDir").flatMap { $0.isEmpty ? nil : $0 }
+        result.supervisionStart = reader.string(forKey: "supervisionStart").flatMap { $0.isEmpty ? nil : $0 }
+        if let start = result.supervisionStart, !Self.isDate(start) {
+            throw ConfigurationError.invalid("supervisionStart", start)
+        }
         result.broker.backend = reader.string(forKey: ConfigKey(["broker", "backend"]), default: result.broker.backend)
         result.broker.eventsIn = reader.string(forKey: ConfigKey(["broker", "eventsIn"]), default: result.broker.eventsIn)
         for key in ["city_control_value", "city_standard", "national_quota"] {
@@ -175,6 +181,17 @@ public struct DeploymentConfiguration: Sendable, Equatable {
         guard let parsed = Logger.Level(rawValue: level.lowercased()) else { throw ConfigurationError.invalid("logLevel", level) }
         result.logLevel = parsed
         return result
+    }
+}
+
+extension DeploymentConfiguration {
+    /// Whether `text` is a calendar date, YYYY-MM-DD.
+    static func isDate(_ text: String) -> Bool {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+            let month = Int(parts[1]), let day = Int(parts[2]), Int(parts[0]) != nil
+        else { return false }
+        return (1...12).contains(month) && (1...31).contains(day)
     }
 }
 

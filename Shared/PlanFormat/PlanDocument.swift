@@ -75,6 +75,10 @@ public struct PlanDocument: Codable, Sendable, Equatable {
     public var categories: [Category]
     public var tasks: [TaskEntry]
     public var targets: [TargetEntry]
+    /// When supervision started (go-live, YYYY-MM-DD): no month before it counts as missing and
+    /// nothing is proposed for it. Not in the plan file: the registry sets it from the
+    /// configuration (`supervisionStart`) or its first start, and every service reads it from `plan.get`.
+    public var supervisionStart: String?
 
     public func task(_ id: String) -> TaskEntry? { tasks.first { $0.id == id } }
     public func unit(_ name: String) -> UnitEntry? { units.first { $0.name == name } }

@@ -194,18 +194,22 @@ public struct PlanReply: Codable, Sendable {
     public var targets: [PlanTarget]
     public var rules: [PlanRule]
     public var loadedAt: String?
+    /// Go-live (YYYY-MM-DD): months before it never count as missing.
+    public var supervisionStart: String?
 
     enum CodingKeys: String, CodingKey {
         case title, district, start, end, office, goals, categories, tasks, targets, rules
         case dispatchDay = "dispatch_day"
         case loadedAt = "loaded_at"
+        case supervisionStart = "supervision_start"
     }
 
     public init(
         title: String, district: String?, start: String, end: String, office: String, dispatchDay: Int, goals: String?,
         categories: [String],
-        tasks: [PlanTask], targets: [PlanTarget], rules: [PlanRule], loadedAt: String?
+        tasks: [PlanTask], targets: [PlanTarget], rules: [PlanRule], loadedAt: String?, supervisionStart: String? = nil
     ) {
+        self.supervisionStart = supervisionStart
         self.title = title
         self.district = district
         self.start = start

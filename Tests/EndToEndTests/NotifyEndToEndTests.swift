@@ -30,7 +30,10 @@ import Testing
     @Test func noticesReachTheRightUnitsAndTheWebhookGetsItOnceThroughFailuresAndARestart() async throws {
         let dir = try TestSupport.temporaryDirectory()
         let clock = ServiceClock.starting(at: date("2026-11-20T10:00:00+08:00"))
-        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2)
+        // Supervised since the plan began: every month counts, so missing reports are noticed.
+        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2) {
+            $0.supervisionStart = "2024-01-01"
+        }
         let ingest = try await InProcessService.start(IngestService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2)
         let cases = try await InProcessService.start(CasesService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2) {
             $0.endpoints[.registry] = registry.endpoints
@@ -176,7 +179,10 @@ import Testing
     @Test func unitsWhoseTasksStayLaggingAreProposedForEscalation() async throws {
         let dir = try TestSupport.temporaryDirectory()
         let clock = ServiceClock.starting(at: date("2026-09-10T10:00:00+08:00"))
-        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2)
+        // Supervised since the plan began: every month counts, so missing reports are noticed.
+        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2) {
+            $0.supervisionStart = "2024-01-01"
+        }
         let notify = try await InProcessService.start(NotifyService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2) {
             $0.endpoints[.registry] = registry.endpoints
             $0.endpoints[.ingest] = TestSupport.freeEndpoints()
@@ -200,6 +206,45 @@ import Testing
         let proposal = try #require(try await proposals().first { $0.title == "建议通报：区委组织部" })
         #expect(proposal.units == [officeUnit] && proposal.text.contains("连续2个月") && proposal.refs.period == "2026-09")
         await office.close()
+        try await notify.stop()
+        try await registry.stop()
+    }
+
+    /// Issue #15's first-week finding: a fresh install in November 2026 proposed 问责 against every
+    /// unit for months before it existed. With go-live (the registry's first start here), nothing
+    /// before it is missing or proposed, and tasks already past their deadlines get their notices.
+    @Test func aFreshInstallProposesNothingForBeforeGoLiveAndNoticesTasksAlreadyOverdue() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let clock = ServiceClock.starting(at: date("2026-11-20T10:00:00+08:00"))
+        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2)
+        let notify = try await InProcessService.start(NotifyService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2) {
+            $0.endpoints[.registry] = registry.endpoints
+            $0.endpoints[.ingest] = TestSupport.freeEndpoints()
+            $0.endpoints[.cases] = TestSupport.freeEndpoints()
+        }
+        let registryClient = try await RPCClient.connect(to: registry.endpoints.rpc, from: officeUnit)
+        #expect(try await registryClient.call(RegistryTypes.planGet, Empty()).supervisionStart == "2026-11-20")
+        let statuses = try await registryClient.callAll(RegistryTypes.taskList, TaskListRequest())
+        #expect(!statuses.contains { $0.status == .lagging }, "\(statuses.filter { $0.status == .lagging }.map(\.id))")
+        let office = try await RPCClient.connect(to: notify.endpoints.rpc, from: officeUnit)
+        func notices(_ kind: NoticeKind) async throws -> [Notice] {
+            try await office.callAll(NotifyTypes.noticeList, NoticeListRequest(kind: kind))
+        }
+        #expect(
+            try await TestSupport.eventually {
+                Set(try await notices(.overdue).compactMap(\.refs.task)).isSuperset(of: ["5", "6", "7.3", "16"])
+            }, "tasks past their deadlines at go-live get their overdue notices")
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(try await notices(.escalationProposal).isEmpty)
+        #expect(try await notices(.reportMissing).isEmpty)
+        // After December's dispatch day, November (the first month since go-live) is due: units
+        // that did not report are reminded, and still nothing is proposed after one month.
+        clock.set(date("2026-12-06T10:00:00+08:00"))
+        #expect(try await TestSupport.eventually { try await notices(.reportMissing).contains { $0.refs.period == "2026-11" } })
+        #expect(try await !notices(.reportMissing).contains { $0.refs.period != "2026-11" })
+        #expect(try await notices(.escalationProposal).isEmpty)
+        await office.close()
+        await registryClient.close()
         try await notify.stop()
         try await registry.stop()
     }

@@ -19,7 +19,11 @@ import Testing
     @Test func reportsAreCheckedAndRevisionsKeepTheirHistory() async throws {
         let clock = ServiceClock.starting(at: date("2026-11-20T10:00:00+08:00"))
         let service = try await InProcessService.start(
-            RegistryService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: clock)
+            RegistryService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: clock
+        ) {
+            // Supervised since the plan began: every month counts.
+            $0.supervisionStart = "2024-01-01"
+        }
         let client = try await RPCClient.connect(to: service.endpoints.rpc, from: "区生态环境局")
 
         var error = try await refusal(client, RegistryTypes.progressReport, Self.report("7.3", "2026-10", "区教育局", 50))
