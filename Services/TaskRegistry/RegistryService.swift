@@ -365,7 +365,9 @@ public struct RegistryService: DubanService {
         }
         var missing: [TaskUnit] = []
         // Before go-live nothing is missing: nobody could report (what was sent afterwards, 补报, counts as reported).
-        let counted = TaskStatusRules.firstCountedMonth(plan).map { month >= $0 } ?? true
+        // After the plan's last month nothing is due either: reports past the end are refused.
+        let counted =
+            (TaskStatusRules.firstCountedMonth(plan).map { month >= $0 } ?? true) && (Month(date: plan.end).map { month <= $0 } ?? true)
         for task in plan.tasks where !task.isParent && counted {
             let earlier = reports.filter { $0.task == task.id && (Month($0.period) ?? month) < month }
             var latest: [String: ProgressReport] = [:]
