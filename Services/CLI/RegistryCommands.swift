@@ -69,12 +69,13 @@ struct Tasks: AsyncParsableCommand {
             if options.json { return try printJSON(reply.items) }
             print(
                 TextTable.render(
-                    header: ["编号", "状态", "进度", "完成时限", "任务", "责任单位"],
+                    header: ["编号", "状态", "进度", "完成时限", "任务", "责任单位", "原因"],
                     rows: reply.items.map {
                         [
                             $0.id, $0.status?.label ?? "", percentLabel($0.progress),
                             $0.deadlineText ?? ($0.deadline ?? (($0.ongoing) ? "持续推进" : "")),
-                            clip($0.title, 36), clip($0.leadUnits.joined(separator: "、"), 40),
+                            clip($0.title, 30), clip($0.leadUnits.joined(separator: "、"), 30),
+                            clip(($0.reasons ?? []).map(\.text).joined(separator: "；"), 40),
                         ]
                     }))
         }
@@ -95,6 +96,7 @@ struct TaskCommand: AsyncParsableCommand {
             print("\(task.id)、\(task.title)")
             print("  任务分组  \(task.category)")
             print("  状态      \(task.status?.label ?? "") (\(task.status?.rawValue ?? ""))，进度 \(percentLabel(task.progress))")
+            for reason in task.reasons ?? [] { print("  原因      \(reason.text)（\(reason.code)）") }
             print("  完成时限  \(task.deadlineText ?? task.deadline ?? "持续推进")\(task.deadline.map { " (\($0))" } ?? "")")
             print("  责任单位  \(task.leadUnits.joined(separator: "、"))")
             if !task.cooperatingUnits.isEmpty { print("  配合单位  \(task.cooperatingUnits.joined(separator: "、"))") }

@@ -79,12 +79,12 @@ struct Status: AsyncParsableCommand {
             if !attention.isEmpty {
                 out.append(
                     TextTable.render(
-                        header: ["编号", "状态", "进度", "完成时限", "任务", "责任单位"],
+                        header: ["编号", "状态", "进度", "完成时限", "任务", "责任单位", "原因"],
                         rows: attention.map {
                             [
                                 $0.id, $0.status?.label ?? "", percentLabel($0.progress), $0.deadlineText ?? ($0.deadline ?? ""),
-                                clip($0.title, 30),
-                                clip($0.leadUnits.joined(separator: "、"), 30),
+                                clip($0.title, 24), clip($0.leadUnits.joined(separator: "、"), 24),
+                                clip(($0.reasons ?? []).first?.text ?? "", 36),
                             ]
                         }))
             }

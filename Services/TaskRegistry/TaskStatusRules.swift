@@ -112,34 +112,96 @@ public enum TaskStatusRules {
     /// 4. `not_started`: no unit has reported on it yet.
     /// 5. `on_track`: otherwise.
     public static func leafStatus(_ task: PlanDocument.TaskEntry, plan: PlanDocument, reports: TaskReports, now: Date) -> TaskStatus {
+        evaluate(task, plan: plan, reports: reports, now: now).status
+    }
+
+    /// A leaf task's status and why, by the rules above; the first reason is the one that decided.
+    public static func evaluate(_ task: PlanDocument.TaskEntry, plan: PlanDocument, reports: TaskReports, now: Date) -> (
+        status: TaskStatus, reasons: [StatusReason]
+    ) {
         let leads = expectedReporters(task, plan: plan)
         let progress = progress(task, plan: plan, reports: reports)
-        if task.deadline != nil, !leads.isEmpty, leads.allSatisfy({ (reports.latestPercent[$0] ?? 0) >= 100 }) { return .completed }
+        let shown = (progress * 10).rounded() / 10
+        if task.deadline != nil, !leads.isEmpty, leads.allSatisfy({ (reports.latestPercent[$0] ?? 0) >= 100 }) {
+            return (.completed, [StatusReason(code: "all_reported_complete", text: "责任单位均已报送完成（100%）", progress: 100)])
+        }
         if let deadline = task.deadline, let deadlineStart = Timestamp.startOfDistrictDay(deadline),
             now >= deadlineStart.addingTimeInterval(86_400)
         {
-            return .overdue
+            return (
+                .overdue,
+                [
+                    StatusReason(
+                        code: "deadline_passed", text: "已过完成时限\(task.deadlineText ?? deadline)，进度\(format(shown))%", progress: shown,
+                        date: deadline)
+                ]
+            )
         }
+        var reasons: [StatusReason] = []
         let due = lastDueMonth(plan: plan, now: now)
-        if let due, leads.contains(where: { !(reports.monthsReported[$0]?.contains(due) ?? false) }) {
-            return .lagging
+        if let due {
+            let missing = leads.filter { !(reports.monthsReported[$0]?.contains(due) ?? false) }
+            if !missing.isEmpty {
+                reasons.append(
+                    StatusReason(
+                        code: "report_missing", text: "\(missing.joined(separator: "、"))未报送\(due)进展", period: due.description,
+                        units: missing))
+            }
         }
         // Go-live: until its units have reported, or a month since go-live has fallen due, a task
         // is not judged by where a straight line says it should be (nobody could report before).
-        if reports.latestPercent.isEmpty && due == nil { return .notStarted }
+        if reports.latestPercent.isEmpty && due == nil {
+            return (.notStarted, [StatusReason(code: "before_first_due", text: "督办启动后尚无到期的月度报送")])
+        }
         for milestone in task.milestones {
             if let day = Timestamp.startOfDistrictDay(milestone.date), now >= day.addingTimeInterval(86_400), progress < milestone.percent {
-                return .lagging
+                reasons.append(
+                    StatusReason(
+                        code: "milestone_missed",
+                        text: "节点\(milestone.date)（\(milestone.text)）应达\(format(milestone.percent))%，实际\(format(shown))%",
+                        progress: shown, expected: milestone.percent, date: milestone.date))
             }
         }
         if let deadline = task.deadline, let end = Timestamp.startOfDistrictDay(deadline)?.addingTimeInterval(86_400),
             let start = Timestamp.startOfDistrictDay(plan.start), end > start
         {
             let elapsed = min(max(now.timeIntervalSince(start) / end.timeIntervalSince(start), 0), 1)
-            if progress < elapsed * 100 - plan.lagTolerance { return .lagging }
+            let expected = (elapsed * 1000).rounded() / 10
+            if progress < elapsed * 100 - plan.lagTolerance {
+                reasons.append(
+                    StatusReason(
+                        code: "behind_schedule",
+                        text: "进度\(format(shown))%，按时序应达\(format(expected))%（容差\(format(plan.lagTolerance))个百分点）", progress: shown,
+                        expected: expected))
+            }
         }
-        if reports.latestPercent.isEmpty { return .notStarted }
-        return .onTrack
+        if !reasons.isEmpty { return (.lagging, reasons) }
+        if reports.latestPercent.isEmpty { return (.notStarted, [StatusReason(code: "no_report_yet", text: "责任单位尚未报送进展")]) }
+        return (.onTrack, [])
+    }
+
+    static func format(_ value: Double) -> String {
+        value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
+    }
+
+    /// Every task's status and reasons; a parent's reasons are its sub-items' that are not on track.
+    public static func evaluations(plan: PlanDocument, reports: [String: TaskReports], now: Date) -> [String: (
+        status: TaskStatus, reasons: [StatusReason]
+    )] {
+        var result: [String: (status: TaskStatus, reasons: [StatusReason])] = [:]
+        for task in plan.tasks where !task.isParent {
+            result[task.id] = evaluate(task, plan: plan, reports: reports[task.id] ?? TaskReports(), now: now)
+        }
+        for task in plan.tasks where task.isParent {
+            let children = task.subtasks.compactMap { id in result[id].map { (id, $0) } }
+            let status = rollUp(children.map(\.1.status))
+            let reasons = children.filter { [.lagging, .overdue].contains($0.1.status) }.map { id, child in
+                StatusReason(
+                    code: "subtask", text: "子项\(id)：\(child.reasons.first?.text ?? child.status.rawValue)", task: id, status: child.status)
+            }
+            result[task.id] = (status, reasons)
+        }
+        return result
     }
 
     /// The first instant after `now` at which the clock alone could change a status, the reports

@@ -87,7 +87,7 @@ final class TaskViewCache: Sendable {
 
     /// Every task as the protocol shows it, with its status and progress at `now`.
     static func taskViews(plan: PlanDocument, reports: [String: TaskReports], now: Date) -> [PlanTask] {
-        let statuses = TaskStatusRules.statuses(plan: plan, reports: reports, now: now)
+        let evaluations = TaskStatusRules.evaluations(plan: plan, reports: reports, now: now)
         let categories = Dictionary(uniqueKeysWithValues: plan.categories.map { ($0.id, $0.heading) })
         return plan.tasks.map { task in
             let children = task.subtasks.compactMap(plan.task)
@@ -109,7 +109,8 @@ final class TaskViewCache: Sendable {
                 ongoing: task.isParent ? children.allSatisfy { $0.deadline == nil } : task.deadline == nil,
                 milestones: task.milestones.map { Milestone(date: $0.date, text: $0.text, percent: $0.percent) },
                 targets: plan.targets.filter { $0.tasks.contains(task.id) }.map(\.indicator), subtasks: task.subtasks,
-                status: statuses[task.id])
+                status: evaluations[task.id]?.status)
+            view.reasons = evaluations[task.id]?.reasons
             view.deadlineText = task.deadlineText
             view.progress = (progress * 10).rounded() / 10
             return view

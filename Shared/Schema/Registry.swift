@@ -31,6 +31,38 @@ public enum TaskStatus: String, Codable, Sendable, CaseIterable {
     case completed
 }
 
+/// Why a task has its status (issue #15: every status explains itself), machine-readable by `code`
+/// and in words by `text`: `report_missing` (`period`, `units`), `behind_schedule` (`progress`,
+/// `expected`), `milestone_missed` (`date`, `expected`, `progress`), `deadline_passed` (`date`),
+/// `all_reported_complete`, `no_report_yet`, `before_first_due` (go-live: nothing due yet),
+/// `subtask` (`task`, `status`: a sub-item's status rolled up).
+public struct StatusReason: Codable, Sendable, Equatable {
+    public var code: String
+    public var text: String
+    public var period: String?
+    public var units: [String]?
+    public var progress: Double?
+    public var expected: Double?
+    public var date: String?
+    public var task: String?
+    public var status: TaskStatus?
+
+    public init(
+        code: String, text: String, period: String? = nil, units: [String]? = nil, progress: Double? = nil, expected: Double? = nil,
+        date: String? = nil, task: String? = nil, status: TaskStatus? = nil
+    ) {
+        self.code = code
+        self.text = text
+        self.period = period
+        self.units = units
+        self.progress = progress
+        self.expected = expected
+        self.date = date
+        self.task = task
+        self.status = status
+    }
+}
+
 /// A unit of the district as the plan names it.
 public struct PlanUnit: Codable, Sendable, Equatable {
     public var name: String
@@ -89,6 +121,8 @@ public struct PlanTask: Codable, Sendable, Equatable {
     public var targets: [String]
     public var subtasks: [String]
     public var status: TaskStatus?
+    /// Why it has that status, the deciding reason first (`{code, text, …}`).
+    public var reasons: [StatusReason]?
     /// The deadline in the plan's own words (2026年12月底, 持续推进).
     public var deadlineText: String?
     /// Mean of the lead units' latest reported percents.
@@ -97,7 +131,7 @@ public struct PlanTask: Codable, Sendable, Equatable {
     public var latestReports: [ProgressReport]?
 
     enum CodingKeys: String, CodingKey {
-        case id, parent, category, title, text, deadline, ongoing, milestones, targets, subtasks, status, progress
+        case id, parent, category, title, text, deadline, ongoing, milestones, targets, subtasks, status, progress, reasons
         case leadUnits = "lead_units"
         case cooperatingUnits = "cooperating_units"
         case deadlineText = "deadline_text"

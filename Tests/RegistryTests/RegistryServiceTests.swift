@@ -16,6 +16,31 @@ import Testing
         ProgressReportRequest(task: task, period: period, unit: unit, percent: percent, summary: summary)
     }
 
+    /// Issue #15: task 10 reported 60 % for November and still lagged because October was missing,
+    /// and nothing said so. Every status now carries its reasons.
+    @Test func aStatusSaysWhy() async throws {
+        let clock = ServiceClock.starting(at: date("2026-11-20T10:00:00+08:00"))
+        let service = try await InProcessService.start(
+            RegistryService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: clock
+        ) { $0.supervisionStart = "2024-01-01" }
+        let client = try await RPCClient.connect(to: service.endpoints.rpc, from: "区城乡建设局")
+        _ = try await client.call(RegistryTypes.progressReport, Self.report("10", "2026-11", "区城乡建设局", 60))
+        let task = try await client.call(RegistryTypes.taskGet, TaskGetRequest(id: "10"))
+        #expect(task.status == .lagging)
+        let missing = try #require(task.reasons?.first)
+        #expect(missing.code == "report_missing" && missing.period == "2026-10" && missing.units == ["区城乡建设局"], "\(missing)")
+        #expect(missing.text == "区城乡建设局未报送2026-10进展")
+        // An overdue task says since when; a parent names its sub-items that hold it back.
+        let overdue = try await client.call(RegistryTypes.taskGet, TaskGetRequest(id: "5"))
+        #expect(overdue.status == .overdue && overdue.reasons?.first?.code == "deadline_passed")
+        let listed = try await client.callAll(RegistryTypes.taskList, TaskListRequest())
+        #expect(listed.allSatisfy { $0.status == .onTrack || !($0.reasons ?? []).isEmpty }, "every status but on-track has a reason")
+        let parent = try #require(listed.first { !$0.subtasks.isEmpty && [.lagging, .overdue].contains($0.status) })
+        #expect(parent.reasons?.allSatisfy { $0.code == "subtask" && $0.task.map(parent.subtasks.contains) == true } == true)
+        await client.close()
+        try await service.stop()
+    }
+
     @Test func reportsAreCheckedAndRevisionsKeepTheirHistory() async throws {
         let clock = ServiceClock.starting(at: date("2026-11-20T10:00:00+08:00"))
         let service = try await InProcessService.start(
