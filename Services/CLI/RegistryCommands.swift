@@ -5,18 +5,7 @@ import Messaging
 import PlanFormat
 import Schema
 
-extension TaskStatus: ExpressibleByArgument {
-    /// The label the office uses.
-    var label: String {
-        switch self {
-        case .notStarted: return "未开始"
-        case .onTrack: return "正常推进"
-        case .lagging: return "进度滞后"
-        case .overdue: return "逾期未完成"
-        case .completed: return "已完成"
-        }
-    }
-}
+extension TaskStatus: ExpressibleByArgument {}
 
 extension EscalationLevel: ExpressibleByArgument {
     public init?(argument: String) {
@@ -324,6 +313,44 @@ struct PlanCommand: AsyncParsableCommand {
             try await options.withClient(for: .registry) { client in
                 try printJSON(try await perform(client, RegistryTypes.planGet, Empty(), as: PlanReply.self, options: options))
             }
+        }
+    }
+}
+
+/// `duban accept`: the office accepts (验收) a task every lead unit reported complete.
+struct AcceptTask: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "accept", abstract: "验收：责任单位均报送完成（待验收）的任务，经专项工作组办公室核查后验收为已完成。")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "任务编号，如 7.3。") var id: String
+    @Option(help: "验收意见。") var comment: String
+    @Option(help: "验收材料，名称=地址 或 名称=地址#sha256（可重复）。") var evidence: [String] = []
+
+    func run() async throws {
+        let refs = try evidenceRefs(evidence)
+        try await options.withClient(for: .registry) { client in
+            let review = try await perform(
+                client, RegistryTypes.taskAccept, TaskAcceptRequest(task: id, comment: comment, evidence: refs.isEmpty ? nil : refs),
+                options: options)
+            if options.json { return try printJSON(review) }
+            print("已验收：任务 \(review.task)，状态 \(review.status?.label ?? "")")
+        }
+    }
+}
+
+/// `duban return`: the office returns a task reported complete; its units report again.
+struct ReturnTask: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "return", abstract: "退回：待验收的任务核查未通过，退回责任单位，重新报送后再验收。")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "任务编号，如 7.3。") var id: String
+    @Option(help: "退回理由。") var reason: String
+
+    func run() async throws {
+        try await options.withClient(for: .registry) { client in
+            let review = try await perform(client, RegistryTypes.taskReturn, TaskReturnRequest(task: id, reason: reason), options: options)
+            if options.json { return try printJSON(review) }
+            print("已退回：任务 \(review.task)，状态 \(review.status?.label ?? "")")
         }
     }
 }

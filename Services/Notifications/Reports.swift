@@ -58,9 +58,6 @@ enum Reports {
         let indicators = try await askAll(ingest, IngestTypes.indicatorList, Empty())
         let ledger = try await askAll(cases, CaseTypes.list, CaseListRequest())
 
-        let statusLabel: [TaskStatus: String] = [
-            .notStarted: "未开始", .onTrack: "正常推进", .lagging: "进度滞后", .overdue: "逾期未完成", .completed: "已完成",
-        ]
         var md = "# \(title)\n\n生成时间：\(Timestamp.now())\n\n"
         var csv = "\u{FEFF}部分,编号,名称,状态,单位,数值,说明\r\n"
         func row(_ fields: [String]) {
@@ -75,11 +72,11 @@ enum Reports {
         let leaves = tasks.filter { $0.subtasks.isEmpty }
         for status in TaskStatus.allCases {
             let group = leaves.filter { $0.status == status }
-            md += "- \(statusLabel[status]!)：\(group.count) 项\n"
+            md += "- \(status.label)：\(group.count) 项\n"
         }
         md += "\n| 编号 | 任务 | 状态 | 进度 | 完成时限 | 责任单位 |\n|---|---|---|---|---|---|\n"
         for task in leaves {
-            let status = task.status.map { statusLabel[$0]! } ?? ""
+            let status = task.status.map(\.label) ?? ""
             md +=
                 "| \(task.id) | \(task.title) | \(status) | \(Int(task.progress ?? 0))% "
                 + "| \(task.deadlineText ?? task.deadline ?? "持续推进") | \(task.leadUnits.joined(separator: "、")) |\n"

@@ -12,6 +12,7 @@ public struct RegistryService: DubanService {
     public static let name = ServiceName.registry
     public static let topics = [
         RegistryTypes.progressReported, RegistryTypes.taskStatusChanged, RegistryTypes.escalationRecorded, RegistryTypes.planLoaded,
+        RegistryTypes.taskReviewed,
     ]
 
     let store: ServiceStore
@@ -55,6 +56,51 @@ public struct RegistryService: DubanService {
             logger.info(
                 "plan loaded on first start",
                 metadata: ["plan.title": "\(document.title)", "plan.source": "\(path)", "plan.tasks": "\(document.tasks.count)"])
+        }
+    }
+
+    /// Records the office's decision on a task waiting for acceptance, in one transaction with
+    /// the status it changes.
+    static func review(
+        _ id: String, decision: String, comment: String, evidence: [EvidenceRef], plan: PlanDocument, now: Date, context: RequestContext
+    ) async throws -> TaskReview {
+        guard let task = plan.task(id) else { throw ErrorBody.notFound("方案中没有任务 \(ErrorBody.quote(id))", field: "body.task") }
+        guard !task.isParent else {
+            throw ErrorBody.invalidArgument(
+                "任务 \(task.id) 按子项验收：\(task.subtasks.joined(separator: "、"))（全部子项验收后自动完成）", field: "body.task")
+        }
+        let at = Timestamp.format(now)
+        return try await context.write { db, events in
+            let reports = try RegistryStore.taskReports(db, plan: plan)[task.id] ?? TaskReports()
+            let status = TaskStatusRules.evaluate(task, plan: plan, reports: reports, now: now).status
+            guard status == .awaitingAcceptance else {
+                throw ErrorBody.conflict(
+                    "任务 \(task.id) 当前为\(status.rawValue)，只有责任单位均报送完成（awaiting_acceptance）的任务才能验收或退回", field: "body.task")
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO task_reviews (task, decision, comment, evidence, at, by, principal, principal_key) \
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    task.id, decision, comment, try WireCoding.encode(evidence), at, context.from, context.caller.principal?.name,
+                    context.caller.principal?.publicKey,
+                ])
+            try RegistryStore.refreshStatuses(db, plan: plan, now: now, events: &events)
+            var review = TaskReview(
+                task: task.id, decision: decision, comment: comment, evidence: evidence, at: at, by: context.from,
+                principal: context.caller.principal?.name)
+            let after = try RegistryStore.taskReports(db, plan: plan)[task.id] ?? TaskReports()
+            review.status = TaskStatusRules.evaluate(task, plan: plan, reports: after, now: now).status
+            try events.emit(RegistryTypes.taskReviewed, review)
+            return review
+        }
+    }
+
+    static func validateEvidence(_ evidence: [EvidenceRef]) throws {
+        for (index, item) in evidence.enumerated() {
+            if item.name.isEmpty { throw ErrorBody.invalidArgument("验收材料须有名称（name）", field: "body.evidence[\(index)].name") }
+            if item.uri.isEmpty { throw ErrorBody.invalidArgument("验收材料须有地址（uri）", field: "body.evidence[\(index)].uri") }
         }
     }
 
@@ -248,6 +294,25 @@ public struct RegistryService: DubanService {
                 throw ErrorBody.notFound("方案中没有单位 \(ErrorBody.quote(unit))", field: "body.unit")
             }
             return ListReply(items: try await context.store.pool.read { try RegistryStore.escalations($0, unit: request.unit) })
+        }
+
+        // 验收: the office accepts a task its units reported complete, or returns it.
+        handlers.on(RegistryTypes.taskAccept) { request, context in
+            guard !request.comment.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw ErrorBody.invalidArgument("验收须写明验收意见（comment）", field: "body.comment")
+            }
+            try Self.validateEvidence(request.evidence ?? [])
+            return try await Self.review(
+                request.task, decision: "accepted", comment: request.comment, evidence: request.evidence ?? [], plan: current.plan.document,
+                now: clock.now(), context: context)
+        }
+        handlers.on(RegistryTypes.taskReturn) { request, context in
+            guard !request.reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw ErrorBody.invalidArgument("退回须写明理由（reason）", field: "body.reason")
+            }
+            return try await Self.review(
+                request.task, decision: "returned", comment: request.reason, evidence: [], plan: current.plan.document, now: clock.now(),
+                context: context)
         }
 
         handlers.on(RegistryTypes.planLoad) { request, context in

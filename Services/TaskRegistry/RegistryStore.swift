@@ -61,6 +61,24 @@ enum RegistryStore {
         migrator.registerMigration("registry-v3-settings") { db in
             try db.execute(sql: "CREATE TABLE registry_settings (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
         }
+        // The office's acceptance of tasks reported complete.
+        migrator.registerMigration("registry-v4-reviews") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE task_reviews (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        task TEXT NOT NULL,
+                        decision TEXT NOT NULL CHECK (decision IN ('accepted', 'returned')),
+                        comment TEXT NOT NULL,
+                        evidence BLOB NOT NULL,
+                        at TEXT NOT NULL,
+                        by TEXT,
+                        principal TEXT,
+                        principal_key TEXT
+                    );
+                    CREATE INDEX task_reviews_task ON task_reviews(task, id);
+                    """)
+        }
         // Who reported and recorded, as CURVE proved it (PROTOCOL.md section 7).
         migrator.registerMigration("registry-v2-principals") { db in
             try db.execute(
@@ -139,6 +157,12 @@ enum RegistryStore {
             if let seen = latestMonth[report.task]?[unit], seen > month { continue }
             latestMonth[report.task, default: [:]][unit] = month
             result[report.task, default: TaskReports()].latestPercent[unit] = report.percent
+            result[report.task, default: TaskReports()].latestReportedAt[unit] = report.reportedAt
+        }
+        for row in try Row.fetchAll(
+            db, sql: "SELECT task, decision, at FROM task_reviews WHERE id IN (SELECT MAX(id) FROM task_reviews GROUP BY task)")
+        {
+            result[row["task"], default: TaskReports()].review = (row["decision"], row["at"])
         }
         return result
     }

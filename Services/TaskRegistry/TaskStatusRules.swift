@@ -48,6 +48,10 @@ public struct TaskReports: Sendable {
     public var latestPercent: [String: Double] = [:]
     /// Months each unit reported for.
     public var monthsReported: [String: Set<Month>] = [:]
+    /// When each unit's latest report was made (its `reported_at`).
+    public var latestReportedAt: [String: String] = [:]
+    /// The office's latest decision on the task: `accepted` or `returned`, and when.
+    public var review: (decision: String, at: String)?
     public init() {}
 }
 
@@ -122,15 +126,32 @@ public enum TaskStatusRules {
         let leads = expectedReporters(task, plan: plan)
         let progress = progress(task, plan: plan, reports: reports)
         let shown = (progress * 10).rounded() / 10
+        // Reported complete: the office accepts it (completed) or returns it; after a return only
+        // reports made since count as complete again.
+        var returned: StatusReason?
         if task.deadline != nil, !leads.isEmpty, leads.allSatisfy({ (reports.latestPercent[$0] ?? 0) >= 100 }) {
-            return (.completed, [StatusReason(code: "all_reported_complete", text: "责任单位均已报送完成（100%）", progress: 100)])
+            if let review = reports.review, review.decision == "accepted" {
+                return (
+                    .completed, [StatusReason(code: "accepted", text: "专项工作组办公室已验收", progress: 100, date: String(review.at.prefix(10)))]
+                )
+            }
+            if let review = reports.review, review.decision == "returned",
+                !leads.allSatisfy({ (reports.latestReportedAt[$0] ?? "") > review.at })
+            {
+                returned = StatusReason(code: "returned", text: "专项工作组办公室已退回，待责任单位重新报送", date: String(review.at.prefix(10)))
+            } else {
+                return (
+                    .awaitingAcceptance,
+                    [StatusReason(code: "all_reported_complete", text: "责任单位均已报送完成（100%），待专项工作组办公室验收", progress: 100)]
+                )
+            }
         }
         if let deadline = task.deadline, let deadlineStart = Timestamp.startOfDistrictDay(deadline),
             now >= deadlineStart.addingTimeInterval(86_400)
         {
             return (
                 .overdue,
-                [
+                (returned.map { [$0] } ?? []) + [
                     StatusReason(
                         code: "deadline_passed", text: "已过完成时限\(task.deadlineText ?? deadline)，进度\(format(shown))%", progress: shown,
                         date: deadline)
@@ -175,7 +196,9 @@ public enum TaskStatusRules {
                         expected: expected))
             }
         }
-        if !reasons.isEmpty { return (.lagging, reasons) }
+        if let returned { reasons.insert(returned, at: 0) }
+        if reasons.count > (returned == nil ? 0 : 1) { return (.lagging, reasons) }
+        if let returned { return (.onTrack, [returned]) }
         if reports.latestPercent.isEmpty { return (.notStarted, [StatusReason(code: "no_report_yet", text: "责任单位尚未报送进展")]) }
         return (.onTrack, [])
     }
@@ -246,6 +269,8 @@ public enum TaskStatusRules {
         if children.allSatisfy({ $0 == .completed }) { return .completed }
         if children.contains(.overdue) { return .overdue }
         if children.contains(.lagging) { return .lagging }
+        // Every sub-item done or waiting for the office: the parent waits with them.
+        if children.allSatisfy({ $0 == .completed || $0 == .awaitingAcceptance }) { return .awaitingAcceptance }
         if children.allSatisfy({ $0 == .notStarted }) { return .notStarted }
         return .onTrack
     }

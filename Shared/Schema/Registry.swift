@@ -11,12 +11,67 @@ public enum RegistryTypes {
     public static let dispatchOverview = RPC<DispatchOverviewRequest, DispatchOverviewReply>("dispatch.overview", .read, allow: .readers)
     public static let escalationRecord = RPC<EscalationRecordRequest, Escalation>("escalation.record", .write, allow: .office)
     public static let escalationList = RPC<EscalationListRequest, ListReply<Escalation>>("escalation.list", .read, allow: .readers)
+    /// The office accepts a task its units reported complete (it becomes `completed`), or returns it.
+    public static let taskAccept = RPC<TaskAcceptRequest, TaskReview>("task.accept", .write, allow: .office)
+    public static let taskReturn = RPC<TaskReturnRequest, TaskReview>("task.return", .write, allow: .office)
 
     public static let progressReported = "registry.progress.reported"
     public static let taskStatusChanged = "registry.task.status_changed"
     public static let escalationRecorded = "registry.escalation.recorded"
     /// A new plan was loaded (body: `PlanLoadReply`): units and tasks may have changed.
     public static let planLoaded = "registry.plan.loaded"
+    /// The office accepted or returned a task (body: `TaskReview`).
+    public static let taskReviewed = "registry.task.reviewed"
+}
+
+/// `task.accept`: the office checks a task every lead unit reported complete, with its evidence.
+public struct TaskAcceptRequest: Codable, Sendable, Equatable {
+    public var task: String
+    public var comment: String
+    public var evidence: [EvidenceRef]?
+    public init(task: String, comment: String, evidence: [EvidenceRef]? = nil) {
+        self.task = task
+        self.comment = comment
+        self.evidence = evidence
+    }
+}
+
+/// `task.return`: not complete after all; the units report again.
+public struct TaskReturnRequest: Codable, Sendable, Equatable {
+    public var task: String
+    public var reason: String
+    public init(task: String, reason: String) {
+        self.task = task
+        self.reason = reason
+    }
+}
+
+/// The office's decision on a task reported complete.
+public struct TaskReview: Codable, Sendable, Equatable {
+    public var task: String
+    /// `accepted` or `returned`.
+    public var decision: String
+    public var comment: String
+    public var evidence: [EvidenceRef]
+    public var at: String
+    public var by: String?
+    public var principal: String?
+    /// The task's status after the decision.
+    public var status: TaskStatus?
+
+    public init(
+        task: String, decision: String, comment: String, evidence: [EvidenceRef], at: String, by: String?, principal: String?,
+        status: TaskStatus? = nil
+    ) {
+        self.task = task
+        self.decision = decision
+        self.comment = comment
+        self.evidence = evidence
+        self.at = at
+        self.by = by
+        self.principal = principal
+        self.status = status
+    }
 }
 
 /// The working group's office: registers, accepts and closes cases, records escalations, runs the dispatch.
@@ -28,7 +83,21 @@ public enum TaskStatus: String, Codable, Sendable, CaseIterable {
     case onTrack = "on_track"
     case lagging
     case overdue
+    /// Every lead unit reported 100 %; the office has yet to accept it (`task.accept`).
+    case awaitingAcceptance = "awaiting_acceptance"
     case completed
+
+    /// The label the office uses.
+    public var label: String {
+        switch self {
+        case .notStarted: return "未开始"
+        case .onTrack: return "正常推进"
+        case .lagging: return "进度滞后"
+        case .overdue: return "逾期未完成"
+        case .awaitingAcceptance: return "待验收"
+        case .completed: return "已完成"
+        }
+    }
 }
 
 /// Why a task has its status (issue #15: every status explains itself), machine-readable by `code`

@@ -41,6 +41,40 @@ import Testing
         try await service.stop()
     }
 
+    /// Issue #15: a unit's own 100 % no longer completes a task; the office accepts it or returns it.
+    @Test func aTaskReportedCompleteWaitsForTheOfficesAcceptance() async throws {
+        let clock = ServiceClock.starting(at: date("2026-11-20T10:00:00+08:00"))
+        let service = try await InProcessService.start(
+            RegistryService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: clock)
+        let unit = try await RPCClient.connect(to: service.endpoints.rpc, from: "区自然资源和林业局")
+        let office = try await RPCClient.connect(to: service.endpoints.rpc, from: officeUnit)
+        _ = try await unit.call(RegistryTypes.progressReport, Self.report("6", "2026-11", "区自然资源和林业局", 100, "全部完成"))
+        var task = try await office.call(RegistryTypes.taskGet, TaskGetRequest(id: "6"))
+        #expect(task.status == .awaitingAcceptance && task.reasons?.first?.code == "all_reported_complete")
+        // Returned: not complete after all (and past its deadline, overdue again), with the return as the reason.
+        let returned = try await office.call(RegistryTypes.taskReturn, TaskReturnRequest(task: "6", reason: "现场核查尚有 2 处未整改"))
+        #expect(returned.decision == "returned" && returned.status == .overdue)
+        task = try await office.call(RegistryTypes.taskGet, TaskGetRequest(id: "6"))
+        #expect(task.status == .overdue && task.reasons?.first?.code == "returned")
+        let again = try await refusal(office, RegistryTypes.taskAccept, TaskAcceptRequest(task: "6", comment: "通过"))
+        #expect(again.code == .conflict)
+        // The unit reports again; the office accepts with its evidence: completed.
+        clock.set(date("2026-11-20T10:01:00+08:00"))
+        _ = try await unit.call(RegistryTypes.progressReport, Self.report("6", "2026-11", "区自然资源和林业局", 100, "整改完毕"))
+        #expect(try await office.call(RegistryTypes.taskGet, TaskGetRequest(id: "6")).status == .awaitingAcceptance)
+        let accepted = try await office.call(
+            RegistryTypes.taskAccept,
+            TaskAcceptRequest(task: "6", comment: "现场核查通过", evidence: [EvidenceRef(name: "验收意见", uri: "https://example.cn/6.pdf")]))
+        #expect(accepted.status == .completed)
+        task = try await office.call(RegistryTypes.taskGet, TaskGetRequest(id: "6"))
+        #expect(task.status == .completed && task.reasons?.first?.code == "accepted")
+        let parent = try await refusal(office, RegistryTypes.taskAccept, TaskAcceptRequest(task: "7", comment: "通过"))
+        #expect(parent.code == .invalidArgument)
+        await unit.close()
+        await office.close()
+        try await service.stop()
+    }
+
     @Test func reportsAreCheckedAndRevisionsKeepTheirHistory() async throws {
         let clock = ServiceClock.starting(at: date("2026-11-20T10:00:00+08:00"))
         let service = try await InProcessService.start(

@@ -144,11 +144,18 @@ func date(_ text: String) -> Date { Timestamp.parse(text)! }
         #expect(status("5", partial, at: "2026-06-01T00:00:00+08:00") == .overdue)
     }
 
-    @Test func aDatedTaskIsCompletedWhenEveryLeadUnitReportsAHundred() {
-        #expect(status("5", [("区生态环境局", "2024-12", 100)], at: "2025-03-01T00:00:00+08:00") == .completed)
+    @Test func aDatedTaskAwaitsTheOfficesAcceptanceWhenEveryLeadUnitReportsAHundred() {
+        #expect(status("5", [("区生态环境局", "2024-12", 100)], at: "2025-03-01T00:00:00+08:00") == .awaitingAcceptance)
         let task16 = [("区生态环境局", "2025-11", 100.0), ("区人民法院", "2025-11", 100.0), ("区人民检察院", "2025-11", 100.0)]
-        #expect(status("16", task16, at: "2025-12-02T00:00:00+08:00") != .completed, "城中公安分局 has not finished")
-        #expect(status("16", task16 + [("城中公安分局", "2025-11", 100.0)], at: "2025-12-02T00:00:00+08:00") == .completed)
+        #expect(status("16", task16, at: "2025-12-02T00:00:00+08:00") != .awaitingAcceptance, "城中公安分局 has not finished")
+        #expect(status("16", task16 + [("城中公安分局", "2025-11", 100.0)], at: "2025-12-02T00:00:00+08:00") == .awaitingAcceptance)
+        // Accepted by the office: completed.
+        var reports = TaskReports()
+        reports.latestPercent["区生态环境局"] = 100
+        reports.review = ("accepted", "2025-03-01T10:00:00.000+08:00")
+        #expect(
+            TaskStatusRules.leafStatus(plan.task("5")!, plan: plan, reports: reports, now: Timestamp.parse("2025-03-02T00:00:00+08:00")!)
+                == .completed)
     }
 
     @Test func aMissedMilestoneMakesATaskLag() {
