@@ -1,26 +1,27 @@
 import Foundation
 import Schema
 
-/// What the alert rules look at for one station and parameter after a batch.
-public struct SeriesChange: Sendable {
+/// What the alert rules look at for one station and parameter after a batch: every reading the
+/// batch stored, judged in time order.
+public struct SeriesBatch: Sendable {
     public var station: String
     public var parameter: String
-    /// The newest stored reading (ms, value).
-    public var newest: (ts: Int64, value: Double)
-    /// The reading just before it, if any.
-    public var previous: (ts: Int64, value: Double)?
-    /// Air: the newest reading's day, its mean and how many hours it has.
-    public var day: (day: String, mean: Double, hours: Int)?
+    /// The readings this batch stored (new or revised), oldest first (ms, value).
+    public var readings: [(ts: Int64, value: Double)]
+    /// The newest reading stored before this batch: only readings after it can change a live alert.
+    public var prior: (ts: Int64, value: Double)?
+    /// The district days the batch touched, with the mean and hour count of all their stored readings (air daily means).
+    public var days: [String: (mean: Double, hours: Int)]
 
     public init(
-        station: String, parameter: String, newest: (ts: Int64, value: Double), previous: (ts: Int64, value: Double)?,
-        day: (day: String, mean: Double, hours: Int)?
+        station: String, parameter: String, readings: [(ts: Int64, value: Double)], prior: (ts: Int64, value: Double)?,
+        days: [String: (mean: Double, hours: Int)]
     ) {
         self.station = station
         self.parameter = parameter
-        self.newest = newest
-        self.previous = previous
-        self.day = day
+        self.readings = readings
+        self.prior = prior
+        self.days = days
     }
 }
 
@@ -31,81 +32,225 @@ public struct AlertTransition: Sendable {
     public var body: AlertBody
 }
 
-/// The alert rules: a condition raises its alert once and clears it once it ends, so a
-/// continuing condition never produces a storm.
+/// A historical finding as judged from one batch: the exceedances of one kind in one series on one day.
+public struct FindingDraft: Sendable {
+    public var kind: String
+    public var station: String
+    public var parameter: String
+    public var day: String
+    /// How bad the worst exceedance is (class, or value over limit): the worst one is kept.
+    public var rank: Double
+    public var value: Double
+    public var limit: Double?
+    public var severity: String
+    public var readingTs: Int64
+    public var firstTs: Int64
+    public var lastTs: Int64
+    public var readings: Int
+    /// What the worst exceedance was, for the message.
+    public var detail: String
+    public var message: String
+
+    public var alert: String { "\(kind):\(station):\(parameter):\(day)" }
+
+    /// The `ingest.alert.raised` body that publishes it.
+    public func body(at: String) -> AlertBody {
+        AlertBody(
+            alert: alert, kind: kind, station: station, parameter: parameter, indicator: nil, severity: severity, message: message,
+            value: value, limit: limit, at: at, readingTs: time(readingTs), historical: true)
+    }
+}
+
+/// What a batch's readings decide: live alert transitions, and findings in the past.
+public struct Judgement: Sendable {
+    /// When it was judged (the service's clock): findings are recorded at this time.
+    public var at: String
+    public var transitions: [AlertTransition] = []
+    public var findings: [FindingDraft] = []
+}
+
+/// The alert rules: every stored reading is judged. Readings within the live window that are newer
+/// than anything stored before raise a live alert once when a condition starts and clear it once it
+/// ends, so a continuing condition never produces a storm; older readings (an import, a back-fill,
+/// readings sent out of order) produce historical findings, one per kind, series and district day.
 public enum AlertRules {
-    /// Transitions for the changed series, given which alert keys are active now.
+    /// How far back a reading still describes the present: two expected intervals, at least six hours.
+    public static func liveWindow(_ station: StationConfig) -> Int64 {
+        Int64(max(6 * 3600, 2 * 60 * (station.expectedIntervalMinutes ?? 0)) * 1000)
+    }
+
+    /// How long a station may send nothing before it is silent: three expected intervals.
+    static func silenceAfter(_ station: StationConfig) -> Int64? {
+        station.expectedIntervalMinutes.map { Int64($0 * 3 * 60 * 1000) }
+    }
+
+    /// Live transitions and findings for a batch's series, given which alert keys are active now.
     public static func evaluate(
-        _ changes: [SeriesChange], stations: [String: StationConfig], standards: Standards, active: Set<String>, now: Date
-    ) -> [AlertTransition] {
-        var out: [AlertTransition] = []
+        _ batches: [SeriesBatch], stations: [String: StationConfig], standards: Standards, active: Set<String>, now: Date
+    ) -> Judgement {
         let at = Timestamp.format(now)
-        func set(_ key: String, _ condition: Bool, _ body: @autoclosure () -> AlertBody) {
-            if condition != active.contains(key) { out.append(AlertTransition(key: key, raise: condition, body: body())) }
+        var out = Judgement(at: at)
+        var state = active
+        let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded())
+        var findings: [String: Int] = [:]
+        var days: [Int64: String] = [:]
+        func dayOf(_ ms: Int64) -> String {
+            let index = (ms + Int64(Timestamp.districtOffset) * 1000) / 86_400_000
+            if let day = days[index] { return day }
+            let day = AirEvaluation.day(ms)
+            days[index] = day
+            return day
         }
-        for change in changes {
-            guard let station = stations[change.station] else { continue }
-            let day = AirEvaluation.day(change.newest.ts)
+        func set(_ key: String, _ condition: Bool, _ body: () -> AlertBody) {
+            guard condition != state.contains(key) else { return }
+            if condition { state.insert(key) } else { state.remove(key) }
+            out.transitions.append(AlertTransition(key: key, raise: condition, body: body()))
+        }
+        func find(_ draft: FindingDraft) {
+            if let index = findings[draft.alert] {
+                var merged = out.findings[index]
+                merged.readings += draft.readings
+                merged.firstTs = min(merged.firstTs, draft.firstTs)
+                merged.lastTs = max(merged.lastTs, draft.lastTs)
+                if draft.rank > merged.rank {
+                    (merged.rank, merged.value, merged.limit, merged.severity, merged.readingTs, merged.detail) = (
+                        draft.rank, draft.value, draft.limit, draft.severity, draft.readingTs, draft.detail
+                    )
+                }
+                out.findings[index] = merged
+            } else {
+                findings[draft.alert] = out.findings.count
+                out.findings.append(draft)
+            }
+        }
+        var newestByStation: [String: Int64] = [:]
+
+        for batch in batches {
+            guard let station = stations[batch.station], let last = batch.readings.last else { continue }
+            newestByStation[station.id] = max(newestByStation[station.id] ?? .min, last.ts)
+            let cutoff = nowMs - liveWindow(station)
+            let after = batch.prior?.ts ?? .min
+            func isLive(_ ts: Int64) -> Bool { ts >= cutoff && ts > after }
+            let lastDay = dayOf(last.ts)
             let name =
-                standards.waterStandard(on: day)?.parameters[change.parameter]?.name
-                ?? standards.airStandard(on: day)?.parameters[change.parameter]?.name ?? change.parameter
-
-            // A station that reports again is no longer silent.
-            set(
-                "station_silent:\(station.id)", false,
-                AlertBody(
-                    alert: "station_silent:\(station.id)", kind: "station_silent", station: station.id, parameter: nil, indicator: nil,
-                    severity: "warning",
-                    message: "\(station.name)恢复数据报送", value: nil, limit: nil, at: at))
-
-            if station.kind == "water", let targetLabel = station.targetClass, let target = WaterClass(label: targetLabel),
-                standards.assesses(change.parameter, on: day, lake: station.isLake),
-                let cls = standards.waterClass(change.parameter, value: change.newest.value, on: day, lake: station.isLake)
+                standards.waterStandard(on: lastDay)?.parameters[batch.parameter]?.name
+                ?? standards.airStandard(on: lastDay)?.parameters[batch.parameter]?.name ?? batch.parameter
+            func draft(_ kind: String, _ ts: Int64, value: Double, limit: Double?, rank: Double, severity: String, detail: String)
+                -> FindingDraft
             {
-                let key = "class_exceeded:\(station.id):\(change.parameter)"
-                let limit = standards.waterStandard(on: day)?.parameters[change.parameter]?.limits?[target.rawValue - 1]
-                set(
-                    key, cls > target,
-                    AlertBody(
-                        alert: key, kind: "class_exceeded", station: station.id, parameter: change.parameter, indicator: nil,
-                        severity: cls == .worseThanV ? "critical" : "warning",
-                        message: cls > target
-                            ? "\(station.name)\(name)\(format(change.newest.value))，为\(cls.label)类，劣于目标\(target.label)类"
-                            : "\(station.name)\(name)恢复至\(cls.label)类",
-                        value: change.newest.value, limit: limit, at: at))
+                FindingDraft(
+                    kind: kind, station: station.id, parameter: batch.parameter, day: dayOf(ts), rank: rank, value: value, limit: limit,
+                    severity: severity, readingTs: ts, firstTs: ts, lastTs: ts, readings: 1, detail: detail, message: "")
             }
 
-            if station.kind == "air", let dayStats = change.day,
-                let limit = standards.airStandard(on: dayStats.day)?.parameters[change.parameter]?.daily?.last
-            {
-                let key = "limit_exceeded:\(station.id):\(change.parameter)"
-                // Judged only once the day has enough hours to be a valid daily mean.
-                if dayStats.hours >= standards.validity.minHourlyPerDay {
-                    set(
-                        key, dayStats.mean > limit,
-                        AlertBody(
-                            alert: key, kind: "limit_exceeded", station: station.id, parameter: change.parameter, indicator: nil,
-                            severity: "warning",
-                            message: dayStats.mean > limit
-                                ? "\(station.name)\(dayStats.day)\(name)日均值\(format(dayStats.mean))，超过二级标准\(format(limit))"
-                                : "\(station.name)\(name)日均值恢复达标",
-                            value: dayStats.mean, limit: limit, at: at))
+            if station.kind == "water", let targetLabel = station.targetClass, let target = WaterClass(label: targetLabel) {
+                let key = "class_exceeded:\(station.id):\(batch.parameter)"
+                for reading in batch.readings {
+                    let day = dayOf(reading.ts)
+                    guard standards.assesses(batch.parameter, on: day, lake: station.isLake),
+                        let cls = standards.waterClass(batch.parameter, value: reading.value, on: day, lake: station.isLake)
+                    else { continue }
+                    let exceeded = cls > target
+                    let severity = cls == .worseThanV ? "critical" : "alert"
+                    let limit = standards.waterStandard(on: day)?.parameters[batch.parameter]?.limits?[target.rawValue - 1]
+                    if isLive(reading.ts) {
+                        set(key, exceeded) {
+                            AlertBody(
+                                alert: key, kind: "class_exceeded", station: station.id, parameter: batch.parameter, indicator: nil,
+                                severity: severity,
+                                message: exceeded
+                                    ? "\(station.name)\(name)\(format(reading.value))，为\(cls.label)类，劣于目标\(target.label)类"
+                                    : "\(station.name)\(name)恢复至\(cls.label)类",
+                                value: reading.value, limit: limit, at: at, readingTs: time(reading.ts))
+                        }
+                    } else if exceeded {
+                        find(
+                            draft(
+                                "class_exceeded", reading.ts, value: reading.value, limit: limit, rank: Double(cls.rawValue),
+                                severity: severity, detail: "最差\(format(reading.value))，为\(cls.label)类，劣于目标\(target.label)类"))
+                    }
                 }
             }
 
-            if let factor = station.jumpFactor, let previous = change.previous, previous.value > 0 {
-                let key = "sudden_jump:\(station.id):\(change.parameter)"
-                let jumped = change.newest.value >= previous.value * factor && change.newest.value >= (station.jumpFloor ?? 0)
-                set(
-                    key, jumped,
-                    AlertBody(
-                        alert: key, kind: "sudden_jump", station: station.id, parameter: change.parameter, indicator: nil,
-                        severity: "warning",
-                        message: jumped
-                            ? "\(station.name)\(name)由\(format(previous.value))突增至\(format(change.newest.value))"
-                            : "\(station.name)\(name)突变已恢复",
-                        value: change.newest.value, limit: previous.value * factor, at: at))
+            if station.kind == "air" {
+                let key = "limit_exceeded:\(station.id):\(batch.parameter)"
+                // Each day the batch touched, judged at its last reading in the batch, once it has enough
+                // hours to be a valid daily mean.
+                var lastOfDay: [String: Int64] = [:]
+                for reading in batch.readings { lastOfDay[dayOf(reading.ts)] = reading.ts }
+                for (day, ts) in lastOfDay.sorted(by: { $0.value < $1.value }) {
+                    guard let stats = batch.days[day], stats.hours >= standards.validity.minHourlyPerDay,
+                        let limit = standards.airStandard(on: day)?.parameters[batch.parameter]?.daily?.last
+                    else { continue }
+                    let exceeded = stats.mean > limit
+                    if isLive(ts) {
+                        set(key, exceeded) {
+                            AlertBody(
+                                alert: key, kind: "limit_exceeded", station: station.id, parameter: batch.parameter, indicator: nil,
+                                severity: "alert",
+                                message: exceeded
+                                    ? "\(station.name)\(day)\(name)日均值\(format(stats.mean))，超过二级标准\(format(limit))"
+                                    : "\(station.name)\(name)日均值恢复达标",
+                                value: stats.mean, limit: limit, at: at, readingTs: time(ts))
+                        }
+                    } else if exceeded {
+                        var finding = draft(
+                            "limit_exceeded", ts, value: stats.mean, limit: limit, rank: stats.mean / limit, severity: "alert",
+                            detail: "日均值\(format(stats.mean))（\(stats.hours)小时），超过二级标准\(format(limit))")
+                        finding.readings = stats.hours
+                        find(finding)
+                    }
+                }
             }
+
+            if let factor = station.jumpFactor {
+                let key = "sudden_jump:\(station.id):\(batch.parameter)"
+                var previous = batch.prior.flatMap { $0.ts < batch.readings[0].ts ? $0 : nil }
+                for reading in batch.readings {
+                    defer { previous = reading }
+                    guard let before = previous, before.value > 0 else { continue }
+                    let jumped = reading.value >= before.value * factor && reading.value >= (station.jumpFloor ?? 0)
+                    if isLive(reading.ts) {
+                        set(key, jumped) {
+                            AlertBody(
+                                alert: key, kind: "sudden_jump", station: station.id, parameter: batch.parameter, indicator: nil,
+                                severity: "alert",
+                                message: jumped
+                                    ? "\(station.name)\(name)由\(format(before.value))突增至\(format(reading.value))"
+                                    : "\(station.name)\(name)突变已恢复",
+                                value: reading.value, limit: before.value * factor, at: at, readingTs: time(reading.ts))
+                        }
+                    } else if jumped {
+                        find(
+                            draft(
+                                "sudden_jump", reading.ts, value: reading.value, limit: before.value * factor,
+                                rank: reading.value / before.value, severity: "alert",
+                                detail: "由\(format(before.value))突增至\(format(reading.value))"))
+                    }
+                }
+            }
+        }
+
+        // A station is silent by its newest reading, not by when readings arrive: one recent enough
+        // ends the silence once; back-filled old readings neither end it nor start it again.
+        for (id, newest) in newestByStation.sorted(by: { $0.key < $1.key }) {
+            guard let station = stations[id], let limit = silenceAfter(station), nowMs - newest <= limit else { continue }
+            let key = "station_silent:\(id)"
+            set(key, false) {
+                AlertBody(
+                    alert: key, kind: "station_silent", station: id, parameter: nil, indicator: nil, severity: "alert",
+                    message: "\(station.name)恢复数据报送", value: nil, limit: nil, at: at, readingTs: time(newest))
+            }
+        }
+
+        for index in out.findings.indices {
+            let finding = out.findings[index]
+            let station = stations[finding.station]?.name ?? finding.station
+            let name =
+                standards.waterStandard(on: finding.day)?.parameters[finding.parameter]?.name
+                ?? standards.airStandard(on: finding.day)?.parameters[finding.parameter]?.name ?? finding.parameter
+            let count = finding.kind == "limit_exceeded" ? "" : "\(finding.readings)个读数超标，"
+            out.findings[index].message = "历史数据：\(station)\(finding.day)\(name)\(count)\(finding.detail)"
         }
         return out
     }
@@ -126,8 +271,9 @@ public enum AlertRules {
                     AlertTransition(
                         key: key, raise: true,
                         body: AlertBody(
-                            alert: key, kind: "station_silent", station: station.id, parameter: nil, indicator: nil, severity: "warning",
-                            message: "\(station.name)已\(Int(silentFor / 3600))小时无数据", value: silentFor / 60, limit: interval * 3, at: at)))
+                            alert: key, kind: "station_silent", station: station.id, parameter: nil, indicator: nil, severity: "alert",
+                            message: "\(station.name)已\(Int(silentFor / 3600))小时无数据", value: silentFor / 60, limit: interval * 3, at: at,
+                            readingTs: time(last))))
             }
         }
         return out

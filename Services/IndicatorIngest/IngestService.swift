@@ -134,12 +134,19 @@ public struct IngestService: DubanService {
                 let now = batch.now
                 let reply = try await store.submit(
                     batch.good, rejected: batch.rejected, context: context, dayWindow: Self.dayWindow,
-                    evaluate: { changes, active in
-                        AlertRules.evaluate(changes, stations: stations, standards: standards, active: active, now: now)
+                    evaluate: { batches, active in
+                        AlertRules.evaluate(batches, stations: stations, standards: standards, active: active, now: now)
                     })
                 derived.markDirty(Set(batch.good.map(\.station)))
                 return reply
             })
+
+        handlers.on(IngestTypes.findingList) { request, _ in
+            if let station = request.station, stations[station] == nil {
+                throw ErrorBody.notFound("没有站点 \(ErrorBody.quote(station))", field: "body.station")
+            }
+            return ListReply(items: try await store.findings(request))
+        }
 
         handlers.on(IngestTypes.indicatorList) { _, _ in
             var items: [Indicator] = []
@@ -339,7 +346,7 @@ final class DerivedIndicators: Sendable {
                             body: AlertBody(
                                 alert: key, kind: "mean_class_exceeded", station: station.id, parameter: result.factors.first,
                                 indicator: definition.id,
-                                severity: "warning",
+                                severity: "alert",
                                 message: cls > target
                                     ? "\(station.name)\(year)年均值为\(cls.label)类，劣于目标\(target.label)类"
                                         + "（\(result.factors.joined(separator: "、"))）"

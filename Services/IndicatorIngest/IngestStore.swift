@@ -9,8 +9,8 @@ public struct StoredSample: Sendable, Equatable {
     public var value: Double
 }
 
-/// Decides alert transitions from a batch's changed series and the active alerts.
-public typealias AlertEvaluator = @Sendable (_ changes: [SeriesChange], _ active: Set<String>) -> [AlertTransition]
+/// Judges a batch's stored readings, series by series, given the active alerts.
+public typealias AlertEvaluator = @Sendable (_ batches: [SeriesBatch], _ active: Set<String>) -> Judgement
 
 /// Where ingestion keeps readings, indicator values and alert states: SQLite for one instance,
 /// PostgreSQL for several sharing one database. Each mutating operation is one transaction that
@@ -19,7 +19,8 @@ public protocol IngestStore: Sendable {
     var eventStorage: any EventStorage { get }
 
     /// Stores a batch: new readings, duplicates counted, changed values refused unless they are
-    /// revisions; publishes `ingest.readings.accepted` per station and the alerts the batch raises or clears.
+    /// revisions; publishes `ingest.readings.accepted` per station, the live alerts the batch raises or
+    /// clears, and the historical findings it records for the first time.
     func submit(
         _ readings: [NormalizedReading], rejected: [RejectedItem], context: RequestContext,
         dayWindow: @escaping @Sendable (Int64) -> (Int64, Int64),
@@ -33,6 +34,9 @@ public protocol IngestStore: Sendable {
     func latestTimes() async throws -> [String: Int64]
 
     func activeAlerts() async throws -> Set<String>
+
+    /// Recorded historical findings, oldest day first.
+    func findings(_ request: FindingListRequest) async throws -> [Finding]
 
     /// Applies alert transitions decided outside a batch (silence), with their events.
     func apply(_ transitions: [AlertTransition]) async throws
@@ -71,6 +75,8 @@ struct BatchTally {
     private var spans: [String: (count: Int, from: Int64, to: Int64)] = [:]
     /// Parameters stored per station: the series whose alerts must be judged.
     private(set) var series: [String: Set<String>] = [:]
+    /// Every reading stored (new or revised), in batch order: each is judged.
+    private(set) var storedReadings: [NormalizedReading] = []
 
     private var current: (station: String, parameter: String, count: Int, from: Int64, to: Int64)?
 
@@ -93,6 +99,7 @@ struct BatchTally {
 
     mutating func stored(_ reading: NormalizedReading) {
         accepted += 1
+        storedReadings.append(reading)
         // Batches mostly hold one series after another: a run of the same series is counted in
         // place, and only a new station or parameter costs dictionary lookups.
         if let run = current, run.station == reading.station, run.parameter == reading.parameter {
@@ -122,6 +129,31 @@ struct BatchTally {
         }
     }
 
+    /// The stored readings by series (station, then parameter), each oldest first.
+    var storedSeries: [(key: SeriesKey, readings: [(ts: Int64, value: Double)])] {
+        var index: [SeriesKey: Int] = [:]
+        var out: [(key: SeriesKey, readings: [(ts: Int64, value: Double)])] = []
+        var run = -1
+        for reading in storedReadings {
+            if run < 0 || out[run].key.station != reading.station || out[run].key.parameter != reading.parameter {
+                let key = SeriesKey(station: reading.station, parameter: reading.parameter)
+                if let known = index[key] {
+                    run = known
+                } else {
+                    run = out.count
+                    index[key] = run
+                    out.append((key, []))
+                }
+            }
+            out[run].readings.append((reading.ts, reading.value))
+        }
+        // Mostly already in time order: checking is cheaper than sorting.
+        for i in out.indices where !zip(out[i].readings, out[i].readings.dropFirst()).allSatisfy({ $0.ts <= $1.ts }) {
+            out[i].readings.sort { $0.ts < $1.ts }
+        }
+        return out.sorted { ($0.key.station, $0.key.parameter) < ($1.key.station, $1.key.parameter) }
+    }
+
     var reply: ReadingSubmitReply {
         ReadingSubmitReply(accepted: accepted, duplicates: duplicates, rejected: refused.sorted { $0.index < $1.index })
     }
@@ -130,7 +162,27 @@ struct BatchTally {
 /// RFC 3339 in district time for a stored instant (ms).
 func time(_ ms: Int64) -> String { Timestamp.format(Date(timeIntervalSince1970: Double(ms) / 1000), fractional: false) }
 
-extension SeriesChange {
+/// One station's parameter.
+struct SeriesKey: Hashable, Sendable {
+    var station: String
+    var parameter: String
+
+    /// The series of a batch, in order of first appearance.
+    static func of(_ readings: [NormalizedReading]) -> [SeriesKey] {
+        var seen: Set<SeriesKey> = []
+        var out: [SeriesKey] = []
+        var last: NormalizedReading?
+        for reading in readings {
+            if let last, last.station == reading.station, last.parameter == reading.parameter { continue }
+            last = reading
+            let key = SeriesKey(station: reading.station, parameter: reading.parameter)
+            if seen.insert(key).inserted { out.append(key) }
+        }
+        return out
+    }
+}
+
+extension SeriesBatch {
     /// The hourly means of a series over a window, one row per district hour `(ts/1000 + offset)/3600`,
     /// as AirEvaluation.dailyMeans groups them. Arguments: offset seconds, station, parameter, from, to (ms).
     static let hourlyMeansSQL = """
@@ -144,17 +196,55 @@ extension SeriesChange {
         (ts: (hour * 3600 - Int64(Timestamp.districtOffset)) * 1000, value: mean)
     }
 
-    /// The alert input for a series, from its two newest stored readings and the newest one's day;
-    /// nil when this batch did not bring the newest reading (a backfill raises nothing new).
-    static func from(
-        station: String, parameter: String, newestTwo rows: [(Int64, Double)], daySamples: [(ts: Int64, value: Double)],
-        batch: [NormalizedReading]
-    ) -> SeriesChange? {
-        guard let newest = rows.first.map({ (ts: $0.0, value: $0.1) }),
-            batch.contains(where: { $0.station == station && $0.parameter == parameter && $0.ts == newest.ts })
-        else { return nil }
-        let previous = rows.count > 1 ? (ts: rows[1].0, value: rows[1].1) : nil
-        let day = AirEvaluation.dailyMeans(daySamples, minHourly: 0).first.map { (day: $0.key, mean: $0.value.mean, hours: $0.value.hours) }
-        return SeriesChange(station: station, parameter: parameter, newest: newest, previous: previous, day: day)
+    /// The window of whole district days (ms) around a series' readings: what the hourly means are read over.
+    static func dayRange(_ readings: [(ts: Int64, value: Double)], dayWindow: (Int64) -> (Int64, Int64)) -> (Int64, Int64)? {
+        guard let first = readings.first, let last = readings.last else { return nil }
+        return (dayWindow(first.ts).0, dayWindow(last.ts).1)
+    }
+
+    /// The means and hour counts of the days the readings touched, from the hourly means of their days.
+    static func days(touchedBy readings: [(ts: Int64, value: Double)], hourly: [(ts: Int64, value: Double)]) -> [String: (
+        mean: Double, hours: Int
+    )] {
+        let offset = Int64(Timestamp.districtOffset) * 1000
+        var touched: Set<Int64> = []
+        var last: Int64 = .min
+        for reading in readings {
+            let day = (reading.ts + offset) / 86_400_000
+            if day != last { touched.insert(day) }
+            last = day
+        }
+        let days = Set(touched.map { AirEvaluation.day($0 * 86_400_000 - offset) })
+        var out: [String: (mean: Double, hours: Int)] = [:]
+        for (day, stats) in AirEvaluation.dailyMeans(hourly, minHourly: 0) where days.contains(day) { out[day] = (stats.mean, stats.hours) }
+        return out
+    }
+}
+
+extension FindingDraft {
+    /// A stored finding as listed.
+    static func listed(
+        kind: String, station: String, parameter: String, day: String, severity: String, message: String, value: Double, limit: Double?,
+        readingTs: Int64, firstTs: Int64, lastTs: Int64, readings: Int, recordedAt: String
+    ) -> Finding {
+        Finding(
+            alert: "\(kind):\(station):\(parameter):\(day)", kind: kind, station: station, parameter: parameter, day: day,
+            severity: severity, message: message, value: value, limit: limit, readingTs: time(readingTs), firstTs: time(firstTs),
+            lastTs: time(lastTs), readings: readings, recordedAt: recordedAt)
+    }
+}
+
+extension FindingListRequest {
+    /// The request's filters, checked: days and a limit.
+    func checked() throws -> (from: String, to: String, limit: Int) {
+        let limit = self.limit ?? 1000
+        guard (1...10_000).contains(limit) else { throw ErrorBody.invalidArgument("limit 应在 1 到 10000 之间", field: "body.limit") }
+        for (value, field) in [(from, "body.from"), (to, "body.to")] {
+            guard let value else { continue }
+            guard value.count == 10, Timestamp.startOfDistrictDay(value) != nil else {
+                throw ErrorBody.invalidArgument("应为 YYYY-MM-DD 日期", field: field)
+            }
+        }
+        return (from ?? "", to ?? "9999-12-31", limit)
     }
 }

@@ -92,6 +92,14 @@ final class PostgresEventStorage: EventStorage, AuditedStorage, Service {
             PRIMARY KEY (indicator, period))
         """,
         "CREATE TABLE IF NOT EXISTS alerts (key TEXT PRIMARY KEY, active BOOLEAN NOT NULL, body TEXT NOT NULL, changed_at TEXT NOT NULL)",
+        """
+        CREATE TABLE IF NOT EXISTS findings (
+            kind TEXT NOT NULL, station TEXT NOT NULL, parameter TEXT NOT NULL, day TEXT NOT NULL, severity TEXT NOT NULL,
+            message TEXT NOT NULL, value DOUBLE PRECISION NOT NULL, limit_value DOUBLE PRECISION, rank DOUBLE PRECISION NOT NULL,
+            reading_ts BIGINT NOT NULL, first_ts BIGINT NOT NULL, last_ts BIGINT NOT NULL, readings INTEGER NOT NULL,
+            recorded_at TEXT NOT NULL, PRIMARY KEY (kind, station, parameter, day))
+        """,
+        "CREATE INDEX IF NOT EXISTS findings_day ON findings(day)",
         // The audit trail: one chain for the shared database, whichever instance stored the change.
         """
         CREATE TABLE IF NOT EXISTS duban_audit (
@@ -309,6 +317,17 @@ final class PostgresIngestStore: IngestStore {
         let logger = self.logger
         return try await storage.transaction(context: context) { connection, events in
             var tally = BatchTally(refused: rejected)
+            // The newest reading of each series before this batch: only readings after it can change a live alert.
+            var prior: [SeriesKey: (ts: Int64, value: Double)] = [:]
+            for key in SeriesKey.of(readings) {
+                for try await row in try await connection.query(
+                    """
+                    SELECT ts, value FROM readings WHERE station = \(key.station) AND parameter = \(key.parameter) \
+                    ORDER BY ts DESC LIMIT 1
+                    """,
+                    logger: logger
+                ).decode((Int64, Double).self) { prior[key] = row }
+            }
             // One statement for the whole batch; what it did not insert already exists.
             var inserted: Set<String> = []
             if !readings.isEmpty {
@@ -362,49 +381,37 @@ final class PostgresIngestStore: IngestStore {
                 tally.stored(reading)
             }
             try tally.emitAccepted(into: &events)
-            let series = tally.series
+            let series = tally.storedSeries
             if !series.isEmpty {
                 // Instances judge alerts one at a time, so two batches cannot both raise the same alert.
                 try await connection.query("SELECT pg_advisory_xact_lock(7201002)", logger: logger)
-                var changes: [SeriesChange] = []
-                for (station, parameters) in series.sorted(by: { $0.key < $1.key }) {
-                    for parameter in parameters.sorted() {
-                        var rows: [(Int64, Double)] = []
-                        for try await row in try await connection.query(
-                            """
-                            SELECT ts, value FROM readings WHERE station = \(station) AND parameter = \(parameter) \
-                            ORDER BY ts DESC LIMIT 2
-                            """,
-                            logger: logger
-                        ).decode((Int64, Double).self) { rows.append(row) }
-                        guard let newest = rows.first else { continue }
-                        let (dayStart, dayEnd) = dayWindow(newest.0)
-                        // The day's hourly means, computed by PostgreSQL: up to 24 rows instead of every reading of the day.
-                        var daySamples: [(ts: Int64, value: Double)] = []
-                        let offset = Int64(Timestamp.districtOffset)
-                        for try await (hour, mean) in try await connection.query(
-                            """
-                            SELECT (ts / 1000 + \(offset)) / 3600 AS hour, AVG(value) FROM readings
-                            WHERE station = \(station) AND parameter = \(parameter) AND ts >= \(dayStart) AND ts < \(dayEnd) GROUP BY hour
-                            """,
-                            logger: logger
-                        ).decode((Int64, Double).self) { daySamples.append(SeriesChange.hourSample(hour: hour, mean: mean)) }
-                        if let change = SeriesChange.from(
-                            station: station, parameter: parameter, newestTwo: rows, daySamples: daySamples, batch: readings)
-                        {
-                            changes.append(change)
-                        }
-                    }
+                var batches: [SeriesBatch] = []
+                let offset = Int64(Timestamp.districtOffset)
+                for (key, readings) in series {
+                    guard let (from, to) = SeriesBatch.dayRange(readings, dayWindow: dayWindow) else { continue }
+                    // The days' hourly means, computed by PostgreSQL: up to 24 rows a day instead of every reading.
+                    var hourly: [(ts: Int64, value: Double)] = []
+                    for try await (hour, mean) in try await connection.query(
+                        """
+                        SELECT (ts / 1000 + \(offset)) / 3600 AS hour, AVG(value) FROM readings
+                        WHERE station = \(key.station) AND parameter = \(key.parameter) AND ts >= \(from) AND ts < \(to) GROUP BY hour
+                        """,
+                        logger: logger
+                    ).decode((Int64, Double).self) { hourly.append(SeriesBatch.hourSample(hour: hour, mean: mean)) }
+                    batches.append(
+                        SeriesBatch(
+                            station: key.station, parameter: key.parameter, readings: readings, prior: prior[key],
+                            days: SeriesBatch.days(touchedBy: readings, hourly: hourly)))
                 }
-                if !changes.isEmpty {
-                    var active: Set<String> = []
-                    for try await key in try await connection.query("SELECT key FROM alerts WHERE active", logger: logger).decode(
-                        String.self)
-                    { active.insert(key) }
-                    let transitions = evaluate(changes, active)
-                    try await Self.apply(transitions, connection: connection, logger: logger)
-                    try alertEvents(transitions, into: &events)
+                var active: Set<String> = []
+                for try await key in try await connection.query("SELECT key FROM alerts WHERE active", logger: logger).decode(String.self) {
+                    active.insert(key)
                 }
+                let judgement = evaluate(batches, active)
+                let recorded = try await Self.record(judgement.findings, at: judgement.at, connection: connection, logger: logger)
+                try alertEvents(recorded, into: &events)
+                try await Self.apply(judgement.transitions, connection: connection, logger: logger)
+                try alertEvents(judgement.transitions, into: &events)
             }
             return tally.reply
         }
@@ -420,6 +427,59 @@ final class PostgresIngestStore: IngestStore {
                 ON CONFLICT (key) DO UPDATE SET active = EXCLUDED.active, body = EXCLUDED.body, changed_at = EXCLUDED.changed_at
                 """, logger: logger)
         }
+    }
+
+    /// Records findings as SQLiteIngestStore.record does; returns the raised events of the new ones.
+    static func record(_ findings: [FindingDraft], at: String, connection: PostgresConnection, logger: Logger) async throws
+        -> [AlertTransition]
+    {
+        var raised: [AlertTransition] = []
+        for finding in findings {
+            // `xmax = 0` only for a row this statement inserted.
+            for try await inserted in try await connection.query(
+                """
+                INSERT INTO findings AS f (kind, station, parameter, day, severity, message, value, limit_value, rank, reading_ts, \
+                first_ts, last_ts, readings, recorded_at) VALUES (\(finding.kind), \(finding.station), \(finding.parameter), \
+                \(finding.day), \(finding.severity), \(finding.message), \(finding.value), \(finding.limit), \(finding.rank), \
+                \(finding.readingTs), \(finding.firstTs), \(finding.lastTs), \(finding.readings), \(at))
+                ON CONFLICT (kind, station, parameter, day) DO UPDATE SET
+                readings = CASE WHEN f.kind = 'limit_exceeded' THEN EXCLUDED.readings ELSE f.readings + EXCLUDED.readings END,
+                first_ts = LEAST(f.first_ts, EXCLUDED.first_ts), last_ts = GREATEST(f.last_ts, EXCLUDED.last_ts),
+                severity = CASE WHEN EXCLUDED.rank > f.rank THEN EXCLUDED.severity ELSE f.severity END,
+                message = CASE WHEN EXCLUDED.rank > f.rank THEN EXCLUDED.message ELSE f.message END,
+                value = CASE WHEN EXCLUDED.rank > f.rank THEN EXCLUDED.value ELSE f.value END,
+                limit_value = CASE WHEN EXCLUDED.rank > f.rank THEN EXCLUDED.limit_value ELSE f.limit_value END,
+                reading_ts = CASE WHEN EXCLUDED.rank > f.rank THEN EXCLUDED.reading_ts ELSE f.reading_ts END,
+                rank = GREATEST(f.rank, EXCLUDED.rank)
+                RETURNING (xmax = 0)
+                """, logger: logger
+            ).decode(Bool.self) where inserted {
+                raised.append(AlertTransition(key: finding.alert, raise: true, body: finding.body(at: at)))
+            }
+        }
+        return raised
+    }
+
+    func findings(_ request: FindingListRequest) async throws -> [Finding] {
+        let (from, to, limit) = try request.checked()
+        var out: [Finding] = []
+        let rows = try await client.query(
+            """
+            SELECT kind, station, parameter, day, severity, message, value, limit_value, reading_ts, first_ts, last_ts, readings, \
+            recorded_at FROM findings WHERE day >= \(from) AND day <= \(to) \
+            AND (\(request.station)::TEXT IS NULL OR station = \(request.station)) \
+            AND (\(request.parameter)::TEXT IS NULL OR parameter = \(request.parameter)) \
+            ORDER BY day, kind, station, parameter LIMIT \(Int64(limit))
+            """, logger: logger)
+        for try await row in rows.decode(
+            (String, String, String, String, String, String, Double, Double?, Int64, Int64, Int64, Int32, String).self)
+        {
+            out.append(
+                FindingDraft.listed(
+                    kind: row.0, station: row.1, parameter: row.2, day: row.3, severity: row.4, message: row.5, value: row.6, limit: row.7,
+                    readingTs: row.8, firstTs: row.9, lastTs: row.10, readings: Int(row.11), recordedAt: row.12))
+        }
+        return out
     }
 
     func samples(station: String, parameters: [String]?, from: Int64, to: Int64) async throws -> [StoredSample] {

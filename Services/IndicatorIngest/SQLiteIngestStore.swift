@@ -40,6 +40,30 @@ final class SQLiteIngestStore: IngestStore {
                     );
                     """)
         }
+        migrator.registerMigration("ingest-v2-findings") { db in
+            // Historical findings: one per kind, series and district day (`limit` is a keyword, hence `limit_value`).
+            try db.execute(
+                sql: """
+                    CREATE TABLE findings (
+                        kind TEXT NOT NULL,
+                        station TEXT NOT NULL,
+                        parameter TEXT NOT NULL,
+                        day TEXT NOT NULL,
+                        severity TEXT NOT NULL,
+                        message TEXT NOT NULL,
+                        value REAL NOT NULL,
+                        limit_value REAL,
+                        rank REAL NOT NULL,
+                        reading_ts INTEGER NOT NULL,
+                        first_ts INTEGER NOT NULL,
+                        last_ts INTEGER NOT NULL,
+                        readings INTEGER NOT NULL,
+                        recorded_at TEXT NOT NULL,
+                        PRIMARY KEY (kind, station, parameter, day)
+                    );
+                    CREATE INDEX findings_day ON findings(day);
+                    """)
+        }
     }
 
     func submit(
@@ -62,6 +86,16 @@ final class SQLiteIngestStore: IngestStore {
                 sql:
                     "UPDATE readings SET value = ?, revision = revision + 1, received_at = ? WHERE station = ? AND parameter = ? AND ts = ?"
             )
+            // The newest reading of each series before this batch: only readings after it can change a live alert.
+            var prior: [SeriesKey: (ts: Int64, value: Double)] = [:]
+            for key in SeriesKey.of(readings) {
+                if let row = try Row.fetchOne(
+                    db, sql: "SELECT ts, value FROM readings WHERE station = ? AND parameter = ? ORDER BY ts DESC LIMIT 1",
+                    arguments: [key.station, key.parameter])
+                {
+                    prior[key] = (row[0], row[1])
+                }
+            }
             for reading in readings {
                 try insert.execute(arguments: [reading.station, reading.parameter, reading.ts, reading.value])
                 if db.changesCount == 0 {
@@ -79,32 +113,25 @@ final class SQLiteIngestStore: IngestStore {
                 tally.stored(reading)
             }
             try tally.emitAccepted(into: &events)
-            var changes: [SeriesChange] = []
-            for (station, parameters) in tally.series.sorted(by: { $0.key < $1.key }) {
-                for parameter in parameters.sorted() {
-                    let rows = try Row.fetchAll(
-                        db, sql: "SELECT ts, value FROM readings WHERE station = ? AND parameter = ? ORDER BY ts DESC LIMIT 2",
-                        arguments: [station, parameter]
-                    ).map { ($0["ts"] as Int64, $0["value"] as Double) }
-                    guard let newest = rows.first else { continue }
-                    let (dayStart, dayEnd) = dayWindow(newest.0)
-                    // The day's hourly means, computed by SQLite: up to 24 rows instead of every reading of the day.
-                    let daySamples = try Row.fetchAll(
-                        db, sql: SeriesChange.hourlyMeansSQL,
-                        arguments: [Int64(Timestamp.districtOffset), station, parameter, dayStart, dayEnd]
-                    ).map { SeriesChange.hourSample(hour: $0[0], mean: $0[1]) }
-                    if let change = SeriesChange.from(
-                        station: station, parameter: parameter, newestTwo: rows, daySamples: daySamples, batch: readings)
-                    {
-                        changes.append(change)
-                    }
-                }
+            var batches: [SeriesBatch] = []
+            for (key, series) in tally.storedSeries {
+                guard let (from, to) = SeriesBatch.dayRange(series, dayWindow: dayWindow) else { continue }
+                // The days' hourly means, computed by SQLite: up to 24 rows a day instead of every reading.
+                let hourly = try Row.fetchAll(
+                    db, sql: SeriesBatch.hourlyMeansSQL, arguments: [Int64(Timestamp.districtOffset), key.station, key.parameter, from, to]
+                ).map { SeriesBatch.hourSample(hour: $0[0], mean: $0[1]) }
+                batches.append(
+                    SeriesBatch(
+                        station: key.station, parameter: key.parameter, readings: series, prior: prior[key],
+                        days: SeriesBatch.days(touchedBy: series, hourly: hourly)))
             }
-            if !changes.isEmpty {
+            if !batches.isEmpty {
                 let active = Set(try String.fetchAll(db, sql: "SELECT key FROM alerts WHERE active = 1"))
-                let transitions = evaluate(changes, active)
-                try Self.apply(transitions, db: db)
-                try alertEvents(transitions, into: &events)
+                let judgement = evaluate(batches, active)
+                let recorded = try Self.record(judgement.findings, at: judgement.at, db: db)
+                try alertEvents(recorded, into: &events)
+                try Self.apply(judgement.transitions, db: db)
+                try alertEvents(judgement.transitions, into: &events)
             }
             return tally.reply
         }
@@ -118,6 +145,70 @@ final class SQLiteIngestStore: IngestStore {
                     transition.key, transition.raise, String(decoding: try WireCoding.encode(transition.body), as: UTF8.self),
                     transition.body.at,
                 ])
+        }
+    }
+
+    /// Records findings: a new one is inserted and published; one already recorded for its day takes
+    /// the new readings in silently (the worst exceedance kept). Returns the raised events of the new ones.
+    static func record(_ findings: [FindingDraft], at: String, db: Database) throws -> [AlertTransition] {
+        var raised: [AlertTransition] = []
+        for finding in findings {
+            try db.execute(
+                sql: """
+                    INSERT INTO findings (kind, station, parameter, day, severity, message, value, limit_value, rank, reading_ts,
+                    first_ts, last_ts, readings, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                    """,
+                arguments: [
+                    finding.kind, finding.station, finding.parameter, finding.day, finding.severity, finding.message, finding.value,
+                    finding.limit, finding.rank, finding.readingTs, finding.firstTs, finding.lastTs, finding.readings, at,
+                ])
+            if db.changesCount > 0 {
+                raised.append(AlertTransition(key: finding.alert, raise: true, body: finding.body(at: at)))
+                continue
+            }
+            // A daily mean is judged again as its day fills: the count is the day's hours, not a sum.
+            try db.execute(
+                sql: """
+                    UPDATE findings SET
+                    readings = CASE WHEN kind = 'limit_exceeded' THEN :readings ELSE readings + :readings END,
+                    first_ts = MIN(first_ts, :first), last_ts = MAX(last_ts, :last),
+                    severity = CASE WHEN :rank > rank THEN :severity ELSE severity END,
+                    message = CASE WHEN :rank > rank THEN :message ELSE message END,
+                    value = CASE WHEN :rank > rank THEN :value ELSE value END,
+                    limit_value = CASE WHEN :rank > rank THEN :limit ELSE limit_value END,
+                    reading_ts = CASE WHEN :rank > rank THEN :ts ELSE reading_ts END,
+                    rank = MAX(rank, :rank)
+                    WHERE kind = :kind AND station = :station AND parameter = :parameter AND day = :day
+                    """,
+                arguments: [
+                    "readings": finding.readings, "first": finding.firstTs, "last": finding.lastTs, "rank": finding.rank,
+                    "severity": finding.severity, "message": finding.message, "value": finding.value, "limit": finding.limit,
+                    "ts": finding.readingTs, "kind": finding.kind, "station": finding.station, "parameter": finding.parameter,
+                    "day": finding.day,
+                ])
+        }
+        return raised
+    }
+
+    func findings(_ request: FindingListRequest) async throws -> [Finding] {
+        let (from, to, limit) = try request.checked()
+        return try await store.pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM findings WHERE day >= ? AND day <= ? AND (? IS NULL OR station = ?) AND (? IS NULL OR parameter = ?)
+                    ORDER BY day, kind, station, parameter LIMIT ?
+                    """,
+                arguments: [from, to, request.station, request.station, request.parameter, request.parameter, limit]
+            ).map { (row: Row) -> Finding in
+                let limit: Double? = row["limit_value"]
+                let times: (Int64, Int64, Int64) = (row["reading_ts"], row["first_ts"], row["last_ts"])
+                return FindingDraft.listed(
+                    kind: row["kind"] as String, station: row["station"] as String, parameter: row["parameter"] as String,
+                    day: row["day"] as String, severity: row["severity"] as String, message: row["message"] as String,
+                    value: row["value"] as Double, limit: limit, readingTs: times.0, firstTs: times.1, lastTs: times.2,
+                    readings: row["readings"] as Int, recordedAt: row["recorded_at"] as String)
+            }
         }
     }
 

@@ -152,7 +152,7 @@ enum EventRules {
                 ], []
             )
         case IngestTypes.alertRaised:
-            guard let alert = try? event.body(as: AlertBody.self) else { return ([], []) }
+            guard let alert = try? event.body(as: AlertBody.self), !alert.historical else { return ([], []) }
             let indicatorID = alert.indicator ?? indicatorFor(alert, directory: directory)
             let tasks = indicatorID.flatMap { directory.indicators[$0]?.tasks } ?? []
             let leads = tasks.flatMap { directory.tasks[$0]?.leadUnits ?? [] }

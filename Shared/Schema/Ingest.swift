@@ -8,6 +8,8 @@ public enum IngestTypes {
         "reading.submit", .write, allow: .stations, textLimit: nil)
     public static let waterClass = RPC<WaterClassRequest, WaterClassReply>("water.class", .read, allow: .readers)
     public static let airAnnual = RPC<AirAnnualRequest, AirAnnualReply>("air.annual", .read, allow: .readers)
+    /// Historical findings: exceedances in readings older than the live window, one per station, parameter, kind and day.
+    public static let findingList = RPC<FindingListRequest, ListReply<Finding>>("finding.list", .read, allow: .readers)
 
     public static let readingsAccepted = "ingest.readings.accepted"
     public static let indicatorUpdated = "ingest.indicator.updated"
@@ -340,24 +342,38 @@ public struct ReadingsAccepted: Codable, Sendable, Equatable {
     }
 }
 
-/// `ingest.alert.raised` / `ingest.alert.cleared` body.
+/// `ingest.alert.raised` / `ingest.alert.cleared` body: a live alert, a warning, or a historical finding.
 public struct AlertBody: Codable, Sendable, Equatable {
     public var alert: String
-    /// `class_exceeded`, `limit_exceeded`, `station_silent`, `sudden_jump`, `target_missed`.
+    /// `class_exceeded`, `limit_exceeded`, `station_silent`, `sudden_jump`, `mean_class_exceeded`, `target_missed`.
     public var kind: String
     public var station: String?
     public var parameter: String?
     public var indicator: String?
+    /// `warning` (a projection says a target will be missed; carries `projection`), `alert` (a limit is
+    /// exceeded now) or `critical` (worse than class V).
     public var severity: String
     public var message: String
     public var value: Double?
     public var limit: Double?
+    /// When the event was decided (the service's clock).
     public var at: String
+    /// The reading (or, for a daily mean, the day's last reading) that decided it; absent for silence and annual means.
+    public var readingTs: String?
+    /// True for a finding in readings older than the live window: recorded and listed, never paged.
+    public var historical: Bool
+    /// For warnings: the projected value that will miss the target.
+    public var projection: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case alert, kind, station, parameter, indicator, severity, message, value, limit, at, historical, projection
+        case readingTs = "reading_ts"
+    }
 
     public init(
         alert: String, kind: String, station: String?, parameter: String?, indicator: String?, severity: String, message: String,
         value: Double?,
-        limit: Double?, at: String
+        limit: Double?, at: String, readingTs: String? = nil, historical: Bool = false, projection: Double? = nil
     ) {
         self.alert = alert
         self.kind = kind
@@ -369,6 +385,97 @@ public struct AlertBody: Codable, Sendable, Equatable {
         self.value = value
         self.limit = limit
         self.at = at
+        self.readingTs = readingTs
+        self.historical = historical
+        self.projection = projection
+    }
+
+    /// Bodies stored before `historical` existed read as live.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        alert = try c.decode(String.self, forKey: .alert)
+        kind = try c.decode(String.self, forKey: .kind)
+        station = try c.decodeIfPresent(String.self, forKey: .station)
+        parameter = try c.decodeIfPresent(String.self, forKey: .parameter)
+        indicator = try c.decodeIfPresent(String.self, forKey: .indicator)
+        severity = try c.decode(String.self, forKey: .severity)
+        message = try c.decode(String.self, forKey: .message)
+        value = try c.decodeIfPresent(Double.self, forKey: .value)
+        limit = try c.decodeIfPresent(Double.self, forKey: .limit)
+        at = try c.decode(String.self, forKey: .at)
+        readingTs = try c.decodeIfPresent(String.self, forKey: .readingTs)
+        historical = try c.decodeIfPresent(Bool.self, forKey: .historical) ?? false
+        projection = try c.decodeIfPresent(Double.self, forKey: .projection)
+    }
+}
+
+/// `finding.list` request: every filter optional; days are district days `YYYY-MM-DD`, inclusive.
+public struct FindingListRequest: Codable, Sendable, Equatable {
+    public var station: String?
+    public var parameter: String?
+    public var from: String?
+    public var to: String?
+    /// At most this many, oldest day first (default 1,000, at most 10,000).
+    public var limit: Int?
+
+    public init(station: String? = nil, parameter: String? = nil, from: String? = nil, to: String? = nil, limit: Int? = nil) {
+        self.station = station
+        self.parameter = parameter
+        self.from = from
+        self.to = to
+        self.limit = limit
+    }
+}
+
+/// A historical finding: the exceedances of one kind in one station's parameter on one district day,
+/// found in readings older than the live window (a back-fill or an import). Recorded once; later
+/// readings of the same day add to it without publishing again.
+public struct Finding: Codable, Sendable, Equatable {
+    /// The key its `ingest.alert.raised` carried: `<kind>:<station>:<parameter>:<day>`.
+    public var alert: String
+    public var kind: String
+    public var station: String
+    public var parameter: String
+    public var day: String
+    public var severity: String
+    public var message: String
+    /// The worst value (for `limit_exceeded`, the daily mean).
+    public var value: Double
+    public var limit: Double?
+    /// The worst reading's time.
+    public var readingTs: String
+    public var firstTs: String
+    public var lastTs: String
+    /// How many readings (days, for daily means) exceeded.
+    public var readings: Int
+    public var recordedAt: String
+
+    enum CodingKeys: String, CodingKey {
+        case alert, kind, station, parameter, day, severity, message, value, limit, readings
+        case readingTs = "reading_ts"
+        case firstTs = "first_ts"
+        case lastTs = "last_ts"
+        case recordedAt = "recorded_at"
+    }
+
+    public init(
+        alert: String, kind: String, station: String, parameter: String, day: String, severity: String, message: String, value: Double,
+        limit: Double?, readingTs: String, firstTs: String, lastTs: String, readings: Int, recordedAt: String
+    ) {
+        self.alert = alert
+        self.kind = kind
+        self.station = station
+        self.parameter = parameter
+        self.day = day
+        self.severity = severity
+        self.message = message
+        self.value = value
+        self.limit = limit
+        self.readingTs = readingTs
+        self.firstTs = firstTs
+        self.lastTs = lastTs
+        self.readings = readings
+        self.recordedAt = recordedAt
     }
 }
 
