@@ -78,7 +78,8 @@ import Testing
         let head = try await events(client, IngestTypes.alertRaised).count + (try await events(client, IngestTypes.alertCleared).count)
         let again = try await client.call(IngestTypes.readingSubmit, ReadingSubmitRequest(readings: rows), as: ReadingSubmitReply.self)
         #expect(again.accepted == 0 && again.duplicates == rows.count)
-        #expect(try await events(client, IngestTypes.alertRaised).count + (try await events(client, IngestTypes.alertCleared).count) == head)
+        #expect(
+            try await events(client, IngestTypes.alertRaised).count + (try await events(client, IngestTypes.alertCleared).count) == head)
         await client.close()
         try await service.stop()
     }
@@ -91,7 +92,8 @@ import Testing
         // Two live samples in one batch: the first over class III, the second back: raised, then cleared.
         _ = try await client.call(
             IngestTypes.readingSubmit,
-            ReadingSubmitRequest(readings: sample(at: "2026-11-20T09:00:00+08:00", ["nh3n": 1.2]) + sample(at: "2026-11-20T10:00:00+08:00")),
+            ReadingSubmitRequest(
+                readings: sample(at: "2026-11-20T09:00:00+08:00", ["nh3n": 1.2]) + sample(at: "2026-11-20T10:00:00+08:00")),
             as: ReadingSubmitReply.self)
         var raised = try await Self.bodies(client, IngestTypes.alertRaised)
         #expect(raised.map(\.alert) == ["class_exceeded:liuyiqiao:nh3n"] && raised.first?.historical == false)
