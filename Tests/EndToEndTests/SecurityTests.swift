@@ -335,13 +335,12 @@ import Testing
                 onMessage: { _ in received.withLock { $0[name, default: 0] += 1 } })
         }
         let office = try await keys.client("office", .registry, at: registry.endpoints.rpc)
-        var period = 0
+        // Each report of the same month is a new revision, and a new event (the real clock: any month
+        // up to October 2026 has begun).
         func report() async throws {
-            period += 1
             _ = try await office.call(
                 RegistryTypes.progressReport,
-                ProgressReportRequest(
-                    task: "8", period: "2026-\(String(format: "%02d", period))", unit: "区生态环境局", percent: 10, summary: "推进"))
+                ProgressReportRequest(task: "8", period: "2026-10", unit: "区生态环境局", percent: 10, summary: "推进"))
         }
         #expect(
             try await TestSupport.eventually(timeout: .seconds(5)) {
