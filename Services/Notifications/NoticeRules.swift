@@ -74,6 +74,9 @@ final class Directory: Sendable {
     struct Snapshot: Sendable {
         var office = officeUnit
         var dispatchDay = 5
+        /// The plan's last month and go-live's month (`YYYY-MM`), when known.
+        var lastMonth: String?
+        var firstMonth: String?
         var tasks: [String: PlanTask] = [:]
         var indicators: [String: Indicator] = [:]
     }
@@ -94,6 +97,8 @@ final class Directory: Sendable {
         if let known = registry.current {
             snapshot.office = known.office
             snapshot.dispatchDay = known.dispatchDay
+            snapshot.lastMonth = known.planEnd.map { String($0.prefix(7)) }
+            snapshot.firstMonth = known.supervisionStart.map { String($0.prefix(7)) }
             snapshot.tasks = Dictionary(known.tasks.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         }
         snapshot.indicators = indicators.withLock { $0 }

@@ -64,16 +64,23 @@ struct Rhythm: Sendable {
             }
         }
 
-        guard let due = Self.lastDueMonth(now: now, dispatchDay: directory.dispatchDay) else { return drafts }
-        // 月调度: the call for reports on the first day of the month, then who has not reported.
+        guard var due = Self.lastDueMonth(now: now, dispatchDay: directory.dispatchDay) else { return drafts }
+        // Nothing is asked for a month after the plan's last (its reports are refused), nor before go-live.
+        if let last = directory.lastMonth, due > last { due = last }
         let month = String(today.prefix(7))
         let reportingMonth = Self.previous(month)
+        let inPlan =
+            (directory.lastMonth.map { reportingMonth <= $0 } ?? true) && (directory.firstMonth.map { reportingMonth >= $0 } ?? true)
+        // 月调度: the call for reports on the first day of the month, then who has not reported.
         let leads = EventRules.unique(directory.tasks.values.filter { $0.subtasks.isEmpty }.flatMap(\.leadUnits)).sorted()
-        drafts.append(
-            NoticeDraft(
-                kind: .monthlyDispatch, severity: .info, units: leads + [office], title: "月调度：请报送\(reportingMonth)进展",
-                text: "请各责任单位于\(month)-\(String(format: "%02d", directory.dispatchDay))前通过督办系统报送\(reportingMonth)任务进展（进度、措施、问题、下步计划及佐证材料）。",
-                refs: NoticeRefs(period: reportingMonth), dedupKey: "monthly_dispatch:\(reportingMonth)"))
+        if inPlan {
+            drafts.append(
+                NoticeDraft(
+                    kind: .monthlyDispatch, severity: .info, units: leads + [office], title: "月调度：请报送\(reportingMonth)进展",
+                    text: "请各责任单位于\(month)-\(String(format: "%02d", directory.dispatchDay))前通过督办系统报送\(reportingMonth)"
+                        + "任务进展（进度、措施、问题、下步计划及佐证材料）。",
+                    refs: NoticeRefs(period: reportingMonth), dedupKey: "monthly_dispatch:\(reportingMonth)"))
+        }
 
         var overviews: [String: DispatchOverviewReply] = [:]
         do {

@@ -61,8 +61,17 @@ public final class RegistryDirectory: Service, Sendable {
         public var office: String
         public var dispatchDay: Int
         public var fetchedAt: String
+        /// The plan's last day and go-live (`plan.get`): the rhythm asks for no month after the
+        /// one and before the other.
+        public var planEnd: String?
+        public var supervisionStart: String?
 
-        public init(units: [PlanUnit], tasks: [PlanTask], office: String, dispatchDay: Int, fetchedAt: String) {
+        public init(
+            units: [PlanUnit], tasks: [PlanTask], office: String, dispatchDay: Int, fetchedAt: String, planEnd: String? = nil,
+            supervisionStart: String? = nil
+        ) {
+            self.planEnd = planEnd
+            self.supervisionStart = supervisionStart
             self.units = units
             self.tasks = tasks
             self.office = office
@@ -70,7 +79,7 @@ public final class RegistryDirectory: Service, Sendable {
             self.fetchedAt = fetchedAt
         }
 
-        enum CodingKeys: String, CodingKey { case units, tasks, office, dispatchDay, fetchedAt }
+        enum CodingKeys: String, CodingKey { case units, tasks, office, dispatchDay, fetchedAt, planEnd, supervisionStart }
 
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -78,6 +87,8 @@ public final class RegistryDirectory: Service, Sendable {
             // Saved by wave 1's case tracking as task ids only: read what is there.
             tasks = (try? container.decode([PlanTask].self, forKey: .tasks)) ?? []
             office = try container.decodeIfPresent(String.self, forKey: .office) ?? officeUnit
+            planEnd = try container.decodeIfPresent(String.self, forKey: .planEnd)
+            supervisionStart = try container.decodeIfPresent(String.self, forKey: .supervisionStart)
             dispatchDay = try container.decodeIfPresent(Int.self, forKey: .dispatchDay) ?? 5
             fetchedAt = try container.decodeIfPresent(String.self, forKey: .fetchedAt) ?? ""
         }
@@ -139,7 +150,8 @@ public final class RegistryDirectory: Service, Sendable {
             let units = try await client.callAll(RegistryTypes.unitList, Empty(), timeout: timeout, retries: retries)
             let plan = try await client.call(RegistryTypes.planGet, Empty(), timeout: timeout, retries: retries)
             let fresh = Snapshot(
-                units: units, tasks: plan.tasks, office: plan.office, dispatchDay: plan.dispatchDay, fetchedAt: Timestamp.now())
+                units: units, tasks: plan.tasks, office: plan.office, dispatchDay: plan.dispatchDay, fetchedAt: Timestamp.now(),
+                planEnd: plan.end, supervisionStart: plan.supervisionStart)
             if let store {
                 let data = try WireCoding.encode(fresh)
                 try await store.pool.write { db in

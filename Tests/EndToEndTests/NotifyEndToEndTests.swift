@@ -248,4 +248,34 @@ import Testing
         try await notify.stop()
         try await registry.stop()
     }
+
+    /// Issue #15: after the plan's last month nothing more is asked: no call for 2027's reports, no
+    /// reminder or proposal for a month past the end.
+    @Test func afterThePlansEndNoMonthIsAskedFor() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let clock = ServiceClock.starting(at: date("2027-03-10T10:00:00+08:00"))
+        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2) {
+            $0.supervisionStart = "2024-01-01"
+        }
+        let notify = try await InProcessService.start(NotifyService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2) {
+            $0.endpoints[.registry] = registry.endpoints
+            $0.endpoints[.ingest] = TestSupport.freeEndpoints()
+            $0.endpoints[.cases] = TestSupport.freeEndpoints()
+        }
+        let office = try await RPCClient.connect(to: notify.endpoints.rpc, from: officeUnit)
+        var all: [Notice] = []
+        #expect(
+            try await TestSupport.eventually {
+                all = try await office.callAll(NotifyTypes.noticeList, NoticeListRequest())
+                return all.contains { $0.dedupKey == "monthly_summary:2026-12" }
+            })
+        try await Task.sleep(for: .milliseconds(600))
+        all = try await office.callAll(NotifyTypes.noticeList, NoticeListRequest())
+        // Periods are months (2026-12), quarters (2026-Q4) or years: none may be in 2027.
+        let past = all.filter { ($0.refs.period ?? "").hasPrefix("2027") }
+        #expect(past.isEmpty, "\(past.map(\.title))")
+        await office.close()
+        try await notify.stop()
+        try await registry.stop()
+    }
 }
