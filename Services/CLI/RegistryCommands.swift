@@ -184,15 +184,18 @@ struct Dispatch: AsyncParsableCommand {
                 client, RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: period), as: DispatchOverviewReply.self,
                 options: options)
             if options.json { return try printJSON(reply) }
-            print("\(reply.period) 月调度（报送截止 \(reply.due)）：已报送 \(reply.reported.count) 项，未报送 \(reply.missing.count) 项")
-            if !reply.missing.isEmpty {
-                print("\n未报送")
-                print(TextTable.render(header: ["任务", "责任单位"], rows: reply.missing.map { [$0.task, $0.unit] }))
+            // Grouped by unit, as the office reads a dispatch: what each unit has reported, and
+            // what it has not, still within the deadline or already past it.
+            let late = Timestamp.districtDate(Date()) > reply.due
+            let missingLabel = late ? "未报（已逾期）" : "未报（未到期）"
+            print("\(reply.period) 月调度（报送截止 \(reply.due)）：已报 \(reply.reported.count) 项，\(missingLabel) \(reply.missing.count) 项")
+            var byUnit: [String: (reported: [String], missing: [String])] = [:]
+            for item in reply.reported { byUnit[item.unit, default: ([], [])].reported.append(item.task) }
+            for item in reply.missing { byUnit[item.unit, default: ([], [])].missing.append(item.task) }
+            let rows = byUnit.keys.sorted { (byUnit[$0]!.missing.count, $1) > (byUnit[$1]!.missing.count, $0) }.map { unit in
+                [unit, byUnit[unit]!.reported.joined(separator: "、"), byUnit[unit]!.missing.joined(separator: "、")]
             }
-            if !reply.reported.isEmpty {
-                print("\n已报送")
-                print(TextTable.render(header: ["任务", "单位"], rows: reply.reported.map { [$0.task, $0.unit] }))
-            }
+            print(TextTable.render(header: ["单位", "已报", missingLabel], rows: rows))
         }
     }
 }
