@@ -214,18 +214,20 @@ public struct RegistryService: DubanService {
                     task: request.task, period: request.period, unit: request.unit, percent: request.percent, summary: request.summary,
                     measures: request.measures, problems: request.problems, nextSteps: request.nextSteps, evidence: request.evidence ?? [],
                     revision: revision + 1, reportedAt: Timestamp.format(now), reportedBy: context.from,
-                    principal: context.caller.principal?.name, principalKey: context.caller.principal?.publicKey)
+                    principal: context.caller.principal?.name, principalKey: context.caller.principal?.publicKey,
+                    backfill: TaskStatusRules.firstCountedMonth(plan).flatMap { first in Month(request.period).map { $0 < first } } == true
+                        ? true : nil)
                 try db.execute(
                     sql: """
                         INSERT INTO progress_reports (task, period, unit, revision, percent, summary, measures, problems, next_steps, \
-                        evidence, reported_at, reported_by, principal, principal_key)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        evidence, reported_at, reported_by, principal, principal_key, backfill)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         report.task, report.period, report.unit, report.revision, report.percent, report.summary, report.measures,
                         report.problems,
                         report.nextSteps, try WireCoding.encode(report.evidence), report.reportedAt, report.reportedBy, report.principal,
-                        report.principalKey,
+                        report.principalKey, report.backfill == true,
                     ])
                 try events.emit(RegistryTypes.progressReported, report)
                 try RegistryStore.refreshStatuses(db, plan: plan, now: now, events: &events)

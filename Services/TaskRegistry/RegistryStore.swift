@@ -61,6 +61,10 @@ enum RegistryStore {
         migrator.registerMigration("registry-v3-settings") { db in
             try db.execute(sql: "CREATE TABLE registry_settings (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
         }
+        // 补报: reports for months before go-live, marked.
+        migrator.registerMigration("registry-v5-backfill") { db in
+            try db.execute(sql: "ALTER TABLE progress_reports ADD COLUMN backfill INTEGER NOT NULL DEFAULT 0")
+        }
         // The office's acceptance of tasks reported complete.
         migrator.registerMigration("registry-v4-reviews") { db in
             try db.execute(
@@ -112,7 +116,7 @@ enum RegistryStore {
             problems: row["problems"], nextSteps: row["next_steps"],
             evidence: try JSONDecoder().decode([EvidenceRef].self, from: row["evidence"] as Data),
             revision: row["revision"], reportedAt: row["reported_at"], reportedBy: row["reported_by"], principal: row["principal"],
-            principalKey: row["principal_key"])
+            principalKey: row["principal_key"], backfill: (row["backfill"] as Bool?) == true ? true : nil)
     }
 
     /// Reports matching the filters: the latest revision of each (task, month, unit), or every revision.

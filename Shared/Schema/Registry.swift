@@ -434,9 +434,11 @@ public struct ProgressReport: Codable, Sendable, Equatable {
     /// The certificate that reported it and its public key (PROTOCOL.md section 7); nil without keys.
     public var principal: String?
     public var principalKey: String?
+    /// 补报: a report for a month before supervision started (go-live), sent afterwards.
+    public var backfill: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case task, period, unit, percent, summary, measures, problems, evidence, revision, principal
+        case task, period, unit, percent, summary, measures, problems, evidence, revision, principal, backfill
         case nextSteps = "next_steps"
         case reportedAt = "reported_at"
         case reportedBy = "reported_by"
@@ -447,10 +449,11 @@ public struct ProgressReport: Codable, Sendable, Equatable {
         task: String, period: String, unit: String, percent: Double, summary: String, measures: String?, problems: String?,
         nextSteps: String?,
         evidence: [EvidenceRef], revision: Int, reportedAt: String, reportedBy: String?, principal: String? = nil,
-        principalKey: String? = nil
+        principalKey: String? = nil, backfill: Bool? = nil
     ) {
         self.principal = principal
         self.principalKey = principalKey
+        self.backfill = backfill
         self.task = task
         self.period = period
         self.unit = unit

@@ -237,6 +237,17 @@ import Testing
         try await Task.sleep(for: .milliseconds(600))
         #expect(try await notices(.escalationProposal).isEmpty)
         #expect(try await notices(.reportMissing).isEmpty)
+        // 补报: a month before go-live may still be reported, and says so.
+        let unit = try await RPCClient.connect(to: registry.endpoints.rpc, from: "区城乡建设局")
+        let late = try await unit.call(
+            RegistryTypes.progressReport,
+            ProgressReportRequest(task: "10", period: "2026-10", unit: "区城乡建设局", percent: 55, summary: "补报十月进展"))
+        #expect(late.backfill == true)
+        let current = try await unit.call(
+            RegistryTypes.progressReport,
+            ProgressReportRequest(task: "10", period: "2026-11", unit: "区城乡建设局", percent: 60, summary: "十一月进展"))
+        #expect(current.backfill == nil)
+        await unit.close()
         // After December's dispatch day, November (the first month since go-live) is due: units
         // that did not report are reminded, and still nothing is proposed after one month.
         clock.set(date("2026-12-06T10:00:00+08:00"))
