@@ -190,8 +190,9 @@ final class PostgresEventStorage: EventStorage, AuditedStorage, Service {
             """
             SELECT seq, at, stream, type, request_id, principal, principal_key, role, actor, unit, summary, digest, prev, hash \
             FROM duban_audit WHERE seq > \(Int64(request.after ?? 0)) AND at >= \(since) AND at < \(until) \
-            AND (\(request.unit) IS NULL OR unit = \(request.unit)) AND (\(request.principal) IS NULL OR principal = \(request.principal)) \
-            AND (\(request.type) IS NULL OR type = \(request.type)) ORDER BY seq LIMIT \(Int64(limit))
+            AND (CAST(\(request.unit) AS TEXT) IS NULL OR unit = \(request.unit)) \
+            AND (CAST(\(request.principal) AS TEXT) IS NULL OR principal = \(request.principal)) \
+            AND (CAST(\(request.type) AS TEXT) IS NULL OR type = \(request.type)) ORDER BY seq LIMIT \(Int64(limit))
             """, logger: logger)
         for try await row in rows.decode(
             (Int64, String, String, String, String, String?, String?, String, String?, String?, String, String, String, String).self)

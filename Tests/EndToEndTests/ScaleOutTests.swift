@@ -133,6 +133,17 @@ import Testing
         #expect(counted == batches * 200)
         await subscriber.stop()
 
+        // The audit trail in the shared database: one chain, whichever instance stored each batch,
+        // read and verified through the broker, filters included.
+        let audit = try await client.callAll(SystemTypes.auditList, AuditListRequest())
+        #expect(audit.filter { $0.type == IngestTypes.readingSubmit.name }.count >= batches)
+        #expect(Set(audit.map(\.stream)) == ["ingest-1", "ingest-2"])
+        #expect(AuditChain.firstBreak(audit) == nil)
+        #expect(try await client.call(SystemTypes.auditVerify, Empty()).ok)
+        let filtered = try await client.callAll(
+            SystemTypes.auditList, AuditListRequest(type: "reading.submit", since: "2020-01-01", limit: 5))
+        #expect(filtered.count == 5 && filtered.allSatisfy { $0.type == "reading.submit" })
+
         // A new instance joins; clients change nothing.
         deployment.instances.append(try await deployment.instance(3))
         var seen: Set<String> = []
