@@ -25,24 +25,24 @@ mkdir -p "$DUBAN_DATA_DIR" "$run" "$logs"
 export DUBAN_KEYS_DIR="${DUBAN_KEYS_DIR:-$PWD/var/keys}"
 if [ ! -d "$DUBAN_KEYS_DIR/clients" ]; then
     "$bin/duban" keys init "$DUBAN_KEYS_DIR" >/dev/null
-    echo "keys: made $DUBAN_KEYS_DIR (secret certificates 0600; duban keys list shows them)"
+    echo "密钥：已生成 $DUBAN_KEYS_DIR（私钥证书权限 0600；duban keys list 可查看）"
 fi
 
 for service in registry ingest cases notify; do
     pidfile="$run/$service.pid"
     if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-        echo "$service: already running (pid $(cat "$pidfile"))"
+        echo "$service：已在运行（进程 $(cat "$pidfile")）"
         continue
     fi
     nohup "$bin/duban-$service" --data-dir "$DUBAN_DATA_DIR" --keys "$DUBAN_KEYS_DIR" >>"$logs/$service.log" 2>&1 &
     echo $! >"$pidfile"
-    echo "$service: started (pid $!, log var/log/$service.log)"
+    echo "$service：已启动（进程 $!，日志 var/log/$service.log）"
 done
 
 for attempt in $(seq 1 100); do
     if "$bin/duban" ping --timeout 0.5 >/dev/null 2>&1; then break; fi
     if [ "$attempt" = 100 ]; then
-        echo "services did not all answer sys.ping; see var/log/" >&2
+        echo "有服务未答复 sys.ping，请查看 var/log/" >&2
         "$bin/duban" ping --timeout 0.5 || true
         exit 1
     fi
@@ -50,5 +50,5 @@ for attempt in $(seq 1 100); do
 done
 
 echo
-echo "Duban is up, CURVE on. Data: $DUBAN_DATA_DIR. Keys: $DUBAN_KEYS_DIR. CLI: $bin/duban"
+echo "督办系统已启动（CURVE 认证已开启）。数据：$DUBAN_DATA_DIR；密钥：$DUBAN_KEYS_DIR；命令行：$bin/duban"
 "$bin/duban" status

@@ -11,10 +11,10 @@ for service in registry ingest cases notify; do
         kill -TERM "$pid"
         for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         if kill -0 "$pid" 2>/dev/null; then
-            echo "$service: did not stop within 10 s, killing" >&2
+            echo "$service：10 秒内未停止，强制结束" >&2
             kill -KILL "$pid"
         else
-            echo "$service: stopped"
+            echo "$service：已停止"
         fi
     fi
     rm -f "$pidfile"

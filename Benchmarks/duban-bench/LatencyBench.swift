@@ -267,7 +267,7 @@ enum GRPCReference {
         guard await TestSupport.eventually(timeout: .seconds(10), { server.log.contains("port ") }) else {
             throw TestFailure("grpc-reference did not start: \(server.log)")
         }
-        let output = try PostgresCluster.run(
+        let output = try TestSupport.run(
             binary, ["client", "--port", "\(port)", "--calls", "\(calls)", "--pipelined-calls", "\(calls)", "--concurrency", "\(window)"])
         guard let line = output.split(whereSeparator: \.isNewline).last(where: { $0.hasPrefix("{") }),
             let figures = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double]

@@ -14,7 +14,7 @@ struct Duban: AsyncParsableCommand {
             PlanCommand.self, CasesCommand.self, Indicators.self, IndicatorCommand.self, Readings.self, WaterClassCommand.self,
             AirAnnual.self,
             Stations.self, Notices.self, ReportCommand.self, SilenceCommand.self, Channels.self, Events.self, Call.self, Keys.self,
-            Audit.self,
+            Audit.self, AcceptTask.self, ReturnTask.self,
         ])
 
     /// Accepts the global options before the subcommand too (`duban --config /etc/duban/duban.json status`),
@@ -41,7 +41,7 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(
         name: .customLong("as"),
-        help: "以哪个单位的名义（如 --as 区城乡建设局）：从密钥目录中选用该单位的证书，并作为信封的 from；不写则为专项工作组办公室。")
+        help: "以哪个单位的名义（如 --as 区城乡建设局）：从密钥目录中选用该单位的证书（或写证书名）；有密钥目录时不写即为专项工作组办公室，无密钥时作为信封的 from。")
     var from: String?
 
     @Option(name: .long, help: "你的私钥证书文件（.key_secret；或环境变量 DUBAN_CERT）。")
@@ -92,7 +92,23 @@ struct GlobalOptions: ParsableArguments {
 
     /// Runs `body` with a client of `service`, closed afterwards whatever happens.
     func withClient<T: Sendable>(for service: ServiceName, _ body: (RPCClient) async throws -> T) async throws -> T {
-        try await RPCClient.withClient(to: deployment()[service].rpc, from: from, curve: try await curve(for: service), body)
+        let (from, curve) = try await credentials(for: service)
+        return try await RPCClient.withClient(to: deployment()[service].rpc, from: from, curve: curve, body)
+    }
+
+    /// A client of `service`; the caller closes it.
+    func connect(to service: ServiceName) async throws -> RPCClient {
+        let (from, curve) = try await credentials(for: service)
+        return try await RPCClient.connect(to: deployment()[service].rpc, from: from, curve: curve)
+    }
+
+    /// The envelope's `from` and the CURVE keys for `service`. With a certificate, the certificate
+    /// says who asks: `from` is left out (`--as` may name a certificate, not a unit), except for a
+    /// gateway, which names the unit it acts for.
+    func credentials(for service: ServiceName) async throws -> (from: String?, curve: ZMQCurve?) {
+        guard let identity = try await identity() else { return (from, nil) }
+        let sender = identity.certificate.metadata["role"] == Role.gateway.rawValue ? from : nil
+        return (sender, try identity.curve(for: service))
     }
 
     var replyTimeout: Duration { .milliseconds(Int(timeout * 1000)) }
@@ -133,6 +149,8 @@ func perform<Body, Item>(
     options: GlobalOptions, key: String? = nil
 ) async throws -> ListReply<Item> {
     do {
+        // A write answers with one list (its key must stay the same on a retry): one call, no paging.
+        if rpc.kind == .write { return try await client.call(rpc, body, key: key, timeout: options.replyTimeout, retries: 2) }
         return ListReply(items: try await client.callAll(rpc, body, timeout: options.replyTimeout, retries: 2))
     } catch {
         throw CallFailed(rpc.name, error)
@@ -165,7 +183,7 @@ func pingTable(_ services: [ServiceName], options: GlobalOptions) async throws -
     var down = 0
     for service in services {
         let endpoint = deployment[service].rpc
-        let client = try await RPCClient.connect(to: endpoint, from: options.from, curve: try await options.curve(for: service))
+        let client = try await options.connect(to: service)
         do {
             let reply = try await client.call(SystemTypes.ping, Empty(), as: PingReply.self, timeout: options.replyTimeout, retries: 0)
             replies[service.rawValue] = reply

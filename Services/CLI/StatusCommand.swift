@@ -29,7 +29,7 @@ struct Status: AsyncParsableCommand {
         var pingRows: [[String]] = []
         for service in ServiceName.allCases {
             let endpoint = deployment[service].rpc
-            let client = try await RPCClient.connect(to: endpoint, from: options.from, curve: try await options.curve(for: service))
+            let client = try await options.connect(to: service)
             do {
                 let reply = try await client.call(SystemTypes.ping, Empty(), as: PingReply.self, timeout: options.replyTimeout, retries: 0)
                 overview.services[service.rawValue] = reply

@@ -150,7 +150,7 @@ public struct CasesService: DubanService {
             let registry = try directory.lookup(unit: context.caller.unit)
             try Self.authorize(request.action, case: item, actor: Self.actor(context, registry), registry: registry)
             let evidence = request.evidence ?? []
-            try Self.validateEvidence(evidence, field: "body.evidence")
+            try EvidenceRef.validate(evidence, field: "body.evidence")
             if request.action == .accept, evidence.isEmpty {
                 throw ErrorBody.invalidArgument("验收须附验收材料（evidence）：name、uri，可附 sha256", field: "body.evidence")
             }
@@ -222,14 +222,9 @@ public struct CasesService: DubanService {
     /// Who registers cases in the ledger: the office, and the lead units of the plan's task that
     /// sets up the 整改台账 (区生态环境局 and 区自然资源和林业局 in 城中区's plan).
     static func requireOffice(_ context: RequestContext, _ registry: RegistryDirectory.Snapshot) throws {
-        if context.caller.principal != nil {
-            if context.caller.isOffice { return }
-            if context.caller.role == .unit, let unit = context.caller.unit, ledgerLeads(registry).contains(registry.canonical(unit)) {
-                return
-            }
-        } else if registry.acts(as: registry.office, actor: context.from) {
-            return
-        }
+        if context.caller.isOffice { return }
+        // The same rule with keys (the principal's unit) and without (`from`).
+        if let unit = actor(context, registry), ledgerLeads(registry).contains(registry.canonical(unit)) { return }
         let leads = ledgerLeads(registry)
         throw ErrorBody.permissionDenied(
             "问题由\(registry.office)\(leads.isEmpty ? "" : "或整改台账牵头单位（\(leads.joined(separator: "、"))）")登记；"
@@ -294,17 +289,7 @@ public struct CasesService: DubanService {
         if let c = request.coordinates, !(-90...90).contains(c.lat) || !(-180...180).contains(c.lon) {
             throw ErrorBody.invalidArgument("坐标超出范围（纬度 -90 到 90，经度 -180 到 180）", field: "\(field).coordinates")
         }
-        try validateEvidence(request.evidence ?? [], field: "\(field).evidence")
-    }
-
-    static func validateEvidence(_ evidence: [EvidenceRef], field: String) throws {
-        for (index, item) in evidence.enumerated() {
-            if item.name.isEmpty { throw ErrorBody.invalidArgument("佐证材料须有名称（name）", field: "\(field)[\(index)].name") }
-            if item.uri.isEmpty { throw ErrorBody.invalidArgument("佐证材料须有地址（uri）", field: "\(field)[\(index)].uri") }
-            if let sha = item.sha256, sha.count != 64 || !sha.allSatisfy(\.isHexDigit) {
-                throw ErrorBody.invalidArgument("sha256 应为 64 位十六进制数字", field: "\(field)[\(index)].sha256")
-            }
-        }
+        try EvidenceRef.validate(request.evidence ?? [], field: "\(field).evidence")
     }
 
     static func existing(_ db: Database, _ request: CaseOpenRequest) throws -> String? {

@@ -130,7 +130,9 @@ public enum AlertRules {
             newestByStation[station.id] = max(newestByStation[station.id] ?? .min, last.ts)
             let cutoff = nowMs - liveWindow(station)
             let after = batch.prior?.ts ?? .min
-            func isLive(_ ts: Int64) -> Bool { ts >= cutoff && ts > after }
+            // The newest stored reading itself counts as live when revised (a correction of the
+            // value that raised an alert must be able to clear it).
+            func isLive(_ ts: Int64) -> Bool { ts >= cutoff && ts >= after }
             let lastDay = dayOf(last.ts)
             let name =
                 standards.waterStandard(on: lastDay)?.parameters[batch.parameter]?.name
@@ -205,10 +207,14 @@ public enum AlertRules {
 
             if let factor = station.jumpFactor {
                 let key = "sudden_jump:\(station.id):\(batch.parameter)"
-                var previous = batch.prior.flatMap { $0.ts < batch.readings[0].ts ? $0 : nil }
+                var previous: (ts: Int64, value: Double)?
                 for reading in batch.readings {
                     defer { previous = reading }
-                    guard let before = previous, before.value > 0 else { continue }
+                    // The reading just before it: in the batch, or the newest stored one when that is
+                    // newer (a batch mixing back-filled and new readings).
+                    let stored = batch.prior.flatMap { $0.ts < reading.ts ? $0 : nil }
+                    let candidates = [previous, stored].compactMap { $0 }.filter { $0.ts < reading.ts }
+                    guard let before = candidates.max(by: { $0.ts < $1.ts }), before.value > 0 else { continue }
                     let jumped = reading.value >= before.value * factor && reading.value >= (station.jumpFloor ?? 0)
                     if isLive(reading.ts) {
                         set(key, jumped) {

@@ -73,8 +73,6 @@ struct BatchTally {
     var duplicates = 0
     var refused: [RejectedItem]
     private var spans: [String: (count: Int, from: Int64, to: Int64)] = [:]
-    /// Parameters stored per station: the series whose alerts must be judged.
-    private(set) var series: [String: Set<String>] = [:]
     /// Every reading stored (new or revised), in batch order: each is judged.
     private(set) var storedReadings: [NormalizedReading] = []
 
@@ -108,7 +106,6 @@ struct BatchTally {
         }
         spans = mergedSpans
         current = (reading.station, reading.parameter, 1, reading.ts, reading.ts)
-        series[reading.station, default: []].insert(reading.parameter)
     }
 
     /// The stations' spans including the current run.

@@ -148,6 +148,7 @@ public struct NotifyService: DubanService {
     public func register(_ handlers: inout HandlerTable) {
         let clock = self.clock
         let policy = self.policy
+        let directory = self.directory
 
         // Reads and the event show channels with their secrets masked; the stored definition keeps them.
         handlers.on(NotifyTypes.channelList) { _, context in
@@ -199,12 +200,14 @@ public struct NotifyService: DubanService {
 
         handlers.on(NotifyTypes.noticeAck) { request, context in
             let unit = try acknowledgingUnit(context)
+            // A unit answers to the plan's other names for it (an alias, a collective it belongs to).
+            let registry = directory.registry.current
             let now = clock.now()
             return try await context.write { db, events in
                 let (notice, ack) = try NotifyStore.acknowledge(
                     db, id: request.id, unit: unit, by: context.caller.principal?.name ?? context.from ?? unit, comment: request.comment,
-                    now: now,
-                    channels: try ChannelStore.all(db))
+                    now: now, channels: try ChannelStore.all(db),
+                    standsFor: { name, unit in registry?.acts(as: name, actor: unit) ?? (name == unit) })
                 if let ack { try events.emit(NotifyTypes.noticeAcknowledged, NoticeAcknowledged(notice: notice, ack: ack)) }
                 return notice
             }
@@ -270,11 +273,8 @@ public struct NotifyService: DubanService {
 
 /// The unit on whose behalf a request acknowledges a notice: each unit acknowledges for itself, and
 /// only notices addressed to it (the office, `专项工作组办公室`, likewise: for itself, where it is
-/// addressed, never for another unit).
-///
-/// Today this is the envelope's `from`, which PROTOCOL.md calls informative until CURVE
-/// authentication is on. This is the one place to change when it is: the authenticated principal's
-/// unit (the unit for `unit`, `专项工作组办公室` for `office`) wins over `from`.
+/// addressed, never for another unit). With keys, the authenticated principal's unit (a gateway's:
+/// the unit it acts for); without keys, the envelope's `from`.
 func acknowledgingUnit(_ context: RequestContext) throws -> String {
     // Authenticated: the unit of the principal (a unit, the office, a gateway acting for a unit).
     if context.caller.principal != nil {

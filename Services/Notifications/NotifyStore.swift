@@ -220,12 +220,19 @@ enum NotifyStore {
     /// A unit the notice is not addressed to is `permission_denied`; a resolved notice is `conflict`.
     /// When the last unit acknowledges, the notice becomes `acknowledged` with `ack_by`/`ack_comment`
     /// from that acknowledgement.
+    /// `standsFor(name, unit)` says whether `unit` answers to a name the notice is addressed to
+    /// (its alias, a collective it belongs to); the acknowledgement is recorded under that name.
     static func acknowledge(
-        _ db: Database, id: String, unit: String, by: String?, comment: String?, now: Date, channels: [Channel]
+        _ db: Database, id: String, unit acknowledging: String, by: String?, comment: String?, now: Date, channels: [Channel],
+        standsFor: (_ name: String, _ unit: String) -> Bool = { $0 == $1 }
     ) throws -> (Notice, NoticeAck?) {
         guard let notice = try fetch(db, id: id) else {
             throw ErrorBody.notFound("没有通知 \(ErrorBody.quote(id))", field: "body.id")
         }
+        let unit =
+            notice.units.first { $0 == acknowledging }
+            ?? notice.pendingUnits.first { standsFor($0, acknowledging) } ?? notice.units.first { standsFor($0, acknowledging) }
+            ?? acknowledging
         guard notice.units.contains(unit) else {
             throw ErrorBody.permissionDenied(
                 "通知 \(notice.id) 不是发给\(ErrorBody.quote(unit))的，只能由收到通知的单位各自签收（\(notice.units.joined(separator: "、"))）",

@@ -82,6 +82,9 @@ struct Rhythm: Sendable {
                     refs: NoticeRefs(period: reportingMonth), dedupKey: "monthly_dispatch:\(reportingMonth)"))
         }
 
+        // The dispatch's summary, reminders, proposals and the quarter's and year's notices concern
+        // months since go-live only.
+        guard directory.firstMonth.map({ due >= $0 }) ?? true else { return drafts }
         var overviews: [String: DispatchOverviewReply] = [:]
         do {
             var month = due
@@ -135,7 +138,7 @@ struct Rhythm: Sendable {
                     kind: .quarterlySupervision, severity: .warning, units: EventRules.unique([office] + lagging.flatMap(\.leadUnits)),
                     title: "\(quarter)季度督办单",
                     text: "进度滞后或逾期的任务\(lagging.count)项："
-                        + lagging.map { "\($0.id)（\($0.status?.rawValue ?? "")，\($0.leadUnits.joined(separator: "、"))）" }.joined(
+                        + lagging.map { "\($0.id)（\($0.status?.label ?? "")，\($0.leadUnits.joined(separator: "、"))）" }.joined(
                             separator: "；")
                         + "。请相关单位限期整改并报送情况。",
                     refs: NoticeRefs(period: quarter), dedupKey: "quarterly:\(quarter)"))
@@ -144,7 +147,7 @@ struct Rhythm: Sendable {
         if due.hasSuffix("-12") {
             let year = String(due.prefix(4))
             let statuses = Dictionary(
-                grouping: directory.tasks.values.filter { $0.subtasks.isEmpty }, by: { $0.status?.rawValue ?? "unknown" })
+                grouping: directory.tasks.values.filter { $0.subtasks.isEmpty }, by: { $0.status?.label ?? "未知" })
             drafts.append(
                 NoticeDraft(
                     kind: .annualNotification, severity: .info, units: EventRules.unique([office] + leads), title: "\(year)年度通报",

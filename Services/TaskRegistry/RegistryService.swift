@@ -69,13 +69,17 @@ public struct RegistryService: DubanService {
             throw ErrorBody.invalidArgument(
                 "任务 \(task.id) 按子项验收：\(task.subtasks.joined(separator: "、"))（全部子项验收后自动完成）", field: "body.task")
         }
+        // With keys the declaration admits only the office and the administrator; without, `from` says.
+        guard context.caller.isOffice else {
+            throw ErrorBody.permissionDenied("验收、退回由\(plan.office)进行；本请求来自\(ErrorBody.quote(context.from ?? "未署名方"))", field: "from")
+        }
         let at = Timestamp.format(now)
         return try await context.write { db, events in
             let reports = try RegistryStore.taskReports(db, plan: plan)[task.id] ?? TaskReports()
             let status = TaskStatusRules.evaluate(task, plan: plan, reports: reports, now: now).status
             guard status == .awaitingAcceptance else {
                 throw ErrorBody.conflict(
-                    "任务 \(task.id) 当前为\(status.rawValue)，只有责任单位均报送完成（awaiting_acceptance）的任务才能验收或退回", field: "body.task")
+                    "任务 \(task.id) 当前为\(status.label)，只有责任单位均报送完成、待验收的任务才能验收或退回", field: "body.task")
             }
             try db.execute(
                 sql: """
@@ -94,13 +98,6 @@ public struct RegistryService: DubanService {
             review.status = TaskStatusRules.evaluate(task, plan: plan, reports: after, now: now).status
             try events.emit(RegistryTypes.taskReviewed, review)
             return review
-        }
-    }
-
-    static func validateEvidence(_ evidence: [EvidenceRef]) throws {
-        for (index, item) in evidence.enumerated() {
-            if item.name.isEmpty { throw ErrorBody.invalidArgument("验收材料须有名称（name）", field: "body.evidence[\(index)].name") }
-            if item.uri.isEmpty { throw ErrorBody.invalidArgument("验收材料须有地址（uri）", field: "body.evidence[\(index)].uri") }
         }
     }
 
@@ -257,7 +254,7 @@ public struct RegistryService: DubanService {
 
         handlers.on(RegistryTypes.escalationRecord) { request, context in
             let plan = current.plan.document
-            guard context.caller.isOffice || (context.caller.principal == nil && context.from == plan.office) else {
+            guard context.caller.isOffice else {
                 throw ErrorBody.permissionDenied(
                     "通报、约谈、问责由\(plan.office)记录；本请求来自\(ErrorBody.quote(context.from ?? "未署名方"))", field: "from")
             }
@@ -303,7 +300,7 @@ public struct RegistryService: DubanService {
             guard !request.comment.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
                 throw ErrorBody.invalidArgument("验收须写明验收意见（comment）", field: "body.comment")
             }
-            try Self.validateEvidence(request.evidence ?? [])
+            try EvidenceRef.validate(request.evidence ?? [], field: "body.evidence")
             return try await Self.review(
                 request.task, decision: "accepted", comment: request.comment, evidence: request.evidence ?? [], plan: current.plan.document,
                 now: clock.now(), context: context)
@@ -359,12 +356,9 @@ public struct RegistryService: DubanService {
     /// Whether `caller` may act for `unit`: the office (and the administrator) for any unit; a unit
     /// for itself, a name the plan gives it as an alias, or a collective name it is a member of.
     static func may(_ caller: Caller, actFor unit: String, plan: PlanDocument) -> Bool {
-        guard caller.principal != nil else { return true }
-        if caller.isOffice { return true }
+        guard caller.principal != nil, !caller.isOffice else { return true }
         guard caller.role == .unit, let own = caller.unit else { return false }
-        func canonical(_ name: String) -> String { plan.unit(name)?.aliasOf ?? name }
-        if canonical(own) == canonical(unit) { return true }
-        return plan.unit(unit)?.members.contains(canonical(own)) ?? false
+        return stands(for: unit, unit: own, plan: plan)
     }
 
     static func validate(_ request: ProgressReportRequest, plan: PlanDocument, now: Date) throws {
@@ -400,13 +394,7 @@ public struct RegistryService: DubanService {
         guard !request.summary.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw ErrorBody.invalidArgument("进展报送须填写进展概述（summary）", field: "body.summary")
         }
-        for (index, evidence) in (request.evidence ?? []).enumerated() {
-            if evidence.name.isEmpty { throw ErrorBody.invalidArgument("佐证材料须有名称（name）", field: "body.evidence[\(index)].name") }
-            if evidence.uri.isEmpty { throw ErrorBody.invalidArgument("佐证材料须有地址（uri）", field: "body.evidence[\(index)].uri") }
-            if let sha = evidence.sha256, sha.count != 64 || !sha.allSatisfy(\.isHexDigit) {
-                throw ErrorBody.invalidArgument("sha256 应为 64 位十六进制数字", field: "body.evidence[\(index)].sha256")
-            }
-        }
+        try EvidenceRef.validate(request.evidence ?? [], field: "body.evidence")
     }
 
     static func uniqued(_ names: [String]) -> [String] {

@@ -107,7 +107,8 @@ public enum TaskStatusRules {
     }
 
     /// One leaf task, rules in order of precedence:
-    /// 1. `completed`: it has a deadline and every lead unit's latest report says 100 %. Ongoing
+    /// 1. `completed` once the office accepted it, `awaiting_acceptance` before: it has a deadline and
+    ///    every lead unit's latest report says 100 % (after a return, reports made since). Ongoing
     ///    tasks (持续推进) are never completed.
     /// 2. `overdue`: its deadline day has ended (local midnight) and it is not completed.
     /// 3. `lagging`, any of: a lead unit has no report for the last month that is due; a milestone
@@ -151,11 +152,11 @@ public enum TaskStatusRules {
         {
             return (
                 .overdue,
-                (returned.map { [$0] } ?? []) + [
+                [
                     StatusReason(
                         code: "deadline_passed", text: "已过完成时限\(task.deadlineText ?? deadline)，进度\(format(shown))%", progress: shown,
                         date: deadline)
-                ]
+                ] + (returned.map { [$0] } ?? [])
             )
         }
         var reasons: [StatusReason] = []
@@ -196,8 +197,8 @@ public enum TaskStatusRules {
                         expected: expected))
             }
         }
-        if let returned { reasons.insert(returned, at: 0) }
-        if reasons.count > (returned == nil ? 0 : 1) { return (.lagging, reasons) }
+        // A return is said after what decided the status (on track: it is the only thing to say).
+        if !reasons.isEmpty { return (.lagging, reasons + (returned.map { [$0] } ?? [])) }
         if let returned { return (.onTrack, [returned]) }
         if reports.latestPercent.isEmpty { return (.notStarted, [StatusReason(code: "no_report_yet", text: "责任单位尚未报送进展")]) }
         return (.onTrack, [])

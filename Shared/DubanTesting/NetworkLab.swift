@@ -27,11 +27,11 @@ public final class NetworkLab: @unchecked Sendable {
         guard getuid() == 0 else { return "network namespaces need root (CI runs as root)" }
         let probe = "dubanprobe\(getpid())"
         do {
-            try PostgresCluster.run("/usr/sbin/ip", ["netns", "add", probe])
-            try PostgresCluster.run("/usr/sbin/ip", ["netns", "del", probe])
+            try TestSupport.run("/usr/sbin/ip", ["netns", "add", probe])
+            try TestSupport.run("/usr/sbin/ip", ["netns", "del", probe])
             let bridge = "dbp\(getpid() % 100_000)"
-            try PostgresCluster.run("/usr/sbin/ip", ["link", "add", bridge, "type", "bridge"])
-            try PostgresCluster.run("/usr/sbin/ip", ["link", "del", bridge])
+            try TestSupport.run("/usr/sbin/ip", ["link", "add", bridge, "type", "bridge"])
+            try TestSupport.run("/usr/sbin/ip", ["link", "del", bridge])
             return nil
         } catch {
             return "cannot make network namespaces here: \(error)"
@@ -77,14 +77,14 @@ public final class NetworkLab: @unchecked Sendable {
     /// Runs a command on a host and returns what it printed (stdout and stderr); throws if it fails.
     @discardableResult
     public func run(on host: String, _ executable: String, _ arguments: [String]) throws -> String {
-        try PostgresCluster.run("/usr/sbin/ip", ["netns", "exec", namespace(host), executable] + arguments)
+        try TestSupport.run("/usr/sbin/ip", ["netns", "exec", namespace(host), executable] + arguments)
     }
 
     /// Removes every namespace (their veth ends go with them) and the bridge.
     public func destroy() {
         for (_, host) in hosts {
             // Processes left in a namespace keep it alive only as a mount; kill them first.
-            if let pids = try? PostgresCluster.run("/usr/sbin/ip", ["netns", "pids", host.namespace]) {
+            if let pids = try? TestSupport.run("/usr/sbin/ip", ["netns", "pids", host.namespace]) {
                 for pid in pids.split(whereSeparator: \.isNewline).compactMap({ Int32($0) }) { kill(pid, SIGKILL) }
             }
             _ = try? Self.ip(["netns", "del", host.namespace])
@@ -93,6 +93,6 @@ public final class NetworkLab: @unchecked Sendable {
     }
 
     private static func ip(_ arguments: [String]) throws {
-        try PostgresCluster.run("/usr/sbin/ip", arguments)
+        try TestSupport.run("/usr/sbin/ip", arguments)
     }
 }

@@ -36,13 +36,13 @@ public final class PostgresCluster: @unchecked Sendable {
         let port = TestSupport.freePort()
         // initdb refuses to run as root: the cluster belongs to the postgres user then.
         let asRoot = getuid() == 0
-        if asRoot { try run("/bin/chown", ["-R", "postgres:postgres", directory]) }
+        if asRoot { try TestSupport.run("/bin/chown", ["-R", "postgres:postgres", directory]) }
         func pg(_ tool: String, _ arguments: [String]) throws {
             let command =
                 asRoot
                 ? ["/usr/sbin/runuser", "-u", "postgres", "--", "\(binaries)/\(tool)"] + arguments : ["\(binaries)/\(tool)"] + arguments
             let wrapped = namespace.map { ["/usr/sbin/ip", "netns", "exec", $0] + command } ?? command
-            try run(wrapped[0], Array(wrapped.dropFirst()))
+            try TestSupport.run(wrapped[0], Array(wrapped.dropFirst()))
         }
         try pg("initdb", ["-D", "\(directory)/data", "-U", "duban", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"])
         if host != "127.0.0.1" {
@@ -76,7 +76,7 @@ public final class PostgresCluster: @unchecked Sendable {
             "\(binaries)/psql", "-h", host, "-p", "\(port)", "-U", "duban", "-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql,
         ]
         let wrapped = namespace.map { ["/usr/sbin/ip", "netns", "exec", $0] + command } ?? command
-        return try Self.run(wrapped[0], Array(wrapped.dropFirst())).trimmingCharacters(in: .whitespacesAndNewlines)
+        return try TestSupport.run(wrapped[0], Array(wrapped.dropFirst())).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Stops the server (fast shutdown: open connections are cut) and keeps its data, to `resume()` later.
@@ -97,7 +97,7 @@ public final class PostgresCluster: @unchecked Sendable {
             getuid() == 0
             ? ["/usr/sbin/runuser", "-u", "postgres", "--", "\(binaries)/pg_ctl"] + arguments : ["\(binaries)/pg_ctl"] + arguments
         let wrapped = namespace.map { ["/usr/sbin/ip", "netns", "exec", $0] + command } ?? command
-        try Self.run(wrapped[0], Array(wrapped.dropFirst()))
+        try TestSupport.run(wrapped[0], Array(wrapped.dropFirst()))
     }
 
     public func stop() {
@@ -105,40 +105,10 @@ public final class PostgresCluster: @unchecked Sendable {
         let arguments = ["-D", "\(directory)/data", "-m", "immediate", "-w", "stop"]
         // pg_ctl stops the server by its pid file and a signal: no need to enter the namespace.
         if asRoot {
-            _ = try? Self.run("/usr/sbin/runuser", ["-u", "postgres", "--", "\(binaries)/pg_ctl"] + arguments)
+            _ = try? TestSupport.run("/usr/sbin/runuser", ["-u", "postgres", "--", "\(binaries)/pg_ctl"] + arguments)
         } else {
-            _ = try? Self.run("\(binaries)/pg_ctl", arguments)
+            _ = try? TestSupport.run("\(binaries)/pg_ctl", arguments)
         }
         try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    /// Runs a command and returns what it printed. It uses posix_spawn and waitpid rather than
-    /// Foundation's Process, which was seen here never to reap `runuser` once `pg_ctl start` had left
-    /// a server running; output goes through a file, since that server keeps inherited descriptors open.
-    @discardableResult
-    public static func run(_ executable: String, _ arguments: [String]) throws -> String {
-        let outputPath = (NSTemporaryDirectory() as NSString).appendingPathComponent("duban-cmd-\(UUID().uuidString).log")
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-        guard spawned == 0 else { throw TestFailure("cannot run \(executable): errno \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        let exited = (status & 0x7f) == 0
-        let code = (status >> 8) & 0xff
-        guard exited && code == 0 else {
-            throw TestFailure(
-                "\((executable as NSString).lastPathComponent) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
-        }
-        return text
     }
 }

@@ -10,18 +10,7 @@ public struct TestKeys: Sendable {
     /// Runs `duban keys init` into a fresh temporary directory.
     public static func make() throws -> TestKeys {
         let path = (try TestSupport.temporaryDirectory("duban-keys") as NSString).appendingPathComponent("keys")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: (TestSupport.binDirectory as NSString).appendingPathComponent("duban"))
-        process.arguments = ["keys", "init", path]
-        process.standardOutput = FileHandle.nullDevice
-        let errors = Pipe()
-        process.standardError = errors
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            throw TestFailure("duban keys init failed: \(text)")
-        }
+        try TestSupport.run((TestSupport.binDirectory as NSString).appendingPathComponent("duban"), ["keys", "init", path])
         return TestKeys(directory: KeyDirectory(path: path))
     }
 

@@ -75,6 +75,37 @@ public enum TestSupport {
         return Bundle.main.bundleURL.deletingLastPathComponent().path
     }
 
+    /// Runs a command and returns what it printed. It uses posix_spawn and waitpid rather than
+    /// Foundation's Process, which was seen here never to reap `runuser` once `pg_ctl start` had left
+    /// a server running (and `waitUntilExit` to hang on children that had exited); output goes
+    /// through a file, since that server keeps inherited descriptors open.
+    @discardableResult
+    public static func run(_ executable: String, _ arguments: [String]) throws -> String {
+        let outputPath = (NSTemporaryDirectory() as NSString).appendingPathComponent("duban-cmd-\(UUID().uuidString).log")
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        guard spawned == 0 else { throw TestFailure("cannot run \(executable): errno \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        let exited = (status & 0x7f) == 0
+        let code = (status >> 8) & 0xff
+        guard exited && code == 0 else {
+            throw TestFailure(
+                "\((executable as NSString).lastPathComponent) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
+        }
+        return text
+    }
+
     /// Polls `condition` until it holds or `timeout` passes.
     public static func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
         let deadline = ContinuousClock.now + timeout

@@ -209,10 +209,17 @@ public final class ZMQPollLoop: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` with the socket on the loop thread, without waiting for it.
-    public func withSocketOnLoop(_ socket: SocketID, _ body: @escaping @Sendable (ZMQSocket) -> Void) {
-        _ = submit { state in
-            if let s = state.sockets[socket.value] { body(s) }
+    /// Unbinds `endpoint` (as bound: a socket's `lastEndpoint`) and binds it again, which drops every
+    /// peer connected through it; they reconnect (and handshake again). libzmq closes the listener
+    /// in its I/O thread, so the bind is retried briefly, from the caller's task, never blocking the loop.
+    public func rebind(_ socket: SocketID, endpoint: String) async throws {
+        try await withSocket(socket) { try $0.unbind(endpoint) }
+        for attempt in 1...200 {
+            do {
+                return try await withSocket(socket) { try $0.bind(endpoint) }
+            } catch  where attempt < 200 {
+                try await Task.sleep(for: .milliseconds(5))
+            }
         }
     }
 

@@ -119,16 +119,6 @@ public struct Caller: Sendable, Hashable {
         return role == .office || role == .admin
     }
 
-    /// Whether the caller may act for `unit`: the office and the administrator for any, a unit for itself.
-    public func mayActFor(unit other: String) -> Bool {
-        guard principal != nil else { return true }
-        switch role {
-        case .admin, .office: return true
-        case .unit: return unit == other
-        default: return false
-        }
-    }
-
     /// Resolves who is asking from the principal and the envelope's `from` (PROTOCOL.md section 7).
     /// Throws `permission_denied` when `from` names someone the principal may not speak for.
     public static func resolve(principal: Principal, from: String?) throws(ErrorBody) -> Caller {

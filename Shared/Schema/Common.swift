@@ -12,6 +12,18 @@ public struct EvidenceRef: Codable, Sendable, Equatable, Hashable {
         self.uri = uri
         self.sha256 = sha256
     }
+
+    /// Checks a list of evidence as a request carries it at `field` (`body.evidence`): every item
+    /// named and located, a hash when given 64 hex digits.
+    public static func validate(_ evidence: [EvidenceRef], field: String) throws(ErrorBody) {
+        for (index, item) in evidence.enumerated() {
+            if item.name.isEmpty { throw ErrorBody.invalidArgument("佐证材料须有名称（name）", field: "\(field)[\(index)].name") }
+            if item.uri.isEmpty { throw ErrorBody.invalidArgument("佐证材料须有地址（uri）", field: "\(field)[\(index)].uri") }
+            if let sha = item.sha256, sha.count != 64 || !sha.allSatisfy(\.isHexDigit) {
+                throw ErrorBody.invalidArgument("sha256 应为 64 位十六进制数字", field: "\(field)[\(index)].sha256")
+            }
+        }
+    }
 }
 
 /// A list reply: `{"items": […]}`.

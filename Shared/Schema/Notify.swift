@@ -4,7 +4,8 @@ public enum NotifyTypes {
     public static let noticeAck = RPC<NoticeAckRequest, Notice>("notice.ack", .write, allow: .units)
     public static let reportGenerate = RPC<ReportGenerateRequest, ReportGenerateReply>("report.generate", .read, allow: .readers)
     public static let channelList = RPC<Empty, ListReply<Channel>>("channel.list", .read, allow: .office)
-    public static let channelSet = RPC<ChannelSetRequest, ListReply<Channel>>("channel.set", .write, allow: .office)
+    public static let channelSet = RPC<ChannelSetRequest, ListReply<Channel>>(
+        "channel.set", .write, allow: .office, carriesSecrets: true)
     /// Extensions of the protocol's types: one notice with its deliveries, silences, delivery history.
     public static let noticeGet = RPC<NoticeGetRequest, Notice>("notice.get", .read, allow: .readers)
     public static let silenceSet = RPC<SilenceSetRequest, Silence>("silence.set", .write, allow: .office)

@@ -13,6 +13,9 @@ public protocol RequestDeclaration: Sendable {
     var textLimit: Int? { get }
     /// Who may call it (PROTOCOL.md section 7); the handler adds the unit rules.
     var access: Access { get }
+    /// Its body may hold secrets (a robot's key in a channel's URL): the audit trail keeps its
+    /// digest, not its text.
+    var carriesSecrets: Bool { get }
 }
 
 /// One request type, declared once: its wire name, the body it takes, the reply it gives, and
@@ -24,15 +27,17 @@ public struct RPC<Body: Codable & Sendable, Reply: Codable & Sendable>: RequestD
     public let kind: RequestKind
     public let textLimit: Int?
     public let access: Access
+    public let carriesSecrets: Bool
 
     /// `allow` has no default: a type nobody has decided about cannot be declared, so cannot be called.
     public init(
         _ name: String, _ kind: RequestKind, allow access: Access, body: Body.Type = Body.self, reply: Reply.Type = Reply.self,
-        textLimit: Int? = TextLimits.defaultCharacters
+        textLimit: Int? = TextLimits.defaultCharacters, carriesSecrets: Bool = false
     ) {
         self.name = name
         self.kind = kind
         self.access = access
+        self.carriesSecrets = carriesSecrets
         self.textLimit = textLimit
     }
 }

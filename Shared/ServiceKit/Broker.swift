@@ -9,16 +9,26 @@ import Trust
 /// client's connection (PROTOCOL.md section 7, "Through the broker"). An instance reads it only at
 /// the position right after the broker's own routing id, on a connection it made to the broker's
 /// pinned key, so a client cannot forge it by choosing a routing id.
+///
+/// A client that sent no empty delimiter (a DEALER may omit it) has one added on the way to the
+/// instance, whose framing needs it; the frame says so, and the broker takes it out of the reply.
 public enum BrokeredPrincipal {
     static let prefix = Data("duban-principal:".utf8)
+    static let addedDelimiterPrefix = Data("duban-principal+:".utf8)
 
-    public static func frame(publicKey: String?) -> Data { prefix + Data((publicKey ?? "").utf8) }
+    public static func frame(publicKey: String?, addedDelimiter: Bool = false) -> Data {
+        (addedDelimiter ? addedDelimiterPrefix : prefix) + Data((publicKey ?? "").utf8)
+    }
 
     /// The key in a marker frame; nil when the frame is not one, "" when the broker had none.
     public static func key(in frame: Data) -> String? {
-        guard frame.starts(with: prefix) else { return nil }
-        return String(decoding: frame.dropFirst(prefix.count), as: UTF8.self)
+        for marker in [prefix, addedDelimiterPrefix] where frame.starts(with: marker) {
+            return String(decoding: frame.dropFirst(marker.count), as: UTF8.self)
+        }
+        return nil
     }
+
+    static func addedDelimiter(_ frame: Data) -> Bool { frame.starts(with: addedDelimiterPrefix) }
 }
 
 /// The broker in front of several ingest instances (the ZeroMQ guide's broker and forwarder), as
@@ -62,10 +72,12 @@ public final class Broker: Service, Sendable {
             var watcher: KeyDirectoryWatcher?
             var clientCurve: ZMQCurve?
             var instanceCurve: ZMQCurve?
+            var serverKeys: (face: String, own: String)?
             let strangerCheck = try StrangerCheck()
             if let keys {
                 let own = try keys.secretCertificate("broker")
                 let face = try keys.secretCertificate("ingest")
+                serverKeys = (face.publicKey, own.publicKey)
                 let admitted = try KeyDirectoryWatcher(directory: keys, logger: logger)
                 watcher = admitted
                 _ = try await loop.startZAPHandler { request in
@@ -81,31 +93,46 @@ public final class Broker: Service, Sendable {
                 options: ZMQSocketOptions(sendHighWaterMark: 1_000, receiveHighWaterMark: 1_000, curve: instanceCurve),
                 setup: { try $0.bind(endpoints.backend) },
                 onMessage: { frames in
-                    // [principal][client routing…][reply]: back to the client without the principal.
-                    guard frames.count >= 2, BrokeredPrincipal.key(in: frames[0]) != nil, let frontend = frontendBox.id else { return }
-                    loop.forward(frontend, Array(frames.dropFirst()))
+                    // [principal][client routing…][reply]: back to the client without the principal
+                    // (and without the delimiter the broker added).
+                    guard frames.count >= 2, let marker = frames.first, BrokeredPrincipal.key(in: marker) != nil,
+                        let frontend = frontendBox.id
+                    else { return }
+                    var reply = Array(frames.dropFirst())
+                    if BrokeredPrincipal.addedDelimiter(marker), reply.count >= 3, reply[reply.count - 2].isEmpty {
+                        reply.remove(at: reply.count - 2)
+                    }
+                    loop.forward(frontend, reply)
                 })
+            // Bound only once the backend's handler can find it (below, on the loop's thread).
             let frontend = try await loop.addSocket(
                 .router,
                 options: ZMQSocketOptions(
                     sendHighWaterMark: 1_000, receiveHighWaterMark: 1_000, maxMessageSize: 64 << 20, routerMandatory: true,
                     curve: clientCurve),
-                setup: { try $0.bind(endpoints.frontend) },
+                setup: { _ in },
                 authenticated: { frames, userID in
-                    if let clients {
-                        guard let userID, clients.principal(forKey: userID) != nil else {
-                            return Self.refusal(frames, .init(code: .unauthenticated, message: "证书未获准入或已被撤销，请向专项工作组办公室申请证书"))
-                        }
+                    guard frames.count >= 2 else { return nil }
+                    if let clients, userID.flatMap(clients.principal(forKey:)) == nil {
+                        let (routing, body) = RequestReader.split(frames)
+                        let id = body.last.flatMap { FastJSON.topLevelString("id", in: $0) }
+                        return routing + [EnvelopeWriter.errorReply(type: "", re: id, error: ServerSecurity.notAdmitted)]
                     }
-                    loop.forward(backend, [BrokeredPrincipal.frame(publicKey: userID)] + frames)
+                    let delimited = frames.dropFirst().contains { $0.isEmpty }
+                    let request = delimited ? frames : [frames[0], Data()] + frames.dropFirst()
+                    loop.forward(backend, [BrokeredPrincipal.frame(publicKey: userID, addedDelimiter: !delimited)] + request)
                     return nil
                 })
-            frontendBox.id = frontend
+            try await loop.withSocket(frontend) { socket in
+                frontendBox.id = frontend
+                try socket.bind(endpoints.frontend)
+            }
             let eventsOut = try await loop.addSocket(
                 .xpub, options: ZMQSocketOptions(sendHighWaterMark: 1_000, curve: clientCurve),
                 setup: { try $0.bind(endpoints.eventsOut) },
                 // Subscriptions are read and dropped: every event comes up from the instances anyway.
                 onMessage: { _ in })
+            let boundEventsOut = try await loop.withSocket(eventsOut) { $0.lastEndpoint }
             let eventsIn = try await loop.addSocket(
                 .xsub, options: ZMQSocketOptions(receiveHighWaterMark: 10_000, curve: instanceCurve),
                 setup: { socket in
@@ -129,18 +156,11 @@ public final class Broker: Service, Sendable {
                     return nil
                 })
             _ = eventsIn
-            if let keys, let watcher {
-                let serverKey = try keys.secretCertificate("ingest").publicKey
-                let brokerKey = try keys.secretCertificate("broker").publicKey
-                try await strangerCheck.verify(endpoint: endpoints.frontend, serverKey: serverKey, type: .dealer)
-                try await strangerCheck.verify(endpoint: endpoints.eventsOut, serverKey: serverKey, type: .sub)
-                try await strangerCheck.verify(endpoint: endpoints.backend, serverKey: brokerKey, type: .router)
-                watcher.onRemoval { removed in
-                    logger.notice(
-                        "keys taken out: events endpoint rebound to cut their subscriptions",
-                        metadata: ["keys.removed": "\(removed.map(\.name).joined(separator: ","))"])
-                    loop.withSocketOnLoop(eventsOut) { socket in RPCServer.rebind(socket, endpoint: endpoints.eventsOut, logger: logger) }
-                }
+            if let serverKeys, let watcher {
+                try await strangerCheck.verify(endpoint: endpoints.frontend, serverKey: serverKeys.face, type: .dealer)
+                try await strangerCheck.verify(endpoint: endpoints.eventsOut, serverKey: serverKeys.face, type: .sub)
+                try await strangerCheck.verify(endpoint: endpoints.backend, serverKey: serverKeys.own, type: .router)
+                watcher.cutSubscriptions(on: eventsOut, of: loop, boundAt: boundEventsOut, logger: logger)
             }
             logger.info(
                 "broker listening",
@@ -184,23 +204,10 @@ public final class Broker: Service, Sendable {
         default: return .deny(reason: "not an ingest instance")
         }
     }
-
-    /// An error reply to a client's request, framed back to it.
-    static func refusal(_ frames: [Data], _ error: ErrorBody) -> [Data]? {
-        guard frames.count >= 2 else { return nil }
-        let routing: [Data]
-        if let delimiter = frames.firstIndex(where: { $0.isEmpty }), delimiter >= 1 {
-            routing = Array(frames[...delimiter])
-        } else {
-            routing = [frames[0]]
-        }
-        let payload = frames.last ?? Data()
-        return routing + [EnvelopeWriter.errorReply(type: "", re: FastJSON.topLevelString("id", in: payload), error: error)]
-    }
 }
 
 /// A socket id set once after the socket is made, read by another socket's handler on the loop thread.
 private final class SocketBox: @unchecked Sendable {
-    // @unchecked: written before the first message can reach a reader, read on the loop thread only.
+    // @unchecked: written and read on the loop thread only, written before the socket is bound.
     var id: SocketID?
 }

@@ -141,12 +141,7 @@ public final class RPCServer: Service, Sendable {
                 // A key taken out loses its event subscription: the PUB is bound again, which drops
                 // every subscriber; the others reconnect and catch up by seq, it is refused.
                 if !boundEvents.hasPrefix(">") {
-                    security.watcher.onRemoval { removed in
-                        logger.notice(
-                            "keys taken out: events endpoint rebound to cut their subscriptions",
-                            metadata: ["keys.removed": "\(removed.map(\.name).joined(separator: ","))"])
-                        loop.withSocketOnLoop(pub) { socket in Self.rebind(socket, endpoint: boundEvents, logger: logger) }
-                    }
+                    security.watcher.cutSubscriptions(on: pub, of: loop, boundAt: boundEvents, logger: logger)
                 }
             }
             store.setPublisher { topic, envelope in loop.send(pub, [Data(topic.utf8), envelope]) }
@@ -184,27 +179,6 @@ public final class RPCServer: Service, Sendable {
         self.requestsContinuation = continuation
         self.runner = runner
         self.queued = queued
-    }
-
-    /// Unbinds and binds the events endpoint again (on the loop's thread), dropping every
-    /// subscriber's connection; libzmq closes the listener in its I/O thread, so the bind is retried
-    /// briefly until the port is free.
-    public static func rebind(_ socket: ZMQSocket, endpoint: String, logger: Logger) {
-        do {
-            try socket.unbind(endpoint)
-        } catch {
-            logger.warning("events endpoint could not be unbound", metadata: ["error": "\(error)"])
-            return
-        }
-        for attempt in 0..<200 {
-            do {
-                try socket.bind(endpoint)
-                return
-            } catch {
-                if attempt == 199 { logger.error("events endpoint could not be bound again", metadata: ["error": "\(error)"]) }
-                usleep(5_000)
-            }
-        }
     }
 
     /// Serves requests until graceful shutdown, then closes the sockets.
@@ -734,21 +708,21 @@ struct RequestReader: Sendable {
         return .success(caller)
     }
 
+    /// A ROUTER message's routing envelope and the frames after it. REQ framing is
+    /// [identity…][empty][payload]; a DEALER that skips the delimiter sends [identity][payload] and
+    /// gets its reply framed the same way (the envelope is then the identity alone).
+    static func split(_ frames: [Data]) -> (routing: [Data], body: ArraySlice<Data>) {
+        if let delimiter = frames.firstIndex(where: { $0.isEmpty }), delimiter >= 1 {
+            return (Array(frames[...delimiter]), frames[(delimiter + 1)...])
+        }
+        return ([frames[0]], frames[1...])
+    }
+
     /// Reads a ROUTER message: framing, size, JSON, type, and the body's fingerprint. Pure work on
     /// the bytes, so it may run ahead of the handler of the request before.
     func prepare(_ frames: [Data], userID: String? = nil) -> RPCServer.Prepared {
-        // REQ framing is [identity…][empty][payload]; a DEALER that skips the delimiter sends
-        // [identity][payload] and gets its reply framed the same way.
         guard frames.count >= 2 else { return .drop }
-        let routing: [Data]
-        let body: ArraySlice<Data>
-        if let delimiter = frames.firstIndex(where: { $0.isEmpty }), delimiter >= 1 {
-            routing = Array(frames[...delimiter])
-            body = frames[(delimiter + 1)...]
-        } else {
-            routing = [frames[0]]
-            body = frames[1...]
-        }
+        let (routing, body) = Self.split(frames)
         guard body.count == 1, let payload = body.first else {
             let error = ErrorBody(
                 code: .badFrame, message: "路由信封之后应恰有一个消息帧，实际 \(body.count) 个")
@@ -780,12 +754,22 @@ struct RequestReader: Sendable {
         guard Self.startsLikeAnObject(payload) else {
             return .answered(routing: routing, reply: EnvelopeWriter.errorReply(type: "", re: nil, error: .notAJSONObject))
         }
+        // The type, read once here for the checks before decoding (only where one needs it).
+        let type = principal != nil || payload.count > TextLimits.defaultCharacters ? FastJSON.topLevelString("type", in: payload) : nil
+        let declared = type.flatMap { handlers.declarations[$0] }
+        // A caller without the right is refused before anything of its body is read or judged (no
+        // validation detail leaks to it); the decoded request is checked again below, which is
+        // what counts (a payload with a duplicated key could read one way here and another there).
+        if let principal, let declared,
+            case .failure(let refusal) = authorize(principal, type: declared.name, from: FastJSON.topLevelString("from", in: payload))
+        {
+            return .answered(
+                routing: routing,
+                reply: EnvelopeWriter.errorReply(type: declared.name, re: FastJSON.topLevelString("id", in: payload), error: refusal))
+        }
         // Text past the limit is refused before anything is decoded from it (one pass over the
         // bytes; the type's declaration may allow more, or check its fields itself).
         // No declaration allows less than the default, so a payload within it needs no look.
-        let declared =
-            payload.count > TextLimits.defaultCharacters
-            ? FastJSON.topLevelString("type", in: payload).flatMap { handlers.declarations[$0] } : nil
         if payload.count > TextLimits.defaultCharacters, let limit = declared.map({ $0.textLimit }) ?? TextLimits.defaultCharacters,
             let overlong = TextLimits.firstOverlong(in: payload, limit: limit)
         {
@@ -794,16 +778,6 @@ struct RequestReader: Sendable {
                 "字段 \(ErrorBody.quote(overlong.field)) 有 \(overlong.characters) 个字符，超过上限 \(limit) 个", field: overlong.field)
             return .answered(
                 routing: routing, reply: EnvelopeWriter.errorReply(type: declared?.name ?? "", re: id, error: error))
-        }
-        // A caller without the right is refused before its body is read (no validation detail leaks
-        // to it); the decoded request is checked again below, which is what counts (a payload with
-        // a duplicated key could read one way here and another there).
-        if let principal, let type = FastJSON.topLevelString("type", in: payload), handlers.declarations[type] != nil,
-            case .failure(let refusal) = authorize(principal, type: type, from: FastJSON.topLevelString("from", in: payload))
-        {
-            return .answered(
-                routing: routing,
-                reply: EnvelopeWriter.errorReply(type: type, re: FastJSON.topLevelString("id", in: payload), error: refusal))
         }
         var request: DecodedRequest
         do {
@@ -832,7 +806,7 @@ struct RequestReader: Sendable {
         let fingerprint: Result<String?, any Error>
         if handlers.mutating.contains(request.type) {
             fingerprint = Result { try handlers.fingerprinters[request.type]?(request.body) }
-            request.auditSummary = AuditTrail.summary(payload)
+            request.auditSummary = AuditTrail.summary(payload, carriesSecrets: handlers.declarations[request.type]?.carriesSecrets ?? true)
         } else {
             fingerprint = .success(nil)
         }

@@ -37,25 +37,47 @@ public struct ServerSecurity: Sendable {
         return .allow(userID: key)
     }
 
+    static let notAdmitted = ErrorBody(code: .unauthenticated, message: "证书未获准入或已被撤销，请向专项工作组办公室申请证书")
+
     /// Who sent a message whose `User-Id` is `userID`, checked against the directory as it is now:
     /// a key taken out since the connection was made is refused on its next request.
     func principal(userID: String?) throws(ErrorBody) -> Principal {
         guard let userID, let principal = clients.principal(forKey: userID) else {
-            throw ErrorBody(code: .unauthenticated, message: "证书未获准入或已被撤销，请向专项工作组办公室申请证书")
+            throw Self.notAdmitted
         }
         return principal
     }
 }
 
+extension KeyDirectoryWatcher {
+    /// A key taken out loses its event subscription: the publisher `socket`, bound at `endpoint`
+    /// (as bound, e.g. `tcp://0.0.0.0:7102`), is bound again, which drops every subscriber; the
+    /// others reconnect and catch up by seq, the removed key's handshake is refused.
+    func cutSubscriptions(on socket: SocketID, of loop: ZMQPollLoop, boundAt endpoint: String, logger: Logger) {
+        onRemoval { removed in
+            logger.notice(
+                "keys taken out: events endpoint rebound to cut their subscriptions",
+                metadata: ["keys.removed": "\(removed.map(\.name).joined(separator: ","))"])
+            do {
+                try await loop.rebind(socket, endpoint: endpoint)
+            } catch {
+                logger.error("events endpoint could not be bound again", metadata: ["zmq.events": "\(endpoint)", "error": "\(error)"])
+            }
+        }
+    }
+}
+
 /// Without keys a service may bind only loopback (PROTOCOL.md section 7: fail closed).
 public enum BindPolicy {
-    /// The endpoints among `endpoints` that are not loopback (`tcp://127.x`, `tcp://localhost`,
-    /// `tcp://[::1]`, `ipc://`, `inproc://`); a `>` endpoint connects rather than binds.
+    /// The endpoints among `endpoints` that reach beyond this host: everything but `ipc://`,
+    /// `inproc://` and TCP on a loopback address (`tcp://127.x`, `tcp://localhost`, `tcp://[::1]`);
+    /// a `>` endpoint connects rather than binds.
     public static func nonLoopback(_ endpoints: [String]) -> [String] {
         endpoints.filter { endpoint in
             if endpoint.hasPrefix(">") { return false }
             let bare = endpoint.hasPrefix("@") ? String(endpoint.dropFirst()) : endpoint
-            guard bare.hasPrefix("tcp://") else { return false }
+            if bare.hasPrefix("ipc://") || bare.hasPrefix("inproc://") { return false }
+            guard bare.hasPrefix("tcp://") else { return true }
             let bound = ZMQEndpoint.bindable(bare).dropFirst("tcp://".count)
             guard let colon = bound.lastIndex(of: ":") else { return true }
             let host = bound[..<colon]

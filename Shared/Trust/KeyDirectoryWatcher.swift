@@ -22,7 +22,7 @@ public final class KeyDirectoryWatcher: Service, Sendable {
         /// Keys gone from `clients/`, and since when, until they are written to the revoked list.
         var absent: [String: (principal: Principal, since: ContinuousClock.Instant)] = [:]
         var revokedInMemory: Set<String> = []
-        var removalHandlers: [@Sendable ([Principal]) -> Void] = []
+        var removalHandlers: [@Sendable ([Principal]) async -> Void] = []
     }
     private let state = Mutex(State())
 
@@ -41,7 +41,7 @@ public final class KeyDirectoryWatcher: Service, Sendable {
     }
 
     /// Runs `handler` with the principals that were taken out, on the watcher's task.
-    public func onRemoval(_ handler: @escaping @Sendable ([Principal]) -> Void) {
+    public func onRemoval(_ handler: @escaping @Sendable ([Principal]) async -> Void) {
         state.withLock { $0.removalHandlers.append(handler) }
     }
 
@@ -49,13 +49,22 @@ public final class KeyDirectoryWatcher: Service, Sendable {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try? await Task.sleep(for: self.interval)
-                self.reload(force: false)
+                let removed = self.reload(force: false)
+                guard !removed.isEmpty else { continue }
+                for handler in self.state.withLock({ $0.removalHandlers }) { await handler(removed) }
             }
         }
     }
 
-    /// Reloads when `clients/` or the revoked list changed; records keys that stayed out.
-    public func reload(force: Bool) {
+    /// Reloads when `clients/` or the revoked list changed; records keys that stayed out. Returns
+    /// the principals taken out. A directory that cannot be listed just now (a mount being swapped)
+    /// changes nothing: the keys admitted stay admitted until it can be read again.
+    @discardableResult
+    public func reload(force: Bool) -> [Principal] {
+        guard (try? FileManager.default.contentsOfDirectory(atPath: directory.clientsPath)) != nil else {
+            logger.warning("clients/ cannot be listed; keeping the keys admitted", metadata: ["keys.clients": "\(directory.clientsPath)"])
+            return []
+        }
         let signature = directory.clientsSignature()
         let changed = state.withLock { state -> Bool in
             guard force || signature != state.signature else { return false }
@@ -67,34 +76,36 @@ public final class KeyDirectoryWatcher: Service, Sendable {
             let inMemory = state.withLock { $0.revokedInMemory }
             principals = principals.filter { !inMemory.contains($0.key) }
             let removed = keys.replace(with: principals)
-            let handlers = state.withLock { state -> [@Sendable ([Principal]) -> Void] in
+            state.withLock { state in
                 let now = ContinuousClock.now
                 for principal in removed { state.absent[principal.publicKey] = (principal, now) }
                 for key in principals.keys { state.absent[key] = nil }
                 let newProblems = problems.filter { !state.problems.contains($0) }
                 state.problems = problems
                 problems = newProblems
-                return state.removalHandlers
             }
             for problem in problems { logger.warning("certificate not admitted", metadata: ["problem": "\(problem)"]) }
             logger.info(
                 "clients reloaded",
                 metadata: ["keys.admitted": "\(principals.count)", "keys.removed": "\(removed.map(\.name).joined(separator: ","))"])
-            if !removed.isEmpty { for handler in handlers { handler(removed) } }
+            recordLongAbsent()
+            return removed
         }
         recordLongAbsent()
+        return []
     }
 
     private func recordLongAbsent() {
         let due = state.withLock { state -> [Principal] in
             let now = ContinuousClock.now
             let due = state.absent.values.filter { now - $0.since >= .seconds(1) }.map(\.principal)
-            for principal in due {
-                state.absent[principal.publicKey] = nil
-                state.revokedInMemory.insert(principal.publicKey)
-            }
+            for principal in due { state.absent[principal.publicKey] = nil }
             return due
         }
+        // Only a key whose file is gone is revoked: one that is there but cannot be used just now
+        // (half written, mistyped) stays out until it can, and is not kept out for good.
+        .filter { !FileManager.default.fileExists(atPath: directory.clientCertificatePath($0.name)) }
+        state.withLock { state in for principal in due { state.revokedInMemory.insert(principal.publicKey) } }
         for principal in due {
             do {
                 try directory.appendRevoked(key: principal.publicKey, name: principal.name)

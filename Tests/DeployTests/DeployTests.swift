@@ -48,7 +48,7 @@ import Yams
 
     /// What `executable --help` prints: the flags it takes.
     static func help(_ executable: String) throws -> String {
-        try PostgresCluster.run("\(TestSupport.binDirectory)/\(executable)", ["--help"])
+        try TestSupport.run("\(TestSupport.binDirectory)/\(executable)", ["--help"])
     }
 
     /// Every `--flag` of a command line is one the executable documents.

@@ -176,69 +176,79 @@ import Testing
         try await registry.stop()
     }
 
+    /// A registry and a notifier on the test's clock (the notifier's other peers at closed ports of
+    /// the test's own), and the office's client of the notifier: what the rhythm tests need.
+    struct RhythmBench {
+        let clock: ServiceClock
+        let registry: InProcessService
+        let notify: InProcessService
+        let office: RPCClient
+
+        /// `supervisionStart` nil: go-live is the registry's first start.
+        static func start(at instant: String, supervisionStart: String?) async throws -> RhythmBench {
+            let dir = try TestSupport.temporaryDirectory()
+            let clock = ServiceClock.starting(at: Timestamp.parse(instant)!)
+            let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2) {
+                $0.supervisionStart = supervisionStart
+            }
+            let notify = try await InProcessService.start(NotifyService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2) {
+                $0.endpoints[.registry] = registry.endpoints
+            }
+            let office = try await RPCClient.connect(to: notify.endpoints.rpc, from: officeUnit)
+            return RhythmBench(clock: clock, registry: registry, notify: notify, office: office)
+        }
+
+        func notices(_ kind: NoticeKind? = nil) async throws -> [Notice] {
+            try await office.callAll(NotifyTypes.noticeList, NoticeListRequest(kind: kind))
+        }
+
+        func stop() async throws {
+            await office.close()
+            try await notify.stop()
+            try await registry.stop()
+        }
+    }
+
     @Test func unitsWhoseTasksStayLaggingAreProposedForEscalation() async throws {
-        let dir = try TestSupport.temporaryDirectory()
-        let clock = ServiceClock.starting(at: date("2026-09-10T10:00:00+08:00"))
         // Supervised since the plan began: every month counts, so missing reports are noticed.
-        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2) {
-            $0.supervisionStart = "2024-01-01"
-        }
-        let notify = try await InProcessService.start(NotifyService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2) {
-            $0.endpoints[.registry] = registry.endpoints
-            $0.endpoints[.ingest] = TestSupport.freeEndpoints()
-            $0.endpoints[.cases] = TestSupport.freeEndpoints()
-        }
-        let office = try await RPCClient.connect(to: notify.endpoints.rpc, from: officeUnit)
+        let bench = try await RhythmBench.start(at: "2026-09-10T10:00:00+08:00", supervisionStart: "2024-01-01")
         func proposals() async throws -> [Notice] {
-            try await office.call(NotifyTypes.noticeList, NoticeListRequest(kind: .escalationProposal), as: ListReply<Notice>.self).items
-                .filter { $0.dedupKey.hasPrefix("proposal-lagging:") }
+            try await bench.notices(.escalationProposal).filter { $0.dedupKey.hasPrefix("proposal-lagging:") }
         }
         // September's dispatch (for August): tasks lag, one month so far: no proposal yet.
         #expect(
             try await TestSupport.eventually {
-                try await office.call(NotifyTypes.noticeList, NoticeListRequest(kind: .monthlyDispatch), as: ListReply<Notice>.self).items
-                    .contains { $0.dedupKey == "monthly_summary:2026-08" }
+                try await bench.notices(.monthlyDispatch).contains { $0.dedupKey == "monthly_summary:2026-08" }
             })
         #expect(try await proposals().isEmpty)
         // October's dispatch (for September): still lagging, two months in a row: propose 通报.
-        clock.set(date("2026-10-10T10:00:00+08:00"))
+        bench.clock.set(date("2026-10-10T10:00:00+08:00"))
         #expect(try await TestSupport.eventually { try await !proposals().isEmpty })
         let proposal = try #require(try await proposals().first { $0.title == "建议通报：区委组织部" })
         #expect(proposal.units == [officeUnit] && proposal.text.contains("连续2个月") && proposal.refs.period == "2026-09")
-        await office.close()
-        try await notify.stop()
-        try await registry.stop()
+        try await bench.stop()
     }
 
     /// Issue #15's first-week finding: a fresh install in November 2026 proposed 问责 against every
     /// unit for months before it existed. With go-live (the registry's first start here), nothing
     /// before it is missing or proposed, and tasks already past their deadlines get their notices.
     @Test func aFreshInstallProposesNothingForBeforeGoLiveAndNoticesTasksAlreadyOverdue() async throws {
-        let dir = try TestSupport.temporaryDirectory()
-        let clock = ServiceClock.starting(at: date("2026-11-20T10:00:00+08:00"))
-        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2)
-        let notify = try await InProcessService.start(NotifyService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2) {
-            $0.endpoints[.registry] = registry.endpoints
-            $0.endpoints[.ingest] = TestSupport.freeEndpoints()
-            $0.endpoints[.cases] = TestSupport.freeEndpoints()
-        }
-        let registryClient = try await RPCClient.connect(to: registry.endpoints.rpc, from: officeUnit)
+        let bench = try await RhythmBench.start(at: "2026-11-20T10:00:00+08:00", supervisionStart: nil)
+        let registryClient = try await RPCClient.connect(to: bench.registry.endpoints.rpc, from: officeUnit)
         #expect(try await registryClient.call(RegistryTypes.planGet, Empty()).supervisionStart == "2026-11-20")
         let statuses = try await registryClient.callAll(RegistryTypes.taskList, TaskListRequest())
         #expect(!statuses.contains { $0.status == .lagging }, "\(statuses.filter { $0.status == .lagging }.map(\.id))")
-        let office = try await RPCClient.connect(to: notify.endpoints.rpc, from: officeUnit)
-        func notices(_ kind: NoticeKind) async throws -> [Notice] {
-            try await office.callAll(NotifyTypes.noticeList, NoticeListRequest(kind: kind))
-        }
         #expect(
             try await TestSupport.eventually {
-                Set(try await notices(.overdue).compactMap(\.refs.task)).isSuperset(of: ["5", "6", "7.3", "16"])
+                Set(try await bench.notices(.overdue).compactMap(\.refs.task)).isSuperset(of: ["5", "6", "7.3", "16"])
             }, "tasks past their deadlines at go-live get their overdue notices")
         try await Task.sleep(for: .milliseconds(600))
-        #expect(try await notices(.escalationProposal).isEmpty)
-        #expect(try await notices(.reportMissing).isEmpty)
+        #expect(try await bench.notices(.escalationProposal).isEmpty)
+        #expect(try await bench.notices(.reportMissing).isEmpty)
+        #expect(
+            try await !bench.notices(.monthlyDispatch).contains { $0.dedupKey == "monthly_summary:2026-10" }, "October was before go-live")
         // 补报: a month before go-live may still be reported, and says so.
-        let unit = try await RPCClient.connect(to: registry.endpoints.rpc, from: "区城乡建设局")
+        let unit = try await RPCClient.connect(to: bench.registry.endpoints.rpc, from: "区城乡建设局")
         let late = try await unit.call(
             RegistryTypes.progressReport,
             ProgressReportRequest(task: "10", period: "2026-10", unit: "区城乡建设局", percent: 55, summary: "补报十月进展"))
@@ -250,43 +260,23 @@ import Testing
         await unit.close()
         // After December's dispatch day, November (the first month since go-live) is due: units
         // that did not report are reminded, and still nothing is proposed after one month.
-        clock.set(date("2026-12-06T10:00:00+08:00"))
-        #expect(try await TestSupport.eventually { try await notices(.reportMissing).contains { $0.refs.period == "2026-11" } })
-        #expect(try await !notices(.reportMissing).contains { $0.refs.period != "2026-11" })
-        #expect(try await notices(.escalationProposal).isEmpty)
-        await office.close()
+        bench.clock.set(date("2026-12-06T10:00:00+08:00"))
+        #expect(try await TestSupport.eventually { try await bench.notices(.reportMissing).contains { $0.refs.period == "2026-11" } })
+        #expect(try await !bench.notices(.reportMissing).contains { $0.refs.period != "2026-11" })
+        #expect(try await bench.notices(.escalationProposal).isEmpty)
         await registryClient.close()
-        try await notify.stop()
-        try await registry.stop()
+        try await bench.stop()
     }
 
     /// Issue #15: after the plan's last month nothing more is asked: no call for 2027's reports, no
     /// reminder or proposal for a month past the end.
     @Test func afterThePlansEndNoMonthIsAskedFor() async throws {
-        let dir = try TestSupport.temporaryDirectory()
-        let clock = ServiceClock.starting(at: date("2027-03-10T10:00:00+08:00"))
-        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2) {
-            $0.supervisionStart = "2024-01-01"
-        }
-        let notify = try await InProcessService.start(NotifyService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.2) {
-            $0.endpoints[.registry] = registry.endpoints
-            $0.endpoints[.ingest] = TestSupport.freeEndpoints()
-            $0.endpoints[.cases] = TestSupport.freeEndpoints()
-        }
-        let office = try await RPCClient.connect(to: notify.endpoints.rpc, from: officeUnit)
-        var all: [Notice] = []
-        #expect(
-            try await TestSupport.eventually {
-                all = try await office.callAll(NotifyTypes.noticeList, NoticeListRequest())
-                return all.contains { $0.dedupKey == "monthly_summary:2026-12" }
-            })
+        let bench = try await RhythmBench.start(at: "2027-03-10T10:00:00+08:00", supervisionStart: "2024-01-01")
+        #expect(try await TestSupport.eventually { try await bench.notices().contains { $0.dedupKey == "monthly_summary:2026-12" } })
         try await Task.sleep(for: .milliseconds(600))
-        all = try await office.callAll(NotifyTypes.noticeList, NoticeListRequest())
         // Periods are months (2026-12), quarters (2026-Q4) or years: none may be in 2027.
-        let past = all.filter { ($0.refs.period ?? "").hasPrefix("2027") }
+        let past = try await bench.notices().filter { ($0.refs.period ?? "").hasPrefix("2027") }
         #expect(past.isEmpty, "\(past.map(\.title))")
-        await office.close()
-        try await notify.stop()
-        try await registry.stop()
+        try await bench.stop()
     }
 }

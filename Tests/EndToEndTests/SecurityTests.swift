@@ -83,7 +83,20 @@ import Testing
             return ServiceProcess.reap(process, timeout: 0)
         }
         if !exited { process.terminate() }
-        return (exited && process.terminationStatus == 0, read())
+        // Judged by what it printed: its exit status may already have been reaped above.
+        let printed = read()
+        return (exited && printed.contains("ALL OK") && !printed.contains("FAILED"), printed)
+    }
+
+    /// Whether a new connection with `curve` is answered within a second (libzmq does not
+    /// reconnect after a refused handshake, so each try is a new connection).
+    static func admitsNewConnections(at endpoint: String, curve: ZMQCurve) async -> Bool {
+        await TestSupport.eventually(timeout: .seconds(1)) {
+            let client = try? await RPCClient.connect(to: endpoint, curve: curve)
+            let answered = (try? await client?.call(SystemTypes.ping, Empty(), timeout: .milliseconds(200), retries: 0)) != nil
+            await client?.close()
+            return answered
+        }
     }
 
     @Test func aStrangerGetsNoReplyAndNoEventAReaderGetsBothAndAPyzmqCertificateWorksUnchanged() async throws {
@@ -101,17 +114,14 @@ import Testing
 
         // A key pair made by pyzmq but never put in clients/: nothing at all.
         let pyzmqDir = try TestSupport.temporaryDirectory()
-        let make = Process()
-        make.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        make.arguments = [
-            "python3", "-c",
-            "import zmq.auth, sys; zmq.auth.create_certificates(sys.argv[1], 'stranger'); "
-                + "zmq.auth.create_certificates(sys.argv[1], 'tool', metadata={'role': 'reader'})",
-            pyzmqDir,
-        ]
-        try make.run()
-        make.waitUntilExit()
-        #expect(make.terminationStatus == 0)
+        try TestSupport.run(
+            "/usr/bin/env",
+            [
+                "python3", "-c",
+                "import zmq.auth, sys; zmq.auth.create_certificates(sys.argv[1], 'stranger'); "
+                    + "zmq.auth.create_certificates(sys.argv[1], 'tool', metadata={'role': 'reader'})",
+                pyzmqDir,
+            ])
         let stranger = try await Self.python(
             [registry.endpoints.rpc, registry.endpoints.events, serverCertificate, "\(pyzmqDir)/stranger.key_secret", "refused"],
             whileWaiting: report)
@@ -132,7 +142,9 @@ import Testing
         #expect(secret.metadata["role"] == "reader")
         try Certificate(publicKey: secret.publicKey, metadata: secret.metadata).publicText.write(
             toFile: keys.directory.clientCertificatePath("tool"), atomically: true, encoding: .utf8)
-        try await Task.sleep(for: .seconds(1))
+        let registryKey = try keys.directory.publicCertificate("registry").publicKey
+        let toolCurve = ZMQCurve.client(serverKey: registryKey, publicKey: secret.publicKey, secretKey: secret.secretKey ?? "")
+        #expect(await Self.admitsNewConnections(at: registry.endpoints.rpc, curve: toolCurve), "the new key was not admitted")
         let tool = try await Self.python(
             [registry.endpoints.rpc, registry.endpoints.events, serverCertificate, "\(pyzmqDir)/tool.key_secret", "admitted"],
             whileWaiting: report)
@@ -308,16 +320,11 @@ import Testing
         let pair = try ZMQCurve.generateKeyPair()
         let added = Certificate(publicKey: pair.publicKey, secretKey: pair.secretKey, metadata: ["role": "reader"])
         try added.publicText.write(toFile: keys.directory.clientCertificatePath("late"), atomically: true, encoding: .utf8)
-        // libzmq does not reconnect after a refused handshake, so each try is a new connection.
-        let registryKey = try keys.directory.publicCertificate("registry").publicKey
-        let endpoint = deployment.services[.registry]!.endpoints.rpc
-        let admitted = await TestSupport.eventually(timeout: .seconds(1)) {
-            let late = try? await RPCClient.connect(
-                to: endpoint, curve: .client(serverKey: registryKey, publicKey: pair.publicKey, secretKey: pair.secretKey))
-            let answered = (try? await late?.call(SystemTypes.ping, Empty(), timeout: .milliseconds(200), retries: 0)) != nil
-            await late?.close()
-            return answered
-        }
+        let admitted = await Self.admitsNewConnections(
+            at: deployment.services[.registry]!.endpoints.rpc,
+            curve: .client(
+                serverKey: try keys.directory.publicCertificate("registry").publicKey, publicKey: pair.publicKey, secretKey: pair.secretKey)
+        )
         #expect(admitted, "a key added was not admitted within a second")
         try await deployment.stop()
     }
@@ -462,6 +469,18 @@ import Testing
             let client = try await keys.client("reader", .ingest, at: endpoints.frontend)
             for _ in 0..<20 { #expect(try await client.call(SystemTypes.ping, Empty(), timeout: .seconds(5)).security == "curve") }
             #expect(rogueGot.withLock { $0 } == 0, "a peer that is not an ingest instance got requests")
+            // A DEALER that sends no empty delimiter gets its reply framed the same way through the
+            // broker as from a service (the broker adds the delimiter the instance needs, and takes it out).
+            let bare = Mutex<[[Data]]>([])
+            let dealer = try await loop.addSocket(
+                .dealer, options: ZMQSocketOptions(curve: try keys.curve("reader", toward: .ingest)),
+                setup: { try $0.connect(endpoints.frontend) }, onMessage: { frames in bare.withLock { $0.append(frames) } })
+            loop.send(dealer, [Data(#"{"v":1,"id":"bare-1","type":"sys.ping","body":{}}"#.utf8)])
+            #expect(await TestSupport.eventually(timeout: .seconds(5)) { !bare.withLock { $0 }.isEmpty })
+            let reply = try #require(bare.withLock { $0.first })
+            #expect(
+                reply.count == 1 && FastJSON.topLevelString("re", in: reply[0]) == "bare-1",
+                "\(reply.map { String(decoding: $0, as: UTF8.self) })")
 
             // Events: an instance publishes into its own stream only.
             let heard = Mutex<[String]>([])

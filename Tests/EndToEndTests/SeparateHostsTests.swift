@@ -57,7 +57,9 @@ import Testing
                 executable,
                 arguments: ["--config", configFile, "--keys", try keys.hostDirectory(holding: secrets)]
                     + (executable == "duban-broker" ? [] : ["--data-dir", dataDir]) + arguments,
-                endpoints: Endpoints(rpc: pingAt?.1 ?? "", events: ""), waitForPing: pingAt != nil, passEndpoints: false,
+                endpoints: Endpoints(rpc: pingAt?.1 ?? "", events: ""),
+                // The scenario's day on every host: its readings and deadlines stay where they are in any year.
+                environment: ["DUBAN_NOW": "2026-11-22T10:00:00+08:00"], waitForPing: pingAt != nil, passEndpoints: false,
                 namespace: lab.namespace(host), curve: try pingAt.map { try keys.curve("admin", toward: $0.0) })
             processes.append(process)
             return process

@@ -1,6 +1,7 @@
 import DubanTesting
 import Foundation
 import GRDB
+import Logging
 import Schema
 import Testing
 
@@ -85,6 +86,23 @@ final class Published: @unchecked Sendable {
     private var items: [(String, Data)] = []
     func append(_ topic: String, _ envelope: Data) { lock.withLock { items.append((topic, envelope)) } }
     var envelopes: [Data] { lock.withLock { items.map(\.1) } }
+}
+
+@Suite struct BindPolicyTests {
+    @Test func onlyLoopbackTCPAndLocalTransportsMayGoWithoutKeys() throws {
+        let endpoints = [
+            "tcp://127.0.0.1:7101", "tcp://localhost:7102", "tcp://[::1]:7103", "ipc:///tmp/duban.sock", "inproc://x",
+            ">tcp://10.0.0.1:7211", "tcp://0.0.0.0:7104", "tcp://registry:7101", "epgm://eth0;239.1.1.1:5555", "ws://0.0.0.0:8080",
+        ]
+        #expect(
+            BindPolicy.nonLoopback(endpoints) == [
+                "tcp://0.0.0.0:7104", "tcp://registry:7101", "epgm://eth0;239.1.1.1:5555", "ws://0.0.0.0:8080",
+            ])
+        #expect(throws: InsecureBindError.self) {
+            try BindPolicy.check(["tcp://0.0.0.0:7104"], hasKeys: false, insecure: false, logger: Logger(label: "test"))
+        }
+        try BindPolicy.check(["tcp://0.0.0.0:7104"], hasKeys: true, insecure: false, logger: Logger(label: "test"))
+    }
 }
 
 @Suite struct ConfigurationTests {

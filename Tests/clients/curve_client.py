@@ -5,7 +5,7 @@ Usage: curve_client.py RPC EVENTS SERVER_PUBLIC_CERT CLIENT_SECRET_CERT EXPECT
   EXPECT is "admitted" (sys.ping answered with security "curve", an event arrives within 5 s)
   or "refused" (no reply to sys.ping within 2 s, no event within 2 s).
 The client's secret certificate may come from zmq.auth.create_certificates unchanged.
-Prints one line per check; exits 0 when every check holds.
+Prints one line per check, and ALL OK when every check held (exit status 0).
 """
 import json
 import sys
@@ -47,6 +47,7 @@ answered = req.poll(2000) != 0
 if expect == "refused":
     check(not answered, "no reply to sys.ping within 2 s")
     check(sub.poll(2000) == 0, "no event within 2 s")
+    print("ALL OK")
     sys.exit(0)
 
 check(answered, "sys.ping answered")
@@ -57,3 +58,4 @@ check(sub.poll(5000) != 0, "an event arrived")
 topic, envelope = sub.recv_multipart()
 event = json.loads(envelope)
 check(event["type"] == topic.decode() and event["seq"] >= 1, "the event is well-formed")
+print("ALL OK")
