@@ -199,7 +199,10 @@ let package = Package(
         ),
         .testTarget(
             name: "CasesTests",
-            dependencies: ["CaseTracking", "Formats", "TaskRegistry", "DubanTesting", "Messaging", "Schema", "ServiceKit"],
+            dependencies: [
+                "CaseTracking", "Formats", "TaskRegistry", "DubanTesting", "Messaging", "Schema", "ServiceKit",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             path: "Tests/CasesTests",
             swiftSettings: swiftSettings
         ),

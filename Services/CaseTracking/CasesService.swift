@@ -9,7 +9,10 @@ import ServiceLifecycle
 /// Case tracking: the rectification ledger (整改台账) from registration to 验收销号.
 public struct CasesService: DubanService {
     public static let name = ServiceName.cases
-    public static let topics = [CaseTypes.opened, CaseTypes.transitioned, CaseTypes.overdue]
+    public static let topics = [
+        CaseTypes.opened, CaseTypes.transitioned, CaseTypes.overdue, CaseTypes.updated, CaseTypes.visited, CaseTypes.deadlineChanged,
+        CaseTypes.extensionRequested,
+    ]
 
     let store: ServiceStore
     let clock: ServiceClock
@@ -50,7 +53,7 @@ public struct CasesService: DubanService {
             let rows = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT * FROM cases WHERE deadline IS NOT NULL AND deadline < ? AND state NOT IN ('accepted', 'closed')
+                    SELECT * FROM cases WHERE deadline IS NOT NULL AND deadline < ? AND state NOT IN ('accepted', 'closed', 'voided')
                     AND overdue_notified_at IS NULL ORDER BY id
                     """, arguments: [today])
             for row in rows {
@@ -68,6 +71,7 @@ public struct CasesService: DubanService {
     public func register(_ handlers: inout HandlerTable) {
         let clock = self.clock
         let directory = self.directory
+        registerFollowThrough(&handlers)
 
         handlers.on(CaseTypes.open) { request, context in
             let registry = try directory.lookup(unit: request.unit, task: request.task)
@@ -139,6 +143,9 @@ public struct CasesService: DubanService {
         }
 
         handlers.on(CaseTypes.transition) { request, context in
+            if request.action == .void {
+                throw ErrorBody.invalidArgument("作废问题请用 case.void，并写明原因（reason）", field: "body.action")
+            }
             let now = clock.now()
             guard let item = try await context.store.pool.read({ try CasesStore.fetch($0, id: request.id, now: now) }) else {
                 throw ErrorBody.notFound("整改台账中没有问题 \(ErrorBody.quote(request.id))", field: "body.id")
@@ -208,7 +215,8 @@ public struct CasesService: DubanService {
                     batches[name] = BatchProgress(batch: name, total: 0, closed: 0, overdue: 0, byState: [:])
                     order.append(name)
                 }
-                batches[name]!.total += 1
+                // A case voided as a mistake was never one of the batch's problems.
+                if item.state != .voided { batches[name]!.total += 1 }
                 if item.state == .closed { batches[name]!.closed += 1 }
                 if item.overdue { batches[name]!.overdue += 1 }
                 batches[name]!.byState[item.state.rawValue, default: 0] += 1
@@ -258,7 +266,7 @@ public struct CasesService: DubanService {
         case .accept, .reject, .close:
             allowed = isOffice || item.acceptanceUnit.map { registry.acts(as: $0, actor: actor) } ?? false
             who = "\(registry.office)" + (item.acceptanceUnit.map { "或验收单位\($0)" } ?? "")
-        case .assign, .reopen:
+        case .assign, .reopen, .void:
             allowed = isOffice
             who = registry.office
         }

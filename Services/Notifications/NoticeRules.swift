@@ -188,10 +188,14 @@ enum EventRules {
                 ], []
             )
         case CaseTypes.transitioned:
-            guard let moved = try? event.body(as: CaseTransitioned.self), moved.to == .accepted || moved.to == .closed else {
+            guard let moved = try? event.body(as: CaseTransitioned.self), [.accepted, .closed, .voided].contains(moved.to) else {
                 return ([], [])
             }
             return ([], ["case_overdue:\(moved.id)"])
+        case CaseTypes.deadlineChanged:
+            // A granted extension ends the overdue notice; the case is announced again if it is late again.
+            guard let changed = try? event.body(as: CaseDeadlineChanged.self) else { return ([], []) }
+            return ([], ["case_overdue:\(changed.id)"])
         default:
             return ([], [])
         }

@@ -66,7 +66,8 @@ public struct NotifyService: DubanService {
         var services: [any Service] = [peers, directory.registry]
         for (source, topics) in [
             (ServiceName.registry, [RegistryTypes.taskStatusChanged, RegistryTypes.escalationRecorded]),
-            (ServiceName.ingest, ["ingest.alert."]), (ServiceName.cases, [CaseTypes.overdue, CaseTypes.transitioned]),
+            (ServiceName.ingest, ["ingest.alert."]),
+            (ServiceName.cases, [CaseTypes.overdue, CaseTypes.transitioned, CaseTypes.deadlineChanged]),
         ] {
             services.append(
                 EventFollower(

@@ -7,7 +7,7 @@ public enum LedgerCSV {
     /// Export columns, in order.
     public static let headers = [
         "编号", "来源", "问题标题", "问题描述", "责任单位", "监管单位", "验收单位", "完成时限", "整改措施", "所属任务", "批次", "位置", "经度", "纬度", "外部编号", "状态",
-        "是否逾期", "登记时间", "更新时间", "销号时间",
+        "是否逾期", "登记时间", "更新时间", "销号时间", "最新进展", "原完成时限", "关联问题", "作废原因",
     ]
 
     /// Import columns: header (Chinese or the protocol's field name) → `case.open` field.
@@ -31,10 +31,17 @@ public enum LedgerCSV {
                 item.deadline ?? "", item.measures ?? "", item.task ?? "", item.batch ?? "", item.location ?? "",
                 item.coordinates.map { "\($0.lon)" } ?? "", item.coordinates.map { "\($0.lat)" } ?? "", item.externalRef ?? "",
                 item.state.label,
-                item.overdue ? "是" : "否", item.openedAt, item.updatedAt, item.closedAt ?? "",
+                item.overdue ? "是" : "否", item.openedAt, item.updatedAt, item.closedAt ?? "", latestUpdate(item),
+                item.originalDeadline ?? "", (item.related ?? []).joined(separator: "、"), item.voidReason ?? "",
             ])
         }
         return out
+    }
+
+    /// 最新进展 as an office reads it: the day, the percent, what was done.
+    static func latestUpdate(_ item: Case) -> String {
+        guard let update = item.latestUpdate else { return "" }
+        return "\(update.at.prefix(10))" + (update.progress.map { " \($0)%" } ?? "") + " \(update.text)"
     }
 
     public static func row(_ fields: [String]) -> String {
