@@ -53,7 +53,8 @@ public enum RequestCatalog {
     public static let registry: [any RequestDeclaration] = [
         RegistryTypes.planGet, RegistryTypes.planLoad, RegistryTypes.unitList, RegistryTypes.taskList, RegistryTypes.taskGet,
         RegistryTypes.progressReport, RegistryTypes.progressList, RegistryTypes.dispatchOverview, RegistryTypes.escalationRecord,
-        RegistryTypes.escalationList, RegistryTypes.taskAccept, RegistryTypes.taskReturn,
+        RegistryTypes.escalationList, RegistryTypes.taskAccept, RegistryTypes.taskReturn, SupervisionTypes.issue, SupervisionTypes.reply,
+        SupervisionTypes.review, SupervisionTypes.list,
     ]
     public static let ingest: [any RequestDeclaration] = [
         IngestTypes.indicatorList, IngestTypes.indicatorGet, IngestTypes.indicatorReport, IngestTypes.stationList,

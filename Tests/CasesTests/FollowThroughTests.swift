@@ -37,7 +37,8 @@ import Testing
         #expect(
             try await refusal(stranger, CaseTypes.update, CaseUpdateRequest(id: item.id, text: "已清运", progress: 50)).code
                 == .permissionDenied)
-        #expect(try await refusal(unit, CaseTypes.update, CaseUpdateRequest(id: item.id, text: "已清运", progress: 120)).field == "body.progress")
+        #expect(
+            try await refusal(unit, CaseTypes.update, CaseUpdateRequest(id: item.id, text: "已清运", progress: 120)).field == "body.progress")
         #expect(try await refusal(unit, CaseTypes.update, CaseUpdateRequest(id: item.id, text: "  ")).field == "body.text")
         let updated = try await unit.call(
             CaseTypes.update, CaseUpdateRequest(id: item.id, text: "已清运垃圾 40 吨，围挡施工中", progress: 40), as: Case.self)
@@ -75,16 +76,21 @@ import Testing
 
         // An extension: the unit asks, the office decides; the original deadline is kept.
         #expect(
-            try await refusal(unit, CaseTypes.extend, CaseExtendRequest(id: item.id, action: .request, deadline: "2026-12-10", reason: "雨雪"))
-                .field == "body.deadline", "an extension moves the deadline later")
+            try await refusal(
+                unit, CaseTypes.extend, CaseExtendRequest(id: item.id, action: .request, deadline: "2026-12-10", reason: "雨雪")
+            )
+            .field == "body.deadline", "an extension moves the deadline later")
         let asked = try await unit.call(
             CaseTypes.extend, CaseExtendRequest(id: item.id, action: .request, deadline: "2027-03-31", reason: "冬季冻土无法施工"), as: Case.self)
         #expect(asked.pendingExtension?.deadline == "2027-03-31" && asked.deadline == "2026-12-20")
         #expect(
-            try await refusal(unit, CaseTypes.extend, CaseExtendRequest(id: item.id, action: .request, deadline: "2027-04-30", reason: "再延"))
-                .code == .conflict, "one request at a time")
+            try await refusal(
+                unit, CaseTypes.extend, CaseExtendRequest(id: item.id, action: .request, deadline: "2027-04-30", reason: "再延")
+            )
+            .code == .conflict, "one request at a time")
         #expect(
-            try await refusal(unit, CaseTypes.extend, CaseExtendRequest(id: item.id, action: .grant, reason: "同意")).code == .permissionDenied)
+            try await refusal(unit, CaseTypes.extend, CaseExtendRequest(id: item.id, action: .grant, reason: "同意")).code
+                == .permissionDenied)
         let granted = try await office.call(
             CaseTypes.extend, CaseExtendRequest(id: item.id, action: .grant, reason: "同意，开春后一个月内完成"), as: Case.self)
         #expect(granted.deadline == "2027-03-31" && granted.originalDeadline == "2026-12-20" && granted.pendingExtension == nil)
@@ -168,12 +174,15 @@ import Testing
         #expect(batches.items.first { $0.batch == "第一批" }?.total == 299, "the voided case is not one of the batch's problems")
 
         // Similar cases linked (举一反三), both ways, once.
-        _ = try await office.call(CaseTypes.link, CaseLinkRequest(id: reply.assigned[0], related: reply.assigned[1], comment: "同一管线"), as: Case.self)
+        _ = try await office.call(
+            CaseTypes.link, CaseLinkRequest(id: reply.assigned[0], related: reply.assigned[1], comment: "同一管线"), as: Case.self)
         let linked = try await office.call(
             CaseTypes.link, CaseLinkRequest(id: reply.assigned[1], related: reply.assigned[0]), as: Case.self)
         #expect(linked.related == [reply.assigned[0]])
         #expect(linked.history?.filter { $0.action == "link" }.count == 1, "linking twice records once")
-        #expect(try await refusal(unit, CaseTypes.link, CaseLinkRequest(id: reply.assigned[0], related: reply.assigned[2])).code == .permissionDenied)
+        #expect(
+            try await refusal(unit, CaseTypes.link, CaseLinkRequest(id: reply.assigned[0], related: reply.assigned[2])).code
+                == .permissionDenied)
         await office.close()
         await unit.close()
         try await ledger.stop()
