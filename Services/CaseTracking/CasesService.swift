@@ -11,7 +11,7 @@ public struct CasesService: DubanService {
     public static let name = ServiceName.cases
     public static let topics = [
         CaseTypes.opened, CaseTypes.transitioned, CaseTypes.overdue, CaseTypes.updated, CaseTypes.visited, CaseTypes.deadlineChanged,
-        CaseTypes.extensionRequested,
+        CaseTypes.extensionRequested, ComplaintTypes.replied,
     ]
 
     let store: ServiceStore
@@ -20,14 +20,20 @@ public struct CasesService: DubanService {
     let tick: Duration
     let peers: PeerClients
     let directory: RegistryDirectory
+    /// Days a complainant's contact is kept after the case ends (`cases.complaintRetentionDays`).
+    let complaintRetentionDays: Int
 
-    public static func migrations(_ migrator: inout DatabaseMigrator) { CasesStore.migrations(&migrator) }
+    public static func migrations(_ migrator: inout DatabaseMigrator) {
+        CasesStore.migrations(&migrator)
+        ComplaintStore.migrations(&migrator)
+    }
 
     public init(context: ServiceContext) async throws {
         store = try context.store
         clock = context.clock
         logger = context.logger
         tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
+        complaintRetentionDays = context.deployment.complaintRetentionDays
         // The registry is asked only by the directory, in the background: no handler waits on it.
         peers = try await PeerClients(deployment: context.deployment, peers: [.registry], from: "cases", logger: context.logger)
         directory = try RegistryDirectory(
@@ -41,6 +47,16 @@ public struct CasesService: DubanService {
             peers, directory,
             PeriodicTask(name: "case-overdue", interval: tick, logger: logger) { [store, clock] in
                 try await Self.markOverdue(store: store, now: clock.now())
+            },
+            PeriodicTask(name: "complaint-erasure", interval: tick, logger: logger) {
+                [store, clock, logger, complaintRetentionDays] in
+                let now = clock.now()
+                let cutoff = Timestamp.format(now.addingTimeInterval(-Double(complaintRetentionDays) * 86_400))
+                let erased = try await store.write { db, _ in try ComplaintStore.erase(db, endedBefore: cutoff, now: Timestamp.format(now))
+                }
+                if erased > 0 {
+                    logger.notice("complainants' contacts erased after the retention period", metadata: ["count": "\(erased)"])
+                }
             },
         ]
     }
@@ -72,6 +88,7 @@ public struct CasesService: DubanService {
         let clock = self.clock
         let directory = self.directory
         registerFollowThrough(&handlers)
+        registerComplaints(&handlers)
 
         handlers.on(CaseTypes.open) { request, context in
             let registry = try directory.lookup(unit: request.unit, task: request.task)

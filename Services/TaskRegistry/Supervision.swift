@@ -137,7 +137,8 @@ enum SupervisionRules {
         if kind == .quarterly, let period {
             id = "DB-\(period)"
         } else {
-            let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM supervision_orders WHERE kind = 'adhoc' AND year = ?", arguments: [year])
+            let count = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM supervision_orders WHERE kind = 'adhoc' AND year = ?", arguments: [year])
             id = String(format: "DB-%@-%03d", year, (count ?? 0) + 1)
         }
         let at = Timestamp.format(now)
@@ -314,7 +315,8 @@ extension RegistryService {
                 }
                 let reply = SupervisionReply(measures: measures, evidence: evidence, at: Timestamp.format(now), by: context.from)
                 try SupervisionRules.appendStep(
-                    db, order: order.id, no: item.no, kind: "reply", body: try WireCoding.encode(reply), principal: context.caller.principal)
+                    db, order: order.id, no: item.no, kind: "reply", body: try WireCoding.encode(reply), principal: context.caller.principal
+                )
                 try db.execute(
                     sql: "UPDATE supervision_items SET state = 'replied' WHERE order_id = ? AND no = ?", arguments: [order.id, item.no])
                 let after = try SupervisionRules.fetch(db, id: order.id, today: today)!
@@ -348,7 +350,8 @@ extension RegistryService {
                     principal: context.caller.principal)
                 if request.decision == .accept {
                     try db.execute(
-                        sql: "UPDATE supervision_items SET state = 'accepted' WHERE order_id = ? AND no = ?", arguments: [order.id, item.no])
+                        sql: "UPDATE supervision_items SET state = 'accepted' WHERE order_id = ? AND no = ?",
+                        arguments: [order.id, item.no])
                 } else {
                     // Answered again by a new day, and announced again if that passes unanswered.
                     let deadline =

@@ -63,6 +63,7 @@ public enum RequestCatalog {
     public static let cases: [any RequestDeclaration] = [
         CaseTypes.open, CaseTypes.get, CaseTypes.list, CaseTypes.transition, CaseTypes.import, CaseTypes.export, CaseTypes.batches,
         CaseTypes.update, CaseTypes.visit, CaseTypes.extend, CaseTypes.void, CaseTypes.assignBatch, CaseTypes.link,
+        ComplaintTypes.submit, ComplaintTypes.status, ComplaintTypes.contact, ComplaintTypes.reply, ComplaintTypes.publicList,
     ]
     public static let notify: [any RequestDeclaration] = [
         NotifyTypes.noticeList, NotifyTypes.noticeGet, NotifyTypes.noticeAck, NotifyTypes.reportGenerate, NotifyTypes.channelList,

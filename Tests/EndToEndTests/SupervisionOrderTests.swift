@@ -32,8 +32,10 @@ import Testing
         #expect(!quarterly.items.isEmpty && quarterly.items.allSatisfy { !$0.tasks.isEmpty && $0.state == .pending })
         #expect(quarterly.items.allSatisfy { $0.problem.contains("任务") })
         #expect(
-            try await refusal(office, SupervisionTypes.issue, SupervisionIssueRequest(kind: .quarterly, period: "2026-Q3", replyDeadline: "2026-10-30"))
-                .code == .conflict, "a quarter has one order")
+            try await refusal(
+                office, SupervisionTypes.issue, SupervisionIssueRequest(kind: .quarterly, period: "2026-Q3", replyDeadline: "2026-10-30")
+            )
+            .code == .conflict, "a quarter has one order")
         let firstUnit = quarterly.items[0].unit
         #expect(
             try await TestSupport.eventually {
@@ -42,7 +44,8 @@ import Testing
 
         // The office's own order: only the office issues; every item checked.
         let items = [
-            SupervisionItemDraft(unit: "区城乡建设局", tasks: ["10"], cases: ["HCJ-2026-0001"], problem: "混错接点位整治进度滞后", measure: "制定分批整治计划，11月底前报送"),
+            SupervisionItemDraft(
+                unit: "区城乡建设局", tasks: ["10"], cases: ["HCJ-2026-0001"], problem: "混错接点位整治进度滞后", measure: "制定分批整治计划，11月底前报送"),
             SupervisionItemDraft(unit: "区生态环境局", tasks: ["7.1"], problem: "六一桥断面氨氮超标原因未报告", measure: "3日内报送原因分析"),
         ]
         #expect(
@@ -91,8 +94,10 @@ import Testing
 
         // The office returns item 1 (answered again within seven days) and item 2 is answered and accepted.
         #expect(
-            try await refusal(office, SupervisionTypes.review, SupervisionReviewRequest(order: order.id, item: 1, decision: .return, comment: ""))
-                .field == "body.comment")
+            try await refusal(
+                office, SupervisionTypes.review, SupervisionReviewRequest(order: order.id, item: 1, decision: .return, comment: "")
+            )
+            .field == "body.comment")
         let returned = try await office.call(
             SupervisionTypes.review, SupervisionReviewRequest(order: order.id, item: 1, decision: .return, comment: "计划未明确各批完成时限"))
         #expect(returned.items[0].state == .returned && returned.items[0].deadline == "2026-10-28")
