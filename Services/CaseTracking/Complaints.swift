@@ -170,7 +170,8 @@ extension CasesService {
                     let closed: String? = row["closed_at"]
                     return PublicComplaint(
                         reference: row["id"], title: row["title"], location: row["location"],
-                        state: CaseState(rawValue: row["state"]) ?? .registered, submittedOn: String((row["opened_at"] as String).prefix(10)),
+                        state: CaseState(rawValue: row["state"]) ?? .registered,
+                        submittedOn: String((row["opened_at"] as String).prefix(10)),
                         closedOn: closed.map { String($0.prefix(10)) }, reply: row["reply"])
                 }
             }

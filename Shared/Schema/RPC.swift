@@ -58,7 +58,7 @@ public enum RequestCatalog {
     ]
     public static let ingest: [any RequestDeclaration] = [
         IngestTypes.indicatorList, IngestTypes.indicatorGet, IngestTypes.indicatorReport, IngestTypes.stationList,
-        IngestTypes.readingSubmit, IngestTypes.waterClass, IngestTypes.airAnnual, IngestTypes.findingList,
+        IngestTypes.readingSubmit, IngestTypes.waterClass, IngestTypes.airAnnual, IngestTypes.findingList, ReadingsTypes.query,
     ]
     public static let cases: [any RequestDeclaration] = [
         CaseTypes.open, CaseTypes.get, CaseTypes.list, CaseTypes.transition, CaseTypes.import, CaseTypes.export, CaseTypes.batches,

@@ -75,9 +75,13 @@ import Testing
         let everything = [
             String(decoding: try WireCoding.encode(events), as: UTF8.self),
             try await office.call(CaseTypes.export, CaseExportRequest(), as: CaseExportReply.self).content,
-            String(decoding: try WireCoding.encode(try await unit.call(ComplaintTypes.publicList, ComplaintPublicListRequest())), as: UTF8.self),
+            String(
+                decoding: try WireCoding.encode(try await unit.call(ComplaintTypes.publicList, ComplaintPublicListRequest())), as: UTF8.self
+            ),
             String(decoding: try WireCoding.encode(try await office.call(SystemTypes.auditList, AuditListRequest())), as: UTF8.self),
-            String(decoding: try WireCoding.encode(try await office.call(CaseTypes.get, CaseGetRequest(id: receipt.reference), as: Case.self)), as: UTF8.self),
+            String(
+                decoding: try WireCoding.encode(try await office.call(CaseTypes.get, CaseGetRequest(id: receipt.reference), as: Case.self)),
+                as: UTF8.self),
         ]
         for (index, text) in everything.enumerated() {
             #expect(!text.contains(name) && !text.contains(phone) && !text.contains("0971"), "place \(index)")
@@ -92,7 +96,9 @@ import Testing
             })
         let erased = try await office.call(ComplaintTypes.contact, ComplaintContactRequest(id: receipt.reference))
         #expect(erased.contact == nil)
-        #expect(try await office.call(ComplaintTypes.status, ComplaintStatusRequest(reference: receipt.reference, code: receipt.code)).reply != nil)
+        #expect(
+            try await office.call(ComplaintTypes.status, ComplaintStatusRequest(reference: receipt.reference, code: receipt.code)).reply
+                != nil)
         await office.close()
         await unit.close()
         try await cases.stop()
