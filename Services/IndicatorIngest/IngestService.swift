@@ -72,6 +72,17 @@ public struct IngestService: DubanService {
                     latest: try await store.latestTimes(), stations: stations, active: try await store.activeAlerts(), now: clock.now())
                 try await store.apply(transitions)
             },
+            PeriodicTask(name: "water-trend", interval: tick, logger: logger) { [store, stations, standards, clock] in
+                let now = clock.now()
+                let nowMs = Int64(now.timeIntervalSince1970 * 1000)
+                let from = nowMs - Int64(AlertRules.trendWindowDays * 86_400_000)
+                for station in stations where station.kind == "water" && station.targetClass != nil {
+                    let samples = try await store.samples(station: station.id, parameters: nil, from: from, to: nowMs)
+                    let transitions = AlertRules.trend(
+                        samples, station: station, standards: standards, active: try await store.activeAlerts(), now: now)
+                    if !transitions.isEmpty { try await store.apply(transitions) }
+                }
+            },
             PeriodicTask(
                 name: "derived-indicators", interval: .milliseconds(min(1000, Int(tick.components.seconds * 1000) + 1)), logger: logger
             ) {

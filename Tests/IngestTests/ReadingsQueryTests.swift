@@ -38,22 +38,34 @@ import Testing
         // Hours: one point per hour with data; months: the whole month in one.
         let hourly = try await client.call(
             ReadingsTypes.query,
-            ReadingsQueryRequest(station: "liuyiqiao", parameters: ["nh3n"], from: "2026-10-05T07:00:00+08:00", to: "2026-10-05T09:59:59+08:00", every: .hour))
+            ReadingsQueryRequest(
+                station: "liuyiqiao", parameters: ["nh3n"], from: "2026-10-05T07:00:00+08:00", to: "2026-10-05T09:59:59+08:00", every: .hour
+            ))
         #expect(hourly.series[0].points.map(\.t) == ["2026-10-05T07:00+08:00", "2026-10-05T08:00+08:00", "2026-10-05T09:00+08:00"])
         #expect(hourly.series[0].points.map(\.class) == ["II", "IV", "IV"])
         let monthly = try await client.call(
-            ReadingsTypes.query, ReadingsQueryRequest(station: "liuyiqiao", parameters: ["nh3n"], from: "2026-10-01", to: "2026-10-31", every: .month))
+            ReadingsTypes.query,
+            ReadingsQueryRequest(station: "liuyiqiao", parameters: ["nh3n"], from: "2026-10-01", to: "2026-10-31", every: .month))
         #expect(monthly.series[0].points.map(\.t) == ["2026-10"] && monthly.series[0].points[0].count == 720)
 
         // Every bad request named.
-        #expect(try await refusal(client, ReadingsTypes.query, ReadingsQueryRequest(station: "六一桥x", from: "2026-10-01", to: "2026-10-02")).field == "body.station")
         #expect(
-            try await refusal(client, ReadingsTypes.query, ReadingsQueryRequest(station: "liuyiqiao", parameters: ["pm25"], from: "2026-10-01", to: "2026-10-02"))
-                .field == "body.parameters[0]")
-        #expect(try await refusal(client, ReadingsTypes.query, ReadingsQueryRequest(station: "liuyiqiao", from: "2026-10-02", to: "2026-10-01")).field == "body.to")
+            try await refusal(client, ReadingsTypes.query, ReadingsQueryRequest(station: "六一桥x", from: "2026-10-01", to: "2026-10-02"))
+                .field == "body.station")
         #expect(
-            try await refusal(client, ReadingsTypes.query, ReadingsQueryRequest(station: "liuyiqiao", from: "2000-01-01", to: "2026-10-01", every: .hour))
-                .field == "body.from", "too many points")
+            try await refusal(
+                client, ReadingsTypes.query,
+                ReadingsQueryRequest(station: "liuyiqiao", parameters: ["pm25"], from: "2026-10-01", to: "2026-10-02")
+            )
+            .field == "body.parameters[0]")
+        #expect(
+            try await refusal(client, ReadingsTypes.query, ReadingsQueryRequest(station: "liuyiqiao", from: "2026-10-02", to: "2026-10-01"))
+                .field == "body.to")
+        #expect(
+            try await refusal(
+                client, ReadingsTypes.query, ReadingsQueryRequest(station: "liuyiqiao", from: "2000-01-01", to: "2026-10-01", every: .hour)
+            )
+            .field == "body.from", "too many points")
         await client.close()
         try await service.stop()
     }
