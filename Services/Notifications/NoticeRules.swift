@@ -21,6 +21,8 @@ public struct NotifyRules: Codable, Sendable {
     public var proposeAccountabilityAfter = 4
     /// Messages a minute for WeCom and DingTalk robots unless a channel says otherwise (they allow about 20).
     public var robotRatePerMinute = 20
+    /// Days the lead units have to report a breach's cause (原因报告).
+    public var causeReportDays = 3
 
     enum CodingKeys: String, CodingKey {
         case deadlineDays = "deadline_days"
@@ -31,6 +33,7 @@ public struct NotifyRules: Codable, Sendable {
         case proposeInterviewAfter = "propose_interview_after"
         case proposeAccountabilityAfter = "propose_accountability_after"
         case robotRatePerMinute = "robot_rate_per_minute"
+        case causeReportDays = "cause_report_days"
     }
 
     public init() {}
@@ -46,6 +49,7 @@ public struct NotifyRules: Codable, Sendable {
         proposeInterviewAfter = try c.decodeIfPresent(Int.self, forKey: .proposeInterviewAfter) ?? d.proposeInterviewAfter
         proposeAccountabilityAfter = try c.decodeIfPresent(Int.self, forKey: .proposeAccountabilityAfter) ?? d.proposeAccountabilityAfter
         robotRatePerMinute = try c.decodeIfPresent(Int.self, forKey: .robotRatePerMinute) ?? d.robotRatePerMinute
+        causeReportDays = try c.decodeIfPresent(Int.self, forKey: .causeReportDays) ?? d.causeReportDays
     }
 
     /// The escalation to propose after `months` dispatches in a row (level and the office's word for it), if any.

@@ -68,6 +68,7 @@ public enum RequestCatalog {
     public static let notify: [any RequestDeclaration] = [
         NotifyTypes.noticeList, NotifyTypes.noticeGet, NotifyTypes.noticeAck, NotifyTypes.reportGenerate, NotifyTypes.channelList,
         NotifyTypes.channelSet, NotifyTypes.silenceSet, NotifyTypes.silenceList, NotifyTypes.silenceExpire, NotifyTypes.deliveryList,
+        CauseReportTypes.report, CauseReportTypes.list,
     ]
 
     /// All of them.
