@@ -55,7 +55,9 @@ enum CauseReports {
                 INSERT INTO cause_reports (id, alert, station, parameter, message, raised_at, due, units, state, event)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'owed', ?)
                 """,
-            arguments: [id, alert.alert, station, alert.parameter, alert.message, Timestamp.format(now), due, try WireCoding.encode(units), event])
+            arguments: [
+                id, alert.alert, station, alert.parameter, alert.message, Timestamp.format(now), due, try WireCoding.encode(units), event,
+            ])
         let report = try fetch(db, id: id, today: Timestamp.districtDate(now))!
         try events.emit(CauseReportTypes.opened, report)
         return [
@@ -167,7 +169,8 @@ extension NotifyService {
                     try db.execute(sql: "UPDATE cause_reports SET state = 'reported' WHERE id = ?", arguments: [report.id])
                     for key in ["cause_report:\(report.id)", "cause_report_overdue:\(report.id)", "proposal-cause:\(report.id)"] {
                         try db.execute(
-                            sql: "UPDATE notices SET state = 'resolved', resolved_at = ? WHERE dedup_key = ? AND state IN ('open', 'silenced')",
+                            sql:
+                                "UPDATE notices SET state = 'resolved', resolved_at = ? WHERE dedup_key = ? AND state IN ('open', 'silenced')",
                             arguments: [Timestamp.format(now), key])
                     }
                     after = try CauseReports.fetch(db, id: report.id, today: today)!

@@ -71,7 +71,7 @@ public struct NotifyService: DubanService {
                 ServiceName.registry,
                 [
                     RegistryTypes.taskStatusChanged, RegistryTypes.escalationRecorded, SupervisionTypes.issued, SupervisionTypes.replied,
-                    SupervisionTypes.reviewed, SupervisionTypes.overdue,
+                    SupervisionTypes.reviewed, SupervisionTypes.overdue, AccountabilityTypes.followUpDue,
                 ]
             ),
             (ServiceName.ingest, ["ingest.alert."]),

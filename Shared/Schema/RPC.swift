@@ -54,7 +54,7 @@ public enum RequestCatalog {
         RegistryTypes.planGet, RegistryTypes.planLoad, RegistryTypes.unitList, RegistryTypes.taskList, RegistryTypes.taskGet,
         RegistryTypes.progressReport, RegistryTypes.progressList, RegistryTypes.dispatchOverview, RegistryTypes.escalationRecord,
         RegistryTypes.escalationList, RegistryTypes.taskAccept, RegistryTypes.taskReturn, SupervisionTypes.issue, SupervisionTypes.reply,
-        SupervisionTypes.review, SupervisionTypes.list,
+        SupervisionTypes.review, SupervisionTypes.list, AccountabilityTypes.responsibleSet, AccountabilityTypes.responsibleList,
     ]
     public static let ingest: [any RequestDeclaration] = [
         IngestTypes.indicatorList, IngestTypes.indicatorGet, IngestTypes.indicatorReport, IngestTypes.stationList,

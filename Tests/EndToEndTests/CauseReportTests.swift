@@ -25,7 +25,9 @@ import Testing
         }
         let station = try await RPCClient.connect(to: ingest.endpoints.rpc, from: "station")
         let office = try await RPCClient.connect(to: notify.endpoints.rpc, from: officeUnit)
-        func notices(_ kind: NoticeKind) async throws -> [Notice] { try await office.callAll(NotifyTypes.noticeList, NoticeListRequest(kind: kind)) }
+        func notices(_ kind: NoticeKind) async throws -> [Notice] {
+            try await office.callAll(NotifyTypes.noticeList, NoticeListRequest(kind: kind))
+        }
 
         let readings = ["ph": 7.8, "do": 6.5, "codmn": 3.5, "cod": 14, "nh3n": 1.3, "tp": 0.08].map {
             SubmittedReading(station: "liuyiqiao", parameter: $0.key, ts: "2026-11-20T08:00:00+08:00", value: $0.value)
@@ -45,16 +47,19 @@ import Testing
 
         // Only an owing unit reports; when all have, every notice about it is resolved.
         let stranger = try await RPCClient.connect(to: notify.endpoints.rpc, from: "区教育局")
-        #expect(try await refusal(stranger, CauseReportTypes.report, CauseReportRequest(id: report.id, cause: "不明")).code == .permissionDenied)
+        #expect(
+            try await refusal(stranger, CauseReportTypes.report, CauseReportRequest(id: report.id, cause: "不明")).code == .permissionDenied)
         #expect(try await refusal(office, CauseReportTypes.report, CauseReportRequest(id: report.id, cause: " ")).field == "body.cause")
         var last: CauseReport?
         for unit in report.units {
             let client = try await RPCClient.connect(to: notify.endpoints.rpc, from: unit)
             last = try await client.call(
                 CauseReportTypes.report,
-                CauseReportRequest(id: report.id, cause: "上游生活污水管网破损溢流", measures: "已临时封堵并抽排", evidence: [
-                    EvidenceRef(name: "现场照片", uri: "https://files.example/yl.jpg")
-                ]))
+                CauseReportRequest(
+                    id: report.id, cause: "上游生活污水管网破损溢流", measures: "已临时封堵并抽排",
+                    evidence: [
+                        EvidenceRef(name: "现场照片", uri: "https://files.example/yl.jpg")
+                    ]))
             await client.close()
         }
         #expect(last?.state == .reported && last?.pendingUnits == [] && last?.entries.count == report.units.count)
