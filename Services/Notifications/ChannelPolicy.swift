@@ -10,6 +10,8 @@ import Synchronization
 struct ChannelPolicy: Sendable {
     let files: FileChannelDirectory
     let webhooks: WebhookAllowList
+    /// The web console's address, for links from chat messages to each notice.
+    var consoleURL: String?
 
     /// How long `channel.set` waits for a host name to resolve (it runs in the write lane).
     static let setResolveTimeout: Duration = .seconds(2)
@@ -27,6 +29,7 @@ struct ChannelPolicy: Sendable {
             ?? (deployment.dataDirectory as NSString).appendingPathComponent("channels")
         files = FileChannelDirectory(path: (directory as NSString).standardizingPath)
         webhooks = try WebhookAllowList(deployment.notifyWebhookAllow ?? WebhookAllowList.defaultEntries)
+        consoleURL = deployment.notifyConsoleURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
     }
 
     /// Refuses a channel that could never deliver, or could deliver where it must not.

@@ -138,7 +138,7 @@ final class Deliverer: Sendable {
 
     func send(_ notices: [Notice], delivery: Int64, unit: String, channel: Schema.Channel) async -> Result {
         do {
-            let body = try Self.payload(notices, delivery: delivery, unit: unit, channel: channel)
+            let body = try Self.payload(notices, delivery: delivery, unit: unit, channel: channel, consoleURL: policy.consoleURL)
             if channel.kind == .file {
                 do throws(FileChannelDirectory.Refusal) {
                     try policy.files.append(body + Data("\n".utf8), to: channel.target)
@@ -282,24 +282,54 @@ final class Deliverer: Sendable {
         }
     }
 
-    /// The message a channel gets: WeCom's and DingTalk's robot formats, or Duban's own JSON.
-    static func payload(_ notices: [Notice], delivery: Int64, unit: String, channel: Schema.Channel) throws -> Data {
+    /// What a chat robot takes in one message: WeCom's markdown allows 4,096 bytes of content;
+    /// DingTalk is given the same, with room left for the heading.
+    static let robotContentBytes = 4_000
+
+    /// The message a channel gets: WeCom's and DingTalk's robot formats, or Duban's own JSON. A
+    /// robot's message fits its limit: long texts are cut, and when even titles do not fit, the rest
+    /// is counted and linked to the console, where the whole notice (and the report) can be read.
+    static func payload(
+        _ notices: [Notice], delivery: Int64, unit: String, channel: Schema.Channel, consoleURL: String? = nil
+    ) throws -> Data {
         let severity = ["info": "提示", "warning": "预警", "critical": "紧急"]
-        let lines = notices.map { "**【\(severity[$0.severity.rawValue] ?? "")】\($0.title)**\n\($0.text)\n编号 \($0.id)" }
+        func link(_ notice: Notice) -> String? { consoleURL.map { "\($0)/notices/\(notice.id)" } }
         let heading = notices.count == 1 ? notices[0].title : "督办提醒（\(unit)，\(notices.count)条）"
+        func line(_ notice: Notice, textLimit: Int?) -> String {
+            var text = notice.text
+            if let textLimit, text.count > textLimit { text = String(text.prefix(textLimit)) + "……" }
+            let more = link(notice).map { "\n[查看全文并签收](\($0))" } ?? ""
+            return "**【\(severity[notice.severity.rawValue] ?? "")】\(notice.title)**\n\(text)\n编号 \(notice.id)\(more)"
+        }
+        func fitted(_ prefix: String) -> String {
+            for textLimit in [nil, 600, 200, 60] as [Int?] {
+                let body = prefix + notices.map { line($0, textLimit: textLimit) }.joined(separator: "\n\n")
+                if body.utf8.count <= robotContentBytes { return body }
+            }
+            // Titles only, as many as fit, and the count of the rest.
+            var body = prefix
+            for (index, notice) in notices.enumerated() {
+                let entry = "- \(notice.title)（\(notice.id)）\n"
+                let rest = "另有\(notices.count - index)条，请到督办平台查看\(consoleURL.map { "：\($0)/notices" } ?? "")"
+                if (body + entry + rest).utf8.count > robotContentBytes {
+                    body += rest
+                    return String(decoding: Array(body.utf8.prefix(robotContentBytes)), as: UTF8.self)
+                }
+                body += entry
+            }
+            return body + (consoleURL.map { "全文请到督办平台查看并签收：\($0)/notices" } ?? "")
+        }
         switch channel.kind {
         case .wecom:
             return try WireCoding.encode([
                 "msgtype": JSONValue.string("markdown"),
-                "markdown": .object(["content": .string("# \(heading)\n\n" + lines.joined(separator: "\n\n"))]),
+                "markdown": .object(["content": .string(fitted("# \(heading)\n\n"))]),
             ])
         case .dingtalk:
             return try WireCoding.encode(
                 [
                     "msgtype": JSONValue.string("markdown"),
-                    "markdown": .object([
-                        "title": .string(heading), "text": .string("### \(heading)\n\n" + lines.joined(separator: "\n\n")),
-                    ]),
+                    "markdown": .object(["title": .string(heading), "text": .string(fitted("### \(heading)\n\n"))]),
                 ])
         case .webhook, .file:
             struct Message: Encodable {
@@ -307,8 +337,11 @@ final class Deliverer: Sendable {
                 var channel: String
                 var unit: String
                 var notices: [Notice]
+                /// Each notice's page in the web console, when its address is configured.
+                var links: [String: String]?
             }
-            return try WireCoding.encode(Message(delivery: delivery, channel: channel.name, unit: unit, notices: notices))
+            let links = consoleURL.map { base in Dictionary(uniqueKeysWithValues: notices.map { ($0.id, "\(base)/notices/\($0.id)") }) }
+            return try WireCoding.encode(Message(delivery: delivery, channel: channel.name, unit: unit, notices: notices, links: links))
         }
     }
 }

@@ -75,6 +75,9 @@ public struct DeploymentConfiguration: Sendable, Equatable {
     /// Notify: the hosts and CIDRs webhook-like channels may reach (`notify.webhookAllow`, comma-separated);
     /// nil: the WeCom and DingTalk robot hosts only.
     public var notifyWebhookAllow: [String]?
+    /// Notify: the web console's address as people reach it (`notify.consoleURL`): chat messages link
+    /// each notice to its page there (`<consoleURL>/notices/<id>`); nil: no links.
+    public var notifyConsoleURL: String?
     /// Cases: days a complainant's contact is kept after the case ends (`cases.complaintRetentionDays`).
     public var complaintRetentionDays = 365
 
@@ -100,7 +103,7 @@ public struct DeploymentConfiguration: Sendable, Equatable {
             "logLevel", "keysDir", "supervisionStart",
         ]
         + ["thresholds.city_control_value", "thresholds.city_standard", "thresholds.national_quota"]
-        + ["notify.fileChannelDir", "notify.webhookAllow", "cases.complaintRetentionDays"]
+        + ["notify.fileChannelDir", "notify.webhookAllow", "notify.consoleURL", "cases.complaintRetentionDays"]
 
     /// Variables read besides the keys: where the file is, the instance mode, the notification rules,
     /// the log level, and the clock override for rehearsals and tests.
@@ -173,6 +176,10 @@ public struct DeploymentConfiguration: Sendable, Equatable {
             if let value = reader.double(forKey: ConfigKey(["thresholds", key])) { result.thresholds[key] = value }
         }
         result.notifyFileChannelDir = reader.string(forKey: ConfigKey(["notify", "fileChannelDir"]))
+        result.notifyConsoleURL = reader.string(forKey: ConfigKey(["notify", "consoleURL"])).flatMap { $0.isEmpty ? nil : $0 }
+        if let url = result.notifyConsoleURL, !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
+            throw ConfigurationError.invalid("notify.consoleURL", url)
+        }
         result.complaintRetentionDays = reader.int(
             forKey: ConfigKey(["cases", "complaintRetentionDays"]), default: result.complaintRetentionDays)
         guard (1...3650).contains(result.complaintRetentionDays) else {
