@@ -1,0 +1,202 @@
+import ArgumentParser
+import DubanConfig
+import Foundation
+import Hummingbird
+import Logging
+import WebConsole
+
+@main
+struct Main: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "duban-web",
+        abstract: "督办系统网页控制台：为人员提供中文网页，经 ZeroMQ 与四个服务通信。",
+        subcommands: [Serve.self, Users.self],
+        defaultSubcommand: Serve.self)
+}
+
+/// Options every subcommand shares: where the configuration and the data are.
+struct CommonOptions: ParsableArguments {
+    @Option(name: .long, help: "JSON 配置文件（或 DUBAN_CONFIG），与各服务相同。")
+    var config: String?
+
+    @Option(name: .long, help: "数据目录（或 DUBAN_DATA_DIR）；控制台的文件在其下的 web/ 中。")
+    var dataDir: String?
+
+    func deployment() async throws -> DeploymentConfiguration {
+        do {
+            var deployment = try await DeploymentConfiguration.load(configFile: config)
+            if let dataDir { deployment.dataDirectory = dataDir }
+            return deployment
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+    }
+
+    func webDirectory() async throws -> String {
+        let base = try await deployment().dataDirectory
+        return (base as NSString).appendingPathComponent("web")
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "启动网页控制台（默认子命令）。")
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(name: .long, help: "监听地址 HOST:PORT（或 DUBAN_WEB_HTTP；默认 127.0.0.1:8080）。")
+    var http: String?
+
+    @Option(name: .long, help: "密钥目录（或 DUBAN_KEYS_DIR、配置 keysDir）：以其中的 gateway 证书调用各服务。")
+    var keys: String?
+
+    @Flag(name: .long, help: "控制台位于 TLS 反向代理之后（或 DUBAN_WEB_BEHIND_TLS=true）：Cookie 加 Secure，并发送 HSTS。")
+    var behindTLS = false
+
+    @Option(name: .long, help: "人员访问控制台的地址（或 DUBAN_WEB_BASE_URL），用于佐证材料链接。")
+    var baseURL: String?
+
+    @Option(name: .long, help: "会话空闲多少分钟后失效（默认 30）。")
+    var idleMinutes: Int = 30
+
+    @Option(name: .long, help: "bcrypt 成本（默认 12；测试可用 4）。")
+    var bcryptCost: UInt8 = 12
+
+    @Option(name: .long, help: "实时推送心跳间隔（秒，默认 15）。")
+    var heartbeatSeconds: Double = 15
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        var deployment = try await common.deployment()
+        if let keys { deployment.keysDirectory = keys.isEmpty ? nil : keys }
+        let address = http ?? environment["DUBAN_WEB_HTTP"] ?? "127.0.0.1:8080"
+        guard let (host, port) = WebSettings.parseAddress(address) else {
+            throw ValidationError("--http：应为 HOST:PORT，例如 127.0.0.1:8080，收到 \(address)")
+        }
+        guard (4...31).contains(bcryptCost) else { throw ValidationError("--bcrypt-cost：应在 4 到 31 之间") }
+        guard idleMinutes > 0, heartbeatSeconds > 0 else { throw ValidationError("--idle-minutes、--heartbeat-seconds 应大于 0") }
+        var settings = WebSettings(dataDirectory: (deployment.dataDirectory as NSString).appendingPathComponent("web"))
+        settings.host = host
+        settings.port = port
+        settings.behindTLS = behindTLS || environment["DUBAN_WEB_BEHIND_TLS"] == "true"
+        settings.baseURL = baseURL ?? environment["DUBAN_WEB_BASE_URL"]
+        settings.idleTimeout = .seconds(idleMinutes * 60)
+        settings.bcryptCost = bcryptCost
+        settings.heartbeat = .milliseconds(Int(heartbeatSeconds * 1000))
+        settings.keysDirectory = deployment.keysDirectory
+        let level = deployment.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "duban.web")
+        let console: WebConsole
+        do {
+            console = try WebConsole(deployment: deployment, settings: settings, logger: logger)
+        } catch let error as WebError {
+            throw ValidationError(error.message)
+        }
+        logger.info(
+            "web: listening",
+            metadata: [
+                "http": "\(host):\(port)", "data": "\(settings.dataDirectory)",
+                "gateway": "\(settings.keysDirectory == nil ? "no keys" : "CURVE")",
+            ])
+        try await console.application().runService()
+    }
+}
+
+struct Users: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "管理控制台账号（控制台自己的 SQLite 文件）。", subcommands: [Add.self, List.self, Disable.self, Passwd.self])
+
+    static func store(_ common: CommonOptions) async throws -> AccountStore {
+        try AccountStore(directory: try await common.webDirectory())
+    }
+
+    static func readPassword(_ file: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: file), var text = String(data: data, encoding: .utf8) else {
+            throw ValidationError("--password-file：无法读取 \(file)")
+        }
+        while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+        if let problem = Passwords.problem(with: text) { throw ValidationError("--password-file：\(problem)") }
+        return text
+    }
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "添加账号。")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "用户名（登录时输入）。") var name: String
+        @Option(help: "所属单位，按规划的写法（办公室人员为 专项工作组办公室）。") var unit: String?
+        @Option(help: "角色：office、unit、leader、screen、admin。") var role: String
+        @Option(name: .long, help: "存放密码的文件（首行）。") var passwordFile: String
+        @Option(name: .long, help: "bcrypt 成本（默认 12）。") var bcryptCost: UInt8 = 12
+
+        func run() async throws {
+            guard let role = WebRole(rawValue: role) else { throw ValidationError("--role：应为 office、unit、leader、screen 或 admin") }
+            let trimmed = name.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty, trimmed.count <= 64, !trimmed.contains(where: \.isNewline) else {
+                throw ValidationError("用户名不能为空，且不超过 64 个字符")
+            }
+            let unit = unit ?? (role.actsAsOffice || role == .leader || role == .screen ? "专项工作组办公室" : nil)
+            guard let unit, !unit.isEmpty else { throw ValidationError("--unit：责任单位联络员须指定所属单位") }
+            guard (4...31).contains(bcryptCost) else { throw ValidationError("--bcrypt-cost：应在 4 到 31 之间") }
+            let hash = try await Passwords(cost: bcryptCost).hash(try Users.readPassword(passwordFile))
+            do {
+                _ = try await Users.store(common).addUser(name: trimmed, unit: unit, role: role, passwordHash: hash)
+            } catch let error as WebError {
+                throw ValidationError(error.message)
+            }
+            print("已添加账号 \(trimmed)（\(unit)，\(role.label)）")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "列出账号。")
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            let users = try await Users.store(common).users()
+            if users.isEmpty { print("暂无账号") }
+            for user in users {
+                print(
+                    "\(user.name)\t\(user.unit)\t\(user.role.rawValue)（\(user.role.label)）\t"
+                        + "\(user.disabled ? "已停用" : "启用")\t\(user.createdAt)"
+                )
+            }
+        }
+    }
+
+    struct Disable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "停用账号，并结束其会话。")
+        @OptionGroup var common: CommonOptions
+        @Argument var name: String
+
+        func run() async throws {
+            do {
+                try await Users.store(common).disable(name: name)
+            } catch let error as WebError {
+                throw ValidationError(error.message)
+            }
+            print("已停用账号 \(name)")
+        }
+    }
+
+    struct Passwd: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "设置新密码，并结束其会话。")
+        @OptionGroup var common: CommonOptions
+        @Argument var name: String
+        @Option(name: .long, help: "存放新密码的文件（首行）。") var passwordFile: String
+        @Option(name: .long, help: "bcrypt 成本（默认 12）。") var bcryptCost: UInt8 = 12
+
+        func run() async throws {
+            let hash = try await Passwords(cost: bcryptCost).hash(try Users.readPassword(passwordFile))
+            do {
+                try await Users.store(common).setPassword(name: name, hash: hash)
+            } catch let error as WebError {
+                throw ValidationError(error.message)
+            }
+            print("已为 \(name) 设置新密码")
+        }
+    }
+}
