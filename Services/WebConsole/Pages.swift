@@ -123,7 +123,8 @@ extension WebConsole {
                 default: "<span class=\"tag\">待评估</span>"
                 }
             html += "<tr><td>\(esc(indicator.name))</td><td class=\"hide-narrow\">\(esc(indicator.target))</td>"
-            html += "<td>\(esc(latest))\(indicator.unit.map { " " + esc($0) } ?? "")</td><td>\(attainment)</td></tr>"
+            let unit = indicator.latest == nil ? "" : indicator.unit.map { " " + esc($0) } ?? ""
+            html += "<td>\(esc(latest))\(unit)</td><td>\(attainment)</td></tr>"
         }
         return html + "</table>"
     }

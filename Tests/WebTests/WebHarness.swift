@@ -148,10 +148,10 @@ final class Browser: @unchecked Sendable {
             body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n".utf8)
         }
         if let file {
-            body += Array(
+            let head =
                 "--\(boundary)\r\nContent-Disposition: form-data; name=\"\(file.field)\"; filename=\"\(file.name)\"\r\n"
-                    + "Content-Type: \(file.type)\r\n\r\n"
-                    .utf8)
+                + "Content-Type: \(file.type)\r\n\r\n"
+            body += Array(head.utf8)
             body += file.bytes + Array("\r\n".utf8)
         }
         body += Array("--\(boundary)--\r\n".utf8)

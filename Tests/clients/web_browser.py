@@ -34,7 +34,9 @@ def browser(width, height):
         options.add_argument(arg)
     options.binary_location = "/usr/bin/chromium"
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_window_size(width, height)
+    # The page's own viewport at exactly this size (the window's size would include the browser's frame).
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
     return driver
 
 
@@ -52,10 +54,17 @@ def shot(driver, name):
     result["screenshots"].append(path)
 
 
+def emit():
+    """The result, printed (the Swift test reads the last line) and kept beside the screenshots."""
+    with open(os.path.join(out, "result.json"), "w") as f:
+        json.dump(result, f, ensure_ascii=False)
+    print(json.dumps(result, ensure_ascii=False))
+
+
 def check(condition, message):
     if not condition:
         result["error"] = message
-        print(json.dumps(result, ensure_ascii=False))
+        emit()
         sys.exit(1)
 
 
@@ -122,4 +131,4 @@ try:
 finally:
     office.quit()
     unit.quit()
-print(json.dumps(result, ensure_ascii=False))
+emit()
