@@ -28,20 +28,29 @@ struct WebHarness {
     let notify: InProcessService
     let deployment: DeploymentConfiguration
     let console: WebConsole
+    /// With CURVE on: every service admits only the directory's certificates, and the console holds
+    /// only its gateway's secret.
+    let keys: TestKeys?
 
-    static func start(port: Int = 0, clock: ServiceClock = ServiceClock.starting(at: Timestamp.parse("2026-11-20T10:00:00+08:00")!))
-        async throws -> WebHarness
-    {
+    static func start(
+        port: Int = 0, keys: TestKeys? = nil, clock: ServiceClock = ServiceClock.starting(at: Timestamp.parse("2026-11-20T10:00:00+08:00")!)
+    ) async throws -> WebHarness {
         let directory = try TestSupport.temporaryDirectory("duban-web")
-        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: directory, clock: clock, tickSeconds: 0.2)
-        let ingest = try await InProcessService.start(IngestService.self, dataDirectory: directory, clock: clock, tickSeconds: 0.2)
+        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: directory, clock: clock, tickSeconds: 0.2) {
+            $0.keysDirectory = keys?.path
+        }
+        let ingest = try await InProcessService.start(IngestService.self, dataDirectory: directory, clock: clock, tickSeconds: 0.2) {
+            $0.keysDirectory = keys?.path
+        }
         let cases = try await InProcessService.start(CasesService.self, dataDirectory: directory, clock: clock, tickSeconds: 0.2) {
             $0.endpoints[.registry] = registry.endpoints
+            $0.keysDirectory = keys?.path
         }
         let notify = try await InProcessService.start(NotifyService.self, dataDirectory: directory, clock: clock, tickSeconds: 0.2) {
             $0.endpoints[.registry] = registry.endpoints
             $0.endpoints[.ingest] = ingest.endpoints
             $0.endpoints[.cases] = cases.endpoints
+            $0.keysDirectory = keys?.path
         }
         var deployment = DeploymentConfiguration(dataDirectory: directory, logLevel: .warning)
         TestSupport.isolate(&deployment)
@@ -54,6 +63,7 @@ struct WebHarness {
         settings.bcryptCost = 4
         settings.heartbeat = .milliseconds(300)
         settings.maxUploadBytes = 64 << 10
+        settings.keysDirectory = try keys?.hostDirectory(holding: ["gateway"])
         var logger = Logger(label: "test.web")
         logger.logLevel = .warning
         let console = try WebConsole(deployment: deployment, settings: settings, logger: logger)
@@ -62,8 +72,9 @@ struct WebHarness {
             _ = try console.store.addUser(name: name, unit: unit, role: role, passwordHash: try await passwords.hash(password))
         }
         return WebHarness(
-            directory: directory, registry: registry, ingest: ingest, cases: cases, notify: notify, deployment: deployment, console: console
-        )
+            directory: directory, registry: registry, ingest: ingest, cases: cases, notify: notify, deployment: deployment,
+            console: console,
+            keys: keys)
     }
 
     func stop() async throws {
@@ -73,9 +84,10 @@ struct WebHarness {
         try await registry.stop()
     }
 
-    /// A client of a service as the office (no keys: `from` says who).
+    /// A client of a service as the office (no keys: `from` says who; with keys, the office's certificate).
     func rpc(_ service: ServiceName, from: String = officeUnit) async throws -> RPCClient {
-        try await RPCClient.connect(to: deployment[service].rpc, from: from)
+        if let keys { return try await keys.client("office", service, at: deployment[service].rpc) }
+        return try await RPCClient.connect(to: deployment[service].rpc, from: from)
     }
 }
 

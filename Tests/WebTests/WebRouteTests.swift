@@ -191,6 +191,55 @@ import WebConsole
     }
 }
 
+/// With CURVE on, the console acts through its one gateway certificate, for the person's unit.
+@Suite(.serialized) struct WebGatewayTests {
+    @Test func withKeysTheConsoleActsThroughItsGatewayCertificateForThePersonsUnit() async throws {
+        let harness = try await WebHarness.start(keys: try TestKeys.make())
+        let task = try await WebRouteTests.ecologyTask(harness)
+        let casesClient = try await harness.rpc(.cases)
+        let opened = try await casesClient.call(
+            CaseTypes.open, CaseOpenRequest(source: .selfInspection, title: "排口排查", unit: WebHarness.ecology, deadline: "2026-12-31"))
+        let registry = try await harness.rpc(.registry)
+        try await harness.console.application().test(.live) { client in
+            let office = Browser(client)
+            #expect(try await office.login("office1").status == .seeOther)
+            try await Task.sleep(for: .milliseconds(500))
+            let live = try await SSEReader.open(port: try #require(client.port), cookie: office.cookieHeader, lastEventID: nil)
+            #expect(try await live.read(until: "retry: 2000", timeout: .seconds(3)))
+
+            let unit = Browser(client)
+            #expect(try await unit.login("eco").status == .seeOther)
+            let csrf = try await unit.csrf("/tasks/\(task.id)")
+            let (type, body) = Browser.multipart(
+                [("_csrf", csrf), ("period", "2026-11"), ("percent", "20"), ("summary", "经网关报送")], file: nil)
+            #expect(try await unit.request(.post, "/tasks/\(task.id)/report", contentType: type, body: body).status == .seeOther)
+            let report = try #require(
+                try await registry.callAll(RegistryTypes.progressList, ProgressListRequest(task: task.id)).first { $0.summary == "经网关报送" })
+            // Made by the gateway's certificate, for the person's unit.
+            #expect(report.principal == "gateway" && report.unit == WebHarness.ecology && report.reportedBy == WebHarness.ecology)
+            // The live feed follows the services through CURVE too.
+            #expect(try await live.read(until: "registry.progress.reported", timeout: .seconds(2)))
+            await live.close()
+
+            // The office's action goes out as the office, through the gateway.
+            let officeCSRF = try await office.csrf("/cases/\(opened.id)")
+            #expect(
+                try await office.post("/cases/\(opened.id)/transition", [("_csrf", officeCSRF), ("action", "assign")]).status == .seeOther)
+            let assigned = try await casesClient.call(CaseTypes.get, CaseGetRequest(id: opened.id))
+            #expect(assigned.state == .assigned && assigned.history?.last?.principal == "gateway")
+            #expect(assigned.history?.last?.actor == officeUnit)
+            // A leader reads everything as a reader: every card of the dashboard has its data.
+            let leader = Browser(client)
+            #expect(try await leader.login("leader").status == .seeOther)
+            let page = String(buffer: try await leader.get("/").body)
+            #expect(page.contains("任务进展") && !page.contains("暂时无法取得数据"))
+        }
+        await registry.close()
+        await casesClient.close()
+        try await harness.stop()
+    }
+}
+
 /// Reads a Server-Sent Events stream as a browser's EventSource would, over AsyncHTTPClient: a
 /// reader task owned by this object appends what arrives; `read(until:)` waits for a text in it.
 final class SSEReader: Sendable {
