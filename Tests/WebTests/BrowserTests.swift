@@ -66,12 +66,13 @@ import WebConsole
         let cases = try await harness.rpc(.cases)
         let opened = try await cases.call(
             CaseTypes.open, CaseOpenRequest(source: .selfInspection, title: "六一桥排口排查", unit: WebHarness.ecology, deadline: "2026-12-31"))
+        let notice = try await WebRouteTests.pendingNotice(harness)
         try? FileManager.default.removeItem(atPath: Self.outputDirectory)
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("clients/web_browser.py").path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, "http://127.0.0.1:\(running.port)", Self.outputDirectory, task.id, opened.id]
+        process.arguments = ["python3", script, "http://127.0.0.1:\(running.port)", Self.outputDirectory, task.id, opened.id, notice.id]
         var environment = ProcessInfo.processInfo.environment
         environment["WEB_PASSWORD"] = WebHarness.password
         environment["SE_AVOID_STATS"] = "true"
@@ -97,6 +98,9 @@ import WebConsole
         #expect(shots.contains { $0.hasSuffix("1920x1080.png") } && shots.contains { $0.hasSuffix("360x800.png") })
         for shot in shots { #expect(FileManager.default.fileExists(atPath: shot)) }
         #expect(try await cases.call(CaseTypes.get, CaseGetRequest(id: opened.id)).state == .registered)
+        let notify = try await harness.rpc(.notify)
+        #expect(try await notify.call(NotifyTypes.noticeGet, NoticeGetRequest(id: notice.id)).acks.map(\.unit) == [WebHarness.ecology])
+        await notify.close()
         await cases.close()
         try await running.stop()
         try await harness.stop()

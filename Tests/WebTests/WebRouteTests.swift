@@ -147,6 +147,57 @@ import WebConsole
         try await harness.stop()
     }
 
+    /// A notice 区生态环境局 has to acknowledge (the overdue notices of a fresh install).
+    static func pendingNotice(_ harness: WebHarness) async throws -> Notice {
+        let notify = try await harness.rpc(.notify)
+        defer { Task { await notify.close() } }
+        var found: Notice?
+        _ = try await TestSupport.eventually(timeout: .seconds(15)) {
+            found = try await notify.callAll(NotifyTypes.noticeList, NoticeListRequest(pendingUnit: WebHarness.ecology)).first
+            return found != nil
+        }
+        return try #require(found)
+    }
+
+    @Test func aUnitAcknowledgesANoticeFromItsLinkAndAReaderCannot() async throws {
+        let harness = try await WebHarness.start()
+        let notice = try await Self.pendingNotice(harness)
+        try await harness.console.application().test(.live) { client in
+            // The chat link: straight to the notice, through the login page and back.
+            let unit = Browser(client)
+            let link = try await unit.get("/notices/\(notice.id)")
+            #expect(link.status == .seeOther && link.headers[.location] == "/login?next=%2Fnotices%2F\(notice.id)")
+            let page = try await unit.get("/login?next=%2Fnotices%2F\(notice.id)")
+            let token = try Browser.hidden("_login", in: String(buffer: page.body))
+            let next = try Browser.hidden("next", in: String(buffer: page.body))
+            #expect(next == "/notices/\(notice.id)")
+            let loggedIn = try await unit.post(
+                "/login", [("_login", token), ("next", next), ("name", "eco"), ("password", WebHarness.password)])
+            #expect(loggedIn.headers[.location] == "/notices/\(notice.id)")
+            let html = String(buffer: try await unit.get("/notices/\(notice.id)").body)
+            #expect(html.contains(">签收</button>") && html.contains(notice.title))
+            let csrf = try Browser.hidden("_csrf", in: html)
+
+            // A leader sees no 签收 and cannot post one.
+            let leader = Browser(client)
+            #expect(try await leader.login("leader").status == .seeOther)
+            let leaderPage = String(buffer: try await leader.get("/notices/\(notice.id)").body)
+            #expect(!leaderPage.contains(">签收</button>"))
+            let leaderCSRF = try Browser.hidden("_csrf", in: leaderPage)
+            #expect(try await leader.post("/notices/\(notice.id)/ack", [("_csrf", leaderCSRF)]).status == .forbidden)
+
+            let acked = try await unit.post("/notices/\(notice.id)/ack", [("_csrf", csrf)])
+            #expect(acked.status == .seeOther && acked.headers[.location] == "/notices/\(notice.id)?acked=1")
+            let after = String(buffer: try await unit.get("/notices/\(notice.id)?acked=1").body)
+            #expect(after.contains("已签收") && !after.contains(">签收</button>"))
+            let notify = try await harness.rpc(.notify)
+            let stored = try await notify.call(NotifyTypes.noticeGet, NoticeGetRequest(id: notice.id))
+            #expect(stored.acks.map(\.unit) == [WebHarness.ecology] && !stored.pendingUnits.contains(WebHarness.ecology))
+            await notify.close()
+        }
+        try await harness.stop()
+    }
+
     @Test func liveEventsArriveAndAReconnectingPageResumesFromLastEventID() async throws {
         let harness = try await WebHarness.start()
         let task = try await Self.ecologyTask(harness)

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Browser test of duban-web in headless Chromium (Debian's chromium and chromium-driver, Selenium).
 
-Usage: web_browser.py BASE_URL OUTPUT_DIR TASK_ID CASE_ID
+Usage: web_browser.py BASE_URL OUTPUT_DIR TASK_ID CASE_ID NOTICE_ID
 Environment: WEB_PASSWORD (the test accounts' password: office1 = the office, eco = 区生态环境局).
 
 1. The office opens the dashboard (1920x1080) and keeps it open.
 2. 区生态环境局, on a phone-sized window (360x800), reports progress on TASK_ID with a PDF.
 3. The office's dashboard shows the report within 2 s, without a reload.
 4. The unit's case page has none of the office's buttons; a forged POST of one gets 403.
+5. The unit opens NOTICE_ID from its chat link on the phone and 签收 it in one tap.
 Screenshots of each page at 1920x1080 and 360x800 go to OUTPUT_DIR. Prints one JSON line.
 """
 import json
@@ -21,7 +22,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-base, out, task_id, case_id = sys.argv[1:5]
+base, out, task_id, case_id, notice_id = sys.argv[1:6]
 password = os.environ["WEB_PASSWORD"]
 os.makedirs(out, exist_ok=True)
 result = {"ok": False, "screenshots": []}
@@ -120,6 +121,14 @@ try:
     """, base + "/cases/" + case_id + "/transition", csrf)
     result["forged_status"] = status
     check(status == 403, "a forged POST got %s" % status)
+
+    # 签收 from the chat link, on the phone.
+    unit.get(base + "/notices/" + notice_id)
+    shot(unit, "notice-unit-360x800")
+    unit.find_element(By.ID, "ack-" + notice_id).click()
+    WebDriverWait(unit, 5).until(lambda d: "已签收" in d.find_element(By.ID, "flash").text)
+    check(len(unit.find_elements(By.ID, "ack-" + notice_id)) == 0, "the 签收 button is still there")
+    shot(unit, "notice-acked-360x800")
 
     office.get(base + "/cases/" + case_id)
     check(len(office.find_elements(By.ID, "action-assign")) == 1, "the office has no assign button")
