@@ -5,15 +5,6 @@ import Hummingbird
 import Logging
 import WebConsole
 
-@main
-struct Main: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "duban-web",
-        abstract: "督办系统网页控制台：为人员提供中文网页，经 ZeroMQ 与四个服务通信。",
-        subcommands: [Serve.self, Users.self],
-        defaultSubcommand: Serve.self)
-}
-
 /// Options every subcommand shares: where the configuration and the data are.
 struct CommonOptions: ParsableArguments {
     @Option(name: .long, help: "JSON 配置文件（或 DUBAN_CONFIG），与各服务相同。")
@@ -38,8 +29,13 @@ struct CommonOptions: ParsableArguments {
     }
 }
 
-struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "启动网页控制台（默认子命令）。")
+/// `duban-web [--http HOST:PORT] …` serves the console; `duban-web users …` manages its accounts.
+@main
+struct Main: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "duban-web",
+        abstract: "督办系统网页控制台：为人员提供中文网页，经 ZeroMQ 与四个服务通信。",
+        subcommands: [Users.self])
 
     @OptionGroup var common: CommonOptions
 
