@@ -55,6 +55,8 @@ public final class LiveHub: Service, Sendable {
         var listeners: [Int: AsyncStream<LiveItem>.Continuation] = [:]
         var nextListener = 0
         var closed = false
+        /// Services whose subscriber has started: their heads are known.
+        var following: Set<ServiceName> = []
     }
 
     let gateway: Gateway
@@ -87,25 +89,32 @@ public final class LiveHub: Service, Sendable {
         close()
     }
 
-    /// Follows one service's events until shutdown, starting again after a failure (the
-    /// subscriber resumes from its last position, so nothing is lost).
+    /// Follows one service's events until shutdown, starting again after a failure from where it
+    /// was. It starts at the streams' heads as `sys.ping` gives them, so that the hub knows exactly
+    /// where its live feed begins: a page that missed older events gets them from the service.
     func follow(_ service: ServiceName) async {
-        var start: SubscriptionStart = .now
+        var positions: [String: Int]?
         while !Task.isCancelled && !isClosed {
             do {
+                if positions == nil {
+                    positions = try await gateway.call(service, SystemTypes.ping, Empty(), from: nil).streams
+                }
+                var seen = positions ?? [:]
+                for (stream, seq) in seen { setHead(stream, seq) }
                 let subscriber = try await EventSubscriber.start(
-                    events: gateway.deployment[service].events, rpc: gateway.deployment[service].rpc, from: start,
+                    events: gateway.deployment[service].events, rpc: gateway.deployment[service].rpc, from: .after(seen),
                     name: "web-\(service.rawValue)", logger: logger, curve: try gateway.curve(for: service))
-                for (stream, seq) in subscriber.positions { setHead(stream, seq) }
+                state.withLock { _ = $0.following.insert(service) }
                 await withTaskCancellationHandler {
                     for await event in subscriber.events {
                         if isClosed { break }
+                        seen[event.stream] = event.seq
                         publish(LiveEvent(stream: event.stream, seq: event.seq, type: event.type, ts: event.ts, text: Self.describe(event)))
                     }
                 } onCancel: {
                     Task { await subscriber.stop() }
                 }
-                start = .after(subscriber.positions)
+                positions = seen
                 await subscriber.stop()
             } catch {
                 logger.warning("live events: cannot follow service", metadata: ["service": "\(service.rawValue)", "error": "\(error)"])

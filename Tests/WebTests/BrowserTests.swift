@@ -106,6 +106,50 @@ import WebConsole
         try await harness.stop()
     }
 
+    /// A kiosk's page keeps its Last-Event-ID across a restart of duban-web: the new process has
+    /// none of the events in memory, reads what the page missed from the service (`events.since`),
+    /// and the session cookie still works (sessions are in SQLite).
+    @Test func aScreenReconnectingAfterTheConsoleRestartsMissesNoEvent() async throws {
+        let (harness, first) = try await Self.harness()
+        let task = try await WebRouteTests.ecologyTask(harness)
+        let registry = try await RPCClient.connect(to: harness.deployment[.registry].rpc, from: WebHarness.ecology)
+        let screen = try await harness.console.store.createSession(
+            user: try #require(try harness.console.store.user(named: "leader")), address: nil)
+        let cookie = "duban_session=\(screen.token)"
+        try await Task.sleep(for: .milliseconds(500))
+        func report(_ percent: Double) async throws {
+            _ = try await registry.call(
+                RegistryTypes.progressReport,
+                ProgressReportRequest(
+                    task: task.id, period: "2026-11", unit: WebHarness.ecology, percent: percent, summary: "报送 \(percent)"))
+        }
+        let before = try await SSEReader.open(port: first.port, cookie: cookie, lastEventID: nil)
+        try await report(10)
+        #expect(try await before.read(until: "10%", timeout: .seconds(3)))
+        let seen = try #require(before.lastID)
+        try await first.stop()
+        #expect(await TestSupport.eventually(timeout: .seconds(5)) { before.isEnded })
+        await before.close()
+
+        // While the console is down, two more reports.
+        try await report(20)
+        try await report(30)
+        var logger = Logger(label: "test.web.restarted")
+        logger.logLevel = .warning
+        let restarted = try WebConsole(deployment: harness.deployment, settings: harness.console.settings, logger: logger)
+        let second = RunningConsole(restarted, port: first.port)
+        try await second.waitUntilServing()
+        let after = try await SSEReader.open(port: second.port, cookie: cookie, lastEventID: seen)
+        #expect(try await after.read(until: "30%", timeout: .seconds(5)))
+        #expect(after.text.contains("20%") && !after.text.contains("10%"), "\(after.text) after \(seen)")
+        let text = after.text
+        if let twenty = text.range(of: "20%"), let thirty = text.range(of: "30%") { #expect(twenty.lowerBound < thirty.lowerBound) }
+        await after.close()
+        await registry.close()
+        try await second.stop()
+        try await harness.stop()
+    }
+
     @Test func openLiveStreamsEndOnGracefulShutdown() async throws {
         let (harness, running) = try await Self.harness()
         let office = try await harness.console.store.createSession(
