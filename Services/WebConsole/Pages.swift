@@ -47,12 +47,16 @@ extension WebConsole {
         async let notices = attempt {
             try await gateway.callAll(.notify, NotifyTypes.noticeList, NoticeListRequest(unit: unitFilter), from: from)
         }
+        async let escalations = attempt {
+            try await gateway.callAll(.registry, RegistryTypes.escalationList, EscalationListRequest(unit: unitFilter), from: from)
+        }
         var html = "<div class=\"grid\">"
         html += card("任务进展", body: await tasks.map(Self.taskSummary))
         html += card("台账整改", body: await cases.map(Self.caseSummary))
         html += "</div><div class=\"grid\">"
         html += card("工作目标（13 项）", body: await indicators.map(Self.targetTable))
         html += card(unitFilter == nil ? "最新通报与提醒" : "本单位的通报与提醒", body: await notices.map(Self.recentNotices))
+        html += card("通报、约谈与问责", body: await escalations.map(Self.escalationList))
         html += card("实时动态", body: .success(Self.feed(hub.recent(15))))
         html += "</div>"
         return html
@@ -146,6 +150,26 @@ extension WebConsole {
             html += "<li><span class=\"tag \(notice.severity.rawValue)\">\(esc(severityLabel(notice.severity)))</span> "
             html += "<a href=\"/notices/\(urlSegment(notice.id))\">\(esc(notice.title))</a>"
             html += " <span class=\"muted\">\(esc(shortTime(notice.issuedAt)))</span></li>"
+        }
+        return html + "</ul>"
+    }
+
+    static func escalationLabel(_ level: EscalationLevel) -> String {
+        switch level {
+        case .notice: return "通报"
+        case .interview: return "约谈"
+        case .accountability: return "问责"
+        }
+    }
+
+    /// Escalations, newest first, each with its 事由.
+    static func escalationList(_ escalations: [Escalation]) -> String {
+        let recent = escalations.sorted { $0.recordedAt > $1.recordedAt }.prefix(8)
+        if recent.isEmpty { return "<p class=\"muted\">暂无</p>" }
+        var html = "<ul class=\"feed\" id=\"escalations\">"
+        for item in recent {
+            html += "<li><span class=\"tag critical\">\(esc(escalationLabel(item.level)))</span> \(esc(item.unit))"
+            html += " <span class=\"muted\">\(esc(shortTime(item.recordedAt)))</span><div>事由：\(esc(item.reason))</div></li>"
         }
         return html + "</ul>"
     }
@@ -464,6 +488,9 @@ extension WebConsole {
             html += "<td>\(esc(noticeState(notice)))</td><td>\(ackForm(notice, session: session))</td></tr>"
         }
         html += "</table>\(notices.isEmpty ? "<p class=\"muted\">暂无通报与提醒</p>" : "")</div>"
+        let escalations = try await gateway.callAll(
+            .registry, RegistryTypes.escalationList, EscalationListRequest(unit: unit), from: wireFrom(session.user))
+        html += "<section class=\"card\"><h2>通报、约谈与问责</h2>\(Self.escalationList(escalations))</section>"
         return htmlResponse(Page(title: "通报与提醒", body: html, session: session).render())
     }
 

@@ -29,7 +29,7 @@ public final class WebConsole: Sendable {
     public let gateway: Gateway
     public let hub: LiveHub
     public let passwords: Passwords
-    let logger: Logger
+    public let logger: Logger
     static let sessionCookie = "duban_session"
     static let loginCookie = "duban_login"
 

@@ -159,6 +159,30 @@ import WebConsole
         return try #require(found)
     }
 
+    @Test func behindTLSCookiesAreSecureAndPagesSendHSTSAndEscalationsShowTheirReason() async throws {
+        let harness = try await WebHarness.start()
+        var settings = harness.console.settings
+        settings.behindTLS = true
+        let console = try WebConsole(deployment: harness.deployment, settings: settings, logger: harness.console.logger)
+        let registry = try await harness.rpc(.registry)
+        _ = try await registry.call(
+            RegistryTypes.escalationRecord,
+            EscalationRecordRequest(unit: WebHarness.ecology, level: .interview, reason: "连续两个月未报送任务进展"))
+        try await console.application().test(.live) { client in
+            let office = Browser(client)
+            let login = try await office.login("office1")
+            let cookie = login.headers[values: .setCookie].first { $0.hasPrefix("duban_session=") } ?? ""
+            #expect(cookie.contains("Secure") && cookie.contains("HttpOnly"))
+            let page = try await office.get("/")
+            #expect(page.headers[.strictTransportSecurity] == "max-age=31536000")
+            let html = String(buffer: page.body)
+            #expect(html.contains("约谈") && html.contains("事由：连续两个月未报送任务进展"))
+            #expect(String(buffer: try await office.get("/notices").body).contains("事由：连续两个月未报送任务进展"))
+        }
+        await registry.close()
+        try await harness.stop()
+    }
+
     @Test func aUnitAcknowledgesANoticeFromItsLinkAndAReaderCannot() async throws {
         let harness = try await WebHarness.start()
         let notice = try await Self.pendingNotice(harness)
