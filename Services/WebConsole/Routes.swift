@@ -120,6 +120,8 @@ extension WebConsole {
             return loginPage(request, context, error: "该账号已停用，请联系办公室", name: name, status: .forbidden)
         }
         try store.recordLogin(name: name, address: address, outcome: "ok")
+        // Sessions idle past their time are removed here, when someone logs in, rather than by a timer.
+        try store.purgeSessions(idleTimeout: Double(settings.idleTimeout.components.seconds))
         logger.info(
             "web: login", metadata: ["name": "\(name)", "role": "\(credentials.user.role.rawValue)", "address": "\(address ?? "")"])
         let (token, _) = try store.createSession(user: credentials.user, address: address)
