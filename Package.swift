@@ -192,7 +192,7 @@ let package = Package(
         .executableTarget(
             name: "duban-web",
             dependencies: [
-                "WebConsole", "DubanConfig", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "WebConsole", "DubanConfig", "Schema", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
             ],
             path: "Services/Executables/duban-web",

@@ -50,7 +50,9 @@ struct Page {
     func render() -> String {
         var nav = ""
         if let session {
-            let links: [(String, String)] = [("/", "总览"), ("/tasks", "任务"), ("/cases", "台账"), ("/notices", "通报与提醒")]
+            let links: [(String, String)] = [
+                ("/", "总览"), ("/tasks", "任务"), ("/dispatch", "月调度"), ("/cases", "台账"), ("/notices", "通报与提醒"),
+            ]
             nav = """
                 <nav class="top"><a class="brand" href="/">生态环境督办</a>\
                 \(links.map { "<a href=\"\($0.0)\">\($0.1)</a>" }.joined())\

@@ -15,6 +15,7 @@ extension WebConsole {
         router.get("/cases") { request, context in try await self.casesPage(request, context) }
         router.get("/cases/:id") { request, context in try await self.casePage(request, context) }
         router.post("/cases/:id/transition") { request, context in try await self.transitionCase(request, context) }
+        router.get("/dispatch") { request, context in try await self.dispatchPage(request, context) }
         router.get("/notices") { request, context in try await self.noticesPage(request, context) }
         router.get("/notices/:id") { request, context in try await self.noticePage(request, context) }
         router.post("/notices/:id/ack") { request, context in try await self.acknowledgeNotice(request, context) }
@@ -462,6 +463,63 @@ extension WebConsole {
         _ = try await gateway.call(
             .cases, CaseTypes.transition, CaseTransitionRequest(id: id, action: action, comment: form.text("comment")), from: from)
         return redirect("/cases/\(urlSegment(id))?done=1")
+    }
+
+    // MARK: 月调度
+
+    /// Units × tasks for a month: who has reported (已报), who has not yet (未报), and who is late
+    /// (逾期: the month's dispatch day has passed). A unit sees its own row.
+    func dispatchPage(_ request: Request, _ context: WebContext) async throws -> Response {
+        guard let session = context.session else { return loginRedirect(request) }
+        let requested = request.uri.queryParameters["period"].map(String.init)
+        let period = requested.flatMap { Self.isPeriod($0) ? $0 : nil } ?? Self.previousPeriod()
+        let overview = try await gateway.call(
+            .registry, RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: period), from: wireFrom(session.user))
+        let late = Self.today() > overview.due
+        let onlyUnit = session.user.role == .unit ? session.user.unit : nil
+        var rows: [String: (reported: [String], missing: [String])] = [:]
+        for item in overview.reported where onlyUnit == nil || item.unit == onlyUnit {
+            rows[item.unit, default: ([], [])].reported.append(item.task)
+        }
+        for item in overview.missing where onlyUnit == nil || item.unit == onlyUnit {
+            rows[item.unit, default: ([], [])].missing.append(item.task)
+        }
+        var html = "<h1>月调度</h1><form method=\"get\" action=\"/dispatch\"><label for=\"period\">月份（YYYY-MM）</label>"
+        html +=
+            "<input type=\"text\" id=\"period\" name=\"period\" value=\"\(esc(overview.period))\"><button type=\"submit\">查看</button></form>"
+        html += "<p>\(esc(overview.period)) 的进展应于 \(esc(overview.due)) 前报送；"
+        html += late ? "<span class=\"bad\">已过报送期限，未报即为逾期</span>。</p>" : "尚未到报送期限。</p>"
+        html += "<div class=\"card\"><table id=\"dispatch\"><tr><th>单位</th><th>已报</th><th>\(late ? "逾期未报" : "未报")</th></tr>"
+        // Units with most missing first: whom to remind.
+        for (unit, row) in rows.sorted(by: { ($0.value.missing.count, $1.key) > ($1.value.missing.count, $0.key) }) {
+            let missing = row.missing.sorted().map { "<a href=\"/tasks/\(urlSegment($0))\">\(esc($0))</a>" }.joined(separator: "、")
+            html += "<tr><td>\(esc(unit))</td><td>\(esc(row.reported.sorted().joined(separator: "、")))</td>"
+            html += "<td class=\"\(late && !row.missing.isEmpty ? "bad" : "")\">\(missing)</td></tr>"
+        }
+        html += "</table>\(rows.isEmpty ? "<p class=\"muted\">该月没有需要报送的任务</p>" : "")</div>"
+        return htmlResponse(Page(title: "月调度", body: html, session: session).render())
+    }
+
+    static func isPeriod(_ text: String) -> Bool {
+        guard text.count == 7, text.dropFirst(4).first == "-", let year = Int(text.prefix(4)), let month = Int(text.suffix(2)) else {
+            return false
+        }
+        return year >= 2000 && (1...12).contains(month)
+    }
+
+    static func districtFormatter(_ format: String) -> DateFormatter {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(secondsFromGMT: 8 * 3600)
+        formatter.dateFormat = format
+        return formatter
+    }
+
+    static func today() -> String { districtFormatter("yyyy-MM-dd").string(from: Date()) }
+
+    /// The month whose reports the next dispatch asks for.
+    static func previousPeriod() -> String {
+        districtFormatter("yyyy-MM").string(from: Calendar(identifier: .gregorian).date(byAdding: .month, value: -1, to: Date()) ?? Date())
     }
 
     // MARK: 通报与提醒

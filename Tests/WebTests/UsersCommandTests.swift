@@ -47,6 +47,9 @@ import WebConsole
         #expect(try store.session(token: session.token, idleTimeout: 3600) == nil)
         #expect(Self.run(["users", "disable", "wang", "--data-dir", data]).0)
         #expect(try store.user(named: "wang")?.disabled == true)
+        try store.recordLogin(name: "wang", address: "10.0.0.8", outcome: "failed")
+        let logins = Self.run(["users", "logins", "--data-dir", data])
+        #expect(logins.0 && logins.1.contains("wang\t失败\t10.0.0.8"))
         let unknown = Self.run(["users", "disable", "nobody", "--data-dir", data])
         #expect(!unknown.0 && unknown.1.contains("没有用户 nobody"))
     }

@@ -96,6 +96,10 @@ import WebConsole
             let report = try #require(stored.first { $0.unit == WebHarness.ecology })
             let sha = try #require(report.evidence.first?.sha256)
             #expect(report.percent == 40 && report.evidence.first?.name == "排查报告.pdf" && report.evidence.first?.uri == "/files/\(sha)")
+            // 月调度 for the month: the unit's row has the task as reported.
+            let dispatch = String(buffer: try await unit.get("/dispatch?period=2026-11").body)
+            #expect(dispatch.contains("月调度") && dispatch.contains("<td>\(WebHarness.ecology)</td><td>") && dispatch.contains(task.id))
+            #expect(!dispatch.contains("区自然资源和林业局"))
             let after = String(buffer: try await unit.get("/tasks/\(task.id)?reported=1").body)
             #expect(after.contains("进展已报送") && after.contains("完成六一桥段排口排查") && after.contains("/files/\(sha)"))
             // Served back only as a download.

@@ -3,6 +3,7 @@ import DubanConfig
 import Foundation
 import Hummingbird
 import Logging
+import Schema
 import WebConsole
 
 /// Options every subcommand shares: where the configuration and the data are.
@@ -104,7 +105,7 @@ struct Main: AsyncParsableCommand {
 
 struct Users: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "管理控制台账号（控制台自己的 SQLite 文件）。", subcommands: [Add.self, List.self, Disable.self, Passwd.self])
+        abstract: "管理控制台账号（控制台自己的 SQLite 文件）。", subcommands: [Add.self, List.self, Disable.self, Passwd.self, Logins.self])
 
     static func store(_ common: CommonOptions) async throws -> AccountStore {
         try AccountStore(directory: try await common.webDirectory())
@@ -158,6 +159,21 @@ struct Users: AsyncParsableCommand {
                 print(
                     "\(user.name)\t\(user.unit)\t\(user.role.rawValue)（\(user.role.label)）\t"
                         + "\(user.disabled ? "已停用" : "启用")\t\(user.createdAt)"
+                )
+            }
+        }
+    }
+
+    struct Logins: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "列出最近的登录记录（成功、失败、锁定、停用）。")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "最多列出多少条（默认 50）。") var limit: Int = 50
+
+        func run() async throws {
+            let outcomes = ["ok": "成功", "failed": "失败", "locked": "已锁定", "disabled": "已停用"]
+            for record in try await Users.store(common).logins(limit: max(1, min(limit, 10_000))) {
+                print(
+                    "\(Timestamp.format(record.at))\t\(record.name)\t\(outcomes[record.outcome] ?? record.outcome)\t\(record.address ?? "")"
                 )
             }
         }
