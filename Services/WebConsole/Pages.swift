@@ -485,8 +485,8 @@ extension WebConsole {
             rows[item.unit, default: ([], [])].missing.append(item.task)
         }
         var html = "<h1>月调度</h1><form method=\"get\" action=\"/dispatch\"><label for=\"period\">月份（YYYY-MM）</label>"
-        html +=
-            "<input type=\"text\" id=\"period\" name=\"period\" value=\"\(esc(overview.period))\"><button type=\"submit\">查看</button></form>"
+        html += "<input type=\"text\" id=\"period\" name=\"period\" value=\"\(esc(overview.period))\">"
+        html += "<button type=\"submit\">查看</button></form>"
         html += "<p>\(esc(overview.period)) 的进展应于 \(esc(overview.due)) 前报送；"
         html += late ? "<span class=\"bad\">已过报送期限，未报即为逾期</span>。</p>" : "尚未到报送期限。</p>"
         html += "<div class=\"card\"><table id=\"dispatch\"><tr><th>单位</th><th>已报</th><th>\(late ? "逾期未报" : "未报")</th></tr>"
