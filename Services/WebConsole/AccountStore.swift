@@ -64,7 +64,67 @@ public final class AccountStore: Sendable {
                         uploaded_by TEXT NOT NULL, unit TEXT NOT NULL, at TEXT NOT NULL);
                     """)
         }
+        migrator.registerMigration("v2-kiosk") { db in
+            // A kiosk link: a revocable token in the URL for the meeting-room screen. Each has a
+            // `screen` person of its own, so revoking it also ends the screen's session.
+            try db.execute(
+                sql: """
+                    CREATE TABLE kiosks (
+                        token_hash TEXT PRIMARY KEY, label TEXT NOT NULL UNIQUE, user_id INTEGER NOT NULL REFERENCES users(id),
+                        created_at TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
+                    """)
+        }
         return migrator
+    }
+
+    // MARK: Kiosk links
+
+    /// Makes a kiosk link for `label`; returns its token (only its hash is kept).
+    public func addKiosk(label: String, passwordHash: String) throws -> String {
+        let token = Self.randomToken()
+        try queue.write { db in
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM kiosks WHERE label = ?", arguments: [label]) != nil {
+                throw WebError.invalid("大屏链接 \(label) 已存在")
+            }
+            let now = Timestamp.now()
+            try db.execute(
+                sql: "INSERT INTO users (name, unit, role, password_hash, created_at) VALUES (?, ?, 'screen', ?, ?)",
+                arguments: ["kiosk:\(label)", officeUnit, passwordHash, now])
+            try db.execute(
+                sql: "INSERT INTO kiosks (token_hash, label, user_id, created_at) VALUES (?, ?, ?, ?)",
+                arguments: [Self.hash(token), label, db.lastInsertedRowID, now])
+        }
+        return token
+    }
+
+    /// The screen person a live kiosk token stands for; nil when unknown or revoked.
+    public func kioskUser(token: String) throws -> WebUser? {
+        try queue.read { db in
+            try Row.fetchOne(
+                db,
+                sql:
+                    "SELECT u.* FROM kiosks k JOIN users u ON u.id = k.user_id WHERE k.token_hash = ? AND k.revoked = 0 AND u.disabled = 0",
+                arguments: [Self.hash(token)]
+            ).map(Self.user)
+        }
+    }
+
+    /// Revokes a kiosk link and ends its screen's sessions.
+    public func revokeKiosk(label: String) throws {
+        try queue.write { db in
+            try db.execute(sql: "UPDATE kiosks SET revoked = 1 WHERE label = ?", arguments: [label])
+            guard db.changesCount == 1 else { throw WebError.invalid("没有大屏链接 \(label)") }
+            try db.execute(sql: "UPDATE users SET disabled = 1 WHERE name = ?", arguments: ["kiosk:\(label)"])
+            try db.execute(sql: "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?)", arguments: ["kiosk:\(label)"])
+        }
+    }
+
+    public func kiosks() throws -> [(label: String, createdAt: String, revoked: Bool)] {
+        try queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT label, created_at, revoked FROM kiosks ORDER BY label").map {
+                ($0["label"], $0["created_at"], ($0["revoked"] as Int64) != 0)
+            }
+        }
     }
 
     // MARK: People
@@ -242,7 +302,7 @@ public final class AccountStore: Sendable {
 
     // MARK: Helpers
 
-    static func randomToken() -> String {
+    public static func randomToken() -> String {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
         return Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")

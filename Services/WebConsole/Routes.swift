@@ -17,6 +17,7 @@ extension WebConsole {
         router.post("/login") { request, context in try await self.login(request, context) }
         router.post("/logout") { request, context in try await self.logout(request, context) }
         router.get("/events") { request, context in try await self.events(request, context) }
+        router.get("/kiosk/:token") { request, context in try await self.kiosk(request, context) }
         router.get("/files/:sha") { request, context in try await self.download(request, context) }
         addPages(to: router)
     }
@@ -137,6 +138,20 @@ extension WebConsole {
         try store.endSession(key: session.key)
         var response = redirect("/login")
         response.setCookie(cookie(Self.sessionCookie, "", maxAge: 0))
+        return response
+    }
+
+    /// A kiosk link: no login; the screen gets a session as its own read-only `screen` person and
+    /// goes to the dashboard. A revoked or unknown token gets 404 and no session.
+    func kiosk(_ request: Request, _ context: WebContext) async throws -> Response {
+        let token = context.parameters.get("token") ?? ""
+        guard token.count >= 20, token.count < 100, let user = try store.kioskUser(token: token) else {
+            throw WebError.notFound("大屏链接无效或已撤销")
+        }
+        try store.recordLogin(name: user.name, address: context.address, outcome: "ok")
+        let (session, _) = try store.createSession(user: user, address: context.address)
+        var response = redirect("/")
+        response.setCookie(cookie(Self.sessionCookie, session))
         return response
     }
 

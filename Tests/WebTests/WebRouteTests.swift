@@ -187,6 +187,32 @@ import WebConsole
         try await harness.stop()
     }
 
+    @Test func aKioskLinkShowsTheDashboardWithoutLoginReadOnlyUntilRevoked() async throws {
+        let harness = try await WebHarness.start()
+        let token = try harness.console.store.addKiosk(label: "一号会议室", passwordHash: try await Passwords(cost: 4).hash("x-unknown-x"))
+        let opened = try await harness.rpc(.cases).call(
+            CaseTypes.open, CaseOpenRequest(source: .selfInspection, title: "排口排查", unit: WebHarness.ecology, deadline: "2026-12-31"))
+        try await harness.console.application().test(.live) { client in
+            let screen = Browser(client)
+            #expect(try await screen.get("/kiosk/\(AccountStore.randomToken())").status == .notFound)
+            #expect(screen.cookies["duban_session"] == nil)
+            let entered = try await screen.get("/kiosk/\(token)")
+            #expect(entered.status == .seeOther && entered.headers[.location] == "/")
+            let page = String(buffer: try await screen.get("/").body)
+            #expect(page.contains("总览") && page.contains("大屏（只读）") && page.contains("/static/live.js"))
+            // Read only: no action on a case, and a forged one is refused.
+            let casePage = String(buffer: try await screen.get("/cases/\(opened.id)").body)
+            #expect(!casePage.contains("case-actions"))
+            let csrf = try Browser.hidden("_csrf", in: casePage)
+            #expect(try await screen.post("/cases/\(opened.id)/transition", [("_csrf", csrf), ("action", "assign")]).status == .forbidden)
+            // Revoked: the link and the screen's session end.
+            try harness.console.store.revokeKiosk(label: "一号会议室")
+            #expect(try await screen.get("/").status == .seeOther)
+            #expect(try await Browser(client).get("/kiosk/\(token)").status == .notFound)
+        }
+        try await harness.stop()
+    }
+
     @Test func aUnitAcknowledgesANoticeFromItsLinkAndAReaderCannot() async throws {
         let harness = try await WebHarness.start()
         let notice = try await Self.pendingNotice(harness)

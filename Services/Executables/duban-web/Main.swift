@@ -36,7 +36,7 @@ struct Main: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "duban-web",
         abstract: "督办系统网页控制台：为人员提供中文网页，经 ZeroMQ 与四个服务通信。",
-        subcommands: [Users.self])
+        subcommands: [Users.self, Kiosk.self])
 
     @OptionGroup var common: CommonOptions
 
@@ -100,6 +100,56 @@ struct Main: AsyncParsableCommand {
                 "gateway": "\(settings.keysDirectory == nil ? "no keys" : "CURVE")",
             ])
         try await console.application().runService()
+    }
+}
+
+struct Kiosk: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "管理会议室大屏链接（免登录、只读、可撤销）。", subcommands: [Add.self, List.self, Revoke.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "生成大屏链接，打印其路径（令牌只显示这一次）。")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "名称，如 一号会议室。") var label: String
+
+        func run() async throws {
+            let trimmed = label.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty, trimmed.count <= 64 else { throw ValidationError("名称不能为空，且不超过 64 个字符") }
+            // The screen's person has a password nobody knows: it comes in only by its link.
+            let hash = try await Passwords(cost: 4).hash(AccountStore.randomToken())
+            do {
+                let token = try await Users.store(common).addKiosk(label: trimmed, passwordHash: hash)
+                print("大屏链接 \(trimmed)：/kiosk/\(token)（加在控制台地址之后；duban-web kiosk revoke \(trimmed) 可撤销）")
+            } catch let error as WebError {
+                throw ValidationError(error.message)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "列出大屏链接。")
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            for kiosk in try await Users.store(common).kiosks() {
+                print("\(kiosk.label)\t\(kiosk.createdAt)\t\(kiosk.revoked ? "已撤销" : "有效")")
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "撤销大屏链接，并结束其会话。")
+        @OptionGroup var common: CommonOptions
+        @Argument var label: String
+
+        func run() async throws {
+            do {
+                try await Users.store(common).revokeKiosk(label: label)
+            } catch let error as WebError {
+                throw ValidationError(error.message)
+            }
+            print("已撤销大屏链接 \(label)")
+        }
     }
 }
 
