@@ -55,7 +55,8 @@ extension WebConsole {
         html += card("任务进展", body: await tasks.map(Self.taskSummary))
         html += card("台账整改", body: await cases.map(Self.caseSummary))
         html += "</div><div class=\"grid\">"
-        html += card("工作目标（13 项）", body: await indicators.map(Self.targetTable))
+        let trends = await sparklines(for: (try? await indicators.get()) ?? [], from: from)
+        html += card("工作目标（13 项）", body: await indicators.map { Self.targetTable($0, trends: trends) })
         html += card(unitFilter == nil ? "最新通报与提醒" : "本单位的通报与提醒", body: await notices.map(Self.recentNotices))
         html += card("通报、约谈与问责", body: await escalations.map(Self.escalationList))
         html += card("实时动态", body: .success(Self.feed(hub.recent(15))))
@@ -117,8 +118,55 @@ extension WebConsole {
         return html
     }
 
-    static func targetTable(_ indicators: [Indicator]) -> String {
-        var html = "<table><tr><th>指标</th><th>目标</th><th>最新值</th><th>达标</th></tr>"
+    /// Each indicator's trend as an SVG sparkline, from its history (`indicator.get`), kept a
+    /// minute: the dashboard is rendered again on every event, the history changes rarely.
+    func sparklines(for indicators: [Indicator], from: String?) async -> [String: String] {
+        let now = ContinuousClock.now
+        let cached = trendCache.withLock { cache in cache.filter { $0.value.expires > now }.mapValues(\.svg) }
+        let missing = indicators.map(\.id).filter { cached[$0] == nil }
+        if missing.isEmpty { return cached }
+        let fetched = await withTaskGroup(of: (String, String)?.self) { group in
+            for id in missing {
+                group.addTask {
+                    guard
+                        let indicator = try? await self.gateway.call(
+                            .ingest, IngestTypes.indicatorGet, IndicatorGetRequest(id: id), from: from)
+                    else { return nil }
+                    return (id, Self.sparkline(indicator.history ?? []))
+                }
+            }
+            var out: [String: String] = [:]
+            for await item in group { if let item { out[item.0] = item.1 } }
+            return out
+        }
+        trendCache.withLock { cache in
+            for (id, svg) in fetched { cache[id] = (svg, now + .seconds(60)) }
+        }
+        return cached.merging(fetched) { a, _ in a }
+    }
+
+    /// A polyline of the numeric values, oldest to newest (the last 24), or a dash.
+    static func sparkline(_ history: [IndicatorValue]) -> String {
+        let values = history.sorted { $0.period < $1.period }.compactMap { item -> Double? in
+            if case .number(let n) = item.value { return n }
+            return nil
+        }.suffix(24)
+        guard values.count >= 2, let low = values.min(), let high = values.max() else { return "—" }
+        let width = 120.0
+        let height = 28.0
+        let span = high - low == 0 ? 1 : high - low
+        let step = width / Double(values.count - 1)
+        let points = values.enumerated().map { index, value in
+            String(format: "%.1f,%.1f", Double(index) * step, height - 2 - (value - low) / span * (height - 4))
+        }.joined(separator: " ")
+        return """
+            <svg class="spark" width="120" height="28" viewBox="0 0 120 28" role="img" aria-label="趋势">\
+            <polyline points="\(points)" fill="none" stroke="#1f7a5c" stroke-width="2"/></svg>
+            """
+    }
+
+    static func targetTable(_ indicators: [Indicator], trends: [String: String] = [:]) -> String {
+        var html = "<table><tr><th>指标</th><th>目标</th><th>最新值</th><th>趋势</th><th>达标</th></tr>"
         for indicator in indicators {
             let latest = indicator.latest.map { "\(display($0.value))（\($0.period)）" } ?? "暂无"
             let attainment =
@@ -129,14 +177,19 @@ extension WebConsole {
                 }
             html += "<tr><td>\(esc(indicator.name))</td><td class=\"hide-narrow\">\(esc(indicator.target))</td>"
             let unit = indicator.latest == nil ? "" : indicator.unit.map { " " + esc($0) } ?? ""
-            html += "<td>\(esc(latest))\(unit)</td><td>\(attainment)</td></tr>"
+            html += "<td>\(esc(latest))\(unit)</td><td>\(trends[indicator.id] ?? "—")</td><td>\(attainment)</td></tr>"
         }
         return html + "</table>"
     }
 
     static func display(_ value: JSONValue) -> String {
         switch value {
-        case .number(let n): return n.rounded() == n && abs(n) < 1e15 ? "\(Int(n))" : String(format: "%.2f", n)
+        case .number(let n):
+            if n.rounded() == n && abs(n) < 1e15 { return "\(Int(n))" }
+            // Two decimals at most, without trailing zeros: 31.2, 0.35.
+            var text = String(format: "%.2f", n)
+            while text.hasSuffix("0") { text.removeLast() }
+            return text
         case .string(let s): return s
         case .bool(let b): return b ? "是" : "否"
         default: return "—"

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import Schema
 import ServiceLifecycle
+import Synchronization
 
 /// Each request's context: who is logged in (after `SessionMiddleware`) and from where.
 public struct WebContext: RequestContext {
@@ -30,6 +31,8 @@ public final class WebConsole: Sendable {
     public let hub: LiveHub
     public let passwords: Passwords
     public let logger: Logger
+    /// Each indicator's sparkline and until when it holds.
+    let trendCache = Mutex<[String: (svg: String, expires: ContinuousClock.Instant)]>([:])
     static let sessionCookie = "duban_session"
     static let loginCookie = "duban_login"
 

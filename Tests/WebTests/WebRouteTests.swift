@@ -183,6 +183,21 @@ import WebConsole
             #expect(html.contains("约谈") && html.contains("事由：连续两个月未报送任务进展"))
             #expect(String(buffer: try await office.get("/notices").body).contains("事由：连续两个月未报送任务进展"))
         }
+        // A target's trend: a sparkline drawn by the server from the indicator's history.
+        let ingest = try await RPCClient.connect(to: harness.deployment[.ingest].rpc, from: "区自然资源和林业局")
+        for (period, value) in [("2024", 30.9), ("2025", 31.2)] {
+            _ = try await ingest.call(
+                IngestTypes.indicatorReport,
+                IndicatorReportRequest(indicator: "forest_coverage", period: period, value: .number(value), source: "统计年报"))
+        }
+        await ingest.close()
+        let fresh = try WebConsole(deployment: harness.deployment, settings: settings, logger: harness.console.logger)
+        try await fresh.application().test(.live) { client in
+            let office = Browser(client)
+            #expect(try await office.login("office1").status == .seeOther)
+            let html = String(buffer: try await office.get("/").body)
+            #expect(html.contains("<polyline points=\"0.0,26.0 120.0,2.0\"") && html.contains("31.2（2025）"))
+        }
         await registry.close()
         try await harness.stop()
     }
