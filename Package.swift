@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "duban-notify", targets: ["duban-notify"]),
         .executable(name: "duban-broker", targets: ["duban-broker"]),
         .executable(name: "duban", targets: ["DubanCLI"]),
+        .executable(name: "duban-web", targets: ["duban-web"]),
         .library(name: "Messaging", targets: ["Messaging"]),
         .library(name: "Schema", targets: ["Schema"]),
         .library(name: "ServiceKit", targets: ["ServiceKit"]),
@@ -30,6 +31,11 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        // The web console only (people speak HTTP to duban-web; services never do).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        // NIOThreadPool: bcrypt runs there, never on the cooperative pool.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         // Benchmarks only (latency percentiles); small, pure Swift.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
@@ -166,6 +172,32 @@ let package = Package(
             path: "Services/CLI",
             swiftSettings: swiftSettings
         ),
+        // The web console (#18): HTTP for people, ZeroMQ to the services like any other client; its own SQLite
+        // holds accounts, sessions, the login journal and uploaded evidence's metadata.
+        .target(
+            name: "WebConsole",
+            dependencies: [
+                "Messaging", "Schema", "DubanConfig", "Trust",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Services/WebConsole",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "duban-web",
+            dependencies: [
+                "WebConsole", "DubanConfig", "Schema", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/Executables/duban-web",
+            swiftSettings: swiftSettings
+        ),
         // Benchmarks (not tests): Benchmarks/run.sh builds them in release mode and prints the figures.
         .executableTarget(
             name: "duban-bench",
@@ -210,6 +242,21 @@ let package = Package(
             name: "IngestTests",
             dependencies: ["IndicatorIngest", "DubanTesting", "Messaging", "Schema", "ServiceKit"],
             path: "Tests/IngestTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WebTests",
+            dependencies: [
+                "WebConsole", "DubanTesting", "Messaging", "Schema", "ServiceKit", "DubanConfig",
+                "TaskRegistry", "IndicatorIngest", "CaseTracking", "Notifications",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            path: "Tests/WebTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Duban needs on a fresh Debian machine (run as root): libzmq, pkg-config, SQLite
-# headers, pyzmq for the Python client tests. Quick when everything is already there.
+# headers, pyzmq for the Python client tests, headless Chromium with CJK fonts and Selenium for the
+# web console's browser tests. Quick when everything is already there.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
@@ -13,6 +14,10 @@ command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 # `ip netns`: the separate-hosts test puts each service on a network namespace of its own.
 [ -x /usr/sbin/ip ] || need_apt+=(iproute2)
+# The web console's browser tests: Debian's Chromium and its driver, and fonts with Chinese glyphs.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need_apt+=(fonts-noto-cjk)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}"
@@ -27,6 +32,15 @@ if ! python3 -c 'import zmq' 2>/dev/null; then
     python3 -m pip install -q pyzmq 2>/dev/null || {
         apt-get update -qq
         apt-get install -y -qq python3-zmq >/dev/null
+    }
+fi
+
+# Selenium drives the system's Chromium (Service("/usr/bin/chromedriver"); no driver download).
+if ! python3 -c 'import selenium' 2>/dev/null; then
+    echo "setup: installing selenium"
+    python3 -m pip install -q selenium 2>/dev/null || {
+        apt-get update -qq
+        apt-get install -y -qq python3-selenium >/dev/null
     }
 fi
 

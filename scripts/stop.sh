@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Stops the services scripts/start.sh started: SIGTERM (graceful shutdown), then waits.
+# Stops the services and the web console scripts/start.sh started: SIGTERM (graceful shutdown), then waits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run="$PWD/var/run"
-for service in registry ingest cases notify; do
+# The console first: its pages' live streams end before the services they follow.
+for service in web registry ingest cases notify; do
     pidfile="$run/$service.pid"
     [ -f "$pidfile" ] || continue
     pid="$(cat "$pidfile")"

@@ -178,6 +178,7 @@ import Yams
         #expect(
             Set(units) == [
                 "duban-registry.service", "duban-ingest@.service", "duban-cases.service", "duban-notify.service", "duban-broker.service",
+                "duban-web.service",
             ])
         for unit in units {
             let lines = try String(contentsOfFile: "\(directory)/\(unit)", encoding: .utf8).split(whereSeparator: \.isNewline).map(
@@ -368,6 +369,7 @@ import Yams
         let units: [String: Set<String>] = [
             "duban-registry.service": ["registry"], "duban-cases.service": ["cases"], "duban-notify.service": ["notify"],
             "duban-broker.service": ["broker", "ingest"], "duban-ingest@.service": ["ingest-%i"],
+            "duban-web.service": ["gateway"],
         ]
         for (unit, own) in units {
             let lines = try String(contentsOfFile: "\(directory)/\(unit)", encoding: .utf8).split(whereSeparator: \.isNewline).map(

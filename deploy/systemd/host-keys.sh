@@ -13,6 +13,7 @@
 #   registry | cases | notify         its own certificate
 #   broker                            broker and ingest (the broker serves ingest's endpoints)
 #   ingest-N                          that instance's certificate (unit duban-ingest@N)
+#   web                               the web console's gateway certificate (unit duban-web)
 #
 #   deploy/systemd/host-keys.sh /srv/duban-keys registry | ssh root@registry tar -x -C /etc
 #
@@ -23,7 +24,7 @@
 set -euo pipefail
 
 if [ $# -ne 2 ]; then
-    echo "usage: $0 MASTER-KEY-DIRECTORY registry|cases|notify|broker|ingest-N" >&2
+    echo "usage: $0 MASTER-KEY-DIRECTORY registry|cases|notify|broker|ingest-N|web" >&2
     exit 2
 fi
 master="$1"
@@ -31,15 +32,16 @@ host="$2"
 case "$host" in
     registry | cases | notify) secrets=("$host") unit="duban-$host.service" ;;
     broker) secrets=(broker ingest) unit="duban-broker.service" ;;
+    web) secrets=(gateway) unit="duban-web.service" ;;
     ingest-[1-9] | ingest-[1-9]*[0-9])
         if [[ ! "${host#ingest-}" =~ ^[1-9][0-9]*$ ]]; then
-            echo "$0: unknown host $host (registry, cases, notify, broker or ingest-N)" >&2
+            echo "$0: unknown host $host (registry, cases, notify, broker, ingest-N or web)" >&2
             exit 2
         fi
         secrets=("$host") unit="duban-ingest@${host#ingest-}.service"
         ;;
     *)
-        echo "$0: unknown host $host (registry, cases, notify, broker or ingest-N)" >&2
+        echo "$0: unknown host $host (registry, cases, notify, broker, ingest-N or web)" >&2
         exit 2
         ;;
 esac

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Browser test of duban-web in headless Chromium (Debian's chromium and chromium-driver, Selenium).
+
+Usage: web_browser.py BASE_URL OUTPUT_DIR TASK_ID CASE_ID NOTICE_ID
+Environment: WEB_PASSWORD (the test accounts' password: office1 = the office, eco = 区生态环境局).
+
+1. The office opens the dashboard (1920x1080) and keeps it open.
+2. 区生态环境局, on a phone-sized window (360x800), reports progress on TASK_ID with a PDF.
+3. The office's dashboard shows the report within 2 s, without a reload.
+4. The unit's case page has none of the office's buttons; a forged POST of one gets 403.
+5. The unit opens NOTICE_ID from its chat link on the phone and 签收 it in one tap.
+Screenshots of each page at 1920x1080 and 360x800 go to OUTPUT_DIR. Prints one JSON line.
+"""
+import json
+import os
+import sys
+import tempfile
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+base, out, task_id, case_id, notice_id = sys.argv[1:6]
+password = os.environ["WEB_PASSWORD"]
+os.makedirs(out, exist_ok=True)
+result = {"ok": False, "screenshots": []}
+
+
+def browser(width, height):
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--window-size={width},{height}",
+                "--lang=zh-CN"):
+        options.add_argument(arg)
+    options.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    # The page's own viewport at exactly this size (the window's size would include the browser's frame).
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+    return driver
+
+
+def login(driver, name):
+    driver.get(base + "/login")
+    driver.find_element(By.ID, "name").send_keys(name)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "login-submit").click()
+    WebDriverWait(driver, 5).until(lambda d: "/login" not in d.current_url)
+
+
+def shot(driver, name):
+    path = os.path.join(out, name + ".png")
+    driver.save_screenshot(path)
+    result["screenshots"].append(path)
+
+
+def emit():
+    """The result, printed (the Swift test reads the last line) and kept beside the screenshots."""
+    with open(os.path.join(out, "result.json"), "w") as f:
+        json.dump(result, f, ensure_ascii=False)
+    print(json.dumps(result, ensure_ascii=False))
+
+
+def check(condition, message):
+    if not condition:
+        result["error"] = message
+        emit()
+        sys.exit(1)
+
+
+office = browser(1920, 1080)
+unit = browser(360, 800)
+try:
+    login(office, "office1")
+    office.get(base + "/")
+    WebDriverWait(office, 5).until(lambda d: "已连接" in d.find_element(By.ID, "live-status").text)
+    shot(office, "overview-office-1920x1080")
+    # A marker that a reload would erase.
+    office.execute_script("window.__dubanMarker = 42;")
+
+    login(unit, "eco")
+    unit.get(base + "/")
+    shot(unit, "overview-unit-360x800")
+    unit.get(base + "/tasks/" + task_id)
+    check("报送本单位进展" in unit.page_source, "the unit's task page has no report form")
+    shot(unit, "task-unit-360x800")
+    evidence = os.path.join(tempfile.mkdtemp(), "六一桥排查报告.pdf")
+    with open(evidence, "wb") as f:
+        f.write("%PDF-1.4\n% 六一桥排口排查报告\n".encode("utf-8"))
+    period = unit.find_element(By.ID, "period")
+    period.clear()
+    period.send_keys("2026-11")
+    unit.find_element(By.ID, "percent").send_keys("60")
+    unit.find_element(By.ID, "summary").send_keys("完成六一桥段排口排查，整改方案已报区政府")
+    unit.find_element(By.ID, "evidence").send_keys(evidence)
+    unit.find_element(By.ID, "report-submit").click()
+    submitted = time.monotonic()
+    WebDriverWait(unit, 5).until(lambda d: "进展已报送" in d.page_source)
+    check("六一桥排查报告.pdf" in unit.page_source, "the report's evidence is not on the task page")
+    shot(unit, "task-reported-360x800")
+
+    expected = "区生态环境局 报送任务 " + task_id
+    WebDriverWait(office, 5, poll_frequency=0.05).until(lambda d: expected in d.find_element(By.ID, "live").text)
+    result["dashboard_seconds"] = round(time.monotonic() - submitted, 3)
+    check(result["dashboard_seconds"] <= 2.0, "the dashboard took %.2f s" % result["dashboard_seconds"])
+    check(office.execute_script("return window.__dubanMarker;") == 42, "the dashboard reloaded")
+    shot(office, "overview-live-1920x1080")
+
+    # The unit sees the case but not the office's actions; a forged POST of one is refused.
+    unit.get(base + "/cases/" + case_id)
+    check(len(unit.find_elements(By.ID, "action-assign")) == 0, "the unit sees the office's assign button")
+    shot(unit, "case-unit-360x800")
+    csrf = unit.find_element(By.NAME, "_csrf").get_attribute("value")
+    status = unit.execute_async_script("""
+        var done = arguments[arguments.length - 1];
+        fetch(arguments[0], {method: "POST", credentials: "same-origin", redirect: "manual",
+            headers: {"Content-Type": "application/x-www-form-urlencoded"},
+            body: "_csrf=" + encodeURIComponent(arguments[1]) + "&action=assign"})
+          .then(function (r) { done(r.status); }, function (e) { done(String(e)); });
+    """, base + "/cases/" + case_id + "/transition", csrf)
+    result["forged_status"] = status
+    check(status == 403, "a forged POST got %s" % status)
+
+    # 签收 from the chat link, on the phone.
+    unit.get(base + "/notices/" + notice_id)
+    shot(unit, "notice-unit-360x800")
+    unit.find_element(By.ID, "ack-" + notice_id).click()
+    WebDriverWait(unit, 5).until(lambda d: "已签收" in d.find_element(By.ID, "flash").text)
+    check(len(unit.find_elements(By.ID, "ack-" + notice_id)) == 0, "the 签收 button is still there")
+    shot(unit, "notice-acked-360x800")
+
+    office.get(base + "/cases/" + case_id)
+    check(len(office.find_elements(By.ID, "action-assign")) == 1, "the office has no assign button")
+    shot(office, "case-office-1920x1080")
+    for name, driver in (("notices-unit-360x800", unit), ("tasks-office-1920x1080", office)):
+        driver.get(base + ("/notices" if driver is unit else "/tasks"))
+        shot(driver, name)
+    result["ok"] = True
+finally:
+    office.quit()
+    unit.quit()
+emit()
