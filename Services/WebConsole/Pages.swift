@@ -450,6 +450,8 @@ extension WebConsole {
             case .start, .submit: return office || unit == item.unit
             case .accept, .reject, .close: return office || (unit != nil && unit == item.acceptanceUnit)
             case .assign, .reopen: return office
+            // Voiding needs a reason: it goes through case.void, not a transition button.
+            case .void: return false
             }
         }
     }
@@ -463,6 +465,7 @@ extension WebConsole {
         case .reject: return "验收不通过"
         case .close: return "销号"
         case .reopen: return "重新整改"
+        case .void: return "作废"
         }
     }
 
