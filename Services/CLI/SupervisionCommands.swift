@@ -169,9 +169,8 @@ struct SupervisionCommand: AsyncParsableCommand {
                     options: options)
                 if options.json { return try printJSON(reviewed) }
                 let state = reviewed.items.first { $0.no == item }
-                print(
-                    "\(reviewed.id) 第\(item)项：\(state?.state.label ?? "")\(state.map { $0.state == .returned ? "，答复时限 \($0.deadline)" : "" } ?? "")"
-                )
+                let again = state.map { $0.state == .returned ? "，答复时限 \($0.deadline)" : "" } ?? ""
+                print("\(reviewed.id) 第\(item)项：\(state?.state.label ?? "")\(again)")
             }
         }
     }

@@ -79,9 +79,10 @@ public enum AlertRules {
         Int64(max(6 * 3600, 2 * 60 * (station.expectedIntervalMinutes ?? 0)) * 1000)
     }
 
-    /// How long a station may send nothing before it is silent: three expected intervals.
-    static func silenceAfter(_ station: StationConfig) -> Int64? {
-        station.expectedIntervalMinutes.map { Int64($0 * 3 * 60 * 1000) }
+    /// How long a station may send nothing before it is silent: three expected intervals (the flood
+    /// season's during it).
+    static func silenceAfter(_ station: StationConfig, now: Date) -> Int64? {
+        station.expectedInterval(on: Timestamp.districtDate(now)).map { Int64($0 * 3 * 60 * 1000) }
     }
 
     /// Live transitions and findings for a batch's series, given which alert keys are active now.
@@ -261,7 +262,7 @@ public enum AlertRules {
         // A station is silent by its newest reading, not by when readings arrive: one recent enough
         // ends the silence once; back-filled old readings neither end it nor start it again.
         for (id, newest) in newestByStation.sorted(by: { $0.key < $1.key }) {
-            guard let station = stations[id], let limit = silenceAfter(station), nowMs - newest <= limit else { continue }
+            guard let station = stations[id], let limit = silenceAfter(station, now: now), nowMs - newest <= limit else { continue }
             let key = "station_silent:\(id)"
             set(key, false) {
                 AlertBody(
@@ -289,7 +290,7 @@ public enum AlertRules {
         var out: [AlertTransition] = []
         let at = Timestamp.format(now)
         for station in stations {
-            guard let interval = station.expectedIntervalMinutes, let last = latest[station.id] else { continue }
+            guard let interval = station.expectedInterval(on: Timestamp.districtDate(now)), let last = latest[station.id] else { continue }
             let silentFor = now.timeIntervalSince1970 - Double(last) / 1000
             let key = "station_silent:\(station.id)"
             let silent = silentFor > interval * 60 * 3

@@ -19,6 +19,9 @@ public struct StationConfig: Codable, Sendable, Equatable {
     /// Water: a 7-day trend projected to cross the target limit within this many days is a warning
     /// (`trend_horizon_days`, 7 when unset; 0 turns it off).
     public var trendHorizonDays: Double?
+    /// 汛期: between these month-days (`06-01` to `09-30`, inclusive) readings are expected every
+    /// `expected_interval_minutes` of the season instead, so silence is noticed sooner.
+    public var floodSeason: FloodSeason?
 
     enum CodingKeys: String, CodingKey {
         case id, name, kind, parameters
@@ -29,6 +32,14 @@ public struct StationConfig: Codable, Sendable, Equatable {
         case jumpFloor = "jump_floor"
         case warningShare = "warning_share"
         case trendHorizonDays = "trend_horizon_days"
+        case floodSeason = "flood_season"
+    }
+
+    /// The interval readings are expected at on a district day (`YYYY-MM-DD`): the flood season's
+    /// within it, else the station's.
+    public func expectedInterval(on day: String) -> Double? {
+        if let season = floodSeason, season.contains(day) { return season.expectedIntervalMinutes }
+        return expectedIntervalMinutes
     }
 
     /// The share of the limit that warns (0.8 unless configured).
@@ -39,6 +50,36 @@ public struct StationConfig: Codable, Sendable, Equatable {
     public var isLake: Bool { waterBody == "lake" || waterBody == "reservoir" }
 
     public var station: Station { Station(id: id, name: name, kind: kind, parameters: parameters, targetClass: targetClass) }
+}
+
+/// A station's flood season (汛期) by month-day, with its denser sampling.
+public struct FloodSeason: Codable, Sendable, Equatable {
+    public var from: String
+    public var to: String
+    public var expectedIntervalMinutes: Double
+
+    enum CodingKeys: String, CodingKey {
+        case from, to
+        case expectedIntervalMinutes = "expected_interval_minutes"
+    }
+
+    public init(from: String, to: String, expectedIntervalMinutes: Double) {
+        self.from = from
+        self.to = to
+        self.expectedIntervalMinutes = expectedIntervalMinutes
+    }
+
+    /// Whether a day falls in the season (a season may run over the new year: `11-01` to `02-28`).
+    public func contains(_ day: String) -> Bool {
+        let monthDay = String(day.suffix(5))
+        return from <= to ? (from...to).contains(monthDay) : monthDay >= from || monthDay <= to
+    }
+
+    static func isMonthDay(_ text: String) -> Bool {
+        let parts = text.split(separator: "-")
+        guard parts.count == 2, parts[0].count == 2, parts[1].count == 2, let m = Int(parts[0]), let d = Int(parts[1]) else { return false }
+        return (1...12).contains(m) && (1...31).contains(d)
+    }
 }
 
 public enum StationsFile {
@@ -56,6 +97,12 @@ public enum StationsFile {
             let known = station.kind == "water" ? ParameterID.water : ParameterID.air
             for parameter in station.parameters where !known.contains(parameter) {
                 throw ConfigurationErrorText("\(path): station \(station.id): unknown parameter \(parameter)")
+            }
+            if let season = station.floodSeason {
+                guard FloodSeason.isMonthDay(season.from), FloodSeason.isMonthDay(season.to), season.expectedIntervalMinutes > 0 else {
+                    throw ConfigurationErrorText(
+                        "\(path): station \(station.id): flood_season needs from and to as MM-DD and expected_interval_minutes above 0")
+                }
             }
             if let share = station.warningShare, !(0...1).contains(share) {
                 throw ConfigurationErrorText("\(path): station \(station.id): warning_share must be between 0 and 1")

@@ -169,8 +169,10 @@ extension NotifyService {
                     try db.execute(sql: "UPDATE cause_reports SET state = 'reported' WHERE id = ?", arguments: [report.id])
                     for key in ["cause_report:\(report.id)", "cause_report_overdue:\(report.id)", "proposal-cause:\(report.id)"] {
                         try db.execute(
-                            sql:
-                                "UPDATE notices SET state = 'resolved', resolved_at = ? WHERE dedup_key = ? AND state IN ('open', 'silenced')",
+                            sql: """
+                                UPDATE notices SET state = 'resolved', resolved_at = ?
+                                WHERE dedup_key = ? AND state IN ('open', 'silenced')
+                                """,
                             arguments: [Timestamp.format(now), key])
                     }
                     after = try CauseReports.fetch(db, id: report.id, today: today)!

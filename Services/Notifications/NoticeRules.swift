@@ -23,6 +23,8 @@ public struct NotifyRules: Codable, Sendable {
     public var robotRatePerMinute = 20
     /// Days the lead units have to report a breach's cause (原因报告).
     public var causeReportDays = 3
+    /// Days before a key date of the plan (六五环境日 …) to remind the units that own it; 0: never.
+    public var keyDateDays = 14
 
     enum CodingKeys: String, CodingKey {
         case deadlineDays = "deadline_days"
@@ -34,6 +36,7 @@ public struct NotifyRules: Codable, Sendable {
         case proposeAccountabilityAfter = "propose_accountability_after"
         case robotRatePerMinute = "robot_rate_per_minute"
         case causeReportDays = "cause_report_days"
+        case keyDateDays = "key_date_days"
     }
 
     public init() {}
@@ -50,6 +53,7 @@ public struct NotifyRules: Codable, Sendable {
         proposeAccountabilityAfter = try c.decodeIfPresent(Int.self, forKey: .proposeAccountabilityAfter) ?? d.proposeAccountabilityAfter
         robotRatePerMinute = try c.decodeIfPresent(Int.self, forKey: .robotRatePerMinute) ?? d.robotRatePerMinute
         causeReportDays = try c.decodeIfPresent(Int.self, forKey: .causeReportDays) ?? d.causeReportDays
+        keyDateDays = try c.decodeIfPresent(Int.self, forKey: .keyDateDays) ?? d.keyDateDays
     }
 
     /// The escalation to propose after `months` dispatches in a row (level and the office's word for it), if any.

@@ -40,6 +40,36 @@ struct Rhythm: Sendable {
         return m == 1 ? String(format: "%04d-12", y - 1) : String(format: "%04d-%02d", y, m - 1)
     }
 
+    /// The plan's key dates for task 2 (紧密结合六五环境日、全国生态日、生物多样性日等重要节点), month-day and name.
+    static let keyDates = [("05-22", "生物多样性日"), ("06-05", "六五环境日"), ("08-15", "全国生态日")]
+
+    /// Reminders of a key date `daysBefore` days ahead, to the lead units of the tasks that name it,
+    /// within the plan's years.
+    static func keyDateReminders(today: String, directory: Directory.Snapshot, daysBefore: Int) -> [NoticeDraft] {
+        guard daysBefore > 0, let year = Int(today.prefix(4)) else { return [] }
+        var drafts: [NoticeDraft] = []
+        for (monthDay, name) in keyDates {
+            let day = "\(year)-\(monthDay)"
+            guard let date = Timestamp.startOfDistrictDay(day), today <= day,
+                today >= Timestamp.districtDate(date.addingTimeInterval(-Double(daysBefore) * 86_400)),
+                directory.lastMonth.map({ String(day.prefix(7)) <= $0 }) ?? true
+            else { continue }
+            let tasks = directory.tasks.values.filter { $0.subtasks.isEmpty && $0.text.contains(name) }.sorted { $0.id < $1.id }
+            let units = EventRules.unique(tasks.flatMap(\.leadUnits))
+            guard !units.isEmpty else { continue }
+            let left = Int(
+                ((date.timeIntervalSince1970 - (Timestamp.startOfDistrictDay(today)?.timeIntervalSince1970 ?? 0)) / 86_400).rounded())
+            drafts.append(
+                NoticeDraft(
+                    kind: .keyDate, severity: .info, units: units,
+                    title: "重要节点提醒：\(name)（\(Int(monthDay.prefix(2))!)月\(Int(monthDay.suffix(2))!)日）",
+                    text: "任务\(tasks.map(\.id).joined(separator: "、"))要求紧密结合\(name)等重要节点，组织开展线上、线下生态科普宣传活动。"
+                        + "距\(name)还有\(left)天，请\(units.joined(separator: "、"))提前谋划，活动后随月调度报送开展情况。",
+                    refs: NoticeRefs(task: tasks.first?.id, period: day), dedupKey: "key_date:\(day)"))
+        }
+        return drafts
+    }
+
     /// The notices time calls for now.
     func drafts(now: Date, directory: Directory.Snapshot) async -> [NoticeDraft] {
         var drafts: [NoticeDraft] = []
@@ -63,6 +93,8 @@ struct Rhythm: Sendable {
                 break
             }
         }
+
+        drafts += Self.keyDateReminders(today: today, directory: directory, daysBefore: rules.keyDateDays)
 
         guard var due = Self.lastDueMonth(now: now, dispatchDay: directory.dispatchDay) else { return drafts }
         // Nothing is asked for a month after the plan's last (its reports are refused), nor before go-live.

@@ -41,6 +41,8 @@ public enum NoticeKind: String, Codable, Sendable, CaseIterable {
     case causeReportDue = "cause_report_due"
     /// A cause report still owed after its day.
     case causeReportOverdue = "cause_report_overdue"
+    /// A key date of the plan ahead (六五环境日, 全国生态日, 生物多样性日).
+    case keyDate = "key_date"
 }
 
 public enum Severity: String, Codable, Sendable, CaseIterable, Comparable {

@@ -47,10 +47,14 @@ import Testing
                 }
             })
         let notices = delivered().flatMap { $0["notices"]?.arrayValue ?? [] }
-        #expect(notices.allSatisfy { ["monthly_dispatch", "quarterly_supervision", "annual_notification", "escalation"].contains($0["kind"]?.stringValue ?? "") })
-        let summary = try #require(delivered().first { message in
-            message["notices"]?.arrayValue?.contains { $0["dedup_key"]?.stringValue == "monthly_summary:2026-10" } == true
-        })
+        #expect(
+            notices.allSatisfy {
+                ["monthly_dispatch", "quarterly_supervision", "annual_notification", "escalation"].contains($0["kind"]?.stringValue ?? "")
+            })
+        let summary = try #require(
+            delivered().first { message in
+                message["notices"]?.arrayValue?.contains { $0["dedup_key"]?.stringValue == "monthly_summary:2026-10" } == true
+            })
         let id = try #require(summary["notices"]?.arrayValue?.first?["id"]?.stringValue)
         #expect(summary["links"]?[id]?.stringValue == "https://duban.example.gov.cn/notices/\(id)")
         // Report-missing notices go to units, not to the 组长.
@@ -66,7 +70,8 @@ import Testing
             Notice(
                 id: "N\(index)", kind: .reportMissing, severity: .warning, units: ["区城乡建设局"], title: "未报送2026-10进展：第\(index)项",
                 text: String(repeating: "区城乡建设局未按时报送任务进展，请立即补报。", count: 30), refs: NoticeRefs(),
-                issuedAt: "2026-11-10T10:00:00+08:00", acknowledged: false, ackBy: nil, ackComment: nil, state: .open, dedupKey: "k\(index)",
+                issuedAt: "2026-11-10T10:00:00+08:00", acknowledged: false, ackBy: nil, ackComment: nil, state: .open,
+                dedupKey: "k\(index)",
                 repeats: 0, resolvedAt: nil)
         }
         let channel = Channel(name: "区城乡建设局群", kind: .wecom, target: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=x")
@@ -77,5 +82,16 @@ import Testing
             #expect(content.utf8.count <= 4096, "\(count) notices: \(content.utf8.count) bytes")
             #expect(content.contains("https://duban.example.gov.cn/notices"), "\(count)")
         }
+    }
+
+    @Test func keyDatesOfTaskTwoAreRemindedToItsLeadUnitsTwoWeeksAhead() async throws {
+        let bench = try await NotifyEndToEndTests.RhythmBench.start(at: "2026-05-25T10:00:00+08:00", supervisionStart: "2026-05-01")
+        #expect(try await TestSupport.eventually { try await bench.notices(.keyDate).contains { $0.dedupKey == "key_date:2026-06-05" } })
+        let reminder = try #require(try await bench.notices(.keyDate).first { $0.dedupKey == "key_date:2026-06-05" })
+        #expect(reminder.title == "重要节点提醒：六五环境日（6月5日）" && reminder.refs.task == "2" && reminder.text.contains("还有11天"))
+        #expect(!reminder.units.isEmpty && !reminder.units.contains(officeUnit))
+        #expect(try await !bench.notices(.keyDate).contains { $0.dedupKey == "key_date:2026-08-15" }, "not yet: more than two weeks ahead")
+        #expect(try await !bench.notices(.keyDate).contains { $0.dedupKey == "key_date:2026-05-22" }, "past")
+        try await bench.stop()
     }
 }

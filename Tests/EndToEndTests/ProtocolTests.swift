@@ -187,7 +187,8 @@ import Testing
         let types = try await client.call(SystemTypes.types, Empty(), as: TypesReply.self)
         #expect(
             types.requests == [
-                "audit.list", "audit.verify", "channel.list", "channel.set", "delivery.list", "events.since", "notice.ack", "notice.get",
+                "audit.list", "audit.verify", "cause.list", "cause.report", "channel.list", "channel.set", "delivery.list", "events.since",
+                "notice.ack", "notice.get",
                 "notice.list",
                 "report.generate", "silence.expire",
                 "silence.list", "silence.set", "sys.ping", "sys.types",

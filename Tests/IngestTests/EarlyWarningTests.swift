@@ -64,4 +64,18 @@ import Testing
         }
         #expect(AlertRules.trend(flat, station: station, standards: try! Standards.bundled(), active: [], now: now).isEmpty)
     }
+
+    @Test func inTheFloodSeasonAStationIsSilentSooner() throws {
+        let stations = try StationsFile.load(path: StationsFile.bundledPath()!)
+        let liuyiqiao = try #require(stations.first { $0.id == "liuyiqiao" })
+        #expect(liuyiqiao.expectedInterval(on: "2026-07-15") == 120 && liuyiqiao.expectedInterval(on: "2026-10-15") == 240)
+        func silent(at now: String, lastReading: String) -> Bool {
+            let last = Int64(date(lastReading).timeIntervalSince1970 * 1000)
+            return AlertRules.silence(latest: ["liuyiqiao": last], stations: [liuyiqiao], active: [], now: date(now)).contains { $0.raise }
+        }
+        // Seven hours without readings: silent in July (three 2-hour intervals), not in October (three 4-hour ones).
+        #expect(silent(at: "2026-07-15T15:00:00+08:00", lastReading: "2026-07-15T08:00:00+08:00"))
+        #expect(!silent(at: "2026-10-15T15:00:00+08:00", lastReading: "2026-10-15T08:00:00+08:00"))
+        #expect(FloodSeason(from: "11-01", to: "02-28", expectedIntervalMinutes: 60).contains("2027-01-10"))
+    }
 }
