@@ -266,7 +266,8 @@ public struct NotifyService: DubanService {
         }
 
         handlers.on(NotifyTypes.reportGenerate) { request, _ in
-            try await Reports.generate(request, peers: peers)
+            try Reports.checkPlanYears(request, directory.registry.current)
+            return try await Reports.generate(request, peers: peers)
         }
     }
 }
