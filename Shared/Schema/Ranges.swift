@@ -85,7 +85,9 @@ public enum PlausibleRange {
                 found = (y, .year)
             } else if b.count == 7, b[4] == UInt8(ascii: "-"), b[5] == UInt8(ascii: "Q"), (49...52).contains(b[6]) {
                 found = (y, .quarter)
-            } else if b.count == 7, b[4] == UInt8(ascii: "-"), digits(5..<7), (1...12).contains(Int(String(decoding: b[5..<7], as: UTF8.self))!) {
+            } else if b.count == 7, b[4] == UInt8(ascii: "-"), digits(5..<7),
+                (1...12).contains(Int(String(decoding: b[5..<7], as: UTF8.self))!)
+            {
                 found = (y, .month)
             }
         }

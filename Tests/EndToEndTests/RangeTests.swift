@@ -52,15 +52,20 @@ import Testing
         let imported = try await office.call(
             CaseTypes.import,
             CaseImportRequest(cases: [
-                .object(["source": .string("public_report"), "title": .string("y"), "unit": .string("区城乡建设局"), "deadline": .string("9999-12-31")]),
-                .object(["source": .string("public_report"), "title": .string("z"), "unit": .string("区城乡建设局"), "deadline": .string("2027-01-31")]),
+                .object([
+                    "source": .string("public_report"), "title": .string("y"), "unit": .string("区城乡建设局"), "deadline": .string("9999-12-31"),
+                ]),
+                .object([
+                    "source": .string("public_report"), "title": .string("z"), "unit": .string("区城乡建设局"), "deadline": .string("2027-01-31"),
+                ]),
             ]), as: CaseImportReply.self)
         #expect(imported.rejected.map(\.field) == ["body.cases[0].deadline"])
 
         // Readings: not before 2000, at most an hour ahead of the service's clock; the rest of the batch stands.
         let readings = ["0001-01-01T00:00:00+08:00", "1900-06-01T08:00:00+08:00", "2026-11-20T11:30:00+08:00", "2026-11-20T10:50:00+08:00"]
             .map { SubmittedReading(station: "liuyiqiao", parameter: "nh3n", ts: $0, value: 0.5) }
-        let submitted = try await station.call(IngestTypes.readingSubmit, ReadingSubmitRequest(readings: readings), as: ReadingSubmitReply.self)
+        let submitted = try await station.call(
+            IngestTypes.readingSubmit, ReadingSubmitRequest(readings: readings), as: ReadingSubmitReply.self)
         #expect(submitted.accepted == 1)
         #expect(submitted.rejected.map(\.field) == (0..<3).map { "body.readings[\($0)].ts" })
         #expect(submitted.rejected.allSatisfy { $0.code == .invalidArgument })
@@ -74,7 +79,8 @@ import Testing
         refused = await Self.refusal(ingestOffice, IngestTypes.findingList, FindingListRequest(to: "9999-12-31"))
         #expect(refused?.field == "body.to")
         refused = await Self.refusal(
-            ingestOffice, IngestTypes.indicatorReport, IndicatorReportRequest(indicator: "x", period: "-026", value: .number(1), source: "s"))
+            ingestOffice, IngestTypes.indicatorReport,
+            IndicatorReportRequest(indicator: "x", period: "-026", value: .number(1), source: "s"))
         #expect(refused?.field == "body.period")
 
         // Registry periods.
