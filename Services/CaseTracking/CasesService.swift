@@ -26,7 +26,9 @@ public struct CasesService: DubanService {
         logger = context.logger
         tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
         // The registry is asked only by the directory, in the background: no handler waits on it.
-        peers = try await PeerClients(deployment: context.deployment, peers: [.registry], from: "cases", logger: context.logger)
+        let peers = try await PeerClients(deployment: context.deployment, peers: [.registry], from: "cases", logger: context.logger)
+        self.peers = peers
+        context.metrics.onReadiness { await peers.readiness() }
         directory = try RegistryDirectory(
             client: peers[.registry], events: context.deployment[.registry].events, store: try context.store, logger: context.logger)
         await directory.prime()

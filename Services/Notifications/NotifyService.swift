@@ -60,8 +60,11 @@ public struct NotifyService: DubanService {
         rules = try NotifyRules.load(ProcessInfo.processInfo.environment["DUBAN_NOTIFY_RULES_FILE"])
         // One long-lived client per peer, for the directory, the rhythm and reports; no handler in the
         // write lane asks a peer.
-        peers = try await PeerClients(
+        let peers = try await PeerClients(
             deployment: context.deployment, peers: [.registry, .ingest, .cases], from: "notify", logger: context.logger)
+        self.peers = peers
+        // /readyz names a peer that does not answer as degraded; notify keeps working without it.
+        context.metrics.onReadiness { await peers.readiness() }
         directory = Directory(
             registry: try RegistryDirectory(
                 client: peers[.registry], events: context.deployment[.registry].events, store: store, logger: context.logger),

@@ -51,6 +51,21 @@ public final class ServiceMetrics: Sendable {
         registry.makeGauge(name: name, labels: labels, help: help)
     }
 
+    /// Lines `/readyz` adds to its body (a peer's state); never a reason to be unready.
+    private let readinessNotes = Mutex<[@Sendable () async -> [String]]>([])
+
+    /// Adds lines to `/readyz`'s body, e.g. `PeerClients.readiness`.
+    public func onReadiness(_ note: @escaping @Sendable () async -> [String]) {
+        readinessNotes.withLock { $0.append(note) }
+    }
+
+    /// The notes for `/readyz`.
+    func readiness() async -> [String] {
+        var lines: [String] = []
+        for note in readinessNotes.withLock({ $0 }) { lines += await note() }
+        return lines
+    }
+
     /// Runs `collect` before every scrape (it sets gauges from what the service holds).
     public func onScrape(_ collect: @escaping @Sendable () async -> Void) {
         collectors.withLock { $0.append(collect) }

@@ -104,7 +104,11 @@ private final class MetricsHTTPHandler: ChannelInboundHandler, @unchecked Sendab
                 case "/healthz": return (.ok, "text/plain; charset=utf-8", "ok\n")
                 case "/readyz":
                     if let problem = await ready() { return (.serviceUnavailable, "text/plain; charset=utf-8", problem + "\n") }
-                    return (.ok, "text/plain; charset=utf-8", "ready\n")
+                    let notes = await metrics.readiness()
+                    let degraded = notes.contains { $0.contains("degraded") }
+                    return (
+                        .ok, "text/plain; charset=utf-8", ([degraded ? "ready, degraded" : "ready"] + notes).joined(separator: "\n") + "\n"
+                    )
                 default: return (.notFound, "text/plain", "not found\n")
                 }
             }

@@ -39,6 +39,17 @@ public final class PeerClients: Service, Sendable {
         return client
     }
 
+    /// One line per peer for `/readyz`: `ok`, or `degraded` when it does not answer `sys.ping`
+    /// within a second (the service keeps working without it, so this never makes it unready).
+    public func readiness() async -> [String] {
+        var lines: [String] = []
+        for (peer, client) in clients.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            let answered = (try? await client.call(SystemTypes.ping, Empty(), as: PingReply.self, timeout: .seconds(1), retries: 0)) != nil
+            lines.append("peer \(peer.rawValue): \(answered ? "ok" : "degraded (no answer to sys.ping)")")
+        }
+        return lines
+    }
+
     public func run() async throws {
         try? await gracefulShutdown()
         for client in clients.values { await client.close() }

@@ -36,7 +36,8 @@ import Testing
         let metrics = try Self.curl("http://127.0.0.1:\(port)/metrics")
         #expect(metrics.hasSuffix("HTTP 200\n"), "\(metrics)")
         for family in [
-            "# TYPE duban_requests_total counter", "# TYPE duban_request_duration_seconds histogram", "# TYPE duban_requests_in_flight gauge", "# TYPE duban_requests_queued gauge",
+            "# TYPE duban_requests_total counter", "# TYPE duban_request_duration_seconds histogram",
+            "# TYPE duban_requests_in_flight gauge", "# TYPE duban_requests_queued gauge",
             "# TYPE duban_stream_head gauge", "# TYPE duban_readings_accepted_total counter", "# TYPE duban_readings_refused_total counter",
             "# TYPE duban_alerts_open gauge",
         ] {
@@ -69,12 +70,17 @@ import Testing
         for family in ["duban_outbox_pending 0", "duban_outbox_given_up 0", "duban_delivery_attempts_failed 0"] {
             #expect(metrics.contains(family), "\(family) missing:\n\(metrics)")
         }
+        // Its peers are not running: ready (it keeps working without them), and says so.
+        let ready = try Self.curl("http://127.0.0.1:\(port)/readyz")
+        #expect(ready.hasPrefix("ready, degraded\n") && ready.hasSuffix("HTTP 200\n"), "\(ready)")
+        for peer in ["cases", "ingest", "registry"] { #expect(ready.contains("peer \(peer): degraded"), "\(ready)") }
         #expect(await process.terminate() == 0, "\(process.log)")
     }
 
     @Test func aMetricsPortBeyondLoopbackNeedsKeys() async throws {
         let process = try await ServiceProcess.start(
-            "duban-cases", arguments: ["--data-dir", try TestSupport.temporaryDirectory(), "--metrics", "0.0.0.0:\(TestSupport.freePort())"],
+            "duban-cases",
+            arguments: ["--data-dir", try TestSupport.temporaryDirectory(), "--metrics", "0.0.0.0:\(TestSupport.freePort())"],
             endpoints: TestSupport.freeEndpoints(), waitForPing: false)
         #expect(await process.waitForExit())
         #expect(process.terminationStatus != 0)
