@@ -2,6 +2,7 @@ import DubanTesting
 import Foundation
 import Messaging
 import Schema
+import ServiceKit
 import Testing
 
 /// The operator's port (`--metrics HOST:PORT`): the Prometheus families, /healthz and /readyz,
@@ -74,6 +75,31 @@ import Testing
         let ready = try Self.curl("http://127.0.0.1:\(port)/readyz")
         #expect(ready.hasPrefix("ready, degraded\n") && ready.hasSuffix("HTTP 200\n"), "\(ready)")
         for peer in ["cases", "ingest", "registry"] { #expect(ready.contains("peer \(peer): degraded"), "\(ready)") }
+        #expect(await process.terminate() == 0, "\(process.log)")
+    }
+
+    @Test func aStrangersKeyIsCountedAsARefusal() async throws {
+        let keys = try TestKeys.make()
+        let port = TestSupport.freePort()
+        let endpoints = TestSupport.freeEndpoints()
+        let process = try await ServiceProcess.start(
+            "duban-registry",
+            arguments: ["--data-dir", try TestSupport.temporaryDirectory(), "--keys", keys.path, "--metrics", "127.0.0.1:\(port)"],
+            endpoints: endpoints, curve: try keys.curve("reader", toward: .registry))
+        let before = Self.value(try Self.curl("http://127.0.0.1:\(port)/metrics"), "duban_certificate_refusals_total") ?? 0
+        let pair = try ZMQCurve.generateKeyPair()
+        let stranger = try await RPCClient.connect(
+            to: endpoints.rpc, from: nil,
+            curve: .client(
+                serverKey: try keys.directory.publicCertificate("registry").publicKey, publicKey: pair.publicKey, secretKey: pair.secretKey)
+        )
+        let answered = try? await stranger.call(SystemTypes.ping, Empty(), as: PingReply.self, timeout: .milliseconds(500), retries: 0)
+        #expect(answered == nil)
+        await stranger.close()
+        let counted = await TestSupport.eventually(timeout: .seconds(5)) {
+            (Self.value((try? Self.curl("http://127.0.0.1:\(port)/metrics")) ?? "", "duban_certificate_refusals_total") ?? 0) > before
+        }
+        #expect(counted, "refusals stayed at \(before)")
         #expect(await process.terminate() == 0, "\(process.log)")
     }
 
