@@ -34,7 +34,10 @@ let package = Package(
         // The web console only (people speak HTTP to duban-web; services never do).
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
-        // NIOThreadPool: bcrypt runs there, never on the cooperative pool.
+        // Metrics (one registry per service, no MetricsSystem.bootstrap) and the small HTTP
+        // server that serves them with /healthz and /readyz.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // NIOThreadPool (bcrypt runs there, never on the cooperative pool) and the metrics server.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         // Benchmarks only (latency percentiles); small, pure Swift.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
@@ -111,6 +114,10 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Shared/ServiceKit",
             swiftSettings: swiftSettings
@@ -131,7 +138,7 @@ let package = Package(
             name: "IndicatorIngest",
             dependencies: [
                 "ServiceKit", "PlanFormat", .product(name: "Yams", package: "Yams"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Services/IndicatorIngest",
             resources: [.copy("Resources/standards.yaml"), .copy("Resources/stations.yaml")],

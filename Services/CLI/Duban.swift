@@ -29,7 +29,12 @@ struct Duban: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
-            exit(withError: error)
+            // A service's refusal quotes what it refuses: shown without its control characters.
+            // Help and other clean exits keep ArgumentParser's own output.
+            let code = exitCode(for: error)
+            guard code != .success, !(error is ValidationError) else { exit(withError: error) }
+            FileHandle.standardError.write(displayData(fullMessage(for: error) + "\n"))
+            Foundation.exit(code.rawValue)
         }
     }
 }
@@ -251,7 +256,7 @@ struct Events: AsyncParsableCommand {
         var seen = 0
         for await event in subscriber.events {
             // Unbuffered, so that a pipe sees each event as it comes.
-            FileHandle.standardOutput.write(try WireCoding.canonical(event) + Data("\n".utf8))
+            FileHandle.standardOutput.write(displayData(String(decoding: try WireCoding.canonical(event), as: UTF8.self) + "\n"))
             seen += 1
             if let count, seen >= count { break }
         }

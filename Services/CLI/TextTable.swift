@@ -1,7 +1,12 @@
+import Schema
+
 /// Plain-text tables that line up Chinese text: CJK characters take two terminal columns.
 enum TextTable {
     static func render(header: [String], rows: [[String]]) -> String {
-        let all = [header] + rows
+        // Cells are measured as they will be shown: without the control characters print drops.
+        let all = ([header] + rows).map { $0.map(DisplayText.sanitized) }
+        let header = all[0]
+        let rows = Array(all.dropFirst())
         let columns = all.map(\.count).max() ?? 0
         var widths = [Int](repeating: 0, count: columns)
         for row in all {

@@ -35,7 +35,9 @@ public struct CasesService: DubanService {
         tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
         complaintRetentionDays = context.deployment.complaintRetentionDays
         // The registry is asked only by the directory, in the background: no handler waits on it.
-        peers = try await PeerClients(deployment: context.deployment, peers: [.registry], from: "cases", logger: context.logger)
+        let peers = try await PeerClients(deployment: context.deployment, peers: [.registry], from: "cases", logger: context.logger)
+        self.peers = peers
+        context.metrics.onReadiness { await peers.readiness() }
         directory = try RegistryDirectory(
             client: peers[.registry], events: context.deployment[.registry].events, store: try context.store, logger: context.logger)
         await directory.prime()
@@ -308,9 +310,8 @@ public struct CasesService: DubanService {
         if let task = request.task, registry.task(task) == nil {
             throw ErrorBody.notFound("方案中没有任务 \(ErrorBody.quote(task))", field: "\(field).task")
         }
-        if let deadline = request.deadline, Timestamp.startOfDistrictDay(deadline) == nil {
-            throw ErrorBody.invalidArgument("deadline 应为日期，格式 YYYY-MM-DD", field: "\(field).deadline")
-        }
+        // The request hook judged case.open's already; an imported row is judged here by the same rule.
+        try request.checkRanges(now: .distantPast, field: field)
         if let c = request.coordinates, !(-90...90).contains(c.lat) || !(-180...180).contains(c.lon) {
             throw ErrorBody.invalidArgument("坐标超出范围（纬度 -90 到 90，经度 -180 到 180）", field: "\(field).coordinates")
         }

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import PlanFormat
+import Prometheus
 import Schema
 import ServiceKit
 import ServiceLifecycle
@@ -24,6 +25,8 @@ public struct IngestService: DubanService {
     let logger: Logger
     let tick: Duration
     let derived: DerivedIndicators
+    /// Readings accepted, refused and already held (`--metrics`).
+    let readingCounters: (accepted: Counter, refused: Counter, duplicates: Counter)
     /// Units that may report each indicator's value, by indicator id.
     let reporters: [String: Set<String>]
 
@@ -55,7 +58,19 @@ public struct IngestService: DubanService {
         clock = context.clock
         logger = context.logger
         tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
+        readingCounters = (
+            context.metrics.counter("duban_readings_accepted_total", help: "Readings stored."),
+            context.metrics.counter("duban_readings_refused_total", help: "Readings refused, each with its index and reason."),
+            context.metrics.counter("duban_readings_duplicate_total", help: "Readings already held (a retried batch).")
+        )
         store = try IngestStores.open(context: context)
+        // Alerts open, at every scrape (PostgreSQL or SQLite, through the store).
+        let alertStore = store as any IngestStore
+        let metrics = context.metrics
+        metrics.onScrape {
+            guard let active = try? await alertStore.activeAlerts() else { return }
+            metrics.gauge("duban_alerts_open", help: "Alerts raised and not yet cleared.").set(Int64(active.count))
+        }
         derived = DerivedIndicators(
             store: store, stations: stations, standards: standards, indicators: indicators, clock: clock, logger: logger)
         logger.info(
@@ -107,6 +122,7 @@ public struct IngestService: DubanService {
         let store = self.store
         let reporters = self.reporters
         let rules = self.rules
+        let counters = readingCounters
         let standards = self.standards
         let clock = self.clock
         let derived = self.derived
@@ -149,6 +165,9 @@ public struct IngestService: DubanService {
                         AlertRules.evaluate(batches, stations: stations, standards: standards, active: active, now: now)
                     })
                 derived.markDirty(Set(batch.good.map(\.station)))
+                counters.accepted.increment(by: Int64(reply.accepted))
+                counters.refused.increment(by: Int64(reply.rejected.count))
+                counters.duplicates.increment(by: Int64(reply.duplicates))
                 return reply
             })
 

@@ -13,12 +13,10 @@ public struct NormalizedReading: Sendable, Equatable {
 }
 
 /// What each reading must be: known station and parameter, finite value in its physical range,
-/// a known unit (converted to the canonical one), a valid time not in the future.
+/// a known unit (converted to the canonical one), a time from 2000 on and at most an hour ahead
+/// of the service's clock (`PlausibleRange.reading`).
 public struct ReadingRules: Sendable {
     public let stations: [String: StationConfig]
-    /// Readings this far in the future are clock skew, not refused.
-    public var allowedSkew: TimeInterval = 300
-
     public init(stations: [StationConfig]) {
         self.stations = Dictionary(uniqueKeysWithValues: stations.map { ($0.id, $0) })
     }
@@ -101,11 +99,11 @@ public struct ReadingRules: Sendable {
                     + "超出物理上可能的范围",
                 "value")
         }
-        guard let time = Timestamp.parse(reading.ts) else {
-            return reject(.invalidArgument, "ts 应为带时区偏移的 RFC 3339 时间", "ts")
-        }
-        guard time.timeIntervalSince(now) <= allowedSkew else {
-            return reject(.invalidArgument, "ts \(ErrorBody.quote(reading.ts)) 晚于当前时间", "ts")
+        let time: Date
+        do {
+            time = try PlausibleRange.reading(reading.ts, now: now, field: "ts")
+        } catch {
+            return reject(error.code, error.message, "ts")
         }
         if let flag = reading.flag, flag != "revision" {
             return reject(.invalidArgument, "flag 只能为 revision 或不填", "flag")

@@ -41,11 +41,32 @@ public struct NotifyService: DubanService {
         logger = context.logger
         deployment = context.deployment
         tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
+        // The outbox at every scrape: what waits to go out, what was given up, attempts that failed.
+        let outbox = try context.store
+        let metrics = context.metrics
+        metrics.onScrape {
+            guard
+                let counts = try? await outbox.pool.read({ db -> ([Row], Int) in
+                    (
+                        try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state"),
+                        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM deliveries WHERE ok = 0") ?? 0
+                    )
+                })
+            else { return }
+            var byState: [String: Int] = ["pending": 0, "given_up": 0]
+            for row in counts.0 { byState[row["state"]] = row["n"] }
+            metrics.gauge("duban_outbox_pending", help: "Deliveries waiting to be sent.").set(Int64(byState["pending"] ?? 0))
+            metrics.gauge("duban_outbox_given_up", help: "Deliveries given up after their retries.").set(Int64(byState["given_up"] ?? 0))
+            metrics.gauge("duban_delivery_attempts_failed", help: "Delivery attempts that failed (each retry counts).").set(Int64(counts.1))
+        }
         rules = try NotifyRules.load(ProcessInfo.processInfo.environment["DUBAN_NOTIFY_RULES_FILE"])
         // One long-lived client per peer, for the directory, the rhythm and reports; no handler in the
         // write lane asks a peer.
-        peers = try await PeerClients(
+        let peers = try await PeerClients(
             deployment: context.deployment, peers: [.registry, .ingest, .cases], from: "notify", logger: context.logger)
+        self.peers = peers
+        // /readyz names a peer that does not answer as degraded; notify keeps working without it.
+        context.metrics.onReadiness { await peers.readiness() }
         directory = Directory(
             registry: try RegistryDirectory(
                 client: peers[.registry], events: context.deployment[.registry].events, store: store, logger: context.logger),
@@ -279,7 +300,8 @@ public struct NotifyService: DubanService {
         }
 
         handlers.on(NotifyTypes.reportGenerate) { request, _ in
-            try await Reports.generate(request, peers: peers)
+            try Reports.checkPlanYears(request, directory.registry.current)
+            return try await Reports.generate(request, peers: peers)
         }
     }
 }

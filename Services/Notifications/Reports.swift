@@ -6,6 +6,19 @@ import ServiceKit
 /// `report.generate`: the monthly dispatch report, the quarterly supervision list and the annual
 /// notification, as Markdown for people and CSV for spreadsheets, from what the other services hold.
 enum Reports {
+    /// A report is for a period within the plan's years (a month before go-live is 补报 and
+    /// welcome, a year the plan does not cover is a typing error). Before the registry has ever
+    /// answered, the request hook's 2000–2100 is all that is known.
+    static func checkPlanYears(_ request: ReportGenerateRequest, _ known: RegistryDirectory.Snapshot?) throws {
+        guard let first = known?.planStart.flatMap({ Int($0.prefix(4)) }), let last = known?.planEnd.flatMap({ Int($0.prefix(4)) }),
+            let year = Int(request.period.prefix(4))
+        else { return }
+        guard (first...last).contains(year) else {
+            throw ErrorBody.invalidArgument(
+                "报告期 \(ErrorBody.quote(request.period)) 不在方案年度内（\(first)年至\(last)年）", field: "body.period")
+        }
+    }
+
     static func generate(_ request: ReportGenerateRequest, peers: PeerClients) async throws -> ReportGenerateReply {
         let months: [String]
         let title: String

@@ -43,6 +43,8 @@ public struct BrokerEndpoints: Sendable, Equatable, Codable {
 /// configuration file (`--config` or `DUBAN_CONFIG`), and the defaults of PROTOCOL.md.
 public struct DeploymentConfiguration: Sendable, Equatable {
     public var endpoints: [ServiceName: Endpoints]
+    /// Each service's metrics and health port, `HOST:PORT` (`registry.metrics`); absent: none.
+    public var metrics: [ServiceName: String] = [:]
     public var dataDirectory: String
     public var logLevel: Logger.Level
     /// Largest accepted payload, bytes (PROTOCOL.md: default 16 MiB).
@@ -97,7 +99,7 @@ public struct DeploymentConfiguration: Sendable, Equatable {
     /// Every key the configuration file may hold, dotted (`registry.rpc`). deploy/'s files are
     /// checked against this list, so a misspelt key in a unit or manifest fails a test, not a deployment.
     public static let knownKeys: [String] =
-        ServiceName.allCases.flatMap { ["\($0.rawValue).rpc", "\($0.rawValue).events"] }
+        ServiceName.allCases.flatMap { ["\($0.rawValue).rpc", "\($0.rawValue).events", "\($0.rawValue).metrics"] }
         + [
             "broker.backend", "broker.eventsIn", "dataDir", "maxPayloadBytes", "tickSeconds", "planFile", "stationsFile", "databaseURL",
             "logLevel", "keysDir", "supervisionStart",
@@ -156,6 +158,7 @@ public struct DeploymentConfiguration: Sendable, Equatable {
             result.endpoints[service] = Endpoints(
                 rpc: reader.string(forKey: ConfigKey([service.rawValue, "rpc"]), default: defaults.rpc),
                 events: reader.string(forKey: ConfigKey([service.rawValue, "events"]), default: defaults.events))
+            result.metrics[service] = reader.string(forKey: ConfigKey([service.rawValue, "metrics"]))
         }
         result.dataDirectory = reader.string(forKey: "dataDir", default: result.dataDirectory)
         result.maxPayloadBytes = reader.int(forKey: "maxPayloadBytes", default: result.maxPayloadBytes)

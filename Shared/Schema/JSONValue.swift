@@ -68,6 +68,19 @@ public enum JSONValue: Codable, Sendable, Hashable {
 /// An empty body, `{}`.
 public struct Empty: Codable, Sendable, Equatable {
     public init() {}
+
+    /// Any object, its fields ignored; anything else (`[]`, `"x"`) is refused, as PROTOCOL.md
+    /// section 1 has a body be an object. The synthesized decoder read nothing and took anything.
+    public init(from decoder: any Decoder) throws {
+        _ = try decoder.container(keyedBy: NoKeys.self)
+    }
+
+    private struct NoKeys: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
 }
 
 extension Empty: FastDecodable {

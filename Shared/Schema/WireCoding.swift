@@ -89,6 +89,12 @@ public struct RequestTypeTable: Sendable {
     /// Decodes a request frame, or throws a `RequestDecodingFailure` that says how to answer it.
     public func decode(_ frame: Data) throws(RequestDecodingFailure) -> DecodedRequest {
         if !fastTypes.isEmpty, let decoded = decodeFast(frame) { return decoded }
+        // JSONDecoder reads only the strings it decodes: invalid UTF-8 in a field the body type
+        // ignores would pass (a sys.ping answered `ok`). PROTOCOL.md: a frame is UTF-8 or `bad_frame`.
+        // (FastJSON validates every string it meets.)
+        guard String(validating: frame, as: UTF8.self) != nil else {
+            throw RequestDecodingFailure(re: nil, type: nil, error: .notAJSONObject)
+        }
         let decoder = JSONDecoder()
         decoder.userInfo[RequestTypeTable.userInfoKey] = self
         do {

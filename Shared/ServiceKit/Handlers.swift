@@ -107,10 +107,19 @@ public struct HandlerTable: Sendable {
     ) {
         register(rpc)
         let type = rpc.name
+        let ranged = Body.self is any RangeChecked.Type
         handlers[type] = { body, context in
             guard let body = body as? Body else { throw ErrorBody.internal("\(type) 的请求体解码类型不符") }
+            if ranged { try Self.checkRanges(body, context) }
             return try Self.encode(try await handler(body, context), context)
         }
+    }
+
+    /// The body's dates, times and periods judged before its handler runs (Schema's `RangeChecked`),
+    /// after the role check, with the service's clock.
+    static func checkRanges(_ body: Any, _ context: RequestContext) throws {
+        guard let body = body as? any RangeChecked else { return }
+        try body.checkRanges(now: context.clock.now(), field: "body")
     }
 
     /// A reply as it goes on the wire: a long list a page at a time.
@@ -128,6 +137,7 @@ public struct HandlerTable: Sendable {
         _ rpc: RPC<Body, Reply>, prepare: @escaping @Sendable (Body) -> Prepared,
         handler: @escaping @Sendable (Prepared, RequestContext) async throws -> Reply
     ) {
+        precondition(!(Body.self is any RangeChecked.Type), "\(rpc.name): a prepared body's ranges are its preparer's to check")
         register(rpc)
         let type = rpc.name
         preparers[type] = { body in
@@ -176,8 +186,10 @@ public struct HandlerTable: Sendable {
     ) {
         register(rpc)
         let type = rpc.name
+        let ranged = Body.self is any RangeChecked.Type
         handlers[type] = { body, context in
             guard let body = body as? Body else { throw ErrorBody.internal("\(type) 的请求体解码类型不符") }
+            if ranged { try Self.checkRanges(body, context) }
             return try await handler(body, context)
         }
     }
@@ -198,8 +210,10 @@ public struct HandlerTable: Sendable {
         precondition(rpc.kind == .read, "\(rpc.name) is a write; it cannot be answered on the socket thread")
         register(rpc)
         let type = rpc.name
+        let ranged = Body.self is any RangeChecked.Type
         let read: SynchronousHandler = { body, context in
             guard let body = body as? Body else { throw ErrorBody.internal("\(type) 的请求体解码类型不符") }
+            if ranged { try Self.checkRanges(body, context) }
             return try handler(body, context)
         }
         synchronousReads[type] = read

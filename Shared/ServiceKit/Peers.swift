@@ -39,6 +39,17 @@ public final class PeerClients: Service, Sendable {
         return client
     }
 
+    /// One line per peer for `/readyz`: `ok`, or `degraded` when it does not answer `sys.ping`
+    /// within a second (the service keeps working without it, so this never makes it unready).
+    public func readiness() async -> [String] {
+        var lines: [String] = []
+        for (peer, client) in clients.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            let answered = (try? await client.call(SystemTypes.ping, Empty(), as: PingReply.self, timeout: .seconds(1), retries: 0)) != nil
+            lines.append("peer \(peer.rawValue): \(answered ? "ok" : "degraded (no answer to sys.ping)")")
+        }
+        return lines
+    }
+
     public func run() async throws {
         try? await gracefulShutdown()
         for client in clients.values { await client.close() }
@@ -65,11 +76,14 @@ public final class RegistryDirectory: Service, Sendable {
         /// one and before the other.
         public var planEnd: String?
         public var supervisionStart: String?
+        /// The plan's first day: with `planEnd`, the years a report may be asked for (补报 included).
+        public var planStart: String?
 
         public init(
             units: [PlanUnit], tasks: [PlanTask], office: String, dispatchDay: Int, fetchedAt: String, planEnd: String? = nil,
-            supervisionStart: String? = nil
+            supervisionStart: String? = nil, planStart: String? = nil
         ) {
+            self.planStart = planStart
             self.planEnd = planEnd
             self.supervisionStart = supervisionStart
             self.units = units
@@ -79,7 +93,7 @@ public final class RegistryDirectory: Service, Sendable {
             self.fetchedAt = fetchedAt
         }
 
-        enum CodingKeys: String, CodingKey { case units, tasks, office, dispatchDay, fetchedAt, planEnd, supervisionStart }
+        enum CodingKeys: String, CodingKey { case units, tasks, office, dispatchDay, fetchedAt, planEnd, supervisionStart, planStart }
 
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -89,6 +103,7 @@ public final class RegistryDirectory: Service, Sendable {
             office = try container.decodeIfPresent(String.self, forKey: .office) ?? officeUnit
             planEnd = try container.decodeIfPresent(String.self, forKey: .planEnd)
             supervisionStart = try container.decodeIfPresent(String.self, forKey: .supervisionStart)
+            planStart = try container.decodeIfPresent(String.self, forKey: .planStart)
             dispatchDay = try container.decodeIfPresent(Int.self, forKey: .dispatchDay) ?? 5
             fetchedAt = try container.decodeIfPresent(String.self, forKey: .fetchedAt) ?? ""
         }
@@ -151,7 +166,7 @@ public final class RegistryDirectory: Service, Sendable {
             let plan = try await client.call(RegistryTypes.planGet, Empty(), timeout: timeout, retries: retries)
             let fresh = Snapshot(
                 units: units, tasks: plan.tasks, office: plan.office, dispatchDay: plan.dispatchDay, fetchedAt: Timestamp.now(),
-                planEnd: plan.end, supervisionStart: plan.supervisionStart)
+                planEnd: plan.end, supervisionStart: plan.supervisionStart, planStart: plan.start)
             if let store {
                 let data = try WireCoding.encode(fresh)
                 try await store.pool.write { db in

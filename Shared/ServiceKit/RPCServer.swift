@@ -69,7 +69,7 @@ public final class RPCServer: Service, Sendable {
     public static func bind(
         identity: ServerIdentity, endpoints: Endpoints, store: any EventStorage, handlers: HandlerTable, topics: [String],
         maxPayloadBytes: Int, clock: ServiceClock, logger: Logger, limits: RequestLimits = RequestLimits(),
-        security: ServerSecurity? = nil
+        security: ServerSecurity? = nil, metrics: ServiceMetrics? = nil
     ) async throws -> RPCServer {
         let loop = ZMQPollLoop(name: identity.instance, logger: logger)
         let (requests, continuation) = AsyncStream.makeStream(of: Prepared.self)
@@ -79,8 +79,8 @@ public final class RPCServer: Service, Sendable {
         // they arrive, ahead of and in parallel with the handler of the request before; handlers
         // then run one at a time in arrival order on the service's task.
         let reader = RequestReader(handlers: table, maxPayloadBytes: maxPayloadBytes, security: security, logger: logger)
-        let runner = RequestRunner(handlers: table, store: store, clock: clock, logger: logger)
-        let queued = QueuedRequests(limits: limits)
+        let runner = RequestRunner(handlers: table, store: store, clock: clock, logger: logger, metrics: metrics)
+        let queued = QueuedRequests(limits: limits, metrics: metrics)
         do {
             // libzmq drops the connection of a peer whose message exceeds MAXMSGSIZE, with no reply;
             // the cap sits well above the protocol's limit so that oversized payloads up to it get
@@ -94,7 +94,11 @@ public final class RPCServer: Service, Sendable {
                 curve = .client(
                     serverKey: brokerKey, publicKey: security.certificate.publicKey, secretKey: security.certificate.secretKey ?? "")
             } else if let security {
-                _ = try await loop.startZAPHandler { request in strangerCheck.observe(request, security.decide(request)) }
+                _ = try await loop.startZAPHandler { request in
+                    let decision = security.decide(request)
+                    if case .deny = decision { metrics?.certificateRefused() }
+                    return strangerCheck.observe(request, decision)
+                }
                 curve = .server(secretKey: security.certificate.secretKey ?? "")
             }
             var boundRPC = ""
@@ -266,7 +270,9 @@ public final class RPCServer: Service, Sendable {
     func execute(_ prepared: Prepared) async -> [Data]? {
         switch prepared {
         case .drop: return nil
-        case .answered(let routing, let reply): return routing + [reply]
+        case .answered(let routing, let reply):
+            runner.metrics?.observe(reply: reply, type: "-", duration: nil)
+            return routing + [reply]
         case .request(let routing, let request, let fingerprint, _):
             return routing + [await runner.handle(request, fingerprint: fingerprint, deadline: queued.limits.deadline)]
         }
@@ -421,9 +427,12 @@ final class QueuedRequests: @unchecked Sendable {
     private var perPeer: [Data: Int] = [:]
     private var total = 0
     private var totalBytes = 0
+    /// Where the queue's depth is reported (`duban_requests_queued`).
+    private let metrics: ServiceMetrics?
 
-    init(limits: RequestLimits) {
+    init(limits: RequestLimits, metrics: ServiceMetrics? = nil) {
         self.limits = limits
+        self.metrics = metrics
     }
 
     func hasQueued(_ peer: Data) -> Bool { perPeer[peer] != nil }
@@ -446,6 +455,7 @@ final class QueuedRequests: @unchecked Sendable {
         perPeer[peer, default: 0] += 1
         total += 1
         totalBytes += bytes
+        metrics?.queued(total, bytes: totalBytes)
         return nil
     }
 
@@ -455,6 +465,7 @@ final class QueuedRequests: @unchecked Sendable {
         perPeer[peer] = mine > 1 ? mine - 1 : nil
         total -= 1
         totalBytes -= bytes
+        metrics?.queued(total, bytes: totalBytes)
     }
 }
 
@@ -561,23 +572,29 @@ struct RequestRunner: Sendable {
     let store: any EventStorage
     let clock: ServiceClock
     let logger: Logger
+    /// Replies counted by type and result, handler latency (`--metrics`).
+    let metrics: ServiceMetrics?
 
     /// The reply to send at once, on the socket thread, when nothing is queued ahead: for a request
     /// refused while reading, or a synchronous read. Nil when the request must wait its turn.
     func answerAtOnce(_ prepared: RPCServer.Prepared) -> [Data]? {
         switch prepared {
         case .drop: return nil
-        case .answered(let routing, let reply): return routing + [reply]
+        case .answered(let routing, let reply):
+            metrics?.observe(reply: reply, type: "-", duration: nil)
+            return routing + [reply]
         case .request(let routing, let request, _, _):
             guard let read = handlers.synchronousReads[request.type] else { return nil }
             let context = self.context(for: request, key: nil, fingerprint: nil)
+            let started = ContinuousClock.now
+            let reply: Data
             do {
-                return routing + [
-                    EnvelopeWriter.reply(type: request.type, re: request.id, ok: true, payload: try read(request.body, context))
-                ]
+                reply = EnvelopeWriter.reply(type: request.type, re: request.id, ok: true, payload: try read(request.body, context))
             } catch {
-                return routing + [Self.errorReply(error, for: request, logger: context.logger)]
+                reply = Self.errorReply(error, for: request, logger: context.logger)
             }
+            metrics?.observe(reply: reply, type: request.type, duration: ContinuousClock.now - started)
+            return routing + [reply]
         }
     }
 
@@ -598,6 +615,17 @@ struct RequestRunner: Sendable {
     /// deadline (the handler is cancelled; a write that committed meanwhile kept its key, so a
     /// retry with the same key gets its reply).
     func handle(_ request: DecodedRequest, fingerprint: Result<String?, any Error>, deadline: Duration) async -> Data {
+        guard let metrics else { return await handleWithin(request, fingerprint: fingerprint, deadline: deadline) }
+        let started = ContinuousClock.now
+        metrics.began()
+        let reply = await handleWithin(request, fingerprint: fingerprint, deadline: deadline)
+        metrics.ended()
+        metrics.observe(
+            reply: reply, type: handlers.handlers[request.type] != nil ? request.type : "-", duration: ContinuousClock.now - started)
+        return reply
+    }
+
+    private func handleWithin(_ request: DecodedRequest, fingerprint: Result<String?, any Error>, deadline: Duration) async -> Data {
         await withTaskGroup(of: Data?.self) { group in
             group.addTask { await self.handle(request, fingerprint: fingerprint) }
             group.addTask {

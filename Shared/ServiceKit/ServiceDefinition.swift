@@ -13,6 +13,8 @@ public struct ServiceContext: Sendable {
     public let storage: any EventStorage
     public let clock: ServiceClock
     public let logger: Logger
+    /// The service's metrics (served only with `--metrics`): a service adds its own counters and gauges.
+    public let metrics: ServiceMetrics
 
     /// The SQLite store (every service's default storage).
     public var store: ServiceStore {
@@ -57,11 +59,14 @@ public struct ServiceSettings: Sendable {
     public var clock: ServiceClock
     /// Bind beyond loopback without keys (`--insecure`): logged as a warning.
     public var insecure: Bool
+    /// `HOST:PORT` of the metrics and health port (`--metrics`, configuration `<service>.metrics`); nil: none.
+    public var metrics: String?
 
     public init(
         deployment: DeploymentConfiguration, endpoints: Endpoints, instance: String, clock: ServiceClock = ServiceClock(),
-        insecure: Bool = false
+        insecure: Bool = false, metrics: String? = nil
     ) {
+        self.metrics = metrics
         self.deployment = deployment
         self.endpoints = endpoints
         self.instance = instance
@@ -87,6 +92,8 @@ public struct ServiceSettings: Sendable {
 public struct BuiltService: Sendable {
     public let group: ServiceGroup
     public let server: RPCServer
+    /// The metrics and health port, when one was asked for.
+    public let metricsServer: MetricsServer?
 }
 
 /// Builds a service from its settings: storage, then sockets (bound before this returns, so a
@@ -99,7 +106,8 @@ public func buildService<S: DubanService>(_ type: S.Type, settings: ServiceSetti
     logger[metadataKey: "service.instance"] = "\(settings.instance)"
     // Fail closed: without keys, loopback only (PROTOCOL.md section 7); checked before anything opens.
     try BindPolicy.check(
-        [settings.endpoints.rpc, settings.endpoints.events], hasKeys: settings.deployment.keysDirectory != nil,
+        [settings.endpoints.rpc, settings.endpoints.events] + (settings.metrics.map { ["tcp://\($0)"] } ?? []),
+        hasKeys: settings.deployment.keysDirectory != nil,
         insecure: settings.insecure, logger: logger)
     let security = try settings.deployment.keysDirectory.map { keys in
         try ServerSecurity(
@@ -108,23 +116,51 @@ public func buildService<S: DubanService>(_ type: S.Type, settings: ServiceSetti
     }
     let identity = ServerIdentity(service: S.name, instance: settings.instance)
     let store = try await S.openStorage(settings: settings, logger: logger)
+    let metrics = ServiceMetrics()
     let context = ServiceContext(
-        identity: identity, deployment: settings.deployment, settings: settings, storage: store, clock: settings.clock, logger: logger)
+        identity: identity, deployment: settings.deployment, settings: settings, storage: store, clock: settings.clock, logger: logger,
+        metrics: metrics)
     let service = try await S(context: context)
     var handlers = HandlerTable()
     service.register(&handlers)
     let server = try await RPCServer.bind(
         identity: identity, endpoints: settings.endpoints, store: store, handlers: handlers, topics: S.topics,
-        maxPayloadBytes: settings.deployment.maxPayloadBytes, clock: settings.clock, logger: logger, security: security)
+        maxPayloadBytes: settings.deployment.maxPayloadBytes, clock: settings.clock, logger: logger, security: security,
+        metrics: metrics)
+    // Each stream's head (the seq of its last event: events published) at every scrape.
+    metrics.onScrape {
+        guard let heads = try? await store.heads() else { return }
+        for (stream, head) in heads {
+            metrics.gauge("duban_stream_head", help: "Seq of each stream's last event (events published).", labels: [("stream", stream)])
+                .set(Int64(head))
+        }
+    }
+    // Ready when its own store answers; a peer that is down does not make a service unready
+    // (each keeps working without its peers), so it is not asked here.
+    var metricsServer: MetricsServer?
+    if let address = settings.metrics {
+        metricsServer = try await MetricsServer.bind(
+            address, metrics: metrics,
+            ready: {
+                do {
+                    _ = try await store.heads()
+                    return nil
+                } catch {
+                    return "存储无应答：\(error)"
+                }
+            }, logger: logger)
+    }
     // A group stops its services in reverse order: the server first (no request runs after the
     // storage pools and peer clients it uses have closed), then the background work.
-    let services: [any Service] = service.backgroundServices() + [server]
+    // systemd (`Type=notify`): READY=1 once the sockets above are bound, then the watchdog.
+    let notifier: [any Service] = signals ? (SystemdNotifier.fromEnvironment(logger: logger).map { [$0] } ?? []) : []
+    let services: [any Service] = notifier + service.backgroundServices() + (metricsServer.map { [$0] } ?? []) + [server]
     let group = ServiceGroup(
         configuration: ServiceGroupConfiguration(
             services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
             gracefulShutdownSignals: signals ? [.sigterm, .sigint] : [],
             logger: logger))
-    return BuiltService(group: group, server: server)
+    return BuiltService(group: group, server: server, metricsServer: metricsServer)
 }
 
 /// The options every service executable takes.
@@ -170,6 +206,11 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Flag(name: .long, help: "Without keys, bind non-loopback addresses anyway (no authentication: anyone may act as any unit).")
     public var insecure = false
 
+    @Option(
+        name: .long,
+        help: "HOST:PORT for /metrics, /healthz and /readyz over HTTP (configuration <service>.metrics); off when absent.")
+    public var metrics: String?
+
     public init() {}
 
     /// Resolves flags over environment over file over defaults.
@@ -198,7 +239,8 @@ public struct ServiceOptions: ParsableArguments, Sendable {
         }
         return ServiceSettings(
             deployment: deployment, endpoints: endpoints, instance: instance ?? service.rawValue,
-            clock: try ServiceClock.fromEnvironment(environment), insecure: insecure)
+            clock: try ServiceClock.fromEnvironment(environment), insecure: insecure,
+            metrics: metrics ?? deployment.metrics[service])
     }
 }
 

@@ -1,0 +1,115 @@
+import DubanTesting
+import Foundation
+import Messaging
+import Schema
+import ServiceKit
+import Testing
+
+/// The operator's port (`--metrics HOST:PORT`): the Prometheus families, /healthz and /readyz,
+/// from a service running as its own process, read with curl as an operator would.
+@Suite(.serialized) struct MetricsTests {
+    static func curl(_ url: String) throws -> String {
+        try TestSupport.run("/usr/bin/curl", ["-sS", "--max-time", "10", "-w", "\nHTTP %{http_code}\n", url])
+    }
+
+    /// The value of the first sample line that starts with `prefix` (`name{labels}`).
+    static func value(_ exposition: String, _ prefix: String) -> Double? {
+        exposition.split(separator: "\n").first { $0.hasPrefix(prefix + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+
+    @Test func ingestExportsRequestsLatencyStreamHeadsAndReadings() async throws {
+        let port = TestSupport.freePort()
+        let process = try await ServiceProcess.start(
+            "duban-ingest", arguments: ["--data-dir", try TestSupport.temporaryDirectory(), "--metrics", "127.0.0.1:\(port)"],
+            endpoints: TestSupport.freeEndpoints())
+        let station = try await RPCClient.connect(to: process.endpoints.rpc, from: "六一桥自动站")
+        _ = try await station.call(SystemTypes.ping, Empty(), as: PingReply.self)
+        let now = Timestamp.now()
+        let reply = try await station.call(
+            IngestTypes.readingSubmit,
+            ReadingSubmitRequest(readings: [
+                SubmittedReading(station: "liuyiqiao", parameter: "nh3n", ts: now, value: 0.5),
+                SubmittedReading(station: "liuyiqiao", parameter: "nh3n", ts: "1900-01-01T00:00:00+08:00", value: 0.5),
+            ]), as: ReadingSubmitReply.self)
+        #expect(reply.accepted == 1 && reply.rejected.count == 1)
+        _ = try? await station.send(payload: Data(#"{"v":1,"id":"u1","type":"no.such","body":{}}"#.utf8), id: "u1", timeout: .seconds(5))
+
+        let metrics = try Self.curl("http://127.0.0.1:\(port)/metrics")
+        #expect(metrics.hasSuffix("HTTP 200\n"), "\(metrics)")
+        for family in [
+            "# TYPE duban_requests_total counter", "# TYPE duban_request_duration_seconds histogram",
+            "# TYPE duban_requests_in_flight gauge", "# TYPE duban_requests_queued gauge",
+            "# TYPE duban_stream_head gauge", "# TYPE duban_readings_accepted_total counter", "# TYPE duban_readings_refused_total counter",
+            "# TYPE duban_alerts_open gauge",
+        ] {
+            #expect(metrics.contains(family), "\(family) missing:\n\(metrics)")
+        }
+        // The start-up wait pinged too.
+        #expect((Self.value(metrics, #"duban_requests_total{type="sys.ping",code="ok"}"#) ?? 0) >= 1, "\(metrics)")
+        #expect(Self.value(metrics, #"duban_requests_total{type="reading.submit",code="ok"}"#) == 1, "\(metrics)")
+        // An invented type is counted under "-": a client cannot grow the series without bound.
+        #expect(Self.value(metrics, #"duban_requests_total{type="-",code="unknown_type"}"#) == 1, "\(metrics)")
+        #expect(!metrics.contains("no.such"))
+        #expect(Self.value(metrics, #"duban_request_duration_seconds_count{type="reading.submit"}"#) == 1, "\(metrics)")
+        #expect(Self.value(metrics, "duban_readings_accepted_total") == 1)
+        #expect(Self.value(metrics, "duban_readings_refused_total") == 1)
+        #expect((Self.value(metrics, #"duban_stream_head{stream="ingest"}"#) ?? 0) >= 1, "\(metrics)")
+
+        #expect(try Self.curl("http://127.0.0.1:\(port)/healthz") == "ok\n\nHTTP 200\n")
+        #expect(try Self.curl("http://127.0.0.1:\(port)/readyz") == "ready\n\nHTTP 200\n")
+        #expect(try Self.curl("http://127.0.0.1:\(port)/nothing").hasSuffix("HTTP 404\n"))
+        await station.close()
+        #expect(await process.terminate() == 0, "\(process.log)")
+    }
+
+    @Test func notifyExportsItsOutbox() async throws {
+        let port = TestSupport.freePort()
+        let process = try await ServiceProcess.start(
+            "duban-notify", arguments: ["--data-dir", try TestSupport.temporaryDirectory(), "--metrics", "127.0.0.1:\(port)"],
+            endpoints: TestSupport.freeEndpoints())
+        let metrics = try Self.curl("http://127.0.0.1:\(port)/metrics")
+        for family in ["duban_outbox_pending 0", "duban_outbox_given_up 0", "duban_delivery_attempts_failed 0"] {
+            #expect(metrics.contains(family), "\(family) missing:\n\(metrics)")
+        }
+        // Its peers are not running: ready (it keeps working without them), and says so.
+        let ready = try Self.curl("http://127.0.0.1:\(port)/readyz")
+        #expect(ready.hasPrefix("ready, degraded\n") && ready.hasSuffix("HTTP 200\n"), "\(ready)")
+        for peer in ["cases", "ingest", "registry"] { #expect(ready.contains("peer \(peer): degraded"), "\(ready)") }
+        #expect(await process.terminate() == 0, "\(process.log)")
+    }
+
+    @Test func aStrangersKeyIsCountedAsARefusal() async throws {
+        let keys = try TestKeys.make()
+        let port = TestSupport.freePort()
+        let endpoints = TestSupport.freeEndpoints()
+        let process = try await ServiceProcess.start(
+            "duban-registry",
+            arguments: ["--data-dir", try TestSupport.temporaryDirectory(), "--keys", keys.path, "--metrics", "127.0.0.1:\(port)"],
+            endpoints: endpoints, curve: try keys.curve("reader", toward: .registry))
+        let before = Self.value(try Self.curl("http://127.0.0.1:\(port)/metrics"), "duban_certificate_refusals_total") ?? 0
+        let pair = try ZMQCurve.generateKeyPair()
+        let stranger = try await RPCClient.connect(
+            to: endpoints.rpc, from: nil,
+            curve: .client(
+                serverKey: try keys.directory.publicCertificate("registry").publicKey, publicKey: pair.publicKey, secretKey: pair.secretKey)
+        )
+        let answered = try? await stranger.call(SystemTypes.ping, Empty(), as: PingReply.self, timeout: .milliseconds(500), retries: 0)
+        #expect(answered == nil)
+        await stranger.close()
+        let counted = await TestSupport.eventually(timeout: .seconds(5)) {
+            (Self.value((try? Self.curl("http://127.0.0.1:\(port)/metrics")) ?? "", "duban_certificate_refusals_total") ?? 0) > before
+        }
+        #expect(counted, "refusals stayed at \(before)")
+        #expect(await process.terminate() == 0, "\(process.log)")
+    }
+
+    @Test func aMetricsPortBeyondLoopbackNeedsKeys() async throws {
+        let process = try await ServiceProcess.start(
+            "duban-cases",
+            arguments: ["--data-dir", try TestSupport.temporaryDirectory(), "--metrics", "0.0.0.0:\(TestSupport.freePort())"],
+            endpoints: TestSupport.freeEndpoints(), waitForPing: false)
+        #expect(await process.waitForExit())
+        #expect(process.terminationStatus != 0)
+        #expect(process.log.contains("0.0.0.0"), "\(process.log)")
+    }
+}
