@@ -11,6 +11,8 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 # PostgreSQL serves ingest instances that share a database; the scale-out tests start their own cluster.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# XLSX export (Shared/CXlsxWriter): Debian's libxlsxwriter, found through pkg-config.
+pkg-config --exists xlsxwriter 2>/dev/null || need_apt+=(libxlsxwriter-dev)
 # `ip netns`: the separate-hosts test puts each service on a network namespace of its own.
 [ -x /usr/sbin/ip ] || need_apt+=(iproute2)
 
@@ -27,6 +29,16 @@ if ! python3 -c 'import zmq' 2>/dev/null; then
     python3 -m pip install -q pyzmq 2>/dev/null || {
         apt-get update -qq
         apt-get install -y -qq python3-zmq >/dev/null
+    }
+fi
+
+# The office-format tests write workbooks with openpyxl (a real spreadsheet writer) and open the
+# Word reports with python-docx.
+if ! python3 -c 'import openpyxl, docx' 2>/dev/null; then
+    echo "setup: installing openpyxl and python-docx"
+    python3 -m pip install -q openpyxl python-docx 2>/dev/null || {
+        apt-get update -qq
+        apt-get install -y -qq python3-openpyxl python3-docx >/dev/null
     }
 fi
 

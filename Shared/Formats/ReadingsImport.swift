@@ -39,15 +39,17 @@ public enum ReadingsImport {
         return nil
     }
 
-    /// RFC 3339, or a local `YYYY-MM-DD HH:MM[:SS]` taken as +08:00.
+    /// RFC 3339, or a local date and time taken as +08:00: `YYYY-MM-DD HH:MM[:SS]`, and the date as
+    /// offices write it (`2026/3/5 8:00`, `2026年3月5日 08:00`; see `OfficeText.date`).
     public static func time(_ text: String) -> String? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if Timestamp.parse(trimmed) != nil { return trimmed }
         let parts = trimmed.split(separator: " ")
-        guard parts.count == 2, Timestamp.startOfDistrictDay(String(parts[0])) != nil else { return nil }
+        guard parts.count == 2, let day = OfficeText.date(String(parts[0])), !String(parts[0]).allSatisfy(\.isNumber) else { return nil }
         let clock = parts[1].split(separator: ":")
-        guard (2...3).contains(clock.count), clock.allSatisfy({ $0.count == 2 && Int($0) != nil }) else { return nil }
-        let candidate = "\(parts[0])T\(clock.joined(separator: ":"))\(clock.count == 2 ? ":00" : "")+08:00"
+        guard (2...3).contains(clock.count), clock.allSatisfy({ (1...2).contains($0.count) && Int($0) != nil }) else { return nil }
+        let padded = clock.map { $0.count == 1 ? "0\($0)" : String($0) }
+        let candidate = "\(day)T\(padded.joined(separator: ":"))\(clock.count == 2 ? ":00" : "")+08:00"
         return Timestamp.parse(candidate) == nil ? nil : candidate
     }
 
