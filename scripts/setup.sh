@@ -42,4 +42,13 @@ if ! python3 -c 'import openpyxl, docx' 2>/dev/null; then
     }
 fi
 
+# Optional: the report test renders one page of the Word document to PNG where LibreOffice and
+# poppler are installed; without them that step is skipped, so a failed install is not fatal.
+if ! command -v soffice >/dev/null || ! command -v pdftoppm >/dev/null; then
+    echo "setup: installing LibreOffice Writer (headless) and poppler-utils (optional)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends libreoffice-writer-nogui poppler-utils fonts-noto-cjk >/dev/null 2>&1 \
+        || echo "setup: LibreOffice not installed; the report test will not render a page"
+fi
+
 command -v swift >/dev/null || { echo "setup: no Swift toolchain on PATH (expected Swift 6 at /opt/swift)" >&2; exit 1; }

@@ -76,7 +76,7 @@ public enum GongwenDocument {
         var body = ""
         // 发文机关标志: red, centred, with the red line under it.
         body += paragraph(
-            runs: [run(agency, font: titleFont, size: 44, color: "C00000")], align: "center",
+            runs: [run(agency, font: titleFont, size: 36, color: "C00000")], align: "center",
             extra: "<w:pBdr><w:bottom w:val=\"single\" w:sz=\"18\" w:space=\"6\" w:color=\"C00000\"/></w:pBdr><w:spacing w:after=\"240\"/>")
         body += paragraph(
             runs: [run(parts.title, font: titleFont, size: 44)], align: "center", extra: "<w:spacing w:before=\"480\" w:after=\"480\"/>")
@@ -155,8 +155,26 @@ public enum GongwenDocument {
     static func tableXML(_ rows: [[String]]) -> String {
         let columns = rows.map(\.count).max() ?? 0
         guard columns > 0 else { return "" }
-        // The text block is 156 mm wide (8844 twips): columns share it.
-        let width = 8844 / columns
+        // The text block is 156 mm wide (8844 twips). Each column gets at least its header and a
+        // short word (a half-width character at 五号 is about 105 twips, a CJK one twice that), and the
+        // rest goes to the columns whose text is longer, in proportion.
+        func width(_ text: String) -> Double { Double(text.unicodeScalars.reduce(0) { $0 + ($1.value > 0x2E80 ? 2 : 1) }) * 105 + 230 }
+        let longest = (0..<columns).map { column in rows.map { column < $0.count ? width($0[column]) : 230 }.max() ?? 230 }
+        let need = (0..<columns).map { column in
+            max(width(rows[0].count > column ? rows[0][column] : ""), min(longest[column], 8 * 105 + 230))
+        }
+        let want = zip(need, longest).map { max($0, $1) }
+        var widths: [Double]
+        if want.reduce(0, +) <= 8844 {
+            widths = want.map { $0 * 8844 / want.reduce(0, +) }
+        } else if need.reduce(0, +) < 8844 {
+            let spare = 8844 - need.reduce(0, +)
+            let extra = zip(want, need).map { $0 - $1 }
+            let total = max(extra.reduce(0, +), 1)
+            widths = zip(need, extra).map { $0 + spare * $1 / total }
+        } else {
+            widths = need.map { $0 * 8844 / need.reduce(0, +) }
+        }
         var xml =
             "<w:tbl><w:tblPr><w:tblW w:w=\"8844\" w:type=\"dxa\"/><w:jc w:val=\"center\"/><w:tblBorders>"
             + ["top", "left", "bottom", "right", "insideH", "insideV"].map {
@@ -164,15 +182,15 @@ public enum GongwenDocument {
             }
             .joined()
             + "</w:tblBorders><w:tblLayout w:type=\"fixed\"/></w:tblPr><w:tblGrid>"
-            + String(repeating: "<w:gridCol w:w=\"\(width)\"/>", count: columns) + "</w:tblGrid>"
+            + widths.map { "<w:gridCol w:w=\"\(Int($0))\"/>" }.joined() + "</w:tblGrid>"
         for (index, row) in rows.enumerated() {
             xml += "<w:tr>" + (index == 0 ? "<w:trPr><w:tblHeader/></w:trPr>" : "")
             for column in 0..<columns {
                 let text = column < row.count ? row[column] : ""
                 xml +=
-                    "<w:tc><w:tcPr><w:tcW w:w=\"\(width)\" w:type=\"dxa\"/><w:vAlign w:val=\"center\"/></w:tcPr>"
+                    "<w:tc><w:tcPr><w:tcW w:w=\"\(Int(widths[column]))\" w:type=\"dxa\"/><w:vAlign w:val=\"center\"/></w:tcPr>"
                     + paragraph(
-                        runs: [run(text, font: index == 0 ? headingFont : bodyFont, size: 21)], align: index == 0 ? "center" : nil,
+                        runs: [run(text, font: index == 0 ? headingFont : bodyFont, size: 21)], align: index == 0 ? "center" : "left",
                         extra: "<w:spacing w:line=\"300\" w:lineRule=\"auto\"/>")
                     + "</w:tc>"
             }
