@@ -76,9 +76,8 @@ public enum LedgerCSV {
     /// A wire time as a spreadsheet shows it: `YYYY-MM-DD HH:MM` in the district's time.
     public static func localTime(_ wire: String) -> String {
         guard let date = Timestamp.parse(wire) else { return wire }
-        let local = Timestamp.format(date.addingTimeInterval(Double(Timestamp.districtOffset)), fractional: false)
-        // `format` writes UTC as …Z; shifted by the offset its clock is the district's.
-        return String(local.prefix(16)).replacingOccurrences(of: "T", with: " ")
+        // `format` writes the district's clock (+08:00): its first 16 characters are the local minute.
+        return String(Timestamp.format(date, fractional: false).prefix(16)).replacingOccurrences(of: "T", with: " ")
     }
 
     public static func row(_ fields: [String]) -> String {

@@ -151,6 +151,13 @@ extension JSONValue {
         let file = "\(dir)/ledger.\(format)"
         let export = try duban(ledger, ["cases", "export", "--format", format, "--out", file])
         #expect(export.ok, "\(export.output)")
+        // Times as a spreadsheet shows them, in the district's clock (the test's clock reads 10:00 +08:00).
+        let exported = format == "csv" ? try LedgerCSV.parse(try String(contentsOfFile: file, encoding: .utf8))
+            : try XLSXReader.read(try Data(contentsOf: URL(fileURLWithPath: file)))
+        let opened = try #require(exported.first?.fields.firstIndex(of: "登记时间"))
+        #expect(exported.dropFirst().allSatisfy { $0.fields[opened] == "2026-11-20 10:00" }, "\(exported.map(\.fields))")
+        let progress = try #require(exported.first?.fields.firstIndex(of: "最新进展"))
+        #expect(exported[3].fields[progress] == "2026-11-20 10:00 已交办", "\(exported[3].fields)")
         // Edit as an office does: a deadline, a unit, the measures; and the state cell, which must not apply.
         try python(
             """
