@@ -203,6 +203,7 @@ struct Readings: AsyncParsableCommand {
                 throw ValidationError("\(file)：\(error)")
             }
             var problems: [(Int, String)] = rows.compactMap { row in row.problem.map { (row.line, $0) } }
+            let notes: [(Int, String)] = rows.compactMap { row in row.note.map { (row.line, $0) } }
             let good = rows.filter { $0.reading != nil }
             // A station's export goes in under that station's certificate (`station-ID` from
             // `duban keys init`), unless told otherwise.
@@ -233,9 +234,12 @@ struct Readings: AsyncParsableCommand {
                 }
                 FileHandle.standardError.write(Data("\n".utf8))
                 problems.sort { $0.0 < $1.0 }
-                print("\(file): 入库 \(accepted) 条，重复 \(duplicates) 条，\(problems.count) 条有误")
+                print(
+                    "\(file): 入库 \(accepted) 条，重复 \(duplicates) 条，\(problems.count) 条有误"
+                        + (notes.isEmpty ? "" : "，\(notes.count) 处标记未导入（低于检出限或维护、校准、停运）"))
+                for (line, note) in notes.prefix(200) { print("  \(file):\(line): 提示 \(note)") }
                 for (line, problem) in problems.prefix(200) { print("  \(file):\(line): \(problem)") }
-                if problems.count > 200 { print("  … and \(problems.count - 200) more") }
+                if problems.count > 200 { print("  …另有 \(problems.count - 200) 条") }
                 if !problems.isEmpty { throw ExitCode(1) }
             }
         }

@@ -152,7 +152,9 @@ extension JSONValue {
         let export = try duban(ledger, ["cases", "export", "--format", format, "--out", file])
         #expect(export.ok, "\(export.output)")
         // Times as a spreadsheet shows them, in the district's clock (the test's clock reads 10:00 +08:00).
-        let exported = format == "csv" ? try LedgerCSV.parse(try String(contentsOfFile: file, encoding: .utf8))
+        let exported =
+            format == "csv"
+            ? try LedgerCSV.parse(try String(contentsOfFile: file, encoding: .utf8))
             : try XLSXReader.read(try Data(contentsOf: URL(fileURLWithPath: file)))
         let opened = try #require(exported.first?.fields.firstIndex(of: "登记时间"))
         #expect(exported.dropFirst().allSatisfy { $0.fields[opened] == "2026-11-20 10:00" }, "\(exported.map(\.fields))")
@@ -288,6 +290,38 @@ extension JSONValue {
         #expect(report.contains("sheets ['第一批', '第二批']"), "\(report)")
         await office.close()
         try await ledger.stop()
+    }
+
+    @Test func readingsTakeOfficeTimesAndMarkedValuesAreNotesNotErrors() throws {
+        let csv = """
+            监测时间,状态,pH值,溶解氧(mg/L),氨氮(mg/L),总磷(mg/L),石油类(mg/L),挥发酚(mg/L)
+            2026/11/1 8:00,,7.9,8.2,0.42,0.08,0.01L,<0.0003
+            2026年11月1日 12:00,维护,,,,,,
+            2026-11-01 16:00,,维护,维护,维护,维护,维护,维护
+            2026-11-01 20:00,,8.0,8.1,ND,0.07,0.02,0.0004
+            2026/11/2 0:00,,8.0,东经,0.3,0.07,0.02,0.0004
+
+            """
+        let records = try LedgerCSV.parse(csv).map { (line: $0.line, fields: $0.fields) }
+        let rows = try ReadingsImport.rows(records, defaultStation: "liuyiqiao")
+        let readings = rows.compactMap(\.reading)
+        #expect(readings.first?.ts == "2026-11-01T08:00:00+08:00" && readings.first?.parameter == "ph")
+        #expect(readings.filter { $0.ts == "2026-11-01T20:00:00+08:00" }.count == 5)
+        let notes = rows.compactMap { row in row.note.map { "\(row.line):\($0)" } }
+        #expect(notes.count == 5, "\(notes)")
+        #expect(notes.contains { $0.hasPrefix("2:石油类(mg/L)：「0.01L」低于检出限（0.01）") }, "\(notes)")
+        #expect(notes.contains { $0.hasPrefix("2:挥发酚(mg/L)：「<0.0003」低于检出限（0.0003）") }, "\(notes)")
+        #expect(notes.contains { $0.hasPrefix("3:维护：本行 0 个读数未导入") } && notes.contains { $0.hasPrefix("4:维护：本行 6 个读数未导入") }, "\(notes)")
+        #expect(notes.contains { $0.hasPrefix("5:氨氮(mg/L)：「ND」低于检出限，") }, "\(notes)")
+        // Only the bad value is an error, named with its parameter and value.
+        #expect(rows.compactMap(\.problem) == ["溶解氧(mg/L)：「东经」不是数字"])
+        // The sample in examples/ reads whole.
+        let sample = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("examples/formats/readings-wide.csv")
+        let text = try #require(OfficeText.decode(try Data(contentsOf: sample))).text
+        let sampleRows = try ReadingsImport.rows(
+            try LedgerCSV.parse(text).map { (line: $0.line, fields: $0.fields) }, defaultStation: "liuyiqiao")
+        #expect(sampleRows.count == 15 && sampleRows.allSatisfy { $0.reading != nil }, "\(sampleRows.compactMap(\.problem))")
     }
 
     static let reportMarkdown = """
