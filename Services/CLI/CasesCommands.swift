@@ -210,6 +210,8 @@ struct CasesCommand: AsyncParsableCommand {
             var imported = 0
             var updated = 0
             var unchanged = 0
+            var existing = 0
+            var unknownUnits: [(Int, String)] = []
             try await options.withClient(for: .cases) { client in
                 for start in stride(from: 0, to: good.count, by: max(1, chunk)) {
                     let slice = Array(good[start..<min(start + max(1, chunk), good.count)])
@@ -222,9 +224,22 @@ struct CasesCommand: AsyncParsableCommand {
                     for rejected in reply.rejected {
                         let key = rejected.field.map { $0.replacingOccurrences(of: "body.cases[\(rejected.index)]", with: "") } ?? ""
                         let field = key.hasPrefix(".") ? String(key.dropFirst()).split(separator: ".").first.map(String.init) ?? "" : ""
+                        let line = slice[rejected.index].line
+                        // A new row whose 外部编号 the ledger already holds is that case: said, not an error.
+                        if rejected.code == .conflict, field == "external_ref" {
+                            existing += 1
+                            notes.append((line, rejected.message + "，未重复登记"))
+                            continue
+                        }
                         // The user's own column header, not the wire's field name.
                         let column = headers[field].map { "「\($0)」" } ?? (field.isEmpty ? "" : field)
-                        problems.append((slice[rejected.index].line, "\(column.isEmpty ? "" : column + "：")\(rejected.message)"))
+                        var text = "\(column.isEmpty ? "" : column + "：")\(rejected.message)"
+                        if rejected.code == .notFound, ["unit", "supervising_unit", "acceptance_unit"].contains(field),
+                            case .object(let body) = slice[rejected.index].body, case .string(let name) = body[field]
+                        {
+                            unknownUnits.append((problems.count, name))
+                        }
+                        problems.append((line, text))
                     }
                     for note in reply.notes ?? [] { notes.append((slice[note.index].line, "\(note.id)：\(note.message)")) }
                     for change in reply.updated ?? [] {
@@ -235,6 +250,19 @@ struct CasesCommand: AsyncParsableCommand {
                 }
                 FileHandle.standardError.write(Data("\n".utf8))
             }
+            // A unit the plan does not know: the nearest name it does, when one is close (区农业局 → 区农业农村局).
+            if !unknownUnits.isEmpty,
+                let units = try? await options.withClient(
+                    for: .registry,
+                    { client in
+                        try await perform(client, RegistryTypes.unitList, Empty(), as: ListReply<PlanUnit>.self, options: options).items
+                    })
+            {
+                let names = units.filter { !$0.collective }.map(\.name)
+                for (index, name) in unknownUnits {
+                    if let near = OfficeText.nearest(name, in: names) { problems[index].1 += "，是否为「\(near)」？" }
+                }
+            }
             problems.sort { $0.0 < $1.0 }
             if options.json {
                 func lines(_ list: [(Int, String)], _ key: String) -> JSONValue {
@@ -242,14 +270,15 @@ struct CasesCommand: AsyncParsableCommand {
                 }
                 try printJSON([
                     "imported": JSONValue.number(Double(imported)), "updated": .number(Double(updated)),
-                    "unchanged": .number(Double(unchanged)), "dry_run": .bool(dryRun), "rejected": lines(problems, "problem"),
+                    "unchanged": .number(Double(unchanged)), "existing": .number(Double(existing)), "dry_run": .bool(dryRun),
+                    "rejected": lines(problems, "problem"),
                     "changes": lines(changes, "change"), "notes": lines(notes, "note"),
                 ])
             } else {
                 let verb = dryRun ? "将" : ""
                 print(
                     "\(file)：\(dryRun ? "试导入（未写入）：" : "")\(verb)新增 \(imported) 件，\(verb)更新 \(updated) 件，"
-                        + "未变 \(unchanged) 件，\(problems.count) 行有误"
+                        + "未变 \(unchanged) 件，\(existing > 0 ? "已在台账 \(existing) 件，" : "")\(problems.count) 行有误"
                 )
                 for (line, change) in changes.sorted(by: { $0.0 < $1.0 }) {
                     print("  \(file):\(line): \(dryRun ? "将修改" : "已修改") \(change)")

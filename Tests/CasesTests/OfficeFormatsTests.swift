@@ -215,6 +215,14 @@ extension JSONValue {
         // The same file again: every row already as the ledger has it.
         let again = try duban(ledger, ["cases", "import", file])
         #expect(again.ok && again.output.contains("新增 0 件，更新 0 件，未变 3 件"), "\(again.output)")
+        // The first file again, without 编号: the same cases by their 外部编号, not duplicates, not errors.
+        let first = try duban(ledger, ["cases", "import", "\(dir)/in.csv"])
+        #expect(first.ok && first.output.contains("新增 0 件，更新 0 件，未变 0 件，已在台账 3 件，0 行有误"), "\(first.output)")
+        // A mistyped unit is named with the file's own column and the nearest unit the plan has.
+        try Data("问题来源,问题标题,整改责任单位\r\n群众举报,河岸垃圾,区城乡建设\r\n".utf8).write(to: URL(fileURLWithPath: "\(dir)/typo.csv"))
+        let typo = try duban(ledger, ["cases", "import", "\(dir)/typo.csv"])
+        #expect(!typo.ok && typo.output.contains("typo.csv:2: 「整改责任单位」：") && typo.output.contains("是否为「区城乡建设局」？"), "\(typo.output)")
+        #expect(try await office.call(CaseTypes.list, CaseListRequest(), as: ListReply<Case>.self).items.count == 3)
         await office.close()
         try await ledger.stop()
     }
