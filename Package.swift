@@ -152,7 +152,7 @@ let package = Package(
             name: "CaseTracking", dependencies: ["ServiceKit", "Formats"], path: "Services/CaseTracking", swiftSettings: swiftSettings),
         .target(
             name: "Notifications",
-            dependencies: ["ServiceKit", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: ["ServiceKit", "Formats", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             path: "Services/Notifications",
             swiftSettings: swiftSettings
         ),

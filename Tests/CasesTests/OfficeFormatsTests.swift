@@ -123,6 +123,15 @@ extension JSONValue {
         #expect(OfficeText.neutralise("=1+1") == "'=1+1" && OfficeText.unneutralise("'=1+1") == "=1+1")
         #expect(OfficeText.neutralise("南川") == "南川" && OfficeText.unneutralise("'南川") == "'南川")
 
+        // A file that only looks like a workbook is one clear error, not a crash.
+        for bytes in [Array("PK\u{3}\u{4}not a zip".utf8), []] {
+            do {
+                _ = try XLSXReader.read(Data(bytes))
+                Issue.record("a broken workbook was read")
+            } catch let error as XLSXReader.ReadError {
+                #expect(error.description.contains("不是有效的 XLSX"), "\(error)")
+            }
+        }
         // A mistyped header is named with its column and the nearest valid name.
         do {
             _ = try LedgerCSV.importRows(try LedgerCSV.parse("来源,问题标提,责任单位\r\n混错接点位,x,区城乡建设局\r\n"))
