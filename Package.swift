@@ -218,6 +218,7 @@ let package = Package(
             name: "CasesTests",
             dependencies: [
                 "CaseTracking", "Formats", "OfficeFormats", "TaskRegistry", "DubanTesting", "Messaging", "Schema", "ServiceKit",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Tests/CasesTests",
             swiftSettings: swiftSettings

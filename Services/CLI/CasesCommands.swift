@@ -36,7 +36,10 @@ func evidenceRefs(_ texts: [String]) throws -> [EvidenceRef] {
 struct CasesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cases", abstract: "The rectification ledger (整改台账): open, move, import, export cases.",
-        subcommands: [List.self, Show.self, Open.self, Move.self, Import.self, Export.self, Batches.self], defaultSubcommand: List.self)
+        subcommands: [
+            List.self, Show.self, Open.self, Move.self, Import.self, Export.self, Batches.self, CaseUpdateCommand.self,
+            CaseVisitCommand.self, CaseExtendCommand.self, CaseVoidCommand.self, CaseAssignBatchCommand.self, CaseLinkCommand.self,
+        ], defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Cases in the ledger.")
@@ -82,13 +85,22 @@ struct CasesCommand: AsyncParsableCommand {
                 if let location = item.location { print("  位置      \(location)\(item.coordinates.map { "（\($0.lon), \($0.lat)）" } ?? "")") }
                 if let description = item.description { print("  问题描述  \(description)") }
                 if let measures = item.measures { print("  整改措施  \(measures)") }
+                if let original = item.originalDeadline { print("  原完成时限 \(original)") }
+                if let update = item.latestUpdate {
+                    print("  最新进展  \(update.at.prefix(10))\(update.progress.map { " \($0)%" } ?? "") \(update.text)")
+                }
+                if let pending = item.pendingExtension {
+                    print("  延期申请  \(pending.by) 申请延期至 \(pending.deadline)：\(pending.reason)（待审批）")
+                }
+                if let related = item.related { print("  关联问题  \(related.joined(separator: "、"))") }
+                if let reason = item.voidReason { print("  作废原因  \(reason)") }
                 print("\n办理过程")
                 print(
                     TextTable.render(
-                        header: ["时间", "操作", "状态", "办理单位", "意见", "材料"],
+                        header: ["时间", "操作", "状态", "办理单位", "意见", "情况", "材料"],
                         rows: (item.history ?? []).map {
                             [
-                                String($0.at.prefix(16)), $0.action, $0.to.label, $0.actor, $0.comment ?? "",
+                                String($0.at.prefix(16)), $0.actionLabel, $0.to.label, $0.actor, $0.comment ?? "", $0.detailText,
                                 $0.evidence.map(\.name).joined(separator: "、"),
                             ]
                         }))

@@ -49,7 +49,8 @@ enum CaseRoundTrip {
     /// Judges each edit against the stored case and, unless `write` is false, stores the changed
     /// fields with a history step (a deadline change as `extend`, the others as `edit`).
     static func apply(
-        _ edits: [Edit], db: Database, write: Bool, registry: RegistryDirectory.Snapshot, actor: String, principal: Principal?, now: Date
+        _ edits: [Edit], db: Database, events: inout EventBuffer, write: Bool, registry: RegistryDirectory.Snapshot, actor: String,
+        principal: Principal?, now: Date
     ) throws -> Outcome {
         var outcome = Outcome()
         let at = Timestamp.format(now)
@@ -60,6 +61,10 @@ enum CaseRoundTrip {
             }
             guard let item = try CasesStore.fetch(db, id: edit.id, now: now) else {
                 reject(.notFound, "整改台账中没有问题 \(ErrorBody.quote(edit.id))", "id")
+                continue
+            }
+            guard item.state != .voided else {
+                reject(.conflict, "问题 \(item.id) 已作废，不随导入更改", "id")
                 continue
             }
             var merged = CaseOpenRequest(
@@ -161,24 +166,31 @@ enum CaseRoundTrip {
             try db.execute(
                 sql: """
                     UPDATE cases SET title = ?, description = ?, unit = ?, supervising_unit = ?, acceptance_unit = ?, deadline = ?,
-                    measures = ?, task = ?, batch = ?, location = ?, lat = ?, lon = ?, external_ref = ?, updated_at = ?,
-                    overdue_notified_at = CASE WHEN ? THEN NULL ELSE overdue_notified_at END WHERE id = ?
+                    measures = ?, task = ?, batch = ?, location = ?, lat = ?, lon = ?, external_ref = ?, updated_at = ? WHERE id = ?
                     """,
                 arguments: [
                     merged.title, merged.description, merged.unit, merged.supervisingUnit, merged.acceptanceUnit, merged.deadline,
                     merged.measures, merged.task, merged.batch, merged.location, merged.coordinates?.lat, merged.coordinates?.lon,
-                    merged.externalRef, at, deadlineMoved, item.id,
+                    merged.externalRef, at, item.id,
                 ])
-            func step(_ action: String, _ comment: String) throws {
+            func step(_ action: String, _ comment: String, change: DeadlineChange? = nil) throws {
                 try CasesStore.appendHistory(
                     db, id: item.id,
                     CaseTransition(
                         action: action, from: item.state, to: item.state, actor: actor, at: at, comment: comment, evidence: [],
-                        principal: principal?.name, principalKey: principal?.publicKey))
+                        principal: principal?.name, principalKey: principal?.publicKey, deadlineChange: change))
             }
-            // A deadline moved by the ledger is kept like an extension: its own step, old and new date.
+            // A deadline moved by the ledger is kept as an extension is: the first deadline as
+            // original_deadline, `cases.case.deadline_changed`, an `extend_grant` step with both dates.
             if deadlineMoved {
-                try step("extend", "完成时限 \(item.deadline ?? "（无）") → \(merged.deadline ?? "（无）")（台账导入）")
+                if let to = merged.deadline {
+                    try CasesService.changeDeadline(
+                        db, events: &events, item: item, from: item.deadline, to: to, reason: "台账导入", by: "import",
+                        today: Timestamp.districtDate(now))
+                }
+                try step(
+                    "extend_grant", "台账导入：完成时限 \(item.deadline ?? "（无）") → \(merged.deadline ?? "（无）")",
+                    change: DeadlineChange(from: item.deadline, to: merged.deadline))
             }
             let others = changes.filter { $0.field != "deadline" }
             if !others.isEmpty {

@@ -9,7 +9,10 @@ import ServiceLifecycle
 /// Case tracking: the rectification ledger (整改台账) from registration to 验收销号.
 public struct CasesService: DubanService {
     public static let name = ServiceName.cases
-    public static let topics = [CaseTypes.opened, CaseTypes.transitioned, CaseTypes.overdue]
+    public static let topics = [
+        CaseTypes.opened, CaseTypes.transitioned, CaseTypes.overdue, CaseTypes.updated, CaseTypes.visited, CaseTypes.deadlineChanged,
+        CaseTypes.extensionRequested, ComplaintTypes.replied,
+    ]
 
     let store: ServiceStore
     let clock: ServiceClock
@@ -17,14 +20,20 @@ public struct CasesService: DubanService {
     let tick: Duration
     let peers: PeerClients
     let directory: RegistryDirectory
+    /// Days a complainant's contact is kept after the case ends (`cases.complaintRetentionDays`).
+    let complaintRetentionDays: Int
 
-    public static func migrations(_ migrator: inout DatabaseMigrator) { CasesStore.migrations(&migrator) }
+    public static func migrations(_ migrator: inout DatabaseMigrator) {
+        CasesStore.migrations(&migrator)
+        ComplaintStore.migrations(&migrator)
+    }
 
     public init(context: ServiceContext) async throws {
         store = try context.store
         clock = context.clock
         logger = context.logger
         tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
+        complaintRetentionDays = context.deployment.complaintRetentionDays
         // The registry is asked only by the directory, in the background: no handler waits on it.
         peers = try await PeerClients(deployment: context.deployment, peers: [.registry], from: "cases", logger: context.logger)
         directory = try RegistryDirectory(
@@ -39,6 +48,16 @@ public struct CasesService: DubanService {
             PeriodicTask(name: "case-overdue", interval: tick, logger: logger) { [store, clock] in
                 try await Self.markOverdue(store: store, now: clock.now())
             },
+            PeriodicTask(name: "complaint-erasure", interval: tick, logger: logger) {
+                [store, clock, logger, complaintRetentionDays] in
+                let now = clock.now()
+                let cutoff = Timestamp.format(now.addingTimeInterval(-Double(complaintRetentionDays) * 86_400))
+                let erased = try await store.write { db, _ in try ComplaintStore.erase(db, endedBefore: cutoff, now: Timestamp.format(now))
+                }
+                if erased > 0 {
+                    logger.notice("complainants' contacts erased after the retention period", metadata: ["count": "\(erased)"])
+                }
+            },
         ]
     }
 
@@ -50,7 +69,7 @@ public struct CasesService: DubanService {
             let rows = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT * FROM cases WHERE deadline IS NOT NULL AND deadline < ? AND state NOT IN ('accepted', 'closed')
+                    SELECT * FROM cases WHERE deadline IS NOT NULL AND deadline < ? AND state NOT IN ('accepted', 'closed', 'voided')
                     AND overdue_notified_at IS NULL ORDER BY id
                     """, arguments: [today])
             for row in rows {
@@ -68,6 +87,8 @@ public struct CasesService: DubanService {
     public func register(_ handlers: inout HandlerTable) {
         let clock = self.clock
         let directory = self.directory
+        registerFollowThrough(&handlers)
+        registerComplaints(&handlers)
 
         handlers.on(CaseTypes.open) { request, context in
             let registry = try directory.lookup(unit: request.unit, task: request.task)
@@ -126,7 +147,7 @@ public struct CasesService: DubanService {
                         dryRun ? "" : try Self.open(item, db: db, events: &events, actor: actor, principal: principal, now: now).id)
                 }
                 let outcome = try CaseRoundTrip.apply(
-                    edits, db: db, write: !dryRun, registry: snapshot, actor: actor, principal: principal, now: now)
+                    edits, db: db, events: &events, write: !dryRun, registry: snapshot, actor: actor, principal: principal, now: now)
                 return CaseImportReply(
                     imported: imported, rejected: refused + outcome.rejected, updated: edits.isEmpty ? nil : outcome.updated,
                     unchanged: edits.isEmpty ? nil : outcome.unchanged, notes: edits.isEmpty ? nil : outcome.notes,
@@ -159,6 +180,9 @@ public struct CasesService: DubanService {
         }
 
         handlers.on(CaseTypes.transition) { request, context in
+            if request.action == .void {
+                throw ErrorBody.invalidArgument("作废问题请用 case.void，并写明原因（reason）", field: "body.action")
+            }
             let now = clock.now()
             guard let item = try await context.store.pool.read({ try CasesStore.fetch($0, id: request.id, now: now) }) else {
                 throw ErrorBody.notFound("整改台账中没有问题 \(ErrorBody.quote(request.id))", field: "body.id")
@@ -235,7 +259,8 @@ public struct CasesService: DubanService {
                     batches[name] = BatchProgress(batch: name, total: 0, closed: 0, overdue: 0, byState: [:])
                     order.append(name)
                 }
-                batches[name]!.total += 1
+                // A case voided as a mistake was never one of the batch's problems.
+                if item.state != .voided { batches[name]!.total += 1 }
                 if item.state == .closed { batches[name]!.closed += 1 }
                 if item.overdue { batches[name]!.overdue += 1 }
                 batches[name]!.byState[item.state.rawValue, default: 0] += 1
@@ -285,7 +310,7 @@ public struct CasesService: DubanService {
         case .accept, .reject, .close:
             allowed = isOffice || item.acceptanceUnit.map { registry.acts(as: $0, actor: actor) } ?? false
             who = "\(registry.office)" + (item.acceptanceUnit.map { "或验收单位\($0)" } ?? "")
-        case .assign, .reopen:
+        case .assign, .reopen, .void:
             allowed = isOffice
             who = registry.office
         }

@@ -61,6 +61,63 @@ enum CasesStore {
             try db.execute(
                 sql: "ALTER TABLE case_history ADD COLUMN principal TEXT; ALTER TABLE case_history ADD COLUMN principal_key TEXT;")
         }
+        // Follow-through: a voided state (the table is rebuilt, as SQLite cannot change a CHECK),
+        // the original deadline, a pending extension, the latest update, links; history details.
+        migrator.registerMigration("cases-v3-follow-through") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE cases_v3 (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        source TEXT NOT NULL,
+                        year INTEGER NOT NULL,
+                        number INTEGER NOT NULL,
+                        title TEXT NOT NULL,
+                        description TEXT,
+                        unit TEXT NOT NULL,
+                        supervising_unit TEXT,
+                        acceptance_unit TEXT,
+                        deadline TEXT,
+                        measures TEXT,
+                        task TEXT,
+                        batch TEXT,
+                        location TEXT,
+                        lat REAL,
+                        lon REAL,
+                        external_ref TEXT,
+                        state TEXT NOT NULL CHECK (state IN ('registered', 'assigned', 'rectifying', \
+                    'pending_acceptance', 'accepted', 'closed', 'voided')),
+                        opened_at TEXT NOT NULL,
+                        updated_at TEXT NOT NULL,
+                        closed_at TEXT,
+                        overdue_notified_at TEXT,
+                        original_deadline TEXT,
+                        pending_extension BLOB,
+                        latest_update BLOB,
+                        void_reason TEXT,
+                        UNIQUE (source, year, number)
+                    );
+                    INSERT INTO cases_v3 (id, source, year, number, title, description, unit, supervising_unit, acceptance_unit,
+                        deadline, measures, task, batch, location, lat, lon, external_ref, state, opened_at, updated_at, closed_at,
+                        overdue_notified_at)
+                    SELECT id, source, year, number, title, description, unit, supervising_unit, acceptance_unit,
+                        deadline, measures, task, batch, location, lat, lon, external_ref, state, opened_at, updated_at, closed_at,
+                        overdue_notified_at FROM cases;
+                    DROP TABLE cases;
+                    ALTER TABLE cases_v3 RENAME TO cases;
+                    CREATE UNIQUE INDEX cases_external_ref ON cases(source, external_ref) WHERE external_ref IS NOT NULL;
+                    CREATE INDEX cases_unit ON cases(unit);
+                    CREATE INDEX cases_batch ON cases(batch);
+                    CREATE INDEX cases_state ON cases(state);
+                    ALTER TABLE case_history ADD COLUMN progress INTEGER;
+                    ALTER TABLE case_history ADD COLUMN deadline_change BLOB;
+                    ALTER TABLE case_history ADD COLUMN visit BLOB;
+                    CREATE TABLE case_links (
+                        case_id TEXT NOT NULL REFERENCES cases(id),
+                        related TEXT NOT NULL REFERENCES cases(id),
+                        PRIMARY KEY (case_id, related)
+                    );
+                    """)
+        }
     }
 
     /// A case is overdue when its deadline day has ended and it is not yet accepted.
@@ -74,7 +131,7 @@ enum CasesStore {
         let lat: Double? = row["lat"]
         let lon: Double? = row["lon"]
         let deadline: String? = row["deadline"]
-        return Case(
+        var item = Case(
             id: row["id"], source: CaseSource(rawValue: row["source"]) ?? .other, title: row["title"], description: row["description"],
             unit: row["unit"],
             supervisingUnit: row["supervising_unit"], deadline: deadline, measures: row["measures"], task: row["task"], batch: row["batch"],
@@ -83,6 +140,17 @@ enum CasesStore {
             acceptanceUnit: row["acceptance_unit"], state: state, overdue: isOverdue(deadline: deadline, state: state, now: now),
             evidence: evidence,
             history: history, openedAt: row["opened_at"], updatedAt: row["updated_at"], closedAt: row["closed_at"])
+        item.originalDeadline = row["original_deadline"]
+        item.latestUpdate = decoded(CaseProgress.self, row["latest_update"])
+        item.pendingExtension = decoded(ExtensionRequest.self, row["pending_extension"])
+        item.voidReason = row["void_reason"]
+        return item
+    }
+
+    /// A JSON column's value, or nil when it is empty (or, never expected, unreadable).
+    static func decoded<T: Decodable>(_ type: T.Type, _ data: Data?) -> T? {
+        guard let data, !data.isEmpty else { return nil }
+        return try? JSONDecoder().decode(type, from: data)
     }
 
     static func history(_ db: Database, id: String) throws -> [CaseTransition] {
@@ -91,15 +159,27 @@ enum CasesStore {
                 action: $0["action"], from: ($0["from_state"] as String?).flatMap(CaseState.init(rawValue:)),
                 to: CaseState(rawValue: $0["to_state"]) ?? .registered, actor: $0["actor"], at: $0["at"], comment: $0["comment"],
                 evidence: (try? JSONDecoder().decode([EvidenceRef].self, from: $0["evidence"] as Data)) ?? [], principal: $0["principal"],
-                principalKey: $0["principal_key"])
+                principalKey: $0["principal_key"], progress: $0["progress"],
+                deadlineChange: decoded(DeadlineChange.self, $0["deadline_change"]), visit: decoded(SiteVisit.self, $0["visit"]))
         }
+    }
+
+    /// The cases linked to `id`, both ways, in number order.
+    static func related(_ db: Database, id: String) throws -> [String] {
+        try String.fetchAll(
+            db,
+            sql: "SELECT related FROM case_links WHERE case_id = ? UNION SELECT case_id FROM case_links WHERE related = ? ORDER BY 1",
+            arguments: [id, id])
     }
 
     /// One case with its whole file.
     static func fetch(_ db: Database, id: String, now: Date) throws -> Case? {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM cases WHERE id = ?", arguments: [id]) else { return nil }
         let history = try history(db, id: id)
-        return makeCase(row, now: now, history: history, evidence: history.flatMap(\.evidence))
+        var item = makeCase(row, now: now, history: history, evidence: history.flatMap(\.evidence))
+        let related = try related(db, id: id)
+        item.related = related.isEmpty ? nil : related
+        return item
     }
 
     /// Cases matching the filters, without history, in number order.
@@ -120,8 +200,8 @@ enum CasesStore {
             let today = Timestamp.districtDate(now)
             conditions.append(
                 overdue
-                    ? "(c.deadline IS NOT NULL AND c.deadline < ? AND c.state NOT IN ('accepted', 'closed'))"
-                    : "NOT (c.deadline IS NOT NULL AND c.deadline < ? AND c.state NOT IN ('accepted', 'closed'))")
+                    ? "(c.deadline IS NOT NULL AND c.deadline < ? AND c.state NOT IN ('accepted', 'closed', 'voided'))"
+                    : "NOT (c.deadline IS NOT NULL AND c.deadline < ? AND c.state NOT IN ('accepted', 'closed', 'voided'))")
             arguments.append(today)
         }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
@@ -132,7 +212,16 @@ enum CasesStore {
         {
             evidence[row["case_id"], default: []] += (try? JSONDecoder().decode([EvidenceRef].self, from: row["evidence"] as Data)) ?? []
         }
-        return rows.map { makeCase($0, now: now, history: nil, evidence: evidence[$0["id"]] ?? []) }
+        var related: [String: [String]] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT case_id, related FROM case_links ORDER BY case_id, related") {
+            related[row["case_id"], default: []].append(row["related"])
+            related[row["related"], default: []].append(row["case_id"])
+        }
+        return rows.map {
+            var item = makeCase($0, now: now, history: nil, evidence: evidence[$0["id"]] ?? [])
+            item.related = related[item.id]?.sorted()
+            return item
+        }
     }
 
     /// The next human-readable number for a source and year: `HCJ-2026-0001`.
@@ -148,10 +237,11 @@ enum CasesStore {
         try db.execute(
             sql:
                 "INSERT INTO case_history (case_id, step, action, from_state, to_state, actor, at, comment, evidence, principal, "
-                + "principal_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                + "principal_key, progress, deadline_change, visit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             arguments: [
                 id, next, step.action, step.from?.rawValue, step.to.rawValue, step.actor, step.at, step.comment,
-                try WireCoding.encode(step.evidence), step.principal, step.principalKey,
+                try WireCoding.encode(step.evidence), step.principal, step.principalKey, step.progress,
+                try step.deadlineChange.map(WireCoding.encode), try step.visit.map(WireCoding.encode),
             ])
     }
 }

@@ -154,7 +154,10 @@ public enum AlertRules {
                     else { continue }
                     let exceeded = cls > target
                     let severity = cls == .worseThanV ? "critical" : "alert"
-                    let limit = standards.waterStandard(on: day)?.parameters[batch.parameter]?.limits?[target.rawValue - 1]
+                    // A target of 劣V has no limit above it (five limits for classes I–V).
+                    let limit = standards.waterStandard(on: day)?.parameters[batch.parameter]?.limits.flatMap {
+                        target.rawValue <= $0.count ? $0[target.rawValue - 1] : nil
+                    }
                     if isLive(reading.ts) {
                         set(key, exceeded) {
                             AlertBody(
@@ -164,6 +167,24 @@ public enum AlertRules {
                                     ? "\(station.name)\(name)\(format(reading.value))，为\(cls.label)类，劣于目标\(target.label)类"
                                     : "\(station.name)\(name)恢复至\(cls.label)类",
                                 value: reading.value, limit: limit, at: at, readingTs: time(reading.ts))
+                        }
+                        // 监测预警: near the limit but not yet over it (a limit that is a ceiling, not DO's floor).
+                        let spec = standards.waterStandard(on: day)?.parameters[batch.parameter]
+                        let share = station.warningShareOrDefault
+                        if share > 0, spec?.direction != "min", let limit, limit > 0 {
+                            let warnKey = "approaching_limit:\(station.id):\(batch.parameter)"
+                            let near = !exceeded && reading.value >= share * limit
+                            set(warnKey, near) {
+                                AlertBody(
+                                    alert: warnKey, kind: "approaching_limit", station: station.id, parameter: batch.parameter,
+                                    indicator: nil, severity: "warning",
+                                    message: near
+                                        ? "\(station.name)\(name)\(format(reading.value))，已达\(target.label)类限值\(format(limit))的"
+                                            + "\(Int((reading.value / limit * 100).rounded()))%，请预判趋势、查找原因"
+                                        : "\(station.name)\(name)回落至\(target.label)类限值的\(Int((share * 100).rounded()))%以下"
+                                            + (exceeded ? "（已超标，见超标告警）" : ""),
+                                    value: reading.value, limit: limit, at: at, readingTs: time(reading.ts), projection: nil)
+                            }
                         }
                     } else if exceeded {
                         find(
@@ -281,6 +302,76 @@ public enum AlertRules {
                             message: "\(station.name)已\(Int(silentFor / 3600))小时无数据", value: silentFor / 60, limit: interval * 3, at: at,
                             readingTs: time(last))))
             }
+        }
+        return out
+    }
+
+    /// Days of readings a trend is fitted to.
+    static let trendWindowDays = 7.0
+
+    /// 趋势分析: for each assessed parameter of a water station with a target class, a straight line
+    /// fitted to the last seven days of readings; when it rises and crosses the target's limit within
+    /// the station's horizon while the newest reading is still within it, a `trend_rising` warning
+    /// carries the projected value at the horizon; it clears when that is no longer so.
+    public static func trend(
+        _ samples: [StoredSample], station: StationConfig, standards: Standards, active: Set<String>, now: Date
+    ) -> [AlertTransition] {
+        guard station.kind == "water", let targetLabel = station.targetClass, let target = WaterClass(label: targetLabel) else {
+            return []
+        }
+        let horizon = station.trendHorizonOrDefault
+        let day = Timestamp.districtDate(now)
+        let nowDays = now.timeIntervalSince1970 / 86_400
+        let at = Timestamp.format(now)
+        var out: [AlertTransition] = []
+        for parameter in station.parameters {
+            guard let spec = standards.waterStandard(on: day)?.parameters[parameter], spec.direction != "min",
+                standards.assesses(parameter, on: day, lake: station.isLake),
+                let limits = station.isLake ? spec.lakeLimits ?? spec.limits : spec.limits, target.rawValue <= limits.count
+            else { continue }
+            let limit = limits[target.rawValue - 1]
+            let points = samples.filter { $0.parameter == parameter }.map { (x: Double($0.ts) / 86_400_000, y: $0.value) }.sorted {
+                $0.x < $1.x
+            }
+            let key = "trend_rising:\(station.id):\(parameter)"
+            var rising = false
+            var projected: Double?
+            var daysToCross: Double?
+            // At least three readings spread over two days: a line through fewer says nothing.
+            if horizon > 0, points.count >= 3, let first = points.first?.x, let last = points.last, last.x - first >= 2,
+                last.y < limit
+            {
+                let n = Double(points.count)
+                let meanX = points.reduce(0) { $0 + $1.x } / n
+                let meanY = points.reduce(0) { $0 + $1.y } / n
+                let sxx = points.reduce(0) { $0 + ($1.x - meanX) * ($1.x - meanX) }
+                let sxy = points.reduce(0) { $0 + ($1.x - meanX) * ($1.y - meanY) }
+                if sxx > 0 {
+                    let slope = sxy / sxx
+                    let value = { (x: Double) in meanY + slope * (x - meanX) }
+                    if slope > 0 {
+                        let cross = meanX + (limit - meanY) / slope
+                        daysToCross = cross - nowDays
+                        projected = (value(nowDays + horizon) * 10_000).rounded() / 10_000
+                        rising = (daysToCross ?? .infinity) <= horizon
+                    }
+                }
+            }
+            guard rising != active.contains(key) else { continue }
+            let name = spec.name
+            let days = max(0, Int((daysToCross ?? 0).rounded(.up)))
+            out.append(
+                AlertTransition(
+                    key: key, raise: rising,
+                    body: AlertBody(
+                        alert: key, kind: "trend_rising", station: station.id, parameter: parameter, indicator: nil, severity: "warning",
+                        message: rising
+                            ? "\(station.name)\(name)近\(Int(trendWindowDays))日呈上升趋势，按趋势约\(days)天内将超过\(target.label)类限值"
+                                + "\(format(limit))，请分析原因、提前采取措施"
+                            : "\(station.name)\(name)上升趋势已缓解",
+                        value: points.last?.y, limit: limit, at: at,
+                        readingTs: points.last.map { time(Int64(($0.x * 86_400_000).rounded())) },
+                        projection: projected)))
         }
         return out
     }

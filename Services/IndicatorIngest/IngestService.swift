@@ -72,6 +72,17 @@ public struct IngestService: DubanService {
                     latest: try await store.latestTimes(), stations: stations, active: try await store.activeAlerts(), now: clock.now())
                 try await store.apply(transitions)
             },
+            PeriodicTask(name: "water-trend", interval: tick, logger: logger) { [store, stations, standards, clock] in
+                let now = clock.now()
+                let nowMs = Int64(now.timeIntervalSince1970 * 1000)
+                let from = nowMs - Int64(AlertRules.trendWindowDays * 86_400_000)
+                for station in stations where station.kind == "water" && station.targetClass != nil {
+                    let samples = try await store.samples(station: station.id, parameters: nil, from: from, to: nowMs)
+                    let transitions = AlertRules.trend(
+                        samples, station: station, standards: standards, active: try await store.activeAlerts(), now: now)
+                    if !transitions.isEmpty { try await store.apply(transitions) }
+                }
+            },
             PeriodicTask(
                 name: "derived-indicators", interval: .milliseconds(min(1000, Int(tick.components.seconds * 1000) + 1)), logger: logger
             ) {
@@ -210,6 +221,39 @@ public struct IngestService: DubanService {
                     "站点 \(station.id) 在 \(ErrorBody.quote(request.from)) 至 \(ErrorBody.quote(request.to)) 之间没有监测数据", field: "body.from")
             }
             return reply
+        }
+
+        handlers.on(ReadingsTypes.query) { request, _ in
+            guard let station = stations[request.station] else {
+                throw ErrorBody.notFound(
+                    "没有监测站点 \(ErrorBody.quote(request.station))，可选：\(stations.keys.sorted().joined(separator: "、"))", field: "body.station")
+            }
+            guard let from = Self.instant(request.from, endOfDay: false) else {
+                throw ErrorBody.invalidArgument("from 应为 YYYY-MM-DD 或 RFC 3339 时间", field: "body.from")
+            }
+            guard let to = Self.instant(request.to, endOfDay: true) else {
+                throw ErrorBody.invalidArgument("to 应为 YYYY-MM-DD 或 RFC 3339 时间", field: "body.to")
+            }
+            guard from <= to else { throw ErrorBody.invalidArgument("to 早于 from", field: "body.to") }
+            let parameters = request.parameters ?? station.parameters
+            guard !parameters.isEmpty, parameters.count <= 30 else {
+                throw ErrorBody.invalidArgument("parameters 应为 1 到 30 个监测项目", field: "body.parameters")
+            }
+            for (index, parameter) in parameters.enumerated() where !station.parameters.contains(parameter) {
+                throw ErrorBody.notFound(
+                    "站点 \(station.id) 不监测 \(ErrorBody.quote(parameter))，可选：\(station.parameters.joined(separator: "、"))",
+                    field: "body.parameters[\(index)]")
+            }
+            let every = request.every ?? .day
+            let span: Int64 = every == .hour ? 3_600_000 : every == .day ? 86_400_000 : 28 * 86_400_000
+            guard (to - from) / span * Int64(parameters.count) <= Int64(ReadingsTypes.maxPoints) else {
+                throw ErrorBody.invalidArgument(
+                    "查询范围过大：按\(["hour": "小时", "day": "日", "month": "月"][every.rawValue]!)最多 \(ReadingsTypes.maxPoints) 个数据点，"
+                        + "请缩短时段、减少项目或改用更长的间隔（every）", field: "body.from")
+            }
+            let samples = try await store.samples(station: station.id, parameters: parameters, from: from, to: to)
+            return ReadingsQuery.answer(
+                samples, station: station, parameters: parameters, from: from, to: to, every: every, standards: standards)
         }
 
         handlers.on(IngestTypes.airAnnual) { request, _ in

@@ -13,6 +13,12 @@ public struct StationConfig: Codable, Sendable, Equatable {
     public var jumpFactor: Double?
     public var jumpFloor: Double?
     public var parameters: [String]
+    /// Water: a reading at or above this share of its target class's limit is a warning before the
+    /// breach (`warning_share`, 0.8 when unset; 0 turns the warning off).
+    public var warningShare: Double?
+    /// Water: a 7-day trend projected to cross the target limit within this many days is a warning
+    /// (`trend_horizon_days`, 7 when unset; 0 turns it off).
+    public var trendHorizonDays: Double?
 
     enum CodingKeys: String, CodingKey {
         case id, name, kind, parameters
@@ -21,7 +27,14 @@ public struct StationConfig: Codable, Sendable, Equatable {
         case expectedIntervalMinutes = "expected_interval_minutes"
         case jumpFactor = "jump_factor"
         case jumpFloor = "jump_floor"
+        case warningShare = "warning_share"
+        case trendHorizonDays = "trend_horizon_days"
     }
+
+    /// The share of the limit that warns (0.8 unless configured).
+    public var warningShareOrDefault: Double { warningShare ?? 0.8 }
+    /// Days ahead a trend warns (7 unless configured).
+    public var trendHorizonOrDefault: Double { trendHorizonDays ?? 7 }
 
     public var isLake: Bool { waterBody == "lake" || waterBody == "reservoir" }
 
@@ -43,6 +56,12 @@ public enum StationsFile {
             let known = station.kind == "water" ? ParameterID.water : ParameterID.air
             for parameter in station.parameters where !known.contains(parameter) {
                 throw ConfigurationErrorText("\(path): station \(station.id): unknown parameter \(parameter)")
+            }
+            if let share = station.warningShare, !(0...1).contains(share) {
+                throw ConfigurationErrorText("\(path): station \(station.id): warning_share must be between 0 and 1")
+            }
+            if let days = station.trendHorizonDays, !(0...90).contains(days) {
+                throw ConfigurationErrorText("\(path): station \(station.id): trend_horizon_days must be between 0 and 90")
             }
             if let target = station.targetClass, WaterClassLabels.all.firstIndex(of: target) == nil {
                 throw ConfigurationErrorText("\(path): station \(station.id): target_class \(target) is not a GB 3838 class")

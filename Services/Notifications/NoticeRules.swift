@@ -156,6 +156,47 @@ enum EventRules {
                         refs: NoticeRefs(task: escalation.tasks.first, event: ref), dedupKey: "escalation:\(escalation.id)")
                 ], []
             )
+        case SupervisionTypes.issued:
+            // Each unit gets its own items of the order, with the day it must answer by.
+            guard let order = try? event.body(as: SupervisionOrder.self) else { return ([], []) }
+            let byUnit = Dictionary(grouping: order.items, by: \.unit)
+            return (
+                byUnit.keys.sorted().map { unit in
+                    let items = byUnit[unit]!
+                    return NoticeDraft(
+                        kind: .supervisionOrder, severity: .warning, units: [unit],
+                        title: "督办单 \(order.id)：请于\(order.replyDeadline)前答复",
+                        text: "\(order.title)（\(order.id)）督办\(unit)以下事项，请于\(order.replyDeadline)前逐项答复整改措施和进展：\n"
+                            + items.map { "第\($0.no)项：\($0.problem)。整改要求：\($0.measure)。" }.joined(separator: "\n"),
+                        refs: NoticeRefs(task: items.first?.tasks.first, event: ref, period: order.period),
+                        dedupKey: "supervision:\(order.id):\(unit)")
+                }, []
+            )
+        case SupervisionTypes.overdue:
+            guard let item = try? event.body(as: SupervisionItemEvent.self) else { return ([], []) }
+            let key = "\(item.order):\(item.item)"
+            return (
+                [
+                    NoticeDraft(
+                        kind: .supervisionOverdue, severity: .critical, units: unique([item.unit, office]),
+                        title: "督办事项逾期未答复：\(item.unit)（\(item.order) 第\(item.item)项）",
+                        text: "\(item.title)（\(item.order)）第\(item.item)项（\(item.problem)）应于\(item.deadline)前答复，"
+                            + "\(item.unit)至今未答复，请立即答复。",
+                        refs: NoticeRefs(task: item.tasks.first, case: item.cases.first, event: ref),
+                        dedupKey: "supervision_overdue:\(key)"),
+                    // 进度明显滞后的予以通报、约谈: the office decides; the proposal says why.
+                    NoticeDraft(
+                        kind: .escalationProposal, severity: .critical, units: [office], title: "建议通报：\(item.unit)",
+                        text: "\(item.unit)对督办单\(item.order)第\(item.item)项（\(item.problem)）逾期未答复（时限\(item.deadline)），"
+                            + "建议予以通报，请专项工作组办公室研究决定。",
+                        refs: NoticeRefs(task: item.tasks.first, event: ref), dedupKey: "proposal-supervision:\(key)"),
+                ], []
+            )
+        case SupervisionTypes.replied, SupervisionTypes.reviewed:
+            // A reply ends the overdue notice and the proposal; a returned reply is owed again.
+            guard let item = try? event.body(as: SupervisionItemEvent.self), !item.state.awaitsReply else { return ([], []) }
+            let key = "\(item.order):\(item.item)"
+            return ([], ["supervision_overdue:\(key)", "proposal-supervision:\(key)"])
         case IngestTypes.alertRaised:
             guard let alert = try? event.body(as: AlertBody.self), !alert.historical else { return ([], []) }
             let indicatorID = alert.indicator ?? indicatorFor(alert, directory: directory)
@@ -188,10 +229,14 @@ enum EventRules {
                 ], []
             )
         case CaseTypes.transitioned:
-            guard let moved = try? event.body(as: CaseTransitioned.self), moved.to == .accepted || moved.to == .closed else {
+            guard let moved = try? event.body(as: CaseTransitioned.self), [.accepted, .closed, .voided].contains(moved.to) else {
                 return ([], [])
             }
             return ([], ["case_overdue:\(moved.id)"])
+        case CaseTypes.deadlineChanged:
+            // A granted extension ends the overdue notice; the case is announced again if it is late again.
+            guard let changed = try? event.body(as: CaseDeadlineChanged.self) else { return ([], []) }
+            return ([], ["case_overdue:\(changed.id)"])
         default:
             return ([], [])
         }

@@ -65,8 +65,15 @@ public struct NotifyService: DubanService {
         // Shut down in reverse: everything that asks peers stops before their clients close.
         var services: [any Service] = [peers, directory.registry]
         for (source, topics) in [
-            (ServiceName.registry, [RegistryTypes.taskStatusChanged, RegistryTypes.escalationRecorded]),
-            (ServiceName.ingest, ["ingest.alert."]), (ServiceName.cases, [CaseTypes.overdue, CaseTypes.transitioned]),
+            (
+                ServiceName.registry,
+                [
+                    RegistryTypes.taskStatusChanged, RegistryTypes.escalationRecorded, SupervisionTypes.issued, SupervisionTypes.replied,
+                    SupervisionTypes.reviewed, SupervisionTypes.overdue,
+                ]
+            ),
+            (ServiceName.ingest, ["ingest.alert."]),
+            (ServiceName.cases, [CaseTypes.overdue, CaseTypes.transitioned, CaseTypes.deadlineChanged]),
         ] {
             services.append(
                 EventFollower(

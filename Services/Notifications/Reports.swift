@@ -138,7 +138,40 @@ enum Reports {
                 String(escalation.recordedAt.prefix(10)),
             ])
         }
+
+        // 督办单: the period's orders, each item's unit, state and the reply that answered it.
+        let year = String(request.period.prefix(4))
+        let orders = try await askAll(registry, SupervisionTypes.list, SupervisionListRequest(year: year)).filter { order in
+            switch request.kind {
+            case .annual: return true
+            case .quarterly: return order.period == request.period || months.contains { order.issuedAt.hasPrefix($0) }
+            case .monthly: return months.contains { order.issuedAt.hasPrefix($0) }
+            }
+        }.sorted { $0.id < $1.id }
+        md += "\n## 六、督办事项\n\n"
+        if orders.isEmpty { md += "本期无。\n" }
+        for order in orders {
+            let done = order.items.filter { $0.state == .accepted }.count
+            let late = order.items.filter(\.overdue).count
+            md +=
+                "### \(order.title)（\(order.id)）\n\n\(order.issuedAt.prefix(10)) 下发，答复时限 \(order.replyDeadline)；"
+                + "共 \(order.items.count) 项，已办结 \(done) 项，逾期未答复 \(late) 项。\n\n"
+            guard !order.items.isEmpty else { continue }
+            md += "| 序号 | 责任单位 | 督办问题 | 状态 | 答复 |\n|---|---|---|---|---|\n"
+            for item in order.items {
+                let state = item.state.label + (item.overdue ? "（逾期）" : "")
+                let reply = item.reply?.measures ?? ""
+                md += "| \(item.no) | \(item.unit) | \(cell(item.problem)) | \(state) | \(cell(reply)) |\n"
+                row(["督办事项", "\(order.id)-\(item.no)", item.problem, state, item.unit, "", reply])
+            }
+            md += "\n"
+        }
         return ReportGenerateReply(title: title, markdown: md, csv: csv)
+    }
+
+    /// Text for a Markdown table cell: no pipe or line break breaks the row.
+    static func cell(_ text: String) -> String {
+        text.replacingOccurrences(of: "|", with: "｜").replacingOccurrences(of: "\n", with: " ")
     }
 
     static func valueText(_ value: JSONValue) -> String {

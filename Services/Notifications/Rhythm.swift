@@ -86,19 +86,16 @@ struct Rhythm: Sendable {
         // months since go-live only.
         guard directory.firstMonth.map({ due >= $0 }) ?? true else { return drafts }
         var overviews: [String: DispatchOverviewReply] = [:]
-        do {
-            var month = due
-            for _ in 0..<max(rules.proposeAccountabilityAfter, 1) {
-                guard
-                    let overview = try? await registry.call(
-                        RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: month), as: DispatchOverviewReply.self,
-                        timeout: .seconds(3), retries: 0)
-                else { break }
-                overviews[month] = overview
-                month = Self.previous(month)
-            }
-        } catch {
-            logger.debug("registry not answering for the dispatch", metadata: ["error": "\(error)"])
+        // A month the registry does not answer for ends the look back (the proposals count fewer months).
+        var lookedAt = due
+        for _ in 0..<max(rules.proposeAccountabilityAfter, 1) {
+            guard
+                let overview = try? await registry.call(
+                    RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: lookedAt), as: DispatchOverviewReply.self,
+                    timeout: .seconds(3), retries: 0)
+            else { break }
+            overviews[lookedAt] = overview
+            lookedAt = Self.previous(lookedAt)
         }
         if let overview = overviews[due] {
             let byUnit = Dictionary(grouping: overview.missing, by: \.unit)

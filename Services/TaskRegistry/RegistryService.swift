@@ -12,7 +12,7 @@ public struct RegistryService: DubanService {
     public static let name = ServiceName.registry
     public static let topics = [
         RegistryTypes.progressReported, RegistryTypes.taskStatusChanged, RegistryTypes.escalationRecorded, RegistryTypes.planLoaded,
-        RegistryTypes.taskReviewed,
+        RegistryTypes.taskReviewed, SupervisionTypes.issued, SupervisionTypes.replied, SupervisionTypes.reviewed, SupervisionTypes.overdue,
     ]
 
     let store: ServiceStore
@@ -22,7 +22,10 @@ public struct RegistryService: DubanService {
     let current: PlanHolder
     let views = TaskViewCache()
 
-    public static func migrations(_ migrator: inout DatabaseMigrator) { RegistryStore.migrations(&migrator) }
+    public static func migrations(_ migrator: inout DatabaseMigrator) {
+        RegistryStore.migrations(&migrator)
+        SupervisionRules.migrations(&migrator)
+    }
 
     /// Opens the registry; on the first start it loads the configured plan file (or the bundled plan).
     public init(context: ServiceContext) async throws {
@@ -121,7 +124,10 @@ public struct RegistryService: DubanService {
             PeriodicTask(name: "task-status", interval: tick, logger: logger) { [store, clock, current] in
                 let plan = current.plan.document
                 let now = clock.now()
-                try await store.write { db, events in try RegistryStore.refreshStatuses(db, plan: plan, now: now, events: &events) }
+                try await store.write { db, events in
+                    try RegistryStore.refreshStatuses(db, plan: plan, now: now, events: &events)
+                    try SupervisionRules.tick(db, plan: plan, now: now, events: &events)
+                }
             }
         ]
     }
@@ -130,6 +136,7 @@ public struct RegistryService: DubanService {
         let current = self.current
         let clock = self.clock
         let cache = self.views
+        registerSupervision(&handlers)
 
         handlers.onRead(RegistryTypes.planGet) { _, context in
             let versioned = current.versioned

@@ -75,6 +75,8 @@ public struct DeploymentConfiguration: Sendable, Equatable {
     /// Notify: the hosts and CIDRs webhook-like channels may reach (`notify.webhookAllow`, comma-separated);
     /// nil: the WeCom and DingTalk robot hosts only.
     public var notifyWebhookAllow: [String]?
+    /// Cases: days a complainant's contact is kept after the case ends (`cases.complaintRetentionDays`).
+    public var complaintRetentionDays = 365
 
     public init(
         endpoints: [ServiceName: Endpoints] = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, $0.defaultEndpoints) }),
@@ -98,7 +100,7 @@ public struct DeploymentConfiguration: Sendable, Equatable {
             "logLevel", "keysDir", "supervisionStart",
         ]
         + ["thresholds.city_control_value", "thresholds.city_standard", "thresholds.national_quota"]
-        + ["notify.fileChannelDir", "notify.webhookAllow"]
+        + ["notify.fileChannelDir", "notify.webhookAllow", "cases.complaintRetentionDays"]
 
     /// Variables read besides the keys: where the file is, the instance mode, the notification rules,
     /// the log level, and the clock override for rehearsals and tests.
@@ -171,6 +173,11 @@ public struct DeploymentConfiguration: Sendable, Equatable {
             if let value = reader.double(forKey: ConfigKey(["thresholds", key])) { result.thresholds[key] = value }
         }
         result.notifyFileChannelDir = reader.string(forKey: ConfigKey(["notify", "fileChannelDir"]))
+        result.complaintRetentionDays = reader.int(
+            forKey: ConfigKey(["cases", "complaintRetentionDays"]), default: result.complaintRetentionDays)
+        guard (1...3650).contains(result.complaintRetentionDays) else {
+            throw ConfigurationError.invalid("cases.complaintRetentionDays", "\(result.complaintRetentionDays)")
+        }
         // A list in the file, or one comma-separated string (the variable's form) in either.
         let allowKey = ConfigKey(["notify", "webhookAllow"])
         if let allow = reader.stringArray(forKey: allowKey) ?? reader.string(forKey: allowKey).map({ [$0] }) {

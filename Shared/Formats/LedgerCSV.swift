@@ -7,7 +7,7 @@ public enum LedgerCSV {
     /// Export columns, in order.
     public static let headers = [
         "编号", "来源", "问题标题", "问题描述", "责任单位", "监管单位", "验收单位", "完成时限", "整改措施", "所属任务", "批次", "位置", "经度", "纬度", "外部编号", "状态",
-        "是否逾期", "最新进展", "退回原因", "材料", "登记时间", "更新时间", "验收时间", "销号时间",
+        "是否逾期", "最新进展", "退回原因", "材料", "原完成时限", "关联问题", "作废原因", "登记时间", "更新时间", "验收时间", "销号时间",
     ]
 
     /// Export columns that hold a date (`YYYY-MM-DD`) or a time (`YYYY-MM-DD HH:MM`, district time).
@@ -41,7 +41,9 @@ public enum LedgerCSV {
     }()
 
     /// Exported columns the ledger sets itself, and an office's own running number: read past on import.
-    public static let ignoredColumns: Set<String> = ["是否逾期", "最新进展", "退回原因", "材料", "登记时间", "更新时间", "验收时间", "销号时间", "序号"]
+    public static let ignoredColumns: Set<String> = [
+        "是否逾期", "最新进展", "退回原因", "材料", "原完成时限", "关联问题", "作废原因", "登记时间", "更新时间", "验收时间", "销号时间", "序号",
+    ]
 
     /// The ledger's rows. Each case should carry its history (`case.get`, or the export's own
     /// read): 最新进展, 退回原因, 验收时间 come from it.
@@ -55,10 +57,6 @@ public enum LedgerCSV {
     /// One case's export fields, in `headers` order, before neutralisation.
     public static func fields(_ item: Case) -> [String] {
         let history = item.history ?? []
-        let latest = history.last { $0.action != "open" }
-        let progress = latest.map { step in
-            "\(localTime(step.at)) \(step.to.label)" + (step.comment.map { "：\($0)" } ?? "")
-        }
         let rejection = history.last { $0.action == "reject" }?.comment
         let accepted = history.last { $0.action == "accept" }?.at
         let evidence = item.evidence.map { "\($0.name) \($0.uri)" }.joined(separator: "\n")
@@ -68,9 +66,20 @@ public enum LedgerCSV {
             item.deadline ?? "", item.measures ?? "", item.task ?? "", item.batch ?? "", item.location ?? "",
             item.coordinates.map { "\($0.lon)" } ?? "", item.coordinates.map { "\($0.lat)" } ?? "", item.externalRef ?? "",
             item.state.label,
-            item.overdue ? "是" : "否", progress ?? "", rejection ?? "", evidence, localTime(item.openedAt), localTime(item.updatedAt),
+            item.overdue ? "是" : "否", latestUpdate(item), rejection ?? "", evidence, item.originalDeadline ?? "",
+            (item.related ?? []).joined(separator: "、"), item.voidReason ?? "", localTime(item.openedAt), localTime(item.updatedAt),
             accepted.map(localTime) ?? "", item.closedAt.map(localTime) ?? "",
         ]
+    }
+
+    /// 最新进展 as an office reads it: the unit's latest progress update (the day, the percent, what was
+    /// done); without one, the case's latest step in its history.
+    static func latestUpdate(_ item: Case) -> String {
+        if let update = item.latestUpdate {
+            return "\(update.at.prefix(10))" + (update.progress.map { " \($0)%" } ?? "") + " \(update.text)"
+        }
+        guard let step = (item.history ?? []).last(where: { $0.action != "open" }) else { return "" }
+        return "\(localTime(step.at)) \(step.to.label)" + (step.comment.map { "：\($0)" } ?? "")
     }
 
     /// A wire time as a spreadsheet shows it: `YYYY-MM-DD HH:MM` in the district's time.

@@ -9,9 +9,31 @@ public enum CaseTypes {
     /// Progress per batch (an extension of the protocol's types).
     public static let batches = RPC<CaseBatchesRequest, ListReply<BatchProgress>>("case.batches", .read, allow: .readers)
 
+    // Follow-through (a case that is worked, not only moved): rules in docs/cases.md.
+    /// A progress update on a case by its responsible unit (or the office).
+    public static let update = RPC<CaseUpdateRequest, Case>("case.update", .write, allow: .units)
+    /// A 实地督导 site-visit record, which may open follow-up cases.
+    public static let visit = RPC<CaseVisitRequest, CaseVisitReply>("case.visit", .write, allow: .units)
+    /// A deadline extension (延期): requested by the unit, granted or refused by the office.
+    public static let extend = RPC<CaseExtendRequest, Case>("case.extend", .write, allow: .units)
+    /// Voids a case registered by mistake; it stays in the ledger with its reason.
+    public static let void = RPC<CaseVoidRequest, Case>("case.void", .write, allow: .units)
+    /// Assigns every registered case of a batch at once, optionally with one deadline.
+    public static let assignBatch = RPC<CaseAssignBatchRequest, CaseAssignBatchReply>("case.assign_batch", .write, allow: .units)
+    /// Links similar cases (举一反三).
+    public static let link = RPC<CaseLinkRequest, Case>("case.link", .write, allow: .units)
+
     public static let opened = "cases.case.opened"
     public static let transitioned = "cases.case.transitioned"
     public static let overdue = "cases.case.overdue"
+    /// `{id, unit, task, progress, text, at}`: a progress update.
+    public static let updated = "cases.case.updated"
+    /// `{id, unit, task, date, inspectors, findings, follow_up}`: a site visit.
+    public static let visited = "cases.case.visited"
+    /// `{id, unit, task, from, to, reason, by}`: a deadline changed (extension, batch or import).
+    public static let deadlineChanged = "cases.case.deadline_changed"
+    /// `{id, unit, task, requested_deadline, reason}`: a unit asks for more time.
+    public static let extensionRequested = "cases.case.extension_requested"
 }
 
 /// Where a case comes from. Each source has a number prefix, and a Chinese label the office uses.
@@ -26,6 +48,15 @@ public enum CaseSource: String, Codable, Sendable, CaseIterable {
     case outfall
     case evaporationPond = "evaporation_pond"
     case enforcementClue = "enforcement_clue"
+    /// 省级专项督察 (the plan: 省级例行和专项督察问题; `provincial_inspection` is the routine one).
+    case provincialSpecialInspection = "provincial_special_inspection"
+    case landInspection = "land_inspection"
+    case mineralInspection = "mineral_inspection"
+    case farmlandHousing = "farmland_housing"
+    /// Found during a 实地督导 site visit (`case.visit` follow-ups).
+    case siteVisit = "site_visit"
+    /// 区纪委监委 专项督查、明察暗访.
+    case disciplineInspection = "discipline_inspection"
     case other
 
     /// The prefix of a case number: `HCJ-2026-0001`.
@@ -41,6 +72,12 @@ public enum CaseSource: String, Codable, Sendable, CaseIterable {
         case .outfall: return "PWK"
         case .evaporationPond: return "PFC"
         case .enforcementClue: return "XSYS"
+        case .provincialSpecialInspection: return "SJZX"
+        case .landInspection: return "TDDC"
+        case .mineralInspection: return "KCDC"
+        case .farmlandHousing: return "GDJF"
+        case .siteVisit: return "SDDD"
+        case .disciplineInspection: return "JWDC"
         case .other: return "QT"
         }
     }
@@ -50,7 +87,7 @@ public enum CaseSource: String, Codable, Sendable, CaseIterable {
         switch self {
         case .centralInspection: return "中央生态环境保护督察"
         case .yellowRiverWarning: return "黄河流域生态环境警示片"
-        case .provincialInspection: return "省级生态环境保护督察"
+        case .provincialInspection: return "省级生态环境保护例行督察"
         case .naturalResourcesInspection: return "国家自然资源督察"
         case .selfInspection: return "大排查大整治"
         case .publicReport: return "群众举报"
@@ -58,16 +95,29 @@ public enum CaseSource: String, Codable, Sendable, CaseIterable {
         case .outfall: return "入河排污口"
         case .evaporationPond: return "废水排放场"
         case .enforcementClue: return "线索移送"
+        case .provincialSpecialInspection: return "省级生态环境保护专项督察"
+        case .landInspection: return "土地例行督察"
+        case .mineralInspection: return "矿产资源督察"
+        case .farmlandHousing: return "农村乱占耕地建房专项整治"
+        case .siteVisit: return "实地督导"
+        case .disciplineInspection: return "区纪委监委专项督查"
         case .other: return "其他"
         }
     }
+
+    /// Other names offices write for a source (earlier labels among them, so old ledgers import).
+    static let aliases: [String: CaseSource] = [
+        "省级生态环境保护督察": .provincialInspection, "省级例行督察": .provincialInspection, "省级专项督察": .provincialSpecialInspection,
+        "中央督察": .centralInspection, "警示片": .yellowRiverWarning, "自然资源督察": .naturalResourcesInspection,
+        "明察暗访": .disciplineInspection, "纪委监委督查": .disciplineInspection, "乱占耕地建房": .farmlandHousing,
+    ]
 
     /// A source from its id or its Chinese label.
     public init?(text: String) {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if let source = CaseSource(rawValue: trimmed) {
             self = source
-        } else if let source = CaseSource.allCases.first(where: { $0.label == trimmed }) {
+        } else if let source = CaseSource.allCases.first(where: { $0.label == trimmed }) ?? Self.aliases[trimmed] {
             self = source
         } else {
             return nil
@@ -79,6 +129,8 @@ public enum CaseState: String, Codable, Sendable, CaseIterable {
     case registered, assigned, rectifying
     case pendingAcceptance = "pending_acceptance"
     case accepted, closed
+    /// Registered by mistake and voided (作废) with a reason: kept, never deleted, never counted.
+    case voided
 
     /// How the ledger names the state.
     public var label: String {
@@ -89,15 +141,18 @@ public enum CaseState: String, Codable, Sendable, CaseIterable {
         case .pendingAcceptance: return "待验收"
         case .accepted: return "已验收"
         case .closed: return "已销号"
+        case .voided: return "已作废"
         }
     }
 
     /// Whether the problem still waits to be fixed (for overdue: deadline passed and not yet accepted).
-    public var isOpen: Bool { self != .accepted && self != .closed }
+    public var isOpen: Bool { self != .accepted && self != .closed && self != .voided }
 }
 
 public enum CaseAction: String, Codable, Sendable, CaseIterable {
     case assign, start, submit, accept, reject, close, reopen
+    /// Only through `case.void` (it needs a reason); `case.transition` refuses it.
+    case void
 
     /// The protocol's state machine: where `action` leads from `state`, or nil (`conflict`).
     public func target(from state: CaseState) -> CaseState? {
@@ -109,6 +164,7 @@ public enum CaseAction: String, Codable, Sendable, CaseIterable {
         case (.reject, .pendingAcceptance): return .rectifying
         case (.close, .accepted): return .closed
         case (.reopen, .closed): return .rectifying
+        case (.void, let state) where state != .closed && state != .voided: return .voided
         default: return nil
         }
     }
@@ -182,18 +238,29 @@ public struct CaseTransition: Codable, Sendable, Equatable {
     /// The certificate that made the step and its public key (PROTOCOL.md section 7); nil without keys.
     public var principal: String?
     public var principalKey: String?
+    /// `update`: the percent of the rectification done, as the unit reports it.
+    public var progress: Int?
+    /// Any step that moved the deadline: `extend_grant`, `assign` of a batch, an import, `deadline`.
+    public var deadlineChange: DeadlineChange?
+    /// `visit`: the site visit's record.
+    public var visit: SiteVisit?
 
     enum CodingKeys: String, CodingKey {
-        case action, from, to, actor, at, comment, evidence, principal
+        case action, from, to, actor, at, comment, evidence, principal, progress, visit
         case principalKey = "principal_key"
+        case deadlineChange = "deadline_change"
     }
 
     public init(
         action: String, from: CaseState?, to: CaseState, actor: String, at: String, comment: String?, evidence: [EvidenceRef],
-        principal: String? = nil, principalKey: String? = nil
+        principal: String? = nil, principalKey: String? = nil, progress: Int? = nil, deadlineChange: DeadlineChange? = nil,
+        visit: SiteVisit? = nil
     ) {
         self.principal = principal
         self.principalKey = principalKey
+        self.progress = progress
+        self.deadlineChange = deadlineChange
+        self.visit = visit
         self.action = action
         self.from = from
         self.to = to
@@ -230,15 +297,30 @@ public struct Case: Codable, Sendable, Equatable {
     public var updatedAt: String
     /// When it was struck off (销号), if it is closed.
     public var closedAt: String?
+    /// The deadline it was registered with, when it has moved since (延期 or the office's change).
+    public var originalDeadline: String? = nil
+    /// The latest progress update (最新进展), if any.
+    public var latestUpdate: CaseProgress? = nil
+    /// An extension the unit asked for that the office has not yet decided.
+    public var pendingExtension: ExtensionRequest? = nil
+    /// Similar cases linked to this one (举一反三), and follow-ups opened from its site visits.
+    public var related: [String]? = nil
+    /// Why it was voided, when it was.
+    public var voidReason: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, source, title, description, unit, deadline, measures, task, batch, location, coordinates, state, overdue, evidence, history
+        case related
         case supervisingUnit = "supervising_unit"
         case externalRef = "external_ref"
         case acceptanceUnit = "acceptance_unit"
         case openedAt = "opened_at"
         case updatedAt = "updated_at"
         case closedAt = "closed_at"
+        case originalDeadline = "original_deadline"
+        case latestUpdate = "latest_update"
+        case pendingExtension = "pending_extension"
+        case voidReason = "void_reason"
     }
 
     public init(

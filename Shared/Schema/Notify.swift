@@ -33,6 +33,10 @@ public enum NoticeKind: String, Codable, Sendable, CaseIterable {
     case monthlyDispatch = "monthly_dispatch"
     case quarterlySupervision = "quarterly_supervision"
     case annualNotification = "annual_notification"
+    /// A 督办单's items for a unit to answer.
+    case supervisionOrder = "supervision_order"
+    /// A 督办单 item unanswered past its reply deadline.
+    case supervisionOverdue = "supervision_overdue"
 }
 
 public enum Severity: String, Codable, Sendable, CaseIterable, Comparable {

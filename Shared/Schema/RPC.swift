@@ -53,14 +53,17 @@ public enum RequestCatalog {
     public static let registry: [any RequestDeclaration] = [
         RegistryTypes.planGet, RegistryTypes.planLoad, RegistryTypes.unitList, RegistryTypes.taskList, RegistryTypes.taskGet,
         RegistryTypes.progressReport, RegistryTypes.progressList, RegistryTypes.dispatchOverview, RegistryTypes.escalationRecord,
-        RegistryTypes.escalationList, RegistryTypes.taskAccept, RegistryTypes.taskReturn,
+        RegistryTypes.escalationList, RegistryTypes.taskAccept, RegistryTypes.taskReturn, SupervisionTypes.issue, SupervisionTypes.reply,
+        SupervisionTypes.review, SupervisionTypes.list,
     ]
     public static let ingest: [any RequestDeclaration] = [
         IngestTypes.indicatorList, IngestTypes.indicatorGet, IngestTypes.indicatorReport, IngestTypes.stationList,
-        IngestTypes.readingSubmit, IngestTypes.waterClass, IngestTypes.airAnnual, IngestTypes.findingList,
+        IngestTypes.readingSubmit, IngestTypes.waterClass, IngestTypes.airAnnual, IngestTypes.findingList, ReadingsTypes.query,
     ]
     public static let cases: [any RequestDeclaration] = [
         CaseTypes.open, CaseTypes.get, CaseTypes.list, CaseTypes.transition, CaseTypes.import, CaseTypes.export, CaseTypes.batches,
+        CaseTypes.update, CaseTypes.visit, CaseTypes.extend, CaseTypes.void, CaseTypes.assignBatch, CaseTypes.link,
+        ComplaintTypes.submit, ComplaintTypes.status, ComplaintTypes.contact, ComplaintTypes.reply, ComplaintTypes.publicList,
     ]
     public static let notify: [any RequestDeclaration] = [
         NotifyTypes.noticeList, NotifyTypes.noticeGet, NotifyTypes.noticeAck, NotifyTypes.reportGenerate, NotifyTypes.channelList,

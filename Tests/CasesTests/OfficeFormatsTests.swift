@@ -218,8 +218,11 @@ extension JSONValue {
         }
         #expect(after[2].state == .assigned && after[0].state == .registered)
         // The deadline change is in the history like an extension, with both dates.
-        let history = try await office.call(CaseTypes.get, CaseGetRequest(id: before[0].id), as: Case.self).history ?? []
-        #expect(history.last?.action == "extend" && history.last?.comment?.contains("2026-12-31 → 2027-03-31") == true)
+        let extended = try await office.call(CaseTypes.get, CaseGetRequest(id: before[0].id), as: Case.self)
+        let history = extended.history ?? []
+        #expect(
+            history.last?.action == "extend_grant" && history.last?.deadlineChange == DeadlineChange(from: "2026-12-31", to: "2027-03-31"))
+        #expect(extended.originalDeadline == "2026-12-31")
 
         // The same file again: every row already as the ledger has it.
         let again = try duban(ledger, ["cases", "import", file])
