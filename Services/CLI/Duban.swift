@@ -14,7 +14,7 @@ struct Duban: AsyncParsableCommand {
             PlanCommand.self, CasesCommand.self, Indicators.self, IndicatorCommand.self, Readings.self, WaterClassCommand.self,
             AirAnnual.self,
             Stations.self, Notices.self, ReportCommand.self, SilenceCommand.self, Channels.self, Events.self, Call.self, Keys.self,
-            Audit.self, AcceptTask.self, ReturnTask.self, SupervisionCommand.self, ComplaintsCommand.self,
+            Audit.self, AcceptTask.self, ReturnTask.self, SupervisionCommand.self, ComplaintsCommand.self, CauseCommand.self,
         ])
 
     /// Accepts the global options before the subcommand too (`duban --config /etc/duban/duban.json status`),

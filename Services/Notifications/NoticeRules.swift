@@ -21,6 +21,8 @@ public struct NotifyRules: Codable, Sendable {
     public var proposeAccountabilityAfter = 4
     /// Messages a minute for WeCom and DingTalk robots unless a channel says otherwise (they allow about 20).
     public var robotRatePerMinute = 20
+    /// Days the lead units have to report a breach's cause (原因报告).
+    public var causeReportDays = 3
 
     enum CodingKeys: String, CodingKey {
         case deadlineDays = "deadline_days"
@@ -31,6 +33,7 @@ public struct NotifyRules: Codable, Sendable {
         case proposeInterviewAfter = "propose_interview_after"
         case proposeAccountabilityAfter = "propose_accountability_after"
         case robotRatePerMinute = "robot_rate_per_minute"
+        case causeReportDays = "cause_report_days"
     }
 
     public init() {}
@@ -46,6 +49,7 @@ public struct NotifyRules: Codable, Sendable {
         proposeInterviewAfter = try c.decodeIfPresent(Int.self, forKey: .proposeInterviewAfter) ?? d.proposeInterviewAfter
         proposeAccountabilityAfter = try c.decodeIfPresent(Int.self, forKey: .proposeAccountabilityAfter) ?? d.proposeAccountabilityAfter
         robotRatePerMinute = try c.decodeIfPresent(Int.self, forKey: .robotRatePerMinute) ?? d.robotRatePerMinute
+        causeReportDays = try c.decodeIfPresent(Int.self, forKey: .causeReportDays) ?? d.causeReportDays
     }
 
     /// The escalation to propose after `months` dispatches in a row (level and the office's word for it), if any.
@@ -152,8 +156,31 @@ enum EventRules {
                     NoticeDraft(
                         kind: .escalation, severity: escalation.level == .notice ? .warning : .critical,
                         units: unique([escalation.unit, office]),
-                        title: "\(label)：\(escalation.unit)", text: "专项工作组办公室对\(escalation.unit)予以\(label)。事由：\(escalation.reason)",
+                        title: "\(label)：\(escalation.unit)",
+                        text: "专项工作组办公室对\(escalation.unit)予以\(label)。事由：\(escalation.reason)"
+                            + (escalation.responsiblePerson.map { "。第一责任人：\($0.name)（\($0.position)）" } ?? "")
+                            + (escalation.details?.commitments.map { $0.isEmpty ? "" : "。整改承诺：" + $0.joined(separator: "；") } ?? "")
+                            + (escalation.details?.followUp.map { "。跟进日期：\($0)" } ?? "")
+                            + (escalation.details?.persons.map {
+                                $0.isEmpty ? "" : "。问责对象：" + $0.map { "\($0.name)（\($0.position)）" }.joined(separator: "、")
+                            } ?? "")
+                            + (escalation.details?.authority.map { "。决定机关：\($0)" } ?? "")
+                            + (escalation.details?.decisionDocument.map { "。决定文书：\($0)" } ?? ""),
                         refs: NoticeRefs(task: escalation.tasks.first, event: ref), dedupKey: "escalation:\(escalation.id)")
+                ], []
+            )
+        case AccountabilityTypes.followUpDue:
+            // 约谈 commitments checked on their day: the unit reports how far it has come.
+            guard let due = try? event.body(as: EscalationFollowUp.self) else { return ([], []) }
+            return (
+                [
+                    NoticeDraft(
+                        kind: .escalation, severity: .warning, units: unique([due.unit, office]), title: "约谈整改跟进：\(due.unit)",
+                        text: "\(due.unit)于约谈中承诺的整改事项今日（\(due.followUp)）到期跟进"
+                            + (due.commitments.isEmpty ? "" : "：" + due.commitments.joined(separator: "；"))
+                            + "。请\(due.unit)报送落实情况" + (due.responsiblePerson.map { "，第一责任人\($0.name)（\($0.position)）亲自过问" } ?? "")
+                            + "。约谈事由：\(due.reason)",
+                        refs: NoticeRefs(event: ref), dedupKey: "follow_up:\(due.id)")
                 ], []
             )
         case SupervisionTypes.issued:

@@ -12,6 +12,7 @@ public struct NotifyService: DubanService {
     public static let name = ServiceName.notify
     public static let topics = [
         NotifyTypes.noticeIssued, NotifyTypes.noticeAcknowledged, NotifyTypes.channelUpdated, NotifyTypes.deliveryFailed,
+        CauseReportTypes.opened, CauseReportTypes.reported,
     ]
 
     let store: ServiceStore
@@ -31,6 +32,7 @@ public struct NotifyService: DubanService {
         NotifyStore.laggingMigration(&migrator)
         NotifyStore.sealedDigestsMigration(&migrator)
         NotifyStore.noticeAcksMigration(&migrator)
+        CauseReports.migrations(&migrator)
     }
 
     public init(context: ServiceContext) async throws {
@@ -69,7 +71,7 @@ public struct NotifyService: DubanService {
                 ServiceName.registry,
                 [
                     RegistryTypes.taskStatusChanged, RegistryTypes.escalationRecorded, SupervisionTypes.issued, SupervisionTypes.replied,
-                    SupervisionTypes.reviewed, SupervisionTypes.overdue,
+                    SupervisionTypes.reviewed, SupervisionTypes.overdue, AccountabilityTypes.followUpDue,
                 ]
             ),
             (ServiceName.ingest, ["ingest.alert."]),
@@ -78,7 +80,7 @@ public struct NotifyService: DubanService {
             services.append(
                 EventFollower(
                     source: deployment[source], curve: peers[source].curve, topics: topics, name: "notify-\(source.rawValue)",
-                    store: store, directory: directory, clock: clock, logger: logger))
+                    store: store, directory: directory, clock: clock, logger: logger, causeReportDays: rules.causeReportDays))
         }
         let rhythm = Rhythm(registry: peers[.registry], rules: rules, logger: logger)
         services.append(
@@ -90,6 +92,9 @@ public struct NotifyService: DubanService {
                 let due = Rhythm.lastDueMonth(now: now, dispatchDay: snapshot.dispatchDay)
                 try await store.write { db, events in
                     var drafts = rhythmDrafts
+                    let lateCauses = try CauseReports.overdue(
+                        db, today: Timestamp.districtDate(now), office: snapshot.office, now: now)
+                    try NotifyStore.issue(lateCauses, db: db, events: &events, now: now, channels: try ChannelStore.all(db))
                     // Units whose tasks stay lagging or overdue month after month: a proposal for the office.
                     if let due, !snapshot.tasks.isEmpty {
                         var laggingByUnit: [String: [String]] = [:]
@@ -156,6 +161,7 @@ public struct NotifyService: DubanService {
         let clock = self.clock
         let policy = self.policy
         let directory = self.directory
+        registerCauseReports(&handlers)
 
         // Reads and the event show channels with their secrets masked; the stored definition keeps them.
         handlers.on(NotifyTypes.channelList) { _, context in
@@ -307,6 +313,7 @@ struct EventFollower: Service {
     let directory: Directory
     let clock: ServiceClock
     let logger: Logger
+    let causeReportDays: Int
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
@@ -348,7 +355,15 @@ struct EventFollower: Service {
             }
             let (drafts, resolved) = EventRules.apply(event, directory: snapshot)
             let now = clock.now()
+            let known = snapshot
             try await store.write { db, events in
+                var drafts = drafts
+                // A live breach at a water section also opens the cause report its lead units owe.
+                if event.type == IngestTypes.alertRaised, let alert = try? event.body(as: AlertBody.self) {
+                    drafts += try CauseReports.open(
+                        alert, event: "\(event.stream):\(event.seq)", directory: known, days: causeReportDays, db: db, events: &events,
+                        now: now)
+                }
                 try NotifyStore.issue(drafts, db: db, events: &events, now: now, channels: try ChannelStore.all(db))
                 for key in resolved {
                     try db.execute(

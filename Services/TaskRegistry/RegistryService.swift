@@ -13,6 +13,7 @@ public struct RegistryService: DubanService {
     public static let topics = [
         RegistryTypes.progressReported, RegistryTypes.taskStatusChanged, RegistryTypes.escalationRecorded, RegistryTypes.planLoaded,
         RegistryTypes.taskReviewed, SupervisionTypes.issued, SupervisionTypes.replied, SupervisionTypes.reviewed, SupervisionTypes.overdue,
+        AccountabilityTypes.followUpDue,
     ]
 
     let store: ServiceStore
@@ -25,6 +26,7 @@ public struct RegistryService: DubanService {
     public static func migrations(_ migrator: inout DatabaseMigrator) {
         RegistryStore.migrations(&migrator)
         SupervisionRules.migrations(&migrator)
+        AccountabilityRules.migrations(&migrator)
     }
 
     /// Opens the registry; on the first start it loads the configured plan file (or the bundled plan).
@@ -127,6 +129,7 @@ public struct RegistryService: DubanService {
                 try await store.write { db, events in
                     try RegistryStore.refreshStatuses(db, plan: plan, now: now, events: &events)
                     try SupervisionRules.tick(db, plan: plan, now: now, events: &events)
+                    try AccountabilityRules.tick(db, now: now, events: &events)
                 }
             }
         ]
@@ -137,6 +140,7 @@ public struct RegistryService: DubanService {
         let clock = self.clock
         let cache = self.views
         registerSupervision(&handlers)
+        registerAccountability(&handlers)
 
         handlers.onRead(RegistryTypes.planGet) { _, context in
             let versioned = current.versioned
@@ -274,22 +278,30 @@ public struct RegistryService: DubanService {
             for (index, task) in (request.tasks ?? []).enumerated() where plan.task(task) == nil {
                 throw ErrorBody.notFound("方案中没有任务 \(ErrorBody.quote(task))", field: "body.tasks[\(index)]")
             }
-            let at = Timestamp.format(clock.now())
+            let now = clock.now()
+            if let details = request.details {
+                try AccountabilityRules.validate(details, level: request.level, today: Timestamp.districtDate(now))
+            }
+            let at = Timestamp.format(now)
             return try await context.write { db, events in
+                let responsible = try AccountabilityRules.responsible(db, unit: TaskStatusRules.canonical(request.unit, plan: plan))
                 try db.execute(
                     sql: """
-                        INSERT INTO escalations (unit, level, reason, tasks, recorded_at, recorded_by, principal, principal_key) \
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        INSERT INTO escalations (unit, level, reason, tasks, recorded_at, recorded_by, principal, principal_key, \
+                        details, follow_up, responsible) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         request.unit, request.level.rawValue, request.reason, try WireCoding.encode(request.tasks ?? []), at, context.from,
-                        context.caller.principal?.name, context.caller.principal?.publicKey,
+                        context.caller.principal?.name, context.caller.principal?.publicKey, try request.details.map(WireCoding.encode),
+                        request.details?.followUp, try responsible.map(WireCoding.encode),
                     ])
-                let escalation = Escalation(
+                var escalation = Escalation(
                     id: Int(db.lastInsertedRowID), unit: request.unit, level: request.level, reason: request.reason,
                     tasks: request.tasks ?? [],
                     recordedAt: at, recordedBy: context.from, principal: context.caller.principal?.name,
                     principalKey: context.caller.principal?.publicKey)
+                escalation.details = request.details
+                escalation.responsiblePerson = responsible
                 try events.emit(RegistryTypes.escalationRecorded, escalation)
                 return escalation
             }

@@ -214,10 +214,15 @@ enum RegistryStore {
                 try Row.fetchAll(db, sql: "SELECT * FROM escalations ORDER BY id")
             }
         return try rows.map {
-            Escalation(
+            var escalation = Escalation(
                 id: $0["id"], unit: $0["unit"], level: EscalationLevel(rawValue: $0["level"]) ?? .notice, reason: $0["reason"],
                 tasks: try JSONDecoder().decode([String].self, from: $0["tasks"] as Data), recordedAt: $0["recorded_at"],
                 recordedBy: $0["recorded_by"], principal: $0["principal"], principalKey: $0["principal_key"])
+            escalation.details = ($0["details"] as Data?).flatMap { try? JSONDecoder().decode(AccountabilityDetails.self, from: $0) }
+            escalation.responsiblePerson = ($0["responsible"] as Data?).flatMap {
+                try? JSONDecoder().decode(ResponsiblePerson.self, from: $0)
+            }
+            return escalation
         }
     }
 }

@@ -37,6 +37,10 @@ public enum NoticeKind: String, Codable, Sendable, CaseIterable {
     case supervisionOrder = "supervision_order"
     /// A 督办单 item unanswered past its reply deadline.
     case supervisionOverdue = "supervision_overdue"
+    /// A breach's cause report to make (原因报告).
+    case causeReportDue = "cause_report_due"
+    /// A cause report still owed after its day.
+    case causeReportOverdue = "cause_report_overdue"
 }
 
 public enum Severity: String, Codable, Sendable, CaseIterable, Comparable {

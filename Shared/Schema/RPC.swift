@@ -54,7 +54,7 @@ public enum RequestCatalog {
         RegistryTypes.planGet, RegistryTypes.planLoad, RegistryTypes.unitList, RegistryTypes.taskList, RegistryTypes.taskGet,
         RegistryTypes.progressReport, RegistryTypes.progressList, RegistryTypes.dispatchOverview, RegistryTypes.escalationRecord,
         RegistryTypes.escalationList, RegistryTypes.taskAccept, RegistryTypes.taskReturn, SupervisionTypes.issue, SupervisionTypes.reply,
-        SupervisionTypes.review, SupervisionTypes.list,
+        SupervisionTypes.review, SupervisionTypes.list, AccountabilityTypes.responsibleSet, AccountabilityTypes.responsibleList,
     ]
     public static let ingest: [any RequestDeclaration] = [
         IngestTypes.indicatorList, IngestTypes.indicatorGet, IngestTypes.indicatorReport, IngestTypes.stationList,
@@ -68,6 +68,7 @@ public enum RequestCatalog {
     public static let notify: [any RequestDeclaration] = [
         NotifyTypes.noticeList, NotifyTypes.noticeGet, NotifyTypes.noticeAck, NotifyTypes.reportGenerate, NotifyTypes.channelList,
         NotifyTypes.channelSet, NotifyTypes.silenceSet, NotifyTypes.silenceList, NotifyTypes.silenceExpire, NotifyTypes.deliveryList,
+        CauseReportTypes.report, CauseReportTypes.list,
     ]
 
     /// All of them.

@@ -530,11 +530,14 @@ public struct EscalationRecordRequest: Codable, Sendable, Equatable {
     public var level: EscalationLevel
     public var reason: String
     public var tasks: [String]?
-    public init(unit: String, level: EscalationLevel, reason: String, tasks: [String]? = nil) {
+    /// What the 约谈 or 问责 decided (optional: a 通报 needs none).
+    public var details: AccountabilityDetails?
+    public init(unit: String, level: EscalationLevel, reason: String, tasks: [String]? = nil, details: AccountabilityDetails? = nil) {
         self.unit = unit
         self.level = level
         self.reason = reason
         self.tasks = tasks
+        self.details = details
     }
 }
 
@@ -549,12 +552,16 @@ public struct Escalation: Codable, Sendable, Equatable {
     /// The certificate that recorded it and its public key (PROTOCOL.md section 7); nil without keys.
     public var principal: String?
     public var principalKey: String?
+    public var details: AccountabilityDetails? = nil
+    /// The unit's first responsible person when it was recorded.
+    public var responsiblePerson: ResponsiblePerson? = nil
 
     enum CodingKeys: String, CodingKey {
-        case id, unit, level, reason, tasks, principal
+        case id, unit, level, reason, tasks, principal, details
         case recordedAt = "recorded_at"
         case recordedBy = "recorded_by"
         case principalKey = "principal_key"
+        case responsiblePerson = "responsible_person"
     }
 
     public init(

@@ -123,4 +123,57 @@ import Testing
         for client in [office, construction, ecology, stranger] { await client.close() }
         try await bench.stop()
     }
+
+    @Test func anInterviewsFollowUpDayRemindsItsUnitNamingItsFirstResponsiblePerson() async throws {
+        let bench = try await Bench.start(at: "2026-10-10T10:00:00+08:00", supervisionStart: nil)
+        let office = try await RPCClient.connect(to: bench.registry.endpoints.rpc, from: officeUnit)
+        let unit = try await RPCClient.connect(to: bench.registry.endpoints.rpc, from: "区城乡建设局")
+        #expect(
+            try await refusal(unit, AccountabilityTypes.responsibleSet, ResponsibleSetRequest(unit: "区城乡建设局", name: "张某", position: "局长"))
+                .code == .permissionDenied)
+        _ = try await office.call(AccountabilityTypes.responsibleSet, ResponsibleSetRequest(unit: "区城乡建设局", name: "张某", position: "局长"))
+        #expect(try await office.call(AccountabilityTypes.responsibleList, Empty()).items.map(\.name) == ["张某"])
+
+        // 问责 naming persons needs the deciding authority; days are checked.
+        #expect(
+            try await refusal(
+                office, RegistryTypes.escalationRecord,
+                EscalationRecordRequest(
+                    unit: "区城乡建设局", level: .accountability, reason: "履责不力",
+                    details: AccountabilityDetails(persons: [AccountablePerson(name: "李某", position: "副局长")]))
+            ).field == "body.details.authority")
+        #expect(
+            try await refusal(
+                office, RegistryTypes.escalationRecord,
+                EscalationRecordRequest(
+                    unit: "区城乡建设局", level: .interview, reason: "滞后", details: AccountabilityDetails(followUp: "2026-10-01"))
+            ).field == "body.details.follow_up")
+
+        let interview = try await office.call(
+            RegistryTypes.escalationRecord,
+            EscalationRecordRequest(
+                unit: "区城乡建设局", level: .interview, reason: "混错接点位整治连续三个月滞后", tasks: ["10"],
+                details: AccountabilityDetails(
+                    date: "2026-10-09", participants: ["专项工作组办公室主任", "区城乡建设局局长张某"], minutes: "约谈纪要见附件",
+                    commitments: ["10月底前完成第一批50处整治", "每周报送进度"], followUp: "2026-10-31")),
+            as: Escalation.self)
+        #expect(interview.responsiblePerson?.name == "张某" && interview.details?.followUp == "2026-10-31")
+        #expect(
+            try await TestSupport.eventually {
+                try await bench.notices(.escalation).contains { $0.title == "约谈：区城乡建设局" && $0.text.contains("第一责任人：张某（局长）") }
+            })
+        #expect(try await !bench.notices(.escalation).contains { $0.dedupKey == "follow_up:\(interview.id)" }, "not before its day")
+
+        bench.clock.set(Timestamp.parse("2026-10-31T09:00:00+08:00")!)
+        #expect(
+            try await TestSupport.eventually {
+                try await bench.notices(.escalation).contains { $0.dedupKey == "follow_up:\(interview.id)" }
+            })
+        let reminder = try #require(try await bench.notices(.escalation).first { $0.dedupKey == "follow_up:\(interview.id)" })
+        #expect(reminder.units == ["区城乡建设局", officeUnit] && reminder.text.contains("10月底前完成第一批50处整治"))
+        #expect(try await office.call(RegistryTypes.escalationList, EscalationListRequest()).items.first?.details?.commitments?.count == 2)
+        await office.close()
+        await unit.close()
+        try await bench.stop()
+    }
 }

@@ -14,8 +14,12 @@ import Testing
         let service = try await InProcessService.start(
             IngestService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: clock, tickSeconds: 0.1)
         let client = try await RPCClient.connect(to: service.endpoints.rpc, from: "test")
-        func raised() async throws -> [AlertBody] { try await events(client, IngestTypes.alertRaised).map { try $0.body(as: AlertBody.self) } }
-        func cleared() async throws -> [AlertBody] { try await events(client, IngestTypes.alertCleared).map { try $0.body(as: AlertBody.self) } }
+        func raised() async throws -> [AlertBody] {
+            try await events(client, IngestTypes.alertRaised).map { try $0.body(as: AlertBody.self) }
+        }
+        func cleared() async throws -> [AlertBody] {
+            try await events(client, IngestTypes.alertCleared).map { try $0.body(as: AlertBody.self) }
+        }
 
         // A week of readings every four hours, 氨氮 rising steadily from 0.30 to 0.72 mg/L: all within class III.
         var rows: [SubmittedReading] = []
@@ -55,7 +59,9 @@ import Testing
         let station = StationConfig(
             id: "s", name: "断面", kind: "water", waterBody: "river", targetClass: "III", expectedIntervalMinutes: 240, jumpFactor: nil,
             jumpFloor: nil, parameters: ["nh3n"])
-        let flat = (0..<42).map { StoredSample(parameter: "nh3n", ts: Int64(now.timeIntervalSince1970 * 1000) - Int64($0) * 4 * 3_600_000, value: 0.4) }
+        let flat = (0..<42).map {
+            StoredSample(parameter: "nh3n", ts: Int64(now.timeIntervalSince1970 * 1000) - Int64($0) * 4 * 3_600_000, value: 0.4)
+        }
         #expect(AlertRules.trend(flat, station: station, standards: try! Standards.bundled(), active: [], now: now).isEmpty)
     }
 }
