@@ -39,6 +39,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // NIOThreadPool (bcrypt runs there, never on the cooperative pool) and the metrics server.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // XLSX and DOCX are ZIP archives: reading a workbook, building a Word document in memory.
+        .package(url: "https://github.com/weichsel/ZIPFoundation", exact: "0.9.20"),
         // Benchmarks only (latency percentiles); small, pure Swift.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
@@ -90,6 +92,21 @@ let package = Package(
             name: "Formats",
             dependencies: ["Schema"],
             path: "Shared/Formats",
+            swiftSettings: swiftSettings
+        ),
+        // Debian's libxlsxwriter (libxlsxwriter-dev): the XLSX writer, no Swift package writes XLSX.
+        .systemLibrary(
+            name: "CXlsxWriter",
+            path: "Shared/CXlsxWriter",
+            pkgConfig: "xlsxwriter",
+            providers: [.apt(["libxlsxwriter-dev"])]
+        ),
+        // Office documents (XLSX in and out, DOCX out) built from and read into wire data. A target
+        // of its own so that services, which use Formats for CSV, link no document library.
+        .target(
+            name: "OfficeFormats",
+            dependencies: ["Formats", "Schema", "CXlsxWriter", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            path: "Shared/OfficeFormats",
             swiftSettings: swiftSettings
         ),
         // Certificates and key directories (PROTOCOL.md section 7): read by services and the CLI.
@@ -148,7 +165,7 @@ let package = Package(
             name: "CaseTracking", dependencies: ["ServiceKit", "Formats"], path: "Services/CaseTracking", swiftSettings: swiftSettings),
         .target(
             name: "Notifications",
-            dependencies: ["ServiceKit", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: ["ServiceKit", "Formats", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             path: "Services/Notifications",
             swiftSettings: swiftSettings
         ),
@@ -172,7 +189,7 @@ let package = Package(
             name: "DubanCLI",
             dependencies: [
                 // No service and no storage driver: the CLI is a client like any other.
-                "Messaging", "Schema", "DubanConfig", "PlanFormat", "Formats", "Trust",
+                "Messaging", "Schema", "DubanConfig", "PlanFormat", "Formats", "OfficeFormats", "Trust",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -239,7 +256,7 @@ let package = Package(
         .testTarget(
             name: "CasesTests",
             dependencies: [
-                "CaseTracking", "Formats", "TaskRegistry", "DubanTesting", "Messaging", "Schema", "ServiceKit",
+                "CaseTracking", "Formats", "OfficeFormats", "TaskRegistry", "DubanTesting", "Messaging", "Schema", "ServiceKit",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Tests/CasesTests",

@@ -12,6 +12,8 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 # PostgreSQL serves ingest instances that share a database; the scale-out tests start their own cluster.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# XLSX export (Shared/CXlsxWriter): Debian's libxlsxwriter, found through pkg-config.
+pkg-config --exists xlsxwriter 2>/dev/null || need_apt+=(libxlsxwriter-dev)
 # `ip netns`: the separate-hosts test puts each service on a network namespace of its own.
 [ -x /usr/sbin/ip ] || need_apt+=(iproute2)
 # The web console's browser tests: Debian's Chromium and its driver, and fonts with Chinese glyphs.
@@ -42,6 +44,25 @@ if ! python3 -c 'import selenium' 2>/dev/null; then
         apt-get update -qq
         apt-get install -y -qq python3-selenium >/dev/null
     }
+fi
+
+# The office-format tests write workbooks with openpyxl (a real spreadsheet writer) and open the
+# Word reports with python-docx.
+if ! python3 -c 'import openpyxl, docx' 2>/dev/null; then
+    echo "setup: installing openpyxl and python-docx"
+    python3 -m pip install -q openpyxl python-docx 2>/dev/null || {
+        apt-get update -qq
+        apt-get install -y -qq python3-openpyxl python3-docx >/dev/null
+    }
+fi
+
+# Optional: the report test renders one page of the Word document to PNG where LibreOffice and
+# poppler are installed; without them that step is skipped, so a failed install is not fatal.
+if ! command -v soffice >/dev/null || ! command -v pdftoppm >/dev/null; then
+    echo "setup: installing LibreOffice Writer (headless) and poppler-utils (optional)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends libreoffice-writer-nogui poppler-utils fonts-noto-cjk >/dev/null 2>&1 \
+        || echo "setup: LibreOffice not installed; the report test will not render a page"
 fi
 
 command -v swift >/dev/null || { echo "setup: no Swift toolchain on PATH (expected Swift 6 at /opt/swift)" >&2; exit 1; }

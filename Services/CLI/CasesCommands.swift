@@ -3,6 +3,7 @@ import DubanConfig
 import Formats
 import Foundation
 import Messaging
+import OfficeFormats
 import Schema
 
 extension CaseState: ExpressibleByArgument {}
@@ -180,75 +181,149 @@ struct CasesCommand: AsyncParsableCommand {
 
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Import cases from a CSV ledger; good lines are stored, every bad one is named with its line.",
-            discussion: "Columns (Chinese or field names): 来源 问题标题 责任单位 完成时限 问题描述 所属任务 批次 位置 经度 纬度 外部编号 监管单位 验收单位 整改措施")
+            abstract: "导入整改台账（CSV 或 XLSX）：新问题登记，带编号的行更新该问题；每个有误的行注明行号。",
+            discussion: """
+                列（中文列名、常见别名或字段名）：编号 来源 问题标题 责任单位 完成时限 问题描述 所属任务 批次 位置 经度 纬度 外部编号 监管单位 验收单位 整改措施 状态。
+                编号为空的行登记为新问题；有编号的行（导出后修改再导入）只更新所改的字段，状态不随导入更改，相同的行计为未变。
+                编码自动识别：UTF-8（有无 BOM）、GBK/GB18030、UTF-16。日期可写 2026-12-31、2026/12/31、2026年12月31日。
+                """)
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "CSV file (UTF-8, with or without BOM).") var file: String
-        @Option(help: "Cases per request.") var chunk: Int = 500
+        @Argument(help: "CSV 或 XLSX 文件。") var file: String
+        @Option(help: "每次请求的行数。") var chunk: Int = 500
+        @Flag(help: "只显示将会新增和修改的内容，不写入。") var dryRun = false
 
         func run() async throws {
             var options = options
             if options.from == nil { options.from = officeUnit }
-            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("无法读取 \(file)") }
+            let records: [LedgerCSV.Record]
             let rows: [LedgerCSV.ImportRow]
             do {
-                rows = try LedgerCSV.importRows(try LedgerCSV.parse(String(decoding: data, as: UTF8.self)))
+                let spreadsheet = data.starts(with: [0x50, 0x4B, 0x03, 0x04])
+                if spreadsheet {
+                    records = try XLSXReader.read(data)
+                } else {
+                    guard let decoded = OfficeText.decode(data) else {
+                        throw ValidationError("\(file)：无法识别文件编码（支持 UTF-8、GBK/GB18030、UTF-16），也不是 XLSX")
+                    }
+                    records = try LedgerCSV.parse(decoded.text)
+                }
+                rows = try LedgerCSV.importRows(records, shortRows: spreadsheet)
             } catch let error as LedgerCSV.SyntaxError {
-                throw ValidationError("\(file): \(error)")
+                throw ValidationError("\(file)：\(error)")
+            } catch let error as XLSXReader.ReadError {
+                throw ValidationError("\(file)：\(error)")
             }
+            let headers = LedgerCSV.headerNames(records)
             var problems: [(Int, String)] = rows.compactMap { row in row.problem.map { (row.line, $0) } }
+            var notes: [(Int, String)] = []
+            var changes: [(Int, String)] = []
             let good = rows.filter { $0.body != nil }
+            var imported = 0
+            var updated = 0
+            var unchanged = 0
+            var existing = 0
+            var unknownUnits: [(Int, String)] = []
             try await options.withClient(for: .cases) { client in
-                var imported = 0
                 for start in stride(from: 0, to: good.count, by: max(1, chunk)) {
                     let slice = Array(good[start..<min(start + max(1, chunk), good.count)])
                     let reply = try await perform(
-                        client, CaseTypes.import, CaseImportRequest(cases: slice.map { $0.body! }), as: CaseImportReply.self,
-                        options: options)
+                        client, CaseTypes.import, CaseImportRequest(cases: slice.map { $0.body! }, dryRun: dryRun ? true : nil),
+                        as: CaseImportReply.self, options: options)
                     imported += reply.imported.count
+                    updated += reply.updated?.count ?? 0
+                    unchanged += reply.unchanged?.count ?? 0
                     for rejected in reply.rejected {
-                        let field = rejected.field.map { $0.replacingOccurrences(of: "body.cases[\(rejected.index)].", with: "") } ?? ""
-                        problems.append(
-                            (
-                                slice[rejected.index].line,
-                                "\(field.isEmpty ? "" : field + ": ")\(rejected.message) (\(rejected.code.rawValue))"
-                            ))
+                        let key = rejected.field.map { $0.replacingOccurrences(of: "body.cases[\(rejected.index)]", with: "") } ?? ""
+                        let field = key.hasPrefix(".") ? String(key.dropFirst()).split(separator: ".").first.map(String.init) ?? "" : ""
+                        let line = slice[rejected.index].line
+                        // A new row whose 外部编号 the ledger already holds is that case: said, not an error.
+                        if rejected.code == .conflict, field == "external_ref" {
+                            existing += 1
+                            notes.append((line, rejected.message + "，未重复登记"))
+                            continue
+                        }
+                        // The user's own column header, not the wire's field name.
+                        let column = headers[field].map { "「\($0)」" } ?? (field.isEmpty ? "" : field)
+                        var text = "\(column.isEmpty ? "" : column + "：")\(rejected.message)"
+                        if rejected.code == .notFound, ["unit", "supervising_unit", "acceptance_unit"].contains(field),
+                            case .object(let body) = slice[rejected.index].body, case .string(let name) = body[field]
+                        {
+                            unknownUnits.append((problems.count, name))
+                        }
+                        problems.append((line, text))
+                    }
+                    for note in reply.notes ?? [] { notes.append((slice[note.index].line, "\(note.id)：\(note.message)")) }
+                    for change in reply.updated ?? [] {
+                        let what = change.changes.map { "\(headers[$0.field] ?? $0.field) \($0.from ?? "（空）") → \($0.to ?? "（空）")" }
+                        changes.append((slice[change.index].line, "\(change.id)：" + what.joined(separator: "；")))
                     }
                     FileHandle.standardError.write(Data("\r导入进度 \(min(start + slice.count, good.count))/\(good.count)".utf8))
                 }
                 FileHandle.standardError.write(Data("\n".utf8))
-                problems.sort { $0.0 < $1.0 }
-                if options.json {
-                    try printJSON([
-                        "imported": JSONValue.number(Double(imported)),
-                        "rejected": .array(problems.map { .object(["line": .number(Double($0.0)), "problem": .string($0.1)]) }),
-                    ])
-                } else {
-                    print("\(file): 导入 \(imported) 件，\(problems.count) 行有误")
-                    for (line, problem) in problems { print("  \(file):\(line): \(problem)") }
-                }
-                if !problems.isEmpty { throw ExitCode(1) }
             }
+            // A unit the plan does not know: the nearest name it does, when one is close (区农业局 → 区农业农村局).
+            if !unknownUnits.isEmpty,
+                let units = try? await options.withClient(
+                    for: .registry,
+                    { client in
+                        try await perform(client, RegistryTypes.unitList, Empty(), as: ListReply<PlanUnit>.self, options: options).items
+                    })
+            {
+                let names = units.filter { !$0.collective }.map(\.name)
+                for (index, name) in unknownUnits {
+                    if let near = OfficeText.nearest(name, in: names) { problems[index].1 += "，是否为「\(near)」？" }
+                }
+            }
+            problems.sort { $0.0 < $1.0 }
+            if options.json {
+                func lines(_ list: [(Int, String)], _ key: String) -> JSONValue {
+                    .array(list.map { .object(["line": .number(Double($0.0)), key: .string($0.1)]) })
+                }
+                try printJSON([
+                    "imported": JSONValue.number(Double(imported)), "updated": .number(Double(updated)),
+                    "unchanged": .number(Double(unchanged)), "existing": .number(Double(existing)), "dry_run": .bool(dryRun),
+                    "rejected": lines(problems, "problem"),
+                    "changes": lines(changes, "change"), "notes": lines(notes, "note"),
+                ])
+            } else {
+                let verb = dryRun ? "将" : ""
+                print(
+                    "\(file)：\(dryRun ? "试导入（未写入）：" : "")\(verb)新增 \(imported) 件，\(verb)更新 \(updated) 件，"
+                        + "未变 \(unchanged) 件，\(existing > 0 ? "已在台账 \(existing) 件，" : "")\(problems.count) 行有误"
+                )
+                for (line, change) in changes.sorted(by: { $0.0 < $1.0 }) {
+                    print("  \(file):\(line): \(dryRun ? "将修改" : "已修改") \(change)")
+                }
+                for (line, note) in notes.sorted(by: { $0.0 < $1.0 }) { print("  \(file):\(line): 提示 \(note)") }
+                for (line, problem) in problems { print("  \(file):\(line): \(problem)") }
+            }
+            if !problems.isEmpty { throw ExitCode(1) }
         }
     }
 
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Export the ledger as CSV (UTF-8 with BOM, Chinese headers; Excel opens it).")
+            abstract: "导出整改台账：CSV（UTF-8 带 BOM，Excel 可直接打开）或 XLSX（日期单元格、冻结表头、逾期行标红）。")
         @OptionGroup var options: GlobalOptions
         @OptionGroup var filters: CaseFilters
-        @Option(help: "Where to write it (default: the ledger's own file name, here).") var out: String?
+        @Option(help: "csv 或 xlsx。") var format: String = "csv"
+        @Flag(help: "XLSX 每个批次一张工作表。") var byBatch = false
+        @Option(help: "写到哪个文件（默认：台账的文件名，当前目录）。") var out: String?
 
         func run() async throws {
+            guard ["csv", "xlsx"].contains(format) else { throw ValidationError("--format：应为 csv 或 xlsx，收到 \(format)") }
             try await options.withClient(for: .cases) { client in
                 let f = filters.request
+                // The ledger travels as the service's CSV; the workbook is made here, so the service links no document library.
                 let reply = try await perform(
                     client, CaseTypes.export,
                     CaseExportRequest(
                         format: "csv", status: f.status, unit: f.unit, source: f.source, batch: f.batch, task: f.task, overdue: f.overdue),
                     as: CaseExportReply.self, options: options)
-                let path = out ?? reply.filename
-                try Data(reply.content.utf8).write(to: URL(fileURLWithPath: path))
+                let path = out ?? (format == "xlsx" ? (reply.filename as NSString).deletingPathExtension + ".xlsx" : reply.filename)
+                let data = format == "xlsx" ? try XLSXWriter.ledger(csv: reply.content, byBatch: byBatch) : Data(reply.content.utf8)
+                try data.write(to: URL(fileURLWithPath: path))
                 print("\(path): \(reply.count) 件")
             }
         }

@@ -3,6 +3,7 @@ import DubanConfig
 import Formats
 import Foundation
 import Messaging
+import OfficeFormats
 import Schema
 
 func valueText(_ value: JSONValue?) -> String {
@@ -179,14 +180,30 @@ struct Readings: AsyncParsableCommand {
             guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
             let rows: [ReadingsImport.Row]
             do {
-                let records = try LedgerCSV.parse(String(decoding: data, as: UTF8.self)).map { (line: $0.line, fields: $0.fields) }
+                let parsed: [LedgerCSV.Record]
+                if data.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
+                    parsed = try XLSXReader.read(data)
+                } else {
+                    guard let decoded = OfficeText.decode(data) else {
+                        throw ValidationError("\(file)：无法识别文件编码（支持 UTF-8、GBK/GB18030、UTF-16），也不是 XLSX")
+                    }
+                    parsed = try LedgerCSV.parse(decoded.text)
+                }
+                // A workbook drops a row's empty trailing cells: pad them back to the header's width.
+                let width = parsed.first?.fields.count ?? 0
+                let records = parsed.map {
+                    (line: $0.line, fields: $0.fields + Array(repeating: "", count: max(0, width - $0.fields.count)))
+                }
                 rows = try ReadingsImport.rows(records, defaultStation: station)
             } catch let error as LedgerCSV.SyntaxError {
                 throw ValidationError("\(file): \(error)")
             } catch let error as ReadingsImport.ImportError {
                 throw ValidationError("\(file): \(error)")
+            } catch let error as XLSXReader.ReadError {
+                throw ValidationError("\(file)：\(error)")
             }
             var problems: [(Int, String)] = rows.compactMap { row in row.problem.map { (row.line, $0) } }
+            let notes: [(Int, String)] = rows.compactMap { row in row.note.map { (row.line, $0) } }
             let good = rows.filter { $0.reading != nil }
             // A station's export goes in under that station's certificate (`station-ID` from
             // `duban keys init`), unless told otherwise.
@@ -217,9 +234,12 @@ struct Readings: AsyncParsableCommand {
                 }
                 FileHandle.standardError.write(Data("\n".utf8))
                 problems.sort { $0.0 < $1.0 }
-                print("\(file): 入库 \(accepted) 条，重复 \(duplicates) 条，\(problems.count) 条有误")
+                print(
+                    "\(file): 入库 \(accepted) 条，重复 \(duplicates) 条，\(problems.count) 条有误"
+                        + (notes.isEmpty ? "" : "，\(notes.count) 处标记未导入（低于检出限或维护、校准、停运）"))
+                for (line, note) in notes.prefix(200) { print("  \(file):\(line): 提示 \(note)") }
                 for (line, problem) in problems.prefix(200) { print("  \(file):\(line): \(problem)") }
-                if problems.count > 200 { print("  … and \(problems.count - 200) more") }
+                if problems.count > 200 { print("  …另有 \(problems.count - 200) 条") }
                 if !problems.isEmpty { throw ExitCode(1) }
             }
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import DubanConfig
 import Foundation
 import Messaging
+import OfficeFormats
 import Schema
 
 extension NoticeKind: ExpressibleByArgument {}
@@ -120,6 +121,7 @@ struct ReportCommand: AsyncParsableCommand {
     @Argument(help: "YYYY-MM, YYYY-Qn or YYYY.") var period: String
     @Option(help: "The Markdown file (default: <title>.md here).") var out: String?
     @Option(help: "Also write the CSV here.") var csv: String?
+    @Option(help: "Word 公文（.docx）写到这里（默认：与 Markdown 同名）。") var docx: String?
 
     func run() async throws {
         try await options.withClient(for: .notify) { client in
@@ -130,7 +132,12 @@ struct ReportCommand: AsyncParsableCommand {
             try Data(report.markdown.utf8).write(to: URL(fileURLWithPath: path))
             let csvPath = csv ?? (path as NSString).deletingPathExtension + ".csv"
             try Data(report.csv.utf8).write(to: URL(fileURLWithPath: csvPath))
-            print("\(path)\n\(csvPath)")
+            // The 公文 an office sends, from the same Markdown.
+            let docxPath = docx ?? (path as NSString).deletingPathExtension + ".docx"
+            let document = try GongwenDocument.docx(
+                markdown: report.markdown, agency: "城中区巩固提升生态环境保护成效三年行动\(officeUnit)", recipients: "区各有关单位")
+            try document.write(to: URL(fileURLWithPath: docxPath))
+            print("\(path)\n\(csvPath)\n\(docxPath)")
         }
     }
 }

@@ -109,9 +109,11 @@ public struct CasesService: DubanService {
             guard request.cases.count <= 5000 else {
                 throw ErrorBody.invalidArgument("每次导入最多 5000 件问题，本次有 \(request.cases.count) 件", field: "body.cases")
             }
+            // Rows naming a 编号 edit that case (the ledger coming back after an export): CaseRoundTrip.
+            let (edits, opening, editRejected) = CaseRoundTrip.edits(request.cases)
             var accepted: [(Int, CaseOpenRequest)] = []
-            var rejected: [RejectedItem] = []
-            for (index, raw) in request.cases.enumerated() {
+            var rejected: [RejectedItem] = editRejected
+            for (index, raw) in opening {
                 do {
                     let item = try raw.decode(as: CaseOpenRequest.self)
                     _ = try directory.lookup(unit: item.unit, task: item.task)
@@ -128,7 +130,10 @@ public struct CasesService: DubanService {
             let now = clock.now()
             let actor = context.from ?? registry.office
             let toStore = accepted
-            let result = try await context.write { db, events -> CaseImportReply in
+            let dryRun = request.dryRun == true
+            let snapshot = directory.current ?? registry
+            let principal = context.caller.principal
+            @Sendable func run(_ db: Database, _ events: inout EventBuffer) throws -> CaseImportReply {
                 var imported: [String] = []
                 var refused: [RejectedItem] = []
                 for (index, item) in toStore {
@@ -141,11 +146,26 @@ public struct CasesService: DubanService {
                         continue
                     }
                     imported.append(
-                        try Self.open(item, db: db, events: &events, actor: actor, principal: context.caller.principal, now: now).id)
+                        dryRun ? "" : try Self.open(item, db: db, events: &events, actor: actor, principal: principal, now: now).id)
                 }
-                return CaseImportReply(imported: imported, rejected: refused)
+                let outcome = try CaseRoundTrip.apply(
+                    edits, db: db, events: &events, write: !dryRun, registry: snapshot, actor: actor, principal: principal, now: now)
+                return CaseImportReply(
+                    imported: imported, rejected: refused + outcome.rejected, updated: edits.isEmpty ? nil : outcome.updated,
+                    unchanged: edits.isEmpty ? nil : outcome.unchanged, notes: edits.isEmpty ? nil : outcome.notes,
+                    dryRun: dryRun ? true : nil)
             }
-            return CaseImportReply(imported: result.imported, rejected: (rejected + result.rejected).sorted { $0.index < $1.index })
+            var result: CaseImportReply
+            if dryRun {
+                result = try await context.store.pool.read { db in
+                    var events = EventBuffer()
+                    return try run(db, &events)
+                }
+            } else {
+                result = try await context.write { db, events in try run(db, &events) }
+            }
+            result.rejected = (rejected + result.rejected).sorted { $0.index < $1.index }
+            return result
         }
 
         handlers.on(CaseTypes.get) { request, context in
@@ -218,7 +238,14 @@ public struct CasesService: DubanService {
                 throw ErrorBody.invalidArgument("不支持格式 \(ErrorBody.quote(request.format))，请用 csv", field: "body.format")
             }
             let now = clock.now()
-            let cases = try await context.store.pool.read { try CasesStore.list($0, request.filters, now: now) }
+            // With each case's history: 最新进展, 退回原因 and 验收时间 come from it.
+            let cases = try await context.store.pool.read { db in
+                try CasesStore.list(db, request.filters, now: now).map { item in
+                    var item = item
+                    item.history = try CasesStore.history(db, id: item.id)
+                    return item
+                }
+            }
             let stamp = Timestamp.districtDate(now).replacingOccurrences(of: "-", with: "")
             return CaseExportReply(format: "csv", filename: "整改台账-\(stamp).csv", count: cases.count, content: LedgerCSV.export(cases))
         }

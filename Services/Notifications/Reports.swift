@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import Messaging
 import Schema
@@ -74,8 +75,9 @@ enum Reports {
         var md = "# \(title)\n\n生成时间：\(Timestamp.now())\n\n"
         var csv = "\u{FEFF}部分,编号,名称,状态,单位,数值,说明\r\n"
         func row(_ fields: [String]) {
+            // Escalation reasons and titles are people's text: one starting like a formula stays text in a spreadsheet.
             csv +=
-                fields.map {
+                fields.map(OfficeText.neutralise).map {
                     $0.contains(where: { ",\"\n".contains($0) }) ? "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : $0
                 }
                 .joined(separator: ",") + "\r\n"

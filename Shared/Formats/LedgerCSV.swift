@@ -2,46 +2,91 @@ import Foundation
 import Schema
 
 /// The ledger as offices keep it: CSV with Chinese headers, UTF-8 with a BOM so that Excel opens
-/// it as UTF-8, CRLF line ends.
+/// it as UTF-8, CRLF line ends. The same columns make the XLSX ledger (OfficeFormats).
 public enum LedgerCSV {
     /// Export columns, in order.
     public static let headers = [
         "编号", "来源", "问题标题", "问题描述", "责任单位", "监管单位", "验收单位", "完成时限", "整改措施", "所属任务", "批次", "位置", "经度", "纬度", "外部编号", "状态",
-        "是否逾期", "登记时间", "更新时间", "销号时间", "最新进展", "原完成时限", "关联问题", "作废原因",
+        "是否逾期", "最新进展", "退回原因", "材料", "原完成时限", "关联问题", "作废原因", "登记时间", "更新时间", "验收时间", "销号时间",
     ]
 
-    /// Import columns: header (Chinese or the protocol's field name) → `case.open` field.
-    public static let importColumns: [String: String] = [
-        "来源": "source", "问题标题": "title", "标题": "title", "责任单位": "unit", "完成时限": "deadline", "问题描述": "description", "所属任务": "task",
-        "批次": "batch", "位置": "location", "经度": "lon", "纬度": "lat", "外部编号": "external_ref", "监管单位": "supervising_unit",
-        "验收单位": "acceptance_unit", "整改措施": "measures",
-        "source": "source", "title": "title", "unit": "unit", "deadline": "deadline", "description": "description", "task": "task",
-        "batch": "batch",
-        "location": "location", "lon": "lon", "lat": "lat", "external_ref": "external_ref", "supervising_unit": "supervising_unit",
-        "acceptance_unit": "acceptance_unit", "measures": "measures",
+    /// Export columns that hold a date (`YYYY-MM-DD`) or a time (`YYYY-MM-DD HH:MM`, district time).
+    public static let dateColumns: Set<String> = ["完成时限"]
+    public static let timeColumns: Set<String> = ["登记时间", "更新时间", "验收时间", "销号时间"]
+
+    /// Import columns: header (as exported, the variants offices use, or the protocol's field
+    /// name) → `case.open` field; `id` and `state` are the ledger's own 编号 and 状态.
+    public static let importColumns: [String: String] = {
+        var map: [String: String] = [:]
+        let names: [(String, [String])] = [
+            ("id", ["编号", "台账编号", "问题编号（台账）", "id"]),
+            ("state", ["状态", "办理状态", "整改状态", "state"]),
+            ("source", ["来源", "问题来源", "source"]),
+            ("title", ["问题标题", "标题", "问题名称", "问题", "title"]),
+            ("description", ["问题描述", "描述", "问题详情", "具体问题", "description"]),
+            ("unit", ["责任单位", "整改责任单位", "牵头单位", "责任部门", "unit"]),
+            ("supervising_unit", ["监管单位", "监管部门", "督办单位", "supervising_unit"]),
+            ("acceptance_unit", ["验收单位", "验收部门", "acceptance_unit"]),
+            ("deadline", ["完成时限", "整改时限", "整改期限", "完成期限", "截止日期", "deadline"]),
+            ("measures", ["整改措施", "整改方案", "措施", "measures"]),
+            ("task", ["所属任务", "任务", "任务编号", "task"]),
+            ("batch", ["批次", "交办批次", "batch"]),
+            ("location", ["位置", "地址", "具体位置", "点位位置", "location"]),
+            ("lon", ["经度", "lon"]),
+            ("lat", ["纬度", "lat"]),
+            ("external_ref", ["外部编号", "原编号", "督察编号", "external_ref"]),
+        ]
+        for (field, headers) in names { for header in headers { map[OfficeText.normalizedHeader(header)] = field } }
+        return map
+    }()
+
+    /// Exported columns the ledger sets itself, and an office's own running number: read past on import.
+    public static let ignoredColumns: Set<String> = [
+        "是否逾期", "最新进展", "退回原因", "材料", "原完成时限", "关联问题", "作废原因", "登记时间", "更新时间", "验收时间", "销号时间", "序号",
     ]
 
+    /// The ledger's rows. Each case should carry its history (`case.get`, or the export's own
+    /// read): 最新进展, 退回原因, 验收时间 come from it.
     public static func export(_ cases: [Case]) -> String {
         var out = "\u{FEFF}"
         out += row(headers)
-        for item in cases {
-            out += row([
-                item.id, item.source.label, item.title, item.description ?? "", item.unit, item.supervisingUnit ?? "",
-                item.acceptanceUnit ?? "",
-                item.deadline ?? "", item.measures ?? "", item.task ?? "", item.batch ?? "", item.location ?? "",
-                item.coordinates.map { "\($0.lon)" } ?? "", item.coordinates.map { "\($0.lat)" } ?? "", item.externalRef ?? "",
-                item.state.label,
-                item.overdue ? "是" : "否", item.openedAt, item.updatedAt, item.closedAt ?? "", latestUpdate(item),
-                item.originalDeadline ?? "", (item.related ?? []).joined(separator: "、"), item.voidReason ?? "",
-            ])
-        }
+        for item in cases { out += row(fields(item).map(OfficeText.neutralise)) }
         return out
     }
 
-    /// 最新进展 as an office reads it: the day, the percent, what was done.
+    /// One case's export fields, in `headers` order, before neutralisation.
+    public static func fields(_ item: Case) -> [String] {
+        let history = item.history ?? []
+        let rejection = history.last { $0.action == "reject" }?.comment
+        let accepted = history.last { $0.action == "accept" }?.at
+        let evidence = item.evidence.map { "\($0.name) \($0.uri)" }.joined(separator: "\n")
+        return [
+            item.id, item.source.label, item.title, item.description ?? "", item.unit, item.supervisingUnit ?? "",
+            item.acceptanceUnit ?? "",
+            item.deadline ?? "", item.measures ?? "", item.task ?? "", item.batch ?? "", item.location ?? "",
+            item.coordinates.map { "\($0.lon)" } ?? "", item.coordinates.map { "\($0.lat)" } ?? "", item.externalRef ?? "",
+            item.state.label,
+            item.overdue ? "是" : "否", latestUpdate(item), rejection ?? "", evidence, item.originalDeadline ?? "",
+            (item.related ?? []).joined(separator: "、"), item.voidReason ?? "", localTime(item.openedAt), localTime(item.updatedAt),
+            accepted.map(localTime) ?? "", item.closedAt.map(localTime) ?? "",
+        ]
+    }
+
+    /// 最新进展 as an office reads it: the unit's latest progress update (the day, the percent, what was
+    /// done); without one, the case's latest step in its history.
     static func latestUpdate(_ item: Case) -> String {
-        guard let update = item.latestUpdate else { return "" }
-        return "\(update.at.prefix(10))" + (update.progress.map { " \($0)%" } ?? "") + " \(update.text)"
+        if let update = item.latestUpdate {
+            return "\(update.at.prefix(10))" + (update.progress.map { " \($0)%" } ?? "") + " \(update.text)"
+        }
+        guard let step = (item.history ?? []).last(where: { $0.action != "open" }) else { return "" }
+        return "\(localTime(step.at)) \(step.to.label)" + (step.comment.map { "：\($0)" } ?? "")
+    }
+
+    /// A wire time as a spreadsheet shows it: `YYYY-MM-DD HH:MM` in the district's time.
+    public static func localTime(_ wire: String) -> String {
+        guard let date = Timestamp.parse(wire) else { return wire }
+        // `format` writes the district's clock (+08:00): its first 16 characters are the local minute.
+        return String(Timestamp.format(date, fractional: false).prefix(16)).replacingOccurrences(of: "T", with: " ")
     }
 
     public static func row(_ fields: [String]) -> String {
@@ -55,13 +100,17 @@ public enum LedgerCSV {
     public struct Record: Sendable, Equatable {
         public var line: Int
         public var fields: [String]
+        public init(line: Int, fields: [String]) {
+            self.line = line
+            self.fields = fields
+        }
     }
 
     /// A CSV syntax error, with its line.
     public struct SyntaxError: Error, CustomStringConvertible, Sendable {
         public var line: Int
         public var message: String
-        public var description: String { "line \(line): \(message)" }
+        public var description: String { "第 \(line) 行：\(message)" }
     }
 
     /// Parses RFC 4180 CSV (a leading BOM, quoted fields with commas, quotes and line breaks).
@@ -101,7 +150,7 @@ public enum LedgerCSV {
             } else {
                 switch c {
                 case "\"":
-                    guard field.isEmpty else { throw SyntaxError(line: line, message: "a quote inside an unquoted field") }
+                    guard field.isEmpty else { throw SyntaxError(line: line, message: "未加引号的字段中有引号（\"），含引号的内容须整格用引号括起") }
                     inQuotes = true
                     quoteLine = line
                 case ",":
@@ -119,60 +168,119 @@ public enum LedgerCSV {
             }
             index += 1
         }
-        if inQuotes { throw SyntaxError(line: quoteLine, message: "a quoted field is never closed") }
+        if inQuotes { throw SyntaxError(line: quoteLine, message: "引号没有闭合") }
         if !field.isEmpty || !fields.isEmpty { endRecord() }
         return records
     }
 
-    /// One CSV row turned into a `case.open` body, or why it cannot be.
+    /// One row turned into a `case.open` body (or, when it names its 编号, a round-trip edit of that
+    /// case: `id`, `state` and every column the file has, empty ones as ""), or why it cannot be.
     public struct ImportRow: Sendable {
         public var line: Int
         public var body: JSONValue?
         public var problem: String?
+        /// The case's 编号 when the row names one.
+        public var id: String?
     }
 
-    /// Turns a parsed ledger CSV into `case.open` bodies, one per record after the header.
-    public static func importRows(_ records: [Record]) throws -> [ImportRow] {
-        guard let header = records.first else { throw SyntaxError(line: 1, message: "the file is empty") }
+    /// The header as the file spells it, for each field, so that a message names the user's own column.
+    public static func headerNames(_ records: [Record]) -> [String: String] {
+        var names: [String: String] = [:]
+        for name in records.first?.fields ?? [] {
+            if let field = importColumns[OfficeText.normalizedHeader(name)] { names[field] = name.trimmingCharacters(in: .whitespaces) }
+        }
+        names["coordinates"] = names["lon"].map { "\($0)/\(names["lat"] ?? "纬度")" }
+        return names
+    }
+
+    /// Turns a parsed ledger (CSV or XLSX rows) into `case.open` bodies, one per record after the header.
+    /// A spreadsheet drops a row's empty trailing cells (`shortRows`); a CSV row that is short has lost a quote.
+    public static func importRows(_ records: [Record], shortRows: Bool = false) throws -> [ImportRow] {
+        guard let header = records.first else { throw SyntaxError(line: 1, message: "文件是空的") }
         var columns: [Int: String] = [:]
-        for (index, name) in header.fields.enumerated() {
-            let name = name.trimmingCharacters(in: .whitespaces)
+        var headers: [String: String] = [:]
+        for (index, raw) in header.fields.enumerated() {
+            let name = OfficeText.normalizedHeader(raw)
+            if name.isEmpty || ignoredColumns.contains(name) { continue }
             guard let field = importColumns[name] else {
-                if ["编号", "状态", "是否逾期", "登记时间", "更新时间", "销号时间"].contains(name) { continue }  // exported columns the ledger sets itself
-                throw SyntaxError(line: header.line, message: "unknown column \(name)")
+                let known = knownHeaders()
+                let hint = OfficeText.nearest(name, in: known).map { "，是否为「\($0)」？" } ?? "；可用的列：\(knownList)"
+                throw SyntaxError(line: header.line, message: "第 \(index + 1) 列「\(raw)」不是台账的列\(hint)")
+            }
+            if let other = columns.first(where: { $0.value == field }) {
+                throw SyntaxError(
+                    line: header.line, message: "第 \(other.key + 1) 列「\(header.fields[other.key])」和第 \(index + 1) 列「\(raw)」是同一项")
             }
             columns[index] = field
+            headers[field] = raw.trimmingCharacters(in: .whitespaces)
         }
-        for required in ["source", "title", "unit"] where !columns.values.contains(required) {
-            let heading = importColumns.first { $0.value == required && $0.key.unicodeScalars.first!.value > 127 }!.key
-            throw SyntaxError(line: header.line, message: "missing column for \(required) (\(heading))")
+        let hasID = columns.values.contains("id")
+        if !hasID {
+            for (required, heading) in [("source", "来源"), ("title", "问题标题"), ("unit", "责任单位")] where !columns.values.contains(required) {
+                throw SyntaxError(line: header.line, message: "缺少「\(heading)」列")
+            }
         }
-        return records.dropFirst().map { record in
-            guard record.fields.count == header.fields.count else {
-                return ImportRow(
-                    line: record.line, body: nil, problem: "\(record.fields.count) fields where the header has \(header.fields.count)")
+        return records.dropFirst().compactMap { record -> ImportRow? in
+            let cells = record.fields.map { OfficeText.unneutralise($0.trimmingCharacters(in: .whitespaces)) }
+            if cells.allSatisfy(\.isEmpty) { return nil }
+            guard
+                (cells.count == header.fields.count || shortRows && cells.count < header.fields.count)
+                    || cells.count > header.fields.count && cells[header.fields.count...].allSatisfy(\.isEmpty)
+            else {
+                return ImportRow(line: record.line, body: nil, problem: "有 \(cells.count) 格，表头只有 \(header.fields.count) 列")
+            }
+            var values: [String: String] = [:]
+            for (index, field) in columns { values[field] = index < cells.count ? cells[index] : "" }
+            let id = values["id"].flatMap { $0.isEmpty ? nil : $0 }
+            if hasID, id == nil, !columns.values.contains("source") || !columns.values.contains("title") || !columns.values.contains("unit")
+            {
+                return ImportRow(line: record.line, body: nil, problem: "「\(headers["id"] ?? "编号")」为空，又缺少登记新问题所需的来源、问题标题、责任单位列")
             }
             var object: [String: JSONValue] = [:]
-            var lat: String?
-            var lon: String?
-            for (index, raw) in record.fields.enumerated() {
-                guard let field = columns[index] else { continue }
-                let value = raw.trimmingCharacters(in: .whitespaces)
-                if value.isEmpty { continue }
+            for (field, value) in values where field != "lat" && field != "lon" && field != "id" {
+                // A new case leaves out what is empty; an edit sends it, so that clearing a cell clears the field.
+                if value.isEmpty && id == nil || field == "state" && id == nil { continue }
                 switch field {
-                case "lat": lat = value
-                case "lon": lon = value
-                case "source": object["source"] = .string(CaseSource(text: value)?.rawValue ?? value)
-                default: object[field] = .string(value)
+                case "source" where !value.isEmpty:
+                    guard let source = CaseSource(text: value) else {
+                        let hint = OfficeText.nearest(value, in: CaseSource.allCases.map(\.label)).map { "，是否为「\($0)」？" } ?? ""
+                        return ImportRow(line: record.line, body: nil, problem: "「\(headers[field]!)」：「\(value)」不是问题来源\(hint)", id: id)
+                    }
+                    object["source"] = .string(source.rawValue)
+                case "deadline" where !value.isEmpty:
+                    guard let date = OfficeText.date(value) else {
+                        return ImportRow(
+                            line: record.line, body: nil,
+                            problem: "「\(headers[field]!)」：「\(value)」不是日期（可写 2026-12-31、2026/12/31、2026年12月31日）", id: id)
+                    }
+                    object["deadline"] = .string(date)
+                case "task" where value.hasSuffix(".0") && Double(value) != nil:
+                    object["task"] = .string(String(value.dropLast(2)))  // a task number a spreadsheet kept as a number
+                default:
+                    object[field] = .string(value)
                 }
             }
-            if lat != nil || lon != nil {
-                guard let lat, let lon, let latitude = Double(lat), let longitude = Double(lon) else {
-                    return ImportRow(line: record.line, body: nil, problem: "经度 and 纬度 must both be numbers")
+            let lat = values["lat"] ?? ""
+            let lon = values["lon"] ?? ""
+            if !lat.isEmpty || !lon.isEmpty {
+                guard let latitude = Double(lat), let longitude = Double(lon) else {
+                    let bad = Double(lon) == nil ? (headers["lon"] ?? "经度", lon) : (headers["lat"] ?? "纬度", lat)
+                    return ImportRow(
+                        line: record.line, body: nil, problem: "「\(bad.0)」：「\(bad.1)」不是数字（经度、纬度须同时填写）", id: id)
                 }
                 object["coordinates"] = .object(["lat": .number(latitude), "lon": .number(longitude)])
+            } else if id != nil, columns.values.contains("lat") {
+                object["coordinates"] = .null
             }
-            return ImportRow(line: record.line, body: .object(object), problem: nil)
+            if let id { object["id"] = .string(id) }
+            return ImportRow(line: record.line, body: .object(object), problem: nil, id: id)
         }
     }
+
+    static func knownHeaders() -> [String] {
+        ["编号", "来源", "问题标题", "问题描述", "责任单位", "监管单位", "验收单位", "完成时限", "整改措施", "所属任务", "批次", "位置", "经度", "纬度", "外部编号", "状态"]
+            + importColumns.keys.filter { $0.unicodeScalars.first!.value > 127 } + ignoredColumns
+    }
+
+    static var knownList: String { headers.joined(separator: "、") }
 }

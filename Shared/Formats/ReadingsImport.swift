@@ -14,6 +14,40 @@ public enum ReadingsImport {
         public var line: Int
         public var reading: SubmittedReading?
         public var problem: String?
+        /// A reading the export marks rather than measures (below detection, 维护/校准/停运): said, not sent.
+        public var note: String?
+    }
+
+    /// What a monitoring export writes in place of, or beside, a measured value.
+    public enum Mark: Equatable, Sendable {
+        /// `0.01L`, `<0.01`, `ND`, `未检出`: below the detection limit, when the export gives it.
+        case belowDetection(limit: Double?)
+        /// 维护, 校准, 停运: the analyser was not measuring.
+        case status(String)
+    }
+
+    static let statusWords: Set<String> = ["维护", "校准", "停运", "停机维护", "仪器校准"]
+
+    public static func mark(_ text: String) -> Mark? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if statusWords.contains(trimmed) { return .status(trimmed) }
+        if ["ND", "N.D.", "N.D", "未检出"].contains(trimmed.uppercased()) { return .belowDetection(limit: nil) }
+        for prefix in ["<", "＜", "&lt;"] where trimmed.hasPrefix(prefix) {
+            if let limit = Double(trimmed.dropFirst(prefix.count).trimmingCharacters(in: .whitespaces)) {
+                return .belowDetection(limit: limit)
+            }
+        }
+        if trimmed.uppercased().hasSuffix("L"), let limit = Double(trimmed.dropLast()) { return .belowDetection(limit: limit) }
+        return nil
+    }
+
+    static func note(_ mark: Mark, parameter: String, raw: String) -> String {
+        switch mark {
+        case .belowDetection(let limit):
+            return "\(parameter)：「\(raw)」低于检出限\(limit.map { "（\($0)）" } ?? "")，未导入（检出限标记尚未入库）"
+        case .status(let word):
+            return "\(parameter)：\(word)，未导入（\(word)标记尚未入库）"
+        }
     }
 
     static let names: [String: String] = [
@@ -39,43 +73,51 @@ public enum ReadingsImport {
         return nil
     }
 
-    /// RFC 3339, or a local `YYYY-MM-DD HH:MM[:SS]` taken as +08:00.
+    /// RFC 3339, or a local date and time taken as +08:00: `YYYY-MM-DD HH:MM[:SS]`, and the date as
+    /// offices write it (`2026/3/5 8:00`, `2026年3月5日 08:00`; see `OfficeText.date`).
     public static func time(_ text: String) -> String? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if Timestamp.parse(trimmed) != nil { return trimmed }
         let parts = trimmed.split(separator: " ")
-        guard parts.count == 2, Timestamp.startOfDistrictDay(String(parts[0])) != nil else { return nil }
+        guard parts.count == 2, let day = OfficeText.date(String(parts[0])), !String(parts[0]).allSatisfy(\.isNumber) else { return nil }
         let clock = parts[1].split(separator: ":")
-        guard (2...3).contains(clock.count), clock.allSatisfy({ $0.count == 2 && Int($0) != nil }) else { return nil }
-        let candidate = "\(parts[0])T\(clock.joined(separator: ":"))\(clock.count == 2 ? ":00" : "")+08:00"
+        guard (2...3).contains(clock.count), clock.allSatisfy({ (1...2).contains($0.count) && Int($0) != nil }) else { return nil }
+        let padded = clock.map { $0.count == 1 ? "0\($0)" : String($0) }
+        let candidate = "\(day)T\(padded.joined(separator: ":"))\(clock.count == 2 ? ":00" : "")+08:00"
         return Timestamp.parse(candidate) == nil ? nil : candidate
     }
 
     public static func rows(_ records: [(line: Int, fields: [String])], defaultStation: String?) throws -> [Row] {
-        guard let header = records.first else { throw ImportError("the file is empty") }
+        guard let header = records.first else { throw ImportError("文件是空的") }
         let columns = header.fields.map { $0.trimmingCharacters(in: .whitespaces) }
         func column(_ names: [String]) -> Int? { columns.firstIndex { names.contains($0) } }
         let stationColumn = column(["station", "站点", "断面", "点位", "站点编号"])
         let timeColumn = column(["ts", "监测时间", "时间", "采样时间"])
-        guard let timeColumn else { throw ImportError("line \(header.line): no time column (ts, 监测时间, 时间)") }
+        guard let timeColumn else { throw ImportError("第 \(header.line) 行：缺少时间列（监测时间、时间、采样时间或 ts）") }
         if stationColumn == nil, defaultStation == nil {
-            throw ImportError("line \(header.line): no station column (station, 站点); name one with --station")
+            throw ImportError("第 \(header.line) 行：缺少站点列（站点、断面、点位或 station）；也可用 --station 指定")
         }
         var out: [Row] = []
         if let parameterColumn = column(["parameter", "项目", "监测项目", "指标"]) {
             guard let valueColumn = column(["value", "监测值", "浓度", "值"]) else {
-                throw ImportError("line \(header.line): no value column (value, 监测值)")
+                throw ImportError("第 \(header.line) 行：缺少监测值列（监测值、浓度或 value）")
             }
             let unitColumn = column(["unit", "单位"])
             let flagColumn = column(["flag", "标记"])
             for record in records.dropFirst() {
                 guard record.fields.count == columns.count else {
-                    out.append(Row(line: record.line, problem: "\(record.fields.count) fields where the header has \(columns.count)"))
+                    out.append(Row(line: record.line, problem: "有 \(record.fields.count) 格，表头有 \(columns.count) 列"))
                     continue
                 }
                 let raw = record.fields[parameterColumn].trimmingCharacters(in: .whitespaces)
                 guard let (parameter, headerUnit) = self.parameter(raw) else {
-                    out.append(Row(line: record.line, problem: "unknown parameter \(raw)"))
+                    let hint = OfficeText.nearest(raw, in: Array(names.keys)).map { "，是否为「\($0)」？" } ?? ""
+                    out.append(Row(line: record.line, problem: "未知的监测项目「\(raw)」\(hint)"))
+                    continue
+                }
+                let flag = flagColumn.map { record.fields[$0].trimmingCharacters(in: .whitespaces) } ?? ""
+                if let mark = mark(flag) ?? mark(record.fields[valueColumn]) {
+                    out.append(Row(line: record.line, note: note(mark, parameter: raw, raw: record.fields[valueColumn])))
                     continue
                 }
                 out.append(
@@ -83,39 +125,61 @@ public enum ReadingsImport {
                         line: record.line, station: stationColumn.map { record.fields[$0] } ?? defaultStation!, parameter: parameter,
                         time: record.fields[timeColumn], value: record.fields[valueColumn],
                         unit: unitColumn.map { record.fields[$0] }.flatMap { $0.isEmpty ? nil : $0 } ?? headerUnit,
-                        flag: flagColumn.map { record.fields[$0] }.flatMap { $0.isEmpty ? nil : $0 }))
+                        flag: flagColumn.map { record.fields[$0] }.flatMap { $0.isEmpty ? nil : $0 }, label: raw))
             }
             return out
         }
+        let statusColumn = column(["状态", "数据状态", "数据标识", "标记", "flag"])
         var parameterColumns: [(Int, String, String?)] = []
-        for (index, name) in columns.enumerated() where index != timeColumn && index != stationColumn {
-            guard let (parameter, unit) = parameter(name) else { throw ImportError("line \(header.line): unknown column \(name)") }
+        for (index, name) in columns.enumerated() where index != timeColumn && index != stationColumn && index != statusColumn {
+            guard let (parameter, unit) = parameter(name) else {
+                let hint = OfficeText.nearest(name, in: Array(names.keys) + ["监测时间", "站点", "状态"]).map { "，是否为「\($0)」？" } ?? ""
+                throw ImportError("第 \(header.line) 行：第 \(index + 1) 列「\(name)」不是监测项目\(hint)")
+            }
             parameterColumns.append((index, parameter, unit))
         }
         for record in records.dropFirst() {
             guard record.fields.count == columns.count else {
-                out.append(Row(line: record.line, problem: "\(record.fields.count) fields where the header has \(columns.count)"))
+                out.append(Row(line: record.line, problem: "有 \(record.fields.count) 格，表头有 \(columns.count) 列"))
                 continue
             }
             // One sample, one time: a bad time is one problem for the line, not one per cell.
             guard time(record.fields[timeColumn]) != nil else {
-                out.append(Row(line: record.line, problem: "time \(record.fields[timeColumn]) is neither RFC 3339 nor YYYY-MM-DD HH:MM"))
+                out.append(Row(line: record.line, problem: "监测时间「\(record.fields[timeColumn])」不是时间（可写 2026-11-01 08:00、2026/11/1 8:00）"))
+                continue
+            }
+            // A row the station marks (维护, 校准, 停运) is one note, not one error per parameter.
+            let cells = parameterColumns.map { record.fields[$0.0].trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let rowStatus =
+                statusColumn.flatMap { mark(record.fields[$0]) }
+                ?? cells.first.flatMap { first in
+                    cells.allSatisfy { $0 == first } ? mark(first).flatMap { if case .status = $0 { return $0 } else { return nil } } : nil
+                }
+            if case .status(let word) = rowStatus {
+                out.append(Row(line: record.line, note: "\(word)：本行 \(cells.count) 个读数未导入（\(word)标记尚未入库）"))
                 continue
             }
             for (index, parameter, unit) in parameterColumns where !record.fields[index].trimmingCharacters(in: .whitespaces).isEmpty {
+                if let mark = mark(record.fields[index]) {
+                    out.append(Row(line: record.line, note: note(mark, parameter: columns[index], raw: record.fields[index])))
+                    continue
+                }
                 out.append(
                     make(
                         line: record.line, station: stationColumn.map { record.fields[$0] } ?? defaultStation!, parameter: parameter,
-                        time: record.fields[timeColumn], value: record.fields[index], unit: unit, flag: nil))
+                        time: record.fields[timeColumn], value: record.fields[index], unit: unit, flag: nil, label: columns[index]))
             }
         }
         return out
     }
 
-    static func make(line: Int, station: String, parameter: String, time: String, value: String, unit: String?, flag: String?) -> Row {
-        guard let ts = self.time(time) else { return Row(line: line, problem: "time \(time) is neither RFC 3339 nor YYYY-MM-DD HH:MM") }
+    /// `label` is the parameter as the file names it (its column header or 项目 cell), for messages.
+    static func make(
+        line: Int, station: String, parameter: String, time: String, value: String, unit: String?, flag: String?, label: String? = nil
+    ) -> Row {
+        guard let ts = self.time(time) else { return Row(line: line, problem: "监测时间「\(time)」不是时间（可写 2026-11-01 08:00、2026/11/1 8:00）") }
         guard let number = Double(value.trimmingCharacters(in: .whitespaces)) else {
-            return Row(line: line, problem: "\(parameter): \(value) is not a number")
+            return Row(line: line, problem: "\(label ?? parameter)：「\(value)」不是数字")
         }
         return Row(
             line: line,

@@ -392,19 +392,83 @@ public struct CaseTransitionRequest: Codable, Sendable, Equatable {
     }
 }
 
-/// `case.import`: each case is judged on its own, so they arrive as raw JSON.
+/// `case.import`: each case is judged on its own, so they arrive as raw JSON. A case that carries
+/// `id` (the ledger's 编号, as an export writes it) is a round-trip edit of that case: the fields it
+/// carries replace the stored ones ("" or null clears an optional one), its `state` is compared and
+/// never applied. `dry_run` judges everything and writes nothing.
 public struct CaseImportRequest: Codable, Sendable {
     public var cases: [JSONValue]
-    public init(cases: [JSONValue]) { self.cases = cases }
+    public var dryRun: Bool?
+    enum CodingKeys: String, CodingKey {
+        case cases
+        case dryRun = "dry_run"
+    }
+    public init(cases: [JSONValue], dryRun: Bool? = nil) {
+        self.cases = cases
+        self.dryRun = dryRun
+    }
 }
 
-/// `case.import` reply: the numbers given to the stored cases (in order), and each refused one.
+/// One field a round-trip edit changes (or would change, in a dry run): old and new as text.
+public struct CaseFieldChange: Codable, Sendable, Equatable {
+    public var field: String
+    public var from: String?
+    public var to: String?
+    public init(field: String, from: String?, to: String?) {
+        self.field = field
+        self.from = from
+        self.to = to
+    }
+}
+
+/// A case a round-trip edit changes, with its request index.
+public struct CaseImportChange: Codable, Sendable, Equatable {
+    public var index: Int
+    public var id: String
+    public var changes: [CaseFieldChange]
+    public init(index: Int, id: String, changes: [CaseFieldChange]) {
+        self.index = index
+        self.id = id
+        self.changes = changes
+    }
+}
+
+/// Something said about an accepted line that is not applied: a differing 状态.
+public struct CaseImportNote: Codable, Sendable, Equatable {
+    public var index: Int
+    public var id: String
+    public var message: String
+    public init(index: Int, id: String, message: String) {
+        self.index = index
+        self.id = id
+        self.message = message
+    }
+}
+
+/// `case.import` reply: the numbers given to the stored cases (in order), and each refused one;
+/// for round-trip edits, the cases changed (with what changed), those already identical, and notes.
+/// In a dry run `imported` holds "" for each case that would be opened.
 public struct CaseImportReply: Codable, Sendable {
     public var imported: [String]
     public var rejected: [RejectedItem]
-    public init(imported: [String], rejected: [RejectedItem]) {
+    public var updated: [CaseImportChange]?
+    public var unchanged: [String]?
+    public var notes: [CaseImportNote]?
+    public var dryRun: Bool?
+    enum CodingKeys: String, CodingKey {
+        case imported, rejected, updated, unchanged, notes
+        case dryRun = "dry_run"
+    }
+    public init(
+        imported: [String], rejected: [RejectedItem], updated: [CaseImportChange]? = nil, unchanged: [String]? = nil,
+        notes: [CaseImportNote]? = nil, dryRun: Bool? = nil
+    ) {
         self.imported = imported
         self.rejected = rejected
+        self.updated = updated
+        self.unchanged = unchanged
+        self.notes = notes
+        self.dryRun = dryRun
     }
 }
 

@@ -1,0 +1,96 @@
+import CaseTracking
+import DubanTesting
+import Foundation
+import IndicatorIngest
+import Messaging
+import Notifications
+import Schema
+import ServiceKit
+import TaskRegistry
+import Testing
+
+/// `duban report` against the four real services: beside the Markdown and the CSV, a Word 公文 that
+/// python-docx opens, with the report's title, sections and every one of its tables.
+@Suite(.serialized) struct ReportDocumentTests {
+    @Test(arguments: [(ReportKind.monthly, "2026-10"), (.quarterly, "2026-Q3"), (.annual, "2026")])
+    func theReportIsAlsoAWordDocumentWithItsTables(kind: ReportKind, period: String) async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let clock = ServiceClock.starting(at: Timestamp.parse("2026-11-20T10:00:00+08:00")!)
+        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock) {
+            $0.supervisionStart = "2024-01-01"
+        }
+        let ingest = try await InProcessService.start(IngestService.self, dataDirectory: dir, clock: clock)
+        let cases = try await InProcessService.start(CasesService.self, dataDirectory: dir, clock: clock) {
+            $0.endpoints[.registry] = registry.endpoints
+        }
+        let notify = try await InProcessService.start(NotifyService.self, dataDirectory: dir, clock: clock) {
+            $0.endpoints[.registry] = registry.endpoints
+            $0.endpoints[.ingest] = ingest.endpoints
+            $0.endpoints[.cases] = cases.endpoints
+        }
+        let office = try await RPCClient.connect(to: cases.endpoints.rpc, from: officeUnit)
+        _ = try await office.call(
+            CaseTypes.open,
+            CaseOpenRequest(source: .publicReport, title: "南川河岸垃圾倾倒", unit: "区城市管理局", deadline: "2026-10-31"), as: Case.self)
+        await office.close()
+
+        let config = """
+            {"registry": {"rpc": "\(registry.endpoints.rpc)", "events": "\(registry.endpoints.events)"},
+             "notify": {"rpc": "\(notify.endpoints.rpc)", "events": "\(notify.endpoints.events)"}, "keysDir": ""}
+            """
+        try config.write(toFile: "\(dir)/config.json", atomically: true, encoding: .utf8)
+        let output = try TestSupport.run(
+            (TestSupport.binDirectory as NSString).appendingPathComponent("duban"),
+            ["--config", "\(dir)/config.json", "report", kind.rawValue, period, "--out", "\(dir)/report.md"])
+        #expect(output.contains("\(dir)/report.docx"), "\(output)")
+
+        // The document against the Markdown written beside it: same title, every section, every table cell.
+        let script = """
+            import sys, docx
+            md = open(sys.argv[1], encoding='utf-8').read().splitlines()
+            d = docx.Document(sys.argv[2])
+            paras = [p.text for p in d.paragraphs if p.text]
+            title = [l[2:] for l in md if l.startswith('# ')][0]
+            assert paras[1] == title, (paras[1], title)
+            assert paras[2] == '区各有关单位：', paras[2]
+            for h in [l[3:] for l in md if l.startswith('## ')]:
+                assert h in paras, h
+            tables, current = [], []
+            for l in md + ['']:
+                if l.startswith('|'):
+                    cells = [c.strip() for c in l.strip().strip('|').split('|')]
+                    if not all(set(c) <= set('-:') and c for c in cells):
+                        current.append(cells)
+                elif current:
+                    tables.append(current)
+                    current = []
+            got = [[[c.text for c in row.cells] for row in t.rows] for t in d.tables]
+            assert got == tables, (got, tables)
+            assert paras[-1].endswith('日') and paras[-1].startswith('2026年'), paras[-1]
+            print('tables', len(got), 'rows', sum(len(t) for t in got))
+            """
+        try script.write(toFile: "\(dir)/check.py", atomically: true, encoding: .utf8)
+        let checked = try TestSupport.run("/usr/bin/env", ["python3", "\(dir)/check.py", "\(dir)/report.md", "\(dir)/report.docx"])
+        // Every report has at least the tasks, the targets and the ledger tables; the script compared each cell.
+        let tables = checked.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        #expect(checked.hasPrefix("tables ") && tables >= 3, "\(checked)")
+
+        // One page as a picture for a person to look at, where LibreOffice and poppler are installed
+        // (scripts/setup.sh tries: libreoffice-writer-nogui, poppler-utils); skipped where they are not.
+        let soffice = "/usr/bin/soffice"
+        let pdftoppm = "/usr/bin/pdftoppm"
+        if kind == .monthly, FileManager.default.isExecutableFile(atPath: soffice), FileManager.default.isExecutableFile(atPath: pdftoppm) {
+            let out = try TestSupport.temporaryDirectory("duban-report-page")
+            try TestSupport.run(
+                soffice,
+                ["-env:UserInstallation=file://\(out)/profile", "--headless", "--convert-to", "pdf", "--outdir", out, "\(dir)/report.docx"])
+            try TestSupport.run(pdftoppm, ["-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile", "\(out)/report.pdf", "\(out)/report"])
+            #expect(FileManager.default.fileExists(atPath: "\(out)/report.png"))
+            print("月调度通报第一页：\(out)/report.png")
+        }
+        try await notify.stop()
+        try await cases.stop()
+        try await ingest.stop()
+        try await registry.stop()
+    }
+}
