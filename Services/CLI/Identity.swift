@@ -36,10 +36,10 @@ struct ClientIdentity {
         cert: String?, keys: String?, as unit: String?, deployment: DeploymentConfiguration,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> ClientIdentity? {
-        // DUBAN_KEYS_DIR set but empty: no keys, not even a local deployment's.
+        // DUBAN_KEYS_DIR or the configuration's keysDir set but empty: no keys, not even a local deployment's.
         let fromEnvironment = environment["DUBAN_KEYS_DIR"]
         let directoryPath =
-            fromEnvironment == "" && keys == nil
+            (fromEnvironment == "" || deployment.keysDirectoryDisabled) && keys == nil
             ? nil
             : keys ?? fromEnvironment ?? deployment.keysDirectory
                 ?? (FileManager.default.fileExists(atPath: localKeysDirectory) ? localKeysDirectory : nil)

@@ -69,6 +69,9 @@ public struct DeploymentConfiguration: Sendable, Equatable {
     /// The key directory (PROTOCOL.md section 7): with it every socket is a CURVE server or client;
     /// without it a service binds loopback only.
     public var keysDirectory: String?
+    /// `keysDir` given but empty (in the file or `DUBAN_KEYS_DIR`): no keys at all, not even a local
+    /// deployment's `./var/keys` that a client would otherwise fall back to.
+    public var keysDirectoryDisabled = false
     /// Go-live (YYYY-MM-DD, `supervisionStart`): the registry's first start when unset.
     public var supervisionStart: String?
     /// Notify: the one directory `file` channels write into (`notify.fileChannelDir`); nil: `channels`
@@ -168,7 +171,9 @@ public struct DeploymentConfiguration: Sendable, Equatable {
         result.stationsFile = reader.string(forKey: "stationsFile")
         result.databaseURL = reader.string(forKey: "databaseURL")
         // Empty means none, so that an environment can switch a file's key directory off.
-        result.keysDirectory = reader.string(forKey: "keysDir").flatMap { $0.isEmpty ? nil : $0 }
+        let keysDir = reader.string(forKey: "keysDir")
+        result.keysDirectory = keysDir.flatMap { $0.isEmpty ? nil : $0 }
+        result.keysDirectoryDisabled = keysDir?.isEmpty == true
         result.supervisionStart = reader.string(forKey: "supervisionStart").flatMap { $0.isEmpty ? nil : $0 }
         if let start = result.supervisionStart, !Self.isDate(start) {
             throw ConfigurationError.invalid("supervisionStart", start)
