@@ -163,7 +163,8 @@ extension CasesService {
                     sql: """
                         SELECT c.id, c.title, c.location, c.state, c.opened_at, c.closed_at, p.reply
                         FROM cases c LEFT JOIN complaints p ON p.case_id = c.id
-                        WHERE c.source = 'public_report' AND c.state <> 'voided' AND (? IS NULL OR c.year = CAST(? AS INTEGER))
+                        WHERE c.source = 'public_report' AND c.state = 'closed' AND p.reply IS NOT NULL
+                        AND (? IS NULL OR c.year = CAST(? AS INTEGER))
                         ORDER BY c.year, c.number
                         """, arguments: [request.year, request.year]
                 ).map { row in

@@ -82,6 +82,13 @@ extension CasesService {
                 throw ErrorBody.invalidArgument("现场照片和材料须附 sha256", field: "body.evidence[\(index)].sha256")
             }
             let followUps = request.followUp ?? []
+            // Registering problems stays with the office and the ledger's lead units (docs/cases.md).
+            if !followUps.isEmpty,
+                !([registry.office] + Self.ledgerLeads(registry)).contains(where: { registry.acts(as: $0, actor: actor) })
+            {
+                throw ErrorBody.permissionDenied(
+                    "现场发现的新问题由\(registry.office)或整改台账牵头单位登记；监管单位可记录督导，新问题请报其登记", field: "body.follow_up")
+            }
             guard followUps.count <= 100 else {
                 throw ErrorBody.invalidArgument("一次督导最多登记 100 个新问题，本次有 \(followUps.count) 个", field: "body.follow_up")
             }
@@ -185,6 +192,8 @@ extension CasesService {
                     guard let deadline = request.deadline ?? pending?.deadline else {
                         throw ErrorBody.invalidArgument("没有待审批的延期申请；直接调整时限须写明 deadline", field: "body.deadline")
                     }
+                    // A requested day that has passed while waiting is not granted as it stands.
+                    try Self.checkDeadline(deadline, field: "body.deadline", today: today)
                     try Self.changeDeadline(
                         db, events: &events, item: item, from: current, to: deadline, reason: reason, by: "extension", today: today)
                     try db.execute(sql: "UPDATE cases SET pending_extension = NULL, updated_at = ? WHERE id = ?", arguments: [at, item.id])
@@ -356,17 +365,17 @@ extension CasesService {
         }
     }
 
-    /// Moves a case's deadline, keeping the first one it had as `original_deadline`; a case whose
-    /// new deadline is still ahead may become overdue, and be announced, again.
+    /// Moves a case's deadline, keeping the first one it had as `original_deadline`. Notify withdraws
+    /// the overdue notice on the change, so the case is announced again if it is (still, or again) late.
     static func changeDeadline(
         _ db: Database, events: inout EventBuffer, item: Case, from: String?, to: String, reason: String?, by: String, today: String
     ) throws {
         try db.execute(
             sql: """
-                UPDATE cases SET deadline = ?, original_deadline = COALESCE(original_deadline, ?),
-                overdue_notified_at = CASE WHEN ? >= ? THEN NULL ELSE overdue_notified_at END WHERE id = ?
+                UPDATE cases SET deadline = ?, original_deadline = COALESCE(original_deadline, ?), overdue_notified_at = NULL
+                WHERE id = ?
                 """,
-            arguments: [to, from, to, today, item.id])
+            arguments: [to, from, item.id])
         try events.emit(
             CaseTypes.deadlineChanged,
             CaseDeadlineChanged(id: item.id, unit: item.unit, task: item.task, from: from, to: to, reason: reason, by: by))

@@ -155,10 +155,11 @@ public enum AlertRules {
                     else { continue }
                     let exceeded = cls > target
                     let severity = cls == .worseThanV ? "critical" : "alert"
-                    // A target of 劣V has no limit above it (five limits for classes I–V).
-                    let limit = standards.waterStandard(on: day)?.parameters[batch.parameter]?.limits.flatMap {
-                        target.rawValue <= $0.count ? $0[target.rawValue - 1] : nil
+                    // A target of 劣V has no limit above it (five limits for classes I–V); lakes have their own.
+                    let limits = standards.waterStandard(on: day)?.parameters[batch.parameter].flatMap {
+                        station.isLake ? $0.lakeLimits ?? $0.limits : $0.limits
                     }
+                    let limit = limits.flatMap { target.rawValue <= $0.count ? $0[target.rawValue - 1] : nil }
                     if isLive(reading.ts) {
                         set(key, exceeded) {
                             AlertBody(
@@ -369,7 +370,9 @@ public enum AlertRules {
                         message: rising
                             ? "\(station.name)\(name)近\(Int(trendWindowDays))日呈上升趋势，按趋势约\(days)天内将超过\(target.label)类限值"
                                 + "\(format(limit))，请分析原因、提前采取措施"
-                            : "\(station.name)\(name)上升趋势已缓解",
+                            : (points.last.map { $0.y >= limit } ?? false)
+                                ? "\(station.name)\(name)已超过\(target.label)类限值，见超标告警"
+                                : "\(station.name)\(name)上升趋势已缓解",
                         value: points.last?.y, limit: limit, at: at,
                         readingTs: points.last.map { time(Int64(($0.x * 86_400_000).rounded())) },
                         projection: projected)))

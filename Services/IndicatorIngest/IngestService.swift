@@ -254,6 +254,12 @@ public struct IngestService: DubanService {
                 throw ErrorBody.invalidArgument("to 应为 YYYY-MM-DD 或 RFC 3339 时间", field: "body.to")
             }
             guard from <= to else { throw ErrorBody.invalidArgument("to 早于 from", field: "body.to") }
+            try PlausibleRange.dateOrInstant(request.from, field: "body.from")
+            try PlausibleRange.dateOrInstant(request.to, field: "body.to")
+            // The plan runs three years: a longer window would read more raw readings than any chart needs.
+            guard to - from <= Int64(3 * 366 + 1) * 86_400_000 else {
+                throw ErrorBody.invalidArgument("查询时段最长三年，请缩短 from 至 to 的范围", field: "body.from")
+            }
             let parameters = request.parameters ?? station.parameters
             guard !parameters.isEmpty, parameters.count <= 30 else {
                 throw ErrorBody.invalidArgument("parameters 应为 1 到 30 个监测项目", field: "body.parameters")

@@ -104,6 +104,9 @@ public enum StationsFile {
                         "\(path): station \(station.id): flood_season needs from and to as MM-DD and expected_interval_minutes above 0")
                 }
             }
+            if let interval = station.expectedIntervalMinutes, interval <= 0 {
+                throw ConfigurationErrorText("\(path): station \(station.id): expected_interval_minutes must be above 0")
+            }
             if let share = station.warningShare, !(0...1).contains(share) {
                 throw ConfigurationErrorText("\(path): station \(station.id): warning_share must be between 0 and 1")
             }

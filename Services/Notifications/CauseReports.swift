@@ -46,6 +46,10 @@ enum CauseReports {
         let units = EventRules.unique(indicator.tasks.flatMap { directory.tasks[$0]?.leadUnits ?? [] })
         guard !units.isEmpty else { return [] }
         guard try Int.fetchOne(db, sql: "SELECT 1 FROM cause_reports WHERE event = ?", arguments: [event]) == nil else { return [] }
+        // A value hovering at the limit raises again and again: one report is owed until it is made.
+        guard
+            try Int.fetchOne(db, sql: "SELECT 1 FROM cause_reports WHERE alert = ? AND state = 'owed'", arguments: [alert.alert]) == nil
+        else { return [] }
         let year = String(Timestamp.districtDate(now).prefix(4))
         let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM cause_reports WHERE id LIKE ?", arguments: ["YY-\(year)-%"]) ?? 0
         let id = String(format: "YY-%@-%04d", year, count + 1)
@@ -136,6 +140,7 @@ extension NotifyService {
             let cause = request.cause.trimmingCharacters(in: .whitespacesAndNewlines)
             guard !cause.isEmpty else { throw ErrorBody.invalidArgument("须写明超标原因（cause）", field: "body.cause") }
             let evidence = request.evidence ?? []
+            guard evidence.count <= 50 else { throw ErrorBody.invalidArgument("佐证材料最多 50 项", field: "body.evidence") }
             try EvidenceRef.validate(evidence, field: "body.evidence")
             // The office may record a unit's report (named in `unit`); a unit reports for itself.
             let isOffice = context.caller.isOffice

@@ -295,11 +295,15 @@ final class Deliverer: Sendable {
         let severity = ["info": "提示", "warning": "预警", "critical": "紧急"]
         func link(_ notice: Notice) -> String? { consoleURL.map { "\($0)/notices/\(notice.id)" } }
         let heading = notices.count == 1 ? notices[0].title : "督办提醒（\(unit)，\(notices.count)条）"
+        // Titles and texts carry people's words (a complaint's title among them): no markdown link of theirs.
+        func plain(_ text: String) -> String {
+            text.replacingOccurrences(of: "[", with: "［").replacingOccurrences(of: "]", with: "］")
+        }
         func line(_ notice: Notice, textLimit: Int?) -> String {
-            var text = notice.text
+            var text = plain(notice.text)
             if let textLimit, text.count > textLimit { text = String(text.prefix(textLimit)) + "……" }
             let more = link(notice).map { "\n[查看全文并签收](\($0))" } ?? ""
-            return "**【\(severity[notice.severity.rawValue] ?? "")】\(notice.title)**\n\(text)\n编号 \(notice.id)\(more)"
+            return "**【\(severity[notice.severity.rawValue] ?? "")】\(plain(notice.title))**\n\(text)\n编号 \(notice.id)\(more)"
         }
         func fitted(_ prefix: String) -> String {
             for textLimit in [nil, 600, 200, 60] as [Int?] {

@@ -44,6 +44,12 @@ enum AccountabilityRules {
                 throw ErrorBody.invalidArgument("跟进日期（follow_up）应为今天或以后的日期，格式 YYYY-MM-DD", field: "body.details.follow_up")
             }
         }
+        for (key, count) in [
+            ("participants", details.participants?.count ?? 0), ("commitments", details.commitments?.count ?? 0),
+            ("persons", details.persons?.count ?? 0),
+        ] where count > 100 {
+            throw ErrorBody.invalidArgument("最多 100 项，收到 \(count) 项", field: "body.details.\(key)")
+        }
         for (index, name) in (details.participants ?? []).enumerated() where name.trimmingCharacters(in: .whitespaces).isEmpty {
             throw ErrorBody.invalidArgument("参加人员不能为空", field: "body.details.participants[\(index)]")
         }

@@ -132,7 +132,8 @@ enum SupervisionRules {
         items: [SupervisionItemDraft], issuedBy: String?, now: Date
     ) throws -> SupervisionOrder {
         let today = Timestamp.districtDate(now)
-        let year = String(today.prefix(4))
+        // A quarter's order belongs to the quarter's year (2026-Q4's is issued in January 2027).
+        let year = kind == .quarterly ? String((period ?? today).prefix(4)) : String(today.prefix(4))
         let id: String
         if kind == .quarterly, let period {
             id = "DB-\(period)"
@@ -400,6 +401,9 @@ extension RegistryService {
         }
         for (index, task) in (draft.tasks ?? []).enumerated() where plan.task(task) == nil {
             throw ErrorBody.notFound("方案中没有任务 \(ErrorBody.quote(task))", field: "\(field).tasks[\(index)]")
+        }
+        guard (draft.tasks ?? []).count <= 50, (draft.cases ?? []).count <= 100 else {
+            throw ErrorBody.invalidArgument("一个督办事项最多 50 项任务、100 个问题", field: "\(field).cases")
         }
         for (index, number) in (draft.cases ?? []).enumerated() where number.isEmpty || number.count > 40 {
             throw ErrorBody.invalidArgument("问题编号应为 1 到 40 个字符，如 HCJ-2026-0001", field: "\(field).cases[\(index)]")

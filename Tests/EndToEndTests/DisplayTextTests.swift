@@ -48,7 +48,8 @@ import Testing
         let endpoints = [("registry", registry.endpoints), ("cases", cases.endpoints)].map { name, endpoints in
             "\"\(name)\": {\"rpc\": \"\(endpoints.rpc)\", \"events\": \"\(endpoints.events)\"}"
         }
-        try Data("{\(endpoints.joined(separator: ", "))}".utf8).write(to: URL(fileURLWithPath: config))
+        // No keys: not even a local deployment's ./var/keys beside the test (as in .ci/run).
+        try Data("{\(endpoints.joined(separator: ", ")), \"keysDir\": \"\"}".utf8).write(to: URL(fileURLWithPath: config))
         let duban = "\(TestSupport.binDirectory)/duban"
 
         let list = try TestSupport.run(duban, ["--config", config, "cases", "list"])
