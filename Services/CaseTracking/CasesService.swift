@@ -11,7 +11,7 @@ public struct CasesService: DubanService {
     public static let name = ServiceName.cases
     public static let topics = [
         CaseTypes.opened, CaseTypes.transitioned, CaseTypes.overdue, CaseTypes.updated, CaseTypes.visited, CaseTypes.deadlineChanged,
-        CaseTypes.extensionRequested, ComplaintTypes.replied,
+        CaseTypes.extensionRequested, ComplaintTypes.replied, InspectionTypes.recorded,
     ]
 
     let store: ServiceStore
@@ -26,6 +26,7 @@ public struct CasesService: DubanService {
     public static func migrations(_ migrator: inout DatabaseMigrator) {
         CasesStore.migrations(&migrator)
         ComplaintStore.migrations(&migrator)
+        InspectionStore.migrations(&migrator)
     }
 
     public init(context: ServiceContext) async throws {
@@ -91,6 +92,7 @@ public struct CasesService: DubanService {
         let directory = self.directory
         registerFollowThrough(&handlers)
         registerComplaints(&handlers)
+        registerInspections(&handlers)
 
         handlers.on(CaseTypes.open) { request, context in
             let registry = try directory.lookup(unit: request.unit, task: request.task)

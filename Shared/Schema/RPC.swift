@@ -64,6 +64,7 @@ public enum RequestCatalog {
         CaseTypes.open, CaseTypes.get, CaseTypes.list, CaseTypes.transition, CaseTypes.import, CaseTypes.export, CaseTypes.batches,
         CaseTypes.update, CaseTypes.visit, CaseTypes.extend, CaseTypes.void, CaseTypes.assignBatch, CaseTypes.link,
         ComplaintTypes.submit, ComplaintTypes.status, ComplaintTypes.contact, ComplaintTypes.reply, ComplaintTypes.publicList,
+        InspectionTypes.record, InspectionTypes.list,
     ]
     public static let notify: [any RequestDeclaration] = [
         NotifyTypes.noticeList, NotifyTypes.noticeGet, NotifyTypes.noticeAck, NotifyTypes.reportGenerate, NotifyTypes.channelList,

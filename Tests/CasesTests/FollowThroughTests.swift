@@ -237,4 +237,28 @@ import Testing
         await office.close()
         try await ledger.stop()
     }
+
+    @Test func anInspectionByTheDisciplineCommissionOpensACaseForEachFinding() async throws {
+        let ledger = try await Ledger.start()
+        let office = try await ledger.client(officeUnit)
+        let unit = try await ledger.client("区城乡建设局")
+        let findings = [
+            InspectionFinding(title: "渣土车未覆盖夜间运输", unit: "区城市管理局", deadline: "2026-12-31", location: "南川东路"),
+            InspectionFinding(title: "混错接点位整改台账与现场不符", unit: "区城乡建设局", task: "10"),
+        ]
+        let request = InspectionRecordRequest(kind: .unannounced, date: "2026-11-18", summary: "明察暗访发现问题2个", findings: findings)
+        #expect(try await refusal(unit, InspectionTypes.record, request).code == .permissionDenied)
+        var broken = request
+        broken.findings[1].unit = "区农业局"
+        #expect(try await refusal(office, InspectionTypes.record, broken).field == "body.findings[1].unit")
+        #expect(try await office.call(CaseTypes.list, CaseListRequest(), as: ListReply<Case>.self).items.isEmpty, "nothing stored")
+        let record = try await office.call(InspectionTypes.record, request)
+        #expect(record.id == "JWDC-2026-01" && record.agency == "区纪委监委" && record.cases == ["JWDC-2026-0001", "JWDC-2026-0002"])
+        let cases = try await office.call(CaseTypes.list, CaseListRequest(batch: record.batch), as: ListReply<Case>.self).items
+        #expect(cases.map(\.source) == [.disciplineInspection, .disciplineInspection] && cases.map(\.unit) == ["区城市管理局", "区城乡建设局"])
+        #expect(try await office.call(InspectionTypes.list, Empty()).items.map(\.id) == [record.id])
+        await office.close()
+        await unit.close()
+        try await ledger.stop()
+    }
 }
