@@ -13,12 +13,13 @@ extension CaseSource: ExpressibleByArgument {
 
 /// Filters shared by `cases list` and `cases export`.
 struct CaseFilters: ParsableArguments {
-    @Option(help: "registered, assigned, rectifying, pending_acceptance, accepted or closed.") var status: CaseState?
-    @Option(help: "Responsible unit.") var unit: String?
-    @Option(help: "Source, e.g. sewer_misconnection or 混错接点位.") var source: CaseSource?
-    @Option(help: "Batch.") var batch: String?
-    @Option(help: "Plan task, e.g. 10.") var task: String?
-    @Flag(inversion: .prefixedNo, help: "Only overdue cases (--overdue) or only cases that are not (--no-overdue).") var overdue: Bool?
+    @Option(help: "状态：registered（已登记）、assigned（已交办）、rectifying（整改中）、pending_acceptance（待验收）、accepted（已验收）、closed（已销号）或 voided（已作废）。")
+    var status: CaseState?
+    @Option(help: "责任单位。") var unit: String?
+    @Option(help: "问题来源，如 混错接点位（sewer_misconnection）。") var source: CaseSource?
+    @Option(help: "批次。") var batch: String?
+    @Option(help: "所属任务，如 10。") var task: String?
+    @Flag(inversion: .prefixedNo, help: "只看逾期的（--overdue）或只看未逾期的（--no-overdue）。") var overdue: Bool?
 
     var request: CaseListRequest { CaseListRequest(status: status, unit: unit, source: source, batch: batch, task: task, overdue: overdue) }
 }
@@ -26,7 +27,7 @@ struct CaseFilters: ParsableArguments {
 func evidenceRefs(_ texts: [String]) throws -> [EvidenceRef] {
     try texts.enumerated().map { index, text in
         guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
-            throw ValidationError("--evidence #\(index + 1): expected name=uri or name=uri#sha256, got \(text)")
+            throw ValidationError("--evidence 第 \(index + 1) 项应写作 名称=地址 或 名称=地址#sha256，收到 \(text)")
         }
         let parts = text[text.index(after: equals)...].split(separator: "#", maxSplits: 1).map(String.init)
         return EvidenceRef(name: String(text[..<equals]), uri: parts.first ?? "", sha256: parts.count > 1 ? parts[1] : nil)
@@ -35,14 +36,14 @@ func evidenceRefs(_ texts: [String]) throws -> [EvidenceRef] {
 
 struct CasesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "cases", abstract: "The rectification ledger (整改台账): open, move, import, export cases.",
+        commandName: "cases", abstract: "整改台账：登记、办理、导入、导出问题。",
         subcommands: [
             List.self, Show.self, Open.self, Move.self, Import.self, Export.self, Batches.self, CaseUpdateCommand.self,
             CaseVisitCommand.self, CaseExtendCommand.self, CaseVoidCommand.self, CaseAssignBatchCommand.self, CaseLinkCommand.self,
         ], defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Cases in the ledger.")
+        static let configuration = CommandConfiguration(abstract: "整改台账中的问题。")
         @OptionGroup var options: GlobalOptions
         @OptionGroup var filters: CaseFilters
 
@@ -65,9 +66,9 @@ struct CasesCommand: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "One case's whole file (一案一档).")
+        static let configuration = CommandConfiguration(abstract: "一个问题的全部档案（一案一档）。")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "Case number, e.g. HCJ-2026-0001.") var id: String
+        @Argument(help: "问题编号，如 HCJ-2026-0001。") var id: String
 
         func run() async throws {
             try await options.withClient(for: .cases) { client in
@@ -109,27 +110,27 @@ struct CasesCommand: AsyncParsableCommand {
     }
 
     struct Open: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Register a problem in the ledger (the office does this).")
+        static let configuration = CommandConfiguration(abstract: "在整改台账中登记问题（专项工作组办公室或整改台账牵头单位）。")
         @OptionGroup var options: GlobalOptions
-        @Option(help: "Source, e.g. central_inspection or 中央生态环境保护督察.") var source: CaseSource
-        @Option(help: "The problem, in a line.") var title: String
-        @Option(help: "Responsible unit.") var unit: String
-        @Option(help: "Deadline, YYYY-MM-DD.") var deadline: String?
-        @Option(help: "Description.") var description: String?
-        @Option(help: "Plan task, e.g. 7.3.") var task: String?
-        @Option(help: "Batch.") var batch: String?
-        @Option(help: "Location.") var location: String?
-        @Option(help: "Latitude.") var lat: Double?
-        @Option(help: "Longitude.") var lon: Double?
-        @Option(help: "The inspection's own problem number.") var externalRef: String?
-        @Option(help: "Supervising unit.") var supervisingUnit: String?
-        @Option(help: "Designated acceptance unit.") var acceptanceUnit: String?
-        @Option(help: "Rectification measures.") var measures: String?
+        @Option(help: "问题来源，如 中央生态环境保护督察（central_inspection）。") var source: CaseSource
+        @Option(help: "问题标题（一句话）。") var title: String
+        @Option(help: "责任单位。") var unit: String
+        @Option(help: "完成时限，YYYY-MM-DD。") var deadline: String?
+        @Option(help: "问题描述。") var description: String?
+        @Option(help: "所属任务，如 7.3。") var task: String?
+        @Option(help: "批次。") var batch: String?
+        @Option(help: "位置。") var location: String?
+        @Option(help: "纬度。") var lat: Double?
+        @Option(help: "经度。") var lon: Double?
+        @Option(help: "督察反馈的问题编号（外部编号）。") var externalRef: String?
+        @Option(help: "监管单位。") var supervisingUnit: String?
+        @Option(help: "指定的验收单位。") var acceptanceUnit: String?
+        @Option(help: "整改措施。") var measures: String?
 
         func run() async throws {
             var options = options
             if options.from == nil { options.from = officeUnit }
-            if (lat == nil) != (lon == nil) { throw ValidationError("--lat and --lon go together") }
+            if (lat == nil) != (lon == nil) { throw ValidationError("--lat 与 --lon 须同时填写") }
             let request = CaseOpenRequest(
                 source: source, title: title, unit: unit, deadline: deadline, description: description, task: task, batch: batch,
                 location: location,
@@ -147,23 +148,23 @@ struct CasesCommand: AsyncParsableCommand {
     struct Move: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "move",
-            abstract: "Move a case: assign, start, submit, accept, reject, close or reopen.",
+            abstract: "办理问题：assign（交办）、start（开始整改）、submit（提交验收）、accept（验收通过）、reject（退回整改）、close（销号）或 reopen（重新整改）。",
             discussion: """
-                The responsible unit starts and submits (give --as with its name); the office assigns, accepts, rejects, \
-                closes and reopens (the default --as for those). Acceptance needs --evidence.
-                Example: duban cases move start HCJ-2026-0001 --as 区城乡建设局
+                开始整改、提交验收由责任单位办理（用 --as 写明单位）；交办、验收通过、退回整改、销号、重新整改由专项工作组办公室办理 \
+                （不写 --as 即为办公室）。验收通过须附 --evidence。
+                示例：duban cases move start HCJ-2026-0001 --as 区城乡建设局
                 """)
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "assign, start, submit, accept, reject, close or reopen.") var action: CaseAction
-        @Argument(help: "Case number.") var id: String
-        @Option(help: "Comment (required to reject or reopen).") var comment: String?
-        @Option(help: "Evidence as name=uri or name=uri#sha256 (repeatable).") var evidence: [String] = []
+        @Argument(help: "assign（交办）、start（开始整改）、submit（提交验收）、accept（验收通过）、reject（退回整改）、close（销号）或 reopen（重新整改）。") var action: CaseAction
+        @Argument(help: "问题编号。") var id: String
+        @Option(help: "意见（退回整改、重新整改时必填）。") var comment: String?
+        @Option(help: "佐证材料，写作 名称=地址 或 名称=地址#sha256（可重复）。") var evidence: [String] = []
 
         func run() async throws {
             var options = options
             if options.from == nil {
                 guard ![.start, .submit].contains(action) else {
-                    throw ValidationError("--as: the responsible unit starts and submits; name it, e.g. --as 区城乡建设局")
+                    throw ValidationError("--as：开始整改、提交验收由责任单位办理，请写明单位，如 --as 区城乡建设局")
                 }
                 options.from = officeUnit
             }
@@ -330,9 +331,9 @@ struct CasesCommand: AsyncParsableCommand {
     }
 
     struct Batches: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Progress per batch (how many of the 237 points are closed).")
+        static let configuration = CommandConfiguration(abstract: "各批次整改进度（如 237 处混错接点位已销号多少）。")
         @OptionGroup var options: GlobalOptions
-        @Option(help: "Source.") var source: CaseSource?
+        @Option(help: "问题来源。") var source: CaseSource?
 
         func run() async throws {
             try await options.withClient(for: .cases) { client in

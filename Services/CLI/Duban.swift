@@ -8,7 +8,7 @@ import Schema
 struct Duban: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "duban",
-        abstract: "督办 Duban: the command line for the eco-environment action plan's services.",
+        abstract: "督办：城中区巩固提升生态环境保护成效三年行动的命令行工具。",
         subcommands: [
             Status.self, Ping.self, Tasks.self, TaskCommand.self, Progress.self, Dispatch.self, Escalate.self, Escalations.self, Units.self,
             PlanCommand.self, CasesCommand.self, Indicators.self, IndicatorCommand.self, Readings.self, WaterClassCommand.self,
@@ -41,7 +41,7 @@ struct Duban: AsyncParsableCommand {
 
 /// Options every command takes.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "JSON configuration file naming every service's endpoints (or DUBAN_CONFIG).")
+    @Option(name: .long, help: "写明各服务地址的 JSON 配置文件（或 DUBAN_CONFIG）。")
     var config: String?
 
     @Option(
@@ -55,10 +55,10 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: "密钥目录（或 DUBAN_KEYS_DIR、配置项 keysDir；本地部署默认 ./var/keys）。")
     var keys: String?
 
-    @Option(name: .long, help: "Seconds to wait for each reply.")
+    @Option(name: .long, help: "每次请求等待答复的秒数。")
     var timeout: Double = 5
 
-    @Flag(name: .long, help: "Print JSON instead of a table.")
+    @Flag(name: .long, help: "输出 JSON 而不是表格。")
     var json = false
 
     /// Moves global options found before the first subcommand name to the end of the arguments.
@@ -169,10 +169,10 @@ func printJSON<T: Encodable>(_ value: T) throws {
 }
 
 struct Ping: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Ask services whether they answer (all of them by default).")
+    static let configuration = CommandConfiguration(abstract: "检查服务是否应答（默认全部）。")
 
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "registry, ingest, cases or notify.") var services: [ServiceName] = []
+    @Argument(help: "registry（任务登记）、ingest（指标采集）、cases（问题整改）或 notify（通知提醒）。") var services: [ServiceName] = []
 
     func run() async throws {
         let down = try await pingTable(services.isEmpty ? ServiceName.allCases : services, options: options)
@@ -210,23 +210,23 @@ func pingTable(_ services: [ServiceName], options: GlobalOptions) async throws -
 
 struct Call: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Send any request type to a service and print the reply body as JSON.",
-        discussion: "Example: duban call notify channel.list '{}'")
+        abstract: "向服务发送任意类型的请求，以 JSON 输出答复。",
+        discussion: "示例：duban call notify channel.list '{}'")
 
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "registry, ingest, cases or notify.") var service: ServiceName
-    @Argument(help: "The request type, e.g. sys.ping.") var type: String
-    @Argument(help: "The body as a JSON object.") var body: String = "{}"
-    @Option(name: .long, help: "Idempotency key (one is made up for mutating types if you give none).") var key: String?
+    @Argument(help: "registry（任务登记）、ingest（指标采集）、cases（问题整改）或 notify（通知提醒）。") var service: ServiceName
+    @Argument(help: "请求类型，如 sys.ping。") var type: String
+    @Argument(help: "请求体（JSON 对象）。") var body: String = "{}"
+    @Option(name: .long, help: "幂等键（写操作不填时自动生成）。") var key: String?
 
     func run() async throws {
         let parsed: JSONValue
         do {
             parsed = try JSONDecoder().decode(JSONValue.self, from: Data(body.utf8))
         } catch {
-            throw ValidationError("body: not valid JSON: \(error)")
+            throw ValidationError("请求体不是有效的 JSON：\(error)")
         }
-        guard case .object = parsed else { throw ValidationError("body: must be a JSON object") }
+        guard case .object = parsed else { throw ValidationError("请求体须为 JSON 对象") }
         try await options.withClient(for: service) { client in
             // Any type, even one this CLI does not know: declared by name, a write when the catalog says so
             // (then it gets an idempotency key).
@@ -240,13 +240,13 @@ struct Call: AsyncParsableCommand {
 
 struct Events: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print a service's events as JSON lines, catching up on what was missed, and follow new ones.")
+        abstract: "按 JSON 行输出服务的事件：先补齐错过的，再跟随新事件。")
 
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "registry, ingest, cases or notify.") var service: ServiceName
-    @Option(name: .long, help: "Topic prefix (repeatable), e.g. registry.progress.") var topic: [String] = []
-    @Flag(name: .long, help: "Only new events, not the stored history.") var new = false
-    @Option(name: .long, help: "Stop after this many events.") var count: Int?
+    @Argument(help: "registry（任务登记）、ingest（指标采集）、cases（问题整改）或 notify（通知提醒）。") var service: ServiceName
+    @Option(name: .long, help: "事件主题前缀（可重复），如 registry.progress。") var topic: [String] = []
+    @Flag(name: .long, help: "只看新事件，不含已存的历史。") var new = false
+    @Option(name: .long, help: "收到这么多事件后停止。") var count: Int?
 
     func run() async throws {
         let endpoints = try await options.deployment()[service]
@@ -266,11 +266,11 @@ struct Events: AsyncParsableCommand {
 
 struct Channels: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Delivery channels of the notifications service.", subcommands: [List.self, Set.self, Remove.self],
+        abstract: "通知提醒的推送渠道。", subcommands: [List.self, Set.self, Remove.self],
         defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List channels.")
+        static let configuration = CommandConfiguration(abstract: "列出推送渠道。")
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {
@@ -282,18 +282,18 @@ struct Channels: AsyncParsableCommand {
     }
 
     struct Set: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create or replace a channel.")
+        static let configuration = CommandConfiguration(abstract: "新建或替换推送渠道。")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "Channel name.") var name: String
-        @Option(help: "webhook, wecom, dingtalk or file.") var kind: String
-        @Option(help: "URL for webhooks (its host on notify.webhookAllow); for file, a path inside notify.fileChannelDir.")
+        @Argument(help: "渠道名称。") var name: String
+        @Option(help: "webhook、wecom（企业微信）、dingtalk（钉钉）或 file（文件）。") var kind: String
+        @Option(help: "webhook 的地址（主机须在 notify.webhookAllow 中）；file 为 notify.fileChannelDir 下的路径。")
         var target: String
-        @Option(help: "Units whose notices go here (repeatable; none = all).") var unit: [String] = []
-        @Option(help: "Messages a minute the receiver accepts.") var rate: Int?
+        @Option(help: "推送哪些单位的通知（可重复；不写为全部）。") var unit: [String] = []
+        @Option(help: "接收方每分钟可接收的消息数。") var rate: Int?
 
         func run() async throws {
             guard let channelKind = ChannelKind(rawValue: kind) else {
-                throw ValidationError("--kind: must be one of \(ChannelKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ValidationError("--kind：应为 \(ChannelKind.allCases.map(\.rawValue).joined(separator: "、")) 之一")
             }
             let channel = Channel(name: name, kind: channelKind, target: target, units: unit.isEmpty ? nil : unit, ratePerMinute: rate)
             try await options.withClient(for: .notify) { client in
@@ -305,9 +305,9 @@ struct Channels: AsyncParsableCommand {
     }
 
     struct Remove: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove a channel.")
+        static let configuration = CommandConfiguration(abstract: "删除推送渠道。")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "Channel name.") var name: String
+        @Argument(help: "渠道名称。") var name: String
 
         func run() async throws {
             try await options.withClient(for: .notify) { client in

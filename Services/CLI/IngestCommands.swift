@@ -20,7 +20,7 @@ func attainmentLabel(_ attainment: String) -> String {
 }
 
 struct Indicators: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The 13 targets: latest value and attainment.")
+    static let configuration = CommandConfiguration(abstract: "13 项目标指标：最新值和达标情况。")
     @OptionGroup var options: GlobalOptions
 
     func run() async throws {
@@ -54,13 +54,13 @@ struct Indicators: AsyncParsableCommand {
 
 struct IndicatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "indicator", abstract: "One indicator with its history and trend, or report a period's value.",
+        commandName: "indicator", abstract: "查看一项指标的历史和趋势，或报送某期数值。",
         subcommands: [Show.self, Report.self], defaultSubcommand: Show.self)
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "An indicator's history and its projection to the end of 2026.")
+        static let configuration = CommandConfiguration(abstract: "一项指标的历史数值及至 2026 年底的预测。")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "Indicator id, e.g. forest_coverage.") var id: String
+        @Argument(help: "指标编号，如 forest_coverage（森林覆盖率）。") var id: String
 
         func run() async throws {
             try await options.withClient(for: .ingest) { client in
@@ -81,13 +81,13 @@ struct IndicatorCommand: AsyncParsableCommand {
     }
 
     struct Report: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Report an indicator's value for a period (YYYY, YYYY-Qn or YYYY-MM).")
+        static let configuration = CommandConfiguration(abstract: "报送指标某期数值（YYYY、YYYY-Qn 或 YYYY-MM）。")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "Indicator id.") var id: String
-        @Argument(help: "Period.") var period: String
-        @Argument(help: "A number, a class (III), a category (基本稳定), or true/false.") var value: String
-        @Option(help: "Where the value comes from.") var source: String
-        @Option(help: "Note.") var note: String?
+        @Argument(help: "指标编号。") var id: String
+        @Argument(help: "报告期。") var period: String
+        @Argument(help: "数值、水质类别（III）、等级（基本稳定）或 true/false。") var value: String
+        @Option(help: "数据来源。") var source: String
+        @Option(help: "备注。") var note: String?
 
         func run() async throws {
             let parsed: JSONValue =
@@ -107,7 +107,7 @@ struct IndicatorCommand: AsyncParsableCommand {
 }
 
 struct Stations: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Monitoring stations.")
+    static let configuration = CommandConfiguration(abstract: "监测站点。")
     @OptionGroup var options: GlobalOptions
 
     func run() async throws {
@@ -125,11 +125,11 @@ struct Stations: AsyncParsableCommand {
 struct WaterClassCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "water-class",
-        abstract: "GB 3838-2002 class of a section's mean over a period (single factor: the worst parameter decides).")
+        abstract: "断面一段时间均值的水质类别（GB 3838-2002，单因子评价：最差项目决定）。")
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "Station, e.g. liuyiqiao.") var station: String
-    @Option(help: "From (YYYY-MM-DD or RFC 3339).") var from: String
-    @Option(help: "To (YYYY-MM-DD or RFC 3339).") var to: String
+    @Argument(help: "站点，如 liuyiqiao（六一桥入湟断面）。") var station: String
+    @Option(help: "起（YYYY-MM-DD 或 RFC 3339 时间）。") var from: String
+    @Option(help: "止（YYYY-MM-DD 或 RFC 3339 时间）。") var to: String
 
     func run() async throws {
         try await options.withClient(for: .ingest) { client in
@@ -147,10 +147,10 @@ struct WaterClassCommand: AsyncParsableCommand {
 
 struct AirAnnual: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "air-annual", abstract: "PM2.5 annual mean with GB 3095's data-validity rules.")
+        commandName: "air-annual", abstract: "PM2.5 年均浓度（按 GB 3095 数据有效性规定）。")
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "Station.") var station: String
-    @Argument(help: "Year.") var year: Int
+    @Argument(help: "站点。") var station: String
+    @Argument(help: "年份。") var year: Int
 
     func run() async throws {
         try await options.withClient(for: .ingest) { client in
@@ -165,19 +165,19 @@ struct AirAnnual: AsyncParsableCommand {
 }
 
 struct Readings: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Monitoring readings.", subcommands: [Import.self])
+    static let configuration = CommandConfiguration(abstract: "监测数据。", subcommands: [Import.self])
 
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Import a monitoring station's CSV export, with a progress bar and a report naming every refused line.")
+            abstract: "导入监测站点导出的 CSV 或 XLSX，显示进度，逐行列出未接收的数据及原因。")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "CSV file.") var file: String
-        @Option(help: "Station for files without a station column.") var station: String?
-        @Option(help: "Readings per message (at most 10000).") var chunk: Int = 5000
+        @Argument(help: "CSV 或 XLSX 文件。") var file: String
+        @Option(help: "文件没有站点列时使用的站点。") var station: String?
+        @Option(help: "每条消息的读数条数（最多 10000）。") var chunk: Int = 5000
 
         func run() async throws {
-            guard (1...10_000).contains(chunk) else { throw ValidationError("--chunk: between 1 and 10000") }
-            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+            guard (1...10_000).contains(chunk) else { throw ValidationError("--chunk：应在 1 到 10000 之间") }
+            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("无法读取文件 \(file)") }
             let rows: [ReadingsImport.Row]
             do {
                 let parsed: [LedgerCSV.Record]

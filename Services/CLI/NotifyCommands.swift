@@ -12,19 +12,19 @@ extension ReportKind: ExpressibleByArgument {}
 
 struct Notices: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Notices: list and search, show one with its deliveries, acknowledge.", subcommands: [List.self, Show.self, Ack.self],
+        abstract: "通报与提醒：查询、查看推送情况、签收。", subcommands: [List.self, Show.self, Ack.self],
         defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Search the history of notices.")
+        static let configuration = CommandConfiguration(abstract: "查询通报与提醒的历史。")
         @OptionGroup var options: GlobalOptions
-        @Option(help: "Unit.") var unit: String?
-        @Option(help: "Kind, e.g. indicator_breach.") var kind: NoticeKind?
-        @Option(help: "open, acknowledged, resolved or silenced.") var state: NoticeState?
-        @Option(help: "Issued at or after (RFC 3339).") var since: String?
-        @Option(help: "Task id.") var task: String?
-        @Option(help: "Text to find.") var q: String?
-        @Option(help: "Only notices this unit has still to acknowledge.") var pendingUnit: String?
+        @Option(help: "单位。") var unit: String?
+        @Option(help: "类型，如 indicator_breach（指标预警）。") var kind: NoticeKind?
+        @Option(help: "open（待签收）、acknowledged（已签收）、resolved（已解除）或 silenced（已静默）。") var state: NoticeState?
+        @Option(help: "发出时间不早于（RFC 3339）。") var since: String?
+        @Option(help: "任务编号。") var task: String?
+        @Option(help: "要查找的文字。") var q: String?
+        @Option(help: "只看该单位尚未签收的。") var pendingUnit: String?
 
         func run() async throws {
             try await options.withClient(for: .notify) { client in
@@ -49,9 +49,9 @@ struct Notices: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "One notice and every delivery attempt.")
+        static let configuration = CommandConfiguration(abstract: "一条通知及其每次推送情况。")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "Notice id.") var id: String
+        @Argument(help: "通知编号。") var id: String
 
         func run() async throws {
             try await options.withClient(for: .notify) { client in
@@ -91,10 +91,10 @@ struct Notices: AsyncParsableCommand {
 
     struct Ack: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Acknowledge a notice for your unit (--as): its repeats stop for that unit.")
+            abstract: "以本单位名义签收通知（--as），签收后不再向本单位重复提醒。")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "Notice id.") var id: String
-        @Option(help: "Comment.") var comment: String?
+        @Argument(help: "通知编号。") var id: String
+        @Option(help: "意见。") var comment: String?
 
         func run() async throws {
             try await options.withClient(for: .notify) { client in
@@ -115,12 +115,12 @@ extension Data {
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "The monthly dispatch report, the quarterly supervision list or the annual notification, written to files.")
+        abstract: "生成月调度通报、季度督办单或年度通报，写入文件。")
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "monthly, quarterly or annual.") var kind: ReportKind
-    @Argument(help: "YYYY-MM, YYYY-Qn or YYYY.") var period: String
-    @Option(help: "The Markdown file (default: <title>.md here).") var out: String?
-    @Option(help: "Also write the CSV here.") var csv: String?
+    @Argument(help: "monthly（月度）、quarterly（季度）或 annual（年度）。") var kind: ReportKind
+    @Argument(help: "YYYY-MM、YYYY-Qn 或 YYYY。") var period: String
+    @Option(help: "Markdown 文件（默认：当前目录下 <标题>.md）。") var out: String?
+    @Option(help: "同时写出 CSV 到此处。") var csv: String?
     @Option(help: "Word 公文（.docx）写到这里（默认：与 Markdown 同名）。") var docx: String?
 
     func run() async throws {
@@ -144,19 +144,19 @@ struct ReportCommand: AsyncParsableCommand {
 
 struct SilenceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "silence", abstract: "Hold back matching notices for a while (they are recorded, not delivered).",
+        commandName: "silence", abstract: "在一段时间内暂停推送相符的通知（照常记录，不推送）。",
         subcommands: [Add.self, List.self, Expire.self], defaultSubcommand: List.self)
 
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add a silence.")
+        static let configuration = CommandConfiguration(abstract: "新增静默。")
         @OptionGroup var options: GlobalOptions
-        @Option(help: "Notice kind.") var kind: NoticeKind?
-        @Option(help: "Unit.") var unit: String?
-        @Option(help: "Task id.") var task: String?
-        @Option(help: "Indicator id.") var indicator: String?
-        @Option(name: .customLong("case"), help: "Case number.") var caseID: String?
-        @Option(help: "Until (RFC 3339).") var until: String
-        @Option(help: "Why.") var comment: String
+        @Option(help: "通知类型。") var kind: NoticeKind?
+        @Option(help: "单位。") var unit: String?
+        @Option(help: "任务编号。") var task: String?
+        @Option(help: "指标编号。") var indicator: String?
+        @Option(name: .customLong("case"), help: "问题编号。") var caseID: String?
+        @Option(help: "截止时间（RFC 3339）。") var until: String
+        @Option(help: "原因。") var comment: String
 
         func run() async throws {
             try await options.withClient(for: .notify) { client in
@@ -173,7 +173,7 @@ struct SilenceCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List silences.")
+        static let configuration = CommandConfiguration(abstract: "列出静默。")
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {
@@ -194,9 +194,9 @@ struct SilenceCommand: AsyncParsableCommand {
     }
 
     struct Expire: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "End a silence now.")
+        static let configuration = CommandConfiguration(abstract: "立即结束静默。")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "Silence id.") var id: Int
+        @Argument(help: "静默编号。") var id: Int
 
         func run() async throws {
             try await options.withClient(for: .notify) { client in

@@ -42,12 +42,12 @@ func percentLabel(_ value: Double?) -> String {
 }
 
 struct Tasks: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The plan's tasks with their status now.")
+    static let configuration = CommandConfiguration(abstract: "方案任务及当前状态。")
 
     @OptionGroup var options: GlobalOptions
-    @Option(help: "Only tasks this unit leads or cooperates on.") var unit: String?
-    @Option(help: "Task group: 一 … 六, or its title.") var category: String?
-    @Option(help: "not_started, on_track, lagging, overdue or completed.") var status: TaskStatus?
+    @Option(help: "只看该单位牵头或配合的任务。") var unit: String?
+    @Option(help: "任务类别：一至六，或其标题。") var category: String?
+    @Option(help: "not_started（未开始）、on_track（正常推进）、lagging（进度滞后）、overdue（逾期未完成）或 completed（已完成）。") var status: TaskStatus?
 
     func run() async throws {
         try await options.withClient(for: .registry) { client in
@@ -73,10 +73,10 @@ struct Tasks: AsyncParsableCommand {
 
 struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "task", abstract: "One task in full: text, units, deadline, milestones, latest reports.")
+        commandName: "task", abstract: "一项任务的全部内容：原文、责任单位、完成时限、节点要求、最新进展。")
 
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "Task id as the plan numbers it: 5, 7.3, 11.2.") var id: String
+    @Argument(help: "方案中的任务编号：5、7.3、11.2。") var id: String
 
     func run() async throws {
         try await options.withClient(for: .registry) { client in
@@ -106,26 +106,26 @@ struct TaskCommand: AsyncParsableCommand {
 
 struct Progress: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Monthly progress reports (月调度).", subcommands: [Report.self, List.self], defaultSubcommand: List.self)
+        abstract: "月调度进展报送。", subcommands: [Report.self, List.self], defaultSubcommand: List.self)
 
     struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Report a unit's progress on a task for a month; reporting again revises it.")
+            abstract: "报送单位某月的任务进展；再次报送即为更正。")
         @OptionGroup var options: GlobalOptions
-        @Option(help: "Task id, e.g. 7.3.") var task: String
-        @Option(help: "Month, YYYY-MM.") var period: String
-        @Option(help: "The reporting unit, as the plan names it.") var unit: String
-        @Option(help: "Percent complete, 0 to 100.") var percent: Double
-        @Option(help: "What was done this month.") var summary: String
-        @Option(help: "Measures taken.") var measures: String?
-        @Option(help: "Problems met.") var problems: String?
-        @Option(help: "Next steps.") var nextSteps: String?
-        @Option(help: "Evidence as name=uri or name=uri#sha256 (repeatable).") var evidence: [String] = []
+        @Option(help: "任务编号，如 7.3。") var task: String
+        @Option(help: "月份，YYYY-MM。") var period: String
+        @Option(help: "报送单位（方案中的名称）。") var unit: String
+        @Option(help: "完成进度，0 到 100。") var percent: Double
+        @Option(help: "本月进展情况。") var summary: String
+        @Option(help: "采取的措施。") var measures: String?
+        @Option(help: "存在的问题。") var problems: String?
+        @Option(help: "下步计划。") var nextSteps: String?
+        @Option(help: "佐证材料，写作 名称=地址 或 名称=地址#sha256（可重复）。") var evidence: [String] = []
 
         func run() async throws {
             let refs = try evidence.enumerated().map { index, text -> EvidenceRef in
                 guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
-                    throw ValidationError("--evidence #\(index + 1): expected name=uri or name=uri#sha256, got \(text)")
+                    throw ValidationError("--evidence 第 \(index + 1) 项应写作 名称=地址 或 名称=地址#sha256，收到 \(text)")
                 }
                 let name = String(text[..<equals])
                 let rest = String(text[text.index(after: equals)...])
@@ -145,12 +145,12 @@ struct Progress: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List reports.")
+        static let configuration = CommandConfiguration(abstract: "查看报送情况。")
         @OptionGroup var options: GlobalOptions
-        @Option(help: "Task id.") var task: String?
-        @Option(help: "Month, YYYY-MM.") var period: String?
-        @Option(help: "Unit.") var unit: String?
-        @Flag(help: "Every revision, not only the latest.") var history = false
+        @Option(help: "任务编号。") var task: String?
+        @Option(help: "月份，YYYY-MM。") var period: String?
+        @Option(help: "单位。") var unit: String?
+        @Flag(help: "列出每次更正，不只最新一次。") var history = false
 
         func run() async throws {
             try await options.withClient(for: .registry) { client in
@@ -173,10 +173,10 @@ struct Progress: AsyncParsableCommand {
 }
 
 struct Dispatch: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The monthly dispatch (月调度): who has and has not reported for a month.")
+    static let configuration = CommandConfiguration(abstract: "月调度：某月已报送和未报送的单位。")
 
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "Month, YYYY-MM.") var period: String
+    @Argument(help: "月份，YYYY-MM。") var period: String
 
     func run() async throws {
         try await options.withClient(for: .registry) { client in
@@ -202,13 +202,13 @@ struct Dispatch: AsyncParsableCommand {
 
 struct Escalate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Record an escalation against a unit: 通报 (notice), 约谈 (interview) or 问责 (accountability).")
+        abstract: "记录对单位的通报（notice）、约谈（interview）或问责（accountability）。")
 
     @OptionGroup var options: GlobalOptions
-    @Option(help: "The unit.") var unit: String
-    @Option(help: "notice/通报, interview/约谈 or accountability/问责.") var level: EscalationLevel
-    @Option(help: "Why.") var reason: String
-    @Option(help: "Task ids concerned (repeatable).") var task: [String] = []
+    @Option(help: "单位。") var unit: String
+    @Option(help: "notice（通报）、interview（约谈）或 accountability（问责）。") var level: EscalationLevel
+    @Option(help: "原因。") var reason: String
+    @Option(help: "涉及的任务编号（可重复）。") var task: [String] = []
 
     func run() async throws {
         var options = options
@@ -226,10 +226,10 @@ struct Escalate: AsyncParsableCommand {
 }
 
 struct Escalations: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Escalations recorded, for one unit or all.")
+    static let configuration = CommandConfiguration(abstract: "已记录的通报、约谈、问责（某单位或全部）。")
 
     @OptionGroup var options: GlobalOptions
-    @Option(help: "The unit.") var unit: String?
+    @Option(help: "单位。") var unit: String?
 
     func run() async throws {
         try await options.withClient(for: .registry) { client in
@@ -250,7 +250,7 @@ struct Escalations: AsyncParsableCommand {
 }
 
 struct Units: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The units the plan names.")
+    static let configuration = CommandConfiguration(abstract: "方案中的单位。")
 
     @OptionGroup var options: GlobalOptions
 
@@ -271,12 +271,12 @@ struct Units: AsyncParsableCommand {
 
 struct PlanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "plan", abstract: "The plan file: check one, load one into the registry, show the one in force.",
+        commandName: "plan", abstract: "方案文件：校验、载入任务登记服务、查看现行方案。",
         subcommands: [Check.self, Load.self, Show.self])
 
     struct Check: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Validate a plan file here, naming the line of every problem.")
-        @Argument(help: "The plan file (YAML).") var file: String
+        static let configuration = CommandConfiguration(abstract: "在本机校验方案文件，逐条指出问题所在的行。")
+        @Argument(help: "方案文件（YAML）。") var file: String
 
         func run() throws {
             do {
@@ -291,12 +291,12 @@ struct PlanCommand: AsyncParsableCommand {
 
     struct Load: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Replace the registry's plan with a plan file (reports and escalations are kept).")
+            abstract: "用方案文件替换现行方案（已报送的进展和通报约谈记录保留）。")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "The plan file (YAML).") var file: String
+        @Argument(help: "方案文件（YAML）。") var file: String
 
         func run() async throws {
-            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("无法读取文件 \(file)") }
             try await options.withClient(for: .registry) { client in
                 let reply = try await perform(
                     client, RegistryTypes.planLoad, PlanLoadRequest(content: String(decoding: data, as: UTF8.self), name: file),
@@ -309,7 +309,7 @@ struct PlanCommand: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The plan in force, as JSON.")
+        static let configuration = CommandConfiguration(abstract: "现行方案（JSON）。")
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {

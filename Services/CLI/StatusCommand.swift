@@ -9,10 +9,10 @@ import Schema
 /// the others, and the command exits 1 so scripts notice.
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "One-screen overview: services, tasks by status (lagging and overdue named), the 13 targets, the ledger, recent notices.")
+        abstract: "一屏总览：服务状态、按状态的任务（列出滞后和逾期的）、13 项目标指标、整改台账、最近的通知。")
 
     @OptionGroup var options: GlobalOptions
-    @Option(help: "How many recent notices to show.") var notices: Int = 5
+    @Option(help: "显示最近多少条通知。") var notices: Int = 5
 
     struct Overview: Encodable {
         var services: [String: PingReply] = [:]

@@ -82,9 +82,12 @@ extension CasesService {
                         INSERT INTO inspections (id, year, kind, date, agency, summary, cases, recorded_at, recorded_by)
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
-                    arguments: [id, year, request.kind.rawValue, request.date, agency, summary, try WireCoding.encode(cases), at, context.from])
+                    arguments: [
+                        id, year, request.kind.rawValue, request.date, agency, summary, try WireCoding.encode(cases), at, context.from,
+                    ])
                 let record = InspectionRecord(
-                    id: id, kind: request.kind, date: request.date, agency: agency, summary: summary, batch: id, cases: cases, recordedAt: at,
+                    id: id, kind: request.kind, date: request.date, agency: agency, summary: summary, batch: id, cases: cases,
+                    recordedAt: at,
                     recordedBy: context.from)
                 try events.emit(InspectionTypes.recorded, record)
                 return record

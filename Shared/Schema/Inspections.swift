@@ -25,7 +25,9 @@ public struct InspectionFinding: Codable, Sendable, Equatable {
     public var description: String?
     public var location: String?
     public var task: String?
-    public init(title: String, unit: String, deadline: String? = nil, description: String? = nil, location: String? = nil, task: String? = nil) {
+    public init(
+        title: String, unit: String, deadline: String? = nil, description: String? = nil, location: String? = nil, task: String? = nil
+    ) {
         self.title = title
         self.unit = unit
         self.deadline = deadline
