@@ -450,6 +450,8 @@ extension WebConsole {
             case .start, .submit: return office || unit == item.unit
             case .accept, .reject, .close: return office || (unit != nil && unit == item.acceptanceUnit)
             case .assign, .reopen: return office
+            // Only through `case.void`, which needs a reason: its own form on the case page.
+            case .void: return false
             }
         }
     }
@@ -463,26 +465,42 @@ extension WebConsole {
         case .reject: return "验收不通过"
         case .close: return "销号"
         case .reopen: return "重新整改"
+        case .void: return "作废"
         }
     }
 
     func casePage(_ request: Request, _ context: WebContext) async throws -> Response {
         guard let session = context.session else { return loginRedirect(request) }
-        let id = context.parameters.get("id") ?? ""
+        let done = request.uri.queryParameters["done"] != nil
+        return try await renderCase(id: context.parameters.get("id") ?? "", session: session, flash: done ? "已办理" : nil)
+    }
+
+    func renderCase(
+        id: String, session: WebSession, flash: String? = nil, error: String? = nil, contact: String? = nil,
+        status: HTTPResponse.Status = .ok
+    ) async throws -> Response {
         let item = try await gateway.call(.cases, CaseTypes.get, CaseGetRequest(id: id), from: wireFrom(session.user))
         var html = "<h1>问题 \(esc(item.id))：\(esc(item.title))</h1>"
-        if request.uri.queryParameters["done"] != nil { html += "<div class=\"ok\" id=\"flash\">已办理</div>" }
+        if let flash { html += "<div class=\"ok\" id=\"flash\">\(esc(flash))</div>" }
+        if let error { html += "<div class=\"error\" id=\"form-error\">\(esc(error))</div>" }
         html += "<section class=\"card\"><p><b>状态：</b><span id=\"case-state\">\(esc(item.state.label))</span>"
         html += "\(item.overdue ? " <span class=\"tag overdue\">逾期</span>" : "")</p>"
         html += "<p><b>来源：</b>\(esc(item.source.label))　<b>责任单位：</b>\(esc(item.unit))</p>"
         if let deadline = item.deadline { html += "<p><b>整改时限：</b>\(esc(deadline))</p>" }
         if let description = item.description { html += "<p>\(esc(description))</p>" }
         if !item.evidence.isEmpty { html += "<p><b>佐证材料：</b>" + item.evidence.map(evidenceLink).joined(separator: "、") + "</p>" }
-        html += "</section><section class=\"card\"><h2>办理经过</h2><ol id=\"timeline\">"
+        html += "</section>"
+        if item.source == .publicReport, session.user.role.actsAsOffice {
+            html += complaintSection(item, session: session, contact: contact)
+        }
+        html += "<section class=\"card\"><h2>办理经过</h2><ol id=\"timeline\">"
         for step in item.history ?? [] {
             html += "<li>\(esc(Self.shortTime(step.at))) \(esc(step.actor))："
-            html += "\(esc(CaseAction(rawValue: step.action).map(Self.actionLabel) ?? "登记")) → \(esc(step.to.label))"
+            html += "<span class=\"step\">\(esc(step.actionLabel))</span> → \(esc(step.to.label))"
+            let detail = step.detailText
+            if !detail.isEmpty { html += "；\(esc(detail))" }
             if let comment = step.comment, !comment.isEmpty { html += "（\(esc(comment))）" }
+            if !step.evidence.isEmpty { html += " " + step.evidence.map(evidenceLink).joined(separator: "、") }
             html += "</li>"
         }
         html += "</ol></section>"
@@ -498,7 +516,7 @@ extension WebConsole {
             }
             html += "</form></section>"
         }
-        return htmlResponse(Page(title: "问题 \(item.id)", body: html, session: session).render())
+        return htmlResponse(Page(title: "问题 \(item.id)", body: html, session: session).render(), status: status)
     }
 
     func transitionCase(_ request: Request, _ context: WebContext) async throws -> Response {
