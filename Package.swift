@@ -177,7 +177,7 @@ let package = Package(
         .target(
             name: "WebConsole",
             dependencies: [
-                "Messaging", "Schema", "DubanConfig", "Trust",
+                "Messaging", "Schema", "DubanConfig", "Trust", "IndicatorIngest",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),

@@ -60,7 +60,8 @@ extension WebConsole {
             return try await renderCase(id: id, session: session, error: "请填写答复内容（不超过 2000 字）", status: .badRequest)
         }
         do {
-            _ = try await gateway.call(.cases, ComplaintTypes.reply, ComplaintReplyRequest(id: id, text: text), from: wireFrom(session.user))
+            _ = try await gateway.call(
+                .cases, ComplaintTypes.reply, ComplaintReplyRequest(id: id, text: text), from: wireFrom(session.user))
         } catch let error as ErrorBody where error.code == .invalidArgument || error.code == .conflict {
             return try await renderCase(id: id, session: session, error: error.message, status: .badRequest)
         }

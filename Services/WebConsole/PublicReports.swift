@@ -112,7 +112,8 @@ extension WebConsole {
             // No `from`: the public. The ledger decides who deals with it.
             receipt = try await gateway.call(
                 .cases, ComplaintTypes.submit,
-                ComplaintSubmitRequest(title: draft.title, description: draft.description, location: draft.location.isEmpty ? nil : draft.location,
+                ComplaintSubmitRequest(
+                    title: draft.title, description: draft.description, location: draft.location.isEmpty ? nil : draft.location,
                     contact: contact),
                 from: nil)
         } catch let error as ErrorBody where error.code == .invalidArgument {
@@ -131,9 +132,10 @@ extension WebConsole {
         return publicPage(title: "举报已受理", body: body, token: publicToken(request))
     }
 
-    func publicStatusPage(_ request: Request, reference: String = "", result: String = "", error: String? = nil,
-        status: HTTPResponse.Status = .ok) -> Response
-    {
+    func publicStatusPage(
+        _ request: Request, reference: String = "", result: String = "", error: String? = nil,
+        status: HTTPResponse.Status = .ok
+    ) -> Response {
         let token = publicToken(request)
         let body = """
             <h1>查询举报办理情况</h1>
@@ -164,7 +166,8 @@ extension WebConsole {
         }
         let found: ComplaintStatus
         do {
-            found = try await gateway.call(.cases, ComplaintTypes.status, ComplaintStatusRequest(reference: reference, code: code), from: nil)
+            found = try await gateway.call(
+                .cases, ComplaintTypes.status, ComplaintStatusRequest(reference: reference, code: code), from: nil)
         } catch let error as ErrorBody where error.code == .notFound || error.code == .invalidArgument {
             // One answer for an unknown number and a wrong code: the page tells nobody which numbers exist.
             return publicStatusPage(request, reference: reference, error: "举报编号或查询码不正确", status: .notFound)

@@ -22,6 +22,8 @@ extension WebConsole {
         addPages(to: router)
         addPublicRoutes(to: router)
         addComplaintOfficeRoutes(to: router)
+        addMonitoringRoutes(to: router)
+        addSupervisionRoutes(to: router)
     }
 
     static func asset(_ text: String, type: String) -> Response {

@@ -64,8 +64,10 @@ import WebConsole
 
             // The look-up: a wrong code and an unknown number read the same; the right pair shows the state.
             let statusToken = try Browser.hidden("_public", in: String(buffer: try await citizen.get("/report/status").body))
-            let wrong = try await citizen.post("/report/status", [("_public", statusToken), ("reference", reference), ("code", "WRONG123")])
-            let unknown = try await citizen.post("/report/status", [("_public", statusToken), ("reference", "JB-2026-9999"), ("code", code)])
+            let wrong = try await citizen.post(
+                "/report/status", [("_public", statusToken), ("reference", reference), ("code", "WRONG123")])
+            let unknown = try await citizen.post(
+                "/report/status", [("_public", statusToken), ("reference", "JB-2026-9999"), ("code", code)])
             #expect(wrong.status == .notFound && String(buffer: wrong.body).contains("举报编号或查询码不正确"))
             #expect(unknown.status == .notFound && String(buffer: unknown.body).contains("举报编号或查询码不正确"))
             let found = try await citizen.post("/report/status", [("_public", statusToken), ("reference", reference), ("code", code)])
@@ -99,8 +101,10 @@ import WebConsole
             #expect(!String(buffer: try await office.get("/").body).contains(Self.phone))
             let replied = try await office.post("/cases/\(reference)/reply", [("_csrf", officeCSRF), ("reply", "已责成区生态环境局现场核查，排口已封堵")])
             #expect(replied.status == .seeOther)
-            let answered = String(buffer: try await citizen.post(
-                "/report/status", [("_public", statusToken), ("reference", reference), ("code", code)]).body)
+            let answered = String(
+                buffer: try await citizen.post(
+                    "/report/status", [("_public", statusToken), ("reference", reference), ("code", code)]
+                ).body)
             #expect(answered.contains("排口已封堵"))
             await cases.close()
         }
