@@ -59,10 +59,12 @@ extension WebConsole {
             async let monthly = attempt { () async throws -> ReadingsQueryReply? in
                 guard classed else { return nil }
                 return try await gateway.call(
-                    .ingest, ReadingsTypes.query, ReadingsQueryRequest(station: station.id, from: yearStart, to: to, every: .month), from: from)
+                    .ingest, ReadingsTypes.query, ReadingsQueryRequest(station: station.id, from: yearStart, to: to, every: .month),
+                    from: from)
             }
             async let findings = attempt {
-                try await gateway.callAll(.ingest, IngestTypes.findingList, FindingListRequest(station: station.id, from: start, to: to), from: from)
+                try await gateway.callAll(
+                    .ingest, IngestTypes.findingList, FindingListRequest(station: station.id, from: start, to: to), from: from)
             }
             let days = Self.days(from: start, to: to)
             var section = ""
@@ -91,7 +93,8 @@ extension WebConsole {
                 section += "</ul>"
             }
             let target = station.targetClass.map { "（目标 \(esc($0)) 类）" } ?? ""
-            html += "<section class=\"card station\" id=\"station-\(esc(station.id))\"><h2>\(esc(station.name))\(target)</h2>\(section)</section>"
+            html +=
+                "<section class=\"card station\" id=\"station-\(esc(station.id))\"><h2>\(esc(station.name))\(target)</h2>\(section)</section>"
         }
         if stations.isEmpty { html += "<p class=\"muted\">尚未配置监测站点</p>" }
         return htmlResponse(Page(title: "监测", body: html, session: session).render())
@@ -155,7 +158,12 @@ extension WebConsole {
     /// One parameter's daily means over the days as an SVG chart: a line through the means, a dot
     /// per day coloured by its class, the target class's limit dashed.
     static func chart(_ series: ReadingSeries, days: [String], targetClass: String?, kind: String, day: String) -> String {
-        let width = 560.0, height = 170.0, left = 48.0, right = 10.0, top = 14.0, bottom = 22.0
+        let width = 560.0
+        let height = 170.0
+        let left = 48.0
+        let right = 10.0
+        let top = 14.0
+        let bottom = 22.0
         let name = kind == "water" ? standards?.waterStandard(on: day)?.parameters[series.parameter]?.name : nil
         var limit: Double?
         if kind == "water", let targetClass, let index = WaterClass(label: targetClass)?.rawValue, index <= 5,
@@ -168,7 +176,8 @@ extension WebConsole {
         let values = series.points.map(\.mean) + (limit.map { [$0] } ?? [])
         let low = min(0, values.min() ?? 0)
         let high = max((values.max() ?? 1) * 1.1, low + 1e-9)
-        let plotW = width - left - right, plotH = height - top - bottom
+        let plotW = width - left - right
+        let plotH = height - top - bottom
         func x(_ index: Int) -> Double { left + (days.count > 1 ? Double(index) / Double(days.count - 1) * plotW : plotW / 2) }
         func y(_ value: Double) -> Double { top + plotH - (value - low) / (high - low) * plotH }
         let title = "\(name ?? series.parameter)（\(series.unit)）"
@@ -178,7 +187,8 @@ extension WebConsole {
             """
         for fraction in [0.0, 0.5, 1.0] {
             let value = low + (high - low) * fraction
-            svg += "<text x=\"\(left - 4)\" y=\"\(f(y(value) + 4))\" text-anchor=\"end\" font-size=\"10\" fill=\"#5b6b7a\">\(esc(Self.number(value)))</text>"
+            svg +=
+                "<text x=\"\(left - 4)\" y=\"\(f(y(value) + 4))\" text-anchor=\"end\" font-size=\"10\" fill=\"#5b6b7a\">\(esc(Self.number(value)))</text>"
         }
         for index in [0, days.count / 2, days.count - 1] where index >= 0 && index < days.count {
             svg += "<text x=\"\(f(x(index)))\" y=\"\(height - 6)\" text-anchor=\"middle\" font-size=\"10\" fill=\"#5b6b7a\">"
@@ -200,10 +210,13 @@ extension WebConsole {
             dots += "<circle cx=\"\(f(x(index)))\" cy=\"\(f(y(point.mean)))\" r=\"3.5\" fill=\"\(colour)\">"
             dots += "<title>\(esc(dayText))：\(esc(Self.number(point.mean))) \(esc(series.unit))\(esc(classText))</title></circle>"
         }
-        if path.count > 1 { svg += "<polyline points=\"\(path.joined(separator: " "))\" fill=\"none\" stroke=\"#9aa7b3\" stroke-width=\"1.2\"/>" }
+        if path.count > 1 {
+            svg += "<polyline points=\"\(path.joined(separator: " "))\" fill=\"none\" stroke=\"#9aa7b3\" stroke-width=\"1.2\"/>"
+        }
         svg += dots + "</svg>"
         let coverage = "\(series.coverage.withData)/\(series.coverage.buckets) 天有数据"
-        return "<figure class=\"chart\" id=\"chart-\(esc(series.parameter))\"><figcaption>\(esc(title)) <span class=\"muted\">\(coverage)</span>"
+        return
+            "<figure class=\"chart\" id=\"chart-\(esc(series.parameter))\"><figcaption>\(esc(title)) <span class=\"muted\">\(coverage)</span>"
             + "</figcaption>\(svg)</figure>"
     }
 

@@ -489,7 +489,7 @@ extension WebConsole {
         if let deadline = item.deadline { html += "<p><b>整改时限：</b>\(esc(deadline))</p>" }
         if let description = item.description { html += "<p>\(esc(description))</p>" }
         if !item.evidence.isEmpty { html += "<p><b>佐证材料：</b>" + item.evidence.map(evidenceLink).joined(separator: "、") + "</p>" }
-        html += "</section>"
+        html += followThroughSummary(item) + "</section>"
         if item.source == .publicReport, session.user.role.actsAsOffice {
             html += complaintSection(item, session: session, contact: contact)
         }
@@ -515,6 +515,9 @@ extension WebConsole {
                 html += "\(esc(Self.actionLabel(action)))</button>"
             }
             html += "</form></section>"
+        }
+        if session.user.role.mayWrite {
+            html += followThroughForms(item, steps: followSteps(session, on: item, leads: await ledgerLeads(session)), session: session)
         }
         return htmlResponse(Page(title: "问题 \(item.id)", body: html, session: session).render(), status: status)
     }

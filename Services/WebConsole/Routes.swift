@@ -24,6 +24,7 @@ extension WebConsole {
         addComplaintOfficeRoutes(to: router)
         addMonitoringRoutes(to: router)
         addSupervisionRoutes(to: router)
+        addCaseFollowThroughRoutes(to: router)
     }
 
     static func asset(_ text: String, type: String) -> Response {

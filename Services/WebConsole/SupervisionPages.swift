@@ -48,10 +48,12 @@ extension WebConsole {
         if list.isEmpty { html += "<p class=\"muted\">\(unit == nil ? "暂无督办单" : "本单位暂无督办事项")</p>" }
         for order in list {
             html += "<section class=\"card order\" id=\"order-\(esc(order.id))\"><h2>\(esc(order.id))　\(esc(order.title))</h2>"
-            html += "<p class=\"muted\">\(esc(order.kind.label)) · 签发 \(esc(Self.shortTime(order.issuedAt))) · 答复期限 \(esc(order.replyDeadline))</p>"
+            html +=
+                "<p class=\"muted\">\(esc(order.kind.label)) · 签发 \(esc(Self.shortTime(order.issuedAt))) · 答复期限 \(esc(order.replyDeadline))</p>"
             html += "<table><tr><th>序号</th><th>责任单位</th><th>问题</th><th>整改要求</th><th>期限</th><th>状态</th><th>答复与审核</th></tr>"
             for item in order.items {
-                let refs = (item.tasks.map { "<a href=\"/tasks/\(urlSegment($0))\">任务 \(esc($0))</a>" }
+                let refs =
+                    (item.tasks.map { "<a href=\"/tasks/\(urlSegment($0))\">任务 \(esc($0))</a>" }
                     + item.cases.map { "<a href=\"/cases/\(urlSegment($0))\">问题 \(esc($0))</a>" }).joined(separator: "、")
                 html += "<tr id=\"item-\(esc(order.id))-\(item.no)\"><td>\(item.no)</td><td>\(esc(item.unit))</td>"
                 html += "<td>\(esc(item.problem))\(refs.isEmpty ? "" : "<div class=\"muted\">\(refs)</div>")</td>"
@@ -132,7 +134,8 @@ extension WebConsole {
     func supervisionItem(_ context: WebContext, session: WebSession) async throws -> (SupervisionOrder, SupervisionItem) {
         let orderID = context.parameters.get("order") ?? ""
         guard let number = context.parameters.get("item").flatMap({ Int($0) }) else { throw WebError.notFound("没有这个督办事项") }
-        let orders = try await gateway.callAll(.registry, SupervisionTypes.list, SupervisionListRequest(order: orderID), from: wireFrom(session.user))
+        let orders = try await gateway.callAll(
+            .registry, SupervisionTypes.list, SupervisionListRequest(order: orderID), from: wireFrom(session.user))
         guard let order = orders.first(where: { $0.id == orderID }), let item = order.items.first(where: { $0.no == number }) else {
             throw WebError.notFound("没有督办事项 \(orderID) 第 \(number) 项")
         }
@@ -148,7 +151,9 @@ extension WebConsole {
             logger.warning("web: refused a supervision reply", metadata: ["user": "\(session.user.name)", "order": "\(order.id)"])
             throw WebError.forbidden("\(session.user.unit) 不能答复督办事项 \(order.id) 第 \(item.no) 项（\(item.state.label)，责任单位 \(item.unit)）")
         }
-        guard let measures = form.text("measures") else { return try await renderSupervision(session: session, error: "请填写整改措施与结果", status: .badRequest) }
+        guard let measures = form.text("measures") else {
+            return try await renderSupervision(session: session, error: "请填写整改措施与结果", status: .badRequest)
+        }
         var evidence: [EvidenceRef] = []
         if let file = form.files["evidence"] {
             do {
@@ -175,9 +180,12 @@ extension WebConsole {
         let (order, item) = try await supervisionItem(context, session: session)
         guard let decision = form.text("decision").flatMap(SupervisionDecision.init(rawValue:)) else { throw WebError.invalid("未知的审核结论") }
         guard mayReview(session, item) else {
-            return try await renderSupervision(session: session, error: "督办事项 \(order.id) 第 \(item.no) 项当前为「\(item.state.label)」，不能审核", status: .badRequest)
+            return try await renderSupervision(
+                session: session, error: "督办事项 \(order.id) 第 \(item.no) 项当前为「\(item.state.label)」，不能审核", status: .badRequest)
         }
-        guard let comment = form.text("comment") else { return try await renderSupervision(session: session, error: "请填写审核意见", status: .badRequest) }
+        guard let comment = form.text("comment") else {
+            return try await renderSupervision(session: session, error: "请填写审核意见", status: .badRequest)
+        }
         let deadline = form.text("deadline")
         if let deadline, Self.parseDay(deadline) == nil {
             return try await renderSupervision(session: session, error: "新答复期限应为 YYYY-MM-DD", status: .badRequest)
@@ -203,7 +211,9 @@ extension WebConsole {
         guard let report = reports.first(where: { $0.id == id }), mayReportCause(session, report) else {
             throw WebError.forbidden("\(session.user.unit) 没有待报告的原因报告 \(id)")
         }
-        guard let cause = form.text("cause") else { return try await renderSupervision(session: session, error: "请填写超标原因", status: .badRequest) }
+        guard let cause = form.text("cause") else {
+            return try await renderSupervision(session: session, error: "请填写超标原因", status: .badRequest)
+        }
         var evidence: [EvidenceRef] = []
         if let file = form.files["evidence"] {
             do {
@@ -215,7 +225,8 @@ extension WebConsole {
         do {
             _ = try await gateway.call(
                 .notify, CauseReportTypes.report,
-                CauseReportRequest(id: id, cause: cause, measures: form.text("measures"), evidence: evidence.isEmpty ? nil : evidence), from: from)
+                CauseReportRequest(id: id, cause: cause, measures: form.text("measures"), evidence: evidence.isEmpty ? nil : evidence),
+                from: from)
         } catch let error as ErrorBody where error.code == .invalidArgument || error.code == .conflict {
             return try await renderSupervision(session: session, error: error.message, status: .badRequest)
         }

@@ -46,6 +46,8 @@ public final class WebConsole: Sendable {
     /// 群众举报's submissions and look-ups per client address.
     let publicSubmissions: RateLimiter
     let publicLookups: RateLimiter
+    /// The ledger's lead units, for the case page's follow-through forms.
+    let leads = LedgerLeads()
     static let sessionCookie = "duban_session"
     static let loginCookie = "duban_login"
 

@@ -26,7 +26,8 @@ import WebConsole
             for hour in 0..<24 {
                 let value = text == "2026-11-10" ? 1.2 : 0.4
                 readings.append(
-                    SubmittedReading(station: "liuyiqiao", parameter: "nh3n", ts: String(format: "\(text)T%02d:00:00+08:00", hour), value: value))
+                    SubmittedReading(
+                        station: "liuyiqiao", parameter: "nh3n", ts: String(format: "\(text)T%02d:00:00+08:00", hour), value: value))
             }
             day = day.addingTimeInterval(86_400)
         }
@@ -89,7 +90,8 @@ import WebConsole
             // Not its item, and not the office's decision: 403, nothing sent.
             let (type2, body2) = Browser.multipart([("_csrf", csrf), ("measures", "x")], file: nil)
             #expect(try await unit.request(.post, "/supervision/\(order.id)/2/reply", contentType: type2, body: body2).status == .forbidden)
-            let forgedReview = try await unit.post("/supervision/\(order.id)/1/review", [("_csrf", csrf), ("decision", "accept"), ("comment", "x")])
+            let forgedReview = try await unit.post(
+                "/supervision/\(order.id)/1/review", [("_csrf", csrf), ("decision", "accept"), ("comment", "x")])
             #expect(forgedReview.status == .forbidden)
             let pdf = Array("%PDF-1.4\n% 原因分析\n".utf8)
             let (type, body) = Browser.multipart(
@@ -97,7 +99,8 @@ import WebConsole
             let replied = try await unit.request(.post, "/supervision/\(order.id)/1/reply", contentType: type, body: body)
             #expect(replied.status == .seeOther)
             var stored = try await registry.callAll(SupervisionTypes.list, SupervisionListRequest(order: order.id))[0].items[0]
-            #expect(stored.state == .replied && stored.reply?.evidence.first?.name == "原因分析.pdf" && stored.reply?.evidence.first?.sha256 != nil)
+            #expect(
+                stored.state == .replied && stored.reply?.evidence.first?.name == "原因分析.pdf" && stored.reply?.evidence.first?.sha256 != nil)
 
             // A leader reads and cannot answer or decide; the office decides.
             let leader = Browser(client)
@@ -106,16 +109,20 @@ import WebConsole
             #expect(leaderPage.contains("混错接点位整治进度滞后") && !leaderPage.contains("id=\"review-") && !leaderPage.contains("id=\"reply-"))
             let leaderCSRF = try Browser.hidden("_csrf", in: leaderPage)
             #expect(
-                try await leader.post("/supervision/\(order.id)/1/review", [("_csrf", leaderCSRF), ("decision", "accept"), ("comment", "x")])
-                    .status == .forbidden)
+                try await leader.post(
+                    "/supervision/\(order.id)/1/review", [("_csrf", leaderCSRF), ("decision", "accept"), ("comment", "x")]
+                )
+                .status == .forbidden)
             let office = Browser(client)
             _ = try await office.login("office1")
             let officePage = String(buffer: try await office.get("/supervision").body)
             #expect(officePage.contains("id=\"review-\(order.id)-1\"") && officePage.contains("上游生活污水溢流"))
             let officeCSRF = try Browser.hidden("_csrf", in: officePage)
-            #expect(try await office.post("/supervision/\(order.id)/1/review", [("decision", "return"), ("comment", "x")]).status == .forbidden)
+            #expect(
+                try await office.post("/supervision/\(order.id)/1/review", [("decision", "return"), ("comment", "x")]).status == .forbidden)
             let returned = try await office.post(
-                "/supervision/\(order.id)/1/review", [("_csrf", officeCSRF), ("decision", "return"), ("comment", "请补充溢流点位清单"), ("deadline", "2026-12-05")])
+                "/supervision/\(order.id)/1/review",
+                [("_csrf", officeCSRF), ("decision", "return"), ("comment", "请补充溢流点位清单"), ("deadline", "2026-12-05")])
             #expect(returned.status == .seeOther)
             stored = try await registry.callAll(SupervisionTypes.list, SupervisionListRequest(order: order.id))[0].items[0]
             #expect(stored.state == .returned && stored.deadline == "2026-12-05" && stored.review?.comment == "请补充溢流点位清单")
