@@ -51,7 +51,9 @@ extension WebConsole {
         if open, unit == item.unit, item.pendingExtension == nil { steps.insert(.extendRequest) }
         if office, item.state != .voided, item.state != .closed { steps.insert(.extendDecide) }
         if office, item.state != .closed, item.state != .voided { steps.insert(.void) }
-        if item.state != .voided, office || (unit != nil && (leads.contains(unit!) || unit == item.supervisingUnit)) { steps.insert(.visit) }
+        if item.state != .voided, office || (unit != nil && (leads.contains(unit!) || unit == item.supervisingUnit)) {
+            steps.insert(.visit)
+        }
         if office || (unit != nil && leads.contains(unit!)) { steps.insert(.link) }
         return steps
     }
@@ -184,7 +186,8 @@ extension WebConsole {
                 }
                 let evidence = try files(["evidence"])
                 _ = try await gateway.call(
-                    .cases, CaseTypes.update, CaseUpdateRequest(id: id, text: text, progress: progress, evidence: evidence.isEmpty ? nil : evidence),
+                    .cases, CaseTypes.update,
+                    CaseUpdateRequest(id: id, text: text, progress: progress, evidence: evidence.isEmpty ? nil : evidence),
                     from: from)
             case .extendRequest, .extendDecide:
                 guard let reason = form.text("reason") else { return try await fail("请填写理由或意见") }
@@ -192,7 +195,8 @@ extension WebConsole {
                 if let deadline, Self.parseDay(deadline) == nil { return try await fail("完成时限应为 YYYY-MM-DD") }
                 if action == .request, deadline == nil { return try await fail("请填写申请的完成时限") }
                 _ = try await gateway.call(
-                    .cases, CaseTypes.extend, CaseExtendRequest(id: id, action: action ?? .request, deadline: deadline, reason: reason), from: from)
+                    .cases, CaseTypes.extend, CaseExtendRequest(id: id, action: action ?? .request, deadline: deadline, reason: reason),
+                    from: from)
             case .void:
                 guard let reason = form.text("reason") else { return try await fail("请填写作废原因") }
                 _ = try await gateway.call(.cases, CaseTypes.void, CaseVoidRequest(id: id, reason: reason), from: from)
@@ -204,11 +208,13 @@ extension WebConsole {
                 let photos = try files(["photo1", "photo2", "photo3"])
                 _ = try await gateway.call(
                     .cases, CaseTypes.visit,
-                    CaseVisitRequest(id: id, date: date, inspectors: inspectors, findings: findings, evidence: photos.isEmpty ? nil : photos),
+                    CaseVisitRequest(
+                        id: id, date: date, inspectors: inspectors, findings: findings, evidence: photos.isEmpty ? nil : photos),
                     from: from)
             case .link:
                 guard let related = form.text("related"), related.count <= 40 else { return try await fail("请填写关联的问题编号") }
-                _ = try await gateway.call(.cases, CaseTypes.link, CaseLinkRequest(id: id, related: related, comment: form.text("comment")), from: from)
+                _ = try await gateway.call(
+                    .cases, CaseTypes.link, CaseLinkRequest(id: id, related: related, comment: form.text("comment")), from: from)
             }
         } catch let error as WebError where error.status == 400 || error.status == 413 || error.status == 415 {
             return try await fail(error.message)

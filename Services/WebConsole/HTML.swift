@@ -117,7 +117,7 @@ enum Assets {
         .error{background:#fde2e0;color:#8c1d18;padding:8px 12px;border-radius:4px;margin:8px 0}
         .ok{background:#dff3e8;color:#135b40;padding:8px 12px;border-radius:4px;margin:8px 0}
         .login{max-width:420px;margin:40px auto}
-        .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:10px}
+        .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,560px));gap:10px}
         figure.chart{margin:0}figure.chart figcaption{font-size:14px;font-weight:bold}svg.chart{display:block;max-width:100%}
         table.months td,table.months th{text-align:center}
         .muted{color:#5b6b7a;font-size:14px}

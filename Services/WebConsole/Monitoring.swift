@@ -149,7 +149,8 @@ extension WebConsole {
         for item in classes { html += "<th>\(esc(String(item.t.suffix(2))))月</th>" }
         html += "</tr><tr>"
         for item in classes {
-            let factors = item.factors.isEmpty ? "" : "<div class=\"muted\">\(esc(item.factors.joined(separator: "、")))</div>"
+            let names = item.factors.map { standards?.waterStandard(on: item.t + "-01")?.parameters[$0]?.name ?? $0 }
+            let factors = names.isEmpty ? "" : "<div class=\"muted\">\(esc(names.joined(separator: "、")))</div>"
             html += "<td>\(classTag(item.class, target: reply.targetClass))\(factors)</td>"
         }
         return html + "</tr></table>"

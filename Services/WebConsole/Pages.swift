@@ -517,7 +517,8 @@ extension WebConsole {
             html += "</form></section>"
         }
         if session.user.role.mayWrite {
-            html += followThroughForms(item, steps: followSteps(session, on: item, leads: await ledgerLeads(session)), session: session)
+            let forms = followThroughForms(item, steps: followSteps(session, on: item, leads: await ledgerLeads(session)), session: session)
+            if !forms.isEmpty { html += "<div class=\"grid\">\(forms)</div>" }
         }
         return htmlResponse(Page(title: "问题 \(item.id)", body: html, session: session).render(), status: status)
     }

@@ -49,7 +49,9 @@ import WebConsole
             let (visitType, visitBody) = Browser.multipart(
                 [("_csrf", csrf), ("date", "2026-11-19"), ("inspectors", "李明"), ("findings", "x")], file: nil)
             #expect(try await unit.request(.post, "\(path)/visit", contentType: visitType, body: visitBody).status == .forbidden)
-            #expect(try await unit.post("\(path)/extend", [("action", "request"), ("deadline", "2027-01-31"), ("reason", "x")]).status == .forbidden)
+            #expect(
+                try await unit.post("\(path)/extend", [("action", "request"), ("deadline", "2027-01-31"), ("reason", "x")]).status
+                    == .forbidden)
             let asked = try await unit.post(
                 "\(path)/extend", [("_csrf", csrf), ("action", "request"), ("deadline", "2027-01-31"), ("reason", "冬季停工，管网开挖须待春季")])
             #expect(asked.status == .seeOther)
@@ -82,13 +84,19 @@ import WebConsole
             let office = Browser(client)
             _ = try await office.login("office1")
             page = String(buffer: try await office.get(path).body)
-            #expect(page.contains("id=\"extend-decide-form\"") && page.contains("id=\"extend-refuse\"") && page.contains("id=\"void-form\""))
+            #expect(
+                page.contains("id=\"extend-decide-form\"") && page.contains("id=\"extend-refuse\"") && page.contains("id=\"void-form\""))
             let officeCSRF = try Browser.hidden("_csrf", in: page)
-            #expect(try await office.post("\(path)/extend", [("_csrf", officeCSRF), ("action", "grant"), ("reason", "同意")]).status == .seeOther)
-            #expect(try await office.post("\(path)/link", [("_csrf", officeCSRF), ("related", other.id), ("comment", "同类问题")]).status == .seeOther)
+            #expect(
+                try await office.post("\(path)/extend", [("_csrf", officeCSRF), ("action", "grant"), ("reason", "同意")]).status == .seeOther)
+            #expect(
+                try await office.post("\(path)/link", [("_csrf", officeCSRF), ("related", other.id), ("comment", "同类问题")]).status
+                    == .seeOther)
             let voidMissing = try await office.post("/cases/\(other.id)/void", [("_csrf", officeCSRF), ("reason", "")])
             #expect(voidMissing.status == .badRequest && String(buffer: voidMissing.body).contains("请填写作废原因"))
-            #expect(try await office.post("/cases/\(other.id)/void", [("_csrf", officeCSRF), ("reason", "与 \(item.id) 重复登记")]).status == .seeOther)
+            #expect(
+                try await office.post("/cases/\(other.id)/void", [("_csrf", officeCSRF), ("reason", "与 \(item.id) 重复登记")]).status
+                    == .seeOther)
 
             let stored = try await cases.call(CaseTypes.get, CaseGetRequest(id: item.id))
             #expect(stored.deadline == "2027-01-31" && stored.originalDeadline == "2026-12-31" && stored.pendingExtension == nil)
@@ -106,7 +114,9 @@ import WebConsole
                 #expect(page.contains(text), "\(text)")
             }
             let voided = String(buffer: try await office.get("/cases/\(other.id)").body)
-            #expect(voided.contains("作废原因：</b>与 \(item.id) 重复登记") && !voided.contains("id=\"void-form\"") && !voided.contains("id=\"update-form\""))
+            #expect(
+                voided.contains("作废原因：</b>与 \(item.id) 重复登记") && !voided.contains("id=\"void-form\"")
+                    && !voided.contains("id=\"update-form\""))
         }
         await cases.close()
         try await harness.stop()
