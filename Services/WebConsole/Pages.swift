@@ -42,14 +42,41 @@ extension WebConsole {
     func overviewBody(_ session: WebSession) async throws -> String {
         let from = wireFrom(session.user)
         let unitFilter = session.user.role == .unit ? session.user.unit : nil
-        async let tasks = attempt { try await gateway.callAll(.registry, RegistryTypes.taskList, TaskListRequest(), from: from) }
-        async let indicators = attempt { try await gateway.callAll(.ingest, IngestTypes.indicatorList, Empty(), from: from) }
-        async let cases = attempt { try await gateway.callAll(.cases, CaseTypes.list, CaseListRequest(), from: from) }
+        let gateway = gateway
+        let who = "\(from ?? "")|\(unitFilter ?? "")"
+        let registryVersion = hub.version(["registry"])
+        func shared<T: Sendable>(
+            _ name: String, _ version: Int, _ maxAge: Duration = .seconds(30), _ fetch: @escaping @Sendable () async throws -> T
+        )
+            async throws -> T
+        {
+            try await self.shared.value("\(name)|\(who)", version: version, maxAge: maxAge, fetch)
+        }
+        async let tasks = attempt {
+            try await shared("tasks", registryVersion) {
+                try await gateway.callAll(.registry, RegistryTypes.taskList, TaskListRequest(), from: from)
+            }
+        }
+        // Ingest's stream is not followed by the hub: its targets are kept ten seconds at most.
+        async let indicators = attempt {
+            try await shared("indicators", 0, .seconds(10)) {
+                try await gateway.callAll(.ingest, IngestTypes.indicatorList, Empty(), from: from)
+            }
+        }
+        async let cases = attempt {
+            try await shared("cases", hub.version(["cases"])) {
+                try await gateway.callAll(.cases, CaseTypes.list, CaseListRequest(), from: from)
+            }
+        }
         async let notices = attempt {
-            try await gateway.callAll(.notify, NotifyTypes.noticeList, NoticeListRequest(unit: unitFilter), from: from)
+            try await shared("notices", hub.version(["notify"])) {
+                try await gateway.callAll(.notify, NotifyTypes.noticeList, NoticeListRequest(unit: unitFilter), from: from)
+            }
         }
         async let escalations = attempt {
-            try await gateway.callAll(.registry, RegistryTypes.escalationList, EscalationListRequest(unit: unitFilter), from: from)
+            try await shared("escalations", registryVersion) {
+                try await gateway.callAll(.registry, RegistryTypes.escalationList, EscalationListRequest(unit: unitFilter), from: from)
+            }
         }
         var html = "<div class=\"grid\">"
         html += card("任务进展", body: await tasks.map(Self.taskSummary))
