@@ -24,13 +24,18 @@ struct WebBench {
     func run(into rows: inout [ReportRow]) async throws {
         let stack = try await Stack.start(cases: cases)
         var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(10), read: .seconds(120)))
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: screens + concurrency + 8)
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: screens + concurrency + 8)
         configuration.redirectConfiguration = .disallow
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {
             let cookie = try await login(client, base: stack.base)
-            var dashboardP50: [Double] = [], dashboardP99: [Double] = [], dashboardRate: [Double] = []
-            var staticP50: [Double] = [], staticP99: [Double] = [], staticRate: [Double] = []
+            var dashboardP50: [Double] = []
+            var dashboardP99: [Double] = []
+            var dashboardRate: [Double] = []
+            var staticP50: [Double] = []
+            var staticP99: [Double] = []
+            var staticRate: [Double] = []
             var size = 0
             for _ in 0..<runs {
                 let dashboard = try await load(client, url: stack.base + "/", cookie: cookie)
@@ -65,7 +70,9 @@ struct WebBench {
                 rates.append(figures.perSecond)
                 missed.append(Double(figures.missed))
                 delivered = figures.events
-                log("web: \(screens) screens, \(figures.events) events each, \(Int(figures.perSecond)) events/s each, missed \(figures.missed)")
+                log(
+                    "web: \(screens) screens, \(figures.events) events each, \(Int(figures.perSecond)) events/s each, missed \(figures.missed)"
+                )
             }
             let lost = Measured(missed, unit: "events")
             rows.append(
@@ -115,10 +122,12 @@ struct WebBench {
                 "DUBAN_REGISTRY_RPC": registry.endpoints.rpc, "DUBAN_REGISTRY_EVENTS": registry.endpoints.events,
             ]
             let ingest = try await ServiceProcess.start(
-                "duban-ingest", arguments: ["--data-dir", dir], endpoints: TestSupport.freeEndpoints(), environment: quiet.merging(peers) { a, _ in a })
+                "duban-ingest", arguments: ["--data-dir", dir], endpoints: TestSupport.freeEndpoints(),
+                environment: quiet.merging(peers) { a, _ in a })
             processes.append(ingest)
             let cases = try await ServiceProcess.start(
-                "duban-cases", arguments: ["--data-dir", dir], endpoints: TestSupport.freeEndpoints(), environment: quiet.merging(peers) { a, _ in a })
+                "duban-cases", arguments: ["--data-dir", dir], endpoints: TestSupport.freeEndpoints(),
+                environment: quiet.merging(peers) { a, _ in a })
             processes.append(cases)
             var all = peers
             all["DUBAN_INGEST_RPC"] = ingest.endpoints.rpc
@@ -126,7 +135,8 @@ struct WebBench {
             all["DUBAN_CASES_RPC"] = cases.endpoints.rpc
             all["DUBAN_CASES_EVENTS"] = cases.endpoints.events
             let notify = try await ServiceProcess.start(
-                "duban-notify", arguments: ["--data-dir", dir], endpoints: TestSupport.freeEndpoints(), environment: quiet.merging(all) { a, _ in a })
+                "duban-notify", arguments: ["--data-dir", dir], endpoints: TestSupport.freeEndpoints(),
+                environment: quiet.merging(all) { a, _ in a })
             processes.append(notify)
             all["DUBAN_NOTIFY_RPC"] = notify.endpoints.rpc
             all["DUBAN_NOTIFY_EVENTS"] = notify.endpoints.events
