@@ -16,6 +16,7 @@ extension WebConsole {
         router.post("/report") { request, context in try await self.submitPublicReport(request, context) }
         router.get("/report/status") { request, _ in self.publicStatusPage(request) }
         router.post("/report/status") { request, context in try await self.lookUpPublicReport(request, context) }
+        router.get("/report/public") { request, _ in try await self.publicListPage(request) }
     }
 
     /// The double-submit token: the browser's if it has a plausible one (two open tabs keep working), else a new one.
@@ -31,7 +32,7 @@ extension WebConsole {
     func publicPage(title: String, body: String, token: String, status: HTTPResponse.Status = .ok) -> Response {
         let header = """
             <nav class="top"><span class="brand">城中区生态环境问题举报</span>\
-            <a href="/report">我要举报</a><a href="/report/status">查询办理情况</a></nav>
+            <a href="/report">我要举报</a><a href="/report/status">查询办理情况</a><a href="/report/public">办理公开</a></nav>
             """
         var html = Page(title: title, body: body, session: nil).render()
         html = html.replacingOccurrences(of: "<main id=\"main\">", with: header + "<main id=\"main\">")
@@ -183,5 +184,25 @@ extension WebConsole {
         }
         result += "</section>"
         return publicStatusPage(request, reference: found.reference, result: result)
+    }
+
+    /// 主动接受社会监督: the public reports as they may be published (`complaint.public`): what, where,
+    /// how far, the answer; nobody's name or phone (the ledger never puts them in this list).
+    func publicListPage(_ request: Request) async throws -> Response {
+        let requested = request.uri.queryParameters["year"].map(String.init)
+        let year = requested.flatMap { $0.count == 4 && Int($0) != nil ? $0 : nil } ?? String(Self.today().prefix(4))
+        let items = try await gateway.callAll(.cases, ComplaintTypes.publicList, ComplaintPublicListRequest(year: year), from: nil)
+        var html = "<h1>群众举报办理公开（\(esc(year)) 年）</h1>"
+        html += "<p class=\"muted\">公开举报事项、地点、办理进度和答复，不公开举报人信息。</p><section class=\"card\">"
+        html += "<table id=\"public-reports\"><tr><th>编号</th><th>举报事项</th><th class=\"hide-narrow\">地点</th><th>状态</th>"
+        html += "<th class=\"hide-narrow\">受理日期</th><th>答复</th></tr>"
+        for item in items.prefix(500) {
+            html +=
+                "<tr><td>\(esc(item.reference))</td><td>\(esc(item.title))</td><td class=\"hide-narrow\">\(esc(item.location ?? ""))</td>"
+            html += "<td>\(esc(item.state.label))\(item.closedOn.map { "（\(esc($0)) 办结）" } ?? "")</td>"
+            html += "<td class=\"hide-narrow\">\(esc(item.submittedOn))</td><td>\(esc(item.reply ?? "尚未答复"))</td></tr>"
+        }
+        html += "</table>\(items.isEmpty ? "<p class=\"muted\">该年暂无举报</p>" : "")</section>"
+        return publicPage(title: "群众举报办理公开", body: html, token: publicToken(request))
     }
 }

@@ -106,6 +106,11 @@ import WebConsole
                     "/report/status", [("_public", statusToken), ("reference", reference), ("code", code)]
                 ).body)
             #expect(answered.contains("排口已封堵"))
+            // The published list: what, where, how far, the answer; never who.
+            let published = try await Browser(client).get("/report/public?year=2026")
+            let list = String(buffer: published.body)
+            #expect(published.status == .ok && list.contains(reference) && list.contains("六一桥东侧") && list.contains("排口已封堵"))
+            #expect(!list.contains(Self.phone) && !list.contains(Self.name))
             await cases.close()
         }
         try await harness.stop()
