@@ -34,6 +34,40 @@ extension WebConsole {
         router.post("/cases/:id/void") { request, context in try await self.followThrough(.void, request, context) }
         router.post("/cases/:id/visit") { request, context in try await self.followThrough(.visit, request, context) }
         router.post("/cases/:id/link") { request, context in try await self.followThrough(.link, request, context) }
+        router.post("/cases/assign-batch") { request, context in try await self.assignBatch(request, context) }
+    }
+
+    /// 批量交办, on the ledger's list for the office: every 已登记 case of a batch, with one deadline.
+    func batchForm(_ session: WebSession, batches: [BatchProgress]) -> String {
+        guard session.user.role.actsAsOffice else { return "" }
+        let waiting = batches.filter { ($0.byState[CaseState.registered.rawValue] ?? 0) > 0 }
+        guard !waiting.isEmpty else { return "" }
+        var html = "<section class=\"card\"><h2>批量交办</h2><form method=\"post\" action=\"/cases/assign-batch\" id=\"batch-form\">"
+        html += csrfField(session) + "<label for=\"batch\">批次</label><select id=\"batch\" name=\"batch\">"
+        for batch in waiting {
+            let count = batch.byState[CaseState.registered.rawValue] ?? 0
+            html += "<option value=\"\(esc(batch.batch))\">\(esc(batch.batch))（\(count) 个待交办）</option>"
+        }
+        html += "</select><label for=\"batch-deadline\">统一整改时限（YYYY-MM-DD，可选）</label>"
+        html += "<input type=\"text\" id=\"batch-deadline\" name=\"deadline\"><label for=\"batch-comment\">交办意见（可选）</label>"
+        html +=
+            "<input type=\"text\" id=\"batch-comment\" name=\"comment\"><button type=\"submit\" id=\"batch-submit\">交办该批次</button></form></section>"
+        return html
+    }
+
+    func assignBatch(_ request: Request, _ context: WebContext) async throws -> Response {
+        guard let session = context.session else { throw WebError(status: 401, "请先登录") }
+        let form = try await form(request, session: session)
+        guard session.user.role.actsAsOffice else { throw WebError.forbidden("只有办公室可以批量交办") }
+        guard let batch = form.text("batch"), batch.count <= 100 else { throw WebError.invalid("请选择批次") }
+        let deadline = form.text("deadline")
+        if let deadline, Self.parseDay(deadline) == nil { throw WebError.invalid("统一整改时限应为 YYYY-MM-DD") }
+        let reply = try await gateway.call(
+            .cases, CaseTypes.assignBatch, CaseAssignBatchRequest(batch: batch, deadline: deadline, comment: form.text("comment")),
+            from: wireFrom(session.user))
+        logger.info(
+            "web: batch assigned", metadata: ["user": "\(session.user.name)", "batch": "\(batch)", "cases": "\(reply.assigned.count)"])
+        return redirect("/cases?assigned=\(reply.assigned.count)&skipped=\(reply.skipped)")
     }
 
     func ledgerLeads(_ session: WebSession) async -> [String] {

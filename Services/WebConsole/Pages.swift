@@ -446,7 +446,17 @@ extension WebConsole {
         let overdue = query["overdue"] != nil ? true : nil
         let cases = try await gateway.callAll(
             .cases, CaseTypes.list, CaseListRequest(status: state, overdue: overdue), from: wireFrom(session.user))
-        var html = "<h1>台账</h1><form method=\"get\" action=\"/cases\"><label for=\"status\">状态</label>"
+        var html = "<h1>台账</h1>"
+        if let assigned = query["assigned"].flatMap({ Int($0) }) {
+            let skipped = query["skipped"].flatMap { Int($0) } ?? 0
+            html += "<div class=\"ok\" id=\"flash\">已交办 \(assigned) 个问题\(skipped > 0 ? "，\(skipped) 个已过登记阶段未变动" : "")</div>"
+        }
+        if session.user.role.actsAsOffice,
+            let batches = try? await gateway.callAll(.cases, CaseTypes.batches, CaseBatchesRequest(), from: wireFrom(session.user))
+        {
+            html += batchForm(session, batches: batches)
+        }
+        html += "<form method=\"get\" action=\"/cases\"><label for=\"status\">状态</label>"
         html += "<select id=\"status\" name=\"status\"><option value=\"\">全部</option>"
         for option in CaseState.allCases {
             html += "<option value=\"\(option.rawValue)\"\(option == state ? " selected" : "")>\(esc(option.label))</option>"

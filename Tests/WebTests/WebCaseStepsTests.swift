@@ -121,4 +121,34 @@ import WebConsole
         await cases.close()
         try await harness.stop()
     }
+
+    @Test func theOfficeAssignsABatchAtOnceAndNoOneElseCan() async throws {
+        let harness = try await WebHarness.start()
+        let cases = try await harness.rpc(.cases)
+        for index in 1...3 {
+            _ = try await cases.call(
+                CaseTypes.open,
+                CaseOpenRequest(source: .sewerMisconnection, title: "混接点 \(index)", unit: Self.builder, batch: "2026年第一批"))
+        }
+        try await harness.console.application().test(.live) { client in
+            let unit = Browser(client)
+            _ = try await unit.login("eco")
+            let unitPage = String(buffer: try await unit.get("/cases").body)
+            #expect(!unitPage.contains("id=\"batch-form\""))
+            let unitCSRF = try Browser.hidden("_csrf", in: unitPage)
+            #expect(try await unit.post("/cases/assign-batch", [("_csrf", unitCSRF), ("batch", "2026年第一批")]).status == .forbidden)
+            let office = Browser(client)
+            _ = try await office.login("office1")
+            let page = String(buffer: try await office.get("/cases").body)
+            #expect(page.contains("id=\"batch-form\"") && page.contains("2026年第一批（3 个待交办）"))
+            let csrf = try Browser.hidden("_csrf", in: page)
+            let done = try await office.post("/cases/assign-batch", [("_csrf", csrf), ("batch", "2026年第一批"), ("deadline", "2027-03-31")])
+            #expect(done.status == .seeOther && done.headers[.location] == "/cases?assigned=3&skipped=0")
+            #expect(String(buffer: try await office.get("/cases?assigned=3&skipped=0").body).contains("已交办 3 个问题"))
+            let all = try await cases.callAll(CaseTypes.list, CaseListRequest(batch: "2026年第一批"))
+            #expect(all.count == 3 && all.allSatisfy { $0.state == .assigned && $0.deadline == "2027-03-31" })
+        }
+        await cases.close()
+        try await harness.stop()
+    }
 }
