@@ -62,6 +62,20 @@ struct WebBench {
             rows.append(row("\(label): p99", dashboardP99, staticP99, unit: "ms"))
             rows.append(row("\(label): pages/s", dashboardRate, staticRate, unit: "/s"))
 
+            var coldP50: [Double] = []
+            var coldP99: [Double] = []
+            for _ in 0..<runs {
+                let cold = try await afterChange(client, stack: stack, cookie: cookie)
+                coldP50.append(cold.p50)
+                coldP99.append(cold.p99)
+                log("web: dashboard right after a ledger change p50 \(cold.p50) ms p99 \(cold.p99) ms")
+            }
+            rows.append(
+                ReportRow(
+                    section: "web", name: "dashboard right after a ledger change (the ledger asked again), 1 client: p50",
+                    duban: Measured(coldP50, unit: "ms")))
+            rows.append(ReportRow(section: "web", name: "dashboard right after a ledger change: p99", duban: Measured(coldP99, unit: "ms")))
+
             var rates: [Double] = []
             var missed: [Double] = []
             var delivered = 0
@@ -99,6 +113,7 @@ struct WebBench {
         var web: Process?
         var base = ""
         var registry: Endpoints!
+        var cases: Endpoints!
 
         static func start(cases count: Int) async throws -> Stack {
             let stack = Stack()
@@ -129,6 +144,7 @@ struct WebBench {
                 "duban-cases", arguments: ["--data-dir", dir], endpoints: TestSupport.freeEndpoints(),
                 environment: quiet.merging(peers) { a, _ in a })
             processes.append(cases)
+            self.cases = cases.endpoints
             var all = peers
             all["DUBAN_INGEST_RPC"] = ingest.endpoints.rpc
             all["DUBAN_INGEST_EVENTS"] = ingest.endpoints.events
@@ -269,6 +285,30 @@ struct WebBench {
         return Load(
             p50: round(percentile(0.5)), p99: round(percentile(0.99)), perSecond: Double(latencies.count) / elapsed,
             bytes: results.first?.1 ?? 0)
+    }
+
+    /// One client: a progress update on a case (a `cases` event), a pause for the event to reach the
+    /// console, then the dashboard: the ledger's answer is fetched again, the others are still shared.
+    func afterChange(_ client: HTTPClient, stack: Stack, cookie: String) async throws -> Load {
+        let office = try await RPCClient.connect(to: stack.cases.rpc, from: officeUnit)
+        let some = try await office.call(CaseTypes.list, CaseListRequest(status: .registered), timeout: .seconds(30))
+        guard let item = some.items.first else { throw TestFailure("no registered case") }
+        var latencies: [Double] = []
+        for index in 0..<20 {
+            _ = try await office.call(CaseTypes.update, CaseUpdateRequest(id: item.id, text: "进展 \(index)"), timeout: .seconds(10))
+            try await Task.sleep(for: .milliseconds(100))
+            var request = HTTPClientRequest(url: stack.base + "/")
+            request.headers.add(name: "Cookie", value: cookie)
+            let begin = ContinuousClock.now
+            let response = try await client.execute(request, timeout: .seconds(60))
+            _ = try await response.body.collect(upTo: 64 << 20)
+            latencies.append(Benchmarks.seconds(ContinuousClock.now - begin) * 1000)
+        }
+        await office.close()
+        latencies.sort()
+        let round = { (value: Double) in (value * 100).rounded() / 100 }
+        return Load(
+            p50: round(latencies[latencies.count / 2]), p99: round(latencies[latencies.count - 1]), perSecond: 0, bytes: 0)
     }
 
     // MARK: Live updates
