@@ -201,7 +201,7 @@ let package = Package(
         .target(
             name: "WebConsole",
             dependencies: [
-                "Messaging", "Schema", "DubanConfig", "Trust",
+                "Messaging", "Schema", "DubanConfig", "Trust", "IndicatorIngest",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -226,10 +226,12 @@ let package = Package(
         .executableTarget(
             name: "duban-bench",
             dependencies: [
-                "CZeroMQ", "Messaging", "Schema", "ServiceKit", "DubanTesting", .product(name: "GRDB", package: "GRDB.swift"),
+                "CZeroMQ", "Messaging", "Schema", "ServiceKit", "DubanTesting", "DubanConfig",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Benchmarks/duban-bench",
             swiftSettings: swiftSettings

@@ -7,8 +7,9 @@ import Foundation
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "duban-bench", abstract: "Duban's benchmarks; see Benchmarks/README.md.")
 
-    @Option(help: "Sections to run: ingest, requests, events, footprint, curve, fairness (repeatable; default all).") var only: [String] =
-        []
+    @Option(help: "Sections to run: ingest, requests, events, footprint, curve, fairness, web (repeatable; default all).") var only:
+        [String] =
+            []
     @Option(help: "Repeat each measurement this many times and report min/median/max.") var runs: Int = 3
     @Option(help: "Readings per ingestion measurement (batches of 1 send a tenth).") var readings: Int = 40_000
     @Option(help: "Ingestion requests in flight.") var inFlight: Int = 4
@@ -17,6 +18,11 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Requests in flight for pipelined throughput (and gRPC's concurrency).") var window: Int = 64
     @Option(help: "Calls per pipelined throughput measurement (default: ten times --calls).") var pipelinedCalls: Int?
     @Option(help: "Events per fan-out measurement.") var events: Int = 4_000
+    @Option(help: "Web: ledger cases behind the dashboard.") var webCases: Int = 5_000
+    @Option(help: "Web: live screens connected at once.") var screens: Int = 500
+    @Option(help: "Web: seconds per load measurement.") var webSeconds: Double = 10
+    @Option(help: "Web: clients in the closed load loop.") var webClients: Int = 8
+    @Option(help: "Web: progress reports sent while the screens listen.") var webReports: Int = 200
     @Option(help: "The gRPC reference executable (Benchmarks/grpc-reference, built by run.sh).") var grpc: String?
     @Option(help: "Where to write the figures as JSON.") var json: String = "Benchmarks/results/bench.json"
     @Flag(help: "Skip PostgreSQL (when it is not installed).") var noPostgres = false
@@ -54,6 +60,11 @@ struct Bench: AsyncParsableCommand {
         await section("footprint") { try await FootprintBench(runs: runs).run(into: &$0) }
         await section("curve") { try await CurveBench(runs: runs, calls: calls / 2).run(into: &$0) }
         await section("fairness") { try await FairnessBench(runs: runs).run(into: &$0) }
+        await section("web") {
+            try await WebBench(
+                runs: runs, cases: webCases, screens: screens, seconds: webSeconds, concurrency: webClients, reports: webReports
+            ).run(into: &$0)
+        }
         print(table(rows))
         try FileManager.default.createDirectory(atPath: (json as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let encoder = JSONEncoder()

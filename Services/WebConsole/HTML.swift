@@ -51,7 +51,8 @@ struct Page {
         var nav = ""
         if let session {
             let links: [(String, String)] = [
-                ("/", "总览"), ("/tasks", "任务"), ("/dispatch", "月调度"), ("/cases", "台账"), ("/notices", "通报与提醒"),
+                ("/", "总览"), ("/tasks", "任务"), ("/dispatch", "月调度"), ("/cases", "台账"), ("/monitoring", "监测"),
+                ("/supervision", "督办单"), ("/notices", "通报与提醒"),
             ]
             nav = """
                 <nav class="top"><a class="brand" href="/">生态环境督办</a>\
@@ -116,6 +117,9 @@ enum Assets {
         .error{background:#fde2e0;color:#8c1d18;padding:8px 12px;border-radius:4px;margin:8px 0}
         .ok{background:#dff3e8;color:#135b40;padding:8px 12px;border-radius:4px;margin:8px 0}
         .login{max-width:420px;margin:40px auto}
+        .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,560px));gap:10px}
+        figure.chart{margin:0}figure.chart figcaption{font-size:14px;font-weight:bold}svg.chart{display:block;max-width:100%}
+        table.months td,table.months th{text-align:center}
         .muted{color:#5b6b7a;font-size:14px}
         .live-status{font-size:13px;color:#5b6b7a}
         ul.feed{list-style:none;padding:0;margin:0}ul.feed li{border-bottom:1px solid #e3e7eb;padding:4px 0;font-size:14px}

@@ -159,6 +159,11 @@ public final class LiveHub: Service, Sendable {
     }
 
     /// The latest events of every stream, newest first.
+    /// The sum of the positions of `streams` seen so far: it changes whenever one of them moves.
+    func version(_ streams: [String]) -> Int {
+        state.withLock { state in streams.reduce(0) { $0 + (state.heads[$1] ?? 0) } }
+    }
+
     public func recent(_ limit: Int) -> [LiveEvent] {
         state.withLock { state in
             Array(state.buffers.values.joined().sorted { $0.ts == $1.ts ? $0.seq > $1.seq : $0.ts > $1.ts }.prefix(limit))

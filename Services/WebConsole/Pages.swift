@@ -42,14 +42,41 @@ extension WebConsole {
     func overviewBody(_ session: WebSession) async throws -> String {
         let from = wireFrom(session.user)
         let unitFilter = session.user.role == .unit ? session.user.unit : nil
-        async let tasks = attempt { try await gateway.callAll(.registry, RegistryTypes.taskList, TaskListRequest(), from: from) }
-        async let indicators = attempt { try await gateway.callAll(.ingest, IngestTypes.indicatorList, Empty(), from: from) }
-        async let cases = attempt { try await gateway.callAll(.cases, CaseTypes.list, CaseListRequest(), from: from) }
+        let gateway = gateway
+        let who = "\(from ?? "")|\(unitFilter ?? "")"
+        let registryVersion = hub.version(["registry"])
+        func shared<T: Sendable>(
+            _ name: String, _ version: Int, _ maxAge: Duration = .seconds(30), _ fetch: @escaping @Sendable () async throws -> T
+        )
+            async throws -> T
+        {
+            try await self.shared.value("\(name)|\(who)", version: version, maxAge: maxAge, fetch)
+        }
+        async let tasks = attempt {
+            try await shared("tasks", registryVersion) {
+                try await gateway.callAll(.registry, RegistryTypes.taskList, TaskListRequest(), from: from)
+            }
+        }
+        // Ingest's stream is not followed by the hub: its targets are kept ten seconds at most.
+        async let indicators = attempt {
+            try await shared("indicators", 0, .seconds(10)) {
+                try await gateway.callAll(.ingest, IngestTypes.indicatorList, Empty(), from: from)
+            }
+        }
+        async let cases = attempt {
+            try await shared("cases", hub.version(["cases"])) {
+                try await gateway.callAll(.cases, CaseTypes.list, CaseListRequest(), from: from)
+            }
+        }
         async let notices = attempt {
-            try await gateway.callAll(.notify, NotifyTypes.noticeList, NoticeListRequest(unit: unitFilter), from: from)
+            try await shared("notices", hub.version(["notify"])) {
+                try await gateway.callAll(.notify, NotifyTypes.noticeList, NoticeListRequest(unit: unitFilter), from: from)
+            }
         }
         async let escalations = attempt {
-            try await gateway.callAll(.registry, RegistryTypes.escalationList, EscalationListRequest(unit: unitFilter), from: from)
+            try await shared("escalations", registryVersion) {
+                try await gateway.callAll(.registry, RegistryTypes.escalationList, EscalationListRequest(unit: unitFilter), from: from)
+            }
         }
         var html = "<div class=\"grid\">"
         html += card("任务进展", body: await tasks.map(Self.taskSummary))
@@ -419,7 +446,17 @@ extension WebConsole {
         let overdue = query["overdue"] != nil ? true : nil
         let cases = try await gateway.callAll(
             .cases, CaseTypes.list, CaseListRequest(status: state, overdue: overdue), from: wireFrom(session.user))
-        var html = "<h1>台账</h1><form method=\"get\" action=\"/cases\"><label for=\"status\">状态</label>"
+        var html = "<h1>台账</h1>"
+        if let assigned = query["assigned"].flatMap({ Int($0) }) {
+            let skipped = query["skipped"].flatMap { Int($0) } ?? 0
+            html += "<div class=\"ok\" id=\"flash\">已交办 \(assigned) 个问题\(skipped > 0 ? "，\(skipped) 个已过登记阶段未变动" : "")</div>"
+        }
+        if session.user.role.actsAsOffice,
+            let batches = try? await gateway.callAll(.cases, CaseTypes.batches, CaseBatchesRequest(), from: wireFrom(session.user))
+        {
+            html += batchForm(session, batches: batches)
+        }
+        html += "<form method=\"get\" action=\"/cases\"><label for=\"status\">状态</label>"
         html += "<select id=\"status\" name=\"status\"><option value=\"\">全部</option>"
         for option in CaseState.allCases {
             html += "<option value=\"\(option.rawValue)\"\(option == state ? " selected" : "")>\(esc(option.label))</option>"
@@ -450,7 +487,7 @@ extension WebConsole {
             case .start, .submit: return office || unit == item.unit
             case .accept, .reject, .close: return office || (unit != nil && unit == item.acceptanceUnit)
             case .assign, .reopen: return office
-            // Voiding needs a reason: it goes through case.void, not a transition button.
+            // Only through `case.void`, which needs a reason: its own form on the case page.
             case .void: return false
             }
         }
@@ -471,21 +508,36 @@ extension WebConsole {
 
     func casePage(_ request: Request, _ context: WebContext) async throws -> Response {
         guard let session = context.session else { return loginRedirect(request) }
-        let id = context.parameters.get("id") ?? ""
+        let done = request.uri.queryParameters["done"] != nil
+        return try await renderCase(id: context.parameters.get("id") ?? "", session: session, flash: done ? "已办理" : nil)
+    }
+
+    func renderCase(
+        id: String, session: WebSession, flash: String? = nil, error: String? = nil, contact: String? = nil,
+        status: HTTPResponse.Status = .ok
+    ) async throws -> Response {
         let item = try await gateway.call(.cases, CaseTypes.get, CaseGetRequest(id: id), from: wireFrom(session.user))
         var html = "<h1>问题 \(esc(item.id))：\(esc(item.title))</h1>"
-        if request.uri.queryParameters["done"] != nil { html += "<div class=\"ok\" id=\"flash\">已办理</div>" }
+        if let flash { html += "<div class=\"ok\" id=\"flash\">\(esc(flash))</div>" }
+        if let error { html += "<div class=\"error\" id=\"form-error\">\(esc(error))</div>" }
         html += "<section class=\"card\"><p><b>状态：</b><span id=\"case-state\">\(esc(item.state.label))</span>"
         html += "\(item.overdue ? " <span class=\"tag overdue\">逾期</span>" : "")</p>"
         html += "<p><b>来源：</b>\(esc(item.source.label))　<b>责任单位：</b>\(esc(item.unit))</p>"
         if let deadline = item.deadline { html += "<p><b>整改时限：</b>\(esc(deadline))</p>" }
         if let description = item.description { html += "<p>\(esc(description))</p>" }
         if !item.evidence.isEmpty { html += "<p><b>佐证材料：</b>" + item.evidence.map(evidenceLink).joined(separator: "、") + "</p>" }
-        html += "</section><section class=\"card\"><h2>办理经过</h2><ol id=\"timeline\">"
+        html += followThroughSummary(item) + "</section>"
+        if item.source == .publicReport, session.user.role.actsAsOffice {
+            html += complaintSection(item, session: session, contact: contact)
+        }
+        html += "<section class=\"card\"><h2>办理经过</h2><ol id=\"timeline\">"
         for step in item.history ?? [] {
             html += "<li>\(esc(Self.shortTime(step.at))) \(esc(step.actor))："
-            html += "\(esc(CaseAction(rawValue: step.action).map(Self.actionLabel) ?? "登记")) → \(esc(step.to.label))"
+            html += "<span class=\"step\">\(esc(step.actionLabel))</span> → \(esc(step.to.label))"
+            let detail = step.detailText
+            if !detail.isEmpty { html += "；\(esc(detail))" }
             if let comment = step.comment, !comment.isEmpty { html += "（\(esc(comment))）" }
+            if !step.evidence.isEmpty { html += " " + step.evidence.map(evidenceLink).joined(separator: "、") }
             html += "</li>"
         }
         html += "</ol></section>"
@@ -501,7 +553,11 @@ extension WebConsole {
             }
             html += "</form></section>"
         }
-        return htmlResponse(Page(title: "问题 \(item.id)", body: html, session: session).render())
+        if session.user.role.mayWrite {
+            let forms = followThroughForms(item, steps: followSteps(session, on: item, leads: await ledgerLeads(session)), session: session)
+            if !forms.isEmpty { html += "<div class=\"grid\">\(forms)</div>" }
+        }
+        return htmlResponse(Page(title: "问题 \(item.id)", body: html, session: session).render(), status: status)
     }
 
     func transitionCase(_ request: Request, _ context: WebContext) async throws -> Response {

@@ -20,6 +20,11 @@ extension WebConsole {
         router.get("/kiosk/:token") { request, context in try await self.kiosk(request, context) }
         router.get("/files/:sha") { request, context in try await self.download(request, context) }
         addPages(to: router)
+        addPublicRoutes(to: router)
+        addComplaintOfficeRoutes(to: router)
+        addMonitoringRoutes(to: router)
+        addSupervisionRoutes(to: router)
+        addCaseFollowThroughRoutes(to: router)
     }
 
     static func asset(_ text: String, type: String) -> Response {
@@ -80,7 +85,8 @@ extension WebConsole {
             <input type="hidden" name="_login" value="\(esc(token))"><input type="hidden" name="next" value="\(esc(next))">
             <label for="name">用户名</label><input type="text" id="name" name="name" value="\(esc(name))" autocomplete="username" required>
             <label for="password">密码</label><input type="password" id="password" name="password" autocomplete="current-password" required>
-            <button type="submit" id="login-submit">登录</button></form></div>
+            <button type="submit" id="login-submit">登录</button></form>
+            <p class="muted"><a href="/report">群众举报生态环境问题</a>（无需登录）</p></div>
             """
         var response = htmlResponse(Page(title: "登录", body: body, session: nil).render(), status: status)
         response.setCookie(cookie(Self.loginCookie, token, maxAge: 3600))

@@ -19,6 +19,16 @@ public struct WebContext: RequestContext {
         address = source.channel.remoteAddress?.ipAddress
     }
 
+    /// The client's address: the peer's, or behind a trusted proxy the last `X-Forwarded-For`
+    /// entry (the one the proxy appended; earlier ones are whatever the client claimed).
+    public static func clientAddress(peer: String?, forwardedFor: String?, trusted: Bool) -> String? {
+        guard trusted, let forwardedFor,
+            let last = forwardedFor.split(separator: ",").last?.trimmingCharacters(in: .whitespaces),
+            !last.isEmpty, last.count <= 64, last.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" })
+        else { return peer }
+        return last
+    }
+
     /// Forms and uploads are read by the handlers with their own limits.
     public var maxUploadSize: Int { 16 << 20 }
 }
@@ -33,6 +43,13 @@ public final class WebConsole: Sendable {
     public let logger: Logger
     /// Each indicator's sparkline and until when it holds.
     let trendCache = Mutex<[String: (svg: String, expires: ContinuousClock.Instant)]>([:])
+    /// 群众举报's submissions and look-ups per client address.
+    let publicSubmissions: RateLimiter
+    let publicLookups: RateLimiter
+    /// The ledger's lead units, for the case page's follow-through forms.
+    let leads = LedgerLeads()
+    /// The dashboard's answers, shared while the streams behind them stand still.
+    let shared = SharedFetch()
     static let sessionCookie = "duban_session"
     static let loginCookie = "duban_login"
 
@@ -43,6 +60,8 @@ public final class WebConsole: Sendable {
         gateway = try Gateway(deployment: deployment, keysDirectory: settings.keysDirectory, logger: logger)
         hub = LiveHub(gateway: gateway, logger: logger)
         passwords = Passwords(cost: settings.bcryptCost)
+        publicSubmissions = RateLimiter(limit: settings.publicSubmissions, window: settings.publicWindow)
+        publicLookups = RateLimiter(limit: settings.publicLookups, window: settings.publicWindow)
         try FileManager.default.createDirectory(atPath: uploadsDirectory, withIntermediateDirectories: true)
     }
 
@@ -158,6 +177,9 @@ struct SessionMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: WebContext, next: (Request, WebContext) async throws -> Response) async throws -> Response {
         var context = context
+        context.address = WebContext.clientAddress(
+            peer: context.address, forwardedFor: request.headers[HTTPField.Name("X-Forwarded-For")!],
+            trusted: console.settings.trustForwardedFor)
         if let token = request.cookies[WebConsole.sessionCookie]?.value, !token.isEmpty, token.count < 200 {
             let idle = Double(console.settings.idleTimeout.components.seconds)
             // One small SQLite read: brief enough to run here.

@@ -44,6 +44,15 @@ public struct WebSettings: Sendable {
     public var heartbeat: Duration = .seconds(15)
     /// The key directory holding the `gateway` secret certificate and the services' public ones.
     public var keysDirectory: String?
+    /// Behind a proxy that appends the client's address to `X-Forwarded-For`: the console takes
+    /// that header's last entry as the client (rate limits, the login journal). Off by default,
+    /// since anyone can send the header when nothing in front of the console rewrites it.
+    public var trustForwardedFor = false
+    /// 群众举报 from one address: at most this many submissions per `publicWindow`.
+    public var publicSubmissions = 5
+    /// Look-ups (reference and code) from one address per `publicWindow`: bounds guessing codes.
+    public var publicLookups = 30
+    public var publicWindow: Duration = .seconds(10 * 60)
 
     public init(dataDirectory: String) {
         self.dataDirectory = dataDirectory

@@ -89,7 +89,7 @@ import Yams
     /// broker serves the ingest endpoints with the ingest certificate, so it holds that one too).
     static let ownCertificates: [String: Set<String>] = [
         "registry": ["registry"], "cases": ["cases"], "notify": ["notify"], "broker": ["broker", "ingest"],
-        "ingest-1": ["ingest-1"], "ingest-2": ["ingest-2"],
+        "ingest-1": ["ingest-1"], "ingest-2": ["ingest-2"], "web": ["gateway"],
     ]
 
     /// The key directory a command line names with `--keys DIR` (or `--keys=DIR`).
@@ -223,7 +223,7 @@ import Yams
         let ingest = services.filter { ($0.value["command"] as? [String])?.first == "duban-ingest" }
         #expect(ingest.count == 2 && ingest.values.allSatisfy { ($0["command"] as? [String])?.contains("--behind-broker") == true })
         let compiled = Set(services.compactMap { ($0.value["command"] as? [String])?.first }.filter { $0.hasPrefix("duban-") })
-        #expect(compiled == ["duban-registry", "duban-ingest", "duban-cases", "duban-notify", "duban-broker"])
+        #expect(compiled == ["duban-registry", "duban-ingest", "duban-cases", "duban-notify", "duban-broker", "duban-web"])
         let composeDirectory = Self.deploy.appendingPathComponent("compose")
         for (name, service) in services {
             if let command = service["command"] as? [String], command.first?.hasPrefix("duban") == true {
@@ -233,7 +233,8 @@ import Yams
             // Published ports are the configuration's ports for that host.
             let published = Set(((service["ports"] as? [String]) ?? []).compactMap { Int($0.split(separator: ":").last!) })
             if !published.isEmpty {
-                let expected = Self.hostPorts(configuration)[name] ?? []
+                // The web console has no ZeroMQ ports: its HTTP port, on loopback for the host's TLS proxy.
+                let expected = Self.hostPorts(configuration)[name] ?? (name == "web" ? [8080] : [])
                 #expect(published.isSubset(of: expected), "compose \(name) publishes \(published), the configuration gives it \(expected)")
             }
             // ./keys is made by keys.sh (`duban keys init`) and never committed: checked in composeMountsOnlyEachContainersOwnSecret.
@@ -281,7 +282,7 @@ import Yams
         let services = named("Service")
         let claims = named("PersistentVolumeClaim")
         let workloads = named("Deployment").merging(named("StatefulSet")) { first, _ in first }
-        #expect(Set(named("Deployment").keys) == ["registry", "ingest-1", "ingest-2", "cases", "notify", "broker"])
+        #expect(Set(named("Deployment").keys) == ["registry", "ingest-1", "ingest-2", "cases", "notify", "broker", "web"])
         #expect(named("StatefulSet")["postgres"] != nil)
 
         // The ConfigMap carries exactly the configuration file and the bundled plan.
@@ -396,6 +397,7 @@ import Yams
         let units = [
             "registry": "duban-registry.service", "cases": "duban-cases.service", "notify": "duban-notify.service",
             "broker": "duban-broker.service", "ingest-1": "duban-ingest@1.service", "ingest-2": "duban-ingest@2.service",
+            "web": "duban-web.service",
         ]
         for (host, own) in Self.ownCertificates {
             // What the host unpacks under /etc.

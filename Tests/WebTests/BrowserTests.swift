@@ -67,6 +67,8 @@ import WebConsole
         let opened = try await cases.call(
             CaseTypes.open, CaseOpenRequest(source: .selfInspection, title: "六一桥排口排查", unit: WebHarness.ecology, deadline: "2026-12-31"))
         let notice = try await WebRouteTests.pendingNotice(harness)
+        // Readings for the 监测 page's charts (the shot shows them).
+        try await MonitoringSupervisionTests.submitReadings(harness, breach: false)
         try? FileManager.default.removeItem(atPath: Self.outputDirectory)
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("clients/web_browser.py").path
@@ -98,6 +100,12 @@ import WebConsole
         #expect(shots.contains { $0.hasSuffix("1920x1080.png") } && shots.contains { $0.hasSuffix("360x800.png") })
         for shot in shots { #expect(FileManager.default.fileExists(atPath: shot)) }
         #expect(try await cases.call(CaseTypes.get, CaseGetRequest(id: opened.id)).state == .registered)
+        // The public's report is in the ledger as one, under the number the phone showed.
+        let reference = try #require(result?["public_reference"] as? String)
+        #expect(try await cases.call(CaseTypes.get, CaseGetRequest(id: reference)).source == .publicReport)
+        #expect(
+            shots.contains { $0.hasSuffix("report-status-360x800.png") }
+                && shots.contains { $0.hasSuffix("monitoring-office-1920x1080.png") })
         let notify = try await harness.rpc(.notify)
         #expect(try await notify.call(NotifyTypes.noticeGet, NoticeGetRequest(id: notice.id)).acks.map(\.unit) == [WebHarness.ecology])
         await notify.close()

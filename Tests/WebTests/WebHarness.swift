@@ -33,7 +33,9 @@ struct WebHarness {
     let keys: TestKeys?
 
     static func start(
-        port: Int = 0, keys: TestKeys? = nil, clock: ServiceClock = ServiceClock.starting(at: Timestamp.parse("2026-11-20T10:00:00+08:00")!)
+        port: Int = 0, keys: TestKeys? = nil,
+        clock: ServiceClock = ServiceClock.starting(at: Timestamp.parse("2026-11-20T10:00:00+08:00")!),
+        configure: (inout WebSettings) -> Void = { _ in }
     ) async throws -> WebHarness {
         let directory = try TestSupport.temporaryDirectory("duban-web")
         let registry = try await InProcessService.start(RegistryService.self, dataDirectory: directory, clock: clock, tickSeconds: 0.2) {
@@ -64,6 +66,7 @@ struct WebHarness {
         settings.heartbeat = .milliseconds(300)
         settings.maxUploadBytes = 64 << 10
         settings.keysDirectory = try keys?.hostDirectory(holding: ["gateway"])
+        configure(&settings)
         var logger = Logger(label: "test.web")
         logger.logLevel = .warning
         let console = try WebConsole(deployment: deployment, settings: settings, logger: logger)

@@ -353,6 +353,26 @@ import WebConsole
             #expect(try await leader.login("leader").status == .seeOther)
             let page = String(buffer: try await leader.get("/").body)
             #expect(page.contains("任务进展") && !page.contains("暂时无法取得数据"))
+
+            // 群众举报 through the gateway as no unit at all (the public), and the office reads the
+            // contact through it as the office; the 监测 and 督办单 pages read as a reader.
+            let citizen = Browser(client)
+            let token = try Browser.hidden("_public", in: String(buffer: try await citizen.get("/report").body))
+            let receipt = try await citizen.post(
+                "/report", [("_public", token), ("title", "夜间噪声"), ("description", "工地夜间施工"), ("phone", "13900000000")])
+            let receiptPage = String(buffer: receipt.body)
+            #expect(receipt.status == .ok && receiptPage.contains("举报已受理"), "\(receiptPage)")
+            let reference = try #require(
+                receiptPage.range(of: "id=\"reference\">").map { String(receiptPage[$0.upperBound...].prefix { $0 != "<" }) })
+            let complaint = try await casesClient.call(CaseTypes.get, CaseGetRequest(id: reference))
+            #expect(complaint.source == .publicReport && complaint.history?.first?.principal == "gateway")
+            let contactCSRF = try await office.csrf("/cases/\(reference)")
+            let contact = String(buffer: try await office.post("/cases/\(reference)/contact", [("_csrf", contactCSRF)]).body)
+            #expect(contact.contains("13900000000"))
+            for path in ["/monitoring", "/supervision"] {
+                let response = try await leader.get(path)
+                #expect(response.status == .ok && !String(buffer: response.body).contains("暂时无法"), "\(path)")
+            }
         }
         await registry.close()
         await casesClient.close()

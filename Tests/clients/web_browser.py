@@ -9,6 +9,9 @@ Environment: WEB_PASSWORD (the test accounts' password: office1 = the office, ec
 3. The office's dashboard shows the report within 2 s, without a reload.
 4. The unit's case page has none of the office's buttons; a forged POST of one gets 403.
 5. The unit opens NOTICE_ID from its chat link on the phone and 签收 it in one tap.
+6. Someone without an account reports a problem (群众举报) on a phone, keeps the number and the
+   code, and looks the report up with them; the page fits 360 px without scrolling sideways.
+7. The office's 监测 page and the unit's 督办单 page are shot.
 Screenshots of each page at 1920x1080 and 360x800 go to OUTPUT_DIR. Prints one JSON line.
 """
 import json
@@ -136,6 +139,40 @@ try:
     for name, driver in (("notices-unit-360x800", unit), ("tasks-office-1920x1080", office)):
         driver.get(base + ("/notices" if driver is unit else "/tasks"))
         shot(driver, name)
+    # 群众举报 on a phone, without an account.
+    public = browser(360, 800)
+    try:
+        public.get(base + "/report")
+        public.find_element(By.ID, "title").send_keys("六一桥夜间偷排")
+        public.find_element(By.ID, "description").send_keys("夜间向六一桥段河道排放黑色污水，气味刺鼻")
+        public.find_element(By.ID, "location").send_keys("六一桥东侧")
+        public.find_element(By.ID, "phone").send_keys("13800138000")
+        width = public.execute_script("return document.documentElement.scrollWidth;")
+        check(width <= 360, "the report page is %s px wide on a 360 px phone" % width)
+        shot(public, "report-public-360x800")
+        public.find_element(By.ID, "report-submit").click()
+        WebDriverWait(public, 5).until(lambda d: "举报已受理" in d.page_source)
+        reference = public.find_element(By.ID, "reference").text
+        code = public.find_element(By.ID, "code").text
+        check(reference.startswith("JB-") and len(code) >= 8, "no reference and code on the receipt: %r %r" % (reference, code))
+        check("13800138000" not in public.page_source, "the receipt shows the phone number")
+        shot(public, "report-receipt-360x800")
+        public.get(base + "/report/status")
+        public.find_element(By.ID, "reference").send_keys(reference)
+        public.find_element(By.ID, "code").send_keys(code)
+        public.find_element(By.ID, "status-submit").click()
+        WebDriverWait(public, 5).until(lambda d: len(d.find_elements(By.ID, "complaint-state")) == 1)
+        check("尚未答复" in public.page_source, "the look-up shows no state")
+        shot(public, "report-status-360x800")
+        result["public_reference"] = reference
+    finally:
+        public.quit()
+
+    office.get(base + "/monitoring")
+    check("监测" in office.title, "no monitoring page")
+    shot(office, "monitoring-office-1920x1080")
+    unit.get(base + "/supervision")
+    shot(unit, "supervision-unit-360x800")
     result["ok"] = True
 finally:
     office.quit()

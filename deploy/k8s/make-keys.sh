@@ -7,6 +7,7 @@
 #   Secret duban-key-ingest-N      ingest-N.key_secret          (one per ingest-N.key_secret found)
 #   Secret duban-key-cases         cases.key_secret
 #   Secret duban-key-notify        notify.key_secret
+#   Secret duban-key-web           gateway.key_secret           (the web console)
 #   ConfigMap duban-keys-public    the services' public certificates (*.key) and revoked
 #   ConfigMap duban-clients        clients/*.key: every admitted principal's public certificate
 #
@@ -88,5 +89,6 @@ for file in "$master"/ingest-*.key_secret; do
 done
 secret cases cases
 secret notify notify
+secret web gateway
 configmap duban-keys-public "$master"/*.key "$master/revoked"
 configmap duban-clients "$master"/clients/*.key

@@ -52,6 +52,9 @@ struct Main: AsyncParsableCommand {
     @Option(name: .long, help: "人员访问控制台的地址（或 DUBAN_WEB_BASE_URL），用于佐证材料链接。")
     var baseURL: String?
 
+    @Flag(name: .long, help: "信任反向代理追加的 X-Forwarded-For 末项为客户端地址（或 DUBAN_WEB_TRUST_FORWARDED_FOR=true）。")
+    var trustForwardedFor = false
+
     @Option(name: .long, help: "会话空闲多少分钟后失效（默认 30）。")
     var idleMinutes: Int = 30
 
@@ -76,6 +79,7 @@ struct Main: AsyncParsableCommand {
         settings.port = port
         settings.behindTLS = behindTLS || environment["DUBAN_WEB_BEHIND_TLS"] == "true"
         settings.baseURL = baseURL ?? environment["DUBAN_WEB_BASE_URL"]
+        settings.trustForwardedFor = trustForwardedFor || environment["DUBAN_WEB_TRUST_FORWARDED_FOR"] == "true"
         settings.idleTimeout = .seconds(idleMinutes * 60)
         settings.bcryptCost = bcryptCost
         settings.heartbeat = .milliseconds(Int(heartbeatSeconds * 1000))
