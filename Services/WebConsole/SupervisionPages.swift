@@ -124,8 +124,10 @@ extension WebConsole {
         <form method="post" action="/causes/\(urlSegment(report.id))/report" enctype="multipart/form-data" id="cause-form-\(esc(report.id))">\
         \(csrfField(session))<label for="cause-\(esc(report.id))">超标原因（\(esc(session.user.unit))）</label>\
         <textarea id="cause-\(esc(report.id))" name="cause" required></textarea>\
-        <label for="cause-measures-\(esc(report.id))">已采取的措施</label><textarea id="cause-measures-\(esc(report.id))" name="measures"></textarea>\
-        <label for="cause-evidence-\(esc(report.id))">佐证材料（可选）</label><input type="file" id="cause-evidence-\(esc(report.id))" name="evidence">\
+        <label for="cause-measures-\(esc(report.id))">已采取的措施</label>\
+        <textarea id="cause-measures-\(esc(report.id))" name="measures"></textarea>\
+        <label for="cause-evidence-\(esc(report.id))">佐证材料（可选）</label>\
+        <input type="file" id="cause-evidence-\(esc(report.id))" name="evidence">\
         <button type="submit">报告原因</button></form>
         """
     }

@@ -106,7 +106,17 @@ import WebConsole
                     "/report/status", [("_public", statusToken), ("reference", reference), ("code", code)]
                 ).body)
             #expect(answered.contains("排口已封堵"))
-            // The published list: what, where, how far, the answer; never who.
+            // Once the case is closed (and answered) it may be published: what, where, the answer; never who.
+            let unitClient = try await harness.rpc(.cases, from: "区生态环境局")
+            for (action, actor, evidence) in [
+                (CaseAction.assign, cases, [EvidenceRef]()), (.start, unitClient, []), (.submit, unitClient, []),
+                (.accept, cases, [EvidenceRef(name: "核查记录", uri: "https://files.example/hc.pdf")]), (.close, cases, []),
+            ] {
+                _ = try await actor.call(
+                    CaseTypes.transition, CaseTransitionRequest(id: reference, action: action, comment: "办理", evidence: evidence),
+                    as: Case.self)
+            }
+            await unitClient.close()
             let published = try await Browser(client).get("/report/public?year=2026")
             let list = String(buffer: published.body)
             #expect(published.status == .ok && list.contains(reference) && list.contains("六一桥东侧") && list.contains("排口已封堵"))
