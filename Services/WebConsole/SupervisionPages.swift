@@ -121,7 +121,8 @@ extension WebConsole {
 
     func causeForm(_ report: CauseReport, session: WebSession) -> String {
         """
-        <form method="post" action="/causes/\(urlSegment(report.id))/report" enctype="multipart/form-data" id="cause-form-\(esc(report.id))">\
+        <form method="post" action="/causes/\(urlSegment(report.id))/report" enctype="multipart/form-data" \
+        id="cause-form-\(esc(report.id))">\
         \(csrfField(session))<label for="cause-\(esc(report.id))">超标原因（\(esc(session.user.unit))）</label>\
         <textarea id="cause-\(esc(report.id))" name="cause" required></textarea>\
         <label for="cause-measures-\(esc(report.id))">已采取的措施</label>\
