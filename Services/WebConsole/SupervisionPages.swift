@@ -111,7 +111,8 @@ extension WebConsole {
     func supervisionReviewForm(order: SupervisionOrder, item: SupervisionItem, session: WebSession) -> String {
         """
         <form method="post" action="/supervision/\(urlSegment(order.id))/\(item.no)/review" id="review-\(esc(order.id))-\(item.no)">\
-        \(csrfField(session))<label for="comment-\(item.no)">审核意见</label><textarea id="comment-\(item.no)" name="comment" required></textarea>\
+        \(csrfField(session))<label for="comment-\(item.no)">审核意见</label>\
+        <textarea id="comment-\(item.no)" name="comment" required></textarea>\
         <label for="deadline-\(item.no)">退回时的新答复期限（可选，YYYY-MM-DD）</label>\
         <input type="text" id="deadline-\(item.no)" name="deadline">\
         <button type="submit" name="decision" value="accept">同意办结</button>\
