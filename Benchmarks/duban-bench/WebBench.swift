@@ -85,7 +85,8 @@ struct WebBench {
                 missed.append(Double(figures.missed))
                 delivered = figures.events
                 log(
-                    "web: \(screens) screens, \(figures.events) events each, \(Int(figures.perSecond)) events/s each, missed \(figures.missed)"
+                    "web: \(screens) screens, \(figures.events) events each, \(Int(figures.perSecond)) events/s each, "
+                        + "missed \(figures.missed)"
                 )
             }
             let lost = Measured(missed, unit: "events")

@@ -51,7 +51,8 @@ extension WebConsole {
         html += "</select><label for=\"batch-deadline\">统一整改时限（YYYY-MM-DD，可选）</label>"
         html += "<input type=\"text\" id=\"batch-deadline\" name=\"deadline\"><label for=\"batch-comment\">交办意见（可选）</label>"
         html +=
-            "<input type=\"text\" id=\"batch-comment\" name=\"comment\"><button type=\"submit\" id=\"batch-submit\">交办该批次</button></form></section>"
+            "<input type=\"text\" id=\"batch-comment\" name=\"comment\">"
+            + "<button type=\"submit\" id=\"batch-submit\">交办该批次</button></form></section>"
         return html
     }
 
@@ -123,12 +124,13 @@ extension WebConsole {
                 text = "<p id=\"pending-extension\">\(esc(pending.by)) 申请延期至 \(esc(pending.deadline))：\(esc(pending.reason))</p>"
             }
             html += """
-                <section class="card"><h2>\(heading)</h2>\(text)<form method="post" action="/cases/\(id)/extend" id="extend-decide-form">\(csrf)\
+                <section class="card"><h2>\(heading)</h2>\(text)\
+                <form method="post" action="/cases/\(id)/extend" id="extend-decide-form">\(csrf)\
                 <label for="grant-deadline">完成时限（YYYY-MM-DD\(pending == nil ? "" : "，不填则按申请")）</label>\
                 <input type="text" id="grant-deadline" name="deadline" value="">\
                 <label for="grant-reason">意见</label><textarea id="grant-reason" name="reason" required></textarea>\
                 <button type="submit" name="action" value="grant" id="extend-grant">\(pending == nil ? "调整时限" : "同意延期")</button>\
-                \(pending == nil ? "" : "<button type=\"submit\" name=\"action\" value=\"refuse\" class=\"secondary\" id=\"extend-refuse\">不同意延期</button>")\
+                \(pending == nil ? "" : Self.refuseExtensionButton)\
                 </form></section>
                 """
         }
@@ -258,4 +260,7 @@ extension WebConsole {
         logger.info("web: case step", metadata: ["user": "\(session.user.name)", "case": "\(id)", "step": "\(checked.rawValue)"])
         return redirect("/cases/\(urlSegment(id))?done=1")
     }
+
+    static let refuseExtensionButton =
+        "<button type=\"submit\" name=\"action\" value=\"refuse\" class=\"secondary\" id=\"extend-refuse\">不同意延期</button>"
 }

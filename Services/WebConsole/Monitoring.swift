@@ -94,7 +94,8 @@ extension WebConsole {
             }
             let target = station.targetClass.map { "（目标 \(esc($0)) 类）" } ?? ""
             html +=
-                "<section class=\"card station\" id=\"station-\(esc(station.id))\"><h2>\(esc(station.name))\(target)</h2>\(section)</section>"
+                "<section class=\"card station\" id=\"station-\(esc(station.id))\">"
+                + "<h2>\(esc(station.name))\(target)</h2>\(section)</section>"
         }
         if stations.isEmpty { html += "<p class=\"muted\">尚未配置监测站点</p>" }
         return htmlResponse(Page(title: "监测", body: html, session: session).render())
@@ -189,7 +190,8 @@ extension WebConsole {
         for fraction in [0.0, 0.5, 1.0] {
             let value = low + (high - low) * fraction
             svg +=
-                "<text x=\"\(left - 4)\" y=\"\(f(y(value) + 4))\" text-anchor=\"end\" font-size=\"10\" fill=\"#5b6b7a\">\(esc(Self.number(value)))</text>"
+                "<text x=\"\(left - 4)\" y=\"\(f(y(value) + 4))\" text-anchor=\"end\" font-size=\"10\" fill=\"#5b6b7a\">"
+                + "\(esc(Self.number(value)))</text>"
         }
         for index in [0, days.count / 2, days.count - 1] where index >= 0 && index < days.count {
             svg += "<text x=\"\(f(x(index)))\" y=\"\(height - 6)\" text-anchor=\"middle\" font-size=\"10\" fill=\"#5b6b7a\">"
@@ -217,7 +219,8 @@ extension WebConsole {
         svg += dots + "</svg>"
         let coverage = "\(series.coverage.withData)/\(series.coverage.buckets) 天有数据"
         return
-            "<figure class=\"chart\" id=\"chart-\(esc(series.parameter))\"><figcaption>\(esc(title)) <span class=\"muted\">\(coverage)</span>"
+            "<figure class=\"chart\" id=\"chart-\(esc(series.parameter))\">"
+            + "<figcaption>\(esc(title)) <span class=\"muted\">\(coverage)</span>"
             + "</figcaption>\(svg)</figure>"
     }
 

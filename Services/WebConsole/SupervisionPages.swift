@@ -49,7 +49,8 @@ extension WebConsole {
         for order in list {
             html += "<section class=\"card order\" id=\"order-\(esc(order.id))\"><h2>\(esc(order.id))　\(esc(order.title))</h2>"
             html +=
-                "<p class=\"muted\">\(esc(order.kind.label)) · 签发 \(esc(Self.shortTime(order.issuedAt))) · 答复期限 \(esc(order.replyDeadline))</p>"
+                "<p class=\"muted\">\(esc(order.kind.label)) · 签发 \(esc(Self.shortTime(order.issuedAt)))"
+                + " · 答复期限 \(esc(order.replyDeadline))</p>"
             html += "<table><tr><th>序号</th><th>责任单位</th><th>问题</th><th>整改要求</th><th>期限</th><th>状态</th><th>答复与审核</th></tr>"
             for item in order.items {
                 let refs =
