@@ -61,6 +61,8 @@ fi
 if ! command -v soffice >/dev/null || ! command -v pdftoppm >/dev/null; then
     echo "setup: installing LibreOffice Writer (headless) and poppler-utils (optional)"
     export DEBIAN_FRONTEND=noninteractive
+    # Lists may never have been fetched on a machine that needed nothing else.
+    apt-get update -qq >/dev/null 2>&1 || true
     apt-get install -y -qq --no-install-recommends libreoffice-writer-nogui poppler-utils fonts-noto-cjk >/dev/null 2>&1 \
         || echo "setup: LibreOffice not installed; the report test will not render a page"
 fi

@@ -5,7 +5,9 @@ import Messaging
 import OfficeFormats
 import Schema
 
-extension NoticeKind: ExpressibleByArgument {}
+extension NoticeKind: ExpressibleByArgument {
+    public init?(argument: String) { self.init(text: argument) }
+}
 extension ServiceName: ExpressibleByArgument {}
 extension NoticeState: ExpressibleByArgument {}
 extension ReportKind: ExpressibleByArgument {}
@@ -19,7 +21,7 @@ struct Notices: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "查询通报与提醒的历史。")
         @OptionGroup var options: GlobalOptions
         @Option(help: "单位。") var unit: String?
-        @Option(help: "类型，如 indicator_breach（指标预警）。") var kind: NoticeKind?
+        @Option(help: "类型，如 指标预警（indicator_breach）、月调度（monthly_dispatch）。") var kind: NoticeKind?
         @Option(help: "open（待签收）、acknowledged（已签收）、resolved（已解除）或 silenced（已静默）。") var state: NoticeState?
         @Option(help: "发出时间不早于（RFC 3339）。") var since: String?
         @Option(help: "任务编号。") var task: String?
@@ -34,13 +36,12 @@ struct Notices: AsyncParsableCommand {
                     as: ListReply<Notice>.self,
                     options: options)
                 if options.json { return try printJSON(reply.items) }
-                let stateLabel = ["open": "待处理", "acknowledged": "已确认", "resolved": "已解除", "silenced": "已静默"]
                 print(
                     TextTable.render(
                         header: ["编号", "时间", "类别", "状态", "单位", "标题"],
                         rows: reply.items.map {
                             [
-                                $0.id, String($0.issuedAt.prefix(16)), $0.kind.rawValue, stateLabel[$0.state.rawValue] ?? "",
+                                $0.id, String($0.issuedAt.prefix(16)), $0.kind.label, $0.state.label,
                                 clip($0.units.joined(separator: "、"), 30), clip($0.title, 44),
                             ]
                         }))
@@ -65,7 +66,7 @@ struct Notices: AsyncParsableCommand {
                         "deliveries": try WireCoding.encode(deliveries.items).jsonValue(),
                     ])
                 }
-                print("\(notice.id) [\(notice.kind.rawValue), \(notice.severity.rawValue), \(notice.state.rawValue)] \(notice.title)")
+                print("\(notice.id) [\(notice.kind.label)，\(notice.severity.label)，\(notice.state.label)] \(notice.title)")
                 print(
                     "  单位 \(notice.units.joined(separator: "、"))  时间 \(notice.issuedAt)"
                         + "\(notice.ackBy.map { "  确认 \($0) \(notice.ackComment ?? "")" } ?? "")"
@@ -185,7 +186,7 @@ struct SilenceCommand: AsyncParsableCommand {
                         header: ["编号", "开始", "结束", "条件", "说明"],
                         rows: reply.items.map {
                             let m = $0.matchers
-                            let what = [m.kind?.rawValue, m.unit, m.task.map { "任务\($0)" }, m.indicator, m.case].compactMap { $0 }.joined(
+                            let what = [m.kind?.label, m.unit, m.task.map { "任务\($0)" }, m.indicator, m.case].compactMap { $0 }.joined(
                                 separator: " ")
                             return ["\($0.id)", String($0.startsAt.prefix(16)), String($0.endsAt.prefix(16)), what, $0.comment]
                         }))

@@ -134,7 +134,7 @@ struct Status: AsyncParsableCommand {
                         header: ["时间", "类别", "单位", "标题"],
                         rows: recent.map {
                             [
-                                String($0.issuedAt.prefix(16)), $0.kind.rawValue, clip($0.units.joined(separator: "、"), 24),
+                                String($0.issuedAt.prefix(16)), $0.kind.label, clip($0.units.joined(separator: "、"), 24),
                                 clip($0.title, 40),
                             ]
                         }))

@@ -180,8 +180,3 @@ extension CasesService {
         }
     }
 }
-
-extension String {
-    /// Nil for an empty string.
-    var nonEmpty: String? { isEmpty ? nil : self }
-}

@@ -64,12 +64,7 @@ extension CasesService {
                 throw ErrorBody.permissionDenied(
                     "实地督导记录由\(supervisors.joined(separator: "、"))填报；本请求来自\(ErrorBody.quote(actor ?? "未署名方"))", field: "from")
             }
-            guard let day = Timestamp.startOfDistrictDay(request.date), request.date.count == 10 else {
-                throw ErrorBody.invalidArgument("督导日期（date）应为日期，格式 YYYY-MM-DD", field: "body.date")
-            }
-            guard day <= now, request.date >= "2000-01-01" else {
-                throw ErrorBody.invalidArgument("督导日期 \(request.date) 应在 2000-01-01 至今天之间", field: "body.date")
-            }
+            try PlausibleRange.dayUpToToday(request.date, today: Timestamp.districtDate(now), field: "body.date")
             let inspectors = request.inspectors.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
             guard !inspectors.isEmpty, inspectors.count <= 50, !inspectors.contains(where: \.isEmpty) else {
                 throw ErrorBody.invalidArgument("须写明督导人员（inspectors），1 到 50 人，每人一项", field: "body.inspectors")
@@ -134,7 +129,7 @@ extension CasesService {
             let isOffice = registry.acts(as: registry.office, actor: actor)
             let reason = try Self.requiredText(request.reason, field: "body.reason", what: "理由（reason）")
             let today = Timestamp.districtDate(now)
-            if let deadline = request.deadline { try Self.checkDeadline(deadline, field: "body.deadline", today: today) }
+            if let deadline = request.deadline { try PlausibleRange.dayFromToday(deadline, today: today, field: "body.deadline") }
             switch request.action {
             case .request:
                 guard registry.acts(as: item.unit, actor: actor) else {
@@ -193,7 +188,7 @@ extension CasesService {
                         throw ErrorBody.invalidArgument("没有待审批的延期申请；直接调整时限须写明 deadline", field: "body.deadline")
                     }
                     // A requested day that has passed while waiting is not granted as it stands.
-                    try Self.checkDeadline(deadline, field: "body.deadline", today: today)
+                    try PlausibleRange.dayFromToday(deadline, today: today, field: "body.deadline")
                     try Self.changeDeadline(
                         db, events: &events, item: item, from: current, to: deadline, reason: reason, by: "extension", today: today)
                     try db.execute(sql: "UPDATE cases SET pending_extension = NULL, updated_at = ? WHERE id = ?", arguments: [at, item.id])
@@ -251,7 +246,7 @@ extension CasesService {
             let batch = request.batch.trimmingCharacters(in: .whitespacesAndNewlines)
             guard !batch.isEmpty else { throw ErrorBody.invalidArgument("须写明批次（batch）", field: "body.batch") }
             let today = Timestamp.districtDate(now)
-            if let deadline = request.deadline { try Self.checkDeadline(deadline, field: "body.deadline", today: today) }
+            if let deadline = request.deadline { try PlausibleRange.dayFromToday(deadline, today: today, field: "body.deadline") }
             let at = Timestamp.format(now)
             let by = context.from ?? actor ?? ""
             return try await context.write { db, events in
@@ -350,19 +345,6 @@ extension CasesService {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else { throw ErrorBody.invalidArgument("须写明\(what)", field: field) }
         return trimmed
-    }
-
-    /// A new deadline: a real day, not already past.
-    static func checkDeadline(_ deadline: String, field: String, today: String) throws {
-        guard deadline.count == 10, Timestamp.startOfDistrictDay(deadline) != nil else {
-            throw ErrorBody.invalidArgument("完成时限（deadline）应为日期，格式 YYYY-MM-DD", field: field)
-        }
-        guard deadline >= today else {
-            throw ErrorBody.invalidArgument("新的完成时限 \(deadline) 已过（今天是 \(today)）", field: field)
-        }
-        guard deadline <= "2100-12-31" else {
-            throw ErrorBody.invalidArgument("完成时限 \(deadline) 超出合理范围（至 2100-12-31）", field: field)
-        }
     }
 
     /// Moves a case's deadline, keeping the first one it had as `original_deadline`. Notify withdraws

@@ -50,8 +50,7 @@ extension CasesService {
             }
             let now = clock.now()
             let today = Timestamp.districtDate(now)
-            try PlausibleRange.date(request.date, field: "body.date")
-            guard request.date <= today else { throw ErrorBody.invalidArgument("督查日期不能晚于今天", field: "body.date") }
+            try PlausibleRange.dayUpToToday(request.date, today: today, field: "body.date")
             let summary = try Self.requiredText(request.summary, field: "body.summary", what: "督查情况（summary）")
             guard (1...200).contains(request.findings.count) else {
                 throw ErrorBody.invalidArgument("须列明 1 到 200 个发现的问题（findings）", field: "body.findings")

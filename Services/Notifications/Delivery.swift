@@ -292,7 +292,6 @@ final class Deliverer: Sendable {
     static func payload(
         _ notices: [Notice], delivery: Int64, unit: String, channel: Schema.Channel, consoleURL: String? = nil
     ) throws -> Data {
-        let severity = ["info": "提示", "warning": "预警", "critical": "紧急"]
         func link(_ notice: Notice) -> String? { consoleURL.map { "\($0)/notices/\(notice.id)" } }
         let heading = notices.count == 1 ? notices[0].title : "督办提醒（\(unit)，\(notices.count)条）"
         // Titles and texts carry people's words (a complaint's title among them): no markdown link of theirs.
@@ -303,7 +302,7 @@ final class Deliverer: Sendable {
             var text = plain(notice.text)
             if let textLimit, text.count > textLimit { text = String(text.prefix(textLimit)) + "……" }
             let more = link(notice).map { "\n[查看全文并签收](\($0))" } ?? ""
-            return "**【\(severity[notice.severity.rawValue] ?? "")】\(plain(notice.title))**\n\(text)\n编号 \(notice.id)\(more)"
+            return "**【\(notice.severity.label)】\(plain(notice.title))**\n\(text)\n编号 \(notice.id)\(more)"
         }
         func fitted(_ prefix: String) -> String {
             for textLimit in [nil, 600, 200, 60] as [Int?] {

@@ -34,16 +34,8 @@ enum AccountabilityRules {
 
     /// Checks what a 约谈 or 问责 recorded: days are days, lists hold names.
     static func validate(_ details: AccountabilityDetails, level: EscalationLevel, today: String) throws {
-        if let date = details.date {
-            guard date.count == 10, Timestamp.startOfDistrictDay(date) != nil, date >= "2000-01-01", date <= today else {
-                throw ErrorBody.invalidArgument("日期（date）应为不晚于今天的日期，格式 YYYY-MM-DD", field: "body.details.date")
-            }
-        }
-        if let followUp = details.followUp {
-            guard followUp.count == 10, Timestamp.startOfDistrictDay(followUp) != nil, followUp >= today, followUp <= "2100-12-31" else {
-                throw ErrorBody.invalidArgument("跟进日期（follow_up）应为今天或以后的日期，格式 YYYY-MM-DD", field: "body.details.follow_up")
-            }
-        }
+        if let date = details.date { try PlausibleRange.dayUpToToday(date, today: today, field: "body.details.date") }
+        if let followUp = details.followUp { try PlausibleRange.dayFromToday(followUp, today: today, field: "body.details.follow_up") }
         for (key, count) in [
             ("participants", details.participants?.count ?? 0), ("commitments", details.commitments?.count ?? 0),
             ("persons", details.persons?.count ?? 0),

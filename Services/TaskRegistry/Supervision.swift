@@ -256,7 +256,7 @@ extension RegistryService {
             guard context.caller.isOffice else {
                 throw ErrorBody.permissionDenied("督办单由\(plan.office)下发；本请求来自\(ErrorBody.quote(context.from ?? "未署名方"))", field: "from")
             }
-            try Self.checkDay(request.replyDeadline, field: "body.reply_deadline", notBefore: today)
+            try PlausibleRange.dayFromToday(request.replyDeadline, today: today, field: "body.reply_deadline")
             let kind = request.kind ?? .adhoc
             var period: String?
             var drafts = request.items ?? []
@@ -337,7 +337,7 @@ extension RegistryService {
             if request.decision == .return, comment.isEmpty {
                 throw ErrorBody.invalidArgument("退回须写明理由（comment）", field: "body.comment")
             }
-            if let deadline = request.deadline { try Self.checkDay(deadline, field: "body.deadline", notBefore: today) }
+            if let deadline = request.deadline { try PlausibleRange.dayFromToday(deadline, today: today, field: "body.deadline") }
             return try await context.write { db, events in
                 let (order, item) = try Self.supervisionItem(db, request.order, request.item, today: today)
                 guard item.state == .replied else {
@@ -416,15 +416,6 @@ extension RegistryService {
         }
     }
 
-    /// A day `YYYY-MM-DD`, not before `notBefore`, not after 2100.
-    static func checkDay(_ day: String, field: String, notBefore: String) throws {
-        guard day.count == 10, Timestamp.startOfDistrictDay(day) != nil else {
-            throw ErrorBody.invalidArgument("应为日期，格式 YYYY-MM-DD", field: field)
-        }
-        guard day >= notBefore else { throw ErrorBody.invalidArgument("\(day) 已过（今天是 \(notBefore)）", field: field) }
-        guard day <= "2100-12-31" else { throw ErrorBody.invalidArgument("\(day) 超出合理范围（至 2100-12-31）", field: field) }
-    }
-
     /// `2026-Q4` within the plan's years.
     static func isQuarter(_ text: String, plan: PlanDocument) -> Bool {
         let parts = text.split(separator: "-")
@@ -434,9 +425,4 @@ extension RegistryService {
         guard let first = Int(plan.start.prefix(4)), let last = Int(plan.end.prefix(4)) else { return false }
         return (first...last).contains(year)
     }
-}
-
-extension String {
-    /// Nil for an empty string.
-    var nonEmpty: String? { isEmpty ? nil : self }
 }

@@ -446,3 +446,55 @@ public struct ChannelUpdated: Codable, Sendable, Equatable {
         self.by = by
     }
 }
+
+extension NoticeKind {
+    /// How the office names the kind of a notice.
+    public var label: String {
+        switch self {
+        case .deadlineApproaching: return "临近完成时限"
+        case .overdue: return "任务逾期"
+        case .reportMissing: return "未报送进展"
+        case .indicatorBreach: return "指标预警"
+        case .caseOverdue: return "整改逾期"
+        case .escalation: return "通报约谈问责"
+        case .escalationProposal: return "处理建议"
+        case .monthlyDispatch: return "月调度"
+        case .quarterlySupervision: return "季督办"
+        case .annualNotification: return "年通报"
+        case .supervisionOrder: return "督办单"
+        case .supervisionOverdue: return "督办逾期"
+        case .causeReportDue: return "原因报告"
+        case .causeReportOverdue: return "原因报告逾期"
+        case .keyDate: return "重要节点"
+        }
+    }
+
+    /// A kind from its id or its Chinese name.
+    public init?(text: String) {
+        guard let kind = NoticeKind(rawValue: text) ?? NoticeKind.allCases.first(where: { $0.label == text }) else { return nil }
+        self = kind
+    }
+}
+
+extension Severity {
+    /// How a notice's urgency reads.
+    public var label: String {
+        switch self {
+        case .info: return "提示"
+        case .warning: return "预警"
+        case .critical: return "紧急"
+        }
+    }
+}
+
+extension NoticeState {
+    /// How a notice's state reads.
+    public var label: String {
+        switch self {
+        case .open: return "待签收"
+        case .acknowledged: return "已签收"
+        case .resolved: return "已解除"
+        case .silenced: return "已静默"
+        }
+    }
+}

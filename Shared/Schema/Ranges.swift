@@ -35,6 +35,18 @@ public enum PlausibleRange {
         return instant
     }
 
+    /// A day still ahead or today (a new deadline, a reply's due day): a plausible date not before `today`.
+    public static func dayFromToday(_ text: String, today: String, field: String) throws(ErrorBody) {
+        try date(text, field: field)
+        guard text >= today else { throw .invalidArgument("\(lastName(field)) \(text) 已过（今天是 \(today)）", field: field) }
+    }
+
+    /// A day that has happened (a visit, an interview): a plausible date not after `today`.
+    public static func dayUpToToday(_ text: String, today: String, field: String) throws(ErrorBody) {
+        try date(text, field: field)
+        guard text <= today else { throw .invalidArgument("\(lastName(field)) \(text) 晚于今天（\(today)）", field: field) }
+    }
+
     /// A date `YYYY-MM-DD` or an RFC 3339 time (the query filters that take either).
     public static func dateOrInstant(_ text: String, field: String) throws(ErrorBody) {
         if text.utf8.count == 10 { try date(text, field: field) } else { try instant(text, field: field) }
@@ -212,4 +224,9 @@ extension AuditListRequest: RangeChecked {
         if let since { try PlausibleRange.dateOrInstant(since, field: "\(field).since") }
         if let until { try PlausibleRange.dateOrInstant(until, field: "\(field).until") }
     }
+}
+
+extension String {
+    /// Nil for an empty string (an optional text a person left blank).
+    public var nonEmpty: String? { isEmpty ? nil : self }
 }
