@@ -301,7 +301,7 @@ public struct NotifyService: DubanService {
 
         handlers.on(NotifyTypes.reportGenerate) { request, _ in
             try Reports.checkPlanYears(request, directory.registry.current)
-            return try await Reports.generate(request, peers: peers)
+            return try await Reports.generate(request, peers: peers, now: clock.now())
         }
     }
 }

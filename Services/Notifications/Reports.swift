@@ -20,7 +20,7 @@ enum Reports {
         }
     }
 
-    static func generate(_ request: ReportGenerateRequest, peers: PeerClients) async throws -> ReportGenerateReply {
+    static func generate(_ request: ReportGenerateRequest, peers: PeerClients, now: Date) async throws -> ReportGenerateReply {
         let months: [String]
         let title: String
         switch request.kind {
@@ -72,7 +72,7 @@ enum Reports {
         let indicators = try await askAll(ingest, IngestTypes.indicatorList, Empty())
         let ledger = try await askAll(cases, CaseTypes.list, CaseListRequest())
 
-        var md = "# \(title)\n\n生成时间：\(Timestamp.now())\n\n"
+        var md = "# \(title)\n\n生成时间：\(Timestamp.districtDate(now)) \(districtMinute(now))\n\n"
         var csv = "\u{FEFF}部分,编号,名称,状态,单位,数值,说明\r\n"
         func row(_ fields: [String]) {
             // Escalation reasons and titles are people's text: one starting like a formula stays text in a spreadsheet.
@@ -84,11 +84,13 @@ enum Reports {
         }
 
         md += "## 一、任务进展\n\n"
+        // Counted over the same list, with the same labels, as `duban status`, so the two agree.
+        md +=
+            "共 \(tasks.count) 项："
+            + TaskStatus.allCases.map { status in
+                "\(status.label) \(tasks.filter { $0.status == status }.count)"
+            }.joined(separator: "　") + "\n"
         let leaves = tasks.filter { $0.subtasks.isEmpty }
-        for status in TaskStatus.allCases {
-            let group = leaves.filter { $0.status == status }
-            md += "- \(status.label)：\(group.count) 项\n"
-        }
         md += "\n| 编号 | 任务 | 状态 | 进度 | 完成时限 | 责任单位 |\n|---|---|---|---|---|---|\n"
         for task in leaves {
             let status = task.status.map(\.label) ?? ""
@@ -102,16 +104,37 @@ enum Reports {
         }
 
         md += "\n## 二、调度报送情况\n\n"
+        let today = Timestamp.districtDate(now)
         for overview in overviews {
-            md += "- \(overview.period)：已报送 \(overview.reported.count) 项，未报送 \(overview.missing.count) 项（截止 \(overview.due)）\n"
+            let late = overview.missing.filter { _ in today > overview.due }.count
+            md +=
+                "- \(overview.period)：已报送 \(overview.reported.count) 项，未报送 \(overview.missing.count) 项"
+                + "（其中已逾期 \(late) 项；报送截止 \(overview.due)）\n"
             for missing in overview.missing {
-                row(["未报送", missing.task, overview.period, "未报送", missing.unit, "", "截止\(overview.due)"])
+                let state = today > overview.due ? "未报（已逾期）" : "未报（未到期）"
+                row(["未报送", missing.task, overview.period, state, missing.unit, "", "截止\(overview.due)"])
             }
         }
-        let missingAll = overviews.flatMap { overview in overview.missing.map { (overview.period, $0) } }
-        if !missingAll.isEmpty {
-            md += "\n| 月份 | 任务 | 未报送单位 |\n|---|---|---|\n"
-            for (period, pair) in missingAll { md += "| \(period) | \(pair.task) | \(pair.unit) |\n" }
+        if request.kind == .monthly, let overview = overviews.first {
+            // What each unit did, grouped as the office reads the dispatch: its reports with their
+            // 问题 and 下步计划, then what it still owes.
+            let reports = try await askAll(registry, RegistryTypes.progressList, ProgressListRequest(period: overview.period))
+            md += unitSections(overview: overview, reports: reports, tasks: tasks, overdue: today > overview.due)
+            for report in reports.sorted(by: { ($0.unit, $0.task) < ($1.unit, $1.task) }) {
+                row([
+                    "已报送", report.task, report.period, "已报", report.unit, "\(Int(report.percent))",
+                    [report.summary, report.problems.map { "问题：" + $0 }, report.nextSteps.map { "下步计划：" + $0 }]
+                        .compactMap { $0 }.joined(separator: "；"),
+                ])
+            }
+        } else {
+            let missingAll = overviews.flatMap { overview in overview.missing.map { (overview, $0) } }
+            if !missingAll.isEmpty {
+                md += "\n| 月份 | 任务 | 未报送单位 | 状态 |\n|---|---|---|---|\n"
+                for (overview, pair) in missingAll {
+                    md += "| \(overview.period) | \(pair.task) | \(pair.unit) | \(today > overview.due ? "已逾期" : "未到期") |\n"
+                }
+            }
         }
 
         md += "\n## 三、目标指标\n\n| 指标 | 目标 | 最新值 | 期间 | 评价 |\n|---|---|---|---|---|\n"
@@ -180,6 +203,46 @@ enum Reports {
             md += "\n"
         }
         return ReportGenerateReply(title: title, markdown: md, csv: csv)
+    }
+
+    /// The dispatch month by unit: each unit's reports (progress, what it did, its 问题 and 下步计划),
+    /// then the tasks it has not reported, as 未报（未到期） or 未报（已逾期）.
+    static func unitSections(overview: DispatchOverviewReply, reports: [ProgressReport], tasks: [PlanTask], overdue: Bool) -> String {
+        let titles = Dictionary(tasks.map { ($0.id, $0.title) }, uniquingKeysWith: { first, _ in first })
+        // The plan's order (7.3 before 10), not the ids' spelling.
+        let rank = Dictionary(tasks.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
+        func planOrder(_ a: String, _ b: String) -> Bool { (rank[a] ?? .max, a) < (rank[b] ?? .max, b) }
+        let units = Set(reports.map(\.unit)).union(overview.missing.map(\.unit))
+        // Units with most missing first, as the dispatch lists them; then by name for a stable order.
+        let ordered = units.sorted { a, b in
+            let missingA = overview.missing.filter { $0.unit == a }.count
+            let missingB = overview.missing.filter { $0.unit == b }.count
+            return missingA != missingB ? missingA > missingB : a < b
+        }
+        var md = "\n### 各单位报送情况\n"
+        for unit in ordered {
+            let own = reports.filter { $0.unit == unit }.sorted { planOrder($0.task, $1.task) }
+            let owed = overview.missing.filter { $0.unit == unit }.map(\.task).sorted(by: planOrder)
+            md += "\n#### \(unit)（已报 \(own.count) 项，\(overdue ? "未报（已逾期）" : "未报（未到期）") \(owed.count) 项）\n\n"
+            for report in own {
+                md += "- 任务 \(report.task) \(titles[report.task] ?? "")：进度 \(Int(report.percent))%。\(cell(report.summary))\n"
+                if let measures = report.measures, !measures.isEmpty { md += "  - 主要措施：\(cell(measures))\n" }
+                if let problems = report.problems, !problems.isEmpty { md += "  - 存在问题：\(cell(problems))\n" }
+                if let next = report.nextSteps, !next.isEmpty { md += "  - 下步计划：\(cell(next))\n" }
+                if report.backfill == true { md += "  - （补报）\n" }
+            }
+            for task in owed {
+                md += "- 任务 \(task) \(titles[task] ?? "")：\(overdue ? "未报（已逾期）" : "未报（未到期）")，报送截止 \(overview.due)\n"
+            }
+        }
+        return md
+    }
+
+    /// `HH:mm` in the district's clock.
+    static func districtMinute(_ now: Date) -> String {
+        let start = Timestamp.startOfDistrictDay(Timestamp.districtDate(now)) ?? now
+        let minutes = max(0, Int(now.timeIntervalSince(start) / 60))
+        return String(format: "%02d:%02d", minutes / 60, minutes % 60)
     }
 
     /// Text for a Markdown table cell: no pipe or line break breaks the row.

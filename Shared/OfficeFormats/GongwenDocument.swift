@@ -10,15 +10,18 @@ public enum GongwenDocument {
     public static let titleFont = "方正小标宋简体"
     public static let bodyFont = "仿宋_GB2312"
     public static let headingFont = "黑体"
+    public static let subheadingFont = "楷体_GB2312"
 
     /// A block of the document's body.
     public enum Block: Equatable, Sendable {
         case heading(String)
+        /// `### ` and `#### `: a part of a section.
+        case subheading(String)
         case paragraph(String)
         case table([[String]])
     }
 
-    /// The parts of a 公文 taken from a report's Markdown: `# ` is the title, `## ` a section, `- `
+    /// The parts of a 公文 taken from a report's Markdown: `# ` is the title, `## ` a section, `### `/`#### ` its parts, `- `
     /// and plain lines paragraphs, `|…|` rows a table, `生成时间：` the 成文日期.
     public struct Parts: Sendable {
         public var title: String
@@ -51,6 +54,9 @@ public enum GongwenDocument {
                 title = String(line.dropFirst(2))
             } else if line.hasPrefix("## ") {
                 blocks.append(.heading(String(line.dropFirst(3))))
+            } else if line.hasPrefix("### ") || line.hasPrefix("#### ") {
+                // A section's parts (a unit in the dispatch, an order): 公文's second level, in 楷体.
+                blocks.append(.subheading(String(line.drop { $0 == "#" }.dropFirst())))
             } else if line.hasPrefix("生成时间：") {
                 date = String(line.dropFirst("生成时间：".count))
             } else if line.hasPrefix("- ") {
@@ -85,6 +91,8 @@ public enum GongwenDocument {
             switch block {
             case .heading(let text):
                 body += paragraph(runs: [run(text, font: headingFont, size: 32)], indent: true)
+            case .subheading(let text):
+                body += paragraph(runs: [run(text, font: subheadingFont, size: 32)], indent: true)
             case .paragraph(let text):
                 body += paragraph(runs: [run(text, font: bodyFont, size: 32)], indent: true)
             case .table(let rows):

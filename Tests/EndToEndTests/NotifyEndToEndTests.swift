@@ -154,13 +154,13 @@ import Testing
             NotifyTypes.reportGenerate, ReportGenerateRequest(kind: .monthly, period: "2026-10"), as: ReportGenerateReply.self)
         #expect(report.title.contains("2026年10月"))
         #expect(report.markdown.contains("| 10 | 加快推进湟河流域治污设施建设 |"))
-        #expect(report.markdown.contains("| 2026-10 | 1 | 区委组织部 |"))
-        #expect(!report.markdown.contains("| 2026-10 | 10 | 区城乡建设局 |"))
+        #expect(report.markdown.contains("#### 区委组织部（已报 0 项，未报（已逾期）"))
+        #expect(report.markdown.contains("#### 区城乡建设局（已报 1 项，"))
         #expect(report.markdown.contains("| 六一桥入湟断面年均水质 |") && report.markdown.contains("| IV | 2026 | 未达标 |"))
         #expect(report.markdown.contains("| 群众举报 | 1 |") && report.markdown.contains("共 1 件，逾期 1 件"))
         #expect(report.markdown.contains("## 六、督办事项\n\n本期无。"), "no 督办单 issued in October")
         #expect(report.csv.hasPrefix("\u{FEFF}部分,编号,名称,状态,单位,数值,说明"))
-        #expect(report.csv.contains("未报送,1,2026-10,未报送,区委组织部"))
+        #expect(report.csv.contains("未报送,1,2026-10,未报（已逾期）,区委组织部"))
         let refusal: ErrorBody? = await {
             do {
                 _ = try await office2.call(

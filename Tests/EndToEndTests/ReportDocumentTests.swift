@@ -93,4 +93,74 @@ import Testing
         try await ingest.stop()
         try await registry.stop()
     }
+
+    /// Issue #15: the monthly report says what each unit reported (its 问题 and 下步计划), groups the
+    /// month by unit with 已报 / 未报（已逾期）, dates itself by the service clock, and counts the
+    /// tasks and the ledger exactly as `duban status` does.
+    @Test func theMonthlyReportSaysWhatEachUnitReportedAndAgreesWithDubanStatus() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let clock = ServiceClock.starting(at: Timestamp.parse("2026-11-20T10:00:00+08:00")!)
+        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock) {
+            $0.supervisionStart = "2024-01-01"
+        }
+        let ingest = try await InProcessService.start(IngestService.self, dataDirectory: dir, clock: clock)
+        let cases = try await InProcessService.start(CasesService.self, dataDirectory: dir, clock: clock) {
+            $0.endpoints[.registry] = registry.endpoints
+        }
+        let notify = try await InProcessService.start(NotifyService.self, dataDirectory: dir, clock: clock) {
+            $0.endpoints[.registry] = registry.endpoints
+            $0.endpoints[.ingest] = ingest.endpoints
+            $0.endpoints[.cases] = cases.endpoints
+        }
+        let unit = try await RPCClient.connect(to: registry.endpoints.rpc, from: "区城乡建设局")
+        _ = try await unit.call(
+            RegistryTypes.progressReport,
+            ProgressReportRequest(
+                task: "10", period: "2026-10", unit: "区城乡建设局", percent: 40, summary: "完成第一批 60 处混错接点位整治",
+                measures: "逐点建立台账", problems: "部分点位涉及老旧小区，施工协调难", nextSteps: "11月完成第二批 80 处"),
+            as: ProgressReport.self)
+        await unit.close()
+        let office = try await RPCClient.connect(to: cases.endpoints.rpc, from: officeUnit)
+        _ = try await office.call(
+            CaseTypes.open,
+            CaseOpenRequest(source: .publicReport, title: "南川河岸垃圾倾倒", unit: "区城市管理局", deadline: "2026-10-31"), as: Case.self)
+        await office.close()
+
+        let config = """
+            {"registry": {"rpc": "\(registry.endpoints.rpc)", "events": "\(registry.endpoints.events)"},
+             "ingest": {"rpc": "\(ingest.endpoints.rpc)", "events": "\(ingest.endpoints.events)"},
+             "cases": {"rpc": "\(cases.endpoints.rpc)", "events": "\(cases.endpoints.events)"},
+             "notify": {"rpc": "\(notify.endpoints.rpc)", "events": "\(notify.endpoints.events)"}, "keysDir": ""}
+            """
+        try config.write(toFile: "\(dir)/config.json", atomically: true, encoding: .utf8)
+        let duban = (TestSupport.binDirectory as NSString).appendingPathComponent("duban")
+        _ = try TestSupport.run(duban, ["--config", "\(dir)/config.json", "report", "monthly", "2026-10", "--out", "\(dir)/report.md"])
+        let report = try String(contentsOfFile: "\(dir)/report.md", encoding: .utf8)
+        let status = try TestSupport.run(duban, ["--config", "\(dir)/config.json", "status"])
+
+        // Dated by the service clock, not the machine's.
+        #expect(report.contains("生成时间：2026-11-20 10:00"), "\(report.prefix(300))")
+        // What the unit did, its problems and its next steps, under its own heading.
+        #expect(report.contains("#### 区城乡建设局（已报 1 项"))
+        #expect(report.contains("- 任务 10 加快推进湟河流域治污设施建设：进度 40%。完成第一批 60 处混错接点位整治"))
+        #expect(report.contains("  - 存在问题：部分点位涉及老旧小区，施工协调难"))
+        #expect(report.contains("  - 下步计划：11月完成第二批 80 处"))
+        // October's reports were due at November's dispatch: a unit that owes one is 已逾期.
+        #expect(report.contains("#### 区委组织部（已报 0 项，未报（已逾期）"))
+        #expect(report.contains("：未报（已逾期），报送截止 2026-11-"))
+
+        // The same counts as `duban status`: the tasks by status, word for word, and the ledger.
+        func line(_ text: String, startingWith prefix: String) -> String? {
+            text.split(separator: "\n").map(String.init).first { $0.hasPrefix(prefix) && $0.contains("项：") }
+        }
+        let reportTasks = try #require(line(report, startingWith: "共 "))
+        #expect(line(status, startingWith: "共 ") == reportTasks, "\(status)")
+        #expect(reportTasks.contains("共 ") && reportTasks.contains("滞后"))
+        #expect(report.contains("共 1 件，逾期 1 件") && status.contains("共 1 件：") && status.contains("其中逾期 1"))
+
+        try await notify.stop()
+        try await cases.stop()
+        try await ingest.stop()
+        try await registry.stop()
+    }
 }
