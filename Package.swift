@@ -162,7 +162,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            name: "CaseTracking", dependencies: ["ServiceKit", "Formats"], path: "Services/CaseTracking", swiftSettings: swiftSettings),
+            name: "CaseTracking",
+            dependencies: ["ServiceKit", "Formats", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            path: "Services/CaseTracking", swiftSettings: swiftSettings),
         .target(
             name: "Notifications",
             dependencies: ["ServiceKit", "Formats", .product(name: "AsyncHTTPClient", package: "async-http-client")],

@@ -73,6 +73,11 @@ struct ComplaintsCommand: AsyncParsableCommand {
                 } else {
                     print("\(contact.id)：举报人未留联系方式")
                 }
+                if let delivery = contact.replyDelivery {
+                    let when = delivery.sentAt.map { "，\($0.prefix(16))" } ?? ""
+                    let why = delivery.lastError.map { "：\(DisplayText.sanitized($0))" } ?? ""
+                    print("答复短信：\(delivery.state.label)（已尝试 \(delivery.attempts) 次\(when)）\(why)")
+                }
             }
         }
     }

@@ -22,11 +22,14 @@ public struct CasesService: DubanService {
     let directory: RegistryDirectory
     /// Days a complainant's contact is kept after the case ends (`cases.complaintRetentionDays`).
     let complaintRetentionDays: Int
+    /// The SMS platform that carries replies to complainants (`cases.complaintReplyURL`), if any.
+    let complaintReplyURL: String?
 
     public static func migrations(_ migrator: inout DatabaseMigrator) {
         CasesStore.migrations(&migrator)
         ComplaintStore.migrations(&migrator)
         InspectionStore.migrations(&migrator)
+        ComplaintReplyStore.migrations(&migrator)
     }
 
     public init(context: ServiceContext) async throws {
@@ -35,6 +38,7 @@ public struct CasesService: DubanService {
         logger = context.logger
         tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
         complaintRetentionDays = context.deployment.complaintRetentionDays
+        complaintReplyURL = context.deployment.complaintReplyURL
         // The registry is asked only by the directory, in the background: no handler waits on it.
         let peers = try await PeerClients(deployment: context.deployment, peers: [.registry], from: "cases", logger: context.logger)
         self.peers = peers
@@ -45,7 +49,11 @@ public struct CasesService: DubanService {
     }
 
     public func backgroundServices() -> [any Service] {
-        [
+        let replies: [any Service] =
+            complaintReplyURL.map {
+                [ComplaintReplySender(url: $0, store: store, clock: clock, interval: tick, logger: logger)]
+            } ?? []
+        return [
             // Shut down in reverse: the directory stops before the clients it uses close.
             peers, directory,
             PeriodicTask(name: "case-overdue", interval: tick, logger: logger) { [store, clock] in
@@ -61,7 +69,7 @@ public struct CasesService: DubanService {
                     logger.notice("complainants' contacts erased after the retention period", metadata: ["count": "\(erased)"])
                 }
             },
-        ]
+        ] + replies
     }
 
     /// Publishes `cases.case.overdue` once for each case whose deadline has passed unresolved.

@@ -65,6 +65,7 @@ extension CasesService {
     func registerComplaints(_ handlers: inout HandlerTable) {
         let clock = self.clock
         let directory = self.directory
+        let replyChannel = complaintReplyURL != nil
 
         handlers.on(ComplaintTypes.submit) { request, context in
             // A reader may submit only as the web console (a gateway acting for no unit): the public's intake.
@@ -134,9 +135,12 @@ extension CasesService {
             guard let row else { throw ErrorBody.notFound("没有群众举报 \(ErrorBody.quote(request.id))", field: "body.id") }
             let name: String? = row["name"]
             let phone: String? = row["phone"]
+            let delivery = try await context.store.pool.read {
+                try ComplaintReplyStore.delivery($0, caseID: request.id, channelConfigured: replyChannel)
+            }
             return ComplaintContact(
                 id: request.id, contact: name == nil && phone == nil ? nil : ComplaintContactDetails(name: name, phone: phone),
-                erasedAt: row["erased_at"])
+                erasedAt: row["erased_at"], replyDelivery: delivery)
         }
 
         handlers.on(ComplaintTypes.reply) { request, context in
@@ -151,6 +155,8 @@ extension CasesService {
                 }
                 try db.execute(
                     sql: "UPDATE complaints SET reply = ?, replied_at = ? WHERE case_id = ?", arguments: [text, at, request.id])
+                // Owed to the phone once the case is over; the sender reads the number when it sends.
+                try ComplaintReplyStore.queue(db, caseID: request.id, at: at)
                 try events.emit(ComplaintTypes.replied, ["id": request.id, "at": at])
                 return try ComplaintStore.status(db, id: request.id)!
             }

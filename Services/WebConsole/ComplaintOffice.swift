@@ -48,6 +48,11 @@ extension WebConsole {
         } else {
             html += "<p>举报人未留联系方式。</p>"
         }
+        if let delivery = found.replyDelivery {
+            let when = delivery.sentAt.map { "，" + Self.shortTime($0) } ?? ""
+            let why = delivery.lastError.map { "：" + $0 } ?? ""
+            html += "<p><b>答复短信：</b>\(esc(delivery.state.label + "（已尝试 \(delivery.attempts) 次" + when + "）" + why))</p>"
+        }
         return try await renderCase(id: id, session: session, contact: html + "</div>")
     }
 

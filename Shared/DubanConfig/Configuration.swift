@@ -85,6 +85,10 @@ public struct DeploymentConfiguration: Sendable, Equatable {
     public var notifyConsoleURL: String?
     /// Cases: days a complainant's contact is kept after the case ends (`cases.complaintRetentionDays`).
     public var complaintRetentionDays = 365
+    /// Cases: the district SMS platform's HTTP endpoint that carries the office's reply to a
+    /// complainant's phone once the case is over (`cases.complaintReplyURL`); nil: replies are
+    /// recorded and shown through `complaint.status` only.
+    public var complaintReplyURL: String?
 
     public init(
         endpoints: [ServiceName: Endpoints] = Dictionary(uniqueKeysWithValues: ServiceName.allCases.map { ($0, $0.defaultEndpoints) }),
@@ -109,6 +113,7 @@ public struct DeploymentConfiguration: Sendable, Equatable {
         ]
         + ["thresholds.city_control_value", "thresholds.city_standard", "thresholds.national_quota"]
         + ["notify.fileChannelDir", "notify.webhookAllow", "notify.consoleURL", "cases.complaintRetentionDays"]
+        + ["cases.complaintReplyURL"]
 
     /// Variables read besides the keys: where the file is, the instance mode, the notification rules,
     /// the log level, and the clock override for rehearsals and tests.
@@ -192,6 +197,10 @@ public struct DeploymentConfiguration: Sendable, Equatable {
             forKey: ConfigKey(["cases", "complaintRetentionDays"]), default: result.complaintRetentionDays)
         guard (1...3650).contains(result.complaintRetentionDays) else {
             throw ConfigurationError.invalid("cases.complaintRetentionDays", "\(result.complaintRetentionDays)")
+        }
+        result.complaintReplyURL = reader.string(forKey: ConfigKey(["cases", "complaintReplyURL"])).flatMap { $0.isEmpty ? nil : $0 }
+        if let url = result.complaintReplyURL, !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
+            throw ConfigurationError.invalid("cases.complaintReplyURL", url)
         }
         // A list in the file, or one comma-separated string (the variable's form) in either.
         let allowKey = ConfigKey(["notify", "webhookAllow"])

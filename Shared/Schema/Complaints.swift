@@ -118,16 +118,62 @@ public struct ComplaintContact: Codable, Sendable, Equatable {
     public var id: String
     public var contact: ComplaintContactDetails?
     public var erasedAt: String?
+    /// How the office's reply travels to the complainant's phone; nil before any reply.
+    public var replyDelivery: ComplaintReplyDelivery?
 
     enum CodingKeys: String, CodingKey {
         case id, contact
         case erasedAt = "erased_at"
+        case replyDelivery = "reply_delivery"
     }
 
-    public init(id: String, contact: ComplaintContactDetails?, erasedAt: String?) {
+    public init(id: String, contact: ComplaintContactDetails?, erasedAt: String?, replyDelivery: ComplaintReplyDelivery? = nil) {
         self.id = id
         self.contact = contact
         self.erasedAt = erasedAt
+        self.replyDelivery = replyDelivery
+    }
+}
+
+/// The reply's way to the complainant (`cases.complaintReplyURL`, the district's SMS platform):
+/// `waiting` until the case is closed or voided, `queued` while attempts go on, `sent`, `failed`
+/// after the last attempt, `no_channel` while no platform is configured, `no_phone` when the
+/// complainant left no number (or it was erased).
+public struct ComplaintReplyDelivery: Codable, Sendable, Equatable {
+    public enum State: String, Codable, Sendable, CaseIterable {
+        case waiting, queued, sent, failed
+        case noChannel = "no_channel"
+        case noPhone = "no_phone"
+
+        /// The state in the office's words.
+        public var label: String {
+            switch self {
+            case .waiting: return "待办结后发送"
+            case .queued: return "发送中"
+            case .sent: return "已发送"
+            case .failed: return "发送失败"
+            case .noChannel: return "未配置短信通道"
+            case .noPhone: return "举报人未留电话"
+            }
+        }
+    }
+
+    public var state: State
+    public var attempts: Int
+    public var sentAt: String?
+    public var lastError: String?
+
+    enum CodingKeys: String, CodingKey {
+        case state, attempts
+        case sentAt = "sent_at"
+        case lastError = "last_error"
+    }
+
+    public init(state: State, attempts: Int, sentAt: String? = nil, lastError: String? = nil) {
+        self.state = state
+        self.attempts = attempts
+        self.sentAt = sentAt
+        self.lastError = lastError
     }
 }
 

@@ -104,4 +104,89 @@ import Testing
         try await cases.stop()
         try await registry.stop()
     }
+
+    /// The office's reply reaches the complainant's phone through the district's SMS platform once
+    /// the case is over (not before), through a failure and a retry, and the number goes nowhere else.
+    @Test func theReplyReachesTheComplainantsPhoneOnceTheCaseIsOver() async throws {
+        let clock = ServiceClock.starting(at: date("2026-11-20T10:00:00+08:00"))
+        let dir = try TestSupport.temporaryDirectory()
+        let port = TestSupport.freePort()
+        let log = "\(dir)/sms.jsonl"
+        let receiver = Process()
+        receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("clients/webhook_receiver.py")
+        // The platform refuses the first request.
+        receiver.arguments = ["python3", script.path, "\(port)", log, "1"]
+        receiver.standardOutput = FileHandle.nullDevice
+        receiver.standardError = FileHandle.nullDevice
+        try receiver.run()
+        defer { kill(receiver.processIdentifier, SIGKILL) }
+        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock)
+        let cases = try await InProcessService.start(CasesService.self, dataDirectory: dir, clock: clock, tickSeconds: 0.1) {
+            $0.endpoints[.registry] = registry.endpoints
+            $0.complaintReplyURL = "http://127.0.0.1:\(port)/sms"
+        }
+        let office = try await RPCClient.connect(to: cases.endpoints.rpc, from: officeUnit)
+        let unit = try await RPCClient.connect(to: cases.endpoints.rpc, from: "区生态环境局")
+        let phone = "13909712345"
+        let receipt = try await office.call(
+            ComplaintTypes.submit,
+            ComplaintSubmitRequest(
+                title: "南川河夜间偷排污水", description: "每晚十点后有暗管向南川河排放黑色污水",
+                contact: ComplaintContactDetails(name: "王某某", phone: phone)))
+        let anonymous = try await office.call(
+            ComplaintTypes.submit, ComplaintSubmitRequest(title: "工地扬尘", description: "夜间施工扬尘大"))
+        func lines() -> [String] {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        }
+        func delivery(_ id: String) async throws -> ComplaintReplyDelivery? {
+            try await office.call(ComplaintTypes.contact, ComplaintContactRequest(id: id)).replyDelivery
+        }
+
+        // A reply recorded while the case is still open waits for it to end.
+        _ = try await office.call(ComplaintTypes.reply, ComplaintReplyRequest(id: receipt.reference, text: "已受理，正在核查。"))
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(lines().isEmpty)
+        #expect(try await delivery(receipt.reference)?.state == .waiting)
+
+        for (action, client) in [(CaseAction.assign, office), (.start, unit), (.submit, unit), (.accept, office), (.close, office)] {
+            let evidence = action == .accept ? [EvidenceRef(name: "现场核查记录", uri: "https://files.example/hc.pdf")] : []
+            _ = try await client.call(
+                CaseTypes.transition, CaseTransitionRequest(id: receipt.reference, action: action, comment: "办理", evidence: evidence),
+                as: Case.self)
+        }
+        let text = "经查属实，已封堵暗管并立案处罚，感谢您的监督。"
+        _ = try await office.call(ComplaintTypes.reply, ComplaintReplyRequest(id: receipt.reference, text: text))
+        // The first attempt is refused; the next waits a minute.
+        #expect(try await TestSupport.eventually { lines().count == 1 })
+        #expect(try await TestSupport.eventually { try await delivery(receipt.reference)?.lastError == "短信平台返回 HTTP 500" })
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(lines().count == 1, "no retry before its time")
+        clock.set(date("2026-11-20T10:02:00+08:00"))
+        #expect(try await TestSupport.eventually { try await delivery(receipt.reference)?.state == .sent })
+        let sent = try #require(lines().last)
+        #expect(sent.contains(phone) && sent.contains(text) && sent.contains(receipt.reference) && sent.contains("【城中区生态环境局】"))
+        #expect(try await delivery(receipt.reference)?.attempts == 2)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(lines().count == 2, "sent once")
+
+        // A complainant who left no number: the reply is recorded and nothing is sent.
+        for (action, client) in [(CaseAction.assign, office), (.start, unit), (.submit, unit), (.accept, office), (.close, office)] {
+            let evidence = action == .accept ? [EvidenceRef(name: "现场核查记录", uri: "https://files.example/yc.pdf")] : []
+            _ = try await client.call(
+                CaseTypes.transition, CaseTransitionRequest(id: anonymous.reference, action: action, comment: "办理", evidence: evidence),
+                as: Case.self)
+        }
+        _ = try await office.call(ComplaintTypes.reply, ComplaintReplyRequest(id: anonymous.reference, text: "已责令整改。"))
+        #expect(try await delivery(anonymous.reference)?.state == .noPhone)
+        // The number is in no event.
+        let events = try await office.call(
+            SystemTypes.eventsSince, EventsSinceRequest(stream: "cases", after: 0, limit: 10_000), as: EventsSinceReply<AnyEvent>.self)
+        #expect(!String(decoding: try WireCoding.encode(events), as: UTF8.self).contains(phone))
+        await office.close()
+        await unit.close()
+        try await cases.stop()
+        try await registry.stop()
+    }
 }
