@@ -203,7 +203,7 @@ let package = Package(
         .target(
             name: "WebConsole",
             dependencies: [
-                "Messaging", "Schema", "DubanConfig", "Trust", "IndicatorIngest",
+                "Messaging", "Schema", "DubanConfig", "Trust", "IndicatorIngest", "OfficeFormats",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),

@@ -101,7 +101,8 @@ final class ComplaintReplySender: Service, Sendable {
     func run() async throws {
         let http = HTTPClient(
             eventLoopGroupProvider: .singleton,
-            configuration: HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(10))))
+            configuration: HTTPClient.Configuration(
+                redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(10))))
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {

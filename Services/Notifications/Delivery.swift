@@ -283,6 +283,23 @@ final class Deliverer: Sendable {
     }
 
     /// What a chat robot takes in one message: WeCom's markdown allows 4,096 bytes of content;
+    /// Where a notice is read in the console: a notice that announces a report (the month's dispatch
+    /// summary, the quarter's 督办单, the year's 通报) opens the report itself, which links back to
+    /// the notice for 签收; every other notice opens its own page.
+    static func consolePath(_ notice: Notice) -> String {
+        let report: String?
+        switch notice.kind {
+        case .monthlyDispatch where notice.dedupKey.hasPrefix("monthly_summary:"): report = "monthly"
+        case .quarterlySupervision: report = "quarterly"
+        case .annualNotification: report = "annual"
+        default: report = nil
+        }
+        if let report, let period = notice.refs.period, period.utf8.allSatisfy({ $0 == 45 || $0 == 81 || (48...57).contains($0) }) {
+            return "/reports/\(report)/\(period)?notice=\(notice.id)"
+        }
+        return "/notices/\(notice.id)"
+    }
+
     /// DingTalk is given the same, with room left for the heading.
     static let robotContentBytes = 4_000
 
@@ -292,7 +309,7 @@ final class Deliverer: Sendable {
     static func payload(
         _ notices: [Notice], delivery: Int64, unit: String, channel: Schema.Channel, consoleURL: String? = nil
     ) throws -> Data {
-        func link(_ notice: Notice) -> String? { consoleURL.map { "\($0)/notices/\(notice.id)" } }
+        func link(_ notice: Notice) -> String? { consoleURL.map { $0 + consolePath(notice) } }
         let heading = notices.count == 1 ? notices[0].title : "督办提醒（\(unit)，\(notices.count)条）"
         // Titles and texts carry people's words (a complaint's title among them): no markdown link of theirs.
         func plain(_ text: String) -> String {
@@ -343,7 +360,7 @@ final class Deliverer: Sendable {
                 /// Each notice's page in the web console, when its address is configured.
                 var links: [String: String]?
             }
-            let links = consoleURL.map { base in Dictionary(uniqueKeysWithValues: notices.map { ($0.id, "\(base)/notices/\($0.id)") }) }
+            let links = consoleURL.map { base in Dictionary(uniqueKeysWithValues: notices.map { ($0.id, base + consolePath($0)) }) }
             return try WireCoding.encode(Message(delivery: delivery, channel: channel.name, unit: unit, notices: notices, links: links))
         }
     }

@@ -52,7 +52,7 @@ struct Page {
         if let session {
             let links: [(String, String)] = [
                 ("/", "总览"), ("/tasks", "任务"), ("/dispatch", "月调度"), ("/cases", "台账"), ("/monitoring", "监测"),
-                ("/supervision", "督办单"), ("/notices", "通报与提醒"),
+                ("/supervision", "督办单"), ("/notices", "通报与提醒"), ("/reports", "报告"),
             ]
             nav = """
                 <nav class="top"><a class="brand" href="/">生态环境督办</a>\
@@ -122,6 +122,7 @@ enum Assets {
         table.months td,table.months th{text-align:center}
         .muted{color:#5b6b7a;font-size:14px}
         .live-status{font-size:13px;color:#5b6b7a}
+        .report li.sub{margin-left:1.5em;list-style:circle}.scroll{overflow-x:auto}
         ul.feed{list-style:none;padding:0;margin:0}ul.feed li{border-bottom:1px solid #e3e7eb;padding:4px 0;font-size:14px}
         @media (max-width:600px){main{padding:6px}.num{font-size:22px}nav.top .who{margin-left:0;width:100%}
         th,td{padding:4px}table{font-size:13px}.hide-narrow{display:none}}

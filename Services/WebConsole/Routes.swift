@@ -25,6 +25,7 @@ extension WebConsole {
         addMonitoringRoutes(to: router)
         addSupervisionRoutes(to: router)
         addCaseFollowThroughRoutes(to: router)
+        addReportRoutes(to: router)
     }
 
     static func asset(_ text: String, type: String) -> Response {

@@ -56,7 +56,8 @@ import Testing
                 message["notices"]?.arrayValue?.contains { $0["dedup_key"]?.stringValue == "monthly_summary:2026-10" } == true
             })
         let id = try #require(summary["notices"]?.arrayValue?.first?["id"]?.stringValue)
-        #expect(summary["links"]?[id]?.stringValue == "https://duban.example.gov.cn/notices/\(id)")
+        // The summary opens the month's report itself in the console, which links back to the notice.
+        #expect(summary["links"]?[id]?.stringValue == "https://duban.example.gov.cn/reports/monthly/2026-10?notice=\(id)")
         // Report-missing notices go to units, not to the 组长.
         let all = try await office.callAll(NotifyTypes.noticeList, NoticeListRequest(kind: .reportMissing))
         #expect(!all.isEmpty && !notices.contains { $0["kind"]?.stringValue == "report_missing" })

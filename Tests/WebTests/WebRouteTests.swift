@@ -267,6 +267,40 @@ import WebConsole
         try await harness.stop()
     }
 
+    /// A leader's chat link to the month's report opens the report itself: the page with every
+    /// section, a way back to the notice, and the 公文, the table and the Markdown as downloads.
+    @Test func aLeaderOpensTheMonthlyReportFromItsLinkAndDownloadsTheDocument() async throws {
+        let harness = try await WebHarness.start()
+        try await harness.console.application().test(.live) { client in
+            let leader = Browser(client)
+            #expect(try await leader.login("leader").status == .seeOther)
+            let page = try await leader.get("/reports/monthly/2026-10?notice=N-42")
+            #expect(page.status == .ok)
+            let html = String(buffer: page.body)
+            #expect(html.contains("<h1>城中区巩固提升生态环境保护成效三年行动月调度通报（2026年10月）</h1>"))
+            for section in ["一、任务进展", "二、调度报送情况", "三、目标指标", "四、问题整改台账", "五、通报约谈问责", "六、督办事项"] {
+                #expect(html.contains("<h2>\(section)</h2>"), "\(section)")
+            }
+            #expect(html.contains("<h3>各单位报送情况</h3>") && html.contains("<table>"))
+            #expect(html.contains("href=\"/notices/N-42\""))
+            let docx = try await leader.get("/reports/monthly/2026-10/download/docx")
+            #expect(docx.status == .ok && docx.headers[.contentDisposition]?.hasPrefix("attachment;") == true)
+            #expect(docx.headers[.contentType] == "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+            #expect(Array(docx.body.readableBytesView.prefix(2)) == Array("PK".utf8))
+            let csv = try await leader.get("/reports/quarterly/2026-Q3/download/csv")
+            #expect(csv.status == .ok && String(buffer: csv.body).hasPrefix("\u{FEFF}部分,编号"))
+            // Wrong kinds, formats and periods: a clear refusal, not a report.
+            #expect(try await leader.get("/reports/weekly/2026-10").status == .notFound)
+            #expect(try await leader.get("/reports/monthly/2026-10/download/pdf").status == .notFound)
+            #expect(try await leader.get("/reports/monthly/2026-13").status == .badRequest)
+            #expect(try await leader.get("/reports/monthly/%3Cscript%3E").status == .badRequest)
+            // The index links recent periods; without a login, the login page.
+            #expect(String(buffer: try await leader.get("/reports").body).contains("/reports/annual/"))
+            #expect(try await Browser(client).get("/reports/monthly/2026-10").status == .seeOther)
+        }
+        try await harness.stop()
+    }
+
     @Test func liveEventsArriveAndAReconnectingPageResumesFromLastEventID() async throws {
         let harness = try await WebHarness.start()
         let task = try await Self.ecologyTask(harness)
