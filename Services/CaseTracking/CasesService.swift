@@ -223,6 +223,7 @@ public struct CasesService: DubanService {
                         CaseState.init(rawValue:)),
                     request.action.target(from: state) == target
                 else { throw ErrorBody.conflict("该问题刚被更新，请重新读取后再操作", field: "body.id") }
+                try Self.sameParties(db, item)
                 try db.execute(
                     sql: """
                         UPDATE cases SET state = ?, updated_at = ?, closed_at = CASE WHEN ? = 'closed' THEN ? ELSE NULL END,

@@ -33,6 +33,7 @@ extension CasesService {
             let at = Timestamp.format(now)
             let by = context.from ?? actor ?? ""
             return try await context.write { db, events in
+                try Self.sameParties(db, item)
                 let state = try Self.currentState(db, item.id)
                 guard Self.workableStates.contains(state) else {
                     throw ErrorBody.conflict("问题当前为\(state.label)，不再报送整改进展", field: "body.id")
@@ -99,6 +100,7 @@ extension CasesService {
             let at = Timestamp.format(now)
             let by = context.from ?? actor ?? ""
             return try await context.write { db, events in
+                try Self.sameParties(db, item)
                 let state = try Self.currentState(db, item.id)
                 guard state != .voided else { throw ErrorBody.conflict("问题已作废，不再记录督导", field: "body.id") }
                 var opened: [String] = []
@@ -151,6 +153,7 @@ extension CasesService {
             let at = Timestamp.format(now)
             let by = context.from ?? actor ?? ""
             return try await context.write { db, events in
+                try Self.sameParties(db, item)
                 let state = try Self.currentState(db, item.id)
                 guard Self.workableStates.contains(state) else {
                     throw ErrorBody.conflict("问题当前为\(state.label)，不能\(request.action.label)", field: "body.id")
@@ -215,6 +218,7 @@ extension CasesService {
             let at = Timestamp.format(now)
             let by = context.from ?? actor ?? ""
             return try await context.write { db, events in
+                try Self.sameParties(db, item)
                 let state = try Self.currentState(db, item.id)
                 guard CaseAction.void.target(from: state) != nil else {
                     throw ErrorBody.conflict("问题当前为\(state.label)，不能作废", field: "body.id")
@@ -306,6 +310,8 @@ extension CasesService {
             let by = context.from ?? actor ?? ""
             let note = request.comment.map { "：\($0)" } ?? ""
             return try await context.write { db, _ in
+                try Self.sameParties(db, item)
+                try Self.sameParties(db, other)
                 if try Self.link(db, item.id, other.id) {
                     for (this, that) in [(item.id, other.id), (other.id, item.id)] {
                         let state = try Self.currentState(db, this)
@@ -331,6 +337,20 @@ extension CasesService {
             throw ErrorBody.notFound("整改台账中没有问题 \(ErrorBody.quote(id))", field: field)
         }
         return item
+    }
+
+    /// The case's parties as the transaction sees them: the permission was decided on the case as
+    /// read before the write lane took the request, and a write queued ahead of it (an import, the
+    /// office's round trip) may have handed the case to another unit or supervisor since.
+    static func sameParties(_ db: Database, _ item: Case) throws {
+        guard let row = try Row.fetchOne(db, sql: "SELECT unit, supervising_unit FROM cases WHERE id = ?", arguments: [item.id]) else {
+            throw ErrorBody.notFound("整改台账中没有问题 \(ErrorBody.quote(item.id))", field: "body.id")
+        }
+        let unit: String = row["unit"]
+        let supervising: String? = row["supervising_unit"]
+        guard unit == item.unit, supervising == item.supervisingUnit else {
+            throw ErrorBody.conflict("问题 \(item.id) 的责任单位或监管单位刚被变更（现为\(unit)），请重新读取后再操作", field: "body.id")
+        }
     }
 
     /// The state as the transaction sees it: what was read before may have moved.

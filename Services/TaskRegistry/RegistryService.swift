@@ -300,9 +300,11 @@ public struct RegistryService: DubanService {
                     tasks: request.tasks ?? [],
                     recordedAt: at, recordedBy: context.from, principal: context.caller.principal?.name,
                     principalKey: context.caller.principal?.publicKey)
-                escalation.details = request.details
                 escalation.responsiblePerson = responsible
+                // The stream is every reader's: the event carries what readers may see.
+                escalation.details = request.details?.forReaders
                 try events.emit(RegistryTypes.escalationRecorded, escalation)
+                escalation.details = request.details
                 return escalation
             }
         }
@@ -311,7 +313,18 @@ public struct RegistryService: DubanService {
             if let unit = request.unit, current.plan.document.unit(unit) == nil {
                 throw ErrorBody.notFound("方案中没有单位 \(ErrorBody.quote(unit))", field: "body.unit")
             }
-            return ListReply(items: try await context.store.pool.read { try RegistryStore.escalations($0, unit: request.unit) })
+            let items = try await context.store.pool.read { try RegistryStore.escalations($0, unit: request.unit) }
+            // A 约谈's participants and minutes: the office, the services and the unit concerned.
+            let caller = context.caller
+            let plan = current.plan.document
+            let seesAll = caller.isOffice || caller.role == .service
+            return ListReply(
+                items: items.map { escalation in
+                    guard !seesAll, !Self.answers(caller, for: escalation.unit, plan: plan) else { return escalation }
+                    var shown = escalation
+                    shown.details = escalation.details?.forReaders
+                    return shown
+                })
         }
 
         // 验收: the office accepts a task its units reported complete, or returns it.

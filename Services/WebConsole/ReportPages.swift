@@ -67,7 +67,8 @@ extension WebConsole {
     func reportPage(_ request: Request, _ context: WebContext) async throws -> Response {
         guard let session = context.session else { return loginRedirect(request) }
         let wanted = try reportRequest(context)
-        let report = try await gateway.call(.notify, NotifyTypes.reportGenerate, wanted, from: wireFrom(session.user), timeout: .seconds(30))
+        let report = try await gateway.call(
+            .notify, NotifyTypes.reportGenerate, wanted, from: wireFrom(session.user), timeout: .seconds(30))
         let base = "/reports/\(wanted.kind.rawValue)/\(urlSegment(wanted.period))/download"
         var html = "<p class=\"muted\"><a href=\"/reports\">报告</a> · \(esc(Self.kindLabel(wanted.kind)))</p>"
         if let notice = request.uri.queryParameters["notice"].map(String.init), !notice.isEmpty, notice.count <= 64 {
@@ -86,7 +87,8 @@ extension WebConsole {
         let wanted = try reportRequest(context)
         let format = context.parameters.get("format") ?? ""
         guard ["docx", "csv", "md"].contains(format) else { throw WebError.notFound("没有这种格式（docx、csv、md）") }
-        let report = try await gateway.call(.notify, NotifyTypes.reportGenerate, wanted, from: wireFrom(session.user), timeout: .seconds(30))
+        let report = try await gateway.call(
+            .notify, NotifyTypes.reportGenerate, wanted, from: wireFrom(session.user), timeout: .seconds(30))
         let data: Data
         let type: String
         switch format {

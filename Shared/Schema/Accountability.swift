@@ -21,6 +21,16 @@ public struct AccountablePerson: Codable, Sendable, Equatable {
 
 /// What a 约谈 or 问责 recorded besides its reason.
 public struct AccountabilityDetails: Codable, Sendable, Equatable {
+    /// What every reader may see: the 约谈's participants and minutes stay with the office, the unit
+    /// concerned and the services (the 通报's own content — the day, the commitments, the follow-up
+    /// day, the persons held to account, the authority and its document — is announced anyway).
+    public var forReaders: AccountabilityDetails {
+        var shown = self
+        shown.participants = nil
+        shown.minutes = nil
+        return shown
+    }
+
     /// The day it took place, `YYYY-MM-DD`.
     public var date: String?
     /// 约谈: who took part.

@@ -238,6 +238,25 @@ import Testing
         try await ledger.stop()
     }
 
+    /// A permission decided on the case as read before the write lane took the request does not
+    /// survive the case changing hands meanwhile: inside the transaction the parties are read again.
+    @Test func aWriteDecidedOnACaseThatChangedHandsMeanwhileIsRefused() async throws {
+        let directory = try TestSupport.temporaryDirectory()
+        let ledger = try await Ledger.start(dataDirectory: directory)
+        let office = try await ledger.client(officeUnit)
+        let item = try await office.call(
+            CaseTypes.open, CaseOpenRequest(source: .centralInspection, title: "问题丙", unit: "区城乡建设局"), as: Case.self)
+        let pool = try DatabasePool(path: (directory as NSString).appendingPathComponent("cases.sqlite"))
+        try await pool.read { db in try CasesService.sameParties(db, item) }
+        // As an import queued ahead of the request would: the case goes to another unit.
+        try await pool.write { db in try db.execute(sql: "UPDATE cases SET unit = '区城市管理局' WHERE id = ?", arguments: [item.id]) }
+        let refusal = await #expect(throws: ErrorBody.self) { try await pool.read { db in try CasesService.sameParties(db, item) } }
+        #expect(refusal?.code == .conflict && refusal?.message.contains("区城市管理局") == true)
+        try pool.close()
+        await office.close()
+        try await ledger.stop()
+    }
+
     @Test func anInspectionByTheDisciplineCommissionOpensACaseForEachFinding() async throws {
         let ledger = try await Ledger.start()
         let office = try await ledger.client(officeUnit)

@@ -172,6 +172,19 @@ import Testing
         let reminder = try #require(try await bench.notices(.escalation).first { $0.dedupKey == "follow_up:\(interview.id)" })
         #expect(reminder.units == ["区城乡建设局", officeUnit] && reminder.text.contains("10月底前完成第一批50处整治"))
         #expect(try await office.call(RegistryTypes.escalationList, EscalationListRequest()).items.first?.details?.commitments?.count == 2)
+        // The minutes and who took part: the office and the unit concerned; another unit, a reader and
+        // the event stream get the rest of the record without them.
+        #expect(try await unit.call(RegistryTypes.escalationList, EscalationListRequest()).items.first?.details?.minutes == "约谈纪要见附件")
+        let other = try await RPCClient.connect(to: bench.registry.endpoints.rpc, from: "区农业农村局")
+        let reader = try await RPCClient.connect(to: bench.registry.endpoints.rpc)
+        for client in [other, reader] {
+            let seen = try #require(try await client.call(RegistryTypes.escalationList, EscalationListRequest()).items.first?.details)
+            #expect(seen.minutes == nil && seen.participants == nil && seen.commitments?.count == 2 && seen.followUp == "2026-10-31")
+            await client.close()
+        }
+        let stream = try await office.call(
+            SystemTypes.eventsSince, EventsSinceRequest(stream: "registry", after: 0, limit: 10_000), as: EventsSinceReply<AnyEvent>.self)
+        #expect(!String(decoding: try WireCoding.encode(stream), as: UTF8.self).contains("约谈纪要见附件"))
         await office.close()
         await unit.close()
         try await bench.stop()
