@@ -66,12 +66,16 @@ let package = Package(
             path: "Shared/Schema",
             swiftSettings: swiftSettings
         ),
+        // How every executable writes its log lines (text or JSON).
+        .target(
+            name: "DubanLogging", dependencies: [.product(name: "Logging", package: "swift-log")], path: "Shared/DubanLogging",
+            swiftSettings: swiftSettings),
         // Where every service is and what a deployment sets: read by services and the CLI alike,
         // with no storage in it.
         .target(
             name: "DubanConfig",
             dependencies: [
-                "Schema",
+                "Schema", "DubanLogging",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
             ],
@@ -124,7 +128,7 @@ let package = Package(
         .target(
             name: "ServiceKit",
             dependencies: [
-                "Messaging", "Schema", "DubanConfig", "Trust",
+                "Messaging", "Schema", "DubanConfig", "DubanLogging", "Trust",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -183,7 +187,10 @@ let package = Package(
             name: "duban-notify", dependencies: ["Notifications"], path: "Services/Executables/duban-notify", swiftSettings: swiftSettings),
         .executableTarget(
             name: "duban-broker",
-            dependencies: ["Messaging", "ServiceKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Messaging", "ServiceKit", "DubanConfig", "DubanLogging",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Services/Executables/duban-broker",
             swiftSettings: swiftSettings
         ),
@@ -218,7 +225,7 @@ let package = Package(
         .executableTarget(
             name: "duban-web",
             dependencies: [
-                "WebConsole", "DubanConfig", "Schema", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "WebConsole", "DubanConfig", "DubanLogging", "Schema", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
             ],
             path: "Services/Executables/duban-web",

@@ -1,4 +1,5 @@
 import Configuration
+import DubanLogging
 import Foundation
 import Logging
 
@@ -47,6 +48,8 @@ public struct DeploymentConfiguration: Sendable, Equatable {
     public var metrics: [ServiceName: String] = [:]
     public var dataDirectory: String
     public var logLevel: Logger.Level
+    /// `logFormat` (`DUBAN_LOG_FORMAT`): `text` (default) or `json` for log shippers.
+    public var logFormat: LogFormat = .text
     /// Largest accepted payload, bytes (PROTOCOL.md: default 16 MiB).
     public var maxPayloadBytes: Int
     /// Where the file came from, if one was read.
@@ -109,7 +112,7 @@ public struct DeploymentConfiguration: Sendable, Equatable {
         ServiceName.allCases.flatMap { ["\($0.rawValue).rpc", "\($0.rawValue).events", "\($0.rawValue).metrics"] }
         + [
             "broker.backend", "broker.eventsIn", "dataDir", "maxPayloadBytes", "tickSeconds", "planFile", "stationsFile", "databaseURL",
-            "logLevel", "keysDir", "supervisionStart",
+            "logLevel", "logFormat", "keysDir", "supervisionStart",
         ]
         + ["thresholds.city_control_value", "thresholds.city_standard", "thresholds.national_quota"]
         + ["notify.fileChannelDir", "notify.webhookAllow", "notify.consoleURL", "cases.complaintRetentionDays"]
@@ -211,6 +214,9 @@ public struct DeploymentConfiguration: Sendable, Equatable {
         let level = environment["LOG_LEVEL"] ?? reader.string(forKey: "logLevel", default: "info")
         guard let parsed = Logger.Level(rawValue: level.lowercased()) else { throw ConfigurationError.invalid("logLevel", level) }
         result.logLevel = parsed
+        let format = reader.string(forKey: "logFormat", default: "text")
+        guard let parsedFormat = LogFormat(rawValue: format.lowercased()) else { throw ConfigurationError.invalid("logFormat", format) }
+        result.logFormat = parsedFormat
         return result
     }
 }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import DubanConfig
+import DubanLogging
 import Foundation
 import GRDB
 import Logging
@@ -206,6 +208,9 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Flag(name: .long, help: "Without keys, bind non-loopback addresses anyway (no authentication: anyone may act as any unit).")
     public var insecure = false
 
+    @Option(name: .long, help: "Log lines as text (default) or json (one object per line; or DUBAN_LOG_FORMAT, configuration logFormat).")
+    public var logFormat: String?
+
     @Option(
         name: .long,
         help: "HOST:PORT for /metrics, /healthz and /readyz over HTTP (configuration <service>.metrics); off when absent.")
@@ -227,6 +232,12 @@ public struct ServiceOptions: ParsableArguments, Sendable {
                 throw ValidationError("--log-level: unknown level \(logLevel)")
             }
             deployment.logLevel = level
+        }
+        if let logFormat {
+            guard let format = LogFormat(rawValue: logFormat.lowercased()) else {
+                throw ValidationError("--log-format: text or json, not \(logFormat)")
+            }
+            deployment.logFormat = format
         }
         var endpoints = deployment[service]
         if behindBroker || environment["DUBAN_BEHIND_BROKER"] == "true" {
@@ -252,12 +263,7 @@ public func runServiceMain<S: DubanService>(_ type: S.Type, options: ServiceOpti
     } catch let error as ConfigurationError {
         throw ValidationError(error.description)
     }
-    let level = settings.deployment.logLevel
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
-    }
+    bootstrapLogging(level: settings.deployment.logLevel, format: settings.deployment.logFormat)
     let logger = Logger(label: "duban.\(S.name.rawValue)")
     let built = try await buildService(S.self, settings: settings, logger: logger)
     try await built.group.run()

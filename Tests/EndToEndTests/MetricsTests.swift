@@ -62,6 +62,40 @@ import Testing
         #expect(await process.terminate() == 0, "\(process.log)")
     }
 
+    /// `--log-format json` for log shippers: every line one JSON object with the time, level, label
+    /// and message, and a line a request causes names its envelope id.
+    @Test func jsonLogLinesAreObjectsAndNameTheRequestsEnvelopeID() async throws {
+        let process = try await ServiceProcess.start(
+            "duban-registry",
+            arguments: ["--data-dir", try TestSupport.temporaryDirectory(), "--log-format", "json", "--log-level", "debug"],
+            endpoints: TestSupport.freeEndpoints())
+        let client = try await RPCClient.connect(to: process.endpoints.rpc, from: officeUnit)
+        _ = try? await client.send(
+            payload: Data(#"{"v":1,"id":"log-probe-1","type":"task.get","body":{"task":1}}"#.utf8), id: "log-probe-1",
+            timeout: .seconds(5))
+        await client.close()
+        #expect(await process.terminate() == 0, "\(process.log)")
+        let lines = process.log.split(separator: "\n").filter { !$0.isEmpty }
+        #expect(lines.count >= 2, "\(process.log)")
+        var probe = false
+        for line in lines {
+            let object = try? JSONDecoder().decode(JSONValue.self, from: Data(line.utf8))
+            #expect(object?["ts"]?.stringValue?.hasSuffix("Z") == true && object?["msg"]?.stringValue != nil, "\(line)")
+            #expect(object?["label"]?.stringValue == "duban.registry" && object?["level"]?.stringValue != nil, "\(line)")
+            if object?["metadata"]?["msg.id"]?.stringValue == "log-probe-1" { probe = true }
+        }
+        #expect(probe, "no line names the request:\n\(process.log)")
+        // A format the executable does not know is refused at start.
+        #expect(throws: (any Error).self) {
+            try TestSupport.run(
+                (TestSupport.binDirectory as NSString).appendingPathComponent("duban-registry"),
+                [
+                    "--data-dir", try TestSupport.temporaryDirectory(), "--log-format", "xml", "--rpc", "tcp://127.0.0.1:1", "--events",
+                    "tcp://127.0.0.1:1",
+                ])
+        }
+    }
+
     @Test func notifyExportsItsOutbox() async throws {
         let port = TestSupport.freePort()
         let process = try await ServiceProcess.start(

@@ -1,4 +1,6 @@
 import ArgumentParser
+import DubanConfig
+import DubanLogging
 import Foundation
 import Logging
 import Messaging
@@ -30,15 +32,15 @@ struct Main: AsyncParsableCommand {
     @Option(help: "Key directory (or DUBAN_KEYS_DIR, configuration keysDir): CURVE on all four sockets.") var keys: String?
     @Flag(help: "Without keys, bind non-loopback addresses anyway (no authentication).") var insecure = false
     @Option(help: "Log level.") var logLevel: String = "info"
+    @Option(help: "Log lines as text or json (default: the configuration's logFormat, or text).") var logFormat: String?
 
     func run() async throws {
         let deployment = try await DeploymentConfiguration.load(configFile: config)
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        guard let format = logFormat.map({ LogFormat(rawValue: $0.lowercased()) }) ?? deployment.logFormat else {
+            throw ValidationError("--log-format: text or json")
         }
+        bootstrapLogging(level: level, format: format)
         let logger = Logger(label: "duban.broker")
         let broker = try await Broker.start(
             endpoints: Broker.Endpoints(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DubanConfig
+import DubanLogging
 import Foundation
 import Hummingbird
 import Logging
@@ -84,12 +85,7 @@ struct Main: AsyncParsableCommand {
         settings.bcryptCost = bcryptCost
         settings.heartbeat = .milliseconds(Int(heartbeatSeconds * 1000))
         settings.keysDirectory = deployment.keysDirectory
-        let level = deployment.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        bootstrapLogging(level: deployment.logLevel, format: deployment.logFormat)
         let logger = Logger(label: "duban.web")
         let console: WebConsole
         do {
