@@ -70,6 +70,15 @@ public struct IngestService: DubanService {
         metrics.onScrape {
             guard let active = try? await alertStore.activeAlerts() else { return }
             metrics.gauge("duban_alerts_open", help: "Alerts raised and not yet cleared.").set(Int64(active.count))
+            // Each station's newest reading: "readings stopped" alerts in Prometheus.
+            if let latest = try? await alertStore.latestTimes() {
+                for (station, ms) in latest {
+                    metrics.gauge(
+                        "duban_station_last_reading_seconds", help: "Time of each station's newest reading (Unix seconds).",
+                        labels: [("station", station)]
+                    ).set(ms / 1000)
+                }
+            }
         }
         derived = DerivedIndicators(
             store: store, stations: stations, standards: standards, indicators: indicators, clock: clock, logger: logger)

@@ -164,6 +164,12 @@ final class PostgresEventStorage: EventStorage, AuditedStorage, Service {
             """, logger: logger)
     }
 
+    func keysHeld() async throws -> Int {
+        let rows = try await client.query("SELECT COUNT(*)::BIGINT FROM duban_idempotency", logger: logger)
+        for try await count in rows.decode(Int64.self) { return Int(count) }
+        return 0
+    }
+
     func purgeExpiredKeys(now: Date) async throws -> Int {
         var removed = 0
         let rows = try await client.query(

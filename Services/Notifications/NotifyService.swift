@@ -58,6 +58,16 @@ public struct NotifyService: DubanService {
             metrics.gauge("duban_outbox_pending", help: "Deliveries waiting to be sent.").set(Int64(byState["pending"] ?? 0))
             metrics.gauge("duban_outbox_given_up", help: "Deliveries given up after their retries.").set(Int64(byState["given_up"] ?? 0))
             metrics.gauge("duban_delivery_attempts_failed", help: "Delivery attempts that failed (each retry counts).").set(Int64(counts.1))
+            // How far notify has followed each peer's stream: the lag is the peer's
+            // duban_stream_head minus this (deploy/prometheus/duban-alerts.yml).
+            if let cursors = try? await outbox.pool.read({ try Row.fetchAll($0, sql: "SELECT stream, seq FROM cursors") }) {
+                for row in cursors {
+                    metrics.gauge(
+                        "duban_subscriber_cursor", help: "Seq of the last event handled, per followed stream.",
+                        labels: [("stream", row["stream"] as String)]
+                    ).set(Int64(row["seq"] as Int))
+                }
+            }
         }
         rules = try NotifyRules.load(ProcessInfo.processInfo.environment["DUBAN_NOTIFY_RULES_FILE"])
         // One long-lived client per peer, for the directory, the rhythm and reports; no handler in the

@@ -34,6 +34,8 @@ public protocol EventStorage: Sendable {
     func remember(key: String, reply: StoredReply) async throws
     /// Forgets keys older than the retention; returns how many.
     func purgeExpiredKeys(now: Date) async throws -> Int
+    /// Idempotency keys held (the metrics port's `duban_idempotency_keys`).
+    func keysHeld() async throws -> Int
 }
 
 /// Storage that can also answer the rpc loop's reads synchronously, on the calling thread (SQLite:

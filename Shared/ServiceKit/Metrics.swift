@@ -20,6 +20,8 @@ public final class ServiceMetrics: Sendable {
         queuedRequests = registry.makeGauge(
             name: "duban_requests_queued", help: "Requests read and not yet answered (waiting for their turn or running).")
         queuedBytes = registry.makeGauge(name: "duban_requests_queued_bytes", help: "Payload bytes of the requests queued.")
+        // Exported from the start (at 0), so an alert on its increase has a series to watch.
+        _ = registry.makeCounter(name: "duban_certificate_refusals_total", help: "Connections refused for their key.")
     }
 
     /// A connection refused by the ZAP handler: a key not admitted, or revoked, or no CURVE

@@ -131,6 +131,9 @@ public func buildService<S: DubanService>(_ type: S.Type, settings: ServiceSetti
         metrics: metrics)
     // Each stream's head (the seq of its last event: events published) at every scrape.
     metrics.onScrape {
+        if let keys = try? await store.keysHeld() {
+            metrics.gauge("duban_idempotency_keys", help: "Idempotency keys held (kept 48 hours).").set(Int64(keys))
+        }
         guard let heads = try? await store.heads() else { return }
         for (stream, head) in heads {
             metrics.gauge("duban_stream_head", help: "Seq of each stream's last event (events published).", labels: [("stream", stream)])

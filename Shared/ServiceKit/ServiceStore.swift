@@ -205,6 +205,10 @@ public final class ServiceStore: SynchronousEventStorage, Sendable {
 
     /// Forgets keys older than the retention.
     @discardableResult
+    public func keysHeld() async throws -> Int {
+        try await pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM duban_idempotency") ?? 0 }
+    }
+
     public func purgeExpiredKeys(now: Date) async throws -> Int {
         try await pool.write { db in
             try db.execute(

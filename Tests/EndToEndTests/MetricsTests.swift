@@ -96,6 +96,78 @@ import Testing
         }
     }
 
+    /// deploy/'s alert rules and Grafana dashboard query only what the services export: all four run
+    /// as processes with their metrics ports, and every `duban_*` name in the two files is a family
+    /// one of them serves (a histogram's `_bucket`, `_sum` and `_count` count as its family).
+    @Test func theAlertRulesAndTheDashboardQueryOnlyExportedMetrics() async throws {
+        let deploy = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("deploy")
+        let rules = try String(contentsOf: deploy.appendingPathComponent("prometheus/duban-alerts.yml"), encoding: .utf8)
+        let dashboardData = try Data(contentsOf: deploy.appendingPathComponent("grafana/duban-dashboard.json"))
+        let dashboard = try #require(try JSONSerialization.jsonObject(with: dashboardData) as? [String: Any])
+        let panels = try #require(dashboard["panels"] as? [[String: Any]])
+        let expressions = panels.flatMap { ($0["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String } }
+        #expect(panels.count >= 8 && expressions.count >= panels.count)
+        for alert in [
+            "DubanServiceDown", "DubanRequestQueueGrowing", "DubanDeliveryFailing", "DubanSubscriberLag", "DubanStationReadingsStopped",
+        ] {
+            #expect(rules.contains("alert: \(alert)"), "\(alert)")
+        }
+        func names(_ text: String) -> Set<String> {
+            Set(text.matches(of: /duban_[a-z_]+/).map { String($0.output) })
+        }
+        let queried = names(rules).union(expressions.flatMap(names))
+
+        let services: [(ServiceName, String)] = [
+            (.registry, "duban-registry"), (.ingest, "duban-ingest"), (.cases, "duban-cases"), (.notify, "duban-notify"),
+        ]
+        let endpoints = Dictionary(uniqueKeysWithValues: services.map { ($0.0, TestSupport.freeEndpoints()) })
+        let dir = try TestSupport.temporaryDirectory()
+        let config =
+            "{"
+            + services.map { "\"\($0.0.rawValue)\": {\"rpc\": \"\(endpoints[$0.0]!.rpc)\", \"events\": \"\(endpoints[$0.0]!.events)\"}" }
+            .joined(separator: ", ") + ", \"keysDir\": \"\"}"
+        try config.write(toFile: "\(dir)/config.json", atomically: true, encoding: .utf8)
+        var processes: [ServiceProcess] = []
+        var ports: [Int] = []
+        for (service, executable) in services {
+            let port = TestSupport.freePort()
+            processes.append(
+                try await ServiceProcess.start(
+                    executable,
+                    arguments: [
+                        "--config", "\(dir)/config.json", "--data-dir", "\(dir)/\(service.rawValue)", "--metrics", "127.0.0.1:\(port)",
+                    ],
+                    endpoints: endpoints[service]!))
+            ports.append(port)
+        }
+        let station = try await RPCClient.connect(to: endpoints[.ingest]!.rpc, from: "六一桥自动站")
+        _ = try await station.call(
+            IngestTypes.readingSubmit,
+            ReadingSubmitRequest(readings: [SubmittedReading(station: "liuyiqiao", parameter: "nh3n", ts: Timestamp.now(), value: 0.5)]),
+            as: ReadingSubmitReply.self)
+        await station.close()
+        // Notify follows the registry's events (its first statuses) and records its cursor.
+        #expect(
+            try await TestSupport.eventually(timeout: .seconds(20)) {
+                (try? Self.curl("http://127.0.0.1:\(ports[3])/metrics"))?.contains("duban_subscriber_cursor{") == true
+            })
+        var families: Set<String> = []
+        for port in ports {
+            for line in try Self.curl("http://127.0.0.1:\(port)/metrics").split(separator: "\n") where line.hasPrefix("# TYPE ") {
+                let parts = line.split(separator: " ")
+                let name = String(parts[2])
+                families.insert(name)
+                if parts.last == "histogram" { families.formUnion(["_bucket", "_sum", "_count"].map { name + $0 }) }
+            }
+        }
+        #expect(queried.count >= 12)
+        for name in queried.sorted() {
+            #expect(families.contains(name), "\(name) is queried but no service exports it: \(families.sorted())")
+        }
+        for process in processes { #expect(await process.terminate() == 0, "\(process.log)") }
+    }
+
     @Test func notifyExportsItsOutbox() async throws {
         let port = TestSupport.freePort()
         let process = try await ServiceProcess.start(
