@@ -211,6 +211,20 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Flag(name: .long, help: "Without keys, bind non-loopback addresses anyway (no authentication: anyone may act as any unit).")
     public var insecure = false
 
+    @Option(
+        name: .long,
+        help:
+            "Instead of serving: copy this service's data, consistently while it runs, into DIR (SQLite backup, or pg_dump for ingest on PostgreSQL) and exit."
+    )
+    public var backupTo: String?
+
+    @Option(
+        name: .long,
+        help:
+            "Instead of serving: restore this service's data from a --backup-to DIR into a fresh data directory (or empty database) and exit."
+    )
+    public var restoreFrom: String?
+
     @Option(name: .long, help: "Log lines as text (default) or json (one object per line; or DUBAN_LOG_FORMAT, configuration logFormat).")
     public var logFormat: String?
 
@@ -267,9 +281,36 @@ public func runServiceMain<S: DubanService>(_ type: S.Type, options: ServiceOpti
         throw ValidationError(error.description)
     }
     bootstrapLogging(level: settings.deployment.logLevel, format: settings.deployment.logFormat)
+    if options.backupTo != nil || options.restoreFrom != nil {
+        try copyData(S.self, settings: settings, backupTo: options.backupTo, restoreFrom: options.restoreFrom)
+        return
+    }
     let logger = Logger(label: "duban.\(S.name.rawValue)")
     let built = try await buildService(S.self, settings: settings, logger: logger)
     try await built.group.run()
+}
+
+/// `--backup-to` and `--restore-from`: the data of this service (its instance's SQLite file, or
+/// ingest's PostgreSQL database), printed as the manifest's JSON for scripts.
+func copyData<S: DubanService>(_ type: S.Type, settings: ServiceSettings, backupTo: String?, restoreFrom: String?) throws {
+    let name = settings.instance
+    let postgres = S.name == .ingest ? settings.deployment.databaseURL.flatMap { $0.isEmpty ? nil : $0 } : nil
+    let manifest: DataBackup.Manifest
+    do {
+        switch (backupTo, restoreFrom, postgres) {
+        case (let directory?, nil, let url?): manifest = try DataBackup.dumpPostgres(url: url, service: name, into: directory)
+        case (let directory?, nil, nil): manifest = try DataBackup.backup(database: settings.databasePath, service: name, into: directory)
+        case (nil, let directory?, let url?): manifest = try DataBackup.restorePostgres(url: url, service: name, from: directory)
+        case (nil, let directory?, nil):
+            manifest = try DataBackup.restore(service: name, from: directory, to: settings.databasePath)
+        default: throw ValidationError("--backup-to 与 --restore-from 只能选一个")
+        }
+    } catch let failure as DataBackup.Failure {
+        throw ValidationError(failure.description)
+    }
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    FileHandle.standardOutput.write(try encoder.encode(manifest) + Data("\n".utf8))
 }
 
 extension ServiceName: ExpressibleByArgument {}
