@@ -102,7 +102,8 @@ public enum DataBackup {
         try runTool("pg_dump", ["--format=custom", "--no-owner", "--file=\(target)", url])
         let bytes = try Data(contentsOf: URL(fileURLWithPath: target))
         let manifest = Manifest(
-            service: service, file: file, bytes: bytes.count, sha256: Fingerprint.hex(bytes), takenAt: Timestamp.format(now), migrations: [],
+            service: service, file: file, bytes: bytes.count, sha256: Fingerprint.hex(bytes), takenAt: Timestamp.format(now),
+            migrations: [],
             heads: [:])
         try write(manifest, to: directory)
         return manifest

@@ -213,16 +213,12 @@ public struct ServiceOptions: ParsableArguments, Sendable {
 
     @Option(
         name: .long,
-        help:
-            "Instead of serving: copy this service's data, consistently while it runs, into DIR (SQLite backup, or pg_dump for ingest on PostgreSQL) and exit."
-    )
+        help: "Instead of serving: copy this service's data, consistently while it runs, into DIR and exit.")
     public var backupTo: String?
 
     @Option(
         name: .long,
-        help:
-            "Instead of serving: restore this service's data from a --backup-to DIR into a fresh data directory (or empty database) and exit."
-    )
+        help: "Instead of serving: restore this service's data from a --backup-to DIR into a fresh data directory and exit.")
     public var restoreFrom: String?
 
     @Option(name: .long, help: "Log lines as text (default) or json (one object per line; or DUBAN_LOG_FORMAT, configuration logFormat).")

@@ -15,7 +15,9 @@ import Testing
     /// A configuration naming fresh endpoints for every service and `dataDir`.
     static func configuration(_ path: String, dataDir: String) throws -> [ServiceName: Endpoints] {
         let endpoints = Dictionary(uniqueKeysWithValues: services.map { ($0.0, TestSupport.freeEndpoints()) })
-        let entries = services.map { "\"\($0.0.rawValue)\": {\"rpc\": \"\(endpoints[$0.0]!.rpc)\", \"events\": \"\(endpoints[$0.0]!.events)\"}" }
+        let entries = services.map {
+            "\"\($0.0.rawValue)\": {\"rpc\": \"\(endpoints[$0.0]!.rpc)\", \"events\": \"\(endpoints[$0.0]!.events)\"}"
+        }
         try ("{" + entries.joined(separator: ", ") + ", \"dataDir\": \"\(dataDir)\", \"keysDir\": \"\"}")
             .write(toFile: path, atomically: true, encoding: .utf8)
         return endpoints
