@@ -115,6 +115,31 @@ import Testing
         try await service.stop()
     }
 
+    /// The same with PostgreSQL (the scale-out storage): the provisional mark is stored and read back.
+    @Test func aProvisionalMeanIsStoredAsSuchInPostgres() async throws {
+        let cluster = try PostgresCluster.start()
+        defer { cluster.stop() }
+        let service = try await InProcessService.start(
+            IngestService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: .starting(at: date("2026-11-21T12:00:00+08:00"))
+        ) {
+            $0.databaseURL = cluster.url
+            $0.thresholds["city_control_value"] = 30
+        }
+        let client = try await RPCClient.connect(to: service.endpoints.rpc, from: "城中区空气自动站")
+        let readings = (1...31).flatMap { day in
+            (0..<20).map { reading("pm25", 20, at: String(format: "2026-01-%02dT%02d:00:00+08:00", day, $0), station: "chengzhong_air") }
+        }
+        _ = try await client.call(IngestTypes.readingSubmit, ReadingSubmitRequest(readings: readings), as: ReadingSubmitReply.self)
+        #expect(try await TestSupport.eventually { try await Self.indicator(client, "pm25_annual_mean").latest != nil })
+        let indicator = try await Self.indicator(client, "pm25_annual_mean")
+        #expect(indicator.provisional == true && indicator.attainment == "unknown" && indicator.latest?.value == .number(20))
+        #expect(indicator.provisionalText?.contains("有效日均值 31 天") == true, "\(indicator.provisionalText ?? "")")
+        let stored = try cluster.psql("SELECT provisional FROM indicator_values WHERE indicator = 'pm25_annual_mean'")
+        #expect(stored.trimmingCharacters(in: .whitespacesAndNewlines) == "t", "\(stored)")
+        await client.close()
+        try await service.stop()
+    }
+
     @Test func reportedValuesAreRoundedBeforeTheyMeetTheLimit() async throws {
         let service = try await InProcessService.start(
             IngestService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: IngestServiceTests.clock()
@@ -140,7 +165,8 @@ import Testing
     /// are within it, 61.5 (62) and 60.6 (61) exceed it.
     @Test func dailyMeansAreRoundedBeforeTheDailyLimit() async throws {
         let service = try await InProcessService.start(
-            IngestService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: .starting(at: date("2026-11-25T12:00:00+08:00")))
+            IngestService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: .starting(at: date("2026-11-25T12:00:00+08:00"))
+        )
         let client = try await RPCClient.connect(to: service.endpoints.rpc, from: "城中区空气自动站")
         var readings: [SubmittedReading] = []
         for (day, value) in [("2026-11-18", 59.5), ("2026-11-19", 60.5), ("2026-11-20", 61.5), ("2026-11-21", 60.6)] {
@@ -198,6 +224,25 @@ import Testing
         }
         await client.close()
         try await service.stop()
+    }
+
+    @Test func aPlanFileWithABadPartIsRefusedNamingThePart() throws {
+        let text = try String(contentsOfFile: try #require(PlanLoader.bundledPlanPath), encoding: .utf8)
+        let parsed = try PlanLoader.parse(text, file: "plan.yaml")
+        let parts = parsed.targets.first { $0.indicator == "emissions_carbon_intensity" }?.parts
+        #expect(
+            parts?.map(\.indicator) == ["major_pollutant_reduction", "carbon_intensity"] && parts?.allSatisfy { $0.tasks == ["15"] } == true
+        )
+        let broken = text.replacingOccurrences(of: "threshold_from: national_quota_carbon_intensity", with: "threshold: many")
+            .replacingOccurrences(
+                of: "        operator: at_most\n        threshold: many", with: "        operator: class_at_least\n        threshold: many")
+        var message = ""
+        do {
+            _ = try PlanLoader.parse(broken, file: "plan.yaml")
+        } catch {
+            message = error.description
+        }
+        #expect(message.contains("分项指标的比较方式") && message.contains("parts[1].threshold"), "\(message)")
     }
 
     /// A `plan.load` at the registry that lowers 森林覆盖率's target from 31.48 % to 31 % reaches
