@@ -280,6 +280,16 @@ import Testing
         await office.close()
         await client.close()
         try await service.stop()
+
+        // Restarted while the registry is down, ingestion still judges by the reloaded plan it kept.
         try await registry.stop()
+        let restarted = try await InProcessService.start(
+            IngestService.self, dataDirectory: service.dataDirectory, clock: clock, tickSeconds: 0.2
+        ) { $0.endpoints[.registry] = registry.endpoints }
+        let again = try await RPCClient.connect(to: restarted.endpoints.rpc, from: officeUnit)
+        let kept = try await Self.indicator(again, "forest_coverage")
+        #expect(kept.threshold == .number(31) && kept.attainment == "met")
+        await again.close()
+        try await restarted.stop()
     }
 }
