@@ -275,7 +275,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IngestTests",
-            dependencies: ["IndicatorIngest", "DubanTesting", "Messaging", "Schema", "ServiceKit"],
+            dependencies: ["IndicatorIngest", "TaskRegistry", "PlanFormat", "DubanTesting", "Messaging", "Schema", "ServiceKit"],
             path: "Tests/IngestTests",
             swiftSettings: swiftSettings
         ),

@@ -72,6 +72,13 @@ struct IndicatorCommand: AsyncParsableCommand {
                     "最新 \(valueText(item.latest?.value)) \(item.latest?.period ?? "")，\(attainmentLabel(item.attainment))；"
                         + "2026年底预计 \(valueText(item.projection))"
                 )
+                if let text = item.provisionalText { print("暂不评价：\(text)") }
+                if let judged = item.judgedValue, judged != item.latest?.value { print("按标准修约后 \(valueText(judged)) 参与评价") }
+                for part in item.parts ?? [] {
+                    print(
+                        "  分项 \(part.name)（\(part.id)）：最新 \(valueText(part.latest?.value)) \(part.unit ?? "") \(part.latest?.period ?? "")，"
+                            + "目标 \(valueText(part.threshold))，\(attainmentLabel(part.attainment))")
+                }
                 print(
                     TextTable.render(
                         header: ["期间", "值", "来源", "说明"],
@@ -137,7 +144,9 @@ struct WaterClassCommand: AsyncParsableCommand {
                 client, IngestTypes.waterClass, WaterClassRequest(station: station, from: from, to: to), as: WaterClassReply.self,
                 options: options)
             if options.json { return try printJSON(reply) }
-            print("\(station) \(from) 至 \(to)：\(reply.class)类（决定因子 \(reply.factors.joined(separator: "、"))，样本 \(reply.samples) 个）")
+            print(
+                "\(station) \(from) 至 \(to)：\(reply.class)类（决定因子 \(reply.factors.joined(separator: "、"))，"
+                    + "\(reply.months.map { "\($0) 个月（各月均值的平均）、" } ?? "")样本 \(reply.samples) 个）")
             print(
                 TextTable.render(
                     header: ["项目", "均值"], rows: reply.means.sorted { $0.key < $1.key }.map { [$0.key, String(format: "%g", $0.value)] }))
@@ -159,7 +168,9 @@ struct AirAnnual: AsyncParsableCommand {
             if options.json { return try printJSON(reply) }
             print(
                 "\(station) \(year)：PM2.5 年均 \(reply.pm25Mean.map { String(format: "%.1f", $0) } ?? "—") µg/m³，有效日 \(reply.validDays) 天，"
-                    + (reply.valid ? "有效，\(reply.grade ?? "")" : "有效数据不足"))
+                    + (reply.valid
+                        ? "有效，按HJ 663修约为 \(reply.pm25Judged.map { String(format: "%g", $0) } ?? "—")，\(reply.grade ?? "")"
+                        : reply.provisionalText ?? "有效天数不足，暂不评价"))
         }
     }
 }

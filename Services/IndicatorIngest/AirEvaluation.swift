@@ -30,6 +30,13 @@ public enum AirEvaluation {
 
     /// The annual mean of valid daily means, whether the year has enough of them, and the grade
     /// under the standard in force at the year's end (or today, for the year in progress).
+    ///
+    /// GB 3095-2012 §8 (数据统计的有效性规定, 表4 污染物浓度数据有效性的最低要求): an annual mean of
+    /// PM2.5 needs "每年至少有324个日平均浓度值，每月至少有27个日平均浓度值（二月至少有25个日平均浓度值）",
+    /// and a daily mean "每日至少有20个小时平均浓度值". A year short of that is provisional: its
+    /// mean is shown, no grade is given and the target is not judged (the numbers are data,
+    /// standards.yaml `validity`). The grade compares the mean as HJ 663-2013 reports it (rounded
+    /// half-to-even to whole µg/m³), not the raw mean.
     public static func annual(
         parameter: String, year: Int, samples: [(ts: Int64, value: Double)], standards: Standards, today: String
     ) -> AirAnnualReply {
@@ -43,10 +50,22 @@ public enum AirEvaluation {
         let valid = daily.count >= rules.minDaysPerYear && monthsComplete
         let mean = daily.isEmpty ? nil : daily.values.map(\.mean).reduce(0, +) / Double(daily.count)
         let asOf = min("\(year)-12-31", max(today, "\(year)-01-01"))
+        let judged = mean.map { standards.airJudged(parameter, $0, on: asOf) }
         var grade: String?
-        if valid, let mean, let limits = standards.airStandard(on: asOf)?.parameters[parameter]?.annual, limits.count == 2 {
-            grade = mean <= limits[0] ? "一级" : mean <= limits[1] ? "二级" : "超二级"
+        if valid, let judged, let limits = standards.airStandard(on: asOf)?.parameters[parameter]?.annual, limits.count == 2 {
+            grade = judged <= limits[0] ? "一级" : judged <= limits[1] ? "二级" : "超二级"
         }
-        return AirAnnualReply(pm25Mean: mean.map { ($0 * 10).rounded() / 10 }, validDays: daily.count, valid: valid, grade: grade)
+        return AirAnnualReply(
+            pm25Mean: mean.map { ($0 * 10).rounded() / 10 }, validDays: daily.count, valid: valid, grade: grade, pm25Judged: judged,
+            provisionalText: valid ? nil : provisionalText(validDays: daily.count, perMonth: perMonth, rules: rules))
+    }
+
+    /// Why a year's mean is not judged yet, in Chinese: the valid days and the months short of their minimum.
+    static func provisionalText(validDays: Int, perMonth: [Int: Int], rules: Standards.Validity) -> String {
+        let short = (1...12).filter { (perMonth[$0] ?? 0) < ($0 == 2 ? rules.minDaysFebruary : rules.minDaysPerMonth) }
+        let months = short.count == 12 ? "各月" : short.map { "\($0)月" }.joined(separator: "、")
+        return "有效天数不足，暂不评价：有效日均值 \(validDays) 天，年均值需至少 \(rules.minDaysPerYear) 天，"
+            + "且每月至少 \(rules.minDaysPerMonth) 天（二月至少 \(rules.minDaysFebruary) 天）"
+            + (short.isEmpty ? "" : "，\(months)不足")
     }
 }

@@ -207,21 +207,24 @@ public enum AlertRules {
                     guard let stats = batch.days[day], stats.hours >= standards.validity.minHourlyPerDay,
                         let limit = standards.airStandard(on: day)?.parameters[batch.parameter]?.daily?.last
                     else { continue }
-                    let exceeded = stats.mean > limit
+                    // HJ 663-2013: the daily mean is rounded to its reporting precision (GB/T 8170,
+                    // half-to-even) before the comparison, so 75.5 exceeds 75 and 75.4 does not.
+                    let mean = standards.airJudged(batch.parameter, stats.mean, on: day)
+                    let exceeded = mean > limit
                     if isLive(ts) {
                         set(key, exceeded) {
                             AlertBody(
                                 alert: key, kind: "limit_exceeded", station: station.id, parameter: batch.parameter, indicator: nil,
                                 severity: "alert",
                                 message: exceeded
-                                    ? "\(station.name)\(day)\(name)日均值\(format(stats.mean))，超过二级标准\(format(limit))"
+                                    ? "\(station.name)\(day)\(name)日均值\(format(mean))，超过二级标准\(format(limit))"
                                     : "\(station.name)\(name)日均值恢复达标",
-                                value: stats.mean, limit: limit, at: at, readingTs: time(ts))
+                                value: mean, limit: limit, at: at, readingTs: time(ts))
                         }
                     } else if exceeded {
                         var finding = draft(
-                            "limit_exceeded", ts, value: stats.mean, limit: limit, rank: stats.mean / limit, severity: "alert",
-                            detail: "日均值\(format(stats.mean))（\(stats.hours)小时），超过二级标准\(format(limit))")
+                            "limit_exceeded", ts, value: mean, limit: limit, rank: mean / limit, severity: "alert",
+                            detail: "日均值\(format(mean))（\(stats.hours)小时），超过二级标准\(format(limit))")
                         finding.readings = stats.hours
                         find(finding)
                     }

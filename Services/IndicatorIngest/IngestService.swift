@@ -20,15 +20,17 @@ public struct IngestService: DubanService {
     let stations: [StationConfig]
     let rules: ReadingRules
     let standards: Standards
-    let indicators: [IndicatorDefinition]
+    /// The targets in force (the plan file, then the registry's plan, reloads included).
+    let catalog: IndicatorCatalog
+    /// The registry's plan, followed from its events; nil when the registry cannot be reached from here.
+    let peers: PeerClients?
+    let directory: RegistryDirectory?
     let clock: ServiceClock
     let logger: Logger
     let tick: Duration
     let derived: DerivedIndicators
     /// Readings accepted, refused and already held (`--metrics`).
     let readingCounters: (accepted: Counter, refused: Counter, duplicates: Counter)
-    /// Units that may report each indicator's value, by indicator id.
-    let reporters: [String: Set<String>]
 
     public static func migrations(_ migrator: inout DatabaseMigrator) { SQLiteIngestStore.migrations(&migrator) }
 
@@ -47,14 +49,27 @@ public struct IngestService: DubanService {
         standards = try Standards.bundled()
         let planPath = context.deployment.planFile ?? PlanLoader.bundledPlanPath ?? ""
         let plan = try PlanLoader.load(path: planPath)
-        indicators = IndicatorDefinition.from(plan: plan, thresholds: context.deployment.thresholds)
-        // Who reports an indicator's value: the lead and cooperating units of the tasks behind its target.
-        var reporters: [String: Set<String>] = [:]
-        for definition in indicators {
-            let tasks = definition.target.tasks.compactMap { plan.task($0) }
-            reporters[definition.id] = Set(tasks.flatMap { $0.lead + $0.cooperating }.map { plan.unit($0)?.aliasOf ?? $0 })
+        // Targets follow the registry's plan (reloads included) once it has answered; the file holds
+        // until then, so ingestion starts and judges while the registry is down.
+        var peers: PeerClients?
+        var directory: RegistryDirectory?
+        do {
+            let clients = try await PeerClients(deployment: context.deployment, peers: [.registry], from: "ingest", logger: context.logger)
+            peers = clients
+            directory = try RegistryDirectory(
+                client: clients[.registry], events: context.deployment[.registry].events, store: context.storage as? ServiceStore,
+                logger: context.logger)
+        } catch {
+            context.logger.warning(
+                "the registry cannot be reached from here; targets stay those of the plan file", metadata: ["error": "\(error)"])
         }
-        self.reporters = reporters
+        self.peers = peers
+        self.directory = directory
+        // HJ 663-2013's reporting precision of the PM2.5 annual mean (whole µg/m³ in every edition held).
+        let pm25Decimals = standards.air.last?.parameters["pm25"]?.decimals
+        catalog = IndicatorCatalog(
+            plan: plan, thresholds: context.deployment.thresholds, decimals: pm25Decimals.map { ["pm25_annual_mean": $0] } ?? [:],
+            directory: directory, logger: context.logger)
         clock = context.clock
         logger = context.logger
         tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
@@ -81,7 +96,7 @@ public struct IngestService: DubanService {
             }
         }
         derived = DerivedIndicators(
-            store: store, stations: stations, standards: standards, indicators: indicators, clock: clock, logger: logger)
+            store: store, stations: stations, standards: standards, catalog: catalog, clock: clock, logger: logger)
         logger.info(
             "ingest ready", metadata: ["ingest.stations": "\(stations.map(\.id))", "ingest.storage": "\(store.eventStorage.location)"])
     }
@@ -90,7 +105,9 @@ public struct IngestService: DubanService {
         // PostgreSQL's pool first, so that it stops after everything that uses it (the server stops
         // before any of these).
         let pool: [any Service] = (store.eventStorage as? PostgresEventStorage).map { [$0] } ?? []
-        return pool + [
+        // Shut down in reverse: the directory stops before the clients it uses close.
+        let registry: [any Service] = ([peers, directory] as [(any Service)?]).compactMap { $0 }
+        return pool + registry + [
             PeriodicTask(name: "station-silence", interval: tick, logger: logger) { [store, stations, clock] in
                 let transitions = AlertRules.silence(
                     latest: try await store.latestTimes(), stations: stations, active: try await store.activeAlerts(), now: clock.now())
@@ -129,14 +146,12 @@ public struct IngestService: DubanService {
 
     public func register(_ handlers: inout HandlerTable) {
         let store = self.store
-        let reporters = self.reporters
+        let catalog = self.catalog
         let rules = self.rules
         let counters = readingCounters
         let standards = self.standards
         let clock = self.clock
         let derived = self.derived
-        let byID = Dictionary(uniqueKeysWithValues: indicators.map { ($0.id, $0) })
-        let indicators = self.indicators
         let stations = Dictionary(uniqueKeysWithValues: self.stations.map { ($0.id, $0) })
         let stationList = self.stations
 
@@ -173,7 +188,7 @@ public struct IngestService: DubanService {
                     evaluate: { batches, active in
                         AlertRules.evaluate(batches, stations: stations, standards: standards, active: active, now: now)
                     })
-                derived.markDirty(Set(batch.good.map(\.station)))
+                derived.markDirty(Set(batch.good.map { DerivedIndicators.Key(station: $0.station, year: DerivedIndicators.year($0.ts)) }))
                 counters.accepted.increment(by: Int64(reply.accepted))
                 counters.refused.increment(by: Int64(reply.rejected.count))
                 counters.duplicates.increment(by: Int64(reply.duplicates))
@@ -189,21 +204,23 @@ public struct IngestService: DubanService {
 
         handlers.on(IngestTypes.indicatorList) { _, _ in
             var items: [Indicator] = []
-            for definition in indicators { items.append(try await Self.view(definition, store: store, history: false)) }
+            for definition in catalog.current().indicators { items.append(try await Self.view(definition, store: store, history: false)) }
             return ListReply(items: items)
         }
 
         handlers.on(IngestTypes.indicatorGet) { request, _ in
-            guard let definition = byID[request.id] else {
+            guard let definition = catalog.current().byID[request.id] else {
                 throw ErrorBody.notFound("没有指标 \(ErrorBody.quote(request.id))", field: "body.id")
             }
             return try await Self.view(definition, store: store, history: true)
         }
 
         handlers.on(IngestTypes.indicatorReport) { request, context in
-            guard let definition = byID[request.indicator] else {
+            let known = catalog.current()
+            let reporters = known.reporters
+            guard let definition = known.byID[request.indicator] else {
                 throw ErrorBody.notFound(
-                    "没有指标 \(ErrorBody.quote(request.indicator))，可选：\(indicators.map(\.id).joined(separator: ", "))",
+                    "没有指标 \(ErrorBody.quote(request.indicator))，可选：\(known.byID.keys.sorted().joined(separator: ", "))",
                     field: "body.indicator")
             }
             if context.caller.principal != nil, !context.caller.isOffice {
@@ -219,7 +236,13 @@ public struct IngestService: DubanService {
                 throw ErrorBody.invalidArgument("period 应为 YYYY、YYYY-Qn 或 YYYY-MM", field: "body.period")
             }
             let today = Timestamp.districtDate(clock.now())
-            let start = request.period.count == 4 ? "\(request.period)-01-01" : String(end.prefix(8)) + "01"
+            // A quarter starts with its first month (2026-Q4: 2026-10-01), not its last.
+            let quarter = request.period.contains("-Q") ? Int(request.period.suffix(1)) : nil
+            let start =
+                request.period.count == 4
+                ? "\(request.period)-01-01"
+                : quarter.map { "\(request.period.prefix(4))-" + String(format: "%02d", $0 * 3 - 2) + "-01" } ?? String(end.prefix(8))
+                    + "01"
             guard start <= today else { throw ErrorBody.invalidArgument("报告期 \(request.period) 尚未开始", field: "body.period") }
             _ = end
             guard !request.source.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
@@ -329,92 +352,137 @@ public struct IngestService: DubanService {
         return Timestamp.parse(text).map { Int64($0.timeIntervalSince1970 * 1000) }
     }
 
-    /// Single-factor class of the period means; nil without samples.
+    /// Single-factor class of the period's means; nil without samples.
+    ///
+    /// 《地表水环境质量评价办法（试行）》(环办〔2011〕22号, 一、（二）数据统计): a month is judged on
+    /// the arithmetic mean of its samples, and a quarter or a year on the mean of its monthly
+    /// values, not of every raw sample, so a month sampled hourly during a spill weighs no more than
+    /// a month sampled once. Each parameter's value is therefore the mean of its monthly means (district
+    /// calendar months); within one month that is simply the mean of its samples.
     static func waterClass(_ samples: [StoredSample], station: StationConfig, standards: Standards, day: String) -> WaterClassReply? {
         guard !samples.isEmpty else { return nil }
-        var sums: [String: (Double, Int)] = [:]
+        var monthly: [String: [String: (sum: Double, count: Int)]] = [:]
         for sample in samples {
-            sums[sample.parameter, default: (0, 0)].0 += sample.value
-            sums[sample.parameter, default: (0, 0)].1 += 1
+            let month = String(Timestamp.districtDate(Date(timeIntervalSince1970: Double(sample.ts) / 1000)).prefix(7))
+            monthly[sample.parameter, default: [:]][month, default: (0, 0)].sum += sample.value
+            monthly[sample.parameter, default: [:]][month, default: (0, 0)].count += 1
         }
-        let means = sums.mapValues { ($0.0 / Double($0.1) * 10_000).rounded() / 10_000 }
+        let means = monthly.mapValues { months -> Double in
+            let mean = months.values.map { $0.sum / Double($0.count) }.reduce(0, +) / Double(months.count)
+            return (mean * 10_000).rounded() / 10_000
+        }
+        let months = Set(monthly.values.flatMap(\.keys)).count
         guard let result = standards.evaluateWater(means, on: day, lake: station.isLake) else { return nil }
-        return WaterClassReply(class: result.class.label, factors: result.factors, means: means, samples: Set(samples.map(\.ts)).count)
+        return WaterClassReply(
+            class: result.class.label, factors: result.factors, means: means, samples: Set(samples.map(\.ts)).count, months: months)
     }
 
     static func view(_ definition: IndicatorDefinition, store: any IngestStore, history: Bool) async throws -> Indicator {
         let values = try await store.indicatorValues(definition.id)
-        let latest = values.max {
-            (IndicatorPeriod.end($0.period) ?? "", $0.reportedAt ?? "") < (IndicatorPeriod.end($1.period) ?? "", $1.reportedAt ?? "")
+        let latest = SQLiteIngestStore.latest(values)
+        var parts: [Indicator]?
+        var attainment = definition.attainment(of: latest)
+        if !definition.parts.isEmpty {
+            var views: [Indicator] = []
+            for part in definition.parts { views.append(try await view(part, store: store, history: history)) }
+            parts = views
+            // The parts decide once any has a value; until then a true/false reported for the whole
+            // target (as before the parts existed) still does.
+            if views.contains(where: { $0.latest != nil }) { attainment = IndicatorDefinition.combined(views.map(\.attainment)) }
         }
+        let provisional = latest?.provisional == true
+        let judged = definition.decimals == nil ? nil : definition.judged(latest?.value)
         return Indicator(
             id: definition.id, name: definition.name, target: definition.target.text, operator: definition.target.op,
             threshold: definition.threshold,
             unit: definition.target.unit, tasks: definition.target.tasks, latest: latest,
-            attainment: definition.attainment(of: latest?.value),
-            history: history ? values : nil, projection: history ? IndicatorPeriod.projection(values).map(JSONValue.number) : nil)
+            attainment: attainment,
+            history: history ? values : nil, projection: history ? IndicatorPeriod.projection(values).map(JSONValue.number) : nil,
+            provisional: provisional ? true : nil, provisionalText: provisional ? (latest?.note ?? "有效数据不足，暂不评价") : nil,
+            judgedValue: judged, parts: parts)
     }
 }
 
 /// Indicators that follow from readings (六一桥's annual class, the PM2.5 annual mean), recomputed
 /// for stations that received readings, at most about once a second each.
 final class DerivedIndicators: Sendable {
-    private let dirty = Mutex<Set<String>>([])
+    /// A station's year to recompute: the years the readings fell in, so that December's readings
+    /// arriving in January still complete (and can make valid) the year they belong to.
+    struct Key: Hashable, Sendable, Comparable {
+        var station: String
+        var year: Int
+        static func < (a: Key, b: Key) -> Bool { (a.station, a.year) < (b.station, b.year) }
+    }
+
+    /// The district year of an instant in ms.
+    static func year(_ ms: Int64) -> Int { Int(Timestamp.districtDate(Date(timeIntervalSince1970: Double(ms) / 1000)).prefix(4)) ?? 0 }
+
+    private let dirty = Mutex<Set<Key>>([])
     let store: any IngestStore
     let stations: [StationConfig]
     let standards: Standards
-    let indicators: [IndicatorDefinition]
+    let catalog: IndicatorCatalog
     let clock: ServiceClock
     let logger: Logger
 
     init(
-        store: any IngestStore, stations: [StationConfig], standards: Standards, indicators: [IndicatorDefinition], clock: ServiceClock,
+        store: any IngestStore, stations: [StationConfig], standards: Standards, catalog: IndicatorCatalog, clock: ServiceClock,
         logger: Logger
     ) {
         self.store = store
         self.stations = stations
         self.standards = standards
-        self.indicators = indicators
+        self.catalog = catalog
         self.clock = clock
         self.logger = logger
     }
 
-    func markDirty(_ stations: Set<String>) { dirty.withLock { $0.formUnion(stations) } }
+    func markDirty(_ keys: Set<Key>) { dirty.withLock { $0.formUnion(keys) } }
 
     func recomputeDirty() async throws {
-        let pending = dirty.withLock { set -> Set<String> in
+        let pending = dirty.withLock { set -> Set<Key> in
             defer { set.removeAll() }
             return set
         }
-        for id in pending.sorted() {
-            guard let station = stations.first(where: { $0.id == id }) else { continue }
+        let thisYear = Self.year(Int64(clock.now().timeIntervalSince1970 * 1000))
+        for key in pending.sorted() where key.year <= thisYear {
+            guard let station = stations.first(where: { $0.id == key.station }) else { continue }
             do {
-                try await recompute(station)
+                try await recompute(station, year: key.year)
             } catch {
-                markDirty([id])
+                markDirty([key])
                 throw error
             }
         }
     }
 
-    func recompute(_ station: StationConfig) async throws {
+    /// A station's derived indicator for one year (the year in progress, or one already past).
+    func recompute(_ station: StationConfig, year: Int) async throws {
         let now = clock.now()
         let today = Timestamp.districtDate(now)
-        let year = Int(today.prefix(4))!
-        guard let start = Timestamp.startOfDistrictDay("\(year)-01-01") else { return }
+        // A past year is judged as of its last day (the standard then in force).
+        let asOf = min(today, "\(year)-12-31")
+        guard let start = Timestamp.startOfDistrictDay("\(year)-01-01"), let end = Timestamp.startOfDistrictDay("\(year + 1)-01-01")
+        else { return }
         let from = Int64(start.timeIntervalSince1970 * 1000)
-        let to = Int64(now.timeIntervalSince1970 * 1000)
+        let to = min(Int64(now.timeIntervalSince1970 * 1000), Int64(end.timeIntervalSince1970 * 1000) - 1)
         let at = Timestamp.format(now)
+        let indicators = catalog.current().indicators
         if station.kind == "water", let definition = indicators.first(where: { $0.id == "water_quality_\(station.id)" }) {
             let samples = try await store.samples(station: station.id, parameters: nil, from: from, to: to)
-            guard let result = IngestService.waterClass(samples, station: station, standards: standards, day: today) else { return }
+            guard let result = IngestService.waterClass(samples, station: station, standards: standards, day: asOf) else { return }
             let existing = try await store.indicatorValues(definition.id).first { $0.period == "\(year)" }
             let value = IndicatorValue(
                 period: "\(year)", value: .string(result.class), source: "readings:\(station.id)",
-                note: "年均值单因子评价，决定因子 \(result.factors.joined(separator: "、"))，样本 \(result.samples) 个", reportedAt: at)
+                note: "年均值（各月均值的算术平均）单因子评价，决定因子 \(result.factors.joined(separator: "、"))，"
+                    + "\(result.months ?? 0) 个月、样本 \(result.samples) 个",
+                reportedAt: at)
             guard existing?.value != value.value || existing?.note != value.note else { return }
             var alerts: [AlertTransition] = []
-            if let target = station.targetClass.flatMap(WaterClass.init(label:)), let cls = WaterClass(label: result.class) {
+            // The live alert follows the year in progress only; a past year's class is a record.
+            if "\(year)" == today.prefix(4), let target = station.targetClass.flatMap(WaterClass.init(label:)),
+                let cls = WaterClass(label: result.class)
+            {
                 let key = "mean_class_exceeded:\(station.id)"
                 let active = try await store.activeAlerts().contains(key)
                 if (cls > target) != active {
@@ -440,12 +508,19 @@ final class DerivedIndicators: Sendable {
             let samples = try await store.samples(station: station.id, parameters: ["pm25"], from: from, to: to)
             let annual = AirEvaluation.annual(
                 parameter: "pm25", year: year, samples: samples.map { ($0.ts, $0.value) }, standards: standards, today: today)
-            guard let mean = annual.pm25Mean else { return }
+            // The value as HJ 663-2013 reports it (whole µg/m³, rounded half-to-even): a mean shown to
+            // one decimal and rounded again would round twice (35.46 → 35.5 → 36 instead of 35).
+            guard let mean = annual.pm25Judged else { return }
             let existing = try await store.indicatorValues(definition.id).first { $0.period == "\(year)" }
             let value = IndicatorValue(
                 period: "\(year)", value: .number(mean), source: "readings:\(station.id)",
-                note: "有效日 \(annual.validDays) 天，\(annual.valid ? "年均值有效" : "有效数据不足，年均值暂不可评价")", reportedAt: at)
-            guard existing?.value != value.value || existing?.note != value.note else { return }
+                note: annual.valid
+                    ? "有效日 \(annual.validDays) 天，年均值有效（均值 \(annual.pm25Mean.map { "\($0)" } ?? "—") µg/m³，按HJ 663修约）"
+                    : annual.provisionalText,
+                reportedAt: at, provisional: !annual.valid)
+            guard existing?.value != value.value || existing?.note != value.note || existing?.provisional != value.provisional else {
+                return
+            }
             _ = try await store.record(value, for: definition, alerts: [], context: nil)
         }
     }

@@ -91,6 +91,8 @@ final class PostgresEventStorage: EventStorage, AuditedStorage, Service {
             indicator TEXT NOT NULL, period TEXT NOT NULL, value TEXT NOT NULL, source TEXT NOT NULL, note TEXT, reported_at TEXT NOT NULL,
             PRIMARY KEY (indicator, period))
         """,
+        // A value that cannot yet be valid under its standard (GB 3095's data validity): shown, not judged.
+        "ALTER TABLE indicator_values ADD COLUMN IF NOT EXISTS provisional BOOLEAN NOT NULL DEFAULT FALSE",
         "CREATE TABLE IF NOT EXISTS alerts (key TEXT PRIMARY KEY, active BOOLEAN NOT NULL, body TEXT NOT NULL, changed_at TEXT NOT NULL)",
         """
         CREATE TABLE IF NOT EXISTS findings (
@@ -535,13 +537,16 @@ final class PostgresIngestStore: IngestStore {
 
     static func values(_ indicator: String, query: (PostgresQuery) async throws -> PostgresRowSequence) async throws -> [IndicatorValue] {
         var out: [IndicatorValue] = []
-        let rows = try await query("SELECT period, value, source, note, reported_at FROM indicator_values WHERE indicator = \(indicator)")
-        for try await (period, value, source, note, reportedAt) in rows.decode((String, String, String, String?, String).self) {
+        let rows = try await query(
+            "SELECT period, value, source, note, reported_at, provisional FROM indicator_values WHERE indicator = \(indicator)")
+        for try await (period, value, source, note, reportedAt, provisional) in rows.decode(
+            (String, String, String, String?, String, Bool).self)
+        {
             out.append(
                 IndicatorValue(
                     period: period, value: (try? JSONDecoder().decode(JSONValue.self, from: Data(value.utf8))) ?? .null, source: source,
                     note: note,
-                    reportedAt: reportedAt))
+                    reportedAt: reportedAt, provisional: provisional))
         }
         return out.sorted { (IndicatorPeriod.end($0.period) ?? "") < (IndicatorPeriod.end($1.period) ?? "") }
     }
@@ -558,21 +563,21 @@ final class PostgresIngestStore: IngestStore {
             let encoded = String(decoding: try WireCoding.canonical(value.value), as: UTF8.self)
             try await connection.query(
                 """
-                INSERT INTO indicator_values (indicator, period, value, source, note, reported_at)
+                INSERT INTO indicator_values (indicator, period, value, source, note, reported_at, provisional)
                 VALUES (\(definition.id), \(value.period), \(encoded), \(value.source), \(value.note), \
-                \(value.reportedAt ?? Timestamp.now()))
+                \(value.reportedAt ?? Timestamp.now()), \(value.provisional == true))
                 ON CONFLICT (indicator, period) DO UPDATE SET value = EXCLUDED.value, source = EXCLUDED.source, note = EXCLUDED.note,
-                reported_at = EXCLUDED.reported_at
+                reported_at = EXCLUDED.reported_at, provisional = EXCLUDED.provisional
                 """, logger: logger)
             let after = SQLiteIngestStore.latest(
                 try await Self.values(definition.id, query: { try await connection.query($0, logger: logger) }))
-            if let after, after.value != before?.value || after.period != before?.period {
+            if let after, after.value != before?.value || after.period != before?.period || after.provisional != before?.provisional {
                 try events.emit(
                     IngestTypes.indicatorUpdated,
                     IndicatorUpdated(
                         indicator: definition.id, period: after.period, value: after.value,
-                        attainment: definition.attainment(of: after.value),
-                        previousAttainment: before.map { definition.attainment(of: $0.value) }, source: after.source,
+                        attainment: definition.attainment(of: after),
+                        previousAttainment: before.map { definition.attainment(of: $0) }, source: after.source,
                         tasks: definition.target.tasks))
             }
             if !alerts.isEmpty {

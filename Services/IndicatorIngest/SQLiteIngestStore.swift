@@ -64,6 +64,10 @@ final class SQLiteIngestStore: IngestStore {
                     CREATE INDEX findings_day ON findings(day);
                     """)
         }
+        migrator.registerMigration("ingest-v3-provisional") { db in
+            // A value that cannot yet be valid under its standard (GB 3095's data validity): shown, not judged.
+            try db.execute(sql: "ALTER TABLE indicator_values ADD COLUMN provisional INTEGER NOT NULL DEFAULT 0")
+        }
     }
 
     func submit(
@@ -255,7 +259,7 @@ final class SQLiteIngestStore: IngestStore {
         try Row.fetchAll(db, sql: "SELECT * FROM indicator_values WHERE indicator = ?", arguments: [indicator]).map {
             IndicatorValue(
                 period: $0["period"], value: (try? JSONDecoder().decode(JSONValue.self, from: Data(($0["value"] as String).utf8))) ?? .null,
-                source: $0["source"], note: $0["note"], reportedAt: $0["reported_at"])
+                source: $0["source"], note: $0["note"], reportedAt: $0["reported_at"], provisional: (($0["provisional"] as Bool?) ?? false))
         }.sorted { (IndicatorPeriod.end($0.period) ?? "") < (IndicatorPeriod.end($1.period) ?? "") }
     }
 
@@ -267,21 +271,21 @@ final class SQLiteIngestStore: IngestStore {
             let before = Self.latest(try Self.values(db, definition.id))
             try db.execute(
                 sql:
-                    "INSERT OR REPLACE INTO indicator_values (indicator, period, value, source, note, reported_at) "
-                    + "VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO indicator_values (indicator, period, value, source, note, reported_at, provisional) "
+                    + "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 arguments: [
                     definition.id, value.period, String(decoding: try WireCoding.canonical(value.value), as: UTF8.self), value.source,
                     value.note,
-                    value.reportedAt,
+                    value.reportedAt, value.provisional == true,
                 ])
             let after = Self.latest(try Self.values(db, definition.id))
-            if let after, after.value != before?.value || after.period != before?.period {
+            if let after, after.value != before?.value || after.period != before?.period || after.provisional != before?.provisional {
                 try events.emit(
                     IngestTypes.indicatorUpdated,
                     IndicatorUpdated(
                         indicator: definition.id, period: after.period, value: after.value,
-                        attainment: definition.attainment(of: after.value),
-                        previousAttainment: before.map { definition.attainment(of: $0.value) }, source: after.source,
+                        attainment: definition.attainment(of: after),
+                        previousAttainment: before.map { definition.attainment(of: $0) }, source: after.source,
                         tasks: definition.target.tasks))
             }
             try Self.apply(alerts, db: db)

@@ -62,6 +62,15 @@ public struct Standards: Sendable {
         public var annual: [Double]?
         /// Grade 1 and grade 2 24-hour-mean limits.
         public var daily: [Double]?
+        /// Digits after the point a statistic is rounded to before it is compared (HJ 663-2013).
+        public var decimals: Int?
+    }
+
+    /// A statistic of an air parameter as HJ 663-2013 reports it: rounded half-to-even (GB/T 8170)
+    /// to the parameter's precision in the standard in force on `day`; unchanged when none is given.
+    public func airJudged(_ parameter: String, _ value: Double, on day: String) -> Double {
+        guard let decimals = airStandard(on: day)?.parameters[parameter]?.decimals else { return value }
+        return StandardRounding.round(value, decimals: decimals)
     }
 
     public struct Validity: Codable, Sendable {

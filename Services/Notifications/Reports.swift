@@ -141,11 +141,11 @@ enum Reports {
         let attainmentLabel = ["met": "达标", "not_met": "未达标", "unknown": "待评价"]
         for indicator in indicators {
             let value = indicator.latest.map { valueText($0.value) } ?? ""
-            md +=
-                "| \(indicator.name) | \(indicator.target) | \(value) | \(indicator.latest?.period ?? "") "
-                + "| \(attainmentLabel[indicator.attainment] ?? indicator.attainment) |\n"
+            // A provisional value (too few valid days under GB 3095) is not judged: say so, not 待评价.
+            let judged = indicator.provisional == true ? "暂不评价（有效数据不足）" : attainmentLabel[indicator.attainment] ?? indicator.attainment
+            md += "| \(indicator.name) | \(indicator.target) | \(value) | \(indicator.latest?.period ?? "") | \(judged) |\n"
             row([
-                "目标指标", indicator.id, indicator.name, attainmentLabel[indicator.attainment] ?? indicator.attainment,
+                "目标指标", indicator.id, indicator.name, judged,
                 indicator.tasks.joined(separator: "、"), value, indicator.latest?.period ?? "",
             ])
         }

@@ -438,7 +438,7 @@ public struct RegistryService: DubanService {
         PlanTarget(
             indicator: entry.indicator, text: entry.text, operator: entry.op, threshold: entry.threshold,
             thresholdFrom: entry.thresholdFrom,
-            unit: entry.unit, scale: entry.scale, tasks: entry.tasks)
+            unit: entry.unit, scale: entry.scale, tasks: entry.tasks, parts: entry.parts?.map(target))
     }
 
     /// Who reported for `month`, and which lead units owe a report and have none. A task owes

@@ -200,6 +200,9 @@ extension WebConsole {
                 switch indicator.attainment {
                 case "met": "<span class=\"tag met\">达标</span>"
                 case "not_met": "<span class=\"tag critical\">未达标</span>"
+                // Too few valid data for the standard (GB 3095): shown, not judged, and the reason on hover.
+                case _ where indicator.provisional == true:
+                    "<span class=\"tag\" title=\"\(esc(indicator.provisionalText ?? ""))\">暂不评价</span>"
                 default: "<span class=\"tag\">待评估</span>"
                 }
             html += "<tr><td>\(esc(indicator.name))</td><td class=\"hide-narrow\">\(esc(indicator.target))</td>"

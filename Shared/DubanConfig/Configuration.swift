@@ -106,6 +106,12 @@ public struct DeploymentConfiguration: Sendable, Equatable {
 
     public subscript(service: ServiceName) -> Endpoints { endpoints[service] ?? service.defaultEndpoints }
 
+    /// Thresholds the plan leaves to others (`threshold_from` in the plan file): 市控标准, 市定标准, and
+    /// the national quotas of 主要污染物减排 and 碳排放强度 (`national_quota` for the target as one yes/no).
+    public static let thresholdKeys = [
+        "city_control_value", "city_standard", "national_quota", "national_quota_pollutant_reduction", "national_quota_carbon_intensity",
+    ]
+
     /// Every key the configuration file may hold, dotted (`registry.rpc`). deploy/'s files are
     /// checked against this list, so a misspelt key in a unit or manifest fails a test, not a deployment.
     public static let knownKeys: [String] =
@@ -114,7 +120,7 @@ public struct DeploymentConfiguration: Sendable, Equatable {
             "broker.backend", "broker.eventsIn", "dataDir", "maxPayloadBytes", "tickSeconds", "planFile", "stationsFile", "databaseURL",
             "logLevel", "logFormat", "keysDir", "supervisionStart",
         ]
-        + ["thresholds.city_control_value", "thresholds.city_standard", "thresholds.national_quota"]
+        + thresholdKeys.map { "thresholds.\($0)" }
         + ["notify.fileChannelDir", "notify.webhookAllow", "notify.consoleURL", "cases.complaintRetentionDays"]
         + ["cases.complaintReplyURL"]
 
@@ -188,7 +194,7 @@ public struct DeploymentConfiguration: Sendable, Equatable {
         }
         result.broker.backend = reader.string(forKey: ConfigKey(["broker", "backend"]), default: result.broker.backend)
         result.broker.eventsIn = reader.string(forKey: ConfigKey(["broker", "eventsIn"]), default: result.broker.eventsIn)
-        for key in ["city_control_value", "city_standard", "national_quota"] {
+        for key in Self.thresholdKeys {
             if let value = reader.double(forKey: ConfigKey(["thresholds", key])) { result.thresholds[key] = value }
         }
         result.notifyFileChannelDir = reader.string(forKey: ConfigKey(["notify", "fileChannelDir"]))

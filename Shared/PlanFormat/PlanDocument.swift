@@ -53,6 +53,23 @@ public struct PlanDocument: Codable, Sendable, Equatable {
         /// Ordered values, best first, for class and category thresholds.
         public var scale: [String]?
         public var tasks: [String]
+        /// Quantities judged separately within this target (same tasks; `at_least`, `at_most` or `equal`).
+        public var parts: [TargetEntry]?
+
+        public init(
+            indicator: String, text: String, op: String, threshold: JSONValue?, thresholdFrom: String?, unit: String?, scale: [String]?,
+            tasks: [String], parts: [TargetEntry]? = nil
+        ) {
+            self.indicator = indicator
+            self.text = text
+            self.op = op
+            self.threshold = threshold
+            self.thresholdFrom = thresholdFrom
+            self.unit = unit
+            self.scale = scale
+            self.tasks = tasks
+            self.parts = parts
+        }
     }
 
     public struct Rule: Codable, Sendable, Equatable {
@@ -405,10 +422,43 @@ public enum PlanLoader {
                 for (taskID, taskNode) in targetTasks where taskNodes[taskID] == nil {
                     problem(taskNode, "\(path).tasks", "未知任务 \(ErrorBody.quote(taskID))")
                 }
+                // Parts: quantities of one target judged each on its own (主要污染物减排, 碳排放强度), numeric only.
+                var parts: [PlanDocument.TargetEntry]?
+                if map["parts"] != nil {
+                    parts = []
+                    for (partIndex, partNode) in (sequence(map["parts"], "\(path).parts") ?? []).enumerated() {
+                        let partPath = "\(path).parts[\(partIndex)]"
+                        guard let part = mapping(partNode, partPath), let partID = string(part, "indicator", partPath),
+                            let partText = string(part, "text", partPath), let partOp = string(part, "operator", partPath)
+                        else { continue }
+                        let taken = targets.contains { $0.indicator == partID || $0.parts?.contains { $0.indicator == partID } == true }
+                        if taken || partID == indicator || parts?.contains(where: { $0.indicator == partID }) == true {
+                            problem(partNode, partPath, "指标 \(ErrorBody.quote(partID)) 重复列出")
+                        }
+                        if !["at_least", "at_most", "equal"].contains(partOp) {
+                            problem(part["operator"], "\(partPath).operator", "分项指标的比较方式应为 at_least、at_most 或 equal")
+                        }
+                        let partFrom = string(part, "threshold_from", partPath, required: false)
+                        var partThreshold: JSONValue?
+                        if let node = part["threshold"], case .scalar(let scalar) = node {
+                            if let value = Double(scalar.string) {
+                                partThreshold = .number(value)
+                            } else {
+                                problem(node, "\(partPath).threshold", "应为数字")
+                            }
+                        } else if partFrom == nil {
+                            problem(partNode, partPath, "需要 threshold 或 threshold_from")
+                        }
+                        parts?.append(
+                            .init(
+                                indicator: partID, text: partText, op: partOp, threshold: partThreshold, thresholdFrom: partFrom,
+                                unit: string(part, "unit", partPath, required: false), scale: nil, tasks: targetTasks.map(\.0)))
+                    }
+                }
                 targets.append(
                     .init(
                         indicator: indicator, text: text, op: op, threshold: threshold, thresholdFrom: thresholdFrom,
-                        unit: string(map, "unit", path, required: false), scale: scale, tasks: targetTasks.map(\.0)))
+                        unit: string(map, "unit", path, required: false), scale: scale, tasks: targetTasks.map(\.0), parts: parts))
             }
 
             var rules: [PlanDocument.Rule] = []

@@ -46,13 +46,20 @@ public struct IndicatorValue: Codable, Sendable, Equatable {
     public var source: String
     public var note: String?
     public var reportedAt: String?
+    /// True while the value cannot yet be valid under its standard's data-validity rules (the PM2.5
+    /// annual mean of a year without enough valid days, GB 3095-2012 §8.2): it is shown, never judged.
+    /// Absent (false) for every other value.
+    public var provisional: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case period, value, source, note
+        case period, value, source, note, provisional
         case reportedAt = "reported_at"
     }
 
-    public init(period: String, value: JSONValue, source: String, note: String? = nil, reportedAt: String? = nil) {
+    public init(
+        period: String, value: JSONValue, source: String, note: String? = nil, reportedAt: String? = nil, provisional: Bool? = nil
+    ) {
+        self.provisional = provisional == true ? true : nil
         self.period = period
         self.value = value
         self.source = source
@@ -71,16 +78,38 @@ public struct Indicator: Codable, Sendable, Equatable {
     public var unit: String?
     public var tasks: [String]
     public var latest: IndicatorValue?
-    /// `met`, `not_met` or `unknown`.
+    /// `met`, `not_met` or `unknown` (no value, no threshold, or a provisional value).
     public var attainment: String
     public var history: [IndicatorValue]?
     /// The value projected to the end of 2026 from the history, when there is enough of it.
     public var projection: JSONValue?
+    /// True when the latest value is provisional (`latest.provisional`): attainment stays `unknown`.
+    public var provisional: Bool?
+    /// Why it is not judged, in Chinese (`有效天数不足，暂不评价……`), with `provisional`.
+    public var provisionalText: String?
+    /// The latest value as compared with the threshold: rounded to the standard's reporting precision
+    /// (HJ 663-2013, GB/T 8170 round-half-even) where one applies; absent otherwise.
+    public var judgedValue: JSONValue?
+    /// For a target of several separately judged quantities (`emissions_carbon_intensity`): each
+    /// part as an indicator of its own. The target's `attainment` is `met` when every part is met,
+    /// `not_met` when any is not, else `unknown`; without any part's value, its own true/false decides.
+    public var parts: [Indicator]?
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, target, `operator`, threshold, unit, tasks, latest, attainment, history, projection, provisional, parts
+        case provisionalText = "provisional_text"
+        case judgedValue = "judged_value"
+    }
 
     public init(
         id: String, name: String, target: String, operator: String, threshold: JSONValue?, unit: String?, tasks: [String],
-        latest: IndicatorValue?, attainment: String, history: [IndicatorValue]? = nil, projection: JSONValue? = nil
+        latest: IndicatorValue?, attainment: String, history: [IndicatorValue]? = nil, projection: JSONValue? = nil,
+        provisional: Bool? = nil, provisionalText: String? = nil, judgedValue: JSONValue? = nil, parts: [Indicator]? = nil
     ) {
+        self.provisional = provisional
+        self.provisionalText = provisionalText
+        self.judgedValue = judgedValue
+        self.parts = parts
         self.id = id
         self.name = name
         self.target = target
@@ -291,7 +320,11 @@ public struct WaterClassReply: Codable, Sendable, Equatable {
     public var factors: [String]
     public var means: [String: Double]
     public var samples: Int
-    public init(class: String, factors: [String], means: [String: Double], samples: Int) {
+    /// Calendar months with samples: each parameter's mean is the mean of its monthly means
+    /// (《地表水环境质量评价办法（试行）》), so a month sampled often weighs no more than one sampled once.
+    public var months: Int?
+    public init(class: String, factors: [String], means: [String: Double], samples: Int, months: Int? = nil) {
+        self.months = months
         self.class = `class`
         self.factors = factors
         self.means = means
@@ -313,14 +346,25 @@ public struct AirAnnualReply: Codable, Sendable, Equatable {
     public var validDays: Int
     public var valid: Bool
     public var grade: String?
+    /// The mean rounded as HJ 663-2013 reports it (GB/T 8170 round-half-even; PM2.5 to whole µg/m³):
+    /// the value compared with the limits.
+    public var pm25Judged: Double?
+    /// While the year is not valid: why it is not judged, in Chinese.
+    public var provisionalText: String?
 
     enum CodingKeys: String, CodingKey {
         case valid, grade
         case pm25Mean = "pm25_mean"
         case validDays = "valid_days"
+        case pm25Judged = "pm25_judged"
+        case provisionalText = "provisional_text"
     }
 
-    public init(pm25Mean: Double?, validDays: Int, valid: Bool, grade: String?) {
+    public init(
+        pm25Mean: Double?, validDays: Int, valid: Bool, grade: String?, pm25Judged: Double? = nil, provisionalText: String? = nil
+    ) {
+        self.pm25Judged = pm25Judged
+        self.provisionalText = provisionalText
         self.pm25Mean = pm25Mean
         self.validDays = validDays
         self.valid = valid

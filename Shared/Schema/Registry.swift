@@ -241,17 +241,21 @@ public struct PlanTarget: Codable, Sendable, Equatable {
     /// Ordered values, best first, for class and category targets.
     public var scale: [String]?
     public var tasks: [String]
+    /// Separately judged quantities of one target (主要污染物减排 and 碳排放强度), each with its own
+    /// indicator id, value, unit and threshold; absent for a target judged as one value.
+    public var parts: [PlanTarget]?
 
     enum CodingKeys: String, CodingKey {
-        case indicator, text, `operator`, threshold, unit, scale, tasks
+        case indicator, text, `operator`, threshold, unit, scale, tasks, parts
         case thresholdFrom = "threshold_from"
     }
 
     public init(
         indicator: String, text: String, operator: String, threshold: JSONValue?, thresholdFrom: String? = nil, unit: String?,
         scale: [String]? = nil,
-        tasks: [String]
+        tasks: [String], parts: [PlanTarget]? = nil
     ) {
+        self.parts = parts
         self.indicator = indicator
         self.text = text
         self.operator = `operator`

@@ -78,11 +78,14 @@ public final class RegistryDirectory: Service, Sendable {
         public var supervisionStart: String?
         /// The plan's first day: with `planEnd`, the years a report may be asked for (补报 included).
         public var planStart: String?
+        /// The plan's targets (`plan.get`): ingestion judges indicators by the plan in force, reloads included.
+        public var targets: [PlanTarget]?
 
         public init(
             units: [PlanUnit], tasks: [PlanTask], office: String, dispatchDay: Int, fetchedAt: String, planEnd: String? = nil,
-            supervisionStart: String? = nil, planStart: String? = nil
+            supervisionStart: String? = nil, planStart: String? = nil, targets: [PlanTarget]? = nil
         ) {
+            self.targets = targets
             self.planStart = planStart
             self.planEnd = planEnd
             self.supervisionStart = supervisionStart
@@ -93,7 +96,9 @@ public final class RegistryDirectory: Service, Sendable {
             self.fetchedAt = fetchedAt
         }
 
-        enum CodingKeys: String, CodingKey { case units, tasks, office, dispatchDay, fetchedAt, planEnd, supervisionStart, planStart }
+        enum CodingKeys: String, CodingKey {
+            case units, tasks, office, dispatchDay, fetchedAt, planEnd, supervisionStart, planStart, targets
+        }
 
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -104,6 +109,7 @@ public final class RegistryDirectory: Service, Sendable {
             planEnd = try container.decodeIfPresent(String.self, forKey: .planEnd)
             supervisionStart = try container.decodeIfPresent(String.self, forKey: .supervisionStart)
             planStart = try container.decodeIfPresent(String.self, forKey: .planStart)
+            targets = try? container.decodeIfPresent([PlanTarget].self, forKey: .targets)
             dispatchDay = try container.decodeIfPresent(Int.self, forKey: .dispatchDay) ?? 5
             fetchedAt = try container.decodeIfPresent(String.self, forKey: .fetchedAt) ?? ""
         }
@@ -166,7 +172,7 @@ public final class RegistryDirectory: Service, Sendable {
             let plan = try await client.call(RegistryTypes.planGet, Empty(), timeout: timeout, retries: retries)
             let fresh = Snapshot(
                 units: units, tasks: plan.tasks, office: plan.office, dispatchDay: plan.dispatchDay, fetchedAt: Timestamp.now(),
-                planEnd: plan.end, supervisionStart: plan.supervisionStart, planStart: plan.start)
+                planEnd: plan.end, supervisionStart: plan.supervisionStart, planStart: plan.start, targets: plan.targets)
             if let store {
                 let data = try WireCoding.encode(fresh)
                 try await store.pool.write { db in

@@ -42,6 +42,8 @@ struct WebHarness {
             $0.keysDirectory = keys?.path
         }
         let ingest = try await InProcessService.start(IngestService.self, dataDirectory: directory, clock: clock, tickSeconds: 0.2) {
+            // Ingestion judges targets by the registry's plan, as deployed.
+            $0.endpoints[.registry] = registry.endpoints
             $0.keysDirectory = keys?.path
         }
         let cases = try await InProcessService.start(CasesService.self, dataDirectory: directory, clock: clock, tickSeconds: 0.2) {
