@@ -16,6 +16,8 @@ enum ImplementationPlanRules {
     /// Days a unit has to submit again after a return: as long as a quarter's 督办单 gives to answer,
     /// since revising a plan is work of the same size.
     static let returnedDays = 15
+    /// Evidence items one submission may carry (the plan and its annexes).
+    static let maxEvidence = 20
     /// Unit kinds the rule does not bind: the office reviews the plans; the court and the
     /// procuratorate are not departments of the district government (各部门), nor is the discipline
     /// commission, which supervises them.
@@ -186,6 +188,11 @@ extension RegistryService {
             }
             guard !request.evidence.isEmpty else {
                 throw ErrorBody.invalidArgument("须附实施方案文件作为佐证材料（evidence），并写明其 sha256", field: "body.evidence")
+            }
+            // Kept forever with every submission: a bound on what one request may add.
+            guard request.evidence.count <= ImplementationPlanRules.maxEvidence else {
+                throw ErrorBody.invalidArgument(
+                    "佐证材料最多 \(ImplementationPlanRules.maxEvidence) 项，本次 \(request.evidence.count) 项", field: "body.evidence")
             }
             try EvidenceRef.validate(request.evidence, field: "body.evidence")
             // The document itself is the evidence: its digest pins the version the office reviews.

@@ -76,6 +76,8 @@ import Testing
         #expect(try await RangeTests.refusal(construction, ImplementationPlanTypes.submit, unsigned)?.field == "body.evidence[0].sha256")
         unsigned.evidence = []
         #expect(try await RangeTests.refusal(construction, ImplementationPlanTypes.submit, unsigned)?.field == "body.evidence")
+        unsigned.evidence = Array(repeating: document, count: 21)
+        #expect(try await RangeTests.refusal(construction, ImplementationPlanTypes.submit, unsigned)?.field == "body.evidence")
         var courts = request
         courts.unit = "区人民法院"
         #expect(try await RangeTests.refusal(court, ImplementationPlanTypes.submit, courts)?.code == .notFound, "the court is not bound")
@@ -195,5 +197,39 @@ import Testing
         } catch {
             #expect("\(error)".contains("years[0].workdays[0]") && "\(error)".contains("不是周末"), "\(error)")
         }
+    }
+
+    /// `duban plan-impl`: a unit submits its document (the CLI computes the digest), the list shows
+    /// it waiting for review, the office returns it and is told the new day.
+    @Test func theCLISubmitsWithTheFilesDigestListsAndReturns() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let clock = ServiceClock.starting(at: date("2026-10-09T10:00:00+08:00"))
+        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock) {
+            $0.supervisionStart = "2026-07-05"
+        }
+        let config = """
+            {"registry": {"rpc": "\(registry.endpoints.rpc)", "events": "\(registry.endpoints.events)"}, "keysDir": ""}
+            """
+        try config.write(toFile: "\(dir)/config.json", atomically: true, encoding: .utf8)
+        try "区城乡建设局具体实施方案（正文）".write(toFile: "\(dir)/方案.pdf", atomically: true, encoding: .utf8)
+        let duban = (TestSupport.binDirectory as NSString).appendingPathComponent("duban")
+        let submitted = try TestSupport.run(
+            duban,
+            [
+                "--config", "\(dir)/config.json", "plan-impl", "submit", "区城乡建设局", "区城乡建设局具体实施方案", "--file", "\(dir)/方案.pdf",
+                "--uri", "https://files.example/cj.pdf", "--as", "区城乡建设局",
+            ])
+        #expect(submitted.contains("已报送：区城乡建设局"), "\(submitted)")
+        let listed = try TestSupport.run(duban, ["--config", "\(dir)/config.json", "plan-impl", "--unit", "区城乡建设局"])
+        #expect(listed.contains("已报送待审核") && listed.contains("2026-10-08"), "\(listed)")
+        let digest = try TestSupport.run("/usr/bin/env", ["sha256sum", "\(dir)/方案.pdf"]).prefix(64)
+        let client = try await RPCClient.connect(to: registry.endpoints.rpc, from: officeUnit)
+        let stored = try await client.callAll(ImplementationPlanTypes.list, ImplementationPlanListRequest(unit: "区城乡建设局"))
+        #expect(stored.first?.submission?.evidence.first?.sha256 == String(digest) && stored.first?.submission?.late == true)
+        let returned = try TestSupport.run(
+            duban, ["--config", "\(dir)/config.json", "plan-impl", "review", "区城乡建设局", "退回", "--comment", "未明确完成时限"])
+        #expect(returned.contains("已退回待重新报送，请于2026-10-26前重新报送"), "\(returned)")
+        await client.close()
+        try await registry.stop()
     }
 }
