@@ -40,6 +40,27 @@ enum ImplementationPlanNotices {
     }
 }
 
+extension ImplementationPlanNotices {
+    /// The reports' section 七: every bound unit's plan, its day, state and title; nothing when no
+    /// unit is bound (no rule, or a day after the plan's end).
+    static func reportSection(_ plans: [ImplementationPlan]) -> (markdown: String, rows: [[String]]) {
+        guard !plans.isEmpty else { return ("", []) }
+        let accepted = plans.filter { $0.state == .accepted }.count
+        let late = plans.filter(\.overdue).count
+        var md = "\n## 七、具体实施方案\n\n"
+        md += "应制定 \(plans.count) 个单位，已审核通过 \(accepted) 个，逾期未报送 \(late) 个。\n\n"
+        md += "| 单位 | 报送时限 | 状态 | 实施方案 |\n|---|---|---|---|\n"
+        var rows: [[String]] = []
+        for plan in plans {
+            let state = plan.state.label + (plan.overdue ? "（逾期）" : "")
+            let title = plan.submission?.title ?? ""
+            md += "| \(plan.unit) | \(plan.due) | \(state) | \(Reports.cell(title)) |\n"
+            rows.append(["具体实施方案", plan.unit, title, state, plan.unit, "", plan.due])
+        }
+        return (md, rows)
+    }
+}
+
 extension Rhythm {
     /// Reminders of the implementation plans still owed, `rules.deadlineDays` (30 and 7) days
     /// before their day: one notice per due day to the units that owe by it. Nothing when the
