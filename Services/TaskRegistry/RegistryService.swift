@@ -161,7 +161,8 @@ public struct RegistryService: DubanService {
                 title: plan.title, district: plan.district, start: plan.start, end: plan.end, office: plan.office,
                 dispatchDay: plan.dispatchDay,
                 goals: plan.goals, categories: plan.categories.map(\.heading), tasks: views, targets: plan.targets.map(Self.target),
-                rules: plan.rules.map { PlanRule(id: $0.id, text: $0.text, withinMonths: $0.withinMonths) }, loadedAt: loaded.loadedAt,
+                rules: plan.rules.map { PlanRule(id: $0.id, text: $0.text, withinMonths: $0.withinMonths, due: $0.due) },
+                loadedAt: loaded.loadedAt,
                 supervisionStart: plan.supervisionStart)
         }
 

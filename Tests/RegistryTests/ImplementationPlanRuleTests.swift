@@ -46,6 +46,7 @@ import Testing
         #expect(dated != text)
         _ = try await client.call(RegistryTypes.planLoad, PlanLoadRequest(content: dated, name: "plan.yaml"))
         #expect(try await dues() == ["2026-11-02"])
+        #expect(try await client.call(RegistryTypes.planGet, Empty()).rules.first { $0.id == "implementation_plan" }?.due == "2026-10-31")
 
         let without = text.replacingOccurrences(of: "  - id: implementation_plan\n", with: "  - id: carried_out_plans\n")
         #expect(without != text)
