@@ -82,11 +82,19 @@ let package = Package(
             path: "Shared/DubanConfig",
             swiftSettings: swiftSettings
         ),
+        // Working days: the State Council's holiday notices as data (2024-2027 bundled), replaceable by
+        // `holidaysFile`; due dates on a day off move to the next working day. Foundation only.
+        .target(
+            name: "WorkCalendar",
+            path: "Shared/WorkCalendar",
+            resources: [.copy("Resources/holidays-cn-2024-2027.json")],
+            swiftSettings: swiftSettings
+        ),
         // The plan file format (the bundled 城中区 plan with it): the registry serves it, ingest
         // takes its targets, the CLI checks a file before loading it.
         .target(
             name: "PlanFormat",
-            dependencies: ["Schema", .product(name: "Yams", package: "Yams")],
+            dependencies: ["Schema", "WorkCalendar", .product(name: "Yams", package: "Yams")],
             path: "Shared/PlanFormat",
             resources: [.copy("Resources/chengzhong-2024-2026.yaml")],
             swiftSettings: swiftSettings
@@ -151,7 +159,7 @@ let package = Package(
         ),
         .target(
             name: "TaskRegistry",
-            dependencies: ["ServiceKit", "PlanFormat"],
+            dependencies: ["ServiceKit", "PlanFormat", "WorkCalendar"],
             path: "Services/TaskRegistry",
             swiftSettings: swiftSettings
         ),
@@ -171,7 +179,7 @@ let package = Package(
             path: "Services/CaseTracking", swiftSettings: swiftSettings),
         .target(
             name: "Notifications",
-            dependencies: ["ServiceKit", "Formats", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: ["ServiceKit", "Formats", "WorkCalendar", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             path: "Services/Notifications",
             swiftSettings: swiftSettings
         ),
@@ -260,7 +268,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "RegistryTests",
-            dependencies: ["TaskRegistry", "PlanFormat", "DubanTesting", "Messaging", "Schema", "ServiceKit"],
+            dependencies: ["TaskRegistry", "PlanFormat", "WorkCalendar", "DubanTesting", "Messaging", "Schema", "ServiceKit"],
             path: "Tests/RegistryTests",
             swiftSettings: swiftSettings
         ),

@@ -15,7 +15,7 @@ struct Duban: AsyncParsableCommand {
             AirAnnual.self,
             Stations.self, Notices.self, ReportCommand.self, SilenceCommand.self, Channels.self, Events.self, Call.self, Keys.self,
             Audit.self, AcceptTask.self, ReturnTask.self, SupervisionCommand.self, ComplaintsCommand.self, CauseCommand.self,
-            BackupCommand.self, RestoreCommand.self,
+            BackupCommand.self, RestoreCommand.self, ImplementationPlanCommand.self,
         ])
 
     /// Accepts the global options before the subcommand too (`duban --config /etc/duban/duban.json status`),

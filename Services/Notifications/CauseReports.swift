@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Schema
 import ServiceKit
+import WorkCalendar
 
 /// 原因报告: a live breach at a water section (`class_exceeded`) opens a report the lead units of the
 /// tasks behind the section's target owe within `cause_report_days`; the notice asking for it is
@@ -38,7 +39,8 @@ enum CauseReports {
     /// Opens the report a live breach asks for (once per event), with its notice; nil when the
     /// alert is not a live breach at a water section whose target has tasks.
     static func open(
-        _ alert: AlertBody, event: String, directory: Directory.Snapshot, days: Int, db: Database, events: inout EventBuffer, now: Date
+        _ alert: AlertBody, event: String, directory: Directory.Snapshot, days: Int, calendar: WorkCalendar, db: Database,
+        events: inout EventBuffer, now: Date
     ) throws -> [NoticeDraft] {
         guard alert.kind == "class_exceeded", !alert.historical, let station = alert.station,
             let indicator = directory.indicators["water_quality_\(station)"]
@@ -53,7 +55,8 @@ enum CauseReports {
         let year = String(Timestamp.districtDate(now).prefix(4))
         let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM cause_reports WHERE id LIKE ?", arguments: ["YY-\(year)-%"]) ?? 0
         let id = String(format: "YY-%@-%04d", year, count + 1)
-        let due = Timestamp.districtDate(now.addingTimeInterval(Double(days) * 86_400))
+        // Days counted on the calendar; a due day on a weekend or holiday moves to the next working day.
+        let due = calendar.nextWorkingDay(onOrAfter: Timestamp.districtDate(now.addingTimeInterval(Double(days) * 86_400)))
         try db.execute(
             sql: """
                 INSERT INTO cause_reports (id, alert, station, parameter, message, raised_at, due, units, state, event)

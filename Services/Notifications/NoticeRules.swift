@@ -223,6 +223,8 @@ enum EventRules {
                         refs: NoticeRefs(task: item.tasks.first, event: ref), dedupKey: "proposal-supervision:\(key)"),
                 ], []
             )
+        case ImplementationPlanTypes.overdue, ImplementationPlanTypes.submitted, ImplementationPlanTypes.reviewed:
+            return ImplementationPlanNotices.apply(event, ref: ref, office: office)
         case SupervisionTypes.replied, SupervisionTypes.reviewed:
             // A reply ends the overdue notice and the proposal; a returned reply is owed again.
             guard let item = try? event.body(as: SupervisionItemEvent.self), !item.state.awaitsReply else { return ([], []) }

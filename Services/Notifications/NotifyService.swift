@@ -5,6 +5,7 @@ import Messaging
 import Schema
 import ServiceKit
 import ServiceLifecycle
+import WorkCalendar
 
 /// Notifications: notices for the right units at the right time, the supervision rhythm, and
 /// reliable delivery to people's channels and to external tools.
@@ -26,6 +27,7 @@ public struct NotifyService: DubanService {
     let deliverer: Deliverer
     let policy: ChannelPolicy
     let webhooks: WebhookClient
+    let calendar: WorkCalendar
 
     public static func migrations(_ migrator: inout DatabaseMigrator) {
         NotifyStore.migrations(&migrator)
@@ -70,6 +72,8 @@ public struct NotifyService: DubanService {
             }
         }
         rules = try NotifyRules.load(ProcessInfo.processInfo.environment["DUBAN_NOTIFY_RULES_FILE"])
+        // Working days, as the registry reads them (the one configuration's `holidaysFile`).
+        calendar = try context.deployment.holidaysFile.map { try WorkCalendar.load(path: $0) } ?? .bundled
         // One long-lived client per peer, for the directory, the rhythm and reports; no handler in the
         // write lane asks a peer.
         let peers = try await PeerClients(
@@ -103,6 +107,7 @@ public struct NotifyService: DubanService {
                 [
                     RegistryTypes.taskStatusChanged, RegistryTypes.escalationRecorded, SupervisionTypes.issued, SupervisionTypes.replied,
                     SupervisionTypes.reviewed, SupervisionTypes.overdue, AccountabilityTypes.followUpDue,
+                    ImplementationPlanTypes.submitted, ImplementationPlanTypes.reviewed, ImplementationPlanTypes.overdue,
                 ]
             ),
             (ServiceName.ingest, ["ingest.alert."]),
@@ -111,16 +116,17 @@ public struct NotifyService: DubanService {
             services.append(
                 EventFollower(
                     source: deployment[source], curve: peers[source].curve, topics: topics, name: "notify-\(source.rawValue)",
-                    store: store, directory: directory, clock: clock, logger: logger, causeReportDays: rules.causeReportDays))
+                    store: store, directory: directory, clock: clock, logger: logger, causeReportDays: rules.causeReportDays,
+                    calendar: calendar))
         }
-        let rhythm = Rhythm(registry: peers[.registry], rules: rules, logger: logger)
+        let rhythm = Rhythm(registry: peers[.registry], rules: rules, logger: logger, calendar: calendar)
         services.append(
             PeriodicTask(name: "rhythm", interval: tick, logger: logger) { [store, directory, clock, rules] in
                 await directory.refresh()
                 let now = clock.now()
                 let snapshot = directory.current
                 let rhythmDrafts = await rhythm.drafts(now: now, directory: snapshot)
-                let due = Rhythm.lastDueMonth(now: now, dispatchDay: snapshot.dispatchDay)
+                let due = Rhythm.lastDueMonth(now: now, dispatchDay: snapshot.dispatchDay, calendar: rhythm.calendar)
                 try await store.write { db, events in
                     var drafts = rhythmDrafts
                     let lateCauses = try CauseReports.overdue(
@@ -346,6 +352,7 @@ struct EventFollower: Service {
     let clock: ServiceClock
     let logger: Logger
     let causeReportDays: Int
+    let calendar: WorkCalendar
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
@@ -393,7 +400,8 @@ struct EventFollower: Service {
                 // A live breach at a water section also opens the cause report its lead units owe.
                 if event.type == IngestTypes.alertRaised, let alert = try? event.body(as: AlertBody.self) {
                     drafts += try CauseReports.open(
-                        alert, event: "\(event.stream):\(event.seq)", directory: known, days: causeReportDays, db: db, events: &events,
+                        alert, event: "\(event.stream):\(event.seq)", directory: known, days: causeReportDays, calendar: calendar, db: db,
+                        events: &events,
                         now: now)
                 }
                 try NotifyStore.issue(drafts, db: db, events: &events, now: now, channels: try ChannelStore.all(db))

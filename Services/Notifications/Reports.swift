@@ -202,6 +202,11 @@ enum Reports {
             }
             md += "\n"
         }
+        // 具体实施方案: where each bound unit's plan stands (a one-time obligation: every report shows it).
+        let plans = try await askAll(registry, ImplementationPlanTypes.list, ImplementationPlanListRequest())
+        let section = ImplementationPlanNotices.reportSection(plans)
+        md += section.markdown
+        section.rows.forEach(row)
         return ReportGenerateReply(title: title, markdown: md, csv: csv)
     }
 

@@ -3,6 +3,7 @@ import Logging
 import Messaging
 import Schema
 import ServiceKit
+import WorkCalendar
 
 /// The supervision rhythm (月调度、季督办、年通报) and the reminders that only time brings.
 /// Each notice here is issued once for its key (kept in `schedule_runs`), whatever happens to it later.
@@ -11,16 +12,25 @@ struct Rhythm: Sendable {
     let registry: RPCClient
     let rules: NotifyRules
     let logger: Logger
+    /// Working days: due days on a weekend or holiday move to the next working day.
+    let calendar: WorkCalendar
 
-    /// The month whose reports are due by now (the dispatch day of the next month has passed).
-    static func lastDueMonth(now: Date, dispatchDay: Int) -> String? {
+    /// The month whose reports are due by now (the due day in the next month has passed).
+    static func lastDueMonth(now: Date, dispatchDay: Int, calendar: WorkCalendar) -> String? {
         let today = Timestamp.districtDate(now)
-        guard let year = Int(today.prefix(4)), let month = Int(today.dropFirst(5).prefix(2)), let day = Int(today.suffix(2)) else {
-            return nil
-        }
+        guard let year = Int(today.prefix(4)), let month = Int(today.dropFirst(5).prefix(2)) else { return nil }
         var (y, m) = month == 1 ? (year - 1, 12) : (year, month - 1)
-        if day <= dispatchDay { (y, m) = m == 1 ? (y - 1, 12) : (y, m - 1) }
+        if today <= dueDay(dispatchMonth: String(today.prefix(7)), dispatchDay: dispatchDay, calendar: calendar) {
+            (y, m) = m == 1 ? (y - 1, 12) : (y, m - 1)
+        }
         return String(format: "%04d-%02d", y, m)
+    }
+
+    /// The day the previous month's reports are due in `dispatchMonth` (`YYYY-MM`): the plan's
+    /// dispatch day, or the next working day when it is a weekend or a holiday. The registry's
+    /// `dispatch.overview` computes the same day from the same configuration (`holidaysFile`).
+    static func dueDay(dispatchMonth: String, dispatchDay: Int, calendar: WorkCalendar) -> String {
+        calendar.nextWorkingDay(onOrAfter: "\(dispatchMonth)-\(String(format: "%02d", dispatchDay))")
     }
 
     /// How many months in a row, ending with `due`, `holds` is true for.
@@ -96,7 +106,9 @@ struct Rhythm: Sendable {
 
         drafts += Self.keyDateReminders(today: today, directory: directory, daysBefore: rules.keyDateDays)
 
-        guard var due = Self.lastDueMonth(now: now, dispatchDay: directory.dispatchDay) else { return drafts }
+        drafts += await implementationPlanReminders(today: today, office: office)
+
+        guard var due = Self.lastDueMonth(now: now, dispatchDay: directory.dispatchDay, calendar: calendar) else { return drafts }
         // Nothing is asked for a month after the plan's last (its reports are refused), nor before go-live.
         if let last = directory.lastMonth, due > last { due = last }
         let month = String(today.prefix(7))
@@ -109,7 +121,8 @@ struct Rhythm: Sendable {
             drafts.append(
                 NoticeDraft(
                     kind: .monthlyDispatch, severity: .info, units: leads + [office], title: "月调度：请报送\(reportingMonth)进展",
-                    text: "请各责任单位于\(month)-\(String(format: "%02d", directory.dispatchDay))前通过督办系统报送\(reportingMonth)"
+                    text: "请各责任单位于\(Self.dueDay(dispatchMonth: month, dispatchDay: directory.dispatchDay, calendar: calendar))前"
+                        + "通过督办系统报送\(reportingMonth)"
                         + "任务进展（进度、措施、问题、下步计划及佐证材料）。",
                     refs: NoticeRefs(period: reportingMonth), dedupKey: "monthly_dispatch:\(reportingMonth)"))
         }

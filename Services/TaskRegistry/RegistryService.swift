@@ -6,6 +6,7 @@ import Schema
 import ServiceKit
 import ServiceLifecycle
 import Synchronization
+import WorkCalendar
 
 /// The task registry: the plan as data, progress reports (月调度), computed statuses and escalations.
 public struct RegistryService: DubanService {
@@ -13,7 +14,8 @@ public struct RegistryService: DubanService {
     public static let topics = [
         RegistryTypes.progressReported, RegistryTypes.taskStatusChanged, RegistryTypes.escalationRecorded, RegistryTypes.planLoaded,
         RegistryTypes.taskReviewed, SupervisionTypes.issued, SupervisionTypes.replied, SupervisionTypes.reviewed, SupervisionTypes.overdue,
-        AccountabilityTypes.followUpDue,
+        AccountabilityTypes.followUpDue, ImplementationPlanTypes.submitted, ImplementationPlanTypes.reviewed,
+        ImplementationPlanTypes.overdue,
     ]
 
     let store: ServiceStore
@@ -27,6 +29,7 @@ public struct RegistryService: DubanService {
         RegistryStore.migrations(&migrator)
         SupervisionRules.migrations(&migrator)
         AccountabilityRules.migrations(&migrator)
+        ImplementationPlanRules.migrations(&migrator)
     }
 
     /// Opens the registry; on the first start it loads the configured plan file (or the bundled plan).
@@ -38,8 +41,12 @@ public struct RegistryService: DubanService {
         // Go-live: the configured date, else the one kept from the first start, else today.
         let goLive = try await Self.supervisionStart(
             store: store, configured: context.deployment.supervisionStart, now: context.clock.now())
+        // Working days: the configured holiday file, else the bundled one (a bad file stops the start).
+        var calendar: WorkCalendar?
+        if let path = context.deployment.holidaysFile { calendar = try WorkCalendar.load(path: path) }
         if var loaded = try await store.pool.read({ try RegistryStore.loadPlan($0) }) {
             loaded.document.supervisionStart = goLive
+            loaded.document.calendar = calendar
             current = PlanHolder(loaded)
             logger.info("plan in force", metadata: ["plan.title": "\(loaded.document.title)", "plan.source": "\(loaded.source)"])
         } else {
@@ -50,6 +57,7 @@ public struct RegistryService: DubanService {
             }
             var parsed = try PlanLoader.load(path: path)
             parsed.supervisionStart = goLive
+            parsed.calendar = calendar
             let document = parsed
             let loaded = LoadedPlan(document: document, source: path, loadedAt: Timestamp.format(context.clock.now()))
             let now = context.clock.now()
@@ -130,6 +138,7 @@ public struct RegistryService: DubanService {
                     try RegistryStore.refreshStatuses(db, plan: plan, now: now, events: &events)
                     try SupervisionRules.tick(db, plan: plan, now: now, events: &events)
                     try AccountabilityRules.tick(db, now: now, events: &events)
+                    try ImplementationPlanRules.tick(db, plan: plan, now: now, events: &events)
                 }
             }
         ]
@@ -141,6 +150,7 @@ public struct RegistryService: DubanService {
         let cache = self.views
         registerSupervision(&handlers)
         registerAccountability(&handlers)
+        registerImplementationPlans(&handlers)
 
         handlers.onRead(RegistryTypes.planGet) { _, context in
             let versioned = current.versioned
@@ -151,7 +161,8 @@ public struct RegistryService: DubanService {
                 title: plan.title, district: plan.district, start: plan.start, end: plan.end, office: plan.office,
                 dispatchDay: plan.dispatchDay,
                 goals: plan.goals, categories: plan.categories.map(\.heading), tasks: views, targets: plan.targets.map(Self.target),
-                rules: plan.rules.map { PlanRule(id: $0.id, text: $0.text, withinMonths: $0.withinMonths) }, loadedAt: loaded.loadedAt,
+                rules: plan.rules.map { PlanRule(id: $0.id, text: $0.text, withinMonths: $0.withinMonths, due: $0.due) },
+                loadedAt: loaded.loadedAt,
                 supervisionStart: plan.supervisionStart)
         }
 
@@ -356,6 +367,7 @@ public struct RegistryService: DubanService {
             }
             // A new plan file keeps the go-live date in force.
             parsed.supervisionStart = current.plan.document.supervisionStart
+            parsed.calendar = current.plan.document.calendar
             let document = parsed
             let now = clock.now()
             let loaded = LoadedPlan(document: document, source: name, loadedAt: Timestamp.format(now))
@@ -470,7 +482,7 @@ public struct RegistryService: DubanService {
                 if !done { missing.append(TaskUnit(task: task.id, unit: unit)) }
             }
         }
-        let due = Timestamp.districtDate(month.next.start(day: plan.dispatchDay))
+        let due = TaskStatusRules.reportsDueDay(plan: plan, dispatchMonth: month.next)
         return DispatchOverviewReply(period: month.description, reported: reported, missing: missing, due: due)
     }
 }

@@ -3,6 +3,7 @@ import GRDB
 import PlanFormat
 import Schema
 import ServiceKit
+import WorkCalendar
 
 /// 督办单 (the plan's 季督办 and the office's own): items a unit must answer by a deadline, whose
 /// replies the office accepts or returns; an item unanswered past its deadline is published once
@@ -205,7 +206,8 @@ enum SupervisionRules {
             let items = quarterlyItems(plan: plan, reports: try RegistryStore.taskReports(db, plan: plan), now: now)
             _ = try store(
                 db, events: &events, kind: .quarterly, period: quarter, title: "\(quarter.replacingOccurrences(of: "-Q", with: "年第"))季度督办单",
-                replyDeadline: Timestamp.districtDate(now.addingTimeInterval(Double(quarterlyReplyDays) * 86_400)), items: items,
+                replyDeadline: plan.workCalendar.nextWorkingDay(
+                    onOrAfter: Timestamp.districtDate(now.addingTimeInterval(Double(quarterlyReplyDays) * 86_400))), items: items,
                 issuedBy: plan.office, now: now)
         }
         let late = try Row.fetchAll(
@@ -355,9 +357,11 @@ extension RegistryService {
                         arguments: [order.id, item.no])
                 } else {
                     // Answered again by a new day, and announced again if that passes unanswered.
+                    // The default day moves off a weekend or holiday; a day the office names is kept as named.
                     let deadline =
                         request.deadline
-                        ?? Timestamp.districtDate(now.addingTimeInterval(Double(SupervisionRules.returnedReplyDays) * 86_400))
+                        ?? plan.workCalendar.nextWorkingDay(
+                            onOrAfter: Timestamp.districtDate(now.addingTimeInterval(Double(SupervisionRules.returnedReplyDays) * 86_400)))
                     try db.execute(
                         sql: """
                             UPDATE supervision_items SET state = 'returned', deadline = ?, overdue_notified_at = NULL

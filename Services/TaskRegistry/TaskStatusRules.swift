@@ -1,6 +1,7 @@
 import Foundation
 import PlanFormat
 import Schema
+import WorkCalendar
 
 /// A month, `YYYY-MM`.
 public struct Month: Comparable, Hashable, Sendable, CustomStringConvertible {
@@ -63,10 +64,24 @@ public enum TaskStatusRules {
     public static func lastDueMonth(plan: PlanDocument, now: Date) -> Month? {
         guard let first = firstCountedMonth(plan), let last = Month(date: plan.end) else { return nil }
         var candidate = Month(now).previous
-        // Until the dispatch day has passed, last month's reports are not yet due.
-        if now < Month(now).start(day: plan.dispatchDay).addingTimeInterval(86_400) { candidate = candidate.previous }
+        // Until the dispatch day (moved to a working day) has passed, last month's reports are not yet due.
+        if now < reportsDueEnd(plan: plan, dispatchMonth: Month(now)) { candidate = candidate.previous }
         if candidate > last { candidate = last }
         return candidate < first ? nil : candidate
+    }
+
+    /// The day reports for the month before `dispatchMonth` are due: the plan's dispatch day of
+    /// `dispatchMonth`, or the next working day when it falls on a weekend or a holiday (a 调休
+    /// Saturday is a working day).
+    public static func reportsDueDay(plan: PlanDocument, dispatchMonth: Month) -> String {
+        let day = Timestamp.districtDate(dispatchMonth.start(day: plan.dispatchDay))
+        return plan.workCalendar.nextWorkingDay(onOrAfter: day)
+    }
+
+    /// The instant the due day above ends (local midnight after it).
+    static func reportsDueEnd(plan: PlanDocument, dispatchMonth: Month) -> Date {
+        let day = reportsDueDay(plan: plan, dispatchMonth: dispatchMonth)
+        return (Timestamp.startOfDistrictDay(day) ?? dispatchMonth.start(day: plan.dispatchDay)).addingTimeInterval(86_400)
     }
 
     /// The first month whose report counts: the plan's first, or the month supervision started
@@ -239,7 +254,7 @@ public enum TaskStatusRules {
             if instant > now && instant < next { next = instant }
         }
         let month = Month(now)
-        consider(month.start(day: plan.dispatchDay).addingTimeInterval(86_400))
+        consider(reportsDueEnd(plan: plan, dispatchMonth: month))
         consider(month.next.start())
         let planStart = Timestamp.startOfDistrictDay(plan.start)
         for task in plan.tasks where !task.isParent {

@@ -77,6 +77,9 @@ public struct DeploymentConfiguration: Sendable, Equatable {
     public var keysDirectoryDisabled = false
     /// Go-live (YYYY-MM-DD, `supervisionStart`): the registry's first start when unset.
     public var supervisionStart: String?
+    /// The holiday calendar (`holidaysFile`, JSON as the bundled one): due dates on a day off move
+    /// to the next working day. Nil: the bundled 2024–2027 calendar. Registry and notify read it.
+    public var holidaysFile: String?
     /// Notify: the one directory `file` channels write into (`notify.fileChannelDir`); nil: `channels`
     /// in the data directory.
     public var notifyFileChannelDir: String?
@@ -118,7 +121,7 @@ public struct DeploymentConfiguration: Sendable, Equatable {
         ServiceName.allCases.flatMap { ["\($0.rawValue).rpc", "\($0.rawValue).events", "\($0.rawValue).metrics"] }
         + [
             "broker.backend", "broker.eventsIn", "dataDir", "maxPayloadBytes", "tickSeconds", "planFile", "stationsFile", "databaseURL",
-            "logLevel", "logFormat", "keysDir", "supervisionStart",
+            "logLevel", "logFormat", "keysDir", "supervisionStart", "holidaysFile",
         ]
         + thresholdKeys.map { "thresholds.\($0)" }
         + ["notify.fileChannelDir", "notify.webhookAllow", "notify.consoleURL", "cases.complaintRetentionDays"]
@@ -192,6 +195,7 @@ public struct DeploymentConfiguration: Sendable, Equatable {
         if let start = result.supervisionStart, !Self.isDate(start) {
             throw ConfigurationError.invalid("supervisionStart", start)
         }
+        result.holidaysFile = reader.string(forKey: "holidaysFile").flatMap { $0.isEmpty ? nil : $0 }
         result.broker.backend = reader.string(forKey: ConfigKey(["broker", "backend"]), default: result.broker.backend)
         result.broker.eventsIn = reader.string(forKey: ConfigKey(["broker", "eventsIn"]), default: result.broker.eventsIn)
         for key in Self.thresholdKeys {

@@ -1,5 +1,6 @@
 import Foundation
 import Schema
+import WorkCalendar
 import Yams
 
 /// A plan as its file states it, validated.
@@ -76,6 +77,8 @@ public struct PlanDocument: Codable, Sendable, Equatable {
         public var id: String
         public var text: String
         public var withinMonths: Int?
+        /// A fixed day the rule sets (`due: 2024-09-30`), which takes precedence over `within_months`.
+        public var due: String?
     }
 
     public var title: String
@@ -96,6 +99,12 @@ public struct PlanDocument: Codable, Sendable, Equatable {
     /// nothing is proposed for it. Not in the plan file: the registry sets it from the
     /// configuration (`supervisionStart`) or its first start, and every service reads it from `plan.get`.
     public var supervisionStart: String?
+    /// Working days (holidays and 调休), for due dates. Not in the plan file: the registry sets it
+    /// from the configuration (`holidaysFile`) or the bundled calendar.
+    public var calendar: WorkCalendar?
+
+    /// The calendar in force: the configured one, else the bundled one.
+    public var workCalendar: WorkCalendar { calendar ?? .bundled }
 
     public func task(_ id: String) -> TaskEntry? { tasks.first { $0.id == id } }
     public func unit(_ name: String) -> UnitEntry? { units.first { $0.name == name } }
@@ -467,7 +476,10 @@ public enum PlanLoader {
                 guard let map = mapping(node, path), let id = string(map, "id", path), let text = string(map, "text", path) else {
                     continue
                 }
-                rules.append(.init(id: id, text: text, withinMonths: number(map, "within_months", path, range: 1...120).map(Int.init)))
+                rules.append(
+                    .init(
+                        id: id, text: text, withinMonths: number(map, "within_months", path, range: 1...120).map(Int.init),
+                        due: date(map, "due", path, required: false)))
             }
 
             guard let title, let start, let end else { return nil }

@@ -43,6 +43,10 @@ public enum NoticeKind: String, Codable, Sendable, CaseIterable {
     case causeReportOverdue = "cause_report_overdue"
     /// A key date of the plan ahead (六五环境日, 全国生态日, 生物多样性日).
     case keyDate = "key_date"
+    /// A unit's 具体实施方案 due soon.
+    case implementationPlanDue = "implementation_plan_due"
+    /// A unit's 具体实施方案 still owed after its due day.
+    case implementationPlanOverdue = "implementation_plan_overdue"
 }
 
 public enum Severity: String, Codable, Sendable, CaseIterable, Comparable {
@@ -466,6 +470,8 @@ extension NoticeKind {
         case .causeReportDue: return "原因报告"
         case .causeReportOverdue: return "原因报告逾期"
         case .keyDate: return "重要节点"
+        case .implementationPlanDue: return "实施方案待报送"
+        case .implementationPlanOverdue: return "实施方案逾期"
         }
     }
 

@@ -55,6 +55,7 @@ public enum RequestCatalog {
         RegistryTypes.progressReport, RegistryTypes.progressList, RegistryTypes.dispatchOverview, RegistryTypes.escalationRecord,
         RegistryTypes.escalationList, RegistryTypes.taskAccept, RegistryTypes.taskReturn, SupervisionTypes.issue, SupervisionTypes.reply,
         SupervisionTypes.review, SupervisionTypes.list, AccountabilityTypes.responsibleSet, AccountabilityTypes.responsibleList,
+        ImplementationPlanTypes.submit, ImplementationPlanTypes.review, ImplementationPlanTypes.list,
     ]
     public static let ingest: [any RequestDeclaration] = [
         IngestTypes.indicatorList, IngestTypes.indicatorGet, IngestTypes.indicatorReport, IngestTypes.stationList,

@@ -273,16 +273,19 @@ public struct PlanRule: Codable, Sendable, Equatable {
     public var text: String
     /// For a rule with a time limit (every department's implementation plan within 3 months).
     public var withinMonths: Int?
+    /// A day the plan sets for it, which takes precedence over `within_months`.
+    public var due: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, text
+        case id, text, due
         case withinMonths = "within_months"
     }
 
-    public init(id: String, text: String, withinMonths: Int? = nil) {
+    public init(id: String, text: String, withinMonths: Int? = nil, due: String? = nil) {
         self.id = id
         self.text = text
         self.withinMonths = withinMonths
+        self.due = due
     }
 }
 

@@ -259,9 +259,9 @@ import Testing
             ProgressReportRequest(task: "10", period: "2026-11", unit: "区城乡建设局", percent: 60, summary: "十一月进展"))
         #expect(current.backfill == nil)
         await unit.close()
-        // After December's dispatch day, November (the first month since go-live) is due: units
-        // that did not report are reminded, and still nothing is proposed after one month.
-        bench.clock.set(date("2026-12-06T10:00:00+08:00"))
+        // After December's dispatch day (the 5th, a Saturday: Monday the 7th), November (the first month
+        // since go-live) is due: units that did not report are reminded, and still nothing is proposed after one month.
+        bench.clock.set(date("2026-12-08T10:00:00+08:00"))
         #expect(try await TestSupport.eventually { try await bench.notices(.reportMissing).contains { $0.refs.period == "2026-11" } })
         #expect(try await !bench.notices(.reportMissing).contains { $0.refs.period != "2026-11" })
         #expect(try await bench.notices(.escalationProposal).isEmpty)

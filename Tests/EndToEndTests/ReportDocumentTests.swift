@@ -43,6 +43,9 @@ import Testing
             (TestSupport.binDirectory as NSString).appendingPathComponent("duban"),
             ["--config", "\(dir)/config.json", "report", kind.rawValue, period, "--out", "\(dir)/report.md"])
         #expect(output.contains("\(dir)/report.docx"), "\(output)")
+        // Section 七: go-live 2024-01-01, so every bound unit's 具体实施方案 was due 2024-04-01 and is late.
+        let markdown = try String(contentsOfFile: "\(dir)/report.md", encoding: .utf8)
+        #expect(markdown.contains("## 七、具体实施方案") && markdown.contains("| 区城乡建设局 | 2024-04-01 | 待报送（逾期） |  |"))
 
         // The document against the Markdown written beside it: same title, every section, every table cell.
         let script = """

@@ -28,7 +28,9 @@ import Testing
                 try await office.call(SupervisionTypes.list, SupervisionListRequest(order: "DB-2026-Q3")).items.count == 1
             })
         let quarterly = try #require(try await office.call(SupervisionTypes.list, SupervisionListRequest(order: "DB-2026-Q3")).items.first)
-        #expect(quarterly.kind == .quarterly && quarterly.period == "2026-Q3" && quarterly.replyDeadline == "2026-10-25")
+        #expect(
+            quarterly.kind == .quarterly && quarterly.period == "2026-Q3" && quarterly.replyDeadline == "2026-10-26",
+            "15 days on is Sunday 10-25: the next working day")
         #expect(!quarterly.items.isEmpty && quarterly.items.allSatisfy { !$0.tasks.isEmpty && $0.state == .pending })
         #expect(quarterly.items.allSatisfy { $0.problem.contains("任务") })
         #expect(

@@ -117,10 +117,11 @@ func date(_ text: String) -> Date { Timestamp.parse(text)! }
     @Test func anOngoingTaskLagsWhenItsMonthlyReportsStop() {
         let reported = [("区城乡建设局", "2026-09", 30.0), ("区城乡建设局", "2026-10", 35.0)]
         #expect(status("10", reported, at: "2026-11-20T10:00:00+08:00") == .onTrack)
-        // December 6th: November's report was due on the 5th and never came.
-        #expect(status("10", reported, at: "2026-12-06T10:00:00+08:00") == .lagging)
-        // On the 5th itself it is not yet late.
-        #expect(status("10", reported, at: "2026-12-05T23:59:00+08:00") == .onTrack)
+        // December 8th: November's report was due on the 5th, a Saturday, so on Monday the 7th, and never came.
+        #expect(status("10", reported, at: "2026-12-08T10:00:00+08:00") == .lagging)
+        // On the moved due day itself it is not yet late.
+        #expect(status("10", reported, at: "2026-12-07T23:59:00+08:00") == .onTrack)
+        #expect(status("10", reported, at: "2026-12-06T10:00:00+08:00") == .onTrack)
         // Ongoing tasks are never completed, and never overdue.
         #expect(status("10", [("区城乡建设局", "2026-10", 100)], at: "2026-11-20T10:00:00+08:00") == .onTrack)
         #expect(status("10", [("区城乡建设局", "2026-12", 100)], at: "2027-03-01T10:00:00+08:00") == .onTrack)
