@@ -133,6 +133,16 @@ import Testing
         task = try await Self.figures(reader, (237, 199, 38, 1))
         #expect(task.reasons?.contains { $0.text == "台账未销号 38 / 237（逾期 1）" } == true)
 
+        // The office reads them in Chinese: `duban task 10`, and the ledger section of `duban status`.
+        let both = Ledger(registry: registry, cases: cases, dataDirectory: dir, clock: clock)
+        let shown = try duban(both, ["task", "10"])
+        #expect(shown.ok && shown.output.contains("台账      台账登记 237 / 237，销号 199，未销号 38，逾期 1（混错接点位）"), "\(shown.output)")
+        #expect(shown.output.contains("原因      台账未销号 38 / 237（逾期 1）（ledger_open）"), "\(shown.output)")
+        // ingest and notify are not running here: status says so and exits 1, after printing what it has.
+        let status = try duban(both, ["status"]).output
+        #expect(status.contains("应有") && status.contains("未销号") && status.contains("混错接点位"), "\(status)")
+        #expect(status.split(separator: "\n").contains { $0.contains("混错接点位") && $0.contains("237") && $0.contains("38") }, "\(status)")
+
         // A restart keeps the figures: with the case tracker down the registry can only have them from its database.
         try await cases.stop()
         try await registry.stop()
@@ -183,12 +193,21 @@ import Testing
         #expect(review.status == .completed)
         #expect(try await reader2.call(RegistryTypes.taskGet, TaskGetRequest(id: "10"), as: PlanTask.self).status == .completed)
 
+        // The ledger moves a point filed under 11.1 to task 10 (a round-trip edit, `cases.case.edited`):
+        // one open again, and the task is no longer complete.
+        let moved = try await office2.call(
+            CaseTypes.import, CaseImportRequest(cases: [.object(["id": .string(ids[238]), "task": .string("10")])]),
+            as: CaseImportReply.self)
+        #expect(moved.updated?.map(\.id) == [ids[238]])
+        task = try await Self.figures(reader2, (238, 237, 1, 0))
+        #expect(task.status == .onTrack && task.reasons?.map(\.code) == ["ledger_open"], "\(String(describing: task.reasons))")
+
         // A registry started after all this, with a database of its own, reads the ledger from its start.
         let lateEndpoints = TestSupport.freeEndpoints()
         let late = try await Self.registry(
             try TestSupport.temporaryDirectory(), at: lateEndpoints, cases: casesEndpoints, clock: clock)
         let lateReader = try await RPCClient.connect(to: lateEndpoints.rpc, from: "test")
-        try await Self.figures(lateReader, (237, 237, 0, 0))
+        try await Self.figures(lateReader, (238, 237, 1, 0))
         #expect(try await Self.ledger(lateReader, "7.3")?.registered == 1)
 
         for client in [office, unit, reader, registryOffice, registryUnit, afterRestart, office2, unit2, reader2, office3, lateReader] {
