@@ -6,6 +6,7 @@ import PlanFormat
 import Schema
 import ServiceKit
 import ServiceLifecycle
+import Synchronization
 
 /// The ledger counted in the tasks (issue #15): the registry keeps its own copy of what it needs
 /// of each case (source, task, state, deadline) from the cases service's events, so that a
@@ -201,22 +202,44 @@ struct LedgerFollower: Service {
         }
     }
 
+    /// Events applied in one transaction at most; while a batch this large waits, reading pauses.
+    static let batchLimit = 1_000
+
     func follow() async throws {
         let cursors = try await store.pool.read { try LedgerRules.cursors($0) }
         let subscriber = try await EventSubscriber.start(
             events: source.events, rpc: source.rpc, topics: LedgerRules.topics, from: .after(cursors), heartbeat: .seconds(1),
             name: "registry-ledger", logger: logger, curve: curve)
+        // Events come in bursts (an import of 500 cases is 500 events): what has arrived while the
+        // previous batch was written is applied together, with one status refresh, instead of one
+        // transaction per event.
+        let pending = PendingEvents()
+        let (arrivals, arrived) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         do {
-            for await event in subscriber.events {
-                try Task.checkCancellation()
-                let plan = current.plan.document
-                let now = clock.now()
-                try await store.write { [logger] db, events in
-                    if try LedgerRules.apply(event, db: db, logger: logger) {
-                        try RegistryStore.refreshStatuses(db, plan: plan, now: now, events: &events)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await event in subscriber.events {
+                        while pending.events.withLock({ $0.count }) >= Self.batchLimit && !Task.isCancelled {
+                            try? await Task.sleep(for: .milliseconds(5))
+                        }
+                        pending.events.withLock { $0.append(event) }
+                        arrived.yield()
                     }
-                    try LedgerRules.setCursor(db, stream: event.stream, seq: event.seq)
+                    arrived.finish()
                 }
+                group.addTask {
+                    for await _ in arrivals {
+                        try Task.checkCancellation()
+                        let batch = pending.events.withLock { events in
+                            defer { events = [] }
+                            return events
+                        }
+                        if !batch.isEmpty { try await apply(batch) }
+                    }
+                }
+                // Either ends (the subscriber stopped, a write failed, shutdown): the other goes with it.
+                try await group.next()
+                group.cancelAll()
             }
         } catch {
             await subscriber.stop()
@@ -224,6 +247,28 @@ struct LedgerFollower: Service {
         }
         await subscriber.stop()
     }
+
+    /// Applies `batch` in one transaction with the cursor past its last event of each stream and
+    /// the statuses it changes.
+    func apply(_ batch: [AnyEvent]) async throws {
+        let plan = current.plan.document
+        let now = clock.now()
+        try await store.write { [logger] db, events in
+            var changed = false
+            var last: [String: Int] = [:]
+            for event in batch {
+                if try LedgerRules.apply(event, db: db, logger: logger) { changed = true }
+                last[event.stream] = max(last[event.stream] ?? 0, event.seq)
+            }
+            if changed { try RegistryStore.refreshStatuses(db, plan: plan, now: now, events: &events) }
+            for (stream, seq) in last { try LedgerRules.setCursor(db, stream: stream, seq: seq) }
+        }
+    }
+}
+
+/// Events received and not yet applied, shared by the follower's reader and writer.
+final class PendingEvents: Sendable {
+    let events = Mutex<[AnyEvent]>([])
 }
 
 extension TaskStatusRules {
