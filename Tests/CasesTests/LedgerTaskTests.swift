@@ -217,4 +217,38 @@ import Testing
         try await cases.stop()
         try await registry.stop()
     }
+
+    /// With CURVE on, the registry follows the ledger with its own certificate (a `service` principal
+    /// the case tracker admits as a reader), as every other peer does.
+    @Test func withKeysTheRegistryFollowsTheLedgerWithItsOwnCertificate() async throws {
+        let keys = try TestKeys.make()
+        let dir = try TestSupport.temporaryDirectory()
+        let clock = ServiceClock.starting(at: Self.start)
+        let registryEndpoints = TestSupport.freeEndpoints()
+        let casesEndpoints = TestSupport.freeEndpoints()
+        let registry = try await InProcessService.start(
+            RegistryService.self, dataDirectory: dir, endpoints: registryEndpoints, clock: clock
+        ) {
+            $0.keysDirectory = keys.path
+            $0.endpoints[.cases] = casesEndpoints
+        }
+        let cases = try await InProcessService.start(CasesService.self, dataDirectory: dir, endpoints: casesEndpoints, clock: clock) {
+            $0.keysDirectory = keys.path
+            $0.endpoints[.registry] = registryEndpoints
+        }
+        let office = try await keys.client("office", .cases, at: casesEndpoints.rpc)
+        let reader = try await keys.client("admin", .registry, at: registryEndpoints.rpc)
+        var opened: Case?
+        let ready = try await TestSupport.eventually {
+            opened = try? await office.call(
+                CaseTypes.open, CaseOpenRequest(source: .sewerMisconnection, title: "南川东路混接", unit: "区城乡建设局", deadline: "2026-12-31"),
+                as: Case.self)
+            return opened != nil
+        }
+        #expect(ready)
+        try await Self.figures(reader, (1, 0, 1, 0))
+        for client in [office, reader] { await client.close() }
+        try await cases.stop()
+        try await registry.stop()
+    }
 }
