@@ -21,6 +21,18 @@ import Testing
         }
     }
 
+    /// Starts a service again on the endpoints it had: the sockets just closed may hold the ports a moment longer.
+    static func again(_ start: () async throws -> InProcessService) async throws -> InProcessService {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            do {
+                return try await start()
+            } catch  where "\(error)".contains("Address already in use") && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
     static func ledger(_ client: RPCClient, _ task: String = "10") async throws -> TaskLedger? {
         try await client.call(RegistryTypes.taskGet, TaskGetRequest(id: task), as: PlanTask.self).ledger
     }
@@ -146,7 +158,7 @@ import Testing
         // A restart keeps the figures: with the case tracker down the registry can only have them from its database.
         try await cases.stop()
         try await registry.stop()
-        registry = try await Self.registry(dir, at: registryEndpoints, cases: casesEndpoints, clock: clock)
+        registry = try await Self.again { try await Self.registry(dir, at: registryEndpoints, cases: casesEndpoints, clock: clock) }
         let afterRestart = try await RPCClient.connect(to: registryEndpoints.rpc, from: "test")
         #expect(
             try await Self.ledger(afterRestart)
@@ -154,8 +166,10 @@ import Testing
                     sources: [.sewerMisconnection], expected: 237, registered: 237, closed: 199, open: 38, overdue: 1))
 
         // Closed while the registry is down: it catches up from its cursor once it is back.
-        cases = try await InProcessService.start(CasesService.self, dataDirectory: dir, endpoints: casesEndpoints, clock: clock) {
-            $0.endpoints[.registry] = registryEndpoints
+        cases = try await Self.again {
+            try await InProcessService.start(CasesService.self, dataDirectory: dir, endpoints: casesEndpoints, clock: clock) {
+                $0.endpoints[.registry] = registryEndpoints
+            }
         }
         try await registry.stop()
         let office2 = try await RPCClient.connect(to: casesEndpoints.rpc, from: officeUnit)
@@ -170,7 +184,7 @@ import Testing
         try await Self.accept(points[200..<236], unit: unit2, office: office2)
         // The last point was registered by mistake: voided, it is no longer counted, and 236 of 237 is not done.
         _ = try await office2.call(CaseTypes.void, CaseVoidRequest(id: points[236], reason: "与 HCJ-12 为同一点位，重复登记"), as: Case.self)
-        registry = try await Self.registry(dir, at: registryEndpoints, cases: casesEndpoints, clock: clock)
+        registry = try await Self.again { try await Self.registry(dir, at: registryEndpoints, cases: casesEndpoints, clock: clock) }
         let reader2 = try await RPCClient.connect(to: registryEndpoints.rpc, from: "test")
         let office3 = try await RPCClient.connect(to: registryEndpoints.rpc, from: officeUnit)
         task = try await Self.figures(reader2, (236, 236, 0, 0))
