@@ -86,6 +86,9 @@ struct TaskCommand: AsyncParsableCommand {
             print("  任务分组  \(task.category)")
             print("  状态      \(task.status?.label ?? "") (\(task.status?.rawValue ?? ""))，进度 \(percentLabel(task.progress))")
             for reason in task.reasons ?? [] { print("  原因      \(reason.text)（\(reason.code)）") }
+            if let ledger = task.ledger {
+                print("  台账      \(ledger.summary)（\(ledger.sources.map(\.label).joined(separator: "、"))）")
+            }
             print("  完成时限  \(task.deadlineText ?? task.deadline ?? "持续推进")\(task.deadline.map { " (\($0))" } ?? "")")
             print("  责任单位  \(task.leadUnits.joined(separator: "、"))")
             if !task.cooperatingUnits.isEmpty { print("  配合单位  \(task.cooperatingUnits.joined(separator: "、"))") }

@@ -122,6 +122,21 @@ struct Status: AsyncParsableCommand {
         } else {
             out.append("（整改台账服务不可用 cases unavailable）")
         }
+        // The registry's figures for the tasks the ledger measures (they follow the ledger's events).
+        let linked = (overview.tasks ?? []).filter { $0.ledger != nil }
+        if !linked.isEmpty {
+            out.append(
+                TextTable.render(
+                    header: ["任务", "问题来源", "应有", "登记", "销号", "未销号", "逾期"],
+                    rows: linked.map { task in
+                        let ledger = task.ledger!
+                        return [
+                            "\(task.id) \(clip(task.title, 20))", clip(ledger.sources.map(\.label).joined(separator: "、"), 24),
+                            ledger.expected.map(String.init) ?? "—", "\(ledger.registered)", "\(ledger.closed)", "\(ledger.open)",
+                            "\(ledger.overdue)",
+                        ]
+                    }))
+        }
 
         out.append("\n■ 最近通报与提醒 recent notices")
         if let notices = overview.notices {

@@ -199,6 +199,12 @@ enum CaseRoundTrip {
                     "edit",
                     "台账导入修改：" + others.map { "\(label[$0.field]!) \($0.from ?? "（空）") → \($0.to ?? "（空）")" }.joined(separator: "；"))
             }
+            // The case as it now is: followers that keep a copy (the registry's ledger figures) see
+            // a task, batch or deadline the ledger changed.
+            if var edited = try CasesStore.fetch(db, id: item.id, now: now) {
+                edited.history = nil
+                try events.emit(CaseTypes.edited, edited)
+            }
         }
         return outcome
     }

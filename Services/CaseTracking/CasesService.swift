@@ -11,7 +11,7 @@ public struct CasesService: DubanService {
     public static let name = ServiceName.cases
     public static let topics = [
         CaseTypes.opened, CaseTypes.transitioned, CaseTypes.overdue, CaseTypes.updated, CaseTypes.visited, CaseTypes.deadlineChanged,
-        CaseTypes.extensionRequested, ComplaintTypes.replied, InspectionTypes.recorded,
+        CaseTypes.extensionRequested, CaseTypes.edited, ComplaintTypes.replied, InspectionTypes.recorded,
     ]
 
     let store: ServiceStore

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Logging
+import Messaging
 import PlanFormat
 import Schema
 import ServiceKit
@@ -24,12 +25,16 @@ public struct RegistryService: DubanService {
     let tick: Duration
     let current: PlanHolder
     let views = TaskViewCache()
+    /// Where the ledger's figures come from: the cases service's events.
+    let cases: Endpoints
+    let casesCurve: ZMQCurve?
 
     public static func migrations(_ migrator: inout DatabaseMigrator) {
         RegistryStore.migrations(&migrator)
         SupervisionRules.migrations(&migrator)
         AccountabilityRules.migrations(&migrator)
         ImplementationPlanRules.migrations(&migrator)
+        LedgerRules.migrations(&migrator)
     }
 
     /// Opens the registry; on the first start it loads the configured plan file (or the bundled plan).
@@ -38,6 +43,8 @@ public struct RegistryService: DubanService {
         clock = context.clock
         logger = context.logger
         tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
+        cases = context.deployment[.cases]
+        casesCurve = try context.deployment.clientCurve(as: ServiceName.registry.rawValue, toward: .cases)
         // Go-live: the configured date, else the one kept from the first start, else today.
         let goLive = try await Self.supervisionStart(
             store: store, configured: context.deployment.supervisionStart, now: context.clock.now())
@@ -89,6 +96,12 @@ public struct RegistryService: DubanService {
         let at = Timestamp.format(now)
         return try await context.write { db, events in
             let reports = try RegistryStore.taskReports(db, plan: plan)[task.id] ?? TaskReports()
+            // A linked task is not complete while its ledger is not: say how far it is, whatever else holds.
+            if decision == "accepted", let tally = reports.ledger,
+                let refusal = TaskStatusRules.ledgerRefusal(task, tally.figures(today: Timestamp.districtDate(now)))
+            {
+                throw ErrorBody.conflict(refusal, field: "body.task")
+            }
             let status = TaskStatusRules.evaluate(task, plan: plan, reports: reports, now: now).status
             guard status == .awaitingAcceptance else {
                 throw ErrorBody.conflict(
@@ -131,6 +144,7 @@ public struct RegistryService: DubanService {
     public func backgroundServices() -> [any Service] {
         // Time alone moves tasks to overdue or lagging; this notices and publishes it.
         [
+            LedgerFollower(source: cases, curve: casesCurve, store: store, current: current, clock: clock, logger: logger),
             PeriodicTask(name: "task-status", interval: tick, logger: logger) { [store, clock, current] in
                 let plan = current.plan.document
                 let now = clock.now()
@@ -140,7 +154,7 @@ public struct RegistryService: DubanService {
                     try AccountabilityRules.tick(db, now: now, events: &events)
                     try ImplementationPlanRules.tick(db, plan: plan, now: now, events: &events)
                 }
-            }
+            },
         ]
     }
 

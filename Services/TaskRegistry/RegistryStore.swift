@@ -168,6 +168,7 @@ enum RegistryStore {
         {
             result[row["task"], default: TaskReports()].review = (row["decision"], row["at"])
         }
+        for (task, tally) in try LedgerRules.tallies(db, plan: plan) { result[task, default: TaskReports()].ledger = tally }
         return result
     }
 

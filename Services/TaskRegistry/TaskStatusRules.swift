@@ -53,6 +53,8 @@ public struct TaskReports: Sendable {
     public var latestReportedAt: [String: String] = [:]
     /// The office's latest decision on the task: `accepted` or `returned`, and when.
     public var review: (decision: String, at: String)?
+    /// For a task linked to ledger cases: their counts.
+    public var ledger: LedgerTally?
     public init() {}
 }
 
@@ -124,7 +126,8 @@ public enum TaskStatusRules {
     /// One leaf task, rules in order of precedence:
     /// 1. `completed` once the office accepted it, `awaiting_acceptance` before: it has a deadline and
     ///    every lead unit's latest report says 100 % (after a return, reports made since). Ongoing
-    ///    tasks (持续推进) are never completed.
+    ///    tasks (持续推进) are never completed, except one whose ledger has the plan's number; a task
+    ///    linked to the ledger also needs its ledger done (no case open, the plan's number closed).
     /// 2. `overdue`: its deadline day has ended (local midnight) and it is not completed.
     /// 3. `lagging`, any of: a lead unit has no report for the last month that is due; a milestone
     ///    date has passed with progress below the milestone's percent; progress is more than the
@@ -136,16 +139,49 @@ public enum TaskStatusRules {
     }
 
     /// A leaf task's status and why, by the rules above; the first reason is the one that decided.
+    /// A task linked to ledger cases also says, after the rest, how many are open (`ledger_open`).
     public static func evaluate(_ task: PlanDocument.TaskEntry, plan: PlanDocument, reports: TaskReports, now: Date) -> (
         status: TaskStatus, reasons: [StatusReason]
     ) {
+        let ledger = reports.ledger?.figures(today: Timestamp.districtDate(now))
+        let (status, decided) = evaluateReports(task, plan: plan, reports: reports, ledger: ledger, now: now)
+        var reasons = decided
+        // Open cases are always said; fewer registered than the plan's number only once the units
+        // say they are done (before, registering is simply under way).
         let leads = expectedReporters(task, plan: plan)
-        let progress = progress(task, plan: plan, reports: reports)
-        let shown = (progress * 10).rounded() / 10
+        let reportedComplete = !leads.isEmpty && leads.allSatisfy { (reports.latestPercent[$0] ?? 0) >= 100 }
+        if let ledger, status != .completed, let reason = ledgerReason(ledger), reason.code == "ledger_open" || reportedComplete {
+            reasons.append(reason)
+        }
+        return (status, reasons)
+    }
+
+    /// Progress as the straight line and the milestones judge it: the lead units' reported
+    /// progress, or the ledger's closed share when that is higher (a linked task whose cases are
+    /// closing is not behind for a unit's late report).
+    public static func effectiveProgress(_ task: PlanDocument.TaskEntry, plan: PlanDocument, reports: TaskReports) -> Double {
+        max(progress(task, plan: plan, reports: reports), reports.ledger?.figures(today: "").closedPercent ?? 0)
+    }
+
+    static func evaluateReports(
+        _ task: PlanDocument.TaskEntry, plan: PlanDocument, reports: TaskReports, ledger: TaskLedger?, now: Date
+    ) -> (status: TaskStatus, reasons: [StatusReason]) {
+        let leads = expectedReporters(task, plan: plan)
+        let reported = progress(task, plan: plan, reports: reports)
+        let progress = effectiveProgress(task, plan: plan, reports: reports)
+        let shown = (reported * 10).rounded() / 10
+        // What the straight line and milestones compare: the ledger's share said where it decides.
+        let judged =
+            progress > reported
+            ? "台账销号\(format((progress * 10).rounded() / 10))%（报送\(format(shown))%）" : "\(format(shown))%"
         // Reported complete: the office accepts it (completed) or returns it; after a return only
-        // reports made since count as complete again.
+        // reports made since count as complete again. A linked task is complete only with its
+        // ledger done (every case closed, the plan's number reached), and then even when ongoing
+        // (task 10: 全面完成 the 237 points).
         var returned: StatusReason?
-        if task.deadline != nil, !leads.isEmpty, leads.allSatisfy({ (reports.latestPercent[$0] ?? 0) >= 100 }) {
+        if task.deadline != nil || ledger?.expected != nil, ledger?.isDone ?? true, !leads.isEmpty,
+            leads.allSatisfy({ (reports.latestPercent[$0] ?? 0) >= 100 })
+        {
             if let review = reports.review, review.decision == "accepted" {
                 return (
                     .completed, [StatusReason(code: "accepted", text: "专项工作组办公室已验收", progress: 100, date: String(review.at.prefix(10)))]
@@ -195,7 +231,7 @@ public enum TaskStatusRules {
                 reasons.append(
                     StatusReason(
                         code: "milestone_missed",
-                        text: "节点\(milestone.date)（\(milestone.text)）应达\(format(milestone.percent))%，实际\(format(shown))%",
+                        text: "节点\(milestone.date)（\(milestone.text)）应达\(format(milestone.percent))%，实际\(judged)",
                         progress: shown, expected: milestone.percent, date: milestone.date))
             }
         }
@@ -208,7 +244,7 @@ public enum TaskStatusRules {
                 reasons.append(
                     StatusReason(
                         code: "behind_schedule",
-                        text: "进度\(format(shown))%，按时序应达\(format(expected))%（容差\(format(plan.lagTolerance))个百分点）", progress: shown,
+                        text: "进度\(judged)，按时序应达\(format(expected))%（容差\(format(plan.lagTolerance))个百分点）", progress: shown,
                         expected: expected))
             }
         }
@@ -262,12 +298,18 @@ public enum TaskStatusRules {
             for milestone in task.milestones {
                 if let day = Timestamp.startOfDistrictDay(milestone.date) { consider(day.addingTimeInterval(86_400)) }
             }
+            // A ledger case's deadline day ending makes it overdue in the task's figures.
+            if let deadline = reports[task.id]?.ledger?.nextDeadline(today: Timestamp.districtDate(now)),
+                let day = Timestamp.startOfDistrictDay(deadline)
+            {
+                consider(day.addingTimeInterval(86_400))
+            }
             if let deadline = task.deadline, let end = Timestamp.startOfDistrictDay(deadline)?.addingTimeInterval(86_400),
                 let start = planStart, end > start
             {
                 // Lagging once elapsed > (progress + tolerance) / 100. The instant is computed in
                 // floating point, so the moments around it are not trusted to any snapshot.
-                let threshold = (progress(task, plan: plan, reports: reports[task.id] ?? TaskReports()) + plan.lagTolerance) / 100
+                let threshold = (effectiveProgress(task, plan: plan, reports: reports[task.id] ?? TaskReports()) + plan.lagTolerance) / 100
                 if threshold < 1 {
                     let crossing = start.addingTimeInterval(max(threshold, 0) * end.timeIntervalSince(start))
                     if abs(now.timeIntervalSince(crossing)) <= 0.001 { return now }

@@ -111,6 +111,7 @@ final class TaskViewCache: Sendable {
                 targets: plan.targets.filter { $0.tasks.contains(task.id) }.map(\.indicator), subtasks: task.subtasks,
                 status: evaluations[task.id]?.status)
             view.reasons = evaluations[task.id]?.reasons
+            view.ledger = reports[task.id]?.ledger?.figures(today: Timestamp.districtDate(now))
             view.deadlineText = task.deadlineText
             view.progress = (progress * 10).rounded() / 10
             return view

@@ -40,7 +40,17 @@ public struct PlanDocument: Codable, Sendable, Equatable {
         public var milestones: [MilestoneEntry]
         /// Sub-item ids, for a task whose work is all in sub-items.
         public var subtasks: [String]
+        /// The ledger cases the task is measured by (`ledger:` in the file), if any.
+        public var ledger: LedgerLink? = nil
         public var isParent: Bool { !subtasks.isEmpty }
+    }
+
+    /// A task's link to the ledger: the case sources that count for it, and how many cases the
+    /// plan says there are, where it says (`237 处混错接点位`).
+    public struct LedgerLink: Codable, Sendable, Equatable {
+        /// `CaseSource` ids.
+        public var sources: [String]
+        public var expected: Int?
     }
 
     public struct TargetEntry: Codable, Sendable, Equatable {
@@ -270,6 +280,32 @@ public enum PlanLoader {
             return out
         }
 
+        /// `ledger: {sources: [sewer_misconnection], expected: 237}`: sources by id or Chinese label.
+        mutating func ledgerLink(_ node: Node?, _ path: String) -> PlanDocument.LedgerLink? {
+            guard let node, let map = mapping(node, path) else { return nil }
+            for key in map.keys.compactMap(\.string) where !["sources", "expected"].contains(key) {
+                problem(map[key], "\(path).\(key)", "未知的台账字段 \(ErrorBody.quote(key))，可用：sources、expected")
+            }
+            var sources: [String] = []
+            for (name, sourceNode) in strings(map, "sources", path) {
+                guard let source = CaseSource(text: name) else {
+                    problem(
+                        sourceNode, "\(path).sources",
+                        "未知的问题来源 \(ErrorBody.quote(name))，应为以下之一："
+                            + CaseSource.allCases.map(\.rawValue).joined(separator: ", "))
+                    continue
+                }
+                if sources.contains(source.rawValue) { problem(sourceNode, "\(path).sources", "问题来源 \(ErrorBody.quote(name)) 重复列出") }
+                sources.append(source.rawValue)
+            }
+            if sources.isEmpty { problem(node, path, "台账须列出问题来源（sources）") }
+            var expected: Int?
+            if let value = number(map, "expected", path, range: 1...100_000) {
+                if value == value.rounded() { expected = Int(value) } else { problem(map["expected"], "\(path).expected", "应为整数") }
+            }
+            return PlanDocument.LedgerLink(sources: sources, expected: expected)
+        }
+
         mutating func plan(_ root: Node) -> PlanDocument? {
             guard let top = mapping(root, "") else { return nil }
             let title = string(top, "title", "")
@@ -362,7 +398,19 @@ public enum PlanLoader {
                         title: string(map, "title", path) ?? "",
                         text: string(map, "text", path, required: false) ?? "", lead: lead.map(\.0), cooperating: cooperating.map(\.0),
                         deadline: deadline, deadlineText: string(map, "deadline_text", path, required: false), milestones: milestones,
-                        subtasks: []))
+                        subtasks: [], ledger: ledgerLink(map["ledger"], "\(path).ledger")))
+            }
+            // A source counts for one task only: a case naming no task must not count twice.
+            var linkedSources: [String: String] = [:]
+            for (index, task) in tasks.enumerated() {
+                for source in task.ledger?.sources ?? [] {
+                    if let other = linkedSources[source] {
+                        problem(
+                            taskNodes[task.id], "tasks[\(index)].ledger.sources",
+                            "问题来源 \(ErrorBody.quote(source)) 已关联任务 \(ErrorBody.quote(other))，一个来源只能关联一项任务")
+                    }
+                    linkedSources[source] = task.id
+                }
             }
             // Parents: a task named as a parent holds its sub-items; it has no work of its own.
             for index in tasks.indices {
@@ -383,6 +431,9 @@ public enum PlanLoader {
                         problem(
                             node, "tasks[\(index)]（任务 \(ErrorBody.quote(task.id))）",
                             "有子项的任务，其单位和时限取自子项，请删去 lead/deadline")
+                    }
+                    if task.ledger != nil {
+                        problem(node, "tasks[\(index)]（任务 \(ErrorBody.quote(task.id))）", "有子项的任务，台账请关联到子项")
                     }
                 } else {
                     if task.text.isEmpty { problem(node, "tasks[\(index)]（任务 \(ErrorBody.quote(task.id))）", "缺少任务内容（text）") }

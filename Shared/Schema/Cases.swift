@@ -34,6 +34,8 @@ public enum CaseTypes {
     public static let deadlineChanged = "cases.case.deadline_changed"
     /// `{id, unit, task, requested_deadline, reason}`: a unit asks for more time.
     public static let extensionRequested = "cases.case.extension_requested"
+    /// The whole case after a round-trip edit (`case.import` of rows with 编号) changed any field.
+    public static let edited = "cases.case.edited"
 }
 
 /// Where a case comes from. Each source has a number prefix, and a Chinese label the office uses.

@@ -115,6 +115,9 @@ public struct StatusReason: Codable, Sendable, Equatable {
     public var date: String?
     public var task: String?
     public var status: TaskStatus?
+    /// `ledger_open`, `ledger_incomplete`: open (or not yet registered) ledger cases, of `total`.
+    public var open: Int? = nil
+    public var total: Int? = nil
 
     public init(
         code: String, text: String, period: String? = nil, units: [String]? = nil, progress: Double? = nil, expected: Double? = nil,
@@ -198,9 +201,11 @@ public struct PlanTask: Codable, Sendable, Equatable {
     public var progress: Double?
     /// `task.get` only: each unit's latest report.
     public var latestReports: [ProgressReport]?
+    /// For a task linked to ledger cases: the ledger's figures.
+    public var ledger: TaskLedger? = nil
 
     enum CodingKeys: String, CodingKey {
-        case id, parent, category, title, text, deadline, ongoing, milestones, targets, subtasks, status, progress, reasons
+        case id, parent, category, title, text, deadline, ongoing, milestones, targets, subtasks, status, progress, reasons, ledger
         case leadUnits = "lead_units"
         case cooperatingUnits = "cooperating_units"
         case deadlineText = "deadline_text"
