@@ -52,6 +52,7 @@ struct SoakCommand: AsyncParsableCommand {
                     }
                 }
                 group.addTask { _ = try await load.run(clients: clients, seconds: nil, rate: target, stop: stop) }
+                group.addTask { try await load.openCases(every: .seconds(5), stop: stop) }
                 let started = ContinuousClock.now
                 var tick = 1
                 while ContinuousClock.now - started < total {
@@ -103,12 +104,15 @@ struct Sample: Sendable {
     var requests: Int
     var events: Int
     var webhookPosts: Int
+    /// The request type with the worst p99, and that p99.
+    var slowest: String
 
     func line(warm: Bool) -> String {
         let each = services.map { "\($0.name) \(String(format: "%.1f", $0.rssMB)) MB \($0.fds) fd q\(Int($0.queued))" }
         return String(format: "%5.0f s%@ ", at, warm ? " (warm-up)" : "") + each.joined(separator: " | ")
             + String(
-                format: " | p50 %.2f ms p99 %.2f ms, %d req, %d events, %d posts", p50 * 1000, p99 * 1000, requests, events, webhookPosts)
+                format: " | p50 %.2f ms p99 %.2f ms (worst %@), %d req, %d events, %d posts", p50 * 1000, p99 * 1000, slowest, requests,
+                events, webhookPosts)
     }
 }
 
@@ -242,7 +246,7 @@ final class SoakLab: Sendable {
         ((try? String(contentsOfFile: receiverLog, encoding: .utf8)) ?? "").split(separator: "\n").count
     }
 
-    func sample(at: Double, latencies: [Double], events: Int) async throws -> Sample {
+    func sample(at: Double, latencies: [(type: String, seconds: Double)], events: Int) async throws -> Sample {
         var figures: [Sample.Service] = []
         for service in services {
             let pid = service.process.process.processIdentifier
@@ -261,11 +265,17 @@ final class SoakLab: Sendable {
                 } ?? -1
             figures.append(Sample.Service(name: service.name, rssMB: rssKB / 1024, fds: fds, queued: queued))
         }
-        let sorted = latencies.sorted()
-        func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        func percentile(_ sorted: [Double], _ p: Double) -> Double {
+            sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+        }
+        let sorted = latencies.map(\.seconds).sorted()
+        // The request type with the worst p99, to say where a rise comes from.
+        let slowest = Dictionary(grouping: latencies, by: \.type).map { type, samples in
+            (type: type, p99: percentile(samples.map(\.seconds).sorted(), 0.99))
+        }.max { $0.p99 < $1.p99 }
         return Sample(
-            at: at, services: figures, p50: percentile(0.50), p99: percentile(0.99), requests: sorted.count, events: events,
-            webhookPosts: webhookPosts())
+            at: at, services: figures, p50: percentile(sorted, 0.50), p99: percentile(sorted, 0.99), requests: sorted.count, events: events,
+            webhookPosts: webhookPosts(), slowest: slowest.map { "\($0.type) \(String(format: "%.1f", $0.p99 * 1000)) ms" } ?? "-")
     }
 
     func stop() async {
@@ -288,7 +298,8 @@ final class SoakLoad: Sendable {
     }
 
     let operations: [Operation]
-    let latencies = Mutex<[Double]>([])
+    /// Each request's type and seconds since the last `takeLatencies`.
+    let latencies = Mutex<[(type: String, seconds: Double)]>([])
     let completed = Counter()
     let failed = Counter()
 
@@ -300,32 +311,69 @@ final class SoakLoad: Sendable {
         let cases = try await RPCClient.connect(to: lab.endpoints["cases"]!.rpc, from: office)
         let notify = try await RPCClient.connect(to: lab.endpoints["notify"]!.rpc, from: office)
         let empty: @Sendable (Int) -> Data = { _ in Data("{}".utf8) }
+        // The ledger grows by the trickle of `openCase` only: a write in the mix itself would grow it by
+        // dozens of cases a second, and case.list reads the whole ledger, so its cost would climb
+        // with the data rather than with time.
+        let opened = try await cases.call(
+            CaseTypes.open.name, JSONValue.object(Self.caseBody(0)), as: JSONValue.self, timeout: .seconds(10))
+        guard let caseID = opened["id"]?.stringValue else { throw TestFailure("case.open gave no id") }
+        let origin = Date()
         let operations = [
             Operation(client: registry, type: "sys.ping", body: empty),
             Operation(client: registry, type: RegistryTypes.taskList.name, body: empty),
             // The station's current reading: over the class III limit for half a minute in every
-            // three, so that alerts are raised and cleared, and the webhook hears of the breaches.
+            // three minutes, so that alerts are raised and cleared, and the webhook hears of the breaches.
             Operation(client: station, type: IngestTypes.readingSubmit.name) { _ in
                 let now = Date()
-                let breach = Int(now.timeIntervalSince1970) % 180 < 30
+                // From 15 s to 45 s of every three minutes since the load began.
+                let phase = Int(now.timeIntervalSince(origin)) % 180
+                let breach = phase >= 15 && phase < 45
                 let ts = Timestamp.format(now, fractional: false)
                 let reading = #"{"station":"liuyiqiao","parameter":"nh3n","ts":"\#(ts)","value":\#(breach ? 1.6 : 0.4)}"#
                 return Data(#"{"readings":[\#(reading)]}"#.utf8)
             },
             Operation(client: ingestReader, type: IngestTypes.indicatorList.name, body: empty),
             Operation(client: cases, type: CaseTypes.list.name, body: empty),
-            Operation(client: cases, type: CaseTypes.open.name) { index in
-                Data(#"{"source":"public_report","title":"南川河岸倾倒建筑垃圾 \#(index)","unit":"区城市管理局","deadline":"2027-03-01","task":"12"}"#.utf8)
-            },
+            Operation(client: cases, type: CaseTypes.get.name) { _ in Data(#"{"id":"\#(caseID)"}"#.utf8) },
             Operation(client: notify, type: NotifyTypes.noticeList.name, body: empty),
             Operation(client: notify, type: "sys.ping", body: empty),
         ]
-        return SoakLoad(operations: operations)
+        return SoakLoad(operations: operations, cases: cases)
     }
 
-    private init(operations: [Operation]) { self.operations = operations }
+    private init(operations: [Operation], cases: RPCClient) {
+        self.operations = operations
+        self.cases = cases
+    }
 
-    func takeLatencies() -> [Double] {
+    let cases: RPCClient
+
+    static func caseBody(_ index: Int) -> [String: JSONValue] {
+        [
+            "source": .string("public_report"), "title": .string("南川河岸倾倒建筑垃圾 \(index)"), "unit": .string("区城市管理局"),
+            "deadline": .string("2027-03-01"), "task": .string("12"),
+        ]
+    }
+
+    /// A case opened every `every` until `stop`: the ledger's own growth, as a district's would.
+    func openCases(every: Duration, stop: Flag) async throws {
+        var index = 1
+        while !stop.isSet {
+            try await Task.sleep(for: every)
+            let begun = ContinuousClock.now
+            do {
+                _ = try await cases.call(
+                    CaseTypes.open.name, JSONValue.object(Self.caseBody(index)), as: JSONValue.self, timeout: .seconds(10))
+            } catch {
+                if failed.add(1) <= 5 { note("soak: case.open: \(error)") }
+            }
+            latencies.withLock { $0.append((CaseTypes.open.name, seconds(ContinuousClock.now - begun))) }
+            completed.add(1)
+            index += 1
+        }
+    }
+
+    func takeLatencies() -> [(type: String, seconds: Double)] {
         latencies.withLock { values in
             defer { values = [] }
             return values
@@ -366,7 +414,7 @@ final class SoakLoad: Sendable {
                             if self.failed.add(1) <= 5 { note("soak: \(operation.type): \(error)") }
                         }
                         let elapsed = seconds(ContinuousClock.now - begun)
-                        self.latencies.withLock { $0.append(elapsed) }
+                        self.latencies.withLock { $0.append((operation.type, elapsed)) }
                         self.completed.add(1)
                         done.add(1)
                         index += clients

@@ -1,5 +1,5 @@
-import Foundation
 import Formats
+import Foundation
 import FuzzSupport
 
 /// The case ledger's CSV import, as `duban case import FILE.csv` reads a file: the encoding

@@ -1,5 +1,5 @@
-import Foundation
 import Formats
+import Foundation
 import FuzzSupport
 
 /// A monitoring station's export, as `duban reading import FILE` reads it: decoded, parsed as CSV,
