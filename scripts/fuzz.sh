@@ -24,6 +24,8 @@ bin=$(swift build --package-path Fuzz --scratch-path "$scratch" --sanitize=fuzze
 
 failed=()
 mkdir -p "$scratch/crashes"
+# Swift's own crash handler would take the signal before libFuzzer, which then writes no crash file.
+export SWIFT_BACKTRACE=enable=no
 for target in "${targets[@]}"; do
     mkdir -p "$scratch/corpus/$target"
     # -timeout: one input taking over 10 s is a hang; -rss_limit_mb: a runaway allocation is a finding too.

@@ -7,8 +7,8 @@ import PlanFormat
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzPlan(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     guard let text = String(validating: UnsafeRawBufferPointer(start: start, count: count), as: UTF8.self) else { return 0 }
-    do {
-        _ = try PlanDocument.parse(text, file: "fuzz.yaml")
+    do throws(PlanLoadError) {
+        _ = try PlanLoader.parse(text, file: "fuzz.yaml")
     } catch {
         if error.problems.isEmpty || error.problems.contains(where: { $0.message.isEmpty }) {
             Fuzz.fail("a refused plan without a problem named")
