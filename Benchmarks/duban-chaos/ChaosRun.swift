@@ -118,35 +118,35 @@ struct ChaosCommand: AsyncParsableCommand {
                 )
             }
 
-            print(
+            say(
                 "chaos run (\(lab.instanceCount) ingest instances on PostgreSQL behind duban-broker; "
                     + "batches of \(batch), \(inFlight) in flight)")
-            print("  quiet:  \(quietReadings) readings in \(String(format: "%.1f", quiet.seconds)) s = \(Int(quiet.rate)) readings/s")
-            print(
+            say("  quiet:  \(quietReadings) readings in \(String(format: "%.1f", quiet.seconds)) s = \(Int(quiet.rate)) readings/s")
+            say(
                 "  chaos:  \(readings) readings in \(String(format: "%.1f", chaotic.seconds)) s = \(Int(chaotic.rate)) readings/s "
                     + "(\(String(format: "%.0f", 100 * chaotic.rate / max(quiet.rate, 1))) % of quiet)")
-            print(
+            say(
                 "  faults: \(faults.instanceKills) instance kills (SIGKILL), \(faults.postgresRestarts) PostgreSQL restarts, "
                     + "\(faults.brokerRestarts) broker restarts, \(faults.subscriberKills) subscriber kills")
-            print(
+            say(
                 "  client: \(quiet.attempts + chaotic.attempts) attempts for \(quiet.batches + chaotic.batches) batches "
                     + "(\(quiet.timeouts + chaotic.timeouts) timed out, \(quiet.unavailable + chaotic.unavailable) unavailable, retried)")
-            print("  stored: \(stored) of \(total) readings; accepted \(accepted), duplicates \(duplicates), rejected \(rejected)")
-            print("          losses \(max(0, total - stored)), doubles \(max(0, stored - total) + duplicates)")
-            print(
+            say("  stored: \(stored) of \(total) readings; accepted \(accepted), duplicates \(duplicates), rejected \(rejected)")
+            say("          losses \(max(0, total - stored)), doubles \(max(0, stored - total) + duplicates)")
+            say(
                 "  events: \(heads.sorted { $0.key < $1.key }.map { "\($0.key) 1…\($0.value)" }.joined(separator: ", ")); gaps \(eventGaps)"
             )
             for (index, audit) in audits.enumerated() {
-                print(
+                say(
                     "  subscriber \(index + 1): \(audit.delivered) delivered across \(subscriberProcesses[index].starts) starts; "
                         + "missing \(audit.missing), repeated \(audit.repeated), out of order \(audit.outOfOrder)")
             }
             await lab.stop()
             if !failures.isEmpty {
-                print("FAILED: " + failures.joined(separator: "; "))
+                say("FAILED: " + failures.joined(separator: "; "))
                 throw ExitCode.failure
             }
-            print("ok")
+            say("ok")
         } catch {
             for subscriber in subscriberProcesses { subscriber.process.kill() }
             await lab.stop()

@@ -12,6 +12,13 @@ struct Chaos: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "duban-chaos", abstract: "Duban under faults (chaos) and over time (soak); see docs/operations.md.",
         subcommands: [ChaosCommand.self, SoakCommand.self, SubscriberCommand.self])
+
+}
+
+/// A line of figures on standard output, written at once (print's buffer would hold a soak's minute
+/// lines until the end when the output is a file or a pipe).
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }
 
 /// A line of progress on standard error (the figures go to standard output).

@@ -26,6 +26,7 @@ struct SoakCommand: AsyncParsableCommand {
     @Option(help: "Seconds of the closed-loop peak measurement.") var peakSeconds = 10.0
     @Option(help: "The load, as a fraction of the measured peak.") var fraction = 0.5
     @Option(help: "Clients in the loop.") var clients = 8
+    @Option(help: "How much p50 and p99 may rise, as a fraction of their first value, before they trend up.") var latencyMargin = 0.5
     @Option(help: "The webhook receiver script (Tests/clients/webhook_receiver.py).") var receiver = "Tests/clients/webhook_receiver.py"
 
     func run() async throws {
@@ -34,7 +35,7 @@ struct SoakCommand: AsyncParsableCommand {
             let load = try await SoakLoad.connect(lab: lab)
             let peak = try await load.run(clients: clients, seconds: peakSeconds, rate: nil, stop: nil)
             let target = peak.rate * fraction
-            print(
+            say(
                 "soak: peak \(Int(peak.rate)) requests/s (\(clients) clients, closed loop, \(Int(peakSeconds)) s); "
                     + "running at \(Int(target)) requests/s for \(minutes) min")
             _ = load.takeLatencies()
@@ -60,27 +61,27 @@ struct SoakCommand: AsyncParsableCommand {
                     let at = seconds(ContinuousClock.now - started)
                     let sample = try await lab.sample(at: at, latencies: load.takeLatencies(), events: events.value)
                     samples.append(sample)
-                    print(sample.line(warm: at <= warm))
+                    say(sample.line(warm: at <= warm))
                     tick += 1
                 }
                 stop.set()
                 for subscriber in subscribers { await subscriber.stop() }
                 try await group.waitForAll()
             }
-            let verdict = Trend.judge(samples.filter { $0.at > warm })
-            print(
+            let verdict = Trend.judge(samples.filter { $0.at > warm }, latencyMargin: latencyMargin)
+            say(
                 "soak: \(load.completed.value) requests, \(load.failed.value) failed; "
                     + "\(events.value) events delivered; \(lab.webhookPosts()) webhook posts")
             await lab.stop()
             if !verdict.isEmpty {
-                print("FAILED: " + verdict.joined(separator: "; "))
+                say("FAILED: " + verdict.joined(separator: "; "))
                 throw ExitCode.failure
             }
             if load.failed.value > 0 {
-                print("FAILED: \(load.failed.value) requests failed")
+                say("FAILED: \(load.failed.value) requests failed")
                 throw ExitCode.failure
             }
-            print("ok")
+            say("ok")
         } catch {
             await lab.stop()
             throw error
@@ -142,7 +143,7 @@ enum Trend {
         return fitted > margin && late - early > margin
     }
 
-    static func judge(_ samples: [Sample]) -> [String] {
+    static func judge(_ samples: [Sample], latencyMargin: Double) -> [String] {
         guard let first = samples.first, let last = samples.last else { return [] }
         var problems: [String] = []
         for (index, service) in first.services.enumerated() {
@@ -158,8 +159,8 @@ enum Trend {
                 problems.append("\(service.name): queue depth trends up")
             }
         }
-        if rising(samples.map(\.p50), relative: 0.5, floor: 0.002) { problems.append("p50 trends up") }
-        if rising(samples.map(\.p99), relative: 0.5, floor: 0.010) { problems.append("p99 trends up") }
+        if rising(samples.map(\.p50), relative: latencyMargin, floor: 0.002) { problems.append("p50 trends up") }
+        if rising(samples.map(\.p99), relative: latencyMargin, floor: 0.010) { problems.append("p99 trends up") }
         _ = last
         return problems
     }

@@ -23,13 +23,18 @@ import Testing
         #expect(output.hasSuffix("ok\n"), "\(output)")
     }
 
-    /// Two minutes of every service at half its peak, figures every 10 s after a 30 s warm-up.
+    /// Two minutes of every service at half its peak, figures every 10 s after a 30 s warm-up. Latency
+    /// may rise by its first value (not half of it) before it trends up: nine samples of a shared
+    /// machine's p99 are noisier than the ten minute-long ones of `scripts/soak.sh 10`.
     @Test(.timeLimit(.minutes(5))) func aTwoMinuteSoakHoldsSteady() throws {
         let receiver = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("clients/webhook_receiver.py").path
         let output = try TestSupport.run(
             Self.chaos,
-            ["soak", "--minutes", "2", "--interval", "10", "--warmup", "30", "--peak-seconds", "5", "--receiver", receiver])
+            [
+                "soak", "--minutes", "2", "--interval", "10", "--warmup", "30", "--peak-seconds", "5", "--latency-margin", "1",
+                "--receiver", receiver,
+            ])
         #expect(output.hasSuffix("ok\n"), "\(output)")
         #expect(output.contains("p99"), "\(output)")
     }
