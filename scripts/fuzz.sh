@@ -18,8 +18,9 @@ scratch=.build-fuzz
 
 # One job: the machine is shared. Coverage instrumentation for every module of the fuzz package
 # and the parser targets it depends on; -parse-as-library because libFuzzer provides main.
+mkdir -p "$scratch"
 swift build --package-path Fuzz --scratch-path "$scratch" --sanitize=fuzzer -Xswiftc -parse-as-library -j 1 \
-    >"$scratch.log" 2>&1 || { tail -40 "$scratch.log"; echo "fuzz: build failed (log: $scratch.log)" >&2; exit 1; }
+    >"$scratch/build.log" 2>&1 || { tail -40 "$scratch/build.log"; echo "fuzz: build failed (log: $scratch/build.log)" >&2; exit 1; }
 bin=$(swift build --package-path Fuzz --scratch-path "$scratch" --sanitize=fuzzer -Xswiftc -parse-as-library --show-bin-path)
 
 failed=()
