@@ -20,6 +20,10 @@ let package = Package(
         .library(name: "Messaging", targets: ["Messaging"]),
         .library(name: "Schema", targets: ["Schema"]),
         .library(name: "ServiceKit", targets: ["ServiceKit"]),
+        // The parsers alone, for the fuzzing package under Fuzz/ (which must not build the server stack).
+        .library(name: "Formats", targets: ["Formats"]),
+        .library(name: "PlanFormat", targets: ["PlanFormat"]),
+        .library(name: "OfficeFormats", targets: ["OfficeFormats"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -251,6 +255,20 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Benchmarks/duban-bench",
+            swiftSettings: swiftSettings
+        ),
+        // The chaos run and the soak (not tests: scripts/chaos.sh and scripts/soak.sh run them and print
+        // the figures; a small chaos run and a short soak run in EndToEndTests).
+        .executableTarget(
+            name: "duban-chaos",
+            dependencies: [
+                "Messaging", "Schema", "ServiceKit", "DubanTesting", "DubanConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Benchmarks/duban-chaos",
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,6 +1,5 @@
 import Formats
 import Foundation
-import ZIPFoundation
 
 #if canImport(FoundationXML)
     import FoundationXML
@@ -9,7 +8,7 @@ import ZIPFoundation
 /// Reads the first sheet of an XLSX workbook into rows of text, as the CSV importers take them:
 /// shared and inline strings as they are, numbers without a trailing `.0`, cells with a date
 /// format as `YYYY-MM-DD` (or `YYYY-MM-DD HH:MM` when they carry a time). No XLSX reader is
-/// packaged for Swift or Debian; a workbook is a ZIP of XML parts, read here with ZIPFoundation
+/// packaged for Swift or Debian; a workbook is a ZIP of XML parts, read here with `ZIPParts` (zlib)
 /// and Foundation's XMLParser.
 public enum XLSXReader {
     public struct ReadError: Error, CustomStringConvertible, Sendable {
@@ -22,20 +21,23 @@ public enum XLSXReader {
     static let maxPartSize = 64 << 20
 
     public static func read(_ data: Data) throws -> [LedgerCSV.Record] {
-        let archive: Archive
+        let archive: ZIPParts
         do {
-            archive = try Archive(data: data, accessMode: .read)
+            archive = try ZIPParts(data)
         } catch {
             throw ReadError("不是有效的 XLSX 文件（无法作为 ZIP 打开）")
         }
         func part(_ path: String) throws -> Data? {
-            guard let entry = archive[path] else { return nil }
-            guard entry.uncompressedSize <= UInt64(maxPartSize) else { throw ReadError("XLSX 中 \(path) 过大") }
-            var out = Data()
-            _ = try archive.extract(entry, skipCRC32: false) { chunk in
-                out.append(chunk)
-                if out.count > maxPartSize { throw ReadError("XLSX 中 \(path) 过大") }
+            let out: Data?
+            do {
+                out = try archive.extract(path, limit: maxPartSize)
+            } catch {
+                if case .tooLarge = error { throw ReadError("XLSX 中 \(path) 过大") }
+                throw ReadError("XLSX 已损坏：\(path) 无法解压")
             }
+            // Foundation's XMLParser on Linux traps on a name or attribute that is not UTF-8 (found by
+            // Fuzz/fuzz-xlsx); Excel, WPS and openpyxl write every part as UTF-8.
+            if let out, String(validating: out, as: UTF8.self) == nil { throw ReadError("XLSX 已损坏：\(path) 不是 UTF-8 编码的 XML") }
             return out
         }
         guard let workbook = try part("xl/workbook.xml") else { throw ReadError("不是 Excel 工作簿（缺少 xl/workbook.xml）") }

@@ -16,6 +16,8 @@ public protocol RequestDeclaration: Sendable {
     /// Its body may hold secrets (a robot's key in a channel's URL): the audit trail keeps its
     /// digest, not its text.
     var carriesSecrets: Bool { get }
+    /// The body's type: what decodes it by declaration alone (a request table of every type, the fuzzers).
+    var bodyType: any (Codable & Sendable).Type { get }
 }
 
 /// One request type, declared once: its wire name, the body it takes, the reply it gives, and
@@ -40,6 +42,8 @@ public struct RPC<Body: Codable & Sendable, Reply: Codable & Sendable>: RequestD
         self.carriesSecrets = carriesSecrets
         self.textLimit = textLimit
     }
+
+    public var bodyType: any (Codable & Sendable).Type { Body.self }
 }
 
 /// Every request type of the protocol, by service.
@@ -75,6 +79,13 @@ public enum RequestCatalog {
 
     /// All of them.
     public static let all: [any RequestDeclaration] = system + registry + ingest + cases + notify
+
+    /// A table that decodes the body of every declared type, as a server that answered them all would.
+    public static func typeTable() -> RequestTypeTable {
+        var table = RequestTypeTable()
+        for declaration in all { table.register(declaration.name, body: declaration.bodyType) }
+        return table
+    }
 
     /// A request type by its wire name.
     public static let byName: [String: any RequestDeclaration] = Dictionary(all.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })

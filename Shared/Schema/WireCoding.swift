@@ -89,6 +89,12 @@ public struct RequestTypeTable: Sendable {
     /// Decodes a request frame, or throws a `RequestDecodingFailure` that says how to answer it.
     public func decode(_ frame: Data) throws(RequestDecodingFailure) -> DecodedRequest {
         if !fastTypes.isEmpty, let decoded = decodeFast(frame) { return decoded }
+        return try decodeWithFoundation(frame)
+    }
+
+    /// The JSONDecoder path alone: what answers every frame the fast path leaves, and what the fast
+    /// path must agree with wherever it answers (the envelope fuzzer asserts it).
+    public func decodeWithFoundation(_ frame: Data) throws(RequestDecodingFailure) -> DecodedRequest {
         // JSONDecoder reads only the strings it decodes: invalid UTF-8 in a field the body type
         // ignores would pass (a sys.ping answered `ok`). PROTOCOL.md: a frame is UTF-8 or `bad_frame`.
         // (FastJSON validates every string it meets.)
@@ -142,7 +148,7 @@ public struct RequestTypeTable: Sendable {
 
     /// The fast path for a well-formed request of a `FastDecodable` type; nil for anything else,
     /// which then takes the JSONDecoder path and gets its precise answer there.
-    func decodeFast(_ frame: Data) -> DecodedRequest? {
+    public func decodeFast(_ frame: Data) -> DecodedRequest? {
         // Parse only frames that mention a fast type's name (other requests are not parsed twice),
         // then take the type the frame actually has: its body may mention other types' names.
         guard fastTypes.values.contains(where: { Self.contains(frame, $0.needle) }) else { return nil }

@@ -111,6 +111,19 @@ extension JSONValue {
         #expect(stored[0].count == 3 && stored[1] == stored[0] && stored[2] == stored[0], "\(stored)")
     }
 
+    /// Found by Fuzz/fuzz-xlsx, each a crash or a hang of `duban case import` and `duban reading
+    /// import`, now one clear error: a workbook whose ZIP headers point past the end of the file (a
+    /// trap inside ZIPFoundation's in-memory reader), one whose part's deflate stream asks for more
+    /// bytes than the file has (ZIPFoundation's inflate loop spun for ever), and one whose XML holds
+    /// bytes that are not UTF-8 (a trap inside Foundation's XMLParser). The inputs are the fuzzer's.
+    @Test(.timeLimit(.minutes(1)), arguments: ["xlsx-offset-past-end.xlsx", "xlsx-deflate-past-end.xlsx", "xlsx-invalid-utf8-in-xml.xlsx"])
+    func aDamagedWorkbookIsRefusedNotACrash(file: String) throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let data = try Data(contentsOf: root.appendingPathComponent("Fixtures/fuzz/\(file)"))
+        let error = #expect(throws: XLSXReader.ReadError.self) { try XLSXReader.read(data) }
+        #expect(error?.description.contains("XLSX") == true, "\(String(describing: error))")
+    }
+
     @Test func datesEncodingsHeadersAndMessagesAsOfficesNeedThem() throws {
         #expect(OfficeText.date("2026-12-31") == "2026-12-31")
         #expect(OfficeText.date("2026/1/5") == "2026-01-05")

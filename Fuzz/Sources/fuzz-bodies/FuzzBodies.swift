@@ -1,0 +1,53 @@
+import Foundation
+import FuzzSupport
+import Schema
+
+/// Every request body decoder, driven from the declarations (`RequestCatalog.all`): a new request
+/// type is fuzzed without touching this file. The input is a type name, a newline, and the body's
+/// bytes; a first line that names no type picks one by a stable hash, so that any bytes reach
+/// every decoder. Properties, for a body JSONDecoder accepts:
+/// - it encodes, and what it encodes to decodes again to the same canonical JSON (what a server
+///   accepted, a client built from the same type can send again);
+/// - a type with a fast path reads the same body to the same value, and never accepts what
+///   JSONDecoder refuses;
+/// - a type's idempotency fingerprint is the same for the decoded and the re-decoded value.
+let declarations = RequestCatalog.all
+let byName = RequestCatalog.byName
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzBodies(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+    let input = UnsafeRawBufferPointer(start: start, count: count)
+    let newline = input.firstIndex(of: 0x0A) ?? count
+    let head = input[0..<newline]
+    let body = Data(input[min(newline + 1, count)...])
+    let declaration =
+        String(validating: head, as: UTF8.self).flatMap { byName[$0] } ?? declarations[Fuzz.stableIndex(head, count: declarations.count)]
+    check(declaration.bodyType, body, declaration.name)
+    return 0
+}
+
+func check<Body: Codable & Sendable>(_ type: Body.Type, _ body: Data, _ name: String) {
+    let decoder = WireCoding.decoder()
+    let fast = (Body.self as? any FastDecodable.Type).flatMap { fastType in FastJSON.parse(body).flatMap { fastType.fastDecode($0) } }
+    guard let value = try? decoder.decode(Body.self, from: body) else {
+        if fast != nil { Fuzz.fail("\(name): the fast path accepts a body JSONDecoder refuses") }
+        return
+    }
+    guard let encoded = Fuzz.canonical(value) else { Fuzz.fail("\(name): an accepted body does not encode") }
+    guard let again = try? decoder.decode(Body.self, from: encoded) else {
+        Fuzz.fail("\(name): an accepted body, encoded again, is refused: \(String(decoding: encoded.prefix(300), as: UTF8.self))")
+    }
+    guard Fuzz.canonical(again) == encoded else { Fuzz.fail("\(name): decoding what it encoded gives another value") }
+    if let fast {
+        guard let fastValue = fast as? any Encodable, Fuzz.canonical(fastValue) == encoded else {
+            Fuzz.fail("\(name): the fast path reads the body differently")
+        }
+    }
+    if let first = value as? any Fingerprintable, let second = again as? any Fingerprintable {
+        var a: [UInt8] = []
+        var b: [UInt8] = []
+        first.fingerprint(into: &a)
+        second.fingerprint(into: &b)
+        guard a == b else { Fuzz.fail("\(name): the same body gives two idempotency fingerprints") }
+    }
+}
