@@ -87,9 +87,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Working days: the State Council's holiday notices as data (2024-2027 bundled), replaceable by
-        // `holidaysFile`; due dates on a day off move to the next working day. Foundation only.
+        // `holidaysFile`; due dates on a day off move to the next working day. Day arithmetic from Schema's
+        // Timestamp.
         .target(
             name: "WorkCalendar",
+            dependencies: ["Schema"],
             path: "Shared/WorkCalendar",
             resources: [.copy("Resources/holidays-cn-2024-2027.json")],
             swiftSettings: swiftSettings

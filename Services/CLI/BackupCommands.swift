@@ -16,19 +16,10 @@ struct BackupCommand: AsyncParsableCommand {
     @Option(help: "只备份这些服务（逗号分隔：registry,ingest,cases,notify）。") var services: String?
 
     func run() async throws {
-        let chosen = try DataCopy.services(services)
-        var failed = false
-        for service in chosen {
+        try DataCopy.each(try DataCopy.services(services), config: options.config) { service in
             let target = (directory as NSString).appendingPathComponent(service.rawValue)
-            let (ok, output) = try DataCopy.run(service, ["--backup-to", target], config: options.config)
-            if ok {
-                print("\(service.rawValue)：已备份到 \(target)　\(DataCopy.summary(output))")
-            } else {
-                failed = true
-                print("\(service.rawValue)：备份失败：\(output.trimmingCharacters(in: .whitespacesAndNewlines))")
-            }
+            return (["--backup-to", target], "已备份到 \(target)", "备份失败")
         }
-        if failed { throw ExitCode(1) }
     }
 }
 
@@ -42,27 +33,37 @@ struct RestoreCommand: AsyncParsableCommand {
     @Option(help: "只恢复这些服务（逗号分隔）。") var services: String?
 
     func run() async throws {
-        let chosen = try DataCopy.services(services)
-        var failed = false
-        for service in chosen {
+        try DataCopy.each(try DataCopy.services(services), config: options.config) { service in
             let source = (directory as NSString).appendingPathComponent(service.rawValue)
             guard FileManager.default.fileExists(atPath: source) else {
                 print("\(service.rawValue)：备份中没有该服务，跳过")
-                continue
+                return nil
             }
-            let (ok, output) = try DataCopy.run(service, ["--restore-from", source], config: options.config)
-            if ok {
-                print("\(service.rawValue)：已恢复　\(DataCopy.summary(output))")
-            } else {
-                failed = true
-                print("\(service.rawValue)：恢复失败：\(output.trimmingCharacters(in: .whitespacesAndNewlines))")
-            }
+            return (["--restore-from", source], "已恢复", "恢复失败")
         }
-        if failed { throw ExitCode(1) }
     }
 }
 
 enum DataCopy {
+    /// Runs each service's executable with the arguments `step` gives (nil: skip it), printing what
+    /// became of each; exits 1 when any failed.
+    static func each(
+        _ services: [ServiceName], config: String?, _ step: (ServiceName) -> (arguments: [String], done: String, failed: String)?
+    ) throws {
+        var failed = false
+        for service in services {
+            guard let (arguments, done, failure) = step(service) else { continue }
+            let (ok, output) = try run(service, arguments, config: config)
+            if ok {
+                print("\(service.rawValue)：\(done)　\(summary(output))")
+            } else {
+                failed = true
+                print("\(service.rawValue)：\(failure)：\(output.trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+
     static func services(_ list: String?) throws -> [ServiceName] {
         guard let list else { return ServiceName.allCases }
         return try list.split(separator: ",").map { name in

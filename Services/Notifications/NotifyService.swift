@@ -355,16 +355,11 @@ struct EventFollower: Service {
     let calendar: WorkCalendar
 
     func run() async throws {
-        try? await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    try await follow()
-                } catch is CancellationError {
-                    return
-                } catch {
-                    logger.warning("event follower restarting", metadata: ["events.source": "\(source.rpc)", "error": "\(error)"])
-                }
-                try await Task.sleep(for: .seconds(1))
+        try await PeriodicTask.repeatUntilShutdown(every: .seconds(1)) {
+            do {
+                try await follow()
+            } catch let error where !(error is CancellationError) {
+                logger.warning("event follower restarting", metadata: ["events.source": "\(source.rpc)", "error": "\(error)"])
             }
         }
     }

@@ -70,12 +70,7 @@ public enum DataBackup {
     /// Restores `<service>.sqlite` from `directory` to `destination`, which must not exist yet:
     /// the manifest's hash is checked and the copy checked whole before anything is written.
     public static func restore(service: String, from directory: String, to destination: String) throws -> Manifest {
-        let manifestPath = (directory as NSString).appendingPathComponent("\(service).manifest.json")
-        guard let data = FileManager.default.contents(atPath: manifestPath) else { throw Failure.noDatabase(manifestPath) }
-        let manifest = try JSONDecoder().decode(Manifest.self, from: data)
-        let source = (directory as NSString).appendingPathComponent(manifest.file)
-        guard let bytes = FileManager.default.contents(atPath: source) else { throw Failure.noDatabase(source) }
-        guard Fingerprint.hex(bytes) == manifest.sha256 else { throw Failure.corrupt("\(manifest.file) 的 sha256 与清单不符") }
+        let (manifest, bytes, _) = try verifiedCopy(service: service, in: directory)
         for path in [destination, destination + "-wal", destination + "-shm"] where FileManager.default.fileExists(atPath: path) {
             throw Failure.exists(path)
         }
@@ -111,12 +106,7 @@ public enum DataBackup {
 
     /// Restores a `pg_dump` into the (empty) database at `url`.
     public static func restorePostgres(url: String, service: String, from directory: String) throws -> Manifest {
-        let manifestPath = (directory as NSString).appendingPathComponent("\(service).manifest.json")
-        guard let data = FileManager.default.contents(atPath: manifestPath) else { throw Failure.noDatabase(manifestPath) }
-        let manifest = try JSONDecoder().decode(Manifest.self, from: data)
-        let source = (directory as NSString).appendingPathComponent(manifest.file)
-        guard let bytes = FileManager.default.contents(atPath: source) else { throw Failure.noDatabase(source) }
-        guard Fingerprint.hex(bytes) == manifest.sha256 else { throw Failure.corrupt("\(manifest.file) 的 sha256 与清单不符") }
+        let (manifest, _, source) = try verifiedCopy(service: service, in: directory)
         try runTool("pg_restore", ["--no-owner", "--exit-on-error", "--dbname=\(url)", source])
         return manifest
     }
@@ -135,6 +125,17 @@ public enum DataBackup {
         guard process.terminationStatus == 0 else {
             throw Failure.corrupt("\(tool) 失败（\(process.terminationStatus)）：\(text.prefix(500))")
         }
+    }
+
+    /// A copy's manifest, bytes and path, its sha256 checked against the manifest.
+    static func verifiedCopy(service: String, in directory: String) throws -> (Manifest, Data, String) {
+        let manifestPath = (directory as NSString).appendingPathComponent("\(service).manifest.json")
+        guard let data = FileManager.default.contents(atPath: manifestPath) else { throw Failure.noDatabase(manifestPath) }
+        let manifest = try JSONDecoder().decode(Manifest.self, from: data)
+        let source = (directory as NSString).appendingPathComponent(manifest.file)
+        guard let bytes = FileManager.default.contents(atPath: source) else { throw Failure.noDatabase(source) }
+        guard Fingerprint.hex(bytes) == manifest.sha256 else { throw Failure.corrupt("\(manifest.file) 的 sha256 与清单不符") }
+        return (manifest, bytes, source)
     }
 
     static func describe(_ path: String, service: String, file: String, now: Date) throws -> Manifest {

@@ -17,14 +17,25 @@ public struct PeriodicTask: Service {
     }
 
     public func run() async throws {
+        try await Self.repeatUntilShutdown(every: interval) { [name, logger, body] in
+            do {
+                try await body()
+            } catch let error where !(error is CancellationError) {
+                logger.error("periodic task failed", metadata: ["task.name": "\(name)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Runs `round` again `interval` after each return (or failure, logged by the caller's round)
+    /// until graceful shutdown: the loop of every clock-driven task and of event followers, whose
+    /// round is a subscription that ends when its connection does.
+    public static func repeatUntilShutdown(every interval: Duration, _ round: @escaping @Sendable () async throws -> Void) async throws {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
-                    try await body()
+                    try await round()
                 } catch is CancellationError {
                     return
-                } catch {
-                    logger.error("periodic task failed", metadata: ["task.name": "\(name)", "error": "\(error)"])
                 }
                 try await Task.sleep(for: interval)
             }

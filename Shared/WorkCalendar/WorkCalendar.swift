@@ -1,4 +1,5 @@
 import Foundation
+import Schema
 
 /// Working days as the State Council publishes them each year (国务院办公厅关于…部分节假日安排的通知):
 /// the statutory holidays with the days joined to them, and the weekends worked instead (调休).
@@ -247,35 +248,11 @@ public struct WorkCalendar: Codable, Sendable, Equatable {
         return String(format: "%04d-%02d-%02d", year, month, min(d, daysIn(year, month)))
     }
 
-    static func daysIn(_ y: Int, _ m: Int) -> Int {
-        switch m {
-        case 2: return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: return 30
-        default: return 31
-        }
-    }
+    static func daysIn(_ y: Int, _ m: Int) -> Int { Timestamp.daysInMonth(y, m) }
 
-    // Howard Hinnant's algorithms (chrono-Compatible Low-Level Date Algorithms).
-    static func daysFromCivil(_ year: Int, _ m: Int, _ d: Int) -> Int {
-        let y = m <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
-
-    static func civilFromDays(_ days: Int) -> (Int, Int, Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
-    }
+    // The proleptic Gregorian day arithmetic is Timestamp's (one implementation for the system).
+    static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int { Timestamp.daysFromCivil(year, month, day) }
+    static func civilFromDays(_ days: Int) -> (Int, Int, Int) { Timestamp.civil(fromDays: days) }
 }
 
 /// A holiday file that cannot be used: which file, which field, what is wrong (in Chinese, for the

@@ -12,9 +12,8 @@ import Testing
 /// `duban report` against the four real services: beside the Markdown and the CSV, a Word 公文 that
 /// python-docx opens, with the report's title, sections and every one of its tables.
 @Suite(.serialized) struct ReportDocumentTests {
-    @Test(arguments: [(ReportKind.monthly, "2026-10"), (.quarterly, "2026-Q3"), (.annual, "2026")])
-    func theReportIsAlsoAWordDocumentWithItsTables(kind: ReportKind, period: String) async throws {
-        let dir = try TestSupport.temporaryDirectory()
+    /// The four services on 2026-11-20, supervised since the plan began, each given the others.
+    static func startAll(_ dir: String) async throws -> (InProcessService, InProcessService, InProcessService, InProcessService) {
         let clock = ServiceClock.starting(at: Timestamp.parse("2026-11-20T10:00:00+08:00")!)
         let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock) {
             $0.supervisionStart = "2024-01-01"
@@ -28,6 +27,13 @@ import Testing
             $0.endpoints[.ingest] = ingest.endpoints
             $0.endpoints[.cases] = cases.endpoints
         }
+        return (registry, ingest, cases, notify)
+    }
+
+    @Test(arguments: [(ReportKind.monthly, "2026-10"), (.quarterly, "2026-Q3"), (.annual, "2026")])
+    func theReportIsAlsoAWordDocumentWithItsTables(kind: ReportKind, period: String) async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let (registry, ingest, cases, notify) = try await Self.startAll(dir)
         let office = try await RPCClient.connect(to: cases.endpoints.rpc, from: officeUnit)
         _ = try await office.call(
             CaseTypes.open,
@@ -102,19 +108,7 @@ import Testing
     /// tasks and the ledger exactly as `duban status` does.
     @Test func theMonthlyReportSaysWhatEachUnitReportedAndAgreesWithDubanStatus() async throws {
         let dir = try TestSupport.temporaryDirectory()
-        let clock = ServiceClock.starting(at: Timestamp.parse("2026-11-20T10:00:00+08:00")!)
-        let registry = try await InProcessService.start(RegistryService.self, dataDirectory: dir, clock: clock) {
-            $0.supervisionStart = "2024-01-01"
-        }
-        let ingest = try await InProcessService.start(IngestService.self, dataDirectory: dir, clock: clock)
-        let cases = try await InProcessService.start(CasesService.self, dataDirectory: dir, clock: clock) {
-            $0.endpoints[.registry] = registry.endpoints
-        }
-        let notify = try await InProcessService.start(NotifyService.self, dataDirectory: dir, clock: clock) {
-            $0.endpoints[.registry] = registry.endpoints
-            $0.endpoints[.ingest] = ingest.endpoints
-            $0.endpoints[.cases] = cases.endpoints
-        }
+        let (registry, ingest, cases, notify) = try await Self.startAll(dir)
         let unit = try await RPCClient.connect(to: registry.endpoints.rpc, from: "区城乡建设局")
         _ = try await unit.call(
             RegistryTypes.progressReport,
