@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "Formats", targets: ["Formats"]),
         .library(name: "PlanFormat", targets: ["PlanFormat"]),
         .library(name: "OfficeFormats", targets: ["OfficeFormats"]),
+        .library(name: "CertificateFormat", targets: ["CertificateFormat"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -127,11 +128,13 @@ let package = Package(
             path: "Shared/OfficeFormats",
             swiftSettings: swiftSettings
         ),
+        // The CURVE certificate file format (ZPL), apart so the fuzzer reaches it without the crypto stack.
+        .target(name: "CertificateFormat", dependencies: ["Schema"], path: "Shared/CertificateFormat", swiftSettings: swiftSettings),
         // Certificates and key directories (PROTOCOL.md section 7): read by services and the CLI.
         .target(
             name: "Trust",
             dependencies: [
-                "Schema",
+                "Schema", "CertificateFormat",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -6,8 +6,8 @@ import PackageDescription
 // --scratch-path .build-fuzz --sanitize=fuzzer`), so only the schema and parser targets are
 // compiled with the fuzzer's instrumentation.
 //
-// The certificate reader (Shared/Trust) has no target: Trust links swift-crypto and
-// ServiceLifecycle, which would put BoringSSL and the lifecycle stack under instrumentation here.
+// The certificate reader is reached through CertificateFormat, not Trust: Trust links swift-crypto
+// and ServiceLifecycle, which would put BoringSSL and the lifecycle stack under instrumentation.
 
 /// Each target defines `LLVMFuzzerTestOneInput` and no `main` (libFuzzer brings it).
 let fuzzerSettings: [SwiftSetting] = [
@@ -45,5 +45,8 @@ let package = Package(
         .executableTarget(
             name: "fuzz-plan", dependencies: ["FuzzSupport", .product(name: "PlanFormat", package: duban)], path: "Sources/fuzz-plan",
             swiftSettings: fuzzerSettings),
+        .executableTarget(
+            name: "fuzz-certificate", dependencies: ["FuzzSupport", .product(name: "CertificateFormat", package: duban)],
+            path: "Sources/fuzz-certificate", swiftSettings: fuzzerSettings),
     ]
 )

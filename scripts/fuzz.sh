@@ -13,7 +13,7 @@ source scripts/env.sh
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz-envelope fuzz-bodies fuzz-csv fuzz-readings fuzz-xlsx fuzz-plan)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz-envelope fuzz-bodies fuzz-csv fuzz-readings fuzz-xlsx fuzz-plan fuzz-certificate)
 scratch=.build-fuzz
 
 # One job: the machine is shared. Coverage instrumentation for every module of the fuzz package
