@@ -118,8 +118,8 @@ struct ReportCommand: AsyncParsableCommand {
         commandName: "report",
         abstract: "生成月调度通报、季度督办单或年度通报，写入文件。")
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "monthly（月度）、quarterly（季度）或 annual（年度）。") var kind: ReportKind
-    @Argument(help: "YYYY-MM、YYYY-Qn 或 YYYY。") var period: String
+    @Argument(help: "monthly（月度）、quarterly（季度）、annual（年度）或 closing（收官，期间为方案起止年度，如 2024-2026）。") var kind: ReportKind
+    @Argument(help: "YYYY-MM、YYYY-Qn、YYYY，收官报告为 YYYY-YYYY。") var period: String
     @Option(help: "Markdown 文件（默认：当前目录下 <标题>.md）。") var out: String?
     @Option(help: "同时写出 CSV 到此处。") var csv: String?
     @Option(help: "Word 公文（.docx）写到这里（默认：与 Markdown 同名）。") var docx: String?

@@ -291,7 +291,7 @@ final class Deliverer: Sendable {
         switch notice.kind {
         case .monthlyDispatch where notice.dedupKey.hasPrefix("monthly_summary:"): report = "monthly"
         case .quarterlySupervision: report = "quarterly"
-        case .annualNotification: report = "annual"
+        case .annualNotification: report = notice.dedupKey.hasPrefix("closing:") ? "closing" : "annual"
         default: report = nil
         }
         if let report, let period = notice.refs.period, period.utf8.allSatisfy({ $0 == 45 || $0 == 81 || (48...57).contains($0) }) {

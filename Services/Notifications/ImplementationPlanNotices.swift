@@ -43,11 +43,11 @@ enum ImplementationPlanNotices {
 extension ImplementationPlanNotices {
     /// The reports' section 七: every bound unit's plan, its day, state and title; nothing when no
     /// unit is bound (no rule, or a day after the plan's end).
-    static func reportSection(_ plans: [ImplementationPlan]) -> (markdown: String, rows: [[String]]) {
+    static func reportSection(_ plans: [ImplementationPlan], heading: String = "七、具体实施方案") -> (markdown: String, rows: [[String]]) {
         guard !plans.isEmpty else { return ("", []) }
         let accepted = plans.filter { $0.state == .accepted }.count
         let late = plans.filter(\.overdue).count
-        var md = "\n## 七、具体实施方案\n\n"
+        var md = "\n## \(heading)\n\n"
         md += "应制定 \(plans.count) 个单位，已审核通过 \(accepted) 个，逾期未报送 \(late) 个。\n\n"
         md += "| 单位 | 报送时限 | 状态 | 实施方案 |\n|---|---|---|---|\n"
         var rows: [[String]] = []

@@ -85,6 +85,8 @@ final class Directory: Sendable {
         /// The plan's last month and go-live's month (`YYYY-MM`), when known.
         var lastMonth: String?
         var firstMonth: String?
+        /// The plan's years, `YYYY-YYYY` (the closing report's period), when known.
+        var planYears: String?
         var tasks: [String: PlanTask] = [:]
         var indicators: [String: Indicator] = [:]
     }
@@ -107,6 +109,7 @@ final class Directory: Sendable {
             snapshot.dispatchDay = known.dispatchDay
             snapshot.lastMonth = known.planEnd.map { String($0.prefix(7)) }
             snapshot.firstMonth = known.supervisionStart.map { String($0.prefix(7)) }
+            if let start = known.planStart, let end = known.planEnd { snapshot.planYears = "\(start.prefix(4))-\(end.prefix(4))" }
             snapshot.tasks = Dictionary(known.tasks.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         }
         snapshot.indicators = indicators.withLock { $0 }

@@ -14,13 +14,30 @@ enum Reports {
         guard let first = known?.planStart.flatMap({ Int($0.prefix(4)) }), let last = known?.planEnd.flatMap({ Int($0.prefix(4)) }),
             let year = Int(request.period.prefix(4))
         else { return }
+        if request.kind == .closing {
+            guard request.period == "\(first)-\(last)" else {
+                throw ErrorBody.invalidArgument(
+                    "收官报告的期间应为方案起止年度 \(first)-\(last)，收到 \(ErrorBody.quote(request.period))", field: "body.period")
+            }
+            return
+        }
         guard (first...last).contains(year) else {
             throw ErrorBody.invalidArgument(
                 "报告期 \(ErrorBody.quote(request.period)) 不在方案年度内（\(first)年至\(last)年）", field: "body.period")
         }
     }
 
+    /// A whole list, every page of it; a peer that does not answer is `unavailable` for the report.
+    static func askAll<Body, Item>(_ client: RPCClient, _ rpc: RPC<Body, ListReply<Item>>, _ body: Body) async throws -> [Item] {
+        do {
+            return try await client.callAll(rpc, body, timeout: .seconds(5), retries: 1)
+        } catch is RPCClientError {
+            throw ErrorBody.unavailable("生成报告所需的服务暂时无法访问（\(rpc.name)），请稍后重试")
+        }
+    }
+
     static func generate(_ request: ReportGenerateRequest, peers: PeerClients, now: Date) async throws -> ReportGenerateReply {
+        if request.kind == .closing { return try await closing(request, peers: peers, now: now) }
         let months: [String]
         let title: String
         switch request.kind {
@@ -45,18 +62,12 @@ enum Reports {
             }
             months = (1...12).map { String(format: "%@-%02d", request.period, $0) }
             title = "城中区巩固提升生态环境保护成效三年行动年度通报（\(request.period)年）"
+        case .closing:
+            throw ErrorBody.internal("收官报告另行生成")
         }
         let registry = peers[.registry]
         let ingest = peers[.ingest]
         let cases = peers[.cases]
-        /// A whole list, every page of it.
-        func askAll<Body, Item>(_ client: RPCClient, _ rpc: RPC<Body, ListReply<Item>>, _ body: Body) async throws -> [Item] {
-            do {
-                return try await client.callAll(rpc, body, timeout: .seconds(5), retries: 1)
-            } catch is RPCClientError {
-                throw ErrorBody.unavailable("生成报告所需的服务暂时无法访问（\(rpc.name)），请稍后重试")
-            }
-        }
         let tasks = try await askAll(registry, RegistryTypes.taskList, TaskListRequest())
         var overviews: [DispatchOverviewReply] = []
         for month in months {
@@ -179,7 +190,7 @@ enum Reports {
         let year = String(request.period.prefix(4))
         let orders = try await askAll(registry, SupervisionTypes.list, SupervisionListRequest(year: year)).filter { order in
             switch request.kind {
-            case .annual: return true
+            case .annual, .closing: return true
             case .quarterly: return order.period == request.period || months.contains { order.issuedAt.hasPrefix($0) }
             case .monthly: return months.contains { order.issuedAt.hasPrefix($0) }
             }
@@ -205,6 +216,100 @@ enum Reports {
         // 具体实施方案: where each bound unit's plan stands (a one-time obligation: every report shows it).
         let plans = try await askAll(registry, ImplementationPlanTypes.list, ImplementationPlanListRequest())
         let section = ImplementationPlanNotices.reportSection(plans)
+        md += section.markdown
+        section.rows.forEach(row)
+        return ReportGenerateReply(title: title, markdown: md, csv: csv)
+    }
+
+    /// 收官报告: the whole plan at its end — every task's outcome with its reasons, every target's
+    /// final value and attainment, the ledger's final state, the supervision and accountability it
+    /// took — for the office's closing summary to the leading group.
+    static func closing(_ request: ReportGenerateRequest, peers: PeerClients, now: Date) async throws -> ReportGenerateReply {
+        let years = request.period.split(separator: "-")
+        let title = "城中区巩固提升生态环境保护成效三年行动收官报告（\(years.first ?? "")—\(years.last ?? "")年）"
+        let tasks = try await askAll(peers[.registry], RegistryTypes.taskList, TaskListRequest())
+        let indicators = try await askAll(peers[.ingest], IngestTypes.indicatorList, Empty())
+        let ledger = try await askAll(peers[.cases], CaseTypes.list, CaseListRequest())
+        let escalations = try await askAll(peers[.registry], RegistryTypes.escalationList, EscalationListRequest())
+        var orders: [SupervisionOrder] = []
+        for year in (Int(years.first ?? "") ?? 0)...(Int(years.last ?? "") ?? 0) {
+            orders += try await askAll(peers[.registry], SupervisionTypes.list, SupervisionListRequest(year: String(year)))
+        }
+        var md = "# \(title)\n\n生成时间：\(Timestamp.districtDate(now)) \(districtMinute(now))\n\n"
+        var csv = "\u{FEFF}部分,编号,名称,状态,单位,数值,说明\r\n"
+        func row(_ fields: [String]) {
+            csv +=
+                fields.map(OfficeText.neutralise).map {
+                    $0.contains(where: { ",\"\n".contains($0) }) ? "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : $0
+                }
+                .joined(separator: ",") + "\r\n"
+        }
+
+        md +=
+            "## 一、任务完成情况\n\n共 \(tasks.count) 项："
+            + TaskStatus.allCases.map { status in
+                "\(status.label) \(tasks.filter { $0.status == status }.count)"
+            }.joined(separator: "　") + "\n\n| 编号 | 任务 | 结果 | 进度 | 完成时限 | 责任单位 | 说明 |\n|---|---|---|---|---|---|---|\n"
+        for task in tasks {
+            let outcome = task.status?.label ?? ""
+            let why = (task.reasons ?? []).map(\.text).joined(separator: "；")
+            md +=
+                "| \(task.id) | \(cell(task.title)) | \(outcome) | \(Int(task.progress ?? 0))% "
+                + "| \(task.deadlineText ?? task.deadline ?? "持续推进") "
+                + "| \(task.leadUnits.joined(separator: "、")) | \(cell(why)) |\n"
+            row(["任务完成情况", task.id, task.title, outcome, task.leadUnits.joined(separator: "、"), "\(Int(task.progress ?? 0))", why])
+        }
+
+        let attainmentLabel = ["met": "达标", "not_met": "未达标", "unknown": "待评价"]
+        let met = indicators.filter { $0.attainment == "met" }.count
+        let notMet = indicators.filter { $0.attainment == "not_met" }.count
+        md +=
+            "\n## 二、目标指标完成情况\n\n共 \(indicators.count) 项：达标 \(met)　未达标 \(notMet)　待评价 \(indicators.count - met - notMet)\n\n"
+            + "| 指标 | 目标 | 最终值 | 期间 | 评价 |\n|---|---|---|---|---|\n"
+        for indicator in indicators {
+            let value = indicator.latest.map { valueText($0.value) } ?? "无数据"
+            let judged = indicator.provisional == true ? "暂不评价（有效数据不足）" : attainmentLabel[indicator.attainment] ?? indicator.attainment
+            md += "| \(indicator.name) | \(cell(indicator.target)) | \(value) | \(indicator.latest?.period ?? "") | \(judged) |\n"
+            row([
+                "目标指标", indicator.id, indicator.name, judged, indicator.tasks.joined(separator: "、"), value, indicator.latest?.period ?? "",
+            ])
+        }
+
+        let done: Set<CaseState> = [.accepted, .closed]
+        let counted = ledger.filter { $0.state != .voided }
+        let open = counted.filter { !done.contains($0.state) }
+        md +=
+            "\n## 三、问题整改台账最终状态\n\n登记 \(counted.count) 件（另作废 \(ledger.count - counted.count) 件），"
+            + "已销号 \(counted.count - open.count) 件，未销号 \(open.count) 件，其中逾期 \(open.filter(\.overdue).count) 件。\n\n"
+            + "| 来源 | 登记 | 已销号 | 未销号 |\n|---|---|---|---|\n"
+        for source in CaseSource.allCases {
+            let group = counted.filter { $0.source == source }
+            guard !group.isEmpty else { continue }
+            let closed = group.filter { done.contains($0.state) }.count
+            md += "| \(source.label) | \(group.count) | \(closed) | \(group.count - closed) |\n"
+            row(["整改台账", source.rawValue, source.label, "已销号", "", "\(closed)", "登记\(group.count)"])
+        }
+        if !open.isEmpty {
+            md += "\n### 未销号问题\n\n| 编号 | 问题 | 责任单位 | 状态 | 完成时限 |\n|---|---|---|---|---|\n"
+            for item in open.prefix(500) {
+                let state = item.state.label + (item.overdue ? "（逾期）" : "")
+                md += "| \(item.id) | \(cell(item.title)) | \(item.unit) | \(state) | \(item.deadline ?? "") |\n"
+                row(["未销号问题", item.id, item.title, item.state.label, item.unit, "", item.deadline ?? ""])
+            }
+            if open.count > 500 { md += "\n另有 \(open.count - 500) 件未列出，见台账导出。\n" }
+        }
+
+        md += "\n## 四、督办与问责\n\n"
+        let items = orders.flatMap(\.items)
+        md += "- 下发督办单 \(orders.count) 份，督办事项 \(items.count) 项，已办结 \(items.filter { $0.state == .accepted }.count) 项。\n"
+        let levelLabel: [EscalationLevel: String] = [.notice: "通报", .interview: "约谈", .accountability: "问责"]
+        for level in EscalationLevel.allCases {
+            let group = escalations.filter { $0.level == level }
+            md += "- \(levelLabel[level]!) \(group.count) 次" + (group.isEmpty ? "" : "：" + group.map(\.unit).joined(separator: "、")) + "\n"
+            row(["督办与问责", level.rawValue, levelLabel[level]!, "", group.map(\.unit).joined(separator: "、"), "\(group.count)", ""])
+        }
+        let plans = try await askAll(peers[.registry], ImplementationPlanTypes.list, ImplementationPlanListRequest())
+        let section = ImplementationPlanNotices.reportSection(plans, heading: "五、具体实施方案")
         md += section.markdown
         section.rows.forEach(row)
         return ReportGenerateReply(title: title, markdown: md, csv: csv)

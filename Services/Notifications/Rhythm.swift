@@ -198,6 +198,15 @@ struct Rhythm: Sendable {
                         + "。详见年度报告（duban report annual \(year)）。",
                     refs: NoticeRefs(period: year), dedupKey: "annual:\(year)"))
         }
+        // 收官: after the plan's last dispatch, the closing report of the whole plan.
+        if let last = directory.lastMonth, due == last, let years = directory.planYears {
+            drafts.append(
+                NoticeDraft(
+                    kind: .annualNotification, severity: .info, units: EventRules.unique([office] + leads), title: "三年行动收官报告",
+                    text: "三年行动（\(years)）已到期：各项任务的完成结果、13 项目标指标的最终值和达标情况、问题整改台账的最终状态"
+                        + "见收官报告（duban report closing \(years)）；未销号问题继续跟踪至销号。",
+                    refs: NoticeRefs(period: years), dedupKey: "closing:\(years)"))
+        }
         return drafts
     }
 }

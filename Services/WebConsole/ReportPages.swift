@@ -20,11 +20,11 @@ extension WebConsole {
     /// `Q` only (notify checks the rest and says what is wrong).
     func reportRequest(_ context: WebContext) throws -> ReportGenerateRequest {
         guard let kind = ReportKind(rawValue: context.parameters.get("kind") ?? "") else {
-            throw WebError.notFound("没有这种报告（月度 monthly、季度 quarterly、年度 annual）")
+            throw WebError.notFound("没有这种报告（月度 monthly、季度 quarterly、年度 annual、收官 closing）")
         }
         let period = context.parameters.get("period") ?? ""
-        guard (4...7).contains(period.count), period.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "-" || $0 == "Q") }) else {
-            throw WebError(status: 400, "报告期格式不对：月度为 2026-10，季度为 2026-Q3，年度为 2026")
+        guard (4...9).contains(period.count), period.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "-" || $0 == "Q") }) else {
+            throw WebError(status: 400, "报告期格式不对：月度为 2026-10，季度为 2026-Q3，年度为 2026，收官为 2024-2026")
         }
         return ReportGenerateRequest(kind: kind, period: period)
     }
@@ -34,6 +34,7 @@ extension WebConsole {
         case .monthly: return "月调度通报"
         case .quarterly: return "季度督办单"
         case .annual: return "年度通报"
+        case .closing: return "收官报告"
         }
     }
 
@@ -51,7 +52,11 @@ extension WebConsole {
             let index = (year * 4 + (month - 1) / 3) - 1 - back
             return "\(index / 4)-Q\(index % 4 + 1)"
         }
-        let years = [year - 1, year].filter { $0 >= 2024 }.map(String.init)
+        // The plan's own years: the annual reports it covers and the closing report's period.
+        let plan = try? await gateway.call(.registry, RegistryTypes.planGet, Empty(), from: wireFrom(session.user))
+        let first = plan.flatMap { Int($0.start.prefix(4)) } ?? year - 1
+        let last = plan.flatMap { Int($0.end.prefix(4)) } ?? year
+        let years = (first...max(first, min(last, year))).map(String.init)
         func links(_ kind: ReportKind, _ periods: [String]) -> String {
             periods.map { "<a href=\"/reports/\(kind.rawValue)/\($0)\">\(esc($0))</a>" }.joined(separator: "　")
         }
@@ -60,6 +65,7 @@ extension WebConsole {
             <section class="card"><h2>月调度通报</h2><p id="monthly">\(links(.monthly, months))</p></section>
             <section class="card"><h2>季度督办单</h2><p id="quarterly">\(links(.quarterly, quarters))</p></section>
             <section class="card"><h2>年度通报</h2><p id="annual">\(links(.annual, years))</p></section>
+            <section class="card"><h2>收官报告</h2><p id="closing">\(links(.closing, ["\(first)-\(last)"]))</p></section>
             """
         return htmlResponse(Page(title: "报告", body: body, session: session).render())
     }

@@ -359,6 +359,8 @@ public struct NoticeAckRequest: Codable, Sendable {
 
 public enum ReportKind: String, Codable, Sendable, CaseIterable {
     case monthly, quarterly, annual
+    /// 收官报告: the whole plan at its end, period `YYYY-YYYY` (the plan's first and last years).
+    case closing
 }
 
 public struct ReportGenerateRequest: Codable, Sendable {

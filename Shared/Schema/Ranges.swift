@@ -196,6 +196,16 @@ extension ReportGenerateRequest: RangeChecked {
         case .monthly: form = .month
         case .quarterly: form = .quarter
         case .annual: form = .year
+        case .closing:
+            // Two years, `YYYY-YYYY`: each a plausible year, the first not after the last.
+            let years = period.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+            guard years.count == 2, years.allSatisfy({ $0.count == 4 }) else {
+                throw .invalidArgument("收官报告的期间应为 YYYY-YYYY（方案起止年度），收到 \(ErrorBody.quote(period))", field: "\(field).period")
+            }
+            let first = try PlausibleRange.period(years[0], field: "\(field).period", forms: [.year]).year
+            let last = try PlausibleRange.period(years[1], field: "\(field).period", forms: [.year]).year
+            guard first <= last else { throw .invalidArgument("收官报告的起始年度晚于结束年度", field: "\(field).period") }
+            return
         }
         try PlausibleRange.period(period, field: "\(field).period", forms: [form])
     }

@@ -278,6 +278,9 @@ import Testing
         // Periods are months (2026-12), quarters (2026-Q4) or years: none may be in 2027.
         let past = try await bench.notices().filter { ($0.refs.period ?? "").hasPrefix("2027") }
         #expect(past.isEmpty, "\(past.map(\.title))")
+        // The plan's last dispatch brings the closing report, once.
+        let closing = try await bench.notices().filter { $0.dedupKey == "closing:2024-2026" }
+        #expect(closing.count == 1 && closing.first?.kind == .annualNotification && closing.first?.refs.period == "2024-2026")
         try await bench.stop()
     }
 }

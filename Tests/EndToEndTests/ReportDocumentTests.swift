@@ -30,7 +30,7 @@ import Testing
         return (registry, ingest, cases, notify)
     }
 
-    @Test(arguments: [(ReportKind.monthly, "2026-10"), (.quarterly, "2026-Q3"), (.annual, "2026")])
+    @Test(arguments: [(ReportKind.monthly, "2026-10"), (.quarterly, "2026-Q3"), (.annual, "2026"), (.closing, "2024-2026")])
     func theReportIsAlsoAWordDocumentWithItsTables(kind: ReportKind, period: String) async throws {
         let dir = try TestSupport.temporaryDirectory()
         let (registry, ingest, cases, notify) = try await Self.startAll(dir)
@@ -51,7 +51,8 @@ import Testing
         #expect(output.contains("\(dir)/report.docx"), "\(output)")
         // Section 七: go-live 2024-01-01, so every bound unit's 具体实施方案 was due 2024-04-01 and is late.
         let markdown = try String(contentsOfFile: "\(dir)/report.md", encoding: .utf8)
-        #expect(markdown.contains("## 七、具体实施方案") && markdown.contains("| 区城乡建设局 | 2024-04-01 | 待报送（逾期） |  |"))
+        let plansHeading = kind == .closing ? "## 五、具体实施方案" : "## 七、具体实施方案"
+        #expect(markdown.contains(plansHeading) && markdown.contains("| 区城乡建设局 | 2024-04-01 | 待报送（逾期） |  |"))
 
         // The document against the Markdown written beside it: same title, every section, every table cell.
         let script = """
@@ -155,6 +156,45 @@ import Testing
         #expect(reportTasks.contains("共 ") && reportTasks.contains("滞后"))
         #expect(report.contains("共 1 件，逾期 1 件") && status.contains("共 1 件：") && status.contains("其中逾期 1"))
 
+        try await notify.stop()
+        try await cases.stop()
+        try await ingest.stop()
+        try await registry.stop()
+    }
+
+    /// 收官报告 (issue #15): every task's outcome with its reasons, every target's final value, the
+    /// ledger's final state with what is still open, the supervision and accountability; only for
+    /// the plan's own years.
+    @Test func theClosingReportCoversEveryTaskTargetAndTheLedger() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let (registry, ingest, cases, notify) = try await Self.startAll(dir)
+        let office = try await RPCClient.connect(to: cases.endpoints.rpc, from: officeUnit)
+        _ = try await office.call(
+            CaseTypes.open, CaseOpenRequest(source: .publicReport, title: "南川河岸垃圾倾倒", unit: "区城市管理局", deadline: "2026-10-31"),
+            as: Case.self)
+        await office.close()
+        let client = try await RPCClient.connect(to: notify.endpoints.rpc, from: officeUnit)
+        let report = try await client.call(
+            NotifyTypes.reportGenerate, ReportGenerateRequest(kind: .closing, period: "2024-2026"), as: ReportGenerateReply.self)
+        #expect(report.title == "城中区巩固提升生态环境保护成效三年行动收官报告（2024—2026年）")
+        for section in ["## 一、任务完成情况", "## 二、目标指标完成情况", "## 三、问题整改台账最终状态", "## 四、督办与问责", "### 未销号问题"] {
+            #expect(report.markdown.contains(section), "\(section)")
+        }
+        let taskRows = report.markdown.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| 编号") }
+        #expect(taskRows.count >= 26 + 13 + 1)
+        #expect(report.markdown.contains("共 26 项：") && report.markdown.contains("登记 1 件（另作废 0 件），已销号 0 件，未销号 1 件，其中逾期 1 件"))
+        #expect(report.markdown.contains("| 10 | 加快推进湟河流域治污设施建设 |"))
+        for (period, field) in [("2024-2025", "body.period"), ("2026", "body.period"), ("2026-2024", "body.period")] {
+            let refusal: ErrorBody? = await {
+                do {
+                    _ = try await client.call(
+                        NotifyTypes.reportGenerate, ReportGenerateRequest(kind: .closing, period: period), as: ReportGenerateReply.self)
+                    return nil
+                } catch { return error as? ErrorBody }
+            }()
+            #expect(refusal?.field == field && refusal?.code == .invalidArgument, "\(period)")
+        }
+        await client.close()
         try await notify.stop()
         try await cases.stop()
         try await ingest.stop()
