@@ -102,15 +102,17 @@ enum Reports {
                 "\(status.label) \(tasks.filter { $0.status == status }.count)"
             }.joined(separator: "　") + "\n"
         let leaves = tasks.filter { $0.subtasks.isEmpty }
-        md += "\n| 编号 | 任务 | 状态 | 进度 | 完成时限 | 责任单位 |\n|---|---|---|---|---|---|\n"
+        md += "\n| 编号 | 任务 | 状态 | 进度 | 完成时限 | 责任单位 | 原因 |\n|---|---|---|---|---|---|---|\n"
         for task in leaves {
             let status = task.status.map(\.label) ?? ""
+            // Why it stands where it stands, in the registry's words (the deciding reason first).
+            let why = (task.reasons ?? []).map(\.text).joined(separator: "；")
             md +=
                 "| \(task.id) | \(task.title) | \(status) | \(Int(task.progress ?? 0))% "
-                + "| \(task.deadlineText ?? task.deadline ?? "持续推进") | \(task.leadUnits.joined(separator: "、")) |\n"
+                + "| \(task.deadlineText ?? task.deadline ?? "持续推进") | \(task.leadUnits.joined(separator: "、")) | \(cell(why)) |\n"
             row([
                 "任务进展", task.id, task.title, status, task.leadUnits.joined(separator: "、"), "\(Int(task.progress ?? 0))",
-                task.deadline ?? "持续推进",
+                [task.deadline ?? "持续推进", why].filter { !$0.isEmpty }.joined(separator: "；"),
             ])
         }
 

@@ -146,6 +146,12 @@ import Testing
         // October's reports were due at November's dispatch: a unit that owes one is 已逾期.
         #expect(report.contains("#### 区委组织部（已报 0 项，未报（已逾期）"))
         #expect(report.contains("：未报（已逾期），报送截止 2026-11-"))
+        // Each task says why it stands where it stands (the registry's reasons), as in duban task.
+        #expect(report.contains("| 1 | 提高政治站位 | 进度滞后 |") && report.contains("2026-10"), "\(report.prefix(2000))")
+        let taskOne = report.split(separator: "\n").first { $0.hasPrefix("| 1 | 提高政治站位 |") } ?? ""
+        #expect(
+            taskOne.split(separator: "|").count >= 7
+                && !(taskOne.split(separator: "|").last ?? "").trimmingCharacters(in: .whitespaces).isEmpty)
 
         // The same counts as `duban status`: the tasks by status, word for word, and the ledger.
         func line(_ text: String, startingWith prefix: String) -> String? {
