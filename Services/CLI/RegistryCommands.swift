@@ -199,6 +199,23 @@ struct Dispatch: AsyncParsableCommand {
                 [unit, byUnit[unit]!.reported.joined(separator: "、"), byUnit[unit]!.missing.joined(separator: "、")]
             }
             print(TextTable.render(header: ["单位", "已报", missingLabel], rows: rows))
+            // Why the tasks of the month stand behind: each lagging or overdue task with its reasons.
+            let behind = try await perform(
+                client, RegistryTypes.taskList, TaskListRequest(), as: ListReply<PlanTask>.self, options: options
+            )
+            .items.filter { $0.subtasks.isEmpty && ($0.status == .lagging || $0.status == .overdue) }
+            if !behind.isEmpty {
+                print("\n滞后、逾期任务及原因：")
+                print(
+                    TextTable.render(
+                        header: ["编号", "状态", "责任单位", "原因"],
+                        rows: behind.map {
+                            [
+                                $0.id, $0.status?.label ?? "", $0.leadUnits.joined(separator: "、"),
+                                ($0.reasons ?? []).map(\.text).joined(separator: "；"),
+                            ]
+                        }))
+            }
         }
     }
 }

@@ -14,11 +14,13 @@ public struct HTML: Sendable, CustomStringConvertible {
     public static func + (a: HTML, b: HTML) -> HTML { HTML(raw: a.raw + b.raw) }
 }
 
-/// Escapes text for an HTML element's content or a quoted attribute value.
+/// Escapes text for an HTML element's content or a quoted attribute value, without the controls
+/// a person's text must not carry onto a page (C0 but newline and tab, DEL, C1, the bidirectional
+/// overrides: `DisplayText`, as the CLI strips them).
 public func esc(_ text: String) -> String {
     var out = ""
     out.reserveCapacity(text.utf8.count)
-    for character in text.unicodeScalars {
+    for character in DisplayText.sanitized(text).unicodeScalars {
         switch character {
         case "&": out += "&amp;"
         case "<": out += "&lt;"

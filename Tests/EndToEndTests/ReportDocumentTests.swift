@@ -135,6 +135,13 @@ import Testing
         _ = try TestSupport.run(duban, ["--config", "\(dir)/config.json", "report", "monthly", "2026-10", "--out", "\(dir)/report.md"])
         let report = try String(contentsOfFile: "\(dir)/report.md", encoding: .utf8)
         let status = try TestSupport.run(duban, ["--config", "\(dir)/config.json", "status"])
+        // The dispatch says why the lagging tasks lag, in the registry's words.
+        let dispatch = try TestSupport.run(duban, ["--config", "\(dir)/config.json", "dispatch", "2026-10"])
+        let reader = try await RPCClient.connect(to: registry.endpoints.rpc)
+        let one = try await reader.call(RegistryTypes.taskGet, TaskGetRequest(id: "1"), as: PlanTask.self)
+        await reader.close()
+        let reason = try #require(one.reasons?.first?.text)
+        #expect(dispatch.contains("滞后、逾期任务及原因：") && dispatch.contains(reason), "\(dispatch)")
 
         // Dated by the service clock, not the machine's.
         #expect(report.contains("生成时间：2026-11-20 10:00"), "\(report.prefix(300))")
