@@ -14,6 +14,11 @@ command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 # XLSX export (Shared/CXlsxWriter): Debian's libxlsxwriter, found through pkg-config.
 pkg-config --exists xlsxwriter 2>/dev/null || need_apt+=(libxlsxwriter-dev)
+# pg_dump/pg_restore (backup of ingest on PostgreSQL), curl (the metrics tests read the port as an
+# operator would), zlib's headers (the XLSX reader inflates ZIP parts itself).
+command -v pg_dump >/dev/null || need_apt+=(postgresql-client)
+command -v curl >/dev/null || need_apt+=(curl)
+[ -f /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
 # `ip netns`: the separate-hosts test puts each service on a network namespace of its own.
 [ -x /usr/sbin/ip ] || need_apt+=(iproute2)
 # The web console's browser tests: Debian's Chromium and its driver, and fonts with Chinese glyphs.

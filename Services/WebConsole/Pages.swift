@@ -419,13 +419,11 @@ extension WebConsole {
             return try await fail("完成进度应为 0 到 100 之间的数字")
         }
         guard let summary = form.text("summary") else { return try await fail("请填写工作进展") }
-        var evidence: [EvidenceRef] = []
-        if let file = form.files["evidence"] {
-            do {
-                evidence.append(try storeEvidence(file, session: session))
-            } catch let error as WebError where error.status != 500 {
-                return try await fail(error.message)
-            }
+        let evidence: [EvidenceRef]
+        do {
+            evidence = try formEvidence(form, session: session)
+        } catch let error as WebError where error.status != 500 {
+            return try await fail(error.message)
         }
         let body = ProgressReportRequest(
             task: id, period: period, unit: session.user.unit, percent: percent, summary: summary, measures: form.text("measures"),

@@ -255,6 +255,12 @@ extension WebConsole {
             ], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    /// The form's optional `evidence` file, stored: none when the form has none. A file refused for
+    /// its type or size throws a `WebError` whose message the form shows again.
+    func formEvidence(_ form: FormData, session: WebSession) throws -> [EvidenceRef] {
+        try form.files["evidence"].map { [try storeEvidence($0, session: session)] } ?? []
+    }
+
     /// Stores an uploaded evidence file under its SHA-256 and returns the reference to send.
     func storeEvidence(_ file: UploadedFile, session: WebSession) throws -> EvidenceRef {
         let type: String

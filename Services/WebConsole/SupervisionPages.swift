@@ -159,13 +159,11 @@ extension WebConsole {
         guard let measures = form.text("measures") else {
             return try await renderSupervision(session: session, error: "请填写整改措施与结果", status: .badRequest)
         }
-        var evidence: [EvidenceRef] = []
-        if let file = form.files["evidence"] {
-            do {
-                evidence.append(try storeEvidence(file, session: session))
-            } catch let error as WebError where error.status != 500 {
-                return try await renderSupervision(session: session, error: error.message, status: .badRequest)
-            }
+        let evidence: [EvidenceRef]
+        do {
+            evidence = try formEvidence(form, session: session)
+        } catch let error as WebError where error.status != 500 {
+            return try await renderSupervision(session: session, error: error.message, status: .badRequest)
         }
         do {
             _ = try await gateway.call(
@@ -219,13 +217,11 @@ extension WebConsole {
         guard let cause = form.text("cause") else {
             return try await renderSupervision(session: session, error: "请填写超标原因", status: .badRequest)
         }
-        var evidence: [EvidenceRef] = []
-        if let file = form.files["evidence"] {
-            do {
-                evidence.append(try storeEvidence(file, session: session))
-            } catch let error as WebError where error.status != 500 {
-                return try await renderSupervision(session: session, error: error.message, status: .badRequest)
-            }
+        let evidence: [EvidenceRef]
+        do {
+            evidence = try formEvidence(form, session: session)
+        } catch let error as WebError where error.status != 500 {
+            return try await renderSupervision(session: session, error: error.message, status: .badRequest)
         }
         do {
             _ = try await gateway.call(
