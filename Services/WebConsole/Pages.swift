@@ -347,6 +347,12 @@ extension WebConsole {
         if let reasons = task.reasons, !reasons.isEmpty {
             html += "<h2>状态依据</h2><ul id=\"reasons\">" + reasons.map { "<li>\(esc($0.text))</li>" }.joined() + "</ul>"
         }
+        if let ledger = task.ledger {
+            // The ledger's figures next to the reports (closing the 237 points moves task 10), linked to the cases behind them.
+            let link = ledger.sources.count == 1 ? "source=\(ledger.sources[0].rawValue)" : "task=\(urlSegment(task.id))"
+            html += "<p id=\"task-ledger\"><b>整改台账：</b>\(esc(ledger.summary))（\(esc(ledger.sources.map(\.label).joined(separator: "、")))）"
+            html += " <a href=\"/cases?\(link)\">查看问题</a></p>"
+        }
         html += "<p><b>牵头单位：</b>\(esc(task.leadUnits.joined(separator: "、")))</p>"
         if !task.cooperatingUnits.isEmpty { html += "<p><b>配合单位：</b>\(esc(task.cooperatingUnits.joined(separator: "、")))</p>" }
         html += "<p>\(esc(task.text))</p>"
@@ -443,27 +449,25 @@ extension WebConsole {
     func casesPage(_ request: Request, _ context: WebContext) async throws -> Response {
         guard let session = context.session else { return loginRedirect(request) }
         let query = request.uri.queryParameters
-        let state = query["status"].flatMap { CaseState(rawValue: String($0)) }
-        let overdue = query["overdue"] != nil ? true : nil
-        let cases = try await gateway.callAll(
-            .cases, CaseTypes.list, CaseListRequest(status: state, overdue: overdue), from: wireFrom(session.user))
+        let filters = LedgerFilters(query)
+        let from = wireFrom(session.user)
+        let cases = try await gateway.callAll(.cases, CaseTypes.list, filters.request, from: from).filter(filters.matches)
         var html = "<h1>台账</h1>"
         if let assigned = query["assigned"].flatMap({ Int($0) }) {
             let skipped = query["skipped"].flatMap { Int($0) } ?? 0
             html += "<div class=\"ok\" id=\"flash\">已交办 \(assigned) 个问题\(skipped > 0 ? "，\(skipped) 个已过登记阶段未变动" : "")</div>"
         }
         if session.user.role.actsAsOffice,
-            let batches = try? await gateway.callAll(.cases, CaseTypes.batches, CaseBatchesRequest(), from: wireFrom(session.user))
+            let batches = try? await gateway.callAll(.cases, CaseTypes.batches, CaseBatchesRequest(), from: from)
         {
             html += batchForm(session, batches: batches)
         }
-        html += "<form method=\"get\" action=\"/cases\"><label for=\"status\">状态</label>"
-        html += "<select id=\"status\" name=\"status\"><option value=\"\">全部</option>"
-        for option in CaseState.allCases {
-            html += "<option value=\"\(option.rawValue)\"\(option == state ? " selected" : "")>\(esc(option.label))</option>"
-        }
-        html += "</select><label><input type=\"checkbox\" name=\"overdue\" value=\"1\"\(overdue == true ? " checked" : "")> 只看逾期</label>"
-        html += "<button type=\"submit\">筛选</button></form>"
+        html += ledgerFilterForm(filters, units: (try? await ledgerUnits(session)) ?? [])
+        let exportQuery = filters.query.isEmpty ? "" : "&" + filters.query
+        html += "<p id=\"ledger-transfer\"><a href=\"/cases/export?format=xlsx\(esc(exportQuery))\" id=\"export-xlsx\">导出 XLSX</a> · "
+        html += "<a href=\"/cases/export?format=csv\(esc(exportQuery))\" id=\"export-csv\">导出 CSV</a>"
+        if session.user.role.actsAsOffice { html += " · <a href=\"/cases/import\" id=\"import-link\">导入台账（CSV/XLSX）</a>" }
+        html += "<span class=\"muted\">（共 \(cases.count) 件）</span></p>"
         html += "<div class=\"card\"><table id=\"cases\"><tr><th>编号</th><th>问题</th><th>责任单位</th><th>状态</th>"
         html += "<th class=\"hide-narrow\">整改时限</th></tr>"
         for item in cases {

@@ -26,6 +26,7 @@ extension WebConsole {
         addSupervisionRoutes(to: router)
         addCaseFollowThroughRoutes(to: router)
         addReportRoutes(to: router)
+        addLedgerTransferRoutes(to: router)
     }
 
     static func asset(_ text: String, type: String) -> Response {
