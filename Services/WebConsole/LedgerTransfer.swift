@@ -183,8 +183,10 @@ extension WebConsole {
         }
         let (_, outcome) = try await runImport(pending.data, session: session, dryRun: false)
         var html = "<h1>导入结果：\(esc(pending.filename))</h1>"
-        html += "<section class=\"card\" id=\"import-summary\"><div class=\"ok\" id=\"flash\">已新增 \(outcome.imported) 件，已更新 \(outcome.updated) 件，"
-        html += "未变 \(outcome.unchanged) 件\(outcome.existing > 0 ? "，已在台账 \(outcome.existing) 件" : "")，\(outcome.problems.count) 行有误未导入</div></section>"
+        html +=
+            "<section class=\"card\" id=\"import-summary\"><div class=\"ok\" id=\"flash\">已新增 \(outcome.imported) 件，已更新 \(outcome.updated) 件，"
+        html +=
+            "未变 \(outcome.unchanged) 件\(outcome.existing > 0 ? "，已在台账 \(outcome.existing) 件" : "")，\(outcome.problems.count) 行有误未导入</div></section>"
         html += importLines(outcome, dryRun: false)
         html += "<p><a href=\"/cases\">返回台账</a></p>"
         logger.info(
@@ -245,7 +247,9 @@ struct LedgerFilters {
 
     init(_ query: FlatDictionary<Substring, Substring>) {
         func text(_ name: String) -> String? {
-            guard let value = query[Substring(name)].map({ String($0).trimmingCharacters(in: .whitespaces) }), !value.isEmpty, value.count <= 100 else {
+            guard let value = query[Substring(name)].map({ String($0).trimmingCharacters(in: .whitespaces) }), !value.isEmpty,
+                value.count <= 100
+            else {
                 return nil
             }
             return value
@@ -284,8 +288,9 @@ struct LedgerFilters {
 extension WebConsole {
     /// The units a ledger filter offers: the plan's, without the collective names.
     func ledgerUnits(_ session: WebSession) async throws -> [String] {
-        try await gateway.call(.registry, RegistryTypes.unitList, Empty(), from: wireFrom(session.user)).items.filter { !$0.collective }.map(
-            \.name)
+        try await gateway.call(.registry, RegistryTypes.unitList, Empty(), from: wireFrom(session.user)).items.filter { !$0.collective }
+            .map(
+                \.name)
     }
 
     func ledgerFilterForm(_ filters: LedgerFilters, units: [String]) -> String {
@@ -303,17 +308,21 @@ extension WebConsole {
         html += field("查找", "q", text("q", filters.search, placeholder: "编号、问题、位置、措施或外部编号"))
         html += field(
             "状态", "status",
-            "<select id=\"status\" name=\"status\">" + options(CaseState.allCases, selected: filters.status, value: \.rawValue, label: \.label)
+            "<select id=\"status\" name=\"status\">"
+                + options(CaseState.allCases, selected: filters.status, value: \.rawValue, label: \.label)
                 + "</select>")
         html += field(
-            "责任单位", "unit", "<select id=\"unit\" name=\"unit\">" + options(units, selected: filters.unit, value: { $0 }, label: { $0 }) + "</select>")
+            "责任单位", "unit",
+            "<select id=\"unit\" name=\"unit\">" + options(units, selected: filters.unit, value: { $0 }, label: { $0 }) + "</select>")
         html += field(
             "问题来源", "source",
-            "<select id=\"source\" name=\"source\">" + options(CaseSource.allCases, selected: filters.source, value: \.rawValue, label: \.label)
+            "<select id=\"source\" name=\"source\">"
+                + options(CaseSource.allCases, selected: filters.source, value: \.rawValue, label: \.label)
                 + "</select>")
         html += field("批次", "batch", text("batch", filters.batch))
         html += field("所属任务", "task", text("task", filters.task))
-        html += "<span class=\"field\"><label><input type=\"checkbox\" name=\"overdue\" value=\"1\"\(filters.overdue == true ? " checked" : "")> 只看逾期</label>"
+        html +=
+            "<span class=\"field\"><label><input type=\"checkbox\" name=\"overdue\" value=\"1\"\(filters.overdue == true ? " checked" : "")> 只看逾期</label>"
         html += "<button type=\"submit\">筛选</button></span></form>"
         return html
     }

@@ -63,9 +63,13 @@ extension WebConsole {
                 try await gateway.callAll(.ingest, IngestTypes.indicatorList, Empty(), from: from)
             }
         }
+        // The ledger's counts come counted (case.batches), and only the overdue cases are listed:
+        // the dashboard after a ledger event does not read 5,000 cases again.
         async let cases = attempt {
             try await shared("cases", hub.version(["cases"])) {
-                try await gateway.callAll(.cases, CaseTypes.list, CaseListRequest(), from: from)
+                async let batches = gateway.callAll(.cases, CaseTypes.batches, CaseBatchesRequest(), from: from)
+                async let overdue = gateway.callAll(.cases, CaseTypes.list, CaseListRequest(overdue: true), from: from)
+                return LedgerGlance(batches: try await batches, overdue: try await overdue)
             }
         }
         async let notices = attempt {
@@ -125,10 +129,24 @@ extension WebConsole {
         return html
     }
 
-    static func caseSummary(_ cases: [Case]) -> String {
+    /// What the dashboard shows of the ledger: how many cases in each state, and the overdue ones.
+    struct LedgerGlance: Sendable {
         var counts: [CaseState: Int] = [:]
-        for item in cases { counts[item.state, default: 0] += 1 }
-        let overdue = cases.filter(\.overdue)
+        var overdue: [Case]
+
+        init(batches: [BatchProgress], overdue: [Case]) {
+            for batch in batches {
+                for (state, count) in batch.byState {
+                    if let state = CaseState(rawValue: state) { counts[state, default: 0] += count }
+                }
+            }
+            self.overdue = overdue
+        }
+    }
+
+    static func caseSummary(_ glance: LedgerGlance) -> String {
+        let counts = glance.counts
+        let overdue = glance.overdue
         var html = "<div class=\"counts\" id=\"case-counts\">"
         for state in CaseState.allCases {
             html += "<a class=\"count\" href=\"/cases?status=\(state.rawValue)\"><div class=\"num\">\(counts[state] ?? 0)</div>"

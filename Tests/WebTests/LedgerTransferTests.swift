@@ -20,7 +20,8 @@ import WebConsole
         let cases = try await harness.rpc(.cases)
         for (title, unit) in [("解放大街雨污混接", Self.builder), ("胜利路雨污混接", Self.builder), ("六一桥排口排查", WebHarness.ecology)] {
             _ = try await cases.call(
-                CaseTypes.open, CaseOpenRequest(source: .sewerMisconnection, title: title, unit: unit, deadline: "2026-12-31", batch: "第一批"))
+                CaseTypes.open, CaseOpenRequest(source: .sewerMisconnection, title: title, unit: unit, deadline: "2026-12-31", batch: "第一批")
+            )
         }
         try await harness.console.application().test(.live) { client in
             let office = Browser(client)
@@ -29,7 +30,9 @@ import WebConsole
             // Task 10's page shows the ledger's figures behind it, linked to its cases.
             // (The harness's registry does not follow this ledger: the plan's 237 with nothing registered.)
             let task = String(buffer: try await office.get("/tasks/10").body)
-            #expect(task.contains("id=\"task-ledger\"") && task.contains("台账登记 0 / 237") && task.contains("/cases?source=sewer_misconnection"), "\(task)")
+            #expect(
+                task.contains("id=\"task-ledger\"") && task.contains("台账登记 0 / 237") && task.contains("/cases?source=sewer_misconnection"),
+                "\(task)")
 
             // Filters and search: by unit, and by words in the title.
             var page = String(buffer: try await office.get("/cases?unit=\(Browser.encode(Self.builder))").body)
