@@ -321,8 +321,8 @@ extension WebConsole {
                 + "</select>")
         html += field("批次", "batch", text("batch", filters.batch))
         html += field("所属任务", "task", text("task", filters.task))
-        html +=
-            "<span class=\"field\"><label><input type=\"checkbox\" name=\"overdue\" value=\"1\"\(filters.overdue == true ? " checked" : "")> 只看逾期</label>"
+        let checked = filters.overdue == true ? " checked" : ""
+        html += "<span class=\"field\"><label><input type=\"checkbox\" name=\"overdue\" value=\"1\"\(checked)> 只看逾期</label>"
         html += "<button type=\"submit\">筛选</button></span></form>"
         return html
     }
