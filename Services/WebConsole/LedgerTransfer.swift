@@ -302,7 +302,8 @@ extension WebConsole {
             "<span class=\"field\"><label for=\"\(id)\">\(label)</label>\(control)</span>"
         }
         func text(_ id: String, _ value: String?, placeholder: String = "") -> String {
-            "<input type=\"\(id == "q" ? "search" : "text")\" id=\"\(id)\" name=\"\(id)\" value=\"\(esc(value ?? ""))\" placeholder=\"\(placeholder)\">"
+            let type = id == "q" ? "search" : "text"
+            return "<input type=\"\(type)\" id=\"\(id)\" name=\"\(id)\" value=\"\(esc(value ?? ""))\" placeholder=\"\(placeholder)\">"
         }
         var html = "<form method=\"get\" action=\"/cases\" id=\"ledger-filters\" class=\"filters\">"
         html += field("查找", "q", text("q", filters.search, placeholder: "编号、问题、位置、措施或外部编号"))
