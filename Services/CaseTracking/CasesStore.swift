@@ -236,12 +236,8 @@ enum CasesStore {
         let only = page == nil ? "" : "case_id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ",")))"
         let onlyArguments = page == nil ? StatementArguments() : StatementArguments(ids)
         var evidence: [String: [EvidenceRef]] = [:]
-        for row in try Row.fetchAll(
-            db,
-            sql:
-                "SELECT case_id, evidence FROM case_history WHERE length(evidence) > 2 \(only.isEmpty ? "" : "AND " + only) ORDER BY case_id, step",
-            arguments: onlyArguments)
-        {
+        let evidenceSQL = "SELECT case_id, evidence FROM case_history WHERE length(evidence) > 2 \(only.isEmpty ? "" : "AND " + only)"
+        for row in try Row.fetchAll(db, sql: evidenceSQL + " ORDER BY case_id, step", arguments: onlyArguments) {
             evidence[row["case_id"], default: []] += (try? JSONDecoder().decode([EvidenceRef].self, from: row["evidence"] as Data)) ?? []
         }
         var related: [String: [String]] = [:]

@@ -183,10 +183,10 @@ extension WebConsole {
         }
         let (_, outcome) = try await runImport(pending.data, session: session, dryRun: false)
         var html = "<h1>导入结果：\(esc(pending.filename))</h1>"
-        html +=
-            "<section class=\"card\" id=\"import-summary\"><div class=\"ok\" id=\"flash\">已新增 \(outcome.imported) 件，已更新 \(outcome.updated) 件，"
-        html +=
-            "未变 \(outcome.unchanged) 件\(outcome.existing > 0 ? "，已在台账 \(outcome.existing) 件" : "")，\(outcome.problems.count) 行有误未导入</div></section>"
+        let existing = outcome.existing > 0 ? "，已在台账 \(outcome.existing) 件" : ""
+        html += "<section class=\"card\" id=\"import-summary\"><div class=\"ok\" id=\"flash\">"
+        html += "已新增 \(outcome.imported) 件，已更新 \(outcome.updated) 件，未变 \(outcome.unchanged) 件\(existing)，"
+        html += "\(outcome.problems.count) 行有误未导入</div></section>"
         html += importLines(outcome, dryRun: false)
         html += "<p><a href=\"/cases\">返回台账</a></p>"
         logger.info(
