@@ -54,7 +54,7 @@ struct Page {
         if let session {
             let links: [(String, String)] = [
                 ("/", "总览"), ("/tasks", "任务"), ("/dispatch", "月调度"), ("/cases", "台账"), ("/monitoring", "监测"),
-                ("/supervision", "督办单"), ("/notices", "通报与提醒"), ("/reports", "报告"),
+                ("/supervision", "督办单"), ("/plans", "实施方案"), ("/notices", "通报与提醒"), ("/reports", "报告"),
             ]
             nav = """
                 <nav class="top"><a class="brand" href="/">生态环境督办</a>\

@@ -717,6 +717,9 @@ extension WebConsole {
         }
         if !notice.pendingUnits.isEmpty { html += "<p><b>待签收：</b>\(esc(notice.pendingUnits.joined(separator: "、")))</p>" }
         if let task = notice.refs.task { html += "<p><a href=\"/tasks/\(urlSegment(task))\">查看任务 \(esc(task))</a></p>" }
+        if [.implementationPlanDue, .implementationPlanOverdue].contains(notice.kind) {
+            html += "<p><a href=\"/plans\" id=\"plans-link\">报送或查看具体实施方案</a></p>"
+        }
         if let item = notice.refs.case { html += "<p><a href=\"/cases/\(urlSegment(item))\">查看问题 \(esc(item))</a></p>" }
         html += ackForm(notice, session: session) + "</section>"
         return htmlResponse(Page(title: notice.title, body: html, session: session).render())

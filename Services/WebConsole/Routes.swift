@@ -27,6 +27,7 @@ extension WebConsole {
         addCaseFollowThroughRoutes(to: router)
         addReportRoutes(to: router)
         addLedgerTransferRoutes(to: router)
+        addImplementationPlanRoutes(to: router)
     }
 
     static func asset(_ text: String, type: String) -> Response {
