@@ -60,9 +60,10 @@ struct IndicatorCommand: AsyncParsableCommand {
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "一项指标的历史数值及至 2026 年底的预测。")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "指标编号，如 forest_coverage（森林覆盖率）。") var id: String
+        @Argument(help: "指标编号或名称，如 forest_coverage（森林覆盖率）。") var id: String
 
         func run() async throws {
+            let id = try await options.indicatorID(self.id, option: "指标")
             try await options.withClient(for: .ingest) { client in
                 let item = try await perform(
                     client, IngestTypes.indicatorGet, IndicatorGetRequest(id: id), as: Indicator.self, options: options)
@@ -90,7 +91,7 @@ struct IndicatorCommand: AsyncParsableCommand {
     struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "报送指标某期数值（YYYY、YYYY-Qn 或 YYYY-MM）。")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "指标编号。") var id: String
+        @Argument(help: "指标编号或名称。") var id: String
         @Argument(help: "报告期。") var period: String
         @Argument(help: "数值、水质类别（III）、等级（基本稳定）或 true/false。") var value: String
         @Option(help: "数据来源。") var source: String
@@ -101,6 +102,7 @@ struct IndicatorCommand: AsyncParsableCommand {
                 if let number = Double(value) { .number(number) } else if value == "true" || value == "false" {
                     .bool(value == "true")
                 } else { .string(value) }
+            let id = try await options.indicatorID(self.id, option: "指标")
             try await options.withClient(for: .ingest) { client in
                 let stored = try await perform(
                     client, IngestTypes.indicatorReport,
@@ -134,11 +136,12 @@ struct WaterClassCommand: AsyncParsableCommand {
         commandName: "water-class",
         abstract: "断面一段时间均值的水质类别（GB 3838-2002，单因子评价：最差项目决定）。")
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "站点，如 liuyiqiao（六一桥入湟断面）。") var station: String
+    @Argument(help: "站点编号或名称，如 liuyiqiao（六一桥入湟断面，或写 六一桥）。") var station: String
     @Option(help: "起（YYYY-MM-DD 或 RFC 3339 时间）。") var from: String
     @Option(help: "止（YYYY-MM-DD 或 RFC 3339 时间）。") var to: String
 
     func run() async throws {
+        let station = try await options.stationID(self.station, option: "站点")
         try await options.withClient(for: .ingest) { client in
             let reply = try await perform(
                 client, IngestTypes.waterClass, WaterClassRequest(station: station, from: from, to: to), as: WaterClassReply.self,
@@ -158,10 +161,11 @@ struct AirAnnual: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "air-annual", abstract: "PM2.5 年均浓度（按 GB 3095 数据有效性规定）。")
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "站点。") var station: String
+    @Argument(help: "站点编号或名称。") var station: String
     @Argument(help: "年份。") var year: Int
 
     func run() async throws {
+        let station = try await options.stationID(self.station, option: "站点")
         try await options.withClient(for: .ingest) { client in
             let reply = try await perform(
                 client, IngestTypes.airAnnual, AirAnnualRequest(station: station, year: year), as: AirAnnualReply.self, options: options)
@@ -183,12 +187,14 @@ struct Readings: AsyncParsableCommand {
             abstract: "导入监测站点导出的 CSV 或 XLSX，显示进度，逐行列出未接收的数据及原因。")
         @OptionGroup var options: GlobalOptions
         @Argument(help: "CSV 或 XLSX 文件。") var file: String
-        @Option(help: "文件没有站点列时使用的站点。") var station: String?
+        @Option(help: "文件没有站点列时使用的站点（编号或名称）。") var station: String?
         @Option(help: "每条消息的读数条数（最多 10000）。") var chunk: Int = 5000
 
         func run() async throws {
             guard (1...10_000).contains(chunk) else { throw ValidationError("--chunk：应在 1 到 10000 之间") }
             guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("无法读取文件 \(file)") }
+            var station = station
+            if let named = station { station = try await options.stationID(named, option: "--station") }
             let rows: [ReadingsImport.Row]
             do {
                 let parsed: [LedgerCSV.Record]

@@ -5,8 +5,6 @@ import Messaging
 import PlanFormat
 import Schema
 
-extension TaskStatus: ExpressibleByArgument {}
-
 extension EscalationLevel: ExpressibleByArgument {
     public init?(argument: String) {
         switch argument {
@@ -47,9 +45,11 @@ struct Tasks: AsyncParsableCommand {
     @OptionGroup var options: GlobalOptions
     @Option(help: "只看该单位牵头或配合的任务。") var unit: String?
     @Option(help: "任务类别：一至六，或其标题。") var category: String?
-    @Option(help: "not_started（未开始）、on_track（正常推进）、lagging（进度滞后）、overdue（逾期未完成）或 completed（已完成）。") var status: TaskStatus?
+    @Option(help: "状态：\(TaskStatus.helpList)。") var status: String?
 
     func run() async throws {
+        let status = try TaskStatus.resolve(self.status, option: "--status")
+        try await options.checkUnits([("--unit", unit)])
         try await options.withClient(for: .registry) { client in
             let reply = try await perform(
                 client, RegistryTypes.taskList, TaskListRequest(unit: unit, category: category, status: status),
@@ -135,6 +135,7 @@ struct Progress: AsyncParsableCommand {
                 let parts = rest.split(separator: "#", maxSplits: 1).map(String.init)
                 return EvidenceRef(name: name, uri: parts.first ?? "", sha256: parts.count > 1 ? parts[1] : nil)
             }
+            try await options.checkUnits([("--unit", unit)])
             let request = ProgressReportRequest(
                 task: task, period: period, unit: unit, percent: percent, summary: summary, measures: measures, problems: problems,
                 nextSteps: nextSteps,
@@ -156,6 +157,7 @@ struct Progress: AsyncParsableCommand {
         @Flag(help: "列出每次更正，不只最新一次。") var history = false
 
         func run() async throws {
+            try await options.checkUnits([("--unit", unit)])
             try await options.withClient(for: .registry) { client in
                 let reply = try await perform(
                     client, RegistryTypes.progressList, ProgressListRequest(task: task, period: period, unit: unit, history: history),
@@ -234,6 +236,7 @@ struct Escalate: AsyncParsableCommand {
         var options = options
         // Escalations are the office's to record.
         if options.from == nil { options.from = officeUnit }
+        try await options.checkUnits([("--unit", unit)])
         try await options.withClient(for: .registry) { client in
             let escalation = try await perform(
                 client, RegistryTypes.escalationRecord,
@@ -252,6 +255,7 @@ struct Escalations: AsyncParsableCommand {
     @Option(help: "单位。") var unit: String?
 
     func run() async throws {
+        try await options.checkUnits([("--unit", unit)])
         try await options.withClient(for: .registry) { client in
             let reply = try await perform(
                 client, RegistryTypes.escalationList, EscalationListRequest(unit: unit), as: ListReply<Escalation>.self, options: options)
