@@ -20,12 +20,15 @@ func attainmentLabel(_ attainment: String) -> String {
 }
 
 struct Indicators: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "13 项目标指标：最新值和达标情况。")
+    static let configuration = CommandConfiguration(abstract: "13 项目标指标：最新值和达标情况；可导出 CSV 或 XLSX。")
     @OptionGroup var options: GlobalOptions
+    @OptionGroup var export: ExportOptions
 
     func run() async throws {
+        let format = try export.chosenFormat()
         try await options.withClient(for: .ingest) { client in
             let reply = try await perform(client, IngestTypes.indicatorList, Empty(), as: ListReply<Indicator>.self, options: options)
+            if let format { return try export.write(ExportTable.targets(reply.items), format: format) }
             if options.json { return try printJSON(reply.items) }
             print(
                 TextTable.render(
@@ -179,8 +182,60 @@ struct AirAnnual: AsyncParsableCommand {
     }
 }
 
+extension ReadingsInterval: NamedOption {
+    static var noun: String { "时段" }
+    var label: String {
+        switch self {
+        case .hour: return "小时"
+        case .day: return "日"
+        case .month: return "月"
+        }
+    }
+    static func fromOtherName(_ text: String) -> ReadingsInterval? {
+        ["每小时": .hour, "时": .hour, "每日": .day, "天": .day, "每天": .day, "每月": .month][text]
+    }
+}
+
 struct Readings: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "监测数据。", subcommands: [Import.self])
+    static let configuration = CommandConfiguration(
+        abstract: "监测数据：查看、导出（CSV 或 XLSX）、导入。", subcommands: [Show.self, Import.self], defaultSubcommand: Show.self)
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "站点一段时间的监测数据（每小时、每日或每月均值；水质断面另有类别），可导出 CSV 或 XLSX。",
+            discussion: "示例：duban readings 六一桥 --from 2026-11-01 --to 2026-11-30 --format xlsx --out 六一桥11月.xlsx")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "站点编号或名称，如 liuyiqiao（六一桥入湟断面，或写 六一桥）。") var station: String
+        @Option(help: "起（YYYY-MM-DD 或 RFC 3339 时间）。") var from: String
+        @Option(help: "止（含当日，YYYY-MM-DD 或 RFC 3339 时间）。") var to: String
+        @Option(help: "均值时段：\(ReadingsInterval.helpList)。") var every: String = "day"
+        @Option(help: "只看这些项目（可重复），如 nh3n 或 氨氮。") var parameter: [String] = []
+        @OptionGroup var export: ExportOptions
+
+        func run() async throws {
+            let format = try export.chosenFormat()
+            let every = try ReadingsInterval.named(self.every, option: "--every")
+            let station = try await options.stationID(self.station, option: "站点")
+            let parameters = try parameter.map { text in
+                let choices = ExportTable.parameterLabels.sorted { $0.key < $1.key }.map {
+                    NameChoice(value: $0.key, label: "\($0.value)（\($0.key)）", names: [$0.key, $0.value])
+                }
+                return try OptionNames.resolve(text, option: "--parameter", noun: "监测项目", among: choices)
+            }
+            try await options.withClient(for: .ingest) { client in
+                let reply = try await perform(
+                    client, ReadingsTypes.query,
+                    ReadingsQueryRequest(
+                        station: station, parameters: parameters.isEmpty ? nil : parameters, from: from, to: to, every: every),
+                    options: options)
+                let table = ExportTable.readings(reply)
+                if let format { return try export.write(table, format: format) }
+                if options.json { return try printJSON(reply) }
+                print("\(reply.name)（\(reply.station)）\(from) 至 \(to)，\(every.label)均值")
+                print(TextTable.render(header: table.headers.dropFirst().map { $0 }, rows: table.rows.map { Array($0.dropFirst()) }))
+            }
+        }
+    }
 
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

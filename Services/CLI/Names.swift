@@ -155,9 +155,12 @@ extension GlobalOptions {
     /// A station's id from its id, its name (六一桥入湟断面) or the start of its name (六一桥).
     /// Unchanged when the ingest service cannot be asked: the service judges it.
     func stationID(_ text: String, option: String) async throws -> String {
-        guard let stations = try? await withClient(for: .ingest, { client in
-            try await client.callAll(IngestTypes.stationList, Empty(), timeout: replyTimeout, retries: 1)
-        })
+        guard
+            let stations = try? await withClient(
+                for: .ingest,
+                { client in
+                    try await client.callAll(IngestTypes.stationList, Empty(), timeout: replyTimeout, retries: 1)
+                })
         else { return text }
         let typed = text.trimmingCharacters(in: .whitespaces)
         let choices = stations.map { NameChoice(value: $0.id, label: "\($0.name)（\($0.id)）", names: [$0.id, $0.name]) }
@@ -171,9 +174,12 @@ extension GlobalOptions {
     /// An indicator's id from its id or the plan's name for it (森林覆盖率).
     /// Unchanged when the ingest service cannot be asked: the service judges it.
     func indicatorID(_ text: String, option: String) async throws -> String {
-        guard let indicators = try? await withClient(for: .ingest, { client in
-            try await client.callAll(IngestTypes.indicatorList, Empty(), timeout: replyTimeout, retries: 1)
-        })
+        guard
+            let indicators = try? await withClient(
+                for: .ingest,
+                { client in
+                    try await client.callAll(IngestTypes.indicatorList, Empty(), timeout: replyTimeout, retries: 1)
+                })
         else { return text }
         let choices = indicators.map { NameChoice(value: $0.id, label: "\($0.name)（\($0.id)）", names: [$0.id, $0.name]) }
         return try OptionNames.resolve(text, option: option, noun: "指标", among: choices)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DubanConfig
+import Formats
 import Foundation
 import Messaging
 import PlanFormat
@@ -182,12 +183,25 @@ struct Dispatch: AsyncParsableCommand {
 
     @OptionGroup var options: GlobalOptions
     @Argument(help: "月份，YYYY-MM。") var period: String
+    @OptionGroup var export: ExportOptions
 
     func run() async throws {
+        let format = try export.chosenFormat()
         try await options.withClient(for: .registry) { client in
             let reply = try await perform(
                 client, RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: period), as: DispatchOverviewReply.self,
                 options: options)
+            if let format {
+                // The document: every task and unit of the month with its report (or none), built in Formats.
+                let reports = try await perform(
+                    client, RegistryTypes.progressList, ProgressListRequest(period: reply.period), as: ListReply<ProgressReport>.self,
+                    options: options)
+                let tasks = try await perform(
+                    client, RegistryTypes.taskList, TaskListRequest(), as: ListReply<PlanTask>.self, options: options)
+                let table = ExportTable.dispatch(
+                    reply, reports: reports.items, tasks: tasks.items, today: Timestamp.districtDate(Date()))
+                return try export.write(table, format: format)
+            }
             if options.json { return try printJSON(reply) }
             // Grouped by unit, as the office reads a dispatch: what each unit has reported, and
             // what it has not, still within the deadline or already past it.

@@ -1,3 +1,4 @@
+import CaseTracking
 import DubanTesting
 import Foundation
 import IndicatorIngest
@@ -6,12 +7,12 @@ import Notifications
 import Schema
 import ServiceKit
 import TaskRegistry
-import CaseTracking
 import Testing
 
 /// The real `duban` binary against the four services, started here on free ports: every option
 /// that takes a status, station, indicator, unit, source or kind takes the Chinese name as well
-/// as the id, and a near miss is refused with the name meant before anything is sent.
+/// as the id, a near miss is refused with the name meant before anything is sent, and the
+/// dispatch, the targets and the readings export as CSV and XLSX (read back with openpyxl).
 @Suite(.serialized) struct CLINamesAndExportTests {
     /// The four services, and a configuration file naming them (no keys: `--as` is the envelope's from).
     struct Deployment {
@@ -77,7 +78,8 @@ import Testing
                             value: day == "2026-11-02" ? 1.2 : 0.4))
                 }
             }
-            let reply = try await station.call(IngestTypes.readingSubmit, ReadingSubmitRequest(readings: readings), as: ReadingSubmitReply.self)
+            let reply = try await station.call(
+                IngestTypes.readingSubmit, ReadingSubmitRequest(readings: readings), as: ReadingSubmitReply.self)
             #expect(reply.accepted == 72)
             await station.close()
         }
@@ -111,12 +113,24 @@ import Testing
             ),
             ("indicator", ["indicator", "forest_coverage", "--json"], ["indicator", "森林覆盖率", "--json"]),
             (
+                "readings station", ["readings", "liuyiqiao", "--from", "2026-11-01", "--to", "2026-11-03", "--json"],
+                ["readings", "六一桥", "--from", "2026-11-01", "--to", "2026-11-03", "--json"]
+            ),
+            (
+                "readings station (full name)", ["readings", "liuyiqiao", "--from", "2026-11-01", "--to", "2026-11-03", "--json"],
+                ["readings", "六一桥入湟断面", "--from", "2026-11-01", "--to", "2026-11-03", "--json"]
+            ),
+            (
                 "water-class station", ["water-class", "liuyiqiao", "--from", "2026-11-01", "--to", "2026-11-03", "--json"],
                 ["water-class", "六一桥", "--from", "2026-11-01", "--to", "2026-11-03", "--json"]
             ),
             (
                 "water-class station (full name)", ["water-class", "liuyiqiao", "--from", "2026-11-01", "--to", "2026-11-03", "--json"],
                 ["water-class", "六一桥入湟断面", "--from", "2026-11-01", "--to", "2026-11-03", "--json"]
+            ),
+            (
+                "readings --every", ["readings", "liuyiqiao", "--from", "2026-11-01", "--to", "2026-11-03", "--every", "month", "--json"],
+                ["readings", "六一桥", "--from", "2026-11-01", "--to", "2026-11-03", "--every", "月", "--json"]
             ),
         ]
         for (what, byID, byName) in same {
@@ -132,6 +146,7 @@ import Testing
         #expect(d.duban(["audit", "--service", "任务登记"]).ok)
         // Not empty answers, so that the comparisons above compare something.
         #expect(d.duban(["tasks", "--unit", "区农业农村局"]).output.contains("区农业农村局"))
+        #expect(d.duban(["readings", "六一桥", "--from", "2026-11-01", "--to", "2026-11-03"]).output.contains("2026-11-02"))
         #expect(d.duban(["indicator", "森林覆盖率"]).output.contains("forest_coverage"))
         #expect(d.duban(["water-class", "六一桥", "--from", "2026-11-01", "--to", "2026-11-03"]).output.contains("III类（决定因子 nh3n"))
         #expect(d.duban(["ping", "任务登记", "通知提醒"]).ok)
@@ -162,6 +177,14 @@ import Testing
                 "--indicator：未知的指标「森林复盖率」，是否为「森林覆盖率（forest_coverage）」？"
             ),
             (
+                ["readings", "六一桥入黄断面", "--from", "2026-11-01", "--to", "2026-11-03"],
+                "站点：未知的站点「六一桥入黄断面」，是否为「六一桥入湟断面（liuyiqiao）」？"
+            ),
+            (
+                ["readings", "六一桥", "--from", "2026-11-01", "--to", "2026-11-03", "--parameter", "氨"],
+                "--parameter：未知的监测项目「氨」，是否为「氨氮（nh3n）」？"
+            ),
+            (
                 ["water-class", "六一桥入黄断面", "--from", "2026-11-01", "--to", "2026-11-03"],
                 "站点：未知的站点「六一桥入黄断面」，是否为「六一桥入湟断面（liuyiqiao）」？"
             ),
@@ -185,6 +208,115 @@ import Testing
         // Far from any name: the valid ones listed.
         let far = d.duban(["tasks", "--status", "xyz"])
         #expect(far.output.contains("--status：未知的状态「xyz」；可选：未开始、正常推进、进度滞后、逾期未完成"), "\(far.output)")
+        try await d.stop()
+    }
+
+    @Test func theDispatchTheTargetsAndTheReadingsExportAsCSVAndXLSX() async throws {
+        let d = try await Deployment.start()
+        try await d.submitReadings()
+        // One unit reports for October, its summary formula-looking; the rest of the month's reports are missing and late.
+        let unit = try await RPCClient.connect(to: d.registry.endpoints.rpc, from: "区城乡建设局")
+        _ = try await unit.call(
+            RegistryTypes.progressReport,
+            ProgressReportRequest(task: "10", period: "2026-10", unit: "区城乡建设局", percent: 40, summary: "=HYPERLINK(\"http://x\",\"点击\")"),
+            as: ProgressReport.self)
+        await unit.close()
+        // A target not met: 森林覆盖率 30 % against 31.48 %.
+        let forestry = try await RPCClient.connect(to: d.ingest.endpoints.rpc, from: "区自然资源和林业局")
+        _ = try await forestry.call(
+            IngestTypes.indicatorReport,
+            IndicatorReportRequest(indicator: "forest_coverage", period: "2025", value: .number(30), source: "统计年报"),
+            as: IndicatorValue.self)
+        await forestry.close()
+
+        let out = d.directory
+        let runs: [[String]] = [
+            ["dispatch", "2026-10", "--format", "xlsx", "--out", "\(out)/dispatch.xlsx"],
+            ["dispatch", "2026-10", "--out", "\(out)/dispatch.csv"],
+            ["indicators", "--format", "xlsx", "--out", "\(out)/targets.xlsx"],
+            ["indicators", "--format", "csv", "--out", "\(out)/targets.csv"],
+            ["readings", "六一桥", "--from", "2026-11-01", "--to", "2026-11-03", "--format", "xlsx", "--out", "\(out)/readings.xlsx"],
+            ["readings", "六一桥", "--from", "2026-11-01", "--to", "2026-11-03", "--every", "小时", "--out", "\(out)/readings-hourly.xlsx"],
+            ["readings", "liuyiqiao", "--from", "2026-11-01", "--to", "2026-11-03", "--format", "csv", "--out", "\(out)/readings.csv"],
+        ]
+        for arguments in runs {
+            let run = d.duban(arguments)
+            #expect(run.ok, "\(arguments): \(run.output)")
+        }
+        #expect(!d.duban(["indicators", "--format", "pdf"]).ok)
+
+        // Read back with openpyxl: headers, a date cell's type, the frozen header, a highlighted row.
+        let checked = try Self.python(
+            """
+            import sys, datetime, openpyxl
+            d = sys.argv[1]
+            def sheet(name):
+                wb = openpyxl.load_workbook(d + '/' + name)
+                return wb.worksheets[0]
+            def red(cell):
+                return (cell.fill.fgColor.rgb or '').upper().endswith('FFC7CE')
+            def header(ws):
+                return [c.value for c in ws[1]]
+
+            ws = sheet('dispatch.xlsx')
+            h = header(ws)
+            assert h[:7] == ['责任单位', '任务编号', '任务', '报送情况', '完成进度（%）', '报送时间', '报送截止'], h
+            assert ws.freeze_panes == 'A2', ws.freeze_panes
+            rows = list(ws.iter_rows(min_row=2))
+            late = [r for r in rows if r[3].value == '未报（已逾期）']
+            assert late and all(red(c) for c in late[0]), [(c.value, c.fill.fgColor.rgb) for c in late[0]]
+            assert isinstance(late[0][6].value, datetime.datetime), repr(late[0][6].value)
+            done = [r for r in rows if r[3].value == '已报送' and r[0].value == '区城乡建设局' and r[1].value == '10']
+            assert len(done) == 1, len(done)
+            assert isinstance(done[0][5].value, datetime.datetime), repr(done[0][5].value)
+            assert done[0][4].value == 40, repr(done[0][4].value)
+            assert done[0][7].value.startswith("'="), done[0][7].value
+            assert ws.column_dimensions['C'].width > ws.column_dimensions['B'].width
+            print('dispatch', len(rows), len(late))
+
+            ws = sheet('targets.xlsx')
+            h = header(ws)
+            assert h[:4] == ['指标', '指标编号', '目标', '最新值'], h
+            assert ws.freeze_panes == 'A2'
+            rows = list(ws.iter_rows(min_row=2))
+            assert len(rows) == 13, len(rows)
+            forest = [r for r in rows if r[1].value == 'forest_coverage'][0]
+            assert forest[0].value == '森林覆盖率' and forest[3].value == 30 and forest[8].value == '未达标', [c.value for c in forest]
+            assert red(forest[0]), forest[0].fill.fgColor.rgb
+            assert isinstance(forest[7].value, datetime.datetime), repr(forest[7].value)
+            assert not any(red(r[0]) for r in rows if r[8].value != '未达标')
+            print('targets', len(rows))
+
+            ws = sheet('readings.xlsx')
+            h = header(ws)
+            assert h == ['站点', '监测时间', '氨氮(mg/L)', '水质类别', '决定因子', '目标类别'], h
+            assert ws.freeze_panes == 'A2'
+            rows = list(ws.iter_rows(min_row=2))
+            assert [r[1].value for r in rows] == [datetime.datetime(2026, 11, day) for day in (1, 2, 3)], [r[1].value for r in rows]
+            assert rows[1][2].value == 1.2 and rows[1][3].value == 'IV' and rows[1][5].value == 'III', [c.value for c in rows[1]]
+            assert red(rows[1][0]) and not red(rows[0][0]) and not red(rows[2][0])
+            ws = sheet('readings-hourly.xlsx')
+            rows = list(ws.iter_rows(min_row=2))
+            assert len(rows) == 72 and rows[1][1].value == datetime.datetime(2026, 11, 1, 1, 0), (len(rows), rows[1][1].value)
+            print('readings', len(rows))
+            """, [out])
+        #expect(checked.contains("dispatch") && checked.contains("targets 13") && checked.contains("readings 72"), "\(checked)")
+
+        // The CSVs: UTF-8 with a BOM, the same headers, the formula-looking summary neutralised.
+        func csv(_ name: String) throws -> String {
+            let data = try Data(contentsOf: URL(fileURLWithPath: "\(out)/\(name)"))
+            #expect(data.starts(with: [0xEF, 0xBB, 0xBF]), "\(name): a BOM")
+            return String(decoding: data.dropFirst(3), as: UTF8.self)
+        }
+        let dispatchCSV = try csv("dispatch.csv")
+        #expect(dispatchCSV.hasPrefix("责任单位,任务编号,任务,报送情况,完成进度（%）,报送时间,报送截止"))
+        #expect(dispatchCSV.contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"点击\"\")\""), "\(dispatchCSV.prefix(600))")
+        #expect(dispatchCSV.contains("未报（已逾期）"))
+        let targetsCSV = try csv("targets.csv")
+        #expect(targetsCSV.hasPrefix("指标,指标编号,目标,最新值"))
+        #expect(targetsCSV.contains("森林覆盖率,forest_coverage,"))
+        let readingsCSV = try csv("readings.csv")
+        #expect(readingsCSV.contains("六一桥入湟断面,2026-11-02,1.2,IV,氨氮,III"), "\(readingsCSV)")
         try await d.stop()
     }
 }
