@@ -38,6 +38,13 @@ enum OptionNames {
         var labelOf: [String: String] = [:]
         for choice in choices { for name in choice.names { labelOf[name] = labelOf[name] ?? choice.label } }
         if let near = OfficeText.nearest(typed, in: Array(labelOf.keys).sorted()) { return labelOf[near] }
+        // Short names (约谈, 钉钉) are too short for the third-of-the-name rule: one character off
+        // still means the one name it is off from, when only one is.
+        if typed.count >= 2 {
+            let oneOff = Set(
+                labelOf.filter { $0.key.count == typed.count && OfficeText.editDistance(Array(typed), Array($0.key)) == 1 }.map(\.value))
+            if oneOff.count == 1 { return oneOff.first }
+        }
         let lowered = typed.lowercased()
         let containing = Set(
             choices.filter { choice in

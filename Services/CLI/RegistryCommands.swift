@@ -6,15 +6,8 @@ import Messaging
 import PlanFormat
 import Schema
 
-extension EscalationLevel: ExpressibleByArgument {
-    public init?(argument: String) {
-        switch argument {
-        case "notice", "通报": self = .notice
-        case "interview", "约谈": self = .interview
-        case "accountability", "问责": self = .accountability
-        default: return nil
-        }
-    }
+extension EscalationLevel: NamedOption {
+    static var noun: String { "方式" }
 
     var label: String {
         switch self {
@@ -242,7 +235,7 @@ struct Escalate: AsyncParsableCommand {
 
     @OptionGroup var options: GlobalOptions
     @Option(help: "单位。") var unit: String
-    @Option(help: "notice（通报）、interview（约谈）或 accountability（问责）。") var level: EscalationLevel
+    @Option(help: "notice（通报）、interview（约谈）或 accountability（问责）。") var level: String
     @Option(help: "原因。") var reason: String
     @Option(help: "涉及的任务编号（可重复）。") var task: [String] = []
 
@@ -250,6 +243,7 @@ struct Escalate: AsyncParsableCommand {
         var options = options
         // Escalations are the office's to record.
         if options.from == nil { options.from = officeUnit }
+        let level = try EscalationLevel.named(self.level, option: "--level")
         try await options.checkUnits([("--unit", unit)])
         try await options.withClient(for: .registry) { client in
             let escalation = try await perform(

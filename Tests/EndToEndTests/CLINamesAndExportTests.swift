@@ -157,6 +157,10 @@ import Testing
             (["tasks", "--status", "lagginng"], "--status：未知的状态「lagginng」，是否为「进度滞后」？"),
             (["tasks", "--unit", "区农业局"], "--unit：未知的单位「区农业局」，是否为「区农业农村局」？"),
             (
+                ["escalate", "--unit", "区农业农村局", "--level", "约淡", "--reason", "连续两个月未报送"],
+                "--level：未知的方式「约淡」，是否为「约谈」？"
+            ),
+            (
                 ["escalate", "--unit", "区农业局", "--level", "约谈", "--reason", "连续两个月未报送"],
                 "--unit：未知的单位「区农业局」，是否为「区农业农村局」？"
             ),
