@@ -140,6 +140,10 @@ extension ServiceName: NamedOption {
 }
 
 extension GlobalOptions {
+    /// How long a name lookup waits: a service that does not answer soon delays the command no
+    /// longer than this before the request goes as typed (and meets the same silence).
+    var lookupTimeout: Duration { min(replyTimeout, .seconds(2)) }
+
     /// Checks every unit named in `named` against the registry's units before anything is sent, so
     /// that a mistyped unit (区农业局) is refused with the name meant (区农业农村局). When the
     /// registry cannot be asked (not reachable, not allowed), the service that receives the
@@ -150,7 +154,7 @@ extension GlobalOptions {
         let units: [PlanUnit]
         do {
             units = try await withClient(for: .registry) { client in
-                try await client.callAll(RegistryTypes.unitList, Empty(), timeout: replyTimeout, retries: 1)
+                try await client.callAll(RegistryTypes.unitList, Empty(), timeout: lookupTimeout, retries: 0)
             }
         } catch {
             return
@@ -166,7 +170,7 @@ extension GlobalOptions {
             let stations = try? await withClient(
                 for: .ingest,
                 { client in
-                    try await client.callAll(IngestTypes.stationList, Empty(), timeout: replyTimeout, retries: 1)
+                    try await client.callAll(IngestTypes.stationList, Empty(), timeout: lookupTimeout, retries: 0)
                 })
         else { return text }
         let typed = text.trimmingCharacters(in: .whitespaces)
@@ -185,7 +189,7 @@ extension GlobalOptions {
             let indicators = try? await withClient(
                 for: .ingest,
                 { client in
-                    try await client.callAll(IngestTypes.indicatorList, Empty(), timeout: replyTimeout, retries: 1)
+                    try await client.callAll(IngestTypes.indicatorList, Empty(), timeout: lookupTimeout, retries: 0)
                 })
         else { return text }
         let choices = indicators.map { NameChoice(value: $0.id, label: "\($0.name)（\($0.id)）", names: [$0.id, $0.name]) }

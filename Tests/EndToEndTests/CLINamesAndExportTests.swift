@@ -199,6 +199,11 @@ import Testing
                 ["channels", "set", "群", "--kind", "钉钉群", "--target", "https://example.invalid/hook"],
                 "--kind：未知的渠道类型「钉钉群」，是否为「钉钉」？"
             ),
+            (["keys", "add", "unit-x", "--role", "unit", "--unit", "区农业局"], "--unit：未知的单位「区农业局」，是否为「区农业农村局」？"),
+            (
+                ["keys", "add", "station-x", "--role", "station", "--stations", "六一桥入黄断面"],
+                "--stations：未知的站点「六一桥入黄断面」，是否为「六一桥入湟断面（liuyiqiao）」？"
+            ),
             (["plan-impl", "--state", "已退"], "--state：未知的状态「已退」，是否为「已退回待重新报送」？"),
         ]
         for (arguments, message) in nearMisses {
