@@ -6,22 +6,23 @@ import Messaging
 import OfficeFormats
 import Schema
 
-extension CaseState: ExpressibleByArgument {}
-extension CaseSource: ExpressibleByArgument {
-    public init?(argument: String) { self.init(text: argument) }
-}
-
 /// Filters shared by `cases list` and `cases export`.
 struct CaseFilters: ParsableArguments {
-    @Option(help: "状态：registered（已登记）、assigned（已交办）、rectifying（整改中）、pending_acceptance（待验收）、accepted（已验收）、closed（已销号）或 voided（已作废）。")
-    var status: CaseState?
+    @Option(help: "状态：\(CaseState.helpList)。")
+    var status: String?
     @Option(help: "责任单位。") var unit: String?
-    @Option(help: "问题来源，如 混错接点位（sewer_misconnection）。") var source: CaseSource?
+    @Option(help: "问题来源，如 混错接点位（sewer_misconnection）。") var source: String?
     @Option(help: "批次。") var batch: String?
     @Option(help: "所属任务，如 10。") var task: String?
     @Flag(inversion: .prefixedNo, help: "只看逾期的（--overdue）或只看未逾期的（--no-overdue）。") var overdue: Bool?
 
-    var request: CaseListRequest { CaseListRequest(status: status, unit: unit, source: source, batch: batch, task: task, overdue: overdue) }
+    /// The request the filters make, each named value resolved (and each unit checked) before anything is sent.
+    func request(_ options: GlobalOptions) async throws -> CaseListRequest {
+        let status = try CaseState.resolve(self.status, option: "--status")
+        let source = try CaseSource.resolve(self.source, option: "--source")
+        try await options.checkUnits([("--unit", unit)])
+        return CaseListRequest(status: status, unit: unit, source: source, batch: batch, task: task, overdue: overdue)
+    }
 }
 
 func evidenceRefs(_ texts: [String]) throws -> [EvidenceRef] {
@@ -48,8 +49,9 @@ struct CasesCommand: AsyncParsableCommand {
         @OptionGroup var filters: CaseFilters
 
         func run() async throws {
+            let request = try await filters.request(options)
             try await options.withClient(for: .cases) { client in
-                let reply = try await perform(client, CaseTypes.list, filters.request, as: ListReply<Case>.self, options: options)
+                let reply = try await perform(client, CaseTypes.list, request, as: ListReply<Case>.self, options: options)
                 if options.json { return try printJSON(reply.items) }
                 print(
                     TextTable.render(
@@ -112,7 +114,7 @@ struct CasesCommand: AsyncParsableCommand {
     struct Open: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "在整改台账中登记问题（专项工作组办公室或整改台账牵头单位）。")
         @OptionGroup var options: GlobalOptions
-        @Option(help: "问题来源，如 中央生态环境保护督察（central_inspection）。") var source: CaseSource
+        @Option(help: "问题来源，如 中央生态环境保护督察（central_inspection）。") var source: String
         @Option(help: "问题标题（一句话）。") var title: String
         @Option(help: "责任单位。") var unit: String
         @Option(help: "完成时限，YYYY-MM-DD。") var deadline: String?
@@ -131,6 +133,8 @@ struct CasesCommand: AsyncParsableCommand {
             var options = options
             if options.from == nil { options.from = officeUnit }
             if (lat == nil) != (lon == nil) { throw ValidationError("--lat 与 --lon 须同时填写") }
+            let source = try CaseSource.named(self.source, option: "--source")
+            try await options.checkUnits([("--unit", unit), ("--supervising-unit", supervisingUnit), ("--acceptance-unit", acceptanceUnit)])
             let request = CaseOpenRequest(
                 source: source, title: title, unit: unit, deadline: deadline, description: description, task: task, batch: batch,
                 location: location,
@@ -271,8 +275,8 @@ struct CasesCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard ["csv", "xlsx"].contains(format) else { throw ValidationError("--format：应为 csv 或 xlsx，收到 \(format)") }
+            let f = try await filters.request(options)
             try await options.withClient(for: .cases) { client in
-                let f = filters.request
                 // The ledger travels as the service's CSV; the workbook is made here, so the service links no document library.
                 let reply = try await perform(
                     client, CaseTypes.export,
@@ -290,9 +294,10 @@ struct CasesCommand: AsyncParsableCommand {
     struct Batches: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "各批次整改进度（如 237 处混错接点位已销号多少）。")
         @OptionGroup var options: GlobalOptions
-        @Option(help: "问题来源。") var source: CaseSource?
+        @Option(help: "问题来源。") var source: String?
 
         func run() async throws {
+            let source = try CaseSource.resolve(self.source, option: "--source")
             try await options.withClient(for: .cases) { client in
                 let reply = try await perform(
                     client, CaseTypes.batches, CaseBatchesRequest(source: source), as: ListReply<BatchProgress>.self, options: options)
