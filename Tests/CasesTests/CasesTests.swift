@@ -410,3 +410,67 @@ struct Ledger {
         #expect(try LedgerCSV.parse(row).first?.fields == ["普通", "a,b", "he said \"ok\"", "line\nbreak"])
     }
 }
+
+/// The client's tree decoder reads every reply as JSONDecoder does: real replies of the registry
+/// and the ledger (tasks with reasons and milestones, cases with history and evidence, events),
+/// decoded both ways and compared by their canonical encoding; what it is unsure of goes to JSONDecoder.
+@Suite struct ReplyDecodingTests {
+    static func same<T: Codable & Sendable>(_ type: T.Type, _ frame: Data, _ what: String) throws {
+        let fast = try #require(FastJSONDecoding.decode(ReplyEnvelope<T>.self, from: frame), "\(what): the fast path gave up")
+        let slow = try WireCoding.decoder().decode(ReplyEnvelope<T>.self, from: frame)
+        #expect(try WireCoding.canonical(fast.result()) == WireCoding.canonical(slow.result()), "\(what)")
+        #expect(fast.id == slow.id && fast.re == slow.re && fast.ok == slow.ok && fast.ts == slow.ts, "\(what)")
+    }
+
+    @Test func everyReplyReadsTheSameAsWithJSONDecoder() async throws {
+        let ledger = try await Ledger.start()
+        let office = try await ledger.client(officeUnit)
+        let registry = try await RPCClient.connect(to: ledger.registry.endpoints.rpc, from: "区城乡建设局")
+        let opened = try await office.call(
+            CaseTypes.open,
+            CaseOpenRequest(
+                source: .sewerMisconnection, title: "南川东路「12」号\n雨污混接 \\ \"引号\"", unit: "区城乡建设局", deadline: "2026-12-31",
+                task: "10", batch: "第一批", coordinates: Coordinates(lat: 36.61, lon: 101.75), externalRef: "HCJ-P001"))
+        _ = try await office.call(CaseTypes.transition, CaseTransitionRequest(id: opened.id, action: .assign, comment: "交办"))
+        _ = try await office.call(
+            CaseTypes.update,
+            CaseUpdateRequest(
+                id: opened.id, text: "已改造 60%", progress: 60,
+                evidence: [EvidenceRef(name: "照片", uri: "https://files.example/1.jpg", sha256: String(repeating: "a", count: 64))]))
+        _ = try await registry.call(
+            RegistryTypes.progressReport,
+            ProgressReportRequest(task: "10", period: "2026-10", unit: "区城乡建设局", percent: 42.5, summary: "推进中", problems: "资金缺口"))
+
+        try Self.same(PingReply.self, try await registry.callRaw(SystemTypes.ping, Empty()), "sys.ping")
+        try Self.same(PlanReply.self, try await registry.callRaw(RegistryTypes.planGet, Empty()), "plan.get")
+        try Self.same(ListReply<PlanUnit>.self, try await registry.callRaw(RegistryTypes.unitList, Empty()), "unit.list")
+        try Self.same(ListReply<PlanTask>.self, try await registry.callRaw(RegistryTypes.taskList, TaskListRequest()), "task.list")
+        for id in ["7.3", "10", "5"] {
+            try Self.same(PlanTask.self, try await registry.callRaw(RegistryTypes.taskGet, TaskGetRequest(id: id)), "task.get \(id)")
+        }
+        try Self.same(
+            ListReply<ProgressReport>.self, try await registry.callRaw(RegistryTypes.progressList, ProgressListRequest()), "progress.list")
+        try Self.same(Case.self, try await office.callRaw(CaseTypes.get, CaseGetRequest(id: opened.id)), "case.get")
+        try Self.same(ListReply<Case>.self, try await office.callRaw(CaseTypes.list, CaseListRequest()), "case.list")
+        try Self.same(ListReply<BatchProgress>.self, try await office.callRaw(CaseTypes.batches, CaseBatchesRequest()), "case.batches")
+        try Self.same(
+            EventsSinceReply<AnyEvent>.self,
+            try await office.callRaw(SystemTypes.eventsSince, EventsSinceRequest(stream: "cases", after: 0)),
+            "events.since")
+        // An error reply: no body, the error read the same.
+        let missing = try await office.callRaw(CaseTypes.get, CaseGetRequest(id: "HCJ-2099-0001"))
+        let fast = try #require(FastJSONDecoding.decode(ReplyEnvelope<Case>.self, from: missing))
+        let slow = try WireCoding.decoder().decode(ReplyEnvelope<Case>.self, from: missing)
+        #expect(!fast.ok && fast.error == slow.error)
+
+        // What the tree decoder is unsure of is JSONDecoder's: a number written 2.0 for an Int, a Date.
+        struct Counted: Codable, Equatable { var count: Int }
+        #expect(FastJSONDecoding.decode(Counted.self, from: Data(#"{"count":2.0}"#.utf8)) == nil)
+        #expect(try FastJSONDecoding.decodeOrFallBack(Counted.self, from: Data(#"{"count":2}"#.utf8)) == Counted(count: 2))
+        #expect(FastJSONDecoding.decode(Date.self, from: Data("1.5".utf8)) == nil)
+        #expect(FastJSONDecoding.decode(Counted.self, from: Data(#"{"count":"2"}"#.utf8)) == nil)
+        await office.close()
+        await registry.close()
+        try await ledger.stop()
+    }
+}

@@ -1,0 +1,243 @@
+import Foundation
+
+/// Decodes any `Decodable` from a `FastJSON` tree: the reply a typed call gets (a 1.2 kB task
+/// with its reasons and milestones) in a fraction of Foundation's JSONDecoder time here.
+///
+/// It is only a fast path, like `FastJSON` itself: anything it is not sure to read exactly as
+/// JSONDecoder would (a number that is not an exact `Int`, a type it has no case for) throws, and
+/// the caller decodes the same bytes with JSONDecoder, which gives the precise answer or error.
+public enum FastJSONDecoding {
+    /// The value, or nil when the fast path cannot be sure (then use JSONDecoder).
+    public static func decode<T: Decodable>(_ type: T.Type, from data: Data) -> T? {
+        guard let tree = FastJSON.parse(data) else { return nil }
+        return try? Scalars.decode(tree, as: type, codingPath: [])
+    }
+
+    /// Decodes with the fast path, falling back to JSONDecoder for anything it leaves.
+    public static func decodeOrFallBack<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+        if let value = decode(type, from: data) { return value }
+        return try WireCoding.decoder().decode(type, from: data)
+    }
+
+    struct Unsure: Error {}
+}
+
+private struct TreeDecoder: Decoder {
+    let value: FastJSON
+    let codingPath: [any CodingKey]
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    init(_ value: FastJSON, codingPath: [any CodingKey]) {
+        self.value = value
+        self.codingPath = codingPath
+    }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
+        guard case .object(let members) = value else { throw FastJSONDecoding.Unsure() }
+        return KeyedDecodingContainer(TreeKeyedContainer<Key>(members, codingPath: codingPath))
+    }
+
+    func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
+        guard case .array(let items) = value else { throw FastJSONDecoding.Unsure() }
+        return TreeUnkeyedContainer(items, codingPath: codingPath)
+    }
+
+    func singleValueContainer() throws -> any SingleValueDecodingContainer { TreeSingleValue(value, codingPath: codingPath) }
+}
+
+/// The scalar reads shared by every container, as JSONDecoder reads them.
+fileprivate enum Scalars {
+    static func bool(_ value: FastJSON) throws -> Bool {
+        guard case .bool(let flag) = value else { throw FastJSONDecoding.Unsure() }
+        return flag
+    }
+
+    static func string(_ value: FastJSON) throws -> String {
+        guard case .string(let text) = value else { throw FastJSONDecoding.Unsure() }
+        return text
+    }
+
+    static func double(_ value: FastJSON) throws -> Double {
+        switch value {
+        case .number(let number): return number
+        case .integer(let number): return Double(number)
+        default: throw FastJSONDecoding.Unsure()
+        }
+    }
+
+    /// Only an integral token that fits: `1.0`, `1e3` and the like are left to JSONDecoder.
+    static func integer<T: FixedWidthInteger>(_ value: FastJSON, as type: T.Type) throws -> T {
+        guard case .integer(let number) = value, let exact = T(exactly: number) else { throw FastJSONDecoding.Unsure() }
+        return exact
+    }
+
+    static func decode<T: Decodable>(_ value: FastJSON, as type: T.Type, codingPath: [any CodingKey]) throws -> T {
+        // Foundation's special cases (Date, Data, URL, Decimal) are JSONDecoder's to read.
+        if type is Date.Type || type is Data.Type || type is URL.Type || type is Decimal.Type { throw FastJSONDecoding.Unsure() }
+        if type == String.self { return try string(value) as! T }
+        if type == Int.self { return try integer(value, as: Int.self) as! T }
+        if type == Double.self { return try double(value) as! T }
+        if type == Bool.self { return try bool(value) as! T }
+        return try T(from: TreeDecoder(value, codingPath: codingPath))
+    }
+}
+
+private struct IndexKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+    init(_ index: Int) {
+        stringValue = "Index \(index)"
+        intValue = index
+    }
+    init?(stringValue: String) { nil }
+    init?(intValue: Int) { self.init(intValue) }
+}
+
+private struct TreeKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
+    let codingPath: [any CodingKey]
+    /// Each key's value, the first one where a key repeats (as `FastJSON`'s subscript reads it).
+    private let members: [String: FastJSON]
+    let allKeys: [Key]
+
+    init(_ list: [(String, FastJSON)], codingPath: [any CodingKey]) {
+        self.codingPath = codingPath
+        var members: [String: FastJSON] = [:]
+        members.reserveCapacity(list.count)
+        var keys: [Key] = []
+        keys.reserveCapacity(list.count)
+        for (name, value) in list where members[name] == nil {
+            members[name] = value
+            if let key = Key(stringValue: name) { keys.append(key) }
+        }
+        self.members = members
+        allKeys = keys
+    }
+
+    func contains(_ key: Key) -> Bool { members[key.stringValue] != nil }
+
+    private func value(_ key: Key) throws -> FastJSON {
+        guard let value = members[key.stringValue] else { throw FastJSONDecoding.Unsure() }
+        return value
+    }
+
+    func decodeNil(forKey key: Key) throws -> Bool { try value(key).isNull }
+    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try Scalars.bool(value(key)) }
+    func decode(_ type: String.Type, forKey key: Key) throws -> String { try Scalars.string(value(key)) }
+    func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try Scalars.double(value(key)) }
+    func decode(_ type: Float.Type, forKey key: Key) throws -> Float {
+        let number = try Scalars.double(value(key))
+        guard let exact = Float(exactly: number) else { throw FastJSONDecoding.Unsure() }
+        return exact
+    }
+    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try Scalars.integer(value(key), as: Int.self) }
+    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try Scalars.integer(value(key), as: Int8.self) }
+    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try Scalars.integer(value(key), as: Int16.self) }
+    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try Scalars.integer(value(key), as: Int32.self) }
+    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try Scalars.integer(value(key), as: Int64.self) }
+    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { try Scalars.integer(value(key), as: UInt.self) }
+    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try Scalars.integer(value(key), as: UInt8.self) }
+    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try Scalars.integer(value(key), as: UInt16.self) }
+    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try Scalars.integer(value(key), as: UInt32.self) }
+    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try Scalars.integer(value(key), as: UInt64.self) }
+
+    func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
+        try Scalars.decode(value(key), as: type, codingPath: codingPath + [key])
+    }
+
+    func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey>
+    {
+        try TreeDecoder(value(key), codingPath: codingPath + [key]).container(keyedBy: type)
+    }
+
+    func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
+        try TreeDecoder(value(key), codingPath: codingPath + [key]).unkeyedContainer()
+    }
+
+    func superDecoder() throws -> any Decoder { throw FastJSONDecoding.Unsure() }
+    func superDecoder(forKey key: Key) throws -> any Decoder { TreeDecoder(try value(key), codingPath: codingPath + [key]) }
+}
+
+private struct TreeUnkeyedContainer: UnkeyedDecodingContainer {
+    let items: [FastJSON]
+    let codingPath: [any CodingKey]
+    private(set) var currentIndex = 0
+
+    init(_ items: [FastJSON], codingPath: [any CodingKey]) {
+        self.items = items
+        self.codingPath = codingPath
+    }
+
+    var count: Int? { items.count }
+    var isAtEnd: Bool { currentIndex >= items.count }
+
+    private mutating func next() throws -> FastJSON {
+        guard currentIndex < items.count else { throw FastJSONDecoding.Unsure() }
+        defer { currentIndex += 1 }
+        return items[currentIndex]
+    }
+
+    mutating func decodeNil() throws -> Bool {
+        guard currentIndex < items.count else { throw FastJSONDecoding.Unsure() }
+        if items[currentIndex].isNull {
+            currentIndex += 1
+            return true
+        }
+        return false
+    }
+
+    mutating func decode(_ type: Bool.Type) throws -> Bool { try Scalars.bool(next()) }
+    mutating func decode(_ type: String.Type) throws -> String { try Scalars.string(next()) }
+    mutating func decode(_ type: Double.Type) throws -> Double { try Scalars.double(next()) }
+    mutating func decode(_ type: Int.Type) throws -> Int { try Scalars.integer(next(), as: Int.self) }
+    mutating func decode(_ type: Int64.Type) throws -> Int64 { try Scalars.integer(next(), as: Int64.self) }
+
+    mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        let path = codingPath + [IndexKey(currentIndex)]
+        return try Scalars.decode(next(), as: type, codingPath: path)
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
+        let path = codingPath + [IndexKey(currentIndex)]
+        return try TreeDecoder(next(), codingPath: path).container(keyedBy: type)
+    }
+
+    mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer {
+        let path = codingPath + [IndexKey(currentIndex)]
+        return try TreeDecoder(next(), codingPath: path).unkeyedContainer()
+    }
+
+    mutating func superDecoder() throws -> any Decoder {
+        let path = codingPath + [IndexKey(currentIndex)]
+        return TreeDecoder(try next(), codingPath: path)
+    }
+}
+
+private struct TreeSingleValue: SingleValueDecodingContainer {
+    let value: FastJSON
+    let codingPath: [any CodingKey]
+
+    init(_ value: FastJSON, codingPath: [any CodingKey]) {
+        self.value = value
+        self.codingPath = codingPath
+    }
+
+    func decodeNil() -> Bool { value.isNull }
+    func decode(_ type: Bool.Type) throws -> Bool { try Scalars.bool(value) }
+    func decode(_ type: String.Type) throws -> String { try Scalars.string(value) }
+    func decode(_ type: Double.Type) throws -> Double { try Scalars.double(value) }
+    func decode(_ type: Float.Type) throws -> Float {
+        guard let exact = Float(exactly: try Scalars.double(value)) else { throw FastJSONDecoding.Unsure() }
+        return exact
+    }
+    func decode(_ type: Int.Type) throws -> Int { try Scalars.integer(value, as: Int.self) }
+    func decode(_ type: Int8.Type) throws -> Int8 { try Scalars.integer(value, as: Int8.self) }
+    func decode(_ type: Int16.Type) throws -> Int16 { try Scalars.integer(value, as: Int16.self) }
+    func decode(_ type: Int32.Type) throws -> Int32 { try Scalars.integer(value, as: Int32.self) }
+    func decode(_ type: Int64.Type) throws -> Int64 { try Scalars.integer(value, as: Int64.self) }
+    func decode(_ type: UInt.Type) throws -> UInt { try Scalars.integer(value, as: UInt.self) }
+    func decode(_ type: UInt8.Type) throws -> UInt8 { try Scalars.integer(value, as: UInt8.self) }
+    func decode(_ type: UInt16.Type) throws -> UInt16 { try Scalars.integer(value, as: UInt16.self) }
+    func decode(_ type: UInt32.Type) throws -> UInt32 { try Scalars.integer(value, as: UInt32.self) }
+    func decode(_ type: UInt64.Type) throws -> UInt64 { try Scalars.integer(value, as: UInt64.self) }
+    func decode<T: Decodable>(_ type: T.Type) throws -> T { try Scalars.decode(value, as: type, codingPath: codingPath) }
+}
