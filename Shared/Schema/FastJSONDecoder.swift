@@ -46,7 +46,7 @@ private struct TreeDecoder: Decoder {
 }
 
 /// The scalar reads shared by every container, as JSONDecoder reads them.
-fileprivate enum Scalars {
+private enum Scalars {
     static func bool(_ value: FastJSON) throws -> Bool {
         guard case .bool(let flag) = value else { throw FastJSONDecoding.Unsure() }
         return flag
@@ -65,10 +65,17 @@ fileprivate enum Scalars {
         }
     }
 
-    /// Only an integral token that fits: `1.0`, `1e3` and the like are left to JSONDecoder.
+    /// An integral token that fits, or a number with an integral value as JSONDecoder takes one
+    /// (`1.0`, `1e3`, `-0.0`), within 2^53 where a Double is exact; anything else is JSONDecoder's.
     static func integer<T: FixedWidthInteger>(_ value: FastJSON, as type: T.Type) throws -> T {
-        guard case .integer(let number) = value, let exact = T(exactly: number) else { throw FastJSONDecoding.Unsure() }
-        return exact
+        switch value {
+        case .integer(let number):
+            if let exact = T(exactly: number) { return exact }
+        case .number(let number) where abs(number) < 9_007_199_254_740_992:
+            if let exact = T(exactly: number) { return exact }
+        default: break
+        }
+        throw FastJSONDecoding.Unsure()
     }
 
     static func decode<T: Decodable>(_ value: FastJSON, as type: T.Type, codingPath: [any CodingKey]) throws -> T {
@@ -144,8 +151,7 @@ private struct TreeKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtoco
         try Scalars.decode(value(key), as: type, codingPath: codingPath + [key])
     }
 
-    func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey>
-    {
+    func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
         try TreeDecoder(value(key), codingPath: codingPath + [key]).container(keyedBy: type)
     }
 

@@ -18,6 +18,8 @@ public protocol RequestDeclaration: Sendable {
     var carriesSecrets: Bool { get }
     /// The body's type: what decodes it by declaration alone (a request table of every type, the fuzzers).
     var bodyType: any (Codable & Sendable).Type { get }
+    /// The reply's type (the fuzzers read arbitrary bytes as every reply a client decodes).
+    var replyType: any (Codable & Sendable).Type { get }
 }
 
 /// One request type, declared once: its wire name, the body it takes, the reply it gives, and
@@ -44,6 +46,7 @@ public struct RPC<Body: Codable & Sendable, Reply: Codable & Sendable>: RequestD
     }
 
     public var bodyType: any (Codable & Sendable).Type { Body.self }
+    public var replyType: any (Codable & Sendable).Type { Reply.self }
 }
 
 /// Every request type of the protocol, by service.

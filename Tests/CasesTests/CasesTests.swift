@@ -463,9 +463,15 @@ struct Ledger {
         let slow = try WireCoding.decoder().decode(ReplyEnvelope<Case>.self, from: missing)
         #expect(!fast.ok && fast.error == slow.error)
 
-        // What the tree decoder is unsure of is JSONDecoder's: a number written 2.0 for an Int, a Date.
+        // Numbers as JSONDecoder takes them for an Int (2.0, 1e3, -0.0), and what the tree decoder is
+        // unsure of left to JSONDecoder: 1.5 for an Int, a number past 2^53 written as a float, a Date.
         struct Counted: Codable, Equatable { var count: Int }
-        #expect(FastJSONDecoding.decode(Counted.self, from: Data(#"{"count":2.0}"#.utf8)) == nil)
+        for (text, count) in [(#"{"count":2.0}"#, 2), (#"{"count":1e3}"#, 1_000), (#"{"count":-0.0}"#, 0)] {
+            #expect(FastJSONDecoding.decode(Counted.self, from: Data(text.utf8)) == Counted(count: count))
+            #expect(try WireCoding.decoder().decode(Counted.self, from: Data(text.utf8)) == Counted(count: count))
+        }
+        #expect(FastJSONDecoding.decode(Counted.self, from: Data(#"{"count":1.5}"#.utf8)) == nil)
+        #expect(FastJSONDecoding.decode(Counted.self, from: Data(#"{"count":1e300}"#.utf8)) == nil)
         #expect(try FastJSONDecoding.decodeOrFallBack(Counted.self, from: Data(#"{"count":2}"#.utf8)) == Counted(count: 2))
         #expect(FastJSONDecoding.decode(Date.self, from: Data("1.5".utf8)) == nil)
         #expect(FastJSONDecoding.decode(Counted.self, from: Data(#"{"count":"2"}"#.utf8)) == nil)

@@ -10,7 +10,9 @@ import Schema
 ///   accepted, a client built from the same type can send again);
 /// - a type with a fast path reads the same body to the same value, and never accepts what
 ///   JSONDecoder refuses;
-/// - a type's idempotency fingerprint is the same for the decoded and the re-decoded value.
+/// - a type's idempotency fingerprint is the same for the decoded and the re-decoded value;
+/// - the client's tree decoder (`FastJSONDecoding`) never reads a body or a reply JSONDecoder refuses,
+///   and reads what it accepts to the same value.
 let declarations = RequestCatalog.all
 let byName = RequestCatalog.byName
 
@@ -23,7 +25,18 @@ public func fuzzBodies(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let declaration =
         String(validating: head, as: UTF8.self).flatMap { byName[$0] } ?? declarations[Fuzz.stableIndex(head, count: declarations.count)]
     check(declaration.bodyType, body, declaration.name)
+    checkTreeDecoder(declaration.bodyType, body, declaration.name)
+    checkTreeDecoder(declaration.replyType, body, declaration.name + " (reply)")
+    checkTreeDecoder(AnyEvent.self, body, "an event")
     return 0
+}
+
+func checkTreeDecoder<Value: Codable & Sendable>(_ type: Value.Type, _ bytes: Data, _ name: String) {
+    guard let tree = FastJSONDecoding.decode(Value.self, from: bytes) else { return }
+    guard let value = try? WireCoding.decoder().decode(Value.self, from: bytes) else {
+        Fuzz.fail("\(name): the tree decoder accepts what JSONDecoder refuses")
+    }
+    guard Fuzz.canonical(tree) == Fuzz.canonical(value) else { Fuzz.fail("\(name): the tree decoder reads it differently") }
 }
 
 func check<Body: Codable & Sendable>(_ type: Body.Type, _ body: Data, _ name: String) {
