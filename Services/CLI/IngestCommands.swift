@@ -176,7 +176,51 @@ struct AirAnnual: AsyncParsableCommand {
 }
 
 struct Readings: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "监测数据。", subcommands: [Import.self])
+    static let configuration = CommandConfiguration(abstract: "监测数据。", subcommands: [Import.self, Query.self])
+
+    struct Query: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "按小时、日或月查看站点的监测均值，标出低于检出限（未检出）和维护、校准、停运的读数。")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "站点编号。") var station: String
+        @Argument(help: "起始日期（YYYY-MM-DD）。") var from: String
+        @Argument(help: "截止日期（YYYY-MM-DD，含当日）。") var to: String
+        @Option(name: .customLong("parameter"), help: "只看这些监测项目（可重复）。") var parameters: [String] = []
+        @Option(help: "间隔：hour（小时）、day（日）或 month（月）。") var every: String = "day"
+
+        func run() async throws {
+            let intervals: [String: ReadingsInterval] = ["hour": .hour, "小时": .hour, "day": .day, "日": .day, "month": .month, "月": .month]
+            guard let interval = intervals[every] else { throw ValidationError("--every：应为 hour（小时）、day（日）或 month（月），收到「\(every)」") }
+            try await options.withClient(for: .ingest) { client in
+                let reply = try await perform(
+                    client, ReadingsTypes.query,
+                    ReadingsQueryRequest(
+                        station: station, parameters: parameters.isEmpty ? nil : parameters, from: from, to: to, every: interval),
+                    as: ReadingsQueryReply.self, options: options)
+                if options.json { return try printJSON(reply) }
+                print("\(reply.name)（\(reply.station)）\(from) 至 \(to)")
+                for series in reply.series {
+                    var rows = series.points.map { point in
+                        [point.t, Self.text(point), String(point.count), point.class.map { "\($0)类" } ?? ""]
+                    }
+                    for item in series.marked ?? [] {
+                        rows.append([item.t, ReadingMark(rawValue: item.mark)?.chineseName ?? item.mark, String(item.count), ""])
+                    }
+                    rows.sort { $0[0] < $1[0] }
+                    print("\n\(series.parameter)（\(series.unit)）")
+                    print(rows.isEmpty ? "  没有读数" : TextTable.render(header: ["时间", "均值", "读数", "类别"], rows: rows))
+                }
+            }
+        }
+
+        /// `<0.01（未检出）` when every reading of the bucket was below detection; else the mean, saying how many were.
+        static func text(_ point: ReadingPoint) -> String {
+            let mean = String(format: "%g", point.mean)
+            guard let below = point.belowDetection, below > 0 else { return mean }
+            let limit = point.detectionLimit.map { String(format: "%g", $0) } ?? "检出限"
+            return below == point.count ? "<\(limit)（未检出）" : "\(mean)（含未检出 \(below) 条）"
+        }
+    }
 
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -223,6 +267,9 @@ struct Readings: AsyncParsableCommand {
             try await options.withClient(for: .ingest) { client in
                 var accepted = 0
                 var duplicates = 0
+                // Marked readings taken (stored or already held), for the summary.
+                var belowDetection = 0
+                var statusMarked = 0
                 let started = ContinuousClock.now
                 // One key per chunk of this run: a retried chunk is applied once, and importing the file
                 // again is a new run whose readings are counted as duplicates, not replayed.
@@ -235,6 +282,11 @@ struct Readings: AsyncParsableCommand {
                         options: options, key: "\(run):\(start)")
                     accepted += reply.accepted
                     duplicates += reply.duplicates
+                    let refused = Set(reply.rejected.map(\.index))
+                    for (index, row) in slice.enumerated() where !refused.contains(index) {
+                        guard let mark = row.reading?.mark.flatMap(ReadingMark.init(rawValue:)) else { continue }
+                        if mark.isStatus { statusMarked += 1 } else { belowDetection += 1 }
+                    }
                     for rejected in reply.rejected {
                         let field = rejected.field.map { $0.replacingOccurrences(of: "body.readings[\(rejected.index)].", with: "") } ?? ""
                         let reading = slice[rejected.index].reading!
@@ -245,9 +297,11 @@ struct Readings: AsyncParsableCommand {
                 }
                 FileHandle.standardError.write(Data("\n".utf8))
                 problems.sort { $0.0 < $1.0 }
+                let marks =
+                    belowDetection + statusMarked == 0 ? "" : "（其中低于检出限 \(belowDetection) 条、维护/校准/停运 \(statusMarked) 条）"
                 print(
-                    "\(file): 入库 \(accepted) 条，重复 \(duplicates) 条，\(problems.count) 条有误"
-                        + (notes.isEmpty ? "" : "，\(notes.count) 处标记未导入（低于检出限或维护、校准、停运）"))
+                    "\(file): 入库 \(accepted) 条，重复 \(duplicates) 条\(marks)，\(problems.count) 条有误"
+                        + (notes.isEmpty ? "" : "，\(notes.count) 处提示未导入"))
                 for (line, note) in notes.prefix(200) { print("  \(file):\(line): 提示 \(note)") }
                 for (line, problem) in problems.prefix(200) { print("  \(file):\(line): \(problem)") }
                 if problems.count > 200 { print("  …另有 \(problems.count - 200) 条") }
