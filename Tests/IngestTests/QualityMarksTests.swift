@@ -48,7 +48,8 @@ import Testing
     static func expectMarksComeBack(_ client: RPCClient) async throws {
         let daily = try await client.call(
             ReadingsTypes.query,
-            ReadingsQueryRequest(station: "liuyiqiao", parameters: ["nh3n", "tp", "cod"], from: "2026-11-01", to: "2026-11-02", every: .day))
+            ReadingsQueryRequest(
+                station: "liuyiqiao", parameters: ["nh3n", "tp", "cod"], from: "2026-11-01", to: "2026-11-02", every: .day))
         let nh3n = try #require(daily.series.first { $0.parameter == "nh3n" })
         let first = try #require(nh3n.points.first { $0.t == "2026-11-01" })
         // 0.01L enters as 0.005 beside the measured 0.4; the 维护 reading's 500 is in nothing.
@@ -214,7 +215,8 @@ import Testing
         try await Self.expectMarksComeBack(client)
         let again = try await client.call(IngestTypes.readingSubmit, ReadingSubmitRequest(readings: readings), as: ReadingSubmitReply.self)
         #expect(again.duplicates == 7)
-        let stored = try cluster.psql("SELECT count(*) FILTER (WHERE mark IS NOT NULL), count(*) FILTER (WHERE value IS NULL) FROM readings")
+        let stored = try cluster.psql(
+            "SELECT count(*) FILTER (WHERE mark IS NOT NULL), count(*) FILTER (WHERE value IS NULL) FROM readings")
         #expect(stored.trimmingCharacters(in: .whitespacesAndNewlines) == "6|1", "\(stored)")
         await client.close()
         try await service.stop()
