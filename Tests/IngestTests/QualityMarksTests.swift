@@ -195,11 +195,12 @@ import Testing
     @Test func postgresStoresMarksInATableMadeBeforeThem() async throws {
         let cluster = try PostgresCluster.start()
         defer { cluster.stop() }
+        let sixteen = Int64(date("2026-11-01T16:00:00+08:00").timeIntervalSince1970 * 1000)
         _ = try cluster.psql(
             """
             CREATE TABLE readings (station TEXT NOT NULL, parameter TEXT NOT NULL, ts BIGINT NOT NULL, value DOUBLE PRECISION NOT NULL,
             revision INTEGER NOT NULL DEFAULT 0, received_at BIGINT NOT NULL, PRIMARY KEY (station, parameter, ts));
-            INSERT INTO readings VALUES ('liuyiqiao', 'nh3n', \(Int64(date("2026-11-01T16:00:00+08:00").timeIntervalSince1970 * 1000)), 0.4, 0, 0)
+            INSERT INTO readings VALUES ('liuyiqiao', 'nh3n', \(sixteen), 0.4, 0, 0)
             """)
         let service = try await InProcessService.start(
             IngestService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: IngestServiceTests.clock()
