@@ -219,6 +219,14 @@ import Testing
         let stored = try cluster.psql(
             "SELECT count(*) FILTER (WHERE mark IS NOT NULL), count(*) FILTER (WHERE value IS NULL) FROM readings")
         #expect(stored.trimmingCharacters(in: .whitespacesAndNewlines) == "6|1", "\(stored)")
+        // A revision gives the 校准 reading its measured value and takes the mark away.
+        let measured = SubmittedReading(
+            station: "liuyiqiao", parameter: "tp", ts: "2026-11-01T12:00:00+08:00", value: 0.07, flag: "revision")
+        let revised = try await client.call(
+            IngestTypes.readingSubmit, ReadingSubmitRequest(readings: [measured]), as: ReadingSubmitReply.self)
+        #expect(revised.accepted == 1, "\(revised)")
+        let row = try cluster.psql("SELECT value, coalesce(mark, '-'), revision FROM readings WHERE parameter = 'tp' AND value > 0.05")
+        #expect(row == "0.07|-|1", "\(row)")
         await client.close()
         try await service.stop()
     }
