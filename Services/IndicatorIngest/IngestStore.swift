@@ -140,6 +140,8 @@ struct BatchTally {
     private(set) var storedReadings: [NormalizedReading] = []
 
     private var current: (station: String, parameter: String, count: Int, from: Int64, to: Int64)?
+    /// Each station's newest marked reading stored: kept out of the series, but it ends a silence.
+    private var newestMarked: [String: Int64] = [:]
 
     init(refused: [RejectedItem]) { self.refused = refused }
 
@@ -161,6 +163,7 @@ struct BatchTally {
     mutating func stored(_ reading: NormalizedReading) {
         accepted += 1
         storedReadings.append(reading)
+        if reading.mark != nil { newestMarked[reading.station] = max(newestMarked[reading.station] ?? .min, reading.ts) }
         // Batches mostly hold one series after another: a run of the same series is counted in
         // place, and only a new station or parameter costs dictionary lookups.
         if let run = current, run.station == reading.station, run.parameter == reading.parameter {
@@ -214,6 +217,13 @@ struct BatchTally {
             out[i].readings.sort { $0.ts < $1.ts }
         }
         return out.sorted { ($0.key.station, $0.key.parameter) < ($1.key.station, $1.key.parameter) }
+    }
+
+    /// A batch per station that stored marked readings, with no reading to judge: only `alive`.
+    var livenessBatches: [SeriesBatch] {
+        newestMarked.sorted { $0.key < $1.key }.map {
+            SeriesBatch(station: $0.key, parameter: "", readings: [], prior: nil, days: [:], alive: $0.value)
+        }
     }
 
     var reply: ReadingSubmitReply {

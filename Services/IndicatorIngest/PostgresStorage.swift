@@ -428,8 +428,9 @@ final class PostgresIngestStore: IngestStore {
             // logs events under the stream's lock and audits under this one, and this one must come first,
             // as in `apply`, or the two transactions deadlock.
             if tally.accepted > 0 { try await connection.query("SELECT pg_advisory_xact_lock(7201002)", logger: logger) }
-            if !series.isEmpty {
-                var batches: [SeriesBatch] = []
+            let liveness = tally.livenessBatches
+            if !series.isEmpty || !liveness.isEmpty {
+                var batches: [SeriesBatch] = liveness
                 let offset = Int64(Timestamp.districtOffset)
                 for (key, readings) in series {
                     guard let (from, to) = SeriesBatch.dayRange(readings, dayWindow: dayWindow) else { continue }

@@ -171,6 +171,7 @@ final class SQLiteIngestStore: IngestStore {
                         station: key.station, parameter: key.parameter, readings: series, prior: prior[key],
                         days: SeriesBatch.days(touchedBy: series, hourly: hourly)))
             }
+            batches += tally.livenessBatches
             if !batches.isEmpty {
                 let active = Set(try String.fetchAll(db, sql: "SELECT key FROM alerts WHERE active = 1"))
                 let judgement = evaluate(batches, active)

@@ -143,6 +143,32 @@ import Testing
         try await service.stop()
     }
 
+    /// A 维护 reading gives no value but proves the station is reporting: the silence alert clears.
+    @Test func aMaintenanceReadingKeepsTheStationAlive() async throws {
+        let service = try await InProcessService.start(
+            IngestService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: IngestServiceTests.clock(), tickSeconds: 0.1)
+        let client = try await RPCClient.connect(to: service.endpoints.rpc, from: "test")
+        _ = try await client.call(
+            IngestTypes.readingSubmit, ReadingSubmitRequest(readings: sample(at: "2026-11-18T08:00:00+08:00")), as: ReadingSubmitReply.self)
+        #expect(
+            try await TestSupport.eventually {
+                try await events(client, IngestTypes.alertRaised).contains {
+                    (try? $0.body(as: AlertBody.self).alert) == "station_silent:liuyiqiao"
+                }
+            })
+        let maintenance = SubmittedReading(
+            station: "liuyiqiao", parameter: "nh3n", ts: "2026-11-20T11:30:00+08:00", value: .nan, mark: "maintenance")
+        _ = try await client.call(IngestTypes.readingSubmit, ReadingSubmitRequest(readings: [maintenance]), as: ReadingSubmitReply.self)
+        #expect(
+            try await TestSupport.eventually {
+                try await events(client, IngestTypes.alertCleared).contains {
+                    (try? $0.body(as: AlertBody.self).alert) == "station_silent:liuyiqiao"
+                }
+            })
+        await client.close()
+        try await service.stop()
+    }
+
     @Test func anUnknownMarkOrABadLimitIsRefusedOnItsOwnWithItsField() async throws {
         let service = try await InProcessService.start(
             IngestService.self, dataDirectory: try TestSupport.temporaryDirectory(), clock: IngestServiceTests.clock())
