@@ -114,7 +114,7 @@ public struct ReadingRules: Sendable {
                 return reject(.invalidArgument, "低于检出限的读数须给出 detection_limit（检出限）", "detection_limit")
             }
             guard given.isFinite, given > 0, range.contains(convert(given)) else {
-                return reject(.invalidArgument, "detection_limit 应为正的有限数值（收到 \(given)）", "detection_limit")
+                return reject(.invalidArgument, "detection_limit 应为正的有限数值，且不超出 \(reading.parameter) 的物理范围（收到 \(given)）", "detection_limit")
             }
             // The value says nothing the limit does not: omitted, or the limit itself.
             guard reading.value.isNaN || reading.value == given else {

@@ -373,14 +373,18 @@ extension ReadingSubmitRequest: FastDecodable, Fingerprintable {
     public func fingerprint(into bytes: inout [UInt8]) {
         bytes.reserveCapacity(bytes.count + readings.count * 48)
         for reading in readings {
-            for text in [
-                reading.station, reading.parameter, reading.ts, reading.unit ?? "\u{1}", reading.flag ?? "\u{1}", reading.mark ?? "\u{1}",
-            ] {
+            for text in [reading.station, reading.parameter, reading.ts, reading.unit ?? "\u{1}", reading.flag ?? "\u{1}"] {
                 bytes.append(contentsOf: text.utf8)
                 bytes.append(0)
             }
             withUnsafeBytes(of: reading.value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
-            // No limit and a limit are told apart by a tag byte, so that no limit's bytes can equal a limit's.
+            // An unmarked reading's bytes stay what they were before marks existed, so that a retry across
+            // the upgrade still matches its key. A mark or limit follows 0xFF, a byte UTF-8 never holds, so
+            // it cannot be read as the start of the next reading's station.
+            guard reading.mark != nil || reading.detectionLimit != nil else { continue }
+            bytes.append(0xFF)
+            bytes.append(contentsOf: (reading.mark ?? "\u{1}").utf8)
+            bytes.append(0)
             if let limit = reading.detectionLimit {
                 bytes.append(1)
                 withUnsafeBytes(of: limit.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }

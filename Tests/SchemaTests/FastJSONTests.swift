@@ -109,6 +109,29 @@ import Testing
         }
     }
 
+    /// Idempotency fingerprints: an unmarked reading's bytes are what they were before marks (a retry
+    /// across the upgrade matches its key); a mark or a limit changes them.
+    @Test func marksChangeTheFingerprintAndUnmarkedReadingsKeepTheirs() {
+        func bytes(_ readings: [SubmittedReading]) -> [UInt8] {
+            var out: [UInt8] = []
+            ReadingSubmitRequest(readings: readings).fingerprint(into: &out)
+            return out
+        }
+        let plain = SubmittedReading(station: "s", parameter: "p", ts: "t", value: 1.5)
+        var before: [UInt8] = []
+        for text in ["s", "p", "t", "\u{1}", "\u{1}"] { before += Array(text.utf8) + [0] }
+        withUnsafeBytes(of: (1.5).bitPattern.littleEndian) { before += $0 }
+        #expect(bytes([plain]) == before)
+        var variants: [[SubmittedReading]] = [[plain]]
+        for (mark, limit) in [("maintenance", nil), ("calibration", nil), ("below_detection", 0.01), ("below_detection", 0.02)] {
+            var marked = plain
+            marked.mark = mark
+            marked.detectionLimit = limit
+            variants.append([marked])
+        }
+        #expect(Set(variants.map(bytes)).count == variants.count)
+    }
+
     /// The type is the one the frame has, whichever other type names its body mentions.
     @Test func theFramesOwnTypeDecidesNotANameInItsBody() throws {
         let frame = Data(#"{"v":1,"id":"a","type":"sys.ping","body":{"note":"reading.submit"}}"#.utf8)
