@@ -15,7 +15,7 @@ struct Audit: AsyncParsableCommand {
             """)
 
     @OptionGroup var options: GlobalOptions
-    @Option(help: "服务（可重复；默认全部）：registry、ingest、cases、notify。") var service: [ServiceName] = []
+    @Option(help: "服务（可重复；默认全部）：\(ServiceName.helpList)。") var service: [String] = []
     @Option(help: "只看某单位的。") var unit: String?
     @Option(help: "只看某证书的（证书名，如 unit-12）。") var principal: String?
     @Option(help: "只看某请求类型的（如 progress.report）。") var type: String?
@@ -24,7 +24,8 @@ struct Audit: AsyncParsableCommand {
     @Flag(help: "核对每个服务的哈希链。") var verify = false
 
     func run() async throws {
-        let services = service.isEmpty ? ServiceName.allCases : service
+        let services = service.isEmpty ? ServiceName.allCases : try ServiceName.resolve(service, option: "--service")
+        try await options.checkUnits([("--unit", unit)])
         var rows: [[String]] = []
         var all: [AuditEntry] = []
         var broken = 0

@@ -6,22 +6,23 @@ import Messaging
 import OfficeFormats
 import Schema
 
-extension CaseState: ExpressibleByArgument {}
-extension CaseSource: ExpressibleByArgument {
-    public init?(argument: String) { self.init(text: argument) }
-}
-
 /// Filters shared by `cases list` and `cases export`.
 struct CaseFilters: ParsableArguments {
-    @Option(help: "状态：registered（已登记）、assigned（已交办）、rectifying（整改中）、pending_acceptance（待验收）、accepted（已验收）、closed（已销号）或 voided（已作废）。")
-    var status: CaseState?
+    @Option(help: "状态：\(CaseState.helpList)。")
+    var status: String?
     @Option(help: "责任单位。") var unit: String?
-    @Option(help: "问题来源，如 混错接点位（sewer_misconnection）。") var source: CaseSource?
+    @Option(help: "问题来源，如 混错接点位（sewer_misconnection）。") var source: String?
     @Option(help: "批次。") var batch: String?
     @Option(help: "所属任务，如 10。") var task: String?
     @Flag(inversion: .prefixedNo, help: "只看逾期的（--overdue）或只看未逾期的（--no-overdue）。") var overdue: Bool?
 
-    var request: CaseListRequest { CaseListRequest(status: status, unit: unit, source: source, batch: batch, task: task, overdue: overdue) }
+    /// The request the filters make, each named value resolved (and each unit checked) before anything is sent.
+    func request(_ options: GlobalOptions) async throws -> CaseListRequest {
+        let status = try CaseState.resolve(self.status, option: "--status")
+        let source = try CaseSource.resolve(self.source, option: "--source")
+        try await options.checkUnits([("--unit", unit)])
+        return CaseListRequest(status: status, unit: unit, source: source, batch: batch, task: task, overdue: overdue)
+    }
 }
 
 func evidenceRefs(_ texts: [String]) throws -> [EvidenceRef] {
@@ -48,8 +49,9 @@ struct CasesCommand: AsyncParsableCommand {
         @OptionGroup var filters: CaseFilters
 
         func run() async throws {
+            let request = try await filters.request(options)
             try await options.withClient(for: .cases) { client in
-                let reply = try await perform(client, CaseTypes.list, filters.request, as: ListReply<Case>.self, options: options)
+                let reply = try await perform(client, CaseTypes.list, request, as: ListReply<Case>.self, options: options)
                 if options.json { return try printJSON(reply.items) }
                 print(
                     TextTable.render(
@@ -112,7 +114,7 @@ struct CasesCommand: AsyncParsableCommand {
     struct Open: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "在整改台账中登记问题（专项工作组办公室或整改台账牵头单位）。")
         @OptionGroup var options: GlobalOptions
-        @Option(help: "问题来源，如 中央生态环境保护督察（central_inspection）。") var source: CaseSource
+        @Option(help: "问题来源，如 中央生态环境保护督察（central_inspection）。") var source: String
         @Option(help: "问题标题（一句话）。") var title: String
         @Option(help: "责任单位。") var unit: String
         @Option(help: "完成时限，YYYY-MM-DD。") var deadline: String?
@@ -131,6 +133,8 @@ struct CasesCommand: AsyncParsableCommand {
             var options = options
             if options.from == nil { options.from = officeUnit }
             if (lat == nil) != (lon == nil) { throw ValidationError("--lat 与 --lon 须同时填写") }
+            let source = try CaseSource.named(self.source, option: "--source")
+            try await options.checkUnits([("--unit", unit), ("--supervising-unit", supervisingUnit), ("--acceptance-unit", acceptanceUnit)])
             let request = CaseOpenRequest(
                 source: source, title: title, unit: unit, deadline: deadline, description: description, task: task, batch: batch,
                 location: location,
@@ -197,86 +201,43 @@ struct CasesCommand: AsyncParsableCommand {
             var options = options
             if options.from == nil { options.from = officeUnit }
             guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("无法读取 \(file)") }
-            let records: [LedgerCSV.Record]
-            let rows: [LedgerCSV.ImportRow]
+            let ledgerFile: LedgerImport
             do {
-                let spreadsheet = data.starts(with: [0x50, 0x4B, 0x03, 0x04])
-                if spreadsheet {
-                    records = try XLSXReader.read(data)
-                } else {
-                    guard let decoded = OfficeText.decode(data) else {
-                        throw ValidationError("\(file)：无法识别文件编码（支持 UTF-8、GBK/GB18030、UTF-16），也不是 XLSX")
-                    }
-                    records = try LedgerCSV.parse(decoded.text)
-                }
-                rows = try LedgerCSV.importRows(records, shortRows: spreadsheet)
-            } catch let error as LedgerCSV.SyntaxError {
-                throw ValidationError("\(file)：\(error)")
-            } catch let error as XLSXReader.ReadError {
+                ledgerFile = try LedgerImport(data)
+            } catch {
                 throw ValidationError("\(file)：\(error)")
             }
-            let headers = LedgerCSV.headerNames(records)
-            var problems: [(Int, String)] = rows.compactMap { row in row.problem.map { (row.line, $0) } }
-            var notes: [(Int, String)] = []
-            var changes: [(Int, String)] = []
-            let good = rows.filter { $0.body != nil }
-            var imported = 0
-            var updated = 0
-            var unchanged = 0
-            var existing = 0
-            var unknownUnits: [(Int, String)] = []
+            var outcome = ledgerFile.outcome()
+            let chunks = ledgerFile.chunks(of: chunk)
+            let total = chunks.reduce(0) { $0 + $1.count }
+            var sent = 0
             try await options.withClient(for: .cases) { client in
-                for start in stride(from: 0, to: good.count, by: max(1, chunk)) {
-                    let slice = Array(good[start..<min(start + max(1, chunk), good.count)])
+                for slice in chunks {
                     let reply = try await perform(
                         client, CaseTypes.import, CaseImportRequest(cases: slice.map { $0.body! }, dryRun: dryRun ? true : nil),
                         as: CaseImportReply.self, options: options)
-                    imported += reply.imported.count
-                    updated += reply.updated?.count ?? 0
-                    unchanged += reply.unchanged?.count ?? 0
-                    for rejected in reply.rejected {
-                        let key = rejected.field.map { $0.replacingOccurrences(of: "body.cases[\(rejected.index)]", with: "") } ?? ""
-                        let field = key.hasPrefix(".") ? String(key.dropFirst()).split(separator: ".").first.map(String.init) ?? "" : ""
-                        let line = slice[rejected.index].line
-                        // A new row whose 外部编号 the ledger already holds is that case: said, not an error.
-                        if rejected.code == .conflict, field == "external_ref" {
-                            existing += 1
-                            notes.append((line, rejected.message + "，未重复登记"))
-                            continue
-                        }
-                        // The user's own column header, not the wire's field name.
-                        let column = headers[field].map { "「\($0)」" } ?? (field.isEmpty ? "" : field)
-                        var text = "\(column.isEmpty ? "" : column + "：")\(rejected.message)"
-                        if rejected.code == .notFound, ["unit", "supervising_unit", "acceptance_unit"].contains(field),
-                            case .object(let body) = slice[rejected.index].body, case .string(let name) = body[field]
-                        {
-                            unknownUnits.append((problems.count, name))
-                        }
-                        problems.append((line, text))
-                    }
-                    for note in reply.notes ?? [] { notes.append((slice[note.index].line, "\(note.id)：\(note.message)")) }
-                    for change in reply.updated ?? [] {
-                        let what = change.changes.map { "\(headers[$0.field] ?? $0.field) \($0.from ?? "（空）") → \($0.to ?? "（空）")" }
-                        changes.append((slice[change.index].line, "\(change.id)：" + what.joined(separator: "；")))
-                    }
-                    FileHandle.standardError.write(Data("\r导入进度 \(min(start + slice.count, good.count))/\(good.count)".utf8))
+                    ledgerFile.add(reply, for: slice, to: &outcome)
+                    sent += slice.count
+                    FileHandle.standardError.write(Data("\r导入进度 \(sent)/\(total)".utf8))
                 }
                 FileHandle.standardError.write(Data("\n".utf8))
             }
             // A unit the plan does not know: the nearest name it does, when one is close (区农业局 → 区农业农村局).
-            if !unknownUnits.isEmpty,
+            var knownUnits: [String] = []
+            if outcome.namesUnknownUnits,
                 let units = try? await options.withClient(
                     for: .registry,
                     { client in
                         try await perform(client, RegistryTypes.unitList, Empty(), as: ListReply<PlanUnit>.self, options: options).items
                     })
             {
-                let names = units.filter { !$0.collective }.map(\.name)
-                for (index, name) in unknownUnits {
-                    if let near = OfficeText.nearest(name, in: names) { problems[index].1 += "，是否为「\(near)」？" }
-                }
+                knownUnits = units.filter { !$0.collective }.map(\.name)
             }
-            problems.sort { $0.0 < $1.0 }
+            outcome.finish(knownUnits: knownUnits)
+            let problems = outcome.problems.map { ($0.line, $0.text) }
+            let (imported, updated, unchanged, existing) = (outcome.imported, outcome.updated, outcome.unchanged, outcome.existing)
+            let changes = outcome.changes.map { ($0.line, $0.text) }
+            let notes = outcome.notes.map { ($0.line, $0.text) }
             if options.json {
                 func lines(_ list: [(Int, String)], _ key: String) -> JSONValue {
                     .array(list.map { .object(["line": .number(Double($0.0)), key: .string($0.1)]) })
@@ -314,8 +275,8 @@ struct CasesCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard ["csv", "xlsx"].contains(format) else { throw ValidationError("--format：应为 csv 或 xlsx，收到 \(format)") }
+            let f = try await filters.request(options)
             try await options.withClient(for: .cases) { client in
-                let f = filters.request
                 // The ledger travels as the service's CSV; the workbook is made here, so the service links no document library.
                 let reply = try await perform(
                     client, CaseTypes.export,
@@ -333,9 +294,10 @@ struct CasesCommand: AsyncParsableCommand {
     struct Batches: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "各批次整改进度（如 237 处混错接点位已销号多少）。")
         @OptionGroup var options: GlobalOptions
-        @Option(help: "问题来源。") var source: CaseSource?
+        @Option(help: "问题来源。") var source: String?
 
         func run() async throws {
+            let source = try CaseSource.resolve(self.source, option: "--source")
             try await options.withClient(for: .cases) { client in
                 let reply = try await perform(
                     client, CaseTypes.batches, CaseBatchesRequest(source: source), as: ListReply<BatchProgress>.self, options: options)

@@ -16,6 +16,7 @@ struct CauseCommand: AsyncParsableCommand {
         @Flag(help: "只看逾期未报告的。") var overdue = false
 
         func run() async throws {
+            try await options.checkUnits([("--unit", unit)])
             try await options.withClient(for: .notify) { client in
                 let reports = try await perform(
                     client, CauseReportTypes.list, CauseListRequest(unit: unit, overdue: overdue ? true : nil), options: options
@@ -48,6 +49,7 @@ struct CauseCommand: AsyncParsableCommand {
 
         func run() async throws {
             let refs = try evidenceRefs(evidence)
+            try await options.checkUnits([("--unit", unit)])
             try await options.withClient(for: .notify) { client in
                 let report = try await perform(
                     client, CauseReportTypes.report,

@@ -25,6 +25,7 @@ struct ComplaintsCommand: AsyncParsableCommand {
             var options = options
             if options.from == nil { options.from = officeUnit }
             let contact = name == nil && phone == nil ? nil : ComplaintContactDetails(name: name, phone: phone)
+            try await options.checkUnits([("--unit", unit)])
             try await options.withClient(for: .cases) { client in
                 let receipt = try await perform(
                     client, ComplaintTypes.submit,

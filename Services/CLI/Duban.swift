@@ -173,10 +173,11 @@ struct Ping: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "检查服务是否应答（默认全部）。")
 
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "registry（任务登记）、ingest（指标采集）、cases（问题整改）或 notify（通知提醒）。") var services: [ServiceName] = []
+    @Argument(help: "服务：\(ServiceName.helpList)。") var services: [String] = []
 
     func run() async throws {
-        let down = try await pingTable(services.isEmpty ? ServiceName.allCases : services, options: options)
+        let named = try ServiceName.resolve(services, option: "服务")
+        let down = try await pingTable(named.isEmpty ? ServiceName.allCases : named, options: options)
         if down > 0 { throw ExitCode(1) }
     }
 }
@@ -215,7 +216,7 @@ struct Call: AsyncParsableCommand {
         discussion: "示例：duban call notify channel.list '{}'")
 
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "registry（任务登记）、ingest（指标采集）、cases（问题整改）或 notify（通知提醒）。") var service: ServiceName
+    @Argument(help: "服务：\(ServiceName.helpList)。") var service: String
     @Argument(help: "请求类型，如 sys.ping。") var type: String
     @Argument(help: "请求体（JSON 对象）。") var body: String = "{}"
     @Option(name: .long, help: "幂等键（写操作不填时自动生成）。") var key: String?
@@ -228,6 +229,7 @@ struct Call: AsyncParsableCommand {
             throw ValidationError("请求体不是有效的 JSON：\(error)")
         }
         guard case .object = parsed else { throw ValidationError("请求体须为 JSON 对象") }
+        let service = try ServiceName.named(self.service, option: "服务")
         try await options.withClient(for: service) { client in
             // Any type, even one this CLI does not know: declared by name, a write when the catalog says so
             // (then it gets an idempotency key).
@@ -244,12 +246,13 @@ struct Events: AsyncParsableCommand {
         abstract: "按 JSON 行输出服务的事件：先补齐错过的，再跟随新事件。")
 
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "registry（任务登记）、ingest（指标采集）、cases（问题整改）或 notify（通知提醒）。") var service: ServiceName
+    @Argument(help: "服务：\(ServiceName.helpList)。") var service: String
     @Option(name: .long, help: "事件主题前缀（可重复），如 registry.progress。") var topic: [String] = []
     @Flag(name: .long, help: "只看新事件，不含已存的历史。") var new = false
     @Option(name: .long, help: "收到这么多事件后停止。") var count: Int?
 
     func run() async throws {
+        let service = try ServiceName.named(self.service, option: "服务")
         let endpoints = try await options.deployment()[service]
         let subscriber = try await EventSubscriber.start(
             events: endpoints.events, rpc: endpoints.rpc, topics: topic.isEmpty ? [""] : topic, from: new ? .now : .beginning,
@@ -293,9 +296,8 @@ struct Channels: AsyncParsableCommand {
         @Option(help: "接收方每分钟可接收的消息数。") var rate: Int?
 
         func run() async throws {
-            guard let channelKind = ChannelKind(rawValue: kind) else {
-                throw ValidationError("--kind：应为 \(ChannelKind.allCases.map(\.rawValue).joined(separator: "、")) 之一")
-            }
+            let channelKind = try ChannelKind.named(kind, option: "--kind")
+            try await options.checkUnits(unit.map { (option: "--unit", name: Optional($0)) })
             let channel = Channel(name: name, kind: channelKind, target: target, units: unit.isEmpty ? nil : unit, ratePerMinute: rate)
             try await options.withClient(for: .notify) { client in
                 let reply = try await perform(

@@ -4,16 +4,6 @@ import Foundation
 import Messaging
 import Schema
 
-extension ImplementationPlanState: ExpressibleByArgument {
-    public init?(argument: String) {
-        guard
-            let state = ImplementationPlanState(rawValue: argument)
-                ?? ImplementationPlanState.allCases.first(where: { $0.label == argument })
-        else { return nil }
-        self = state
-    }
-}
-
 extension ImplementationPlanAction: ExpressibleByArgument {
     public init?(argument: String) {
         switch argument {
@@ -36,10 +26,12 @@ struct ImplementationPlanCommand: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
         @Option(help: "只看该单位。") var unit: String?
         @Option(help: "状态：pending（待报送）、submitted（已报送待审核）、accepted（已通过）、returned（已退回）。")
-        var state: ImplementationPlanState?
+        var state: String?
         @Flag(help: "只看逾期未报送的单位。") var overdue = false
 
         func run() async throws {
+            let state = try ImplementationPlanState.resolve(self.state, option: "--state")
+            try await options.checkUnits([("--unit", unit)])
             try await options.withClient(for: .registry) { client in
                 let plans = try await perform(
                     client, ImplementationPlanTypes.list,
@@ -65,6 +57,7 @@ struct ImplementationPlanCommand: AsyncParsableCommand {
         @Argument(help: "单位，如 区城乡建设局。") var unit: String
 
         func run() async throws {
+            try await options.checkUnits([("单位", unit)])
             try await options.withClient(for: .registry) { client in
                 guard
                     let plan = try await perform(
@@ -115,6 +108,7 @@ struct ImplementationPlanCommand: AsyncParsableCommand {
             }
             refs += try evidenceRefs(evidence)
             guard !refs.isEmpty else { throw ValidationError("须用 --file 或 --evidence 附上实施方案文件") }
+            try await options.checkUnits([("报送单位", unit)])
             let request = ImplementationPlanSubmitRequest(unit: unit, title: title, evidence: refs, note: note)
             try await options.withClient(for: .registry) { client in
                 let plan = try await perform(client, ImplementationPlanTypes.submit, request, options: options)
@@ -135,6 +129,7 @@ struct ImplementationPlanCommand: AsyncParsableCommand {
         func run() async throws {
             var options = options
             if options.from == nil { options.from = officeUnit }
+            try await options.checkUnits([("单位", unit)])
             try await options.withClient(for: .registry) { client in
                 let plan = try await perform(
                     client, ImplementationPlanTypes.review,

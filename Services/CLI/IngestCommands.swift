@@ -20,12 +20,15 @@ func attainmentLabel(_ attainment: String) -> String {
 }
 
 struct Indicators: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "13 项目标指标：最新值和达标情况。")
+    static let configuration = CommandConfiguration(abstract: "13 项目标指标：最新值和达标情况；可导出 CSV 或 XLSX。")
     @OptionGroup var options: GlobalOptions
+    @OptionGroup var export: ExportOptions
 
     func run() async throws {
+        let format = try export.chosenFormat()
         try await options.withClient(for: .ingest) { client in
             let reply = try await perform(client, IngestTypes.indicatorList, Empty(), as: ListReply<Indicator>.self, options: options)
+            if let format { return try export.write(ExportTable.targets(reply.items), format: format) }
             if options.json { return try printJSON(reply.items) }
             print(
                 TextTable.render(
@@ -60,9 +63,10 @@ struct IndicatorCommand: AsyncParsableCommand {
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "一项指标的历史数值及至 2026 年底的预测。")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "指标编号，如 forest_coverage（森林覆盖率）。") var id: String
+        @Argument(help: "指标编号或名称，如 forest_coverage（森林覆盖率）。") var id: String
 
         func run() async throws {
+            let id = try await options.indicatorID(self.id, option: "指标")
             try await options.withClient(for: .ingest) { client in
                 let item = try await perform(
                     client, IngestTypes.indicatorGet, IndicatorGetRequest(id: id), as: Indicator.self, options: options)
@@ -90,7 +94,7 @@ struct IndicatorCommand: AsyncParsableCommand {
     struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "报送指标某期数值（YYYY、YYYY-Qn 或 YYYY-MM）。")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "指标编号。") var id: String
+        @Argument(help: "指标编号或名称。") var id: String
         @Argument(help: "报告期。") var period: String
         @Argument(help: "数值、水质类别（III）、等级（基本稳定）或 true/false。") var value: String
         @Option(help: "数据来源。") var source: String
@@ -101,6 +105,7 @@ struct IndicatorCommand: AsyncParsableCommand {
                 if let number = Double(value) { .number(number) } else if value == "true" || value == "false" {
                     .bool(value == "true")
                 } else { .string(value) }
+            let id = try await options.indicatorID(self.id, option: "指标")
             try await options.withClient(for: .ingest) { client in
                 let stored = try await perform(
                     client, IngestTypes.indicatorReport,
@@ -134,11 +139,12 @@ struct WaterClassCommand: AsyncParsableCommand {
         commandName: "water-class",
         abstract: "断面一段时间均值的水质类别（GB 3838-2002，单因子评价：最差项目决定）。")
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "站点，如 liuyiqiao（六一桥入湟断面）。") var station: String
+    @Argument(help: "站点编号或名称，如 liuyiqiao（六一桥入湟断面，或写 六一桥）。") var station: String
     @Option(help: "起（YYYY-MM-DD 或 RFC 3339 时间）。") var from: String
     @Option(help: "止（YYYY-MM-DD 或 RFC 3339 时间）。") var to: String
 
     func run() async throws {
+        let station = try await options.stationID(self.station, option: "站点")
         try await options.withClient(for: .ingest) { client in
             let reply = try await perform(
                 client, IngestTypes.waterClass, WaterClassRequest(station: station, from: from, to: to), as: WaterClassReply.self,
@@ -158,10 +164,11 @@ struct AirAnnual: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "air-annual", abstract: "PM2.5 年均浓度（按 GB 3095 数据有效性规定）。")
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "站点。") var station: String
+    @Argument(help: "站点编号或名称。") var station: String
     @Argument(help: "年份。") var year: Int
 
     func run() async throws {
+        let station = try await options.stationID(self.station, option: "站点")
         try await options.withClient(for: .ingest) { client in
             let reply = try await perform(
                 client, IngestTypes.airAnnual, AirAnnualRequest(station: station, year: year), as: AirAnnualReply.self, options: options)
@@ -175,50 +182,58 @@ struct AirAnnual: AsyncParsableCommand {
     }
 }
 
-struct Readings: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "监测数据。", subcommands: [Import.self, Query.self])
+extension ReadingsInterval: NamedOption {
+    static var noun: String { "时段" }
+    var label: String {
+        switch self {
+        case .hour: return "小时"
+        case .day: return "日"
+        case .month: return "月"
+        }
+    }
+    static func fromOtherName(_ text: String) -> ReadingsInterval? {
+        ["每小时": .hour, "时": .hour, "每日": .day, "天": .day, "每天": .day, "每月": .month][text]
+    }
+}
 
-    struct Query: AsyncParsableCommand {
+struct Readings: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "监测数据：查看、导出（CSV 或 XLSX）、导入。", subcommands: [Show.self, Import.self], defaultSubcommand: Show.self)
+
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "按小时、日或月查看站点的监测均值，标出低于检出限（未检出）和维护、校准、停运的读数。")
+            abstract: "站点一段时间的监测数据（每小时、每日或每月均值；水质断面另有类别；标出未检出和维护、校准、停运），可导出 CSV 或 XLSX。",
+            discussion: "示例：duban readings 六一桥 --from 2026-11-01 --to 2026-11-30 --format xlsx --out 六一桥11月.xlsx")
         @OptionGroup var options: GlobalOptions
-        @Argument(help: "站点编号。") var station: String
-        @Argument(help: "起始日期（YYYY-MM-DD）。") var from: String
-        @Argument(help: "截止日期（YYYY-MM-DD，含当日）。") var to: String
-        @Option(name: .customLong("parameter"), help: "只看这些监测项目（可重复）。") var parameters: [String] = []
-        @Option(help: "间隔：hour（小时）、day（日）或 month（月）。") var every: String = "day"
+        @Argument(help: "站点编号或名称，如 liuyiqiao（六一桥入湟断面，或写 六一桥）。") var station: String
+        @Option(help: "起（YYYY-MM-DD 或 RFC 3339 时间）。") var from: String
+        @Option(help: "止（含当日，YYYY-MM-DD 或 RFC 3339 时间）。") var to: String
+        @Option(help: "均值时段：\(ReadingsInterval.helpList)。") var every: String = "day"
+        @Option(help: "只看这些项目（可重复），如 nh3n 或 氨氮。") var parameter: [String] = []
+        @OptionGroup var export: ExportOptions
 
         func run() async throws {
-            let intervals: [String: ReadingsInterval] = ["hour": .hour, "小时": .hour, "day": .day, "日": .day, "month": .month, "月": .month]
-            guard let interval = intervals[every] else { throw ValidationError("--every：应为 hour（小时）、day（日）或 month（月），收到「\(every)」") }
+            let format = try export.chosenFormat()
+            let every = try ReadingsInterval.named(self.every, option: "--every")
+            let station = try await options.stationID(self.station, option: "站点")
+            let parameters = try parameter.map { text in
+                let choices = ExportTable.parameterLabels.sorted { $0.key < $1.key }.map {
+                    NameChoice(value: $0.key, label: "\($0.value)（\($0.key)）", names: [$0.key, $0.value])
+                }
+                return try OptionNames.resolve(text, option: "--parameter", noun: "监测项目", among: choices)
+            }
             try await options.withClient(for: .ingest) { client in
                 let reply = try await perform(
                     client, ReadingsTypes.query,
                     ReadingsQueryRequest(
-                        station: station, parameters: parameters.isEmpty ? nil : parameters, from: from, to: to, every: interval),
-                    as: ReadingsQueryReply.self, options: options)
+                        station: station, parameters: parameters.isEmpty ? nil : parameters, from: from, to: to, every: every),
+                    options: options)
+                let table = ExportTable.readings(reply)
+                if let format { return try export.write(table, format: format) }
                 if options.json { return try printJSON(reply) }
-                print("\(reply.name)（\(reply.station)）\(from) 至 \(to)")
-                for series in reply.series {
-                    var rows = series.points.map { point in
-                        [point.t, Self.text(point), String(point.count), point.class.map { "\($0)类" } ?? ""]
-                    }
-                    for item in series.marked ?? [] {
-                        rows.append([item.t, ReadingMark(rawValue: item.mark)?.chineseName ?? item.mark, String(item.count), ""])
-                    }
-                    rows.sort { $0[0] < $1[0] }
-                    print("\n\(series.parameter)（\(series.unit)）")
-                    print(rows.isEmpty ? "  没有读数" : TextTable.render(header: ["时间", "均值", "读数", "类别"], rows: rows))
-                }
+                print("\(reply.name)（\(reply.station)）\(from) 至 \(to)，\(every.label)均值")
+                print(TextTable.render(header: table.headers.dropFirst().map { $0 }, rows: table.rows.map { Array($0.dropFirst()) }))
             }
-        }
-
-        /// `<0.01（未检出）` when every reading of the bucket was below detection; else the mean, saying how many were.
-        static func text(_ point: ReadingPoint) -> String {
-            let mean = String(format: "%g", point.mean)
-            guard let below = point.belowDetection, below > 0 else { return mean }
-            let limit = point.detectionLimit.map { String(format: "%g", $0) } ?? "检出限"
-            return below == point.count ? "<\(limit)（未检出）" : "\(mean)（含未检出 \(below) 条）"
         }
     }
 
@@ -227,12 +242,14 @@ struct Readings: AsyncParsableCommand {
             abstract: "导入监测站点导出的 CSV 或 XLSX，显示进度，逐行列出未接收的数据及原因。")
         @OptionGroup var options: GlobalOptions
         @Argument(help: "CSV 或 XLSX 文件。") var file: String
-        @Option(help: "文件没有站点列时使用的站点。") var station: String?
+        @Option(help: "文件没有站点列时使用的站点（编号或名称）。") var station: String?
         @Option(help: "每条消息的读数条数（最多 10000）。") var chunk: Int = 5000
 
         func run() async throws {
             guard (1...10_000).contains(chunk) else { throw ValidationError("--chunk：应在 1 到 10000 之间") }
             guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("无法读取文件 \(file)") }
+            var station = station
+            if let named = station { station = try await options.stationID(named, option: "--station") }
             let rows: [ReadingsImport.Row]
             do {
                 let parsed: [LedgerCSV.Record]

@@ -75,7 +75,7 @@ struct Keys: AsyncParsableCommand {
         @Argument(help: "证书名（ASCII 字母、数字、-、_，如 unit-city）。") var name: String
         @Option(help: "角色：admin、office、unit、station、reader、service、gateway。") var role: String
         @Option(help: "单位名称（role 为 unit 时必填，与方案一致）。") var unit: String?
-        @Option(help: "站点编号，逗号分隔（role 为 station 时必填）。") var stations: String?
+        @Option(help: "站点编号或名称，逗号分隔（role 为 station 时必填）。") var stations: String?
         @Option(help: "服务名（role 为 service 时必填）。") var service: String?
         @Option(help: "入库实例名（如 ingest-3）。") var instance: String?
         @OptionGroup var options: GlobalOptions
@@ -83,8 +83,17 @@ struct Keys: AsyncParsableCommand {
         func run() async throws {
             guard Certificate.isValidName(name) else { throw ValidationError("证书名 \(name) 不合规：只用 ASCII 字母、数字、-、_、.") }
             var metadata = ["role": role]
+            // A certificate for a name the plan does not know would never be let in: checked first,
+            // and stations named as people name them (六一桥) written as their ids.
+            try await options.checkUnits([("--unit", unit)])
             if let unit { metadata["unit"] = unit }
-            if let stations { metadata["stations"] = stations }
+            if let stations {
+                var ids: [String] = []
+                for station in stations.split(separator: ",") {
+                    ids.append(try await options.stationID(String(station), option: "--stations"))
+                }
+                metadata["stations"] = ids.joined(separator: ",")
+            }
             if let service { metadata["service"] = service }
             if let instance { metadata["instance"] = instance }
             do {

@@ -5,13 +5,6 @@ import Messaging
 import OfficeFormats
 import Schema
 
-extension NoticeKind: ExpressibleByArgument {
-    public init?(argument: String) { self.init(text: argument) }
-}
-extension ServiceName: ExpressibleByArgument {}
-extension NoticeState: ExpressibleByArgument {}
-extension ReportKind: ExpressibleByArgument {}
-
 struct Notices: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "通报与提醒：查询、查看推送情况、签收。", subcommands: [List.self, Show.self, Ack.self],
@@ -21,14 +14,17 @@ struct Notices: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "查询通报与提醒的历史。")
         @OptionGroup var options: GlobalOptions
         @Option(help: "单位。") var unit: String?
-        @Option(help: "类型，如 指标预警（indicator_breach）、月调度（monthly_dispatch）。") var kind: NoticeKind?
-        @Option(help: "open（待签收）、acknowledged（已签收）、resolved（已解除）或 silenced（已静默）。") var state: NoticeState?
+        @Option(help: "类型，如 指标预警（indicator_breach）、月调度（monthly_dispatch）。") var kind: String?
+        @Option(help: "状态：\(NoticeState.helpList)。") var state: String?
         @Option(help: "发出时间不早于（RFC 3339）。") var since: String?
         @Option(help: "任务编号。") var task: String?
         @Option(help: "要查找的文字。") var q: String?
         @Option(help: "只看该单位尚未签收的。") var pendingUnit: String?
 
         func run() async throws {
+            let kind = try NoticeKind.resolve(self.kind, option: "--kind")
+            let state = try NoticeState.resolve(self.state, option: "--state")
+            try await options.checkUnits([("--unit", unit), ("--pending-unit", pendingUnit)])
             try await options.withClient(for: .notify) { client in
                 let reply = try await perform(
                     client, NotifyTypes.noticeList,
@@ -118,13 +114,14 @@ struct ReportCommand: AsyncParsableCommand {
         commandName: "report",
         abstract: "生成月调度通报、季度督办单或年度通报，写入文件。")
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "monthly（月度）、quarterly（季度）、annual（年度）或 closing（收官，期间为方案起止年度，如 2024-2026）。") var kind: ReportKind
+    @Argument(help: "monthly（月度）、quarterly（季度）、annual（年度）或 closing（收官，期间为方案起止年度，如 2024-2026）。") var kind: String
     @Argument(help: "YYYY-MM、YYYY-Qn、YYYY，收官报告为 YYYY-YYYY。") var period: String
     @Option(help: "Markdown 文件（默认：当前目录下 <标题>.md）。") var out: String?
     @Option(help: "同时写出 CSV 到此处。") var csv: String?
     @Option(help: "Word 公文（.docx）写到这里（默认：与 Markdown 同名）。") var docx: String?
 
     func run() async throws {
+        let kind = try ReportKind.named(self.kind, option: "报告类型")
         try await options.withClient(for: .notify) { client in
             let report = try await perform(
                 client, NotifyTypes.reportGenerate, ReportGenerateRequest(kind: kind, period: period), as: ReportGenerateReply.self,
@@ -151,15 +148,19 @@ struct SilenceCommand: AsyncParsableCommand {
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "新增静默。")
         @OptionGroup var options: GlobalOptions
-        @Option(help: "通知类型。") var kind: NoticeKind?
+        @Option(help: "通知类型，如 指标预警（indicator_breach）。") var kind: String?
         @Option(help: "单位。") var unit: String?
         @Option(help: "任务编号。") var task: String?
-        @Option(help: "指标编号。") var indicator: String?
+        @Option(help: "指标编号或名称，如 forest_coverage（森林覆盖率）。") var indicator: String?
         @Option(name: .customLong("case"), help: "问题编号。") var caseID: String?
         @Option(help: "截止时间（RFC 3339）。") var until: String
         @Option(help: "原因。") var comment: String
 
         func run() async throws {
+            let kind = try NoticeKind.resolve(self.kind, option: "--kind")
+            try await options.checkUnits([("--unit", unit)])
+            var indicator = indicator
+            if let named = indicator { indicator = try await options.indicatorID(named, option: "--indicator") }
             try await options.withClient(for: .notify) { client in
                 let silence = try await perform(
                     client, NotifyTypes.silenceSet,

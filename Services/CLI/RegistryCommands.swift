@@ -1,21 +1,13 @@
 import ArgumentParser
 import DubanConfig
+import Formats
 import Foundation
 import Messaging
 import PlanFormat
 import Schema
 
-extension TaskStatus: ExpressibleByArgument {}
-
-extension EscalationLevel: ExpressibleByArgument {
-    public init?(argument: String) {
-        switch argument {
-        case "notice", "通报": self = .notice
-        case "interview", "约谈": self = .interview
-        case "accountability", "问责": self = .accountability
-        default: return nil
-        }
-    }
+extension EscalationLevel: NamedOption {
+    static var noun: String { "方式" }
 
     var label: String {
         switch self {
@@ -47,9 +39,11 @@ struct Tasks: AsyncParsableCommand {
     @OptionGroup var options: GlobalOptions
     @Option(help: "只看该单位牵头或配合的任务。") var unit: String?
     @Option(help: "任务类别：一至六，或其标题。") var category: String?
-    @Option(help: "not_started（未开始）、on_track（正常推进）、lagging（进度滞后）、overdue（逾期未完成）或 completed（已完成）。") var status: TaskStatus?
+    @Option(help: "状态：\(TaskStatus.helpList)。") var status: String?
 
     func run() async throws {
+        let status = try TaskStatus.resolve(self.status, option: "--status")
+        try await options.checkUnits([("--unit", unit)])
         try await options.withClient(for: .registry) { client in
             let reply = try await perform(
                 client, RegistryTypes.taskList, TaskListRequest(unit: unit, category: category, status: status),
@@ -135,6 +129,7 @@ struct Progress: AsyncParsableCommand {
                 let parts = rest.split(separator: "#", maxSplits: 1).map(String.init)
                 return EvidenceRef(name: name, uri: parts.first ?? "", sha256: parts.count > 1 ? parts[1] : nil)
             }
+            try await options.checkUnits([("--unit", unit)])
             let request = ProgressReportRequest(
                 task: task, period: period, unit: unit, percent: percent, summary: summary, measures: measures, problems: problems,
                 nextSteps: nextSteps,
@@ -156,6 +151,7 @@ struct Progress: AsyncParsableCommand {
         @Flag(help: "列出每次更正，不只最新一次。") var history = false
 
         func run() async throws {
+            try await options.checkUnits([("--unit", unit)])
             try await options.withClient(for: .registry) { client in
                 let reply = try await perform(
                     client, RegistryTypes.progressList, ProgressListRequest(task: task, period: period, unit: unit, history: history),
@@ -180,12 +176,25 @@ struct Dispatch: AsyncParsableCommand {
 
     @OptionGroup var options: GlobalOptions
     @Argument(help: "月份，YYYY-MM。") var period: String
+    @OptionGroup var export: ExportOptions
 
     func run() async throws {
+        let format = try export.chosenFormat()
         try await options.withClient(for: .registry) { client in
             let reply = try await perform(
                 client, RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: period), as: DispatchOverviewReply.self,
                 options: options)
+            if let format {
+                // The document: every task and unit of the month with its report (or none), built in Formats.
+                let reports = try await perform(
+                    client, RegistryTypes.progressList, ProgressListRequest(period: reply.period), as: ListReply<ProgressReport>.self,
+                    options: options)
+                let tasks = try await perform(
+                    client, RegistryTypes.taskList, TaskListRequest(), as: ListReply<PlanTask>.self, options: options)
+                let table = ExportTable.dispatch(
+                    reply, reports: reports.items, tasks: tasks.items, today: Timestamp.districtDate(Date()))
+                return try export.write(table, format: format)
+            }
             if options.json { return try printJSON(reply) }
             // Grouped by unit, as the office reads a dispatch: what each unit has reported, and
             // what it has not, still within the deadline or already past it.
@@ -226,7 +235,7 @@ struct Escalate: AsyncParsableCommand {
 
     @OptionGroup var options: GlobalOptions
     @Option(help: "单位。") var unit: String
-    @Option(help: "notice（通报）、interview（约谈）或 accountability（问责）。") var level: EscalationLevel
+    @Option(help: "notice（通报）、interview（约谈）或 accountability（问责）。") var level: String
     @Option(help: "原因。") var reason: String
     @Option(help: "涉及的任务编号（可重复）。") var task: [String] = []
 
@@ -234,6 +243,8 @@ struct Escalate: AsyncParsableCommand {
         var options = options
         // Escalations are the office's to record.
         if options.from == nil { options.from = officeUnit }
+        let level = try EscalationLevel.named(self.level, option: "--level")
+        try await options.checkUnits([("--unit", unit)])
         try await options.withClient(for: .registry) { client in
             let escalation = try await perform(
                 client, RegistryTypes.escalationRecord,
@@ -252,6 +263,7 @@ struct Escalations: AsyncParsableCommand {
     @Option(help: "单位。") var unit: String?
 
     func run() async throws {
+        try await options.checkUnits([("--unit", unit)])
         try await options.withClient(for: .registry) { client in
             let reply = try await perform(
                 client, RegistryTypes.escalationList, EscalationListRequest(unit: unit), as: ListReply<Escalation>.self, options: options)

@@ -3,14 +3,6 @@ import Foundation
 import Messaging
 import Schema
 
-extension SupervisionItemState: ExpressibleByArgument {
-    public init?(argument: String) {
-        guard let state = SupervisionItemState(rawValue: argument) ?? SupervisionItemState.allCases.first(where: { $0.label == argument })
-        else { return nil }
-        self = state
-    }
-}
-
 extension SupervisionDecision: ExpressibleByArgument {
     public init?(argument: String) {
         switch argument {
@@ -32,11 +24,13 @@ struct SupervisionCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "督办单及其事项。")
         @OptionGroup var options: GlobalOptions
         @Option(help: "只看该单位的事项。") var unit: String?
-        @Option(help: "事项状态：pending（待答复）、replied（已答复待审核）、accepted（已办结）、returned（已退回）。") var state: SupervisionItemState?
+        @Option(help: "事项状态：pending（待答复）、replied（已答复待审核）、accepted（已办结）、returned（已退回）。") var state: String?
         @Option(help: "年份，如 2026。") var year: String?
         @Flag(help: "只看逾期未答复的事项。") var overdue = false
 
         func run() async throws {
+            let state = try SupervisionItemState.resolve(self.state, option: "--state")
+            try await options.checkUnits([("--unit", unit)])
             try await options.withClient(for: .registry) { client in
                 let orders = try await perform(
                     client, SupervisionTypes.list,

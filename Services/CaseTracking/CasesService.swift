@@ -188,7 +188,12 @@ public struct CasesService: DubanService {
 
         handlers.on(CaseTypes.list) { request, context in
             let now = clock.now()
-            return ListReply(items: try await context.store.pool.read { try CasesStore.list($0, request, now: now) })
+            // Read a page at a time from the store (keyset on the ledger's order), not the whole
+            // ledger once per page: the cursor's `after` names the last case the reader got.
+            let position = try context.cursor.map(ListCursor.init)
+            let page = CasesStore.Page(after: position?.after, offset: position?.offset ?? 0, limit: ReplyLimits.items)
+            let items = try await context.store.pool.read { try CasesStore.list($0, request, now: now, page: page) }
+            return .page(startingAtCursor: items)
         }
 
         handlers.on(CaseTypes.transition) { request, context in
@@ -263,22 +268,18 @@ public struct CasesService: DubanService {
 
         handlers.on(CaseTypes.batches) { request, context in
             let now = clock.now()
-            let cases = try await context.store.pool.read { try CasesStore.list($0, CaseListRequest(source: request.source), now: now) }
+            let counts = try await context.store.pool.read { try CasesStore.batchCounts($0, source: request.source, now: now) }
             var batches: [String: BatchProgress] = [:]
-            var order: [String] = []
-            for item in cases {
-                let name = item.batch ?? ""
-                if batches[name] == nil {
-                    batches[name] = BatchProgress(batch: name, total: 0, closed: 0, overdue: 0, byState: [:])
-                    order.append(name)
-                }
+            for count in counts {
+                var batch = batches[count.batch] ?? BatchProgress(batch: count.batch, total: 0, closed: 0, overdue: 0, byState: [:])
                 // A case voided as a mistake was never one of the batch's problems.
-                if item.state != .voided { batches[name]!.total += 1 }
-                if item.state == .closed { batches[name]!.closed += 1 }
-                if item.overdue { batches[name]!.overdue += 1 }
-                batches[name]!.byState[item.state.rawValue, default: 0] += 1
+                if count.state != .voided { batch.total += count.cases }
+                if count.state == .closed { batch.closed += count.cases }
+                batch.overdue += count.overdue
+                batch.byState[count.state.rawValue, default: 0] += count.cases
+                batches[count.batch] = batch
             }
-            return ListReply(items: order.sorted().map { batches[$0]! })
+            return ListReply(items: batches.keys.sorted().map { batches[$0]! })
         }
     }
 

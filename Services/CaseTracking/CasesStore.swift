@@ -183,7 +183,18 @@ enum CasesStore {
     }
 
     /// Cases matching the filters, without history, in number order.
-    static func list(_ db: Database, _ filter: CaseListRequest, now: Date) throws -> [Case] {
+    /// Where a page of the list starts and how long it may be: after the case a reader got last
+    /// (keyset, in the list's order), else at an offset.
+    struct Page {
+        var after: String?
+        var offset: Int
+        var limit: Int
+    }
+
+    /// The cases matching `filter` in the ledger's order (source, year, number), with their
+    /// evidence and links; with `page`, only that page's (and one more, when more remain), so that
+    /// reading a long ledger page by page costs each page once.
+    static func list(_ db: Database, _ filter: CaseListRequest, now: Date, page: Page? = nil) throws -> [Case] {
         var conditions: [String] = []
         var arguments: [any DatabaseValueConvertible] = []
         func add(_ sql: String, _ value: (any DatabaseValueConvertible)?) {
@@ -204,16 +215,37 @@ enum CasesStore {
                     : "NOT (c.deadline IS NOT NULL AND c.deadline < ? AND c.state NOT IN ('accepted', 'closed', 'voided'))")
             arguments.append(today)
         }
+        var limit = ""
+        if let page {
+            if let after = page.after,
+                let last = try Row.fetchOne(db, sql: "SELECT source, year, number FROM cases WHERE id = ?", arguments: [after])
+            {
+                conditions.append("(c.source, c.year, c.number) > (?, ?, ?)")
+                arguments += [last["source"] as String, last["year"] as Int, last["number"] as Int]
+                limit = " LIMIT \(page.limit + 1)"
+            } else {
+                limit = " LIMIT \(page.limit + 1) OFFSET \(page.offset)"
+            }
+        }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         let rows = try Row.fetchAll(
-            db, sql: "SELECT c.* FROM cases c \(whereClause) ORDER BY c.source, c.year, c.number", arguments: StatementArguments(arguments))
+            db, sql: "SELECT c.* FROM cases c \(whereClause) ORDER BY c.source, c.year, c.number\(limit)",
+            arguments: StatementArguments(arguments))
+        // A page's evidence and links only: the whole ledger's when the whole ledger is asked for.
+        let ids: [String] = rows.map { $0["id"] }
+        let only = page == nil ? "" : "case_id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ",")))"
+        let onlyArguments = page == nil ? StatementArguments() : StatementArguments(ids)
         var evidence: [String: [EvidenceRef]] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT case_id, evidence FROM case_history WHERE length(evidence) > 2 ORDER BY case_id, step")
-        {
+        let evidenceSQL = "SELECT case_id, evidence FROM case_history WHERE length(evidence) > 2 \(only.isEmpty ? "" : "AND " + only)"
+        for row in try Row.fetchAll(db, sql: evidenceSQL + " ORDER BY case_id, step", arguments: onlyArguments) {
             evidence[row["case_id"], default: []] += (try? JSONDecoder().decode([EvidenceRef].self, from: row["evidence"] as Data)) ?? []
         }
         var related: [String: [String]] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT case_id, related FROM case_links ORDER BY case_id, related") {
+        let linksOnly = page == nil ? "" : "WHERE \(only) OR \(only.replacingOccurrences(of: "case_id IN", with: "related IN"))"
+        for row in try Row.fetchAll(
+            db, sql: "SELECT case_id, related FROM case_links \(linksOnly) ORDER BY case_id, related",
+            arguments: page == nil ? StatementArguments() : StatementArguments(ids + ids))
+        {
             related[row["case_id"], default: []].append(row["related"])
             related[row["related"], default: []].append(row["case_id"])
         }
@@ -221,6 +253,25 @@ enum CasesStore {
             var item = makeCase($0, now: now, history: nil, evidence: evidence[$0["id"]] ?? [])
             item.related = related[item.id]?.sorted()
             return item
+        }
+    }
+
+    /// How many cases each batch holds in each state, and how many of them are overdue (as
+    /// `isOverdue` judges): counted by the database, not by reading the ledger.
+    static func batchCounts(_ db: Database, source: CaseSource?, now: Date) throws -> [(
+        batch: String, state: CaseState, cases: Int, overdue: Int
+    )] {
+        let open = CaseState.allCases.filter(\.isOpen).map { "'\($0.rawValue)'" }.joined(separator: ", ")
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT COALESCE(batch, '') AS batch, state, COUNT(*) AS cases,
+                SUM(CASE WHEN deadline IS NOT NULL AND deadline < ? AND state IN (\(open)) THEN 1 ELSE 0 END) AS overdue
+                FROM cases \(source == nil ? "" : "WHERE source = ?") GROUP BY COALESCE(batch, ''), state
+                """,
+            arguments: StatementArguments([Timestamp.districtDate(now)] + (source.map { [$0.rawValue] } ?? [])))
+        return rows.map { row in
+            (row["batch"], CaseState(rawValue: row["state"]) ?? .registered, row["cases"], row["overdue"])
         }
     }
 

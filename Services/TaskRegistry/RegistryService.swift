@@ -284,8 +284,15 @@ public struct RegistryService: DubanService {
             guard let month = Month(request.period) else {
                 throw ErrorBody.invalidArgument("period 应为月份，格式 YYYY-MM", field: "body.period")
             }
-            let all = try await context.store.pool.read { try RegistryStore.reports($0) }
-            return Self.dispatchOverview(plan: plan, month: month, reports: all)
+            let now = clock.now()
+            let (all, statuses) = try await context.store.pool.read {
+                (
+                    try RegistryStore.reports($0),
+                    TaskStatusRules.statuses(plan: plan, reports: try RegistryStore.taskReports($0, plan: plan), now: now)
+                )
+            }
+            let accepted = Set(statuses.filter { $0.value == .completed }.keys)
+            return Self.dispatchOverview(plan: plan, month: month, reports: all, accepted: accepted)
         }
 
         handlers.on(RegistryTypes.escalationRecord) { request, context in
@@ -469,8 +476,13 @@ public struct RegistryService: DubanService {
 
     /// Who reported for `month`, and which lead units owe a report and have none. A task owes
     /// reports while it runs: until it is completed (every lead unit at 100 % in an earlier month)
-    /// and, for dated tasks, through its deadline's month and after it until completed.
-    static func dispatchOverview(plan: PlanDocument, month: Month, reports: [ProgressReport]) -> DispatchOverviewReply {
+    /// and, for dated tasks, through its deadline's month and after it until completed. An
+    /// ongoing task (no deadline: task 10) completes only by the office's acceptance, so it stops
+    /// owing once `accepted` (the tasks completed now) holds it and its units' 100 % came in an
+    /// earlier month; a return, or a case added to its ledger, puts it back.
+    static func dispatchOverview(
+        plan: PlanDocument, month: Month, reports: [ProgressReport], accepted: Set<String> = []
+    ) -> DispatchOverviewReply {
         let forMonth = reports.filter { $0.period == month.description }
         var reported: [TaskUnit] = []
         for report in forMonth where !reported.contains(TaskUnit(task: report.task, unit: report.unit)) {
@@ -489,7 +501,8 @@ public struct RegistryService: DubanService {
                 if (latest[unit]?.period ?? "") <= report.period { latest[unit] = report }
             }
             let completedBefore =
-                task.deadline != nil && task.lead.allSatisfy { (latest[TaskStatusRules.canonical($0, plan: plan)]?.percent ?? 0) >= 100 }
+                (task.deadline != nil || accepted.contains(task.id))
+                && task.lead.allSatisfy { (latest[TaskStatusRules.canonical($0, plan: plan)]?.percent ?? 0) >= 100 }
             if completedBefore { continue }
             for unit in task.lead {
                 let done = forMonth.contains { $0.task == task.id && stands(for: unit, unit: $0.unit, plan: plan) }

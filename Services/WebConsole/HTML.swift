@@ -54,7 +54,7 @@ struct Page {
         if let session {
             let links: [(String, String)] = [
                 ("/", "总览"), ("/tasks", "任务"), ("/dispatch", "月调度"), ("/cases", "台账"), ("/monitoring", "监测"),
-                ("/supervision", "督办单"), ("/notices", "通报与提醒"), ("/reports", "报告"),
+                ("/supervision", "督办单"), ("/plans", "实施方案"), ("/notices", "通报与提醒"), ("/reports", "报告"),
             ]
             nav = """
                 <nav class="top"><a class="brand" href="/">生态环境督办</a>\
@@ -110,9 +110,11 @@ enum Assets {
         .tag.on_track,.tag.completed,.tag.met{background:#dff3e8;color:#135b40}
         .tag.awaiting_acceptance,.tag.warning{background:#fff1cc;color:#6b4d00}
         label{display:block;margin:8px 0 2px;font-weight:bold}
-        input[type=text],input[type=password],input[type=number],select,textarea{width:100%;max-width:560px;padding:8px;
+        input[type=text],input[type=password],input[type=number],input[type=search],select,textarea{width:100%;max-width:560px;padding:8px;
         font:inherit;border:1px solid #b8c2cc;border-radius:4px;background:#fff}
         textarea{min-height:80px}
+        form.filters{display:flex;flex-wrap:wrap;gap:0 14px;align-items:flex-end}
+        form.filters .field{flex:1 1 180px;max-width:320px}
         button,.button{background:#1f7a5c;color:#fff;border:none;border-radius:4px;padding:9px 16px;font:inherit;cursor:pointer;
         margin:8px 6px 0 0;text-decoration:none;display:inline-block}
         button.secondary{background:#5b6b7a}

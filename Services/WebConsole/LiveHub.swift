@@ -175,7 +175,15 @@ public final class LiveHub: Service, Sendable {
     /// it starts at the streams' current heads.
     func subscribe(after cursor: StreamCursor?) async -> (start: StreamCursor, missed: [LiveEvent], stream: AsyncStream<LiveItem>, id: Int)
     {
+        // A page that comes back with a cursor right after this process started (a kiosk after a
+        // restart of duban-web) must not be judged against heads not yet known: its missed events
+        // would be neither in memory nor fetched, and the live feed starts after them.
+        // If a service stays unreachable, the page's stream ends at once and the browser comes back
+        // with the same cursor after its retry delay, until the hub can tell what it missed.
+        var ready = true
+        if let cursor { ready = await waitForHeads(Array(cursor.positions.keys), timeout: .seconds(10)) }
         let (stream, continuation) = AsyncStream.makeStream(of: LiveItem.self, bufferingPolicy: .bufferingNewest(2_000))
+        if !ready { continuation.finish() }
         let (id, heads, missed, gaps) = state.withLock { state -> (Int, [String: Int], [LiveEvent], [(String, Int, Int)]) in
             let id = state.nextListener
             state.nextListener += 1
@@ -201,6 +209,18 @@ public final class LiveHub: Service, Sendable {
         var start = cursor ?? StreamCursor(heads)
         for (stream, head) in heads where start.positions[stream] == nil { start.positions[stream] = head }
         return (start, fetched + missed, stream, id)
+    }
+
+    /// Waits until the hub follows the services behind `streams` (their heads known); false when
+    /// the timeout passes first (a service that is down).
+    func waitForHeads(_ streams: [String], timeout: Duration) async -> Bool {
+        let wanted = Set(streams.compactMap(ServiceName.init(rawValue:))).intersection(services)
+        let deadline = ContinuousClock.now + timeout
+        while !wanted.isSubset(of: state.withLock({ $0.following })) {
+            if isClosed || ContinuousClock.now >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return true
     }
 
     /// Events `after < seq <= upTo` of `stream`, read from its service (`events.since`, as a reader).

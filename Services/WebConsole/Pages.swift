@@ -63,9 +63,13 @@ extension WebConsole {
                 try await gateway.callAll(.ingest, IngestTypes.indicatorList, Empty(), from: from)
             }
         }
+        // The ledger's counts come counted (case.batches), and only the overdue cases are listed:
+        // the dashboard after a ledger event does not read 5,000 cases again.
         async let cases = attempt {
             try await shared("cases", hub.version(["cases"])) {
-                try await gateway.callAll(.cases, CaseTypes.list, CaseListRequest(), from: from)
+                async let batches = gateway.callAll(.cases, CaseTypes.batches, CaseBatchesRequest(), from: from)
+                async let overdue = gateway.callAll(.cases, CaseTypes.list, CaseListRequest(overdue: true), from: from)
+                return LedgerGlance(batches: try await batches, overdue: try await overdue)
             }
         }
         async let notices = attempt {
@@ -125,10 +129,24 @@ extension WebConsole {
         return html
     }
 
-    static func caseSummary(_ cases: [Case]) -> String {
+    /// What the dashboard shows of the ledger: how many cases in each state, and the overdue ones.
+    struct LedgerGlance: Sendable {
         var counts: [CaseState: Int] = [:]
-        for item in cases { counts[item.state, default: 0] += 1 }
-        let overdue = cases.filter(\.overdue)
+        var overdue: [Case]
+
+        init(batches: [BatchProgress], overdue: [Case]) {
+            for batch in batches {
+                for (state, count) in batch.byState {
+                    if let state = CaseState(rawValue: state) { counts[state, default: 0] += count }
+                }
+            }
+            self.overdue = overdue
+        }
+    }
+
+    static func caseSummary(_ glance: LedgerGlance) -> String {
+        let counts = glance.counts
+        let overdue = glance.overdue
         var html = "<div class=\"counts\" id=\"case-counts\">"
         for state in CaseState.allCases {
             html += "<a class=\"count\" href=\"/cases?status=\(state.rawValue)\"><div class=\"num\">\(counts[state] ?? 0)</div>"
@@ -347,6 +365,12 @@ extension WebConsole {
         if let reasons = task.reasons, !reasons.isEmpty {
             html += "<h2>状态依据</h2><ul id=\"reasons\">" + reasons.map { "<li>\(esc($0.text))</li>" }.joined() + "</ul>"
         }
+        if let ledger = task.ledger {
+            // The ledger's figures next to the reports (closing the 237 points moves task 10), linked to the cases behind them.
+            let link = ledger.sources.count == 1 ? "source=\(ledger.sources[0].rawValue)" : "task=\(urlSegment(task.id))"
+            html += "<p id=\"task-ledger\"><b>整改台账：</b>\(esc(ledger.summary))（\(esc(ledger.sources.map(\.label).joined(separator: "、")))）"
+            html += " <a href=\"/cases?\(link)\">查看问题</a></p>"
+        }
         html += "<p><b>牵头单位：</b>\(esc(task.leadUnits.joined(separator: "、")))</p>"
         if !task.cooperatingUnits.isEmpty { html += "<p><b>配合单位：</b>\(esc(task.cooperatingUnits.joined(separator: "、")))</p>" }
         html += "<p>\(esc(task.text))</p>"
@@ -443,27 +467,25 @@ extension WebConsole {
     func casesPage(_ request: Request, _ context: WebContext) async throws -> Response {
         guard let session = context.session else { return loginRedirect(request) }
         let query = request.uri.queryParameters
-        let state = query["status"].flatMap { CaseState(rawValue: String($0)) }
-        let overdue = query["overdue"] != nil ? true : nil
-        let cases = try await gateway.callAll(
-            .cases, CaseTypes.list, CaseListRequest(status: state, overdue: overdue), from: wireFrom(session.user))
+        let filters = LedgerFilters(query)
+        let from = wireFrom(session.user)
+        let cases = try await gateway.callAll(.cases, CaseTypes.list, filters.request, from: from).filter(filters.matches)
         var html = "<h1>台账</h1>"
         if let assigned = query["assigned"].flatMap({ Int($0) }) {
             let skipped = query["skipped"].flatMap { Int($0) } ?? 0
             html += "<div class=\"ok\" id=\"flash\">已交办 \(assigned) 个问题\(skipped > 0 ? "，\(skipped) 个已过登记阶段未变动" : "")</div>"
         }
         if session.user.role.actsAsOffice,
-            let batches = try? await gateway.callAll(.cases, CaseTypes.batches, CaseBatchesRequest(), from: wireFrom(session.user))
+            let batches = try? await gateway.callAll(.cases, CaseTypes.batches, CaseBatchesRequest(), from: from)
         {
             html += batchForm(session, batches: batches)
         }
-        html += "<form method=\"get\" action=\"/cases\"><label for=\"status\">状态</label>"
-        html += "<select id=\"status\" name=\"status\"><option value=\"\">全部</option>"
-        for option in CaseState.allCases {
-            html += "<option value=\"\(option.rawValue)\"\(option == state ? " selected" : "")>\(esc(option.label))</option>"
-        }
-        html += "</select><label><input type=\"checkbox\" name=\"overdue\" value=\"1\"\(overdue == true ? " checked" : "")> 只看逾期</label>"
-        html += "<button type=\"submit\">筛选</button></form>"
+        html += ledgerFilterForm(filters, units: (try? await ledgerUnits(session)) ?? [])
+        let exportQuery = filters.query.isEmpty ? "" : "&" + filters.query
+        html += "<p id=\"ledger-transfer\"><a href=\"/cases/export?format=xlsx\(esc(exportQuery))\" id=\"export-xlsx\">导出 XLSX</a> · "
+        html += "<a href=\"/cases/export?format=csv\(esc(exportQuery))\" id=\"export-csv\">导出 CSV</a>"
+        if session.user.role.actsAsOffice { html += " · <a href=\"/cases/import\" id=\"import-link\">导入台账（CSV/XLSX）</a>" }
+        html += "<span class=\"muted\">（共 \(cases.count) 件）</span></p>"
         html += "<div class=\"card\"><table id=\"cases\"><tr><th>编号</th><th>问题</th><th>责任单位</th><th>状态</th>"
         html += "<th class=\"hide-narrow\">整改时限</th></tr>"
         for item in cases {
@@ -695,6 +717,9 @@ extension WebConsole {
         }
         if !notice.pendingUnits.isEmpty { html += "<p><b>待签收：</b>\(esc(notice.pendingUnits.joined(separator: "、")))</p>" }
         if let task = notice.refs.task { html += "<p><a href=\"/tasks/\(urlSegment(task))\">查看任务 \(esc(task))</a></p>" }
+        if [.implementationPlanDue, .implementationPlanOverdue].contains(notice.kind) {
+            html += "<p><a href=\"/plans\" id=\"plans-link\">报送或查看具体实施方案</a></p>"
+        }
         if let item = notice.refs.case { html += "<p><a href=\"/cases/\(urlSegment(item))\">查看问题 \(esc(item))</a></p>" }
         html += ackForm(notice, session: session) + "</section>"
         return htmlResponse(Page(title: notice.title, body: html, session: session).render())

@@ -26,6 +26,8 @@ extension WebConsole {
         addSupervisionRoutes(to: router)
         addCaseFollowThroughRoutes(to: router)
         addReportRoutes(to: router)
+        addLedgerTransferRoutes(to: router)
+        addImplementationPlanRoutes(to: router)
     }
 
     static func asset(_ text: String, type: String) -> Response {

@@ -48,6 +48,8 @@ public final class WebConsole: Sendable {
     let publicLookups: RateLimiter
     /// The ledger's lead units, for the case page's follow-through forms.
     let leads = LedgerLeads()
+    /// Ledger uploads previewed and waiting for the office's confirmation.
+    public let pendingImports = PendingImports()
     /// The dashboard's answers, shared while the streams behind them stand still.
     let shared = SharedFetch()
     static let sessionCookie = "duban_session"

@@ -130,16 +130,34 @@ public enum OfficeText {
     /// be what was meant: at most a third of the longer name differs.
     public static func nearest(_ text: String, in candidates: [String]) -> String? {
         let target = Array(text)
-        var best: (String, Int)?
+        var best: (name: String, distance: Int, shared: Int)?
         for candidate in candidates {
-            let distance = editDistance(target, Array(candidate))
-            if best == nil || distance < best!.1 { best = (candidate, distance) }
+            let characters = Array(candidate)
+            let distance = editDistance(target, characters)
+            // Between names as far apart, the one sharing more of what was typed: 区农业局 is 区农业农村局
+            // (all four kept, two added), not 区教育局 (two of four changed).
+            let shared = commonSubsequence(target, characters)
+            if best == nil || (distance, -shared) < (best!.distance, -best!.shared) { best = (candidate, distance, shared) }
         }
-        guard let best, best.1 > 0, best.1 * 3 <= max(target.count, best.0.count) else { return nil }
-        return best.0
+        guard let best, best.distance > 0, best.distance * 3 <= max(target.count, best.name.count) else { return nil }
+        return best.name
     }
 
-    static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+    /// The length of the longest common subsequence of two names.
+    static func commonSubsequence(_ a: [Character], _ b: [Character]) -> Int {
+        guard !a.isEmpty, !b.isEmpty else { return 0 }
+        var previous = Array(repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            var current = Array(repeating: 0, count: b.count + 1)
+            for j in 1...b.count {
+                current[j] = a[i - 1] == b[j - 1] ? previous[j - 1] + 1 : max(previous[j], current[j - 1])
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+
+    public static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
         var previous = Array(0...b.count)

@@ -152,6 +152,17 @@ public enum XLSXWriter {
         return try workbook(order.sorted().map { sheet($0, groups[$0]!) })
     }
 
+    /// An export table (the dispatch, the targets) as a workbook of one sheet: its date and time
+    /// columns as date cells, numbers as numbers, highlighted rows red, every text cell neutralised.
+    public static func table(_ table: ExportTable) throws -> Data {
+        try workbook([
+            Sheet(
+                name: table.name, headers: table.headers, rows: table.rows.map { $0.map(ExportTable.guarded) },
+                dateColumns: table.dateColumns, timeColumns: table.timeColumns, numberColumns: table.numberColumns,
+                highlighted: table.highlighted)
+        ])
+    }
+
     /// Excel's sheet-name rules: at most 31 characters, none of `[]:*?/\`, unique.
     static func sheetName(_ raw: String, used: inout Set<String>) -> String {
         var name = String(raw.map { "[]:*?/\\".contains($0) ? "_" : $0 }.prefix(31))

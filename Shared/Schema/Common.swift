@@ -31,9 +31,43 @@ public struct ListReply<Item: Codable & Sendable>: Codable, Sendable {
     public var items: [Item]
     /// Present when the list was cut short (PROTOCOL.md section 6): send it back as `cursor` for the rest.
     public var next: String?
+    /// Set by a handler that read the page at the request's cursor itself (keyset paging in its
+    /// store): `items` start there, and hold one more than a page when more remain. Not on the wire.
+    public var startsAtCursor = false
+
+    enum CodingKeys: String, CodingKey { case items, next }
+
     public init(items: [Item], next: String? = nil) {
         self.items = items
         self.next = next
+    }
+
+    /// A page its handler read from the cursor on (see `startsAtCursor`).
+    public static func page(startingAtCursor items: [Item]) -> ListReply {
+        var reply = ListReply(items: items)
+        reply.startsAtCursor = true
+        return reply
+    }
+}
+
+/// The list cursor (PROTOCOL.md section 6), opaque to clients: base64 of `offset:N` or
+/// `offset:N;after:KEY`.
+public struct ListCursor: Sendable, Equatable {
+    public var offset: Int
+    /// The key of the last item the reader got, when the list's items have keys.
+    public var after: String?
+
+    /// A request's cursor read, or `invalid_argument` for anything this service did not write.
+    public init(_ text: String) throws {
+        guard let decoded = Data(base64Encoded: text).flatMap({ String(data: $0, encoding: .utf8) }), decoded.hasPrefix("offset:") else {
+            throw ErrorBody.invalidArgument("cursor 无效：请原样使用上一页答复中的 next", field: "body.cursor")
+        }
+        let parts = decoded.dropFirst(7).split(separator: ";", maxSplits: 1)
+        guard let offset = parts.first.flatMap({ Int($0) }), offset >= 0 else {
+            throw ErrorBody.invalidArgument("cursor 无效：请原样使用上一页答复中的 next", field: "body.cursor")
+        }
+        self.offset = offset
+        after = parts.count == 2 && parts[1].hasPrefix("after:") ? String(parts[1].dropFirst(6)) : nil
     }
 }
 
@@ -56,20 +90,18 @@ extension Notice: ListKeyed { public var listKey: String { id } }
 extension ListReply: PagedReply {
     public func encodePage(cursor: String?, maxItems: Int, maxBytes: Int) throws -> Data {
         var start = 0
+        // The offset a next page's cursor counts from: the reader's position in the whole list.
+        var base = 0
         if let cursor {
             // "offset:N" or "offset:N;after:KEY": after the keyed item where it still is, else at N.
-            guard let decoded = Data(base64Encoded: cursor).flatMap({ String(data: $0, encoding: .utf8) }), decoded.hasPrefix("offset:")
-            else {
-                throw ErrorBody.invalidArgument("cursor 无效：请原样使用上一页答复中的 next", field: "body.cursor")
-            }
-            let parts = decoded.dropFirst(7).split(separator: ";", maxSplits: 1)
-            guard let offset = parts.first.flatMap({ Int($0) }), offset >= 0 else {
-                throw ErrorBody.invalidArgument("cursor 无效：请原样使用上一页答复中的 next", field: "body.cursor")
-            }
-            start = min(offset, items.count)
-            if parts.count == 2, parts[1].hasPrefix("after:") {
-                let key = String(parts[1].dropFirst(6))
-                if let found = items.firstIndex(where: { ($0 as? any ListKeyed)?.listKey == key }) { start = found + 1 }
+            let position = try ListCursor(cursor)
+            if startsAtCursor {
+                base = position.offset
+            } else {
+                start = min(position.offset, items.count)
+                if let key = position.after, let found = items.firstIndex(where: { ($0 as? any ListKeyed)?.listKey == key }) {
+                    start = found + 1
+                }
             }
         }
         if start == 0, items.count <= maxItems {
@@ -89,7 +121,7 @@ extension ListReply: PagedReply {
         out.append(UInt8(ascii: "]"))
         if index < items.count {
             let after = (items[index - 1] as? any ListKeyed).map { ";after:\($0.listKey)" } ?? ""
-            let next = Data("offset:\(index)\(after)".utf8).base64EncodedString()
+            let next = Data("offset:\(base + index)\(after)".utf8).base64EncodedString()
             out.append(contentsOf: #","next":"\#(next)""#.utf8)
         }
         out.append(UInt8(ascii: "}"))

@@ -367,9 +367,29 @@ struct Ledger {
         // 2,500 cases come a page at a time; the client reads on with the cursor.
         let firstPage = try await office.call(CaseTypes.list, CaseListRequest())
         #expect(firstPage.items.count == 1_000 && firstPage.next != nil)
+        // A link between a case on the first page and one on the third: each page carries its cases' links.
+        let (early, late) = (firstPage.items[10].id, "HCJ-2026-2400")
+        _ = try await office.call(CaseTypes.link, CaseLinkRequest(id: early, related: late, comment: "同一管段"))
+        // A case registered between pages lands at the end, shifting nothing already read.
+        let added = try await office.call(
+            CaseTypes.open, CaseOpenRequest(source: .sewerMisconnection, title: "混错接点位 补登", unit: "区城乡建设局"))
+        func page(_ cursor: String?) async throws -> ListReply<Case> {
+            try await office.call("case.list", JSONValue.object(["cursor": .string(cursor ?? "")]), as: ListReply<Case>.self)
+        }
+        let second = try await page(firstPage.next)
+        #expect(second.items.first?.id == "HCJ-2026-1001" && second.items.count == 1_000, "\(second.items.first?.id ?? "none")")
+        let third = try await page(second.next)
+        #expect(third.items.count == 501 && third.next == nil && third.items.last?.id == added.id)
+        #expect(third.items.first { $0.id == late }?.related == [early])
         let all = try await office.callAll(CaseTypes.list, CaseListRequest())
-        #expect(all.count == 2_500)
-        #expect(Set(all.map(\.id)).count == 2_500, "no case twice")
+        #expect(all.count == 2_501)
+        #expect(Set(all.map(\.id)).count == 2_501, "no case twice")
+        #expect(all.map(\.id) == (firstPage.items + second.items + third.items).map(\.id))
+        #expect(all.first { $0.id == early }?.related == [late])
+        // The same pages with a filter, and a cursor this service did not write is refused.
+        #expect(try await office.callAll(CaseTypes.list, CaseListRequest(unit: "区城乡建设局")).count == 2_501)
+        let forged = try await refusal(office, "case.list", JSONValue.object(["cursor": .string("bm90IGEgY3Vyc29y")]))
+        #expect(forged.code == .invalidArgument && forged.field == "body.cursor")
         await pinger.close()
         await office.close()
         try await ledger.cases.stop()

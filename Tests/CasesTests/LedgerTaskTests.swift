@@ -201,11 +201,15 @@ import Testing
         try await Self.accept([last.id], unit: unit2, office: office2)
         task = try await Self.figures(reader2, (237, 237, 0, 0))
         #expect(task.status == .awaitingAcceptance, "\(String(describing: task.status)) \(String(describing: task.reasons))")
+        // An ongoing task owes its monthly report until the office has accepted it.
+        #expect(try await Self.owing(reader2, "2026-12").contains(TaskUnit(task: "10", unit: "区城乡建设局")))
         let review = try await office3.call(
             RegistryTypes.taskAccept, TaskAcceptRequest(task: "10", comment: "237 处混错接点位全部验收销号", evidence: [Self.report]),
             as: TaskReview.self)
         #expect(review.status == .completed)
         #expect(try await reader2.call(RegistryTypes.taskGet, TaskGetRequest(id: "10"), as: PlanTask.self).status == .completed)
+        // Accepted, it owes nothing more: no 未报 in the dispatch, so no reminder and no proposal either.
+        #expect(!(try await Self.owing(reader2, "2026-12").contains { $0.task == "10" }))
 
         // The ledger moves a point filed under 11.1 to task 10 (a round-trip edit, `cases.case.edited`):
         // one open again, and the task is no longer complete.
@@ -215,6 +219,8 @@ import Testing
         #expect(moved.updated?.map(\.id) == [ids[238]])
         task = try await Self.figures(reader2, (238, 237, 1, 0))
         #expect(task.status == .onTrack && task.reasons?.map(\.code) == ["ledger_open"], "\(String(describing: task.reasons))")
+        // No longer complete, it owes its reports again.
+        #expect(try await Self.owing(reader2, "2026-12").contains(TaskUnit(task: "10", unit: "区城乡建设局")))
 
         // A registry started after all this, with a database of its own, reads the ledger from its start.
         let lateEndpoints = TestSupport.freeEndpoints()
@@ -230,6 +236,12 @@ import Testing
         try await late.stop()
         try await cases.stop()
         try await registry.stop()
+    }
+
+    /// Who owes a report for `month`, by the registry's dispatch overview.
+    static func owing(_ client: RPCClient, _ month: String) async throws -> [TaskUnit] {
+        try await client.call(RegistryTypes.dispatchOverview, DispatchOverviewRequest(period: month), as: DispatchOverviewReply.self)
+            .missing
     }
 
     /// With CURVE on, the registry follows the ledger with its own certificate (a `service` principal

@@ -95,7 +95,8 @@ import Testing
         #expect(again.output.contains("入库 0 条，重复 7 条"), "\(again.output)")
 
         // The CLI shows them in Chinese.
-        let shown = try Self.duban(service, ["readings", "query", "liuyiqiao", "2026-11-01", "2026-11-02", "--parameter", "tp"])
+        let shown = try Self.duban(
+            service, ["readings", "liuyiqiao", "--from", "2026-11-01", "--to", "2026-11-01", "--every", "hour", "--parameter", "tp"])
         #expect(shown.ok && shown.output.contains("<0.01（未检出）") && shown.output.contains("校准"), "\(shown.output)")
 
         // The same 500 unmarked is a finding: the mark, not the value, kept it out.

@@ -106,6 +106,11 @@ import WebConsole
         #expect(
             shots.contains { $0.hasSuffix("report-status-360x800.png") }
                 && shots.contains { $0.hasSuffix("monitoring-office-1920x1080.png") })
+        // The ledger import: both broken lines named in the preview, the two good ones in the ledger once.
+        #expect((result?["preview_refused"] as? [String])?.count == 2)
+        let imported = try await cases.callAll(CaseTypes.list, CaseListRequest()).filter { $0.title.hasPrefix("浏览器导入点位") }
+        #expect(imported.map(\.title).sorted() == ["浏览器导入点位丙", "浏览器导入点位甲"])
+        #expect(shots.contains { $0.hasSuffix("ledger-import-preview-1920x1080.png") })
         let notify = try await harness.rpc(.notify)
         #expect(try await notify.call(NotifyTypes.noticeGet, NoticeGetRequest(id: notice.id)).acks.map(\.unit) == [WebHarness.ecology])
         await notify.close()

@@ -12,6 +12,8 @@ Environment: WEB_PASSWORD (the test accounts' password: office1 = the office, ec
 6. Someone without an account reports a problem (群众举报) on a phone, keeps the number and the
    code, and looks the report up with them; the page fits 360 px without scrolling sideways.
 7. The office's 监测 page and the unit's 督办单 page are shot.
+8. The office imports a GBK ledger CSV with two broken lines: the preview names both lines before
+   anything is written; confirmed, the two good ones are in the ledger.
 Screenshots of each page at 1920x1080 and 360x800 go to OUTPUT_DIR. Prints one JSON line.
 """
 import json
@@ -173,6 +175,40 @@ try:
     shot(office, "monitoring-office-1920x1080")
     unit.get(base + "/supervision")
     shot(unit, "supervision-unit-360x800")
+
+    # 8. The office imports a ledger CSV with broken lines: the preview lists them, nothing is
+    # written until it confirms, and then only the good lines are.
+    ledger = os.path.join(tempfile.mkdtemp(), "浏览器导入台账.csv")
+    with open(ledger, "w", encoding="gbk", newline="") as f:
+        f.write("来源,问题标题,责任单位,完成时限\r\n")
+        f.write("混错接点位,浏览器导入点位甲,区城乡建设局,2026/12/31\r\n")
+        f.write("混错接点位,浏览器导入点位乙,区农业局,2026-12-31\r\n")
+        f.write("混错接点位,浏览器导入点位丙,区城乡建设局,2026年12月31日\r\n")
+        f.write("混错接点位,浏览器导入点位丁,区城乡建设局,明年\r\n")
+    office.get(base + "/cases?q=" + "浏览器导入")
+    check(len(office.find_elements(By.CSS_SELECTOR, "#cases tr")) == 1, "imported rows are in the ledger before the import")
+    office.find_element(By.ID, "import-link").click()
+    office.find_element(By.ID, "import-file").send_keys(ledger)
+    office.find_element(By.ID, "import-preview").click()
+    WebDriverWait(office, 10).until(lambda d: len(d.find_elements(By.ID, "import-summary")) == 1)
+    refused = [row.text for row in office.find_elements(By.CSS_SELECTOR, "#import-refused tr")][1:]
+    result["preview_refused"] = refused
+    check(len(refused) == 2 and refused[0].startswith("第 3 行") and "区农业农村局" in refused[0]
+          and refused[1].startswith("第 5 行") and "完成时限" in refused[1], "the preview does not list the broken lines: %r" % refused)
+    check("将新增 2 件" in office.find_element(By.ID, "import-summary").text, "the preview does not say what it would add")
+    shot(office, "ledger-import-preview-1920x1080")
+    # Looked at from the unit's session, so the office's preview page stays where it is.
+    unit.get(base + "/cases?q=" + "浏览器导入")
+    check(len(unit.find_elements(By.CSS_SELECTOR, "#cases tr")) == 1, "the preview wrote to the ledger")
+    check(len(unit.find_elements(By.ID, "import-link")) == 0, "a unit is offered the import")
+    office.find_element(By.ID, "import-confirm").click()
+    WebDriverWait(office, 10).until(lambda d: "已新增 2 件" in d.find_element(By.ID, "flash").text)
+    shot(office, "ledger-import-done-1920x1080")
+    office.get(base + "/cases?q=" + "浏览器导入")
+    titles = [row.text for row in office.find_elements(By.CSS_SELECTOR, "#cases tr")][1:]
+    result["imported_titles"] = titles
+    check(len(titles) == 2 and "点位甲" in titles[0] + titles[1] and "点位丙" in titles[0] + titles[1], "not imported: %r" % titles)
+    shot(office, "ledger-filtered-1920x1080")
     result["ok"] = True
 finally:
     office.quit()
