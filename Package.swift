@@ -306,7 +306,9 @@ let package = Package(
         ),
         .testTarget(
             name: "IngestTests",
-            dependencies: ["IndicatorIngest", "TaskRegistry", "PlanFormat", "DubanTesting", "Messaging", "Schema", "ServiceKit"],
+            dependencies: [
+                "IndicatorIngest", "TaskRegistry", "PlanFormat", "DubanTesting", "Messaging", "Schema", "ServiceKit", "Formats",
+            ],
             path: "Tests/IngestTests",
             swiftSettings: swiftSettings
         ),

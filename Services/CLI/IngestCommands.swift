@@ -202,7 +202,7 @@ struct Readings: AsyncParsableCommand {
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "站点一段时间的监测数据（每小时、每日或每月均值；水质断面另有类别），可导出 CSV 或 XLSX。",
+            abstract: "站点一段时间的监测数据（每小时、每日或每月均值；水质断面另有类别；标出未检出和维护、校准、停运），可导出 CSV 或 XLSX。",
             discussion: "示例：duban readings 六一桥 --from 2026-11-01 --to 2026-11-30 --format xlsx --out 六一桥11月.xlsx")
         @OptionGroup var options: GlobalOptions
         @Argument(help: "站点编号或名称，如 liuyiqiao（六一桥入湟断面，或写 六一桥）。") var station: String
@@ -284,6 +284,9 @@ struct Readings: AsyncParsableCommand {
             try await options.withClient(for: .ingest) { client in
                 var accepted = 0
                 var duplicates = 0
+                // Marked readings taken (stored or already held), for the summary.
+                var belowDetection = 0
+                var statusMarked = 0
                 let started = ContinuousClock.now
                 // One key per chunk of this run: a retried chunk is applied once, and importing the file
                 // again is a new run whose readings are counted as duplicates, not replayed.
@@ -296,6 +299,11 @@ struct Readings: AsyncParsableCommand {
                         options: options, key: "\(run):\(start)")
                     accepted += reply.accepted
                     duplicates += reply.duplicates
+                    let refused = Set(reply.rejected.map(\.index))
+                    for (index, row) in slice.enumerated() where !refused.contains(index) {
+                        guard let mark = row.reading?.mark.flatMap(ReadingMark.init(rawValue:)) else { continue }
+                        if mark.isStatus { statusMarked += 1 } else { belowDetection += 1 }
+                    }
                     for rejected in reply.rejected {
                         let field = rejected.field.map { $0.replacingOccurrences(of: "body.readings[\(rejected.index)].", with: "") } ?? ""
                         let reading = slice[rejected.index].reading!
@@ -306,9 +314,11 @@ struct Readings: AsyncParsableCommand {
                 }
                 FileHandle.standardError.write(Data("\n".utf8))
                 problems.sort { $0.0 < $1.0 }
+                let marks =
+                    belowDetection + statusMarked == 0 ? "" : "（其中低于检出限 \(belowDetection) 条、维护/校准/停运 \(statusMarked) 条）"
                 print(
-                    "\(file): 入库 \(accepted) 条，重复 \(duplicates) 条，\(problems.count) 条有误"
-                        + (notes.isEmpty ? "" : "，\(notes.count) 处标记未导入（低于检出限或维护、校准、停运）"))
+                    "\(file): 入库 \(accepted) 条，重复 \(duplicates) 条\(marks)，\(problems.count) 条有误"
+                        + (notes.isEmpty ? "" : "，\(notes.count) 处提示未导入"))
                 for (line, note) in notes.prefix(200) { print("  \(file):\(line): 提示 \(note)") }
                 for (line, problem) in problems.prefix(200) { print("  \(file):\(line): \(problem)") }
                 if problems.count > 200 { print("  …另有 \(problems.count - 200) 条") }

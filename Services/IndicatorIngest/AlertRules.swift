@@ -12,11 +12,15 @@ public struct SeriesBatch: Sendable {
     public var prior: (ts: Int64, value: Double)?
     /// The district days the batch touched, with the mean and hour count of all their stored readings (air daily means).
     public var days: [String: (mean: Double, hours: Int)]
+    /// The newest marked reading (below detection, 维护…) the batch stored for the station: judged by
+    /// no rule, it still proves the station is reporting and ends a silence.
+    public var alive: Int64?
 
     public init(
         station: String, parameter: String, readings: [(ts: Int64, value: Double)], prior: (ts: Int64, value: Double)?,
-        days: [String: (mean: Double, hours: Int)]
+        days: [String: (mean: Double, hours: Int)], alive: Int64? = nil
     ) {
+        self.alive = alive
         self.station = station
         self.parameter = parameter
         self.readings = readings
@@ -127,6 +131,7 @@ public enum AlertRules {
         var newestByStation: [String: Int64] = [:]
 
         for batch in batches {
+            if let alive = batch.alive { newestByStation[batch.station] = max(newestByStation[batch.station] ?? .min, alive) }
             guard let station = stations[batch.station], let last = batch.readings.last else { continue }
             newestByStation[station.id] = max(newestByStation[station.id] ?? .min, last.ts)
             let cutoff = nowMs - liveWindow(station)

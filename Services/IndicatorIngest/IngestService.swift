@@ -118,7 +118,7 @@ public struct IngestService: DubanService {
                 let nowMs = Int64(now.timeIntervalSince1970 * 1000)
                 let from = nowMs - Int64(AlertRules.trendWindowDays * 86_400_000)
                 for station in stations where station.kind == "water" && station.targetClass != nil {
-                    let samples = try await store.samples(station: station.id, parameters: nil, from: from, to: nowMs)
+                    let samples = try await store.samples(station: station.id, parameters: nil, from: from, to: nowMs).judged
                     let transitions = AlertRules.trend(
                         samples, station: station, standards: standards, active: try await store.activeAlerts(), now: now)
                     if !transitions.isEmpty { try await store.apply(transitions) }
@@ -266,7 +266,7 @@ public struct IngestService: DubanService {
                 throw ErrorBody.invalidArgument("to 应为 YYYY-MM-DD 或 RFC 3339 时间", field: "body.to")
             }
             guard from <= to else { throw ErrorBody.invalidArgument("to 早于 from", field: "body.to") }
-            let samples = try await store.samples(station: station.id, parameters: nil, from: from, to: to)
+            let samples = try await store.samples(station: station.id, parameters: nil, from: from, to: to).judged
             guard let reply = Self.waterClass(samples, station: station, standards: standards, day: String(request.to.prefix(10))) else {
                 throw ErrorBody.notFound(
                     "站点 \(station.id) 在 \(ErrorBody.quote(request.from)) 至 \(ErrorBody.quote(request.to)) 之间没有监测数据", field: "body.from")
@@ -322,7 +322,8 @@ public struct IngestService: DubanService {
             else { throw ErrorBody.invalidArgument("year 应在 2000 到 2100 之间", field: "body.year") }
             let samples = try await store.samples(
                 station: station.id, parameters: ["pm25"], from: Int64(start.timeIntervalSince1970 * 1000),
-                to: Int64(end.timeIntervalSince1970 * 1000) - 1)
+                to: Int64(end.timeIntervalSince1970 * 1000) - 1
+            ).judged
             return AirEvaluation.annual(
                 parameter: "pm25", year: request.year, samples: samples.map { ($0.ts, $0.value) }, standards: standards,
                 today: Timestamp.districtDate(clock.now()))
@@ -469,7 +470,7 @@ final class DerivedIndicators: Sendable {
         let at = Timestamp.format(now)
         let indicators = catalog.current().indicators
         if station.kind == "water", let definition = indicators.first(where: { $0.id == "water_quality_\(station.id)" }) {
-            let samples = try await store.samples(station: station.id, parameters: nil, from: from, to: to)
+            let samples = try await store.samples(station: station.id, parameters: nil, from: from, to: to).judged
             guard let result = IngestService.waterClass(samples, station: station, standards: standards, day: asOf) else { return }
             let existing = try await store.indicatorValues(definition.id).first { $0.period == "\(year)" }
             let value = IndicatorValue(
@@ -505,7 +506,7 @@ final class DerivedIndicators: Sendable {
         if station.kind == "air", station.parameters.contains("pm25"), stations.first(where: { $0.kind == "air" })?.id == station.id,
             let definition = indicators.first(where: { $0.id == "pm25_annual_mean" })
         {
-            let samples = try await store.samples(station: station.id, parameters: ["pm25"], from: from, to: to)
+            let samples = try await store.samples(station: station.id, parameters: ["pm25"], from: from, to: to).judged
             let annual = AirEvaluation.annual(
                 parameter: "pm25", year: year, samples: samples.map { ($0.ts, $0.value) }, standards: standards, today: today)
             // The value as HJ 663-2013 reports it (whole µg/m³, rounded half-to-even): a mean shown to

@@ -6,7 +6,70 @@ import ServiceKit
 public struct StoredSample: Sendable, Equatable {
     public var parameter: String
     public var ts: Int64
+    /// For `below_detection` the limit; NaN when a status-marked reading has none.
     public var value: Double
+    public var mark: ReadingMark? = nil
+    public var detectionLimit: Double? = nil
+
+    /// What the reading counts as in means and judgements: the value; half the detection limit below
+    /// it (未检出按检出限一半参与计算, 《地表水环境质量评价办法（试行）》); nothing for a status mark.
+    public var statistic: Double? {
+        switch mark {
+        case nil: return value
+        case .belowDetection: return (detectionLimit ?? value) / 2
+        case .some: return nil
+        }
+    }
+}
+
+extension Array where Element == StoredSample {
+    /// The readings statistics are made of: status-marked ones left out, below-detection ones at half their limit.
+    var judged: [StoredSample] {
+        guard contains(where: { $0.mark != nil }) else { return self }
+        return compactMap { sample in
+            guard let statistic = sample.statistic else { return nil }
+            return StoredSample(parameter: sample.parameter, ts: sample.ts, value: statistic)
+        }
+    }
+}
+
+/// A stored reading's value and mark, as a new reading of the same key is compared with it.
+struct StoredState: Sendable {
+    var value: Double?
+    var mark: String?
+    var detectionLimit: Double?
+
+    init(value: Double?, mark: String?, detectionLimit: Double?) {
+        self.value = value
+        self.mark = mark
+        self.detectionLimit = detectionLimit
+    }
+
+    init(_ reading: NormalizedReading) {
+        self.init(value: reading.storedValue, mark: reading.mark?.rawValue, detectionLimit: reading.detectionLimit)
+    }
+
+    /// The same reading again (to rounding): a duplicate, not a change.
+    func matches(_ reading: NormalizedReading) -> Bool {
+        func same(_ a: Double?, _ b: Double?) -> Bool {
+            switch (a, b) {
+            case (nil, nil): return true
+            case (let a?, let b?): return BatchTally.same(a, b)
+            default: return false
+            }
+        }
+        return mark == reading.mark?.rawValue && same(value, reading.storedValue) && same(detectionLimit, reading.detectionLimit)
+    }
+
+    /// As the conflict message shows it.
+    var text: String {
+        let mark = self.mark.flatMap(ReadingMark.init(rawValue:))
+        switch mark {
+        case .belowDetection: return "<\(detectionLimit ?? value ?? .nan)（未检出）"
+        case .some(let status): return value.map { "\($0)（\(status.chineseName)）" } ?? status.chineseName
+        case nil: return value.map { "\($0)" } ?? "—"
+        }
+    }
 }
 
 /// Judges a batch's stored readings, series by series, given the active alerts.
@@ -77,6 +140,8 @@ struct BatchTally {
     private(set) var storedReadings: [NormalizedReading] = []
 
     private var current: (station: String, parameter: String, count: Int, from: Int64, to: Int64)?
+    /// Each station's newest marked reading stored: kept out of the series, but it ends a silence.
+    private var newestMarked: [String: Int64] = [:]
 
     init(refused: [RejectedItem]) { self.refused = refused }
 
@@ -85,12 +150,12 @@ struct BatchTally {
 
     mutating func duplicate() { duplicates += 1 }
 
-    /// Refuses a changed value sent without `flag: "revision"`.
-    mutating func refuseChange(_ reading: NormalizedReading, stored: Double) {
+    /// Refuses a changed value (or mark) sent without `flag: "revision"`.
+    mutating func refuseChange(_ reading: NormalizedReading, stored: StoredState) {
         refused.append(
             RejectedItem(
                 index: reading.index, code: .conflict,
-                message: "站点 \(reading.station) 的 \(reading.parameter) 在该时刻已有读数 \(stored)；"
+                message: "站点 \(reading.station) 的 \(reading.parameter) 在该时刻已有读数 \(stored.text)；"
                     + "如需更正，请带 flag revision 重新报送",
                 field: "body.readings[\(reading.index)].value"))
     }
@@ -98,6 +163,7 @@ struct BatchTally {
     mutating func stored(_ reading: NormalizedReading) {
         accepted += 1
         storedReadings.append(reading)
+        if reading.mark != nil { newestMarked[reading.station] = max(newestMarked[reading.station] ?? .min, reading.ts) }
         // Batches mostly hold one series after another: a run of the same series is counted in
         // place, and only a new station or parameter costs dictionary lookups.
         if let run = current, run.station == reading.station, run.parameter == reading.parameter {
@@ -131,7 +197,9 @@ struct BatchTally {
         var index: [SeriesKey: Int] = [:]
         var out: [(key: SeriesKey, readings: [(ts: Int64, value: Double)])] = []
         var run = -1
-        for reading in storedReadings {
+        // Marked readings never raise a live alert on their own: below-detection ones enter the daily
+        // means (through the stores' hourly SQL), status-marked ones nothing.
+        for reading in storedReadings where reading.mark == nil {
             if run < 0 || out[run].key.station != reading.station || out[run].key.parameter != reading.parameter {
                 let key = SeriesKey(station: reading.station, parameter: reading.parameter)
                 if let known = index[key] {
@@ -149,6 +217,13 @@ struct BatchTally {
             out[i].readings.sort { $0.ts < $1.ts }
         }
         return out.sorted { ($0.key.station, $0.key.parameter) < ($1.key.station, $1.key.parameter) }
+    }
+
+    /// A batch per station that stored marked readings, with no reading to judge: only `alive`.
+    var livenessBatches: [SeriesBatch] {
+        newestMarked.sorted { $0.key < $1.key }.map {
+            SeriesBatch(station: $0.key, parameter: "", readings: [], prior: nil, days: [:], alive: $0.value)
+        }
     }
 
     var reply: ReadingSubmitReply {
@@ -183,9 +258,14 @@ extension SeriesBatch {
     /// The hourly means of a series over a window, one row per district hour `(ts/1000 + offset)/3600`,
     /// as AirEvaluation.dailyMeans groups them. Arguments: offset seconds, station, parameter, from, to (ms).
     static let hourlyMeansSQL = """
-        SELECT (ts / 1000 + ?) / 3600 AS hour, AVG(value) FROM readings
-        WHERE station = ? AND parameter = ? AND ts >= ? AND ts < ? GROUP BY hour
+        SELECT (ts / 1000 + ?) / 3600 AS hour, AVG(\(statisticSQL)) FROM readings
+        WHERE station = ? AND parameter = ? AND ts >= ? AND ts < ? AND \(judgedSQL) GROUP BY hour
         """
+
+    /// A stored reading as it enters a mean (`StoredSample.statistic`), in SQL both stores speak.
+    static let statisticSQL = "CASE WHEN mark IS NULL THEN value ELSE detection_limit / 2 END"
+    /// The stored readings that enter means: unmarked and below detection.
+    static let judgedSQL = "(mark IS NULL OR mark = 'below_detection')"
 
     /// One sample standing for an hour's mean, at the hour's start: the daily mean of these is the
     /// daily mean of the readings themselves.

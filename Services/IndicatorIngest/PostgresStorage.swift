@@ -86,6 +86,18 @@ final class PostgresEventStorage: EventStorage, AuditedStorage, Service {
             station TEXT NOT NULL, parameter TEXT NOT NULL, ts BIGINT NOT NULL, value DOUBLE PRECISION NOT NULL,
             revision INTEGER NOT NULL DEFAULT 0, received_at BIGINT NOT NULL, PRIMARY KEY (station, parameter, ts))
         """,
+        // Quality marks (below detection with its limit; 维护, 校准, 停运): a status-marked reading may have
+        // no value. Dropping NOT NULL only once, so that a restart takes no table lock for nothing.
+        "ALTER TABLE readings ADD COLUMN IF NOT EXISTS mark TEXT",
+        "ALTER TABLE readings ADD COLUMN IF NOT EXISTS detection_limit DOUBLE PRECISION",
+        """
+        DO $$ BEGIN
+            IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'readings'
+                       AND column_name = 'value' AND is_nullable = 'NO') THEN
+                ALTER TABLE readings ALTER COLUMN value DROP NOT NULL;
+            END IF;
+        END $$
+        """,
         """
         CREATE TABLE IF NOT EXISTS indicator_values (
             indicator TEXT NOT NULL, period TEXT NOT NULL, value TEXT NOT NULL, source TEXT NOT NULL, note TEXT, reported_at TEXT NOT NULL,
@@ -332,19 +344,36 @@ final class PostgresIngestStore: IngestStore {
                 for try await row in try await connection.query(
                     """
                     SELECT ts, value FROM readings WHERE station = \(key.station) AND parameter = \(key.parameter) \
-                    ORDER BY ts DESC LIMIT 1
+                    AND mark IS NULL ORDER BY ts DESC LIMIT 1
                     """,
                     logger: logger
                 ).decode((Int64, Double).self) { prior[key] = row }
             }
             // One statement for the whole batch; what it did not insert already exists.
             var inserted: Set<String> = []
-            if !readings.isEmpty {
+            // Marked readings are rare: a statement of their own, so that plain batches send no more arrays than before.
+            let plain = readings.contains { $0.mark != nil } ? readings.filter { $0.mark == nil } : readings
+            let marked = plain.count == readings.count ? [] : readings.filter { $0.mark != nil }
+            if !plain.isEmpty {
                 let rows = try await connection.query(
                     """
                     INSERT INTO readings (station, parameter, ts, value, revision, received_at)
-                    SELECT s, p, t, v, 0, \(receivedAt) FROM UNNEST(\(readings.map(\.station)), \(readings.map(\.parameter)), \
-                    \(readings.map(\.ts)), \(readings.map(\.value))) AS u(s, p, t, v)
+                    SELECT s, p, t, v, 0, \(receivedAt) FROM UNNEST(\(plain.map(\.station)), \(plain.map(\.parameter)), \
+                    \(plain.map(\.ts)), \(plain.map(\.value))) AS u(s, p, t, v)
+                    ON CONFLICT DO NOTHING RETURNING station, parameter, ts
+                    """, logger: logger)
+                for try await (station, parameter, ts) in rows.decode((String, String, Int64).self) {
+                    inserted.insert("\(station)|\(parameter)|\(ts)")
+                }
+            }
+            if !marked.isEmpty {
+                // No value and no limit travel as NaN in the arrays (PostgreSQL's NaN equals NaN) and are stored as NULL.
+                let rows = try await connection.query(
+                    """
+                    INSERT INTO readings (station, parameter, ts, value, revision, received_at, mark, detection_limit)
+                    SELECT s, p, t, NULLIF(v, 'NaN'::float8), 0, \(receivedAt), m, NULLIF(l, 'NaN'::float8)
+                    FROM UNNEST(\(marked.map(\.station)), \(marked.map(\.parameter)), \(marked.map(\.ts)), \(marked.map(\.value)), \
+                    \(marked.map { $0.mark?.rawValue ?? "" }), \(marked.map { $0.detectionLimit ?? .nan })) AS u(s, p, t, v, m, l)
                     ON CONFLICT DO NOTHING RETURNING station, parameter, ts
                     """, logger: logger)
                 for try await (station, parameter, ts) in rows.decode((String, String, Int64).self) {
@@ -352,27 +381,29 @@ final class PostgresIngestStore: IngestStore {
                 }
             }
             // A batch may hold the same key twice: the first is new, the rest compare with it.
-            var seenInBatch: [String: Double] = [:]
+            var seenInBatch: [String: StoredState] = [:]
             let missing = readings.filter { !inserted.contains("\($0.station)|\($0.parameter)|\($0.ts)") }
-            var existing: [String: Double] = [:]
+            var existing: [String: StoredState] = [:]
             if !missing.isEmpty {
                 let rows = try await connection.query(
                     """
-                    SELECT r.station, r.parameter, r.ts, r.value FROM readings r
+                    SELECT r.station, r.parameter, r.ts, r.value, r.mark, r.detection_limit FROM readings r
                     JOIN UNNEST(\(missing.map(\.station)), \(missing.map(\.parameter)), \(missing.map(\.ts))) AS u(s, p, t)
                     ON r.station = u.s AND r.parameter = u.p AND r.ts = u.t
                     """, logger: logger)
-                for try await (station, parameter, ts, value) in rows.decode((String, String, Int64, Double).self) {
-                    existing["\(station)|\(parameter)|\(ts)"] = value
+                for try await (station, parameter, ts, value, mark, limit) in rows.decode(
+                    (String, String, Int64, Double?, String?, Double?).self)
+                {
+                    existing["\(station)|\(parameter)|\(ts)"] = StoredState(value: value, mark: mark, detectionLimit: limit)
                 }
             }
             for reading in readings {
                 let key = "\(reading.station)|\(reading.parameter)|\(reading.ts)"
                 if inserted.contains(key), seenInBatch[key] == nil {
-                    seenInBatch[key] = reading.value
+                    seenInBatch[key] = StoredState(reading)
                 } else {
-                    let stored = seenInBatch[key] ?? existing[key] ?? .nan
-                    if BatchTally.same(stored, reading.value) {
+                    let stored = seenInBatch[key] ?? existing[key] ?? StoredState(value: nil, mark: nil, detectionLimit: nil)
+                    if stored.matches(reading) {
                         tally.duplicate()
                         continue
                     }
@@ -382,19 +413,24 @@ final class PostgresIngestStore: IngestStore {
                     }
                     try await connection.query(
                         """
-                        UPDATE readings SET value = \(reading.value), revision = revision + 1, received_at = \(receivedAt)
+                        UPDATE readings SET value = \(reading.storedValue), mark = \(reading.mark?.rawValue), \
+                        detection_limit = \(reading.detectionLimit), revision = revision + 1, received_at = \(receivedAt)
                         WHERE station = \(reading.station) AND parameter = \(reading.parameter) AND ts = \(reading.ts)
                         """, logger: logger)
-                    seenInBatch[key] = reading.value
+                    seenInBatch[key] = StoredState(reading)
                 }
                 tally.stored(reading)
             }
             try tally.emitAccepted(into: &events)
             let series = tally.storedSeries
-            if !series.isEmpty {
-                // Instances judge alerts one at a time, so two batches cannot both raise the same alert.
-                try await connection.query("SELECT pg_advisory_xact_lock(7201002)", logger: logger)
-                var batches: [SeriesBatch] = []
+            // Instances judge alerts one at a time, so two batches cannot both raise the same alert. Taken
+            // whenever the batch stored anything, judged or not (a batch of marked readings only): it then
+            // logs events under the stream's lock and audits under this one, and this one must come first,
+            // as in `apply`, or the two transactions deadlock.
+            if tally.accepted > 0 { try await connection.query("SELECT pg_advisory_xact_lock(7201002)", logger: logger) }
+            let liveness = tally.livenessBatches
+            if !series.isEmpty || !liveness.isEmpty {
+                var batches: [SeriesBatch] = liveness
                 let offset = Int64(Timestamp.districtOffset)
                 for (key, readings) in series {
                     guard let (from, to) = SeriesBatch.dayRange(readings, dayWindow: dayWindow) else { continue }
@@ -402,8 +438,9 @@ final class PostgresIngestStore: IngestStore {
                     var hourly: [(ts: Int64, value: Double)] = []
                     for try await (hour, mean) in try await connection.query(
                         """
-                        SELECT (ts / 1000 + \(offset)) / 3600 AS hour, AVG(value) FROM readings
-                        WHERE station = \(key.station) AND parameter = \(key.parameter) AND ts >= \(from) AND ts < \(to) GROUP BY hour
+                        SELECT (ts / 1000 + \(offset)) / 3600 AS hour, AVG(\(unescaped: SeriesBatch.statisticSQL)) FROM readings
+                        WHERE station = \(key.station) AND parameter = \(key.parameter) AND ts >= \(from) AND ts < \(to) \
+                        AND \(unescaped: SeriesBatch.judgedSQL) GROUP BY hour
                         """,
                         logger: logger
                     ).decode((Int64, Double).self) { hourly.append(SeriesBatch.hourSample(hour: hour, mean: mean)) }
@@ -494,10 +531,17 @@ final class PostgresIngestStore: IngestStore {
     func samples(station: String, parameters: [String]?, from: Int64, to: Int64) async throws -> [StoredSample] {
         var out: [StoredSample] = []
         let rows = try await client.query(
-            "SELECT parameter, ts, value FROM readings WHERE station = \(station) AND ts >= \(from) AND ts <= \(to) ORDER BY ts",
+            """
+            SELECT parameter, ts, value, mark, detection_limit FROM readings WHERE station = \(station) AND ts >= \(from) AND ts <= \(to) \
+            ORDER BY ts
+            """,
             logger: logger)
-        for try await (parameter, ts, value) in rows.decode((String, Int64, Double).self) where parameters?.contains(parameter) ?? true {
-            out.append(StoredSample(parameter: parameter, ts: ts, value: value))
+        for try await (parameter, ts, value, mark, limit) in rows.decode((String, Int64, Double?, String?, Double?).self)
+        where parameters?.contains(parameter) ?? true {
+            out.append(
+                StoredSample(
+                    parameter: parameter, ts: ts, value: value ?? .nan, mark: mark.flatMap(ReadingMark.init(rawValue:)),
+                    detectionLimit: limit))
         }
         return out
     }

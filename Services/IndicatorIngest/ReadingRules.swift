@@ -8,8 +8,15 @@ public struct NormalizedReading: Sendable, Equatable {
     public var parameter: String
     /// Milliseconds since 1970, UTC.
     public var ts: Int64
+    /// In the canonical unit; for `below_detection` the limit; NaN when a status-marked reading has none.
     public var value: Double
     public var revision: Bool
+    public var mark: ReadingMark? = nil
+    /// With `below_detection`: the limit in the canonical unit.
+    public var detectionLimit: Double? = nil
+
+    /// The value as stored: nil for "none".
+    var storedValue: Double? { value.isNaN ? nil : value }
 }
 
 /// What each reading must be: known station and parameter, finite value in its physical range,
@@ -80,7 +87,17 @@ public struct ReadingRules: Sendable {
         guard station.parameters.contains(reading.parameter) else {
             return reject(.invalidArgument, "站点 \(station.id) 不监测 \(ErrorBody.quote(reading.parameter))", "parameter")
         }
-        guard reading.value.isFinite else {
+        var mark: ReadingMark?
+        if let text = reading.mark {
+            guard let known = ReadingMark(rawValue: text) else {
+                return reject(
+                    .invalidArgument,
+                    "未知的标记 \(ErrorBody.quote(text))，可选：\(ReadingMark.allCases.map(\.rawValue).joined(separator: "、"))", "mark")
+            }
+            mark = known
+        }
+        // A marked reading may carry no value (NaN after decoding); any other value must be finite.
+        guard reading.value.isFinite || (mark != nil && reading.value.isNaN) else {
             return reject(.invalidArgument, "value 应为有限数值（收到 \(reading.value)）", "value")
         }
         guard let convert = Self.converter(reading.parameter, unit: reading.unit) else {
@@ -90,9 +107,26 @@ public struct ReadingRules: Sendable {
                     + "（标准单位 \(Self.canonicalUnit(reading.parameter))）",
                 "unit")
         }
-        let value = convert(reading.value)
         let range = Self.physicalRange(reading.parameter)
-        guard range.contains(value) else {
+        var limit: Double?
+        if mark == .belowDetection {
+            guard let given = reading.detectionLimit else {
+                return reject(.invalidArgument, "低于检出限的读数须给出 detection_limit（检出限）", "detection_limit")
+            }
+            guard given.isFinite, given > 0, range.contains(convert(given)) else {
+                return reject(.invalidArgument, "detection_limit 应为正的有限数值，且不超出 \(reading.parameter) 的物理范围（收到 \(given)）", "detection_limit")
+            }
+            // The value says nothing the limit does not: omitted, or the limit itself.
+            guard reading.value.isNaN || reading.value == given else {
+                return reject(.invalidArgument, "低于检出限的读数 value 应省略或等于 detection_limit（\(given)）", "value")
+            }
+            limit = convert(given)
+        } else if let given = reading.detectionLimit {
+            return reject(
+                .invalidArgument, "只有 below_detection（低于检出限）的读数可带 detection_limit（收到 \(given)）", "detection_limit")
+        }
+        let value = limit ?? convert(reading.value)
+        guard value.isNaN || range.contains(value) else {
             return reject(
                 .invalidArgument,
                 "\(reading.parameter) \(reading.value) \(reading.unit ?? Self.canonicalUnit(reading.parameter)) "
@@ -112,6 +146,6 @@ public struct ReadingRules: Sendable {
             NormalizedReading(
                 index: index, station: station.id, parameter: reading.parameter, ts: Int64((time.timeIntervalSince1970 * 1000).rounded()),
                 value: value,
-                revision: reading.flag == "revision"))
+                revision: reading.flag == "revision", mark: mark, detectionLimit: limit))
     }
 }

@@ -59,14 +59,24 @@ enum ReadingsQuery {
             }
             return low
         }
-        var sums: [String: [Int: (sum: Double, min: Double, max: Double, count: Int)]] = [:]
+        typealias Cell = (sum: Double, min: Double, max: Double, count: Int, belowDetection: Int, limit: Double)
+        var sums: [String: [Int: Cell]] = [:]
+        var marked: [String: [Int: [ReadingMark: Int]]] = [:]
         for sample in samples where sample.ts >= from && sample.ts <= to {
             guard let index = bucket(sample.ts) else { continue }
-            var cell = sums[sample.parameter, default: [:]][index] ?? (0, .infinity, -.infinity, 0)
-            cell.sum += sample.value
-            cell.min = Swift.min(cell.min, sample.value)
-            cell.max = Swift.max(cell.max, sample.value)
+            guard let value = sample.statistic else {
+                if let mark = sample.mark { marked[sample.parameter, default: [:]][index, default: [:]][mark, default: 0] += 1 }
+                continue
+            }
+            var cell = sums[sample.parameter, default: [:]][index] ?? (0, .infinity, -.infinity, 0, 0, 0)
+            cell.sum += value
+            cell.min = Swift.min(cell.min, value)
+            cell.max = Swift.max(cell.max, value)
             cell.count += 1
+            if sample.mark == .belowDetection {
+                cell.belowDetection += 1
+                cell.limit = Swift.max(cell.limit, sample.detectionLimit ?? sample.value)
+            }
             sums[sample.parameter, default: [:]][index] = cell
         }
         let water = station.kind == "water"
@@ -79,15 +89,24 @@ enum ReadingsQuery {
                 means[index, default: [:]][parameter] = mean
                 let day = standardDay(buckets[index].label)
                 let cls = water ? standards.waterClass(parameter, value: mean, on: day, lake: station.isLake)?.label : nil
-                return ReadingPoint(t: buckets[index].label, mean: mean, min: cell.min, max: cell.max, count: cell.count, class: cls)
+                return ReadingPoint(
+                    t: buckets[index].label, mean: mean, min: cell.min, max: cell.max, count: cell.count, class: cls,
+                    belowDetection: cell.belowDetection == 0 ? nil : cell.belowDetection,
+                    detectionLimit: cell.belowDetection == 0 ? nil : cell.limit)
             }
             let readings = points.reduce(0) { $0 + $1.count }
             let expected = station.expectedIntervalMinutes.map { minutes in
                 Int((Double(Swift.min(to + 1, buckets.last?.end ?? to) - (buckets.first?.start ?? from)) / 60_000 / minutes).rounded())
             }
+            let flagged = (marked[parameter] ?? [:]).sorted { $0.key < $1.key }.flatMap { index, marks in
+                ReadingMark.allCases.compactMap { mark in
+                    marks[mark].map { MarkedBucket(t: buckets[index].label, mark: mark.rawValue, count: $0) }
+                }
+            }
             return ReadingSeries(
                 parameter: parameter, unit: ReadingRules.canonicalUnit(parameter), points: points,
-                coverage: ReadingCoverage(buckets: buckets.count, withData: points.count, readings: readings, expectedReadings: expected))
+                coverage: ReadingCoverage(buckets: buckets.count, withData: points.count, readings: readings, expectedReadings: expected),
+                marked: flagged.isEmpty ? nil : flagged)
         }
         var classes: [BucketClass]?
         if water {

@@ -68,6 +68,28 @@ final class SQLiteIngestStore: IngestStore {
             // A value that cannot yet be valid under its standard (GB 3095's data validity): shown, not judged.
             try db.execute(sql: "ALTER TABLE indicator_values ADD COLUMN provisional INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("ingest-v4-marks") { db in
+            // Quality marks (below detection with its limit; 维护, 校准, 停运). A status-marked reading may
+            // have no value, and SQLite cannot drop a NOT NULL: the table is rebuilt, every row kept.
+            try db.execute(
+                sql: """
+                    CREATE TABLE readings_marked (
+                        station TEXT NOT NULL,
+                        parameter TEXT NOT NULL,
+                        ts INTEGER NOT NULL,
+                        value REAL,
+                        revision INTEGER NOT NULL DEFAULT 0,
+                        received_at INTEGER NOT NULL,
+                        mark TEXT,
+                        detection_limit REAL,
+                        PRIMARY KEY (station, parameter, ts)
+                    ) WITHOUT ROWID;
+                    INSERT INTO readings_marked (station, parameter, ts, value, revision, received_at)
+                        SELECT station, parameter, ts, value, revision, received_at FROM readings;
+                    DROP TABLE readings;
+                    ALTER TABLE readings_marked RENAME TO readings;
+                    """)
+        }
     }
 
     func submit(
@@ -85,26 +107,43 @@ final class SQLiteIngestStore: IngestStore {
                     "INSERT INTO readings (station, parameter, ts, value, revision, received_at) "
                     + "VALUES (?, ?, ?, ?, 0, \(receivedAt)) ON CONFLICT DO NOTHING"
             )
-            let existing = try db.cachedStatement(sql: "SELECT value FROM readings WHERE station = ? AND parameter = ? AND ts = ?")
+            // Marked readings are rare: their own statement, so that a plain one binds no more than before.
+            let insertMarked = try db.cachedStatement(
+                sql:
+                    "INSERT INTO readings (station, parameter, ts, value, revision, received_at, mark, detection_limit) "
+                    + "VALUES (?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT DO NOTHING"
+            )
+            let existing = try db.cachedStatement(
+                sql: "SELECT value, mark, detection_limit FROM readings WHERE station = ? AND parameter = ? AND ts = ?")
             let revise = try db.cachedStatement(
                 sql:
-                    "UPDATE readings SET value = ?, revision = revision + 1, received_at = ? WHERE station = ? AND parameter = ? AND ts = ?"
+                    "UPDATE readings SET value = ?, mark = ?, detection_limit = ?, revision = revision + 1, received_at = ? "
+                    + "WHERE station = ? AND parameter = ? AND ts = ?"
             )
             // The newest reading of each series before this batch: only readings after it can change a live alert.
             var prior: [SeriesKey: (ts: Int64, value: Double)] = [:]
             for key in SeriesKey.of(readings) {
                 if let row = try Row.fetchOne(
-                    db, sql: "SELECT ts, value FROM readings WHERE station = ? AND parameter = ? ORDER BY ts DESC LIMIT 1",
+                    db,
+                    sql: "SELECT ts, value FROM readings WHERE station = ? AND parameter = ? AND mark IS NULL ORDER BY ts DESC LIMIT 1",
                     arguments: [key.station, key.parameter])
                 {
                     prior[key] = (row[0], row[1])
                 }
             }
             for reading in readings {
-                try insert.execute(arguments: [reading.station, reading.parameter, reading.ts, reading.value])
+                if let mark = reading.mark {
+                    try insertMarked.execute(arguments: [
+                        reading.station, reading.parameter, reading.ts, reading.storedValue, receivedAt, mark.rawValue,
+                        reading.detectionLimit,
+                    ])
+                } else {
+                    try insert.execute(arguments: [reading.station, reading.parameter, reading.ts, reading.value])
+                }
                 if db.changesCount == 0 {
-                    let stored = try Double.fetchOne(existing, arguments: [reading.station, reading.parameter, reading.ts]) ?? .nan
-                    if BatchTally.same(stored, reading.value) {
+                    let row = try Row.fetchOne(existing, arguments: [reading.station, reading.parameter, reading.ts])
+                    let stored = StoredState(value: row?[0], mark: row?[1], detectionLimit: row?[2])
+                    if stored.matches(reading) {
                         tally.duplicate()
                         continue
                     }
@@ -112,7 +151,10 @@ final class SQLiteIngestStore: IngestStore {
                         tally.refuseChange(reading, stored: stored)
                         continue
                     }
-                    try revise.execute(arguments: [reading.value, receivedAt, reading.station, reading.parameter, reading.ts])
+                    try revise.execute(arguments: [
+                        reading.storedValue, reading.mark?.rawValue, reading.detectionLimit, receivedAt, reading.station, reading.parameter,
+                        reading.ts,
+                    ])
                 }
                 tally.stored(reading)
             }
@@ -129,6 +171,7 @@ final class SQLiteIngestStore: IngestStore {
                         station: key.station, parameter: key.parameter, readings: series, prior: prior[key],
                         days: SeriesBatch.days(touchedBy: series, hourly: hourly)))
             }
+            batches += tally.livenessBatches
             if !batches.isEmpty {
                 let active = Set(try String.fetchAll(db, sql: "SELECT key FROM alerts WHERE active = 1"))
                 let judgement = evaluate(batches, active)
@@ -219,12 +262,18 @@ final class SQLiteIngestStore: IngestStore {
     func samples(station: String, parameters: [String]?, from: Int64, to: Int64) async throws -> [StoredSample] {
         try await store.pool.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT parameter, ts, value FROM readings WHERE station = ? AND ts >= ? AND ts <= ? ORDER BY ts",
+                db,
+                sql: "SELECT parameter, ts, value, mark, detection_limit FROM readings WHERE station = ? AND ts >= ? AND ts <= ? "
+                    + "ORDER BY ts",
                 arguments: [station, from, to]
             ).compactMap { row in
                 let parameter: String = row["parameter"]
                 if let parameters, !parameters.contains(parameter) { return nil }
-                return StoredSample(parameter: parameter, ts: row["ts"], value: row["value"])
+                let value: Double? = row["value"]
+                let mark: String? = row["mark"]
+                return StoredSample(
+                    parameter: parameter, ts: row["ts"], value: value ?? .nan, mark: mark.flatMap(ReadingMark.init(rawValue:)),
+                    detectionLimit: row["detection_limit"])
             }
         }
     }

@@ -74,7 +74,7 @@ extension WebConsole {
                 if case .success(let months?) = await monthly {
                     section += Self.monthlyClasses(months, year: String(to.prefix(4)))
                 }
-                let charted = reply.series.filter { !$0.points.isEmpty }
+                let charted = reply.series.filter { !$0.points.isEmpty || $0.marked?.isEmpty == false }
                 if charted.isEmpty { section += "<p class=\"muted\">这 30 天没有监测数据</p>" }
                 section += "<div class=\"charts\">"
                 for series in charted {
@@ -210,8 +210,18 @@ extension WebConsole {
             path.append("\(f(x(index))),\(f(y(point.mean)))")
             let colour = point.class.flatMap { classColours[$0] } ?? "#5b6b7a"
             let classText = point.class.map { "，\($0)类" } ?? ""
-            dots += "<circle cx=\"\(f(x(index)))\" cy=\"\(f(y(point.mean)))\" r=\"3.5\" fill=\"\(colour)\">"
-            dots += "<title>\(esc(dayText))：\(esc(Self.number(point.mean))) \(esc(series.unit))\(esc(classText))</title></circle>"
+            // A day of nothing but below-detection readings is drawn hollow: its height is half the limit, not a measurement.
+            let hollow = point.belowDetection == point.count
+            dots += "<circle cx=\"\(f(x(index)))\" cy=\"\(f(y(point.mean)))\" r=\"3.5\" "
+            dots += hollow ? "fill=\"#fff\" stroke=\"\(colour)\" stroke-width=\"1.5\">" : "fill=\"\(colour)\">"
+            dots += "<title>\(esc(dayText))：\(esc(Self.pointText(point, unit: series.unit)))\(esc(classText))</title></circle>"
+        }
+        // Status-marked days (维护, 校准, 停运): a grey tick on the axis; they have no value to draw.
+        for item in series.marked ?? [] {
+            guard let index = days.firstIndex(of: item.t) else { continue }
+            let word = ReadingMark(rawValue: item.mark)?.chineseName ?? item.mark
+            dots += "<rect class=\"marked\" x=\"\(f(x(index) - 2))\" y=\"\(f(top + plotH - 6))\" width=\"4\" height=\"6\" fill=\"#8a96a3\">"
+            dots += "<title>\(esc(item.t))：\(esc(word)) \(item.count) 条</title></rect>"
         }
         if path.count > 1 {
             svg += "<polyline points=\"\(path.joined(separator: " "))\" fill=\"none\" stroke=\"#9aa7b3\" stroke-width=\"1.2\"/>"
@@ -221,7 +231,37 @@ extension WebConsole {
         return
             "<figure class=\"chart\" id=\"chart-\(esc(series.parameter))\">"
             + "<figcaption>\(esc(title)) <span class=\"muted\">\(coverage)</span>"
-            + "</figcaption>\(svg)</figure>"
+            + "</figcaption>\(svg)\(markLine(series))</figure>"
+    }
+
+    /// A point's value as a person reads it: `<0.01（未检出）` when every reading was below detection,
+    /// the mean with how many were otherwise.
+    static func pointText(_ point: ReadingPoint, unit: String) -> String {
+        guard let below = point.belowDetection, below > 0 else { return "\(number(point.mean)) \(unit)" }
+        let limit = point.detectionLimit.map { number($0) } ?? "检出限"
+        if below == point.count { return "<\(limit) \(unit)（未检出）" }
+        return "\(number(point.mean)) \(unit)（含未检出 \(below) 条，按检出限 \(limit) 的一半计）"
+    }
+
+    /// The days with below-detection or status-marked readings, under the chart.
+    static func markLine(_ series: ReadingSeries) -> String {
+        var parts: [String] = []
+        let below = series.points.filter { ($0.belowDetection ?? 0) > 0 }
+        if !below.isEmpty {
+            parts.append(
+                "未检出：" + below.map { "\(String($0.t.suffix(5))) \(pointText($0, unit: series.unit))" }.joined(separator: "；"))
+        }
+        var byMark: [String: [String]] = [:]
+        for item in series.marked ?? [] {
+            byMark[ReadingMark(rawValue: item.mark)?.chineseName ?? item.mark, default: []].append(
+                "\(String(item.t.suffix(5)))（\(item.count) 条）")
+        }
+        for mark in ReadingMark.allCases where mark.isStatus {
+            guard let days = byMark[mark.chineseName] else { continue }
+            parts.append("\(mark.chineseName)：\(days.joined(separator: "、"))")
+        }
+        guard !parts.isEmpty else { return "" }
+        return "<p class=\"marks muted\" id=\"marks-\(esc(series.parameter))\">\(esc(parts.joined(separator: "　")))</p>"
     }
 
     static func number(_ value: Double) -> String { display(.number((value * 1000).rounded() / 1000)) }

@@ -112,13 +112,21 @@ extension ExportTable {
     public static func readings(_ reply: ReadingsQueryReply) -> ExportTable {
         // Parameters the station measures but did not report in the period make no column.
         var reply = reply
-        reply.series = reply.series.filter { !$0.points.isEmpty }
+        reply.series = reply.series.filter { !$0.points.isEmpty || $0.marked?.isEmpty == false }
         var times: [String] = []
-        var means: [String: [String: Double]] = [:]
+        var cells: [String: [String: String]] = [:]
         for series in reply.series {
             for point in series.points {
-                if means[point.t] == nil { times.append(point.t) }
-                means[point.t, default: [:]][series.parameter] = point.mean
+                if cells[point.t] == nil { times.append(point.t) }
+                cells[point.t, default: [:]][series.parameter] = readingText(point)
+            }
+            // A bucket of nothing but 维护/校准/停运 readings says so; beside measured ones it is left to the mean.
+            let measured = Set(series.points.map(\.t))
+            for item in series.marked ?? [] where !measured.contains(item.t) {
+                if cells[item.t] == nil { times.append(item.t) }
+                let word = ReadingMark(rawValue: item.mark)?.chineseName ?? item.mark
+                let known = cells[item.t]?[series.parameter]
+                cells[item.t, default: [:]][series.parameter] = known.map { "\($0)、\(word)" } ?? word
             }
         }
         times.sort()
@@ -131,7 +139,7 @@ extension ExportTable {
         var highlighted: Set<Int> = []
         for t in times {
             var row = [reply.name, bucketText(t)]
-            row += reply.series.map { series in means[t]?[series.parameter].map(number) ?? "" }
+            row += reply.series.map { series in cells[t]?[series.parameter] ?? "" }
             if water {
                 let bucket = classes[t]
                 row += [bucket?.class ?? "", (bucket?.factors ?? []).map(parameterLabel).joined(separator: "、"), reply.targetClass ?? ""]
@@ -146,6 +154,13 @@ extension ExportTable {
             name: "\(reply.name)监测数据", headers: headers, rows: rows, dateColumns: reply.every == .day ? timeColumn : [],
             timeColumns: reply.every == .hour ? timeColumn : [], numberColumns: Set(2..<(2 + reply.series.count)),
             highlighted: highlighted)
+    }
+
+    /// A bucket's mean as a person reads it: the number; `<0.01（未检出）` when every reading in it was
+    /// below the detection limit (the mean is then half the limit, not a measurement).
+    static func readingText(_ point: ReadingPoint) -> String {
+        guard let below = point.belowDetection, below == point.count, let limit = point.detectionLimit else { return number(point.mean) }
+        return "<\(number(limit))（未检出）"
     }
 
     /// The names the standards (GB 3838-2002, GB 3095-2012) give the parameters.

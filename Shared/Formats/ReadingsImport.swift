@@ -4,17 +4,21 @@ import Schema
 /// Turns a monitoring station's CSV export into readings, remembering each reading's line.
 ///
 /// Two layouts are read. Long: one reading per row, columns station/站点, parameter/项目,
-/// ts/监测时间, value/监测值, and optionally unit/单位, flag. Wide: one sample per row, a time
+/// ts/监测时间, value/监测值, and optionally unit/单位, flag/标记, 检出限/detection_limit. Wide: one sample per row, a time
 /// column (ts/监测时间/时间) and one column per parameter, named by id (`nh3n`) or as GB 3838 and
 /// GB 3095 name it (氨氮, 溶解氧, PM2.5…), with an optional unit in brackets: `氨氮(mg/L)`; the
 /// station comes from a station column or from `defaultStation`. Times are RFC 3339, or
 /// `YYYY-MM-DD HH:MM[:SS]` in the district's time (+08:00). Empty cells are skipped.
+///
+/// Marked values become marked readings (`ReadingMark`): `0.01L`, `<0.01`, and `ND`/`未检出` with a
+/// limit from the 检出限 column, are below detection with that limit; 维护, 校准, 停运 (in the cell, or
+/// in a status column for the whole row) are status-marked, with the cell's number when it has one.
 public enum ReadingsImport {
     public struct Row: Sendable {
         public var line: Int
         public var reading: SubmittedReading?
         public var problem: String?
-        /// A reading the export marks rather than measures (below detection, 维护/校准/停运): said, not sent.
+        /// What the line says and cannot be sent (a below-detection mark without its limit): said, not sent.
         public var note: String?
     }
 
@@ -26,11 +30,13 @@ public enum ReadingsImport {
         case status(String)
     }
 
-    static let statusWords: Set<String> = ["维护", "校准", "停运", "停机维护", "仪器校准"]
+    static let statusWords: [String: ReadingMark] = [
+        "维护": .maintenance, "停机维护": .maintenance, "校准": .calibration, "仪器校准": .calibration, "停运": .stopped,
+    ]
 
     public static func mark(_ text: String) -> Mark? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
-        if statusWords.contains(trimmed) { return .status(trimmed) }
+        if statusWords[trimmed] != nil { return .status(trimmed) }
         if ["ND", "N.D.", "N.D", "未检出"].contains(trimmed.uppercased()) { return .belowDetection(limit: nil) }
         for prefix in ["<", "＜", "&lt;"] where trimmed.hasPrefix(prefix) {
             if let limit = Double(trimmed.dropFirst(prefix.count).trimmingCharacters(in: .whitespaces)) {
@@ -41,12 +47,45 @@ public enum ReadingsImport {
         return nil
     }
 
-    static func note(_ mark: Mark, parameter: String, raw: String) -> String {
+    /// A below-detection mark the line gives no limit for: the wire needs the limit to store it.
+    static func missingLimit(parameter: String, raw: String) -> String {
+        "\(parameter)：「\(raw)」低于检出限但未给出检出限，未导入（可写作 0.01L 或 <0.01，或加「检出限」列）"
+    }
+
+    /// A reading of a marked cell: below detection with its limit (the `limitCell` when the value does
+    /// not say it), or status-marked with the cell's number when it has one; a note when it cannot be sent.
+    static func marked(
+        _ mark: Mark, line: Int, station: String, parameter: String, time: String, value: String, unit: String?, limitCell: String?,
+        label: String
+    ) -> Row {
+        guard let ts = self.time(time) else { return Row(line: line, problem: "监测时间「\(time)」不是时间（可写 2026-11-01 08:00、2026/11/1 8:00）") }
+        let station = station.trimmingCharacters(in: .whitespaces)
         switch mark {
-        case .belowDetection(let limit):
-            return "\(parameter)：「\(raw)」低于检出限\(limit.map { "（\($0)）" } ?? "")，未导入（检出限标记尚未入库）"
+        case .belowDetection(let given):
+            let column = limitCell?.trimmingCharacters(in: .whitespaces) ?? ""
+            guard let limit = given ?? Double(column) else {
+                if !column.isEmpty { return Row(line: line, problem: "\(label)：检出限「\(column)」不是数字") }
+                return Row(line: line, note: missingLimit(parameter: label, raw: value))
+            }
+            return Row(
+                line: line,
+                reading: SubmittedReading(
+                    station: station, parameter: parameter, ts: ts, value: .nan, unit: unit, mark: ReadingMark.belowDetection.rawValue,
+                    detectionLimit: limit))
         case .status(let word):
-            return "\(parameter)：\(word)，未导入（\(word)标记尚未入库）"
+            let text = value.trimmingCharacters(in: .whitespaces)
+            let number: Double
+            if text.isEmpty || statusWords[text] != nil {
+                number = .nan
+            } else if let parsed = Double(text) {
+                number = parsed
+            } else {
+                return Row(line: line, problem: "\(label)：「\(value)」不是数字")
+            }
+            return Row(
+                line: line,
+                reading: SubmittedReading(
+                    station: station, parameter: parameter, ts: ts, value: number, unit: unit, mark: statusWords[word]?.rawValue))
         }
     }
 
@@ -104,6 +143,9 @@ public enum ReadingsImport {
             }
             let unitColumn = column(["unit", "单位"])
             let flagColumn = column(["flag", "标记"])
+            // Read for its marks only: other words there (正常) are the station's own and say nothing to us.
+            let statusColumn = column(["状态", "数据状态", "数据标识"])
+            let limitColumn = column(["detection_limit", "检出限"])
             for record in records.dropFirst() {
                 guard record.fields.count == columns.count else {
                     out.append(Row(line: record.line, problem: "有 \(record.fields.count) 格，表头有 \(columns.count) 列"))
@@ -116,8 +158,13 @@ public enum ReadingsImport {
                     continue
                 }
                 let flag = flagColumn.map { record.fields[$0].trimmingCharacters(in: .whitespaces) } ?? ""
-                if let mark = mark(flag) ?? mark(record.fields[valueColumn]) {
-                    out.append(Row(line: record.line, note: note(mark, parameter: raw, raw: record.fields[valueColumn])))
+                if let mark = mark(flag) ?? statusColumn.flatMap({ mark(record.fields[$0]) }) ?? mark(record.fields[valueColumn]) {
+                    out.append(
+                        marked(
+                            mark, line: record.line, station: stationColumn.map { record.fields[$0] } ?? defaultStation!,
+                            parameter: parameter, time: record.fields[timeColumn], value: record.fields[valueColumn],
+                            unit: unitColumn.map { record.fields[$0] }.flatMap { $0.isEmpty ? nil : $0 } ?? headerUnit,
+                            limitCell: limitColumn.map { record.fields[$0] }, label: raw))
                     continue
                 }
                 out.append(
@@ -155,13 +202,24 @@ public enum ReadingsImport {
                 ?? cells.first.flatMap { first in
                     cells.allSatisfy { $0 == first } ? mark(first).flatMap { if case .status = $0 { return $0 } else { return nil } } : nil
                 }
-            if case .status(let word) = rowStatus {
-                out.append(Row(line: record.line, note: "\(word)：本行 \(cells.count) 个读数未导入（\(word)标记尚未入库）"))
+            // A status for the whole row marks every parameter cell of it, empty or not: the analyser was down for all.
+            if case .status = rowStatus, let rowStatus {
+                for (index, parameter, unit) in parameterColumns {
+                    out.append(
+                        marked(
+                            rowStatus, line: record.line, station: stationColumn.map { record.fields[$0] } ?? defaultStation!,
+                            parameter: parameter, time: record.fields[timeColumn], value: record.fields[index], unit: unit, limitCell: nil,
+                            label: columns[index]))
+                }
                 continue
             }
             for (index, parameter, unit) in parameterColumns where !record.fields[index].trimmingCharacters(in: .whitespaces).isEmpty {
                 if let mark = mark(record.fields[index]) {
-                    out.append(Row(line: record.line, note: note(mark, parameter: columns[index], raw: record.fields[index])))
+                    out.append(
+                        marked(
+                            mark, line: record.line, station: stationColumn.map { record.fields[$0] } ?? defaultStation!,
+                            parameter: parameter, time: record.fields[timeColumn], value: record.fields[index], unit: unit, limitCell: nil,
+                            label: columns[index]))
                     continue
                 }
                 out.append(

@@ -168,28 +168,61 @@ public struct Station: Codable, Sendable, Equatable {
     }
 }
 
+/// A quality mark on a reading (PROTOCOL.md section 6, `reading.submit`): below the detection limit,
+/// or one of the analyser's status flags. Status-marked readings are stored and shown, never judged.
+public enum ReadingMark: String, Sendable, CaseIterable, Codable {
+    case belowDetection = "below_detection"
+    case maintenance, calibration, stopped
+
+    /// How a person reads it (the words monitoring exports write).
+    public var chineseName: String {
+        switch self {
+        case .belowDetection: return "未检出"
+        case .maintenance: return "维护"
+        case .calibration: return "校准"
+        case .stopped: return "停运"
+        }
+    }
+
+    /// True for the analyser's status flags: the value, if any, measures nothing.
+    public var isStatus: Bool { self != .belowDetection }
+}
+
 /// One reading as submitted. Decoding never fails on a bad field: the problem is kept, so that
 /// the reading is rejected on its own with its index while the rest of the batch is judged.
 public struct SubmittedReading: Codable, Sendable, Equatable {
     public var station: String
     public var parameter: String
     public var ts: String
+    /// NaN when a marked reading carries no value (`value` omitted, as a 维护 row or `ND` may be).
     public var value: Double
     public var unit: String?
     /// `revision` to replace the stored value of an existing (station, parameter, ts).
     public var flag: String?
+    /// A `ReadingMark` raw value; kept as text so that an unknown mark is refused with its field.
+    public var mark: String?
+    /// With `below_detection`: the limit, in `unit`.
+    public var detectionLimit: Double?
     /// Why the reading could not be read, when it could not.
     public var problem: ErrorBody?
 
-    enum CodingKeys: String, CodingKey { case station, parameter, ts, value, unit, flag }
+    enum CodingKeys: String, CodingKey {
+        case station, parameter, ts, value, unit, flag, mark
+        case detectionLimit = "detection_limit"
+    }
 
-    public init(station: String, parameter: String, ts: String, value: Double, unit: String? = nil, flag: String? = nil) {
+    public init(
+        station: String, parameter: String, ts: String, value: Double, unit: String? = nil, flag: String? = nil, mark: String? = nil,
+        detectionLimit: Double? = nil
+    ) {
         self.station = station
         self.parameter = parameter
         self.ts = ts
         self.value = value
         self.unit = unit
         self.flag = flag
+        self.mark = mark
+        self.detectionLimit = detectionLimit
     }
 
     public init(from decoder: any Decoder) throws {
@@ -210,14 +243,32 @@ public struct SubmittedReading: Codable, Sendable, Equatable {
         station = string(.station)
         parameter = string(.parameter)
         ts = string(.ts)
+        // A mark that is not text is refused here; an unknown one by ReadingRules, with the same field.
+        if c.contains(.mark), (try? c.decodeNil(forKey: .mark)) != true {
+            mark = try? c.decode(String.self, forKey: .mark)
+            if mark == nil, problem == nil { problem = .invalidArgument("mark 应为字符串", field: "mark") }
+        }
         if let number = try? c.decode(Double.self, forKey: .value) {
             value = number
         } else if let text = try? c.decode(String.self, forKey: .value), let number = Double(text) {
             // "NaN", "Infinity" and numeric strings arrive as strings; finiteness is judged later.
             value = number
+            // NaN stands for "no value" on a marked reading: sent explicitly, it is refused, not taken as absent.
+            if mark != nil, number.isNaN, problem == nil { problem = .invalidArgument("value 应为有限数值（收到 \(text)）", field: "value") }
+        } else if mark != nil, !c.contains(.value) || (try? c.decodeNil(forKey: .value)) == true {
+            value = .nan
         } else {
             value = .nan
             if problem == nil { problem = .invalidArgument("value 应为数字", field: "value") }
+        }
+        if c.contains(.detectionLimit), (try? c.decodeNil(forKey: .detectionLimit)) != true {
+            if let number = try? c.decode(Double.self, forKey: .detectionLimit) {
+                detectionLimit = number
+            } else if let text = try? c.decode(String.self, forKey: .detectionLimit), let number = Double(text) {
+                detectionLimit = number
+            } else if problem == nil {
+                problem = .invalidArgument("detection_limit 应为数字", field: "detection_limit")
+            }
         }
         unit = try? c.decodeIfPresent(String.self, forKey: .unit)
         flag = try? c.decodeIfPresent(String.self, forKey: .flag)
@@ -229,9 +280,29 @@ public struct SubmittedReading: Codable, Sendable, Equatable {
         try c.encode(station, forKey: .station)
         try c.encode(parameter, forKey: .parameter)
         try c.encode(ts, forKey: .ts)
-        if value.isFinite { try c.encode(value, forKey: .value) } else { try c.encode("\(value)", forKey: .value) }
+        if value.isFinite {
+            try c.encode(value, forKey: .value)
+        } else if !(mark != nil && value.isNaN) {
+            try c.encode("\(value)", forKey: .value)
+        }
         try c.encodeIfPresent(unit, forKey: .unit)
         try c.encodeIfPresent(flag, forKey: .flag)
+        try c.encodeIfPresent(mark, forKey: .mark)
+        if let detectionLimit {
+            if detectionLimit.isFinite {
+                try c.encode(detectionLimit, forKey: .detectionLimit)
+            } else {
+                try c.encode("\(detectionLimit)", forKey: .detectionLimit)
+            }
+        }
+    }
+
+    /// Equal as the wire reads them: NaN (no value) equals NaN.
+    public static func == (a: SubmittedReading, b: SubmittedReading) -> Bool {
+        a.station == b.station && a.parameter == b.parameter && a.ts == b.ts
+            && (a.value == b.value || (a.value.isNaN && b.value.isNaN)) && a.unit == b.unit && a.flag == b.flag && a.mark == b.mark
+            && (a.detectionLimit == b.detectionLimit || (a.detectionLimit?.isNaN == true && b.detectionLimit?.isNaN == true))
+            && a.problem == b.problem
     }
 }
 
@@ -256,9 +327,11 @@ extension ReadingSubmitRequest: FastDecodable, Fingerprintable {
             var value: Double?
             var unit: String?
             var flag: String?
+            var mark: String?
+            var detectionLimit: Double?
             // A repeated key counts once, the first time, as JSONDecoder reads it.
-            var seen: UInt8 = 0
-            func first(_ bit: UInt8) -> Bool {
+            var seen: UInt16 = 0
+            func first(_ bit: UInt16) -> Bool {
                 defer { seen |= bit }
                 return seen & bit == 0
             }
@@ -267,15 +340,32 @@ extension ReadingSubmitRequest: FastDecodable, Fingerprintable {
                 case "station" where first(1): station = member.string
                 case "parameter" where first(2): parameter = member.string
                 case "ts" where first(4): ts = member.string
-                case "value" where first(8): value = member.number
+                case "value" where first(8):
+                    // null is "no value" (allowed on a marked reading); text such as "NaN" is the JSONDecoder path's to judge.
+                    if case .null = member { continue }
+                    guard let number = member.number else { return nil }
+                    value = number
                 // Like `try? decodeIfPresent(String.self, …)`: a non-string unit or flag reads as absent.
                 case "unit" where first(16): unit = member.string
                 case "flag" where first(32): flag = member.string
+                // A mark or limit of another type is a problem the JSONDecoder path names; null reads as absent.
+                case "mark" where first(64):
+                    if case .null = member { continue }
+                    guard let text = member.string else { return nil }
+                    mark = text
+                case "detection_limit" where first(128):
+                    if case .null = member { continue }
+                    guard let number = member.number else { return nil }
+                    detectionLimit = number
                 default: continue
                 }
             }
-            guard let station, let parameter, let ts, let value else { return nil }
-            readings.append(SubmittedReading(station: station, parameter: parameter, ts: ts, value: value, unit: unit, flag: flag))
+            // Only a marked reading may leave out its value (NaN: none).
+            guard let station, let parameter, let ts, let value = value ?? (mark == nil ? nil : .nan) else { return nil }
+            readings.append(
+                SubmittedReading(
+                    station: station, parameter: parameter, ts: ts, value: value, unit: unit, flag: flag, mark: mark,
+                    detectionLimit: detectionLimit))
         }
         return ReadingSubmitRequest(readings: readings)
     }
@@ -288,6 +378,19 @@ extension ReadingSubmitRequest: FastDecodable, Fingerprintable {
                 bytes.append(0)
             }
             withUnsafeBytes(of: reading.value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+            // An unmarked reading's bytes stay what they were before marks existed, so that a retry across
+            // the upgrade still matches its key. A mark or limit follows 0xFF, a byte UTF-8 never holds, so
+            // it cannot be read as the start of the next reading's station.
+            guard reading.mark != nil || reading.detectionLimit != nil else { continue }
+            bytes.append(0xFF)
+            bytes.append(contentsOf: (reading.mark ?? "\u{1}").utf8)
+            bytes.append(0)
+            if let limit = reading.detectionLimit {
+                bytes.append(1)
+                withUnsafeBytes(of: limit.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+            } else {
+                bytes.append(0)
+            }
         }
     }
 }

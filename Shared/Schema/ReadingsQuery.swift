@@ -37,13 +37,43 @@ public struct ReadingPoint: Codable, Sendable, Equatable {
     public var count: Int
     /// Water: the single-factor class of the mean (GB 3838-2002), when the standard classes it.
     public var `class`: String?
-    public init(t: String, mean: Double, min: Double, max: Double, count: Int, class waterClass: String? = nil) {
+    /// How many of the `count` readings were below the detection limit: each entered `mean`, `min` and
+    /// `max` as half its limit (未检出按检出限一半参与计算). Absent when none was.
+    public var belowDetection: Int?
+    /// With `below_detection`: the largest of their limits (a bucket of nothing else reads `<limit`).
+    public var detectionLimit: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case t, mean, min, max, count, `class`
+        case belowDetection = "below_detection"
+        case detectionLimit = "detection_limit"
+    }
+
+    public init(
+        t: String, mean: Double, min: Double, max: Double, count: Int, class waterClass: String? = nil, belowDetection: Int? = nil,
+        detectionLimit: Double? = nil
+    ) {
         self.t = t
         self.mean = mean
         self.min = min
         self.max = max
         self.count = count
         self.class = waterClass
+        self.belowDetection = belowDetection
+        self.detectionLimit = detectionLimit
+    }
+}
+
+/// Readings of a bucket the analyser marked (维护, 校准, 停运): stored and shown, in no mean or count.
+public struct MarkedBucket: Codable, Sendable, Equatable {
+    public var t: String
+    /// `maintenance`, `calibration` or `stopped`.
+    public var mark: String
+    public var count: Int
+    public init(t: String, mark: String, count: Int) {
+        self.t = t
+        self.mark = mark
+        self.count = count
     }
 }
 
@@ -76,11 +106,14 @@ public struct ReadingSeries: Codable, Sendable, Equatable {
     public var unit: String
     public var points: [ReadingPoint]
     public var coverage: ReadingCoverage
-    public init(parameter: String, unit: String, points: [ReadingPoint], coverage: ReadingCoverage) {
+    /// The status-marked readings, per bucket and mark, oldest first; absent when there are none.
+    public var marked: [MarkedBucket]?
+    public init(parameter: String, unit: String, points: [ReadingPoint], coverage: ReadingCoverage, marked: [MarkedBucket]? = nil) {
         self.parameter = parameter
         self.unit = unit
         self.points = points
         self.coverage = coverage
+        self.marked = marked
     }
 }
 

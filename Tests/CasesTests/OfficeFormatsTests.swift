@@ -325,7 +325,7 @@ extension JSONValue {
         try await ledger.stop()
     }
 
-    @Test func readingsTakeOfficeTimesAndMarkedValuesAreNotesNotErrors() throws {
+    @Test func readingsTakeOfficeTimesAndMarkedValuesBecomeMarkedReadingsNotErrors() throws {
         let csv = """
             监测时间,状态,pH值,溶解氧(mg/L),氨氮(mg/L),总磷(mg/L),石油类(mg/L),挥发酚(mg/L)
             2026/11/1 8:00,,7.9,8.2,0.42,0.08,0.01L,<0.0003
@@ -340,12 +340,17 @@ extension JSONValue {
         let readings = rows.compactMap(\.reading)
         #expect(readings.first?.ts == "2026-11-01T08:00:00+08:00" && readings.first?.parameter == "ph")
         #expect(readings.filter { $0.ts == "2026-11-01T20:00:00+08:00" }.count == 5)
+        // Below detection with the limit the cell gives; a 维护 row (status column or every cell) marks each parameter, without a value.
+        let marked = readings.filter { $0.mark != nil }
+        #expect(
+            marked.filter { $0.mark == "below_detection" }.map { "\($0.parameter) \($0.detectionLimit ?? 0)" }
+                == ["petroleum 0.01", "phenol 0.0003"])
+        let maintenance = marked.filter { $0.mark == "maintenance" }
+        #expect(maintenance.count == 12 && maintenance.allSatisfy(\.value.isNaN), "\(maintenance)")
+        #expect(Set(maintenance.map(\.ts)) == ["2026-11-01T12:00:00+08:00", "2026-11-01T16:00:00+08:00"])
+        // Only ND with no limit anywhere cannot be sent: a note on its line, not an error.
         let notes = rows.compactMap { row in row.note.map { "\(row.line):\($0)" } }
-        #expect(notes.count == 5, "\(notes)")
-        #expect(notes.contains { $0.hasPrefix("2:石油类(mg/L)：「0.01L」低于检出限（0.01）") }, "\(notes)")
-        #expect(notes.contains { $0.hasPrefix("2:挥发酚(mg/L)：「<0.0003」低于检出限（0.0003）") }, "\(notes)")
-        #expect(notes.contains { $0.hasPrefix("3:维护：本行 0 个读数未导入") } && notes.contains { $0.hasPrefix("4:维护：本行 6 个读数未导入") }, "\(notes)")
-        #expect(notes.contains { $0.hasPrefix("5:氨氮(mg/L)：「ND」低于检出限，") }, "\(notes)")
+        #expect(notes.count == 1 && notes[0].hasPrefix("5:氨氮(mg/L)：「ND」低于检出限但未给出检出限"), "\(notes)")
         // Only the bad value is an error, named with its parameter and value.
         #expect(rows.compactMap(\.problem) == ["溶解氧(mg/L)：「东经」不是数字"])
         // The sample in examples/ reads whole.

@@ -65,6 +65,26 @@ import Testing
             as: ReadingsQueryReply.self)
         #expect(series.series.first?.points.reduce(0) { $0 + $1.count } == 34, "\(series)")
         await ingest.close()
+        // The rebuilt readings table (ingest-v4-marks) takes quality marks beside the wave-1 rows.
+        let station = try await RPCClient.connect(to: endpoints[.ingest]!.rpc, from: "六一桥自动站")
+        let marked = try await station.call(
+            IngestTypes.readingSubmit,
+            ReadingSubmitRequest(readings: [
+                SubmittedReading(
+                    station: "liuyiqiao", parameter: "nh3n", ts: "2026-11-20T11:30:00+08:00", value: .nan, mark: "below_detection",
+                    detectionLimit: 0.025),
+                SubmittedReading(station: "liuyiqiao", parameter: "tp", ts: "2026-11-20T11:30:00+08:00", value: .nan, mark: "maintenance"),
+            ]), as: ReadingSubmitReply.self)
+        #expect(marked.accepted == 2 && marked.rejected.isEmpty, "\(marked)")
+        let after = try await station.call(
+            ReadingsTypes.query,
+            ReadingsQueryRequest(
+                station: "liuyiqiao", parameters: ["nh3n", "tp"], from: "2026-11-15T00:00:00+08:00", to: "2026-11-20T12:00:00+08:00",
+                every: .day),
+            as: ReadingsQueryReply.self)
+        #expect(after.series[0].points.reduce(0) { $0 + $1.count } == 35 && after.series[0].points.last?.belowDetection == 1)
+        #expect(after.series[1].marked?.map(\.mark) == ["maintenance"])
+        await station.close()
 
         let notify = try await RPCClient.connect(to: endpoints[.notify]!.rpc, from: office)
         #expect(try await notify.call(NotifyTypes.noticeList, NoticeListRequest(), as: ListReply<Notice>.self).items.count >= 33)

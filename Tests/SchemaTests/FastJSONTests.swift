@@ -36,7 +36,8 @@ import Testing
         x.readings.count == y.readings.count
             && zip(x.readings, y.readings).allSatisfy {
                 $0.station == $1.station && $0.parameter == $1.parameter && $0.ts == $1.ts && $0.value.bitPattern == $1.value.bitPattern
-                    && $0.unit == $1.unit && $0.flag == $1.flag && $0.problem == nil && $1.problem == nil
+                    && $0.unit == $1.unit && $0.flag == $1.flag && $0.problem == nil && $1.problem == nil && $0.mark == $1.mark
+                    && $0.detectionLimit?.bitPattern == $1.detectionLimit?.bitPattern
             }
     }
 
@@ -55,6 +56,12 @@ import Testing
             + #"{"station":"a","station":"b","parameter":"p","ts":"t","value":12345678901234567890}]}}"#,
         #"{"v":1,"id":"g","id":"h","type":"reading.submit","body":{"readings":["#
             + #"{"station":"a","value":1,"value":2,"parameter":"p","ts":"t","unit":"mg/L","unit":7}]}}"#,
+        // Quality marks: a below-detection reading without a value, a 维护 one with and without, null as absent.
+        #"{"v":1,"id":"m","type":"reading.submit","body":{"readings":["#
+            + #"{"station":"s","parameter":"p","ts":"t","mark":"below_detection","detection_limit":0.01},"#
+            + #"{"station":"s","parameter":"p","ts":"u","mark":"maintenance","value":500,"detection_limit":null},"#
+            + #"{"station":"s","parameter":"p","ts":"v","mark":"stopped","value":null},"#
+            + #"{"station":"s","parameter":"p","ts":"w","value":1,"mark":null,"mark":"x"}]}}"#,
     ])
     func wellFormedRequestsReadTheSameBothWays(frame: String) throws {
         let fast = try #require(Self.table.decodeFast(Data(frame.utf8)), "the fast path should take \(frame)")
@@ -85,6 +92,12 @@ import Testing
         #"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[{"station":"\udc00","parameter":"p","ts":"t","value":1}]}}"#,
         #"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[{"station":"tab\#tinside","parameter":"p","ts":"t","value":1}]}}"#,
         #"{"v":1,"id":"a","type":"task.get","body":{"note":"reading.submit"}}"#,
+        // A mark or limit of another type, "NaN" on a marked reading: the JSONDecoder path names the problem.
+        #"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[{"station":"s","parameter":"p","ts":"t","value":1,"mark":5}]}}"#,
+        #"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[{"station":"s","parameter":"p","ts":"t","#
+            + #""mark":"below_detection","detection_limit":"x"}]}}"#,
+        #"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[{"station":"s","parameter":"p","ts":"t","#
+            + #""mark":"maintenance","value":"NaN"}]}}"#,
     ])
     func anythingUnusualTakesTheJSONDecoderPath(frame: String) {
         #expect(Self.table.decodeFast(Data(frame.utf8)) == nil, "\(frame)")
@@ -94,6 +107,29 @@ import Testing
         case (.failure(let a as RequestDecodingFailure), .failure(let b)): #expect(a.error == b.error && a.re == b.re)
         default: Issue.record("fast and slow disagree on \(frame)")
         }
+    }
+
+    /// Idempotency fingerprints: an unmarked reading's bytes are what they were before marks (a retry
+    /// across the upgrade matches its key); a mark or a limit changes them.
+    @Test func marksChangeTheFingerprintAndUnmarkedReadingsKeepTheirs() {
+        func bytes(_ readings: [SubmittedReading]) -> [UInt8] {
+            var out: [UInt8] = []
+            ReadingSubmitRequest(readings: readings).fingerprint(into: &out)
+            return out
+        }
+        let plain = SubmittedReading(station: "s", parameter: "p", ts: "t", value: 1.5)
+        var before: [UInt8] = []
+        for text in ["s", "p", "t", "\u{1}", "\u{1}"] { before += Array(text.utf8) + [0] }
+        withUnsafeBytes(of: (1.5).bitPattern.littleEndian) { before += $0 }
+        #expect(bytes([plain]) == before)
+        var variants: [[SubmittedReading]] = [[plain]]
+        for (mark, limit) in [("maintenance", nil), ("calibration", nil), ("below_detection", 0.01), ("below_detection", 0.02)] {
+            var marked = plain
+            marked.mark = mark
+            marked.detectionLimit = limit
+            variants.append([marked])
+        }
+        #expect(Set(variants.map(bytes)).count == variants.count)
     }
 
     /// The type is the one the frame has, whichever other type names its body mentions.
@@ -122,11 +158,14 @@ import Testing
                 let value: Double = [
                     Double.random(in: -1e6...1e6, using: &generator), Double(Int.random(in: -1000...1000)), 1e-7, 0.1 + 0.2,
                 ][Int.random(in: 0...3)]
+                // Some marked, some of those without a value (NaN: encoded as no member at all).
+                let mark = [nil, nil, "below_detection", "maintenance", "stopped"].randomElement()!
                 readings.append(
                     SubmittedReading(
                         station: stations.randomElement()!, parameter: ["pm25", "nh3n", "hg"].randomElement()!,
-                        ts: "2026-11-20T08:00:00+08:00", value: value,
-                        unit: Bool.random() ? nil : "µg/L", flag: Bool.random() ? nil : "revision"))
+                        ts: "2026-11-20T08:00:00+08:00", value: mark != nil && Bool.random() ? .nan : value,
+                        unit: Bool.random() ? nil : "µg/L", flag: Bool.random() ? nil : "revision", mark: mark,
+                        detectionLimit: mark == "below_detection" ? 0.01 : nil))
             }
             let envelope = RequestEnvelope(
                 type: "reading.submit", from: "站\(round)", key: "k\(round)", body: ReadingSubmitRequest(readings: readings))

@@ -69,6 +69,36 @@ import WebConsole
         try await harness.stop()
     }
 
+    /// Quality marks (#17) on the page: a day of nothing but a below-detection reading reads `<limit（未检出）`,
+    /// drawn hollow; a 维护 day is ticked and listed, though it has no value to draw.
+    @Test func theMonitoringPageShowsBelowDetectionAndMaintenanceInChinese() async throws {
+        let harness = try await WebHarness.start()
+        let station = try await harness.rpc(.ingest, from: "station")
+        let reply = try await station.call(
+            IngestTypes.readingSubmit,
+            ReadingSubmitRequest(readings: [
+                SubmittedReading(station: "liuyiqiao", parameter: "nh3n", ts: "2026-11-17T08:00:00+08:00", value: 0.4),
+                SubmittedReading(
+                    station: "liuyiqiao", parameter: "nh3n", ts: "2026-11-18T08:00:00+08:00", value: .nan, mark: "below_detection",
+                    detectionLimit: 0.05),
+                SubmittedReading(station: "liuyiqiao", parameter: "tp", ts: "2026-11-19T08:00:00+08:00", value: 9, mark: "maintenance"),
+            ]), as: ReadingSubmitReply.self)
+        #expect(reply.accepted == 3)
+        await station.close()
+        try await harness.console.application().test(.live) { client in
+            let leader = Browser(client)
+            _ = try await leader.login("leader")
+            let page = String(buffer: try await leader.get("/monitoring?to=2026-11-20").body)
+            let chart = try #require(page.range(of: "id=\"chart-nh3n\"").map { String(page[$0.lowerBound...].prefix(20_000)) })
+            #expect(chart.contains("fill=\"#fff\""), "an all-below-detection day is hollow")
+            #expect(chart.contains("<title>2026-11-18：&lt;0.05 mg/L（未检出）"), "\(chart)")
+            #expect(chart.contains("id=\"marks-nh3n\">未检出：11-18 &lt;0.05 mg/L（未检出）</p>"))
+            let tp = try #require(page.range(of: "id=\"chart-tp\"").map { String(page[$0.lowerBound...].prefix(20_000)) })
+            #expect(tp.contains("<title>2026-11-19：维护 1 条</title>") && tp.contains("id=\"marks-tp\">维护：11-19（1 条）</p>"), "\(tp)")
+        }
+        try await harness.stop()
+    }
+
     @Test func aUnitAnswersItsSupervisionItemWithEvidenceTheOfficeReviewsAndOthersAreRefused() async throws {
         let harness = try await WebHarness.start()
         let registry = try await harness.rpc(.registry)
