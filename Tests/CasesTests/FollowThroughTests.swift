@@ -246,7 +246,10 @@ import Testing
         let office = try await ledger.client(officeUnit)
         let item = try await office.call(
             CaseTypes.open, CaseOpenRequest(source: .centralInspection, title: "问题丙", unit: "区城乡建设局"), as: Case.self)
-        let pool = try DatabasePool(path: (directory as NSString).appendingPathComponent("cases.sqlite"))
+        // The running service writes too (its events, its clock): wait for its lock rather than fail.
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        let pool = try DatabasePool(path: (directory as NSString).appendingPathComponent("cases.sqlite"), configuration: configuration)
         try await pool.read { db in try CasesService.sameParties(db, item) }
         // As an import queued ahead of the request would: the case goes to another unit.
         try await pool.write { db in try db.execute(sql: "UPDATE cases SET unit = '区城市管理局' WHERE id = ?", arguments: [item.id]) }
