@@ -109,7 +109,8 @@ import Testing
         // The attempt is recorded once the webhook's answer is back, a moment after the receiver has the request.
         var deliveries = ListReply<DeliveryAttempt>(items: [])
         let recorded = await TestSupport.eventually {
-            deliveries = (try? await office.call(NotifyTypes.deliveryList, DeliveryListRequest(), as: ListReply<DeliveryAttempt>.self))
+            deliveries =
+                (try? await office.call(NotifyTypes.deliveryList, DeliveryListRequest(), as: ListReply<DeliveryAttempt>.self))
                 ?? ListReply(items: [])
             return deliveries.items.contains { $0.ok }
         }
