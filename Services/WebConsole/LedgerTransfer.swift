@@ -87,17 +87,7 @@ extension WebConsole {
             name = reply.filename
         }
         logger.info("web: ledger exported", metadata: ["user": "\(session.user.name)", "format": "\(format)", "count": "\(reply.count)"])
-        let ascii = "duban-ledger.\(format)"
-        let encoded = name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ascii
-        return Response(
-            status: .ok,
-            headers: [
-                .contentType: type,
-                .contentDisposition: "attachment; filename=\"\(ascii)\"; filename*=UTF-8''\(encoded)",
-                .xContentTypeOptions: "nosniff",
-                .contentSecurityPolicy: "default-src 'none'; sandbox",
-                .cacheControl: "private, no-store",
-            ], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return Self.attachment(data, type: type, name: name, asciiName: "duban-ledger.\(format)")
     }
 
     // MARK: Import

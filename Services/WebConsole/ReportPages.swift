@@ -109,18 +109,8 @@ extension WebConsole {
             data = Data(report.markdown.utf8)
             type = "text/markdown; charset=utf-8"
         }
-        let name = "\(report.title).\(format)"
-        let ascii = "duban-\(wanted.kind.rawValue)-\(wanted.period).\(format)"
-        let encoded = name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ascii
-        return Response(
-            status: .ok,
-            headers: [
-                .contentType: type,
-                .contentDisposition: "attachment; filename=\"\(ascii)\"; filename*=UTF-8''\(encoded)",
-                .xContentTypeOptions: "nosniff",
-                .contentSecurityPolicy: "default-src 'none'; sandbox",
-                .cacheControl: "private, no-store",
-            ], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return Self.attachment(
+            data, type: type, name: "\(report.title).\(format)", asciiName: "duban-\(wanted.kind.rawValue)-\(wanted.period).\(format)")
     }
 
     /// The report's Markdown as HTML: the few forms notify writes (headings, lists, tables,

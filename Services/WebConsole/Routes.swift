@@ -245,12 +245,18 @@ extension WebConsole {
         guard let data = FileManager.default.contents(atPath: path) else { throw WebError.notFound("佐证材料文件已不在") }
         let ascii = upload.name.unicodeScalars.map { $0.isASCII && $0 != "\"" && $0 != "\\" && $0.value >= 0x20 ? String($0) : "_" }
             .joined()
-        let encoded = upload.name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "evidence"
+        return Self.attachment(data, type: "application/octet-stream", name: upload.name, asciiName: ascii)
+    }
+
+    /// A file sent only as a download, whatever it holds: attachment under its (Chinese) name with
+    /// an ASCII fallback, nosniff, and a policy that sandboxes it should a browser render it anyway.
+    static func attachment(_ data: Data, type: String, name: String, asciiName: String) -> Response {
+        let encoded = name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? asciiName
         return Response(
             status: .ok,
             headers: [
-                .contentType: "application/octet-stream",
-                .contentDisposition: "attachment; filename=\"\(ascii)\"; filename*=UTF-8''\(encoded)",
+                .contentType: type,
+                .contentDisposition: "attachment; filename=\"\(asciiName)\"; filename*=UTF-8''\(encoded)",
                 .xContentTypeOptions: "nosniff",
                 .contentSecurityPolicy: "default-src 'none'; sandbox",
                 .cacheControl: "private, no-store",

@@ -5,31 +5,9 @@ import Foundation
 /// Writes XLSX workbooks through Debian's libxlsxwriter (no Swift package writes XLSX). The library
 /// writes to a file, so each workbook goes through a temporary one that is read back and removed.
 public enum XLSXWriter {
-    /// One worksheet: a header row and text rows, with how each column is shown.
-    public struct Sheet: Sendable {
-        public var name: String
-        public var headers: [String]
-        public var rows: [[String]]
-        /// Columns written as date cells (`YYYY-MM-DD` text), as date-time cells (`YYYY-MM-DD HH:MM`), as numbers.
-        public var dateColumns: Set<Int>
-        public var timeColumns: Set<Int>
-        public var numberColumns: Set<Int>
-        /// Rows (0-based, after the header) drawn with a red fill: overdue cases.
-        public var highlighted: Set<Int>
-
-        public init(
-            name: String, headers: [String], rows: [[String]], dateColumns: Set<Int> = [], timeColumns: Set<Int> = [],
-            numberColumns: Set<Int> = [], highlighted: Set<Int> = []
-        ) {
-            self.name = name
-            self.headers = headers
-            self.rows = rows
-            self.dateColumns = dateColumns
-            self.timeColumns = timeColumns
-            self.numberColumns = numberColumns
-            self.highlighted = highlighted
-        }
-    }
+    /// One worksheet: a header row and text rows, with how each column is shown (date and time
+    /// columns as date cells, numbers as numbers, highlighted rows red): an export table.
+    public typealias Sheet = ExportTable
 
     public struct WriteError: Error, CustomStringConvertible, Sendable {
         public let description: String
@@ -155,12 +133,9 @@ public enum XLSXWriter {
     /// An export table (the dispatch, the targets) as a workbook of one sheet: its date and time
     /// columns as date cells, numbers as numbers, highlighted rows red, every text cell neutralised.
     public static func table(_ table: ExportTable) throws -> Data {
-        try workbook([
-            Sheet(
-                name: table.name, headers: table.headers, rows: table.rows.map { $0.map(ExportTable.guarded) },
-                dateColumns: table.dateColumns, timeColumns: table.timeColumns, numberColumns: table.numberColumns,
-                highlighted: table.highlighted)
-        ])
+        var guarded = table
+        guarded.rows = table.rows.map { $0.map(ExportTable.guarded) }
+        return try workbook([guarded])
     }
 
     /// Excel's sheet-name rules: at most 31 characters, none of `[]:*?/\`, unique.
