@@ -38,13 +38,18 @@ public struct Certificate: Sendable, Equatable {
                 section = trimmed
                 continue
             }
-            guard let equals = trimmed.firstIndex(of: "=") else {
+            // By Unicode scalars, not Characters: a combining mark after `=` or after the opening
+            // quote joins it into one Character (`"\u{059A}`), which then is not a quote (found by
+            // fuzz-certificate: a value written back came back with its quotes).
+            let scalars = trimmed.unicodeScalars
+            guard let equals = scalars.firstIndex(of: "=") else {
                 throw CertificateError.invalid(path, line: index + 1, "应为 名称 = 值")
             }
-            let name = trimmed[..<equals].trimmingCharacters(in: .whitespaces)
-            var value = trimmed[trimmed.index(after: equals)...].trimmingCharacters(in: .whitespaces)
-            if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
-                value = String(value.dropFirst().dropLast())
+            let name = String(scalars[..<equals]).trimmingCharacters(in: .whitespaces)
+            var value = String(scalars[scalars.index(after: equals)...]).trimmingCharacters(in: .whitespaces)
+            let valueScalars = value.unicodeScalars
+            if valueScalars.count >= 2, let first = valueScalars.first, first == "\"" || first == "'", valueScalars.last == first {
+                value = String(String.UnicodeScalarView(valueScalars.dropFirst().dropLast()))
             }
             switch (section, name) {
             case ("curve", "public-key"): publicKey = value

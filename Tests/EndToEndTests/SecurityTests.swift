@@ -546,3 +546,22 @@ import Testing
         try await deployment.stop()
     }
 }
+
+/// Found by Fuzz/fuzz-certificate: a metadata value beginning with a combining mark (U+059A), which
+/// the writer quotes, so that the opening quote and the mark were one Character to the reader: the
+/// value came back with its quotes, and a certificate written back read differently. The input is
+/// the fuzzer's.
+@Suite struct CertificateFormatFindingsTests {
+    @Test func aValueBeginningWithACombiningMarkReadsTheSameWrittenBack() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let data = try Data(contentsOf: root.appendingPathComponent("Fixtures/fuzz/certificate-combining-mark-after-quote.key"))
+        let text = try #require(String(data: data, encoding: .utf8))
+        let certificate = try Certificate.parse(text, path: "fuzz.key_secret")
+        #expect(try Certificate.parse(certificate.secretText) == certificate)
+        #expect(try Certificate.parse(certificate.publicText).metadata == certificate.metadata)
+        #expect(certificate.metadata["\u{1C}stations"] == "\u{059A}tadata")
+        // Quoted the way czmq writes it, the value is read without its quotes.
+        let quoted = "metadata\n    unit = \"\u{059A}区城乡建设局\"\ncurve\n    public-key = \"\(certificate.publicKey)\"\n"
+        #expect(try Certificate.parse(quoted).metadata["unit"] == "\u{059A}区城乡建设局")
+    }
+}
