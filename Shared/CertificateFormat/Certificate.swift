@@ -29,8 +29,13 @@ public struct Certificate: Sendable, Equatable {
         var metadata: [String: String] = [:]
         var publicKey: String?
         var secretKey: String?
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
+        // Lines split at each LF scalar: "\r\n" is one Character, which splitting by Character would
+        // not cut (a certificate saved on Windows was one long line).
+        let lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map {
+            String(String.UnicodeScalarView($0))
+        }
+        for (index, rawLine) in lines.enumerated() {
+            let line = rawLine.hasSuffix("\r") ? String(rawLine.dropLast()) : rawLine
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             let indented = line.first == " " || line.first == "\t"

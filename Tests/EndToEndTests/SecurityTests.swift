@@ -563,5 +563,9 @@ import Testing
         // Quoted the way czmq writes it, the value is read without its quotes.
         let quoted = "metadata\n    unit = \"\u{059A}区城乡建设局\"\ncurve\n    public-key = \"\(certificate.publicKey)\"\n"
         #expect(try Certificate.parse(quoted).metadata["unit"] == "\u{059A}区城乡建设局")
+        // Saved on Windows (CRLF), the same certificate.
+        let windows = certificate.secretText.replacingOccurrences(of: "\n", with: "\r\n")
+        let fromWindows = try Certificate.parse(windows)
+        #expect(windows.contains("\r\n") && fromWindows == certificate)
     }
 }
