@@ -280,18 +280,15 @@ public struct RegistryService: DubanService {
         }
 
         handlers.on(RegistryTypes.dispatchOverview) { request, context in
-            let plan = current.plan.document
+            let versioned = current.versioned
+            let plan = versioned.loaded.document
             guard let month = Month(request.period) else {
                 throw ErrorBody.invalidArgument("period 应为月份，格式 YYYY-MM", field: "body.period")
             }
-            let now = clock.now()
-            let (all, statuses) = try await context.store.pool.read {
-                (
-                    try RegistryStore.reports($0),
-                    TaskStatusRules.statuses(plan: plan, reports: try RegistryStore.taskReports($0, plan: plan), now: now)
-                )
-            }
-            let accepted = Set(statuses.filter { $0.value == .completed }.keys)
+            // The statuses as task.list has them (the cached views), not computed again per call.
+            let views = try cache.views(plan: versioned, store: try context.store, now: clock.now()).views
+            let accepted = Set(views.filter { $0.status == .completed }.map(\.id))
+            let all = try await context.store.pool.read { try RegistryStore.reports($0) }
             return Self.dispatchOverview(plan: plan, month: month, reports: all, accepted: accepted)
         }
 
