@@ -28,12 +28,17 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Skip PostgreSQL (when it is not installed).") var noPostgres = false
     @Option(help: .hidden) var rawServer: String?
     @Option(help: .hidden) var rawReplySize: Int = 0
+    @Option(help: .hidden) var profileCalls: String?
 
     func wants(_ section: String) -> Bool { only.isEmpty || only.contains(section) }
 
     func run() async throws {
         // The raw reference's server side, in a process of its own (started by the requests section).
         if let rawServer { RawZMQ.serveForever(endpoint: rawServer, replySize: rawReplySize) }
+        if let profileCalls {
+            try await ProfileCalls.run(mode: profileCalls, seconds: webSeconds)
+            return
+        }
         var rows: [ReportRow] = []
         // A section that fails is reported in the table; the others still run and print.
         func section(_ name: String, _ body: (inout [ReportRow]) async throws -> Void) async {

@@ -81,8 +81,7 @@ public struct IngestService: DubanService {
         store = try IngestStores.open(context: context)
         // Alerts open, at every scrape (PostgreSQL or SQLite, through the store).
         let alertStore = store as any IngestStore
-        let metrics = context.metrics
-        metrics.onScrape {
+        context.metrics.onScrape { metrics in
             guard let active = try? await alertStore.activeAlerts() else { return }
             metrics.gauge("duban_alerts_open", help: "Alerts raised and not yet cleared.").set(Int64(active.count))
             // Each station's newest reading: "readings stopped" alerts in Prometheus.

@@ -45,8 +45,7 @@ public struct NotifyService: DubanService {
         tick = .milliseconds(Int(context.deployment.tickSeconds * 1000))
         // The outbox at every scrape: what waits to go out, what was given up, attempts that failed.
         let outbox = try context.store
-        let metrics = context.metrics
-        metrics.onScrape {
+        context.metrics.onScrape { metrics in
             guard
                 let counts = try? await outbox.pool.read({ db -> ([Row], Int) in
                     (

@@ -35,6 +35,10 @@ public final class RPCClient: Sendable {
     private let socketThread: SocketThread
     private let ownsLoop: Bool
     private let socket: SocketID
+    /// The caller-thread connection for quick reads (`DirectLane`).
+    let direct: DirectLane
+    /// Hands replies received on the loop to this client; also for sockets the direct lane hands over.
+    private let router: ReplyRouter
     private let pending = Mutex<[String: Waiter]>([:])
     private let closed = Atomic<Bool>(false)
     /// Expires waiters whose time is up. One task per client, not a timer task per call: on two
@@ -66,7 +70,8 @@ public final class RPCClient: Sendable {
                 .dealer, options: ZMQSocketOptions(sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000, curve: curve),
                 setup: { try $0.connect(endpoint) },
                 onMessage: { frames in box.deliver(frames) })
-            let client = RPCClient(endpoint: endpoint, from: from, loop: loop, ownsLoop: ownLoop, socket: socket, curve: curve)
+            let client = RPCClient(
+                endpoint: endpoint, from: from, loop: loop, ownsLoop: ownLoop, socket: socket, curve: curve, router: box)
             box.client.withLock { $0 = client }
             client.startSweeper()
             return client
@@ -93,8 +98,13 @@ public final class RPCClient: Sendable {
         }
     }
 
-    private init(endpoint: String, from: String?, loop: ZMQPollLoop, ownsLoop: Bool, socket: SocketID, curve: ZMQCurve?) {
+    private init(
+        endpoint: String, from: String?, loop: ZMQPollLoop, ownsLoop: Bool, socket: SocketID, curve: ZMQCurve?, router: ReplyRouter
+    ) {
         self.curve = curve
+        self.router = router
+        self.direct = DirectLane(
+            endpoint: endpoint, options: ZMQSocketOptions(sendHighWaterMark: 1_000, receiveHighWaterMark: 1_000, curve: curve))
         self.endpoint = endpoint
         self.from = from
         self.loop = loop
@@ -171,6 +181,8 @@ public final class RPCClient: Sendable {
         timeout: Duration = .seconds(5), retries: Int = 2
     ) async throws -> Reply {
         let frame = try await callRaw(type, body, key: key, timeout: timeout, retries: retries)
+        // The common case, a successful reply read straight from the tree; anything else below.
+        if let reply = FastJSONDecoding.replyBody(Reply.self, from: frame) { return reply }
         let envelope: ReplyEnvelope<Reply>
         do {
             // The tree decoder first (a fraction of JSONDecoder's time); whatever it is unsure of, JSONDecoder.
@@ -202,12 +214,25 @@ public final class RPCClient: Sendable {
         _ type: String, encodedBody: Data, key: String? = nil, timeout: Duration = .seconds(5), retries: Int = 2,
         isolation: isolated (any Actor)? = #isolation
     ) async throws -> Data {
-        let key = key ?? (MutatingTypes.all.contains(type) ? MessageID.next() : nil)
+        let writes = MutatingTypes.all.contains(type)
+        let key = key ?? (writes ? MessageID.next() : nil)
         let attempts = max(1, retries + 1)
-        for _ in 0..<attempts {
+        for attempt in 0..<attempts {
             let id = MessageID.next()
             let payload = EnvelopeWriter.request(id: id, type: type, from: from, key: key, body: encodedBody)
-            if let reply = try await exchange([Data(), payload], waitingFor: id, timeout: timeout) { return reply }
+            // A read's first attempt, from any thread but the socket thread: on the caller's thread.
+            if attempt == 0, !writes, !loop.isLoopThread, !closed.load(ordering: .acquiring) {
+                try Task.checkCancellation()
+                switch direct.attempt(type: type, id: id, payload: payload, timeout: timeout) {
+                case .reply(let reply): return reply
+                case .handedOver(let socket):
+                    let left = max(.milliseconds(1), timeout - DirectLane.waitLimit)
+                    if let reply = try await exchange(.handedOver(socket), waitingFor: id, timeout: left) { return reply }
+                    continue
+                case .notTaken: break
+                }
+            }
+            if let reply = try await exchange(.frames([Data(), payload]), waitingFor: id, timeout: timeout) { return reply }
         }
         throw RPCClientError.timeout(type: type, endpoint: endpoint, attempts: attempts)
     }
@@ -225,22 +250,28 @@ public final class RPCClient: Sendable {
     /// Sends a payload as it is (for tests of malformed input) and waits for the reply with `re == id`;
     /// nil on timeout.
     public func send(payload: Data, id: String, timeout: Duration) async throws -> Data? {
-        try await exchange([Data(), payload], waitingFor: id, timeout: timeout)
+        try await exchange(.frames([Data(), payload]), waitingFor: id, timeout: timeout)
     }
 
     /// Sends raw frames and waits for the next reply whatever its `re` (for tests of garbage input).
     public func sendUnmatched(frames: [Data], timeout: Duration) async throws -> Data? {
-        try await exchange(frames, waitingFor: Self.anyReply, timeout: timeout)
+        try await exchange(.frames(frames), waitingFor: Self.anyReply, timeout: timeout)
     }
 
     /// The waiter key for a reply that cannot be matched by `re`.
     private static let anyReply = "*"
 
+    /// What a call sends: frames for the loop's socket, or a direct-lane socket whose request is already out.
+    private enum Outbound {
+        case frames([Data])
+        case handedOver(DirectLane.UncheckedSocket)
+    }
+
     /// Registers a waiter under `key`, sends `frames`, and returns the reply, or nil when `timeout` passes first.
     /// Whoever removes the waiter from `pending` (the reply, the timer, or cancellation) resumes it, so
     /// it resumes once; a cancelled caller stops waiting at once (graceful shutdown must not sit out timeouts).
     private func exchange(
-        _ frames: [Data], waitingFor key: String, timeout: Duration, isolation: isolated (any Actor)? = #isolation
+        _ outbound: Outbound, waitingFor key: String, timeout: Duration, isolation: isolated (any Actor)? = #isolation
     ) async throws -> Data? {
         guard !closed.load(ordering: .acquiring) else { throw RPCClientError.closed }
         try Task.checkCancellation()
@@ -270,7 +301,17 @@ public final class RPCClient: Sendable {
                         waiter.continuation.resume(throwing: CancellationError())
                         return
                     }
-                    loop.send(socket, frames)
+                    switch outbound {
+                    case .frames(let frames): loop.send(socket, frames)
+                    case .handedOver(let lane):
+                        let (router, direct) = (self.router, self.direct)
+                        let id = loop.reserveSocketID()
+                        direct.handedOver(as: id)
+                        loop.adopt(lane, as: id) { frames in
+                            direct.handedOverReplyCame(on: id)
+                            router.deliver(frames)
+                        }
+                    }
                 }
             } onCancel: { [self] in
                 let waiter = pending.withLock { $0.removeValue(forKey: key) }
@@ -333,6 +374,8 @@ public final class RPCClient: Sendable {
             return Array(pending.values)
         }
         for waiter in waiters { waiter.continuation.resume(throwing: RPCClientError.closed) }
+        // Sockets the loop took over from the direct lane and still waits on close with the client.
+        for id in direct.close() { await loop.closeSocket(id) }
         await loop.closeSocket(socket)
         if ownsLoop { await loop.shutdown() }
     }

@@ -43,6 +43,8 @@ public final class ZMQPollLoop: @unchecked Sendable {
         /// ROUTER sockets: messages parked per peer (the first frame, its routing id), so that one
         /// peer whose pipe is full holds up only its own replies.
         var parked: [Int: [Data: ParkedReplies]] = [:]
+        /// Sockets taken over for one reply, closed once it came (`adopt`).
+        var oneReply: Set<Int> = []
         /// When parked messages are next tried: a ROUTER reports POLLOUT when *any* pipe has room,
         /// so polling for it would spin while one peer stays full.
         var nextParkedRetry: ContinuousClock.Instant?
@@ -56,6 +58,8 @@ public final class ZMQPollLoop: @unchecked Sendable {
     }
 
     public let context: ZMQContext
+    /// Whether the loop made its context, and so terminates it when its thread ends.
+    private let ownsContext: Bool
     public let name: String
     private let logger: Logger
     private let shared = Mutex(Shared())
@@ -79,11 +83,12 @@ public final class ZMQPollLoop: @unchecked Sendable {
     ///   - maxParkedPerPeer: on a ROUTER, messages kept for one peer whose pipe is full (and at most
     ///     `maxParkedBytesPerPeer` bytes); beyond either, that peer's newer messages are dropped.
     public init(
-        context: ZMQContext = ZMQContext(), name: String, logger: Logger = Logger(label: "duban.zmq"),
+        context: ZMQContext? = nil, name: String, logger: Logger = Logger(label: "duban.zmq"),
         pollTimeoutMilliseconds: Int = 250, maxPendingPerSocket: Int = 100_000, maxParkedPerPeer: Int = 1_000,
         maxParkedBytesPerPeer: Int = 32 << 20
     ) {
-        self.context = context
+        self.context = context ?? ZMQContext()
+        self.ownsContext = context == nil
         self.name = name
         self.logger = logger
         self.pollTimeoutMilliseconds = pollTimeoutMilliseconds
@@ -160,6 +165,31 @@ public final class ZMQPollLoop: @unchecked Sendable {
         }
     }
 
+    /// A socket id for `adopt`, known before the socket is handed over.
+    func reserveSocketID() -> SocketID {
+        SocketID(
+            value: shared.withLock { state -> Int in
+                state.nextID += 1
+                return state.nextID
+            })
+    }
+
+    /// Takes over a socket made and used on another thread (`DirectLane` hands one over with one
+    /// request outstanding on it): from now on it lives on the loop thread, its one reply goes to
+    /// `onMessage`, and then it is closed. libzmq allows the move given a memory barrier, which the
+    /// command queue's lock is.
+    func adopt(_ socket: DirectLane.UncheckedSocket, as id: SocketID, onMessage: @escaping MessageHandler) {
+        let accepted = submit { state in
+            state.sockets[id.value] = socket.socket
+            state.handlers[id.value] = { frames, _ in
+                onMessage(frames)
+                return nil
+            }
+            state.oneReply.insert(id.value)
+        }
+        if !accepted { socket.socket.close() }
+    }
+
     /// Sends at once when called on the loop thread (a socket's handler forwarding what it received
     /// to another socket of the loop), in order behind what waits for that socket; queues otherwise.
     public func forward(_ socket: SocketID, _ frames: [Data]) {
@@ -229,6 +259,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
             let accepted = submit { state in
                 state.sockets.removeValue(forKey: socket.value)?.close()
                 state.handlers.removeValue(forKey: socket.value)
+                state.oneReply.remove(socket.value)
                 state.pending.removeValue(forKey: socket.value)
                 state.parked.removeValue(forKey: socket.value)
                 continuation.resume()
@@ -453,6 +484,10 @@ public final class ZMQPollLoop: @unchecked Sendable {
         state.sockets.removeAll()
         loopState = nil
         state.handlers.removeAll()
+        // Every socket of the context is closed: end it here, not in its deinit, so that a loop
+        // still referenced after shutdown (a closure that captured it) holds no libzmq threads,
+        // epoll or eventfd descriptors. No socket can be made on it any more: `submit` refuses.
+        if ownsContext { context.terminate() }
         let waiters = finished.withLock { waiters -> [CheckedContinuation<Void, Never>] in
             defer { waiters = nil }
             return waiters ?? []
@@ -468,6 +503,11 @@ public final class ZMQPollLoop: @unchecked Sendable {
                 var userID: String?
                 guard let frames = try socket.receive(userID: &userID) else { return }
                 if let reply = handler(frames, userID) { sendNow(state, id, reply) }
+                if state.oneReply.remove(id) != nil {
+                    state.sockets.removeValue(forKey: id)?.close()
+                    state.handlers.removeValue(forKey: id)
+                    return
+                }
             } catch {
                 logger.warning("receive failed", metadata: ["zmq.loop": "\(name)", "error": "\(error)"])
                 return

@@ -1,5 +1,6 @@
 import CZeroMQ
 import Foundation
+import Synchronization
 
 /// A failed libzmq call: the operation and libzmq's errno.
 public struct ZMQError: Error, CustomStringConvertible, Sendable {
@@ -45,6 +46,7 @@ public enum ZMQSocketType: Int32, Sendable {
 public final class ZMQContext: @unchecked Sendable {
     // @unchecked: a zmq context is documented as thread-safe.
     let handle: UnsafeMutableRawPointer
+    private let terminated = Atomic<Bool>(false)
 
     public init(ioThreads: Int32 = 1) {
         handle = zmq_ctx_new()
@@ -55,6 +57,14 @@ public final class ZMQContext: @unchecked Sendable {
 
     deinit {
         // Every socket holds this context strongly and closes itself first, so term cannot hang.
+        terminate()
+    }
+
+    /// Ends the context now (`zmq_ctx_term`): its reaper and I/O threads stop and their epoll and
+    /// eventfd descriptors close. Every socket made from it must be closed already, or this blocks
+    /// until they are. Later calls do nothing.
+    public func terminate() {
+        guard !terminated.exchange(true, ordering: .acquiringAndReleasing) else { return }
         while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
     }
 

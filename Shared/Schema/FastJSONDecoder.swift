@@ -13,6 +13,25 @@ public enum FastJSONDecoding {
         return try? Scalars.decode(tree, as: type, codingPath: [])
     }
 
+    /// The body of a successful reply, read from the tree without decoding the envelope around it
+    /// (a typed call wants only the body; the envelope's own Codable was a third of its decoding).
+    /// Nil for anything else: an error reply, an envelope field missing or of another type, a body
+    /// the fast path is unsure of; the caller then reads the frame as a `ReplyEnvelope`, which
+    /// gives the same body or the precise error.
+    public static func replyBody<T: Decodable>(_ type: T.Type, from frame: Data) -> T? {
+        guard let tree = FastJSON.parse(frame), case .object = tree else { return nil }
+        // What ReplyEnvelope's synthesized init requires, as it reads it (the first of a repeated key).
+        guard let version = tree["v"]?.integer, Int(exactly: version) != nil, tree["id"]?.string != nil,
+            tree["type"]?.string != nil, tree["ts"]?.string != nil, case .bool(true)? = tree["ok"]
+        else { return nil }
+        if let re = tree["re"], !re.isNull, re.string == nil { return nil }
+        if let error = tree["error"], !error.isNull { return nil }
+        guard let body = tree["body"], !body.isNull else { return nil }
+        return try? Scalars.decode(body, as: type, codingPath: [ReplyKey.body])
+    }
+
+    private enum ReplyKey: String, CodingKey { case body }
+
     /// Decodes with the fast path, falling back to JSONDecoder for anything it leaves.
     public static func decodeOrFallBack<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         if let value = decode(type, from: data) { return value }
@@ -79,12 +98,12 @@ private enum Scalars {
     }
 
     static func decode<T: Decodable>(_ value: FastJSON, as type: T.Type, codingPath: [any CodingKey]) throws -> T {
-        // Foundation's special cases (Date, Data, URL, Decimal) are JSONDecoder's to read.
-        if type is Date.Type || type is Data.Type || type is URL.Type || type is Decimal.Type { throw FastJSONDecoding.Unsure() }
         if type == String.self { return try string(value) as! T }
         if type == Int.self { return try integer(value, as: Int.self) as! T }
         if type == Double.self { return try double(value) as! T }
         if type == Bool.self { return try bool(value) as! T }
+        // Foundation's special cases (Date, Data, URL, Decimal) are JSONDecoder's to read.
+        if type == Date.self || type == Data.self || type == URL.self || type == Decimal.self { throw FastJSONDecoding.Unsure() }
         return try T(from: TreeDecoder(value, codingPath: codingPath))
     }
 }
@@ -102,28 +121,44 @@ private struct IndexKey: CodingKey {
 
 private struct TreeKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let codingPath: [any CodingKey]
-    /// Each key's value, the first one where a key repeats (as `FastJSON`'s subscript reads it).
-    private let members: [String: FastJSON]
-    let allKeys: [Key]
+    /// Members in document order; looked up by a scan while there are few (a reply's objects have
+    /// a handful to a few dozen), through `index` when there are many (an object used as a map).
+    private let members: [(String, FastJSON)]
+    /// Each key's first position, as `FastJSON`'s subscript reads a repeated key; only for large objects.
+    private let index: [String: Int]?
+
+    private static var scanLimit: Int { 24 }
 
     init(_ list: [(String, FastJSON)], codingPath: [any CodingKey]) {
         self.codingPath = codingPath
-        var members: [String: FastJSON] = [:]
-        members.reserveCapacity(list.count)
-        var keys: [Key] = []
-        keys.reserveCapacity(list.count)
-        for (name, value) in list where members[name] == nil {
-            members[name] = value
-            if let key = Key(stringValue: name) { keys.append(key) }
+        members = list
+        if list.count > Self.scanLimit {
+            var index: [String: Int] = [:]
+            index.reserveCapacity(list.count)
+            for (position, member) in list.enumerated() where index[member.0] == nil { index[member.0] = position }
+            self.index = index
+        } else {
+            index = nil
         }
-        self.members = members
-        allKeys = keys
     }
 
-    func contains(_ key: Key) -> Bool { members[key.stringValue] != nil }
+    /// Built when asked for (a dictionary's decoding asks; a struct's never does): making a `Key`
+    /// from each member's name compares it with every case of the type's keys.
+    var allKeys: [Key] {
+        var seen = Set<String>()
+        return members.compactMap { name, _ in seen.insert(name).inserted ? Key(stringValue: name) : nil }
+    }
+
+    private func lookUp(_ name: String) -> FastJSON? {
+        if let index { return index[name].map { members[$0].1 } }
+        for member in members where member.0 == name { return member.1 }
+        return nil
+    }
+
+    func contains(_ key: Key) -> Bool { lookUp(key.stringValue) != nil }
 
     private func value(_ key: Key) throws -> FastJSON {
-        guard let value = members[key.stringValue] else { throw FastJSONDecoding.Unsure() }
+        guard let value = lookUp(key.stringValue) else { throw FastJSONDecoding.Unsure() }
         return value
     }
 
@@ -149,6 +184,29 @@ private struct TreeKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtoco
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         try Scalars.decode(value(key), as: type, codingPath: codingPath + [key])
+    }
+
+    // Optional members in one look-up each (the protocol's defaults ask `contains`, then
+    // `decodeNil`, then `decode`): absent or null is nil, as JSONDecoder reads them.
+    func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? {
+        guard let value = lookUp(key.stringValue), !value.isNull else { return nil }
+        return try Scalars.string(value)
+    }
+    func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? {
+        guard let value = lookUp(key.stringValue), !value.isNull else { return nil }
+        return try Scalars.integer(value, as: Int.self)
+    }
+    func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? {
+        guard let value = lookUp(key.stringValue), !value.isNull else { return nil }
+        return try Scalars.bool(value)
+    }
+    func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? {
+        guard let value = lookUp(key.stringValue), !value.isNull else { return nil }
+        return try Scalars.double(value)
+    }
+    func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+        guard let value = lookUp(key.stringValue), !value.isNull else { return nil }
+        return try Scalars.decode(value, as: type, codingPath: codingPath + [key])
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {

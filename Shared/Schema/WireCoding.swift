@@ -74,15 +74,15 @@ public enum WireCoding {
 /// Decodes request bodies by type name: one parse of the frame, whatever the type.
 public struct RequestTypeTable: Sendable {
     public private(set) var bodyTypes: [String: any (Decodable & Sendable).Type] = [:]
-    /// Types read through `FastJSON` first, with the quoted type name to spot them by.
-    private var fastTypes: [String: (needle: [UInt8], decode: @Sendable (FastJSON) -> (any Sendable)?)] = [:]
+    /// Types read through `FastJSON` first.
+    private var fastTypes: [String: @Sendable (FastJSON) -> (any Sendable)?] = [:]
 
     public init() {}
 
     public mutating func register(_ type: String, body: any (Decodable & Sendable).Type) {
         bodyTypes[type] = body
         if let fast = body as? any FastDecodable.Type {
-            fastTypes[type] = (Array("\"\(type)\"".utf8), { fast.fastDecode($0) })
+            fastTypes[type] = { fast.fastDecode($0) }
         }
     }
 
@@ -128,30 +128,12 @@ public struct RequestTypeTable: Sendable {
 
     static let userInfoKey = CodingUserInfoKey(rawValue: "duban.requestTypes")!
 
-    /// Whether `needle` occurs in `haystack` (Foundation's Data search was a visible cost here).
-    static func contains(_ haystack: Data, _ needle: [UInt8]) -> Bool {
-        guard let first = needle.first, haystack.count >= needle.count else { return false }
-        return haystack.withUnsafeBytes { hay in
-            let last = hay.count - needle.count
-            var index = 0
-            while index <= last {
-                if hay[index] == first {
-                    var matched = 1
-                    while matched < needle.count, hay[index + matched] == needle[matched] { matched += 1 }
-                    if matched == needle.count { return true }
-                }
-                index += 1
-            }
-            return false
-        }
-    }
-
     /// The fast path for a well-formed request of a `FastDecodable` type; nil for anything else,
     /// which then takes the JSONDecoder path and gets its precise answer there.
     public func decodeFast(_ frame: Data) -> DecodedRequest? {
-        // Parse only frames that mention a fast type's name (other requests are not parsed twice),
-        // then take the type the frame actually has: its body may mention other types' names.
-        guard fastTypes.values.contains(where: { Self.contains(frame, $0.needle) }) else { return nil }
+        // Parse only frames whose type is a fast one (other requests are not parsed twice): the
+        // envelope's `type` read on its own, which stops at it, ahead of the body.
+        guard let named = FastJSON.topLevelString("type", in: frame), fastTypes[named] != nil else { return nil }
         guard let json = FastJSON.parse(frame), case .object = json,
             json["v"]?.integer == Int64(protocolVersion), let type = json["type"]?.string, let entry = fastTypes[type],
             let id = json["id"]?.string, !id.isEmpty
@@ -161,7 +143,7 @@ public struct RequestTypeTable: Sendable {
             guard let text = value.string, !text.isEmpty else { return nil }
             key = text
         }
-        guard let bodyJSON = json["body"], !bodyJSON.isNull, let body = entry.decode(bodyJSON) else { return nil }
+        guard let bodyJSON = json["body"], !bodyJSON.isNull, let body = entry(bodyJSON) else { return nil }
         // As `try? decodeIfPresent(String.self, …)` reads them: a non-string ts or from is absent.
         var request = DecodedRequest(id: id, type: type, ts: json["ts"]?.string, from: json["from"]?.string, key: key, body: body)
         if let cursor = bodyJSON["cursor"] {

@@ -88,6 +88,7 @@ public final class Broker: Service, Sendable {
             }
             let clients = watcher?.keys
             let frontendBox = SocketBox()
+            let admission = BrokerAdmission(perClient: RequestLimits().perConnection)
             let backend = try await loop.addSocket(
                 .dealer,
                 options: ZMQSocketOptions(sendHighWaterMark: 1_000, receiveHighWaterMark: 1_000, curve: instanceCurve),
@@ -102,6 +103,7 @@ public final class Broker: Service, Sendable {
                     if BrokeredPrincipal.addedDelimiter(marker), reply.count >= 3, reply[reply.count - 2].isEmpty {
                         reply.remove(at: reply.count - 2)
                     }
+                    admission.answered(reply[0])
                     loop.forward(frontend, reply)
                 })
             // Bound only once the backend's handler can find it (below, on the loop's thread).
@@ -117,6 +119,17 @@ public final class Broker: Service, Sendable {
                         let (routing, body) = RequestReader.split(frames)
                         let id = body.last.flatMap { FastJSON.topLevelString("id", in: $0) }
                         return routing + [EnvelopeWriter.errorReply(type: "", re: id, error: ServerSecurity.notAdmitted)]
+                    }
+                    // Behind the broker, every client is one peer of the instances: past its share
+                    // of requests in flight, the broker itself refuses, so one client's flood queues
+                    // nothing in front of the others' requests.
+                    if !admission.admit(frames[0]) {
+                        let (routing, body) = RequestReader.split(frames)
+                        let payload = body.last ?? Data()
+                        let id = FastJSON.topLevelString("id", in: payload)
+                        let type = FastJSON.topLevelString("type", in: payload).map { String($0.prefix(64)) } ?? ""
+                        let refusal = ErrorBody.unavailable("本连接待处理的请求已达\(admission.perClient)个，请等待答复后再发送")
+                        return routing + [EnvelopeWriter.errorReply(type: type, re: id.map { String($0.prefix(256)) }, error: refusal)]
                     }
                     let delimited = frames.dropFirst().contains { $0.isEmpty }
                     let request = delimited ? frames : [frames[0], Data()] + frames.dropFirst()
@@ -204,6 +217,54 @@ public final class Broker: Service, Sendable {
         default: return .deny(reason: "not an ingest instance")
         }
     }
+}
+
+/// Requests each client connection has in flight through the broker (sent on, reply not back),
+/// touched only on the broker's loop thread. A request whose reply never comes (its instance
+/// died) stops counting after `forgetAfter`, longer than any client waits.
+final class BrokerAdmission: @unchecked Sendable {
+    // @unchecked: read and written on the broker's loop thread only.
+    let perClient: Int
+    private let forgetAfter: Duration
+    /// Per client routing id, when each request in flight stops counting, oldest first.
+    private var inFlight: [Data: [ContinuousClock.Instant]] = [:]
+
+    init(perClient: Int, forgetAfter: Duration = .seconds(60)) {
+        self.perClient = perClient
+        self.forgetAfter = forgetAfter
+    }
+
+    private var admitted = 0
+
+    /// Counts a request of `client` in; false when it already has its share in flight.
+    func admit(_ client: Data, now: ContinuousClock.Instant = .now) -> Bool {
+        // Now and then, forget connections gone with requests unanswered (bounded by connections meanwhile).
+        admitted &+= 1
+        if admitted % 4_096 == 0 { inFlight = inFlight.filter { ($0.value.last ?? now) > now } }
+        var times = inFlight[client] ?? []
+        if let firstLive = times.firstIndex(where: { $0 > now }) {
+            times.removeFirst(firstLive)
+        } else {
+            times.removeAll()
+        }
+        guard times.count < perClient else {
+            inFlight[client] = times
+            return false
+        }
+        times.append(now + forgetAfter)
+        inFlight[client] = times
+        return true
+    }
+
+    /// A reply to `client` came back from an instance.
+    func answered(_ client: Data) {
+        guard var times = inFlight[client], !times.isEmpty else { return }
+        times.removeFirst()
+        inFlight[client] = times.isEmpty ? nil : times
+    }
+
+    /// Requests in flight, for tests.
+    func count(_ client: Data) -> Int { inFlight[client]?.count ?? 0 }
 }
 
 /// A socket id set once after the socket is made, read by another socket's handler on the loop thread.

@@ -10,7 +10,10 @@ import Synchronization
 public final class ServiceMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     /// Work run before each scrape, to set gauges from the service's state (stream heads, outbox).
-    private let collectors = Mutex<[@Sendable () async -> Void]>([])
+    /// Each is handed these metrics rather than capturing them: a collector holding its own
+    /// `ServiceMetrics` is a cycle that keeps the metrics, and the store, peers and socket loops
+    /// the collectors reach, alive after the service has stopped.
+    private let collectors = Mutex<[@Sendable (ServiceMetrics) async -> Void]>([])
     private let inFlight: Gauge
     private let queuedRequests: Gauge
     private let queuedBytes: Gauge
@@ -68,14 +71,15 @@ public final class ServiceMetrics: Sendable {
         return lines
     }
 
-    /// Runs `collect` before every scrape (it sets gauges from what the service holds).
-    public func onScrape(_ collect: @escaping @Sendable () async -> Void) {
+    /// Runs `collect` before every scrape, with these metrics (it sets gauges from what the
+    /// service holds). It must not capture the metrics themselves: use the argument.
+    public func onScrape(_ collect: @escaping @Sendable (ServiceMetrics) async -> Void) {
         collectors.withLock { $0.append(collect) }
     }
 
     /// The text exposition, after every collector has run.
     public func exposition() async -> String {
-        for collect in collectors.withLock({ $0 }) { await collect() }
+        for collect in collectors.withLock({ $0 }) { await collect(self) }
         return registry.emitToString()
     }
 
@@ -83,44 +87,68 @@ public final class ServiceMetrics: Sendable {
     func began() { inFlight.increment() }
     func ended() { inFlight.decrement() }
 
+    /// The request counters and latency histograms made so far, by type and code: making one
+    /// through the registry validates its name and help text, a cost per request that showed in
+    /// profiles of the socket thread. Bounded: types are declared ones or `-`, codes are the
+    /// protocol's or `unknown`.
+    private let requestSeries = Mutex<(counters: [SeriesKey: Counter], histograms: [String: DurationHistogram])>(([:], [:]))
+
+    private struct SeriesKey: Hashable {
+        var type: String
+        var code: String
+    }
+
     /// Counts one reply by its request type and result (`ok` or the error code) and, when the
     /// handler ran, records how long it took. `type` is a declared type or `-`: a hostile client's
     /// invented type names must not grow the series without bound.
     func observe(reply: Data, type: String, duration: Duration?) {
         let code = Self.resultCode(of: reply)
-        registry.makeCounter(
-            name: "duban_requests_total", labels: [("type", type), ("code", code)], help: "Requests answered, by type and result code."
-        ).increment()
-        if let duration {
-            registry.makeDurationHistogram(
+        let (counter, histogram) = requestSeries.withLock { series -> (Counter, DurationHistogram?) in
+            let key = SeriesKey(type: type, code: code)
+            let counter: Counter
+            if let known = series.counters[key] {
+                counter = known
+            } else {
+                counter = registry.makeCounter(
+                    name: "duban_requests_total", labels: [("type", type), ("code", code)],
+                    help: "Requests answered, by type and result code.")
+                series.counters[key] = counter
+            }
+            guard duration != nil else { return (counter, nil) }
+            if let known = series.histograms[type] { return (counter, known) }
+            let histogram = registry.makeDurationHistogram(
                 descriptor: MetricNameDescriptor(
                     metricName: "duban_request_duration_seconds", helpText: "Time from a request's turn to its reply, by type."),
-                labels: [("type", type)], buckets: Self.buckets
-            ).record(duration)
+                labels: [("type", type)], buckets: Self.buckets)
+            series.histograms[type] = histogram
+            return (counter, histogram)
         }
+        counter.increment()
+        if let duration { histogram?.record(duration) }
     }
 
     /// `ok`, or the error code of an error reply, read from the envelope's header (EnvelopeWriter
     /// writes `"ok"` and then the error object, whose `code` comes first, before any body).
     static func resultCode(of reply: Data) -> String {
-        let head = reply.prefix(1200)
-        let okTrue = Array(#","ok":true,"#.utf8)
-        let codeKey = Array(#""code":""#.utf8)
-        return head.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> String in
-            let b = Array(bytes)
-            if Self.find(okTrue, in: b) != nil { return "ok" }
-            guard let start = Self.find(codeKey, in: b) else { return "unknown" }
+        reply.prefix(1200).withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> String in
+            if find(okTrue, in: bytes) != nil { return "ok" }
+            guard let start = find(codeKey, in: bytes) else { return "unknown" }
             var end = start + codeKey.count
-            while end < b.count, b[end] != UInt8(ascii: "\""), end - start < 64 { end += 1 }
-            let code = String(decoding: b[(start + codeKey.count)..<end], as: UTF8.self)
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\""), end - start < 64 { end += 1 }
+            let code = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(start + codeKey.count)..<end]), as: UTF8.self)
             return ErrorCode(rawValue: code) != nil ? code : "unknown"
         }
     }
 
-    private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+    private static let okTrue = Array(#","ok":true,"#.utf8)
+    private static let codeKey = Array(#""code":""#.utf8)
+
+    private static func find(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer) -> Int? {
         guard haystack.count >= needle.count else { return nil }
         for index in 0...(haystack.count - needle.count) where haystack[index] == needle[0] {
-            if haystack[index..<(index + needle.count)].elementsEqual(needle) { return index }
+            var matched = 1
+            while matched < needle.count, haystack[index + matched] == needle[matched] { matched += 1 }
+            if matched == needle.count { return index }
         }
         return nil
     }

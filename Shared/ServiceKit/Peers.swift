@@ -52,6 +52,12 @@ public final class PeerClients: Service, Sendable {
 
     public func run() async throws {
         try? await gracefulShutdown()
+        await close()
+    }
+
+    /// Closes every client and the loop; also for a service that never ran (its sockets failed to
+    /// bind). Later calls do nothing.
+    public func close() async {
         for client in clients.values { await client.close() }
         await loop.shutdown()
     }

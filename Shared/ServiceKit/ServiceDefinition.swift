@@ -125,12 +125,19 @@ public func buildService<S: DubanService>(_ type: S.Type, settings: ServiceSetti
     let service = try await S(context: context)
     var handlers = HandlerTable()
     service.register(&handlers)
-    let server = try await RPCServer.bind(
-        identity: identity, endpoints: settings.endpoints, store: store, handlers: handlers, topics: S.topics,
-        maxPayloadBytes: settings.deployment.maxPayloadBytes, clock: settings.clock, logger: logger, security: security,
-        metrics: metrics)
+    let server: RPCServer
+    do {
+        server = try await RPCServer.bind(
+            identity: identity, endpoints: settings.endpoints, store: store, handlers: handlers, topics: S.topics,
+            maxPayloadBytes: settings.deployment.maxPayloadBytes, clock: settings.clock, logger: logger, security: security,
+            metrics: metrics)
+    } catch {
+        // The service's peer clients (a loop and its thread each) close in their `run`, which will not be called now.
+        for case let peers as PeerClients in service.backgroundServices() { await peers.close() }
+        throw error
+    }
     // Each stream's head (the seq of its last event: events published) at every scrape.
-    metrics.onScrape {
+    metrics.onScrape { metrics in
         if let keys = try? await store.keysHeld() {
             metrics.gauge("duban_idempotency_keys", help: "Idempotency keys held (kept 48 hours).").set(Int64(keys))
         }

@@ -420,6 +420,9 @@ struct Ledger {
         let slow = try WireCoding.decoder().decode(ReplyEnvelope<T>.self, from: frame)
         #expect(try WireCoding.canonical(fast.result()) == WireCoding.canonical(slow.result()), "\(what)")
         #expect(fast.id == slow.id && fast.re == slow.re && fast.ok == slow.ok && fast.ts == slow.ts, "\(what)")
+        // What a typed call reads: the body alone, straight from the tree.
+        let body = try #require(FastJSONDecoding.replyBody(T.self, from: frame), "\(what): the body path gave up")
+        #expect(try WireCoding.canonical(body) == WireCoding.canonical(slow.result()), "\(what)")
     }
 
     @Test func everyReplyReadsTheSameAsWithJSONDecoder() async throws {
@@ -462,6 +465,7 @@ struct Ledger {
         let fast = try #require(FastJSONDecoding.decode(ReplyEnvelope<Case>.self, from: missing))
         let slow = try WireCoding.decoder().decode(ReplyEnvelope<Case>.self, from: missing)
         #expect(!fast.ok && fast.error == slow.error)
+        #expect(FastJSONDecoding.replyBody(Case.self, from: missing) == nil)
 
         // Numbers as JSONDecoder takes them for an Int (2.0, 1e3, -0.0), and what the tree decoder is
         // unsure of left to JSONDecoder: 1.5 for an Int, a number past 2^53 written as a float, a Date.

@@ -102,6 +102,42 @@ import Testing
         await client.close()
     }
 
+    /// Behind the broker every client is one peer of the instances: a client that floods the
+    /// broker with requests and never reads its replies delays nobody else's pings through it.
+    @Test func aClientFloodingTheBrokerDoesNotDelayAnotherClientsPings() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let front = TestSupport.freeEndpoints()
+        let backend = "tcp://127.0.0.1:\(TestSupport.freePort())"
+        let eventsIn = "tcp://127.0.0.1:\(TestSupport.freePort())"
+        let broker = try await ServiceProcess.start(
+            "duban-broker",
+            arguments: ["--frontend", front.rpc, "--backend", backend, "--events-in", eventsIn, "--events-out", front.events],
+            endpoints: front, waitForPing: false, passEndpoints: false)
+        defer { broker.kill() }
+        let instance = try await ServiceProcess.start(
+            "duban-ingest", arguments: ["--instance", "ingest-1", "--data-dir", "\(dir)/ingest"],
+            endpoints: Endpoints(rpc: ">\(backend)", events: ">\(eventsIn)"), environment: ["LOG_LEVEL": "error"], pingAt: front.rpc)
+        defer { instance.kill() }
+        let client = try await RPCClient.connect(to: front.rpc, from: "test")
+        let (flooder, done) = try Self.flood(front.rpc, count: 50_000, kind: "ping", directory: dir, stay: 20)
+        defer { kill(flooder.processIdentifier, SIGKILL) }
+        let finishedAt = Mutex<ContinuousClock.Instant?>(nil)
+        let times = await Self.pingWhile(client) {
+            guard FileManager.default.fileExists(atPath: done) else { return false }
+            let first = finishedAt.withLock { value in
+                if value == nil { value = .now }
+                return value!
+            }
+            return first.duration(to: .now) > .seconds(2)
+        }
+        #expect(FileManager.default.fileExists(atPath: done), "the flood was sent")
+        #expect(times.count >= 20)
+        #expect(times.allSatisfy { $0 != nil }, "every ping answered")
+        let slowest = times.compactMap { $0 }.max() ?? .zero
+        #expect(slowest < .seconds(1), "slowest ping \(slowest)")
+        await client.close()
+    }
+
     /// Forty pipelined annual reports (each asks three other services) keep neither reads nor
     /// pings waiting: they run beside the write lane, a bounded number at once.
     @Test func pipelinedSlowReportsDoNotStarvePings() async throws {

@@ -33,6 +33,24 @@ import Testing
         #expect(queued.hasQueued(a))
     }
 
+    /// The broker's own count per client: past its share it refuses, a reply frees a place, and a
+    /// request whose reply never came (its instance died) stops counting after a while.
+    @Test func theBrokerCountsEachClientsRequestsInFlight() {
+        let admission = BrokerAdmission(perClient: 3, forgetAfter: .seconds(60))
+        let a = Data("a".utf8)
+        let b = Data("b".utf8)
+        let start = ContinuousClock.now
+        for _ in 0..<3 { #expect(admission.admit(a, now: start)) }
+        #expect(!admission.admit(a, now: start), "a fourth request in flight is refused")
+        #expect(admission.admit(b, now: start), "another client is still served")
+        admission.answered(a)
+        #expect(admission.admit(a, now: start), "a reply frees a place")
+        #expect(!admission.admit(a, now: start + .seconds(59)))
+        #expect(admission.admit(a, now: start + .seconds(61)), "unanswered requests stop counting")
+        #expect(admission.count(a) == 1)
+        admission.answered(Data("nobody".utf8))
+    }
+
     @Test func theServiceAsAWholeIsBoundedInCountAndBytes() throws {
         let queued = QueuedRequests(limits: RequestLimits(perConnection: 100, total: 4, totalBytes: 1_000))
         for peer in 0..<4 { #expect(queued.admit(Self.request("\(peer)"), peer: Data("\(peer)".utf8)) == nil) }

@@ -83,6 +83,9 @@ struct WebHarness {
     }
 
     func stop() async throws {
+        // The console's gateway loop runs from `WebConsole.init`; only `application()`'s services
+        // close it, and a test that serves another console never runs this one's (idempotent).
+        await console.gateway.close()
         try await notify.stop()
         try await cases.stop()
         try await ingest.stop()

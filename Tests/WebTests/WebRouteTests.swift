@@ -205,8 +205,10 @@ import WebConsole
     @Test func aKioskLinkShowsTheDashboardWithoutLoginReadOnlyUntilRevoked() async throws {
         let harness = try await WebHarness.start()
         let token = try harness.console.store.addKiosk(label: "一号会议室", passwordHash: try await Passwords(cost: 4).hash("x-unknown-x"))
-        let opened = try await harness.rpc(.cases).call(
+        let casesClient = try await harness.rpc(.cases)
+        let opened = try await casesClient.call(
             CaseTypes.open, CaseOpenRequest(source: .selfInspection, title: "排口排查", unit: WebHarness.ecology, deadline: "2026-12-31"))
+        await casesClient.close()
         try await harness.console.application().test(.live) { client in
             let screen = Browser(client)
             #expect(try await screen.get("/kiosk/\(AccountStore.randomToken())").status == .notFound)

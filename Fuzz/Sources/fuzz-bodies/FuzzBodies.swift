@@ -12,7 +12,7 @@ import Schema
 ///   JSONDecoder refuses;
 /// - a type's idempotency fingerprint is the same for the decoded and the re-decoded value;
 /// - the client's tree decoder (`FastJSONDecoding`) never reads a body or a reply JSONDecoder refuses,
-///   and reads what it accepts to the same value.
+///   and reads what it accepts to the same value; its reply-body path likewise for whole envelopes.
 let declarations = RequestCatalog.all
 let byName = RequestCatalog.byName
 
@@ -28,7 +28,18 @@ public func fuzzBodies(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     checkTreeDecoder(declaration.bodyType, body, declaration.name)
     checkTreeDecoder(declaration.replyType, body, declaration.name + " (reply)")
     checkTreeDecoder(AnyEvent.self, body, "an event")
+    checkReplyBody(declaration.replyType, body, declaration.name + " (reply envelope)")
     return 0
+}
+
+/// A typed call's fast path (`FastJSONDecoding.replyBody`): only what ReplyEnvelope reads as a
+/// successful reply, and to the same body.
+func checkReplyBody<Value: Codable & Sendable>(_ type: Value.Type, _ bytes: Data, _ name: String) {
+    guard let body = FastJSONDecoding.replyBody(Value.self, from: bytes) else { return }
+    guard let envelope = try? WireCoding.decoder().decode(ReplyEnvelope<Value>.self, from: bytes), let value = try? envelope.result() else {
+        Fuzz.fail("\(name): the body path accepts what ReplyEnvelope refuses")
+    }
+    guard Fuzz.canonical(body) == Fuzz.canonical(value) else { Fuzz.fail("\(name): the body path reads it differently") }
 }
 
 func checkTreeDecoder<Value: Codable & Sendable>(_ type: Value.Type, _ bytes: Data, _ name: String) {

@@ -1,0 +1,114 @@
+import DubanTesting
+import Foundation
+import Messaging
+import Schema
+
+/// Calls one registry in a loop for a while, in one way, so that a profiler attached to this
+/// process sees one client path alone (`--profile-calls typed|pooled|socket`).
+enum ProfileCalls {
+    static func run(mode: String, seconds duration: Double) async throws {
+        let dir = try TestSupport.temporaryDirectory("bench-profile")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let registry = try await ServiceProcess.start(
+            "duban-registry", arguments: ["--data-dir", dir], endpoints: TestSupport.freeEndpoints(), environment: ["LOG_LEVEL": "warning"])
+        defer { registry.kill() }
+        try await RPCClient.withClient(to: registry.endpoints.rpc, from: "bench") { client in
+            let end = ContinuousClock.now + .seconds(duration)
+            var calls = 0
+            log("profiling \(mode) calls, pid \(getpid())")
+            switch mode {
+            case "decode":
+                let ping = try await client.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8))
+                let task = try await client.callRaw(RegistryTypes.taskGet, TaskGetRequest(id: "7.3"))
+                for (name, run) in [
+                    ("ping fast", { _ = FastJSONDecoding.decode(ReplyEnvelope<PingReply>.self, from: ping) }),
+                    ("ping JSONDecoder", { _ = try? WireCoding.decoder().decode(ReplyEnvelope<PingReply>.self, from: ping) }),
+                    ("ping parse only", { _ = FastJSON.parse(ping) }),
+                    ("ping re only", { _ = FastJSON.topLevelString("re", in: ping) }),
+                    ("task fast", { _ = FastJSONDecoding.decode(ReplyEnvelope<PlanTask>.self, from: task) }),
+                    ("task JSONDecoder", { _ = try? WireCoding.decoder().decode(ReplyEnvelope<PlanTask>.self, from: task) }),
+                    ("request envelope", { _ = EnvelopeWriter.request(id: MessageID.next(), type: "sys.ping", from: "bench", key: nil, body: Data("{}".utf8)) }),
+                    ("message id", { _ = MessageID.next() }),
+                ] as [(String, () -> Void)] {
+                    let start = ContinuousClock.now
+                    for _ in 0..<20_000 { run() }
+                    log("\(name): \(String(format: "%.2f", seconds(ContinuousClock.now - start) * 1e6 / 20_000)) µs")
+                }
+            case "socket":
+                calls = try await client.withSocketThread { thread in
+                    var calls = 0
+                    while ContinuousClock.now < end {
+                        _ = try await client.callRaw(SystemTypes.ping.name, encodedBody: Data("{}".utf8), isolation: thread)
+                        calls += 1
+                    }
+                    return calls
+                }
+            case "pipelined":
+                let body = try WireCoding.encode(TaskGetRequest(id: "7.3"))
+                calls = try await client.withSocketThread { _ in
+                    try await withThrowingTaskGroup(of: Int.self) { group in
+                        for _ in 0..<64 {
+                            group.addTask {
+                                var calls = 0
+                                while ContinuousClock.now < end {
+                                    _ = try await client.callRaw(RegistryTypes.taskGet, encodedBody: body, timeout: .seconds(30))
+                                    calls += 1
+                                }
+                                return calls
+                            }
+                        }
+                        return try await group.reduce(0, +)
+                    }
+                }
+            case "ab":
+                let ping = try WireCoding.encode(RequestEnvelope(type: SystemTypes.ping.name, from: "bench", key: nil, body: Empty()))
+                let reference = RawZMQ.REQClient(endpoint: registry.endpoints.rpc)
+                defer { reference.close() }
+                reference.warmUp([UInt8](ping))
+                var rawTimes: [UInt64] = []
+                var dubanTimes: [UInt64] = []
+                var typedTimes: [UInt64] = []
+                while ContinuousClock.now < end {
+                    rawTimes += reference.roundTrips([UInt8](ping), calls: 500)
+                    for _ in 0..<500 {
+                        let start = DispatchTime.now().uptimeNanoseconds
+                        _ = try await client.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8))
+                        dubanTimes.append(DispatchTime.now().uptimeNanoseconds - start)
+                    }
+                    for _ in 0..<500 {
+                        let start = DispatchTime.now().uptimeNanoseconds
+                        _ = try await client.call(SystemTypes.ping, Empty(), as: PingReply.self)
+                        typedTimes.append(DispatchTime.now().uptimeNanoseconds - start)
+                    }
+                    calls += 1500
+                }
+                func median(_ values: [UInt64]) -> UInt64 { values.sorted()[values.count / 2] / 1000 }
+                log("ab: raw REQ → registry p50 \(median(rawTimes)) µs, direct bytes \(median(dubanTimes)) µs, typed \(median(typedTimes)) µs")
+            case "split":
+                var raw = Duration.zero
+                var decode = Duration.zero
+                while ContinuousClock.now < end {
+                    let start = ContinuousClock.now
+                    let frame = try await client.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8))
+                    let mid = ContinuousClock.now
+                    _ = try FastJSONDecoding.decodeOrFallBack(ReplyEnvelope<PingReply>.self, from: frame).result()
+                    decode += ContinuousClock.now - mid
+                    raw += mid - start
+                    calls += 1
+                }
+                log("split: call \(raw / calls), decode \(decode / calls)")
+            case "pooled":
+                while ContinuousClock.now < end {
+                    _ = try await client.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8))
+                    calls += 1
+                }
+            default:
+                while ContinuousClock.now < end {
+                    _ = try await client.call(SystemTypes.ping, Empty(), as: PingReply.self)
+                    calls += 1
+                }
+            }
+            log("\(mode): \(calls) calls, \(String(format: "%.1f", duration * 1e6 / Double(calls))) µs each")
+        }
+    }
+}
