@@ -27,7 +27,13 @@ enum ProfileCalls {
                     ("ping re only", { _ = FastJSON.topLevelString("re", in: ping) }),
                     ("task fast", { _ = FastJSONDecoding.decode(ReplyEnvelope<PlanTask>.self, from: task) }),
                     ("task JSONDecoder", { _ = try? WireCoding.decoder().decode(ReplyEnvelope<PlanTask>.self, from: task) }),
-                    ("request envelope", { _ = EnvelopeWriter.request(id: MessageID.next(), type: "sys.ping", from: "bench", key: nil, body: Data("{}".utf8)) }),
+                    (
+                        "request envelope",
+                        {
+                            _ = EnvelopeWriter.request(
+                                id: MessageID.next(), type: "sys.ping", from: "bench", key: nil, body: Data("{}".utf8))
+                        }
+                    ),
                     ("message id", { _ = MessageID.next() }),
                 ] as [(String, () -> Void)] {
                     let start = ContinuousClock.now
@@ -83,7 +89,9 @@ enum ProfileCalls {
                     calls += 1500
                 }
                 func median(_ values: [UInt64]) -> UInt64 { values.sorted()[values.count / 2] / 1000 }
-                log("ab: raw REQ → registry p50 \(median(rawTimes)) µs, direct bytes \(median(dubanTimes)) µs, typed \(median(typedTimes)) µs")
+                log(
+                    "ab: raw REQ → registry p50 \(median(rawTimes)) µs, direct bytes \(median(dubanTimes)) µs, typed \(median(typedTimes)) µs"
+                )
             case "split":
                 var raw = Duration.zero
                 var decode = Duration.zero

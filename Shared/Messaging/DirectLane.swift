@@ -9,12 +9,17 @@ import Synchronization
 /// beyond the server's on two cores).
 ///
 /// It waits for the reply at most `waitLimit` (2 ms; a read is answered in about 0.1 ms), so it
-/// never holds a pool thread for long. A reply not there by then is left to the poll loop: the
-/// socket is handed to it with the call's waiter, and the type is taken off this lane for a while
-/// (on a connection that has never answered, the read is asked again on the loop's socket).
-/// Only one call uses it at a time; others, writes, calls made on the socket thread itself, and
-/// types that were slow take the loop's socket as before. libzmq lets a socket move between
-/// threads with a full memory barrier between uses, which the lock here is.
+/// never holds a pool thread for long, and no more callers wait on lanes at once than the machine
+/// has cores less one, so the pool always has a thread for other work. A reply not there by then
+/// is left to the poll loop: the socket is handed to it with the call's waiter (a request once
+/// sent is never sent again), and a type late twice in a row stays off the lane for a while. The
+/// socket queues only to a finished connection (`ZMQ_IMMEDIATE`): while it is connecting, or its
+/// service is down, a call takes the loop's socket and nothing is sent here.
+///
+/// Only declared reads take it, one call at a time, and none while the client has a write in
+/// flight or one that timed out lately: the service orders a read behind its connection's earlier
+/// writes, and this is another connection. libzmq lets a socket move between threads with a full
+/// memory barrier between uses, which the lock here is.
 final class DirectLane: Sendable {
     /// The socket and who may use it. `UncheckedSocket` because a socket is not thread-safe: the
     /// state's lock and `inUse` make sure one thread at a time touches it.
@@ -22,23 +27,21 @@ final class DirectLane: Sendable {
         var socket: UncheckedSocket?
         var inUse = false
         var closed = false
-        /// Calls whose reply was left to the loop and has not come yet; at `maxHandOvers` the
-        /// lane is not used until one comes (each holds a connection).
-        var handOvers = 0
-        /// The loop's ids of the sockets handed over whose reply has not come.
+        /// Sockets handed to the loop whose reply has not come (each holds a connection); at
+        /// `maxHandOvers` the lane is not used until one is done.
         var handedOver: Set<SocketID> = []
+        var handOversPending = 0
         /// Types handed over on consecutive calls: at `slowAfter`, a type stays off the lane for a while.
         var slowRuns: [String: Int] = [:]
         /// Types that were slow here, and until when they stay off the lane.
         var slowUntil: [String: ContinuousClock.Instant] = [:]
+        /// Writes of this client in flight, and until when a write that timed out keeps reads here.
+        var writesInFlight = 0
+        var writeUnsettledUntil: ContinuousClock.Instant?
     }
 
     struct UncheckedSocket: @unchecked Sendable {
         let socket: ZMQSocket
-        /// Whether a call has been answered on it: a working connection.
-        var answered = false
-        /// Requests sent on it and given up on before it ever answered (at most one).
-        var unanswered = 0
     }
 
     /// What a direct attempt came to.
@@ -46,7 +49,7 @@ final class DirectLane: Sendable {
         case reply(Data)
         /// No reply within the limit: the socket, with the request outstanding on it, goes to the loop.
         case handedOver(UncheckedSocket)
-        /// The lane was not free (or is closed, or the type is slow here): take the loop's socket.
+        /// Nothing was sent here: take the loop's socket.
         case notTaken
     }
 
@@ -56,22 +59,30 @@ final class DirectLane: Sendable {
     private static let slowAfter = 2
     /// How long a type that was slow stays off the lane.
     private static let slowPause: Duration = .seconds(30)
-
-    private let state = Mutex(State())
-    /// Calls answered on the caller's thread, and calls handed over to the loop (for tests and metrics).
-    let answeredHere = Atomic<Int>(0)
-    let handedOverInAll = Atomic<Int>(0)
-    private let endpoint: String
-    private let options: ZMQSocketOptions
-    private let context: ZMQContext
+    /// How long after a write timed out reads stay on the loop's socket (the write may still be
+    /// running there; a server's deadline is 15 s).
+    private static let unsettledWrite: Duration = .seconds(20)
+    /// Callers waiting on lanes at once, process-wide, and the most allowed.
+    private static let waiting = Atomic<Int>(0)
+    private static let maxWaiting = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
 
     /// One context for every direct lane of the process, never terminated: a lane's socket may be
     /// in a caller's hands when its client's loop ends, and a loop terminates its own context then
     /// (which waits for every socket of that context to close).
-    private static let sharedContext = ZMQContext()
+    private static let sharedContext = ZMQContext(maxSockets: 65_536)
+
+    private let state = Mutex(State())
+    private let endpoint: String
+    private let options: ZMQSocketOptions
+    private let context: ZMQContext
+    /// Calls answered on the caller's thread, and calls handed over to the loop (for tests and metrics).
+    let answeredHere = Atomic<Int>(0)
+    let handedOverInAll = Atomic<Int>(0)
 
     init(endpoint: String, options: ZMQSocketOptions) {
         self.endpoint = endpoint
+        var options = options
+        options.immediate = true
         self.options = options
         self.context = Self.sharedContext
         // Connected now, so its handshake is done by the time the first call wants it.
@@ -87,11 +98,27 @@ final class DirectLane: Sendable {
         return socket
     }
 
+    /// Whether `type` may take the lane at all: a read this build declares.
+    static func takes(_ type: String) -> Bool { RequestCatalog.byName[type]?.kind == .read }
+
+    /// A write of this client is going out, and has come back (`timedOut`: its outcome unknown).
+    func writeBegan() { state.withLock { $0.writesInFlight += 1 } }
+    func writeEnded(timedOut: Bool) {
+        state.withLock { state in
+            state.writesInFlight -= 1
+            if timedOut { state.writeUnsettledUntil = .now + Self.unsettledWrite }
+        }
+    }
+
     /// Sends `payload` (request `id` of `type`) and waits here for its reply, up to the limit or `timeout`.
     func attempt(type: String, id: String, payload: Data, timeout: Duration) -> Outcome {
         let now = ContinuousClock.now
         let taken = state.withLock { state -> UncheckedSocket?? in
-            guard !state.closed, !state.inUse, state.handOvers < Self.maxHandOvers else { return nil }
+            guard !state.closed, !state.inUse, state.handOversPending < Self.maxHandOvers, state.writesInFlight == 0 else { return nil }
+            if let until = state.writeUnsettledUntil {
+                guard until <= now else { return nil }
+                state.writeUnsettledUntil = nil
+            }
             if let until = state.slowUntil[type] {
                 guard until <= now else { return nil }
                 state.slowUntil[type] = nil
@@ -100,7 +127,13 @@ final class DirectLane: Sendable {
             return .some(state.socket)
         }
         guard let taken else { return .notTaken }
-        var lane: UncheckedSocket
+        guard Self.waiting.add(1, ordering: .acquiringAndReleasing).newValue <= Self.maxWaiting else {
+            Self.waiting.subtract(1, ordering: .acquiringAndReleasing)
+            state.withLock { $0.inUse = false }
+            return .notTaken
+        }
+        defer { Self.waiting.subtract(1, ordering: .acquiringAndReleasing) }
+        let lane: UncheckedSocket
         if let taken {
             lane = taken
         } else if let socket = try? Self.makeSocket(context: context, options: options, endpoint: endpoint) {
@@ -110,43 +143,23 @@ final class DirectLane: Sendable {
             return .notTaken
         }
         let socket = lane.socket
-        // A request left unanswered on a socket that has never answered (the service not up yet):
-        // its reply, if it came, shows the connection works; until then this lane adds no more.
-        if lane.unanswered > 0 {
-            while (try? socket.receive(dontWait: true)) != nil {
-                lane.unanswered = max(0, lane.unanswered - 1)
-                lane.answered = true
-            }
-            if lane.unanswered > 0 {
-                giveBack(lane)
-                return .notTaken
-            }
-        }
         do {
+            // EAGAIN while no connection is up (`ZMQ_IMMEDIATE`): nothing was sent.
             try socket.send([Data(), payload], dontWait: true)
         } catch {
-            // Its queue is full: the loop's socket decides what happens.
-            giveBack(lane)
+            giveBack(lane, answered: nil)
             return .notTaken
         }
         if let reply = Self.receive(socket, id: id, until: now + min(Self.waitLimit, timeout)) {
-            lane.answered = true
             giveBack(lane, answered: type)
             answeredHere.add(1, ordering: .relaxed)
             return .reply(reply)
         }
-        guard lane.answered else {
-            // Never answered yet: perhaps still connecting, perhaps the service is down. The read is
-            // asked again on the loop's socket (a read may run twice; a write never comes here).
-            lane.unanswered += 1
-            giveBack(lane)
-            return .notTaken
-        }
-        // A slow request on a working connection: its reply is the loop's to wait for.
+        // Late: its reply is the loop's to wait for, on this socket; the lane makes a new one.
         let closed = state.withLock { state -> Bool in
             state.inUse = false
             state.socket = nil
-            state.handOvers += 1
+            state.handOversPending += 1
             let runs = (state.slowRuns[type] ?? 0) + 1
             if runs >= Self.slowAfter {
                 state.slowRuns[type] = nil
@@ -156,47 +169,36 @@ final class DirectLane: Sendable {
             }
             return state.closed
         }
+        handedOverInAll.add(1, ordering: .relaxed)
         if closed {
             socket.close()
+            _ = finishHandOver(nil)
             return .notTaken
         }
-        handedOverInAll.add(1, ordering: .relaxed)
         return .handedOver(lane)
     }
 
-    /// The reply to `id` if it comes before `deadline`; replies to other ids (an earlier call's,
-    /// answered after it gave up) are dropped.
+    /// The reply to `id` if it comes before `deadline`; replies to other ids are dropped.
     private static func receive(_ socket: ZMQSocket, id: String, until deadline: ContinuousClock.Instant) -> Data? {
         while true {
-            if let frames = try? socket.receive(dontWait: true) {
-                guard let payload = frames.last else { continue }
-                if FastJSON.topLevelString("re", in: payload) == id { return payload }
-                continue
-            }
             let left = ContinuousClock.now.duration(to: deadline)
             guard left > .zero else { return nil }
             let milliseconds = max(1, Int((left.components.attoseconds / 1_000_000_000_000_000) + left.components.seconds * 1000))
             var item = zmq_pollitem_t(socket: socket.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
             let rc = zmq_poll(&item, 1, milliseconds)
             if rc == 0 { return nil }
-            if rc < 0, zmq_errno() != EINTR { return nil }
+            if rc < 0 {
+                if zmq_errno() == EINTR { continue }
+                return nil
+            }
+            while let frames = try? socket.receive(dontWait: true) {
+                guard let payload = frames.last else { continue }
+                if FastJSON.topLevelString("re", in: payload) == id { return payload }
+            }
         }
     }
 
-    /// The loop has taken a handed-over socket as `id`.
-    func handedOver(as id: SocketID) {
-        state.withLock { _ = $0.handedOver.insert(id) }
-    }
-
-    /// A reply the loop waited for has come: its connection is closed, and counts no more.
-    func handedOverReplyCame(on id: SocketID) {
-        state.withLock { state in
-            state.handedOver.remove(id)
-            state.handOvers = max(0, state.handOvers - 1)
-        }
-    }
-
-    private func giveBack(_ lane: UncheckedSocket, answered type: String? = nil) {
+    private func giveBack(_ lane: UncheckedSocket, answered type: String?) {
         let closed = state.withLock { state -> Bool in
             state.inUse = false
             if let type, state.slowRuns[type] != nil { state.slowRuns[type] = nil }
@@ -204,6 +206,23 @@ final class DirectLane: Sendable {
             return state.closed
         }
         if closed { lane.socket.close() }
+    }
+
+    /// The loop is taking a handed-over socket as `id`.
+    func handedOver(as id: SocketID) {
+        state.withLock { _ = $0.handedOver.insert(id) }
+    }
+
+    /// A handed-over socket is done with: its reply came, or its call stopped waiting. True for
+    /// the first of the two to say so (then a call that stopped waiting closes it on the loop).
+    func finishHandOver(_ id: SocketID?) -> Bool {
+        state.withLock { state in
+            if let id {
+                guard state.handedOver.remove(id) != nil else { return false }
+            }
+            state.handOversPending = max(0, state.handOversPending - 1)
+            return true
+        }
     }
 
     /// Closes the socket now, or has the call using it close it when it is done; returns the ids

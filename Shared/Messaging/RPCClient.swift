@@ -214,26 +214,33 @@ public final class RPCClient: Sendable {
         _ type: String, encodedBody: Data, key: String? = nil, timeout: Duration = .seconds(5), retries: Int = 2,
         isolation: isolated (any Actor)? = #isolation
     ) async throws -> Data {
-        let writes = MutatingTypes.all.contains(type)
-        let key = key ?? (writes ? MessageID.next() : nil)
+        let key = key ?? (MutatingTypes.all.contains(type) ? MessageID.next() : nil)
         let attempts = max(1, retries + 1)
+        // Anything but a declared read counts as a write: while one is out, reads keep to its connection.
+        let read = DirectLane.takes(type)
+        if !read { direct.writeBegan() }
+        var unsettled = false
+        defer { if !read { direct.writeEnded(timedOut: unsettled) } }
         for attempt in 0..<attempts {
             let id = MessageID.next()
             let payload = EnvelopeWriter.request(id: id, type: type, from: from, key: key, body: encodedBody)
             // A read's first attempt, from any thread but the socket thread: on the caller's thread.
-            if attempt == 0, !writes, !loop.isLoopThread, !closed.load(ordering: .acquiring) {
+            if attempt == 0, read, !loop.isLoopThread, !closed.load(ordering: .acquiring) {
                 try Task.checkCancellation()
                 switch direct.attempt(type: type, id: id, payload: payload, timeout: timeout) {
                 case .reply(let reply): return reply
                 case .handedOver(let socket):
-                    let left = max(.milliseconds(1), timeout - DirectLane.waitLimit)
-                    if let reply = try await exchange(.handedOver(socket), waitingFor: id, timeout: left) { return reply }
+                    if let reply = try await waitHandedOver(socket, id: id, timeout: max(.milliseconds(1), timeout - DirectLane.waitLimit))
+                    {
+                        return reply
+                    }
                     continue
                 case .notTaken: break
                 }
             }
             if let reply = try await exchange(.frames([Data(), payload]), waitingFor: id, timeout: timeout) { return reply }
         }
+        unsettled = true
         throw RPCClientError.timeout(type: type, endpoint: endpoint, attempts: attempts)
     }
 
@@ -261,10 +268,28 @@ public final class RPCClient: Sendable {
     /// The waiter key for a reply that cannot be matched by `re`.
     private static let anyReply = "*"
 
-    /// What a call sends: frames for the loop's socket, or a direct-lane socket whose request is already out.
+    /// What a call sends: frames for the loop's socket, or a direct-lane socket whose request is
+    /// already out, for the loop to take as `id`.
     private enum Outbound {
         case frames([Data])
-        case handedOver(DirectLane.UncheckedSocket)
+        case handedOver(DirectLane.UncheckedSocket, SocketID)
+    }
+
+    /// Waits for the reply to a request the direct lane sent and handed over; the socket is closed
+    /// once its reply came, or here when the call stops waiting first (timeout, cancellation, close).
+    private func waitHandedOver(
+        _ socket: DirectLane.UncheckedSocket, id: String, timeout: Duration, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> Data? {
+        let socketID = loop.reserveSocketID()
+        direct.handedOver(as: socketID)
+        do {
+            let reply = try await exchange(.handedOver(socket, socketID), waitingFor: id, timeout: timeout)
+            if direct.finishHandOver(socketID) { await loop.closeSocket(socketID) }
+            return reply
+        } catch {
+            if direct.finishHandOver(socketID) { await loop.closeSocket(socketID) }
+            throw error
+        }
     }
 
     /// Registers a waiter under `key`, sends `frames`, and returns the reply, or nil when `timeout` passes first.
@@ -303,12 +328,11 @@ public final class RPCClient: Sendable {
                     }
                     switch outbound {
                     case .frames(let frames): loop.send(socket, frames)
-                    case .handedOver(let lane):
+                    case .handedOver(let lane, let id):
                         let (router, direct) = (self.router, self.direct)
-                        let id = loop.reserveSocketID()
-                        direct.handedOver(as: id)
                         loop.adopt(lane, as: id) { frames in
-                            direct.handedOverReplyCame(on: id)
+                            // The loop closes it after this, its one reply.
+                            _ = direct.finishHandOver(id)
                             router.deliver(frames)
                         }
                     }

@@ -48,10 +48,12 @@ public final class ZMQContext: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
     private let terminated = Atomic<Bool>(false)
 
-    public init(ioThreads: Int32 = 1) {
+    public init(ioThreads: Int32 = 1, maxSockets: Int32? = nil) {
         handle = zmq_ctx_new()
         zmq_ctx_set(handle, ZMQ_IO_THREADS, ioThreads)
-        // Let the process open as many sockets as it has file descriptors for.
+        if let maxSockets { zmq_ctx_set(handle, ZMQ_MAX_SOCKETS, maxSockets) }
+        // Termination never waits for unsent messages (sockets default to LINGER 0); delivery is
+        // acknowledged explicitly instead.
         zmq_ctx_set(handle, ZMQ_BLOCKY, 0)
     }
 
