@@ -12,7 +12,8 @@ import Synchronization
 /// never holds a pool thread for long, and no more callers wait on lanes at once than the machine
 /// has cores less one, so the pool always has a thread for other work. A reply not there by then
 /// is left to the poll loop: the socket is handed to it with the call's waiter (a request once
-/// sent is never sent again), and a type late twice in a row stays off the lane for a while. The
+/// sent is never sent again), and a type late twice in a row stays off the lane for a while (a
+/// second, doubling while it stays slow, up to a minute). The
 /// socket queues only to a finished connection (`ZMQ_IMMEDIATE`): while it is connecting, or its
 /// service is down, a call takes the loop's socket and nothing is sent here.
 ///
@@ -35,6 +36,9 @@ final class DirectLane: Sendable {
         var slowRuns: [String: Int] = [:]
         /// Types that were slow here, and until when they stay off the lane.
         var slowUntil: [String: ContinuousClock.Instant] = [:]
+        /// How long a type stays off next time it is slow: doubled each time, from `firstPause`
+        /// up to `longestPause`, forgotten once it is answered in time.
+        var nextPause: [String: Duration] = [:]
         /// Writes of this client in flight, and until when a write that timed out keeps reads here.
         var writesInFlight = 0
         var writeUnsettledUntil: ContinuousClock.Instant?
@@ -57,8 +61,10 @@ final class DirectLane: Sendable {
     private static let maxHandOvers = 8
     /// One late reply is a hiccup (the scheduler, a page fault); a type late twice in a row is slow.
     private static let slowAfter = 2
-    /// How long a type that was slow stays off the lane.
-    private static let slowPause: Duration = .seconds(30)
+    /// How long a type that was slow stays off the lane: briefly the first time (a busy moment
+    /// passes), longer each time it is slow again (a report is slow every time).
+    private static let firstPause: Duration = .seconds(1)
+    private static let longestPause: Duration = .seconds(60)
     /// How long after a write timed out reads stay on the loop's socket (the write may still be
     /// running there; a server's deadline is 15 s).
     private static let unsettledWrite: Duration = .seconds(20)
@@ -163,7 +169,11 @@ final class DirectLane: Sendable {
             let runs = (state.slowRuns[type] ?? 0) + 1
             if runs >= Self.slowAfter {
                 state.slowRuns[type] = nil
-                if state.slowUntil.count < 256 { state.slowUntil[type] = .now + Self.slowPause }
+                if state.slowUntil.count < 256 {
+                    let pause = state.nextPause[type] ?? Self.firstPause
+                    state.slowUntil[type] = .now + pause
+                    state.nextPause[type] = min(pause * 2, Self.longestPause)
+                }
             } else if state.slowRuns.count < 256 {
                 state.slowRuns[type] = runs
             }
@@ -201,7 +211,10 @@ final class DirectLane: Sendable {
     private func giveBack(_ lane: UncheckedSocket, answered type: String?) {
         let closed = state.withLock { state -> Bool in
             state.inUse = false
-            if let type, state.slowRuns[type] != nil { state.slowRuns[type] = nil }
+            if let type {
+                if state.slowRuns[type] != nil { state.slowRuns[type] = nil }
+                if state.nextPause[type] != nil { state.nextPause[type] = nil }
+            }
             if !state.closed { state.socket = lane }
             return state.closed
         }
