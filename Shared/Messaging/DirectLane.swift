@@ -107,6 +107,9 @@ final class DirectLane: Sendable {
     /// Whether `type` may take the lane at all: a read this build declares.
     static func takes(_ type: String) -> Bool { RequestCatalog.byName[type]?.kind == .read }
 
+    /// `DUBAN_DIRECT_LANE=off` turns every lane off in a process: all calls through the poll loop.
+    static let enabled = ProcessInfo.processInfo.environment["DUBAN_DIRECT_LANE"] != "off"
+
     /// A write of this client is going out, and has come back (`timedOut`: its outcome unknown).
     func writeBegan() { state.withLock { $0.writesInFlight += 1 } }
     func writeEnded(timedOut: Bool) {

@@ -50,7 +50,9 @@ public final class EventSubscriber: Sendable {
         let loop = ZMQPollLoop(name: name, logger: logger)
         do {
             // With CURVE the key says who asks (an absent `from` is the principal); without, the name does.
-            let rpc = try await RPCClient.connect(to: rpcEndpoint, from: curve == nil ? name : nil, loop: loop, curve: curve)
+            // Catch-up reads are not a person waiting: no direct lane.
+            let rpc = try await RPCClient.connect(
+                to: rpcEndpoint, from: curve == nil ? name : nil, loop: loop, curve: curve, directLane: false)
             let subscriber = EventSubscriber(
                 events: eventsEndpoint, rpc: rpc, rpcEndpoint: rpcEndpoint, topics: topics, heartbeat: heartbeat, logger: logger, loop: loop
             )

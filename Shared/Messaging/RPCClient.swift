@@ -35,8 +35,8 @@ public final class RPCClient: Sendable {
     private let socketThread: SocketThread
     private let ownsLoop: Bool
     private let socket: SocketID
-    /// The caller-thread connection for quick reads (`DirectLane`).
-    let direct: DirectLane
+    /// The caller-thread connection for quick reads (`DirectLane`), unless the client was made without one.
+    let direct: DirectLane?
     /// Hands replies received on the loop to this client; also for sockets the direct lane hands over.
     private let router: ReplyRouter
     private let pending = Mutex<[String: Waiter]>([:])
@@ -59,8 +59,10 @@ public final class RPCClient: Sendable {
     private static let sweepInterval: Duration = .milliseconds(20)
 
     /// Connects to `endpoint`. The socket lives on `loop`, or on a loop of its own.
+    /// `directLane: false` keeps every call on the loop's socket: a service's own clients of its
+    /// peers, whose calls are not a person waiting, and whose pool threads serve requests.
     public static func connect(
-        to endpoint: String, from: String? = nil, loop: ZMQPollLoop? = nil, curve: ZMQCurve? = nil
+        to endpoint: String, from: String? = nil, loop: ZMQPollLoop? = nil, curve: ZMQCurve? = nil, directLane: Bool = true
     ) async throws -> RPCClient {
         let ownLoop = loop == nil
         let loop = loop ?? ZMQPollLoop(name: "client")
@@ -71,7 +73,8 @@ public final class RPCClient: Sendable {
                 setup: { try $0.connect(endpoint) },
                 onMessage: { frames in box.deliver(frames) })
             let client = RPCClient(
-                endpoint: endpoint, from: from, loop: loop, ownsLoop: ownLoop, socket: socket, curve: curve, router: box)
+                endpoint: endpoint, from: from, loop: loop, ownsLoop: ownLoop, socket: socket, curve: curve, router: box,
+                directLane: directLane && DirectLane.enabled)
             box.client.withLock { $0 = client }
             client.startSweeper()
             return client
@@ -99,12 +102,15 @@ public final class RPCClient: Sendable {
     }
 
     private init(
-        endpoint: String, from: String?, loop: ZMQPollLoop, ownsLoop: Bool, socket: SocketID, curve: ZMQCurve?, router: ReplyRouter
+        endpoint: String, from: String?, loop: ZMQPollLoop, ownsLoop: Bool, socket: SocketID, curve: ZMQCurve?, router: ReplyRouter,
+        directLane: Bool
     ) {
         self.curve = curve
         self.router = router
-        self.direct = DirectLane(
-            endpoint: endpoint, options: ZMQSocketOptions(sendHighWaterMark: 1_000, receiveHighWaterMark: 1_000, curve: curve))
+        self.direct =
+            directLane
+            ? DirectLane(endpoint: endpoint, options: ZMQSocketOptions(sendHighWaterMark: 1_000, receiveHighWaterMark: 1_000, curve: curve))
+            : nil
         self.endpoint = endpoint
         self.from = from
         self.loop = loop
@@ -218,19 +224,20 @@ public final class RPCClient: Sendable {
         let attempts = max(1, retries + 1)
         // Anything but a declared read counts as a write: while one is out, reads keep to its connection.
         let read = DirectLane.takes(type)
-        if !read { direct.writeBegan() }
+        if !read { direct?.writeBegan() }
         var unsettled = false
-        defer { if !read { direct.writeEnded(timedOut: unsettled) } }
+        defer { if !read { direct?.writeEnded(timedOut: unsettled) } }
         for attempt in 0..<attempts {
             let id = MessageID.next()
             let payload = EnvelopeWriter.request(id: id, type: type, from: from, key: key, body: encodedBody)
             // A read's first attempt, from any thread but the socket thread: on the caller's thread.
-            if attempt == 0, read, !loop.isLoopThread, !closed.load(ordering: .acquiring) {
+            if attempt == 0, read, let direct, !loop.isLoopThread, !closed.load(ordering: .acquiring) {
                 try Task.checkCancellation()
                 switch direct.attempt(type: type, id: id, payload: payload, timeout: timeout) {
                 case .reply(let reply): return reply
                 case .handedOver(let socket):
-                    if let reply = try await waitHandedOver(socket, id: id, timeout: max(.milliseconds(1), timeout - DirectLane.waitLimit))
+                    if let reply = try await waitHandedOver(
+                        socket, through: direct, id: id, timeout: max(.milliseconds(1), timeout - DirectLane.waitLimit))
                     {
                         return reply
                     }
@@ -278,7 +285,8 @@ public final class RPCClient: Sendable {
     /// Waits for the reply to a request the direct lane sent and handed over; the socket is closed
     /// once its reply came, or here when the call stops waiting first (timeout, cancellation, close).
     private func waitHandedOver(
-        _ socket: DirectLane.UncheckedSocket, id: String, timeout: Duration, isolation: isolated (any Actor)? = #isolation
+        _ socket: DirectLane.UncheckedSocket, through direct: DirectLane, id: String, timeout: Duration,
+        isolation: isolated (any Actor)? = #isolation
     ) async throws -> Data? {
         let socketID = loop.reserveSocketID()
         direct.handedOver(as: socketID)
@@ -332,7 +340,7 @@ public final class RPCClient: Sendable {
                         let (router, direct) = (self.router, self.direct)
                         loop.adopt(lane, as: id) { frames in
                             // The loop closes it after this, its one reply.
-                            _ = direct.finishHandOver(id)
+                            _ = direct?.finishHandOver(id)
                             router.deliver(frames)
                         }
                     }
@@ -399,7 +407,7 @@ public final class RPCClient: Sendable {
         }
         for waiter in waiters { waiter.continuation.resume(throwing: RPCClientError.closed) }
         // Sockets the loop took over from the direct lane and still waits on close with the client.
-        for id in direct.close() { await loop.closeSocket(id) }
+        for id in direct?.close() ?? [] { await loop.closeSocket(id) }
         await loop.closeSocket(socket)
         if ownsLoop { await loop.shutdown() }
     }

@@ -58,8 +58,6 @@ public final class ZMQPollLoop: @unchecked Sendable {
     }
 
     public let context: ZMQContext
-    /// Whether the loop made its context, and so terminates it when its thread ends.
-    private let ownsContext: Bool
     public let name: String
     private let logger: Logger
     private let shared = Mutex(Shared())
@@ -88,7 +86,6 @@ public final class ZMQPollLoop: @unchecked Sendable {
         maxParkedBytesPerPeer: Int = 32 << 20
     ) {
         self.context = context ?? ZMQContext()
-        self.ownsContext = context == nil
         self.name = name
         self.logger = logger
         self.pollTimeoutMilliseconds = pollTimeoutMilliseconds
@@ -484,10 +481,6 @@ public final class ZMQPollLoop: @unchecked Sendable {
         state.sockets.removeAll()
         loopState = nil
         state.handlers.removeAll()
-        // Every socket of the context is closed: end it here, not in its deinit, so that a loop
-        // still referenced after shutdown (a closure that captured it) holds no libzmq threads,
-        // epoll or eventfd descriptors. No socket can be made on it any more: `submit` refuses.
-        if ownsContext { context.terminate() }
         let waiters = finished.withLock { waiters -> [CheckedContinuation<Void, Never>] in
             defer { waiters = nil }
             return waiters ?? []

@@ -21,8 +21,10 @@ public final class PeerClients: Service, Sendable {
         do {
             for peer in peers {
                 let curve = try deployment.clientCurve(as: from, toward: peer)
+                // No direct lane: a service's calls to its peers wait on no person, and its pool
+                // threads serve its own requests (a lane blocks one for up to 2 ms at a time).
                 clients[peer] = try await RPCClient.connect(
-                    to: deployment[peer].rpc, from: curve == nil ? from : nil, loop: loop, curve: curve)
+                    to: deployment[peer].rpc, from: curve == nil ? from : nil, loop: loop, curve: curve, directLane: false)
             }
         } catch {
             for client in clients.values { await client.close() }

@@ -54,11 +54,11 @@ import Testing
     /// Calls until the lane has answered one (its connection is up), at most a few seconds.
     static func untilTheLaneAnswers(_ client: RPCClient) async throws {
         let deadline = ContinuousClock.now + .seconds(10)
-        while client.direct.answeredHere.load(ordering: .relaxed) == 0, ContinuousClock.now < deadline {
+        while client.direct!.answeredHere.load(ordering: .relaxed) == 0, ContinuousClock.now < deadline {
             _ = try await client.call(SystemTypes.ping.name, Empty(), as: Echo.self, timeout: .seconds(5))
             try await Task.sleep(for: .milliseconds(5))
         }
-        #expect(client.direct.answeredHere.load(ordering: .relaxed) > 0, "the lane answers once its connection is up")
+        #expect(client.direct!.answeredHere.load(ordering: .relaxed) > 0, "the lane answers once its connection is up")
     }
 
     @Test func quickReadsAreAnsweredOnTheCallersThread() async throws {
@@ -89,14 +89,14 @@ import Testing
         try await Self.untilTheLaneAnswers(client)
         let first = try await client.callRaw(Self.slowRead, Empty(), timeout: .seconds(5), retries: 0)
         #expect(try WireCoding.decoder().decode(ReplyEnvelope<Echo>.self, from: first).ok)
-        #expect(client.direct.handedOverInAll.load(ordering: .relaxed) == 1, "late on the lane: handed to the loop, answered there")
+        #expect(client.direct!.handedOverInAll.load(ordering: .relaxed) == 1, "late on the lane: handed to the loop, answered there")
         for _ in 0..<4 {
             let frame = try await client.callRaw(Self.slowRead, Empty(), timeout: .seconds(5), retries: 0)
             let envelope = try WireCoding.decoder().decode(ReplyEnvelope<Echo>.self, from: frame)
             #expect(envelope.re == envelope.body?.echo)
         }
         // Late twice in a row at most: then the type keeps off the lane.
-        #expect(client.direct.handedOverInAll.load(ordering: .relaxed) <= 2)
+        #expect(client.direct!.handedOverInAll.load(ordering: .relaxed) <= 2)
         await client.close()
         await server.stop()
     }
@@ -109,11 +109,11 @@ import Testing
             _ = try await client.callRaw(Self.slowRead, Empty(), timeout: .milliseconds(100), retries: 0)
         }
         // The socket it was handed over on is closed with the call, and the lane goes on.
-        #expect(client.direct.handedOverInAll.load(ordering: .relaxed) == 1)
-        let before = client.direct.answeredHere.load(ordering: .relaxed)
+        #expect(client.direct!.handedOverInAll.load(ordering: .relaxed) == 1)
+        let before = client.direct!.answeredHere.load(ordering: .relaxed)
         try await Task.sleep(for: .milliseconds(200))
         for _ in 0..<20 { _ = try await client.call(SystemTypes.ping.name, Empty(), as: Echo.self) }
-        #expect(client.direct.answeredHere.load(ordering: .relaxed) > before)
+        #expect(client.direct!.answeredHere.load(ordering: .relaxed) > before)
         await client.close()
         await server.stop()
     }
@@ -122,13 +122,13 @@ import Testing
         let server = try await Server()
         let client = try await RPCClient.connect(to: server.endpoint, from: "test")
         try await Self.untilTheLaneAnswers(client)
-        let answered = client.direct.answeredHere.load(ordering: .relaxed)
+        let answered = client.direct!.answeredHere.load(ordering: .relaxed)
         let write = try #require(MutatingTypes.all.first)
         for _ in 0..<20 { _ = try await client.callRaw(write, Empty(), timeout: .seconds(5)) }
         _ = try await client.withSocketThread { _ in try await client.callRaw(SystemTypes.ping.name, encodedBody: Data("{}".utf8)) }
         // A type this build does not declare (the CLI's `duban request`) may be a write: not on the lane either.
         _ = try await client.callRaw("x.unknown", Empty(), timeout: .seconds(5))
-        #expect(client.direct.answeredHere.load(ordering: .relaxed) == answered)
+        #expect(client.direct!.answeredHere.load(ordering: .relaxed) == answered)
         await client.close()
         await server.stop()
     }
@@ -143,7 +143,7 @@ import Testing
             _ = try await client.callRaw(SystemTypes.ping.name, Empty(), timeout: .milliseconds(300), retries: 0)
         }
         #expect(started.duration(to: .now) < .seconds(2))
-        #expect(client.direct.handedOverInAll.load(ordering: .relaxed) == 0)
+        #expect(client.direct!.handedOverInAll.load(ordering: .relaxed) == 0)
         let server = try await Server(endpoint: endpoint)
         let frame = try await client.callRaw(SystemTypes.ping.name, Empty(), timeout: .seconds(5), retries: 2)
         #expect(try WireCoding.decoder().decode(ReplyEnvelope<Echo>.self, from: frame).ok)
