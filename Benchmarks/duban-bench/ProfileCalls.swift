@@ -90,7 +90,8 @@ enum ProfileCalls {
                 }
                 func median(_ values: [UInt64]) -> UInt64 { values.sorted()[values.count / 2] / 1000 }
                 log(
-                    "ab: raw REQ → registry p50 \(median(rawTimes)) µs, direct bytes \(median(dubanTimes)) µs, typed \(median(typedTimes)) µs"
+                    "ab: raw REQ → registry p50 \(median(rawTimes)) µs, direct bytes \(median(dubanTimes)) µs, "
+                        + "typed \(median(typedTimes)) µs"
                 )
             case "split":
                 var raw = Duration.zero

@@ -38,6 +38,20 @@ import Testing
         return times
     }
 
+    /// Pings through a flood: until every file in `done` exists (each flood was sent), and for two
+    /// seconds after, while the flooders stay connected with their pipes full.
+    static func pingThroughFlood(_ client: RPCClient, done: [String]) async -> [Duration?] {
+        let finishedAt = Mutex<ContinuousClock.Instant?>(nil)
+        return await pingWhile(client) {
+            guard done.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) else { return false }
+            let first = finishedAt.withLock { value in
+                if value == nil { value = .now }
+                return value!
+            }
+            return first.duration(to: .now) > .seconds(2)
+        }
+    }
+
     @Test func aClientThatFloodsAndNeverReadsDoesNotDelayAnotherClientsPings() async throws {
         let dir = try TestSupport.temporaryDirectory()
         let service = try await InProcessService.start(NotifyService.self, dataDirectory: dir) { deployment in
@@ -50,15 +64,7 @@ import Testing
 
         // Ping through the whole flood and for two seconds after it has all been sent, while the
         // flooder stays connected with its pipe full.
-        let finishedAt = Mutex<ContinuousClock.Instant?>(nil)
-        let times = await Self.pingWhile(client) {
-            guard FileManager.default.fileExists(atPath: done) else { return false }
-            let first = finishedAt.withLock { value in
-                if value == nil { value = .now }
-                return value!
-            }
-            return first.duration(to: .now) > .seconds(2)
-        }
+        let times = await Self.pingThroughFlood(client, done: [done])
         #expect(FileManager.default.fileExists(atPath: done), "the flood was sent")
         #expect(times.count >= 20)
         #expect(times.allSatisfy { $0 != nil }, "every ping answered")
@@ -82,16 +88,7 @@ import Testing
         for _ in 0..<20 {
             flooders.append(try Self.flood(service.endpoints.rpc, count: 50, kind: "garbage:\(1 << 20)", directory: dir, stay: 20))
         }
-        let doneFiles = flooders.map(\.1)
-        let finishedAt = Mutex<ContinuousClock.Instant?>(nil)
-        let times = await Self.pingWhile(client) {
-            guard doneFiles.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) else { return false }
-            let first = finishedAt.withLock { value in
-                if value == nil { value = .now }
-                return value!
-            }
-            return first.duration(to: .now) > .seconds(2)
-        }
+        let times = await Self.pingThroughFlood(client, done: flooders.map(\.1))
         #expect(flooders.allSatisfy { FileManager.default.fileExists(atPath: $0.1) }, "every flood was sent")
         #expect(times.allSatisfy { $0 != nil }, "every ping answered")
         // Generous: twenty flooding processes share this machine's two cores with the service.
@@ -121,15 +118,7 @@ import Testing
         let client = try await RPCClient.connect(to: front.rpc, from: "test")
         let (flooder, done) = try Self.flood(front.rpc, count: 50_000, kind: "ping", directory: dir, stay: 20)
         defer { kill(flooder.processIdentifier, SIGKILL) }
-        let finishedAt = Mutex<ContinuousClock.Instant?>(nil)
-        let times = await Self.pingWhile(client) {
-            guard FileManager.default.fileExists(atPath: done) else { return false }
-            let first = finishedAt.withLock { value in
-                if value == nil { value = .now }
-                return value!
-            }
-            return first.duration(to: .now) > .seconds(2)
-        }
+        let times = await Self.pingThroughFlood(client, done: [done])
         #expect(FileManager.default.fileExists(atPath: done), "the flood was sent")
         #expect(times.count >= 20)
         #expect(times.allSatisfy { $0 != nil }, "every ping answered")
