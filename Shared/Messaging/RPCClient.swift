@@ -406,6 +406,9 @@ public final class RPCClient: Sendable {
             return Array(pending.values)
         }
         for waiter in waiters { waiter.continuation.resume(throwing: RPCClientError.closed) }
+        // The router holds this client for the loop's handlers, and this client holds the router
+        // (for sockets handed over from the lane): break the cycle, or neither is ever freed.
+        router.client.withLock { $0 = nil }
         // Sockets the loop took over from the direct lane and still waits on close with the client.
         for id in direct?.close() ?? [] { await loop.closeSocket(id) }
         await loop.closeSocket(socket)
