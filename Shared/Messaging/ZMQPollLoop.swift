@@ -48,6 +48,26 @@ public final class ZMQPollLoop: @unchecked Sendable {
         /// When parked messages are next tried: a ROUTER reports POLLOUT when *any* pipe has room,
         /// so polling for it would spin while one peer stays full.
         var nextParkedRetry: ContinuousClock.Instant?
+        /// Sockets whose last operation was a receive that found nothing, which also processed
+        /// every command libzmq had signalled to them: until something else touches one, its
+        /// descriptor alone says when it has more (`ZMQ_FD`), and the loop can wait on the
+        /// descriptors without `zmq_poll`'s extra passes (a poll and a `ZMQ_EVENTS` check per
+        /// socket before it waits, and another check after: three system calls a round).
+        var quiet: Set<Int> = []
+        var descriptors: [Int: Int32] = [:]
+
+        /// A socket's descriptor for `poll`, or nil when libzmq will not give it.
+        func descriptor(_ id: Int) -> Int32? {
+            if let known = descriptors[id] { return known }
+            guard let fd = try? sockets[id]?.getInt32Option(ZMQ_FD) else { return nil }
+            descriptors[id] = fd
+            return fd
+        }
+
+        func forget(_ id: Int) {
+            quiet.remove(id)
+            descriptors.removeValue(forKey: id)
+        }
     }
 
     /// Messages waiting for one peer's pipe to have room, oldest first.
@@ -254,6 +274,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
     public func closeSocket(_ socket: SocketID) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let accepted = submit { state in
+                state.forget(socket.value)
                 state.sockets.removeValue(forKey: socket.value)?.close()
                 state.handlers.removeValue(forKey: socket.value)
                 state.oneReply.remove(socket.value)
@@ -307,6 +328,8 @@ public final class ZMQPollLoop: @unchecked Sendable {
     }
 
     private func sendNow(_ state: LoopState, _ id: Int, _ frames: [Data]) {
+        // A send may process the socket's commands, taking the signal a receive would have waited for.
+        state.quiet.remove(id)
         guard let socket = state.sockets[id] else {
             logger.debug("dropping message for closed socket", metadata: ["zmq.loop": "\(name)"])
             return
@@ -370,6 +393,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
         var anyLeft = false
         for (id, peers) in state.parked where !peers.isEmpty {
             guard let socket = state.sockets[id] else { continue }
+            state.quiet.remove(id)
             for (peer, var queue) in peers {
                 var sent = 0
                 while sent < queue.messages.count {
@@ -402,6 +426,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
 
     private func flushPending(_ state: LoopState, _ id: Int) {
         guard var queue = state.pending[id], let socket = state.sockets[id] else { return }
+        state.quiet.remove(id)
         var sent = 0
         while sent < queue.count {
             do {
@@ -426,11 +451,14 @@ public final class ZMQPollLoop: @unchecked Sendable {
         var ids: [Int] = []
         var commands: [@Sendable (LoopState) -> Void] = []
         var roundsWithoutPoll = 0
+        var descriptors: [pollfd] = []
         while true {
             let stopping = shared.withLock { shared -> Bool in
                 swap(&commands, &shared.commands)
                 return shared.stopping
             }
+            // A command may do anything with any socket (send, receive, close): none is quiet after.
+            if !commands.isEmpty { state.quiet.removeAll(keepingCapacity: true) }
             for command in commands { command(state) }
             commands.removeAll(keepingCapacity: true)
             if stopping { break }
@@ -462,6 +490,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
                 let milliseconds = max(0, Int(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000))
                 timeout = min(timeout, milliseconds)
             }
+            if timeout > 0, waitOnDescriptors(state, items: items, ids: ids, timeout: timeout, descriptors: &descriptors) { continue }
             let rc = zmq_poll(&items, Int32(items.count), timeout)
             if rc < 0 {
                 if zmq_errno() == EINTR { continue }
@@ -488,15 +517,43 @@ public final class ZMQPollLoop: @unchecked Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
+    /// Waits as `zmq_poll` would when every socket to wait on is quiet and only for reading: on
+    /// their descriptors and the wake-up descriptor, then reads the sockets whose descriptor
+    /// fired. False when it did not wait (a socket not quiet, or writes pending): use `zmq_poll`.
+    private func waitOnDescriptors(
+        _ state: LoopState, items: [zmq_pollitem_t], ids: [Int], timeout: Int, descriptors: inout [pollfd]
+    ) -> Bool {
+        descriptors.removeAll(keepingCapacity: true)
+        descriptors.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
+        for index in 1..<items.count {
+            guard items[index].events == Int16(ZMQ_POLLIN), state.quiet.contains(ids[index]), let fd = state.descriptor(ids[index])
+            else { return false }
+            descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
+        }
+        let rc = poll(&descriptors, nfds_t(descriptors.count), Int32(clamping: timeout))
+        if rc < 0 { return true }  // EINTR: the next round polls again
+        if descriptors[0].revents != 0 { drainWakeFD() }
+        // A descriptor that fired means commands for the socket, not always a message: the
+        // receive processes them and, finding nothing, leaves the socket quiet again.
+        for index in 1..<descriptors.count where descriptors[index].revents != 0 { receiveAll(state, ids[index]) }
+        if let retry = state.nextParkedRetry, retry <= .now { retryParked(state) }
+        return true
+    }
+
     /// Reads what is waiting on a socket, a bounded number of messages per round for fairness.
     private func receiveAll(_ state: LoopState, _ id: Int) {
         guard let socket = state.sockets[id], let handler = state.handlers[id] else { return }
+        state.quiet.remove(id)
         for _ in 0..<1024 {
             do {
                 var userID: String?
-                guard let frames = try socket.receive(userID: &userID) else { return }
+                guard let frames = try socket.receive(userID: &userID) else {
+                    state.quiet.insert(id)
+                    return
+                }
                 if let reply = handler(frames, userID) { sendNow(state, id, reply) }
                 if state.oneReply.remove(id) != nil {
+                    state.forget(id)
                     state.sockets.removeValue(forKey: id)?.close()
                     state.handlers.removeValue(forKey: id)
                     return

@@ -43,6 +43,20 @@ public enum FastJSON: Sendable, Equatable {
         }
     }
 
+    /// The string these bytes spell, or nil when they are not valid UTF-8. `String(validating:)`
+    /// looks up its encoding's generic metadata on every call (a fifth of a request's parse, by
+    /// profile); decoding, which repairs invalid bytes, does not: a string whose bytes differ from
+    /// the input's had something repaired. ASCII (`ascii`, known from the scan) needs no check.
+    static func utf8String(_ bytes: UnsafeRawBufferPointer, ascii: Bool) -> String? {
+        let string = String(decoding: bytes, as: UTF8.self)
+        if ascii { return string }
+        var copy = string
+        let same = copy.withUTF8 { stored in
+            stored.count == bytes.count && (bytes.isEmpty || memcmp(stored.baseAddress!, bytes.baseAddress!, bytes.count) == 0)
+        }
+        return same ? string : nil
+    }
+
     /// The string member `key` of a top-level object, read without building the rest of the
     /// document: members before it are skipped, members after it are not read at all. For routing
     /// (a reply's `re`) on a thread that must stay quick; nil when the document is not an object,
@@ -255,6 +269,8 @@ public enum FastJSON: Sendable, Equatable {
         mutating func string() -> String? {
             position += 1
             let start = position
+            // Every byte OR-ed: below 0x80, the string is ASCII and needs no UTF-8 check.
+            var allBits: UInt8 = 0
             // The common case: no escapes, decoded straight from the buffer.
             while position < bytes.count {
                 let byte = bytes[position]
@@ -262,7 +278,7 @@ public enum FastJSON: Sendable, Equatable {
                     let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<position])
                     position += 1
                     // Small documents (a request envelope) repeat nothing worth the cache's hashing.
-                    guard slice.count <= 16, bytes.count > 2048 else { return String(validating: slice, as: UTF8.self) }
+                    guard slice.count <= 16, bytes.count > 2048 else { return FastJSON.utf8String(slice, ascii: allBits < 0x80) }
                     var key = ShortKey(count: slice.count, low: 0, high: 0)
                     for (offset, byte) in slice.enumerated() {
                         if offset < 8 {
@@ -272,12 +288,13 @@ public enum FastJSON: Sendable, Equatable {
                         }
                     }
                     if let known = shortStrings[key] { return known }
-                    guard let string = String(validating: slice, as: UTF8.self) else { return nil }
+                    guard let string = FastJSON.utf8String(slice, ascii: allBits < 0x80) else { return nil }
                     if shortStrings.count < 256 { shortStrings[key] = string }
                     return string
                 }
                 if byte == UInt8(ascii: "\\") { break }
                 if byte < 0x20 { return nil }
+                allBits |= byte
                 position += 1
             }
             guard position < bytes.count else { return nil }
@@ -286,7 +303,7 @@ public enum FastJSON: Sendable, Equatable {
                 let byte = bytes[position]
                 if byte == UInt8(ascii: "\"") {
                     position += 1
-                    return String(validating: utf8, as: UTF8.self)
+                    return utf8.withUnsafeBytes { FastJSON.utf8String($0, ascii: false) }
                 }
                 if byte < 0x20 { return nil }
                 if byte != UInt8(ascii: "\\") {

@@ -104,7 +104,47 @@ private enum Scalars {
         if type == Bool.self { return try bool(value) as! T }
         // Foundation's special cases (Date, Data, URL, Decimal) are JSONDecoder's to read.
         if type == Date.self || type == Data.self || type == URL.self || type == Decimal.self { throw FastJSONDecoding.Unsure() }
+        // A map straight from the members: through Codable, a dictionary makes a key for each
+        // member and looks each up again (most of a `sys.ping` reply's decoding, by profile).
+        if case .object(let members) = value, let map = type as? any StringKeyedMap.Type {
+            return try map.init(members: members, codingPath: codingPath) as! T
+        }
+        // A list likewise, without an unkeyed container boxed for each element.
+        if case .array(let items) = value, let list = type as? any TreeList.Type {
+            return try list.init(items: items, codingPath: codingPath) as! T
+        }
         return try T(from: TreeDecoder(value, codingPath: codingPath))
+    }
+}
+
+/// An array, as a JSON array decodes into one.
+private protocol TreeList {
+    init(items: [FastJSON], codingPath: [any CodingKey]) throws
+}
+
+extension Array: TreeList where Element: Decodable {
+    fileprivate init(items: [FastJSON], codingPath: [any CodingKey]) throws {
+        self.init()
+        reserveCapacity(items.count)
+        for item in items { append(try Scalars.decode(item, as: Element.self, codingPath: codingPath)) }
+    }
+}
+
+/// A dictionary keyed by strings, as a JSON object decodes into one. Its values and a list's items
+/// are decoded with the container's coding path, not one path array made per element: a path
+/// only names where an error is, and any error here sends the whole document to JSONDecoder,
+/// whose error names the precise path.
+private protocol StringKeyedMap {
+    init(members: [(String, FastJSON)], codingPath: [any CodingKey]) throws
+}
+
+extension Dictionary: StringKeyedMap where Key == String, Value: Decodable {
+    /// As `Dictionary.init(from:)` reads a keyed container here: a repeated key's first value.
+    fileprivate init(members: [(String, FastJSON)], codingPath: [any CodingKey]) throws {
+        self.init(minimumCapacity: members.count)
+        for (name, member) in members where self[name] == nil {
+            self[name] = try Scalars.decode(member, as: Value.self, codingPath: codingPath)
+        }
     }
 }
 

@@ -24,6 +24,45 @@ import Testing
         await loop.shutdown()
     }
 
+    /// The loop waits on a quiet socket's descriptor instead of `zmq_poll` (`waitOnDescriptors`):
+    /// a message must wake it at once whatever touched the socket before, a receive, a reply sent
+    /// from its handler, a send queued from another thread, or the other socket's traffic. With a
+    /// poll timeout of 5 s, a wait that missed its signal would show as a reply seconds late.
+    @Test func aQuietSocketWakesTheLoopForEveryMessage() async throws {
+        let loop = ZMQPollLoop(name: "test", pollTimeoutMilliseconds: 5_000)
+        let endpoints = ["tcp://127.0.0.1:\(TestSupport.freePort())", "tcp://127.0.0.1:\(TestSupport.freePort())"]
+        var routers: [SocketID] = []
+        for endpoint in endpoints {
+            routers.append(try await loop.addSocket(.router, setup: { try $0.bind(endpoint) }, replying: { $0 }))
+        }
+        let context = ZMQContext()
+        var clients: [ZMQSocket] = []
+        for endpoint in endpoints {
+            let client = try ZMQSocket(context: context, type: .dealer)
+            var options = ZMQSocketOptions(linger: 0)
+            options.receiveTimeout = 3_000
+            try client.apply(options)
+            try client.connect(endpoint)
+            clients.append(client)
+        }
+        var slowest = Duration.zero
+        for round in 0..<1_000 {
+            let which = round % 2
+            // Every third round a send reaches the socket from another thread first (to a peer
+            // that does not exist, dropped): a send may take the signal a wait needs.
+            if round % 3 == 0 { loop.send(routers[which], [Data("nobody".utf8), Data("x".utf8)]) }
+            if round % 7 == 0 { try await Task.sleep(for: .milliseconds(2)) }
+            let started = ContinuousClock.now
+            try clients[which].send([Data("\(round)".utf8)], dontWait: false)
+            let reply = try clients[which].receive(dontWait: false)
+            slowest = max(slowest, ContinuousClock.now - started)
+            #expect(reply == [Data("\(round)".utf8)])
+        }
+        #expect(slowest < .seconds(2), "slowest round trip \(slowest)")
+        for client in clients { client.close() }
+        await loop.shutdown()
+    }
+
     @Test func shutdownDoesNotHangWithUnsentMessages() async throws {
         let loop = ZMQPollLoop(name: "test")
         // A PUSH connected to nobody cannot send: its messages stay queued.

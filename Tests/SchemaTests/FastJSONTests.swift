@@ -148,6 +148,28 @@ import Testing
         #expect(Self.table.decodeFast(frame) == nil)
     }
 
+    /// Strings are made by decoding, which repairs invalid UTF-8; every repair must still be a
+    /// refusal. Among these, a truncated four-byte sequence repairs to one U+FFFD of the same
+    /// length, and some invalid bytes sit after an escape (the other path).
+    @Test(
+        arguments: [
+            [0xFF], [0xC0, 0x80], [0xED, 0xA0, 0x80], [0xF0, 0x9F, 0x98], [0xE4, 0xB8], [0xF4, 0x90, 0x80, 0x80], [0x80],
+        ] as [[UInt8]])
+    func invalidUTF8InAnyStringIsRefused(bytes: [UInt8]) {
+        for (before, after) in [("", ""), ("督办", ""), ("a\\n", "治理"), (String(repeating: "长", count: 40), "x")] {
+            var document = Data(#"{"key":""#.utf8)
+            document.append(contentsOf: Data(before.utf8))
+            document.append(contentsOf: bytes)
+            document.append(contentsOf: Data(after.utf8))
+            document.append(contentsOf: Data(#""}"#.utf8))
+            #expect(FastJSON.parse(document) == nil, "\(bytes) after \(before)")
+            #expect(FastJSON.topLevelString("key", in: document) == nil)
+        }
+        let valid = "督办 ✓ 😀 a\\n六一桥"
+        let parsed = FastJSON.parse(Data(#"{"key":"\#(valid)"}"#.utf8))?["key"]?.string
+        #expect(parsed == "督办 ✓ 😀 a\n六一桥")
+    }
+
     /// Random batches in random layouts: the fast path and JSONDecoder agree on every one.
     @Test func randomBatchesAgree() throws {
         var generator = SystemRandomNumberGenerator()
