@@ -210,7 +210,7 @@ public final class RPCClient: Sendable {
         _ type: String, _ body: Body, key: String? = nil, timeout: Duration = .seconds(5), retries: Int = 2
     ) async throws -> Data {
         // An empty body is the most common one (sys.ping, plan.get, …): no encoder for it.
-        let encoded = body is Empty ? Data("{}".utf8) : try WireCoding.encode(body)
+        let encoded = Body.self == Empty.self ? Data("{}".utf8) : try WireCoding.encode(body)
         return try await callRaw(type, encodedBody: encoded, key: key, timeout: timeout, retries: retries)
     }
 

@@ -222,8 +222,9 @@ private struct TreeKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtoco
     func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try Scalars.integer(value(key), as: UInt32.self) }
     func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try Scalars.integer(value(key), as: UInt64.self) }
 
+    // Nested values keep this container's path (see `StringKeyedMap`): no path array made per member.
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
-        try Scalars.decode(value(key), as: type, codingPath: codingPath + [key])
+        try Scalars.decode(value(key), as: type, codingPath: codingPath)
     }
 
     // Optional members in one look-up each (the protocol's defaults ask `contains`, then
@@ -246,7 +247,7 @@ private struct TreeKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtoco
     }
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
         guard let value = lookUp(key.stringValue), !value.isNull else { return nil }
-        return try Scalars.decode(value, as: type, codingPath: codingPath + [key])
+        return try Scalars.decode(value, as: type, codingPath: codingPath)
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
