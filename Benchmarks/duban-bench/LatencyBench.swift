@@ -112,6 +112,9 @@ struct LatencyBench {
             ) { try await $0.call(RegistryTypes.taskGet, TaskGetRequest(id: "7.3"), as: PlanTask.self) }
             typedTask.append(typedTaskPair.duban)
             typedTaskReference.append(typedTaskPair.reference)
+            if let lane = client.directLaneCounts {
+                log("direct lane so far: \(lane.answeredHere) answered on the caller's thread, \(lane.handedOver) handed over")
+            }
             // The same service asked by a raw REQ socket: what the server side costs without Duban's client.
             serverPing.append(Latency(RawZMQ.requestReplyClient(endpoint: registry.endpoints.rpc, payload: [UInt8](ping), calls: calls)))
             serverTask.append(Latency(RawZMQ.requestReplyClient(endpoint: registry.endpoints.rpc, payload: [UInt8](taskGet), calls: calls)))

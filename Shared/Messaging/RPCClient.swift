@@ -37,6 +37,10 @@ public final class RPCClient: Sendable {
     private let socket: SocketID
     /// The caller-thread connection for quick reads (`DirectLane`), unless the client was made without one.
     let direct: DirectLane?
+    /// Reads answered on the direct lane so far, and reads it handed over to the loop (nil without a lane).
+    public var directLaneCounts: (answeredHere: Int, handedOver: Int)? {
+        direct.map { ($0.answeredHere.load(ordering: .relaxed), $0.handedOverInAll.load(ordering: .relaxed)) }
+    }
     /// Hands replies received on the loop to this client; also for sockets the direct lane hands over.
     private let router: ReplyRouter
     private let pending = Mutex<[String: Waiter]>([:])

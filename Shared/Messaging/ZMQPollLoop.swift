@@ -526,12 +526,18 @@ public final class ZMQPollLoop: @unchecked Sendable {
         descriptors.removeAll(keepingCapacity: true)
         descriptors.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
         for index in 1..<items.count {
-            guard items[index].events == Int16(ZMQ_POLLIN), state.quiet.contains(ids[index]), let fd = state.descriptor(ids[index])
+            // ROUTERs only (a service's requests, where a round's system calls are most of the
+            // server's share): a client's or a subscriber's loop is woken by commands anyway.
+            guard items[index].events == Int16(ZMQ_POLLIN), state.parked[ids[index]] != nil, state.quiet.contains(ids[index]),
+                let fd = state.descriptor(ids[index])
             else { return false }
             descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
         }
         let rc = poll(&descriptors, nfds_t(descriptors.count), Int32(clamping: timeout))
         if rc < 0 { return true }  // EINTR: the next round polls again
+        // Nothing for a whole timeout: the next round asks libzmq itself (`zmq_poll` checks each
+        // socket's events), so a signal missed here could cost one timeout, never a socket.
+        if rc == 0 { state.quiet.removeAll(keepingCapacity: true) }
         if descriptors[0].revents != 0 { drainWakeFD() }
         // A descriptor that fired means commands for the socket, not always a message: the
         // receive processes them and, finding nothing, leaves the socket quiet again.
