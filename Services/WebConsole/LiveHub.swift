@@ -131,16 +131,23 @@ public final class LiveHub: Service, Sendable {
     }
 
     /// Records an event and hands it to every open page.
+    ///
+    /// The pages' streams are fed outside the lock: a yield may resume a page's task, which takes
+    /// that task's own lock, while a page being cancelled holds its task's lock and runs its
+    /// stream's termination, which takes this one (`unsubscribe`). Yielding under the lock
+    /// deadlocked the console's whole thread pool that way (500 pages reconnecting, seen in
+    /// `duban-bench --only web`). A page subscribing meanwhile finds the event in the buffer.
     func publish(_ event: LiveEvent) {
-        state.withLock { state in
-            guard !state.closed, event.seq > (state.buffers[event.stream]?.last?.seq ?? 0) else { return }
+        let listeners = state.withLock { state -> [AsyncStream<LiveItem>.Continuation] in
+            guard !state.closed, event.seq > (state.buffers[event.stream]?.last?.seq ?? 0) else { return [] }
             state.buffers[event.stream, default: []].append(event)
             if state.buffers[event.stream]!.count > keep {
                 state.buffers[event.stream]!.removeFirst(state.buffers[event.stream]!.count - keep)
             }
             state.heads[event.stream] = max(state.heads[event.stream] ?? 0, event.seq)
-            for continuation in state.listeners.values { continuation.yield(.event(event)) }
+            return Array(state.listeners.values)
         }
+        for continuation in listeners { continuation.yield(.event(event)) }
     }
 
     /// Ends every page's stream and refuses new ones.
