@@ -451,7 +451,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
         var ids: [Int] = []
         var commands: [@Sendable (LoopState) -> Void] = []
         var roundsWithoutPoll = 0
-        var descriptors: [pollfd] = []
+        var pollDescriptors: [pollfd] = []
         while true {
             let stopping = shared.withLock { shared -> Bool in
                 swap(&commands, &shared.commands)
@@ -490,7 +490,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
                 let milliseconds = max(0, Int(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000))
                 timeout = min(timeout, milliseconds)
             }
-            if timeout > 0, waitOnDescriptors(state, items: items, ids: ids, timeout: timeout, descriptors: &descriptors) { continue }
+            if timeout > 0, waitOnDescriptors(state, items: items, ids: ids, timeout: timeout, into: &pollDescriptors) { continue }
             let rc = zmq_poll(&items, Int32(items.count), timeout)
             if rc < 0 {
                 if zmq_errno() == EINTR { continue }
@@ -517,31 +517,32 @@ public final class ZMQPollLoop: @unchecked Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    /// Waits as `zmq_poll` would when every socket to wait on is quiet and only for reading: on
-    /// their descriptors and the wake-up descriptor, then reads the sockets whose descriptor
-    /// fired. False when it did not wait (a socket not quiet, or writes pending): use `zmq_poll`.
+    /// Waits as `zmq_poll` would when the sockets to wait on are all ROUTERs, quiet and waited on
+    /// only for reading: on their descriptors and the wake-up descriptor (`pollDescriptors`, kept
+    /// between rounds for its storage), then reads the sockets whose descriptor fired. False when
+    /// it did not wait: the round is `zmq_poll`'s.
     private func waitOnDescriptors(
-        _ state: LoopState, items: [zmq_pollitem_t], ids: [Int], timeout: Int, descriptors: inout [pollfd]
+        _ state: LoopState, items: [zmq_pollitem_t], ids: [Int], timeout: Int, into pollDescriptors: inout [pollfd]
     ) -> Bool {
-        descriptors.removeAll(keepingCapacity: true)
-        descriptors.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
+        pollDescriptors.removeAll(keepingCapacity: true)
+        pollDescriptors.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
         for index in 1..<items.count {
             // ROUTERs only (a service's requests, where a round's system calls are most of the
             // server's share): a client's or a subscriber's loop is woken by commands anyway.
             guard items[index].events == Int16(ZMQ_POLLIN), state.parked[ids[index]] != nil, state.quiet.contains(ids[index]),
                 let fd = state.descriptor(ids[index])
             else { return false }
-            descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
+            pollDescriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
         }
-        let rc = poll(&descriptors, nfds_t(descriptors.count), Int32(clamping: timeout))
+        let rc = poll(&pollDescriptors, nfds_t(pollDescriptors.count), Int32(clamping: timeout))
         if rc < 0 { return true }  // EINTR: the next round polls again
         // Nothing for a whole timeout: the next round asks libzmq itself (`zmq_poll` checks each
         // socket's events), so a signal missed here could cost one timeout, never a socket.
         if rc == 0 { state.quiet.removeAll(keepingCapacity: true) }
-        if descriptors[0].revents != 0 { drainWakeFD() }
+        if pollDescriptors[0].revents != 0 { drainWakeFD() }
         // A descriptor that fired means commands for the socket, not always a message: the
         // receive processes them and, finding nothing, leaves the socket quiet again.
-        for index in 1..<descriptors.count where descriptors[index].revents != 0 { receiveAll(state, ids[index]) }
+        for index in 1..<pollDescriptors.count where pollDescriptors[index].revents != 0 { receiveAll(state, ids[index]) }
         if let retry = state.nextParkedRetry, retry <= .now { retryParked(state) }
         return true
     }
