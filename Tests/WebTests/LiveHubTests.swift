@@ -69,7 +69,10 @@ import Testing
         #expect(progress.delivered.load(ordering: .relaxed) > 0)
         // The hub still takes pages and feeds them.
         let page = await hub.subscribe(after: nil)
-        hub.publish(LiveEvent(stream: "registry", seq: 1_000_000_000, type: "progress.reported", ts: "2026-11-30T12:00:01+08:00", text: "最后"))
+        hub.publish(
+            LiveEvent(
+                stream: "registry", seq: 1_000_000_000, type: "progress.reported",
+                ts: "2026-11-30T12:00:01+08:00", text: "最后"))
         var iterator = page.stream.makeAsyncIterator()
         if case .event(let event)? = await iterator.next() {
             #expect(event.seq == 1_000_000_000)
