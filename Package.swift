@@ -177,6 +177,7 @@ let package = Package(
             dependencies: [
                 "ServiceKit", "PlanFormat", .product(name: "Yams", package: "Yams"),
                 .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             path: "Services/IndicatorIngest",
             resources: [.copy("Resources/standards.yaml"), .copy("Resources/stations.yaml")],

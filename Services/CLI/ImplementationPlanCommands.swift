@@ -100,7 +100,7 @@ struct ImplementationPlanCommand: AsyncParsableCommand {
             var refs: [EvidenceRef] = []
             if let file {
                 guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("无法读取文件 \(file)") }
-                let digest = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+                let digest = Hex.lowercase(SHA256.hash(data: data))
                 let url = URL(fileURLWithPath: file)
                 refs.append(EvidenceRef(name: url.lastPathComponent, uri: uri ?? url.absoluteString, sha256: digest))
             } else if uri != nil {

@@ -243,9 +243,12 @@ public enum AlertRules {
                     defer { previous = reading }
                     // The reading just before it: in the batch, or the newest stored one when that is
                     // newer (a batch mixing back-filled and new readings).
-                    let stored = batch.prior.flatMap { $0.ts < reading.ts ? $0 : nil }
-                    let candidates = [previous, stored].compactMap { $0 }.filter { $0.ts < reading.ts }
-                    guard let before = candidates.max(by: { $0.ts < $1.ts }), before.value > 0 else { continue }
+                    // (Chosen without building arrays: this runs for every reading of every batch.)
+                    var candidate = previous.flatMap { $0.ts < reading.ts ? $0 : nil }
+                    if let stored = batch.prior, stored.ts < reading.ts, candidate.map({ stored.ts > $0.ts }) ?? true {
+                        candidate = stored
+                    }
+                    guard let before = candidate, before.value > 0 else { continue }
                     let jumped = reading.value >= before.value * factor && reading.value >= (station.jumpFloor ?? 0)
                     if isLive(reading.ts) {
                         set(key, jumped) {

@@ -187,7 +187,7 @@ public struct IngestService: DubanService {
                     evaluate: { batches, active in
                         AlertRules.evaluate(batches, stations: stations, standards: standards, active: active, now: now)
                     })
-                derived.markDirty(Set(batch.good.map { DerivedIndicators.Key(station: $0.station, year: DerivedIndicators.year($0.ts)) }))
+                derived.markDirty(DerivedIndicators.keys(of: batch.good))
                 counters.accepted.increment(by: Int64(reply.accepted))
                 counters.refused.increment(by: Int64(reply.rejected.count))
                 counters.duplicates.increment(by: Int64(reply.duplicates))
@@ -438,6 +438,22 @@ final class DerivedIndicators: Sendable {
     }
 
     func markDirty(_ keys: Set<Key>) { dirty.withLock { $0.formUnion(keys) } }
+
+    /// The station years of readings. A year is worked out once per run of readings on the same
+    /// district day: formatting a date for each of a batch's thousand readings cost more than the
+    /// rest of the bookkeeping.
+    static func keys(of readings: [NormalizedReading]) -> Set<Key> {
+        var keys: Set<Key> = []
+        var last: (station: String, day: Int64)?
+        for reading in readings {
+            let shifted = reading.ts + Int64(Timestamp.districtOffset) * 1000
+            let day = shifted >= 0 ? shifted / 86_400_000 : (shifted - 86_399_999) / 86_400_000
+            if let last, last.day == day, last.station == reading.station { continue }
+            last = (reading.station, day)
+            keys.insert(Key(station: reading.station, year: year(reading.ts)))
+        }
+        return keys
+    }
 
     func recomputeDirty() async throws {
         let pending = dirty.withLock { set -> Set<Key> in

@@ -102,11 +102,13 @@ final class SQLiteIngestStore: IngestStore {
             var tally = BatchTally(refused: rejected)
             // The batch's receipt time is the same for every row: written into the statement, so each
             // row binds only its own four values.
-            let insert = try db.makeStatement(
-                sql:
-                    "INSERT INTO readings (station, parameter, ts, value, revision, received_at) "
-                    + "VALUES (?, ?, ?, ?, 0, \(receivedAt)) ON CONFLICT DO NOTHING"
-            )
+            var insert = PlainReadingInsert(
+                try db.makeStatement(
+                    sql:
+                        "INSERT INTO readings (station, parameter, ts, value, revision, received_at) "
+                        + "VALUES (?, ?, ?, ?, 0, \(receivedAt)) ON CONFLICT DO NOTHING"
+                ),
+                in: db)
             // Marked readings are rare: their own statement, so that a plain one binds no more than before.
             let insertMarked = try db.cachedStatement(
                 sql:
@@ -132,15 +134,18 @@ final class SQLiteIngestStore: IngestStore {
                 }
             }
             for reading in readings {
+                let inserted: Bool
                 if let mark = reading.mark {
                     try insertMarked.execute(arguments: [
                         reading.station, reading.parameter, reading.ts, reading.storedValue, receivedAt, mark.rawValue,
                         reading.detectionLimit,
                     ])
+                    inserted = db.changesCount > 0
                 } else {
-                    try insert.execute(arguments: [reading.station, reading.parameter, reading.ts, reading.value])
+                    inserted = try insert.insert(
+                        station: reading.station, parameter: reading.parameter, ts: reading.ts, value: reading.value)
                 }
-                if db.changesCount == 0 {
+                if !inserted {
                     let row = try Row.fetchOne(existing, arguments: [reading.station, reading.parameter, reading.ts])
                     let stored = StoredState(value: row?[0], mark: row?[1], detectionLimit: row?[2])
                     if stored.matches(reading) {
@@ -163,9 +168,9 @@ final class SQLiteIngestStore: IngestStore {
             for (key, series) in tally.storedSeries {
                 guard let (from, to) = SeriesBatch.dayRange(series, dayWindow: dayWindow) else { continue }
                 // The days' hourly means, computed by SQLite: up to 24 rows a day instead of every reading.
-                let hourly = try Row.fetchAll(
-                    db, sql: SeriesBatch.hourlyMeansSQL, arguments: [Int64(Timestamp.districtOffset), key.station, key.parameter, from, to]
-                ).map { SeriesBatch.hourSample(hour: $0[0], mean: $0[1]) }
+                let hourly = try HourlyMeans.read(
+                    db, station: key.station, parameter: key.parameter, from: from, to: to, offsetSeconds: Int64(Timestamp.districtOffset)
+                ).map { SeriesBatch.hourSample(hour: $0.hour, mean: $0.mean) }
                 batches.append(
                     SeriesBatch(
                         station: key.station, parameter: key.parameter, readings: series, prior: prior[key],
@@ -261,20 +266,16 @@ final class SQLiteIngestStore: IngestStore {
 
     func samples(station: String, parameters: [String]?, from: Int64, to: Int64) async throws -> [StoredSample] {
         try await store.pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: "SELECT parameter, ts, value, mark, detection_limit FROM readings WHERE station = ? AND ts >= ? AND ts <= ? "
-                    + "ORDER BY ts",
-                arguments: [station, from, to]
-            ).compactMap { row in
-                let parameter: String = row["parameter"]
-                if let parameters, !parameters.contains(parameter) { return nil }
-                let value: Double? = row["value"]
-                let mark: String? = row["mark"]
-                return StoredSample(
-                    parameter: parameter, ts: row["ts"], value: value ?? .nan, mark: mark.flatMap(ReadingMark.init(rawValue:)),
-                    detectionLimit: row["detection_limit"])
+            guard let parameters else { return try SampleRows.read(db, station: station, parameter: nil, from: from, to: to) }
+            // Each parameter read along the primary key (station, parameter, ts): a station-wide
+            // scan would read every other parameter's rows only to drop them (the PM2.5 annual mean
+            // read a year of all six of an air station's parameters).
+            var samples: [StoredSample] = []
+            for parameter in Set(parameters).sorted() {
+                samples += try SampleRows.read(db, station: station, parameter: parameter, from: from, to: to)
             }
+            if parameters.count > 1 { samples.sort { $0.ts < $1.ts } }
+            return samples
         }
     }
 

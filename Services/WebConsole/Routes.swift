@@ -276,7 +276,7 @@ extension WebConsole {
         case .success(let checked): type = checked
         case .failure(let error): throw error
         }
-        let sha = SHA256.hash(data: file.bytes).map { String(format: "%02x", $0) }.joined()
+        let sha = Hex.lowercase(SHA256.hash(data: file.bytes))
         let name = EvidenceTypes.cleanName(file.filename)
         let path = (uploadsDirectory as NSString).appendingPathComponent(sha)
         if !FileManager.default.fileExists(atPath: path) {

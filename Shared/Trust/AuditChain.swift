@@ -8,7 +8,7 @@ import Schema
 /// nothing but the entries themselves.
 public enum AuditChain {
     public static func hash(_ entry: AuditEntry) -> String {
-        SHA256.hash(data: entry.chainedBytes).map { String(format: "%02x", $0) }.joined()
+        Hex.lowercase(SHA256.hash(data: entry.chainedBytes))
     }
 
     /// Checks entries of one stream in `seq` order from the first: every link and every hash.
