@@ -530,14 +530,22 @@ final class PostgresIngestStore: IngestStore {
 
     func samples(station: String, parameters: [String]?, from: Int64, to: Int64) async throws -> [StoredSample] {
         var out: [StoredSample] = []
-        let rows = try await client.query(
-            """
-            SELECT parameter, ts, value, mark, detection_limit FROM readings WHERE station = \(station) AND ts >= \(from) AND ts <= \(to) \
-            ORDER BY ts
-            """,
-            logger: logger)
-        for try await (parameter, ts, value, mark, limit) in rows.decode((String, Int64, Double?, String?, Double?).self)
-        where parameters?.contains(parameter) ?? true {
+        // The parameters filtered by PostgreSQL, along the primary key (station, parameter, ts): the
+        // PM2.5 annual mean would otherwise fetch a year of every parameter of the station.
+        let query: PostgresQuery =
+            if let parameters {
+                """
+                SELECT parameter, ts, value, mark, detection_limit FROM readings \
+                WHERE station = \(station) AND parameter = ANY(\(parameters)) AND ts >= \(from) AND ts <= \(to) ORDER BY ts
+                """
+            } else {
+                """
+                SELECT parameter, ts, value, mark, detection_limit FROM readings \
+                WHERE station = \(station) AND ts >= \(from) AND ts <= \(to) ORDER BY ts
+                """
+            }
+        let rows = try await client.query(query, logger: logger)
+        for try await (parameter, ts, value, mark, limit) in rows.decode((String, Int64, Double?, String?, Double?).self) {
             out.append(
                 StoredSample(
                     parameter: parameter, ts: ts, value: value ?? .nan, mark: mark.flatMap(ReadingMark.init(rawValue:)),
