@@ -194,8 +194,15 @@ struct CasesCommand: AsyncParsableCommand {
                 """)
         @OptionGroup var options: GlobalOptions
         @Argument(help: "CSV 或 XLSX 文件。") var file: String
-        @Option(help: "每次请求的行数。") var chunk: Int = 500
+        @Option(help: "每次请求的行数（最多 5000）。不超过此数的文件在一个事务中写入：中途断开不会只写入一部分。")
+        var chunk: Int = CaseTypes.maxImportRows
         @Flag(help: "只显示将会新增和修改的内容，不写入。") var dryRun = false
+
+        func validate() throws {
+            guard (1...CaseTypes.maxImportRows).contains(chunk) else {
+                throw ValidationError("--chunk：应在 1 到 \(CaseTypes.maxImportRows) 之间，收到 \(chunk)")
+            }
+        }
 
         func run() async throws {
             var options = options

@@ -116,8 +116,9 @@ public struct CasesService: DubanService {
         handlers.on(CaseTypes.import) { request, context in
             let registry = try directory.lookup()
             try Self.requireOffice(context, registry)
-            guard request.cases.count <= 5000 else {
-                throw ErrorBody.invalidArgument("每次导入最多 5000 件问题，本次有 \(request.cases.count) 件", field: "body.cases")
+            guard request.cases.count <= CaseTypes.maxImportRows else {
+                throw ErrorBody.invalidArgument(
+                    "每次导入最多 \(CaseTypes.maxImportRows) 件问题，本次有 \(request.cases.count) 件", field: "body.cases")
             }
             // Rows naming a 编号 edit that case (the ledger coming back after an export): CaseRoundTrip.
             let (edits, opening, editRejected) = CaseRoundTrip.edits(request.cases)

@@ -193,10 +193,11 @@ extension WebConsole {
         let ledgerFile = try LedgerImport(data)
         var outcome = ledgerFile.outcome()
         let from = wireFrom(session.user)
-        for slice in ledgerFile.chunks(of: 500) {
+        // Up to 5,000 rows a request: a file of up to that many is stored in one transaction.
+        for slice in ledgerFile.chunks() {
             let reply = try await gateway.call(
                 .cases, CaseTypes.import, CaseImportRequest(cases: slice.compactMap(\.body), dryRun: dryRun ? true : nil), from: from,
-                timeout: .seconds(30))
+                timeout: .seconds(60))
             ledgerFile.add(reply, for: slice, to: &outcome)
         }
         var known: [String] = []

@@ -41,8 +41,10 @@ public struct LedgerImport: Sendable {
         headers = LedgerCSV.headerNames(records)
     }
 
-    /// The rows that can be sent, in chunks of `size`.
-    public func chunks(of size: Int) -> [[LedgerCSV.ImportRow]] {
+    /// The rows that can be sent, in chunks of `size`: by default as many as one `case.import`
+    /// takes, so that a file of up to that many rows is stored in one transaction (a connection
+    /// lost halfway never leaves part of it stored; each row is still judged on its own).
+    public func chunks(of size: Int = CaseTypes.maxImportRows) -> [[LedgerCSV.ImportRow]] {
         let good = rows.filter { $0.body != nil }
         return stride(from: 0, to: good.count, by: max(1, size)).map { Array(good[$0..<min($0 + max(1, size), good.count)]) }
     }

@@ -5,6 +5,8 @@ public enum CaseTypes {
     public static let list = RPC<CaseListRequest, ListReply<Case>>("case.list", .read, allow: .readers)
     public static let transition = RPC<CaseTransitionRequest, Case>("case.transition", .write, allow: .units)
     public static let `import` = RPC<CaseImportRequest, CaseImportReply>("case.import", .write, allow: .units)
+    /// Rows one `case.import` takes; they are stored in one transaction.
+    public static let maxImportRows = 5000
     public static let export = RPC<CaseExportRequest, CaseExportReply>("case.export", .read, allow: .readers)
     /// Progress per batch (an extension of the protocol's types).
     public static let batches = RPC<CaseBatchesRequest, ListReply<BatchProgress>>("case.batches", .read, allow: .readers)

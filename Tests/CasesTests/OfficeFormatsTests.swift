@@ -160,6 +160,27 @@ extension JSONValue {
     }
 
     /// Export → edit three cells → re-import, for the XLSX and the CSV ledger.
+    /// A ledger of 1,200 rows goes as one request, so one transaction: a connection lost halfway
+    /// cannot leave part of it stored (it went in chunks of 500 before). A chunk past the service's
+    /// limit is refused before anything is read or sent.
+    @Test func aLedgerOfUpTo5000RowsIsOneRequestAndOneTransaction() async throws {
+        let ledger = try await Ledger.start()
+        let office = try await ledger.client(officeUnit)
+        let dir = try TestSupport.temporaryDirectory()
+        var csv = "问题来源,问题标题,整改责任单位,外部编号\r\n"
+        for index in 1...1_200 { csv += "混错接点位,南川东路\(index)号雨污混接,区城乡建设局,HCJ-B\(index)\r\n" }
+        try Data(csv.utf8).write(to: URL(fileURLWithPath: "\(dir)/big.csv"))
+        let run = try duban(ledger, ["cases", "import", "\(dir)/big.csv"])
+        #expect(run.ok && run.output.contains("新增 1200 件"), "\(run.output)")
+        let imports = try await office.call(SystemTypes.auditList, AuditListRequest(type: CaseTypes.import.name)).items
+        #expect(imports.count == 1, "\(imports.count) case.import requests")
+        #expect(try await office.callAll(CaseTypes.list, CaseListRequest()).count == 1_200)
+        let tooBig = try duban(ledger, ["cases", "import", "\(dir)/big.csv", "--chunk", "5001"])
+        #expect(!tooBig.ok && tooBig.output.contains("--chunk：应在 1 到 5000 之间，收到 5001"), "\(tooBig.output)")
+        await office.close()
+        try await ledger.stop()
+    }
+
     @Test(arguments: ["xlsx", "csv"]) func reimportingAnEditedExportChangesExactlyTheEditedFields(format: String) async throws {
         let ledger = try await Ledger.start()
         let office = try await ledger.client(officeUnit)
