@@ -91,8 +91,21 @@ public enum LedgerCSV {
 
     public static func row(_ fields: [String]) -> String {
         fields.map { field in
-            field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
-                ? "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : field
+            // By scalar, as `parse` reads: "\r\n" is one Character, equal to neither "\r" nor "\n", so
+            // a cell with a Windows line break was written unquoted and read back as two records (and
+            // a quote followed by a combining mark is a Character other than the quote). A cell that
+            // starts with a byte-order mark is quoted too: first in a file, the mark would be read as
+            // the file's and dropped.
+            let special = field.unicodeScalars.contains { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }
+            guard special || field.unicodeScalars.first == "\u{FEFF}" else { return field }
+            var quoted = String.UnicodeScalarView()
+            quoted.append("\"")
+            for scalar in field.unicodeScalars {
+                if scalar == "\"" { quoted.append("\"") }
+                quoted.append(scalar)
+            }
+            quoted.append("\"")
+            return String(quoted)
         }.joined(separator: ",") + "\r\n"
     }
 

@@ -408,6 +408,13 @@ struct Ledger {
     @Test func exportedFieldsRoundTrip() throws {
         let row = LedgerCSV.row(["普通", "a,b", "he said \"ok\"", "line\nbreak"])
         #expect(try LedgerCSV.parse(row).first?.fields == ["普通", "a,b", "he said \"ok\"", "line\nbreak"])
+        // A cell starting with a byte-order mark, a Windows line break in a cell ("\r\n" is one
+        // Character) and a quote carrying a combining mark: each is quoted and comes back whole
+        // (fuzz-csv found the first two).
+        let awkward = ["\u{FEFF}编号", "整改措施：\r\n1. 改接", "引\"\u{301}号", "末"]
+        let written = LedgerCSV.row(awkward)
+        #expect(written.hasPrefix("\"\u{FEFF}编号\",\"整改措施"), "\(written)")
+        #expect(try LedgerCSV.parse(written).map(\.fields) == [awkward])
     }
 }
 
