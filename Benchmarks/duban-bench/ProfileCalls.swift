@@ -35,10 +35,18 @@ enum ProfileCalls {
                         }
                     ),
                     ("message id", { _ = MessageID.next() }),
+                    ("task.get body encoded", { _ = try? WireCoding.encode(TaskGetRequest(id: "7.3")) }),
                 ] as [(String, () -> Void)] {
                     let start = ContinuousClock.now
                     for _ in 0..<20_000 { run() }
                     log("\(name): \(String(format: "%.2f", seconds(ContinuousClock.now - start) * 1e6 / 20_000)) µs")
+                }
+            case "decode-task":
+                // The task reply's decoding alone, for a profiler.
+                let task = try await client.callRaw(RegistryTypes.taskGet, TaskGetRequest(id: "7.3"))
+                while ContinuousClock.now < end {
+                    for _ in 0..<1_000 { _ = FastJSONDecoding.replyBody(PlanTask.self, from: task) }
+                    calls += 1_000
                 }
             case "socket":
                 calls = try await client.withSocketThread { thread in
@@ -66,31 +74,47 @@ enum ProfileCalls {
                         return try await group.reduce(0, +)
                     }
                 }
-            case "ab":
-                let ping = try WireCoding.encode(RequestEnvelope(type: SystemTypes.ping.name, from: "bench", key: nil, body: Empty()))
+            case "ab", "ab-task":
+                // A raw REQ client, the direct lane's bytes and typed calls, alternating in chunks
+                // against one registry: `ab` with `sys.ping`, `ab-task` with `task.get`.
+                let task = mode == "ab-task"
+                let request =
+                    task
+                    ? try WireCoding.encode(
+                        RequestEnvelope(type: RegistryTypes.taskGet.name, from: "bench", key: nil, body: TaskGetRequest(id: "7.3")))
+                    : try WireCoding.encode(RequestEnvelope(type: SystemTypes.ping.name, from: "bench", key: nil, body: Empty()))
+                let taskBody = try WireCoding.encode(TaskGetRequest(id: "7.3"))
                 let reference = RawZMQ.REQClient(endpoint: registry.endpoints.rpc)
                 defer { reference.close() }
-                reference.warmUp([UInt8](ping))
+                reference.warmUp([UInt8](request))
                 var rawTimes: [UInt64] = []
                 var dubanTimes: [UInt64] = []
                 var typedTimes: [UInt64] = []
                 while ContinuousClock.now < end {
-                    rawTimes += reference.roundTrips([UInt8](ping), calls: 500)
+                    rawTimes += reference.roundTrips([UInt8](request), calls: 500)
                     for _ in 0..<500 {
                         let start = DispatchTime.now().uptimeNanoseconds
-                        _ = try await client.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8))
+                        if task {
+                            _ = try await client.callRaw(RegistryTypes.taskGet, encodedBody: taskBody)
+                        } else {
+                            _ = try await client.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8))
+                        }
                         dubanTimes.append(DispatchTime.now().uptimeNanoseconds - start)
                     }
                     for _ in 0..<500 {
                         let start = DispatchTime.now().uptimeNanoseconds
-                        _ = try await client.call(SystemTypes.ping, Empty(), as: PingReply.self)
+                        if task {
+                            _ = try await client.call(RegistryTypes.taskGet, TaskGetRequest(id: "7.3"))
+                        } else {
+                            _ = try await client.call(SystemTypes.ping, Empty())
+                        }
                         typedTimes.append(DispatchTime.now().uptimeNanoseconds - start)
                     }
                     calls += 1500
                 }
                 func median(_ values: [UInt64]) -> UInt64 { values.sorted()[values.count / 2] / 1000 }
                 log(
-                    "ab: raw REQ → registry p50 \(median(rawTimes)) µs, direct bytes \(median(dubanTimes)) µs, "
+                    "\(mode): raw REQ → registry p50 \(median(rawTimes)) µs, direct bytes \(median(dubanTimes)) µs, "
                         + "typed \(median(typedTimes)) µs"
                 )
             case "split":
@@ -106,6 +130,11 @@ enum ProfileCalls {
                     calls += 1
                 }
                 log("split: call \(raw / calls), decode \(decode / calls)")
+            case "typed-task":
+                while ContinuousClock.now < end {
+                    _ = try await client.call(RegistryTypes.taskGet, TaskGetRequest(id: "7.3"))
+                    calls += 1
+                }
             case "pooled":
                 while ContinuousClock.now < end {
                     _ = try await client.callRaw(SystemTypes.ping, encodedBody: Data("{}".utf8))

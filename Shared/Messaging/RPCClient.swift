@@ -143,7 +143,7 @@ public final class RPCClient: Sendable {
     public func callAll<Body, Item>(
         _ rpc: RPC<Body, ListReply<Item>>, _ body: Body, timeout: Duration = .seconds(5), retries: Int = 2
     ) async throws -> [Item] {
-        let encoded = try WireCoding.encode(body)
+        let encoded = try FastJSONEncoding.encodeOrFallBack(body)
         var items: [Item] = []
         var cursor: String?
         repeat {
@@ -214,7 +214,7 @@ public final class RPCClient: Sendable {
         _ type: String, _ body: Body, key: String? = nil, timeout: Duration = .seconds(5), retries: Int = 2
     ) async throws -> Data {
         // An empty body is the most common one (sys.ping, plan.get, …): no encoder for it.
-        let encoded = Body.self == Empty.self ? Data("{}".utf8) : try WireCoding.encode(body)
+        let encoded = Body.self == Empty.self ? Data("{}".utf8) : try FastJSONEncoding.encodeOrFallBack(body)
         return try await callRaw(type, encodedBody: encoded, key: key, timeout: timeout, retries: retries)
     }
 

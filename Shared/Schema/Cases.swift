@@ -129,6 +129,8 @@ public enum CaseSource: String, Codable, Sendable, CaseIterable {
     }
 }
 
+extension CaseSource: TreeReadable {}
+
 public enum CaseState: String, Codable, Sendable, CaseIterable {
     case registered, assigned, rectifying
     case pendingAcceptance = "pending_acceptance"

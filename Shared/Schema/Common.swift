@@ -26,6 +26,15 @@ public struct EvidenceRef: Codable, Sendable, Equatable, Hashable {
     }
 }
 
+extension EvidenceRef: TreeReadable {
+    init(tree: FastJSON) throws {
+        let members = try TreeMembers(tree)
+        name = try members.required(CodingKeys.name)
+        uri = try members.required(CodingKeys.uri)
+        sha256 = try members.optional(CodingKeys.sha256)
+    }
+}
+
 /// A list reply: `{"items": […]}`.
 public struct ListReply<Item: Codable & Sendable>: Codable, Sendable {
     public var items: [Item]

@@ -48,13 +48,10 @@ public enum FastJSON: Sendable, Equatable {
     /// profile); decoding, which repairs invalid bytes, does not: a string whose bytes differ from
     /// the input's had something repaired. ASCII (`ascii`, known from the scan) needs no check.
     static func utf8String(_ bytes: UnsafeRawBufferPointer, ascii: Bool) -> String? {
-        let string = String(decoding: bytes, as: UTF8.self)
-        if ascii { return string }
-        var copy = string
-        let same = copy.withUTF8 { stored in
-            stored.count == bytes.count && (bytes.isEmpty || memcmp(stored.baseAddress!, bytes.baseAddress!, bytes.count) == 0)
-        }
-        return same ? string : nil
+        if ascii { return String(decoding: bytes, as: UTF8.self) }
+        // The standard library's validating constructor without a repair pass: public (the
+        // inlinable `String(validatingCString:)` calls it), unlike the metadata-free path above.
+        return String._tryFromUTF8(bytes.assumingMemoryBound(to: UInt8.self))
     }
 
     /// The string member `key` of a top-level object, read without building the rest of the
@@ -215,6 +212,8 @@ public enum FastJSON: Sendable, Equatable {
         mutating func object(depth: Int) -> FastJSON? {
             position += 1
             var members: [(String, FastJSON)] = []
+            // Room for a reply's usual object at once, not grown through 1, 2, 4 and 8.
+            members.reserveCapacity(8)
             skipWhitespace()
             if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
                 position += 1
@@ -271,7 +270,23 @@ public enum FastJSON: Sendable, Equatable {
             let start = position
             // Every byte OR-ed: below 0x80, the string is ASCII and needs no UTF-8 check.
             var allBits: UInt8 = 0
-            // The common case: no escapes, decoded straight from the buffer.
+            // The common case: no escapes, decoded straight from the buffer. Eight bytes at a
+            // time while none is a quote, a backslash or a control character (each found by the
+            // classic zero-byte test); the byte loop below finds which one stopped it.
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            var wordBits: UInt64 = 0
+            while position + 8 <= bytes.count {
+                let word = bytes.loadUnaligned(fromByteOffset: position, as: UInt64.self)
+                let quote = word ^ (ones &* 0x22)
+                let backslash = word ^ (ones &* 0x5C)
+                let stops =
+                    ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
+                if stops & highs != 0 { break }
+                wordBits |= word
+                position += 8
+            }
+            if wordBits & highs != 0 { allBits = 0x80 }
             while position < bytes.count {
                 let byte = bytes[position]
                 if byte == UInt8(ascii: "\"") {

@@ -104,6 +104,8 @@ private enum Scalars {
         if type == Bool.self { return try bool(value) as! T }
         // Foundation's special cases (Date, Data, URL, Decimal) are JSONDecoder's to read.
         if type == Date.self || type == Data.self || type == URL.self || type == Decimal.self { throw FastJSONDecoding.Unsure() }
+        // The types that read themselves from the tree (a task, a ping's reply), and lists of them.
+        if let readable = type as? any TreeReadable.Type { return try readable.init(tree: value) as! T }
         // A map straight from the members: through Codable, a dictionary makes a key for each
         // member and looks each up again (most of a `sys.ping` reply's decoding, by profile).
         if case .object(let members) = value, let map = type as? any StringKeyedMap.Type {
@@ -345,4 +347,88 @@ private struct TreeSingleValue: SingleValueDecodingContainer {
     func decode(_ type: UInt32.Type) throws -> UInt32 { try Scalars.integer(value, as: UInt32.self) }
     func decode(_ type: UInt64.Type) throws -> UInt64 { try Scalars.integer(value, as: UInt64.self) }
     func decode<T: Decodable>(_ type: T.Type) throws -> T { try Scalars.decode(value, as: type, codingPath: codingPath) }
+}
+
+/// A type that reads itself from the tree without Codable's containers: the replies typed calls
+/// get most (a task with its milestones, reasons and reports read in a fraction of the generic
+/// path's time, whose keyed containers look up generic metadata at every level). Its reading must
+/// be exactly what its synthesized `init(from:)` does with JSONDecoder, member by member through
+/// `TreeMembers` by the type's own `CodingKeys`; anything else throws `FastJSONDecoding.Unsure`,
+/// and the document goes to JSONDecoder. `fuzz-bodies` and `TreeReadableTests` hold the two readings
+/// to each other.
+protocol TreeReadable: Decodable {
+    init(tree: FastJSON) throws
+}
+
+/// A JSON object's members read as a synthesized `init(from:)` reads its keyed container.
+struct TreeMembers {
+    private let members: [(String, FastJSON)]
+
+    init(_ tree: FastJSON) throws {
+        guard case .object(let members) = tree else { throw FastJSONDecoding.Unsure() }
+        self.members = members
+    }
+
+    /// The first member of that name, as JSONDecoder reads a repeated key. Lengths compared
+    /// first: a stored count, where comparing two strings is a call into the standard library.
+    private func value(_ key: some CodingKey) -> FastJSON? {
+        let name = key.stringValue
+        let length = name.utf8.count
+        for member in members where member.0.utf8.count == length && member.0 == name { return member.1 }
+        return nil
+    }
+
+    /// `decode(_:forKey:)`: present and of its type (null is not a value).
+    func required<T: TreeReadable>(_ key: some CodingKey) throws -> T {
+        guard let value = value(key) else { throw FastJSONDecoding.Unsure() }
+        return try T(tree: value)
+    }
+
+    /// `decodeIfPresent(_:forKey:)`: absent or null is nil, anything else of its type.
+    func optional<T: TreeReadable>(_ key: some CodingKey) throws -> T? {
+        guard let value = value(key), !value.isNull else { return nil }
+        return try T(tree: value)
+    }
+}
+
+extension String: TreeReadable {
+    init(tree: FastJSON) throws { self = try Scalars.string(tree) }
+}
+
+extension Int: TreeReadable {
+    init(tree: FastJSON) throws { self = try Scalars.integer(tree, as: Int.self) }
+}
+
+extension Double: TreeReadable {
+    init(tree: FastJSON) throws { self = try Scalars.double(tree) }
+}
+
+extension Bool: TreeReadable {
+    init(tree: FastJSON) throws { self = try Scalars.bool(tree) }
+}
+
+extension Array: TreeReadable where Element: TreeReadable {
+    init(tree: FastJSON) throws {
+        guard case .array(let items) = tree else { throw FastJSONDecoding.Unsure() }
+        self.init()
+        reserveCapacity(items.count)
+        for item in items { append(try Element(tree: item)) }
+    }
+}
+
+extension Dictionary: TreeReadable where Key == String, Value: TreeReadable {
+    /// A repeated key's first value, as `StringKeyedMap` reads it.
+    init(tree: FastJSON) throws {
+        guard case .object(let members) = tree else { throw FastJSONDecoding.Unsure() }
+        self.init(minimumCapacity: members.count)
+        for (name, member) in members where self[name] == nil { self[name] = try Value(tree: member) }
+    }
+}
+
+/// An enum with string raw values, as its synthesized `init(from:)` reads it: a string naming a case.
+extension TreeReadable where Self: RawRepresentable, RawValue == String {
+    init(tree: FastJSON) throws {
+        guard case .string(let raw) = tree, let value = Self(rawValue: raw) else { throw FastJSONDecoding.Unsure() }
+        self = value
+    }
 }

@@ -100,6 +100,8 @@ public enum TaskStatus: String, Codable, Sendable, CaseIterable {
     }
 }
 
+extension TaskStatus: TreeReadable {}
+
 /// Why a task has its status (issue #15: every status explains itself), machine-readable by `code`
 /// and in words by `text`: `report_missing` (`period`, `units`), `behind_schedule` (`progress`,
 /// `expected`), `milestone_missed` (`date`, `expected`, `progress`), `deadline_passed` (`date`),
@@ -132,6 +134,23 @@ public struct StatusReason: Codable, Sendable, Equatable {
         self.date = date
         self.task = task
         self.status = status
+    }
+}
+
+extension StatusReason: TreeReadable {
+    init(tree: FastJSON) throws {
+        let members = try TreeMembers(tree)
+        code = try members.required(CodingKeys.code)
+        text = try members.required(CodingKeys.text)
+        period = try members.optional(CodingKeys.period)
+        units = try members.optional(CodingKeys.units)
+        progress = try members.optional(CodingKeys.progress)
+        expected = try members.optional(CodingKeys.expected)
+        date = try members.optional(CodingKeys.date)
+        task = try members.optional(CodingKeys.task)
+        status = try members.optional(CodingKeys.status)
+        open = try members.optional(CodingKeys.open)
+        total = try members.optional(CodingKeys.total)
     }
 }
 
@@ -172,6 +191,15 @@ public struct Milestone: Codable, Sendable, Equatable {
         self.date = date
         self.text = text
         self.percent = percent
+    }
+}
+
+extension Milestone: TreeReadable {
+    init(tree: FastJSON) throws {
+        let members = try TreeMembers(tree)
+        date = try members.required(CodingKeys.date)
+        text = try members.required(CodingKeys.text)
+        percent = try members.optional(CodingKeys.percent)
     }
 }
 
@@ -230,6 +258,30 @@ public struct PlanTask: Codable, Sendable, Equatable {
         self.targets = targets
         self.subtasks = subtasks
         self.status = status
+    }
+}
+
+extension PlanTask: TreeReadable {
+    init(tree: FastJSON) throws {
+        let members = try TreeMembers(tree)
+        id = try members.required(CodingKeys.id)
+        parent = try members.optional(CodingKeys.parent)
+        category = try members.required(CodingKeys.category)
+        title = try members.required(CodingKeys.title)
+        text = try members.required(CodingKeys.text)
+        leadUnits = try members.required(CodingKeys.leadUnits)
+        cooperatingUnits = try members.required(CodingKeys.cooperatingUnits)
+        deadline = try members.optional(CodingKeys.deadline)
+        ongoing = try members.required(CodingKeys.ongoing)
+        milestones = try members.required(CodingKeys.milestones)
+        targets = try members.required(CodingKeys.targets)
+        subtasks = try members.required(CodingKeys.subtasks)
+        status = try members.optional(CodingKeys.status)
+        reasons = try members.optional(CodingKeys.reasons)
+        deadlineText = try members.optional(CodingKeys.deadlineText)
+        progress = try members.optional(CodingKeys.progress)
+        latestReports = try members.optional(CodingKeys.latestReports)
+        ledger = try members.optional(CodingKeys.ledger)
     }
 }
 
@@ -478,6 +530,27 @@ public struct ProgressReport: Codable, Sendable, Equatable {
         self.revision = revision
         self.reportedAt = reportedAt
         self.reportedBy = reportedBy
+    }
+}
+
+extension ProgressReport: TreeReadable {
+    init(tree: FastJSON) throws {
+        let members = try TreeMembers(tree)
+        task = try members.required(CodingKeys.task)
+        period = try members.required(CodingKeys.period)
+        unit = try members.required(CodingKeys.unit)
+        percent = try members.required(CodingKeys.percent)
+        summary = try members.required(CodingKeys.summary)
+        measures = try members.optional(CodingKeys.measures)
+        problems = try members.optional(CodingKeys.problems)
+        nextSteps = try members.optional(CodingKeys.nextSteps)
+        evidence = try members.required(CodingKeys.evidence)
+        revision = try members.required(CodingKeys.revision)
+        reportedAt = try members.required(CodingKeys.reportedAt)
+        reportedBy = try members.optional(CodingKeys.reportedBy)
+        principal = try members.optional(CodingKeys.principal)
+        principalKey = try members.optional(CodingKeys.principalKey)
+        backfill = try members.optional(CodingKeys.backfill)
     }
 }
 

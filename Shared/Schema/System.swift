@@ -35,6 +35,19 @@ public struct PingReply: Codable, Sendable, Equatable {
     }
 }
 
+extension PingReply: TreeReadable {
+    init(tree: FastJSON) throws {
+        let members = try TreeMembers(tree)
+        service = try members.required(CodingKeys.service)
+        instance = try members.required(CodingKeys.instance)
+        version = try members.required(CodingKeys.version)
+        `protocol` = try members.required(CodingKeys.protocol)
+        started = try members.required(CodingKeys.started)
+        streams = try members.required(CodingKeys.streams)
+        security = try members.optional(CodingKeys.security)
+    }
+}
+
 /// `sys.types` reply.
 public struct TypesReply: Codable, Sendable, Equatable {
     /// Request types this service answers.

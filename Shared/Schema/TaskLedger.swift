@@ -40,3 +40,15 @@ public struct TaskLedger: Codable, Sendable, Equatable {
         return "台账" + parts.joined(separator: "，")
     }
 }
+
+extension TaskLedger: TreeReadable {
+    init(tree: FastJSON) throws {
+        let members = try TreeMembers(tree)
+        sources = try members.required(CodingKeys.sources)
+        expected = try members.optional(CodingKeys.expected)
+        registered = try members.required(CodingKeys.registered)
+        closed = try members.required(CodingKeys.closed)
+        open = try members.required(CodingKeys.open)
+        overdue = try members.required(CodingKeys.overdue)
+    }
+}

@@ -11,6 +11,7 @@ import Schema
 /// - a type with a fast path reads the same body to the same value, and never accepts what
 ///   JSONDecoder refuses;
 /// - a type's idempotency fingerprint is the same for the decoded and the re-decoded value;
+/// - the client's encoder (`FastJSONEncoding`) writes it so that it reads back to the same value;
 /// - the client's tree decoder (`FastJSONDecoding`) never reads a body or a reply JSONDecoder refuses,
 ///   and reads what it accepts to the same value; its reply-body path likewise for whole envelopes.
 let declarations = RequestCatalog.all
@@ -62,6 +63,16 @@ func check<Body: Codable & Sendable>(_ type: Body.Type, _ body: Data, _ name: St
         Fuzz.fail("\(name): an accepted body, encoded again, is refused: \(String(decoding: encoded.prefix(300), as: UTF8.self))")
     }
     guard Fuzz.canonical(again) == encoded else { Fuzz.fail("\(name): decoding what it encoded gives another value") }
+    // The client's encoder: what it writes reads back to the same value, through both decoders.
+    if let compact = FastJSONEncoding.encode(value) {
+        guard let back = try? decoder.decode(Body.self, from: compact), Fuzz.canonical(back) == encoded else {
+            Fuzz.fail(
+                "\(name): the client's encoder writes what does not read back: \(String(decoding: compact.prefix(300), as: UTF8.self))")
+        }
+        if let tree = FastJSONDecoding.decode(Body.self, from: compact), Fuzz.canonical(tree) != encoded {
+            Fuzz.fail("\(name): the client's encoder writes what the tree decoder reads differently")
+        }
+    }
     if let fast {
         guard let fastValue = fast as? any Encodable, Fuzz.canonical(fastValue) == encoded else {
             Fuzz.fail("\(name): the fast path reads the body differently")
