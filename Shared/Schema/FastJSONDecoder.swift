@@ -369,12 +369,11 @@ struct TreeMembers {
         self.members = members
     }
 
-    /// The first member of that name, as JSONDecoder reads a repeated key. Lengths compared
-    /// first: a stored count, where comparing two strings is a call into the standard library.
+    /// The first member of that name, as JSONDecoder reads a repeated key (names equal as Swift
+    /// compares strings, canonically, as JSONDecoder's dictionary of members does).
     private func value(_ key: some CodingKey) -> FastJSON? {
         let name = key.stringValue
-        let length = name.utf8.count
-        for member in members where member.0.utf8.count == length && member.0 == name { return member.1 }
+        for member in members where member.0 == name { return member.1 }
         return nil
     }
 

@@ -90,8 +90,7 @@ private final class JSONStream {
     func member(_ key: String, of id: Int) throws {
         try enter(id)
         let index = open.count - 1
-        let length = key.utf8.count
-        if open[index].keys.contains(where: { $0.utf8.count == length && $0 == key }) {
+        if open[index].keys.contains(key) {
             failed = true
             throw FastJSONEncoding.Unsure()
         }
@@ -114,6 +113,13 @@ private final class JSONStream {
 
     func poison() { failed = true }
 
+    /// Every refusal fails the whole stream: an `encode(to:)` that catches it and writes on would
+    /// otherwise leave a key or a separator with no value after it.
+    func unsure() -> FastJSONEncoding.Unsure {
+        failed = true
+        return FastJSONEncoding.Unsure()
+    }
+
     // MARK: Values
 
     /// Writes `value` as the one value at the current position, inside container `parent`.
@@ -123,11 +129,16 @@ private final class JSONStream {
         if T.self == Double.self { return try writeDouble(value as! Double) }
         if T.self == Bool.self { return writeBool(value as! Bool) }
         // Foundation's special cases (Date, Data, URL, Decimal) are JSONEncoder's to write.
-        if T.self == Date.self || T.self == Data.self || T.self == URL.self || T.self == Decimal.self {
-            throw FastJSONEncoding.Unsure()
-        }
+        if T.self == Date.self || T.self == Data.self || T.self == URL.self || T.self == Decimal.self { throw unsure() }
         let encoder = StreamEncoder(stream: self, parent: parent)
-        try value.encode(to: encoder)
+        do {
+            try value.encode(to: encoder)
+        } catch {
+            // Its key or separator is written: a caller that catches this and goes on must not
+            // leave `"key":` with nothing after it, so the whole stream is given up.
+            failed = true
+            throw error
+        }
         // Exactly one value, or the document is not JSON (`"key":` with nothing after it).
         guard encoder.produced == 1, !failed else {
             failed = true
@@ -166,12 +177,12 @@ private final class JSONStream {
     /// A finite number in Swift's shortest form that reads back exactly (`1.5`, `1e-05`, `-0.0`);
     /// JSON has no infinity or NaN, which JSONEncoder refuses by default.
     func writeDouble(_ value: Double) throws {
-        guard value.isFinite else { throw FastJSONEncoding.Unsure() }
+        guard value.isFinite else { throw unsure() }
         bytes.append(contentsOf: value.description.utf8)
     }
 
     func writeFloat(_ value: Float) throws {
-        guard value.isFinite else { throw FastJSONEncoding.Unsure() }
+        guard value.isFinite else { throw unsure() }
         bytes.append(contentsOf: value.description.utf8)
     }
 

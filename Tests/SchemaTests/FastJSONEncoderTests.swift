@@ -83,6 +83,7 @@ import Testing
         #expect(FastJSONEncoding.encode(ClosedContainerReused()) == nil)
         #expect(FastJSONEncoding.encode(TwoContainers()) == nil)
         #expect(FastJSONEncoding.encode(UsesSuperEncoder()) == nil)
+        #expect(FastJSONEncoding.encode(CatchesAndGoesOn()) == nil)
         // The fallback still gives JSONEncoder's answer.
         #expect(try FastJSONEncoding.encodeOrFallBack(Date(timeIntervalSince1970: 0)) == WireCoding.encode(Date(timeIntervalSince1970: 0)))
         #expect(throws: (any Error).self) { try FastJSONEncoding.encodeOrFallBack([Double.nan]) }
@@ -135,6 +136,18 @@ import Testing
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: Key.self)
             try "x".encode(to: container.superEncoder(forKey: .a))
+        }
+    }
+
+    /// A refusal caught by the value's own code: JSONEncoder leaves the member out; a key with
+    /// nothing after it (`{"x":,"y":1}`) must never be the answer.
+    struct CatchesAndGoesOn: Encodable {
+        enum Key: String, CodingKey { case x, y, z }
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Key.self)
+            try? container.encode(Double.nan, forKey: .x)
+            try? container.encode([Date(timeIntervalSince1970: 0)], forKey: .z)
+            try container.encode(1, forKey: .y)
         }
     }
 
