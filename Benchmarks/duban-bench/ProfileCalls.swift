@@ -4,7 +4,11 @@ import Messaging
 import Schema
 
 /// Calls one registry in a loop for a while, in one way, so that a profiler attached to this
-/// process sees one client path alone (`--profile-calls typed|pooled|socket`).
+/// process sees one client path alone (`--profile-calls MODE`): `typed` and `typed-task` (typed
+/// `sys.ping` / `task.get` from the shared pool), `pooled` (bytes from the pool), `socket` (bytes
+/// on the client's socket thread), `pipelined` (64 in flight), `ab` and `ab-task` (a raw REQ
+/// client, bytes and typed calls in alternating chunks), `split`, and `decode` and `decode-task`
+/// (the client's encoding and decoding alone, no calls timed).
 enum ProfileCalls {
     static func run(mode: String, seconds duration: Double) async throws {
         let dir = try TestSupport.temporaryDirectory("bench-profile")
@@ -35,7 +39,8 @@ enum ProfileCalls {
                         }
                     ),
                     ("message id", { _ = MessageID.next() }),
-                    ("task.get body encoded", { _ = try? WireCoding.encode(TaskGetRequest(id: "7.3")) }),
+                    ("task.get body, JSONEncoder", { _ = try? WireCoding.encode(TaskGetRequest(id: "7.3")) }),
+                    ("task.get body, the client's encoder", { _ = FastJSONEncoding.encode(TaskGetRequest(id: "7.3")) }),
                 ] as [(String, () -> Void)] {
                     let start = ContinuousClock.now
                     for _ in 0..<20_000 { run() }

@@ -43,14 +43,13 @@ public enum FastJSON: Sendable, Equatable {
         }
     }
 
-    /// The string these bytes spell, or nil when they are not valid UTF-8. `String(validating:)`
-    /// looks up its encoding's generic metadata on every call (a fifth of a request's parse, by
-    /// profile); decoding, which repairs invalid bytes, does not: a string whose bytes differ from
-    /// the input's had something repaired. ASCII (`ascii`, known from the scan) needs no check.
+    /// The string these bytes spell, or nil when they are not valid UTF-8. ASCII (`ascii`, known
+    /// from the scan) needs no check. Anything else is validated once by the standard library's
+    /// `_tryFromUTF8`, public because the inlinable `String(validatingCString:)` calls it:
+    /// `String(validating:)` looks up its encoding's generic metadata on every call (a fifth of a
+    /// request's parse, by profile), and decoding then comparing with the bytes read them twice.
     static func utf8String(_ bytes: UnsafeRawBufferPointer, ascii: Bool) -> String? {
         if ascii { return String(decoding: bytes, as: UTF8.self) }
-        // The standard library's validating constructor without a repair pass: public (the
-        // inlinable `String(validatingCString:)` calls it), unlike the metadata-free path above.
         return String._tryFromUTF8(bytes.assumingMemoryBound(to: UInt8.self))
     }
 
