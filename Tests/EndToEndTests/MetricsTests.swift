@@ -12,6 +12,23 @@ import Testing
         try TestSupport.run("/usr/bin/curl", ["-sS", "--max-time", "10", "-w", "\nHTTP %{http_code}\n", url])
     }
 
+    /// The service's metrics page. Its port is bound before the service answers `sys.ping`, so it
+    /// should answer at once; one CI run found it refusing right after start (cause not found):
+    /// asked again for up to 5 s, and a port that stays closed fails with the service's own log.
+    static func metrics(_ port: Int, of process: ServiceProcess) async throws -> String {
+        var last: (any Error)?
+        let deadline = ContinuousClock.now + .seconds(5)
+        repeat {
+            do {
+                return try curl("http://127.0.0.1:\(port)/metrics")
+            } catch {
+                last = error
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        } while ContinuousClock.now < deadline
+        throw TestFailure("metrics port \(port) closed: \(String(describing: last))\nservice log:\n\(process.log)")
+    }
+
     /// The value of the first sample line that starts with `prefix` (`name{labels}`).
     static func value(_ exposition: String, _ prefix: String) -> Double? {
         exposition.split(separator: "\n").first { $0.hasPrefix(prefix + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
@@ -34,7 +51,7 @@ import Testing
         #expect(reply.accepted == 1 && reply.rejected.count == 1)
         _ = try? await station.send(payload: Data(#"{"v":1,"id":"u1","type":"no.such","body":{}}"#.utf8), id: "u1", timeout: .seconds(5))
 
-        let metrics = try Self.curl("http://127.0.0.1:\(port)/metrics")
+        let metrics = try await Self.metrics(port, of: process)
         #expect(metrics.hasSuffix("HTTP 200\n"), "\(metrics)")
         for family in [
             "# TYPE duban_requests_total counter", "# TYPE duban_request_duration_seconds histogram",
@@ -173,7 +190,7 @@ import Testing
         let process = try await ServiceProcess.start(
             "duban-notify", arguments: ["--data-dir", try TestSupport.temporaryDirectory(), "--metrics", "127.0.0.1:\(port)"],
             endpoints: TestSupport.freeEndpoints())
-        let metrics = try Self.curl("http://127.0.0.1:\(port)/metrics")
+        let metrics = try await Self.metrics(port, of: process)
         for family in ["duban_outbox_pending 0", "duban_outbox_given_up 0", "duban_delivery_attempts_failed 0"] {
             #expect(metrics.contains(family), "\(family) missing:\n\(metrics)")
         }
@@ -192,7 +209,7 @@ import Testing
             "duban-registry",
             arguments: ["--data-dir", try TestSupport.temporaryDirectory(), "--keys", keys.path, "--metrics", "127.0.0.1:\(port)"],
             endpoints: endpoints, curve: try keys.curve("reader", toward: .registry))
-        let before = Self.value(try Self.curl("http://127.0.0.1:\(port)/metrics"), "duban_certificate_refusals_total") ?? 0
+        let before = Self.value(try await Self.metrics(port, of: process), "duban_certificate_refusals_total") ?? 0
         let pair = try ZMQCurve.generateKeyPair()
         let stranger = try await RPCClient.connect(
             to: endpoints.rpc, from: nil,
