@@ -58,6 +58,8 @@ struct LatencyBench {
         var dubanPing: [Latency] = []
         var dubanTask: [Latency] = []
         var dubanPipelined: [Double] = []
+        // Four times as deep: more replies in flight than the server's pipe to the client holds.
+        var deepPipelined: [Double] = []
         var grpc: [Latency] = []
         var grpcPipelined: [Double] = []
         var serverPing: [Latency] = []
@@ -97,6 +99,7 @@ struct LatencyBench {
             localPipelined.append(
                 RawZMQ.pipelined(requestSize: sizes.taskRequest, replySize: sizes.taskReply, calls: calls * 5, window: window))
             dubanPipelined.append(try await pipelined(client, calls: pipelinedCalls, body: taskGetBody))
+            deepPipelined.append(try await pipelined(client, calls: pipelinedCalls, body: taskGetBody, window: window * 4))
             // What an ordinary caller sees: a task on the shared pool, the reply decoded into its
             // type; in chunks alternating with the raw reference, as above (a wake-up's cost here
             // changes by twice from minute to minute with where the scheduler puts the threads).
@@ -168,6 +171,9 @@ struct LatencyBench {
         add("task.get p99", dubanTask.map(\.p99), rawTask.map(\.p99), raw, unit: "µs", target: nil)
         add("task.get p99.9", dubanTask.map(\.p999), rawTask.map(\.p999), raw, unit: "µs", target: nil)
         add("task.get pipelined (\(window) in flight)", dubanPipelined, rawPipelined, rawPipe, unit: "req/s", target: nil)
+        add(
+            "task.get pipelined (\(window * 4) in flight)", deepPipelined, dubanPipelined, "Duban, \(window) in flight", unit: "req/s",
+            target: nil)
         add("sys.ping p50", dubanPing.map(\.p50), localPing.map(\.p50), local, unit: "µs", target: nil)
         add("task.get p50", dubanTask.map(\.p50), localTask.map(\.p50), local, unit: "µs", target: nil)
         add(
@@ -262,9 +268,9 @@ struct LatencyBench {
 
     /// `window` calls in flight on one client, each a task on the client's socket thread; calls
     /// answered per second.
-    func pipelined(_ client: RPCClient, calls: Int, body: Data) async throws -> Double {
+    func pipelined(_ client: RPCClient, calls: Int, body: Data, window: Int? = nil) async throws -> Double {
+        let window = window ?? self.window
         let perWorker = calls / window
-        let window = self.window
         return try await client.withSocketThread { _ in
             let start = ContinuousClock.now
             try await withThrowingTaskGroup(of: Void.self) { group in

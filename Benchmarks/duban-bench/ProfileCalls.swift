@@ -6,9 +6,10 @@ import Schema
 /// Calls one registry in a loop for a while, in one way, so that a profiler attached to this
 /// process sees one client path alone (`--profile-calls MODE`): `typed` and `typed-task` (typed
 /// `sys.ping` / `task.get` from the shared pool), `pooled` (bytes from the pool), `socket` (bytes
-/// on the client's socket thread), `pipelined` (64 in flight), `ab` and `ab-task` (a raw REQ
-/// client, bytes and typed calls in alternating chunks), `split`, and `decode` and `decode-task`
-/// (the client's encoding and decoding alone, no calls timed).
+/// on the client's socket thread), `pipelined` (64 in flight, or `PROFILE_WINDOW`),
+/// `raw-pipelined` (a raw DEALER as deep, real requests: the server's share alone), `ab` and
+/// `ab-task` (a raw REQ client, bytes and typed calls in alternating chunks), `split`, and
+/// `decode` and `decode-task` (the client's encoding and decoding alone, no calls timed).
 enum ProfileCalls {
     static func run(mode: String, seconds duration: Double) async throws {
         let dir = try TestSupport.temporaryDirectory("bench-profile")
@@ -16,6 +17,8 @@ enum ProfileCalls {
         let registry = try await ServiceProcess.start(
             "duban-registry", arguments: ["--data-dir", dir], endpoints: TestSupport.freeEndpoints(), environment: ["LOG_LEVEL": "warning"])
         defer { registry.kill() }
+        // How many calls the pipelined modes keep in flight.
+        let window = Int(ProcessInfo.processInfo.environment["PROFILE_WINDOW"] ?? "") ?? 64
         try await RPCClient.withClient(to: registry.endpoints.rpc, from: "bench") { client in
             let end = ContinuousClock.now + .seconds(duration)
             var calls = 0
@@ -66,7 +69,7 @@ enum ProfileCalls {
                 let body = try WireCoding.encode(TaskGetRequest(id: "7.3"))
                 calls = try await client.withSocketThread { _ in
                     try await withThrowingTaskGroup(of: Int.self) { group in
-                        for _ in 0..<64 {
+                        for _ in 0..<window {
                             group.addTask {
                                 var calls = 0
                                 while ContinuousClock.now < end {
@@ -122,6 +125,16 @@ enum ProfileCalls {
                     "\(mode): raw REQ → registry p50 \(median(rawTimes)) µs, direct bytes \(median(dubanTimes)) µs, "
                         + "typed \(median(typedTimes)) µs"
                 )
+            case "raw-pipelined":
+                // A raw DEALER client, `window` real `task.get` requests in flight against the registry:
+                // the server's share of a pipelined call without the Swift client's.
+                let request = try WireCoding.encode(
+                    RequestEnvelope(type: RegistryTypes.taskGet.name, from: "bench", key: nil, body: TaskGetRequest(id: "7.3")))
+                let rate = RawZMQ.pipelinedClient(
+                    endpoint: registry.endpoints.rpc, request: [UInt8](request), calls: Int(duration * 50_000),
+                    window: window)
+                calls = Int(rate * duration)
+                log("raw-pipelined: \(Int(rate)) replies/s")
             case "split":
                 var raw = Duration.zero
                 var decode = Duration.zero

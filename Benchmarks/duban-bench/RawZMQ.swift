@@ -249,13 +249,20 @@ enum RawZMQ {
     static func pipelinedClient(context: UnsafeMutableRawPointer? = nil, endpoint: String, requestSize: Int, calls: Int, window: Int)
         -> Double
     {
+        pipelinedClient(
+            context: context, endpoint: endpoint, request: [UInt8](repeating: 120, count: requestSize), calls: calls, window: window)
+    }
+
+    /// `calls` copies of `request` from a raw DEALER, `window` in flight; replies per second.
+    static func pipelinedClient(context: UnsafeMutableRawPointer? = nil, endpoint: String, request: [UInt8], calls: Int, window: Int)
+        -> Double
+    {
         nonisolated(unsafe) let ownContext = context == nil ? zmq_ctx_new()! : nil
         defer { if let ownContext { zmq_ctx_term(ownContext) } }
         let socket = Socket((context ?? ownContext)!, ZMQ_DEALER)
         socket.set(ZMQ_SNDHWM, 0)
         socket.set(ZMQ_RCVHWM, 0)
         socket.connect(endpoint)
-        let request = [UInt8](repeating: 120, count: requestSize)
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         let start = DispatchTime.now().uptimeNanoseconds
         var sent = 0

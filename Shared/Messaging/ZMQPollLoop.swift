@@ -87,8 +87,14 @@ public final class ZMQPollLoop: @unchecked Sendable {
     private let maxPendingPerSocket: Int
     private let maxParkedPerPeer: Int
     private let maxParkedBytesPerPeer: Int
-    /// How often messages parked for full peers are tried again.
-    private let parkedRetryInterval: Duration = .milliseconds(10)
+    /// How often messages parked for full peers are tried again, besides whenever a ROUTER's
+    /// commands may have given one room.
+    private let parkedRetryInterval: Duration
+    /// The same, soon after a peer's pipe filled or while its parked messages are going: a pipe
+    /// that a pipelining peer fills is usually emptied by the I/O thread within microseconds, and
+    /// the word of it can reach the socket unseen (a send may read it), so a peer still taking its
+    /// replies is tried again within a millisecond. A peer that took nothing waits the full interval.
+    private var drainingRetryInterval: Duration { min(.milliseconds(1), parkedRetryInterval) }
     /// The loop thread's `pthread_self()`, so that work queued from the loop thread itself needs no wake-up.
     private let loopThread = Atomic<UInt>(0)
     /// The loop's state, for `forward` from a handler; read and written on the loop thread only.
@@ -100,11 +106,13 @@ public final class ZMQPollLoop: @unchecked Sendable {
     ///   - maxPendingPerSocket: messages kept for a socket that cannot send now; beyond it they are dropped and logged.
     ///   - maxParkedPerPeer: on a ROUTER, messages kept for one peer whose pipe is full (and at most
     ///     `maxParkedBytesPerPeer` bytes); beyond either, that peer's newer messages are dropped.
+    ///   - parkedRetryInterval: how often parked messages are tried again on a timer.
     public init(
         context: ZMQContext? = nil, name: String, logger: Logger = Logger(label: "duban.zmq"),
         pollTimeoutMilliseconds: Int = 250, maxPendingPerSocket: Int = 100_000, maxParkedPerPeer: Int = 1_000,
-        maxParkedBytesPerPeer: Int = 32 << 20
+        maxParkedBytesPerPeer: Int = 32 << 20, parkedRetryInterval: Duration = .milliseconds(10)
     ) {
+        self.parkedRetryInterval = parkedRetryInterval
         self.context = context ?? ZMQContext()
         self.name = name
         self.logger = logger
@@ -378,20 +386,32 @@ public final class ZMQPollLoop: @unchecked Sendable {
             return
         }
         do {
-            try socket.send(frames)
+            do {
+                try socket.send(frames)
+            } catch let error as ZMQError where error.wouldBlock {
+                // The pipe may only look full: the I/O thread reports what it has taken from it in
+                // commands, which a send reads at most once a millisecond. Reading them now
+                // (ZMQ_EVENTS) and trying once more keeps a pipelining peer's replies from waiting
+                // for the retry timer whenever its window reaches the high-water mark.
+                _ = socket.pendingEvents
+                try socket.send(frames)
+            }
         } catch let error as ZMQError where error.wouldBlock {
             state.parked[id]?[peer] = ParkedReplies(messages: [frames], bytes: frames.reduce(0) { $0 + $1.count })
-            if state.nextParkedRetry == nil { state.nextParkedRetry = .now + parkedRetryInterval }
+            let soon = ContinuousClock.now + drainingRetryInterval
+            state.nextParkedRetry = min(state.nextParkedRetry ?? soon, soon)
         } catch {
             // EHOSTUNREACH: the peer has gone; nothing can deliver it.
             logger.debug("send failed", metadata: ["zmq.loop": "\(name)", "error": "\(error)"])
         }
     }
 
-    /// Tries every parked peer's messages again, oldest first, until its pipe is full again.
-    private func retryParked(_ state: LoopState) {
-        var anyLeft = false
-        for (id, peers) in state.parked where !peers.isEmpty {
+    /// Tries parked peers' messages again (every socket's, or `only` one's), oldest first, until
+    /// a peer's pipe is full again; returns how many went.
+    @discardableResult
+    private func retryParked(_ state: LoopState, only: Int? = nil) -> Int {
+        var sentInAll = 0
+        for (id, peers) in state.parked where !peers.isEmpty && (only == nil || only == id) {
             guard let socket = state.sockets[id] else { continue }
             state.quiet.remove(id)
             for (peer, var queue) in peers {
@@ -407,6 +427,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
                         sent = queue.messages.count
                     }
                 }
+                sentInAll += sent
                 if sent == queue.messages.count {
                     if queue.dropped > 0 {
                         logger.notice(
@@ -417,11 +438,27 @@ public final class ZMQPollLoop: @unchecked Sendable {
                     queue.bytes -= queue.messages[..<sent].reduce(0) { $0 + $1.reduce(0) { $0 + $1.count } }
                     queue.messages.removeFirst(sent)
                     state.parked[id]?[peer] = queue
-                    anyLeft = true
                 }
             }
         }
-        state.nextParkedRetry = anyLeft ? .now + parkedRetryInterval : nil
+        let anyLeft = state.parked.values.contains { !$0.isEmpty }
+        if !anyLeft {
+            state.nextParkedRetry = nil
+        } else if sentInAll > 0 {
+            let soon = ContinuousClock.now + drainingRetryInterval
+            state.nextParkedRetry = only == nil ? soon : min(state.nextParkedRetry ?? soon, soon)
+        } else if only == nil || state.nextParkedRetry == nil {
+            state.nextParkedRetry = .now + parkedRetryInterval
+        }
+        return sentInAll
+    }
+
+    /// Whether libzmq has signalled commands to a socket that it has not read yet: its descriptor
+    /// is readable exactly then (a socket's mailbox, once drained, signals the next command).
+    private func hasUnreadCommands(_ state: LoopState, _ id: Int) -> Bool {
+        guard let fd = state.descriptor(id) else { return true }
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, 0) != 0
     }
 
     private func flushPending(_ state: LoopState, _ id: Int) {
@@ -471,6 +508,9 @@ public final class ZMQPollLoop: @unchecked Sendable {
                 continue
             }
             roundsWithoutPoll = 0
+            // A send since the last receive may have read a ROUTER's commands, and with them the
+            // word that a parked peer has room, which no descriptor will repeat: read and retry now.
+            for (id, peers) in state.parked where !peers.isEmpty && !state.quiet.contains(id) { receiveAll(state, id) }
 
             items.removeAll(keepingCapacity: true)
             ids.removeAll(keepingCapacity: true)
@@ -491,6 +531,13 @@ public final class ZMQPollLoop: @unchecked Sendable {
                 timeout = min(timeout, milliseconds)
             }
             if timeout > 0, waitOnDescriptors(state, items: items, ids: ids, timeout: timeout, into: &pollDescriptors) { continue }
+            // A ROUTER with parked replies is also watched on its descriptor, which fires on its
+            // commands: `zmq_poll` alone would go on waiting when the only news is a pipe's room.
+            for (id, peers) in state.parked where !peers.isEmpty {
+                guard let fd = state.descriptor(id) else { continue }
+                items.append(zmq_pollitem_t(socket: nil, fd: fd, events: Int16(ZMQ_POLLIN), revents: 0))
+                ids.append(-id)
+            }
             let rc = zmq_poll(&items, Int32(items.count), timeout)
             if rc < 0 {
                 if zmq_errno() == EINTR { continue }
@@ -500,6 +547,11 @@ public final class ZMQPollLoop: @unchecked Sendable {
             if items[0].revents != 0 { drainWakeFD() }
             for index in 1..<items.count where items[index].revents != 0 {
                 let id = ids[index]
+                // A parked ROUTER's commands: the receive reads them, then tries its parked replies.
+                if id < 0 {
+                    receiveAll(state, -id)
+                    continue
+                }
                 if items[index].revents & Int16(ZMQ_POLLOUT) != 0 { flushPending(state, id) }
                 if items[index].revents & Int16(ZMQ_POLLIN) != 0 { receiveAll(state, id) }
             }
@@ -551,13 +603,30 @@ public final class ZMQPollLoop: @unchecked Sendable {
     private func receiveAll(_ state: LoopState, _ id: Int) {
         guard let socket = state.sockets[id], let handler = state.handlers[id] else { return }
         state.quiet.remove(id)
+        var commandsReadSinceRetry = true
+        var parkedPasses = 0
         for _ in 0..<1024 {
             do {
                 var userID: String?
                 guard let frames = try socket.receive(userID: &userID) else {
+                    // Finding nothing, the receive read the socket's commands, among them perhaps
+                    // the I/O thread's word that a full pipe has room again: parked replies can go
+                    // now, not at the next timer. The sends may read commands in turn (a message's
+                    // arrival, which the next receive finds); whether any are left for it to read,
+                    // and so whether to try again after it, the descriptor says. (A command that
+                    // comes between that look and the receive is caught by the draining timer.) A
+                    // peer that stays full costs a refused send or two a wake-up, never a spin.
+                    if commandsReadSinceRetry, parkedPasses < 16, state.parked[id]?.isEmpty == false {
+                        parkedPasses += 1
+                        let sent = retryParked(state, only: id)
+                        commandsReadSinceRetry = sent > 0 || hasUnreadCommands(state, id)
+                        continue
+                    }
                     state.quiet.insert(id)
                     return
                 }
+                // The receives after this one read commands again before finding nothing.
+                commandsReadSinceRetry = true
                 if let reply = handler(frames, userID) { sendNow(state, id, reply) }
                 if state.oneReply.remove(id) != nil {
                     state.forget(id)
