@@ -14,8 +14,9 @@ for argument in "$@"; do
     if [ "$argument" = "--no-grpc" ]; then grpc=(none); else args+=("$argument"); fi
 done
 
-swift build -c release
-export DUBAN_BIN_DIR="$(swift build -c release --show-bin-path)"
+# As deployed (deploy/README.md, the Docker image): the Swift runtime linked into each executable.
+swift build -c release --static-swift-stdlib
+export DUBAN_BIN_DIR="$(swift build -c release --static-swift-stdlib --show-bin-path)"
 if [ "${grpc[0]:-}" != none ]; then
     # Its own package: gRPC and its transport stay out of the main build (a first release build takes ~10 min).
     swift build -c release --package-path Benchmarks/grpc-reference
