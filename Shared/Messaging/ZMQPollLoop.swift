@@ -75,6 +75,9 @@ public final class ZMQPollLoop: @unchecked Sendable {
         var messages: [[Data]] = []
         var bytes = 0
         var dropped = 0
+        /// When the peer last took a message (or was parked): a peer that did lately is retried
+        /// on the short timer.
+        var lastProgress = ContinuousClock.now
     }
 
     public let context: ZMQContext
@@ -93,8 +96,13 @@ public final class ZMQPollLoop: @unchecked Sendable {
     /// The same, soon after a peer's pipe filled or while its parked messages are going: a pipe
     /// that a pipelining peer fills is usually emptied by the I/O thread within microseconds, and
     /// the word of it can reach the socket unseen (a send may read it), so a peer still taking its
-    /// replies is tried again within a millisecond. A peer that took nothing waits the full interval.
+    /// replies is tried again within a millisecond. A peer that has taken nothing for `drainingFor`
+    /// waits the full interval.
     private var drainingRetryInterval: Duration { min(.milliseconds(1), parkedRetryInterval) }
+    /// How long after a peer last took a message it still counts as draining.
+    private let drainingFor: Duration = .milliseconds(20)
+    /// Replies parked in all (a peer's pipe full at the time), for tests.
+    let parkedInAll = Atomic<Int>(0)
     /// The loop thread's `pthread_self()`, so that work queued from the loop thread itself needs no wake-up.
     private let loopThread = Atomic<UInt>(0)
     /// The loop's state, for `forward` from a handler; read and written on the loop thread only.
@@ -398,6 +406,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
             }
         } catch let error as ZMQError where error.wouldBlock {
             state.parked[id]?[peer] = ParkedReplies(messages: [frames], bytes: frames.reduce(0) { $0 + $1.count })
+            parkedInAll.add(1, ordering: .relaxed)
             let soon = ContinuousClock.now + drainingRetryInterval
             state.nextParkedRetry = min(state.nextParkedRetry ?? soon, soon)
         } catch {
@@ -428,6 +437,7 @@ public final class ZMQPollLoop: @unchecked Sendable {
                     }
                 }
                 sentInAll += sent
+                if sent > 0 { queue.lastProgress = .now }
                 if sent == queue.messages.count {
                     if queue.dropped > 0 {
                         logger.notice(
@@ -442,9 +452,14 @@ public final class ZMQPollLoop: @unchecked Sendable {
             }
         }
         let anyLeft = state.parked.values.contains { !$0.isEmpty }
+        // A peer that took messages lately is tried again soon even when nothing went this time:
+        // its word of room may have been read unseen (by a send, or by the receive after the last
+        // look at the descriptor), and then nothing else would wake the loop for it.
+        let drainingSince = ContinuousClock.now - drainingFor
+        let anyDraining = state.parked.values.contains { $0.values.contains { $0.lastProgress > drainingSince } }
         if !anyLeft {
             state.nextParkedRetry = nil
-        } else if sentInAll > 0 {
+        } else if sentInAll > 0 || anyDraining {
             let soon = ContinuousClock.now + drainingRetryInterval
             state.nextParkedRetry = only == nil ? soon : min(state.nextParkedRetry ?? soon, soon)
         } else if only == nil || state.nextParkedRetry == nil {
@@ -499,6 +514,10 @@ public final class ZMQPollLoop: @unchecked Sendable {
             for command in commands { command(state) }
             commands.removeAll(keepingCapacity: true)
             if stopping { break }
+            // A send since the last receive may have read a ROUTER's commands, and with them the
+            // word that a parked peer has room, which no descriptor will repeat: read and retry now
+            // (before the look at the queue below, since a handler may queue work).
+            for (id, peers) in state.parked where !peers.isEmpty && !state.quiet.contains(id) { receiveAll(state, id) }
             // Commands queued by the ones just run (a task on this loop sending its next request)
             // run at once, before any poll: a poll that finds nothing costs a round trip several
             // syscalls. A few rounds at most, then a poll that does not wait, so sockets are not starved.
@@ -508,9 +527,6 @@ public final class ZMQPollLoop: @unchecked Sendable {
                 continue
             }
             roundsWithoutPoll = 0
-            // A send since the last receive may have read a ROUTER's commands, and with them the
-            // word that a parked peer has room, which no descriptor will repeat: read and retry now.
-            for (id, peers) in state.parked where !peers.isEmpty && !state.quiet.contains(id) { receiveAll(state, id) }
 
             items.removeAll(keepingCapacity: true)
             ids.removeAll(keepingCapacity: true)
@@ -526,14 +542,16 @@ public final class ZMQPollLoop: @unchecked Sendable {
             }
             var timeout = morePending ? 0 : pollTimeoutMilliseconds
             if let retry = state.nextParkedRetry {
+                // Rounded up: a wait of 0.4 ms rounded down would be a poll that does not wait,
+                // again and again until the time came (a spin).
                 let wait = ContinuousClock.now.duration(to: retry)
-                let milliseconds = max(0, Int(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000))
+                let milliseconds = wait <= .zero ? 0 : Int((wait / .milliseconds(1)).rounded(.up))
                 timeout = min(timeout, milliseconds)
             }
             if timeout > 0, waitOnDescriptors(state, items: items, ids: ids, timeout: timeout, into: &pollDescriptors) { continue }
             // A ROUTER with parked replies is also watched on its descriptor, which fires on its
             // commands: `zmq_poll` alone would go on waiting when the only news is a pipe's room.
-            for (id, peers) in state.parked where !peers.isEmpty {
+            for (id, peers) in state.parked where !peers.isEmpty && state.handlers[id] != nil {
                 guard let fd = state.descriptor(id) else { continue }
                 items.append(zmq_pollitem_t(socket: nil, fd: fd, events: Int16(ZMQ_POLLIN), revents: 0))
                 ids.append(-id)
