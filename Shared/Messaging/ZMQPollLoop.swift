@@ -96,9 +96,9 @@ public final class ZMQPollLoop: @unchecked Sendable {
     /// The same, soon after a peer's pipe filled or while its parked messages are going: a pipe
     /// that a pipelining peer fills is usually emptied by the I/O thread within microseconds, and
     /// the word of it can reach the socket unseen (a send may read it), so a peer still taking its
-    /// replies is tried again within a millisecond. A peer that has taken nothing for `drainingFor`
-    /// waits the full interval.
-    private var drainingRetryInterval: Duration { min(.milliseconds(1), parkedRetryInterval) }
+    /// replies is tried again within a millisecond (by default). A peer that has taken nothing for
+    /// `drainingFor` waits the full interval.
+    private let drainingRetryInterval: Duration
     /// How long after a peer last took a message it still counts as draining.
     private let drainingFor: Duration = .milliseconds(20)
     /// Replies parked in all (a peer's pipe full at the time), for tests.
@@ -115,12 +115,16 @@ public final class ZMQPollLoop: @unchecked Sendable {
     ///   - maxParkedPerPeer: on a ROUTER, messages kept for one peer whose pipe is full (and at most
     ///     `maxParkedBytesPerPeer` bytes); beyond either, that peer's newer messages are dropped.
     ///   - parkedRetryInterval: how often parked messages are tried again on a timer.
+    ///   - drainingRetryInterval: the same while a peer is still taking its replies (at most
+    ///     `parkedRetryInterval`).
     public init(
         context: ZMQContext? = nil, name: String, logger: Logger = Logger(label: "duban.zmq"),
         pollTimeoutMilliseconds: Int = 250, maxPendingPerSocket: Int = 100_000, maxParkedPerPeer: Int = 1_000,
-        maxParkedBytesPerPeer: Int = 32 << 20, parkedRetryInterval: Duration = .milliseconds(10)
+        maxParkedBytesPerPeer: Int = 32 << 20, parkedRetryInterval: Duration = .milliseconds(10),
+        drainingRetryInterval: Duration = .milliseconds(1)
     ) {
         self.parkedRetryInterval = parkedRetryInterval
+        self.drainingRetryInterval = min(drainingRetryInterval, parkedRetryInterval)
         self.context = context ?? ZMQContext()
         self.name = name
         self.logger = logger
