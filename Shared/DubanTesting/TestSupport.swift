@@ -4,6 +4,7 @@ import Messaging
 import Schema
 import ServiceKit
 import ServiceLifecycle
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -18,22 +19,40 @@ public enum TestSupport {
         return path
     }
 
-    /// A TCP port on 127.0.0.1 that nothing listens on right now.
+    /// A TCP port on 127.0.0.1 that nothing is bound to right now, and that no recent call in this
+    /// process returned.
+    ///
+    /// The ports come from 20000-32767, not from the kernel's `bind(0)`: that draws from the
+    /// ephemeral range (32768-60999 here), the same ports outgoing connections take as their local
+    /// end. A service under test reconnects to its closed peers every 100 ms, so such a port could
+    /// be held by a connection attempt when the service binds it, or connect to itself. The range
+    /// also stays clear of the deployment's defaults (7101-7402, the web console's 8080, the metrics examples' 91xx).
     public static func freePort() -> Int {
+        handedOutPorts.withLock { handedOut in
+            // A long benchmark may ask for more ports than the range holds: then earlier ones,
+            // long since closed, may come again (still only if nothing is bound to them).
+            if handedOut.count > 9_000 { handedOut.removeAll() }
+            while true {
+                let port = Int.random(in: 20000...32767)
+                if handedOut.insert(port).inserted, canBind(port) { return port }
+            }
+        }
+    }
+
+    private static let handedOutPorts = Mutex<Set<Int>>([])
+
+    private static func canBind(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
+        address.sin_port = UInt16(port).bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
+        return result == 0
     }
 
     /// Two fresh loopback endpoints.
