@@ -11,7 +11,7 @@ let swiftSettings: [SwiftSetting] = [
 /// - lld, because gold cannot pack relative relocations. The toolchain ships it.
 /// - Packed relative relocations (DT_RELR, glibc 2.36+): Swift metadata needs ~135,000 of them, 3.2 MB
 ///   of `.rela.dyn` that the dynamic loader reads whole at every start; packed they take 26 kB.
-/// - No exported symbol table: swiftc exports every symbol of an executable (49,000 here, 4 MB of
+/// - No exported symbol table: swiftc exports every symbol of an executable (46,000-49,000 here, 4 MB of
 ///   `.dynsym`/`.dynstr` that symbol look-ups from the C libraries touch). Nothing loads symbols
 ///   from our executables, and the backtracer reads `.symtab`, not `.dynsym`.
 let executableLinkerSettings: [LinkerSetting] = [
