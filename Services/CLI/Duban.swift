@@ -224,7 +224,7 @@ struct Call: AsyncParsableCommand {
     func run() async throws {
         let parsed: JSONValue
         do {
-            parsed = try JSONDecoder().decode(JSONValue.self, from: Data(body.utf8))
+            parsed = try JSONDecoder().decode(JSONValue.self, fromUntrusted: Data(body.utf8))
         } catch {
             throw ValidationError("请求体不是有效的 JSON：\(error)")
         }

@@ -106,7 +106,7 @@ struct Notices: AsyncParsableCommand {
 }
 
 extension Data {
-    func jsonValue() throws -> JSONValue { try JSONDecoder().decode(JSONValue.self, from: self) }
+    func jsonValue() throws -> JSONValue { try JSONDecoder().decode(JSONValue.self, fromUntrusted: self) }
 }
 
 struct ReportCommand: AsyncParsableCommand {

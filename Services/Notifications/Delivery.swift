@@ -201,7 +201,7 @@ final class Deliverer: Sendable {
             }
             // Robots answer 200 with an error code in the body.
             if [.wecom, .dingtalk].contains(channel.kind),
-                let json = try? JSONDecoder().decode(JSONValue.self, from: Data(answer.readableBytesView)),
+                let json = try? JSONDecoder().decode(JSONValue.self, fromUntrusted: Data(answer.readableBytesView)),
                 let code = json["errcode"]?.intValue, code != 0
             {
                 return Result(ok: false, status: status, error: "机器人返回错误码 \(code)")

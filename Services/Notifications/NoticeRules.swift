@@ -68,7 +68,7 @@ public struct NotifyRules: Codable, Sendable {
         guard let path else { return NotifyRules() }
         guard let data = FileManager.default.contents(atPath: path) else { throw ConfigurationError.missingFile(path) }
         do {
-            return try JSONDecoder().decode(NotifyRules.self, from: data)
+            return try JSONDecoder().decode(NotifyRules.self, fromUntrusted: data)
         } catch {
             throw ConfigurationError.unreadableFile(path, "\(error)")
         }

@@ -170,7 +170,7 @@ public final class EventSubscriber: Sendable {
     }
 
     private func handleLive(_ frames: [Data], _ core: inout Core) async {
-        guard frames.count == 2, let event = try? WireCoding.decoder().decode(AnyEvent.self, from: frames[1]) else {
+        guard frames.count == 2, let event = try? WireCoding.decoder().decode(AnyEvent.self, fromUntrusted: frames[1]) else {
             logger.warning("unreadable event frame", metadata: ["events.endpoint": "\(eventsEndpoint)"])
             return
         }

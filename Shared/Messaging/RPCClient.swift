@@ -199,7 +199,7 @@ public final class RPCClient: Sendable {
             envelope = try FastJSONDecoding.decodeOrFallBack(ReplyEnvelope<Reply>.self, from: frame)
         } catch {
             // An error reply has no body to decode as `Reply`: read it as an error.
-            if let failed = try? WireCoding.decoder().decode(ReplyEnvelope<JSONValue>.self, from: frame), !failed.ok,
+            if let failed = try? WireCoding.decoder().decode(ReplyEnvelope<JSONValue>.self, fromUntrusted: frame), !failed.ok,
                 let error = failed.error
             {
                 throw error

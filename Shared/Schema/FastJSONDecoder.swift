@@ -35,7 +35,7 @@ public enum FastJSONDecoding {
     /// Decodes with the fast path, falling back to JSONDecoder for anything it leaves.
     public static func decodeOrFallBack<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         if let value = decode(type, from: data) { return value }
-        return try WireCoding.decoder().decode(type, from: data)
+        return try WireCoding.decoder().decode(type, fromUntrusted: data)
     }
 
     struct Unsure: Error {}

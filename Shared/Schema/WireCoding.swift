@@ -10,6 +10,13 @@ public enum WireCoding {
 
     public static func decoder() -> JSONDecoder { JSONDecoder() }
 
+    /// Whether `data` would make JSONDecoder trap: FoundationEssentials kills the process (SIGILL)
+    /// when the 513th level of nesting opens with a `[` that is the document's last byte. Its "too
+    /// many nested arrays" error takes a location one byte past that bracket, past the end
+    /// (`JSONScanner.scanArray`, `sourceLocation(atOffset: 1)`; objects take -1). A 527-byte frame
+    /// killed every service (found by `fuzz-envelope`). No JSON document ends with `[`.
+    static func trapsJSONDecoder(_ data: Data) -> Bool { data.last == UInt8(ascii: "[") }
+
     public static func encode<T: Encodable>(_ value: T) throws -> Data { try encoder().encode(value) }
 
     /// Encodes with sorted keys: the same value always gives the same bytes (idempotency hashes).
@@ -104,7 +111,7 @@ public struct RequestTypeTable: Sendable {
         let decoder = JSONDecoder()
         decoder.userInfo[RequestTypeTable.userInfoKey] = self
         do {
-            return try decoder.decode(DecodedRequest.self, from: frame)
+            return try decoder.decode(DecodedRequest.self, fromUntrusted: frame)
         } catch let failure as RequestDecodingFailure {
             throw failure
         } catch {
@@ -255,5 +262,18 @@ public struct DecodedRequest: Decodable, Sendable {
 
     private static func decodeEmpty<T: Decodable>(_ type: T.Type, with decoder: JSONDecoder) throws -> T {
         try decoder.decode(T.self, from: Data("{}".utf8))
+    }
+}
+
+extension JSONDecoder {
+    /// `decode(_:from:)` for bytes from outside the process (a peer, a webhook's answer, a file a
+    /// person gives): the same, except that bytes on which JSONDecoder would kill the process
+    /// (`WireCoding.trapsJSONDecoder`) are refused as the invalid JSON they are.
+    public func decode<T: Decodable>(_ type: T.Type, fromUntrusted data: Data) throws -> T {
+        guard !WireCoding.trapsJSONDecoder(data) else {
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(codingPath: [], debugDescription: "The given data was not valid JSON (it ends with '[')."))
+        }
+        return try decode(type, from: data)
     }
 }

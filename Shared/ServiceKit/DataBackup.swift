@@ -131,7 +131,7 @@ public enum DataBackup {
     static func verifiedCopy(service: String, in directory: String) throws -> (Manifest, Data, String) {
         let manifestPath = (directory as NSString).appendingPathComponent("\(service).manifest.json")
         guard let data = FileManager.default.contents(atPath: manifestPath) else { throw Failure.noDatabase(manifestPath) }
-        let manifest = try JSONDecoder().decode(Manifest.self, from: data)
+        let manifest = try JSONDecoder().decode(Manifest.self, fromUntrusted: data)
         let source = (directory as NSString).appendingPathComponent(manifest.file)
         guard let bytes = FileManager.default.contents(atPath: source) else { throw Failure.noDatabase(source) }
         guard Fingerprint.hex(bytes) == manifest.sha256 else { throw Failure.corrupt("\(manifest.file) 的 sha256 与清单不符") }

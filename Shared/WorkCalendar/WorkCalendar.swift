@@ -158,7 +158,7 @@ public struct WorkCalendar: Codable, Sendable, Equatable {
         }
         let raw: Raw
         do {
-            raw = try JSONDecoder().decode(Raw.self, from: data)
+            raw = try JSONDecoder().decode(Raw.self, fromUntrusted: data)
         } catch let DecodingError.keyNotFound(key, context) {
             throw WorkCalendarError(file: file, field: Self.path(context.codingPath + [key]), message: "缺少字段 \(key.stringValue)")
         } catch let DecodingError.typeMismatch(_, context) {

@@ -18,14 +18,16 @@ import Testing
         let port: Int
         let log: String
 
-        init(directory: String, failures: Int = 0, delay: Double = 0, redirect: String = "", name: String = "webhook") async throws {
+        init(
+            directory: String, failures: Int = 0, delay: Double = 0, redirect: String = "", answer: String = "", name: String = "webhook"
+        ) async throws {
             port = TestSupport.freePort()
             log = "\(directory)/\(name).jsonl"
             process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                 .appendingPathComponent("clients/webhook_receiver.py")
-            process.arguments = ["python3", script.path, "\(port)", log, "\(failures)", "\(delay)", redirect]
+            process.arguments = ["python3", script.path, "\(port)", log, "\(failures)", "\(delay)", redirect, answer]
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
@@ -61,9 +63,10 @@ import Testing
         /// A deliverer whose allow-list names the receivers' loopback address, run for `body` and
         /// shut down after it, however it ends.
         static func with<T>(
-            directory: String, port: Int, retryBaseSeconds: Double = 0.05, _ body: (Fixture) async throws -> T
+            directory: String, port: Int, retryBaseSeconds: Double = 0.05, kind: ChannelKind = .webhook,
+            _ body: (Fixture) async throws -> T
         ) async throws -> T {
-            let fixture = try Fixture(directory: directory, port: port, retryBaseSeconds: retryBaseSeconds)
+            let fixture = try Fixture(directory: directory, port: port, retryBaseSeconds: retryBaseSeconds, kind: kind)
             fixture.webhooks.start()
             do {
                 let result = try await body(fixture)
@@ -75,7 +78,7 @@ import Testing
             }
         }
 
-        private init(directory: String, port: Int, retryBaseSeconds: Double) throws {
+        private init(directory: String, port: Int, retryBaseSeconds: Double, kind: ChannelKind) throws {
             store = try ServiceStore(
                 path: "\(directory)/notify.sqlite", stream: "notify", origin: "notify", migrations: NotifyService.migrations)
             var rules = NotifyRules()
@@ -87,7 +90,7 @@ import Testing
             deliverer = Deliverer(
                 store: store, rules: rules, clock: ServiceClock(), logger: Logger(label: "test.delivery"), policy: policy,
                 webhooks: webhooks)
-            channel = Schema.Channel(name: "水环境群", kind: .webhook, target: "http://127.0.0.1:\(port)/hook")
+            channel = Schema.Channel(name: "水环境群", kind: kind, target: "http://127.0.0.1:\(port)/hook")
             let definition = try WireCoding.encode(channel)
             try store.pool.write { db in
                 try db.execute(
@@ -214,6 +217,23 @@ import Testing
             #expect(log.first?.error?.contains("重定向") == true)
             #expect(try receiver.requests().count == 1)
             #expect(try elsewhere.requests().isEmpty, "the redirect was not followed")
+        }
+    }
+
+    /// A robot's answer is read for its `errcode`. JSONDecoder kills the process on a document whose
+    /// 513th level of nesting opens with its last byte: an endpoint answering that is one delivery
+    /// with an answer that is not JSON, not a dead notifier (this test ran the deliverer in its
+    /// own process: before the guard it crashed the run).
+    @Test func aRobotAnsweringWhatKillsJSONDecoderIsOneDeliveryNotACrash() async throws {
+        let dir = try TestSupport.temporaryDirectory()
+        let receiver = try await Receiver(directory: dir, answer: String(repeating: "[", count: 513))
+        defer { receiver.stop() }
+        try await Fixture.with(directory: dir, port: receiver.port, kind: .wecom) { fixture in
+            let notice = try await fixture.issue("机器人")
+            try await fixture.deliverer.deliverDue()
+            let log = try await fixture.log()
+            #expect(log.count == 1 && log.first?.status == 200 && log.first?.notices == [notice], "\(log)")
+            #expect(try receiver.lines().count == 1)
         }
     }
 

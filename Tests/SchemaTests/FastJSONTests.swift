@@ -141,6 +141,28 @@ import Testing
         }
     }
 
+    /// FoundationEssentials' JSONDecoder traps (the process dies) when the 513th level of nesting
+    /// opens with a `[` that is the last byte: `fuzz-envelope` found a 527-byte frame that killed
+    /// every service. Every depth around the limit, cut after a bracket, is `bad_frame`; the
+    /// decoders of replies and events refuse it too. Before the guard this test crashed the run.
+    @Test func aFrameCutAtTheNestingLimitIsRefusedNotACrash() {
+        for depth in 500...530 {
+            for prefix in [
+                "", #"{"v":1,"id":"deep","type":"sys.ping","body":{"x":"#, #"{"v":1,"id":"deep","type":"reading.submit","body":"#,
+            ] {
+                let frame = Data((prefix + String(repeating: "[", count: depth)).utf8)
+                do {
+                    _ = try Self.table.decode(frame)
+                    Issue.record("\(depth) brackets after \(prefix) decoded")
+                } catch {
+                    #expect(error.error.code == .badFrame, "\(depth): \(error.error)")
+                }
+                #expect(throws: (any Error).self) { try FastJSONDecoding.decodeOrFallBack(ReplyEnvelope<JSONValue>.self, from: frame) }
+                #expect(throws: DecodingError.self) { try JSONDecoder().decode(JSONValue.self, fromUntrusted: frame) }
+            }
+        }
+    }
+
     @Test func invalidUTF8IsLeftToJSONDecoder() {
         var frame = Data(#"{"v":1,"id":"a","type":"reading.submit","body":{"readings":[{"station":""#.utf8)
         frame.append(contentsOf: [0xFF, 0xFE])

@@ -118,6 +118,12 @@ for literal in ("NaN", "Infinity", "-Infinity"):
     run("NaN and infinities", [b"", text.encode()], "bad_frame")
 nested = '{"v":1,"id":"deep","type":"%s","body":{"x":%s%s}}' % (write_type, "[" * 100000, "]" * 100000)
 run("100,000-level nesting", [b"", nested.encode()], "bad_frame", "invalid_argument")
+# JSONDecoder (FoundationEssentials) killed the process when the 513th level of nesting opened
+# with a `[` that was the frame's last byte (a 527-byte frame found by fuzz-envelope): every
+# depth around the limit, cut after a bracket.
+for depth in range(500, 531):
+    for prefix in ("", '{"v":1,"id":"cut","type":"%s","body":{"x":' % write_type):
+        run("nesting cut at the limit", [b"", (prefix + "[" * depth).encode()], "bad_frame")
 big = json.dumps(envelope(write_type, {"title": "污" * 5000000, "summary": "x"}, key="k-big"), ensure_ascii=False).encode()
 if not 14 * 2**20 < len(big) < 16 * 2**20:
     fail("the 15 MB message is %d bytes" % len(big))

@@ -3,15 +3,17 @@
 one JSON line per request (number, status given, X-Duban-Delivery, path, body) to LOG. With DELAY
 (seconds), it writes the line as the request arrives, then waits that long before answering.
 With REDIRECT (a URL), it answers every request 302 with that Location instead (a sender that
-follows redirects would then be seen at the other end).
+follows redirects would then be seen at the other end). With ANSWER, it answers with that body
+instead of a robot's `{"errcode": 0}`.
 
-Usage: webhook_receiver.py PORT LOG FAIL [DELAY] [REDIRECT]
+Usage: webhook_receiver.py PORT LOG FAIL [DELAY] [REDIRECT] [ANSWER]
 """
 import http.server, json, sys, time
 
 port, log, fail = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 delay = float(sys.argv[4]) if len(sys.argv) > 4 else 0
 redirect = sys.argv[5] if len(sys.argv) > 5 else ""
+answer = sys.argv[6].encode() if len(sys.argv) > 6 and sys.argv[6] else b'{"errcode": 0, "errmsg": "ok"}'
 seen = {"n": 0}
 
 
@@ -29,7 +31,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if redirect:
             self.send_header("Location", redirect)
         self.end_headers()
-        self.wfile.write(b'{"errcode": 0, "errmsg": "ok"}')
+        self.wfile.write(answer)
 
     def log_message(self, *args):
         pass

@@ -37,7 +37,9 @@ public func fuzzBodies(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
 /// successful reply, and to the same body.
 func checkReplyBody<Value: Codable & Sendable>(_ type: Value.Type, _ bytes: Data, _ name: String) {
     guard let body = FastJSONDecoding.replyBody(Value.self, from: bytes) else { return }
-    guard let envelope = try? WireCoding.decoder().decode(ReplyEnvelope<Value>.self, from: bytes), let value = try? envelope.result() else {
+    guard let envelope = try? WireCoding.decoder().decode(ReplyEnvelope<Value>.self, fromUntrusted: bytes),
+        let value = try? envelope.result()
+    else {
         Fuzz.fail("\(name): the body path accepts what ReplyEnvelope refuses")
     }
     guard Fuzz.canonical(body) == Fuzz.canonical(value) else { Fuzz.fail("\(name): the body path reads it differently") }
@@ -45,7 +47,7 @@ func checkReplyBody<Value: Codable & Sendable>(_ type: Value.Type, _ bytes: Data
 
 func checkTreeDecoder<Value: Codable & Sendable>(_ type: Value.Type, _ bytes: Data, _ name: String) {
     guard let tree = FastJSONDecoding.decode(Value.self, from: bytes) else { return }
-    guard let value = try? WireCoding.decoder().decode(Value.self, from: bytes) else {
+    guard let value = try? WireCoding.decoder().decode(Value.self, fromUntrusted: bytes) else {
         Fuzz.fail("\(name): the tree decoder accepts what JSONDecoder refuses")
     }
     guard Fuzz.canonical(tree) == Fuzz.canonical(value) else { Fuzz.fail("\(name): the tree decoder reads it differently") }
@@ -54,7 +56,7 @@ func checkTreeDecoder<Value: Codable & Sendable>(_ type: Value.Type, _ bytes: Da
 func check<Body: Codable & Sendable>(_ type: Body.Type, _ body: Data, _ name: String) {
     let decoder = WireCoding.decoder()
     let fast = (Body.self as? any FastDecodable.Type).flatMap { fastType in FastJSON.parse(body).flatMap { fastType.fastDecode($0) } }
-    guard let value = try? decoder.decode(Body.self, from: body) else {
+    guard let value = try? decoder.decode(Body.self, fromUntrusted: body) else {
         if fast != nil { Fuzz.fail("\(name): the fast path accepts a body JSONDecoder refuses") }
         return
     }
