@@ -1,6 +1,10 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One set of settings for every target: Swift 6 language mode with strict concurrency.
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny")
@@ -9,16 +13,33 @@ let swiftSettings: [SwiftSetting] = [
 /// How every executable is linked on Linux. Measured on duban-ingest (Benchmarks/README.md, tenth
 /// session): RSS idle 39.5 MB with the default linker, 33.7 MB with these.
 /// - lld, because gold cannot pack relative relocations. The toolchain ships it.
-/// - Packed relative relocations (DT_RELR, glibc 2.36+): Swift metadata needs ~135,000 of them, 3.2 MB
-///   of `.rela.dyn` that the dynamic loader reads whole at every start; packed they take 26 kB.
-/// - No exported symbol table: swiftc exports every symbol of an executable (46,000-49,000 here, 4 MB of
-///   `.dynsym`/`.dynstr` that symbol look-ups from the C libraries touch). Nothing loads symbols
+/// - Packed relative relocations (DT_RELR): Swift metadata needs ~135,000 of them, 3.2 MB of
+///   `.rela.dyn` that the dynamic loader reads whole at every start; packed they take 26 kB. The
+///   executables then need glibc 2.36 (Debian 12) where they run: a machine with an older glibc
+///   builds without them.
+/// - No exported symbol table: swiftc exports every symbol of an executable (46,000-49,000 here, 4 MB
+///   of `.dynsym`/`.dynstr` that symbol look-ups from the C libraries touch). Nothing loads symbols
 ///   from our executables, and the backtracer reads `.symtab`, not `.dynsym`.
 let executableLinkerSettings: [LinkerSetting] = [
     .unsafeFlags(
-        ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"],
+        ["-use-ld=lld", "-Xlinker", "--no-export-dynamic"]
+            + (glibcHasPackedRelocations ? ["-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"] : []),
         .when(platforms: [.linux]))
 ]
+
+/// Whether this machine's glibc reads packed relative relocations (2.36 and later).
+var glibcHasPackedRelocations: Bool {
+    #if canImport(Glibc)
+        var buffer = [CChar](repeating: 0, count: 64)
+        guard confstr(Int32(_CS_GNU_LIBC_VERSION), &buffer, buffer.count) > 0 else { return false }
+        // "glibc 2.36"
+        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let version = text.split(separator: " ").last?.split(separator: ".").compactMap { Int($0) } ?? []
+        return version.count >= 2 && (version[0], version[1]) >= (2, 36)
+    #else
+        return false
+    #endif
+}
 
 let package = Package(
     name: "duban",

@@ -1,4 +1,5 @@
 import CZeroMQ
+import DubanTesting
 import Foundation
 import Histogram
 
@@ -457,18 +458,8 @@ enum RawZMQ {
     }
 }
 
-/// A TCP port on 127.0.0.1 that nothing listens on right now.
-func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
+/// A port for a reference server: the same choice the services' ports get.
+func freePort() -> Int { TestSupport.freePort() }
 
 nonisolated(unsafe) var standardError = StandardError()
 

@@ -22,37 +22,70 @@ public enum TestSupport {
     /// A TCP port on 127.0.0.1 that nothing is bound to right now, and that no recent call in this
     /// process returned.
     ///
-    /// The ports come from 20000-32767, not from the kernel's `bind(0)`: that draws from the
-    /// ephemeral range (32768-60999 here), the same ports outgoing connections take as their local
-    /// end. A service under test reconnects to its closed peers every 100 ms, so such a port could
-    /// be held by a connection attempt when the service binds it, or connect to itself. The range
-    /// also stays clear of the deployment's defaults (7101-7402, the web console's 8080, the metrics examples' 91xx).
+    /// The ports come from below the kernel's ephemeral range (`ip_local_port_range`, 32768-60999
+    /// by default), not from `bind(0)`, which draws from that range: the ports outgoing connections
+    /// take as their local end. A service under test reconnects to its closed peers every 100 ms,
+    /// so such a port could be held by a connection attempt when the service binds it, or connect
+    /// to itself. From 20000 up, clear of the deployment's defaults (7101-7402, the web console's
+    /// 8080, the metrics examples' 91xx).
     public static func freePort() -> Int {
         handedOutPorts.withLock { handedOut in
             // A long benchmark may ask for more ports than the range holds: then earlier ones,
             // long since closed, may come again (still only if nothing is bound to them).
-            if handedOut.count > 9_000 { handedOut.removeAll() }
-            while true {
-                let port = Int.random(in: 20000...32767)
+            if handedOut.count > testPorts.count * 3 / 4 { handedOut.removeAll() }
+            for _ in 0..<testPorts.count {
+                let port = Int.random(in: testPorts)
                 if handedOut.insert(port).inserted, canBind(port) { return port }
             }
+            // Nothing bindable there (no descriptors left?): the kernel's choice, rather than a hang.
+            return kernelChosenPort()
         }
     }
 
     private static let handedOutPorts = Mutex<Set<Int>>([])
 
+    /// 20000 up to the ephemeral range; above it when a machine starts that range low.
+    static let testPorts: ClosedRange<Int> = {
+        let bounds =
+            (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+            .map { $0.split(whereSeparator: \.isWhitespace).compactMap { Int($0) } } ?? []
+        let (low, high) = bounds.count == 2 ? (bounds[0], bounds[1]) : (32768, 60999)
+        if low - 1 - 20000 >= 4000 { return 20000...(low - 1) }
+        if 65535 - (high + 1) >= 4000 { return (high + 1)...65535 }
+        return 20000...32767
+    }()
+
     private static func canBind(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var address = loopback(port: port)
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         return result == 0
+    }
+
+    private static func kernelChosenPort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = loopback(port: 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    private static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return address
     }
 
     /// Two fresh loopback endpoints.

@@ -10,12 +10,21 @@ public enum WireCoding {
 
     public static func decoder() -> JSONDecoder { JSONDecoder() }
 
-    /// Whether `data` would make JSONDecoder trap: FoundationEssentials kills the process (SIGILL)
-    /// when the 513th level of nesting opens with a `[` that is the document's last byte. Its "too
-    /// many nested arrays" error takes a location one byte past that bracket, past the end
-    /// (`JSONScanner.scanArray`, `sourceLocation(atOffset: 1)`; objects take -1). A 527-byte frame
-    /// killed every service (found by `fuzz-envelope`). No JSON document ends with `[`.
-    static func trapsJSONDecoder(_ data: Data) -> Bool { data.last == UInt8(ascii: "[") }
+    /// Whether `data` would make JSONDecoder trap. FoundationEssentials kills the process (SIGILL)
+    /// when the 513th level of nesting opens with a `[`: its "too many nested arrays" error takes a
+    /// location two bytes on from the bracket (`JSONScanner.scanArray`, `sourceLocation(atOffset: 1)`
+    /// after reading it; objects take -1), which traps when that is past the end, or at the end
+    /// behind a `\r` (the line count looks for `\n` after it). So: a document ending in `[` or `[\r`,
+    /// after JSONDecoder's transcoding from UTF-16 or UTF-32, whose code units end in zero bytes.
+    /// A 527-byte frame killed every service (found by `fuzz-envelope`).
+    ///
+    /// No JSON document ends with `[` and white space, so refusing that never refuses a valid one.
+    static func trapsJSONDecoder(_ data: Data) -> Bool {
+        guard let last = data.lastIndex(where: { !(($0 == 0) || $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D) }) else {
+            return false
+        }
+        return data[last] == UInt8(ascii: "[")
+    }
 
     public static func encode<T: Encodable>(_ value: T) throws -> Data { try encoder().encode(value) }
 
@@ -105,7 +114,11 @@ public struct RequestTypeTable: Sendable {
         // JSONDecoder reads only the strings it decodes: invalid UTF-8 in a field the body type
         // ignores would pass (a sys.ping answered `ok`). PROTOCOL.md: a frame is UTF-8 or `bad_frame`.
         // (FastJSON validates every string it meets.)
-        guard String(validating: frame, as: UTF8.self) != nil else {
+        // Nor may a frame be UTF-16 or UTF-32, which JSONDecoder would read: their zero bytes are
+        // valid UTF-8, and no UTF-8 JSON text has a zero byte (a control character in a string is
+        // escaped).
+        let hasZeroByte = frame.withUnsafeBytes { bytes in bytes.baseAddress.map { memchr($0, 0, bytes.count) != nil } ?? false }
+        guard String(validating: frame, as: UTF8.self) != nil, !hasZeroByte else {
             throw RequestDecodingFailure(re: nil, type: nil, error: .notAJSONObject)
         }
         let decoder = JSONDecoder()

@@ -221,12 +221,13 @@ import Testing
     }
 
     /// A robot's answer is read for its `errcode`. JSONDecoder kills the process on a document whose
-    /// 513th level of nesting opens with its last byte: an endpoint answering that is one delivery
+    /// 513th level of nesting opens with its last byte (or the last but a CR): an endpoint answering that is one delivery
     /// with an answer that is not JSON, not a dead notifier (this test ran the deliverer in its
     /// own process: before the guard it crashed the run).
-    @Test func aRobotAnsweringWhatKillsJSONDecoderIsOneDeliveryNotACrash() async throws {
+    @Test(arguments: ["", "\r"])
+    func aRobotAnsweringWhatKillsJSONDecoderIsOneDeliveryNotACrash(ending: String) async throws {
         let dir = try TestSupport.temporaryDirectory()
-        let receiver = try await Receiver(directory: dir, answer: String(repeating: "[", count: 513))
+        let receiver = try await Receiver(directory: dir, answer: String(repeating: "[", count: 513) + ending)
         defer { receiver.stop() }
         try await Fixture.with(directory: dir, port: receiver.port, kind: .wecom) { fixture in
             let notice = try await fixture.issue("机器人")

@@ -142,24 +142,42 @@ import Testing
     }
 
     /// FoundationEssentials' JSONDecoder traps (the process dies) when the 513th level of nesting
-    /// opens with a `[` that is the last byte: `fuzz-envelope` found a 527-byte frame that killed
-    /// every service. Every depth around the limit, cut after a bracket, is `bad_frame`; the
-    /// decoders of replies and events refuse it too. Before the guard this test crashed the run.
+    /// opens with a `[` that is the last byte, or the last but a `\r`; it reads UTF-16 and UTF-32
+    /// too. `fuzz-envelope` found a 527-byte frame that killed every service. Every depth around the
+    /// limit, cut after a bracket, in each encoding JSONDecoder reads, is `bad_frame`; the decoders
+    /// of replies and events refuse it too. Before the guard this test crashed the run.
     @Test func aFrameCutAtTheNestingLimitIsRefusedNotACrash() {
-        for depth in 500...530 {
-            for prefix in [
-                "", #"{"v":1,"id":"deep","type":"sys.ping","body":{"x":"#, #"{"v":1,"id":"deep","type":"reading.submit","body":"#,
-            ] {
-                let frame = Data((prefix + String(repeating: "[", count: depth)).utf8)
-                do {
-                    _ = try Self.table.decode(frame)
-                    Issue.record("\(depth) brackets after \(prefix) decoded")
-                } catch {
-                    #expect(error.error.code == .badFrame, "\(depth): \(error.error)")
+        let encodings: [String.Encoding] = [.utf8, .utf16LittleEndian, .utf16BigEndian, .utf32LittleEndian, .utf32BigEndian]
+        let prefixes = ["", #"{"v":1,"id":"deep","type":"sys.ping","body":{"x":"#, #"{"v":1,"id":"deep","type":"reading.submit","body":"#]
+        for depth in 505...520 {
+            for prefix in prefixes {
+                for ending in ["", "\r", " \r\n"] {
+                    for encoding in encodings {
+                        let text = prefix + String(repeating: "[", count: depth) + ending
+                        guard let frame = text.data(using: encoding) else { continue }
+                        do {
+                            _ = try Self.table.decode(frame)
+                            Issue.record("\(depth) brackets after \(prefix) decoded")
+                        } catch {
+                            #expect(error.error.code == .badFrame, "\(depth): \(error.error)")
+                        }
+                        #expect(throws: (any Error).self) {
+                            try FastJSONDecoding.decodeOrFallBack(ReplyEnvelope<JSONValue>.self, from: frame)
+                        }
+                        #expect(throws: DecodingError.self) { try JSONDecoder().decode(JSONValue.self, fromUntrusted: frame) }
+                    }
                 }
-                #expect(throws: (any Error).self) { try FastJSONDecoding.decodeOrFallBack(ReplyEnvelope<JSONValue>.self, from: frame) }
-                #expect(throws: DecodingError.self) { try JSONDecoder().decode(JSONValue.self, fromUntrusted: frame) }
             }
+        }
+    }
+
+    /// PROTOCOL.md: a frame is UTF-8. JSONDecoder alone would read a request in UTF-16 or UTF-32.
+    @Test func aRequestInUTF16OrUTF32IsBadFrame() throws {
+        let ping = #"{"v":1,"id":"p","type":"sys.ping","body":{}}"#
+        #expect((try? Self.table.decode(Data(ping.utf8))) != nil)
+        for encoding: String.Encoding in [.utf16LittleEndian, .utf16BigEndian, .utf16, .utf32LittleEndian, .utf32BigEndian] {
+            let frame = try #require(ping.data(using: encoding))
+            #expect(throws: RequestDecodingFailure.self) { try Self.table.decode(frame) }
         }
     }
 

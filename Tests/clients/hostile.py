@@ -119,11 +119,18 @@ for literal in ("NaN", "Infinity", "-Infinity"):
 nested = '{"v":1,"id":"deep","type":"%s","body":{"x":%s%s}}' % (write_type, "[" * 100000, "]" * 100000)
 run("100,000-level nesting", [b"", nested.encode()], "bad_frame", "invalid_argument")
 # JSONDecoder (FoundationEssentials) killed the process when the 513th level of nesting opened
-# with a `[` that was the frame's last byte (a 527-byte frame found by fuzz-envelope): every
-# depth around the limit, cut after a bracket.
-for depth in range(500, 531):
+# with a `[` that was the frame's last byte, or the last but a CR (a 527-byte frame found by
+# fuzz-envelope); it also reads UTF-16 and UTF-32. Every depth around the limit, cut after a
+# bracket, in each.
+for depth in range(505, 521):
     for prefix in ("", '{"v":1,"id":"cut","type":"%s","body":{"x":' % write_type):
-        run("nesting cut at the limit", [b"", (prefix + "[" * depth).encode()], "bad_frame")
+        for ending in ("", "\r"):
+            for encoding in ("utf-8", "utf-16-le", "utf-32-le"):
+                text = prefix + "[" * depth + ending
+                run("nesting cut at the limit", [b"", text.encode(encoding)], "bad_frame")
+ping_text = json.dumps(envelope("sys.ping", {}))
+for encoding in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"):
+    run("UTF-16 and UTF-32", [b"", ping_text.encode(encoding)], "bad_frame")
 big = json.dumps(envelope(write_type, {"title": "污" * 5000000, "summary": "x"}, key="k-big"), ensure_ascii=False).encode()
 if not 14 * 2**20 < len(big) < 16 * 2**20:
     fail("the 15 MB message is %d bytes" % len(big))
