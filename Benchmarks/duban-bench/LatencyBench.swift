@@ -300,7 +300,7 @@ enum GRPCReference {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let replyFile = "\(dir)/task.json"
         try WireCoding.encode(replyBody).write(to: URL(fileURLWithPath: replyFile))
-        let port = freePort()
+        let port = TestSupport.freePort()
         let server = try await ServiceProcess.start(
             binary, arguments: ["serve", "--port", "\(port)", "--reply-file", replyFile], endpoints: Endpoints(rpc: "", events: ""),
             waitForPing: false,

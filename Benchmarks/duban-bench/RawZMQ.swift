@@ -49,7 +49,7 @@ enum RawZMQ {
         return thread
     }
 
-    static func endpoint() -> String { "tcp://127.0.0.1:\(freePort())" }
+    static func endpoint() -> String { "tcp://127.0.0.1:\(TestSupport.freePort())" }
 
     /// REQ→REP: one request at a time; the latency of each round trip.
     static func requestReply(requestSize: Int, replySize: Int, calls: Int, curve: Bool = false) -> Histogram<UInt64> {
@@ -457,9 +457,6 @@ enum RawZMQ {
         return handler
     }
 }
-
-/// A port for a reference server: the same choice the services' ports get.
-func freePort() -> Int { TestSupport.freePort() }
 
 nonisolated(unsafe) var standardError = StandardError()
 

@@ -226,7 +226,7 @@ struct Call: AsyncParsableCommand {
         do {
             parsed = try JSONDecoder().decode(JSONValue.self, fromUntrusted: Data(body.utf8))
         } catch {
-            throw ValidationError("请求体不是有效的 JSON：\(error)")
+            throw ValidationError("请求体不是有效的 JSON\(Self.whereInvalid(body))")
         }
         guard case .object = parsed else { throw ValidationError("请求体须为 JSON 对象") }
         let service = try ServiceName.named(self.service, option: "服务")
@@ -327,5 +327,28 @@ struct Channels: AsyncParsableCommand {
             TextTable.render(
                 header: ["名称 name", "kind", "target", "units"],
                 rows: channels.map { [$0.name, $0.kind.rawValue, $0.target, ($0.units ?? []).joined(separator: "、")] }))
+    }
+}
+
+extension Call {
+    /// Where `text` stops being JSON, as a person counts: JSONDecoder does not say on Linux, and
+    /// JSONSerialization says only "around character 15" (a byte offset) or "Unexpected end of file".
+    static func whereInvalid(_ text: String) -> String {
+        let bytes = Array(text.utf8)
+        do {
+            _ = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+            return ""
+        } catch {
+            let detail = ((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String) ?? ""
+            if detail.contains("end of file") { return "（内容不完整，缺少结尾）" }
+            guard let match = detail.firstMatch(of: #/character (\d+)/#), let offset = Int(match.1), offset <= bytes.count else {
+                return ""
+            }
+            let before = bytes[..<offset]
+            let line = before.filter { $0 == 0x0A }.count + 1
+            let lineStart = before.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+            let column = String(decoding: bytes[lineStart..<offset], as: UTF8.self).count + 1
+            return "（第 \(line) 行第 \(column) 列附近）"
+        }
     }
 }

@@ -106,7 +106,7 @@ struct Notices: AsyncParsableCommand {
 }
 
 extension Data {
-    func jsonValue() throws -> JSONValue { try JSONDecoder().decode(JSONValue.self, fromUntrusted: self) }
+    func jsonValue() throws -> JSONValue { try JSONDecoder().decode(JSONValue.self, from: self) }
 }
 
 struct ReportCommand: AsyncParsableCommand {
